@@ -1,0 +1,182 @@
+// Configuration: the only reader of process.env. Parses and validates every variable once, at start-up.
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+const emptyToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+const optionalString = z.preprocess(emptyToUndefined, z.string().optional());
+const int = (def: number, min: number, max: number) =>
+  z.preprocess(emptyToUndefined, z.coerce.number().int().min(min).max(max).default(def));
+const bool = (def: boolean) =>
+  z.preprocess(
+    emptyToUndefined,
+    z
+      .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+      .default(def ? 'true' : 'false')
+      .transform((v) => v === 'true' || v === '1' || v === 'yes'),
+  );
+const url = (protocols: string[]) =>
+  z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .refine((v) => {
+        try {
+          return protocols.includes(new URL(v).protocol);
+        } catch {
+          return false;
+        }
+      }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`)
+      .optional(),
+  );
+
+/** Every variable the service reads, with its default. `.env.example` documents the same list. */
+const envSchema = z.object({
+  NODE_ENV: z.preprocess(emptyToUndefined, z.enum(['development', 'production', 'test']).default('development')),
+  HOST: z.preprocess(emptyToUndefined, z.string().default('127.0.0.1')),
+  PORT: int(8000, 0, 65535),
+  DATA_DIR: z.preprocess(emptyToUndefined, z.string().default('./data')),
+  LOG_LEVEL: z.preprocess(
+    emptyToUndefined,
+    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ),
+  PUBLIC_BASE_URL: url(['http:', 'https:']),
+  TRUST_PROXY: bool(false),
+  BODY_LIMIT_BYTES: int(1_048_576, 1024, 1024 * 1024 * 1024),
+
+  DATABASE_URL: url(['postgres:', 'postgresql:']),
+  DATABASE_POOL_MAX: int(10, 1, 500),
+  REDIS_URL: url(['redis:', 'rediss:']),
+
+  SECRET_KEY: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
+  JWT_ACCESS_TOKEN_EXPIRE_MINUTES: int(30, 1, 60 * 24),
+  JWT_REFRESH_TOKEN_EXPIRE_DAYS: int(30, 1, 365),
+  PLATFORM_ADMIN_EMAIL: optionalString.pipe(z.email('must be an email address').optional()),
+  PLATFORM_ADMIN_PASSWORD: optionalString.pipe(z.string().min(12, 'must be at least 12 characters').optional()),
+
+  RATE_LIMIT_PER_IP_PER_MINUTE: int(600, 1, 1_000_000),
+  RATE_LIMIT_PER_TENANT_PER_MINUTE: int(1200, 1, 1_000_000),
+  RATE_LIMIT_AUTH_PER_IP_PER_MINUTE: int(10, 1, 1_000_000),
+  RATE_LIMIT_LOGIN_PER_EMAIL_PER_15_MINUTES: int(10, 1, 1_000_000),
+
+  LIVEKIT_URL: url(['ws:', 'wss:', 'http:', 'https:']),
+  LIVEKIT_API_KEY: optionalString,
+  LIVEKIT_API_SECRET: optionalString,
+  LIVEKIT_SIP_URI: optionalString,
+  TWILIO_ACCOUNT_SID: optionalString.pipe(
+    z
+      .string()
+      .regex(/^AC[0-9a-fA-F]{32}$/, 'must look like AC followed by 32 hex digits')
+      .optional(),
+  ),
+  TWILIO_AUTH_TOKEN: optionalString,
+  OPENAI_API_KEY: optionalString,
+  DEEPGRAM_API_KEY: optionalString,
+  ELEVENLABS_API_KEY: optionalString,
+  ANTHROPIC_API_KEY: optionalString,
+});
+
+type Env = z.infer<typeof envSchema>;
+
+export interface Config {
+  env: Env['NODE_ENV'];
+  host: string;
+  port: number;
+  dataDir: string;
+  logLevel: Env['LOG_LEVEL'];
+  publicBaseUrl: string | undefined;
+  trustProxy: boolean;
+  bodyLimitBytes: number;
+  databaseUrl: string | undefined;
+  databasePoolMax: number;
+  redisUrl: string | undefined;
+  secretKey: string;
+  accessTokenTtlMs: number;
+  refreshTokenTtlMs: number;
+  platformAdmin: { email: string; password: string | undefined } | undefined;
+  rateLimits: {
+    perIpPerMinute: number;
+    perTenantPerMinute: number;
+    authPerIpPerMinute: number;
+    loginPerEmailPer15Minutes: number;
+  };
+  livekit: { url?: string; apiKey?: string; apiSecret?: string; sipUri?: string };
+  twilio: { accountSid?: string; authToken?: string };
+  providerKeys: { openai?: string; deepgram?: string; elevenlabs?: string; anthropic?: string };
+}
+
+export class ConfigError extends Error {}
+
+/** Parses an environment (process.env by default). Throws ConfigError naming every bad variable. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(source);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const dataDir = path.resolve(e.DATA_DIR);
+  return {
+    env: e.NODE_ENV,
+    host: e.HOST,
+    port: e.PORT,
+    dataDir,
+    logLevel: e.LOG_LEVEL,
+    publicBaseUrl: e.PUBLIC_BASE_URL?.replace(/\/+$/, ''),
+    trustProxy: e.TRUST_PROXY,
+    bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    databaseUrl: e.DATABASE_URL,
+    databasePoolMax: e.DATABASE_POOL_MAX,
+    redisUrl: e.REDIS_URL,
+    secretKey: e.SECRET_KEY ?? developmentSecretKey(e.NODE_ENV, dataDir),
+    accessTokenTtlMs: e.JWT_ACCESS_TOKEN_EXPIRE_MINUTES * 60_000,
+    refreshTokenTtlMs: e.JWT_REFRESH_TOKEN_EXPIRE_DAYS * 86_400_000,
+    platformAdmin: e.PLATFORM_ADMIN_EMAIL
+      ? { email: e.PLATFORM_ADMIN_EMAIL.toLowerCase(), password: e.PLATFORM_ADMIN_PASSWORD }
+      : undefined,
+    rateLimits: {
+      perIpPerMinute: e.RATE_LIMIT_PER_IP_PER_MINUTE,
+      perTenantPerMinute: e.RATE_LIMIT_PER_TENANT_PER_MINUTE,
+      authPerIpPerMinute: e.RATE_LIMIT_AUTH_PER_IP_PER_MINUTE,
+      loginPerEmailPer15Minutes: e.RATE_LIMIT_LOGIN_PER_EMAIL_PER_15_MINUTES,
+    },
+    livekit: {
+      url: e.LIVEKIT_URL,
+      apiKey: e.LIVEKIT_API_KEY,
+      apiSecret: e.LIVEKIT_API_SECRET,
+      sipUri: e.LIVEKIT_SIP_URI,
+    },
+    twilio: { accountSid: e.TWILIO_ACCOUNT_SID, authToken: e.TWILIO_AUTH_TOKEN },
+    providerKeys: {
+      openai: e.OPENAI_API_KEY,
+      deepgram: e.DEEPGRAM_API_KEY,
+      elevenlabs: e.ELEVENLABS_API_KEY,
+      anthropic: e.ANTHROPIC_API_KEY,
+    },
+  };
+}
+
+/**
+ * Outside production a missing SECRET_KEY is generated once and kept in the data folder, so tokens and
+ * encrypted settings survive restarts. Production must be given one: a key that silently changes would
+ * log everybody out and make stored provider keys unreadable.
+ */
+function developmentSecretKey(env: Env['NODE_ENV'], dataDir: string): string {
+  if (env === 'production') {
+    throw new ConfigError(
+      'Invalid configuration:\n  SECRET_KEY: required when NODE_ENV=production (at least 32 characters; ' +
+        'it signs tokens and encrypts stored provider keys, so it must stay the same across restarts)',
+    );
+  }
+  const file = path.join(dataDir, 'secret_key');
+  if (existsSync(file)) {
+    const key = readFileSync(file, 'utf8').trim();
+    if (key.length >= 32) return key;
+  }
+  mkdirSync(dataDir, { recursive: true });
+  const key = randomBytes(48).toString('base64url');
+  writeFileSync(file, `${key}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return key;
+}

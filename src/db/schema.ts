@@ -1,0 +1,293 @@
+// Drizzle schema: every table of the service. Migrations in ./migrations are generated from this file.
+import { sql } from 'drizzle-orm';
+import {
+  type AnyPgColumn,
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+  vector,
+} from 'drizzle-orm/pg-core';
+
+const id = () => uuid('id').primaryKey().defaultRandom();
+const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
+const updatedAt = () =>
+  timestamp('updated_at', { withTimezone: true })
+    .notNull()
+    .defaultNow()
+    .$onUpdate(() => new Date());
+/** JSON metadata is called extra_data (the original design's name; `metadata` clashes with ORM internals). */
+const extraData = () =>
+  jsonb('extra_data')
+    .$type<Record<string, unknown>>()
+    .notNull()
+    .default(sql`'{}'::jsonb`);
+/** Every tenant-scoped row points at its tenant and disappears with it. */
+const tenantId = () =>
+  uuid('tenant_id')
+    .notNull()
+    .references(() => tenants.id, { onDelete: 'cascade' });
+
+export const tenants = pgTable(
+  'tenants',
+  {
+    id: id(),
+    name: text('name').notNull(),
+    status: text('status', { enum: ['active', 'suspended'] })
+      .notNull()
+      .default('active'),
+    suspendedAt: timestamp('suspended_at', { withTimezone: true }),
+    suspendedReason: text('suspended_reason'),
+    extraData: extraData(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [check('tenants_status_check', sql`${t.status} in ('active', 'suspended')`)],
+);
+
+export const users = pgTable(
+  'users',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    /** Stored lower-cased; unique across the platform because login is by email alone. */
+    email: text('email').notNull(),
+    passwordHash: text('password_hash').notNull(),
+    fullName: text('full_name'),
+    role: text('role', { enum: ['admin', 'member'] })
+      .notNull()
+      .default('member'),
+    isActive: boolean('is_active').notNull().default(true),
+    isPlatformAdmin: boolean('is_platform_admin').notNull().default(false),
+    lastLoginAt: timestamp('last_login_at', { withTimezone: true }),
+    extraData: extraData(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex('users_email_key').on(t.email),
+    index('users_tenant_id_idx').on(t.tenantId),
+    check('users_role_check', sql`${t.role} in ('admin', 'member')`),
+    check('users_email_lower_check', sql`${t.email} = lower(${t.email})`),
+  ],
+);
+
+/** Organisation-level agent settings (the original design's TenantConfig): one row per tenant. */
+export const tenantConfigs = pgTable(
+  'tenant_configs',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    agentName: text('agent_name'),
+    systemPrompt: text('system_prompt'),
+    greeting: text('greeting'),
+    language: text('language'),
+    rag: jsonb('rag').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    providers: jsonb('providers').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    /** Provider name -> AES-256-GCM ciphertext (see services/secret-box.ts). Never returned in clear. */
+    providerKeys: jsonb('provider_keys').$type<Record<string, string>>().notNull().default(sql`'{}'::jsonb`),
+    extraData: extraData(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex('tenant_configs_tenant_id_key').on(t.tenantId)],
+);
+
+/** One user's preferences inside their tenant (the original design calls this TenantSettings). */
+export const tenantSettings = pgTable(
+  'tenant_settings',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    preferredVoice: text('preferred_voice'),
+    preferredModel: text('preferred_model'),
+    extraData: extraData(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex('tenant_settings_user_id_key').on(t.userId), index('tenant_settings_tenant_id_idx').on(t.tenantId)],
+);
+
+/** Refresh tokens are opaque and stored as SHA-256 hashes; a family is one login's chain of rotations. */
+export const refreshTokens = pgTable(
+  'refresh_tokens',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    familyId: uuid('family_id').notNull(),
+    tokenHash: text('token_hash').notNull(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    /** Set when the token was exchanged (rotated) or revoked; presenting it again revokes the family. */
+    usedAt: timestamp('used_at', { withTimezone: true }),
+    revokedAt: timestamp('revoked_at', { withTimezone: true }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex('refresh_tokens_token_hash_key').on(t.tokenHash),
+    index('refresh_tokens_tenant_id_idx').on(t.tenantId),
+    index('refresh_tokens_family_id_idx').on(t.familyId),
+    index('refresh_tokens_user_id_idx').on(t.userId),
+  ],
+);
+
+/** Tenant API keys for server-to-server use: shown once, stored as SHA-256 hashes. */
+export const apiKeys = pgTable(
+  'api_keys',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    name: text('name').notNull(),
+    /** The first characters of the key, kept in clear so people can tell their keys apart. */
+    prefix: text('prefix').notNull(),
+    keyHash: text('key_hash').notNull(),
+    createdByUserId: uuid('created_by_user_id').references((): AnyPgColumn => users.id, { onDelete: 'set null' }),
+    lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
+    expiresAt: timestamp('expires_at', { withTimezone: true }),
+    revokedAt: timestamp('revoked_at', { withTimezone: true }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex('api_keys_key_hash_key').on(t.keyHash), index('api_keys_tenant_id_idx').on(t.tenantId)],
+);
+
+export const phoneNumbers = pgTable(
+  'phone_numbers',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    userId: uuid('user_id').references(() => users.id, { onDelete: 'set null' }),
+    /** E.164; unique across the platform because inbound calls find their tenant by it. */
+    number: text('number').notNull(),
+    friendlyName: text('friendly_name'),
+    provider: text('provider').notNull().default('twilio'),
+    providerSid: text('provider_sid'),
+    isActive: boolean('is_active').notNull().default(true),
+    extraData: extraData(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex('phone_numbers_number_key').on(t.number), index('phone_numbers_tenant_id_idx').on(t.tenantId)],
+);
+
+export const calls = pgTable(
+  'calls',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    phoneNumberId: uuid('phone_number_id').references(() => phoneNumbers.id, { onDelete: 'set null' }),
+    userId: uuid('user_id').references(() => users.id, { onDelete: 'set null' }),
+    direction: text('direction', { enum: ['inbound', 'outbound', 'web'] }).notNull(),
+    status: text('status').notNull().default('queued'),
+    fromNumber: text('from_number'),
+    toNumber: text('to_number'),
+    providerCallSid: text('provider_call_sid'),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+    answeredAt: timestamp('answered_at', { withTimezone: true }),
+    endedAt: timestamp('ended_at', { withTimezone: true }),
+    durationMs: integer('duration_ms'),
+    /** Per-call latency summary; per-turn metrics live with the transcript turns. */
+    metrics: jsonb('metrics').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    extraData: extraData(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    index('calls_tenant_id_idx').on(t.tenantId),
+    index('calls_tenant_created_idx').on(t.tenantId, t.createdAt),
+    uniqueIndex('calls_provider_call_sid_key').on(t.providerCallSid),
+  ],
+);
+
+export const callEvents = pgTable(
+  'call_events',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    callId: uuid('call_id')
+      .notNull()
+      .references(() => calls.id, { onDelete: 'cascade' }),
+    type: text('type').notNull(),
+    occurredAt: timestamp('occurred_at', { withTimezone: true }).notNull().defaultNow(),
+    extraData: extraData(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index('call_events_tenant_id_idx').on(t.tenantId), index('call_events_call_id_idx').on(t.callId, t.occurredAt)],
+);
+
+export const callTranscripts = pgTable(
+  'call_transcripts',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    callId: uuid('call_id')
+      .notNull()
+      .references(() => calls.id, { onDelete: 'cascade' }),
+    seq: integer('seq').notNull(),
+    speaker: text('speaker', { enum: ['caller', 'agent', 'system'] }).notNull(),
+    text: text('text').notNull(),
+    startMs: integer('start_ms'),
+    endMs: integer('end_ms'),
+    interrupted: boolean('interrupted').notNull().default(false),
+    extraData: extraData(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    index('call_transcripts_tenant_id_idx').on(t.tenantId),
+    uniqueIndex('call_transcripts_call_seq_key').on(t.callId, t.seq),
+  ],
+);
+
+export const documents = pgTable(
+  'documents',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    title: text('title').notNull(),
+    status: text('status', { enum: ['pending', 'processing', 'ready', 'failed'] })
+      .notNull()
+      .default('pending'),
+    error: text('error'),
+    chunkCount: integer('chunk_count').notNull().default(0),
+    extraData: extraData(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index('documents_tenant_id_idx').on(t.tenantId)],
+);
+
+export const documentChunks = pgTable(
+  'document_chunks',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    documentId: uuid('document_id')
+      .notNull()
+      .references(() => documents.id, { onDelete: 'cascade' }),
+    chunkIndex: integer('chunk_index').notNull(),
+    content: text('content').notNull(),
+    embedding: vector('embedding', { dimensions: 1536 }),
+    embeddingModel: text('embedding_model'),
+    extraData: extraData(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    index('document_chunks_tenant_id_idx').on(t.tenantId),
+    uniqueIndex('document_chunks_document_index_key').on(t.documentId, t.chunkIndex),
+  ],
+);

@@ -1,0 +1,75 @@
+// Composition root: builds the database, cache and services once and hands them around as one Deps object.
+import type { FastifyBaseLogger } from 'fastify';
+import type { Cache } from './cache/cache.js';
+import { MemoryCache } from './cache/memory-cache.js';
+import { RedisCache } from './cache/redis-cache.js';
+import type { Config } from './config.js';
+import { type Database, openDatabase } from './db/client.js';
+import { Authenticator } from './http/auth.js';
+import { RateLimiter } from './http/rate-limit.js';
+import { AccountService } from './services/accounts.js';
+import { ApiKeyService } from './services/api-keys.js';
+import { SecretBox } from './services/secret-box.js';
+import { SettingsService } from './services/settings.js';
+import { TenantAdminService } from './services/tenants.js';
+import { TokenService } from './services/tokens.js';
+
+export interface Deps {
+  config: Config;
+  log: FastifyBaseLogger;
+  database: Database;
+  cache: Cache;
+  rateLimiter: RateLimiter;
+  tokens: TokenService;
+  accounts: AccountService;
+  apiKeys: ApiKeyService;
+  settings: SettingsService;
+  tenantAdmin: TenantAdminService;
+  authenticator: Authenticator;
+}
+
+export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { cachePrefix?: string } = {}): Promise<Deps> {
+  const database = await openDatabase({
+    url: config.databaseUrl,
+    dataDir: config.dataDir === 'memory://' ? 'memory://' : `${config.dataDir}/pglite`,
+    poolMax: config.databasePoolMax,
+  });
+  let cache: Cache;
+  if (config.redisUrl) {
+    const redis = new RedisCache(config.redisUrl, opts.cachePrefix);
+    // Start even when Redis is down (readiness reports it); ioredis keeps reconnecting in the background.
+    await redis.connect().catch((err) => log.warn({ err }, 'redis not reachable at start-up'));
+    cache = redis;
+  } else {
+    cache = new MemoryCache();
+  }
+  const db = database.db;
+  const tokens = new TokenService(db, config.secretKey, config.accessTokenTtlMs, config.refreshTokenTtlMs);
+  const accounts = new AccountService(db, tokens);
+  const apiKeys = new ApiKeyService(db);
+  const deps: Deps = {
+    config,
+    log,
+    database,
+    cache,
+    rateLimiter: new RateLimiter(cache, log),
+    tokens,
+    accounts,
+    apiKeys,
+    settings: new SettingsService(db, new SecretBox(config.secretKey)),
+    tenantAdmin: new TenantAdminService(db),
+    authenticator: new Authenticator(tokens, accounts, apiKeys),
+  };
+  if (config.platformAdmin) {
+    const outcome = await accounts.ensurePlatformAdmin(config.platformAdmin);
+    if (outcome === 'missing') {
+      log.warn('PLATFORM_ADMIN_EMAIL has no account yet; set PLATFORM_ADMIN_PASSWORD to create it');
+    }
+  }
+  return deps;
+}
+
+export async function closeDeps(deps: Deps): Promise<void> {
+  await deps.cache.close();
+  await deps.database.close();
+}

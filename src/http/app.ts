@@ -1,0 +1,178 @@
+// The Fastify app: logging, request ids, error envelope, rate limits, authentication, OpenAPI, and the
+// explicit list of route modules.
+import { randomUUID } from 'node:crypto';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type RawReplyDefaultExpression,
+  type RawRequestDefaultExpression,
+  type RawServerDefault,
+} from 'fastify';
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import type { Deps } from '../deps.js';
+import { AppError, type ErrorCode, type FieldIssue } from './errors.js';
+import { adminRoutes } from './routes/admin.js';
+import { apiKeyRoutes } from './routes/api-keys.js';
+import { authRoutes } from './routes/auth.js';
+import { healthRoutes } from './routes/health.js';
+import { settingsRoutes } from './routes/settings.js';
+import { userRoutes } from './routes/users.js';
+
+export type App = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  ZodTypeProvider
+>;
+
+const MINUTE_MS = 60_000;
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Never logged: credentials in headers and bodies. */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-api-key"]',
+  'res.headers["set-cookie"]',
+  '*.password',
+  '*.access_token',
+  '*.refresh_token',
+  '*.key',
+];
+
+export async function buildApp(deps: Deps): Promise<App> {
+  const { config } = deps;
+  const app = Fastify({
+    loggerInstance: deps.log,
+    trustProxy: config.trustProxy,
+    bodyLimit: config.bodyLimitBytes,
+    // Server timeouts live here, in one place.
+    connectionTimeout: 30_000,
+    requestTimeout: 60_000,
+    keepAliveTimeout: 72_000,
+    return503OnClosing: true,
+    // A caller's request id is kept when it is safe to log; otherwise we make one.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+  }).withTypeProvider<ZodTypeProvider>() as unknown as App;
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.decorateRequest('principal', null);
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    const { rateLimits } = config;
+    await deps.rateLimiter.enforce(reply, `ip:${request.ip}`, rateLimits.perIpPerMinute, MINUTE_MS);
+    if (request.routeOptions.config.rateLimit === 'auth') {
+      await deps.rateLimiter.enforce(reply, `auth:${request.ip}`, rateLimits.authPerIpPerMinute, MINUTE_MS);
+    }
+    await deps.authenticator.authenticate(request);
+    const p = request.principal;
+    if (p) {
+      const key = p.kind === 'api_key' ? `key:${p.apiKeyId}` : `tenant:${p.tenantId}`;
+      await deps.rateLimiter.enforce(reply, key, rateLimits.perTenantPerMinute, MINUTE_MS);
+    }
+  });
+
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const { status, code, message, details } = classify(err, config.env === 'development');
+    if (status >= 500) request.log.error({ err }, 'request failed');
+    else request.log.info({ code, status }, 'request rejected');
+    const body: Record<string, unknown> = { code, message, request_id: request.id };
+    if (details) body.details = details;
+    return reply.status(status).type('application/json').send(JSON.stringify({ error: body }));
+  });
+
+  app.setNotFoundHandler(async (request, reply) => {
+    await deps.rateLimiter.enforce(reply, `ip:${request.ip}`, config.rateLimits.perIpPerMinute, MINUTE_MS);
+    throw new AppError('not_found', `No route ${request.method} ${request.url.split('?')[0]}`);
+  });
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: { title: 'Voice Agent Platform API', version: '0.1.0' },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'An access token (JWT) or a tenant API key (vak_...)' },
+        },
+      },
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true }, config: { auth: 'public' } }, async () => app.swagger());
+
+  healthRoutes(app, deps);
+  authRoutes(app, deps);
+  apiKeyRoutes(app, deps);
+  userRoutes(app, deps);
+  settingsRoutes(app, deps);
+  adminRoutes(app, deps);
+
+  await app.ready();
+  return app;
+}
+
+interface Classified {
+  status: number;
+  code: ErrorCode;
+  message: string;
+  details?: FieldIssue[];
+}
+
+/** Maps anything thrown into the closed list of codes; 5xx text is only shown in development. */
+function classify(err: FastifyError, showInternals: boolean): Classified {
+  if (err instanceof AppError) return { status: err.status, code: err.code, message: err.message, details: err.details };
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const where = err.validationContext ?? 'body';
+    const details = err.validation.map((v) => {
+      const path = [where, ...v.instancePath.split('/').filter(Boolean)];
+      const keys = (v.params as { keys?: string[] }).keys;
+      // Unknown keys are named one by one so the message says which field to remove.
+      if (v.keyword === 'unrecognized_keys' && keys?.length) {
+        return { field: [...path, keys[0]!].join('.'), message: 'unknown field' };
+      }
+      return { field: path.join('.'), message: v.message ?? 'is invalid' };
+    });
+    return {
+      status: 422,
+      code: 'validation_error',
+      message: details.map((d) => `${d.field}: ${d.message}`).join('; '),
+      details,
+    };
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { status: 400, code: 'invalid_json', message: 'Request body is not valid JSON' };
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { status: 413, code: 'payload_too_large', message: 'Request body is too large' };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { status: 415, code: 'unsupported_media_type', message: 'Unsupported Content-Type; send application/json' };
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return { status: 400, code: 'bad_request', message: 'Content-Length does not match the body' };
+  }
+  const status = err.statusCode ?? 500;
+  if (status >= 400 && status < 500) {
+    const code: ErrorCode = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : status === 404 ? 'not_found' : 'bad_request';
+    return { status: code === 'bad_request' ? 400 : status, code, message: err.message };
+  }
+  return {
+    status: 500,
+    code: 'internal_error',
+    message: showInternals ? `Internal error: ${err.message}` : 'Internal error',
+  };
+}

@@ -1,0 +1,114 @@
+// /api/v1/settings: the tenant's agent settings (admins and API keys may change them) and each user's own.
+import { z } from 'zod';
+import type { Deps } from '../../deps.js';
+import { PROVIDER_KEY_NAMES, providersSchema, ragSchema } from '../../services/settings.js';
+import type { App } from '../app.js';
+import { AppError } from '../errors.js';
+import { principalOf, userOf } from '../auth.js';
+import { errorResponses } from '../schemas.js';
+
+const keyStatus = z.object({ configured: z.boolean(), last4: z.string().nullable() });
+const tenantSettingsView = z.object({
+  agent_name: z.string(),
+  system_prompt: z.string().nullable(),
+  greeting: z.string().nullable(),
+  language: z.string(),
+  rag: ragSchema.required(),
+  providers: z.object({
+    stt: z.object({ provider: z.string(), model: z.string().optional(), language: z.string().optional() }),
+    llm: z.object({ provider: z.string(), model: z.string().optional(), base_url: z.string().optional(), temperature: z.number().optional() }),
+    tts: z.object({ provider: z.string(), model: z.string().optional(), voice: z.string().optional() }),
+    embeddings: z.object({ provider: z.string(), model: z.string().optional(), dimensions: z.number().optional() }),
+  }),
+  provider_keys: z.object(Object.fromEntries(PROVIDER_KEY_NAMES.map((n) => [n, keyStatus])) as Record<(typeof PROVIDER_KEY_NAMES)[number], typeof keyStatus>),
+  updated_at: z.string().nullable(),
+});
+
+// Every field optional: PUT merges into what is stored. Unknown fields are rejected by name.
+const partialProviders = z.strictObject(
+  Object.fromEntries(
+    Object.entries(providersSchema.shape).map(([k, v]) => [k, (v as z.ZodDefault<z.ZodObject>).unwrap().partial().optional()]),
+  ) as { [K in keyof typeof providersSchema.shape]: z.ZodOptional<z.ZodObject> },
+);
+const tenantSettingsPut = z.strictObject({
+  agent_name: z.string().trim().min(1).max(100).optional(),
+  system_prompt: z.string().max(20_000).nullable().optional(),
+  greeting: z.string().max(1_000).nullable().optional(),
+  language: z
+    .string()
+    .regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'must be a language tag such as en or en-US')
+    .optional(),
+  rag: z.strictObject({ enabled: z.boolean().optional(), top_k: z.number().int().min(1).max(50).optional(), min_score: z.number().min(0).max(1).optional() }).optional(),
+  providers: partialProviders.optional(),
+  provider_keys: z
+    .strictObject(Object.fromEntries(PROVIDER_KEY_NAMES.map((n) => [n, z.string().trim().min(8).max(500).nullable().optional()])) as Record<
+      (typeof PROVIDER_KEY_NAMES)[number],
+      z.ZodOptional<z.ZodNullable<z.ZodString>>
+    >)
+    .optional(),
+});
+
+const userSettings = z.object({ preferred_voice: z.string().nullable(), preferred_model: z.string().nullable(), updated_at: z.string().nullable() });
+
+export function settingsRoutes(app: App, deps: Deps): void {
+  const common = { tags: ['settings'], security: [{ bearer: [] }] };
+
+  app.get(
+    '/api/v1/settings/tenant',
+    { config: { auth: 'tenant' }, schema: { ...common, summary: 'The tenant’s agent settings; provider keys only as configured/last4', response: { 200: tenantSettingsView, ...errorResponses } } },
+    async (request) => deps.settings.getTenant(principalOf(request).tenantId),
+  );
+
+  app.put(
+    '/api/v1/settings/tenant',
+    {
+      config: { auth: 'tenant' },
+      schema: {
+        ...common,
+        summary: 'Change agent settings (merged; a provider key set to null is removed)',
+        body: tenantSettingsPut,
+        response: { 200: tenantSettingsView, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const p = principalOf(request);
+      if (p.kind === 'user' && p.role !== 'admin') throw new AppError('forbidden', 'Only an admin of this tenant may change its settings');
+      // Partial provider objects are re-validated against the full schema when merged in the service.
+      try {
+        return await deps.settings.putTenant(p.tenantId, request.body as Parameters<typeof deps.settings.putTenant>[1]);
+      } catch (err) {
+        if (err instanceof z.ZodError) {
+          const details = err.issues.map((i) => ({ field: ['body', ...i.path.map(String)].join('.'), message: i.message }));
+          throw new AppError('validation_error', details.map((d) => `${d.field}: ${d.message}`).join('; '), details);
+        }
+        throw err;
+      }
+    },
+  );
+
+  app.get(
+    '/api/v1/settings/user',
+    { config: { auth: 'user' }, schema: { ...common, summary: 'The signed-in user’s preferences', response: { 200: userSettings, ...errorResponses } } },
+    async (request) => {
+      const p = userOf(request);
+      return deps.settings.getUser(p.tenantId, p.userId);
+    },
+  );
+
+  app.put(
+    '/api/v1/settings/user',
+    {
+      config: { auth: 'user' },
+      schema: {
+        ...common,
+        summary: 'Change the signed-in user’s preferences (merged)',
+        body: z.strictObject({ preferred_voice: z.string().trim().min(1).max(200).nullable().optional(), preferred_model: z.string().trim().min(1).max(200).nullable().optional() }),
+        response: { 200: userSettings, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const p = userOf(request);
+      return deps.settings.putUser(p.tenantId, p.userId, request.body);
+    },
+  );
+}

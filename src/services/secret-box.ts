@@ -1,0 +1,39 @@
+// Keys derived from SECRET_KEY for each purpose, and AES-256-GCM sealing of secrets stored at rest.
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
+
+export function deriveKey(secretKey: string, purpose: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', secretKey, 'voice-agent', purpose, 32));
+}
+
+export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/** Random opaque token with a readable prefix, e.g. `vak_...` for API keys. */
+export const randomToken = (prefix: string) => `${prefix}${randomBytes(32).toString('base64url')}`;
+
+export class SecretBox {
+  private readonly key: Buffer;
+  constructor(secretKey: string) {
+    this.key = deriveKey(secretKey, 'secret-box');
+  }
+
+  /** Returns `v1.<iv>.<tag>.<ciphertext>` in base64url. */
+  seal(plain: string): string {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.key, iv);
+    const body = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
+    return ['v1', iv, cipher.getAuthTag(), body].map((p) => (typeof p === 'string' ? p : p.toString('base64url'))).join('.');
+  }
+
+  /** Undefined when the value was sealed with another SECRET_KEY or was tampered with. */
+  open(sealed: string): string | undefined {
+    const [v, iv, tag, body] = sealed.split('.');
+    if (v !== 'v1' || !iv || !tag || body === undefined) return undefined;
+    try {
+      const d = createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'base64url'));
+      d.setAuthTag(Buffer.from(tag, 'base64url'));
+      return Buffer.concat([d.update(Buffer.from(body, 'base64url')), d.final()]).toString('utf8');
+    } catch {
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,49 @@
+// Platform administration: list tenants with their counts, suspend and reactivate.
+import { asc, count, eq, sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { apiKeys, calls, documents, phoneNumbers, tenants, users } from '../db/schema.js';
+import { notFound } from '../http/errors.js';
+
+const countOf = (table: typeof users | typeof calls | typeof documents | typeof phoneNumbers | typeof apiKeys) =>
+  sql<number>`(select count(*)::int from ${table} where ${table.tenantId} = ${tenants.id})`;
+
+const withCounts = {
+  tenant: tenants,
+  users: countOf(users),
+  calls: countOf(calls),
+  documents: countOf(documents),
+  phone_numbers: countOf(phoneNumbers),
+  api_keys: sql<number>`(select count(*)::int from ${apiKeys} where ${apiKeys.tenantId} = ${tenants.id} and ${apiKeys.revokedAt} is null)`,
+};
+
+export class TenantAdminService {
+  constructor(private readonly db: Db) {}
+
+  async list(page: { limit: number; offset: number }) {
+    const [items, [total]] = await Promise.all([
+      this.db.select(withCounts).from(tenants).orderBy(asc(tenants.createdAt), asc(tenants.id)).limit(page.limit).offset(page.offset),
+      this.db.select({ n: count() }).from(tenants),
+    ]);
+    return { items, total: total?.n ?? 0 };
+  }
+
+  async get(id: string) {
+    const [row] = await this.db.select(withCounts).from(tenants).where(eq(tenants.id, id));
+    if (!row) throw notFound('Tenant');
+    return row;
+  }
+
+  async setStatus(id: string, status: 'active' | 'suspended', reason?: string) {
+    const rows = await this.db
+      .update(tenants)
+      .set(
+        status === 'suspended'
+          ? { status, suspendedAt: new Date(), suspendedReason: reason ?? null }
+          : { status, suspendedAt: null, suspendedReason: null },
+      )
+      .where(eq(tenants.id, id))
+      .returning({ id: tenants.id });
+    if (rows.length === 0) throw notFound('Tenant');
+    return this.get(id);
+  }
+}

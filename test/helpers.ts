@@ -1,0 +1,97 @@
+// Test harness: the real app on a fresh database (embedded PGlite, or PGlite served over the Postgres wire
+// protocol when TEST_DB=wire, so the `pg` driver path runs), driven with app.inject.
+import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { PGlite } from '@electric-sql/pglite';
+import { vector } from '@electric-sql/pglite-pgvector';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import pino from 'pino';
+import { loadConfig } from '../src/config.js';
+import { buildDeps, closeDeps, type Deps } from '../src/deps.js';
+import { type App, buildApp, REDACT_PATHS } from '../src/http/app.js';
+
+export const TEST_REDIS_URL = 'redis://127.0.0.1:6379';
+
+export interface TestApp {
+  app: App;
+  deps: Deps;
+  /** Every log line the app wrote, as raw JSON text. */
+  logs: string[];
+  close(): Promise<void>;
+}
+
+/** A throw-away database: a URL for the wire path, or undefined for the in-process PGlite. */
+async function testDatabase(): Promise<{ url?: string; stop(): Promise<void> }> {
+  if (process.env.TEST_DB !== 'wire') return { stop: async () => {} };
+  const pglite = await PGlite.create({ dataDir: 'memory://', extensions: { vector } });
+  const server = new PGLiteSocketServer({ db: pglite, port: 0, host: '127.0.0.1' });
+  await server.start();
+  const url = `postgres://postgres:postgres@${server.getServerConn()}/postgres`;
+  return {
+    url,
+    stop: async () => {
+      await server.stop();
+      await pglite.close();
+    },
+  };
+}
+
+export async function buildTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+  const database = await testDatabase();
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATA_DIR: 'memory://',
+    SECRET_KEY: 'test-secret-key-that-is-long-enough-0123456789',
+    // Generous by default so tests that are not about rate limits never hit them.
+    RATE_LIMIT_PER_IP_PER_MINUTE: '100000',
+    RATE_LIMIT_PER_TENANT_PER_MINUTE: '100000',
+    RATE_LIMIT_AUTH_PER_IP_PER_MINUTE: '100000',
+    RATE_LIMIT_LOGIN_PER_EMAIL_PER_15_MINUTES: '100000',
+    // PGlite is one connection: the socket server serves one client at a time.
+    DATABASE_POOL_MAX: '1',
+    ...(database.url && { DATABASE_URL: database.url }),
+    ...env,
+  });
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      logs.push(String(chunk));
+      cb();
+    },
+  });
+  const log = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
+  const deps = await buildDeps(config, log, { cachePrefix: `test:${randomUUID()}:` });
+  const app = await buildApp(deps);
+  return {
+    app,
+    deps,
+    logs,
+    close: async () => {
+      await app.close();
+      await closeDeps(deps);
+      await database.stop();
+    },
+  };
+}
+
+let counter = 0;
+export const uniqueEmail = (tag = 'user') => `${tag}-${Date.now()}-${++counter}@example.com`;
+
+export interface Session {
+  access_token: string;
+  refresh_token: string;
+  user: { id: string; tenant_id: string; email: string; role: string };
+  tenant: { id: string; name: string };
+}
+
+export async function signup(app: App, overrides: Partial<{ email: string; password: string; tenant_name: string }> = {}) {
+  const res = await app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/signup',
+    payload: { email: uniqueEmail(), password: 'correct horse battery', tenant_name: 'Acme Clinic', ...overrides },
+  });
+  if (res.statusCode !== 201) throw new Error(`signup failed: ${res.statusCode} ${res.body}`);
+  return res.json() as Session;
+}
+
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });

@@ -39,6 +39,19 @@ export const providersSchema = z.strictObject({
     .default({ provider: 'local' }),
 });
 
+/** The same objects with every field optional and no defaults: what a PUT may send. */
+function patchOf<T extends z.ZodRawShape>(obj: z.ZodObject<T>) {
+  const shape = Object.fromEntries(
+    Object.entries(obj.shape).map(([k, v]) => [k, (v instanceof z.ZodDefault ? (v.unwrap() as z.ZodType) : (v as z.ZodType)).optional()]),
+  );
+  return z.strictObject(shape);
+}
+const unwrapDefault = (v: z.ZodType) => (v instanceof z.ZodDefault ? (v.unwrap() as z.ZodObject) : (v as z.ZodObject));
+export const ragPatchSchema = patchOf(ragSchema);
+export const providersPatchSchema = z.strictObject(
+  Object.fromEntries(Object.entries(providersSchema.shape).map(([k, v]) => [k, patchOf(unwrapDefault(v)).optional()])),
+);
+
 export type RagSettings = z.infer<typeof ragSchema>;
 export type ProviderSettings = z.infer<typeof providersSchema>;
 

@@ -1,7 +1,7 @@
 // /api/v1/settings: the tenant's agent settings (admins and API keys may change them) and each user's own.
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
-import { PROVIDER_KEY_NAMES, providersSchema, ragSchema } from '../../services/settings.js';
+import { PROVIDER_KEY_NAMES, providersPatchSchema, ragPatchSchema, ragSchema } from '../../services/settings.js';
 import type { App } from '../app.js';
 import { AppError } from '../errors.js';
 import { principalOf, userOf } from '../auth.js';
@@ -25,11 +25,6 @@ const tenantSettingsView = z.object({
 });
 
 // Every field optional: PUT merges into what is stored. Unknown fields are rejected by name.
-const partialProviders = z.strictObject(
-  Object.fromEntries(
-    Object.entries(providersSchema.shape).map(([k, v]) => [k, (v as z.ZodDefault<z.ZodObject>).unwrap().partial().optional()]),
-  ) as { [K in keyof typeof providersSchema.shape]: z.ZodOptional<z.ZodObject> },
-);
 const tenantSettingsPut = z.strictObject({
   agent_name: z.string().trim().min(1).max(100).optional(),
   system_prompt: z.string().max(20_000).nullable().optional(),
@@ -38,8 +33,8 @@ const tenantSettingsPut = z.strictObject({
     .string()
     .regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'must be a language tag such as en or en-US')
     .optional(),
-  rag: z.strictObject({ enabled: z.boolean().optional(), top_k: z.number().int().min(1).max(50).optional(), min_score: z.number().min(0).max(1).optional() }).optional(),
-  providers: partialProviders.optional(),
+  rag: ragPatchSchema.optional(),
+  providers: providersPatchSchema.optional(),
   provider_keys: z
     .strictObject(Object.fromEntries(PROVIDER_KEY_NAMES.map((n) => [n, z.string().trim().min(8).max(500).nullable().optional()])) as Record<
       (typeof PROVIDER_KEY_NAMES)[number],

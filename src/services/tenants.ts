@@ -4,8 +4,10 @@ import type { Db } from '../db/client.js';
 import { apiKeys, calls, documents, phoneNumbers, tenants, users } from '../db/schema.js';
 import { notFound } from '../http/errors.js';
 
-const countOf = (table: typeof users | typeof calls | typeof documents | typeof phoneNumbers | typeof apiKeys) =>
-  sql<number>`(select count(*)::int from ${table} where ${table.tenantId} = ${tenants.id})`;
+// Columns are written qualified by hand: inside a correlated subquery Drizzle would print bare names, and
+// a bare "id" would bind to the inner table.
+const countOf = (table: typeof users | typeof calls | typeof documents | typeof phoneNumbers | typeof apiKeys, extra = '') =>
+  sql<number>`(select count(*)::int from ${table} c where c.tenant_id = "tenants"."id"${sql.raw(extra)})`;
 
 const withCounts = {
   tenant: tenants,
@@ -13,7 +15,7 @@ const withCounts = {
   calls: countOf(calls),
   documents: countOf(documents),
   phone_numbers: countOf(phoneNumbers),
-  api_keys: sql<number>`(select count(*)::int from ${apiKeys} where ${apiKeys.tenantId} = ${tenants.id} and ${apiKeys.revokedAt} is null)`,
+  api_keys: countOf(apiKeys, ' and c.revoked_at is null'),
 };
 
 export class TenantAdminService {

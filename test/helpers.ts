@@ -36,7 +36,8 @@ async function testDatabase(): Promise<{ url?: string; stop(): Promise<void> }> 
   };
 }
 
-export async function buildTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+/** `cachePrefix`: Redis key namespace; two apps given the same one behave as two instances of one deployment. */
+export async function buildTestApp(env: Record<string, string> = {}, opts: { cachePrefix?: string } = {}): Promise<TestApp> {
   const database = await testDatabase();
   const config = loadConfig({
     NODE_ENV: 'test',
@@ -60,7 +61,7 @@ export async function buildTestApp(env: Record<string, string> = {}): Promise<Te
     },
   });
   const log = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
-  const deps = await buildDeps(config, log, { cachePrefix: `test:${randomUUID()}:` });
+  const deps = await buildDeps(config, log, { cachePrefix: opts.cachePrefix ?? `test:${randomUUID()}:` });
   const app = await buildApp(deps);
   return {
     app,

@@ -1,0 +1,101 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { RedisCache } from '../src/cache/redis-cache.js';
+import { bearer, buildTestApp, signup, type TestApp, TEST_REDIS_URL, uniqueEmail } from './helpers.js';
+
+const open: TestApp[] = [];
+afterAll(() => Promise.all(open.map((t) => t.close())));
+async function app(env: Record<string, string>, cachePrefix?: string) {
+  const t = await buildTestApp(env, { cachePrefix });
+  open.push(t);
+  return t;
+}
+const login = (t: TestApp, email: string, ip = '10.0.0.1') =>
+  t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email, password: 'wrong password' }, remoteAddress: ip });
+
+describe('rate limits (in-process)', () => {
+  it('limits every route per IP and answers 429 with Retry-After and the envelope', async () => {
+    const t = await app({ RATE_LIMIT_PER_IP_PER_MINUTE: '5' });
+    const codes = [];
+    for (let i = 0; i < 7; i++) codes.push((await t.app.inject({ method: 'GET', url: '/health', remoteAddress: '10.1.1.1' })).statusCode);
+    expect(codes).toEqual([200, 200, 200, 200, 200, 429, 429]);
+    const res = await t.app.inject({ method: 'GET', url: '/health', remoteAddress: '10.1.1.1' });
+    expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+    expect(Number(res.headers['retry-after'])).toBeLessThanOrEqual(60);
+    expect(res.json().error.code).toBe('rate_limited');
+    // Another address is not affected.
+    expect((await t.app.inject({ method: 'GET', url: '/health', remoteAddress: '10.1.1.2' })).statusCode).toBe(200);
+  });
+
+  it('is much stricter on login, signup and refresh per IP, and per email on login', async () => {
+    const t = await app({ RATE_LIMIT_AUTH_PER_IP_PER_MINUTE: '3', RATE_LIMIT_LOGIN_PER_EMAIL_PER_15_MINUTES: '4' });
+    const email = uniqueEmail();
+    const fromOneIp = [];
+    for (let i = 0; i < 4; i++) fromOneIp.push((await login(t, email, '10.2.0.1')).statusCode);
+    expect(fromOneIp).toEqual([401, 401, 401, 429]);
+    // Spreading guesses over many addresses still hits the per-account limit.
+    const spread = [];
+    for (let i = 0; i < 3; i++) spread.push((await login(t, email, `10.3.0.${i}`)).statusCode);
+    expect(spread).toEqual([401, 429, 429]);
+    const refresh = [];
+    for (let i = 0; i < 4; i++) {
+      refresh.push((await t.app.inject({ method: 'POST', url: '/api/v1/auth/refresh', payload: { refresh_token: 'vrt_x' }, remoteAddress: '10.4.0.1' })).statusCode);
+    }
+    expect(refresh).toEqual([401, 401, 401, 429]);
+  });
+
+  it('limits per tenant across users and IPs', async () => {
+    const t = await app({ RATE_LIMIT_PER_TENANT_PER_MINUTE: '4' });
+    const s = await signup(t.app);
+    const codes = [];
+    for (let i = 0; i < 5; i++) {
+      codes.push((await t.app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: bearer(s.access_token), remoteAddress: `10.5.0.${i}` })).statusCode);
+    }
+    expect(codes).toEqual([200, 200, 200, 200, 429]);
+    const other = await signup(t.app);
+    expect((await t.app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: bearer(other.access_token) })).statusCode).toBe(200);
+  });
+});
+
+describe('rate limits shared through Redis', () => {
+  it('two instances on one Redis share the count', async () => {
+    const env = { REDIS_URL: TEST_REDIS_URL, RATE_LIMIT_PER_IP_PER_MINUTE: '6' };
+    const prefix = `test:shared:${randomUUID()}:`;
+    const one = await app(env, prefix);
+    const two = await app(env, prefix);
+    const ip = '10.9.0.1';
+    const codes = [];
+    for (let i = 0; i < 4; i++) {
+      codes.push((await one.app.inject({ method: 'GET', url: '/health', remoteAddress: ip })).statusCode);
+      codes.push((await two.app.inject({ method: 'GET', url: '/health', remoteAddress: ip })).statusCode);
+    }
+    expect(codes).toEqual([200, 200, 200, 200, 200, 200, 429, 429]);
+    const ready = (await one.app.inject({ method: 'GET', url: '/health/ready', remoteAddress: '10.8.0.1' })).json();
+    expect(ready.checks.redis).toBe('ok');
+  });
+
+  it('the Redis window counter expires and reports time to reset', async () => {
+    const cache = new RedisCache(TEST_REDIS_URL, `test:${Date.now()}:${Math.random()}:`);
+    await cache.connect();
+    try {
+      const first = await cache.hitWindow('k', 300);
+      const second = await cache.hitWindow('k', 300);
+      expect([first.count, second.count]).toEqual([1, 2]);
+      expect(second.resetMs).toBeGreaterThan(0);
+      expect(second.resetMs).toBeLessThanOrEqual(300);
+      await new Promise((r) => setTimeout(r, 350));
+      expect((await cache.hitWindow('k', 300)).count).toBe(1);
+    } finally {
+      await cache.close();
+    }
+  });
+
+  it('when Redis is down: requests still pass (fail open) and readiness says 503', async () => {
+    const t = await app({ REDIS_URL: 'redis://127.0.0.1:1', RATE_LIMIT_PER_IP_PER_MINUTE: '1' });
+    expect((await t.app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+    expect((await t.app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+    const ready = await t.app.inject({ method: 'GET', url: '/health/ready' });
+    expect(ready.statusCode).toBe(503);
+    expect(ready.json().checks).toEqual({ database: 'ok', redis: 'down' });
+  });
+});

@@ -1,0 +1,65 @@
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.js';
+
+const tmp = () => mkdtempSync(path.join(tmpdir(), 'va-config-'));
+
+describe('config', () => {
+  it('starts with nothing set: documented defaults', () => {
+    const c = loadConfig({ DATA_DIR: tmp() });
+    expect(c).toMatchObject({ env: 'development', host: '127.0.0.1', port: 8000, databaseUrl: undefined, redisUrl: undefined, accessTokenTtlMs: 30 * 60_000 });
+    expect(loadConfig({}).dataDir).toBe(path.resolve('./data'));
+  });
+
+  it('accepts every variable of the original design', () => {
+    const c = loadConfig({
+      DATA_DIR: tmp(),
+      DATABASE_URL: 'postgresql://u:p@db:5432/app',
+      REDIS_URL: 'redis://cache:6379',
+      SECRET_KEY: 's'.repeat(40),
+      JWT_ACCESS_TOKEN_EXPIRE_MINUTES: '15',
+      LIVEKIT_URL: 'wss://lk.example.com',
+      LIVEKIT_API_KEY: 'k',
+      LIVEKIT_API_SECRET: 's',
+      LIVEKIT_SIP_URI: 'sip.example.com',
+      TWILIO_ACCOUNT_SID: `AC${'a'.repeat(32)}`,
+      TWILIO_AUTH_TOKEN: 't',
+      OPENAI_API_KEY: 'o',
+      DEEPGRAM_API_KEY: 'd',
+      ELEVENLABS_API_KEY: 'e',
+      ANTHROPIC_API_KEY: 'a',
+    });
+    expect(c.accessTokenTtlMs).toBe(15 * 60_000);
+    expect(c.providerKeys).toEqual({ openai: 'o', deepgram: 'd', elevenlabs: 'e', anthropic: 'a' });
+    expect(c.livekit.sipUri).toBe('sip.example.com');
+  });
+
+  it('names every bad variable', () => {
+    const bad = () => loadConfig({ DATA_DIR: tmp(), PORT: 'eighty', DATABASE_URL: 'mysql://x', JWT_ACCESS_TOKEN_EXPIRE_MINUTES: '-5', TWILIO_ACCOUNT_SID: 'nope' });
+    expect(bad).toThrow(ConfigError);
+    try {
+      bad();
+    } catch (err) {
+      const msg = (err as Error).message;
+      for (const name of ['PORT', 'DATABASE_URL', 'JWT_ACCESS_TOKEN_EXPIRE_MINUTES', 'TWILIO_ACCOUNT_SID']) expect(msg).toContain(name);
+    }
+  });
+
+  it('production refuses to start without SECRET_KEY and says why', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production', DATA_DIR: tmp() })).toThrow(/SECRET_KEY: required when NODE_ENV=production/);
+    expect(() => loadConfig({ NODE_ENV: 'production', SECRET_KEY: 'short' })).toThrow(/SECRET_KEY/);
+  });
+
+  it('development generates a key once and keeps it in the data folder', () => {
+    const dir = tmp();
+    const first = loadConfig({ DATA_DIR: dir }).secretKey;
+    expect(first.length).toBeGreaterThanOrEqual(32);
+    expect(loadConfig({ DATA_DIR: dir }).secretKey).toBe(first);
+    const file = path.join(dir, 'secret_key');
+    expect(readFileSync(file, 'utf8').trim()).toBe(first);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(loadConfig({ DATA_DIR: tmp() }).secretKey).not.toBe(first);
+  });
+});

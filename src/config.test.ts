@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, ENV_VARIABLES, loadConfig } from './config.js';
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'va-config-'));
 
@@ -61,5 +61,13 @@ describe('config', () => {
     expect(readFileSync(file, 'utf8').trim()).toBe(first);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(loadConfig({ DATA_DIR: tmp() }).secretKey).not.toBe(first);
+  });
+
+  it('.env.example documents every variable, and nothing else', () => {
+    const documented = readFileSync(path.join(import.meta.dirname, '..', '.env.example'), 'utf8')
+      .split('\n')
+      .filter((l) => /^[A-Z0-9_]+=/.test(l))
+      .map((l) => l.split('=')[0]);
+    expect([...documented].sort()).toEqual([...ENV_VARIABLES].sort());
   });
 });

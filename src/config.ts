@@ -78,6 +78,8 @@ const envSchema = z.object({
 });
 
 type Env = z.infer<typeof envSchema>;
+/** The names of every variable read; the config test checks `.env.example` documents each. */
+export const ENV_VARIABLES = Object.keys(envSchema.shape);
 
 export interface Config {
   env: Env['NODE_ENV'];

@@ -68,6 +68,12 @@ export async function buildApp(deps: Deps): Promise<App> {
     },
   }).withTypeProvider<ZodTypeProvider>() as unknown as App;
 
+  // An /api route that forgets to declare its access level must not silently become public: refuse to start.
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/api/') && route.config?.auth === undefined) {
+      throw new Error(`route ${route.method} ${route.url} does not declare config.auth`);
+    }
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest('principal', null);

@@ -1,0 +1,35 @@
+// The real entry point as a process: refuses bad configuration with a named variable, serves, and shuts down
+// gracefully on SIGTERM (exit 0).
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const main = ['--import', 'tsx', 'src/main.ts'];
+const baseEnv = () => ({ PATH: process.env.PATH ?? '', DATA_DIR: mkdtempSync(path.join(tmpdir(), 'va-main-')), LOG_LEVEL: 'warn' });
+
+describe('main', () => {
+  it('refuses to start in production without SECRET_KEY, and on a bad variable, naming it', () => {
+    const prod = spawnSync(process.execPath, main, { env: { ...baseEnv(), NODE_ENV: 'production' }, encoding: 'utf8' });
+    expect(prod.status).toBe(78);
+    expect(prod.stderr).toContain('SECRET_KEY: required when NODE_ENV=production');
+    const bad = spawnSync(process.execPath, main, { env: { ...baseEnv(), PORT: 'abc' }, encoding: 'utf8' });
+    expect(bad.status).toBe(78);
+    expect(bad.stderr).toContain('PORT');
+  });
+
+  it('serves and exits 0 on SIGTERM after finishing', async () => {
+    const port = 19_000 + Math.floor(Math.random() * 1000);
+    const child = spawn(process.execPath, main, { env: { ...baseEnv(), PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    let ok = false;
+    for (let i = 0; i < 300 && !ok; i++) {
+      ok = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
+      if (!ok) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(ok).toBe(true);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
+});

@@ -7,6 +7,7 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
   type RawReplyDefaultExpression,
   type RawRequestDefaultExpression,
   type RawServerDefault,
@@ -61,6 +62,18 @@ export async function buildApp(deps: Deps): Promise<App> {
     requestTimeout: 60_000,
     keepAliveTimeout: 72_000,
     return503OnClosing: true,
+    // Errors the router raises before any route runs (bad URL encoding, an over-long path parameter) get the
+    // same envelope as everything else.
+    frameworkErrors: (err, request, reply: FastifyReply) => {
+      const tooLong = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      const code = tooLong ? 'uri_too_long' : 'bad_request';
+      const message = tooLong ? 'A path parameter is too long' : 'The URL is malformed';
+      void reply
+        .status(tooLong ? 414 : 400)
+        .header('x-request-id', request.id)
+        .type('application/json')
+        .send(JSON.stringify({ error: { code, message, request_id: request.id } }));
+    },
     // A caller's request id is kept when it is safe to log; otherwise we make one.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];

@@ -14,6 +14,7 @@ export const errorStatus = {
   email_taken: 409,
   last_admin: 409,
   payload_too_large: 413,
+  uri_too_long: 414,
   unsupported_media_type: 415,
   validation_error: 422,
   rate_limited: 429,

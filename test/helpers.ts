@@ -96,3 +96,13 @@ export async function signup(app: App, overrides: Partial<{ email: string; passw
 }
 
 export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+/** Tenant A and tenant B, each with its admin: the fixture of every cross-tenant test. */
+export async function twoTenants(app: App): Promise<{ a: Session; b: Session }> {
+  return { a: await signup(app, { tenant_name: 'Tenant A' }), b: await signup(app, { tenant_name: 'Tenant B' }) };
+}
+
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+/** An authenticated JSON request. */
+export const call = (app: App, method: Method, url: string, token: string, payload?: object) =>
+  app.inject({ method, url, headers: bearer(token), ...(payload && { payload }) });

@@ -1,20 +1,18 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tenantConfigs } from '../src/db/schema.js';
-import { bearer, buildTestApp, type Session, signup, type TestApp, uniqueEmail } from './helpers.js';
+import { buildTestApp, call, type Session, type TestApp, twoTenants, uniqueEmail } from './helpers.js';
 
 let t: TestApp;
 let a: Session;
 let b: Session;
 beforeAll(async () => {
   t = await buildTestApp();
-  a = await signup(t.app, { tenant_name: 'Tenant A' });
-  b = await signup(t.app, { tenant_name: 'Tenant B' });
+  ({ a, b } = await twoTenants(t.app));
 });
 afterAll(() => t.close());
 
-const req = (method: 'GET' | 'PUT' | 'POST', url: string, token: string, payload?: object) =>
-  t.app.inject({ method, url, headers: bearer(token), ...(payload && { payload }) });
+const req = (method: Parameters<typeof call>[1], url: string, token: string, payload?: object) => call(t.app, method, url, token, payload);
 
 describe('tenant settings', () => {
   it('starts with defaults that need no provider keys', async () => {

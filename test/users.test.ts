@@ -1,18 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearer, buildTestApp, type Session, signup, type TestApp, uniqueEmail } from './helpers.js';
+import { buildTestApp, call, type Session, signup, type TestApp, twoTenants, uniqueEmail } from './helpers.js';
 
 let t: TestApp;
 let a: Session; // tenant A's admin
 let b: Session; // tenant B's admin
 beforeAll(async () => {
   t = await buildTestApp();
-  a = await signup(t.app, { tenant_name: 'Tenant A' });
-  b = await signup(t.app, { tenant_name: 'Tenant B' });
+  ({ a, b } = await twoTenants(t.app));
 });
 afterAll(() => t.close());
 
-const req = (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, token: string, payload?: object) =>
-  t.app.inject({ method, url, headers: bearer(token), ...(payload && { payload }) });
+const req = (method: Parameters<typeof call>[1], url: string, token: string, payload?: object) => call(t.app, method, url, token, payload);
 const login = (email: string, password = 'member password 1') =>
   t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email, password } });
 

@@ -38,7 +38,7 @@ export function estimateTokens(text: string): number {
   return n;
 }
 
-const SENTENCE_END = /(?<=[.!?…。！？])\s+(?=[\p{Lu}\p{N}"'“(\[])/u;
+const SENTENCE_END = /(?<=[.!?…。！？])\s+(?=[\p{Lu}\p{N}"'“([])/u;
 
 export function splitSentences(text: string): string[] {
   return text

@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { detectFormat, ExtractError, extractHtml, extractMarkdown, extractPlainText } from './extract.js';
+
+const bytes = (s: string) => new TextEncoder().encode(s);
+
+describe('detectFormat', () => {
+  it('sniffs from content, not the name', () => {
+    expect(detectFormat(bytes('%PDF-1.7\n...'), 'notes.txt')).toBe('pdf');
+    expect(detectFormat(bytes('<!DOCTYPE html><html><body><p>x</p></body></html>'), 'page.txt')).toBe('html');
+    expect(detectFormat(bytes('<div><p>Hours</p></div>'))).toBe('html');
+    expect(detectFormat(bytes('# Title\n\ntext'))).toBe('markdown');
+    expect(detectFormat(bytes('plain words'), 'readme.md')).toBe('markdown');
+    expect(detectFormat(bytes('plain words, 5 < 6'))).toBe('text');
+    const docxLike = Buffer.concat([Buffer.from([0x50, 0x4b, 0x03, 0x04]), Buffer.from('....word/document.xml....')]);
+    expect(detectFormat(docxLike, 'x.pdf')).toBe('docx');
+  });
+
+  it('refuses binaries and other archives with a stable code', () => {
+    const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13]);
+    expect(() => detectFormat(png, 'x.txt')).toThrow(ExtractError);
+    const zip = Buffer.concat([Buffer.from([0x50, 0x4b, 0x03, 0x04]), Buffer.from('....other.xml')]);
+    try {
+      detectFormat(zip);
+      expect.unreachable();
+    } catch (err) {
+      expect((err as ExtractError).code).toBe('unsupported_format');
+    }
+  });
+});
+
+describe('extractors', () => {
+  it('plain text: paragraphs by blank lines', () => {
+    expect(extractPlainText('One.\r\n\r\nTwo\nlines.\n\n\n')).toEqual([
+      { kind: 'paragraph', text: 'One.' },
+      { kind: 'paragraph', text: 'Two\nlines.' },
+    ]);
+  });
+
+  it('markdown: headings (ATX and setext), list items, code fences, inline markup stripped', () => {
+    const md = ['# Clinic', '', 'We are **open** on [weekdays](http://x).', '', 'Parking', '-------', '- Free behind the building', '- 2 hours max', '', '```', '# not a heading', '```', '## Prices ##', 'Consult: `40 EUR`'].join('\n');
+    expect(extractMarkdown(md)).toEqual([
+      { kind: 'heading', level: 1, text: 'Clinic' },
+      { kind: 'paragraph', text: 'We are open on weekdays.' },
+      { kind: 'heading', level: 2, text: 'Parking' },
+      { kind: 'paragraph', text: 'Free behind the building' },
+      { kind: 'paragraph', text: '2 hours max' },
+      { kind: 'paragraph', text: '# not a heading' },
+      { kind: 'heading', level: 2, text: 'Prices' },
+      { kind: 'paragraph', text: 'Consult: 40 EUR' },
+    ]);
+  });
+
+  it('html: headings and blocks, no scripts, styles or navigation', () => {
+    const html = `<html><head><title>T</title><style>p{}</style></head><body><nav>Home | About</nav>
+      <h1>Travel eSIM</h1><p>Works in <b>120</b> countries.</p><script>alert(1)</script>
+      <h2>Top-up</h2><ul><li>In the app</li><li>By phone</li></ul><div>Loose text<br>here</div></body></html>`;
+    expect(extractHtml(html)).toEqual([
+      { kind: 'heading', level: 1, text: 'Travel eSIM' },
+      { kind: 'paragraph', text: 'Works in 120 countries.' },
+      { kind: 'heading', level: 2, text: 'Top-up' },
+      { kind: 'paragraph', text: 'In the app' },
+      { kind: 'paragraph', text: 'By phone' },
+      { kind: 'paragraph', text: 'Loose text here' },
+    ]);
+  });
+});

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { detectFormat, ExtractError, extractHtml, extractMarkdown, extractPlainText } from './extract.js';
+import { makeDocx, makePdf } from '../../test/fixtures/documents.js';
+import { detectFormat, ExtractError, extractBlocks, extractHtml, extractMarkdown, extractPlainText } from './extract.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -62,5 +63,45 @@ describe('extractors', () => {
       { kind: 'paragraph', text: 'By phone' },
       { kind: 'paragraph', text: 'Loose text here' },
     ]);
+  });
+});
+
+describe('PDF and DOCX', () => {
+  it('PDF: text per page, page numbers kept', async () => {
+    const pdf = makePdf([['Opening hours', 'We open at nine every weekday.'], ['Parking is free behind the building.']]);
+    expect(detectFormat(pdf)).toBe('pdf');
+    const blocks = await extractBlocks(pdf, 'pdf');
+    const text = blocks.map((b) => b.text).join(' ');
+    expect(text).toContain('We open at nine every weekday.');
+    expect(blocks.find((b) => b.text.includes('Parking'))?.page).toBe(2);
+    expect(blocks.find((b) => b.text.includes('nine'))?.page).toBe(1);
+  });
+
+  it('PDF: corrupt and text-less files get stable codes', async () => {
+    const corrupt = Buffer.concat([Buffer.from('%PDF-1.4\n'), Buffer.from('garbage '.repeat(50))]);
+    await expect(extractBlocks(corrupt, 'pdf')).rejects.toMatchObject({ code: 'corrupt_document' });
+    await expect(extractBlocks(makePdf([[]]), 'pdf')).rejects.toMatchObject({ code: 'empty_document' });
+  });
+
+  it('DOCX: Word heading styles become headings', async () => {
+    const docx = await makeDocx([
+      ['Heading1', 'eSIM plans'],
+      ['Normal', 'Plans start at 5 GB.'],
+      ['Heading2', 'Activation'],
+      ['Normal', 'Scan the QR code before you travel.'],
+    ]);
+    expect(detectFormat(docx, 'plans.pdf')).toBe('docx');
+    expect(await extractBlocks(docx, 'docx')).toEqual([
+      { kind: 'heading', level: 1, text: 'eSIM plans' },
+      { kind: 'paragraph', text: 'Plans start at 5 GB.' },
+      { kind: 'heading', level: 2, text: 'Activation' },
+      { kind: 'paragraph', text: 'Scan the QR code before you travel.' },
+    ]);
+    await expect(extractBlocks(docx.subarray(0, 60), 'docx')).rejects.toMatchObject({ code: 'corrupt_document' });
+  });
+
+  it('empty text is an error, not an empty document', async () => {
+    await expect(extractBlocks(bytes('   \n\n  '), 'text')).rejects.toMatchObject({ code: 'empty_document' });
+    await expect(extractBlocks(bytes('<html><body><script>x</script></body></html>'), 'html')).rejects.toBeInstanceOf(ExtractError);
   });
 });

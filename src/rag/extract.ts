@@ -171,3 +171,54 @@ export function extractHtml(html: string): Block[] {
   flushLoose();
   return blocks;
 }
+
+/** PDF: each page's text, with its page number kept for citations. */
+export async function extractPdf(bytes: Uint8Array): Promise<Block[]> {
+  const { getDocumentProxy, extractText } = await import('unpdf');
+  let pages: string[];
+  try {
+    // pdf.js takes ownership of the buffer it is given, so it gets a copy.
+    const doc = await getDocumentProxy(new Uint8Array(bytes));
+    pages = (await extractText(doc, { mergePages: false })).text;
+  } catch (err) {
+    const name = (err as { name?: string }).name ?? '';
+    if (name === 'PasswordException') throw new ExtractError('encrypted_document', 'The PDF is password-protected');
+    throw new ExtractError('corrupt_document', `The PDF could not be read (${(err as Error).message})`);
+  }
+  const blocks: Block[] = [];
+  pages.forEach((text, i) => {
+    for (const p of extractPlainText(text)) blocks.push({ ...p, page: i + 1 });
+  });
+  return blocks;
+}
+
+/** DOCX: converted to HTML by mammoth (Word heading styles become h1-h6), then read like HTML. */
+export async function extractDocx(bytes: Uint8Array): Promise<Block[]> {
+  const mammoth = (await import('mammoth')).default;
+  let html: string;
+  try {
+    html = (await mammoth.convertToHtml({ buffer: Buffer.from(bytes) })).value;
+  } catch (err) {
+    throw new ExtractError('corrupt_document', `The DOCX could not be read (${(err as Error).message})`);
+  }
+  return extractHtml(html);
+}
+
+/** The one entry point: bytes in, Blocks out; nothing readable is an error, never an empty document. */
+export async function extractBlocks(bytes: Uint8Array, format: DocumentFormat): Promise<Block[]> {
+  const text = () => Buffer.from(bytes).toString('utf8').replace(/^\uFEFF/, '');
+  const blocks =
+    format === 'pdf'
+      ? await extractPdf(bytes)
+      : format === 'docx'
+        ? await extractDocx(bytes)
+        : format === 'html'
+          ? extractHtml(text())
+          : format === 'markdown'
+            ? extractMarkdown(text())
+            : extractPlainText(text());
+  if (!blocks.some((b) => b.kind === 'paragraph')) {
+    throw new ExtractError('empty_document', format === 'pdf' ? 'The PDF has no extractable text (scanned images are not read)' : 'The document has no text');
+  }
+  return blocks;
+}

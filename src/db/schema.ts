@@ -4,6 +4,7 @@ import {
   type AnyPgColumn,
   boolean,
   check,
+  customType,
   index,
   integer,
   jsonb,
@@ -12,8 +13,18 @@ import {
   timestamp,
   uniqueIndex,
   uuid,
-  vector,
 } from 'drizzle-orm/pg-core';
+
+/**
+ * pgvector without a fixed dimension: one table holds vectors of every embedding model, and each dimension in use
+ * gets its own partial HNSW index on `embedding::vector(N)` (see migration 0003).
+ */
+const anyVector = customType<{ data: number[]; driverData: string }>({
+  dataType: () => 'vector',
+  toDriver: (v) => `[${v.join(',')}]`,
+  fromDriver: (v) => JSON.parse(v) as number[],
+});
+const tsvector = customType<{ data: string }>({ dataType: () => 'tsvector' });
 
 const id = () => uuid('id').primaryKey().defaultRandom();
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
@@ -280,8 +291,15 @@ export const documentChunks = pgTable(
       .references(() => documents.id, { onDelete: 'cascade' }),
     chunkIndex: integer('chunk_index').notNull(),
     content: text('content').notNull(),
-    embedding: vector('embedding', { dimensions: 1536 }),
+    /** Headings above the chunk, outermost first, and the page it starts on: where an answer came from. */
+    headingPath: jsonb('heading_path').$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+    page: integer('page'),
+    tokenCount: integer('token_count').notNull().default(0),
+    embedding: anyVector('embedding'),
     embeddingModel: text('embedding_model'),
+    embeddingDimensions: integer('embedding_dimensions'),
+    /** Full-text side of hybrid search; English stemming. */
+    tsv: tsvector('tsv').generatedAlwaysAs(sql`to_tsvector('english', content)`),
     extraData: extraData(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),

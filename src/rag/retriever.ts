@@ -1,0 +1,117 @@
+// Tenant-scoped hybrid retrieval: pgvector HNSW (cosine) and PostgreSQL full text, fused by reciprocal rank.
+// Every query filters by tenant; pgvector applies that filter after the index scan, so iterative scans keep
+// walking the graph until enough of the tenant's rows are found instead of silently returning fewer.
+import { sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import type { Embedder } from './embedders/embedder.js';
+import { terms } from './embedders/local-embedder.js';
+
+export type SearchMode = 'hybrid' | 'vector' | 'fulltext';
+
+export interface SearchOptions {
+  topK: number;
+  /** Results whose cosine similarity to the query is below this are dropped (0 keeps everything). */
+  minScore: number;
+  mode?: SearchMode;
+}
+
+export interface SearchHit {
+  chunkId: string;
+  documentId: string;
+  documentTitle: string;
+  text: string;
+  headingPath: string[];
+  page: number | null;
+  /** Cosine similarity between query and chunk embeddings, 0..1: what minScore is compared with. */
+  score: number;
+  /** Reciprocal-rank-fusion value that ordered the results. */
+  fusedScore: number;
+}
+
+// Dimensions with an HNSW index (migration 0003): 384 and 1536. Others still work, by an exact scan.
+const RRF_K = 60;
+
+export class Retriever {
+  constructor(
+    private readonly db: Db,
+    private readonly embedder: Embedder,
+  ) {}
+
+  async search(tenantId: string, query: string, opts: SearchOptions): Promise<SearchHit[]> {
+    const mode = opts.mode ?? 'hybrid';
+    const candidates = Math.max(opts.topK * 4, 20);
+    const dims = this.embedder.dimensions;
+    if (!Number.isInteger(dims) || dims < 1 || dims > 16_000) throw new Error(`bad embedding dimension ${dims}`);
+    const [queryVector] = await this.embedder.embed([query]);
+    const literal = `[${Array.from(queryVector!).join(',')}]`;
+    // The cast's type modifier cannot be a bind parameter; dims is a checked integer.
+    const vec = sql.raw(`vector(${dims})`);
+
+    return this.db.transaction(async (tx) => {
+      await tx.execute(sql`set local hnsw.iterative_scan = relaxed_order`);
+      await tx.execute(sql`set local hnsw.ef_search = ${sql.raw(String(Math.max(40, candidates)))}`);
+      const ranked = new Map<string, number>();
+      if (mode !== 'fulltext') {
+        const rows = rowsOf<{ id: string }>(await tx.execute(sql`
+          select id from document_chunks
+          where tenant_id = ${tenantId} and embedding_dimensions = ${dims} and embedding_model = ${this.embedder.model}
+          order by embedding::${vec} <=> ${literal}::${vec}
+          limit ${candidates}`));
+        rows.forEach((r, i) => ranked.set(r.id, (ranked.get(r.id) ?? 0) + 1 / (RRF_K + i + 1)));
+      }
+      const tsquery = orQuery(query);
+      if (mode !== 'vector' && tsquery) {
+        const rows = rowsOf<{ id: string }>(await tx.execute(sql`
+          select id from document_chunks, to_tsquery('english', ${tsquery}) q
+          where tenant_id = ${tenantId} and tsv @@ q
+          order by ts_rank_cd(tsv, q) desc, id
+          limit ${candidates}`));
+        rows.forEach((r, i) => ranked.set(r.id, (ranked.get(r.id) ?? 0) + 1 / (RRF_K + i + 1)));
+      }
+      if (ranked.size === 0) return [];
+      const ids = [...ranked.keys()];
+      const rows = rowsOf<{
+        id: string;
+        document_id: string;
+        title: string;
+        content: string;
+        heading_path: string[] | string;
+        page: number | null;
+        similarity: number | null;
+      }>(
+        await tx.execute(sql`
+          select c.id, c.document_id, d.title, c.content, c.heading_path, c.page,
+                 case when c.embedding_dimensions = ${dims} and c.embedding_model = ${this.embedder.model}
+                      then 1 - (c.embedding::${vec} <=> ${literal}::${vec}) end as similarity
+          from document_chunks c join documents d on d.id = c.document_id and d.tenant_id = c.tenant_id
+          where c.tenant_id = ${tenantId} and c.id in (${sql.join(ids.map((id) => sql`${id}::uuid`), sql`, `)})`),
+      );
+      return rows
+        .map((r) => ({
+          chunkId: r.id,
+          documentId: r.document_id,
+          documentTitle: r.title,
+          text: r.content,
+          headingPath: typeof r.heading_path === 'string' ? JSON.parse(r.heading_path) : r.heading_path,
+          page: r.page,
+          score: Math.max(0, Number(r.similarity ?? 0)),
+          fusedScore: ranked.get(r.id)!,
+        }))
+        .filter((h) => h.score >= opts.minScore)
+        .sort((a, b) => b.fusedScore - a.fusedScore || b.score - a.score)
+        .slice(0, opts.topK);
+    });
+  }
+}
+
+/** Questions match passages that share any of their words: OR of the stemmed terms, sanitized for to_tsquery. */
+export function orQuery(query: string): string {
+  // Single letters (the s of what's) match nearly everything and carry no meaning.
+  const words = [...new Set(terms(query).map((w) => w.replace(/[^\p{L}\p{N}]/gu, '')).filter((w) => w.length >= 2))];
+  return words.join(' | ');
+}
+
+/** PGlite answers { rows }, node-postgres answers a QueryResult with rows too; both are normalised here. */
+function rowsOf<T>(result: unknown): T[] {
+  return ((result as { rows?: T[] }).rows ?? (result as T[])) as T[];
+}

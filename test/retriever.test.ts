@@ -1,0 +1,89 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { documentChunks, documents, tenants } from '../src/db/schema.js';
+import { LocalEmbedder } from '../src/rag/embedders/local-embedder.js';
+import { orQuery, Retriever } from '../src/rag/retriever.js';
+import { buildTestApp, type TestApp } from './helpers.js';
+
+let t: TestApp;
+let retriever: Retriever;
+const embedder = new LocalEmbedder();
+let tenantA: string;
+let tenantB: string;
+
+async function addDocument(tenantId: string, title: string, chunks: { text: string; headingPath?: string[]; page?: number }[]) {
+  const db = t.deps.database.db;
+  const [doc] = await db.insert(documents).values({ tenantId, title, status: 'ready', chunkCount: chunks.length }).returning();
+  const vectors = await embedder.embed(chunks.map((c) => c.text));
+  if (chunks.length) {
+    await db.insert(documentChunks).values(
+      chunks.map((c, i) => ({
+        tenantId,
+        documentId: doc!.id,
+        chunkIndex: i,
+        content: c.text,
+        headingPath: c.headingPath ?? [],
+        page: c.page,
+        tokenCount: c.text.split(' ').length,
+        embedding: Array.from(vectors[i]!),
+        embeddingModel: embedder.model,
+        embeddingDimensions: embedder.dimensions,
+      })),
+    );
+  }
+  return doc!.id;
+}
+
+beforeAll(async () => {
+  t = await buildTestApp();
+  retriever = new Retriever(t.deps.database.db, embedder);
+  const db = t.deps.database.db;
+  [tenantA, tenantB] = (await db.insert(tenants).values([{ name: 'A' }, { name: 'B' }]).returning()).map((r) => r.id) as [string, string];
+  await addDocument(tenantA, 'Clinic handbook', [
+    { text: 'The clinic is open Monday to Friday from 8 am to 6 pm.', headingPath: ['Clinic', 'Opening hours'], page: 1 },
+    { text: 'Parking is free in the car park behind the building.', headingPath: ['Clinic', 'Parking'], page: 2 },
+    { text: 'A first consultation costs 40 euros; follow-ups cost 25 euros.', headingPath: ['Prices'], page: 3 },
+  ]);
+  // Tenant B holds a near-identical decoy and many similar chunks. (At this size the planner may scan exactly;
+  // whether the HNSW path with iterative scans keeps recall at 10k-100k chunks is for the RAG benchmark.)
+  await addDocument(tenantB, 'Decoy', [{ text: 'The clinic is open Monday to Friday from 8 am to 6 pm. DECOY' }]);
+  const filler = Array.from({ length: 600 }, (_, i) => ({ text: `Clinic opening hours notice number ${i} for the other tenant about parking and prices.` }));
+  await addDocument(tenantB, 'Filler', filler);
+});
+afterAll(() => t.close());
+
+describe('Retriever', () => {
+  it('finds the right passage first, with its heading path, page and title', async () => {
+    const hits = await retriever.search(tenantA, 'When is the clinic open?', { topK: 3, minScore: 0 });
+    expect(hits[0]).toMatchObject({ documentTitle: 'Clinic handbook', headingPath: ['Clinic', 'Opening hours'], page: 1 });
+    expect(hits[0]!.text).toContain('Monday to Friday');
+    expect(hits[0]!.score).toBeGreaterThan(0);
+    expect(hits[0]!.score).toBeLessThanOrEqual(1);
+    const price = await retriever.search(tenantA, 'How much does a consultation cost?', { topK: 1, minScore: 0 });
+    expect(price[0]!.headingPath).toEqual(['Prices']);
+  });
+
+  it('never returns another tenant’s chunks, even identical ones, and still fills top_k from the tenant', async () => {
+    const hits = await retriever.search(tenantA, 'clinic opening hours parking prices', { topK: 3, minScore: 0, mode: 'vector' });
+    expect(hits).toHaveLength(3);
+    expect(hits.every((h) => h.documentTitle === 'Clinic handbook')).toBe(true);
+    for (const mode of ['hybrid', 'fulltext'] as const) {
+      const r = await retriever.search(tenantA, 'clinic open Monday decoy', { topK: 10, minScore: 0, mode });
+      expect(r.some((h) => h.text.includes('DECOY')), mode).toBe(false);
+    }
+    const b = await retriever.search(tenantB, 'clinic open Monday', { topK: 5, minScore: 0 });
+    expect(b.every((h) => h.documentTitle !== 'Clinic handbook')).toBe(true);
+  });
+
+  it('minimum score keeps irrelevant text out', async () => {
+    expect(await retriever.search(tenantA, 'quantum chromodynamics lecture', { topK: 5, minScore: 0.3 })).toEqual([]);
+    const all = await retriever.search(tenantA, 'parking', { topK: 5, minScore: 0 });
+    const strict = await retriever.search(tenantA, 'parking', { topK: 5, minScore: 0.2 });
+    expect(strict.length).toBeLessThan(all.length);
+    expect(strict[0]!.text).toContain('Parking');
+  });
+
+  it('builds a safe OR query from any input', () => {
+    expect(orQuery("What's the price? DROP TABLE x; -- ' & | !")).toBe('price | drop | table');
+    expect(orQuery('?!')).toBe('');
+  });
+});

@@ -27,6 +27,13 @@ describe('rate limits (in-process)', () => {
     expect((await t.app.inject({ method: 'GET', url: '/health', remoteAddress: '10.1.1.2' })).statusCode).toBe(200);
   });
 
+  it('counts a request to an unknown route once', async () => {
+    const t = await app({ RATE_LIMIT_PER_IP_PER_MINUTE: '4' });
+    const codes = [];
+    for (let i = 0; i < 6; i++) codes.push((await t.app.inject({ method: 'GET', url: '/nope', remoteAddress: '10.6.0.1' })).statusCode);
+    expect(codes).toEqual([404, 404, 404, 404, 429, 429]);
+  });
+
   it('is much stricter on login, signup and refresh per IP, and per email on login', async () => {
     const t = await app({ RATE_LIMIT_AUTH_PER_IP_PER_MINUTE: '3', RATE_LIMIT_LOGIN_PER_EMAIL_PER_15_MINUTES: '4' });
     const email = uniqueEmail();

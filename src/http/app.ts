@@ -117,8 +117,8 @@ export async function buildApp(deps: Deps): Promise<App> {
     return reply.status(status).type('application/json').send(JSON.stringify({ error: body }));
   });
 
-  app.setNotFoundHandler(async (request, reply) => {
-    await deps.rateLimiter.enforce(reply, `ip:${request.ip}`, config.rateLimits.perIpPerMinute, MINUTE_MS);
+  // The onRequest hook above (rate limits included) also runs for unknown routes.
+  app.setNotFoundHandler(async (request) => {
     throw new AppError('not_found', `No route ${request.method} ${request.url.split('?')[0]}`);
   });
 

@@ -55,6 +55,11 @@ const envSchema = z.object({
   PLATFORM_ADMIN_EMAIL: optionalString.pipe(z.email('must be an email address').optional()),
   PLATFORM_ADMIN_PASSWORD: optionalString.pipe(z.string().min(12, 'must be at least 12 characters').optional()),
 
+  DOCUMENT_MAX_BYTES: int(20 * 1024 * 1024, 1024, 512 * 1024 * 1024),
+  INGEST_CONCURRENCY: int(1, 0, 64),
+  INGEST_LEASE_SECONDS: int(60, 1, 3600),
+  INGEST_MAX_ATTEMPTS: int(6, 1, 100),
+
   RATE_LIMIT_PER_IP_PER_MINUTE: int(600, 1, 1_000_000),
   RATE_LIMIT_PER_TENANT_PER_MINUTE: int(1200, 1, 1_000_000),
   RATE_LIMIT_AUTH_PER_IP_PER_MINUTE: int(10, 1, 1_000_000),
@@ -72,6 +77,7 @@ const envSchema = z.object({
   ),
   TWILIO_AUTH_TOKEN: optionalString,
   OPENAI_API_KEY: optionalString,
+  OPENAI_BASE_URL: url(['http:', 'https:']),
   DEEPGRAM_API_KEY: optionalString,
   ELEVENLABS_API_KEY: optionalString,
   ANTHROPIC_API_KEY: optionalString,
@@ -97,6 +103,9 @@ export interface Config {
   accessTokenTtlMs: number;
   refreshTokenTtlMs: number;
   platformAdmin: { email: string; password: string | undefined } | undefined;
+  documentMaxBytes: number;
+  /** Documents one instance ingests at a time; 0 runs no ingestion worker in this instance. */
+  ingest: { concurrency: number; leaseMs: number; maxAttempts: number };
   rateLimits: {
     perIpPerMinute: number;
     perTenantPerMinute: number;
@@ -106,6 +115,8 @@ export interface Config {
   livekit: { url?: string; apiKey?: string; apiSecret?: string; sipUri?: string };
   twilio: { accountSid?: string; authToken?: string };
   providerKeys: { openai?: string; deepgram?: string; elevenlabs?: string; anthropic?: string };
+  /** Where the OpenAI SDK sends requests (a proxy, an OpenAI-compatible server, a local fake). */
+  openaiBaseUrl: string | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -138,6 +149,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     platformAdmin: e.PLATFORM_ADMIN_EMAIL
       ? { email: e.PLATFORM_ADMIN_EMAIL.toLowerCase(), password: e.PLATFORM_ADMIN_PASSWORD }
       : undefined,
+    documentMaxBytes: e.DOCUMENT_MAX_BYTES,
+    ingest: { concurrency: e.INGEST_CONCURRENCY, leaseMs: e.INGEST_LEASE_SECONDS * 1000, maxAttempts: e.INGEST_MAX_ATTEMPTS },
     rateLimits: {
       perIpPerMinute: e.RATE_LIMIT_PER_IP_PER_MINUTE,
       perTenantPerMinute: e.RATE_LIMIT_PER_TENANT_PER_MINUTE,
@@ -157,6 +170,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       elevenlabs: e.ELEVENLABS_API_KEY,
       anthropic: e.ANTHROPIC_API_KEY,
     },
+    openaiBaseUrl: e.OPENAI_BASE_URL,
   };
 }
 

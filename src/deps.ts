@@ -7,8 +7,12 @@ import type { Config } from './config.js';
 import { type Database, openDatabase } from './db/client.js';
 import { Authenticator } from './http/auth.js';
 import { RateLimiter } from './http/rate-limit.js';
+import { EmbedderRegistry } from './rag/embedders/registry.js';
+import { IngestionWorker } from './rag/ingestion.js';
+import { Retriever } from './rag/retriever.js';
 import { AccountService } from './services/accounts.js';
 import { ApiKeyService } from './services/api-keys.js';
+import { DocumentService } from './services/documents.js';
 import { SecretBox } from './services/secret-box.js';
 import { SettingsService } from './services/settings.js';
 import { TenantAdminService } from './services/tenants.js';
@@ -26,6 +30,10 @@ export interface Deps {
   settings: SettingsService;
   tenantAdmin: TenantAdminService;
   authenticator: Authenticator;
+  embedders: EmbedderRegistry;
+  documents: DocumentService;
+  ingestion: IngestionWorker;
+  retriever: Retriever;
 }
 
 export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { cachePrefix?: string } = {}): Promise<Deps> {
@@ -47,6 +55,9 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
   const tokens = new TokenService(db, config.secretKey, config.accessTokenTtlMs, config.refreshTokenTtlMs);
   const accounts = new AccountService(db, tokens);
   const apiKeys = new ApiKeyService(db);
+  const settings = new SettingsService(db, new SecretBox(config.secretKey));
+  const embedders = new EmbedderRegistry(settings, { openaiApiKey: config.providerKeys.openai, openaiBaseUrl: config.openaiBaseUrl });
+  const ingestion = new IngestionWorker(db, embedders, log.child({ component: 'ingestion' }), config.ingest);
   const deps: Deps = {
     config,
     log,
@@ -56,9 +67,13 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
     tokens,
     accounts,
     apiKeys,
-    settings: new SettingsService(db, new SecretBox(config.secretKey)),
+    settings,
     tenantAdmin: new TenantAdminService(db),
     authenticator: new Authenticator(tokens, accounts, apiKeys),
+    embedders,
+    documents: new DocumentService(db, config.documentMaxBytes, () => ingestion.wake()),
+    ingestion,
+    retriever: new Retriever(db, embedders),
   };
   if (config.platformAdmin) {
     const outcome = await accounts.ensurePlatformAdmin(config.platformAdmin);
@@ -66,10 +81,13 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
       log.warn('PLATFORM_ADMIN_EMAIL has no account yet; set PLATFORM_ADMIN_PASSWORD to create it');
     }
   }
+  // PGlite is this process's alone, so whatever it left `processing` belonged to a process that is gone.
+  await ingestion.start({ reclaimAbandoned: database.kind === 'embedded' });
   return deps;
 }
 
 export async function closeDeps(deps: Deps): Promise<void> {
+  await deps.ingestion.stop();
   await deps.cache.close();
   await deps.database.close();
 }

@@ -106,3 +106,35 @@ type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 /** An authenticated JSON request. */
 export const call = (app: App, method: Method, url: string, token: string, payload?: object) =>
   app.inject({ method, url, headers: bearer(token), ...(payload && { payload }) });
+
+export interface FormPart {
+  name: string;
+  value: string | Buffer;
+  /** Makes the part a file. */
+  filename?: string;
+  contentType?: string;
+}
+
+/** A multipart/form-data body as a browser or curl would send it, for app.inject. */
+export function multipart(parts: FormPart[]): { payload: Buffer; headers: Record<string, string> } {
+  const boundary = `----test${randomUUID().replace(/-/g, '')}`;
+  const chunks: Buffer[] = [];
+  for (const p of parts) {
+    const disposition = `form-data; name="${p.name}"${p.filename !== undefined ? `; filename="${p.filename}"` : ''}`;
+    const type = p.filename !== undefined ? `\r\nContent-Type: ${p.contentType ?? 'application/octet-stream'}` : '';
+    chunks.push(Buffer.from(`--${boundary}\r\nContent-Disposition: ${disposition}${type}\r\n\r\n`), Buffer.from(p.value), Buffer.from('\r\n'));
+  }
+  chunks.push(Buffer.from(`--${boundary}--\r\n`));
+  return { payload: Buffer.concat(chunks), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
+}
+
+/** Polls until `check` returns a value other than undefined; fails with `what` after the timeout. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

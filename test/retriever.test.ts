@@ -12,7 +12,7 @@ let tenantB: string;
 
 async function addDocument(tenantId: string, title: string, chunks: { text: string; headingPath?: string[]; page?: number }[]) {
   const db = t.deps.database.db;
-  const [doc] = await db.insert(documents).values({ tenantId, title, status: 'ready', chunkCount: chunks.length }).returning();
+  const [doc] = await db.insert(documents).values({ tenantId, title, status: 'ready', liveVersion: 1, chunkCount: chunks.length }).returning();
   const vectors = await embedder.embed(chunks.map((c) => c.text));
   if (chunks.length) {
     await db.insert(documentChunks).values(
@@ -35,7 +35,7 @@ async function addDocument(tenantId: string, title: string, chunks: { text: stri
 
 beforeAll(async () => {
   t = await buildTestApp();
-  retriever = new Retriever(t.deps.database.db, embedder);
+  retriever = new Retriever(t.deps.database.db, { forTenant: async () => embedder });
   const db = t.deps.database.db;
   [tenantA, tenantB] = (await db.insert(tenants).values([{ name: 'A' }, { name: 'B' }]).returning()).map((r) => r.id) as [string, string];
   await addDocument(tenantA, 'Clinic handbook', [

@@ -76,3 +76,8 @@ async function openPostgres(url: string, poolMax: number): Promise<Database> {
     close: () => pool.end(),
   };
 }
+
+/** PGlite answers { rows }, node-postgres answers a QueryResult with rows too; both are normalised here. */
+export function rowsOf<T>(result: unknown): T[] {
+  return ((result as { rows?: T[] }).rows ?? (result as T[])) as T[];
+}

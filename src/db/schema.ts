@@ -25,6 +25,11 @@ const anyVector = customType<{ data: number[]; driverData: string }>({
   fromDriver: (v) => JSON.parse(v) as number[],
 });
 const tsvector = customType<{ data: string }>({ dataType: () => 'tsvector' });
+/** Raw bytes; PGlite hands back a Uint8Array and node-postgres a Buffer, both become a Buffer. */
+const bytea = customType<{ data: Buffer; driverData: Uint8Array }>({
+  dataType: () => 'bytea',
+  fromDriver: (v) => Buffer.from(v),
+});
 
 const id = () => uuid('id').primaryKey().defaultRandom();
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
@@ -263,6 +268,12 @@ export const callTranscripts = pgTable(
   ],
 );
 
+/**
+ * A document is also its own ingestion job: `status`, `attempts`, `next_attempt_at` and the lease
+ * (`locked_by`, `locked_at`) make the table the queue, claimed with FOR UPDATE SKIP LOCKED.
+ * `version` is the content being ingested; `live_version` the one whose chunks answer searches, so a
+ * replacement keeps serving the old chunks until the new ones are complete.
+ */
 export const documents = pgTable(
   'documents',
   {
@@ -274,11 +285,34 @@ export const documents = pgTable(
       .default('pending'),
     error: text('error'),
     chunkCount: integer('chunk_count').notNull().default(0),
+    filename: text('filename'),
+    format: text('format', { enum: ['text', 'markdown', 'html', 'pdf', 'docx'] })
+      .notNull()
+      .default('text'),
+    sizeBytes: integer('size_bytes').notNull().default(0),
+    contentSha256: text('content_sha256'),
+    /** The uploaded file, kept for retries, restarts and re-embedding with another model. */
+    source: bytea('source'),
+    version: integer('version').notNull().default(1),
+    liveVersion: integer('live_version'),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }).notNull().defaultNow(),
+    lockedBy: text('locked_by'),
+    lockedAt: timestamp('locked_at', { withTimezone: true }),
+    chunksTotal: integer('chunks_total'),
+    chunksDone: integer('chunks_done').notNull().default(0),
+    /** Model and dimension of the live chunks' vectors. */
+    embeddingModel: text('embedding_model'),
+    embeddingDimensions: integer('embedding_dimensions'),
+    readyAt: timestamp('ready_at', { withTimezone: true }),
     extraData: extraData(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [index('documents_tenant_id_idx').on(t.tenantId)],
+  (t) => [
+    index('documents_tenant_id_idx').on(t.tenantId),
+    index('documents_queue_idx').on(t.status, t.nextAttemptAt),
+  ],
 );
 
 export const documentChunks = pgTable(
@@ -289,6 +323,8 @@ export const documentChunks = pgTable(
     documentId: uuid('document_id')
       .notNull()
       .references(() => documents.id, { onDelete: 'cascade' }),
+    /** The document version this chunk belongs to; only the document's live_version is searched. */
+    version: integer('version').notNull().default(1),
     chunkIndex: integer('chunk_index').notNull(),
     content: text('content').notNull(),
     /** Headings above the chunk, outermost first, and the page it starts on: where an answer came from. */
@@ -306,6 +342,6 @@ export const documentChunks = pgTable(
   },
   (t) => [
     index('document_chunks_tenant_id_idx').on(t.tenantId),
-    uniqueIndex('document_chunks_document_index_key').on(t.documentId, t.chunkIndex),
+    uniqueIndex('document_chunks_document_version_index_key').on(t.documentId, t.version, t.chunkIndex),
   ],
 );

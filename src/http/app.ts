@@ -20,11 +20,14 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import type { Deps } from '../deps.js';
+import { ProviderError } from '../lib/provider-error.js';
 import { AppError, type ErrorCode, type FieldIssue } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { authRoutes } from './routes/auth.js';
+import { documentRoutes } from './routes/documents.js';
 import { healthRoutes } from './routes/health.js';
+import { knowledgeRoutes } from './routes/knowledge.js';
 import { settingsRoutes } from './routes/settings.js';
 import { userRoutes } from './routes/users.js';
 
@@ -142,6 +145,9 @@ export async function buildApp(deps: Deps): Promise<App> {
   userRoutes(app, deps);
   settingsRoutes(app, deps);
   adminRoutes(app, deps);
+  // Its own scope: the multipart parser it registers stays on the document routes.
+  await app.register(async (scope) => documentRoutes(scope as App, deps));
+  knowledgeRoutes(app, deps);
 
   await app.ready();
   return app;
@@ -157,6 +163,8 @@ interface Classified {
 /** Maps anything thrown into the closed list of codes; 5xx text is only shown in development. */
 function classify(err: FastifyError, showInternals: boolean): Classified {
   if (err instanceof AppError) return { status: err.status, code: err.code, message: err.message, details: err.details };
+  // The provider's own words help the tenant fix a key or a model name; they carry no secrets of ours.
+  if (err instanceof ProviderError) return { status: 502, code: 'provider_error', message: err.message };
   if (hasZodFastifySchemaValidationErrors(err)) {
     const where = err.validationContext ?? 'body';
     const details = err.validation.map((v) => {

@@ -7,10 +7,11 @@ import type { TokenService } from '../services/tokens.js';
 import { AppError } from './errors.js';
 
 /**
- * public: anyone. tenant: a user or an API key of the tenant. user: a signed-in user.
- * tenant_admin: a user with the admin role. platform_admin: an operator of the whole platform.
+ * public: anyone. tenant: a user or an API key of the tenant. tenant_write: an admin user or an API key (changes
+ * to the tenant's agent and knowledge). user: a signed-in user. tenant_admin: a user with the admin role.
+ * platform_admin: an operator of the whole platform.
  */
-export type AuthLevel = 'public' | 'tenant' | 'user' | 'tenant_admin' | 'platform_admin';
+export type AuthLevel = 'public' | 'tenant' | 'tenant_write' | 'user' | 'tenant_admin' | 'platform_admin';
 
 export type Principal =
   | { kind: 'user'; tenantId: string; userId: string; role: 'admin' | 'member'; isPlatformAdmin: boolean }
@@ -54,6 +55,10 @@ export class Authenticator {
     request.principal = principal;
 
     if (level === 'tenant') return;
+    if (level === 'tenant_write') {
+      if (principal.kind === 'user' && principal.role !== 'admin') throw new AppError('forbidden', 'Only an admin of this tenant or an API key may do this');
+      return;
+    }
     if (principal.kind !== 'user') throw new AppError('forbidden', 'This endpoint needs a signed-in user, not an API key');
     if (level === 'tenant_admin' && principal.role !== 'admin') {
       throw new AppError('forbidden', 'Only an admin of this tenant may do this');

@@ -1,4 +1,6 @@
 // The closed list of error codes, their HTTP statuses, and the one error type handlers throw.
+import type { ZodError } from 'zod';
+
 export const errorStatus = {
   bad_request: 400,
   invalid_json: 400,
@@ -16,9 +18,15 @@ export const errorStatus = {
   payload_too_large: 413,
   uri_too_long: 414,
   unsupported_media_type: 415,
+  unsupported_format: 415,
   validation_error: 422,
+  empty_document: 422,
+  corrupt_document: 422,
+  encrypted_document: 422,
   rate_limited: 429,
   internal_error: 500,
+  /** An AI provider (embeddings, ...) refused or failed; the message says which and why. */
+  provider_error: 502,
   service_unavailable: 503,
 } as const;
 
@@ -42,3 +50,9 @@ export class AppError extends Error {
 }
 
 export const notFound = (what: string) => new AppError('not_found', `${what} not found`);
+
+/** A Zod failure from validation done inside a handler, as the same 422 the route schemas give. */
+export function validationError(err: ZodError, where = 'body'): AppError {
+  const details = err.issues.map((i) => ({ field: [where, ...i.path.map(String)].join('.'), message: i.message }));
+  return new AppError('validation_error', details.map((d) => `${d.field}: ${d.message}`).join('; '), details);
+}

@@ -2,9 +2,9 @@
 // Every query filters by tenant; pgvector applies that filter after the index scan, so iterative scans keep
 // walking the graph until enough of the tenant's rows are found instead of silently returning fewer.
 import { sql } from 'drizzle-orm';
-import type { Db } from '../db/client.js';
-import type { Embedder } from './embedders/embedder.js';
+import { type Db, rowsOf } from '../db/client.js';
 import { terms } from './embedders/local-embedder.js';
+import type { EmbedderSource } from './ingestion.js';
 
 export type SearchMode = 'hybrid' | 'vector' | 'fulltext';
 
@@ -30,19 +30,26 @@ export interface SearchHit {
 
 // Dimensions with an HNSW index (migration 0003): 384 and 1536. Others still work, by an exact scan.
 const RRF_K = 60;
+/**
+ * Only the chunks of a document's live version answer; a version being ingested stays invisible. A correlated
+ * lookup rather than a join keeps the vector query a single-table index scan that pgvector can iterate.
+ */
+const LIVE = sql`c.version = (select d.live_version from documents d where d.id = c.document_id)`;
 
 export class Retriever {
   constructor(
     private readonly db: Db,
-    private readonly embedder: Embedder,
+    /** The tenant's current embedder: queries are embedded with the model its chunks were embedded with. */
+    private readonly embedders: EmbedderSource,
   ) {}
 
   async search(tenantId: string, query: string, opts: SearchOptions): Promise<SearchHit[]> {
     const mode = opts.mode ?? 'hybrid';
     const candidates = Math.max(opts.topK * 4, 20);
-    const dims = this.embedder.dimensions;
+    const embedder = await this.embedders.forTenant(tenantId);
+    const dims = embedder.dimensions;
     if (!Number.isInteger(dims) || dims < 1 || dims > 16_000) throw new Error(`bad embedding dimension ${dims}`);
-    const [queryVector] = await this.embedder.embed([query]);
+    const [queryVector] = await embedder.embed([query]);
     const literal = `[${Array.from(queryVector!).join(',')}]`;
     // The cast's type modifier cannot be a bind parameter; dims is a checked integer.
     const vec = sql.raw(`vector(${dims})`);
@@ -53,8 +60,9 @@ export class Retriever {
       const ranked = new Map<string, number>();
       if (mode !== 'fulltext') {
         const rows = rowsOf<{ id: string }>(await tx.execute(sql`
-          select id from document_chunks
-          where tenant_id = ${tenantId} and embedding_dimensions = ${dims} and embedding_model = ${this.embedder.model}
+          select c.id from document_chunks c
+          where c.tenant_id = ${tenantId} and c.embedding_dimensions = ${dims} and c.embedding_model = ${embedder.model}
+            and ${LIVE}
           order by embedding::${vec} <=> ${literal}::${vec}
           limit ${candidates}`));
         rows.forEach((r, i) => ranked.set(r.id, (ranked.get(r.id) ?? 0) + 1 / (RRF_K + i + 1)));
@@ -62,8 +70,8 @@ export class Retriever {
       const tsquery = orQuery(query);
       if (mode !== 'vector' && tsquery) {
         const rows = rowsOf<{ id: string }>(await tx.execute(sql`
-          select id from document_chunks, to_tsquery('english', ${tsquery}) q
-          where tenant_id = ${tenantId} and tsv @@ q
+          select c.id from document_chunks c, to_tsquery('english', ${tsquery}) q
+          where c.tenant_id = ${tenantId} and c.tsv @@ q and ${LIVE}
           order by ts_rank_cd(tsv, q) desc, id
           limit ${candidates}`));
         rows.forEach((r, i) => ranked.set(r.id, (ranked.get(r.id) ?? 0) + 1 / (RRF_K + i + 1)));
@@ -81,10 +89,10 @@ export class Retriever {
       }>(
         await tx.execute(sql`
           select c.id, c.document_id, d.title, c.content, c.heading_path, c.page,
-                 case when c.embedding_dimensions = ${dims} and c.embedding_model = ${this.embedder.model}
+                 case when c.embedding_dimensions = ${dims} and c.embedding_model = ${embedder.model}
                       then 1 - (c.embedding::${vec} <=> ${literal}::${vec}) end as similarity
           from document_chunks c join documents d on d.id = c.document_id and d.tenant_id = c.tenant_id
-          where c.tenant_id = ${tenantId} and c.id in (${sql.join(ids.map((id) => sql`${id}::uuid`), sql`, `)})`),
+          where c.tenant_id = ${tenantId} and c.version = d.live_version and c.id in (${sql.join(ids.map((id) => sql`${id}::uuid`), sql`, `)})`),
       );
       return rows
         .map((r) => ({
@@ -109,9 +117,4 @@ export function orQuery(query: string): string {
   // Single letters (the s of what's) match nearly everything and carry no meaning.
   const words = [...new Set(terms(query).map((w) => w.replace(/[^\p{L}\p{N}]/gu, '')).filter((w) => w.length >= 2))];
   return words.join(' | ');
-}
-
-/** PGlite answers { rows }, node-postgres answers a QueryResult with rows too; both are normalised here. */
-function rowsOf<T>(result: unknown): T[] {
-  return ((result as { rows?: T[] }).rows ?? (result as T[])) as T[];
 }

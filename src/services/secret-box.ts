@@ -5,7 +5,7 @@ export function deriveKey(secretKey: string, purpose: string): Buffer {
   return Buffer.from(hkdfSync('sha256', secretKey, 'voice-agent', purpose, 32));
 }
 
-export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+export const sha256 = (s: string | Uint8Array) => createHash('sha256').update(s).digest('hex');
 
 /** Random opaque token with a readable prefix, e.g. `vak_...` for API keys. */
 export const randomToken = (prefix: string) => `${prefix}${randomBytes(32).toString('base64url')}`;

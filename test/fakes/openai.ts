@@ -27,6 +27,8 @@ export class FakeOpenAI {
   private readonly failures: ScriptedFailure[] = [];
   private server?: Server;
   baseURL = '';
+  /** Time taken by every successful embeddings request (a slow provider). */
+  delayMs = 0;
 
   /** The next requests fail as given, in order (one failure per request). */
   failNext(...f: ScriptedFailure[]): void {
@@ -95,6 +97,11 @@ export class FakeOpenAI {
       }
       dims = dimensions as number;
     }
+    const tooLong = (inputs as string[]).findIndex((s) => estimateTokens(s) > 8192);
+    if (tooLong >= 0) {
+      return fail(400, `This model's maximum context length is 8192 tokens, however you requested more in input ${tooLong}.`, 'invalid_request_error', null, 'input');
+    }
+    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
     const embedder = new LocalEmbedder(dims);
     const data = (inputs as string[]).map((text, index) => {
       const v = embedder.embedOne(text);

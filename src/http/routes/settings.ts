@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { PROVIDER_KEY_NAMES, providersPatchSchema, ragPatchSchema, ragSchema } from '../../services/settings.js';
 import type { App } from '../app.js';
-import { AppError } from '../errors.js';
+import { validationError } from '../errors.js';
 import { principalOf, userOf } from '../auth.js';
 import { errorResponses } from '../schemas.js';
 
@@ -57,7 +57,7 @@ export function settingsRoutes(app: App, deps: Deps): void {
   app.put(
     '/api/v1/settings/tenant',
     {
-      config: { auth: 'tenant' },
+      config: { auth: 'tenant_write' },
       schema: {
         ...common,
         summary: 'Change agent settings (merged; a provider key set to null is removed)',
@@ -67,17 +67,21 @@ export function settingsRoutes(app: App, deps: Deps): void {
     },
     async (request) => {
       const p = principalOf(request);
-      if (p.kind === 'user' && p.role !== 'admin') throw new AppError('forbidden', 'Only an admin of this tenant may change its settings');
+      const before = await deps.settings.getTenant(p.tenantId);
       // Partial provider objects are re-validated against the full schema when merged in the service.
+      let after;
       try {
-        return await deps.settings.putTenant(p.tenantId, request.body as Parameters<typeof deps.settings.putTenant>[1]);
+        after = await deps.settings.putTenant(p.tenantId, request.body as Parameters<typeof deps.settings.putTenant>[1]);
       } catch (err) {
-        if (err instanceof z.ZodError) {
-          const details = err.issues.map((i) => ({ field: ['body', ...i.path.map(String)].join('.'), message: i.message }));
-          throw new AppError('validation_error', details.map((d) => `${d.field}: ${d.message}`).join('; '), details);
-        }
+        if (err instanceof z.ZodError) throw validationError(err);
         throw err;
       }
+      // Vectors of different models cannot be compared: a new embedding model means embedding everything again.
+      if (JSON.stringify(before.providers.embeddings) !== JSON.stringify(after.providers.embeddings)) {
+        const n = await deps.documents.requeueAll(p.tenantId);
+        request.log.info({ documents: n }, 'embedding model changed; documents re-queued');
+      }
+      return after;
     },
   );
 

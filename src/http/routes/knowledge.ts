@@ -1,0 +1,54 @@
+// /api/v1/knowledge/search: what the agent would find in the caller's knowledge base, with where it came from.
+import { z } from 'zod';
+import type { Deps } from '../../deps.js';
+import type { App } from '../app.js';
+import { principalOf } from '../auth.js';
+import { errorEnvelope, errorResponses } from '../schemas.js';
+
+const hitView = z.object({
+  chunk_id: z.uuid(),
+  document_id: z.uuid(),
+  document_title: z.string(),
+  score: z.number(),
+  text: z.string(),
+  heading_path: z.array(z.string()),
+  page: z.number().int().nullable(),
+});
+
+export function knowledgeRoutes(app: App, deps: Deps): void {
+  app.post(
+    '/api/v1/knowledge/search',
+    {
+      config: { auth: 'tenant' },
+      schema: {
+        tags: ['knowledge'],
+        security: [{ bearer: [] }],
+        summary: 'Search the tenant’s documents (hybrid: vectors + full text); top_k and min_score default to the RAG settings',
+        body: z.strictObject({
+          query: z.string().trim().min(1).max(2000),
+          top_k: z.number().int().min(1).max(50).optional(),
+          min_score: z.number().min(0).max(1).optional(),
+          mode: z.enum(['hybrid', 'vector', 'fulltext']).default('hybrid'),
+        }),
+        response: { 200: z.object({ results: z.array(hitView) }), 502: errorEnvelope, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { tenantId } = principalOf(request);
+      const { rag } = await deps.settings.getTenant(tenantId);
+      const b = request.body;
+      const hits = await deps.retriever.search(tenantId, b.query, { topK: b.top_k ?? rag.top_k, minScore: b.min_score ?? rag.min_score, mode: b.mode });
+      return {
+        results: hits.map((h) => ({
+          chunk_id: h.chunkId,
+          document_id: h.documentId,
+          document_title: h.documentTitle,
+          score: Math.round(h.score * 1e4) / 1e4,
+          text: h.text,
+          heading_path: h.headingPath,
+          page: h.page,
+        })),
+      };
+    },
+  );
+}

@@ -1,0 +1,291 @@
+// The ingestion worker: claims queued documents from the database (FOR UPDATE SKIP LOCKED, so any number of
+// instances share the queue), extracts, chunks, embeds in batches and stores. Each batch is committed with
+// the document's progress, so a worker that dies loses at most one batch: whoever claims the document next
+// (after the lease runs out, or at once on an embedded database after a restart) skips what is stored.
+// Chunks are written under the document's new version and only become searchable in the final swap.
+import { randomUUID } from 'node:crypto';
+import { and, eq, ne, sql } from 'drizzle-orm';
+import type { FastifyBaseLogger } from 'fastify';
+import { type Db, rowsOf } from '../db/client.js';
+import { documentChunks, documents } from '../db/schema.js';
+import { ProviderError } from '../lib/provider-error.js';
+import { chunkBlocks } from './chunking.js';
+import type { Embedder } from './embedders/embedder.js';
+import { type DocumentFormat, ExtractError, extractBlocks } from './extract.js';
+
+export interface IngestionOptions {
+  /** Documents processed at once by this instance. */
+  concurrency: number;
+  /** A claim not renewed for this long is considered abandoned and may be taken over. */
+  leaseMs: number;
+  maxAttempts: number;
+  /** How often an idle worker looks for work queued by other instances. */
+  pollMs?: number;
+}
+
+export interface EmbedderSource {
+  forTenant(tenantId: string): Promise<Embedder>;
+}
+
+interface Claim {
+  id: string;
+  tenant_id: string;
+  version: number;
+  attempts: number;
+}
+
+/** The document was deleted, replaced, or claimed by another worker meanwhile: stop without writing. */
+class Superseded extends Error {}
+
+const BACKOFF_BASE_MS = 2_000;
+const BACKOFF_MAX_MS = 5 * 60_000;
+
+export class IngestionWorker {
+  readonly workerId = `worker-${randomUUID()}`;
+  private running = false;
+  private loops: Promise<void>[] = [];
+  private readonly abort = new AbortController();
+  private wakeUp: (() => void)[] = [];
+
+  constructor(
+    private readonly db: Db,
+    private readonly embedders: EmbedderSource,
+    private readonly log: FastifyBaseLogger,
+    private readonly opts: IngestionOptions,
+  ) {}
+
+  /**
+   * `reclaimOwn`: an embedded database belongs to this process alone, so anything left `processing` was held
+   * by a process that is gone and is taken back at once instead of after the lease.
+   */
+  async start(opts: { reclaimAbandoned?: boolean } = {}): Promise<void> {
+    if (opts.reclaimAbandoned) {
+      await this.db
+        .update(documents)
+        .set({ status: 'pending', lockedBy: null, lockedAt: null, nextAttemptAt: new Date() })
+        .where(eq(documents.status, 'processing'));
+    }
+    if (this.opts.concurrency < 1) return;
+    this.running = true;
+    for (let i = 0; i < this.opts.concurrency; i++) this.loops.push(this.loop());
+  }
+
+  /** Finishes nothing new; the document in flight is abandoned mid-way and resumed by the next claim. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.abort.abort();
+    this.wake();
+    await Promise.allSettled(this.loops);
+    this.loops = [];
+  }
+
+  wake(): void {
+    const waiting = this.wakeUp;
+    this.wakeUp = [];
+    for (const w of waiting) w();
+  }
+
+  private async loop(): Promise<void> {
+    while (this.running) {
+      let worked = false;
+      try {
+        worked = await this.runOnce();
+      } catch (err) {
+        if (!this.running) return;
+        this.log.error({ err }, 'ingestion loop error');
+      }
+      if (!worked && this.running) await this.sleep(this.opts.pollMs ?? 1_000);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeUp.push(done);
+    });
+  }
+
+  /** Claims and processes one document; false when the queue had nothing due. */
+  async runOnce(): Promise<boolean> {
+    const claim = await this.claim();
+    if (!claim) return false;
+    const log = this.log.child({ documentId: claim.id, version: claim.version, attempt: claim.attempts });
+    const heartbeat = setInterval(() => void this.renew(claim).catch(() => {}), Math.max(250, this.opts.leaseMs / 3));
+    try {
+      const started = Date.now();
+      const chunks = await this.ingest(claim);
+      log.info({ chunks, ms: Date.now() - started }, 'document ready');
+    } catch (err) {
+      if (err instanceof Superseded) log.info('document changed or was taken over during ingestion; stopped');
+      else if (this.abort.signal.aborted) log.info('ingestion interrupted by shutdown; it resumes at the next claim');
+      else await this.fail(claim, err, log);
+    } finally {
+      clearInterval(heartbeat);
+    }
+    return true;
+  }
+
+  private async claim(): Promise<Claim | undefined> {
+    const leaseSeconds = this.opts.leaseMs / 1000;
+    const rows = rowsOf<Claim>(
+      await this.db.execute(sql`
+        update documents d
+        set status = 'processing', locked_by = ${this.workerId}, locked_at = now(), attempts = d.attempts + 1, updated_at = now()
+        where d.id = (
+          select id from documents
+          where (status = 'pending' and next_attempt_at <= now())
+             or (status = 'processing' and locked_at < now() - make_interval(secs => ${leaseSeconds}))
+          order by next_attempt_at
+          limit 1
+          for update skip locked)
+        returning d.id, d.tenant_id, d.version, d.attempts`),
+    );
+    return rows[0];
+  }
+
+  private async renew(claim: Claim): Promise<void> {
+    await this.db
+      .update(documents)
+      .set({ lockedAt: new Date() })
+      .where(and(eq(documents.id, claim.id), eq(documents.lockedBy, this.workerId), eq(documents.version, claim.version)));
+  }
+
+  private async ingest(claim: Claim): Promise<number> {
+    const [doc] = await this.db
+      .select({ source: documents.source, format: documents.format })
+      .from(documents)
+      .where(eq(documents.id, claim.id));
+    if (!doc?.source) throw new ExtractError('empty_document', 'The document has no stored content');
+    const chunks = chunkBlocks(await extractBlocks(doc.source, doc.format as DocumentFormat));
+    const embedder = await this.embedders.forTenant(claim.tenant_id);
+
+    // Resume: chunks of this version already stored with this model are kept; any of another model (the
+    // setting changed between attempts) are redone.
+    const done = await this.db.transaction(async (tx) => {
+      await this.lockOwned(tx, claim);
+      await tx
+        .delete(documentChunks)
+        .where(and(eq(documentChunks.documentId, claim.id), eq(documentChunks.version, claim.version), ne(documentChunks.embeddingModel, embedder.model)));
+      const stored = await tx
+        .select({ index: documentChunks.chunkIndex })
+        .from(documentChunks)
+        .where(and(eq(documentChunks.documentId, claim.id), eq(documentChunks.version, claim.version)));
+      await tx.update(documents).set({ chunksTotal: chunks.length, chunksDone: stored.length, lockedAt: new Date() }).where(eq(documents.id, claim.id));
+      return new Set(stored.map((r) => r.index));
+    });
+    const todo = chunks.filter((c) => !done.has(c.index));
+
+    for (let i = 0; i < todo.length; i += embedder.maxBatchSize) {
+      this.abort.signal.throwIfAborted();
+      const batch = todo.slice(i, i + embedder.maxBatchSize);
+      const vectors = await embedder.embed(
+        batch.map((c) => (c.headingPath.length ? `${c.headingPath.join(' > ')}\n${c.text}` : c.text)),
+        { signal: this.abort.signal },
+      );
+      await this.db.transaction(async (tx) => {
+        await this.lockOwned(tx, claim);
+        const inserted = await tx
+          .insert(documentChunks)
+          .values(
+            batch.map((c, j) => ({
+              tenantId: claim.tenant_id,
+              documentId: claim.id,
+              version: claim.version,
+              chunkIndex: c.index,
+              content: c.text,
+              headingPath: c.headingPath,
+              page: c.page ?? null,
+              tokenCount: c.tokenCount,
+              embedding: Array.from(vectors[j]!),
+              embeddingModel: embedder.model,
+              embeddingDimensions: embedder.dimensions,
+            })),
+          )
+          .onConflictDoNothing()
+          .returning({ id: documentChunks.id });
+        await tx
+          .update(documents)
+          .set({ chunksDone: sql`${documents.chunksDone} + ${inserted.length}`, lockedAt: new Date() })
+          .where(eq(documents.id, claim.id));
+      });
+    }
+
+    // The swap: the new version goes live and every other version's chunks go, in one transaction.
+    return this.db.transaction(async (tx) => {
+      await this.lockOwned(tx, claim);
+      await tx.delete(documentChunks).where(and(eq(documentChunks.documentId, claim.id), ne(documentChunks.version, claim.version)));
+      const [{ n } = { n: 0 }] = rowsOf<{ n: number }>(
+        await tx.execute(sql`select count(*)::int as n from document_chunks where document_id = ${claim.id} and version = ${claim.version}`),
+      );
+      await tx
+        .update(documents)
+        .set({
+          status: 'ready',
+          liveVersion: claim.version,
+          chunkCount: n,
+          chunksDone: n,
+          embeddingModel: embedder.model,
+          embeddingDimensions: embedder.dimensions,
+          error: null,
+          attempts: 0,
+          lockedBy: null,
+          lockedAt: null,
+          readyAt: new Date(),
+        })
+        .where(eq(documents.id, claim.id));
+      return n;
+    });
+  }
+
+  /** Row-locks the document and checks it is still this worker's claim on this version. */
+  private async lockOwned(tx: Pick<Db, 'execute'>, claim: Claim): Promise<void> {
+    const rows = rowsOf<{ version: number; locked_by: string | null }>(
+      await tx.execute(sql`select version, locked_by from documents where id = ${claim.id} for update`),
+    );
+    const row = rows[0];
+    if (!row || row.version !== claim.version || row.locked_by !== this.workerId) throw new Superseded();
+  }
+
+  private async fail(claim: Claim, err: unknown, log: FastifyBaseLogger): Promise<void> {
+    const transient = err instanceof ProviderError ? err.retryable : !(err instanceof ExtractError);
+    const message = err instanceof ExtractError ? `${err.code}: ${err.message}` : (err as Error).message;
+    const retry = transient && claim.attempts < this.opts.maxAttempts;
+    await this.db.transaction(async (tx) => {
+      try {
+        await this.lockOwned(tx, claim);
+      } catch {
+        return;
+      }
+      if (retry) {
+        const retryAfter = err instanceof ProviderError ? (err.retryAfterMs ?? 0) : 0;
+        const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (claim.attempts - 1)) * (0.8 + Math.random() * 0.4);
+        const delayMs = Math.max(retryAfter, backoff);
+        log.warn({ err, delayMs }, 'ingestion failed; will retry');
+        await tx
+          .update(documents)
+          .set({
+            status: 'pending',
+            nextAttemptAt: new Date(Date.now() + delayMs),
+            error: `Attempt ${claim.attempts} of ${this.opts.maxAttempts} failed, retrying: ${message}`,
+            lockedBy: null,
+            lockedAt: null,
+          })
+          .where(eq(documents.id, claim.id));
+        return;
+      }
+      log.warn({ err }, 'ingestion failed');
+      // A failed replacement keeps the previous version serving; only the unfinished version's chunks go.
+      await tx.execute(sql`
+        delete from document_chunks c using documents d
+        where d.id = c.document_id and c.document_id = ${claim.id} and c.version is distinct from d.live_version`);
+      await tx
+        .update(documents)
+        .set({ status: 'failed', error: message, lockedBy: null, lockedAt: null })
+        .where(eq(documents.id, claim.id));
+    });
+  }
+}

@@ -1,0 +1,137 @@
+// The knowledge base's documents: upload (validated at once), list, read, replace, delete, and re-queueing
+// when the tenant changes embedding model. Ingestion itself runs in rag/ingestion.ts, off the request path.
+import { and, count, desc, eq, getTableColumns, isNotNull, sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { documents } from '../db/schema.js';
+import { AppError, notFound } from '../http/errors.js';
+import { detectFormat, ExtractError, extractBlocks } from '../rag/extract.js';
+import { sha256 } from './secret-box.js';
+
+export type DocumentRow = Omit<typeof documents.$inferSelect, 'source'>;
+
+// Every column but the file itself: lists and reads never haul megabytes of source around.
+const columns = Object.fromEntries(Object.entries(getTableColumns(documents)).filter(([name]) => name !== 'source')) as Omit<
+  ReturnType<typeof getTableColumns<typeof documents>>,
+  'source'
+>;
+
+export interface DocumentUpload {
+  title: string;
+  filename?: string;
+  bytes: Buffer;
+}
+
+/** What a (re)queued document starts from: a new version, nothing claimed, nothing done. */
+const queued = () => ({
+  status: 'pending' as const,
+  attempts: 0,
+  nextAttemptAt: new Date(),
+  lockedBy: null,
+  lockedAt: null,
+  error: null,
+  chunksDone: 0,
+  chunksTotal: null,
+  version: sql`${documents.version} + 1`,
+});
+
+export class DocumentService {
+  constructor(
+    private readonly db: Db,
+    private readonly maxBytes: number,
+    /** Called when work is queued, so an idle worker in this instance starts at once. */
+    private readonly onQueued: () => void = () => {},
+  ) {}
+
+  async create(tenantId: string, upload: DocumentUpload): Promise<DocumentRow> {
+    const format = await this.validate(upload);
+    const [row] = await this.db
+      .insert(documents)
+      .values({
+        tenantId,
+        title: upload.title,
+        filename: upload.filename,
+        format,
+        sizeBytes: upload.bytes.length,
+        contentSha256: sha256(upload.bytes),
+        source: upload.bytes,
+      })
+      .returning(columns);
+    this.onQueued();
+    return row!;
+  }
+
+  async list(tenantId: string, page: { limit: number; offset: number }) {
+    const where = eq(documents.tenantId, tenantId);
+    const [items, [total]] = await Promise.all([
+      this.db.select(columns).from(documents).where(where).orderBy(desc(documents.createdAt), desc(documents.id)).limit(page.limit).offset(page.offset),
+      this.db.select({ n: count() }).from(documents).where(where),
+    ]);
+    return { items, total: total?.n ?? 0 };
+  }
+
+  async get(tenantId: string, id: string): Promise<DocumentRow> {
+    const [row] = await this.db.select(columns).from(documents).where(and(eq(documents.tenantId, tenantId), eq(documents.id, id)));
+    if (!row) throw notFound('Document');
+    return row;
+  }
+
+  /** New content becomes a new version; the current chunks keep answering searches until it is ready. */
+  async replace(tenantId: string, id: string, upload: Partial<Pick<DocumentUpload, 'title'>> & Omit<DocumentUpload, 'title'>): Promise<DocumentRow> {
+    const format = await this.validate(upload);
+    const [row] = await this.db
+      .update(documents)
+      .set({
+        ...queued(),
+        ...(upload.title !== undefined && { title: upload.title }),
+        filename: upload.filename ?? null,
+        format,
+        sizeBytes: upload.bytes.length,
+        contentSha256: sha256(upload.bytes),
+        source: upload.bytes,
+      })
+      .where(and(eq(documents.tenantId, tenantId), eq(documents.id, id)))
+      .returning(columns);
+    if (!row) throw notFound('Document');
+    this.onQueued();
+    return row;
+  }
+
+  async remove(tenantId: string, id: string): Promise<void> {
+    // Chunks go with it (foreign key cascade); a worker busy on it notices at its next write and stops.
+    const rows = await this.db
+      .delete(documents)
+      .where(and(eq(documents.tenantId, tenantId), eq(documents.id, id)))
+      .returning({ id: documents.id });
+    if (rows.length === 0) throw notFound('Document');
+  }
+
+  /** The tenant's embedding model changed: every document is embedded again, serving its old chunks meanwhile. */
+  async requeueAll(tenantId: string): Promise<number> {
+    const rows = await this.db
+      .update(documents)
+      .set(queued())
+      .where(and(eq(documents.tenantId, tenantId), isNotNull(documents.source)))
+      .returning({ id: documents.id });
+    if (rows.length) this.onQueued();
+    return rows.length;
+  }
+
+  /**
+   * Refuses what can never be ingested before anything is stored: too large, unknown type, empty, corrupt or
+   * encrypted. Extraction runs again in the worker; doing it here too means a bad file is a 4xx, not a surprise.
+   */
+  private async validate(upload: { filename?: string; bytes: Buffer }) {
+    if (upload.bytes.length > this.maxBytes) {
+      throw new AppError('payload_too_large', `The document is larger than the limit of ${this.maxBytes} bytes`);
+    }
+    if (upload.bytes.length === 0) throw new AppError('empty_document', 'The document is empty');
+    try {
+      const format = detectFormat(upload.bytes, upload.filename);
+      await extractBlocks(upload.bytes, format);
+      return format;
+    } catch (err) {
+      if (err instanceof ExtractError) throw new AppError(err.code, err.message);
+      throw err;
+    }
+  }
+}

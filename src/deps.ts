@@ -7,6 +7,7 @@ import type { Config } from './config.js';
 import { type Database, openDatabase } from './db/client.js';
 import { Authenticator } from './http/auth.js';
 import { RateLimiter } from './http/rate-limit.js';
+import { LOCAL_EMBEDDING_MODEL } from './rag/embedders/local-embedder.js';
 import { EmbedderRegistry } from './rag/embedders/registry.js';
 import { IngestionWorker } from './rag/ingestion.js';
 import { Retriever } from './rag/retriever.js';
@@ -81,6 +82,8 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
       log.warn('PLATFORM_ADMIN_EMAIL has no account yet; set PLATFORM_ADMIN_PASSWORD to create it');
     }
   }
+  const requeued = await deps.documents.requeueRetiredLocalModels(LOCAL_EMBEDDING_MODEL);
+  if (requeued) log.info({ documents: requeued }, 'local embedder changed; documents re-queued for embedding');
   // PGlite is this process's alone, so whatever it left `processing` belonged to a process that is gone.
   await ingestion.start({ reclaimAbandoned: database.kind === 'embedded' });
   return deps;

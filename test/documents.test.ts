@@ -86,7 +86,7 @@ describe('documents: all five formats through HTTP', () => {
       const doc = await ready(a.access_token, created.id);
       expect(doc.chunk_count).toBeGreaterThan(0);
       expect(doc.progress).toEqual({ chunks_done: doc.chunk_count, chunks_total: doc.chunk_count });
-      expect(doc).toMatchObject({ embedding_model: 'local-hash-v1', embedding_dimensions: 384, error: null });
+      expect(doc).toMatchObject({ embedding_model: 'local-hash-v2', embedding_dimensions: 384, error: null });
       expect(doc.ready_at).not.toBeNull();
 
       const [top] = await search(a.access_token, f.query);

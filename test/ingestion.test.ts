@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rowsOf } from '../src/db/client.js';
 import { ProviderError } from '../src/lib/provider-error.js';
 import type { Embedder } from '../src/rag/embedders/embedder.js';
-import { LocalEmbedder } from '../src/rag/embedders/local-embedder.js';
+import { LOCAL_EMBEDDING_MODEL, LocalEmbedder } from '../src/rag/embedders/local-embedder.js';
 import { OpenAIEmbedder } from '../src/rag/embedders/openai-embedder.js';
 import { type EmbedderSource, IngestionWorker } from '../src/rag/ingestion.js';
 import { FakeOpenAI } from './fakes/openai.js';
@@ -56,7 +56,7 @@ const searchTexts = async (s: Session, query: string) =>
 
 /** An embedder that fails (or waits) on chosen calls, counting every text it embeds. */
 class ScriptedEmbedder implements Embedder {
-  readonly model = 'local-hash-v1';
+  readonly model = LOCAL_EMBEDDING_MODEL;
   readonly dimensions = 384;
   readonly maxBatchSize = 4;
   calls = 0;
@@ -209,6 +209,18 @@ describe('ingestion queue', () => {
     // Settings that do not touch the embedding model do not re-embed.
     await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, { agent_name: 'Nora' });
     expect(await docRow(id)).toMatchObject({ status: 'ready', version: 2 });
+  });
+
+  it('documents embedded by an older local embedder are re-queued at start-up', async () => {
+    const s = await signup(t.app);
+    const id = await post(s, 'Old', 'Embedded long ago by a previous release.');
+    await worker().runOnce();
+    await db().execute(sql`update documents set embedding_model = 'local-hash-v1' where id = ${id}`);
+    expect(await t.deps.documents.requeueRetiredLocalModels(LOCAL_EMBEDDING_MODEL)).toBe(1);
+    expect(await docRow(id)).toMatchObject({ status: 'pending', version: 2, live_version: 1 });
+    await worker().runOnce();
+    expect(await docRow(id)).toMatchObject({ status: 'ready', live_version: 2 });
+    expect(await t.deps.documents.requeueRetiredLocalModels(LOCAL_EMBEDDING_MODEL)).toBe(0);
   });
 
   it('search reports a provider failure as 502 provider_error, not a crash', async () => {

@@ -1,6 +1,6 @@
 // The knowledge base's documents: upload (validated at once), list, read, replace, delete, and re-queueing
 // when the tenant changes embedding model. Ingestion itself runs in rag/ingestion.ts, off the request path.
-import { and, count, desc, eq, getTableColumns, isNotNull, sql } from 'drizzle-orm';
+import { and, count, desc, eq, getTableColumns, isNotNull, like, ne, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { documents } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
@@ -111,6 +111,20 @@ export class DocumentService {
       .update(documents)
       .set(queued())
       .where(and(eq(documents.tenantId, tenantId), isNotNull(documents.source)))
+      .returning({ id: documents.id });
+    if (rows.length) this.onQueued();
+    return rows.length;
+  }
+
+  /**
+   * Documents embedded by an earlier version of the local embedder: their vectors no longer match the queries
+   * the current version embeds, so they are embedded again (run at start-up, after an upgrade).
+   */
+  async requeueRetiredLocalModels(currentModel: string): Promise<number> {
+    const rows = await this.db
+      .update(documents)
+      .set(queued())
+      .where(and(like(documents.embeddingModel, 'local-hash-%'), ne(documents.embeddingModel, currentModel), isNotNull(documents.source)))
       .returning({ id: documents.id });
     if (rows.length) this.onQueued();
     return rows.length;

@@ -5,6 +5,11 @@ export interface Embedder {
   readonly dimensions: number;
   /** How many texts one call should carry (the ingestion batches by it). */
   readonly maxBatchSize: number;
+  /**
+   * True when the vectors only encode shared words (the local embedder): then they add nothing full-text search
+   * does not already do better, and hybrid search ranks by full text and uses vectors to break ties and fill gaps.
+   */
+  readonly lexical?: boolean;
   embed(texts: string[], opts?: { signal?: AbortSignal }): Promise<Float32Array[]>;
 }
 

@@ -22,7 +22,7 @@ describe('LocalEmbedder', () => {
     expect(cosine(q, near)).toBeGreaterThan(cosine(q, off));
   });
 
-  it('matches word variants through stems and character trigrams', () => {
+  it('matches word variants through stems', () => {
     const q = e.embedOne('booking an appointment');
     expect(cosine(q, e.embedOne('how to book appointments'))).toBeGreaterThan(cosine(q, e.embedOne('parking behind the building')));
     expect(terms('The Bookings were BOOKED')).toEqual(['booking', 'book']);

@@ -1,0 +1,351 @@
+// Knowledge-base benchmark (not a test): retrieval quality on SQuAD and behaviour at scale, on the embedded
+// database and over the Postgres wire (PGlite behind pglite-socket, the `pg` driver), through the real
+// ingestion worker and Retriever.
+//
+//   npm run bench:rag                         # everything: quality + 10k and 100k chunks, embedded and wire
+//   npm run bench:rag -- --scales 10000 --dbs embedded --queries 100
+//
+// 1. Quality: the 55 SQuAD passages (../shared/data/squad-notre-dame.json, CC BY-SA 4.0) are one tenant's
+//    documents; five other tenants hold identical copies as decoys, so any leak across tenants shows up as a
+//    miss. Every one of the 269 questions is asked in vector (local embedder), full-text and hybrid mode:
+//    hit@1/3/5 (the source passage is among the first k results), MRR@5, latency p50/p95.
+// 2. Scale: N chunks over 50 tenants, ingested as documents through the worker (chunks/s). Then queries on
+//    random tenants: latency p50/p95 of the production vector and hybrid search, and recall@10 of the filtered
+//    ANN search against an exact scan; the same for a forced HNSW scan with and without iterative scanning,
+//    which shows what post-filtering alone would cost.
+// Results: a table on stdout and JSON in bench/results/rag.json (or --out).
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { vector } from '@electric-sql/pglite-pgvector';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { sql } from 'drizzle-orm';
+import pino from 'pino';
+import { loadConfig } from '../src/config.js';
+import { rowsOf } from '../src/db/client.js';
+import { tenants } from '../src/db/schema.js';
+import { buildDeps, closeDeps, type Deps } from '../src/deps.js';
+import { LOCAL_EMBEDDING_MODEL, LocalEmbedder } from '../src/rag/embedders/local-embedder.js';
+import { IngestionWorker } from '../src/rag/ingestion.js';
+import type { SearchMode } from '../src/rag/retriever.js';
+
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
+const SCALES = (args.get('scales') ?? '10000,100000').split(',').filter(Boolean).map(Number);
+const DBS = (args.get('dbs') ?? 'embedded,wire').split(',').filter(Boolean) as ('embedded' | 'wire')[];
+const QUERIES = Number(args.get('queries') ?? 200);
+const OUT = args.get('out') ?? 'bench/results/rag.json';
+const SQUAD = args.get('squad') ?? process.env.SQUAD_PATH ?? path.resolve('../shared/data/squad-notre-dame.json');
+const TENANTS = 50;
+const CHUNKS_PER_DOC = 100;
+
+interface Qa {
+  question: string;
+  passage: number;
+}
+const squad = JSON.parse(readFileSync(SQUAD, 'utf8')) as { data: { paragraphs: { context: string; qas: { question: string }[] }[] }[] };
+const passages = squad.data.flatMap((a) => a.paragraphs.map((p) => p.context));
+const questions: Qa[] = squad.data.flatMap((a) => a.paragraphs).flatMap((p, i) => p.qas.map((q) => ({ question: q.question, passage: i })));
+
+const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]! : NaN);
+const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+let seed = 42;
+const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+const pick = <T>(xs: T[]) => xs[Math.floor(random() * xs.length)]!;
+
+/** A fresh service stack on a throw-away database; no background worker (the bench drives ingestion). */
+async function openStack(db: 'embedded' | 'wire') {
+  const dir = mkdtempSync(path.join(tmpdir(), 'va-bench-rag-'));
+  let stopWire = async () => {};
+  let url: string | undefined;
+  if (db === 'wire') {
+    const pglite = await PGlite.create({ dataDir: path.join(dir, 'wire'), extensions: { vector } });
+    const server = new PGLiteSocketServer({ db: pglite, port: 0, host: '127.0.0.1' });
+    await server.start();
+    url = `postgres://postgres:postgres@${server.getServerConn()}/postgres`;
+    stopWire = async () => {
+      await server.stop();
+      await pglite.close();
+    };
+  }
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATA_DIR: dir,
+    SECRET_KEY: 'bench-secret-key-that-is-long-enough-0123456789',
+    INGEST_CONCURRENCY: '0',
+    DATABASE_POOL_MAX: '1',
+    DOCUMENT_MAX_BYTES: String(64 * 1024 * 1024),
+    ...(url && { DATABASE_URL: url }),
+  });
+  const deps = await buildDeps(config, pino({ level: 'silent' }));
+  const worker = new IngestionWorker(deps.database.db, deps.embedders, pino({ level: 'silent' }), { concurrency: 0, leaseMs: 600_000, maxAttempts: 1 });
+  return {
+    deps,
+    worker,
+    close: async () => {
+      await closeDeps(deps);
+      await stopWire();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function makeTenants(deps: Deps, n: number, prefix: string): Promise<string[]> {
+  const rows = await deps.database.db
+    .insert(tenants)
+    .values(Array.from({ length: n }, (_, i) => ({ name: `${prefix} ${i}` })))
+    .returning({ id: tenants.id });
+  return rows.map((r) => r.id);
+}
+
+/** Uploads through the document service (validation included) and drains the queue with the worker. */
+async function ingest(stack: Awaited<ReturnType<typeof openStack>>, docs: { tenantId: string; title: string; text: string }[]) {
+  const t0 = performance.now();
+  const ids: string[] = [];
+  for (const d of docs) ids.push((await stack.deps.documents.create(d.tenantId, { title: d.title, bytes: Buffer.from(d.text) })).id);
+  const uploadMs = performance.now() - t0;
+  while (await stack.worker.runOnce()) {
+    /* next document */
+  }
+  const totalMs = performance.now() - t0;
+  const [{ n } = { n: 0 }] = rowsOf<{ n: number }>(await stack.deps.database.db.execute(sql`select count(*)::int as n from document_chunks`));
+  const [{ failed } = { failed: 0 }] = rowsOf<{ failed: number }>(await stack.deps.database.db.execute(sql`select count(*)::int as failed from documents where status <> 'ready'`));
+  if (failed) throw new Error(`${failed} documents did not become ready`);
+  return { ids, chunks: n, uploadMs, totalMs };
+}
+
+async function quality(db: 'embedded' | 'wire') {
+  const stack = await openStack(db);
+  try {
+    const [owner, ...decoys] = await makeTenants(stack.deps, 6, 'squad');
+    const docs = passages.map((text, i) => ({ tenantId: owner!, title: `Passage ${i}`, text }));
+    const { ids } = await ingest(stack, [...docs, ...decoys.flatMap((t) => passages.map((text, i) => ({ tenantId: t, title: `Decoy ${i}`, text })))]);
+    const ownIds = ids.slice(0, passages.length);
+    const own = new Set(ownIds);
+    const out: Record<string, unknown>[] = [];
+    for (const mode of ['vector', 'fulltext', 'hybrid'] as SearchMode[]) {
+      const hits = [0, 0, 0];
+      let mrr = 0;
+      let leaks = 0;
+      const ms: number[] = [];
+      for (const q of questions) {
+        const t0 = performance.now();
+        const results = await stack.deps.retriever.search(owner!, q.question, { topK: 5, minScore: 0, mode });
+        ms.push(performance.now() - t0);
+        leaks += results.filter((r) => !own.has(r.documentId)).length;
+        // Long passages are several chunks: the rank is that of the passage's first chunk.
+        const docOrder = [...new Set(results.map((r) => r.documentId))];
+        const rank = docOrder.indexOf(ownIds[q.passage]!) + 1;
+        if (rank >= 1 && rank <= 1) hits[0]!++;
+        if (rank >= 1 && rank <= 3) hits[1]!++;
+        if (rank >= 1 && rank <= 5) hits[2]!++;
+        if (rank >= 1) mrr += 1 / rank;
+      }
+      const n = questions.length;
+      out.push({
+        db,
+        mode: mode === 'vector' ? 'vector (local embedder)' : mode,
+        questions: n,
+        hit_at_1: round(hits[0]! / n, 3),
+        hit_at_3: round(hits[1]! / n, 3),
+        hit_at_5: round(hits[2]! / n, 3),
+        mrr_at_5: round(mrr / n, 3),
+        p50_ms: round(pct(ms, 50)),
+        p95_ms: round(pct(ms, 95)),
+        cross_tenant_results: leaks,
+      });
+    }
+    // The minimum score: on-topic questions should keep their answer, off-topic ones should find nothing.
+    for (const minScore of [0, 0.1, 0.2, 0.3]) {
+      let kept = 0;
+      for (const q of questions) {
+        const results = await stack.deps.retriever.search(owner!, q.question, { topK: 5, minScore, mode: 'hybrid' });
+        if (results.some((r) => r.documentId === ownIds[q.passage])) kept++;
+      }
+      let silent = 0;
+      for (const q of OFF_TOPIC) if ((await stack.deps.retriever.search(owner!, q, { topK: 5, minScore, mode: 'hybrid' })).length === 0) silent++;
+      minScores.push({ db, min_score: minScore, hybrid_hit_at_5: round(kept / questions.length, 3), off_topic_with_no_result: round(silent / OFF_TOPIC.length, 3) });
+    }
+    return out;
+  } finally {
+    await stack.close();
+  }
+}
+
+/** Questions a caller of a clinic or travel business might ask, none answerable from the Notre Dame article. */
+const OFF_TOPIC = [
+  'How much does an eSIM for Japan cost?',
+  'Can I bring my dog on the flight?',
+  'What are your opening hours on Sunday?',
+  'Do you accept health insurance cards?',
+  'How do I reset my voicemail PIN?',
+  'Is there parking near the clinic?',
+  'Can I get a refund for my hotel booking?',
+  'Which vaccines do I need for Thailand?',
+  'How long does shipping to Canada take?',
+  'My data plan stopped working abroad, what should I do?',
+  'Can I change my dentist appointment to Friday?',
+  'What is the baggage allowance for economy class?',
+  'Do you offer teeth whitening?',
+  'How do I activate roaming on an iPhone?',
+  'Is the pharmacy open late tonight?',
+  'What is the cancellation fee for a rental car?',
+  'Can children under two fly for free?',
+  'How many gigabytes are in the unlimited plan?',
+  'Do I need a referral to see a dermatologist?',
+  'Where is the nearest airport shuttle stop?',
+];
+const minScores: Record<string, unknown>[] = [];
+
+/** Synthetic but natural text: sections of SQuAD sentences recombined, each tagged so no two are identical. */
+function syntheticDocument(sentences: string[], docNo: number): string {
+  const sections: string[] = [];
+  for (let s = 0; s < CHUNKS_PER_DOC; s++) {
+    const body = Array.from({ length: 4 }, () => pick(sentences)).join(' ');
+    sections.push(`# Record ${docNo}-${s}\n\n${body} Reference code R${docNo}x${s}.`);
+  }
+  return sections.join('\n\n');
+}
+
+async function scale(db: 'embedded' | 'wire', total: number) {
+  const stack = await openStack(db);
+  try {
+    const tenantIds = await makeTenants(stack.deps, TENANTS, 'scale');
+    const sentences = passages.flatMap((p) => p.match(/[^.!?]+[.!?]+/g) ?? []).map((s) => s.trim());
+    const docCount = Math.ceil(total / CHUNKS_PER_DOC);
+    const docs = Array.from({ length: docCount }, (_, i) => ({ tenantId: tenantIds[i % TENANTS]!, title: `Doc ${i}`, text: syntheticDocument(sentences, i) }));
+    const ing = await ingest(stack, docs);
+    const db_ = stack.deps.database.db;
+    const embedder = new LocalEmbedder();
+
+    // The production plan of the tenant-filtered vector query (does it use the HNSW index?).
+    const vec = sql.raw('vector(384)');
+    const probe = `[${Array.from(embedder.embedOne(questions[0]!.question)).join(',')}]`;
+    const plan = rowsOf<Record<string, string>>(
+      await db_.execute(sql`explain select c.id from document_chunks c where c.tenant_id = ${tenantIds[0]} and c.embedding_dimensions = 384
+        and c.embedding_model = ${LOCAL_EMBEDDING_MODEL} and c.version = (select d.live_version from documents d where d.id = c.document_id)
+        order by c.embedding::${vec} <=> ${probe}::${vec} limit 40`),
+    )
+      .map((r) => Object.values(r)[0])
+      .join('\n');
+    const planUses = /embedding_384_idx/.test(plan) ? 'hnsw' : /tenant_id_idx/.test(plan) ? 'tenant btree + exact sort' : 'seq scan + exact sort';
+
+    const topIds = async (tenantId: string, literal: string, settings: string[]) =>
+      db_.transaction(async (tx) => {
+        for (const s of settings) await tx.execute(sql.raw(s));
+        return rowsOf<{ id: string }>(
+          await tx.execute(sql`select c.id from document_chunks c where c.tenant_id = ${tenantId} and c.embedding_dimensions = 384
+            order by c.embedding::${vec} <=> ${literal}::${vec} limit 10`),
+        ).map((r) => r.id);
+      });
+    const forced = ['set local enable_seqscan = off', 'set local enable_bitmapscan = off', 'set local enable_sort = off'];
+    const variants = {
+      production_vector: { ms: [] as number[], recall: [] as number[] },
+      production_hybrid: { ms: [] as number[], recall: [] as number[] },
+      exact: { ms: [] as number[], recall: [] as number[] },
+      hnsw_iterative: { ms: [] as number[], recall: [] as number[] },
+      hnsw_no_iterative: { ms: [] as number[], recall: [] as number[] },
+    };
+    for (let i = 0; i < QUERIES; i++) {
+      const tenantId = pick(tenantIds);
+      const question = pick(questions).question;
+      const literal = `[${Array.from(embedder.embedOne(question)).join(',')}]`;
+      let t0 = performance.now();
+      const exact = await topIds(tenantId, literal, ['set local enable_indexscan = off']);
+      variants.exact.ms.push(performance.now() - t0);
+      variants.exact.recall.push(1);
+      const recall = (ids: string[]) => ids.filter((id) => exact.includes(id)).length / Math.max(1, Math.min(10, exact.length));
+
+      t0 = performance.now();
+      const prod = await stack.deps.retriever.search(tenantId, question, { topK: 10, minScore: 0, mode: 'vector' });
+      variants.production_vector.ms.push(performance.now() - t0);
+      variants.production_vector.recall.push(recall(prod.map((h) => h.chunkId)));
+
+      t0 = performance.now();
+      await stack.deps.retriever.search(tenantId, question, { topK: 10, minScore: 0, mode: 'hybrid' });
+      variants.production_hybrid.ms.push(performance.now() - t0);
+
+      t0 = performance.now();
+      const it = await topIds(tenantId, literal, [...forced, 'set local hnsw.iterative_scan = relaxed_order', 'set local hnsw.ef_search = 40']);
+      variants.hnsw_iterative.ms.push(performance.now() - t0);
+      variants.hnsw_iterative.recall.push(recall(it));
+
+      t0 = performance.now();
+      const plain = await topIds(tenantId, literal, [...forced, 'set local hnsw.iterative_scan = off', 'set local hnsw.ef_search = 40']);
+      variants.hnsw_no_iterative.ms.push(performance.now() - t0);
+      variants.hnsw_no_iterative.recall.push(recall(plain));
+    }
+    const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+    return {
+      db,
+      chunks: ing.chunks,
+      tenants: TENANTS,
+      documents: docCount,
+      ingest_chunks_per_s: round(ing.chunks / (ing.totalMs / 1000), 1),
+      ingest_total_s: round(ing.totalMs / 1000, 1),
+      upload_validation_s: round(ing.uploadMs / 1000, 1),
+      production_plan: planUses,
+      queries: QUERIES,
+      searches: Object.fromEntries(
+        Object.entries(variants).map(([name, v]) => [
+          name,
+          { p50_ms: round(pct(v.ms, 50)), p95_ms: round(pct(v.ms, 95)), ...(v.recall.length && { recall_at_10: round(mean(v.recall), 3) }) },
+        ]),
+      ),
+    };
+  } finally {
+    await stack.close();
+  }
+}
+
+function table(rows: Record<string, unknown>[]): string {
+  const cols = Object.keys(rows[0] ?? {});
+  const cell = (v: unknown) => String(v ?? '');
+  const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals: string[]) => `| ${vals.map((v, i) => v.padEnd(width[i]!)).join(' | ')} |`;
+  return [line(cols), `|${width.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
+}
+
+const results: { quality: Record<string, unknown>[]; min_score?: Record<string, unknown>[]; scale: Awaited<ReturnType<typeof scale>>[]; environment: Record<string, unknown> } = {
+  quality: [],
+  scale: [],
+  environment: { node: process.version, cpus: (await import('node:os')).cpus().length, date: new Date().toISOString(), queries: QUERIES },
+};
+for (const db of DBS) {
+  console.error(`quality on ${db}...`);
+  results.quality.push(...(await quality(db)));
+}
+console.log(`\nRetrieval quality: SQuAD Notre Dame, ${passages.length} passages, ${questions.length} questions, top 5, decoy copies in 5 other tenants\n`);
+console.log(table(results.quality));
+console.log(`\nMinimum score (hybrid, top 5): on-topic questions that keep their passage vs ${OFF_TOPIC.length} off-topic questions answered with nothing\n`);
+console.log(table(minScores));
+results.min_score = minScores;
+for (const total of SCALES) {
+  for (const db of DBS) {
+    console.error(`scale ${total} on ${db}...`);
+    results.scale.push(await scale(db, total));
+  }
+}
+if (results.scale.length) {
+  console.log(`\nScale: chunks over ${TENANTS} tenants, ${QUERIES} queries on random tenants; recall@10 against an exact scan\n`);
+  console.log(
+    table(
+      results.scale.flatMap((s) =>
+        Object.entries(s.searches).map(([name, v]) => ({
+          db: s.db,
+          chunks: s.chunks,
+          'ingest chunks/s': s.ingest_chunks_per_s,
+          search: name,
+          'p50 ms': v.p50_ms,
+          'p95 ms': v.p95_ms,
+          'recall@10': 'recall_at_10' in v ? v.recall_at_10 : '',
+          'production plan': name.startsWith('production') ? s.production_plan : '',
+        })),
+      ),
+    ),
+  );
+}
+mkdirSync(path.dirname(OUT), { recursive: true });
+writeFileSync(OUT, `${JSON.stringify(results, null, 2)}\n`);
+console.log(`\nJSON: ${OUT}`);

@@ -173,6 +173,30 @@ describe('ingestion queue', () => {
     expect(await docRow(first)).toMatchObject({ status: 'ready', live_version: 1 });
   });
 
+  it('a worker stopped mid-document (graceful shutdown) hands it back to the queue at once', async () => {
+    const s = await signup(t.app);
+    const id = await post(s, 'Long', sections(12, 'oak'));
+    let release!: () => void;
+    let entered!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const inFirstBatch = new Promise<void>((r) => (entered = r));
+    const embedder = new ScriptedEmbedder((n) => {
+      if (n !== 1) return;
+      entered();
+      return gate;
+    });
+    const w = new IngestionWorker(db(), source(embedder), quiet, { concurrency: 1, leaseMs: 60_000, maxAttempts: 6, pollMs: 20 });
+    await w.start();
+    await inFirstBatch;
+    const stopping = w.stop();
+    release();
+    await stopping;
+    expect(embedder.calls).toBe(1);
+    expect(await docRow(id)).toMatchObject({ status: 'pending', locked_by: null, chunks_done: 4, attempts: 0 });
+    expect(await worker().runOnce()).toBe(true); // no lease to wait for
+    expect(await docRow(id)).toMatchObject({ status: 'ready', chunk_count: 12 });
+  });
+
   it('a document deleted while it is being ingested stops the worker cleanly', async () => {
     const s = await signup(t.app);
     const id = await post(s, 'Doomed', sections(8, 'elm'));

@@ -70,7 +70,7 @@ export class IngestionWorker {
     for (let i = 0; i < this.opts.concurrency; i++) this.loops.push(this.loop());
   }
 
-  /** Finishes nothing new; the document in flight is abandoned mid-way and resumed by the next claim. */
+  /** Starts nothing new; the document in flight stops after its current batch and is released to the queue. */
   async stop(): Promise<void> {
     this.running = false;
     this.abort.abort();
@@ -121,7 +121,16 @@ export class IngestionWorker {
       log.info({ chunks, ms: Date.now() - started }, 'document ready');
     } catch (err) {
       if (err instanceof Superseded) log.info('document changed or was taken over during ingestion; stopped');
-      else if (this.abort.signal.aborted) log.info('ingestion interrupted by shutdown; it resumes at the next claim');
+      else if (this.abort.signal.aborted) {
+        // Hand the document back at once (another instance, or this one after its restart, resumes it) rather
+        // than leaving it leased; the interrupted attempt does not count against it.
+        await this.db
+          .update(documents)
+          .set({ status: 'pending', lockedBy: null, lockedAt: null, attempts: sql`greatest(${documents.attempts} - 1, 0)`, nextAttemptAt: new Date() })
+          .where(and(eq(documents.id, claim.id), eq(documents.lockedBy, this.workerId)))
+          .catch((e: unknown) => log.warn({ err: e }, 'could not release the document at shutdown'));
+        log.info('ingestion interrupted by shutdown; the document was released and resumes at the next claim');
+      }
       else await this.fail(claim, err, log);
     } finally {
       clearInterval(heartbeat);

@@ -1,5 +1,6 @@
 // The documents API end to end with the background worker running: upload -> ready -> searchable -> deleted in
 // all five formats, bad files refused with stable codes, and every route checked across tenants.
+import { readFileSync } from 'node:fs';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rowsOf } from '../src/db/client.js';
@@ -120,7 +121,7 @@ describe('documents: all five formats through HTTP', () => {
 describe('documents: bad input', () => {
   const count = async (token: string) => (await call(t.app, 'GET', '/api/v1/documents', token)).json().total as number;
 
-  it('refuses empty, binary, non-DOCX ZIP, corrupt PDF and oversized files with stable codes, storing nothing', async () => {
+  it('refuses empty, binary, non-DOCX ZIP, corrupt, encrypted and oversized files with stable codes, storing nothing', async () => {
     const s = await signup(t.app);
     const cases: [Buffer | string, string, number, string][] = [
       [Buffer.alloc(0), 'empty.txt', 422, 'empty_document'],
@@ -130,6 +131,8 @@ describe('documents: bad input', () => {
       ['%PDF-1.4\nthis is not really a pdf\n%%EOF', 'broken.pdf', 422, 'corrupt_document'],
       [Buffer.concat([Buffer.from('PK\u0003\u0004'), Buffer.from('word/document.xml garbage')]), 'broken.docx', 422, 'corrupt_document'],
       ['<html><body><script>only();</script></body></html>', 'empty.html', 422, 'empty_document'],
+      // Made with `qpdf --encrypt secret-user secret-owner 256` from a one-page makePdf() file.
+      [readFileSync(new URL('./fixtures/encrypted.pdf', import.meta.url)), 'secret.pdf', 422, 'encrypted_document'],
       [Buffer.alloc(MAX_BYTES + 1, 'a'), 'big.txt', 413, 'payload_too_large'],
     ];
     for (const [body, name, status, code] of cases) {

@@ -197,6 +197,16 @@ describe('ingestion queue', () => {
     expect(await docRow(id)).toMatchObject({ status: 'ready', chunk_count: 12 });
   });
 
+  it('a document whose every claim dies (the worker crashed each time) is given up after the allowed attempts', async () => {
+    const s = await signup(t.app);
+    const id = await post(s, 'Crasher', sections(2, 'yew'));
+    await db().execute(sql`update documents set status = 'processing', locked_by = 'dead', locked_at = now() - interval '1 hour', attempts = 6 where id = ${id}`);
+    expect(await worker().runOnce()).toBe(true);
+    const row = await docRow(id);
+    expect(row).toMatchObject({ status: 'failed', attempts: 7 });
+    expect(row.error).toMatch(/Gave up after 6 attempts/);
+  });
+
   it('a document deleted while it is being ingested stops the worker cleanly', async () => {
     const s = await signup(t.app);
     const id = await post(s, 'Doomed', sections(8, 'elm'));

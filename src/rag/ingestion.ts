@@ -11,7 +11,7 @@ import { documentChunks, documents } from '../db/schema.js';
 import { ProviderError } from '../lib/provider-error.js';
 import { chunkBlocks } from './chunking.js';
 import type { Embedder } from './embedders/embedder.js';
-import { type DocumentFormat, ExtractError, extractBlocks } from './extract.js';
+import { ExtractError, extractBlocks } from './extract.js';
 
 export interface IngestionOptions {
   /** Documents processed at once by this instance. */
@@ -36,6 +36,8 @@ interface Claim {
 
 /** The document was deleted, replaced, or claimed by another worker meanwhile: stop without writing. */
 class Superseded extends Error {}
+/** Too many claims that never finished. */
+class GaveUp extends Error {}
 
 const BACKOFF_BASE_MS = 2_000;
 const BACKOFF_MAX_MS = 5 * 60_000;
@@ -116,6 +118,9 @@ export class IngestionWorker {
     const log = this.log.child({ documentId: claim.id, version: claim.version, attempt: claim.attempts });
     const heartbeat = setInterval(() => void this.renew(claim).catch(() => {}), Math.max(250, this.opts.leaseMs / 3));
     try {
+      // Claims count attempts too: a document whose worker dies every time (say, out of memory) must not
+      // take the service down forever.
+      if (claim.attempts > this.opts.maxAttempts) throw new GaveUp(`Gave up after ${claim.attempts - 1} attempts that never finished`);
       const started = Date.now();
       const chunks = await this.ingest(claim);
       log.info({ chunks, ms: Date.now() - started }, 'document ready');
@@ -169,7 +174,7 @@ export class IngestionWorker {
       .from(documents)
       .where(eq(documents.id, claim.id));
     if (!doc?.source) throw new ExtractError('empty_document', 'The document has no stored content');
-    const chunks = chunkBlocks(await extractBlocks(doc.source, doc.format as DocumentFormat));
+    const chunks = chunkBlocks(await extractBlocks(doc.source, doc.format));
     const embedder = await this.embedders.forTenant(claim.tenant_id);
 
     // Resume: chunks of this version already stored with this model are kept; any of another model (the
@@ -260,7 +265,7 @@ export class IngestionWorker {
   }
 
   private async fail(claim: Claim, err: unknown, log: FastifyBaseLogger): Promise<void> {
-    const transient = err instanceof ProviderError ? err.retryable : !(err instanceof ExtractError);
+    const transient = err instanceof ProviderError ? err.retryable : !(err instanceof ExtractError || err instanceof GaveUp);
     const message = err instanceof ExtractError ? `${err.code}: ${err.message}` : (err as Error).message;
     const retry = transient && claim.attempts < this.opts.maxAttempts;
     await this.db.transaction(async (tx) => {

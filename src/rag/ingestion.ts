@@ -126,16 +126,7 @@ export class IngestionWorker {
       log.info({ chunks, ms: Date.now() - started }, 'document ready');
     } catch (err) {
       if (err instanceof Superseded) log.info('document changed or was taken over during ingestion; stopped');
-      else if (this.abort.signal.aborted) {
-        // Hand the document back at once (another instance, or this one after its restart, resumes it) rather
-        // than leaving it leased; the interrupted attempt does not count against it.
-        await this.db
-          .update(documents)
-          .set({ status: 'pending', lockedBy: null, lockedAt: null, attempts: sql`greatest(${documents.attempts} - 1, 0)`, nextAttemptAt: new Date() })
-          .where(and(eq(documents.id, claim.id), eq(documents.lockedBy, this.workerId)))
-          .catch((e: unknown) => log.warn({ err: e }, 'could not release the document at shutdown'));
-        log.info('ingestion interrupted by shutdown; the document was released and resumes at the next claim');
-      }
+      else if (this.abort.signal.aborted) await this.release(claim, log);
       else await this.fail(claim, err, log);
     } finally {
       clearInterval(heartbeat);
@@ -159,6 +150,19 @@ export class IngestionWorker {
         returning d.id, d.tenant_id, d.version, d.attempts`),
     );
     return rows[0];
+  }
+
+  /**
+   * Shutdown: hands the document back at once (another instance, or this one after its restart, resumes it)
+   * instead of leaving it leased; the interrupted attempt does not count against it.
+   */
+  private async release(claim: Claim, log: FastifyBaseLogger): Promise<void> {
+    await this.db
+      .update(documents)
+      .set({ status: 'pending', lockedBy: null, lockedAt: null, attempts: sql`greatest(${documents.attempts} - 1, 0)`, nextAttemptAt: new Date() })
+      .where(and(eq(documents.id, claim.id), eq(documents.lockedBy, this.workerId)))
+      .catch((err: unknown) => log.warn({ err }, 'could not release the document at shutdown'));
+    log.info('ingestion interrupted by shutdown; the document was released and resumes at the next claim');
   }
 
   private async renew(claim: Claim): Promise<void> {

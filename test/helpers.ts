@@ -3,10 +3,10 @@
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { PGlite } from '@electric-sql/pglite';
-import { vector } from '@electric-sql/pglite-pgvector';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import pino from 'pino';
 import { loadConfig } from '../src/config.js';
+import { PGLITE_EXTENSIONS } from '../src/db/client.js';
 import { buildDeps, closeDeps, type Deps } from '../src/deps.js';
 import { type App, buildApp, REDACT_PATHS } from '../src/http/app.js';
 
@@ -23,7 +23,7 @@ export interface TestApp {
 /** A throw-away database: a URL for the wire path, or undefined for the in-process PGlite. */
 async function testDatabase(): Promise<{ url?: string; stop(): Promise<void> }> {
   if (process.env.TEST_DB !== 'wire') return { stop: async () => {} };
-  const pglite = await PGlite.create({ dataDir: 'memory://', extensions: { vector } });
+  const pglite = await PGlite.create({ dataDir: 'memory://', extensions: PGLITE_EXTENSIONS });
   const server = new PGLiteSocketServer({ db: pglite, port: 0, host: '127.0.0.1' });
   await server.start();
   const url = `postgres://postgres:postgres@${server.getServerConn()}/postgres`;

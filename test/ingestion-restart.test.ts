@@ -6,8 +6,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { vector } from '@electric-sql/pglite-pgvector';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PGLITE_EXTENSIONS } from '../src/db/client.js';
 import { FakeOpenAI } from './fakes/openai.js';
 
 const main = ['--import', 'tsx', 'src/main.ts'];
@@ -87,7 +87,7 @@ describe('ingestion survives a crash', () => {
       await second.exited;
     }
     // Straight from the data folder: every (version, chunk_index) exactly once.
-    const pg = await PGlite.create({ dataDir: path.join(dataDir, 'pglite'), extensions: { vector } });
+    const pg = await PGlite.create({ dataDir: path.join(dataDir, 'pglite'), extensions: PGLITE_EXTENSIONS });
     try {
       const { rows } = await pg.query<{ total: number; distinct_idx: number; min: number; max: number }>(
         'select count(*)::int as total, count(distinct chunk_index)::int as distinct_idx, min(chunk_index) as min, max(chunk_index) as max from document_chunks where document_id = $1',

@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
+import { btree_gin } from '@electric-sql/pglite/contrib/btree_gin';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
@@ -23,6 +24,9 @@ export interface Database {
   close(): Promise<void>;
 }
 
+/** The extensions the migrations create; anything opening a PGlite database of ours loads the same. */
+export const PGLITE_EXTENSIONS = { vector, btree_gin };
+
 const migrationsFolder = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 /** Any fixed number: instances starting together take turns applying migrations. */
 const MIGRATION_LOCK_ID = 7_401_226_001;
@@ -40,7 +44,7 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
 }
 
 async function openPglite(dataDir: string): Promise<Database> {
-  const client = await PGlite.create({ dataDir, extensions: { vector } });
+  const client = await PGlite.create({ dataDir, extensions: PGLITE_EXTENSIONS });
   const db = drizzlePglite({ client, schema });
   // PGlite is a single connection in this process, so no lock is needed around migrations.
   await migratePglite(db, { migrationsFolder });

@@ -1,0 +1,194 @@
+// Audio primitives every stage agrees on: 16-bit PCM frames with their rate and start time, G.711 mu-law
+// (the telephone wire format Twilio streams), resampling between rates (8 kHz phone, 16 kHz models, 22.05 kHz
+// espeak), frame slicing for real-time pacing, levels, and WAV files.
+
+/** Mono signed 16-bit PCM. `timestampMs` is where the frame starts in its stream. */
+export interface AudioFrame {
+  pcm: Int16Array;
+  sampleRate: number;
+  timestampMs: number;
+}
+
+/** Frame length used on every real-time path: 20 ms is what Twilio sends and what pacing sends out. */
+export const FRAME_MS = 20;
+
+export const durationMs = (samples: number, sampleRate: number) => (samples * 1000) / sampleRate;
+
+// ---- G.711 mu-law ----------------------------------------------------------------------------------------
+
+const BIAS = 0x84;
+const CLIP = 32635;
+const DECODE_TABLE = (() => {
+  const table = new Int16Array(256);
+  for (let i = 0; i < 256; i++) {
+    const u = ~i & 0xff;
+    const exponent = (u >> 4) & 0x07;
+    const mantissa = u & 0x0f;
+    const magnitude = (((mantissa << 3) + BIAS) << exponent) - BIAS;
+    table[i] = u & 0x80 ? -magnitude : magnitude;
+  }
+  return table;
+})();
+
+export function muLawDecode(bytes: Uint8Array): Int16Array {
+  const out = new Int16Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) out[i] = DECODE_TABLE[bytes[i]!]!;
+  return out;
+}
+
+export function muLawEncode(pcm: Int16Array): Uint8Array {
+  const out = new Uint8Array(pcm.length);
+  for (let i = 0; i < pcm.length; i++) {
+    let s = pcm[i]!;
+    const sign = s < 0 ? 0x80 : 0;
+    if (sign) s = -s;
+    if (s > CLIP) s = CLIP;
+    s += BIAS;
+    let exponent = 7;
+    for (let mask = 0x4000; (s & mask) === 0 && exponent > 0; mask >>= 1) exponent--;
+    const mantissa = (s >> (exponent + 3)) & 0x0f;
+    out[i] = ~(sign | (exponent << 4) | mantissa) & 0xff;
+  }
+  return out;
+}
+
+// ---- Resampling --------------------------------------------------------------------------------------------
+
+const SINC_HALF_TAPS = 16;
+
+/**
+ * Band-limited resampling (windowed sinc, Blackman window). Downsampling low-passes at the new Nyquist
+ * frequency so speech does not alias into the telephone band.
+ */
+export function resample(pcm: Int16Array, from: number, to: number): Int16Array {
+  if (from === to) return pcm;
+  if (!(from > 0 && to > 0)) throw new Error(`bad sample rates ${from} -> ${to}`);
+  const ratio = to / from;
+  const outLength = Math.floor(pcm.length * ratio);
+  const out = new Int16Array(outLength);
+  // Cut-off relative to the input rate: the lower of the two Nyquist frequencies.
+  const cutoff = Math.min(1, ratio);
+  const halfWidth = SINC_HALF_TAPS / cutoff;
+  for (let i = 0; i < outLength; i++) {
+    const center = i / ratio;
+    const start = Math.max(0, Math.ceil(center - halfWidth));
+    const end = Math.min(pcm.length - 1, Math.floor(center + halfWidth));
+    let acc = 0;
+    let norm = 0;
+    for (let j = start; j <= end; j++) {
+      const x = j - center;
+      const w = windowedSinc(x * cutoff, x / halfWidth);
+      acc += pcm[j]! * w;
+      norm += w;
+    }
+    const v = norm !== 0 ? acc / norm : 0;
+    out[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : Math.round(v);
+  }
+  return out;
+}
+
+function windowedSinc(x: number, position: number): number {
+  const sinc = x === 0 ? 1 : Math.sin(Math.PI * x) / (Math.PI * x);
+  // Blackman window over position in [-1, 1].
+  const t = (position + 1) / 2;
+  const window = 0.42 - 0.5 * Math.cos(2 * Math.PI * t) + 0.08 * Math.cos(4 * Math.PI * t);
+  return sinc * window;
+}
+
+// ---- Framing and levels --------------------------------------------------------------------------------------
+
+/** Cuts PCM into frames of `frameMs` (the last one zero-padded), stamped from `startMs`. */
+export function toFrames(pcm: Int16Array, sampleRate: number, startMs = 0, frameMs = FRAME_MS): AudioFrame[] {
+  const size = Math.round((sampleRate * frameMs) / 1000);
+  const frames: AudioFrame[] = [];
+  for (let offset = 0; offset < pcm.length; offset += size) {
+    const slice = pcm.subarray(offset, offset + size);
+    const padded = slice.length === size ? slice.slice() : Int16Array.from({ length: size }, (_, i) => slice[i] ?? 0);
+    frames.push({ pcm: padded, sampleRate, timestampMs: startMs + durationMs(offset, sampleRate) });
+  }
+  return frames;
+}
+
+export function concatPcm(parts: Int16Array[]): Int16Array {
+  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+/** Level in dBFS (0 = full scale; silence is -Infinity). */
+export function dbfs(pcm: Int16Array): number {
+  if (pcm.length === 0) return -Infinity;
+  let sum = 0;
+  for (const s of pcm) sum += s * s;
+  const rms = Math.sqrt(sum / pcm.length);
+  return rms === 0 ? -Infinity : 20 * Math.log10(rms / 32768);
+}
+
+// ---- WAV -----------------------------------------------------------------------------------------------------
+
+/** Reads PCM WAV (8/16-bit integer or 32-bit float, any channel count; channels are mixed down to mono). */
+export function parseWav(buf: Uint8Array): { pcm: Int16Array; sampleRate: number } {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (b.length < 12 || b.toString('latin1', 0, 4) !== 'RIFF' || b.toString('latin1', 8, 12) !== 'WAVE') throw new Error('not a WAV file');
+  let format: { tag: number; channels: number; sampleRate: number; bits: number } | undefined;
+  let offset = 12;
+  while (offset + 8 <= b.length) {
+    const id = b.toString('latin1', offset, offset + 4);
+    // Streamed WAVs (espeak to stdout) carry 0xFFFFFFFF as the data size: read to the end.
+    let size = b.readUInt32LE(offset + 4);
+    const body = offset + 8;
+    if (id === 'fmt ') {
+      format = { tag: b.readUInt16LE(body), channels: b.readUInt16LE(body + 2), sampleRate: b.readUInt32LE(body + 4), bits: b.readUInt16LE(body + 14) };
+      if (format.tag === 0xfffe && size >= 26) format.tag = b.readUInt16LE(body + 24);
+    } else if (id === 'data') {
+      if (!format) throw new Error('WAV data before its format');
+      if (size === 0xffffffff || body + size > b.length) size = b.length - body;
+      return { pcm: decodeSamples(b.subarray(body, body + size), format), sampleRate: format.sampleRate };
+    }
+    offset = body + size + (size % 2);
+  }
+  throw new Error('WAV file without data');
+}
+
+function decodeSamples(data: Buffer, f: { tag: number; channels: number; bits: number }): Int16Array {
+  const bytes = f.bits / 8;
+  const frames = Math.floor(data.length / (bytes * f.channels));
+  const out = new Int16Array(frames);
+  for (let i = 0; i < frames; i++) {
+    let sum = 0;
+    for (let c = 0; c < f.channels; c++) {
+      const at = (i * f.channels + c) * bytes;
+      if (f.tag === 3 && f.bits === 32) sum += data.readFloatLE(at) * 32767;
+      else if (f.tag === 1 && f.bits === 16) sum += data.readInt16LE(at);
+      else if (f.tag === 1 && f.bits === 8) sum += (data[at]! - 128) << 8;
+      else if (f.tag === 7 && f.bits === 8) sum += DECODE_TABLE[data[at]!]!;
+      else throw new Error(`unsupported WAV encoding (format ${f.tag}, ${f.bits} bits)`);
+    }
+    const v = Math.round(sum / f.channels);
+    out[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+  }
+  return out;
+}
+
+export function encodeWav(pcm: Int16Array, sampleRate: number): Buffer {
+  const data = Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength);
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0, 'latin1');
+  header.writeUInt32LE(36 + data.length, 4);
+  header.write('WAVE', 8, 'latin1');
+  header.write('fmt ', 12, 'latin1');
+  header.writeUInt32LE(16, 16);
+  header.writeUInt16LE(1, 20);
+  header.writeUInt16LE(1, 22);
+  header.writeUInt32LE(sampleRate, 24);
+  header.writeUInt32LE(sampleRate * 2, 28);
+  header.writeUInt16LE(2, 32);
+  header.writeUInt16LE(16, 34);
+  header.write('data', 36, 'latin1');
+  header.writeUInt32LE(data.length, 40);
+  return Buffer.concat([header, data]);
+}

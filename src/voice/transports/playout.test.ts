@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { Playout } from './playout.js';
+
+const audio = (ms: number, rate = 8000) => ({ pcm: new Int16Array((rate * ms) / 1000).fill(1000), sampleRate: rate, timestampMs: 0 });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('Playout', () => {
+  it('releases 20 ms frames in real time and resolves a mark when the audio before it has played', async () => {
+    const played: number[] = [];
+    const p = new Playout(8000, (f, at) => played.push(at));
+    const t0 = performance.now();
+    p.enqueue(audio(150)); // 7 frames and a 10 ms tail, padded when the mark comes
+    const done = await p.mark('sentence-1');
+    const elapsed = performance.now() - t0;
+    expect(done).toBe(true);
+    expect(played).toHaveLength(8);
+    expect(elapsed).toBeGreaterThanOrEqual(158);
+    expect(elapsed).toBeLessThan(260);
+    // Paced: each frame starts 20 ms after the one before.
+    const gaps = played.slice(1).map((t, i) => t - played[i]!);
+    expect(gaps.every((g) => Math.abs(g - 20) < 0.01)).toBe(true);
+  });
+
+  it('clear() drops what has not been played and fails pending marks', async () => {
+    let frames = 0;
+    const p = new Playout(16000, () => frames++);
+    p.enqueue(audio(1000, 16000));
+    const mark = p.mark('long');
+    await sleep(100);
+    expect(p.queuedMs).toBeGreaterThan(800);
+    p.clear();
+    expect(await mark).toBe(false);
+    expect(p.queuedMs).toBe(0);
+    const playedBefore = frames;
+    await sleep(60);
+    expect(frames).toBe(playedBefore);
+    expect(playedBefore).toBeGreaterThanOrEqual(5);
+    expect(playedBefore).toBeLessThanOrEqual(8);
+    // Audio queued after a clear plays again.
+    p.enqueue(audio(40, 16000));
+    expect(await p.mark('after')).toBe(true);
+    p.close();
+    expect(await p.mark('closed')).toBe(false);
+  });
+
+  it('refuses audio at another rate', () => {
+    const p = new Playout(8000, () => {});
+    expect(() => p.enqueue(audio(20, 16000))).toThrow(/8000 Hz got 16000 Hz/);
+  });
+});

@@ -1,0 +1,95 @@
+// Real-time playout: agent audio is queued in 20 ms frames and released to the sink at the pace it is heard,
+// so clear() (barge-in) drops what the caller has not heard yet and marks resolve when audio was really played.
+// Transports without their own playout feedback (in-memory, browser, LiveKit) play through this.
+import { type AudioFrame, concatPcm, FRAME_MS, toFrames } from '../audio.js';
+
+type Item = { frame: AudioFrame } | { mark: string; resolve: (played: boolean) => void };
+
+export class Playout {
+  private queue: Item[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  /** When the frame being played ends, in performance.now() time. */
+  private playingUntil = 0;
+  private carry: Int16Array = new Int16Array(0);
+  private closed = false;
+
+  constructor(
+    private readonly sampleRate: number,
+    private readonly sink: (frame: AudioFrame, playedAtMs: number) => void,
+  ) {}
+
+  /** Audio of any length; it is re-cut into 20 ms frames (a partial tail waits for more, or for a mark). */
+  enqueue(frame: AudioFrame): void {
+    if (this.closed) return;
+    if (frame.sampleRate !== this.sampleRate) throw new Error(`playout at ${this.sampleRate} Hz got ${frame.sampleRate} Hz audio`);
+    const pcm = this.carry.length ? concatPcm([this.carry, frame.pcm]) : frame.pcm;
+    const size = (this.sampleRate * FRAME_MS) / 1000;
+    const whole = pcm.length - (pcm.length % size);
+    this.carry = pcm.slice(whole);
+    for (const f of toFrames(pcm.subarray(0, whole), this.sampleRate, frame.timestampMs)) this.queue.push({ frame: f });
+    this.pump();
+  }
+
+  mark(name: string): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    this.flushCarry();
+    return new Promise((resolve) => {
+      this.queue.push({ mark: name, resolve });
+      this.pump();
+    });
+  }
+
+  clear(): void {
+    this.carry = new Int16Array(0);
+    const dropped = this.queue;
+    this.queue = [];
+    for (const item of dropped) if ('mark' in item) item.resolve(false);
+  }
+
+  close(): void {
+    this.clear();
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Audio queued and not yet played, in ms. */
+  get queuedMs(): number {
+    return this.queue.reduce((ms, item) => ms + ('frame' in item ? FRAME_MS : 0), 0);
+  }
+
+  private flushCarry(): void {
+    if (!this.carry.length) return;
+    // The tail of an utterance is padded to a whole frame so it is played before the mark.
+    for (const f of toFrames(this.carry, this.sampleRate)) this.queue.push({ frame: f });
+    this.carry = new Int16Array(0);
+  }
+
+  private pump(): void {
+    if (this.timer || this.closed) return;
+    const now = performance.now();
+    // Frames are released back to back on a fixed schedule (timer lateness is absorbed); after an underrun of
+    // more than a frame (nothing was queued) the schedule restarts from now.
+    if (this.playingUntil < now - FRAME_MS) this.playingUntil = now;
+    while (this.queue.length) {
+      const next = this.queue[0]!;
+      if ('mark' in next) {
+        // A mark is reached when the audio before it has finished playing, not when it was handed over.
+        if (this.playingUntil > performance.now() + 1) break;
+        this.queue.shift();
+        next.resolve(true);
+        continue;
+      }
+      if (this.playingUntil > performance.now() + 1) break;
+      this.queue.shift();
+      this.sink(next.frame, this.playingUntil);
+      this.playingUntil += FRAME_MS;
+    }
+    if (this.queue.length) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.pump();
+      }, Math.max(0, this.playingUntil - performance.now()));
+    }
+  }
+}

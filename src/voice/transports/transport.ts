@@ -1,0 +1,22 @@
+// Transport: the call's two audio directions. Caller audio comes in as frames; agent audio goes out queued and
+// played in real time; marks tell when what was queued has actually been heard, and clear() drops the queue
+// (barge-in). Twilio Media Streams, LiveKit rooms, browser websockets and the in-memory test transport all
+// implement it.
+import type { AudioFrame } from '../audio.js';
+
+export interface Transport {
+  readonly kind: string;
+  /** Rate of the caller's audio and of the audio it expects back. */
+  readonly sampleRate: number;
+  /** Caller audio until the caller hangs up or the transport closes. */
+  audio(): AsyncIterable<AudioFrame>;
+  /** Queues agent audio for playout. */
+  send(frame: AudioFrame): void;
+  /** Resolves true once everything queued before it has been played, false if clear() or close() came first. */
+  mark(name: string): Promise<boolean>;
+  /** Drops queued audio at once; pending marks resolve false. */
+  clear(): void;
+  onDtmf(listener: (digit: string) => void): void;
+  onHangup(listener: () => void): void;
+  close(reason: string): Promise<void>;
+}

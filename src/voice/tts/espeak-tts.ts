@@ -1,0 +1,65 @@
+// Local TTS: espeak-ng (Debian package `espeak-ng`), no network, no model download. One process per sentence:
+// espeak synthesizes a sentence in tens of milliseconds, so the whole sentence is read, resampled once to the
+// call's rate (band-limited, no seams between chunks) and handed out in 100 ms pieces.
+import { spawn } from 'node:child_process';
+import { ProviderError } from '../../lib/provider-error.js';
+import { type AudioFrame, durationMs, parseWav, resample } from '../audio.js';
+import type { TTS } from './tts.js';
+
+export interface EspeakOptions {
+  /** Output rate: the transport's (8000 for phone calls, 16000 for web). */
+  sampleRate: number;
+  /** espeak-ng voice, e.g. en-us, en-gb, fr. */
+  voice?: string;
+  /** Words per minute. */
+  wordsPerMinute?: number;
+  binary?: string;
+}
+
+const PIECE_MS = 100;
+
+export class EspeakTts implements TTS {
+  readonly provider = 'local';
+  readonly sampleRate: number;
+
+  constructor(private readonly opts: EspeakOptions) {
+    this.sampleRate = opts.sampleRate;
+  }
+
+  async *synthesize(text: string, opts: { signal?: AbortSignal } = {}): AsyncIterable<AudioFrame> {
+    if (!text.trim()) return;
+    const wav = await this.run(text, opts.signal);
+    if (opts.signal?.aborted) return;
+    const { pcm, sampleRate } = parseWav(wav);
+    const out = resample(pcm, sampleRate, this.sampleRate);
+    const size = (this.sampleRate * PIECE_MS) / 1000;
+    for (let offset = 0; offset < out.length; offset += size) {
+      if (opts.signal?.aborted) return;
+      yield { pcm: out.slice(offset, offset + size), sampleRate: this.sampleRate, timestampMs: durationMs(offset, this.sampleRate) };
+    }
+  }
+
+  private run(text: string, signal?: AbortSignal): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      // Text goes in on stdin, never on the command line: no option injection, no length limit.
+      const child = spawn(this.opts.binary ?? 'espeak-ng', ['--stdout', '-v', this.opts.voice ?? 'en-us', '-s', String(this.opts.wordsPerMinute ?? 165)], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+        signal,
+      });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      child.stdout.on('data', (c: Buffer) => out.push(c));
+      child.stderr.on('data', (c: Buffer) => err.push(c));
+      child.on('error', (e: NodeJS.ErrnoException) => {
+        if (e.name === 'AbortError') resolve(Buffer.alloc(0));
+        else reject(new ProviderError('local', e.code === 'ENOENT' ? 'espeak-ng is not installed (Debian package espeak-ng)' : `espeak-ng failed: ${e.message}`, false));
+      });
+      child.on('close', (code) => {
+        if (signal?.aborted) return resolve(Buffer.alloc(0));
+        if (code !== 0) return reject(new ProviderError('local', `espeak-ng exited with ${code}: ${Buffer.concat(err).toString().trim()}`, false));
+        resolve(Buffer.concat(out));
+      });
+      child.stdin.end(text);
+    });
+  }
+}

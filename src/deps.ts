@@ -13,11 +13,14 @@ import { IngestionWorker } from './rag/ingestion.js';
 import { Retriever } from './rag/retriever.js';
 import { AccountService } from './services/accounts.js';
 import { ApiKeyService } from './services/api-keys.js';
+import { CallService } from './services/calls.js';
 import { DocumentService } from './services/documents.js';
 import { SecretBox } from './services/secret-box.js';
 import { SettingsService } from './services/settings.js';
 import { TenantAdminService } from './services/tenants.js';
 import { TokenService } from './services/tokens.js';
+import { ProviderRegistry } from './voice/registry.js';
+import { TextChannel } from './voice/text-channel.js';
 
 export interface Deps {
   config: Config;
@@ -35,6 +38,9 @@ export interface Deps {
   documents: DocumentService;
   ingestion: IngestionWorker;
   retriever: Retriever;
+  calls: CallService;
+  providers: ProviderRegistry;
+  textChannel: TextChannel;
 }
 
 export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { cachePrefix?: string } = {}): Promise<Deps> {
@@ -59,6 +65,9 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
   const settings = new SettingsService(db, new SecretBox(config.secretKey));
   const embedders = new EmbedderRegistry(settings, { openaiApiKey: config.providerKeys.openai, openaiBaseUrl: config.openaiBaseUrl });
   const ingestion = new IngestionWorker(db, embedders, log.child({ component: 'ingestion' }), config.ingest);
+  const retriever = new Retriever(db, embedders);
+  const calls = new CallService(db);
+  const providers = new ProviderRegistry(settings, retriever, log.child({ component: 'providers' }));
   const deps: Deps = {
     config,
     log,
@@ -74,7 +83,10 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
     embedders,
     documents: new DocumentService(db, config.documentMaxBytes, () => ingestion.wake()),
     ingestion,
-    retriever: new Retriever(db, embedders),
+    retriever,
+    calls,
+    providers,
+    textChannel: new TextChannel(calls, providers),
   };
   if (config.platformAdmin) {
     const outcome = await accounts.ensurePlatformAdmin(config.platformAdmin);

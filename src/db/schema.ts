@@ -105,6 +105,8 @@ export const tenantConfigs = pgTable(
     greeting: text('greeting'),
     language: text('language'),
     rag: jsonb('rag').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    /** Call behaviour: transfer number, endpointing, interruptions, silence prompts, maximum duration. */
+    call: jsonb('call').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
     providers: jsonb('providers').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
     /** Provider name -> AES-256-GCM ciphertext (see services/secret-box.ts). Never returned in clear. */
     providerKeys: jsonb('provider_keys').$type<Record<string, string>>().notNull().default(sql`'{}'::jsonb`),
@@ -205,7 +207,8 @@ export const calls = pgTable(
     tenantId: tenantId(),
     phoneNumberId: uuid('phone_number_id').references(() => phoneNumbers.id, { onDelete: 'set null' }),
     userId: uuid('user_id').references(() => users.id, { onDelete: 'set null' }),
-    direction: text('direction', { enum: ['inbound', 'outbound', 'web'] }).notNull(),
+    /** inbound/outbound phone calls, web (browser audio) calls, and chat sessions (the same agent over text). */
+    direction: text('direction', { enum: ['inbound', 'outbound', 'web', 'chat'] }).notNull(),
     status: text('status').notNull().default('queued'),
     fromNumber: text('from_number'),
     toNumber: text('to_number'),
@@ -258,6 +261,10 @@ export const callTranscripts = pgTable(
     startMs: integer('start_ms'),
     endMs: integer('end_ms'),
     interrupted: boolean('interrupted').notNull().default(false),
+    /** Knowledge chunk ids the agent's turn was grounded on. */
+    citations: jsonb('citations').$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+    /** Per-turn latencies in ms (endpointing, stt_final, retrieval, llm_ttft, tts_ttfb, voice_to_voice, ...). */
+    metrics: jsonb('metrics').$type<Record<string, number>>().notNull().default(sql`'{}'::jsonb`),
     extraData: extraData(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),

@@ -25,6 +25,8 @@ import { AppError, type ErrorCode, type FieldIssue } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { authRoutes } from './routes/auth.js';
+import { callRoutes } from './routes/calls.js';
+import { chatRoutes } from './routes/chat.js';
 import { documentRoutes } from './routes/documents.js';
 import { healthRoutes } from './routes/health.js';
 import { knowledgeRoutes } from './routes/knowledge.js';
@@ -148,6 +150,8 @@ export async function buildApp(deps: Deps): Promise<App> {
   // Its own scope: the multipart parser it registers stays on the document routes.
   await app.register(async (scope) => documentRoutes(scope as App, deps));
   knowledgeRoutes(app, deps);
+  callRoutes(app, deps);
+  chatRoutes(app, deps);
 
   await app.ready();
   return app;

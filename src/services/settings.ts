@@ -15,6 +15,21 @@ export const ragSchema = z.strictObject({
   top_k: z.number().int().min(1).max(50).default(5),
   min_score: z.number().min(0).max(1).default(0.2),
 });
+export const callSchema = z.strictObject({
+  /** Where transfer_call sends callers (E.164); null: no transfers, the agent says so. */
+  transfer_number: z
+    .string()
+    .regex(/^\+[1-9]\d{6,14}$/, 'must be an E.164 number such as +14155550100')
+    .nullable()
+    .default(null),
+  /** Silence after the caller's last words before the agent answers. */
+  endpointing_ms: z.number().int().min(100).max(5000).default(700),
+  /** Caller speech must last this long to interrupt the agent (shorter: a noise or an "uh-huh"). */
+  min_interruption_ms: z.number().int().min(0).max(3000).default(400),
+  /** The agent checks in after this long without a word from the caller. */
+  silence_prompt_s: z.number().int().min(3).max(600).default(12),
+  max_duration_s: z.number().int().min(30).max(4 * 3600).default(1800),
+});
 export const providersSchema = z.strictObject({
   stt: z
     .strictObject({ provider: z.enum(['local', 'deepgram']).default('local'), model: model.optional(), language: z.string().max(20).optional() })
@@ -48,11 +63,13 @@ function patchOf<T extends z.ZodRawShape>(obj: z.ZodObject<T>) {
 }
 const unwrapDefault = (v: z.ZodType) => (v instanceof z.ZodDefault ? (v.unwrap() as z.ZodObject) : (v as z.ZodObject));
 export const ragPatchSchema = patchOf(ragSchema);
+export const callPatchSchema = patchOf(callSchema);
 export const providersPatchSchema = z.strictObject(
   Object.fromEntries(Object.entries(providersSchema.shape).map(([k, v]) => [k, patchOf(unwrapDefault(v)).optional()])),
 );
 
 export type RagSettings = z.infer<typeof ragSchema>;
+export type CallSettings = z.infer<typeof callSchema>;
 export type ProviderSettings = z.infer<typeof providersSchema>;
 
 export interface TenantSettingsView {
@@ -61,6 +78,7 @@ export interface TenantSettingsView {
   greeting: string | null;
   language: string;
   rag: RagSettings;
+  call: CallSettings;
   providers: ProviderSettings;
   provider_keys: Record<ProviderKeyName, { configured: boolean; last4: string | null }>;
   updated_at: string | null;
@@ -72,6 +90,7 @@ export interface TenantSettingsPatch {
   greeting?: string | null;
   language?: string;
   rag?: Partial<RagSettings>;
+  call?: Partial<CallSettings>;
   providers?: { [K in keyof ProviderSettings]?: Partial<ProviderSettings[K]> };
   /** A string sets the key, null removes it, an absent name keeps it. */
   provider_keys?: Partial<Record<ProviderKeyName, string | null>>;
@@ -120,6 +139,7 @@ export class SettingsService {
         greeting: patch.greeting === undefined ? current.greeting : patch.greeting,
         language: patch.language ?? current.language,
         rag: ragSchema.parse({ ...current.rag, ...patch.rag }),
+        call: callSchema.parse({ ...current.call, ...patch.call }),
         providers,
         providerKeys: keys,
       };
@@ -143,6 +163,7 @@ export class SettingsService {
       greeting: row?.greeting ?? null,
       language: row?.language ?? 'en',
       rag: ragSchema.parse(row?.rag ?? {}),
+      call: callSchema.parse(row?.call ?? {}),
       providers: providersSchema.parse(row?.providers ?? {}),
       provider_keys,
       updated_at: row?.updatedAt.toISOString() ?? null,

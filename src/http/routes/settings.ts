@@ -1,7 +1,7 @@
 // /api/v1/settings: the tenant's agent settings (admins and API keys may change them) and each user's own.
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
-import { PROVIDER_KEY_NAMES, providersPatchSchema, ragPatchSchema, ragSchema } from '../../services/settings.js';
+import { callPatchSchema, callSchema, PROVIDER_KEY_NAMES, providersPatchSchema, ragPatchSchema, ragSchema } from '../../services/settings.js';
 import type { App } from '../app.js';
 import { validationError } from '../errors.js';
 import { principalOf, userOf } from '../auth.js';
@@ -14,6 +14,7 @@ const tenantSettingsView = z.object({
   greeting: z.string().nullable(),
   language: z.string(),
   rag: ragSchema.required(),
+  call: callSchema.required(),
   providers: z.object({
     stt: z.object({ provider: z.string(), model: z.string().optional(), language: z.string().optional() }),
     llm: z.object({ provider: z.string(), model: z.string().optional(), base_url: z.string().optional(), temperature: z.number().optional() }),
@@ -34,6 +35,7 @@ const tenantSettingsPut = z.strictObject({
     .regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'must be a language tag such as en or en-US')
     .optional(),
   rag: ragPatchSchema.optional(),
+  call: callPatchSchema.optional(),
   providers: providersPatchSchema.optional(),
   provider_keys: z
     .strictObject(Object.fromEntries(PROVIDER_KEY_NAMES.map((n) => [n, z.string().trim().min(8).max(500).nullable().optional()])) as Record<

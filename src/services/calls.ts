@@ -1,0 +1,123 @@
+// Calls and chat sessions as records: the call row (status, timing, metrics summary), its transcript turns
+// (with citations and per-turn latencies) and its events (the audit trail). Everything is written as it
+// happens, so a restart loses nothing already said and a conversation is rebuilt from here, never from memory.
+import { and, asc, count, desc, eq, sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { callEvents, calls, callTranscripts } from '../db/schema.js';
+import { notFound } from '../http/errors.js';
+
+export type Call = typeof calls.$inferSelect;
+export type Turn = typeof callTranscripts.$inferSelect;
+export type CallEvent = typeof callEvents.$inferSelect;
+export type CallDirection = Call['direction'];
+
+/** Twilio's call statuses, which our own channels reuse. */
+export const CALL_STATUSES = ['queued', 'ringing', 'in_progress', 'completed', 'failed', 'busy', 'no_answer', 'canceled'] as const;
+export type CallStatus = (typeof CALL_STATUSES)[number];
+
+export interface NewTurn {
+  speaker: Turn['speaker'];
+  text: string;
+  startMs?: number;
+  endMs?: number;
+  interrupted?: boolean;
+  citations?: string[];
+  metrics?: Record<string, number>;
+}
+
+export class CallService {
+  constructor(private readonly db: Db) {}
+
+  async start(tenantId: string, input: { direction: CallDirection; fromNumber?: string; toNumber?: string; userId?: string; phoneNumberId?: string; providerCallSid?: string }): Promise<Call> {
+    const now = new Date();
+    const [call] = await this.db
+      .insert(calls)
+      .values({ tenantId, ...input, status: 'in_progress', startedAt: now, answeredAt: now })
+      .returning();
+    await this.event(tenantId, call!.id, 'call.started', { direction: input.direction });
+    return call!;
+  }
+
+  /** Appends a turn with the next sequence number; turns of one call are written by one session, in order. */
+  async addTurn(tenantId: string, callId: string, turn: NewTurn): Promise<Turn> {
+    const [row] = await this.db
+      .insert(callTranscripts)
+      .values({
+        tenantId,
+        callId,
+        seq: sql`(select coalesce(max(seq), 0) + 1 from call_transcripts where call_id = ${callId})`,
+        speaker: turn.speaker,
+        text: turn.text,
+        startMs: turn.startMs,
+        endMs: turn.endMs,
+        interrupted: turn.interrupted ?? false,
+        citations: turn.citations ?? [],
+        metrics: turn.metrics ?? {},
+      })
+      .returning();
+    return row!;
+  }
+
+  async event(tenantId: string, callId: string, type: string, data: Record<string, unknown> = {}): Promise<void> {
+    await this.db.insert(callEvents).values({ tenantId, callId, type, extraData: data });
+  }
+
+  /** Ends the call once (a second end is ignored) with its duration and a summary of the turn metrics. */
+  async end(tenantId: string, callId: string, status: CallStatus, reason: string): Promise<Call | undefined> {
+    const summary = await this.metricsSummary(callId);
+    const [row] = await this.db
+      .update(calls)
+      .set({
+        status,
+        endedAt: new Date(),
+        durationMs: sql`(extract(epoch from (now() - coalesce(${calls.answeredAt}, ${calls.startedAt}, ${calls.createdAt}))) * 1000)::int`,
+        metrics: summary,
+      })
+      .where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId), sql`${calls.endedAt} is null`))
+      .returning();
+    if (row) await this.event(tenantId, callId, 'call.ended', { status, reason });
+    return row;
+  }
+
+  async list(tenantId: string, page: { limit: number; offset: number }, filter: { direction?: CallDirection } = {}) {
+    const where = and(eq(calls.tenantId, tenantId), filter.direction ? eq(calls.direction, filter.direction) : undefined);
+    const [items, [total]] = await Promise.all([
+      this.db.select().from(calls).where(where).orderBy(desc(calls.createdAt), desc(calls.id)).limit(page.limit).offset(page.offset),
+      this.db.select({ n: count() }).from(calls).where(where),
+    ]);
+    return { items, total: total?.n ?? 0 };
+  }
+
+  async get(tenantId: string, id: string): Promise<Call> {
+    const [row] = await this.db.select().from(calls).where(and(eq(calls.tenantId, tenantId), eq(calls.id, id)));
+    if (!row) throw notFound('Call');
+    return row;
+  }
+
+  async transcript(tenantId: string, callId: string): Promise<Turn[]> {
+    await this.get(tenantId, callId);
+    return this.db.select().from(callTranscripts).where(and(eq(callTranscripts.tenantId, tenantId), eq(callTranscripts.callId, callId))).orderBy(asc(callTranscripts.seq));
+  }
+
+  async events(tenantId: string, callId: string): Promise<CallEvent[]> {
+    await this.get(tenantId, callId);
+    return this.db
+      .select()
+      .from(callEvents)
+      .where(and(eq(callEvents.tenantId, tenantId), eq(callEvents.callId, callId)))
+      .orderBy(asc(callEvents.occurredAt), asc(callEvents.createdAt));
+  }
+
+  /** p50 and max of each per-turn metric: what the call list shows without reading every turn. */
+  async metricsSummary(callId: string): Promise<Record<string, { p50: number; max: number; n: number }>> {
+    const turns = await this.db.select({ metrics: callTranscripts.metrics }).from(callTranscripts).where(eq(callTranscripts.callId, callId));
+    const byName = new Map<string, number[]>();
+    for (const t of turns) for (const [k, v] of Object.entries(t.metrics)) if (Number.isFinite(v)) byName.set(k, [...(byName.get(k) ?? []), v]);
+    return Object.fromEntries(
+      [...byName].map(([k, xs]) => {
+        const sorted = xs.sort((a, b) => a - b);
+        return [k, { p50: sorted[Math.floor((sorted.length - 1) / 2)]!, max: sorted.at(-1)!, n: sorted.length }];
+      }),
+    );
+  }
+}

@@ -1,0 +1,53 @@
+// Provider choice is data: the tenant's settings name the engines, this turns them into instances. Every chain
+// ends with a local engine, so a call goes on when a cloud provider fails or has no key.
+import type { FastifyBaseLogger } from 'fastify';
+import { ProviderError } from '../lib/provider-error.js';
+import type { Retriever } from '../rag/retriever.js';
+import type { ProviderKeyName, ProviderSettings, SettingsService, TenantSettingsView } from '../services/settings.js';
+import { Agent, type KnowledgeSearch } from './agent.js';
+import { FallbackLlm } from './llm/fallback-llm.js';
+import type { LLM } from './llm/llm.js';
+import { LocalResponder } from './llm/local-responder.js';
+
+export interface TenantAgent {
+  agent: Agent;
+  settings: TenantSettingsView;
+}
+
+export class ProviderRegistry {
+  private readonly local = new LocalResponder();
+
+  constructor(
+    private readonly settings: SettingsService,
+    private readonly retriever: Retriever,
+    private readonly log: FastifyBaseLogger,
+  ) {}
+
+  async agentFor(tenantId: string): Promise<TenantAgent> {
+    const settings = await this.settings.getTenant(tenantId);
+    const keys = await this.settings.providerKeys(tenantId);
+    const llm = this.llm(settings.providers.llm, keys, tenantId);
+    const search: KnowledgeSearch = async (query) => {
+      if (!settings.rag.enabled) return [];
+      const hits = await this.retriever.search(tenantId, query, { topK: settings.rag.top_k, minScore: settings.rag.min_score });
+      return hits.map((h) => ({ chunkId: h.chunkId, documentTitle: h.documentTitle, text: h.text, score: h.score }));
+    };
+    const agent = new Agent(llm, search, { agentName: settings.agent_name, systemPrompt: settings.system_prompt, transferNumber: settings.call.transfer_number });
+    return { agent, settings };
+  }
+
+  private llm(choice: ProviderSettings['llm'], _keys: Partial<Record<ProviderKeyName, string>>, tenantId: string): LLM {
+    if (choice.provider === 'local') return this.local;
+    const unavailable: LLM = {
+      provider: choice.provider,
+      model: choice.model ?? 'default',
+      // eslint-disable-next-line require-yield
+      async *chat() {
+        throw new ProviderError(choice.provider, 'this LLM provider is not connected yet', false);
+      },
+    };
+    return new FallbackLlm([unavailable, this.local], (failed, err) =>
+      this.log.warn({ tenantId, provider: failed.provider, err }, 'LLM failed before answering; falling back'),
+    );
+  }
+}

@@ -1,0 +1,72 @@
+// The agent over text: each message is one turn of a chat session stored exactly like a call (direction
+// `chat`), so tenants can try their agent without audio and read it back through the calls API. The history
+// is read from the database on every message: a restart or another instance continues the same session.
+import { AppError } from '../http/errors.js';
+import type { CallService, Turn } from '../services/calls.js';
+import type { AgentAction } from './agent.js';
+import type { ChatMessage } from './llm/llm.js';
+import type { ProviderRegistry } from './registry.js';
+
+export interface ChatReply {
+  sessionId: string;
+  /** The greeting, when this message opened the session and a greeting is configured. */
+  greeting: string | null;
+  reply: string;
+  citations: string[];
+  action: AgentAction | null;
+  ended: boolean;
+}
+
+export class TextChannel {
+  constructor(
+    private readonly calls: CallService,
+    private readonly registry: ProviderRegistry,
+  ) {}
+
+  async send(tenantId: string, input: { sessionId?: string; message: string; userId?: string }, signal?: AbortSignal): Promise<ChatReply> {
+    const { agent, settings } = await this.registry.agentFor(tenantId);
+    let greeting: string | null = null;
+    let callId: string;
+    let history: ChatMessage[];
+    if (input.sessionId) {
+      const call = await this.calls.get(tenantId, input.sessionId);
+      if (call.direction !== 'chat') throw new AppError('conflict', 'This id is a call, not a chat session');
+      if (call.endedAt) throw new AppError('conflict', 'This chat session has ended; start a new one without session_id');
+      callId = call.id;
+      history = toHistory(await this.calls.transcript(tenantId, callId));
+    } else {
+      callId = (await this.calls.start(tenantId, { direction: 'chat', userId: input.userId })).id;
+      history = [];
+      if (settings.greeting) {
+        greeting = settings.greeting;
+        await this.calls.addTurn(tenantId, callId, { speaker: 'agent', text: greeting });
+        history.push({ role: 'assistant', content: greeting });
+      }
+    }
+
+    await this.calls.addTurn(tenantId, callId, { speaker: 'caller', text: input.message });
+    let turn;
+    for await (const event of agent.reply(history, input.message, signal)) if (event.type === 'done') turn = event.turn;
+    if (!turn) throw new Error('agent produced no turn');
+    await this.calls.addTurn(tenantId, callId, { speaker: 'agent', text: turn.text, citations: turn.citations, metrics: turn.metrics });
+    for (const t of turn.toolCalls) await this.calls.event(tenantId, callId, 'tool.called', { name: t.name, arguments: t.arguments });
+    let ended = false;
+    if (turn.action?.type === 'end_call') {
+      ended = true;
+      await this.calls.end(tenantId, callId, 'completed', turn.action.reason);
+    } else if (turn.action?.type === 'transfer_call') {
+      // Text cannot be transferred: the request is recorded for a person to follow up.
+      await this.calls.event(tenantId, callId, 'transfer.requested', { to: turn.action.to, reason: turn.action.reason });
+    }
+    return { sessionId: callId, greeting, reply: turn.text, citations: turn.citations, action: turn.action ?? null, ended };
+  }
+}
+
+/** Transcript turns as the LLM's history: the caller is the user, the agent the assistant. */
+export function toHistory(turns: Turn[]): ChatMessage[] {
+  return turns.flatMap((t): ChatMessage[] => {
+    if (t.speaker === 'caller') return [{ role: 'user', content: t.text }];
+    if (t.speaker === 'agent' && t.text) return [{ role: 'assistant', content: t.text }];
+    return [];
+  });
+}

@@ -1,0 +1,103 @@
+// The text channel end to end on the local engines: answers grounded in the tenant's documents, goodbye ends
+// the session, transfer requests are recorded, and everything lands in the calls API; isolated per tenant.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTestApp, call, type Session, type TestApp, twoTenants, waitFor } from './helpers.js';
+
+let t: TestApp;
+let a: Session;
+let b: Session;
+let chunkIds: string[] = [];
+beforeAll(async () => {
+  t = await buildTestApp();
+  ({ a, b } = await twoTenants(t.app));
+  const doc = await call(t.app, 'POST', '/api/v1/documents', a.access_token, {
+    title: 'Clinic hours',
+    content: '# Opening hours\n\nThe Sunrise clinic opens at seven thirty on weekdays. On Saturdays the clinic closes at noon.\n\n# Parking\n\nFree parking is in the garage on Elm Street.',
+  });
+  await waitFor('document ready', async () => ((await call(t.app, 'GET', `/api/v1/documents/${doc.json().id}`, a.access_token)).json().status === 'ready' ? true : undefined));
+  const settings = await call(t.app, 'PUT', '/api/v1/settings/tenant', a.access_token, {
+    greeting: 'Hello, Sunrise clinic, how can I help?',
+    call: { transfer_number: '+14155550100' },
+  });
+  expect(settings.statusCode, settings.body).toBe(200);
+  chunkIds = (await call(t.app, 'POST', '/api/v1/knowledge/search', a.access_token, { query: 'Saturdays noon', min_score: 0 })).json().results.map((r: { chunk_id: string }) => r.chunk_id);
+});
+afterAll(() => t.close());
+
+const chat = (token: string, body: object) => call(t.app, 'POST', '/api/v1/chat', token, body);
+
+describe('text channel', () => {
+  it('answers from the documents with citations, ends on goodbye, and records turns, events and metrics', async () => {
+    const first = await chat(a.access_token, { message: 'When does the clinic close on Saturdays?' });
+    expect(first.statusCode, first.body).toBe(200);
+    const r1 = first.json();
+    expect(r1.greeting).toBe('Hello, Sunrise clinic, how can I help?');
+    expect(r1.reply).toContain('On Saturdays the clinic closes at noon.');
+    expect(r1.citations.length).toBeGreaterThan(0);
+    expect(chunkIds).toContain(r1.citations[0]);
+    expect(r1).toMatchObject({ action: null, ended: false });
+
+    const second = (await chat(a.access_token, { session_id: r1.session_id, message: 'Great, thanks. Goodbye!' })).json();
+    expect(second).toMatchObject({ session_id: r1.session_id, greeting: null, ended: true, action: { type: 'end_call' } });
+    const again = await chat(a.access_token, { session_id: r1.session_id, message: 'Hello?' });
+    expect([again.statusCode, again.json().error.code]).toEqual([409, 'conflict']);
+
+    const id = r1.session_id;
+    const transcript = (await call(t.app, 'GET', `/api/v1/calls/${id}/transcript`, a.access_token)).json().items;
+    expect(transcript.map((x: { seq: number; speaker: string }) => [x.seq, x.speaker])).toEqual([
+      [1, 'agent'],
+      [2, 'caller'],
+      [3, 'agent'],
+      [4, 'caller'],
+      [5, 'agent'],
+    ]);
+    expect(transcript[2].citations).toEqual(r1.citations);
+    expect(Object.keys(transcript[2].metrics).sort()).toEqual(['llm_total', 'llm_ttft', 'retrieval']);
+    const events = (await call(t.app, 'GET', `/api/v1/calls/${id}/events`, a.access_token)).json().items.map((e: { type: string }) => e.type);
+    expect(events).toEqual(['call.started', 'tool.called', 'call.ended']);
+    const record = (await call(t.app, 'GET', `/api/v1/calls/${id}`, a.access_token)).json();
+    expect(record).toMatchObject({ direction: 'chat', status: 'completed' });
+    expect(record.duration_ms).toBeGreaterThanOrEqual(0);
+    expect(record.metrics.retrieval).toMatchObject({ n: 2 });
+    const list = (await call(t.app, 'GET', '/api/v1/calls?direction=chat', a.access_token)).json();
+    expect(list.items.map((c: { id: string }) => c.id)).toContain(id);
+  });
+
+  it('says plainly when the documents do not know, and records a request for a person', async () => {
+    const unknown = (await chat(a.access_token, { message: 'Do you sell eSIM plans for Japan?' })).json();
+    expect(unknown.reply).toMatch(/I do not have information about that/);
+    expect(unknown.citations).toEqual([]);
+    const human = (await chat(a.access_token, { session_id: unknown.session_id, message: 'Can I speak to someone please?' })).json();
+    expect(human).toMatchObject({ ended: false, action: { type: 'transfer_call', to: '+14155550100' } });
+    const events = (await call(t.app, 'GET', `/api/v1/calls/${unknown.session_id}/events`, a.access_token)).json().items;
+    expect(events.find((e: { type: string }) => e.type === 'transfer.requested')?.data).toMatchObject({ to: '+14155550100' });
+  });
+
+  it('keeps working when the configured LLM cannot answer (falls back to the local responder)', async () => {
+    await call(t.app, 'PUT', '/api/v1/settings/tenant', b.access_token, { providers: { llm: { provider: 'anthropic', model: 'claude-sonnet-4-5' } } });
+    const res = await chat(b.access_token, { message: 'Goodbye' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ ended: true });
+    expect(t.logs.some((l) => l.includes('falling back'))).toBe(true);
+  });
+
+  it('is tenant-scoped: another tenant can neither read nor continue a session, nor find its knowledge', async () => {
+    const own = (await chat(a.access_token, { message: 'Where is the parking?' })).json();
+    expect(own.reply).toContain('Elm Street');
+    for (const path of ['', '/transcript', '/events']) {
+      expect((await call(t.app, 'GET', `/api/v1/calls/${own.session_id}${path}`, b.access_token)).statusCode).toBe(404);
+    }
+    expect((await chat(b.access_token, { session_id: own.session_id, message: 'hi' })).statusCode).toBe(404);
+    expect((await call(t.app, 'GET', '/api/v1/calls', b.access_token)).json().items.map((c: { id: string }) => c.id)).not.toContain(own.session_id);
+    const theirs = (await chat(b.access_token, { message: 'Where is the parking?' })).json();
+    expect(theirs.reply).not.toContain('Elm Street');
+    expect(theirs.citations).toEqual([]);
+  });
+
+  it('validates settings and messages', async () => {
+    const bad = await call(t.app, 'PUT', '/api/v1/settings/tenant', a.access_token, { call: { transfer_number: '555-0100' } });
+    expect([bad.statusCode, bad.json().error.details[0].field]).toEqual([422, 'body.call.transfer_number']);
+    expect((await chat(a.access_token, { message: '   ' })).statusCode).toBe(422);
+    expect((await chat(a.access_token, { message: 'x', session_id: 'nope' })).statusCode).toBe(422);
+  });
+});

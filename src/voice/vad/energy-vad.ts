@@ -1,5 +1,6 @@
-// Energy VAD: a frame is speech when it is louder than the noise floor by a margin. The floor follows the
-// quietest recent frames, so steady line noise (phone hiss, fans) does not count as speech.
+// Energy VAD: a frame is speech when it is louder than the noise floor by a margin. The floor is the quietest
+// frame of the last second: speech always has quieter moments between syllables and words, while steady line
+// noise (hiss, fans) is its own floor and never counts as speech.
 import { type AudioFrame, dbfs } from '../audio.js';
 import { ThresholdVad, type VadOptions } from './vad.js';
 
@@ -10,11 +11,12 @@ export interface EnergyVadOptions extends VadOptions {
   minDbfs: number;
 }
 
+const FLOOR_WINDOW_MS = 1000;
+
 export const ENERGY_VAD_DEFAULTS: EnergyVadOptions = { threshold: 0.5, minSpeechMs: 60, minSilenceMs: 200, marginDb: 12, minDbfs: -50 };
 
 export class EnergyVad extends ThresholdVad {
-  /** Starts at the first frame's level: a line that starts noisy must not start as speech. */
-  private floorDb: number | undefined;
+  private levels: number[] = [];
 
   constructor(private readonly energy: EnergyVadOptions = ENERGY_VAD_DEFAULTS) {
     super(energy);
@@ -22,10 +24,17 @@ export class EnergyVad extends ThresholdVad {
 
   protected confidence(frame: AudioFrame): number {
     const level = Math.max(-100, dbfs(frame.pcm));
-    // The floor drops at once to quieter frames and rises slowly (about 1 dB per second at 20 ms frames).
-    this.floorDb = this.floorDb === undefined || level < this.floorDb ? level : this.floorDb + 0.02;
+    const frameMs = (frame.pcm.length * 1000) / frame.sampleRate;
+    this.levels.push(level);
+    if (this.levels.length > FLOOR_WINDOW_MS / frameMs) this.levels.shift();
     if (level < this.energy.minDbfs) return 0;
-    const above = level - Math.max(this.floorDb, -70);
+    const floor = Math.min(...this.levels);
+    const above = level - Math.max(floor, -70);
     return Math.max(0, Math.min(1, above / this.energy.marginDb / 2));
+  }
+
+  override reset(): void {
+    super.reset();
+    this.levels = [];
   }
 }

@@ -7,7 +7,10 @@ export type VadEvent = 'speech-start' | 'speech-end';
 export interface VAD {
   /** Feed one frame; returns an event when the state changes. */
   push(frame: AudioFrame): VadEvent | null;
+  /** The state after hysteresis: speech started and has not ended. */
   readonly speaking: boolean;
+  /** Whether the last frame itself was speech (no hysteresis): speech is going on right now. */
+  readonly voiced: boolean;
   reset(): void;
 }
 
@@ -22,6 +25,7 @@ export interface VadOptions {
 
 export abstract class ThresholdVad implements VAD {
   speaking = false;
+  voiced = false;
   private runMs = 0;
 
   constructor(protected readonly options: VadOptions) {}
@@ -32,6 +36,7 @@ export abstract class ThresholdVad implements VAD {
   push(frame: AudioFrame): VadEvent | null {
     const ms = (frame.pcm.length * 1000) / frame.sampleRate;
     const isSpeech = this.confidence(frame) >= this.options.threshold;
+    this.voiced = isSpeech;
     if (isSpeech === this.speaking) {
       this.runMs = 0;
       return null;
@@ -52,6 +57,7 @@ export abstract class ThresholdVad implements VAD {
 
   reset(): void {
     this.speaking = false;
+    this.voiced = false;
     this.runMs = 0;
   }
 }

@@ -1,0 +1,350 @@
+// One call, end to end: caller audio -> VAD + STT -> end of turn -> the agent's turn (retrieval, LLM, tools)
+// -> sentences -> TTS -> paced playout, with barge-in, greeting, silence prompts and a maximum duration.
+// Every turn, event and latency is written to the database as it happens.
+//
+// Time: every duration is measured on the transport's clock (ms since the call's audio started).
+import type { FastifyBaseLogger } from 'fastify';
+import type { CallService, CallStatus } from '../services/calls.js';
+import type { Agent, AgentAction, TurnResult } from './agent.js';
+import { FRAME_MS, resample } from './audio.js';
+import type { ChatMessage } from './llm/llm.js';
+import { SentenceSplitter } from './sentences.js';
+import type { STT, SttStream } from './stt/stt.js';
+import type { Transport } from './transports/transport.js';
+import type { TTS } from './tts/tts.js';
+import type { VAD } from './vad/vad.js';
+
+export interface CallBehaviour {
+  greeting: string | null;
+  /** Silence after the caller's last words before the turn is taken as finished. */
+  endpointingMs: number;
+  /** Caller speech shorter than this does not interrupt the agent (noises, "uh-huh"). */
+  minInterruptionMs: number;
+  silencePromptMs: number;
+  maxDurationMs: number;
+}
+
+export interface CallSessionParts {
+  tenantId: string;
+  callId: string;
+  transport: Transport;
+  vad: VAD;
+  stt: STT;
+  tts: TTS;
+  agent: Agent;
+  calls: CallService;
+  behaviour: CallBehaviour;
+  log: FastifyBaseLogger;
+  /** The conversation so far, rebuilt from the database when a call resumes. */
+  history?: ChatMessage[];
+  /** The transport's clock, ms. */
+  now: () => number;
+}
+
+export interface CallOutcome {
+  status: CallStatus;
+  reason: string;
+  action?: AgentAction;
+}
+
+const SILENCE_PROMPT = 'Are you still there?';
+const SILENCE_GOODBYE = 'I have not heard from you, so I will end the call now. Goodbye!';
+const MAX_DURATION_GOODBYE = 'We have reached the maximum length for this call. Thank you for calling, goodbye!';
+
+interface Reply {
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+export class CallSession {
+  private readonly history: ChatMessage[];
+  private stt!: SttStream;
+  private callerSpeaking = false;
+  private speechStartedAt = 0;
+  private lastVoicedAt = 0;
+  private speechEndedAt = 0;
+  private heardText = '';
+  private lastFinalAt = 0;
+  private reply: Reply | undefined;
+  private agentSpeaking = false;
+  private endpointTimer: NodeJS.Timeout | undefined;
+  private interruptTimer: NodeJS.Timeout | undefined;
+  private silenceTimer: NodeJS.Timeout | undefined;
+  private silencePrompts = 0;
+  private finished: ((o: CallOutcome) => void) | undefined;
+  private outcome: CallOutcome | undefined;
+  /** For the benchmark: how long the last barge-in took to clear the transport once it qualified. */
+  lastBargeInReactionMs: number | undefined;
+  /** Writes happen in order, off the audio path. */
+  private records: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly p: CallSessionParts) {
+    this.history = [...(p.history ?? [])];
+  }
+
+  async run(): Promise<CallOutcome> {
+    const { transport, behaviour } = this.p;
+    const done = new Promise<CallOutcome>((resolve) => (this.finished = resolve));
+    this.stt = this.p.stt.stream({});
+    transport.onHangup(() => this.finish({ status: 'completed', reason: 'caller hung up' }));
+    const maxTimer = setTimeout(() => void this.sayAndEnd(MAX_DURATION_GOODBYE, 'maximum duration reached'), behaviour.maxDurationMs);
+    const listening = this.listen();
+    const transcribing = this.transcribe();
+    if (behaviour.greeting) this.startReply(this.speakFixed(behaviour.greeting));
+    else this.armSilenceTimer();
+
+    const outcome = await done;
+    clearTimeout(maxTimer);
+    for (const t of [this.endpointTimer, this.interruptTimer, this.silenceTimer]) clearTimeout(t);
+    this.reply?.controller.abort();
+    await this.stt.close();
+    await transport.close(outcome.reason);
+    await Promise.allSettled([listening, transcribing, this.reply?.done]);
+    await this.records;
+    await this.p.calls.end(this.p.tenantId, this.p.callId, outcome.status, outcome.reason);
+    return outcome;
+  }
+
+  // ---- caller audio -> VAD and STT ----
+
+  private async listen(): Promise<void> {
+    for await (const frame of this.p.transport.audio()) {
+      if (this.outcome) break;
+      this.stt.push(frame.sampleRate === this.p.stt.sampleRate ? frame : { ...frame, pcm: resample(frame.pcm, frame.sampleRate, this.p.stt.sampleRate), sampleRate: this.p.stt.sampleRate });
+      const event = this.p.vad.push(frame);
+      if (this.p.vad.voiced) this.lastVoicedAt = this.p.now();
+      if (event === 'speech-start') this.onSpeechStart();
+      else if (event === 'speech-end') this.onSpeechEnd();
+    }
+  }
+
+  private async transcribe(): Promise<void> {
+    for await (const event of this.stt.events) {
+      if (event.type !== 'final' || !event.text.trim()) continue;
+      this.heardText = `${this.heardText} ${event.text.trim()}`.trim();
+      this.lastFinalAt = this.p.now();
+      this.maybeEndTurn();
+    }
+  }
+
+  private onSpeechStart(): void {
+    this.callerSpeaking = true;
+    this.speechStartedAt = this.p.now();
+    clearTimeout(this.endpointTimer);
+    clearTimeout(this.silenceTimer);
+    if (this.agentSpeaking) {
+      clearTimeout(this.interruptTimer);
+      // Still voiced when the minimum has passed (not just inside the VAD's end-of-speech hangover): an interruption.
+      this.interruptTimer = setTimeout(() => {
+        if (this.agentSpeaking && this.p.now() - this.lastVoicedAt < 2 * FRAME_MS) this.bargeIn();
+      }, this.p.behaviour.minInterruptionMs);
+    }
+  }
+
+  private onSpeechEnd(): void {
+    this.callerSpeaking = false;
+    this.speechEndedAt = this.p.now();
+    clearTimeout(this.interruptTimer);
+    this.stt.flush();
+    if (!this.reply) this.armSilenceTimer();
+    clearTimeout(this.endpointTimer);
+    this.endpointTimer = setTimeout(() => this.maybeEndTurn(), this.p.behaviour.endpointingMs);
+  }
+
+  /** The turn ends when the caller has been silent for the endpointing time and the STT has given its text. */
+  private maybeEndTurn(): void {
+    if (this.callerSpeaking || !this.heardText || this.outcome) return;
+    // Words that came while the agent kept talking were too short to interrupt it: a backchannel ("uh-huh").
+    if (this.agentSpeaking) {
+      this.heardText = '';
+      return;
+    }
+    const silentFor = this.p.now() - this.speechEndedAt;
+    if (silentFor < this.p.behaviour.endpointingMs) return;
+    const said = this.heardText;
+    this.heardText = '';
+    this.silencePrompts = 0;
+    const metrics = {
+      endpointing: Math.round(silentFor),
+      stt_final: Math.max(0, Math.round(this.lastFinalAt - this.speechEndedAt)),
+    };
+    this.record(() => this.p.calls.addTurn(this.p.tenantId, this.p.callId, { speaker: 'caller', text: said, startMs: Math.round(this.speechStartedAt), endMs: Math.round(this.speechEndedAt) }));
+    this.reply?.controller.abort();
+    this.startReply(this.respond(said, metrics));
+  }
+
+  private bargeIn(): void {
+    const reply = this.reply;
+    if (!reply) return;
+    reply.controller.abort();
+    this.p.transport.clear();
+    this.agentSpeaking = false;
+    // Reaction: from the moment the speech qualified as an interruption (minInterruptionMs of it) to the clear.
+    const speechMs = Math.round(this.p.now() - this.speechStartedAt);
+    const reactionMs = Math.max(0, speechMs - this.p.behaviour.minInterruptionMs);
+    this.lastBargeInReactionMs = reactionMs;
+    this.record(() => this.p.calls.event(this.p.tenantId, this.p.callId, 'barge_in', { speech_ms: speechMs, reaction_ms: reactionMs }));
+  }
+
+  // ---- the agent's side ----
+
+  private startReply(run: (signal: AbortSignal) => Promise<void>): void {
+    const controller = new AbortController();
+    const reply: Reply = {
+      controller,
+      done: run(controller.signal)
+        .catch((err) => this.p.log.error({ err, callId: this.p.callId }, 'reply failed'))
+        .finally(() => {
+          if (this.reply === reply) {
+            this.reply = undefined;
+            this.agentSpeaking = false;
+            this.armSilenceTimer();
+          }
+        }),
+    };
+    this.reply = reply;
+  }
+
+  /** Says fixed text (greeting, prompts) as an agent turn. */
+  private speakFixed(text: string) {
+    return async (signal: AbortSignal) => {
+      const started = this.p.now();
+      const heard = await this.speak([text], signal);
+      this.record(() => this.p.calls.addTurn(this.p.tenantId, this.p.callId, { speaker: 'agent', text: heard.text, startMs: Math.round(started), endMs: Math.round(this.p.now()), interrupted: heard.interrupted }));
+      if (heard.text) this.history.push({ role: 'assistant', content: heard.text });
+    };
+  }
+
+  private respond(said: string, metrics: Record<string, number>) {
+    return async (signal: AbortSignal) => {
+      const turnStart = this.p.now();
+      this.history.push({ role: 'user', content: said });
+      const sentences: string[] = [];
+      let notify: (() => void) | undefined;
+      let llmDone = false;
+      let turn: TurnResult | undefined;
+      // The LLM streams into sentences while the speaker below turns each one into audio as it arrives.
+      const thinking = (async () => {
+        const splitter = new SentenceSplitter();
+        for await (const event of this.p.agent.reply(this.history.slice(0, -1), said, signal)) {
+          if (event.type === 'text') sentences.push(...splitter.push(event.text));
+          else turn = event.turn;
+          notify?.();
+        }
+        const rest = splitter.flush();
+        if (rest) sentences.push(rest);
+        llmDone = true;
+        notify?.();
+      })();
+      const spoken = await this.speak(
+        {
+          [Symbol.asyncIterator]: async function* () {
+            let i = 0;
+            for (;;) {
+              if (i < sentences.length) yield sentences[i++]!;
+              else if (llmDone) return;
+              else await new Promise<void>((r) => (notify = r));
+            }
+          },
+        },
+        signal,
+        (firstAudioAt) => {
+          metrics.voice_to_voice = Math.round(firstAudioAt - this.speechEndedAt);
+          metrics.first_audio = Math.round(firstAudioAt - turnStart);
+        },
+      );
+      await thinking.catch(() => {});
+      Object.assign(metrics, turn?.metrics ?? {});
+      if (spoken.ttsFirstByteMs !== undefined) metrics.tts_ttfb = spoken.ttsFirstByteMs;
+      this.record(() =>
+        this.p.calls.addTurn(this.p.tenantId, this.p.callId, {
+          speaker: 'agent',
+          text: spoken.text,
+          startMs: Math.round(turnStart),
+          endMs: Math.round(this.p.now()),
+          interrupted: spoken.interrupted,
+          citations: turn?.citations ?? [],
+          metrics,
+        }),
+      );
+      for (const t of turn?.toolCalls ?? []) this.record(() => this.p.calls.event(this.p.tenantId, this.p.callId, 'tool.called', { name: t.name, arguments: t.arguments }));
+      // History keeps what the caller actually heard.
+      if (spoken.text) this.history.push({ role: 'assistant', content: spoken.text });
+      const action = turn?.action;
+      if (action && !spoken.interrupted) {
+        if (action.type === 'end_call') this.finish({ status: 'completed', reason: action.reason, action });
+        else {
+          this.record(() => this.p.calls.event(this.p.tenantId, this.p.callId, 'transfer.requested', { to: action.to, reason: action.reason }));
+          this.finish({ status: 'completed', reason: 'transferred', action });
+        }
+      }
+    };
+  }
+
+  /**
+   * Synthesizes and queues sentences in order, one mark per sentence; returns the text the caller heard in full
+   * (sentences whose mark was reached) and whether playback was cut short.
+   */
+  private async speak(
+    sentences: Iterable<string> | AsyncIterable<string>,
+    signal: AbortSignal,
+    onFirstAudio?: (atMs: number) => void,
+  ): Promise<{ text: string; interrupted: boolean; ttsFirstByteMs?: number }> {
+    this.agentSpeaking = true;
+    clearTimeout(this.silenceTimer);
+    const marks: Promise<boolean>[] = [];
+    const queued: string[] = [];
+    let ttsFirstByteMs: number | undefined;
+    let first = true;
+    for await (const sentence of sentences) {
+      if (signal.aborted) break;
+      const asked = this.p.now();
+      for await (const frame of this.p.tts.synthesize(sentence, { signal })) {
+        if (signal.aborted) break;
+        if (first) {
+          first = false;
+          ttsFirstByteMs = Math.round(this.p.now() - asked);
+          onFirstAudio?.(this.p.now());
+        }
+        this.p.transport.send(frame.sampleRate === this.p.transport.sampleRate ? frame : { ...frame, pcm: resample(frame.pcm, frame.sampleRate, this.p.transport.sampleRate), sampleRate: this.p.transport.sampleRate });
+      }
+      if (signal.aborted) break;
+      queued.push(sentence);
+      marks.push(this.p.transport.mark(`s${marks.length}`));
+    }
+    const played = await Promise.all(marks);
+    const heard = queued.filter((_, i) => played[i]);
+    return { text: heard.join(' '), interrupted: signal.aborted || heard.length < queued.length, ttsFirstByteMs };
+  }
+
+  private armSilenceTimer(): void {
+    clearTimeout(this.silenceTimer);
+    if (this.outcome) return;
+    this.silenceTimer = setTimeout(() => {
+      if (this.callerSpeaking || this.agentSpeaking || this.outcome) return;
+      this.silencePrompts++;
+      if (this.silencePrompts > 1) void this.sayAndEnd(SILENCE_GOODBYE, 'caller silent');
+      else this.startReply(this.speakFixed(SILENCE_PROMPT));
+    }, this.p.behaviour.silencePromptMs);
+  }
+
+  private async sayAndEnd(text: string, reason: string): Promise<void> {
+    if (this.outcome) return;
+    this.reply?.controller.abort();
+    this.p.transport.clear();
+    this.startReply(this.speakFixed(text));
+    await this.reply?.done;
+    this.finish({ status: 'completed', reason });
+  }
+
+  private finish(outcome: CallOutcome): void {
+    if (this.outcome) return;
+    this.outcome = outcome;
+    this.finished?.(outcome);
+  }
+
+  /** Queues a database write behind the previous ones; a failed write is logged, the call goes on. */
+  private record(write: () => Promise<unknown>): void {
+    this.records = this.records.then(write).catch((err) => this.p.log.error({ err, callId: this.p.callId }, 'could not record'));
+  }
+}

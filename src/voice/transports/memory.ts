@@ -1,0 +1,152 @@
+// In-memory transport: a simulated caller for tests, benchmarks and the simulator. Like a phone line it
+// delivers a frame every 20 ms, in real time, whether the caller speaks or not (quiet line noise otherwise);
+// what the agent sends is played through Playout, and what the caller "heard" is kept with its play time.
+import { type AudioFrame, durationMs, FRAME_MS } from '../audio.js';
+import { Playout } from './playout.js';
+import type { Transport } from './transport.js';
+
+export interface HeardFrame {
+  pcm: Int16Array;
+  /** ms since the transport started. */
+  atMs: number;
+}
+
+export class MemoryTransport implements Transport {
+  readonly kind = 'memory';
+  /** Agent audio in the order it was played. */
+  readonly heard: HeardFrame[] = [];
+  /** When (ms since start) clear() was called: barge-in reactions. */
+  readonly clears: number[] = [];
+  closedReason: string | undefined;
+
+  private readonly started = performance.now();
+  private readonly playout: Playout;
+  private readonly frameSamples: number;
+  private pending: Int16Array[] = [];
+  private queue: AudioFrame[] = [];
+  private waiting: ((r: IteratorResult<AudioFrame>) => void) | undefined;
+  private ticker: NodeJS.Timeout;
+  private sent = 0;
+  private ended = false;
+  private hangupListeners: (() => void)[] = [];
+  private dtmfListeners: ((digit: string) => void)[] = [];
+
+  constructor(
+    readonly sampleRate: number,
+    private readonly noiseAmplitude = 20,
+  ) {
+    this.frameSamples = (sampleRate * FRAME_MS) / 1000;
+    this.playout = new Playout(sampleRate, (frame, at) => this.heard.push({ pcm: frame.pcm, atMs: at - this.started }));
+    // One frame per 20 ms of wall time, catching up if the event loop was late (a real line does not pause).
+    this.ticker = setInterval(() => {
+      const due = Math.floor((performance.now() - this.started) / FRAME_MS);
+      while (this.sent < due) this.emit();
+    }, FRAME_MS / 2);
+  }
+
+  /** ms since the transport started: the clock of every frame timestamp. */
+  now(): number {
+    return performance.now() - this.started;
+  }
+
+  // ---- the caller's side ----
+
+  /** Queues caller speech; it goes out over the following frames. Resolves when it has all been sent. */
+  say(pcm: Int16Array): Promise<void> {
+    this.pending.push(pcm);
+    const endsAt = this.started + (this.sent + Math.ceil(this.pendingSamples() / this.frameSamples)) * FRAME_MS;
+    return new Promise((r) => setTimeout(r, Math.max(0, endsAt - performance.now()) + FRAME_MS));
+  }
+
+  pressDigit(digit: string): void {
+    for (const l of this.dtmfListeners) l(digit);
+  }
+
+  hangup(): void {
+    if (this.ended) return;
+    for (const l of this.hangupListeners) l();
+    this.finish('caller hung up');
+  }
+
+  /** Agent audio heard between two times (ms since start), in ms. */
+  heardMs(fromMs = 0, toMs = Infinity): number {
+    return this.heard.filter((f) => f.atMs >= fromMs && f.atMs < toMs).reduce((ms, f) => ms + durationMs(f.pcm.length, this.sampleRate), 0);
+  }
+
+  // ---- Transport ----
+
+  audio(): AsyncIterable<AudioFrame> {
+    return {
+      [Symbol.asyncIterator]: () => ({
+        next: () => {
+          const frame = this.queue.shift();
+          if (frame) return Promise.resolve({ value: frame, done: false });
+          if (this.ended) return Promise.resolve({ value: undefined, done: true });
+          return new Promise((resolve) => (this.waiting = resolve));
+        },
+      }),
+    };
+  }
+
+  send(frame: AudioFrame): void {
+    this.playout.enqueue(frame);
+  }
+
+  mark(name: string): Promise<boolean> {
+    return this.playout.mark(name);
+  }
+
+  clear(): void {
+    this.clears.push(this.now());
+    this.playout.clear();
+  }
+
+  onDtmf(listener: (digit: string) => void): void {
+    this.dtmfListeners.push(listener);
+  }
+
+  onHangup(listener: () => void): void {
+    this.hangupListeners.push(listener);
+  }
+
+  async close(reason: string): Promise<void> {
+    this.finish(reason);
+  }
+
+  private finish(reason: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.closedReason = reason;
+    clearInterval(this.ticker);
+    this.playout.close();
+    this.waiting?.({ value: undefined, done: true });
+    this.waiting = undefined;
+  }
+
+  private pendingSamples(): number {
+    return this.pending.reduce((n, p) => n + p.length, 0);
+  }
+
+  private emit(): void {
+    const pcm = new Int16Array(this.frameSamples);
+    let filled = 0;
+    while (filled < pcm.length && this.pending.length) {
+      const head = this.pending[0]!;
+      const take = Math.min(head.length, pcm.length - filled);
+      pcm.set(head.subarray(0, take), filled);
+      filled += take;
+      if (take === head.length) this.pending.shift();
+      else this.pending[0] = head.subarray(take);
+    }
+    for (let i = filled; i < pcm.length; i++) pcm[i] = Math.round((Math.random() * 2 - 1) * this.noiseAmplitude);
+    const frame = { pcm, sampleRate: this.sampleRate, timestampMs: this.sent * FRAME_MS };
+    this.sent++;
+    if (this.waiting) {
+      const w = this.waiting;
+      this.waiting = undefined;
+      w({ value: frame, done: false });
+    } else {
+      this.queue.push(frame);
+    }
+  }
+}

@@ -1,0 +1,27 @@
+// A simulated TTS with a fixed time to first byte, for tests and the voice benchmark: a tone whose length
+// follows the text (about 14 characters per second, like speech), produced faster than real time.
+import type { AudioFrame } from '../audio.js';
+import type { TTS } from './tts.js';
+
+export class FakeTts implements TTS {
+  readonly provider = 'fake';
+
+  constructor(
+    readonly sampleRate: number,
+    private readonly firstByteMs: number,
+    private readonly msPerChar = 70,
+  ) {}
+
+  async *synthesize(text: string, opts: { signal?: AbortSignal } = {}): AsyncIterable<AudioFrame> {
+    if (!text.trim()) return;
+    await new Promise((r) => setTimeout(r, this.firstByteMs));
+    const total = Math.round((text.length * this.msPerChar * this.sampleRate) / 1000);
+    const piece = this.sampleRate / 10;
+    for (let offset = 0; offset < total; offset += piece) {
+      if (opts.signal?.aborted) return;
+      const n = Math.min(piece, total - offset);
+      const pcm = Int16Array.from({ length: n }, (_, i) => Math.round(6000 * Math.sin((2 * Math.PI * 220 * (offset + i)) / this.sampleRate)));
+      yield { pcm, sampleRate: this.sampleRate, timestampMs: (offset * 1000) / this.sampleRate };
+    }
+  }
+}

@@ -160,7 +160,12 @@ export class CallSession {
       return;
     }
     const silentFor = this.p.now() - this.speechEndedAt;
-    if (silentFor < this.p.behaviour.endpointingMs) return;
+    if (silentFor < this.p.behaviour.endpointingMs) {
+      // Timers may fire a fraction of a millisecond early on this clock: wait out the rest.
+      clearTimeout(this.endpointTimer);
+      this.endpointTimer = setTimeout(() => this.maybeEndTurn(), this.p.behaviour.endpointingMs - silentFor + 1);
+      return;
+    }
     const said = this.heardText;
     this.heardText = '';
     this.silencePrompts = 0;

@@ -1,0 +1,155 @@
+// Voice pipeline benchmark (not a test): N concurrent calls through the real CallSession, in-memory transports
+// (a frame every 20 ms per call, like a phone line), the energy VAD and simulated providers with fixed latencies:
+// STT final 250 ms, LLM first token 400 ms at 50 tokens/s, TTS first byte 200 ms; endpointing 700 ms.
+// Records go to an embedded database as in production.
+//
+//   npm run bench:voice                      # 1, 50 and 200 concurrent calls
+//   npm run bench:voice -- --sessions 1,20 --turns 3
+//
+// Reports voice-to-voice (caller stops speaking -> first agent audio) p50/p95/p99, the pipeline's own overhead
+// (voice-to-voice minus the simulated stages on the critical path: max(endpointing, STT final) + LLM time to the
+// first complete sentence + TTS first byte), barge-in reaction (from the moment caller speech qualifies as an
+// interruption to the transport being cleared, and from speech onset) and resident memory per call.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import pino from 'pino';
+import { loadConfig } from '../src/config.js';
+import { tenants } from '../src/db/schema.js';
+import { buildDeps, closeDeps } from '../src/deps.js';
+import { Agent } from '../src/voice/agent.js';
+import { CallSession } from '../src/voice/call-session.js';
+import { FakeLlm } from '../src/voice/llm/fake.js';
+import { FakeStt } from '../src/voice/stt/fake.js';
+import { MemoryTransport } from '../src/voice/transports/memory.js';
+import { FakeTts } from '../src/voice/tts/fake.js';
+import { EnergyVad } from '../src/voice/vad/energy-vad.js';
+
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
+const SESSIONS = (args.get('sessions') ?? '1,50,200').split(',').map(Number);
+const TURNS = Number(args.get('turns') ?? 4);
+const OUT = args.get('out') ?? 'bench/results/voice.json';
+
+const RATE = 8000;
+const STT_FINAL_MS = 250;
+const LLM_TTFT_MS = 400;
+const TOKENS_PER_S = 50;
+const TTS_FIRST_BYTE_MS = 200;
+const ENDPOINTING_MS = 700;
+const MIN_INTERRUPTION_MS = 300;
+// Six words to the first full stop: the first sentence is complete 5 token intervals after the first token.
+const REPLY = 'Sure, the clinic opens at nine. We close at six on weekdays and at noon on Saturdays. Is there anything else?';
+const FIRST_SENTENCE_WORDS = 6;
+const IDEAL_MS = Math.max(ENDPOINTING_MS, STT_FINAL_MS) + LLM_TTFT_MS + ((FIRST_SENTENCE_WORDS - 1) * 1000) / TOKENS_PER_S + TTS_FIRST_BYTE_MS;
+
+const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]! : NaN);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const speech = (ms: number) =>
+  Int16Array.from({ length: (RATE * ms) / 1000 }, (_, i) => {
+    const syllables = 0.55 + 0.45 * Math.sin((2 * Math.PI * 4 * i) / RATE);
+    return Math.round(5000 * syllables * (Math.sin((2 * Math.PI * 160 * i) / RATE) + 0.4 * Math.sin((2 * Math.PI * 480 * i) / RATE)));
+  });
+
+async function run(n: number) {
+  const config = loadConfig({ NODE_ENV: 'test', DATA_DIR: 'memory://', SECRET_KEY: 'bench-secret-key-that-is-long-enough-0123456789', INGEST_CONCURRENCY: '0', LOG_LEVEL: 'silent' });
+  const deps = await buildDeps(config, pino({ level: 'silent' }));
+  const [tenant] = await deps.database.db.insert(tenants).values({ name: 'bench' }).returning();
+  const log = pino({ level: 'silent' });
+  global.gc?.();
+  const rssBefore = process.memoryUsage().rss;
+  let rssPeak = rssBefore;
+  const memTimer = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 100);
+
+  const bargeOnsetMs: number[] = [];
+  const sessions = await Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      const transport = new MemoryTransport(RATE);
+      const call = await deps.calls.start(tenant!.id, { direction: 'web' });
+      // Every turn but the last asks the same question; the second one is interrupted.
+      const llm = new FakeLlm({ reply: () => REPLY, firstTokenMs: LLM_TTFT_MS, tokensPerSecond: TOKENS_PER_S });
+      const session = new CallSession({
+        tenantId: tenant!.id,
+        callId: call.id,
+        transport,
+        vad: new EnergyVad(),
+        stt: new FakeStt({ sampleRate: RATE, transcripts: Array.from({ length: TURNS + 2 }, (_, k) => `Question ${k} about the opening hours?`), finalLatencyMs: STT_FINAL_MS }),
+        tts: new FakeTts(RATE, TTS_FIRST_BYTE_MS, 60),
+        agent: new Agent(llm, async () => [], { agentName: 'Bench', systemPrompt: null, transferNumber: null }),
+        calls: deps.calls,
+        behaviour: { greeting: null, endpointingMs: ENDPOINTING_MS, minInterruptionMs: MIN_INTERRUPTION_MS, silencePromptMs: 120_000, maxDurationMs: 600_000 },
+        log,
+        now: () => transport.now(),
+      });
+      const outcome = session.run();
+      // Calls start spread over a second, like real traffic.
+      await sleep(Math.random() * 1000);
+      const agentTurns = async () => (await deps.calls.transcript(tenant!.id, call.id)).filter((t) => t.speaker === 'agent').length;
+      for (let turn = 0; turn < TURNS; turn++) {
+        const before = await agentTurns();
+        await transport.say(speech(900 + Math.random() * 400));
+        if (turn === 1) {
+          // Interrupt the answer a second into its playback.
+          const asked = transport.now();
+          while (transport.heardMs(asked) < 1000) await sleep(20);
+          const onset = transport.now();
+          const clearsBefore = transport.clears.length;
+          await transport.say(speech(800));
+          if (transport.clears.length > clearsBefore) bargeOnsetMs.push(transport.clears.at(-1)! - onset);
+          // The interrupted answer, then the answer to the interruption.
+          while ((await agentTurns()) <= before + 1) await sleep(50);
+          await sleep(300 + Math.random() * 500);
+          continue;
+        }
+        while ((await agentTurns()) <= before) await sleep(50);
+        await sleep(300 + Math.random() * 500);
+      }
+      transport.hangup();
+      await outcome;
+      return { session, callId: call.id };
+    }),
+  );
+  clearInterval(memTimer);
+
+  const v2v: number[] = [];
+  const overhead: number[] = [];
+  const reactions: number[] = [];
+  for (const { callId } of sessions) {
+    for (const t of await deps.calls.transcript(tenant!.id, callId)) {
+      if (t.speaker !== 'agent' || t.metrics.voice_to_voice === undefined) continue;
+      v2v.push(t.metrics.voice_to_voice);
+      overhead.push(t.metrics.voice_to_voice - IDEAL_MS);
+    }
+    for (const e of await deps.calls.events(tenant!.id, callId)) if (e.type === 'barge_in') reactions.push((e.extraData as { reaction_ms: number }).reaction_ms);
+  }
+  await closeDeps(deps);
+  return {
+    sessions: n,
+    turns: v2v.length,
+    v2v_p50_ms: pct(v2v, 50),
+    v2v_p95_ms: pct(v2v, 95),
+    v2v_p99_ms: pct(v2v, 99),
+    ideal_ms: IDEAL_MS,
+    overhead_p50_ms: pct(overhead, 50),
+    overhead_p95_ms: pct(overhead, 95),
+    overhead_p99_ms: pct(overhead, 99),
+    barge_ins: reactions.length,
+    barge_in_reaction_p50_ms: pct(reactions, 50),
+    barge_in_reaction_p99_ms: pct(reactions, 99),
+    barge_in_from_onset_p50_ms: Math.round(pct(bargeOnsetMs, 50)),
+    barge_in_from_onset_p99_ms: Math.round(pct(bargeOnsetMs, 99)),
+    rss_per_session_mb: Math.round(((rssPeak - rssBefore) / n / 1024 / 1024) * 100) / 100,
+  };
+}
+
+const results = [];
+for (const n of SESSIONS) {
+  console.error(`${n} concurrent calls...`);
+  results.push(await run(n));
+}
+const cols = Object.keys(results[0]!);
+console.log(`\nVoice pipeline, simulated providers (STT final ${STT_FINAL_MS} ms, LLM first token ${LLM_TTFT_MS} ms at ${TOKENS_PER_S} tokens/s, TTS first byte ${TTS_FIRST_BYTE_MS} ms, endpointing ${ENDPOINTING_MS} ms; ideal voice-to-voice ${IDEAL_MS} ms)\n`);
+console.log(`| ${cols.join(' | ')} |\n|${cols.map(() => '---').join('|')}|`);
+for (const r of results) console.log(`| ${cols.map((c) => String((r as Record<string, unknown>)[c])).join(' | ')} |`);
+mkdirSync(path.dirname(OUT), { recursive: true });
+writeFileSync(OUT, `${JSON.stringify({ environment: { node: process.version, date: new Date().toISOString() }, results }, null, 2)}\n`);
+console.log(`\nJSON: ${OUT}`);

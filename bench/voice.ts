@@ -62,7 +62,7 @@ async function run(n: number) {
 
   const bargeOnsetMs: number[] = [];
   const sessions = await Promise.all(
-    Array.from({ length: n }, async (_, i) => {
+    Array.from({ length: n }, async () => {
       const transport = new MemoryTransport(RATE);
       const call = await deps.calls.start(tenant!.id, { direction: 'web' });
       // Every turn but the last asks the same question; the second one is interrupted.

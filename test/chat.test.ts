@@ -1,14 +1,17 @@
 // The text channel end to end on the local engines: answers grounded in the tenant's documents, goodbye ends
 // the session, transfer requests are recorded, and everything lands in the calls API; isolated per tenant.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp, call, type Session, type TestApp, twoTenants, waitFor } from './helpers.js';
+import { FakeOpenAI } from './fakes/openai.js';
+import { buildTestApp, call, type Session, signup, type TestApp, twoTenants, waitFor } from './helpers.js';
 
 let t: TestApp;
+let fake: FakeOpenAI;
 let a: Session;
 let b: Session;
 let chunkIds: string[] = [];
 beforeAll(async () => {
-  t = await buildTestApp();
+  fake = await new FakeOpenAI().start();
+  t = await buildTestApp({ OPENAI_BASE_URL: fake.baseURL });
   ({ a, b } = await twoTenants(t.app));
   const doc = await call(t.app, 'POST', '/api/v1/documents', a.access_token, {
     title: 'Clinic hours',
@@ -22,7 +25,10 @@ beforeAll(async () => {
   expect(settings.statusCode, settings.body).toBe(200);
   chunkIds = (await call(t.app, 'POST', '/api/v1/knowledge/search', a.access_token, { query: 'Saturdays noon', min_score: 0 })).json().results.map((r: { chunk_id: string }) => r.chunk_id);
 });
-afterAll(() => t.close());
+afterAll(async () => {
+  await t.close();
+  await fake.stop();
+});
 
 const chat = (token: string, body: object) => call(t.app, 'POST', '/api/v1/chat', token, body);
 
@@ -79,6 +85,25 @@ describe('text channel', () => {
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ ended: true });
     expect(t.logs.some((l) => l.includes('falling back'))).toBe(true);
+  });
+
+  it('uses OpenAI when configured (knowledge in the prompt, end_call as a tool), and falls back when it fails', async () => {
+    const s = await signup(t.app);
+    await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, { providers: { llm: { provider: 'openai', model: 'gpt-4o-mini' } }, provider_keys: { openai: fake.apiKey } });
+    fake.chatScript = (body) => {
+      const said = (body.messages as { role: string; content: string }[]).at(-1)!.content;
+      return /bye/i.test(said) ? { text: 'Goodbye from the model.', toolCalls: [{ name: 'end_call', arguments: { reason: 'done' } }] } : { text: 'The model says hello.' };
+    };
+    const first = (await chat(s.access_token, { message: 'Hello there' })).json();
+    expect(first.reply).toBe('The model says hello.');
+    fake.failNext({ status: 500 }, { status: 500 });
+    const fallback = (await chat(s.access_token, { session_id: first.session_id, message: 'Where do I park?' })).json();
+    expect(fallback.reply).toMatch(/I do not have information about that/); // the local responder, no documents
+    const bye = (await chat(s.access_token, { session_id: first.session_id, message: 'Bye now' })).json();
+    expect(bye).toMatchObject({ reply: 'Goodbye from the model.', ended: true, action: { type: 'end_call', reason: 'done' } });
+    // The model saw the whole conversation, rebuilt from the database.
+    const last = fake.chatRequests.at(-1)!.messages as { role: string; content: string }[];
+    expect(last.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'user', 'assistant', 'user']);
   });
 
   it('is tenant-scoped: another tenant can neither read nor continue a session, nor find its knowledge', async () => {

@@ -1,6 +1,7 @@
 // Provider choice is data: the tenant's settings name the engines, this turns them into instances. Every chain
 // ends with a local engine, so a call goes on when a cloud provider fails or has no key.
 import type { FastifyBaseLogger } from 'fastify';
+import type { Config } from '../config.js';
 import { ProviderError } from '../lib/provider-error.js';
 import type { Retriever } from '../rag/retriever.js';
 import type { ProviderKeyName, ProviderSettings, SettingsService, TenantSettingsView } from '../services/settings.js';
@@ -8,6 +9,7 @@ import { Agent, type KnowledgeSearch } from './agent.js';
 import { FallbackLlm } from './llm/fallback-llm.js';
 import type { LLM } from './llm/llm.js';
 import { LocalResponder } from './llm/local-responder.js';
+import { OpenAiLlm } from './llm/openai-llm.js';
 
 export interface TenantAgent {
   agent: Agent;
@@ -20,6 +22,7 @@ export class ProviderRegistry {
   constructor(
     private readonly settings: SettingsService,
     private readonly retriever: Retriever,
+    private readonly platformKeys: Config['providerKeys'] & { openaiBaseUrl?: string },
     private readonly log: FastifyBaseLogger,
   ) {}
 
@@ -36,18 +39,42 @@ export class ProviderRegistry {
     return { agent, settings };
   }
 
-  private llm(choice: ProviderSettings['llm'], _keys: Partial<Record<ProviderKeyName, string>>, tenantId: string): LLM {
+  private llm(choice: ProviderSettings['llm'], keys: Partial<Record<ProviderKeyName, string>>, tenantId: string): LLM {
     if (choice.provider === 'local') return this.local;
-    const unavailable: LLM = {
-      provider: choice.provider,
-      model: choice.model ?? 'default',
-      // eslint-disable-next-line require-yield
-      async *chat() {
-        throw new ProviderError(choice.provider, 'this LLM provider is not connected yet', false);
-      },
-    };
-    return new FallbackLlm([unavailable, this.local], (failed, err) =>
+    let primary: LLM;
+    try {
+      primary = this.cloudLlm(choice, keys);
+    } catch (err) {
+      this.log.warn({ tenantId, provider: choice.provider, err }, 'LLM not usable; the local responder answers');
+      return this.local;
+    }
+    return new FallbackLlm([primary, this.local], (failed, err) =>
       this.log.warn({ tenantId, provider: failed.provider, err }, 'LLM failed before answering; falling back'),
     );
+  }
+
+  private cloudLlm(choice: ProviderSettings['llm'], keys: Partial<Record<ProviderKeyName, string>>): LLM {
+    switch (choice.provider) {
+      case 'openai': {
+        const apiKey = keys.openai ?? this.platformKeys.openai;
+        if (!apiKey) throw new ProviderError('openai', 'no OpenAI API key configured', false);
+        return new OpenAiLlm({ apiKey, model: choice.model, baseURL: this.platformKeys.openaiBaseUrl });
+      }
+      case 'openai_compatible':
+        if (!choice.base_url) throw new ProviderError('openai_compatible', 'providers.llm.base_url is required for an OpenAI-compatible server', false);
+        // Local servers (Ollama, vLLM, llama.cpp) usually take any key.
+        return new OpenAiLlm({ apiKey: keys.openai_compatible ?? 'none', model: choice.model ?? 'default', baseURL: choice.base_url, provider: 'openai_compatible' });
+      default: {
+        const provider = choice.provider;
+        return {
+          provider,
+          model: choice.model ?? 'default',
+          // eslint-disable-next-line require-yield
+          async *chat() {
+            throw new ProviderError(provider, 'this LLM provider is not connected yet', false);
+          },
+        };
+      }
+    }
   }
 }

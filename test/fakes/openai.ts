@@ -1,6 +1,8 @@
-// A local fake of OpenAI's HTTP API (embeddings for now) speaking the real wire protocol: Bearer auth, JSON
-// bodies, the error envelope, x-request-id, Retry-After, and base64 float32 little-endian embeddings.
-// It rejects what the real service rejects. Vectors come from LocalEmbedder, so similarity is meaningful.
+// A local fake of OpenAI's HTTP API speaking the real wire protocol: Bearer auth, JSON bodies, the error
+// envelope, x-request-id, Retry-After; embeddings (base64 float32 little-endian, vectors from LocalEmbedder so
+// similarity is meaningful) and chat completions (streamed as server-sent events exactly like the API:
+// role chunk, content deltas, tool-call fragments by index, finish_reason, the usage chunk, [DONE]).
+// It rejects what the real service rejects.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -20,6 +22,14 @@ export interface ScriptedFailure {
   drop?: boolean;
 }
 
+export interface ChatScript {
+  text?: string;
+  toolCalls?: { name: string; arguments: Record<string, unknown> }[];
+}
+
+const CHAT_MODELS = new Set(['gpt-4o-mini', 'gpt-4o', 'gpt-4.1', 'gpt-4.1-mini', 'gpt-4.1-nano', 'gpt-5-mini']);
+const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool']);
+
 export class FakeOpenAI {
   readonly apiKey = `sk-test-${randomUUID()}`;
   /** Every embeddings request body received, in order. */
@@ -27,8 +37,15 @@ export class FakeOpenAI {
   private readonly failures: ScriptedFailure[] = [];
   private server?: Server;
   baseURL = '';
-  /** Time taken by every successful embeddings request (a slow provider). */
+  /** Time taken by every successful request before its first byte (a slow provider). */
   delayMs = 0;
+  /** Every chat completions request body received, in order. */
+  readonly chatRequests: Record<string, unknown>[] = [];
+  /** What the model answers; by default it repeats the last user message. */
+  chatScript: (body: Record<string, unknown>) => ChatScript = (body) => {
+    const messages = body.messages as { role: string; content: string }[];
+    return { text: `You said: ${[...messages].reverse().find((m) => m.role === 'user')?.content ?? ''}` };
+  };
 
   /** The next requests fail as given, in order (one failure per request). */
   failNext(...f: ScriptedFailure[]): void {
@@ -56,7 +73,8 @@ export class FakeOpenAI {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
 
-    if (req.method !== 'POST' || req.url !== '/v1/embeddings') return fail(404, `Invalid URL (${req.method} ${req.url})`, 'invalid_request_error', null);
+    const route = req.method === 'POST' && (req.url === '/v1/embeddings' || req.url === '/v1/chat/completions') ? req.url : undefined;
+    if (!route) return fail(404, `Invalid URL (${req.method} ${req.url})`, 'invalid_request_error', null);
     if (req.headers.authorization !== `Bearer ${this.apiKey}`) {
       return fail(401, 'Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.', 'invalid_request_error', 'invalid_api_key');
     }
@@ -77,6 +95,7 @@ export class FakeOpenAI {
     } catch {
       return fail(400, 'We could not parse the JSON body of your request.', 'invalid_request_error', null);
     }
+    if (route === '/v1/chat/completions') return this.chat(body, res, fail);
     this.requests.push(body);
     const { model, input, dimensions, encoding_format: format = 'float' } = body as Record<string, unknown>;
     if (typeof model !== 'string') return fail(400, "you must provide a model parameter", 'invalid_request_error', null, 'model');
@@ -111,5 +130,68 @@ export class FakeOpenAI {
     const tokens = (inputs as string[]).reduce((n, s) => n + estimateTokens(s), 0);
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ object: 'list', data, model, usage: { prompt_tokens: tokens, total_tokens: tokens } }));
+  }
+
+  private async chat(body: Record<string, unknown>, res: ServerResponse, fail: (status: number, message: string, type: string, code: string | null, param?: string | null) => void): Promise<void> {
+    this.chatRequests.push(body);
+    const invalid = (message: string, param: string | null) => fail(400, message, 'invalid_request_error', null, param);
+    const { model, messages, tools, stream, stream_options: streamOptions } = body as Record<string, unknown>;
+    if (typeof model !== 'string') return invalid('you must provide a model parameter', 'model');
+    if (!CHAT_MODELS.has(model)) return fail(404, `The model \`${model}\` does not exist or you do not have access to it.`, 'invalid_request_error', 'model_not_found');
+    if (!Array.isArray(messages) || messages.length === 0) return invalid("Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.", 'messages');
+    const open = new Set<string>();
+    for (const [i, m] of (messages as Record<string, unknown>[]).entries()) {
+      if (!m || typeof m !== 'object' || !ROLES.has(m.role as string)) return invalid(`Invalid value for 'messages[${i}].role'.`, `messages.[${i}].role`);
+      if (m.role === 'tool') {
+        if (typeof m.tool_call_id !== 'string' || !open.delete(m.tool_call_id)) {
+          return invalid("Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.", `messages.[${i}].role`);
+        }
+        continue;
+      }
+      if (open.size) {
+        return invalid("An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: " + [...open].join(', '), `messages.[${i}].role`);
+      }
+      if (m.role === 'assistant' && Array.isArray(m.tool_calls)) for (const c of m.tool_calls as { id: string }[]) open.add(c.id);
+      else if (typeof m.content !== 'string' && !(m.role === 'assistant' && m.content === null)) return invalid(`Invalid type for 'messages[${i}].content'.`, `messages.[${i}].content`);
+    }
+    if (tools !== undefined) {
+      const ok = Array.isArray(tools) && (tools as Record<string, unknown>[]).every((t) => {
+        const f = t?.function as Record<string, unknown> | undefined;
+        return t?.type === 'function' && typeof f?.name === 'string' && /^[a-zA-Z0-9_-]{1,64}$/.test(f.name) && (f.parameters === undefined || (typeof f.parameters === 'object' && f.parameters !== null));
+      });
+      if (!ok) return invalid("Invalid 'tools': each tool needs type 'function' and a function with a valid name.", 'tools');
+    }
+    if (streamOptions !== undefined && stream !== true) return invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.", 'stream_options');
+
+    const script = this.chatScript(body);
+    const id = `chatcmpl-${randomUUID().replace(/-/g, '').slice(0, 24)}`;
+    const created = Math.floor(Date.now() / 1000);
+    const calls = (script.toolCalls ?? []).map((c) => ({ id: `call_${randomUUID().replace(/-/g, '').slice(0, 24)}`, ...c }));
+    const usage = { prompt_tokens: estimateTokens(JSON.stringify(messages)), completion_tokens: estimateTokens(script.text ?? '') + calls.length * 10, total_tokens: 0 };
+    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+    const finishReason = calls.length ? 'tool_calls' : 'stop';
+    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+
+    if (stream !== true) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const message = { role: 'assistant', content: script.text ?? null, refusal: null, ...(calls.length && { tool_calls: calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: JSON.stringify(c.arguments) } })) }) };
+      return void res.end(JSON.stringify({ id, object: 'chat.completion', created, model, choices: [{ index: 0, message, finish_reason: finishReason, logprobs: null }], usage }));
+    }
+    const includeUsage = (streamOptions as { include_usage?: boolean } | undefined)?.include_usage === true;
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    const send = (choices: unknown[], extra: Record<string, unknown> = {}) =>
+      res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, system_fingerprint: 'fp_fake', choices, ...(includeUsage && { usage: null }), ...extra })}\n\n`);
+    send([{ index: 0, delta: { role: 'assistant', content: '', refusal: null }, logprobs: null, finish_reason: null }]);
+    for (const piece of (script.text ?? '').match(/\S+\s*/g) ?? []) send([{ index: 0, delta: { content: piece }, logprobs: null, finish_reason: null }]);
+    calls.forEach((c, index) => {
+      const args = JSON.stringify(c.arguments);
+      const half = Math.ceil(args.length / 2);
+      send([{ index: 0, delta: { tool_calls: [{ index, id: c.id, type: 'function', function: { name: c.name, arguments: '' } }] }, logprobs: null, finish_reason: null }]);
+      send([{ index: 0, delta: { tool_calls: [{ index, function: { arguments: args.slice(0, half) } }] }, logprobs: null, finish_reason: null }]);
+      send([{ index: 0, delta: { tool_calls: [{ index, function: { arguments: args.slice(half) } }] }, logprobs: null, finish_reason: null }]);
+    });
+    send([{ index: 0, delta: {}, logprobs: null, finish_reason: finishReason }]);
+    if (includeUsage) send([], { usage });
+    res.end('data: [DONE]\n\n');
   }
 }

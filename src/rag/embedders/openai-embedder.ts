@@ -1,6 +1,7 @@
 // OpenAI embeddings through the official SDK (also any OpenAI-compatible server via baseURL). The SDK retries
 // 408/409/429/5xx itself, honouring Retry-After; what still fails becomes a ProviderError.
 import OpenAI from 'openai';
+import { toProviderError } from '../../lib/openai-error.js';
 import { ProviderError } from '../../lib/provider-error.js';
 import { type Embedder, l2normalize } from './embedder.js';
 
@@ -65,22 +66,4 @@ export class OpenAIEmbedder implements Embedder {
       throw toProviderError(err);
     }
   }
-}
-
-function toProviderError(err: unknown): unknown {
-  if (err instanceof ProviderError) return err;
-  if (err instanceof OpenAI.APIUserAbortError) return err;
-  if (err instanceof OpenAI.APIConnectionError) return new ProviderError('openai', err.message, true);
-  if (err instanceof OpenAI.APIError) {
-    const status = err.status ?? 0;
-    const retryAfter = Number(err.headers?.get?.('retry-after'));
-    return new ProviderError(
-      'openai',
-      `${status} ${err.message}`,
-      status === 408 || status === 409 || status === 429 || status >= 500,
-      status,
-      Number.isFinite(retryAfter) ? retryAfter * 1000 : undefined,
-    );
-  }
-  return err;
 }

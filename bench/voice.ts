@@ -12,6 +12,7 @@
 // interruption to the transport being cleared, and from speech onset) and resident memory per call.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pino from 'pino';
 import { loadConfig } from '../src/config.js';
 import { tenants } from '../src/db/schema.js';
@@ -59,6 +60,8 @@ async function run(n: number) {
   const rssBefore = process.memoryUsage().rss;
   let rssPeak = rssBefore;
   const memTimer = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 100);
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
 
   const bargeOnsetMs: number[] = [];
   // The simulated callers wait for the agent's turns; counted here rather than by polling the database, which
@@ -118,14 +121,17 @@ async function run(n: number) {
     }),
   );
   clearInterval(memTimer);
+  loopDelay.disable();
 
   const v2v: number[] = [];
   const overhead: number[] = [];
+  const stages = new Map<string, number[]>();
   const reactions: number[] = [];
   for (const { callId } of sessions) {
     for (const t of await deps.calls.transcript(tenant!.id, callId)) {
       if (t.speaker !== 'agent' || t.metrics.voice_to_voice === undefined) continue;
       v2v.push(t.metrics.voice_to_voice);
+      for (const [k, v] of Object.entries(t.metrics)) stages.set(k, [...(stages.get(k) ?? []), v]);
       overhead.push(t.metrics.voice_to_voice - IDEAL_MS);
     }
     for (const e of await deps.calls.events(tenant!.id, callId)) if (e.type === 'barge_in') reactions.push((e.extraData as { reaction_ms: number }).reaction_ms);
@@ -146,6 +152,9 @@ async function run(n: number) {
     barge_in_reaction_p99_ms: pct(reactions, 99),
     barge_in_from_onset_p50_ms: Math.round(pct(bargeOnsetMs, 50)),
     barge_in_from_onset_p99_ms: Math.round(pct(bargeOnsetMs, 99)),
+    event_loop_delay_p99_ms: Math.round(loopDelay.percentile(99) / 1e5) / 10,
+    stage_p50_ms: Object.fromEntries([...stages].map(([k, xs]) => [k, Math.round(pct(xs, 50))])),
+    stage_p99_ms: Object.fromEntries([...stages].map(([k, xs]) => [k, Math.round(pct(xs, 99))])),
     rss_per_session_mb: Math.round(((rssPeak - rssBefore) / n / 1024 / 1024) * 100) / 100,
   };
 }
@@ -158,7 +167,7 @@ for (const n of SESSIONS) {
 const cols = Object.keys(results[0]!);
 console.log(`\nVoice pipeline, simulated providers (STT final ${STT_FINAL_MS} ms, LLM first token ${LLM_TTFT_MS} ms at ${TOKENS_PER_S} tokens/s, TTS first byte ${TTS_FIRST_BYTE_MS} ms, endpointing ${ENDPOINTING_MS} ms; ideal voice-to-voice ${IDEAL_MS} ms)\n`);
 console.log(`| ${cols.join(' | ')} |\n|${cols.map(() => '---').join('|')}|`);
-for (const r of results) console.log(`| ${cols.map((c) => String((r as Record<string, unknown>)[c])).join(' | ')} |`);
+for (const r of results) console.log(`| ${cols.map((c) => { const v = (r as Record<string, unknown>)[c]; return typeof v === 'object' ? JSON.stringify(v) : String(v); }).join(' | ')} |`);
 mkdirSync(path.dirname(OUT), { recursive: true });
 writeFileSync(OUT, `${JSON.stringify({ environment: { node: process.version, date: new Date().toISOString() }, results }, null, 2)}\n`);
 console.log(`\nJSON: ${OUT}`);

@@ -78,6 +78,7 @@ const envSchema = z.object({
   TWILIO_AUTH_TOKEN: optionalString,
   OPENAI_API_KEY: optionalString,
   OPENAI_BASE_URL: url(['http:', 'https:']),
+  ANTHROPIC_BASE_URL: url(['http:', 'https:']),
   DEEPGRAM_API_KEY: optionalString,
   ELEVENLABS_API_KEY: optionalString,
   ANTHROPIC_API_KEY: optionalString,
@@ -117,6 +118,7 @@ export interface Config {
   providerKeys: { openai?: string; deepgram?: string; elevenlabs?: string; anthropic?: string };
   /** Where the OpenAI SDK sends requests (a proxy, an OpenAI-compatible server, a local fake). */
   openaiBaseUrl: string | undefined;
+  anthropicBaseUrl: string | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -171,6 +173,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       anthropic: e.ANTHROPIC_API_KEY,
     },
     openaiBaseUrl: e.OPENAI_BASE_URL,
+    anthropicBaseUrl: e.ANTHROPIC_BASE_URL,
   };
 }
 

@@ -67,7 +67,7 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
   const ingestion = new IngestionWorker(db, embedders, log.child({ component: 'ingestion' }), config.ingest);
   const retriever = new Retriever(db, embedders);
   const calls = new CallService(db);
-  const providers = new ProviderRegistry(settings, retriever, { ...config.providerKeys, openaiBaseUrl: config.openaiBaseUrl }, log.child({ component: 'providers' }));
+  const providers = new ProviderRegistry(settings, retriever, { ...config.providerKeys, openaiBaseUrl: config.openaiBaseUrl, anthropicBaseUrl: config.anthropicBaseUrl }, log.child({ component: 'providers' }));
   const deps: Deps = {
     config,
     log,

@@ -79,7 +79,7 @@ describe('text channel', () => {
     expect(events.find((e: { type: string }) => e.type === 'transfer.requested')?.data).toMatchObject({ to: '+14155550100' });
   });
 
-  it('keeps working when the configured LLM cannot answer (falls back to the local responder)', async () => {
+  it('keeps working when the configured LLM cannot answer (no key: falls back to the local responder)', async () => {
     await call(t.app, 'PUT', '/api/v1/settings/tenant', b.access_token, { providers: { llm: { provider: 'anthropic', model: 'claude-sonnet-4-5' } } });
     const res = await chat(b.access_token, { message: 'Goodbye' });
     expect(res.statusCode).toBe(200);

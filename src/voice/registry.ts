@@ -9,6 +9,7 @@ import { Agent, type KnowledgeSearch } from './agent.js';
 import { FallbackLlm } from './llm/fallback-llm.js';
 import type { LLM } from './llm/llm.js';
 import { LocalResponder } from './llm/local-responder.js';
+import { AnthropicLlm } from './llm/anthropic-llm.js';
 import { OpenAiLlm } from './llm/openai-llm.js';
 
 export interface TenantAgent {
@@ -22,7 +23,7 @@ export class ProviderRegistry {
   constructor(
     private readonly settings: SettingsService,
     private readonly retriever: Retriever,
-    private readonly platformKeys: Config['providerKeys'] & { openaiBaseUrl?: string },
+    private readonly platformKeys: Config['providerKeys'] & { openaiBaseUrl?: string; anthropicBaseUrl?: string },
     private readonly log: FastifyBaseLogger,
   ) {}
 
@@ -45,7 +46,7 @@ export class ProviderRegistry {
     try {
       primary = this.cloudLlm(choice, keys);
     } catch (err) {
-      this.log.warn({ tenantId, provider: choice.provider, err }, 'LLM not usable; the local responder answers');
+      this.log.warn({ tenantId, provider: choice.provider, err }, 'LLM not usable (settings or key); falling back to the local responder');
       return this.local;
     }
     return new FallbackLlm([primary, this.local], (failed, err) =>
@@ -55,6 +56,8 @@ export class ProviderRegistry {
 
   private cloudLlm(choice: ProviderSettings['llm'], keys: Partial<Record<ProviderKeyName, string>>): LLM {
     switch (choice.provider) {
+      case 'local':
+        return this.local;
       case 'openai': {
         const apiKey = keys.openai ?? this.platformKeys.openai;
         if (!apiKey) throw new ProviderError('openai', 'no OpenAI API key configured', false);
@@ -64,16 +67,10 @@ export class ProviderRegistry {
         if (!choice.base_url) throw new ProviderError('openai_compatible', 'providers.llm.base_url is required for an OpenAI-compatible server', false);
         // Local servers (Ollama, vLLM, llama.cpp) usually take any key.
         return new OpenAiLlm({ apiKey: keys.openai_compatible ?? 'none', model: choice.model ?? 'default', baseURL: choice.base_url, provider: 'openai_compatible' });
-      default: {
-        const provider = choice.provider;
-        return {
-          provider,
-          model: choice.model ?? 'default',
-          // eslint-disable-next-line require-yield
-          async *chat() {
-            throw new ProviderError(provider, 'this LLM provider is not connected yet', false);
-          },
-        };
+      case 'anthropic': {
+        const apiKey = keys.anthropic ?? this.platformKeys.anthropic;
+        if (!apiKey) throw new ProviderError('anthropic', 'no Anthropic API key configured', false);
+        return new AnthropicLlm({ apiKey, model: choice.model, baseURL: this.platformKeys.anthropicBaseUrl });
       }
     }
   }

@@ -7,11 +7,12 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { buildDeps, closeDeps } from '../src/deps.js';
 import { buildApp } from '../src/http/app.js';
+import { FakeOpenAI } from './fakes/openai.js';
 import { bearer, signup } from './helpers.js';
 
-async function start(dataDir: string) {
+async function start(dataDir: string, env: Record<string, string> = {}) {
   // No SECRET_KEY: the development key generated into the data folder must be reused.
-  const config = loadConfig({ NODE_ENV: 'development', DATA_DIR: dataDir });
+  const config = loadConfig({ NODE_ENV: 'development', DATA_DIR: dataDir, ...env });
   const deps = await buildDeps(config, pino({ level: 'silent' }));
   const app = await buildApp(deps);
   return { app, stop: async () => (await app.close(), await closeDeps(deps)) };
@@ -40,6 +41,37 @@ describe('restart on the embedded database', () => {
       expect(login.statusCode).toBe(200);
     } finally {
       await second.stop();
+    }
+  });
+
+  it('a conversation continues after a restart: the model sees every earlier turn, read from the database', async () => {
+    const fake = await new FakeOpenAI().start();
+    const dir = mkdtempSync(path.join(tmpdir(), 'va-restart-chat-'));
+    const env = { OPENAI_BASE_URL: fake.baseURL };
+    try {
+      const first = await start(dir, env);
+      const s = await signup(first.app);
+      await first.app.inject({ method: 'PUT', url: '/api/v1/settings/tenant', headers: bearer(s.access_token), payload: { providers: { llm: { provider: 'openai' } }, provider_keys: { openai: fake.apiKey } } });
+      fake.chatScript = () => ({ text: 'Noted, your booking number is 4471.' });
+      const opened = (await first.app.inject({ method: 'POST', url: '/api/v1/chat', headers: bearer(s.access_token), payload: { message: 'I want to book a table for two.' } })).json();
+      await first.stop();
+
+      const second = await start(dir, env);
+      try {
+        fake.chatScript = () => ({ text: 'Yes, booking 4471 is for two.' });
+        const res = await second.app.inject({ method: 'POST', url: '/api/v1/chat', headers: bearer(s.access_token), payload: { session_id: opened.session_id, message: 'Is my booking still there?' } });
+        expect(res.statusCode, res.body).toBe(200);
+        const messages = fake.chatRequests.at(-1)!.messages as { role: string; content: string }[];
+        expect(messages.slice(1)).toEqual([
+          { role: 'user', content: 'I want to book a table for two.' },
+          { role: 'assistant', content: 'Noted, your booking number is 4471.' },
+          { role: 'user', content: 'Is my booking still there?' },
+        ]);
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      await fake.stop();
     }
   });
 });

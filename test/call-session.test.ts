@@ -5,6 +5,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tenants } from '../src/db/schema.js';
 import { Agent } from '../src/voice/agent.js';
+import { resample } from '../src/voice/audio.js';
 import { CallSession } from '../src/voice/call-session.js';
 import { FakeLlm } from '../src/voice/llm/fake.js';
 import type { KnowledgePassage, LLM } from '../src/voice/llm/llm.js';
@@ -33,8 +34,8 @@ const speech = (ms: number) =>
   });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function startCall(opts: { transcripts: string[]; llm?: LLM; greeting?: string | null; minInterruptionMs?: number }) {
-  const transport = new MemoryTransport(RATE);
+async function startCall(opts: { transcripts: string[]; llm?: LLM; greeting?: string | null; minInterruptionMs?: number; lineRate?: number }) {
+  const transport = new MemoryTransport(opts.lineRate ?? RATE);
   const call = await t.deps.calls.start(tenantId, { direction: 'web' });
   const agent = new Agent(opts.llm ?? new LocalResponder(), async (q) => (/clinic|open|saturday/i.test(q) ? [hours] : []), {
     agentName: 'Nora',
@@ -69,6 +70,19 @@ const waitTurns = async (callId: string, n: number, timeoutMs = 10_000) => {
 };
 
 describe('CallSession (simulated providers)', () => {
+  it('bridges rates: an 8 kHz phone line with 16 kHz STT and TTS', async () => {
+    const c = await startCall({ transcripts: ['When does the clinic open?'], greeting: null, lineRate: 8000 });
+    const phone = resample(speech(900), RATE, 8000);
+    await c.transport.say(phone);
+    const ts = await waitTurns(c.callId, 2);
+    expect(ts[1]).toMatchObject({ speaker: 'agent', citations: [hours.chunkId] });
+    while (c.transport.heardMs() < 500) await sleep(20);
+    // What the caller hears is 8 kHz audio of the answer (TTS made it at 16 kHz).
+    expect(c.transport.heard.every((f) => f.pcm.length === 160)).toBe(true);
+    c.transport.hangup();
+    await c.outcome;
+  });
+
   it('greets, answers from knowledge with citations and latencies, and ends on goodbye', async () => {
     const c = await startCall({ transcripts: ['When does the clinic open on Saturdays?', 'Thank you, goodbye.'] });
     await waitTurns(c.callId, 1); // greeting spoken

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { concatPcm, dbfs, encodeWav, muLawDecode, muLawEncode, parseWav, resample, toFrames } from './audio.js';
+import { concatPcm, dbfs, encodeWav, muLawDecode, muLawEncode, parseWav, resample, StreamResampler, toFrames } from './audio.js';
 
 const sine = (hz: number, rate: number, ms: number, amplitude = 8000) =>
   Int16Array.from({ length: Math.round((rate * ms) / 1000) }, (_, i) => Math.round(amplitude * Math.sin((2 * Math.PI * hz * i) / rate)));
@@ -41,6 +41,21 @@ describe('resample', () => {
     const espeak = resample(sine(440, 22050, 1000), 22050, 16000);
     expect(espeak.length).toBe(16000);
     expect(Math.abs(zeroCrossings(espeak) - 880)).toBeLessThanOrEqual(2);
+  });
+
+  it('resamples a stream frame by frame exactly like the whole buffer (no clicks at frame edges)', () => {
+    const tone = sine(440, 8000, 400);
+    const whole = resample(tone, 8000, 16000);
+    const stream = new StreamResampler(8000, 16000);
+    const pieces = toFrames(tone, 8000).map((f) => stream.push(f.pcm));
+    const joined = concatPcm([...pieces, stream.flush()]).subarray(0, whole.length);
+    expect(joined.length).toBe(whole.length);
+    let worst = 0;
+    for (let i = 0; i < whole.length; i++) worst = Math.max(worst, Math.abs(joined[i]! - whole[i]!));
+    expect(worst).toBeLessThanOrEqual(1);
+    // Output keeps pace with input: 20 ms in gives about 20 ms out (minus the 2 ms the filter holds back).
+    expect(pieces[5]!.length).toBeGreaterThanOrEqual(318);
+    expect(pieces[5]!.length).toBeLessThanOrEqual(322);
   });
 
   it('filters what the lower rate cannot carry instead of aliasing it', () => {

@@ -57,34 +57,78 @@ export function muLawEncode(pcm: Int16Array): Uint8Array {
 const SINC_HALF_TAPS = 16;
 
 /**
- * Band-limited resampling (windowed sinc, Blackman window). Downsampling low-passes at the new Nyquist
- * frequency so speech does not alias into the telephone band.
+ * Band-limited resampling (windowed sinc, Blackman window) of a whole buffer. Downsampling low-passes at the new
+ * Nyquist frequency so speech does not alias into the telephone band.
  */
 export function resample(pcm: Int16Array, from: number, to: number): Int16Array {
   if (from === to) return pcm;
-  if (!(from > 0 && to > 0)) throw new Error(`bad sample rates ${from} -> ${to}`);
-  const ratio = to / from;
-  const outLength = Math.floor(pcm.length * ratio);
-  const out = new Int16Array(outLength);
-  // Cut-off relative to the input rate: the lower of the two Nyquist frequencies.
-  const cutoff = Math.min(1, ratio);
-  const halfWidth = SINC_HALF_TAPS / cutoff;
-  for (let i = 0; i < outLength; i++) {
-    const center = i / ratio;
-    const start = Math.max(0, Math.ceil(center - halfWidth));
-    const end = Math.min(pcm.length - 1, Math.floor(center + halfWidth));
-    let acc = 0;
-    let norm = 0;
-    for (let j = start; j <= end; j++) {
-      const x = j - center;
-      const w = windowedSinc(x * cutoff, x / halfWidth);
-      acc += pcm[j]! * w;
-      norm += w;
-    }
-    const v = norm !== 0 ? acc / norm : 0;
-    out[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : Math.round(v);
+  const r = new StreamResampler(from, to);
+  return concatPcm([r.push(pcm), r.flush()]).subarray(0, Math.floor((pcm.length * to) / from));
+}
+
+/**
+ * The same filter for a stream cut into frames: it keeps the last few input samples between calls, so frame
+ * edges leave no clicks. Output lags input by the filter's half width (2 ms).
+ */
+export class StreamResampler {
+  private readonly ratio: number;
+  private readonly cutoff: number;
+  private readonly halfWidth: number;
+  /** Input not yet fully used, and where (in its samples) the next output sample falls. */
+  private buffer = new Float64Array(0);
+  private position = 0;
+
+  constructor(
+    readonly from: number,
+    readonly to: number,
+  ) {
+    if (!(from > 0 && to > 0)) throw new Error(`bad sample rates ${from} -> ${to}`);
+    this.ratio = to / from;
+    // Cut-off relative to the input rate: the lower of the two Nyquist frequencies.
+    this.cutoff = Math.min(1, this.ratio);
+    this.halfWidth = SINC_HALF_TAPS / this.cutoff;
   }
-  return out;
+
+  push(pcm: Int16Array): Int16Array {
+    if (this.from === this.to) return pcm;
+    const joined = new Float64Array(this.buffer.length + pcm.length);
+    joined.set(this.buffer);
+    joined.set(pcm, this.buffer.length);
+    this.buffer = joined;
+    return this.drain(false);
+  }
+
+  /** The last samples, computed with silence after them (end of stream). */
+  flush(): Int16Array {
+    return this.from === this.to ? new Int16Array(0) : this.drain(true);
+  }
+
+  private drain(final: boolean): Int16Array {
+    const out: number[] = [];
+    const step = 1 / this.ratio;
+    const buf = this.buffer;
+    while (final ? this.position < buf.length : this.position + this.halfWidth < buf.length) {
+      const center = this.position;
+      const start = Math.max(0, Math.ceil(center - this.halfWidth));
+      const end = Math.min(buf.length - 1, Math.floor(center + this.halfWidth));
+      let acc = 0;
+      let norm = 0;
+      for (let j = start; j <= end; j++) {
+        const x = j - center;
+        const w = windowedSinc(x * this.cutoff, x / this.halfWidth);
+        acc += buf[j]! * w;
+        norm += w;
+      }
+      const v = norm !== 0 ? acc / norm : 0;
+      out.push(v > 32767 ? 32767 : v < -32768 ? -32768 : Math.round(v));
+      this.position += step;
+    }
+    // Keep what the next outputs still need (half a filter width before the next position).
+    const keepFrom = Math.max(0, Math.floor(this.position - this.halfWidth) - 1);
+    this.buffer = final ? new Float64Array(0) : buf.slice(keepFrom);
+    this.position = final ? 0 : this.position - keepFrom;
+    return Int16Array.from(out);
+  }
 }
 
 function windowedSinc(x: number, position: number): number {

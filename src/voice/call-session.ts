@@ -6,7 +6,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { CallService, CallStatus } from '../services/calls.js';
 import type { Agent, AgentAction, TurnResult } from './agent.js';
-import { FRAME_MS, resample } from './audio.js';
+import { FRAME_MS, StreamResampler } from './audio.js';
 import type { ChatMessage } from './llm/llm.js';
 import { SentenceSplitter } from './sentences.js';
 import type { STT, SttStream } from './stt/stt.js';
@@ -62,6 +62,8 @@ export class CallSession {
   private callerSpeaking = false;
   private speechStartedAt = 0;
   private lastVoicedAt = 0;
+  /** Caller audio to the STT's rate, when they differ: one continuous stream for the whole call. */
+  private toStt: StreamResampler | undefined;
   private speechEndedAt = 0;
   private heardText = '';
   private lastFinalAt = 0;
@@ -110,7 +112,11 @@ export class CallSession {
   private async listen(): Promise<void> {
     for await (const frame of this.p.transport.audio()) {
       if (this.outcome) break;
-      this.stt.push(frame.sampleRate === this.p.stt.sampleRate ? frame : { ...frame, pcm: resample(frame.pcm, frame.sampleRate, this.p.stt.sampleRate), sampleRate: this.p.stt.sampleRate });
+      if (frame.sampleRate === this.p.stt.sampleRate) this.stt.push(frame);
+      else {
+        this.toStt ??= new StreamResampler(frame.sampleRate, this.p.stt.sampleRate);
+        this.stt.push({ ...frame, pcm: this.toStt.push(frame.pcm), sampleRate: this.p.stt.sampleRate });
+      }
       const event = this.p.vad.push(frame);
       if (this.p.vad.voiced) this.lastVoicedAt = this.p.now();
       if (event === 'speech-start') this.onSpeechStart();
@@ -304,6 +310,7 @@ export class CallSession {
     for await (const sentence of sentences) {
       if (signal.aborted) break;
       const asked = this.p.now();
+      let toTransport: StreamResampler | undefined;
       for await (const frame of this.p.tts.synthesize(sentence, { signal })) {
         if (signal.aborted) break;
         if (first) {
@@ -311,9 +318,16 @@ export class CallSession {
           ttsFirstByteMs = Math.round(this.p.now() - asked);
           onFirstAudio?.(this.p.now());
         }
-        this.p.transport.send(frame.sampleRate === this.p.transport.sampleRate ? frame : { ...frame, pcm: resample(frame.pcm, frame.sampleRate, this.p.transport.sampleRate), sampleRate: this.p.transport.sampleRate });
+        if (frame.sampleRate === this.p.transport.sampleRate) this.p.transport.send(frame);
+        else {
+          // One resampler per sentence: its audio is one continuous stream.
+          toTransport ??= new StreamResampler(frame.sampleRate, this.p.transport.sampleRate);
+          this.p.transport.send({ ...frame, pcm: toTransport.push(frame.pcm), sampleRate: this.p.transport.sampleRate });
+        }
       }
       if (signal.aborted) break;
+      const tail = toTransport?.flush();
+      if (tail?.length) this.p.transport.send({ pcm: tail, sampleRate: this.p.transport.sampleRate, timestampMs: 0 });
       queued.push(sentence);
       marks.push(this.p.transport.mark(`s${marks.length}`));
     }

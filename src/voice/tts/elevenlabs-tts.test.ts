@@ -1,0 +1,58 @@
+// ElevenLabs streaming TTS against the local fake of its HTTP protocol.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeElevenLabs } from '../../../test/fakes/elevenlabs.js';
+import { concatPcm, type AudioFrame } from '../audio.js';
+import { ElevenLabsTts } from './elevenlabs-tts.js';
+
+let fake: FakeElevenLabs;
+beforeAll(async () => {
+  fake = await new FakeElevenLabs().start();
+});
+afterAll(() => fake.stop());
+
+const tts = (extra: Partial<ConstructorParameters<typeof ElevenLabsTts>[0]> = {}) =>
+  new ElevenLabsTts({ apiKey: fake.apiKey, voiceId: fake.voiceId, sampleRate: 16000, baseUrl: fake.baseUrl, ...extra });
+async function collect(t: ElevenLabsTts, text: string, signal?: AbortSignal) {
+  const frames: AudioFrame[] = [];
+  for await (const f of t.synthesize(text, { signal })) frames.push(f);
+  return frames;
+}
+
+describe('ElevenLabsTts (HTTP streaming, fake server)', () => {
+  it('streams pcm_16000 in pieces, joining odd byte splits, with running timestamps', async () => {
+    const frames = await collect(tts(), 'Your table is booked for eight.');
+    const pcm = concatPcm(frames.map((f) => f.pcm));
+    expect(frames.length).toBeGreaterThan(2);
+    expect(pcm.length).toBe(Math.round(31 * 0.07 * 16000));
+    // The tone survives byte splits: no sample is garbage (the fake's amplitude is 6000).
+    expect(Math.max(...pcm.map(Math.abs))).toBeLessThanOrEqual(6000);
+    expect(frames[1]!.timestampMs).toBeGreaterThan(0);
+    expect(fake.requests.at(-1)).toMatchObject({ body: { text: 'Your table is booked for eight.', model_id: 'eleven_flash_v2_5' } });
+    expect(fake.requests.at(-1)!.url).toContain('output_format=pcm_16000');
+  });
+
+  it('asks for ulaw_8000 on phone calls and decodes it', async () => {
+    const frames = await collect(tts({ sampleRate: 8000 }), 'Hello.');
+    expect(frames.every((f) => f.sampleRate === 8000)).toBe(true);
+    expect(concatPcm(frames.map((f) => f.pcm)).length).toBe(Math.round(6 * 0.07 * 8000));
+    expect(fake.requests.at(-1)!.url).toContain('output_format=ulaw_8000');
+  });
+
+  it('maps failures: bad key and unknown voice are permanent, 429 retryable with Retry-After, a dropped stream retryable', async () => {
+    await expect(collect(tts({ apiKey: 'wrong' }), 'Hi.')).rejects.toMatchObject({ status: 401, retryable: false });
+    await expect(collect(tts({ voiceId: 'nobody' }), 'Hi.')).rejects.toMatchObject({ status: 404, retryable: false });
+    fake.failNext({ status: 429, retryAfterS: 2 });
+    await expect(collect(tts(), 'Hi.')).rejects.toMatchObject({ status: 429, retryable: true, retryAfterMs: 2000 });
+    fake.dropAfterBytes = 8000;
+    await expect(collect(tts(), 'A long sentence that will be cut off in the middle of its audio stream.')).rejects.toMatchObject({ retryable: true });
+    fake.dropAfterBytes = undefined;
+  });
+
+  it('stops quietly when aborted', async () => {
+    fake.firstByteMs = 300;
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 50);
+    expect(await collect(tts(), 'Never heard.', controller.signal)).toEqual([]);
+    fake.firstByteMs = 0;
+  });
+});

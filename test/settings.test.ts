@@ -46,12 +46,12 @@ describe('tenant settings', () => {
     const [row] = await t.deps.database.db.select().from(tenantConfigs).where(eq(tenantConfigs.tenantId, a.tenant.id));
     expect(JSON.stringify(row)).not.toContain(secret);
     expect(row!.providerKeys.openai).toMatch(/^v1\./);
-    expect(await t.deps.settings.providerKeys(a.tenant.id)).toEqual({ openai: secret });
+    expect((await t.deps.settings.forProviders(a.tenant.id)).keys).toEqual({ openai: secret });
     // Another tenant's keys are separate.
-    expect(await t.deps.settings.providerKeys(b.tenant.id)).toEqual({});
+    expect((await t.deps.settings.forProviders(b.tenant.id)).keys).toEqual({});
     // Untouched by an unrelated update; removed by null.
     await req('PUT', '/api/v1/settings/tenant', a.access_token, { agent_name: 'Nora' });
-    expect(await t.deps.settings.providerKeys(a.tenant.id)).toEqual({ openai: secret });
+    expect((await t.deps.settings.forProviders(a.tenant.id)).keys).toEqual({ openai: secret });
     const removed = (await req('PUT', '/api/v1/settings/tenant', a.access_token, { provider_keys: { openai: null } })).json();
     expect(removed.provider_keys.openai.configured).toBe(false);
   });

@@ -13,3 +13,13 @@ export class ProviderError extends Error {
     super(`${provider}: ${message}`);
   }
 }
+
+/**
+ * A provider's HTTP failure: 408, 409, 429 and 5xx (529 = overloaded) are worth retrying, the rest are not;
+ * Retry-After (seconds) is kept when the provider sent one.
+ */
+export function httpProviderError(provider: string, status: number, message: string, retryAfter: string | null | undefined): ProviderError {
+  const seconds = retryAfter ? Number(retryAfter) : NaN;
+  const retryable = status === 408 || status === 409 || status === 429 || status >= 500;
+  return new ProviderError(provider, `${status} ${message}`, retryable, status, Number.isFinite(seconds) ? seconds * 1000 : undefined);
+}

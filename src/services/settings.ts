@@ -107,15 +107,18 @@ export class SettingsService {
     return this.view(row);
   }
 
-  /** The tenant's provider keys in clear, for the provider registry only; never for an HTTP response. */
-  async providerKeys(tenantId: string): Promise<Partial<Record<ProviderKeyName, string>>> {
+  /**
+   * The settings and the provider keys in clear, from one read: for the provider registries only, never for an
+   * HTTP response.
+   */
+  async forProviders(tenantId: string): Promise<{ settings: TenantSettingsView; keys: Partial<Record<ProviderKeyName, string>> }> {
     const [row] = await this.db.select().from(tenantConfigs).where(eq(tenantConfigs.tenantId, tenantId));
-    const out: Partial<Record<ProviderKeyName, string>> = {};
+    const keys: Partial<Record<ProviderKeyName, string>> = {};
     for (const [name, sealed] of Object.entries(row?.providerKeys ?? {})) {
       const plain = this.box.open(sealed);
-      if (plain !== undefined) out[name as ProviderKeyName] = plain;
+      if (plain !== undefined) keys[name as ProviderKeyName] = plain;
     }
-    return out;
+    return { settings: this.view(row), keys };
   }
 
   async putTenant(tenantId: string, patch: TenantSettingsPatch): Promise<TenantSettingsView> {

@@ -28,8 +28,7 @@ export class ProviderRegistry {
   ) {}
 
   async agentFor(tenantId: string): Promise<TenantAgent> {
-    const settings = await this.settings.getTenant(tenantId);
-    const keys = await this.settings.providerKeys(tenantId);
+    const { settings, keys } = await this.settings.forProviders(tenantId);
     const llm = this.llm(settings.providers.llm, keys, tenantId);
     const search: KnowledgeSearch = async (query) => {
       if (!settings.rag.enabled) return [];

@@ -20,10 +20,10 @@ export class EmbedderRegistry {
   ) {}
 
   async forTenant(tenantId: string): Promise<Embedder> {
-    const { providers } = await this.settings.getTenant(tenantId);
-    const choice = providers.embeddings;
+    const { settings, keys } = await this.settings.forProviders(tenantId);
+    const choice = settings.providers.embeddings;
     if (choice.provider === 'local') return this.local;
-    const apiKey = (await this.settings.providerKeys(tenantId)).openai ?? this.config.openaiApiKey;
+    const apiKey = keys.openai ?? this.config.openaiApiKey;
     if (!apiKey) {
       throw new ProviderError('openai', 'Embeddings provider is openai but no OpenAI API key is configured (settings provider_keys.openai or OPENAI_API_KEY)', false);
     }

@@ -1,7 +1,7 @@
 // Anthropic messages, streaming with tool use, through the official SDK. Text deltas are passed on as they
 // come; a tool_use block's JSON fragments are joined and parsed when the block stops.
 import Anthropic from '@anthropic-ai/sdk';
-import { ProviderError } from '../../lib/provider-error.js';
+import { httpProviderError, ProviderError } from '../../lib/provider-error.js';
 import { type ChatRequest, type LLM, type LlmChunk, systemWithKnowledge } from './llm.js';
 
 export interface AnthropicLlmOptions {
@@ -114,13 +114,6 @@ function parseInput(json: string): Record<string, unknown> {
 function toProviderError(err: unknown): unknown {
   if (err instanceof ProviderError || err instanceof Anthropic.APIUserAbortError) return err;
   if (err instanceof Anthropic.APIConnectionError) return new ProviderError('anthropic', err.message, true);
-  if (err instanceof Anthropic.APIError) {
-    const status = err.status ?? 0;
-    const header = err.headers?.get?.('retry-after');
-    const retryAfter = header ? Number(header) : NaN;
-    // 529: overloaded.
-    const retryable = status === 408 || status === 409 || status === 429 || status >= 500;
-    return new ProviderError('anthropic', `${status} ${err.message}`, retryable, status, Number.isFinite(retryAfter) ? retryAfter * 1000 : undefined);
-  }
+  if (err instanceof Anthropic.APIError) return httpProviderError('anthropic', err.status ?? 0, err.message, err.headers?.get?.('retry-after'));
   return err;
 }

@@ -1,7 +1,7 @@
 // ElevenLabs text-to-speech over its documented HTTP streaming protocol: POST /v1/text-to-speech/{voice}/stream
 // with `output_format` in the query and `xi-api-key`; the body streams raw audio as it is generated. Phone calls
 // ask for ulaw_8000 (decoded here to PCM), web calls for pcm_16000.
-import { ProviderError } from '../../lib/provider-error.js';
+import { httpProviderError, ProviderError } from '../../lib/provider-error.js';
 import { type AudioFrame, durationMs, muLawDecode } from '../audio.js';
 import type { TTS } from './tts.js';
 
@@ -43,8 +43,7 @@ export class ElevenLabsTts implements TTS {
     }
     if (!res.ok || !res.body) {
       const detail = await res.text().catch(() => '');
-      const retryAfter = Number(res.headers.get('retry-after'));
-      throw new ProviderError('elevenlabs', `${res.status} ${detail.slice(0, 300)}`, res.status === 429 || res.status >= 500, res.status, res.headers.get('retry-after') && Number.isFinite(retryAfter) ? retryAfter * 1000 : undefined);
+      throw httpProviderError('elevenlabs', res.status, detail.slice(0, 300), res.headers.get('retry-after'));
     }
     // PCM arrives in arbitrary byte chunks: an odd byte waits for its partner.
     let carry: Uint8Array = new Uint8Array(0);

@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import { EventQueue } from '../../lib/event-queue.js';
+import { ProviderError } from '../../lib/provider-error.js';
+import type { AudioFrame } from '../audio.js';
+import { FallbackStt } from './fallback-stt.js';
+import type { STT, SttEvent, SttStream } from './stt.js';
+
+/** An STT that records the frames it got and fails after `failAfterFrames` frames (or never). */
+class ScriptedStt implements STT {
+  readonly sampleRate = 16000;
+  readonly received: number[] = [];
+  flushes = 0;
+  constructor(
+    readonly provider: string,
+    private readonly failAfterFrames = Infinity,
+    private readonly failOnFlush = false,
+  ) {}
+  stream(): SttStream {
+    const events = new EventQueue<SttEvent>();
+    return {
+      events,
+      push: (frame) => {
+        if (this.received.length >= this.failAfterFrames) return;
+        this.received.push(frame.timestampMs);
+        if (this.received.length === this.failAfterFrames) events.fail(new ProviderError(this.provider, 'socket dropped', true));
+      },
+      flush: () => {
+        this.flushes++;
+        if (this.failOnFlush) return events.fail(new ProviderError(this.provider, 'socket dropped', true));
+        const n = this.received.length;
+        events.push({ type: 'final', text: `${this.provider} heard ${n}`, startMs: 0, endMs: n * 20, endOfTurn: true });
+      },
+      close: async () => events.end(),
+    };
+  }
+}
+
+const frame = (i: number): AudioFrame => ({ pcm: new Int16Array(320), sampleRate: 16000, timestampMs: i * 20 });
+
+describe('FallbackStt', () => {
+  it('hands a failing stream to the next engine with the audio since the last final replayed', async () => {
+    const primary = new ScriptedStt('deepgram', 8);
+    const local = new ScriptedStt('local');
+    const failures: string[] = [];
+    const stt = new FallbackStt([primary, local], (failed) => failures.push(failed.provider));
+    const stream = stt.stream({});
+    const seen: SttEvent[] = [];
+    const reading = (async () => {
+      for await (const e of stream.events) seen.push(e);
+    })();
+    for (let i = 0; i < 5; i++) stream.push(frame(i));
+    stream.flush(); // final from the primary: frames 0-4 are done
+    await new Promise((r) => setTimeout(r, 5));
+    for (let i = 5; i < 12; i++) stream.push(frame(i)); // the primary dies at its 8th frame
+    await new Promise((r) => setTimeout(r, 5));
+    stream.flush();
+    await stream.close();
+    await reading;
+    expect(failures).toEqual(['deepgram']);
+    // The local engine got the utterance in progress (frames 5-7 replayed) and everything after, once, in order.
+    expect(local.received).toEqual([5, 6, 7, 8, 9, 10, 11].map((i) => i * 20));
+    expect(seen.map((e) => e.type === 'final' && e.text)).toEqual(['deepgram heard 5', 'local heard 7']);
+  });
+
+  it('re-sends a flush that the failed engine never answered', async () => {
+    const primary = new ScriptedStt('deepgram', Infinity, true);
+    const local = new ScriptedStt('local');
+    const stream = new FallbackStt([primary, local]).stream({});
+    const seen: string[] = [];
+    const reading = (async () => {
+      for await (const e of stream.events) if (e.type === 'final') seen.push(e.text);
+    })();
+    stream.push(frame(0));
+    stream.push(frame(1));
+    stream.flush(); // the primary dies instead of answering
+    await new Promise((r) => setTimeout(r, 5));
+    await stream.close();
+    await reading;
+    expect(local.flushes).toBe(1);
+    expect(seen).toEqual(['local heard 2']);
+  });
+
+  it('fails the stream with a ProviderError when the last engine fails too', async () => {
+    const stream = new FallbackStt([new ScriptedStt('a', 1), new ScriptedStt('b', 1)]).stream({});
+    stream.push(frame(0));
+    stream.push(frame(1));
+    const consume = async () => {
+      for await (const e of stream.events) void e;
+    };
+    await expect(consume()).rejects.toThrow(ProviderError);
+  });
+
+  it('refuses a chain with mixed sample rates', () => {
+    const eight = Object.assign(new ScriptedStt('x'), { sampleRate: 8000 });
+    expect(() => new FallbackStt([new ScriptedStt('y'), eight as unknown as STT])).toThrow(/same sample rate/);
+  });
+});

@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { ProviderError } from '../../lib/provider-error.js';
+import type { AudioFrame } from '../audio.js';
+import { FallbackTts } from './fallback-tts.js';
+import type { TTS } from './tts.js';
+
+/** Yields `frames` frames tagged with its name, failing after `failAfter` of them (or never). */
+class ScriptedTts implements TTS {
+  readonly sampleRate = 8000;
+  calls = 0;
+  constructor(
+    readonly provider: string,
+    private readonly failAfter = Infinity,
+  ) {}
+  async *synthesize(text: string): AsyncIterable<AudioFrame> {
+    this.calls++;
+    for (let i = 0; i < 4; i++) {
+      if (i === this.failAfter) throw new ProviderError(this.provider, '503 overloaded', true, 503);
+      yield { pcm: new Int16Array(160), sampleRate: 8000, timestampMs: i * 20, [Symbol.for('from')]: `${this.provider}:${text}` } as AudioFrame;
+    }
+  }
+}
+const from = (f: AudioFrame) => (f as unknown as Record<symbol, string>)[Symbol.for('from')];
+const collect = async (tts: TTS, text: string) => {
+  const out: string[] = [];
+  for await (const f of tts.synthesize(text, {})) out.push(from(f)!);
+  return out;
+};
+
+describe('FallbackTts', () => {
+  it('speaks with the next engine when the first fails before any audio, and stays there', async () => {
+    const cloud = new ScriptedTts('elevenlabs', 0);
+    const local = new ScriptedTts('local');
+    const failed: string[] = [];
+    const tts = new FallbackTts([cloud, local], (t) => failed.push(t.provider));
+    expect(await collect(tts, 'Hello.')).toEqual(Array(4).fill('local:Hello.'));
+    expect(await collect(tts, 'Again.')).toEqual(Array(4).fill('local:Again.'));
+    expect(cloud.calls).toBe(1);
+    expect(failed).toEqual(['elevenlabs']);
+    expect(tts.provider).toBe('local');
+  });
+
+  it('starts a sentence cut off mid-way again on the next engine', async () => {
+    const tts = new FallbackTts([new ScriptedTts('elevenlabs', 2), new ScriptedTts('local')]);
+    expect(await collect(tts, 'Hi.')).toEqual(['elevenlabs:Hi.', 'elevenlabs:Hi.', 'local:Hi.', 'local:Hi.', 'local:Hi.', 'local:Hi.']);
+  });
+
+  it('throws a ProviderError when every engine fails', async () => {
+    const tts = new FallbackTts([new ScriptedTts('a', 0), new ScriptedTts('b', 1)]);
+    await expect(collect(tts, 'Hi.')).rejects.toThrow(ProviderError);
+  });
+});

@@ -1,0 +1,110 @@
+import { readFileSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type AudioFrame, concatPcm, dbfs, parseWav, toFrames } from '../audio.js';
+import { EspeakTts } from '../tts/espeak-tts.js';
+import { EnergyVad } from './energy-vad.js';
+import { SileroVad } from './silero-vad.js';
+import type { VAD } from './vad.js';
+
+// Silero splits some espeak sentences at a weak stretch longer than minSilenceMs (e.g. "...appointment for next
+// Tuesday" at 'for'); this one it hears as one utterance at every rate.
+const SENTENCE = 'My name is Maria and I need to change my booking';
+
+// Quiet line hiss (about -65 dBFS) rather than digital zero, as on a real line; seeded, so every run hears the same.
+function hiss(ms: number, rate: number, amplitude = 30, seed = 1): Int16Array {
+  let x = seed;
+  const random = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  return Int16Array.from({ length: (rate * ms) / 1000 }, () => Math.round((random() * 2 - 1) * amplitude));
+}
+
+async function speak(rate: number): Promise<Int16Array> {
+  const parts: Int16Array[] = [];
+  for await (const f of new EspeakTts({ sampleRate: rate }).synthesize(SENTENCE)) parts.push(f.pcm);
+  return concatPcm(parts);
+}
+
+/** Where the voice really is in a clip, from its own 20 ms levels (espeak pads its output with silence). */
+function voicedSpan(pcm: Int16Array, rate: number) {
+  const levels = toFrames(pcm, rate).map((f) => dbfs(f.pcm));
+  const loud = levels.map((l) => l > -40);
+  return { startMs: loud.indexOf(true) * 20, endMs: (loud.lastIndexOf(true) + 1) * 20 };
+}
+
+function run(vad: VAD, pcm: Int16Array, rate: number) {
+  const events: { event: string; atMs: number }[] = [];
+  for (const f of toFrames(pcm, rate)) {
+    const e = vad.push(f);
+    if (e) events.push({ event: e, atMs: f.timestampMs });
+  }
+  return events;
+}
+
+describe('SileroVad', () => {
+  const speech = new Map<number, Int16Array>();
+  beforeAll(async () => {
+    for (const rate of [8000, 16000, 24000]) speech.set(rate, await speak(rate));
+  });
+
+  it.each([16000, 8000, 24000])('hears espeak speech at %i Hz: starts near its onset and ends after it', (rate) => {
+    const voice = speech.get(rate)!;
+    const span = voicedSpan(voice, rate);
+    const lead = 700;
+    const events = run(new SileroVad(), concatPcm([hiss(lead, rate), voice, hiss(1000, rate)]), rate);
+    expect(events.map((e) => e.event)).toEqual(['speech-start', 'speech-end']);
+    const onset = lead + span.startMs;
+    const offset = lead + span.endMs;
+    // minSpeechMs (60) plus at most one 32 ms window of model delay, plus a syllable's attack.
+    expect(events[0]!.atMs).toBeGreaterThanOrEqual(onset);
+    expect(events[0]!.atMs).toBeLessThanOrEqual(onset + 160);
+    // minSilenceMs (200) after the voice stops, plus the model's own hang-over.
+    expect(events[1]!.atMs).toBeGreaterThanOrEqual(offset + 200);
+    expect(events[1]!.atMs).toBeLessThanOrEqual(offset + 500);
+  });
+
+  it('finds the spoken digit in a real 8 kHz recording', () => {
+    const { pcm, sampleRate } = parseWav(readFileSync(new URL('../../../test/fixtures/audio/3_nicolas_1.wav', import.meta.url)));
+    const events = run(new SileroVad(), concatPcm([hiss(500, sampleRate), pcm, hiss(700, sampleRate)]), sampleRate);
+    expect(events.map((e) => e.event)).toEqual(['speech-start', 'speech-end']);
+  });
+
+  it('does not take a burst of white noise for speech, where the energy VAD does', () => {
+    const rate = 16000;
+    const burst = concatPcm([hiss(1000, rate, 30, 1), hiss(800, rate, 3000, 2), hiss(1000, rate, 30, 3)]);
+    expect(run(new EnergyVad(), burst, rate).map((e) => e.event)).toContain('speech-start');
+    expect(run(new SileroVad(), burst, rate)).toEqual([]);
+  });
+
+  it('reset() clears the hysteresis, the model state and the half-filled window', () => {
+    class Probe extends SileroVad {
+      probabilities(frames: AudioFrame[]) {
+        return frames.map((f) => this.confidence(f));
+      }
+    }
+    const rate = 16000;
+    const frames = toFrames(concatPcm([hiss(300, rate), speech.get(rate)!]), rate);
+    const used = new Probe();
+    // Stop in the middle of the speech and of a model window (300 + 1010 ms is not a multiple of 32 ms).
+    const first = frames.slice(0, 65);
+    for (const f of first) used.push(f);
+    expect(used.speaking).toBe(true);
+    used.reset();
+    expect(used.speaking).toBe(false);
+    expect(used.voiced).toBe(false);
+    expect(used.probabilities(frames)).toEqual(new Probe().probabilities(frames));
+  });
+
+  it('shares one model between calls but keeps each call its own state', () => {
+    const rate = 16000;
+    const a = new SileroVad();
+    const b = new SileroVad();
+    // Up to the middle of the sentence.
+    const voice = toFrames(concatPcm([hiss(300, rate), speech.get(rate)!]), rate).slice(0, 60);
+    const quiet = toFrames(hiss(voice.length * 20, rate), rate);
+    voice.forEach((f, i) => {
+      a.push(f);
+      b.push(quiet[i]!);
+    });
+    expect(a.speaking).toBe(true);
+    expect(b.speaking).toBe(false);
+  });
+});

@@ -63,6 +63,15 @@ describe('config', () => {
     expect(loadConfig({ DATA_DIR: tmp() }).secretKey).not.toBe(first);
   });
 
+  it('tools may reach private networks outside production only, unless set', () => {
+    const secret = { SECRET_KEY: 's'.repeat(40) };
+    expect(loadConfig({ DATA_DIR: tmp() }).toolsAllowPrivateNetworks).toBe(true);
+    expect(loadConfig({ NODE_ENV: 'production', ...secret }).toolsAllowPrivateNetworks).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'production', TOOLS_ALLOW_PRIVATE_NETWORKS: 'true', ...secret }).toolsAllowPrivateNetworks).toBe(true);
+    expect(loadConfig({ DATA_DIR: tmp(), TOOLS_ALLOW_PRIVATE_NETWORKS: 'false' }).toolsAllowPrivateNetworks).toBe(false);
+    expect(() => loadConfig({ DATA_DIR: tmp(), TOOLS_ALLOW_PRIVATE_NETWORKS: 'maybe' })).toThrow(/TOOLS_ALLOW_PRIVATE_NETWORKS/);
+  });
+
   it('.env.example documents every variable, and nothing else', () => {
     const documented = readFileSync(path.join(import.meta.dirname, '..', '.env.example'), 'utf8')
       .split('\n')

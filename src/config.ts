@@ -16,6 +16,14 @@ const bool = (def: boolean) =>
       .default(def ? 'true' : 'false')
       .transform((v) => v === 'true' || v === '1' || v === 'yes'),
   );
+/** A flag whose default depends on other variables: undefined when unset. */
+const optionalBool = z.preprocess(
+  emptyToUndefined,
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+    .optional()
+    .transform((v) => (v === undefined ? undefined : v === 'true' || v === '1' || v === 'yes')),
+);
 const url = (protocols: string[]) =>
   z.preprocess(
     emptyToUndefined,
@@ -79,9 +87,13 @@ const envSchema = z.object({
   OPENAI_API_KEY: optionalString,
   OPENAI_BASE_URL: url(['http:', 'https:']),
   ANTHROPIC_BASE_URL: url(['http:', 'https:']),
+  DEEPGRAM_BASE_URL: url(['ws:', 'wss:']),
+  ELEVENLABS_BASE_URL: url(['http:', 'https:']),
   DEEPGRAM_API_KEY: optionalString,
   ELEVENLABS_API_KEY: optionalString,
   ANTHROPIC_API_KEY: optionalString,
+
+  TOOLS_ALLOW_PRIVATE_NETWORKS: optionalBool,
 });
 
 type Env = z.infer<typeof envSchema>;
@@ -119,6 +131,13 @@ export interface Config {
   /** Where the OpenAI SDK sends requests (a proxy, an OpenAI-compatible server, a local fake). */
   openaiBaseUrl: string | undefined;
   anthropicBaseUrl: string | undefined;
+  deepgramBaseUrl: string | undefined;
+  elevenlabsBaseUrl: string | undefined;
+  /**
+   * Whether tenant tools may call addresses on loopback, private and link-local networks (our own network, seen
+   * from our servers). Off in production unless set: a tenant's tool URL must not reach our internal services.
+   */
+  toolsAllowPrivateNetworks: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -174,6 +193,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     openaiBaseUrl: e.OPENAI_BASE_URL,
     anthropicBaseUrl: e.ANTHROPIC_BASE_URL,
+    deepgramBaseUrl: e.DEEPGRAM_BASE_URL,
+    elevenlabsBaseUrl: e.ELEVENLABS_BASE_URL,
+    toolsAllowPrivateNetworks: e.TOOLS_ALLOW_PRIVATE_NETWORKS ?? e.NODE_ENV !== 'production',
   };
 }
 

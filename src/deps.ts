@@ -17,10 +17,12 @@ import { CallService } from './services/calls.js';
 import { DocumentService } from './services/documents.js';
 import { SecretBox } from './services/secret-box.js';
 import { SettingsService } from './services/settings.js';
+import { SigningSecretService } from './services/signing-secrets.js';
 import { TenantAdminService } from './services/tenants.js';
 import { TokenService } from './services/tokens.js';
 import { ProviderRegistry } from './voice/registry.js';
 import { TextChannel } from './voice/text-channel.js';
+import { VoiceCalls } from './voice/voice-calls.js';
 
 export interface Deps {
   config: Config;
@@ -32,6 +34,7 @@ export interface Deps {
   accounts: AccountService;
   apiKeys: ApiKeyService;
   settings: SettingsService;
+  signingSecrets: SigningSecretService;
   tenantAdmin: TenantAdminService;
   authenticator: Authenticator;
   embedders: EmbedderRegistry;
@@ -41,6 +44,7 @@ export interface Deps {
   calls: CallService;
   providers: ProviderRegistry;
   textChannel: TextChannel;
+  voice: VoiceCalls;
 }
 
 export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { cachePrefix?: string } = {}): Promise<Deps> {
@@ -62,12 +66,20 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
   const tokens = new TokenService(db, config.secretKey, config.accessTokenTtlMs, config.refreshTokenTtlMs);
   const accounts = new AccountService(db, tokens);
   const apiKeys = new ApiKeyService(db);
-  const settings = new SettingsService(db, new SecretBox(config.secretKey));
+  const box = new SecretBox(config.secretKey);
+  const settings = new SettingsService(db, box);
+  const signingSecrets = new SigningSecretService(db, box);
   const embedders = new EmbedderRegistry(settings, { openaiApiKey: config.providerKeys.openai, openaiBaseUrl: config.openaiBaseUrl });
   const ingestion = new IngestionWorker(db, embedders, log.child({ component: 'ingestion' }), config.ingest);
   const retriever = new Retriever(db, embedders);
   const calls = new CallService(db);
-  const providers = new ProviderRegistry(settings, retriever, { ...config.providerKeys, openaiBaseUrl: config.openaiBaseUrl, anthropicBaseUrl: config.anthropicBaseUrl }, log.child({ component: 'providers' }));
+  const providers = new ProviderRegistry(
+    settings,
+    retriever,
+    { ...config.providerKeys, openaiBaseUrl: config.openaiBaseUrl, anthropicBaseUrl: config.anthropicBaseUrl, deepgramBaseUrl: config.deepgramBaseUrl, elevenlabsBaseUrl: config.elevenlabsBaseUrl },
+    log.child({ component: 'providers' }),
+    { allowPrivateNetworks: config.toolsAllowPrivateNetworks, signingSecrets: (tenantId) => signingSecrets.forSigning(tenantId), log: log.child({ component: 'tools' }) },
+  );
   const deps: Deps = {
     config,
     log,
@@ -78,6 +90,7 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
     accounts,
     apiKeys,
     settings,
+    signingSecrets,
     tenantAdmin: new TenantAdminService(db),
     authenticator: new Authenticator(tokens, accounts, apiKeys),
     embedders,
@@ -87,6 +100,7 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
     calls,
     providers,
     textChannel: new TextChannel(calls, providers),
+    voice: new VoiceCalls(calls, providers, log.child({ component: 'voice' })),
   };
   if (config.platformAdmin) {
     const outcome = await accounts.ensurePlatformAdmin(config.platformAdmin);

@@ -142,7 +142,8 @@ describe('CallSession (simulated providers)', () => {
     // The agent stopped talking: nothing it said after the clear was heard (beyond the new answer).
     const events = await t.deps.calls.events(tenantId, c.callId);
     const barge = events.find((e) => e.type === 'barge_in')!;
-    expect((barge.extraData as { reaction_ms: number }).reaction_ms).toBeLessThan(50);
+    // Cleared as the 300th ms of voiced speech came in (frames are 20 ms), not later.
+    expect((barge.extraData as { voiced_ms: number }).voiced_ms).toBe(300);
     c.transport.hangup();
     expect(await c.outcome).toMatchObject({ status: 'completed', reason: 'caller hung up' });
   });

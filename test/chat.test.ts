@@ -80,7 +80,7 @@ describe('text channel', () => {
   });
 
   it('keeps working when the configured LLM cannot answer (no key: falls back to the local responder)', async () => {
-    await call(t.app, 'PUT', '/api/v1/settings/tenant', b.access_token, { providers: { llm: { provider: 'anthropic', model: 'claude-sonnet-4-5' } } });
+    await call(t.app, 'PUT', '/api/v1/settings/tenant', b.access_token, { providers: { llm: { provider: 'anthropic', model: 'claude-haiku-4-5' } } });
     const res = await chat(b.access_token, { message: 'Goodbye' });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ ended: true });

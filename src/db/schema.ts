@@ -110,11 +110,32 @@ export const tenantConfigs = pgTable(
     providers: jsonb('providers').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
     /** Provider name -> AES-256-GCM ciphertext (see services/secret-box.ts). Never returned in clear. */
     providerKeys: jsonb('provider_keys').$type<Record<string, string>>().notNull().default(sql`'{}'::jsonb`),
+    /** The tenant's HTTP tools (services/settings.ts); their header values are sealed like provider keys. */
+    tools: jsonb('tools').$type<Record<string, unknown>[]>().notNull().default(sql`'[]'::jsonb`),
     extraData: extraData(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
   (t) => [uniqueIndex('tenant_configs_tenant_id_key').on(t.tenantId)],
+);
+
+/**
+ * The secret a tenant verifies our requests with (tool calls now, webhooks later), sealed like provider keys. After
+ * a rotation the previous one keeps signing next to the new one until previous_expires_at, so the tenant's
+ * servers can switch over without refusing a request.
+ */
+export const signingSecrets = pgTable(
+  'signing_secrets',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    secret: text('secret').notNull(),
+    previousSecret: text('previous_secret'),
+    previousExpiresAt: timestamp('previous_expires_at', { withTimezone: true }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex('signing_secrets_tenant_id_key').on(t.tenantId)],
 );
 
 /** One user's preferences inside their tenant (the original design calls this TenantSettings). */

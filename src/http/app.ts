@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
+import fastifyWebsocket from '@fastify/websocket';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -13,15 +14,14 @@ import Fastify, {
   type RawServerDefault,
 } from 'fastify';
 import {
-  hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
+  jsonSchemaTransformObject,
   serializerCompiler,
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import type { Deps } from '../deps.js';
-import { ProviderError } from '../lib/provider-error.js';
-import { AppError, type ErrorCode, type FieldIssue } from './errors.js';
+import { AppError, classify } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { authRoutes } from './routes/auth.js';
@@ -32,6 +32,9 @@ import { healthRoutes } from './routes/health.js';
 import { knowledgeRoutes } from './routes/knowledge.js';
 import { settingsRoutes } from './routes/settings.js';
 import { userRoutes } from './routes/users.js';
+
+/** Websocket messages: JSON control and text, or a few hundred ms of audio; anything bigger is refused. */
+const WS_MAX_MESSAGE_BYTES = 256 * 1024;
 
 export type App = FastifyInstance<
   RawServerDefault,
@@ -98,6 +101,15 @@ export async function buildApp(deps: Deps): Promise<App> {
   // The API speaks JSON; routes that take forms or files register their own parser.
   app.removeContentTypeParser('text/plain');
 
+  // Before our own onRequest hook: the plugin's hooks must see a refused upgrade too, to close its socket.
+  await app.register(fastifyWebsocket, {
+    options: {
+      maxPayload: WS_MAX_MESSAGE_BYTES,
+      // A browser sends its token as the subprotocols `bearer, <token>`; the handshake must pick one of them.
+      handleProtocols: (protocols) => (protocols.has('bearer') ? 'bearer' : false),
+    },
+  });
+
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     const { rateLimits } = config;
@@ -137,6 +149,8 @@ export async function buildApp(deps: Deps): Promise<App> {
       },
     },
     transform: jsonSchemaTransform,
+    // Named schemas (the recursive ones must be) become components that the paths refer to.
+    transformObject: jsonSchemaTransformObject,
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true }, config: { auth: 'public' } }, async () => app.swagger());
@@ -155,57 +169,4 @@ export async function buildApp(deps: Deps): Promise<App> {
 
   await app.ready();
   return app;
-}
-
-interface Classified {
-  status: number;
-  code: ErrorCode;
-  message: string;
-  details?: FieldIssue[];
-}
-
-/** Maps anything thrown into the closed list of codes; 5xx text is only shown in development. */
-function classify(err: FastifyError, showInternals: boolean): Classified {
-  if (err instanceof AppError) return { status: err.status, code: err.code, message: err.message, details: err.details };
-  // The provider's own words help the tenant fix a key or a model name; they carry no secrets of ours.
-  if (err instanceof ProviderError) return { status: 502, code: 'provider_error', message: err.message };
-  if (hasZodFastifySchemaValidationErrors(err)) {
-    const where = err.validationContext ?? 'body';
-    const details = err.validation.map((v) => {
-      const path = [where, ...v.instancePath.split('/').filter(Boolean)];
-      const keys = (v.params as { keys?: string[] }).keys;
-      // Unknown keys are named one by one so the message says which field to remove.
-      if (v.keyword === 'unrecognized_keys' && keys?.length) {
-        return { field: [...path, keys[0]!].join('.'), message: 'unknown field' };
-      }
-      return { field: path.join('.'), message: v.message ?? 'is invalid' };
-    });
-    return {
-      status: 422,
-      code: 'validation_error',
-      message: details.map((d) => `${d.field}: ${d.message}`).join('; '),
-      details,
-    };
-  }
-  switch (err.code) {
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return { status: 400, code: 'invalid_json', message: 'Request body is not valid JSON' };
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return { status: 413, code: 'payload_too_large', message: 'Request body is too large' };
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return { status: 415, code: 'unsupported_media_type', message: 'Unsupported Content-Type; send application/json' };
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return { status: 400, code: 'bad_request', message: 'Content-Length does not match the body' };
-  }
-  const status = err.statusCode ?? 500;
-  if (status >= 400 && status < 500) {
-    const code: ErrorCode = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : status === 404 ? 'not_found' : 'bad_request';
-    return { status: code === 'bad_request' ? 400 : status, code, message: err.message };
-  }
-  return {
-    status: 500,
-    code: 'internal_error',
-    message: showInternals ? `Internal error: ${err.message}` : 'Internal error',
-  };
 }

@@ -38,10 +38,8 @@ export class Authenticator {
   async authenticate(request: FastifyRequest): Promise<void> {
     const level = request.routeOptions.config.auth;
     if (level === undefined || level === 'public') return;
-    const header = request.headers.authorization;
-    const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
-    if (!match) throw new AppError('unauthorized', 'Missing bearer credentials in the Authorization header');
-    const credential = match[1]!;
+    const credential = bearerCredential(request);
+    if (!credential) throw new AppError('unauthorized', 'Missing bearer credentials in the Authorization header');
 
     let principal: Principal;
     if (credential.startsWith(API_KEY_PREFIX)) {
@@ -67,6 +65,20 @@ export class Authenticator {
       throw new AppError('forbidden', 'Only platform administrators may do this');
     }
   }
+}
+
+/**
+ * The bearer credential: the Authorization header, or for a websocket opened by a browser (which cannot set
+ * headers) the subprotocol list `bearer, <token>`, as Deepgram and Kubernetes do. Never the query string: URLs
+ * end up in logs.
+ */
+function bearerCredential(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (header !== undefined) return header.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
+  const protocols = request.headers['sec-websocket-protocol'];
+  if (request.headers.upgrade?.toLowerCase() !== 'websocket' || typeof protocols !== 'string') return undefined;
+  const [scheme, token] = protocols.split(',').map((p) => p.trim());
+  return scheme?.toLowerCase() === 'bearer' && token ? token : undefined;
 }
 
 /** The caller's principal on a route declared with any level but public. */

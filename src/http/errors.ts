@@ -1,5 +1,8 @@
 // The closed list of error codes, their HTTP statuses, and the one error type handlers throw.
+import type { FastifyError } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import type { ZodError } from 'zod';
+import { ProviderError } from '../lib/provider-error.js';
 
 export const errorStatus = {
   bad_request: 400,
@@ -55,4 +58,57 @@ export const notFound = (what: string) => new AppError('not_found', `${what} not
 export function validationError(err: ZodError, where = 'body'): AppError {
   const details = err.issues.map((i) => ({ field: [where, ...i.path.map(String)].join('.'), message: i.message }));
   return new AppError('validation_error', details.map((d) => `${d.field}: ${d.message}`).join('; '), details);
+}
+
+export interface Classified {
+  status: number;
+  code: ErrorCode;
+  message: string;
+  details?: FieldIssue[];
+}
+
+/** Maps anything thrown into the closed list of codes; 5xx text is only shown in development. */
+export function classify(err: FastifyError, showInternals: boolean): Classified {
+  if (err instanceof AppError) return { status: err.status, code: err.code, message: err.message, details: err.details };
+  // The provider's own words help the tenant fix a key or a model name; they carry no secrets of ours.
+  if (err instanceof ProviderError) return { status: 502, code: 'provider_error', message: err.message };
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const where = err.validationContext ?? 'body';
+    const details = err.validation.map((v) => {
+      const path = [where, ...v.instancePath.split('/').filter(Boolean)];
+      const keys = (v.params as { keys?: string[] }).keys;
+      // Unknown keys are named one by one so the message says which field to remove.
+      if (v.keyword === 'unrecognized_keys' && keys?.length) {
+        return { field: [...path, keys[0]!].join('.'), message: 'unknown field' };
+      }
+      return { field: path.join('.'), message: v.message ?? 'is invalid' };
+    });
+    return {
+      status: 422,
+      code: 'validation_error',
+      message: details.map((d) => `${d.field}: ${d.message}`).join('; '),
+      details,
+    };
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { status: 400, code: 'invalid_json', message: 'Request body is not valid JSON' };
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { status: 413, code: 'payload_too_large', message: 'Request body is too large' };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { status: 415, code: 'unsupported_media_type', message: 'Unsupported Content-Type; send application/json' };
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return { status: 400, code: 'bad_request', message: 'Content-Length does not match the body' };
+  }
+  const status = err.statusCode ?? 500;
+  if (status >= 400 && status < 500) {
+    const code: ErrorCode = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : status === 404 ? 'not_found' : 'bad_request';
+    return { status: code === 'bad_request' ? 400 : status, code, message: err.message };
+  }
+  return {
+    status: 500,
+    code: 'internal_error',
+    message: showInternals ? `Internal error: ${err.message}` : 'Internal error',
+  };
 }

@@ -1,7 +1,12 @@
 // The agent's turn, independent of audio: the caller's words -> knowledge retrieval -> LLM (streaming, tools) ->
 // reply text as it is produced, with the citations and latencies of the turn. The voice session speaks it; the
-// text channel returns it. Tools: end_call, transfer_call (when a number is set) and search_knowledge.
+// text channel returns it. Tools: end_call, transfer_call (when a number is set), search_knowledge, and the
+// tenant's own HTTP tools (tools/http-tool.ts).
 import type { ChatMessage, KnowledgePassage, LLM, ToolCall, ToolSpec } from './llm/llm.js';
+import type { HttpTool, ToolOutcome, ToolStatus } from './tools/http-tool.js';
+
+/** Names a tenant's tool cannot take. */
+export const BUILT_IN_TOOL_NAMES = ['end_call', 'transfer_call', 'search_knowledge'] as const;
 
 export type KnowledgeSearch = (query: string, signal?: AbortSignal) => Promise<KnowledgePassage[]>;
 
@@ -14,6 +19,31 @@ export interface AgentSettings {
 
 export type AgentAction = { type: 'end_call'; reason: string } | { type: 'transfer_call'; to: string; reason: string };
 
+/** One tool call of a turn, for the audit trail (`tool.called` events). */
+export interface ToolCallRecord {
+  name: string;
+  arguments: Record<string, unknown>;
+  result: string;
+  status: ToolStatus;
+  durationMs: number;
+  /** The tenant server's answer, for HTTP tools that got one. */
+  httpStatus?: number;
+}
+
+/** The data of a `tool.called` event (JSON, snake_case like the API). */
+export const toolCalledEvent = (t: ToolCallRecord) => ({
+  name: t.name,
+  arguments: t.arguments,
+  status: t.status,
+  duration_ms: t.durationMs,
+  ...(t.httpStatus !== undefined && { http_status: t.httpStatus }),
+});
+
+/** What a turn knows about where it happens; tenant tools tell the tenant's server which call asked. */
+export interface TurnContext {
+  callId?: string;
+}
+
 export interface TurnResult {
   text: string;
   citations: string[];
@@ -21,7 +51,7 @@ export interface TurnResult {
   metrics: Record<string, number>;
   action?: AgentAction;
   /** Tool calls made and their results, for the audit trail. */
-  toolCalls: { name: string; arguments: Record<string, unknown>; result: string }[];
+  toolCalls: ToolCallRecord[];
 }
 
 export type AgentEvent = { type: 'text'; text: string } | { type: 'done'; turn: TurnResult };
@@ -39,6 +69,7 @@ export class Agent {
     private readonly llm: LLM,
     private readonly search: KnowledgeSearch,
     private readonly settings: AgentSettings,
+    private readonly httpTools: HttpTool[] = [],
   ) {}
 
   get tools(): ToolSpec[] {
@@ -53,10 +84,10 @@ export class Agent {
     if (this.settings.transferNumber) {
       tools.push({ name: 'transfer_call', description: 'Transfer the caller to a person when they ask for one or you cannot help.', parameters: { type: 'object', properties: { reason: { type: 'string' } } } });
     }
-    return tools;
+    return [...tools, ...this.httpTools.map((t) => t.spec)];
   }
 
-  async *reply(history: ChatMessage[], said: string, signal?: AbortSignal): AsyncGenerator<AgentEvent> {
+  async *reply(history: ChatMessage[], said: string, signal?: AbortSignal, context: TurnContext = {}): AsyncGenerator<AgentEvent> {
     const started = performance.now();
     const metrics: Record<string, number> = {};
     const knowledge = await this.search(said, signal);
@@ -87,8 +118,16 @@ export class Agent {
       if (signal?.aborted || calls.length === 0) break;
       messages.push({ role: 'assistant', content: roundText, toolCalls: calls });
       for (const call of calls) {
-        const result = await this.runTool(call, signal);
-        toolCalls.push({ name: call.name, arguments: call.arguments, result: result.output });
+        const toolStarted = performance.now();
+        const result = await this.runTool(call, signal, context);
+        toolCalls.push({
+          name: call.name,
+          arguments: call.arguments,
+          result: result.output,
+          status: result.status,
+          durationMs: round(performance.now() - toolStarted),
+          ...(result.httpStatus !== undefined && { httpStatus: result.httpStatus }),
+        });
         if (result.passages) {
           knowledge.push(...result.passages);
           for (const p of result.passages) citations.add(p.chunkId);
@@ -101,23 +140,24 @@ export class Agent {
     yield { type: 'done', turn: { text: text.trim(), citations: [...citations], metrics, action, toolCalls } };
   }
 
-  private async runTool(call: ToolCall, signal?: AbortSignal): Promise<{ output: string; action?: AgentAction; passages?: KnowledgePassage[] }> {
+  private async runTool(call: ToolCall, signal: AbortSignal | undefined, context: TurnContext): Promise<ToolOutcome & { action?: AgentAction; passages?: KnowledgePassage[] }> {
     const reason = typeof call.arguments.reason === 'string' ? call.arguments.reason : '';
     switch (call.name) {
       case 'end_call':
-        return { output: 'The call will end after your goodbye.', action: { type: 'end_call', reason: reason || 'agent ended the call' } };
+        return { status: 'ok', output: 'The call will end after your goodbye.', action: { type: 'end_call', reason: reason || 'agent ended the call' } };
       case 'transfer_call':
-        if (!this.settings.transferNumber) return { output: 'Transfers are not available.' };
-        return { output: 'Transferring the caller.', action: { type: 'transfer_call', to: this.settings.transferNumber, reason } };
+        if (!this.settings.transferNumber) return { status: 'unknown_tool', output: 'Transfers are not available.' };
+        return { status: 'ok', output: 'Transferring the caller.', action: { type: 'transfer_call', to: this.settings.transferNumber, reason } };
       case 'search_knowledge': {
         const query = typeof call.arguments.query === 'string' ? call.arguments.query : '';
-        if (!query.trim()) return { output: 'The search needs a query.' };
+        if (!query.trim()) return { status: 'invalid_arguments', output: 'The search needs a query.' };
         const passages = await this.search(query, signal);
-        return { output: passages.length ? passages.map((p, i) => `[${i + 1}] (${p.documentTitle}) ${p.text}`).join('\n\n') : 'Nothing found.', passages };
+        return { status: 'ok', output: passages.length ? passages.map((p, i) => `[${i + 1}] (${p.documentTitle}) ${p.text}`).join('\n\n') : 'Nothing found.', passages };
       }
-      default:
-        return { output: `Unknown tool ${call.name}.` };
     }
+    const tool = this.httpTools.find((t) => t.config.name === call.name);
+    if (!tool) return { status: 'unknown_tool', output: `Unknown tool ${call.name}.` };
+    return tool.call(call.arguments, { callId: context.callId, signal });
   }
 }
 

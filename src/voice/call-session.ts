@@ -5,8 +5,8 @@
 // Time: every duration is measured on the transport's clock (ms since the call's audio started).
 import type { FastifyBaseLogger } from 'fastify';
 import type { CallService, CallStatus } from '../services/calls.js';
-import type { Agent, AgentAction, TurnResult } from './agent.js';
-import { FRAME_MS, StreamResampler } from './audio.js';
+import { type Agent, type AgentAction, type TurnResult, toolCalledEvent } from './agent.js';
+import { StreamResampler } from './audio.js';
 import type { ChatMessage } from './llm/llm.js';
 import { SentenceSplitter } from './sentences.js';
 import type { STT, SttStream } from './stt/stt.js';
@@ -54,6 +54,8 @@ const MAX_DURATION_GOODBYE = 'We have reached the maximum length for this call. 
 interface Reply {
   controller: AbortController;
   done: Promise<void>;
+  /** The caller barged in. */
+  interrupted?: boolean;
 }
 
 export class CallSession {
@@ -61,7 +63,8 @@ export class CallSession {
   private stt!: SttStream;
   private callerSpeaking = false;
   private speechStartedAt = 0;
-  private lastVoicedAt = 0;
+  /** Voiced caller audio since the caller started speaking over the agent. */
+  private interruptVoicedMs = 0;
   /** Caller audio to the STT's rate, when they differ: one continuous stream for the whole call. */
   private toStt: StreamResampler | undefined;
   private speechEndedAt = 0;
@@ -70,13 +73,10 @@ export class CallSession {
   private reply: Reply | undefined;
   private agentSpeaking = false;
   private endpointTimer: NodeJS.Timeout | undefined;
-  private interruptTimer: NodeJS.Timeout | undefined;
   private silenceTimer: NodeJS.Timeout | undefined;
   private silencePrompts = 0;
   private finished: ((o: CallOutcome) => void) | undefined;
   private outcome: CallOutcome | undefined;
-  /** For the benchmark: how long the last barge-in took to clear the transport once it qualified. */
-  lastBargeInReactionMs: number | undefined;
   /** Writes happen in order, off the audio path. */
   private records: Promise<unknown> = Promise.resolve();
 
@@ -97,7 +97,7 @@ export class CallSession {
 
     const outcome = await done;
     clearTimeout(maxTimer);
-    for (const t of [this.endpointTimer, this.interruptTimer, this.silenceTimer]) clearTimeout(t);
+    for (const t of [this.endpointTimer, this.silenceTimer]) clearTimeout(t);
     this.reply?.controller.abort();
     await this.stt.close();
     await transport.close(outcome.reason);
@@ -118,9 +118,14 @@ export class CallSession {
         this.stt.push({ ...frame, pcm: this.toStt.push(frame.pcm), sampleRate: this.p.stt.sampleRate });
       }
       const event = this.p.vad.push(frame);
-      if (this.p.vad.voiced) this.lastVoicedAt = this.p.now();
       if (event === 'speech-start') this.onSpeechStart();
       else if (event === 'speech-end') this.onSpeechEnd();
+      else if (this.callerSpeaking && this.agentSpeaking && this.p.vad.voiced) {
+        // Only voiced audio counts towards an interruption: the pauses inside "Sorry, stop" do not, and neither
+        // does the VAD's hangover after a short "uh-huh".
+        this.interruptVoicedMs += (frame.pcm.length * 1000) / frame.sampleRate;
+        if (this.interruptVoicedMs >= this.p.behaviour.minInterruptionMs) this.bargeIn();
+      }
     }
   }
 
@@ -138,19 +143,13 @@ export class CallSession {
     this.speechStartedAt = this.p.now();
     clearTimeout(this.endpointTimer);
     clearTimeout(this.silenceTimer);
-    if (this.agentSpeaking) {
-      clearTimeout(this.interruptTimer);
-      // Still voiced when the minimum has passed (not just inside the VAD's end-of-speech hangover): an interruption.
-      this.interruptTimer = setTimeout(() => {
-        if (this.agentSpeaking && this.p.now() - this.lastVoicedAt < 2 * FRAME_MS) this.bargeIn();
-      }, this.p.behaviour.minInterruptionMs);
-    }
+    this.interruptVoicedMs = 0;
+    if (this.agentSpeaking && this.p.behaviour.minInterruptionMs === 0) this.bargeIn();
   }
 
   private onSpeechEnd(): void {
     this.callerSpeaking = false;
     this.speechEndedAt = this.p.now();
-    clearTimeout(this.interruptTimer);
     this.stt.flush();
     if (!this.reply) this.armSilenceTimer();
     clearTimeout(this.endpointTimer);
@@ -160,11 +159,9 @@ export class CallSession {
   /** The turn ends when the caller has been silent for the endpointing time and the STT has given its text. */
   private maybeEndTurn(): void {
     if (this.callerSpeaking || !this.heardText || this.outcome) return;
-    // Words that came while the agent kept talking were too short to interrupt it: a backchannel ("uh-huh").
-    if (this.agentSpeaking) {
-      this.heardText = '';
-      return;
-    }
+    // While the agent talks, words wait: they become part of the turn if the caller goes on to interrupt
+    // ("Sorry, | stop there"), or are dropped as a backchannel ("uh-huh") when the agent finishes.
+    if (this.agentSpeaking) return;
     const silentFor = this.p.now() - this.speechEndedAt;
     if (silentFor < this.p.behaviour.endpointingMs) {
       // Timers may fire a fraction of a millisecond early on this clock: wait out the rest.
@@ -187,14 +184,12 @@ export class CallSession {
   private bargeIn(): void {
     const reply = this.reply;
     if (!reply) return;
+    reply.interrupted = true;
     reply.controller.abort();
     this.p.transport.clear();
     this.agentSpeaking = false;
-    // Reaction: from the moment the speech qualified as an interruption (minInterruptionMs of it) to the clear.
     const speechMs = Math.round(this.p.now() - this.speechStartedAt);
-    const reactionMs = Math.max(0, speechMs - this.p.behaviour.minInterruptionMs);
-    this.lastBargeInReactionMs = reactionMs;
-    this.record(() => this.p.calls.event(this.p.tenantId, this.p.callId, 'barge_in', { speech_ms: speechMs, reaction_ms: reactionMs }));
+    this.record(() => this.p.calls.event(this.p.tenantId, this.p.callId, 'barge_in', { speech_ms: speechMs, voiced_ms: Math.round(this.interruptVoicedMs) }));
   }
 
   // ---- the agent's side ----
@@ -207,6 +202,7 @@ export class CallSession {
         .catch((err) => this.p.log.error({ err, callId: this.p.callId }, 'reply failed'))
         .finally(() => {
           if (this.reply === reply) {
+            if (!reply.interrupted && !this.callerSpeaking) this.heardText = '';
             this.reply = undefined;
             this.agentSpeaking = false;
             this.armSilenceTimer();
@@ -237,7 +233,7 @@ export class CallSession {
       // The LLM streams into sentences while the speaker below turns each one into audio as it arrives.
       const thinking = (async () => {
         const splitter = new SentenceSplitter();
-        for await (const event of this.p.agent.reply(this.history.slice(0, -1), said, signal)) {
+        for await (const event of this.p.agent.reply(this.history.slice(0, -1), said, signal, { callId: this.p.callId })) {
           if (event.type === 'text') sentences.push(...splitter.push(event.text));
           else turn = event.turn;
           notify?.();
@@ -278,7 +274,7 @@ export class CallSession {
           metrics,
         }),
       );
-      for (const t of turn?.toolCalls ?? []) this.record(() => this.p.calls.event(this.p.tenantId, this.p.callId, 'tool.called', { name: t.name, arguments: t.arguments }));
+      for (const t of turn?.toolCalls ?? []) this.record(() => this.p.calls.event(this.p.tenantId, this.p.callId, 'tool.called', toolCalledEvent(t)));
       // History keeps what the caller actually heard.
       if (spoken.text) this.history.push({ role: 'assistant', content: spoken.text });
       const action = turn?.action;

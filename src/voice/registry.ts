@@ -4,18 +4,50 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config.js';
 import { ProviderError } from '../lib/provider-error.js';
 import type { Retriever } from '../rag/retriever.js';
-import type { ProviderKeyName, ProviderSettings, SettingsService, TenantSettingsView } from '../services/settings.js';
+import type { ProviderKeyName, ProviderSettings, SettingsService, TenantSettingsView, TenantTool } from '../services/settings.js';
 import { Agent, type KnowledgeSearch } from './agent.js';
+import type { CallBehaviour } from './call-session.js';
+import { AnthropicLlm } from './llm/anthropic-llm.js';
 import { FallbackLlm } from './llm/fallback-llm.js';
 import type { LLM } from './llm/llm.js';
 import { LocalResponder } from './llm/local-responder.js';
-import { AnthropicLlm } from './llm/anthropic-llm.js';
 import { OpenAiLlm } from './llm/openai-llm.js';
+import { DeepgramStt } from './stt/deepgram-stt.js';
+import { FallbackStt } from './stt/fallback-stt.js';
+import { PocketsphinxStt } from './stt/pocketsphinx-stt.js';
+import type { STT } from './stt/stt.js';
+import { HttpTool, type HttpToolRuntime } from './tools/http-tool.js';
+import { ElevenLabsTts } from './tts/elevenlabs-tts.js';
+import { EspeakTts } from './tts/espeak-tts.js';
+import { FallbackTts } from './tts/fallback-tts.js';
+import type { TTS } from './tts/tts.js';
+import { EnergyVad } from './vad/energy-vad.js';
+import { SileroVad } from './vad/silero-vad.js';
+import type { VAD } from './vad/vad.js';
 
 export interface TenantAgent {
   agent: Agent;
   settings: TenantSettingsView;
 }
+
+/** Everything a call needs besides its transport. */
+export interface VoiceParts extends TenantAgent {
+  stt: STT;
+  tts: TTS;
+  vad: VAD;
+  behaviour: CallBehaviour;
+}
+
+/** Told when a provider failed and the next one in its chain took over. */
+export type FallbackListener = (stage: 'stt' | 'llm' | 'tts', provider: string, err: unknown) => void;
+
+export type PlatformProviders = Config['providerKeys'] & { openaiBaseUrl?: string; anthropicBaseUrl?: string; deepgramBaseUrl?: string; elevenlabsBaseUrl?: string };
+
+type Keys = Partial<Record<ProviderKeyName, string>>;
+
+/** ElevenLabs' premade voice "Rachel", for a tenant that chose ElevenLabs without naming a voice. */
+const DEFAULT_ELEVENLABS_VOICE = '21m00Tcm4TlvDq8ikWAM';
+const ELEVENLABS_RATES = [8000, 16000, 22050, 24000] as const;
 
 export class ProviderRegistry {
   private readonly local = new LocalResponder();
@@ -23,23 +55,53 @@ export class ProviderRegistry {
   constructor(
     private readonly settings: SettingsService,
     private readonly retriever: Retriever,
-    private readonly platformKeys: Config['providerKeys'] & { openaiBaseUrl?: string; anthropicBaseUrl?: string },
+    private readonly platform: PlatformProviders,
     private readonly log: FastifyBaseLogger,
+    private readonly toolRuntime: HttpToolRuntime,
   ) {}
 
-  async agentFor(tenantId: string): Promise<TenantAgent> {
-    const { settings, keys } = await this.settings.forProviders(tenantId);
-    const llm = this.llm(settings.providers.llm, keys, tenantId);
+  async agentFor(tenantId: string, onFallback?: FallbackListener): Promise<TenantAgent> {
+    const { settings, keys, tools } = await this.settings.forProviders(tenantId);
+    return { agent: this.agent(tenantId, settings, keys, tools, onFallback), settings };
+  }
+
+  /** The tenant's agent and engines for a call whose audio runs at `sampleRate`. */
+  async voiceFor(tenantId: string, opts: { sampleRate: number; onFallback?: FallbackListener }): Promise<VoiceParts> {
+    const { settings, keys, tools } = await this.settings.forProviders(tenantId);
+    const notify = opts.onFallback ?? (() => {});
+    const call = settings.call;
+    return {
+      agent: this.agent(tenantId, settings, keys, tools, opts.onFallback),
+      settings,
+      stt: this.stt(tenantId, settings.providers.stt, keys, opts.sampleRate, notify),
+      tts: this.tts(tenantId, settings.providers.tts, keys, opts.sampleRate, notify),
+      vad: call.vad === 'energy' ? new EnergyVad() : new SileroVad(),
+      behaviour: {
+        greeting: settings.greeting,
+        endpointingMs: call.endpointing_ms,
+        minInterruptionMs: call.min_interruption_ms,
+        silencePromptMs: call.silence_prompt_s * 1000,
+        maxDurationMs: call.max_duration_s * 1000,
+      },
+    };
+  }
+
+  private agent(tenantId: string, settings: TenantSettingsView, keys: Keys, tools: TenantTool[], onFallback?: FallbackListener): Agent {
+    const llm = this.llm(settings.providers.llm, keys, tenantId, onFallback);
     const search: KnowledgeSearch = async (query) => {
       if (!settings.rag.enabled) return [];
       const hits = await this.retriever.search(tenantId, query, { topK: settings.rag.top_k, minScore: settings.rag.min_score });
       return hits.map((h) => ({ chunkId: h.chunkId, documentTitle: h.documentTitle, text: h.text, score: h.score }));
     };
-    const agent = new Agent(llm, search, { agentName: settings.agent_name, systemPrompt: settings.system_prompt, transferNumber: settings.call.transfer_number });
-    return { agent, settings };
+    return new Agent(
+      llm,
+      search,
+      { agentName: settings.agent_name, systemPrompt: settings.system_prompt, transferNumber: settings.call.transfer_number },
+      tools.map((t) => new HttpTool(tenantId, t, this.toolRuntime)),
+    );
   }
 
-  private llm(choice: ProviderSettings['llm'], keys: Partial<Record<ProviderKeyName, string>>, tenantId: string): LLM {
+  private llm(choice: ProviderSettings['llm'], keys: Keys, tenantId: string, onFallback?: FallbackListener): LLM {
     if (choice.provider === 'local') return this.local;
     let primary: LLM;
     try {
@@ -48,29 +110,64 @@ export class ProviderRegistry {
       this.log.warn({ tenantId, provider: choice.provider, err }, 'LLM not usable (settings or key); falling back to the local responder');
       return this.local;
     }
-    return new FallbackLlm([primary, this.local], (failed, err) =>
-      this.log.warn({ tenantId, provider: failed.provider, err }, 'LLM failed before answering; falling back'),
-    );
+    return new FallbackLlm([primary, this.local], (failed, err) => {
+      this.log.warn({ tenantId, provider: failed.provider, err }, 'LLM failed before answering; falling back');
+      onFallback?.('llm', failed.provider, err);
+    });
   }
 
-  private cloudLlm(choice: ProviderSettings['llm'], keys: Partial<Record<ProviderKeyName, string>>): LLM {
+  private cloudLlm(choice: ProviderSettings['llm'], keys: Keys): LLM {
     switch (choice.provider) {
       case 'local':
         return this.local;
       case 'openai': {
-        const apiKey = keys.openai ?? this.platformKeys.openai;
+        const apiKey = keys.openai ?? this.platform.openai;
         if (!apiKey) throw new ProviderError('openai', 'no OpenAI API key configured', false);
-        return new OpenAiLlm({ apiKey, model: choice.model, baseURL: this.platformKeys.openaiBaseUrl });
+        return new OpenAiLlm({ apiKey, model: choice.model, baseURL: this.platform.openaiBaseUrl });
       }
       case 'openai_compatible':
         if (!choice.base_url) throw new ProviderError('openai_compatible', 'providers.llm.base_url is required for an OpenAI-compatible server', false);
         // Local servers (Ollama, vLLM, llama.cpp) usually take any key.
         return new OpenAiLlm({ apiKey: keys.openai_compatible ?? 'none', model: choice.model ?? 'default', baseURL: choice.base_url, provider: 'openai_compatible' });
       case 'anthropic': {
-        const apiKey = keys.anthropic ?? this.platformKeys.anthropic;
+        const apiKey = keys.anthropic ?? this.platform.anthropic;
         if (!apiKey) throw new ProviderError('anthropic', 'no Anthropic API key configured', false);
-        return new AnthropicLlm({ apiKey, model: choice.model, baseURL: this.platformKeys.anthropicBaseUrl });
+        return new AnthropicLlm({ apiKey, model: choice.model, baseURL: this.platform.anthropicBaseUrl });
       }
     }
+  }
+
+  /** Deepgram when chosen and keyed, then pocketsphinx; both at 8 kHz for phone lines, 16 kHz otherwise. */
+  private stt(tenantId: string, choice: ProviderSettings['stt'], keys: Keys, lineRate: number, notify: FallbackListener): STT {
+    const sampleRate = lineRate <= 8000 ? 8000 : 16000;
+    const local = new PocketsphinxStt({ sampleRate });
+    if (choice.provider === 'local') return local;
+    const apiKey = keys.deepgram ?? this.platform.deepgram;
+    if (!apiKey) {
+      this.log.warn({ tenantId }, 'Deepgram chosen but no key configured; using the local speech-to-text');
+      return local;
+    }
+    const deepgram = new DeepgramStt({ apiKey, sampleRate, model: choice.model, language: choice.language, baseUrl: this.platform.deepgramBaseUrl });
+    return new FallbackStt([deepgram, local], (failed, err) => {
+      this.log.warn({ tenantId, provider: failed.provider, err }, 'STT failed; the next engine took over');
+      notify('stt', failed.provider, err);
+    });
+  }
+
+  /** ElevenLabs when chosen and keyed, then espeak-ng, both at the rate ElevenLabs can give nearest the line's. */
+  private tts(tenantId: string, choice: ProviderSettings['tts'], keys: Keys, lineRate: number, notify: FallbackListener): TTS {
+    const sampleRate = ELEVENLABS_RATES.find((r) => r >= lineRate) ?? 24000;
+    const local = new EspeakTts({ sampleRate, voice: choice.provider === 'local' ? choice.voice : undefined });
+    if (choice.provider === 'local') return local;
+    const apiKey = keys.elevenlabs ?? this.platform.elevenlabs;
+    if (!apiKey) {
+      this.log.warn({ tenantId }, 'ElevenLabs chosen but no key configured; using the local text-to-speech');
+      return local;
+    }
+    const elevenlabs = new ElevenLabsTts({ apiKey, sampleRate, voiceId: choice.voice ?? DEFAULT_ELEVENLABS_VOICE, model: choice.model, baseUrl: this.platform.elevenlabsBaseUrl });
+    return new FallbackTts([elevenlabs, local], (failed, err) => {
+      this.log.warn({ tenantId, provider: failed.provider, err }, 'TTS failed; the next engine took over');
+      notify('tts', failed.provider, err);
+    });
   }
 }

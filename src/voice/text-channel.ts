@@ -3,7 +3,7 @@
 // is read from the database on every message: a restart or another instance continues the same session.
 import { AppError } from '../http/errors.js';
 import type { CallService, Turn } from '../services/calls.js';
-import type { AgentAction } from './agent.js';
+import { type AgentAction, toolCalledEvent } from './agent.js';
 import type { ChatMessage } from './llm/llm.js';
 import type { ProviderRegistry } from './registry.js';
 
@@ -17,13 +17,23 @@ export interface ChatReply {
   ended: boolean;
 }
 
+/** What a message produces, as it happens: the session, then the reply's text in pieces, then the whole reply. */
+export type ChatEvent = { type: 'session'; sessionId: string; greeting: string | null } | { type: 'delta'; text: string } | { type: 'reply'; reply: ChatReply };
+
 export class TextChannel {
   constructor(
     private readonly calls: CallService,
     private readonly registry: ProviderRegistry,
   ) {}
 
+  /** One message and its whole reply (POST /api/v1/chat). */
   async send(tenantId: string, input: { sessionId?: string; message: string; userId?: string }, signal?: AbortSignal): Promise<ChatReply> {
+    for await (const event of this.stream(tenantId, input, signal)) if (event.type === 'reply') return event.reply;
+    throw new Error('the agent produced no reply');
+  }
+
+  /** One message, its reply streamed as the LLM writes it (the chat websocket). */
+  async *stream(tenantId: string, input: { sessionId?: string; message: string; userId?: string }, signal?: AbortSignal): AsyncGenerator<ChatEvent> {
     const { agent, settings } = await this.registry.agentFor(tenantId);
     let greeting: string | null = null;
     let callId: string;
@@ -43,22 +53,28 @@ export class TextChannel {
         history.push({ role: 'assistant', content: greeting });
       }
     }
+    yield { type: 'session', sessionId: callId, greeting };
 
     await this.calls.addTurn(tenantId, callId, { speaker: 'caller', text: input.message });
     let turn;
-    for await (const event of agent.reply(history, input.message, signal)) if (event.type === 'done') turn = event.turn;
+    for await (const event of agent.reply(history, input.message, signal, { callId })) {
+      if (event.type === 'text') yield { type: 'delta', text: event.text };
+      else turn = event.turn;
+    }
     if (!turn) throw new Error('agent produced no turn');
-    await this.calls.addTurn(tenantId, callId, { speaker: 'agent', text: turn.text, citations: turn.citations, metrics: turn.metrics });
-    for (const t of turn.toolCalls) await this.calls.event(tenantId, callId, 'tool.called', { name: t.name, arguments: t.arguments });
+    // A reply cut short (the client cancelled or left) keeps what was written, marked as interrupted.
+    const interrupted = signal?.aborted ?? false;
+    await this.calls.addTurn(tenantId, callId, { speaker: 'agent', text: turn.text, citations: turn.citations, metrics: turn.metrics, interrupted });
+    for (const t of turn.toolCalls) await this.calls.event(tenantId, callId, 'tool.called', toolCalledEvent(t));
     let ended = false;
-    if (turn.action?.type === 'end_call') {
+    if (turn.action?.type === 'end_call' && !interrupted) {
       ended = true;
       await this.calls.end(tenantId, callId, 'completed', turn.action.reason);
-    } else if (turn.action?.type === 'transfer_call') {
+    } else if (turn.action?.type === 'transfer_call' && !interrupted) {
       // Text cannot be transferred: the request is recorded for a person to follow up.
       await this.calls.event(tenantId, callId, 'transfer.requested', { to: turn.action.to, reason: turn.action.reason });
     }
-    return { sessionId: callId, greeting, reply: turn.text, citations: turn.citations, action: turn.action ?? null, ended };
+    yield { type: 'reply', reply: { sessionId: callId, greeting, reply: turn.text, citations: turn.citations, action: turn.action ?? null, ended } };
   }
 }
 

@@ -39,6 +39,8 @@ export class FakeOpenAI {
   baseURL = '';
   /** Time taken by every successful request before its first byte (a slow provider). */
   delayMs = 0;
+  /** Pause between streamed pieces of a reply (a model writing at a given speed). */
+  chunkDelayMs = 0;
   /** Every chat completions request body received, in order. */
   readonly chatRequests: Record<string, unknown>[] = [];
   /** What the model answers; by default it repeats the last user message. */
@@ -182,7 +184,11 @@ export class FakeOpenAI {
     const send = (choices: unknown[], extra: Record<string, unknown> = {}) =>
       res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, system_fingerprint: 'fp_fake', choices, ...(includeUsage && { usage: null }), ...extra })}\n\n`);
     send([{ index: 0, delta: { role: 'assistant', content: '', refusal: null }, logprobs: null, finish_reason: null }]);
-    for (const piece of (script.text ?? '').match(/\S+\s*/g) ?? []) send([{ index: 0, delta: { content: piece }, logprobs: null, finish_reason: null }]);
+    for (const piece of (script.text ?? '').match(/\S+\s*/g) ?? []) {
+      if (res.destroyed) return;
+      send([{ index: 0, delta: { content: piece }, logprobs: null, finish_reason: null }]);
+      if (this.chunkDelayMs) await new Promise((r) => setTimeout(r, this.chunkDelayMs));
+    }
     calls.forEach((c, index) => {
       const args = JSON.stringify(c.arguments);
       const half = Math.ceil(args.length / 2);

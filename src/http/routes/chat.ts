@@ -1,9 +1,20 @@
 // /api/v1/chat: talk to the tenant's agent in text; sessions are stored like calls (direction `chat`).
+// POST answers one message; the websocket streams each reply as the LLM writes it.
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import type { App } from '../app.js';
 import { principalOf } from '../auth.js';
+import type { WebSocket } from 'ws';
+import type { FastifyError } from 'fastify';
+import { AppError, classify, validationError } from '../errors.js';
 import { errorEnvelope, errorResponses } from '../schemas.js';
+
+/** What a client sends on the chat websocket. */
+const clientMessage = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('message'), text: z.string().trim().min(1).max(4000) }),
+  // Stops the reply being written (the text equivalent of barge-in); what was written so far is kept.
+  z.strictObject({ type: z.literal('cancel') }),
+]);
 
 export function chatRoutes(app: App, deps: Deps): void {
   app.post(
@@ -33,6 +44,84 @@ export function chatRoutes(app: App, deps: Deps): void {
       const p = principalOf(request);
       const r = await deps.textChannel.send(p.tenantId, { sessionId: request.body.session_id, message: request.body.message, userId: p.kind === 'user' ? p.userId : undefined });
       return { session_id: r.sessionId, greeting: r.greeting, reply: r.reply, citations: r.citations, action: r.action, ended: r.ended };
+    },
+  );
+
+  app.get(
+    '/api/v1/chat/ws',
+    {
+      websocket: true,
+      config: { auth: 'tenant' },
+      schema: {
+        tags: ['chat'],
+        security: [{ bearer: [] }],
+        summary: 'Chat over a websocket, the reply streamed as it is written',
+        description:
+          'Authenticate with `Authorization: Bearer`, or from a browser with the subprotocols `bearer, <token>`. ' +
+          'One socket is one session (`session_id` resumes one). Send `{"type":"message","text":"..."}` or ' +
+          '`{"type":"cancel"}`; receive `{"type":"session","session_id","greeting"}` once, then per message ' +
+          '`{"type":"delta","text"}`... and `{"type":"reply","reply","citations","action","ended"}`; problems come as ' +
+          '`{"type":"error","error":{"code","message"}}` and leave the socket open. When the agent ends the session ' +
+          'the socket closes with 1000. Messages sent while a reply is being written wait their turn.',
+        querystring: z.strictObject({ session_id: z.uuid().optional() }),
+      },
+    },
+    (socket: WebSocket, request) => {
+      const p = principalOf(request);
+      const userId = p.kind === 'user' ? p.userId : undefined;
+      let sessionId = request.query.session_id;
+      let current: AbortController | undefined;
+      let queue = Promise.resolve();
+      let ended = false;
+      const send = (message: Record<string, unknown>) => {
+        if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(message));
+      };
+      const sendError = (err: unknown) => {
+        const { status, code, message, details } = classify(err as FastifyError, false);
+        if (status >= 500) request.log.error({ err }, 'chat message failed');
+        send({ type: 'error', error: { code, message, ...(details && { details }) } });
+      };
+
+      const answer = async (text: string) => {
+        if (ended) return sendError(new AppError('conflict', 'This chat session has ended'));
+        const controller = new AbortController();
+        current = controller;
+        try {
+          for await (const event of deps.textChannel.stream(p.tenantId, { sessionId, message: text, userId }, controller.signal)) {
+            if (event.type === 'session') {
+              if (!sessionId) send({ type: 'session', session_id: event.sessionId, greeting: event.greeting });
+              sessionId = event.sessionId;
+            } else if (event.type === 'delta') send({ type: 'delta', text: event.text });
+            else {
+              const r = event.reply;
+              send({ type: 'reply', session_id: r.sessionId, reply: r.reply, citations: r.citations, action: r.action, ended: r.ended, cancelled: controller.signal.aborted });
+              if (r.ended) {
+                ended = true;
+                socket.close(1000, 'session ended');
+              }
+            }
+          }
+        } catch (err) {
+          sendError(err);
+        } finally {
+          current = undefined;
+        }
+      };
+
+      socket.on('message', (data, isBinary) => {
+        let parsed;
+        try {
+          parsed = clientMessage.safeParse(isBinary ? undefined : JSON.parse(data.toString()));
+        } catch {
+          return sendError(new AppError('invalid_json', 'A message must be a JSON object'));
+        }
+        if (!parsed.success) return sendError(validationError(parsed.error, 'message'));
+        if (parsed.data.type === 'cancel') return current?.abort();
+        const text = parsed.data.text;
+        queue = queue.then(() => answer(text));
+      });
+      // A client that leaves stops the reply being written; the turn is stored as interrupted.
+      socket.on('close', () => current?.abort());
     },
   );
 }

@@ -1,13 +1,24 @@
-// /api/v1/settings: the tenant's agent settings (admins and API keys may change them) and each user's own.
+// /api/v1/settings: the tenant's agent settings (admins and API keys may change them), its signing secret, and
+// each user's own preferences.
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
-import { callPatchSchema, callSchema, PROVIDER_KEY_NAMES, providersPatchSchema, ragPatchSchema, ragSchema } from '../../services/settings.js';
+import { toolParametersSchema } from '../../lib/json-schema.js';
+import { callPatchSchema, callSchema, PROVIDER_KEY_NAMES, providersPatchSchema, ragPatchSchema, ragSchema, toolsPutSchema } from '../../services/settings.js';
 import type { App } from '../app.js';
 import { validationError } from '../errors.js';
 import { principalOf, userOf } from '../auth.js';
 import { errorResponses } from '../schemas.js';
 
 const keyStatus = z.object({ configured: z.boolean(), last4: z.string().nullable() });
+const toolView = z.object({
+  name: z.string(),
+  description: z.string(),
+  parameters: toolParametersSchema,
+  url: z.string(),
+  method: z.enum(['POST', 'GET']),
+  timeout_ms: z.number().int(),
+  headers: z.record(z.string(), keyStatus),
+});
 const tenantSettingsView = z.object({
   agent_name: z.string(),
   system_prompt: z.string().nullable(),
@@ -22,6 +33,7 @@ const tenantSettingsView = z.object({
     embeddings: z.object({ provider: z.string(), model: z.string().optional(), dimensions: z.number().optional() }),
   }),
   provider_keys: z.object(Object.fromEntries(PROVIDER_KEY_NAMES.map((n) => [n, keyStatus])) as Record<(typeof PROVIDER_KEY_NAMES)[number], typeof keyStatus>),
+  tools: z.array(toolView),
   updated_at: z.string().nullable(),
 });
 
@@ -43,6 +55,20 @@ const tenantSettingsPut = z.strictObject({
       z.ZodOptional<z.ZodNullable<z.ZodString>>
     >)
     .optional(),
+  tools: toolsPutSchema
+    .describe(
+      'The tenant’s HTTP tools (at most 20). Given, it replaces the whole list ([] removes every tool); left out, the ' +
+        'tools stay as they are. Header values are write-only: send a header back as the GET shows it ' +
+        '({"configured": true, ...}) to keep its stored value.',
+    )
+    .optional(),
+});
+
+const signingSecretStatus = z.object({
+  configured: z.boolean(),
+  created_at: z.string().nullable(),
+  last4: z.string().nullable(),
+  previous_expires_at: z.string().nullable(),
 });
 
 const userSettings = z.object({ preferred_voice: z.string().nullable(), preferred_model: z.string().nullable(), updated_at: z.string().nullable() });
@@ -62,7 +88,7 @@ export function settingsRoutes(app: App, deps: Deps): void {
       config: { auth: 'tenant_write' },
       schema: {
         ...common,
-        summary: 'Change agent settings (merged; a provider key set to null is removed)',
+        summary: 'Change agent settings (merged; a provider key set to null is removed; tools, when given, replace the list)',
         body: tenantSettingsPut,
         response: { 200: tenantSettingsView, ...errorResponses },
       },
@@ -84,6 +110,40 @@ export function settingsRoutes(app: App, deps: Deps): void {
         request.log.info({ documents: n }, 'embedding model changed; documents re-queued');
       }
       return after;
+    },
+  );
+
+  app.get(
+    '/api/v1/settings/signing-secret',
+    {
+      config: { auth: 'tenant' },
+      schema: {
+        ...common,
+        summary: 'Whether the tenant has a signing secret (tool requests carry X-Voice-Signature made with it); never the secret',
+        response: { 200: signingSecretStatus, ...errorResponses },
+      },
+    },
+    async (request) => deps.signingSecrets.status(principalOf(request).tenantId),
+  );
+
+  app.post(
+    '/api/v1/settings/signing-secret',
+    {
+      config: { auth: 'tenant_write' },
+      schema: {
+        ...common,
+        summary: 'Make a new signing secret and return it, this once',
+        description:
+          'The previous secret keeps signing next to the new one (a second v1 in X-Voice-Signature) until ' +
+          '`previous_expires_at`, so servers can switch to the new secret without refusing requests meanwhile.',
+        response: { 201: signingSecretStatus.extend({ secret: z.string() }), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { tenantId } = principalOf(request);
+      const rotated = await deps.signingSecrets.rotate(tenantId);
+      request.log.info({ tenantId }, 'signing secret rotated');
+      return reply.status(201).send(rotated);
     },
   );
 

@@ -34,7 +34,7 @@ describe('AnthropicLlm (official SDK, fake server)', () => {
     expect(call.call.id).toMatch(/^toolu_/);
     expect(chunks.at(-1)).toEqual({ type: 'done', finishReason: 'tool_calls', usage: { inputTokens: 50, outputTokens: 20 } });
     const sent = fake.requests.at(-1)!;
-    expect(sent).toMatchObject({ model: 'claude-sonnet-4-5', max_tokens: 1024, stream: true });
+    expect(sent).toMatchObject({ model: 'claude-haiku-4-5', max_tokens: 1024, stream: true });
     expect(sent.system).toContain('[1] (Hours) We open at nine.');
     expect((sent.tools as { name: string; input_schema: unknown }[])[0]).toMatchObject({ name: 'end_call', input_schema: { type: 'object' } });
 

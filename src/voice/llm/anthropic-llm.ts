@@ -22,7 +22,9 @@ export class AnthropicLlm implements LLM {
   private readonly maxTokens: number;
 
   constructor(opts: AnthropicLlmOptions) {
-    this.model = opts.model ?? 'claude-sonnet-4-5';
+    // The fast model by default: on a phone line time to first token matters more than depth (and the SDK
+    // warns that claude-sonnet-4-5 reaches end of life on 2026-11-30).
+    this.model = opts.model ?? 'claude-haiku-4-5';
     this.maxTokens = opts.maxTokens ?? 1024;
     this.client = new Anthropic({ apiKey: opts.apiKey, baseURL: opts.baseURL, maxRetries: opts.maxRetries ?? 1, timeout: opts.timeoutMs ?? 15_000 });
   }

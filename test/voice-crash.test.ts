@@ -1,0 +1,90 @@
+// A voice call's process killed mid-conversation (SIGKILL, no shutdown): every turn spoken before the kill is in
+// the database, in order; the call picked up again continues with the whole conversation as the model's history
+// and without a second greeting.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { PGlite } from '@electric-sql/pglite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PGLITE_EXTENSIONS } from '../src/db/client.js';
+import { FakeOpenAI } from './fakes/openai.js';
+
+let fake: FakeOpenAI;
+beforeAll(async () => {
+  fake = await new FakeOpenAI().start();
+});
+afterAll(() => fake.stop());
+
+type Line = { call?: { tenantId: string; callId: string }; saying?: number; turn?: { seq: number; speaker: string; text: string }; done?: { status: string } };
+
+function startCall(dataDir: string, env: Record<string, string>) {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'test/harness/voice-call.ts'], {
+    env: { PATH: process.env.PATH ?? '', DATA_DIR: dataDir, OPENAI_BASE_URL: fake.baseURL, FAKE_OPENAI_KEY: fake.apiKey, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines: Line[] = [];
+  const waiters: (() => void)[] = [];
+  createInterface({ input: child.stdout! }).on('line', (l) => {
+    lines.push(JSON.parse(l) as Line);
+    for (const w of waiters.splice(0)) w();
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const until = async (what: string, test: (lines: Line[]) => boolean, timeoutMs = 60_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!test(lines)) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(lines)}`);
+      await new Promise<void>((r) => {
+        waiters.push(r);
+        setTimeout(r, 200);
+      });
+    }
+  };
+  return { child, lines, until, exited };
+}
+
+// The process always runs on the embedded database (its own data folder): nothing here differs over the wire.
+describe.skipIf(process.env.TEST_DB === 'wire')('a voice call survives its process being killed', () => {
+  it('SIGKILL mid-conversation: no spoken turn lost; the call continues with its history', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'va-voice-crash-'));
+    fake.chatScript = (body) => ({ text: `Answer number ${(body.messages as { role: string }[]).filter((m) => m.role === 'user').length}.` });
+    const first = startCall(dataDir, { UTTERANCES: JSON.stringify(['I would like to book an appointment.', 'Next Tuesday morning please.', 'And where can I park my car?']) });
+    // Two questions answered, then the kill while the caller asks the third.
+    await first.until('the third question', (ls) => ls.some((l) => l.saying === 2));
+    await new Promise((r) => setTimeout(r, 500));
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const { tenantId, callId } = first.lines.find((l) => l.call)!.call!;
+    const spoken = first.lines.filter((l) => l.turn).map((l) => l.turn!);
+    expect(spoken.map((t) => t.speaker)).toEqual(['agent', 'caller', 'agent', 'caller', 'agent']);
+    expect(spoken[2]!.text).toBe('Answer number 1.');
+    expect(spoken[4]!.text).toBe('Answer number 2.');
+
+    // Straight from the data folder: every reported turn, same order, same words; the call not ended.
+    const pg = await PGlite.create({ dataDir: path.join(dataDir, 'pglite'), extensions: PGLITE_EXTENSIONS });
+    try {
+      const stored = await pg.query<{ seq: number; speaker: string; text: string }>('select seq, speaker, text from call_transcripts where call_id = $1 order by seq', [callId]);
+      expect(stored.rows.slice(0, spoken.length)).toEqual(spoken);
+      const status = await pg.query<{ status: string }>('select status from calls where id = $1', [callId]);
+      expect(status.rows[0]!.status).toBe('in_progress');
+    } finally {
+      await pg.close();
+    }
+
+    // Picked up again: no greeting, and the model sees the whole conversation from before the crash.
+    const requestsBefore = fake.chatRequests.length;
+    const second = startCall(dataDir, { TENANT_ID: tenantId, CALL_ID: callId, UTTERANCES: JSON.stringify(['Are you still there?']) });
+    await second.until('the call to end', (ls) => ls.some((l) => l.done));
+    expect(await second.exited).toBe(0);
+    const resumed = second.lines.filter((l) => l.turn).map((l) => l.turn!);
+    expect(resumed.slice(0, spoken.length)).toEqual(spoken);
+    const after = resumed.slice(spoken.length);
+    expect(after[0]?.speaker).toBe('caller'); // not a second greeting
+    expect(after.at(-1)).toMatchObject({ speaker: 'agent' });
+    const request = fake.chatRequests.slice(requestsBefore).at(-1)!;
+    const history = (request.messages as { role: string; content: string }[]).filter((m) => m.role !== 'system');
+    expect(history.map((m) => m.content).slice(0, spoken.length)).toEqual(spoken.map((t) => t.text));
+    expect(second.lines.find((l) => l.done)!.done).toMatchObject({ status: 'completed' });
+  }, 120_000);
+});

@@ -17,11 +17,24 @@ export class FakeTts implements TTS {
     await new Promise((r) => setTimeout(r, this.firstByteMs));
     const total = Math.round((text.length * this.msPerChar * this.sampleRate) / 1000);
     const piece = this.sampleRate / 10;
+    const tone = toneFor(this.sampleRate);
     for (let offset = 0; offset < total; offset += piece) {
       if (opts.signal?.aborted) return;
       const n = Math.min(piece, total - offset);
-      const pcm = Int16Array.from({ length: n }, (_, i) => Math.round(6000 * Math.sin((2 * Math.PI * 220 * (offset + i)) / this.sampleRate)));
+      // A copy of a precomputed tone: a simulated provider must not spend the pipeline's CPU making audio.
+      const pcm = tone.slice(0, n);
       yield { pcm, sampleRate: this.sampleRate, timestampMs: (offset * 1000) / this.sampleRate };
     }
   }
+}
+
+const tones = new Map<number, Int16Array>();
+/** 100 ms of a 220 Hz tone (a whole number of periods at 8 and 16 kHz), made once per rate. */
+function toneFor(sampleRate: number): Int16Array {
+  let tone = tones.get(sampleRate);
+  if (!tone) {
+    tone = Int16Array.from({ length: sampleRate / 10 }, (_, i) => Math.round(6000 * Math.sin((2 * Math.PI * 220 * i) / sampleRate)));
+    tones.set(sampleRate, tone);
+  }
+  return tone;
 }

@@ -8,7 +8,7 @@
 import { createRequire } from 'node:module';
 import type { Tensor } from 'onnxruntime-node';
 import type { Binding } from 'onnxruntime-node/dist/binding.js';
-import { type AudioFrame, StreamResampler } from '../audio.js';
+import { type AudioFrame, dbfs, StreamResampler } from '../audio.js';
 import { ENERGY_VAD_DEFAULTS } from './energy-vad.js';
 import { ThresholdVad, type VadOptions } from './vad.js';
 
@@ -29,6 +29,9 @@ const require = createRequire(import.meta.url);
 const WINDOW = { 16000: 512, 8000: 256 } as const;
 const CONTEXT = { 16000: 64, 8000: 32 } as const;
 const STATE_SIZE = 2 * 128;
+/** Below this a frame is not speech (the energy VAD's floor too); the model is not run on it. */
+const QUIET_DBFS = ENERGY_VAD_DEFAULTS.minDbfs;
+const QUIET_RESET_MS = 300;
 
 // One session per model file for the whole process: the weights are read-only, only `state` is per call.
 //
@@ -71,6 +74,8 @@ export class SileroVad extends ThresholdVad {
   private filled = 0;
   private state: Float32Array = new Float32Array(STATE_SIZE);
   private probability = 0;
+  /** How long the frames have been too quiet to be speech. */
+  private quietMs = 0;
 
   constructor(options: Partial<SileroVadOptions> = {}) {
     const o = { ...SILERO_VAD_DEFAULTS, ...options };
@@ -82,6 +87,20 @@ export class SileroVad extends ThresholdVad {
   /** The probability of the latest complete window: at most one window (32 ms) behind the frame's end. */
   protected confidence(frame: AudioFrame): number {
     if (frame.sampleRate !== this.inputRate) this.configure(frame.sampleRate);
+    // A caller listening sends mostly line noise: frames too quiet to be speech skip the model (the energy
+    // VAD's floor, -50 dBFS), which saves most of its CPU on a call. After a longer quiet stretch the model
+    // starts again from a clean state, as at the start of a call.
+    if (dbfs(frame.pcm) < QUIET_DBFS) {
+      this.quietMs += (frame.pcm.length * 1000) / frame.sampleRate;
+      if (this.quietMs >= QUIET_RESET_MS && this.quietMs - (frame.pcm.length * 1000) / frame.sampleRate < QUIET_RESET_MS) {
+        this.samples.fill(0);
+        this.state.fill(0);
+        this.filled = 0;
+      }
+      this.probability = 0;
+      return 0;
+    }
+    this.quietMs = 0;
     const pcm = this.resampler ? this.resampler.push(frame.pcm) : frame.pcm;
     const context = CONTEXT[this.rate];
     const window = WINDOW[this.rate];

@@ -37,11 +37,12 @@ afterAll(async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const espeak = new EspeakTts({ sampleRate: RATE });
+// The caller speaks with another espeak-ng voice than the agent's (klatt: pocketsphinx's best measured, WER ~0.3).
+const callerVoice = new EspeakTts({ sampleRate: RATE, voice: 'en-us+klatt', wordsPerMinute: 150 });
 /** The caller's words as 16 kHz speech. */
 async function speech(text: string): Promise<Int16Array> {
   const parts: Int16Array[] = [];
-  for await (const f of espeak.synthesize(text)) parts.push(f.pcm);
+  for await (const f of callerVoice.synthesize(text)) parts.push(f.pcm);
   const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {
@@ -164,4 +165,53 @@ describe('voice calls through the cloud providers (fakes on their wire protocols
     c.transport.hangup();
     await c.outcome;
   }, 30_000);
+
+  it('speaks with an OpenAI-compatible server (a base URL, e.g. Ollama or vLLM) as the LLM', async () => {
+    const s = await tenantWithClinic({
+      providers: { stt: { provider: 'deepgram' }, llm: { provider: 'openai_compatible', model: 'gpt-4o-mini', base_url: openai.baseURL }, tts: { provider: 'elevenlabs', voice: elevenlabs.voiceId } },
+      provider_keys: { deepgram: deepgram.apiKey, openai_compatible: openai.apiKey, elevenlabs: elevenlabs.apiKey },
+      greeting: null,
+    });
+    openai.chatScript = (body) => ({ text: /closes at noon/.test(JSON.stringify(body.messages)) ? 'Noon on Saturdays, from the local model.' : 'I do not know.' });
+    deepgram.transcripts = ['When does the clinic close on Saturdays?'];
+    const c = await startCall(s);
+    await c.transport.say(await speech('When does the clinic close on Saturdays?'));
+    const ts = await c.waitTurns(2);
+    expect(ts[1]).toMatchObject({ speaker: 'agent', text: 'Noon on Saturdays, from the local model.' });
+    c.transport.hangup();
+    await c.outcome;
+  }, 30_000);
+});
+
+describe('voice calls on the local engines alone (no keys, no network)', () => {
+  it('pocketsphinx hears the question, the local responder answers from the documents, espeak-ng speaks; barge-in', async () => {
+    const s = await tenantWithClinic({});
+    const c = await startCall(s);
+    await c.waitTurns(1);
+    await c.transport.say(await speech('When do you close on Saturday?'));
+    const ts = await c.waitTurns(3, 30_000);
+    // What pocketsphinx heard is approximate (WER ~0.3 on this voice: npm run bench:local-stt); this question it hears.
+    expect(ts[1]!.speaker).toBe('caller');
+    expect(ts[1]!.text.toLowerCase()).toContain('saturday');
+    expect(ts[2]!.text).toContain('On Saturdays the clinic closes at noon.');
+    expect(ts[2]!.citations.length).toBeGreaterThan(0);
+    for (const k of ['endpointing', 'stt_final', 'retrieval', 'tts_ttfb', 'voice_to_voice']) expect(ts[2]!.metrics).toHaveProperty(k);
+
+    // The same question again, interrupted a second into the answer.
+    await c.transport.say(await speech('When do you close on Saturday?'));
+    await c.waitTurns(4, 30_000);
+    const deadline = Date.now() + 20_000;
+    while (c.transport.heardMs(c.transport.now() - 1000) < 900 && Date.now() < deadline) await sleep(20);
+    await c.transport.say(await speech('Where is the free parking?'));
+    expect(c.transport.clears.length).toBeGreaterThanOrEqual(1);
+    const after = await c.waitTurns(7, 30_000);
+    expect(after[4]).toMatchObject({ speaker: 'agent', interrupted: true });
+    expect(after[5]!.speaker).toBe('caller');
+    expect(after[6]!.speaker).toBe('agent');
+    c.transport.hangup();
+    expect(await c.outcome).toMatchObject({ status: 'completed', reason: 'caller hung up' });
+    const events = (await c.events()).map((e) => e.type);
+    expect(events).toContain('barge_in');
+    expect(events.at(-1)).toBe('call.ended');
+  }, 90_000);
 });

@@ -91,7 +91,11 @@ export class CallSession {
     transport.onHangup(() => this.finish({ status: 'completed', reason: 'caller hung up' }));
     const maxTimer = setTimeout(() => void this.sayAndEnd(MAX_DURATION_GOODBYE, 'maximum duration reached'), behaviour.maxDurationMs);
     const listening = this.listen();
-    const transcribing = this.transcribe();
+    // Without speech-to-text the call cannot go on (every engine in its chain failed): end it, recorded as failed.
+    const transcribing = this.transcribe().catch((err: unknown) => {
+      this.p.log.error({ err, callId: this.p.callId }, 'speech-to-text failed');
+      this.finish({ status: 'failed', reason: 'speech-to-text failed' });
+    });
     if (behaviour.greeting) this.startReply(this.speakFixed(behaviour.greeting));
     else this.armSilenceTimer();
 

@@ -84,6 +84,15 @@ const envSchema = z.object({
       .optional(),
   ),
   TWILIO_AUTH_TOKEN: optionalString,
+  TWILIO_API_BASE_URL: url(['http:', 'https:']),
+
+  RECORDINGS_S3_BUCKET: optionalString,
+  RECORDINGS_S3_ENDPOINT: url(['http:', 'https:']),
+  RECORDINGS_S3_REGION: z.preprocess(emptyToUndefined, z.string().default('us-east-1')),
+  RECORDINGS_S3_ACCESS_KEY_ID: optionalString,
+  RECORDINGS_S3_SECRET_ACCESS_KEY: optionalString,
+  RECORDINGS_S3_FORCE_PATH_STYLE: optionalBool,
+  RECORDING_URL_TTL_SECONDS: int(900, 10, 7 * 86_400),
   OPENAI_API_KEY: optionalString,
   OPENAI_BASE_URL: url(['http:', 'https:']),
   ANTHROPIC_BASE_URL: url(['http:', 'https:']),
@@ -126,7 +135,13 @@ export interface Config {
     loginPerEmailPer15Minutes: number;
   };
   livekit: { url?: string; apiKey?: string; apiSecret?: string; sipUri?: string };
-  twilio: { accountSid?: string; authToken?: string };
+  twilio: { accountSid?: string; authToken?: string; apiBaseUrl?: string };
+  /** Recordings go to the data folder, or to an S3-compatible bucket when one is configured. */
+  recordings: {
+    dir: string;
+    urlTtlMs: number;
+    s3: { bucket: string; endpoint?: string; region: string; accessKeyId?: string; secretAccessKey?: string; forcePathStyle: boolean } | undefined;
+  };
   providerKeys: { openai?: string; deepgram?: string; elevenlabs?: string; anthropic?: string };
   /** Where the OpenAI SDK sends requests (a proxy, an OpenAI-compatible server, a local fake). */
   openaiBaseUrl: string | undefined;
@@ -184,7 +199,21 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       apiSecret: e.LIVEKIT_API_SECRET,
       sipUri: e.LIVEKIT_SIP_URI,
     },
-    twilio: { accountSid: e.TWILIO_ACCOUNT_SID, authToken: e.TWILIO_AUTH_TOKEN },
+    twilio: { accountSid: e.TWILIO_ACCOUNT_SID, authToken: e.TWILIO_AUTH_TOKEN, apiBaseUrl: e.TWILIO_API_BASE_URL?.replace(/\/+$/, '') },
+    recordings: {
+      dir: dataDir === 'memory://' ? 'memory://' : path.join(dataDir, 'recordings'),
+      urlTtlMs: e.RECORDING_URL_TTL_SECONDS * 1000,
+      s3: e.RECORDINGS_S3_BUCKET
+        ? {
+            bucket: e.RECORDINGS_S3_BUCKET,
+            endpoint: e.RECORDINGS_S3_ENDPOINT,
+            region: e.RECORDINGS_S3_REGION,
+            accessKeyId: e.RECORDINGS_S3_ACCESS_KEY_ID,
+            secretAccessKey: e.RECORDINGS_S3_SECRET_ACCESS_KEY,
+            forcePathStyle: e.RECORDINGS_S3_FORCE_PATH_STYLE ?? false,
+          }
+        : undefined,
+    },
     providerKeys: {
       openai: e.OPENAI_API_KEY,
       deepgram: e.DEEPGRAM_API_KEY,

@@ -214,6 +214,10 @@ export const phoneNumbers = pgTable(
     provider: text('provider').notNull().default('twilio'),
     providerSid: text('provider_sid'),
     isActive: boolean('is_active').notNull().default(true),
+    /** How inbound calls to this number reach the agent; null: the tenant's `call.telephony_mode`. */
+    mode: text('mode', { enum: ['media_stream', 'livekit'] }),
+    /** Agent settings that differ on this number (agent_name, greeting, system_prompt, language). */
+    overrides: jsonb('overrides').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
     extraData: extraData(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
@@ -238,6 +242,11 @@ export const calls = pgTable(
     answeredAt: timestamp('answered_at', { withTimezone: true }),
     endedAt: timestamp('ended_at', { withTimezone: true }),
     durationMs: integer('duration_ms'),
+    /** Agent settings for this call only (outbound calls' `overrides`, or the dialled number's). */
+    overrides: jsonb('overrides').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    /** Storage key of the stereo WAV recording (caller left, agent right), once written. */
+    recordingKey: text('recording_key'),
+    recordingMs: integer('recording_ms'),
     /** Per-call latency summary; per-turn metrics live with the transcript turns. */
     metrics: jsonb('metrics').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
     extraData: extraData(),

@@ -38,6 +38,10 @@ export const callSchema = z.strictObject({
    * sooner on clean lines and needs no model.
    */
   vad: z.enum(['silero', 'energy']).default('silero'),
+  /** Media-stream and browser calls are recorded as stereo WAV (caller left, agent right) unless switched off. */
+  recording: z.boolean().default(true),
+  /** Inbound phone calls: Twilio Media Streams to our websocket, or SIP into a LiveKit room. A number may override it. */
+  telephony_mode: z.enum(['media_stream', 'livekit']).default('media_stream'),
 });
 export const providersSchema = z.strictObject({
   stt: z

@@ -30,13 +30,18 @@ export class MemoryTransport implements Transport {
   private ended = false;
   private hangupListeners: (() => void)[] = [];
   private dtmfListeners: ((digit: string) => void)[] = [];
+  private playedListeners: ((frame: AudioFrame) => void)[] = [];
 
   constructor(
     readonly sampleRate: number,
     private readonly noiseAmplitude = 20,
   ) {
     this.frameSamples = (sampleRate * FRAME_MS) / 1000;
-    this.playout = new Playout(sampleRate, (frame, at) => this.heard.push({ pcm: frame.pcm, atMs: at - this.started }));
+    this.playout = new Playout(sampleRate, (frame, at) => {
+      const atMs = at - this.started;
+      this.heard.push({ pcm: frame.pcm, atMs });
+      for (const l of this.playedListeners) l({ pcm: frame.pcm, sampleRate, timestampMs: atMs });
+    });
     // One frame per 20 ms of wall time, catching up if the event loop was late (a real line does not pause).
     this.ticker = setInterval(() => {
       const due = Math.floor((performance.now() - this.started) / FRAME_MS);
@@ -107,6 +112,10 @@ export class MemoryTransport implements Transport {
 
   onHangup(listener: () => void): void {
     this.hangupListeners.push(listener);
+  }
+
+  onPlayed(listener: (frame: AudioFrame) => void): void {
+    this.playedListeners.push(listener);
   }
 
   async close(reason: string): Promise<void> {

@@ -18,5 +18,10 @@ export interface Transport {
   clear(): void;
   onDtmf(listener: (digit: string) => void): void;
   onHangup(listener: () => void): void;
+  /**
+   * Agent audio as the caller hears it, in playout order (audio dropped by clear() never arrives), its
+   * timestampMs on the same clock as the caller's frames (ms since the transport started). For recordings.
+   */
+  onPlayed(listener: (frame: AudioFrame) => void): void;
   close(reason: string): Promise<void>;
 }

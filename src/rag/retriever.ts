@@ -52,6 +52,32 @@ export class Retriever {
     private readonly embedders: EmbedderSource,
   ) {}
 
+  /**
+   * The tenant's live knowledge as one text (documents oldest first, chunks in order), at most `maxChars`, and a
+   * version that changes whenever a document's live version does: what the local STT's domain language model is
+   * built from, and what it is cached by. `text` is left out when the version is still `knownVersion`.
+   */
+  async corpus(tenantId: string, maxChars: number, knownVersion?: string): Promise<{ version: string; text?: string }> {
+    const docs = rowsOf<{ id: string; live_version: number }>(
+      await this.db.execute(sql`select id, live_version from documents where tenant_id = ${tenantId} and live_version is not null order by created_at, id`),
+    );
+    const version = docs.map((d) => `${d.id}:${d.live_version}`).join(',');
+    if (version === knownVersion) return { version };
+    if (!docs.length) return { version, text: '' };
+    const chunks = rowsOf<{ content: string }>(
+      await this.db.execute(sql`
+        select c.content from document_chunks c join documents d on d.id = c.document_id and d.tenant_id = c.tenant_id
+        where c.tenant_id = ${tenantId} and c.version = d.live_version
+        order by d.created_at, d.id, c.chunk_index`),
+    );
+    let text = '';
+    for (const c of chunks) {
+      if (text.length + c.content.length + 1 > maxChars) break;
+      text += `${c.content}\n`;
+    }
+    return { version, text };
+  }
+
   async search(tenantId: string, query: string, opts: SearchOptions): Promise<SearchHit[]> {
     const mode = opts.mode ?? 'hybrid';
     const candidates = Math.max(opts.topK * 4, 20);

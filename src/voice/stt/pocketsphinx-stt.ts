@@ -60,6 +60,7 @@ const CLOSE_TIMEOUT_MS = 5000;
 type Setup = { args: string[]; files: string[]; outOfVocabulary: string[] } | ProviderError;
 /** Setups by options: the registry makes an engine per call, the files behind them are made once per process. */
 const setups = new Map<string, Exclude<Setup, ProviderError>>();
+const MAX_SETUPS = 256;
 
 export class PocketsphinxStt implements STT {
   readonly provider = 'local';
@@ -69,6 +70,10 @@ export class PocketsphinxStt implements STT {
     if (opts.sampleRate !== 8000 && opts.sampleRate !== 16000) throw new Error(`pocketsphinx takes 8000 or 16000 Hz, not ${String(opts.sampleRate)}`);
     if (opts.mode === 'domain' && !opts.corpus?.trim()) throw new Error("pocketsphinx mode 'domain' needs a corpus");
     this.sampleRate = opts.sampleRate;
+  }
+
+  get mode(): PocketsphinxMode {
+    return this.opts.mode ?? 'general';
   }
 
   /** Words of the corpus the dictionary does not know (mode 'domain'): they can never be recognized. */
@@ -83,12 +88,17 @@ export class PocketsphinxStt implements STT {
   }
 
   private prepare(): Setup {
-    const key = JSON.stringify([this.opts.modelDir, this.opts.mode, this.opts.corpus, this.opts.sampleRate]);
+    // Hashed: a corpus can be a tenant's whole knowledge, and the map holds one entry per version of it.
+    const key = createHash('sha256').update(JSON.stringify([this.opts.modelDir, this.opts.mode, this.opts.corpus, this.opts.sampleRate])).digest('hex');
     const known = setups.get(key);
     // Checked each time: a temp-file cleaner may have removed the files, or an install added the model.
     if (known?.files.every((f) => existsSync(f))) return known;
     const setup = this.configure();
-    if (!(setup instanceof ProviderError)) setups.set(key, setup);
+    if (!(setup instanceof ProviderError)) {
+      // Old versions of tenants' corpora are dropped first (a Map iterates in insertion order).
+      if (setups.size >= MAX_SETUPS) setups.delete(setups.keys().next().value!);
+      setups.set(key, setup);
+    }
     return setup;
   }
 

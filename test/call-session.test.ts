@@ -14,6 +14,9 @@ import { FakeStt } from '../src/voice/stt/fake.js';
 import { MemoryTransport } from '../src/voice/transports/memory.js';
 import { FakeTts } from '../src/voice/tts/fake.js';
 import { EnergyVad } from '../src/voice/vad/energy-vad.js';
+import type { VAD } from '../src/voice/vad/vad.js';
+import type { STT, SttEvent } from '../src/voice/stt/stt.js';
+import { EventQueue } from '../src/lib/event-queue.js';
 import { buildTestApp, type TestApp } from './helpers.js';
 
 const RATE = 16000;
@@ -34,7 +37,7 @@ const speech = (ms: number) =>
   });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function startCall(opts: { transcripts: string[]; llm?: LLM; greeting?: string | null; minInterruptionMs?: number; lineRate?: number }) {
+async function startCall(opts: { transcripts: string[]; llm?: LLM; greeting?: string | null; minInterruptionMs?: number; lineRate?: number; vad?: VAD; stt?: STT }) {
   const transport = new MemoryTransport(opts.lineRate ?? RATE);
   const call = await t.deps.calls.start(tenantId, { direction: 'web' });
   const agent = new Agent(opts.llm ?? new LocalResponder(), async (q) => (/clinic|open|saturday/i.test(q) ? [hours] : []), {
@@ -46,8 +49,8 @@ async function startCall(opts: { transcripts: string[]; llm?: LLM; greeting?: st
     tenantId,
     callId: call.id,
     transport,
-    vad: new EnergyVad(),
-    stt: new FakeStt({ sampleRate: RATE, transcripts: opts.transcripts, finalLatencyMs: 250 }),
+    vad: opts.vad ?? new EnergyVad(),
+    stt: opts.stt ?? new FakeStt({ sampleRate: RATE, transcripts: opts.transcripts, finalLatencyMs: 250 }),
     tts: new FakeTts(RATE, 200, 40),
     agent,
     calls: t.deps.calls,
@@ -164,5 +167,36 @@ describe('CallSession (simulated providers)', () => {
     expect(ts[1]!.text).toBe('Our clinic is open every weekday from nine. We also open on Saturday mornings.');
     c.transport.hangup();
     await c.outcome;
+  });
+
+  it('a speech detector stuck on background noise does not hold the turn open: the STT’s words end it', async () => {
+    // The VAD hears speech from the first frame and never stops (loud babble); the STT, like Deepgram with its own
+    // endpointing, gives the caller's words as a final after a second.
+    let started = false;
+    const stuckVad: VAD = {
+      push: () => (started ? null : ((started = true), 'speech-start')),
+      speaking: true,
+      voiced: true,
+      reset: () => {},
+    };
+    const events = new EventQueue<SttEvent>();
+    const stt: STT = { provider: 'fake', sampleRate: RATE, stream: () => ({ events, push: () => {}, flush: () => {}, close: async () => events.end() }) };
+    const c = await startCall({ transcripts: [], greeting: null, vad: stuckVad, stt });
+    await sleep(1000);
+    const saidAt = c.transport.now();
+    events.push({ type: 'final', text: 'When does the clinic open?', startMs: 0, endMs: saidAt, confidence: 0.9, endOfTurn: true });
+    const ts = await waitTurns(c.callId, 2, 8000);
+    expect(ts[0]).toMatchObject({ speaker: 'caller', text: 'When does the clinic open?' });
+    expect(ts[1]).toMatchObject({ speaker: 'agent', citations: [hours.chunkId] });
+    // Answered after the endpointing time plus the grace period, not at the call's maximum duration.
+    const answeredAt = c.transport.heard[0]!.atMs;
+    expect(answeredAt - saidAt).toBeGreaterThan(500 + 1500);
+    expect(answeredAt - saidAt).toBeLessThan(500 + 1500 + 1500);
+    const evs = await t.deps.calls.events(tenantId, c.callId);
+    expect(evs.map((e) => e.type)).toContain('turn.forced');
+    // The noise the VAD still hears does not interrupt the answer.
+    expect(c.transport.clears).toHaveLength(0);
+    c.transport.hangup();
+    expect(await c.outcome).toMatchObject({ status: 'completed' });
   });
 });

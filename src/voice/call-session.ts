@@ -47,6 +47,12 @@ export interface CallOutcome {
   action?: AgentAction;
 }
 
+/**
+ * After the STT's last words, this long past the endpointing time with no new words ends the turn even though
+ * the VAD still hears speech: loud background talk or a TV can hold a VAD open (Silero fails at babble 10 dB,
+ * bench:vad), and the caller must not wait for the call's maximum duration.
+ */
+const STUCK_SPEECH_GRACE_MS = 1500;
 const SILENCE_PROMPT = 'Are you still there?';
 const SILENCE_GOODBYE = 'I have not heard from you, so I will end the call now. Goodbye!';
 const MAX_DURATION_GOODBYE = 'We have reached the maximum length for this call. Thank you for calling, goodbye!';
@@ -74,6 +80,7 @@ export class CallSession {
   private agentSpeaking = false;
   private endpointTimer: NodeJS.Timeout | undefined;
   private silenceTimer: NodeJS.Timeout | undefined;
+  private stuckTimer: NodeJS.Timeout | undefined;
   private silencePrompts = 0;
   private finished: ((o: CallOutcome) => void) | undefined;
   private outcome: CallOutcome | undefined;
@@ -101,7 +108,7 @@ export class CallSession {
 
     const outcome = await done;
     clearTimeout(maxTimer);
-    for (const t of [this.endpointTimer, this.silenceTimer]) clearTimeout(t);
+    for (const t of [this.endpointTimer, this.silenceTimer, this.stuckTimer]) clearTimeout(t);
     this.reply?.controller.abort();
     await this.stt.close();
     await transport.close(outcome.reason);
@@ -135,11 +142,27 @@ export class CallSession {
 
   private async transcribe(): Promise<void> {
     for await (const event of this.stt.events) {
-      if (event.type !== 'final' || !event.text.trim()) continue;
+      if ((event.type !== 'final' && event.type !== 'interim') || !event.text.trim()) continue;
+      clearTimeout(this.stuckTimer);
+      if (event.type === 'interim') continue;
       this.heardText = `${this.heardText} ${event.text.trim()}`.trim();
       this.lastFinalAt = this.p.now();
       this.maybeEndTurn();
+      if (this.callerSpeaking) this.stuckTimer = setTimeout(() => this.endStuckSpeech(), this.p.behaviour.endpointingMs + STUCK_SPEECH_GRACE_MS);
     }
+  }
+
+  /**
+   * The STT has had nothing new to say for a while, yet the VAD still hears speech: the VAD is stuck on background
+   * noise. The turn ends at the last words. Until the VAD hears silence again, turns end on STT finals alone, and
+   * the noise does not count as an interruption (callerSpeaking stays false).
+   */
+  private endStuckSpeech(): void {
+    if (!this.callerSpeaking || !this.heardText || this.outcome || this.agentSpeaking) return;
+    this.callerSpeaking = false;
+    this.speechEndedAt = this.lastFinalAt;
+    this.record(() => this.p.calls.event(this.p.tenantId, this.p.callId, 'turn.forced', { reason: 'speech detector still hearing speech', words_ms_ago: Math.round(this.p.now() - this.lastFinalAt) }));
+    this.maybeEndTurn();
   }
 
   private onSpeechStart(): void {
@@ -152,6 +175,7 @@ export class CallSession {
   }
 
   private onSpeechEnd(): void {
+    clearTimeout(this.stuckTimer);
     this.callerSpeaking = false;
     this.speechEndedAt = this.p.now();
     this.stt.flush();

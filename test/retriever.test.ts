@@ -82,6 +82,21 @@ describe('Retriever', () => {
     expect(strict[0]!.text).toContain('Parking');
   });
 
+  it('finds what documents write as “eSIM” and “20 GB” when the question comes transcribed from speech', async () => {
+    const t2 = (await t.deps.database.db.insert(tenants).values({ name: 'eSIM shop' }).returning())[0]!.id;
+    const plan = await addDocument(t2, 'Plans', [
+      { text: 'Our Europe plan includes 20 GB of data for 30 days.' },
+      { text: 'To install your eSIM, scan the QR code in Settings, Mobile Data.' },
+      { text: 'Refunds are possible within fourteen days if the plan was not activated.' },
+      { text: 'Roaming partners are listed per country on our website.' },
+    ]);
+    const install = await retriever.search(t2, 'how do i install the e sim', { topK: 1, minScore: 0 });
+    expect(install[0]?.text).toMatch(/install your eSIM/);
+    const data = await retriever.search(t2, 'which plan has twenty gigabytes for thirty days', { topK: 1, minScore: 0 });
+    expect(data[0]?.text).toMatch(/20 GB/);
+    expect(data[0]?.documentId).toBe(plan);
+  });
+
   it('builds a safe OR query from any input', () => {
     expect(orQuery("What's the price? DROP TABLE x; -- ' & | !")).toBe('price | drop | table');
     expect(orQuery('?!')).toBe('');

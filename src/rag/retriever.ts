@@ -5,6 +5,7 @@ import { sql } from 'drizzle-orm';
 import { type Db, rowsOf } from '../db/client.js';
 import type { Embedder } from './embedders/embedder.js';
 import { terms } from './embedders/local-embedder.js';
+import { withWrittenForms } from './spoken-forms.js';
 import type { EmbedderSource } from './ingestion.js';
 
 export type SearchMode = 'hybrid' | 'vector' | 'fulltext';
@@ -78,7 +79,9 @@ export class Retriever {
     return { version, text };
   }
 
-  async search(tenantId: string, query: string, opts: SearchOptions): Promise<SearchHit[]> {
+  async search(tenantId: string, spoken: string, opts: SearchOptions): Promise<SearchHit[]> {
+    // Callers' questions arrive transcribed ("the e sim with twenty gigabytes"); documents write "eSIM", "20 GB".
+    const query = withWrittenForms(spoken);
     const mode = opts.mode ?? 'hybrid';
     const candidates = Math.max(opts.topK * 4, 20);
     const embedder = await this.embedders.forTenant(tenantId);

@@ -5,14 +5,17 @@
 //
 //   npm run bench:voice                      # 1, 50 and 200 concurrent calls
 //   npm run bench:voice -- --sessions 1,20 --turns 3
+//   npm run bench:voice -- --db server       # the database in its own process (as with DATABASE_URL), not embedded
 //
 // Reports voice-to-voice (caller stops speaking -> first agent audio) p50/p95/p99, the pipeline's own overhead
 // (voice-to-voice minus the simulated stages on the critical path: max(endpointing, STT final) + LLM time to the
 // first complete sentence + TTS first byte), barge-in reaction (from the moment caller speech qualifies as an
 // interruption to the transport being cleared, and from speech onset) and resident memory per call.
+import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { loadConfig } from '../src/config.js';
 import { tenants } from '../src/db/schema.js';
@@ -34,6 +37,8 @@ const SESSIONS = (args.get('sessions') ?? '1,50,200').split(',').map(Number);
 const TURNS = Number(args.get('turns') ?? 4);
 const OUT = args.get('out') ?? 'bench/results/voice.json';
 const VAD_KIND = args.get('vad') ?? 'energy';
+/** 'embedded': PGlite in this process (the default deployment); 'server': a database server process beside it. */
+const DB = args.get('db') ?? 'embedded';
 
 const RATE = 8000;
 const STT_FINAL_MS = 250;
@@ -64,8 +69,30 @@ async function utterance(text: string): Promise<Int16Array> {
 const QUESTIONS = await Promise.all(['When does the clinic open on Saturday', 'Do you have free parking near the clinic', 'Can I book an appointment for Monday']).then((q) => Promise.all(q.map(utterance)));
 const INTERRUPTION = await utterance('Wait wait stop please');
 
+/** A database server in a child process; its URL. */
+async function databaseServer(): Promise<{ url: string; stop(): void }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(path.dirname(fileURLToPath(import.meta.url)), 'pg-server.ts')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += String(d);
+      if (out.includes('\n')) resolve(out.split('\n')[0]!.trim());
+    });
+    child.on('exit', (code) => reject(new Error(`database server exited (${code})`)));
+  });
+  return { url, stop: () => child.kill() };
+}
+
 async function run(n: number) {
-  const config = loadConfig({ NODE_ENV: 'test', DATA_DIR: 'memory://', SECRET_KEY: 'bench-secret-key-that-is-long-enough-0123456789', INGEST_CONCURRENCY: '0', LOG_LEVEL: 'silent' });
+  const server = DB === 'server' ? await databaseServer() : undefined;
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATA_DIR: 'memory://',
+    SECRET_KEY: 'bench-secret-key-that-is-long-enough-0123456789',
+    INGEST_CONCURRENCY: '0',
+    LOG_LEVEL: 'silent',
+    ...(server && { DATABASE_URL: server.url, DATABASE_POOL_MAX: '1' }),
+  });
   const deps = await buildDeps(config, pino({ level: 'silent' }));
   const [tenant] = await deps.database.db.insert(tenants).values({ name: 'bench' }).returning();
   const log = pino({ level: 'silent' });
@@ -148,8 +175,10 @@ async function run(n: number) {
     }
   }
   await closeDeps(deps);
+  server?.stop();
   return {
     sessions: n,
+    db: DB,
     turns: v2v.length,
     v2v_p50_ms: pct(v2v, 50),
     v2v_p95_ms: pct(v2v, 95),

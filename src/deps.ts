@@ -15,14 +15,20 @@ import { AccountService } from './services/accounts.js';
 import { ApiKeyService } from './services/api-keys.js';
 import { CallService } from './services/calls.js';
 import { DocumentService } from './services/documents.js';
+import { PhoneNumberService } from './services/phone-numbers.js';
 import { SecretBox } from './services/secret-box.js';
 import { SettingsService } from './services/settings.js';
 import { SigningSecretService } from './services/signing-secrets.js';
 import { TenantAdminService } from './services/tenants.js';
+import { LiveKitService } from './telephony/livekit.js';
 import { TokenService } from './services/tokens.js';
+import { createRecordingStore, type RecordingStore } from './storage/recording-store.js';
 import { ProviderRegistry } from './voice/registry.js';
 import { TextChannel } from './voice/text-channel.js';
 import { VoiceCalls } from './voice/voice-calls.js';
+import { CallControl } from './voice/call-control.js';
+import { CallTokenService } from './services/call-tokens.js';
+import { Telephony } from './telephony/telephony.js';
 
 export interface Deps {
   config: Config;
@@ -42,9 +48,15 @@ export interface Deps {
   ingestion: IngestionWorker;
   retriever: Retriever;
   calls: CallService;
+  phoneNumbers: PhoneNumberService;
   providers: ProviderRegistry;
   textChannel: TextChannel;
   voice: VoiceCalls;
+  control: CallControl;
+  telephony: Telephony;
+  recordings: RecordingStore;
+  /** Undefined when LIVEKIT_URL, _API_KEY and _API_SECRET are not all set: the LiveKit routes answer 503. */
+  livekit: LiveKitService | undefined;
 }
 
 export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { cachePrefix?: string } = {}): Promise<Deps> {
@@ -73,6 +85,7 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
   const ingestion = new IngestionWorker(db, embedders, log.child({ component: 'ingestion' }), config.ingest);
   const retriever = new Retriever(db, embedders);
   const calls = new CallService(db);
+  const recordings = createRecordingStore(config, config.secretKey);
   const providers = new ProviderRegistry(
     settings,
     retriever,
@@ -80,6 +93,11 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
     log.child({ component: 'providers' }),
     { allowPrivateNetworks: config.toolsAllowPrivateNetworks, signingSecrets: (tenantId) => signingSecrets.forSigning(tenantId), log: log.child({ component: 'tools' }) },
   );
+  const phoneNumbers = new PhoneNumberService(db);
+  // Commands for live calls (hang up, transfer) reach whichever instance holds the call's media.
+  const control = new CallControl(cache, log.child({ component: 'call-control' }));
+  await control.start();
+  const voice = new VoiceCalls(calls, providers, log.child({ component: 'voice' }), recordings, control);
   const deps: Deps = {
     config,
     log,
@@ -98,9 +116,14 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
     ingestion,
     retriever,
     calls,
+    phoneNumbers,
     providers,
     textChannel: new TextChannel(calls, providers),
-    voice: new VoiceCalls(calls, providers, log.child({ component: 'voice' })),
+    voice,
+    control,
+    telephony: new Telephony(config, calls, phoneNumbers, settings, voice, control, new CallTokenService(config.secretKey), log.child({ component: 'telephony' })),
+    recordings,
+    livekit: LiveKitService.fromConfig(config, log),
   };
   if (config.platformAdmin) {
     const outcome = await accounts.ensurePlatformAdmin(config.platformAdmin);

@@ -9,6 +9,10 @@ export interface WindowCount {
 export interface Cache {
   /** Adds one hit to a counter that lives windowMs from its first hit (a fixed-window rate counter). */
   hitWindow(key: string, windowMs: number): Promise<WindowCount>;
+  /** Delivers a message to every subscriber of the channel, on every instance (fire and forget). */
+  publish(channel: string, message: string): Promise<void>;
+  /** Calls `handler` for each message published on the channel from now on, by any instance. */
+  subscribe(channel: string, handler: (message: string) => void): Promise<void>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -4,6 +4,7 @@ import type { Cache, WindowCount } from './cache.js';
 export class MemoryCache implements Cache {
   private readonly windows = new Map<string, { count: number; expiresAt: number }>();
   private readonly sweeper: NodeJS.Timeout;
+  private readonly channels = new Map<string, ((message: string) => void)[]>();
 
   constructor() {
     // Expired windows are dropped once a minute so memory does not grow with every client ever seen.
@@ -25,10 +26,20 @@ export class MemoryCache implements Cache {
     return { count: w.count, resetMs: w.expiresAt - now };
   }
 
+  async publish(channel: string, message: string): Promise<void> {
+    // Delivered on a later tick, as Redis would: a publisher never runs its subscribers inside its own call.
+    for (const handler of this.channels.get(channel) ?? []) setImmediate(() => handler(message));
+  }
+
+  async subscribe(channel: string, handler: (message: string) => void): Promise<void> {
+    this.channels.set(channel, [...(this.channels.get(channel) ?? []), handler]);
+  }
+
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.windows.clear();
+    this.channels.clear();
   }
 }

@@ -12,6 +12,9 @@ return {n, ttl}`;
 
 export class RedisCache implements Cache {
   readonly redis: Redis;
+  /** A connection in subscriber mode can run no other command: its own, made at the first subscribe. */
+  private subscriber: Redis | undefined;
+  private readonly handlers = new Map<string, ((message: string) => void)[]>();
 
   constructor(
     url: string,
@@ -31,11 +34,32 @@ export class RedisCache implements Cache {
     return { count, resetMs: ttl };
   }
 
+  async publish(channel: string, message: string): Promise<void> {
+    await this.redis.publish(this.prefix + channel, message);
+  }
+
+  async subscribe(channel: string, handler: (message: string) => void): Promise<void> {
+    if (!this.subscriber) {
+      // Unlike the command connection this one queues while offline and resubscribes after a reconnect, so a
+      // Redis restart does not silently stop call control.
+      this.subscriber = this.redis.duplicate({ lazyConnect: false, enableOfflineQueue: true, maxRetriesPerRequest: null });
+      this.subscriber.on('error', () => {});
+      this.subscriber.on('message', (ch: string, message: string) => {
+        for (const h of this.handlers.get(ch) ?? []) h(message);
+      });
+    }
+    const key = this.prefix + channel;
+    const first = !this.handlers.has(key);
+    this.handlers.set(key, [...(this.handlers.get(key) ?? []), handler]);
+    if (first) await this.subscriber.subscribe(key);
+  }
+
   async ping(): Promise<void> {
     await this.redis.ping();
   }
 
   async close(): Promise<void> {
     this.redis.disconnect();
+    this.subscriber?.disconnect();
   }
 }

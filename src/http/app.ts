@@ -30,7 +30,11 @@ import { chatRoutes } from './routes/chat.js';
 import { documentRoutes } from './routes/documents.js';
 import { healthRoutes } from './routes/health.js';
 import { knowledgeRoutes } from './routes/knowledge.js';
+import { liveKitRoutes } from './routes/livekit.js';
+import { phoneNumberRoutes } from './routes/phone-numbers.js';
+import { recordingRoutes } from './routes/recordings.js';
 import { settingsRoutes } from './routes/settings.js';
+import { twilioRoutes } from './routes/twilio.js';
 import { userRoutes } from './routes/users.js';
 
 /** Websocket messages: JSON control and text, or a few hundred ms of audio; anything bigger is refused. */
@@ -165,7 +169,12 @@ export async function buildApp(deps: Deps): Promise<App> {
   await app.register(async (scope) => documentRoutes(scope as App, deps));
   knowledgeRoutes(app, deps);
   callRoutes(app, deps);
+  recordingRoutes(app, deps);
+  phoneNumberRoutes(app, deps);
   chatRoutes(app, deps);
+  // Registers its webhook in a scope of its own, where JSON bodies stay raw for the signature check.
+  await liveKitRoutes(app, deps);
+  await twilioRoutes(app, deps);
 
   await app.ready();
   return app;

@@ -13,11 +13,23 @@ export const errorStatus = {
   forbidden: 403,
   account_disabled: 403,
   tenant_suspended: 403,
+  /** A webhook whose signature does not verify: nothing from it is acted on. */
+  invalid_signature: 403,
   not_found: 404,
   method_not_allowed: 405,
   conflict: 409,
   email_taken: 409,
   last_admin: 409,
+  phone_number_taken: 409,
+  /** Hang-up or transfer of a call that has already ended. */
+  call_not_active: 409,
+  /** Transfer of a call that is not a phone call. */
+  transfer_not_supported: 409,
+  /** An outbound call from a tenant with no (active) number to call from. */
+  no_phone_number: 409,
+  phone_number_inactive: 409,
+  /** Twilio refused to place the call (an invalid or unreachable destination, for example); the message says why. */
+  call_rejected: 422,
   payload_too_large: 413,
   uri_too_long: 414,
   unsupported_media_type: 415,
@@ -31,6 +43,10 @@ export const errorStatus = {
   /** An AI provider (embeddings, ...) refused or failed; the message says which and why. */
   provider_error: 502,
   service_unavailable: 503,
+  /** LIVEKIT_URL, LIVEKIT_API_KEY or LIVEKIT_API_SECRET is not set on this deployment. */
+  livekit_not_configured: 503,
+  /** TWILIO_ACCOUNT_SID or TWILIO_AUTH_TOKEN is not set on this deployment. */
+  twilio_not_configured: 503,
 } as const;
 
 export type ErrorCode = keyof typeof errorStatus;

@@ -1,7 +1,7 @@
 // Calls and chat sessions as records: the call row (status, timing, metrics summary), its transcript turns
 // (with citations and per-turn latencies) and its events (the audit trail). Everything is written as it
 // happens, so a restart loses nothing already said and a conversation is rebuilt from here, never from memory.
-import { and, asc, count, desc, eq, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { callEvents, calls, callTranscripts } from '../db/schema.js';
 import { notFound } from '../http/errors.js';
@@ -14,6 +14,9 @@ export type CallDirection = Call['direction'];
 /** Twilio's call statuses, which our own channels reuse. */
 export const CALL_STATUSES = ['queued', 'ringing', 'in_progress', 'completed', 'failed', 'busy', 'no_answer', 'canceled'] as const;
 export type CallStatus = (typeof CALL_STATUSES)[number];
+const TERMINAL_RANK = 3;
+/** Progress order: a status never goes back to a lower rank, and an end is final. */
+const STATUS_RANK: Record<CallStatus, number> = { queued: 0, ringing: 1, in_progress: 2, completed: 3, failed: 3, busy: 3, no_answer: 3, canceled: 3 };
 
 export interface NewTurn {
   speaker: Turn['speaker'];
@@ -28,7 +31,10 @@ export interface NewTurn {
 export class CallService {
   constructor(private readonly db: Db) {}
 
-  async start(tenantId: string, input: { direction: CallDirection; fromNumber?: string; toNumber?: string; userId?: string; phoneNumberId?: string; providerCallSid?: string }): Promise<Call> {
+  async start(
+    tenantId: string,
+    input: { direction: CallDirection; fromNumber?: string; toNumber?: string; userId?: string; phoneNumberId?: string; providerCallSid?: string; overrides?: Record<string, unknown> },
+  ): Promise<Call> {
     const now = new Date();
     const [call] = await this.db
       .insert(calls)
@@ -36,6 +42,59 @@ export class CallService {
       .returning();
     await this.event(tenantId, call!.id, 'call.started', { direction: input.direction });
     return call!;
+  }
+
+  /**
+   * A phone call known before anyone speaks: an outbound call being placed (status queued), or an inbound call
+   * Twilio announced (in progress: our TwiML answers it). A webhook Twilio retries finds the row it made before.
+   */
+  async open(
+    tenantId: string,
+    input: { direction: 'inbound' | 'outbound'; status: 'queued' | 'in_progress'; fromNumber: string; toNumber: string; phoneNumberId?: string | null; providerCallSid?: string; overrides?: Record<string, unknown>; userId?: string },
+  ): Promise<Call> {
+    const now = new Date();
+    const answered = input.status === 'in_progress';
+    const [call] = await this.db
+      .insert(calls)
+      .values({ tenantId, ...input, startedAt: answered ? now : null, answeredAt: answered ? now : null })
+      .onConflictDoNothing({ target: calls.providerCallSid })
+      .returning();
+    if (!call) return (await this.bySid(input.providerCallSid!))!;
+    await this.event(tenantId, call.id, 'call.started', { direction: input.direction });
+    return call;
+  }
+
+  /** The call Twilio knows by this SID, whichever tenant it belongs to (webhooks find their tenant through it). */
+  async bySid(providerCallSid: string): Promise<Call | undefined> {
+    const [row] = await this.db.select().from(calls).where(eq(calls.providerCallSid, providerCallSid));
+    return row;
+  }
+
+  async setProviderSid(tenantId: string, callId: string, providerCallSid: string): Promise<void> {
+    await this.db.update(calls).set({ providerCallSid }).where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId)));
+  }
+
+  /**
+   * Applies a status the telephony provider reported. Statuses only move forward (queued, ringing, in progress,
+   * then an end), so a callback that arrives late or twice changes nothing; an end is applied once, with the
+   * provider's duration when it gives one. Returns whether anything changed.
+   */
+  async applyProviderStatus(tenantId: string, callId: string, status: CallStatus, info: { durationMs?: number; reason: string }): Promise<boolean> {
+    const rank = STATUS_RANK[status];
+    const lower = CALL_STATUSES.filter((s) => STATUS_RANK[s] < rank);
+    if (rank === TERMINAL_RANK) {
+      const ended = await this.end(tenantId, callId, status, info.reason, info.durationMs);
+      return ended !== undefined;
+    }
+    const [row] = await this.db
+      .update(calls)
+      .set({
+        status,
+        ...(status === 'in_progress' && { startedAt: sql`coalesce(${calls.startedAt}, now())`, answeredAt: sql`coalesce(${calls.answeredAt}, now())` }),
+      })
+      .where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId), sql`${calls.endedAt} is null`, inArray(calls.status, lower)))
+      .returning({ id: calls.id });
+    return row !== undefined;
   }
 
   /** Appends a turn with the next sequence number; turns of one call are written by one session, in order. */
@@ -62,21 +121,37 @@ export class CallService {
     await this.db.insert(callEvents).values({ tenantId, callId, type, extraData: data });
   }
 
-  /** Ends the call once (a second end is ignored) with its duration and a summary of the turn metrics. */
-  async end(tenantId: string, callId: string, status: CallStatus, reason: string): Promise<Call | undefined> {
+  /**
+   * Ends the call once (a second end keeps the first status and time) with its duration (the provider's when it
+   * gives one) and a summary of the turn metrics. The summary is refreshed by every end: the telephony provider's
+   * end can arrive before the session has written its last turn.
+   */
+  async end(tenantId: string, callId: string, status: CallStatus, reason: string, durationMs?: number): Promise<Call | undefined> {
     const summary = await this.metricsSummary(callId);
     const [row] = await this.db
       .update(calls)
       .set({
         status,
         endedAt: new Date(),
-        durationMs: sql`(extract(epoch from (now() - coalesce(${calls.answeredAt}, ${calls.startedAt}, ${calls.createdAt}))) * 1000)::int`,
+        durationMs:
+          durationMs === undefined ? sql`(extract(epoch from (now() - coalesce(${calls.answeredAt}, ${calls.startedAt}, ${calls.createdAt}))) * 1000)::int` : Math.round(durationMs),
         metrics: summary,
       })
       .where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId), sql`${calls.endedAt} is null`))
       .returning();
     if (row) await this.event(tenantId, callId, 'call.ended', { status, reason });
+    else await this.db.update(calls).set({ metrics: summary }).where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId)));
     return row;
+  }
+
+  /** Points the call at its stored recording (a call resumed after a restart replaces it with its own). */
+  async setRecording(tenantId: string, callId: string, key: string, durationMs: number): Promise<void> {
+    const rows = await this.db
+      .update(calls)
+      .set({ recordingKey: key, recordingMs: Math.round(durationMs) })
+      .where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId)))
+      .returning({ id: calls.id });
+    if (!rows.length) throw notFound('Call');
   }
 
   async list(tenantId: string, page: { limit: number; offset: number }, filter: { direction?: CallDirection } = {}) {

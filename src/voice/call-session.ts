@@ -53,6 +53,8 @@ export interface CallOutcome {
  * bench:vad), and the caller must not wait for the call's maximum duration.
  */
 const STUCK_SPEECH_GRACE_MS = 1500;
+/** Keypad digits pressed less than this apart are one entry ("1 2 3 4" for a PIN); '#' ends an entry at once. */
+const DTMF_GAP_MS = 1500;
 const SILENCE_PROMPT = 'Are you still there?';
 const SILENCE_GOODBYE = 'I have not heard from you, so I will end the call now. Goodbye!';
 const MAX_DURATION_GOODBYE = 'We have reached the maximum length for this call. Thank you for calling, goodbye!';
@@ -81,6 +83,8 @@ export class CallSession {
   private endpointTimer: NodeJS.Timeout | undefined;
   private silenceTimer: NodeJS.Timeout | undefined;
   private stuckTimer: NodeJS.Timeout | undefined;
+  private digits = '';
+  private dtmfTimer: NodeJS.Timeout | undefined;
   private silencePrompts = 0;
   private finished: ((o: CallOutcome) => void) | undefined;
   private outcome: CallOutcome | undefined;
@@ -96,6 +100,7 @@ export class CallSession {
     const done = new Promise<CallOutcome>((resolve) => (this.finished = resolve));
     this.stt = this.p.stt.stream({});
     transport.onHangup(() => this.finish({ status: 'completed', reason: 'caller hung up' }));
+    transport.onDtmf((digit) => this.onDigit(digit));
     const maxTimer = setTimeout(() => void this.sayAndEnd(MAX_DURATION_GOODBYE, 'maximum duration reached'), behaviour.maxDurationMs);
     const listening = this.listen();
     // Without speech-to-text the call cannot go on (every engine in its chain failed): end it, recorded as failed.
@@ -108,7 +113,7 @@ export class CallSession {
 
     const outcome = await done;
     clearTimeout(maxTimer);
-    for (const t of [this.endpointTimer, this.silenceTimer, this.stuckTimer]) clearTimeout(t);
+    for (const t of [this.endpointTimer, this.silenceTimer, this.stuckTimer, this.dtmfTimer]) clearTimeout(t);
     this.reply?.controller.abort();
     await this.stt.close();
     await transport.close(outcome.reason);
@@ -207,6 +212,31 @@ export class CallSession {
     this.record(() => this.p.calls.addTurn(this.p.tenantId, this.p.callId, { speaker: 'caller', text: said, startMs: Math.round(this.speechStartedAt), endMs: Math.round(this.speechEndedAt) }));
     this.reply?.controller.abort();
     this.startReply(this.respond(said, metrics));
+  }
+
+  /** A keypad digit interrupts the agent like speech; the entry becomes a caller turn the agent answers. */
+  private onDigit(digit: string): void {
+    if (this.outcome || !/^[0-9*#]$/.test(digit)) return;
+    this.record(() => this.p.calls.event(this.p.tenantId, this.p.callId, 'dtmf', { digit }));
+    if (this.agentSpeaking) this.bargeIn();
+    clearTimeout(this.silenceTimer);
+    clearTimeout(this.dtmfTimer);
+    if (digit !== '#') this.digits += digit;
+    if (digit === '#' || this.digits.length >= 32) this.submitDigits();
+    else this.dtmfTimer = setTimeout(() => this.submitDigits(), DTMF_GAP_MS);
+  }
+
+  private submitDigits(): void {
+    const digits = this.digits;
+    this.digits = '';
+    if (!digits || this.outcome) return;
+    const said = `(pressed on the keypad: ${digits.split('').join(' ')})`;
+    const at = Math.round(this.p.now());
+    this.speechEndedAt = this.p.now();
+    this.silencePrompts = 0;
+    this.record(() => this.p.calls.addTurn(this.p.tenantId, this.p.callId, { speaker: 'caller', text: said, startMs: at, endMs: at }));
+    this.reply?.controller.abort();
+    this.startReply(this.respond(said, {}));
   }
 
   private bargeIn(): void {
@@ -378,6 +408,18 @@ export class CallSession {
     this.startReply(this.speakFixed(text));
     await this.reply?.done;
     this.finish({ status: 'completed', reason });
+  }
+
+  /** Ends the call from outside (the API's hang-up, a shutdown); the caller hears nothing more. */
+  hangup(reason: string): void {
+    this.record(() => this.p.calls.event(this.p.tenantId, this.p.callId, 'hangup.requested', { reason }));
+    this.finish({ status: 'completed', reason });
+  }
+
+  /** Hands the caller to a person (the API's transfer): the transport's owner connects them to `to`. */
+  transfer(to: string, reason: string): void {
+    this.record(() => this.p.calls.event(this.p.tenantId, this.p.callId, 'transfer.requested', { to, reason }));
+    this.finish({ status: 'completed', reason: 'transferred', action: { type: 'transfer_call', to, reason } });
   }
 
   private finish(outcome: CallOutcome): void {

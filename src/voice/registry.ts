@@ -38,6 +38,9 @@ export interface VoiceParts extends TenantAgent {
   behaviour: CallBehaviour;
 }
 
+/** Agent settings a phone number or a single call replaces (services/phone-numbers.ts checks them). */
+export type AgentOverrides = Partial<Pick<TenantSettingsView, 'agent_name' | 'system_prompt' | 'greeting' | 'language'>>;
+
 /** Told when a provider failed and the next one in its chain took over. */
 export type FallbackListener = (stage: 'stt' | 'llm' | 'tts', provider: string, err: unknown) => void;
 
@@ -74,8 +77,10 @@ export class ProviderRegistry {
   }
 
   /** The tenant's agent and engines for a call whose audio runs at `sampleRate`. */
-  async voiceFor(tenantId: string, opts: { sampleRate: number; onFallback?: FallbackListener }): Promise<VoiceParts> {
-    const { settings, keys, tools } = await this.settings.forProviders(tenantId);
+  async voiceFor(tenantId: string, opts: { sampleRate: number; onFallback?: FallbackListener; overrides?: AgentOverrides }): Promise<VoiceParts> {
+    const stored = await this.settings.forProviders(tenantId);
+    const { keys, tools } = stored;
+    const settings: TenantSettingsView = { ...stored.settings, ...opts.overrides };
     const notify = opts.onFallback ?? (() => {});
     const call = settings.call;
     return {

@@ -4,10 +4,17 @@
 // only connect audio and hand it here.
 import type { FastifyBaseLogger } from 'fastify';
 import type { CallService } from '../services/calls.js';
+import type { PhoneNumberOverrides } from '../services/phone-numbers.js';
+import type { CallControl } from './call-control.js';
+import { type RecordingStore, recordingKey } from '../storage/recording-store.js';
 import { type CallOutcome, CallSession } from './call-session.js';
+import { type RecordedTransport, recordTransport } from './recording.js';
 import type { ProviderRegistry } from './registry.js';
 import { toHistory } from './text-channel.js';
 import type { Transport } from './transports/transport.js';
+
+/** An outbound call's agent speaks first; a tenant without a greeting still says who is calling. */
+const outboundGreeting = (agentName: string) => `Hello, this is ${agentName}. Is this a good time to talk?`;
 
 export class VoiceCalls {
   private readonly live = new Map<string, CallSession>();
@@ -16,6 +23,8 @@ export class VoiceCalls {
     private readonly calls: CallService,
     private readonly registry: ProviderRegistry,
     private readonly log: FastifyBaseLogger,
+    private readonly recordings: RecordingStore,
+    private readonly control: CallControl,
   ) {}
 
   /** Calls whose audio this instance is handling now. */
@@ -29,11 +38,22 @@ export class VoiceCalls {
     const turns = await this.calls.transcript(tenantId, callId);
     const parts = await this.registry.voiceFor(tenantId, {
       sampleRate: transport.sampleRate,
+      // The dialled number's or the outbound request's agent settings, for this call only.
+      overrides: call.overrides as PhoneNumberOverrides,
       onFallback: (stage, provider, err) => {
         log.warn({ stage, provider, err }, 'provider failed during the call; the next one took over');
         void this.calls.event(tenantId, callId, 'provider.fallback', { stage, provider, error: err instanceof Error ? err.message : String(err) }).catch(() => {});
       },
     });
+    // Recorded unless the tenant switched it off; LiveKit rooms record themselves (Egress). The recording is stored
+    // when the session closes the transport, before it writes the call's end, or at the latest when the run ends.
+    let recorded: RecordedTransport | undefined;
+    let saving: Promise<void> | undefined;
+    const save = () => (saving ??= recorded ? this.saveRecording(tenantId, callId, recorded, log) : Promise.resolve());
+    if (parts.settings.call.recording && transport.kind !== 'livekit') {
+      recorded = recordTransport(transport, { onClose: save });
+      transport = recorded.transport;
+    }
     // The call's clock runs from its start, also across a restart: turn times never go backwards.
     const origin = performance.now() - (Date.now() - (call.startedAt ?? new Date()).getTime());
     const session = new CallSession({
@@ -47,7 +67,7 @@ export class VoiceCalls {
       calls: this.calls,
       behaviour: {
         ...parts.behaviour,
-        greeting: turns.length ? null : parts.behaviour.greeting,
+        greeting: turns.length ? null : (parts.behaviour.greeting ?? (call.direction === 'outbound' ? outboundGreeting(parts.settings.agent_name) : null)),
         // The maximum is for the whole call, not for each time it is picked up.
         maxDurationMs: Math.max(1000, parts.behaviour.maxDurationMs - (performance.now() - origin)),
       },
@@ -56,10 +76,29 @@ export class VoiceCalls {
       now: () => performance.now() - origin,
     });
     this.live.set(callId, session);
+    // Hang-up and transfer reach the session from any instance of the service.
+    const detach = this.control.attach(callId, (command) => (command.type === 'hangup' ? session.hangup(command.reason) : session.transfer(command.to, command.reason)));
     try {
       return await session.run();
     } finally {
+      detach();
       this.live.delete(callId);
+      await save();
+    }
+  }
+
+  /** Never throws: a recording that cannot be stored must not fail the call. */
+  private async saveRecording(tenantId: string, callId: string, recorded: RecordedTransport, log: FastifyBaseLogger): Promise<void> {
+    try {
+      const { wav, durationMs } = recorded.finish();
+      if (durationMs === 0) return;
+      const key = recordingKey(tenantId, callId);
+      await this.recordings.put(key, wav, 'audio/wav');
+      await this.calls.setRecording(tenantId, callId, key, durationMs);
+      await this.calls.event(tenantId, callId, 'recording.saved', { duration_ms: durationMs, bytes: wav.length });
+    } catch (err) {
+      log.error({ err }, 'recording could not be stored');
+      await this.calls.event(tenantId, callId, 'recording.failed', { error: err instanceof Error ? err.message : String(err) }).catch(() => {});
     }
   }
 }

@@ -5,6 +5,9 @@ import type { Call, CallEvent, Turn } from '../../services/calls.js';
 import type { App } from '../app.js';
 import { principalOf } from '../auth.js';
 import { errorResponses, idParams, iso, page, pageQuery } from '../schemas.js';
+import { E164, phoneNumberOverridesSchema } from '../../services/phone-numbers.js';
+import { BROWSER_STREAM_PATH } from '../../telephony/telephony.js';
+import { publicBaseUrl } from './twilio.js';
 
 const direction = z.enum(['inbound', 'outbound', 'web', 'chat']);
 export const callView = z.object({
@@ -93,5 +96,93 @@ export function callRoutes(app: App, deps: Deps): void {
     '/api/v1/calls/:id/events',
     { config: { auth: 'tenant' }, schema: { ...common, summary: 'The call’s audit trail', params: idParams, response: { 200: z.object({ items: z.array(eventView) }), ...errorResponses } } },
     async (request) => ({ items: (await deps.calls.events(principalOf(request).tenantId, request.params.id)).map(toEvent) }),
+  );
+
+  // ---- live calls: outbound phone calls, browser calls, hang-up and transfer ----
+
+  app.post(
+    '/api/v1/calls',
+    {
+      config: { auth: 'tenant_write' },
+      schema: {
+        ...common,
+        summary: 'Place an outbound phone call (Twilio); the agent speaks first when it is answered',
+        description:
+          'From `from_number_id` (one of the tenant’s numbers) or the tenant’s oldest active number. `overrides` change the agent for this call only. ' +
+          'The call starts `queued`; Twilio’s status callbacks move it on. 422 call_rejected when Twilio refuses the destination, 503 twilio_not_configured without Twilio.',
+        body: z.strictObject({ to: z.string().regex(E164, 'must be an E.164 number such as +14155550100'), from_number_id: z.uuid().optional(), overrides: phoneNumberOverridesSchema.optional() }),
+        response: { 201: callView, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { to, from_number_id: fromNumberId, overrides } = request.body;
+      const call = await deps.telephony.placeCall(principalOf(request).tenantId, { to, fromNumberId, overrides }, publicBaseUrl(deps, request));
+      return reply.status(201).send(toCall(call));
+    },
+  );
+
+  app.post(
+    '/api/v1/calls/web',
+    {
+      config: { auth: 'tenant' },
+      schema: {
+        ...common,
+        summary: 'Start a browser call: a call id and a short-lived token for its audio websocket',
+        description:
+          'Open `stream_url` (a websocket) within `expires_at`. Both ways: binary messages of 16 kHz 16-bit little-endian mono PCM. ' +
+          'Text messages from the browser: `{"type":"dtmf","digit"}`, `{"type":"end"}`; from us: `{"type":"mark","name"}` after each sentence, ' +
+          '`{"type":"clear"}` when the caller interrupts (drop what is buffered), `{"type":"end","reason"}` when the call ends.',
+        body: z.strictObject({ overrides: phoneNumberOverridesSchema.optional() }).nullish(),
+        response: { 201: z.object({ call_id: z.uuid(), token: z.string(), stream_url: z.string(), sample_rate: z.literal(16000), expires_at: z.string() }), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const p = principalOf(request);
+      const { call, token, expiresAt } = await deps.telephony.startWebCall(p.tenantId, p.kind === 'user' ? p.userId : undefined, request.body?.overrides);
+      const streamUrl = `${publicBaseUrl(deps, request).replace(/^http/, 'ws')}${BROWSER_STREAM_PATH}?token=${encodeURIComponent(token)}`;
+      return reply.status(201).send({ call_id: call.id, token, stream_url: streamUrl, sample_rate: 16000 as const, expires_at: expiresAt.toISOString() });
+    },
+  );
+
+  app.get(
+    BROWSER_STREAM_PATH,
+    {
+      websocket: true,
+      config: { auth: 'public' },
+      schema: { ...common, summary: 'A browser call’s audio websocket (see POST /api/v1/calls/web); the token in the query names the call', querystring: z.object({ token: z.string().max(2000) }) },
+    },
+    (socket, request) => {
+      void deps.telephony.acceptBrowser(socket, request.query.token).catch((err: unknown) => app.log.error({ err }, 'browser call failed'));
+    },
+  );
+
+  app.post(
+    '/api/v1/calls/:id/hangup',
+    {
+      config: { auth: 'tenant' },
+      schema: { ...common, summary: 'Hang up a live call (wherever its audio is handled)', params: idParams, response: { 202: z.object({ status: z.literal('ending') }), ...errorResponses } },
+    },
+    async (request, reply) => {
+      await deps.telephony.hangup(principalOf(request).tenantId, request.params.id);
+      return reply.status(202).send({ status: 'ending' as const });
+    },
+  );
+
+  app.post(
+    '/api/v1/calls/:id/transfer',
+    {
+      config: { auth: 'tenant_write' },
+      schema: {
+        ...common,
+        summary: 'Transfer a live phone call to a person',
+        params: idParams,
+        body: z.strictObject({ to: z.string().regex(E164, 'must be an E.164 number such as +14155550100') }),
+        response: { 202: z.object({ status: z.literal('transferring') }), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      await deps.telephony.transfer(principalOf(request).tenantId, request.params.id, request.body.to);
+      return reply.status(202).send({ status: 'transferring' as const });
+    },
   );
 }

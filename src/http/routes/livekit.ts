@@ -1,0 +1,219 @@
+// /api/v1/voice/livekit: web calls over LiveKit (a call row, its room and a join token), the tenant's rooms, SIP
+// numbers connected to LiveKit; and /api/v1/webhooks/livekit, where LiveKit reports what happened in the rooms.
+// Everything is tenant-scoped by room name; without LiveKit configured every route answers 503.
+import { z } from 'zod';
+import type { Deps } from '../../deps.js';
+import { E164 } from '../../services/phone-numbers.js';
+import { CALLER_IDENTITY, type LiveKitRoom, type LiveKitService, type LiveKitWebhookEvent, parseRoomName } from '../../telephony/livekit.js';
+import type { App } from '../app.js';
+import { principalOf } from '../auth.js';
+import { AppError } from '../errors.js';
+import { errorEnvelope, errorResponses } from '../schemas.js';
+
+/** Long enough to open the page and join; LiveKit itself refreshes the token of a connected participant. */
+const CALLER_TOKEN_TTL_MS = 15 * 60_000;
+/** The webhook events written to the call's audit trail (as `livekit.<event>`). */
+const RECORDED_EVENTS = new Set(['room_started', 'room_finished', 'participant_joined', 'participant_left', 'egress_ended']);
+
+const roomView = z.object({
+  name: z.string(),
+  sid: z.string(),
+  call_id: z.uuid().nullable(),
+  num_participants: z.number().int(),
+  created_at: z.string(),
+});
+const toRoomView = (r: LiveKitRoom): z.infer<typeof roomView> => ({
+  name: r.name,
+  sid: r.sid,
+  call_id: r.callId ?? null,
+  num_participants: r.numParticipants,
+  created_at: r.createdAt.toISOString(),
+});
+
+const unavailable = { 502: errorEnvelope, 503: errorEnvelope };
+
+function liveKitOf(deps: Deps): LiveKitService {
+  if (!deps.livekit) throw new AppError('livekit_not_configured', 'LiveKit is not configured on this server (LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)');
+  return deps.livekit;
+}
+
+export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
+  const common = { tags: ['livekit'], security: [{ bearer: [] }] };
+
+  /** A web call: the call row, then its room; a room that cannot be made leaves the call failed, not dangling. */
+  const startWebCall = async (tenantId: string, userId: string | undefined) => {
+    const lk = liveKitOf(deps);
+    const call = await deps.calls.start(tenantId, { direction: 'web', userId });
+    try {
+      return { lk, call, room: await lk.createRoom(tenantId, call.id) };
+    } catch (err) {
+      await deps.calls.end(tenantId, call.id, 'failed', 'livekit room could not be created');
+      throw err;
+    }
+  };
+
+  app.post(
+    '/api/v1/voice/livekit/token',
+    {
+      config: { auth: 'tenant' },
+      schema: {
+        ...common,
+        summary: 'Start a web call: a call record, its LiveKit room, and a token for the browser to join it',
+        description: 'The token joins this one room only, publishing a microphone and subscribing to the agent; connect to `url` with it.',
+        // A POST without a body arrives as null.
+        body: z.strictObject({ name: z.string().trim().min(1).max(100).optional().describe('Display name in the room') }).nullish(),
+        response: {
+          201: z.object({ call_id: z.uuid(), room: z.string(), token: z.string(), url: z.string(), expires_at: z.string() }),
+          ...unavailable,
+          ...errorResponses,
+        },
+      },
+    },
+    async (request, reply) => {
+      const p = principalOf(request);
+      const { lk, call, room } = await startWebCall(p.tenantId, p.kind === 'user' ? p.userId : undefined);
+      const t = await lk.callerToken(p.tenantId, call.id, CALLER_IDENTITY, CALLER_TOKEN_TTL_MS, request.body?.name);
+      return reply.status(201).send({ call_id: call.id, room: room.name, token: t.token, url: lk.clientUrl, expires_at: t.expiresAt.toISOString() });
+    },
+  );
+
+  app.get(
+    '/api/v1/voice/livekit/rooms',
+    { config: { auth: 'tenant' }, schema: { ...common, summary: 'The tenant’s active LiveKit rooms', response: { 200: z.object({ items: z.array(roomView) }), ...unavailable, ...errorResponses } } },
+    async (request) => ({ items: (await liveKitOf(deps).listRooms(principalOf(request).tenantId)).map(toRoomView) }),
+  );
+
+  app.post(
+    '/api/v1/voice/livekit/rooms',
+    {
+      config: { auth: 'tenant' },
+      schema: {
+        ...common,
+        summary: 'Create a room for a new web call (without a join token)',
+        response: { 201: z.object({ call_id: z.uuid(), room: roomView }), ...unavailable, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const p = principalOf(request);
+      const { call, room } = await startWebCall(p.tenantId, p.kind === 'user' ? p.userId : undefined);
+      return reply.status(201).send({ call_id: call.id, room: toRoomView(room) });
+    },
+  );
+
+  app.delete(
+    '/api/v1/voice/livekit/rooms/:name',
+    {
+      config: { auth: 'tenant_write' },
+      schema: {
+        ...common,
+        summary: 'Close a room: everyone in it is disconnected and its call ends',
+        params: z.strictObject({ name: z.string().min(1).max(256) }),
+        response: { 204: z.null(), ...unavailable, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { tenantId } = principalOf(request);
+      await liveKitOf(deps).deleteRoom(tenantId, request.params.name);
+      // LiveKit's room_finished webhook would end the call too; not every deployment has webhooks set up.
+      const callId = parseRoomName(request.params.name)?.callId;
+      if (callId) await deps.calls.end(tenantId, callId, 'completed', 'livekit room deleted');
+      return reply.status(204).send(null);
+    },
+  );
+
+  app.post(
+    '/api/v1/voice/livekit/sip',
+    {
+      config: { auth: 'tenant_write' },
+      schema: {
+        ...common,
+        summary: 'Connect the tenant’s phone numbers to LiveKit: an inbound SIP trunk and a dispatch rule (a room per call)',
+        description: 'Each number must be one of the tenant’s active phone numbers. Point the carrier’s SIP trunk at `sip_uri`.',
+        body: z.strictObject({ numbers: z.array(z.string().regex(E164, 'must be an E.164 number such as +14155550100')).min(1).max(50) }),
+        response: {
+          201: z.object({ trunk_id: z.string(), dispatch_rule_id: z.string(), numbers: z.array(z.string()), room_prefix: z.string(), sip_uri: z.string().nullable() }),
+          ...unavailable,
+          ...errorResponses,
+        },
+      },
+    },
+    async (request, reply) => {
+      const lk = liveKitOf(deps);
+      const { tenantId } = principalOf(request);
+      const numbers = [...new Set(request.body.numbers)];
+      // Only numbers this tenant holds: connecting another tenant's number would send its callers here. Another
+      // tenant's number and an unknown one get the same answer.
+      const details = [];
+      for (const [i, n] of numbers.entries()) {
+        const owner = await deps.phoneNumbers.findForInbound(n);
+        if (owner?.tenantId !== tenantId) details.push({ field: `body.numbers.${i}`, message: 'is not an active phone number of this tenant' });
+      }
+      if (details.length) throw new AppError('validation_error', details.map((d) => `${d.field}: ${d.message}`).join('; '), details);
+      const s = await lk.provisionSip(tenantId, numbers);
+      return reply.status(201).send({ trunk_id: s.trunkId, dispatch_rule_id: s.dispatchRuleId, numbers: s.numbers, room_prefix: s.roomPrefix, sip_uri: s.sipUri ?? null });
+    },
+  );
+
+  // The webhook needs the exact bytes LiveKit signed, so in its own scope JSON bodies stay raw.
+  await app.register(async (scope) => {
+    scope.removeContentTypeParser(['application/json']);
+    scope.addContentTypeParser(['application/json', 'application/webhook+json'], { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+    (scope as App).post(
+      '/api/v1/webhooks/livekit',
+      {
+        config: { auth: 'public' },
+        schema: {
+          tags: ['livekit', 'webhooks'],
+          summary: 'LiveKit webhook receiver (signed by LiveKit with the API secret)',
+          description:
+            'Verified like LiveKit’s WebhookReceiver: `Authorization` is a JWT from our API key whose `sha256` claim is the ' +
+            'hash of the body. Room, participant and egress events of a call’s room are recorded on that call; ' +
+            '`room_finished` ends it. Events for rooms that are not a call of ours are acknowledged and ignored.',
+          response: { 200: z.object({ received: z.literal(true), recorded: z.boolean() }), 400: errorEnvelope, 403: errorEnvelope, 503: errorEnvelope },
+        },
+      },
+      async (request) => {
+        const lk = liveKitOf(deps);
+        const raw = Buffer.isBuffer(request.body) ? request.body.toString('utf8') : '';
+        const event = await lk.verifyWebhook(raw, request.headers.authorization);
+        const recorded = await recordWebhook(deps, event);
+        request.log.info({ event: event.event, eventId: event.id, recorded }, 'livekit webhook');
+        return { received: true as const, recorded };
+      },
+    );
+  });
+}
+
+/**
+ * Writes a verified event on the call its room carries. The tenant and call come from the room name and the call
+ * must exist for that tenant; LiveKit retries deliveries, so an event id already recorded is not written again.
+ */
+async function recordWebhook(deps: Deps, event: LiveKitWebhookEvent): Promise<boolean> {
+  if (!RECORDED_EVENTS.has(event.event)) return false;
+  const roomName = event.room?.name || event.egressInfo?.roomName || '';
+  const owner = parseRoomName(roomName);
+  if (!owner?.callId) return false;
+  const { tenantId, callId } = owner;
+  const events = await deps.calls.events(tenantId, callId).catch((err: unknown) => {
+    if (err instanceof AppError && err.code === 'not_found') return undefined;
+    throw err;
+  });
+  if (!events) return false;
+  if (event.id && events.some((e) => e.extraData.livekit_event_id === event.id)) return false;
+
+  const egress = event.egressInfo;
+  await deps.calls.event(tenantId, callId, `livekit.${event.event}`, {
+    livekit_event_id: event.id,
+    room: roomName,
+    ...(event.room?.sid && { room_sid: event.room.sid }),
+    ...(event.participant && { participant_identity: event.participant.identity, participant_kind: event.participant.kind }),
+    ...(egress && {
+      egress_id: egress.egressId,
+      egress_status: egress.status,
+      ...(egress.error && { egress_error: egress.error }),
+      files: egress.fileResults.map((f) => ({ filename: f.filename, location: f.location })),
+    }),
+  });
+  if (event.event === 'room_finished') await deps.calls.end(tenantId, callId, 'completed', 'livekit room finished');
+  return true;
+}

@@ -1,0 +1,73 @@
+// Call recordings: a tenant asks for a call's recording and gets a short-lived signed URL (the bucket's own presigned
+// URL, or ours); /api/v1/recordings/<key> serves the local store's files to whoever holds a valid, unexpired URL.
+import { z } from 'zod';
+import type { Deps } from '../../deps.js';
+import { LocalRecordingStore } from '../../storage/local-store.js';
+import type { App } from '../app.js';
+import { principalOf } from '../auth.js';
+import { AppError } from '../errors.js';
+import { errorResponses, idParams } from '../schemas.js';
+
+const recordingView = z.object({
+  /** Absolute for a bucket; for the local store, absolute when PUBLIC_BASE_URL is set, else relative to this API. */
+  url: z.string(),
+  expires_at: z.string(),
+  duration_ms: z.number().int().nullable(),
+});
+
+export function recordingRoutes(app: App, deps: Deps): void {
+  app.get(
+    '/api/v1/calls/:id/recording',
+    {
+      config: { auth: 'tenant' },
+      schema: {
+        tags: ['calls'],
+        security: [{ bearer: [] }],
+        summary: 'A short-lived download URL for the call’s stereo WAV recording (caller left, agent right)',
+        params: idParams,
+        response: { 200: recordingView, ...errorResponses },
+      },
+    },
+    async (request) => {
+      // Another tenant's call is not found, like one that does not exist.
+      const call = await deps.calls.get(principalOf(request).tenantId, request.params.id);
+      if (!call.recordingKey) throw new AppError('not_found', 'This call has no recording');
+      const ttlMs = deps.config.recordings.urlTtlMs;
+      const expiresAt = new Date(Date.now() + ttlMs);
+      const url = await deps.recordings.signedUrl(call.recordingKey, ttlMs);
+      return { url, expires_at: expiresAt.toISOString(), duration_ms: call.recordingMs };
+    },
+  );
+
+  app.get(
+    '/api/v1/recordings/*',
+    {
+      // The signature in the URL is the credential: a browser's <audio> element or a download link cannot send a token.
+      config: { auth: 'public' },
+      schema: {
+        tags: ['calls'],
+        summary: 'Downloads a recording from the local store with the signed URL the recording endpoint gave',
+        params: z.object({ '*': z.string() }),
+        description: 'Answers audio/wav; 403 `forbidden` when the link is tampered with or expired, 404 `not_found` when the recording is gone.',
+        querystring: z.object({ expires: z.string().max(20).optional(), signature: z.string().max(200).optional() }),
+      },
+    },
+    async (request, reply) => {
+      const store = deps.recordings;
+      // With a bucket configured, downloads go to the bucket: this route serves nothing.
+      if (!(store instanceof LocalRecordingStore)) throw new AppError('not_found', 'Recordings are not served from here');
+      const key = request.params['*'];
+      const check = store.verifyRecordingUrl(key, request.query.expires, request.query.signature);
+      if (check === 'expired') throw new AppError('forbidden', 'This recording link has expired; ask for a new one');
+      if (check !== 'valid') throw new AppError('forbidden', 'This recording link is not valid');
+      const wav = await store.get(key);
+      if (!wav) throw new AppError('not_found', 'Recording not found');
+      return reply
+        .type('audio/wav')
+        .header('content-disposition', `inline; filename="${key.split('/').at(-1)}"`)
+        .header('cache-control', 'private, no-store')
+        .header('x-content-type-options', 'nosniff')
+        .send(wav);
+    },
+  );
+}

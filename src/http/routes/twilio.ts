@@ -1,0 +1,110 @@
+// Twilio's side of phone calls: the voice webhook (answers with TwiML), status callbacks, and the Media Streams
+// websocket. Every webhook is checked against X-Twilio-Signature before anything is read from it: 403 otherwise.
+import type { FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { Deps } from '../../deps.js';
+import { TWILIO_STATUS_PATH, TWILIO_STREAM_PATH, TWILIO_VOICE_PATH } from '../../telephony/telephony.js';
+import { type TwilioParams, verifyTwilioBodySignature, verifyTwilioSignature } from '../../telephony/twilio-signature.js';
+import type { App } from '../app.js';
+import { AppError } from '../errors.js';
+import { errorResponses } from '../schemas.js';
+
+/** The request as Twilio sent it: the raw body (for bodySHA256) and its form parameters. */
+interface TwilioBody {
+  raw: string;
+  params: TwilioParams;
+}
+
+/** The public URL Twilio called: PUBLIC_BASE_URL behind a proxy, else what the request says. */
+export function publicBaseUrl(deps: Deps, request: FastifyRequest): string {
+  return deps.config.publicBaseUrl ?? `${request.protocol}://${request.host}`;
+}
+
+/** Checks the signature (form or bodySHA256 variant) and returns the parameters as single values. */
+function verified(deps: Deps, request: FastifyRequest): Record<string, string> {
+  const token = deps.telephony.twilioAuthToken;
+  if (!token) throw new AppError('twilio_not_configured', 'Twilio is not configured on this server (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)');
+  const url = `${publicBaseUrl(deps, request)}${request.url}`;
+  const signature = request.headers['x-twilio-signature'];
+  const body = (request.body ?? { raw: '', params: {} }) as TwilioBody;
+  const sig = typeof signature === 'string' ? signature : undefined;
+  const ok = new URL(url).searchParams.has('bodySHA256') ? verifyTwilioBodySignature(token, sig, url, body.raw) : verifyTwilioSignature(token, sig, url, body.params);
+  if (!ok) {
+    request.log.warn({ url: request.url }, 'Twilio webhook with a bad or missing signature');
+    throw new AppError('invalid_signature', 'X-Twilio-Signature does not match this request');
+  }
+  const single: Record<string, string> = {};
+  for (const [k, v] of Object.entries(body.params)) single[k] = Array.isArray(v) ? v[0]! : v;
+  if (body.raw.trimStart().startsWith('{')) {
+    // The JSON variant: its fields are the parameters.
+    try {
+      for (const [k, v] of Object.entries(JSON.parse(body.raw) as Record<string, unknown>)) if (typeof v === 'string') single[k] = v;
+    } catch {
+      throw new AppError('invalid_json', 'The webhook body is not valid JSON');
+    }
+  }
+  return single;
+}
+
+const twimlResponse = { 200: z.string().describe('TwiML'), ...errorResponses };
+
+export async function twilioRoutes(app: App, deps: Deps): Promise<void> {
+  const common = { tags: ['twilio'] };
+
+  await app.register(async (scope) => {
+    // Form bodies keep every value of a repeated parameter: the signature covers all of them.
+    scope.addContentTypeParser(['application/x-www-form-urlencoded', 'application/json'], { parseAs: 'string' }, (_request, raw, done) => {
+      const params: TwilioParams = {};
+      if (!String(raw).trimStart().startsWith('{')) {
+        for (const [k, v] of new URLSearchParams(String(raw))) {
+          const prev = params[k];
+          params[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+        }
+      }
+      done(null, { raw: String(raw), params } satisfies TwilioBody);
+    });
+
+    scope.post(
+      TWILIO_VOICE_PATH,
+      {
+        config: { auth: 'public' },
+        schema: {
+          ...common,
+          summary: 'Twilio voice webhook: TwiML connecting the call to the agent',
+          description:
+            'Signed by Twilio (X-Twilio-Signature; 403 otherwise). An inbound call finds its tenant by the dialled number and gets `<Connect><Stream>` ' +
+            '(media_stream mode, with a short-lived per-call token) or `<Dial><Sip>` (livekit mode); an unknown number hears a polite message and the call ends.',
+        },
+      },
+      async (request, reply) => {
+        const params = verified(deps, request);
+        const twiml = await deps.telephony.voiceWebhook(params, publicBaseUrl(deps, request));
+        return reply.type('text/xml').send(twiml);
+      },
+    );
+
+    scope.post(
+      TWILIO_STATUS_PATH,
+      {
+        config: { auth: 'public' },
+        schema: { ...common, summary: 'Twilio status callback: the call’s status and timing (applied once, in order)', response: { 204: z.null(), ...errorResponses } },
+      },
+      async (request, reply) => {
+        await deps.telephony.statusWebhook(verified(deps, request));
+        return reply.status(204).send();
+      },
+    );
+  });
+
+  app.get(
+    TWILIO_STREAM_PATH,
+    {
+      websocket: true,
+      config: { auth: 'public' },
+      schema: { ...common, summary: 'Twilio Media Streams websocket (the `start` message carries the call token from our TwiML)', response: { 101: z.null(), ...twimlResponse } },
+    },
+    (socket) => {
+      void deps.telephony.acceptTwilioStream(socket).catch((err: unknown) => app.log.error({ err }, 'media stream failed'));
+    },
+  );
+}

@@ -1,0 +1,172 @@
+// A tenant's phone numbers: registration (one owner per number across the platform), per-number call mode and
+// agent overrides, and the lookup that tells an inbound call which tenant it belongs to.
+import { and, asc, count, desc, eq } from 'drizzle-orm';
+import { z } from 'zod';
+import type { Db } from '../db/client.js';
+import { phoneNumbers, tenants } from '../db/schema.js';
+import { AppError, notFound } from '../http/errors.js';
+
+/** E.164 as Twilio sends it in `To`; nothing is normalised, so what is stored is exactly what will be matched. */
+export const E164 = /^\+[1-9]\d{6,14}$/;
+/** A Twilio IncomingPhoneNumber SID, as Twilio prints it (lower-case hex). */
+export const TWILIO_NUMBER_SID = /^PN[0-9a-f]{32}$/;
+const NUMBER_UNIQUE_INDEX = 'phone_numbers_number_key';
+
+export const TELEPHONY_MODES = ['media_stream', 'livekit'] as const;
+export type TelephonyMode = (typeof TELEPHONY_MODES)[number];
+
+/**
+ * Agent settings a number changes for its calls, merged over the tenant's settings: a key left out keeps the
+ * tenant's value, and null (greeting, system_prompt) means none on this number, as it does in the settings.
+ * The limits are those of PUT /api/v1/settings/tenant, so an override can hold anything the settings can.
+ */
+export const phoneNumberOverridesSchema = z.strictObject({
+  agent_name: z.string().trim().min(1).max(100).optional(),
+  system_prompt: z.string().max(20_000).nullable().optional(),
+  greeting: z.string().max(1_000).nullable().optional(),
+  language: z
+    .string()
+    .regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'must be a language tag such as en or en-US')
+    .optional(),
+});
+export type PhoneNumberOverrides = z.infer<typeof phoneNumberOverridesSchema>;
+
+type Row = typeof phoneNumbers.$inferSelect;
+export type PhoneNumber = Omit<Row, 'overrides'> & { overrides: PhoneNumberOverrides };
+
+export interface NewPhoneNumber {
+  number: string;
+  friendlyName?: string | null;
+  providerSid?: string | null;
+  isActive?: boolean;
+  mode?: TelephonyMode | null;
+  overrides?: PhoneNumberOverrides;
+}
+/** Fields left out keep their value; `overrides`, when given, replaces the whole object. */
+export type PhoneNumberPatch = Partial<NewPhoneNumber>;
+
+/** Only ever written through phoneNumberOverridesSchema (the routes), so the stored JSON has its shape. */
+const toPhoneNumber = (row: Row): PhoneNumber => ({ ...row, overrides: row.overrides as PhoneNumberOverrides });
+
+/**
+ * A unique violation of the number index, from either driver (pg error code 23505; drizzle may wrap it in
+ * `cause`). Another unique index failing must not be reported as "number taken".
+ */
+function isNumberTaken(err: unknown): boolean {
+  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
+    const { code, constraint } = e as { code?: string; constraint?: string };
+    if (code === '23505') return constraint === undefined || constraint === NUMBER_UNIQUE_INDEX;
+  }
+  return false;
+}
+
+// The same answer whether the number is this tenant's or another's: who holds a number is not the caller's business.
+const taken = () => new AppError('phone_number_taken', 'This phone number is already registered');
+
+export class PhoneNumberService {
+  constructor(private readonly db: Db) {}
+
+  /**
+   * Registers a number. Uniqueness is left to the database's unique index, not to a prior lookup, so two
+   * concurrent registrations of one number give one row and one `phone_number_taken`.
+   */
+  async create(tenantId: string, input: NewPhoneNumber): Promise<PhoneNumber> {
+    const [row] = await this.db
+      .insert(phoneNumbers)
+      .values({
+        tenantId,
+        number: input.number,
+        friendlyName: input.friendlyName ?? null,
+        providerSid: input.providerSid ?? null,
+        isActive: input.isActive ?? true,
+        mode: input.mode ?? null,
+        overrides: input.overrides ?? {},
+      })
+      // Only a clash on the number is absorbed (another unique index failing still throws); a concurrent insert
+      // of the same number makes this one wait for it and then return no row.
+      .onConflictDoNothing({ target: phoneNumbers.number })
+      .returning();
+    if (!row) throw taken();
+    return toPhoneNumber(row);
+  }
+
+  async list(tenantId: string, page: { limit: number; offset: number }): Promise<{ items: PhoneNumber[]; total: number }> {
+    const where = eq(phoneNumbers.tenantId, tenantId);
+    const [items, [total]] = await Promise.all([
+      this.db.select().from(phoneNumbers).where(where).orderBy(desc(phoneNumbers.createdAt), desc(phoneNumbers.id)).limit(page.limit).offset(page.offset),
+      this.db.select({ n: count() }).from(phoneNumbers).where(where),
+    ]);
+    return { items: items.map(toPhoneNumber), total: total?.n ?? 0 };
+  }
+
+  async get(tenantId: string, id: string): Promise<PhoneNumber> {
+    const [row] = await this.db.select().from(phoneNumbers).where(and(eq(phoneNumbers.tenantId, tenantId), eq(phoneNumbers.id, id)));
+    if (!row) throw notFound('Phone number');
+    return toPhoneNumber(row);
+  }
+
+  async update(tenantId: string, id: string, patch: PhoneNumberPatch): Promise<PhoneNumber> {
+    const values = {
+      ...(patch.number !== undefined && { number: patch.number }),
+      ...(patch.friendlyName !== undefined && { friendlyName: patch.friendlyName }),
+      ...(patch.providerSid !== undefined && { providerSid: patch.providerSid }),
+      ...(patch.isActive !== undefined && { isActive: patch.isActive }),
+      ...(patch.mode !== undefined && { mode: patch.mode }),
+      ...(patch.overrides !== undefined && { overrides: patch.overrides }),
+    };
+    // An empty patch changes nothing; an UPDATE with no columns is not valid SQL.
+    if (Object.keys(values).length === 0) return this.get(tenantId, id);
+    try {
+      // Scoped by tenant in the WHERE: another tenant's id matches no row (404), and never reaches the unique
+      // index, so a PATCH cannot be used to probe which numbers exist elsewhere. UPDATE has no ON CONFLICT, so
+      // a clash is the index's error; inside a transaction the failed statement is rolled back explicitly, which
+      // the PGlite socket server of the wire tests needs (a failed autocommit statement drops its connection).
+      const [row] = await this.db.transaction((tx) =>
+        tx
+          .update(phoneNumbers)
+          .set(values)
+          .where(and(eq(phoneNumbers.tenantId, tenantId), eq(phoneNumbers.id, id)))
+          .returning(),
+      );
+      if (!row) throw notFound('Phone number');
+      return toPhoneNumber(row);
+    } catch (err) {
+      if (isNumberTaken(err)) throw taken();
+      throw err;
+    }
+  }
+
+  /** Calls that came in on the number keep their records; the database sets their phone_number_id to null. */
+  async remove(tenantId: string, id: string): Promise<void> {
+    const rows = await this.db
+      .delete(phoneNumbers)
+      .where(and(eq(phoneNumbers.tenantId, tenantId), eq(phoneNumbers.id, id)))
+      .returning({ id: phoneNumbers.id });
+    if (rows.length === 0) throw notFound('Phone number');
+  }
+
+  /**
+   * Which tenant an inbound call to `number` belongs to (the Twilio webhook's `To`), or null. An exact match on
+   * an active number: a switched-off number answers no calls.
+   */
+  /** The number outbound calls come from when none is named: the tenant's oldest active one. */
+  async firstActive(tenantId: string): Promise<PhoneNumber | undefined> {
+    const [row] = await this.db
+      .select()
+      .from(phoneNumbers)
+      .where(and(eq(phoneNumbers.tenantId, tenantId), eq(phoneNumbers.isActive, true)))
+      .orderBy(asc(phoneNumbers.createdAt), asc(phoneNumbers.id))
+      .limit(1);
+    return row && toPhoneNumber(row);
+  }
+
+  async findForInbound(number: string): Promise<{ tenantId: string; phoneNumber: PhoneNumber } | null> {
+    // A suspended tenant's numbers answer like unknown ones: its agent must not take calls.
+    const [row] = await this.db
+      .select({ number: phoneNumbers })
+      .from(phoneNumbers)
+      .innerJoin(tenants, eq(tenants.id, phoneNumbers.tenantId))
+      .where(and(eq(phoneNumbers.number, number), eq(phoneNumbers.isActive, true), eq(tenants.status, 'active')));
+    return row ? { tenantId: row.number.tenantId, phoneNumber: toPhoneNumber(row.number) } : null;
+  }
+}

@@ -1,0 +1,393 @@
+// The Twilio side of a bidirectional Media Stream, for the simulator, the benchmark and tests: reads the TwiML
+// <Connect><Stream>, opens the websocket, streams the caller's mu-law audio in real time, and plays what the
+// service sends the way Twilio does (real-time buffer, marks echoed once played, clear), recording what was heard.
+import { randomBytes } from 'node:crypto';
+import { type RawData, WebSocket } from 'ws';
+import { durationMs, encodeWav, FRAME_MS, muLawDecode, muLawEncode } from '../voice/audio.js';
+
+const SAMPLE_RATE = 8000;
+const FRAME_SAMPLES = (SAMPLE_RATE * FRAME_MS) / 1000;
+/** How often the sender looks at the clock; frames still go out on the 20 ms grid. */
+const TICK_MS = 5;
+
+export interface HeardAudio {
+  pcm: Int16Array;
+  /** ms since the start message. */
+  atMs: number;
+}
+
+export interface EchoedMark {
+  name: string;
+  /** ms since the start message. */
+  atMs: number;
+  /** False when it was echoed because a clear dropped the audio before it. */
+  played: boolean;
+}
+
+export interface TwilioCallerOptions {
+  /** The <Stream url> (ws:// or wss://). */
+  url: string;
+  /** <Parameter>s: they arrive as start.customParameters. */
+  parameters?: Record<string, string>;
+  callSid?: string;
+  accountSid?: string;
+  /** Peak amplitude of the line noise sent while the caller is quiet. */
+  noiseAmplitude?: number;
+  /** Network and jitter-buffer delay before audio reaching an idle line starts playing. */
+  playoutDelayMs?: number;
+}
+
+type Json = Record<string, unknown>;
+type Buffered = { pcm: Int16Array } | { mark: string };
+
+/** The <Stream> of a <Connect> in a TwiML document, with its <Parameter>s; null when there is none. */
+export function parseConnectStream(twiml: string): { url: string; parameters: Record<string, string> } | null {
+  const stack: string[] = [];
+  let found: { url: string; parameters: Record<string, string> } | null = null;
+  /** Depth of the open <Stream> being read, or -1. */
+  let streamDepth = -1;
+  let i = 0;
+  while (i < twiml.length) {
+    const lt = twiml.indexOf('<', i);
+    if (lt < 0) break;
+    // Comments, CDATA, the declaration and doctypes may contain '<' and '>' that are not tags.
+    const skipTo = twiml.startsWith('<!--', lt) ? '-->' : twiml.startsWith('<![CDATA[', lt) ? ']]>' : twiml.startsWith('<?', lt) ? '?>' : twiml.startsWith('<!', lt) ? '>' : null;
+    if (skipTo) {
+      const end = twiml.indexOf(skipTo, lt);
+      if (end < 0) return null;
+      i = end + skipTo.length;
+      continue;
+    }
+    TAG.lastIndex = lt;
+    const m = TAG.exec(twiml);
+    if (!m) return null;
+    i = TAG.lastIndex;
+    const [, closing, name = '', rawAttrs = '', selfClosing] = m;
+    if (closing) {
+      // Tolerates stray closers instead of failing: only the Connect > Stream > Parameter path matters.
+      const at = stack.lastIndexOf(name);
+      if (at >= 0) stack.length = at;
+      if (streamDepth >= 0 && stack.length <= streamDepth) {
+        if (found) return found;
+        streamDepth = -1;
+      }
+      continue;
+    }
+    const attrs = parseAttributes(rawAttrs);
+    if (name === 'Stream' && stack[stack.length - 1] === 'Connect' && streamDepth < 0) {
+      const url = attrs.url;
+      if (url) {
+        found = { url, parameters: {} };
+        if (selfClosing) return found;
+        streamDepth = stack.length;
+      }
+    } else if (name === 'Parameter' && found && streamDepth >= 0 && stack.length === streamDepth + 1 && attrs.name !== undefined) {
+      found.parameters[attrs.name] = attrs.value ?? '';
+    }
+    if (!selfClosing) stack.push(name);
+  }
+  return found;
+}
+
+const TAG = /<(\/?)([A-Za-z_][\w:.-]*)((?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*)\s*(\/?)>/y;
+const ATTR = /([^\s=/>]+)\s*=\s*(?:"([^"]*)"|'([^']*)')/g;
+
+function parseAttributes(raw: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of raw.matchAll(ATTR)) out[m[1]!] = unescapeXml(m[2] ?? m[3] ?? '');
+  return out;
+}
+
+const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+
+function unescapeXml(s: string): string {
+  return s.replace(/&(?:#(\d+)|#x([0-9a-fA-F]+)|(amp|lt|gt|quot|apos));/g, (whole, dec?: string, hex?: string, named?: string) => {
+    if (named) return ENTITIES[named] ?? whole;
+    const code = dec ? Number.parseInt(dec, 10) : Number.parseInt(hex!, 16);
+    return code <= 0x10ffff ? String.fromCodePoint(code) : whole;
+  });
+}
+
+const hex32 = () => randomBytes(16).toString('hex');
+
+export class TwilioCallerLeg {
+  /** Agent audio in the order it was played. */
+  readonly heard: HeardAudio[] = [];
+  /** When (ms since start) a clear arrived. */
+  readonly clears: number[] = [];
+  /** Marks echoed back to the service. */
+  readonly marks: EchoedMark[] = [];
+  /**
+   * Gaps between consecutive media messages from the service, in ms: its pacing. A mark or clear between two
+   * messages starts a new run, since the pause between utterances is not a pacing fault.
+   */
+  readonly outboundGapsMs: number[] = [];
+  /** What the service sent that Twilio would reject or ignore (bad JSON, wrong streamSid, unknown events). */
+  readonly protocolErrors: string[] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+
+  private startedAt = 0;
+  private sequence = 0;
+  private chunk = 0;
+  private ticker: NodeJS.Timeout | undefined;
+  private pending: { pcm: Int16Array; done: () => void }[] = [];
+  private buffer: Buffered[] = [];
+  private playingUntil = 0;
+  private drainTimer: NodeJS.Timeout | undefined;
+  private lastMediaAt: number | undefined;
+  private ended = false;
+
+  private constructor(
+    private readonly socket: WebSocket,
+    readonly streamSid: string,
+    readonly callSid: string,
+    readonly accountSid: string,
+    private readonly parameters: Record<string, string>,
+    private readonly noiseAmplitude: number,
+    private readonly playoutDelayMs: number,
+  ) {
+    this.closed = new Promise((resolve) => {
+      socket.once('close', (code, reason) => {
+        this.stop();
+        resolve({ code, reason: reason.toString('utf8') });
+      });
+    });
+    socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+  }
+
+  /** Opens the stream like Twilio: `connected`, `start`, then a media message every 20 ms. */
+  static async connect(opts: TwilioCallerOptions): Promise<TwilioCallerLeg> {
+    const socket = new WebSocket(opts.url);
+    // An error is followed by 'close', which is where the leg reports the end.
+    socket.on('error', () => {});
+    await new Promise<void>((resolve, reject) => {
+      const fail = (err: Error) => {
+        socket.off('open', onOpen);
+        reject(err);
+      };
+      const onOpen = () => {
+        socket.off('error', fail);
+        resolve();
+      };
+      socket.once('open', onOpen);
+      socket.once('error', fail);
+    });
+    const leg = new TwilioCallerLeg(
+      socket,
+      `MZ${hex32()}`,
+      opts.callSid ?? `CA${hex32()}`,
+      opts.accountSid ?? `AC${hex32()}`,
+      opts.parameters ?? {},
+      opts.noiseAmplitude ?? 20,
+      opts.playoutDelayMs ?? 0,
+    );
+    leg.begin();
+    return leg;
+  }
+
+  /** ms since the start message. */
+  now(): number {
+    return performance.now() - this.startedAt;
+  }
+
+  /** Media messages sent so far; the next one carries chunk `sentChunks + 1`, timestamp `(sentChunks + 1) * 20`. */
+  get sentChunks(): number {
+    return this.chunk;
+  }
+
+  /** Caller speech (8 kHz), sent over the following media messages; resolves once all of it has been sent. */
+  say(pcm: Int16Array): Promise<void> {
+    if (this.ended || !pcm.length) return Promise.resolve();
+    return new Promise((done) => this.pending.push({ pcm, done }));
+  }
+
+  pressDigit(digit: string): void {
+    this.sendJson({ event: 'dtmf', sequenceNumber: this.nextSequence(), streamSid: this.streamSid, dtmf: { track: 'inbound_track', digit } });
+  }
+
+  /** The caller hangs up: `stop`, then the socket closes. */
+  async hangup(): Promise<{ code: number; reason: string }> {
+    this.sendJson({ event: 'stop', sequenceNumber: this.nextSequence(), streamSid: this.streamSid, stop: { accountSid: this.accountSid, callSid: this.callSid } });
+    this.stop();
+    if (this.socket.readyState === WebSocket.OPEN) this.socket.close(1000, 'call ended');
+    return this.closed;
+  }
+
+  /** The connection drops without a stop message or closing handshake. */
+  terminate(): Promise<{ code: number; reason: string }> {
+    this.stop();
+    this.socket.terminate();
+    return this.closed;
+  }
+
+  /** Agent audio heard between two times (ms since start), in ms. */
+  heardMs(fromMs = 0, toMs = Infinity): number {
+    return this.heard.filter((h) => h.atMs >= fromMs && h.atMs < toMs).reduce((ms, h) => ms + durationMs(h.pcm.length, SAMPLE_RATE), 0);
+  }
+
+  /** What the caller heard as an 8 kHz WAV from the start of the stream, silent where nothing played. */
+  heardWav(): Buffer {
+    const at = (ms: number) => Math.max(0, Math.round((ms * SAMPLE_RATE) / 1000));
+    const end = this.heard.reduce((n, h) => Math.max(n, at(h.atMs) + h.pcm.length), 0);
+    const pcm = new Int16Array(end);
+    for (const h of this.heard) pcm.set(h.pcm, at(h.atMs));
+    return encodeWav(pcm, SAMPLE_RATE);
+  }
+
+  /** Pacing of the service's audio: percentiles of outboundGapsMs. */
+  pacing(): { count: number; p50Ms: number; p99Ms: number; maxMs: number } {
+    const sorted = [...this.outboundGapsMs].sort((a, b) => a - b);
+    const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
+    return { count: sorted.length, p50Ms: pct(50), p99Ms: pct(99), maxMs: sorted[sorted.length - 1] ?? 0 };
+  }
+
+  private begin(): void {
+    this.sendJson({ event: 'connected', protocol: 'Call', version: '1.0.0' });
+    this.startedAt = performance.now();
+    this.sendJson({
+      event: 'start',
+      sequenceNumber: this.nextSequence(),
+      streamSid: this.streamSid,
+      start: {
+        accountSid: this.accountSid,
+        streamSid: this.streamSid,
+        callSid: this.callSid,
+        tracks: ['inbound'],
+        mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: SAMPLE_RATE, channels: 1 },
+        customParameters: this.parameters,
+      },
+    });
+    // Chunk n goes out once its 20 ms have passed; a late tick sends the frames it owes at once (a phone line
+    // does not pause), and never one before its time.
+    this.ticker = setInterval(() => {
+      const due = Math.floor(this.now() / FRAME_MS);
+      while (this.chunk < due && !this.ended) this.sendMedia();
+    }, TICK_MS);
+  }
+
+  private sendMedia(): void {
+    const pcm = new Int16Array(FRAME_SAMPLES);
+    let filled = 0;
+    const finished: (() => void)[] = [];
+    while (filled < pcm.length && this.pending.length) {
+      const head = this.pending[0]!;
+      const take = Math.min(head.pcm.length, pcm.length - filled);
+      pcm.set(head.pcm.subarray(0, take), filled);
+      filled += take;
+      if (take === head.pcm.length) finished.push(this.pending.shift()!.done);
+      else head.pcm = head.pcm.subarray(take);
+    }
+    for (let i = filled; i < pcm.length; i++) pcm[i] = Math.round((Math.random() * 2 - 1) * this.noiseAmplitude);
+    this.chunk++;
+    // Stamped like Twilio's first chunk ("chunk":"1","timestamp":"20"): ms since start when the chunk is complete.
+    this.sendJson({
+      event: 'media',
+      sequenceNumber: this.nextSequence(),
+      streamSid: this.streamSid,
+      media: { track: 'inbound', chunk: String(this.chunk), timestamp: String(this.chunk * FRAME_MS), payload: Buffer.from(muLawEncode(pcm)).toString('base64') },
+    });
+    for (const done of finished) done();
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    if (isBinary) return void this.protocolErrors.push('binary message');
+    let msg: Json;
+    try {
+      const parsed: unknown = JSON.parse(rawText(data));
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+      msg = parsed as Json;
+    } catch {
+      return void this.protocolErrors.push('malformed JSON');
+    }
+    if (msg.streamSid !== this.streamSid) return void this.protocolErrors.push(`${String(msg.event)}: wrong streamSid ${String(msg.streamSid)}`);
+    const now = performance.now();
+    switch (msg.event) {
+      case 'media': {
+        const payload = (msg.media as Json | undefined)?.payload;
+        if (typeof payload !== 'string') return void this.protocolErrors.push('media without payload');
+        if (this.lastMediaAt !== undefined) this.outboundGapsMs.push(now - this.lastMediaAt);
+        this.lastMediaAt = now;
+        const pcm = muLawDecode(Buffer.from(payload, 'base64'));
+        if (!pcm.length) return;
+        this.enqueue({ pcm });
+        return;
+      }
+      case 'mark': {
+        const name = (msg.mark as Json | undefined)?.name;
+        if (typeof name !== 'string') return void this.protocolErrors.push('mark without name');
+        this.lastMediaAt = undefined;
+        this.enqueue({ mark: name });
+        return;
+      }
+      case 'clear': {
+        this.clears.push(this.now());
+        this.lastMediaAt = undefined;
+        const dropped = this.buffer;
+        this.buffer = [];
+        // Twilio answers the marks it drops at once.
+        for (const item of dropped) if ('mark' in item) this.echo(item.mark, false);
+        return;
+      }
+      default:
+        this.protocolErrors.push(`unknown event ${String(msg.event)}`);
+    }
+  }
+
+  private enqueue(item: Buffered): void {
+    if (this.ended) return;
+    // Audio reaching an empty buffer (a new utterance, or the first after a clear) plays after the delay, and
+    // not back at the end of the last utterance; a mark with no audio before it is reached when the current
+    // frame ends.
+    if (!this.buffer.length) this.playingUntil = Math.max(this.playingUntil, performance.now() + ('pcm' in item ? this.playoutDelayMs : 0));
+    this.buffer.push(item);
+    this.drain();
+  }
+
+  private drain(): void {
+    clearTimeout(this.drainTimer);
+    this.drainTimer = undefined;
+    // Items start on the schedule, back to back (timer lateness does not shift it); a mark is reached once the
+    // audio before it has finished.
+    while (this.buffer.length && this.playingUntil <= performance.now() + 1) {
+      const item = this.buffer.shift()!;
+      if ('mark' in item) {
+        this.echo(item.mark, true);
+        continue;
+      }
+      this.heard.push({ pcm: item.pcm, atMs: this.playingUntil - this.startedAt });
+      this.playingUntil += durationMs(item.pcm.length, SAMPLE_RATE);
+    }
+    if (this.buffer.length && !this.ended) {
+      this.drainTimer = setTimeout(() => this.drain(), Math.max(0, this.playingUntil - performance.now()));
+    }
+  }
+
+  private echo(name: string, played: boolean): void {
+    this.marks.push({ name, atMs: this.now(), played });
+    this.sendJson({ event: 'mark', sequenceNumber: this.nextSequence(), streamSid: this.streamSid, mark: { name } });
+  }
+
+  private nextSequence(): string {
+    return String(++this.sequence);
+  }
+
+  private sendJson(msg: Json): void {
+    if (this.socket.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(msg));
+  }
+
+  private stop(): void {
+    if (this.ended) return;
+    this.ended = true;
+    clearInterval(this.ticker);
+    clearTimeout(this.drainTimer);
+    this.buffer = [];
+    for (const p of this.pending) p.done();
+    this.pending = [];
+  }
+}
+
+function rawText(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}

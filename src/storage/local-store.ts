@@ -1,0 +1,102 @@
+// Recordings on this machine: files under the recordings folder (or a Map for 'memory://'), downloaded through
+// our own /api/v1/recordings/<key> route with URLs signed by a key derived from SECRET_KEY.
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { deriveKey } from '../services/secret-box.js';
+import { assertRecordingKey, isRecordingKey, type RecordingStore } from './recording-store.js';
+
+export const RECORDINGS_PATH = '/api/v1/recordings/';
+
+export type UrlCheck = 'valid' | 'invalid' | 'expired';
+
+export interface LocalStoreOptions {
+  /** A folder, or 'memory://' to keep recordings in this process (tests). */
+  dir: string;
+  secretKey: string;
+  /** Prefix of the URLs handed out (PUBLIC_BASE_URL); relative URLs without it. */
+  publicBaseUrl?: string;
+  now?: () => number;
+}
+
+export class LocalRecordingStore implements RecordingStore {
+  private readonly memory: Map<string, Buffer> | undefined;
+  private readonly root: string;
+  private readonly signingKey: Buffer;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: LocalStoreOptions) {
+    this.memory = opts.dir === 'memory://' ? new Map() : undefined;
+    this.root = path.resolve(opts.dir);
+    this.signingKey = deriveKey(opts.secretKey, 'recording-urls');
+    this.now = opts.now ?? Date.now;
+  }
+
+  async put(key: string, data: Buffer, _contentType: string): Promise<void> {
+    if (this.memory) {
+      assertRecordingKey(key);
+      this.memory.set(key, Buffer.from(data));
+      return;
+    }
+    const file = this.file(key);
+    await mkdir(path.dirname(file), { recursive: true });
+    // Written aside and renamed into place: a download never sees half a file, even if we crash mid-write.
+    const partial = `${file}.${randomUUID()}.partial`;
+    try {
+      await writeFile(partial, data, { mode: 0o600 });
+      await rename(partial, file);
+    } catch (err) {
+      await rm(partial, { force: true });
+      throw err;
+    }
+  }
+
+  async get(key: string): Promise<Buffer | null> {
+    if (this.memory) {
+      assertRecordingKey(key);
+      return this.memory.get(key) ?? null;
+    }
+    try {
+      return await readFile(this.file(key));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    if (this.memory) {
+      assertRecordingKey(key);
+      this.memory.delete(key);
+      return;
+    }
+    await rm(this.file(key), { force: true });
+  }
+
+  async signedUrl(key: string, ttlMs: number): Promise<string> {
+    assertRecordingKey(key);
+    // Rounded up: the URL lasts at least as long as asked.
+    const expires = Math.ceil((this.now() + ttlMs) / 1000);
+    return `${this.opts.publicBaseUrl ?? ''}${RECORDINGS_PATH}${key}?expires=${expires}&signature=${this.sign(key, String(expires))}`;
+  }
+
+  /** Whether a download URL's `expires` and `signature` were made by signedUrl for this key, and still hold. */
+  verifyRecordingUrl(key: string, expires: string | undefined, signature: string | undefined): UrlCheck {
+    if (!isRecordingKey(key) || !expires || !signature || !/^\d{1,12}$/.test(expires) || !/^[0-9a-f]{64}$/.test(signature)) return 'invalid';
+    if (!timingSafeEqual(Buffer.from(this.sign(key, expires), 'hex'), Buffer.from(signature, 'hex'))) return 'invalid';
+    return Number(expires) * 1000 < this.now() ? 'expired' : 'valid';
+  }
+
+  private sign(key: string, expires: string): string {
+    // A newline cannot occur in a key, so key and expiry cannot be shifted into each other.
+    return createHmac('sha256', this.signingKey).update(`${key}\n${expires}`).digest('hex');
+  }
+
+  /** The key's file, checked again after resolving: it must stay inside the recordings folder. */
+  private file(key: string): string {
+    assertRecordingKey(key);
+    const file = path.resolve(this.root, key);
+    if (!file.startsWith(this.root + path.sep)) throw new Error('recording key escapes the recordings folder');
+    return file;
+  }
+}

@@ -1,0 +1,243 @@
+// Phone and browser calls around the voice pipeline: Twilio's voice and status webhooks (after the route checked
+// their signature), the media websockets (Twilio Media Streams, browser PCM) that become a call's Transport,
+// outbound calls through Twilio's REST API, and hang-up and transfer of live calls from any instance.
+import type { FastifyBaseLogger } from 'fastify';
+import type { WebSocket } from 'ws';
+import type { Config } from '../config.js';
+import { AppError, notFound } from '../http/errors.js';
+import type { CallTokenService } from '../services/call-tokens.js';
+import type { Call, CallService, CallStatus } from '../services/calls.js';
+import type { PhoneNumberOverrides, PhoneNumberService } from '../services/phone-numbers.js';
+import type { SettingsService } from '../services/settings.js';
+import type { CallControl } from '../voice/call-control.js';
+import type { CallOutcome } from '../voice/call-session.js';
+import { BrowserTransport } from '../voice/transports/browser-ws.js';
+import { TwilioMediaStreamTransport } from '../voice/transports/twilio-media-stream.js';
+import type { VoiceCalls } from '../voice/voice-calls.js';
+import { TwilioError, TwilioRest } from './twilio-rest.js';
+import { connectStream, dialNumber, dialSip, sayAndHangup } from './twiml.js';
+
+/** Twilio's CallStatus values -> ours. */
+const TWILIO_STATUS: Record<string, CallStatus> = {
+  queued: 'queued',
+  initiated: 'queued',
+  ringing: 'ringing',
+  'in-progress': 'in_progress',
+  answered: 'in_progress',
+  completed: 'completed',
+  busy: 'busy',
+  failed: 'failed',
+  'no-answer': 'no_answer',
+  canceled: 'canceled',
+};
+
+export const NOT_IN_SERVICE = 'Sorry, the number you have called is not in service. Goodbye.';
+
+export const TWILIO_VOICE_PATH = '/api/v1/webhooks/twilio/voice';
+export const TWILIO_STATUS_PATH = '/api/v1/webhooks/twilio/status';
+export const TWILIO_STREAM_PATH = '/api/v1/voice/twilio/stream';
+export const BROWSER_STREAM_PATH = '/api/v1/calls/web/stream';
+
+export interface OutboundCall {
+  to: string;
+  fromNumberId?: string;
+  overrides?: PhoneNumberOverrides;
+}
+
+export class Telephony {
+  /** Twilio's REST API, when the platform has Twilio credentials. */
+  readonly twilio: TwilioRest | undefined;
+
+  constructor(
+    private readonly config: Config,
+    private readonly calls: CallService,
+    private readonly phoneNumbers: PhoneNumberService,
+    private readonly settings: SettingsService,
+    private readonly voice: VoiceCalls,
+    private readonly control: CallControl,
+    private readonly tokens: CallTokenService,
+    private readonly log: FastifyBaseLogger,
+  ) {
+    const { accountSid, authToken, apiBaseUrl } = config.twilio;
+    this.twilio = accountSid && authToken ? new TwilioRest({ accountSid, authToken, apiBaseUrl }) : undefined;
+  }
+
+  /** The auth token webhooks are signed with; routes answer 503 without it. */
+  get twilioAuthToken(): string | undefined {
+    return this.config.twilio.accountSid ? this.config.twilio.authToken : undefined;
+  }
+
+  // ---- Twilio webhooks (signature already verified) ----
+
+  /** The voice webhook: the TwiML that connects the call to the agent (or politely ends it). */
+  async voiceWebhook(params: Record<string, string>, baseUrl: string): Promise<string> {
+    const callSid = params.CallSid ?? '';
+    if (params.AccountSid !== this.config.twilio.accountSid || !/^CA[0-9a-f]{32}$/.test(callSid)) {
+      this.log.warn({ accountSid: params.AccountSid }, 'voice webhook for another account or without a call');
+      return sayAndHangup(NOT_IN_SERVICE);
+    }
+    // Outbound: the row was made when the call was placed. Inbound: the dialled number names the tenant.
+    let call = await this.calls.bySid(callSid);
+    let mode: 'media_stream' | 'livekit' = 'media_stream';
+    if (!call) {
+      const found = await this.phoneNumbers.findForInbound(params.To ?? '');
+      if (!found) {
+        this.log.info({ to: params.To }, 'call to a number no tenant has');
+        return sayAndHangup(NOT_IN_SERVICE);
+      }
+      const { settings } = await this.settings.forProviders(found.tenantId);
+      mode = found.phoneNumber.mode ?? settings.call.telephony_mode;
+      call = await this.calls.open(found.tenantId, {
+        direction: 'inbound',
+        status: 'in_progress',
+        fromNumber: params.From ?? '',
+        toNumber: params.To ?? '',
+        phoneNumberId: found.phoneNumber.id,
+        providerCallSid: callSid,
+        overrides: found.phoneNumber.overrides,
+      });
+    } else {
+      await this.calls.applyProviderStatus(call.tenantId, call.id, 'in_progress', { reason: 'answered' });
+    }
+    if (call.endedAt) return sayAndHangup('This call has already ended. Goodbye.');
+    if (mode === 'livekit') {
+      if (this.config.livekit.sipUri) {
+        await this.calls.event(call.tenantId, call.id, 'twilio.connected', { mode: 'livekit' });
+        return dialSip(this.config.livekit.sipUri, { 'X-Call-Id': call.id });
+      }
+      this.log.warn({ tenantId: call.tenantId }, 'LiveKit mode chosen but LIVEKIT_SIP_URI is not set; using the media stream');
+    }
+    const { token } = await this.tokens.sign({ tenantId: call.tenantId, callId: call.id, channel: 'twilio' });
+    await this.calls.event(call.tenantId, call.id, 'twilio.connected', { mode: 'media_stream' });
+    // call_id is for people and simulators reading the TwiML; the token alone grants the stream.
+    return connectStream(`${baseUrl.replace(/^http/, 'ws')}${TWILIO_STREAM_PATH}`, { token, call_id: call.id });
+  }
+
+  /** Status callbacks: applied in progress order, once (late or repeated ones change nothing). */
+  async statusWebhook(params: Record<string, string>): Promise<void> {
+    const call = params.CallSid ? await this.calls.bySid(params.CallSid) : undefined;
+    const status = TWILIO_STATUS[params.CallStatus ?? ''];
+    if (!call || !status || params.AccountSid !== this.config.twilio.accountSid) return;
+    const seconds = Number(params.CallDuration);
+    const changed = await this.calls.applyProviderStatus(call.tenantId, call.id, status, {
+      reason: `twilio: ${params.CallStatus}`,
+      ...(params.CallDuration !== undefined && Number.isFinite(seconds) && { durationMs: seconds * 1000 }),
+    });
+    await this.calls.event(call.tenantId, call.id, 'twilio.status', { status: params.CallStatus, sequence: params.SequenceNumber ?? null, applied: changed });
+    // A call Twilio says is over is over here too, wherever its media is.
+    if (changed && status !== 'queued' && status !== 'ringing' && status !== 'in_progress') {
+      await this.control.send(call.id, { type: 'hangup', reason: `twilio: ${params.CallStatus}` });
+    }
+  }
+
+  // ---- media websockets ----
+
+  /** A Twilio Media Streams websocket: its start message carries the call's token. */
+  async acceptTwilioStream(socket: WebSocket): Promise<void> {
+    let call: Call | undefined;
+    const accepted = await TwilioMediaStreamTransport.accept(socket, {
+      authorize: async (start) => {
+        const grant = await this.tokens.verify(start.customParameters.token ?? '', 'twilio');
+        if (!grant) return false;
+        const row = await this.calls.get(grant.tenantId, grant.callId).catch(() => undefined);
+        // The token belongs to this Twilio call, and the call is not over.
+        if (!row || row.endedAt || (row.providerCallSid && row.providerCallSid !== start.callSid)) return false;
+        call = row;
+        return true;
+      },
+    });
+    if (!accepted || !call) return;
+    await this.run(call, accepted.transport);
+  }
+
+  /** A browser's websocket for a web call. */
+  async acceptBrowser(socket: WebSocket, token: string): Promise<void> {
+    const grant = await this.tokens.verify(token, 'browser');
+    const call = grant && (await this.calls.get(grant.tenantId, grant.callId).catch(() => undefined));
+    if (!call || call.endedAt) {
+      socket.close(1008, 'invalid or expired call token');
+      return;
+    }
+    await this.run(call, new BrowserTransport(socket));
+  }
+
+  /** Runs the call's session here, reachable by the hang-up and transfer commands of any instance. */
+  private async run(call: Call, transport: TwilioMediaStreamTransport | BrowserTransport): Promise<void> {
+    const log = this.log.child({ tenantId: call.tenantId, callId: call.id });
+    let outcome: CallOutcome | undefined;
+    try {
+      outcome = await this.voice.run(call.tenantId, call.id, transport);
+    } catch (err) {
+      log.error({ err }, 'call failed');
+      await transport.close('error');
+      await this.calls.end(call.tenantId, call.id, 'failed', 'internal error').catch(() => {});
+      return;
+    }
+    // The agent (or the API) handed the caller over: Twilio dials the number in place of the stream.
+    if (outcome.action?.type === 'transfer_call' && call.providerCallSid && this.twilio) {
+      try {
+        await this.twilio.redirect(call.providerCallSid, dialNumber(outcome.action.to, call.direction === 'inbound' ? (call.toNumber ?? undefined) : (call.fromNumber ?? undefined)));
+        await this.calls.event(call.tenantId, call.id, 'transfer.connected', { to: outcome.action.to });
+      } catch (err) {
+        log.error({ err }, 'transfer failed');
+        await this.calls.event(call.tenantId, call.id, 'transfer.failed', { to: outcome.action.to, error: err instanceof Error ? err.message : String(err) });
+      }
+    }
+  }
+
+  // ---- the API's side ----
+
+  /** Places an outbound call through Twilio; the agent speaks first once it is answered. */
+  async placeCall(tenantId: string, input: OutboundCall, baseUrl: string): Promise<Call> {
+    if (!this.twilio) throw new AppError('twilio_not_configured', 'Phone calls need TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN');
+    const from = input.fromNumberId ? await this.phoneNumbers.get(tenantId, input.fromNumberId) : await this.phoneNumbers.firstActive(tenantId);
+    if (!from) throw new AppError('no_phone_number', 'Register a phone number first: outbound calls need a number to call from');
+    if (!from.isActive) throw new AppError('phone_number_inactive', 'That phone number is not active');
+    const call = await this.calls.open(tenantId, {
+      direction: 'outbound',
+      status: 'queued',
+      fromNumber: from.number,
+      toNumber: input.to,
+      phoneNumberId: from.id,
+      overrides: { ...from.overrides, ...input.overrides },
+    });
+    try {
+      const placed = await this.twilio.createCall({ to: input.to, from: from.number, url: `${baseUrl}${TWILIO_VOICE_PATH}`, statusCallback: `${baseUrl}${TWILIO_STATUS_PATH}` });
+      await this.calls.setProviderSid(tenantId, call.id, placed.sid);
+      return { ...call, providerCallSid: placed.sid };
+    } catch (err) {
+      await this.calls.end(tenantId, call.id, 'failed', 'twilio refused the call');
+      if (err instanceof TwilioError && err.status >= 400 && err.status < 500 && err.status !== 401 && err.status !== 429) {
+        throw new AppError('call_rejected', `Twilio refused the call: ${err.message}`);
+      }
+      throw new AppError('provider_error', 'Twilio could not place the call; try again');
+    }
+  }
+
+  /** A browser call: the call row and the token its websocket presents. */
+  async startWebCall(tenantId: string, userId: string | undefined, overrides: PhoneNumberOverrides | undefined) {
+    const call = await this.calls.start(tenantId, { direction: 'web', userId, overrides });
+    const { token, expiresAt } = await this.tokens.sign({ tenantId, callId: call.id, channel: 'browser' });
+    return { call, token, expiresAt };
+  }
+
+  async hangup(tenantId: string, callId: string): Promise<void> {
+    const call = await this.live(tenantId, callId);
+    // Twilio ends the phone leg wherever the media is; the instance holding the media ends the session.
+    if (call.providerCallSid && this.twilio) await this.twilio.hangup(call.providerCallSid).catch((err: unknown) => this.log.warn({ err, callId }, 'Twilio hang-up failed'));
+    await this.control.send(callId, { type: 'hangup', reason: 'hung up through the API' });
+  }
+
+  async transfer(tenantId: string, callId: string, to: string): Promise<void> {
+    const call = await this.live(tenantId, callId);
+    if (call.direction === 'web' || !call.providerCallSid) throw new AppError('transfer_not_supported', 'Only phone calls can be transferred');
+    await this.control.send(callId, { type: 'transfer', to, reason: 'transferred through the API' });
+  }
+
+  private async live(tenantId: string, callId: string): Promise<Call> {
+    const call = await this.calls.get(tenantId, callId);
+    if (call.direction === 'chat') throw notFound('Call');
+    if (call.endedAt) throw new AppError('call_not_active', 'The call has already ended');
+    return call;
+  }
+}

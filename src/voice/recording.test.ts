@@ -1,0 +1,112 @@
+// The call recorder: caller frames in the left channel and agent audio as heard in the right, each at its time
+// on the transport's clock; barge-in (clear) keeps unplayed audio out; the WAV is a valid 16-bit stereo file.
+import { describe, expect, it } from 'vitest';
+import { CallRecorder, recordTransport } from './recording.js';
+import { MemoryTransport } from './transports/memory.js';
+
+const RATE = 8000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function readWav(wav: Buffer) {
+  expect(wav.toString('latin1', 0, 4)).toBe('RIFF');
+  expect(wav.readUInt32LE(4)).toBe(wav.length - 8);
+  expect(wav.toString('latin1', 8, 16)).toBe('WAVEfmt ');
+  const format = { tag: wav.readUInt16LE(20), channels: wav.readUInt16LE(22), rate: wav.readUInt32LE(24), byteRate: wav.readUInt32LE(28), align: wav.readUInt16LE(32), bits: wav.readUInt16LE(34) };
+  expect(wav.toString('latin1', 36, 40)).toBe('data');
+  const bytes = wav.readUInt32LE(40);
+  expect(bytes).toBe(wav.length - 44);
+  const left: number[] = [];
+  const right: number[] = [];
+  for (let i = 0; i < bytes / 4; i++) {
+    left.push(wav.readInt16LE(44 + i * 4));
+    right.push(wav.readInt16LE(46 + i * 4));
+  }
+  return { format, left, right };
+}
+const firstNonZero = (xs: number[]) => xs.findIndex((x) => x !== 0);
+const nonZero = (xs: number[]) => xs.filter((x) => x !== 0).length;
+const tone = (samples: number, value: number) => Int16Array.from({ length: samples }, (_, i) => (i % 2 ? value : -value));
+
+describe('CallRecorder', () => {
+  it('places each channel by timestamp: gaps are silence, late frames land where they belong', () => {
+    const r = new CallRecorder(RATE);
+    r.addCaller({ pcm: tone(160, 100), sampleRate: RATE, timestampMs: 0 });
+    r.addCaller({ pcm: tone(160, 300), sampleRate: RATE, timestampMs: 100 }); // 60 ms of silence before it
+    r.addCaller({ pcm: tone(160, 200), sampleRate: RATE, timestampMs: 20 }); // late: still at 20 ms
+    r.addAgent({ pcm: tone(80, 700), sampleRate: RATE, timestampMs: 50 });
+    const { wav, durationMs } = r.finish();
+    const { format, left, right } = readWav(wav);
+    expect(format).toEqual({ tag: 1, channels: 2, rate: RATE, byteRate: RATE * 4, align: 4, bits: 16 });
+    expect(durationMs).toBe(120);
+    expect(left.length).toBe(960);
+    expect([left[0], left[159], left[160], left[319], left[320], left[799], left[800], left[959]]).toEqual([-100, 100, -200, 200, 0, 0, -300, 300]);
+    expect(firstNonZero(right)).toBe(400);
+    expect(nonZero(right)).toBe(80);
+  });
+
+  it('joins frames that start within a couple of ms of the previous one (clock jitter) without a gap', () => {
+    const r = new CallRecorder(RATE);
+    r.addAgent({ pcm: tone(160, 10), sampleRate: RATE, timestampMs: 1000.4 });
+    r.addAgent({ pcm: tone(160, 20), sampleRate: RATE, timestampMs: 1021.3 }); // 1.3 ms late
+    r.addAgent({ pcm: tone(160, 30), sampleRate: RATE, timestampMs: 1050 }); // 9 ms late: placed by its time
+    const { right } = readWav(r.finish().wav);
+    const start = Math.round(1000.4 * 8);
+    expect(firstNonZero(right)).toBe(start);
+    expect(right.slice(start, start + 320).every((x) => x !== 0)).toBe(true);
+    expect(right.slice(start + 320, 1050 * 8).every((x) => x === 0)).toBe(true);
+    expect(right[1050 * 8]).toBe(-30);
+  });
+
+  it('resamples frames at another rate, and an empty recording is a valid empty WAV', () => {
+    const r = new CallRecorder(RATE);
+    r.addCaller({ pcm: new Int16Array(320).fill(1000), sampleRate: 16000, timestampMs: 0 });
+    const { left } = readWav(r.finish().wav);
+    expect(left.length).toBe(160);
+    expect(readWav(new CallRecorder(RATE).finish().wav).left).toEqual([]);
+  });
+});
+
+describe('recordTransport over the in-memory transport', () => {
+  it('records the caller left and the agent right at their times, and leaves out audio dropped by clear()', async () => {
+    const line = new MemoryTransport(RATE, 0);
+    let closes = 0;
+    const rec = recordTransport(line, { onClose: async () => void closes++ });
+    const t = rec.transport;
+    expect([t.kind, t.sampleRate]).toEqual(['memory', RATE]);
+    const seen: { timestampMs: number; voiced: boolean }[] = [];
+    const reading = (async () => {
+      for await (const f of t.audio()) seen.push({ timestampMs: f.timestampMs, voiced: f.pcm.some((x) => x !== 0) });
+    })();
+
+    await sleep(200);
+    await line.say(tone(800, 4000)); // 100 ms of caller speech
+    const agentAt = line.now();
+    t.send({ pcm: tone(1600, 9000), sampleRate: RATE, timestampMs: 0 }); // 200 ms, played in full
+    expect(await t.mark('one')).toBe(true);
+    t.send({ pcm: tone(8000, 9000), sampleRate: RATE, timestampMs: 0 }); // 1 s, cut short by barge-in
+    await sleep(300);
+    t.clear();
+    expect(await t.mark('two')).toBe(true);
+    await sleep(60);
+    await t.close('done');
+    await t.close('again');
+    await reading;
+    expect(closes).toBe(1);
+
+    const { wav, durationMs } = rec.finish();
+    const { left, right } = readWav(wav);
+    // The caller's speech sits exactly where the frame carrying it was stamped.
+    const spoke = seen.find((f) => f.voiced)!;
+    expect(firstNonZero(left)).toBe(Math.round((spoke.timestampMs * RATE) / 1000));
+    expect(nonZero(left)).toBe(800);
+    // The agent's audio: exactly what the caller heard, from when it was first heard.
+    const heardSamples = line.heard.reduce((n, f) => n + f.pcm.length, 0);
+    expect(nonZero(right)).toBe(heardSamples);
+    expect(heardSamples).toBeGreaterThanOrEqual(1600 + 160);
+    expect(heardSamples).toBeLessThan(1600 + 8000 / 2);
+    expect(firstNonZero(right)).toBe(Math.round((line.heard[0]!.atMs * RATE) / 1000));
+    expect(line.heard[0]!.atMs).toBeGreaterThanOrEqual(agentAt - 1);
+    // The recording runs to the last thing either side said or heard, on the same clock.
+    expect(durationMs).toBeGreaterThanOrEqual(Math.max(seen.at(-1)!.timestampMs + 20, line.heard.at(-1)!.atMs + 20) - 1);
+  });
+});

@@ -1,0 +1,217 @@
+// LiveKitTransport: a call's audio through a LiveKit room, on @livekit/rtc-node. The agent joins with its token and
+// publishes one microphone track (an AudioSource fed in real time by a Playout, so marks and barge-in work as on
+// every transport); the caller's microphone arrives through an AudioStream that LiveKit already resamples to our
+// rate. DTMF comes from the caller's SIP DTMF packets; the caller leaving, or the room going away, is a hangup.
+import {
+  AudioSource,
+  AudioStream,
+  LocalAudioTrack,
+  ParticipantKind,
+  AudioFrame as RtcAudioFrame,
+  Room,
+  RoomEvent,
+  TrackKind,
+  TrackPublishOptions,
+  TrackSource,
+  type RemoteParticipant,
+  type RemoteTrack,
+} from '@livekit/rtc-node';
+import { EventQueue } from '../../lib/event-queue.js';
+import { type AudioFrame, durationMs, FRAME_MS, StreamResampler } from '../audio.js';
+import { Playout } from './playout.js';
+import type { Transport } from './transport.js';
+
+/** 16 kHz suits the speech models; 48 kHz is WebRTC's own rate (no resampling inside LiveKit). */
+export type LiveKitSampleRate = 16000 | 48000;
+
+export interface LiveKitTransportOptions {
+  /** ws(s):// address of the LiveKit server. */
+  url: string;
+  /** The agent's join token for the call's room (LiveKitService.agentToken). */
+  token: string;
+  sampleRate?: LiveKitSampleRate;
+  /** Who the caller is; without it, the first browser or phone participant in the room. */
+  callerIdentity?: string;
+  /** Called when agent audio could not be handed to LiveKit (the call goes on). */
+  onError?: (err: unknown) => void;
+}
+
+/** The parts of an rtc-node audio frame we read (interleaved PCM). */
+export type RtcFrameLike = Pick<RtcAudioFrame, 'data' | 'sampleRate' | 'channels' | 'samplesPerChannel'>;
+
+/** Our mono frame as an rtc-node frame for AudioSource.captureFrame. */
+export function toRtcFrame(frame: AudioFrame): RtcAudioFrame {
+  return new RtcAudioFrame(frame.pcm, frame.sampleRate, 1, frame.pcm.length);
+}
+
+/** Interleaved PCM of any channel count, mixed down to mono (the speech stages take one channel). */
+export function monoPcm(frame: RtcFrameLike): Int16Array {
+  if (frame.channels <= 1) return frame.data.subarray(0, frame.samplesPerChannel);
+  const out = new Int16Array(frame.samplesPerChannel);
+  for (let i = 0; i < out.length; i++) {
+    let sum = 0;
+    for (let c = 0; c < frame.channels; c++) sum += frame.data[i * frame.channels + c]!;
+    out[i] = Math.round(sum / frame.channels);
+  }
+  return out;
+}
+
+/** Browser and phone participants can be the caller; agents, egress recorders and ingress never are. */
+const CALLER_KINDS = new Set<ParticipantKind>([ParticipantKind.STANDARD, ParticipantKind.SIP]);
+
+export class LiveKitTransport implements Transport {
+  readonly kind = 'livekit';
+  private readonly started = performance.now();
+  private readonly playout: Playout;
+  private readonly incoming = new EventQueue<AudioFrame>();
+  private callerIdentity: string | undefined;
+  private reading = false;
+  /** Where the caller's audio stands on the transport clock: anchored at its first frame, then by samples. */
+  private callerClockMs: number | undefined;
+  private capturing: Promise<void> = Promise.resolve();
+  private ended = false;
+  /** Why audio stopped: close()'s reason, or what ended the call from LiveKit's side. */
+  closedReason: string | undefined;
+  private hangupListeners: (() => void)[] = [];
+  private dtmfListeners: ((digit: string) => void)[] = [];
+  private playedListeners: ((frame: AudioFrame) => void)[] = [];
+
+  /** Joins the room and publishes the agent's track; resolves once audio can flow both ways. */
+  static async connect(opts: LiveKitTransportOptions): Promise<LiveKitTransport> {
+    const sampleRate = opts.sampleRate ?? 16000;
+    const room = new Room();
+    const source = new AudioSource(sampleRate, 1);
+    // Listening before connecting: the caller may already be in the room, and its track arrives right after.
+    const transport = new LiveKitTransport(room, source, sampleRate, opts);
+    try {
+      await room.connect(opts.url, opts.token, { autoSubscribe: true, dynacast: false });
+      const track = LocalAudioTrack.createAudioTrack('agent-voice', source);
+      await room.localParticipant!.publishTrack(track, new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }));
+    } catch (err) {
+      await transport.close('could not join the LiveKit room').catch(() => undefined);
+      throw err;
+    }
+    return transport;
+  }
+
+  /** Use connect(); the room and source are injected here so the event handling can be tested without a server. */
+  constructor(
+    private readonly room: Room,
+    private readonly source: Pick<AudioSource, 'captureFrame' | 'clearQueue' | 'close'>,
+    readonly sampleRate: LiveKitSampleRate,
+    private readonly opts: Pick<LiveKitTransportOptions, 'callerIdentity' | 'onError'> = {},
+  ) {
+    this.callerIdentity = opts.callerIdentity;
+    this.playout = new Playout(sampleRate, (frame, playedAt) => {
+      // Handed to LiveKit in order; its own buffer holds about one frame because the Playout paces in real time.
+      this.capturing = this.capturing.then(() => this.source.captureFrame(toRtcFrame(frame))).catch((err: unknown) => this.opts.onError?.(err));
+      const timestampMs = playedAt - this.started;
+      for (const l of this.playedListeners) l({ pcm: frame.pcm, sampleRate, timestampMs });
+    });
+    // Handlers outlive close() (the room is dropped after disconnecting), so each checks `ended` itself.
+    room.on(RoomEvent.TrackSubscribed, (track: RemoteTrack, _publication, participant: RemoteParticipant) => {
+      if (this.ended || this.reading || track.kind !== TrackKind.KIND_AUDIO || !this.isCaller(participant)) return;
+      void this.readCallerAudio(new AudioStream(track, { sampleRate, numChannels: 1, frameSizeMs: FRAME_MS }));
+    });
+    room.on(RoomEvent.DtmfReceived, (_code: number, digit: string, participant: RemoteParticipant) => {
+      if (!this.ended && this.isCaller(participant)) for (const l of this.dtmfListeners) l(digit);
+    });
+    room.on(RoomEvent.ParticipantDisconnected, (participant: RemoteParticipant) => {
+      if (this.callerIdentity !== undefined && participant.identity === this.callerIdentity) this.hangup('caller left the room');
+    });
+    room.on(RoomEvent.Disconnected, () => this.hangup('the room was closed'));
+  }
+
+  /**
+   * Caller audio as our frames: mono, at the transport rate (resampled here only if LiveKit did not), stamped on
+   * the transport clock. A stream ends when the caller unpublishes; a track published again is read again.
+   */
+  async readCallerAudio(frames: AsyncIterable<RtcFrameLike>): Promise<void> {
+    this.reading = true;
+    let resampler: StreamResampler | undefined;
+    try {
+      for await (const f of frames) {
+        if (this.ended) break;
+        let pcm = monoPcm(f);
+        if (f.sampleRate !== this.sampleRate) {
+          if (resampler?.from !== f.sampleRate) resampler = new StreamResampler(f.sampleRate, this.sampleRate);
+          pcm = resampler.push(pcm);
+        }
+        if (!pcm.length) continue;
+        this.callerClockMs ??= performance.now() - this.started;
+        this.incoming.push({ pcm, sampleRate: this.sampleRate, timestampMs: this.callerClockMs });
+        this.callerClockMs += durationMs(pcm.length, this.sampleRate);
+      }
+    } catch (err) {
+      this.opts.onError?.(err);
+    } finally {
+      this.reading = false;
+    }
+  }
+
+  /** ms since the transport started: the clock of every frame timestamp. */
+  now(): number {
+    return performance.now() - this.started;
+  }
+
+  // ---- Transport ----
+
+  audio(): AsyncIterable<AudioFrame> {
+    return this.incoming;
+  }
+
+  send(frame: AudioFrame): void {
+    this.playout.enqueue(frame);
+  }
+
+  mark(name: string): Promise<boolean> {
+    return this.playout.mark(name);
+  }
+
+  clear(): void {
+    this.playout.clear();
+    // Also what LiveKit has buffered: the caller must stop hearing the agent at once.
+    this.source.clearQueue();
+  }
+
+  onDtmf(listener: (digit: string) => void): void {
+    this.dtmfListeners.push(listener);
+  }
+
+  onHangup(listener: () => void): void {
+    this.hangupListeners.push(listener);
+  }
+
+  onPlayed(listener: (frame: AudioFrame) => void): void {
+    this.playedListeners.push(listener);
+  }
+
+  async close(reason: string): Promise<void> {
+    if (this.finish(reason)) await this.room.disconnect();
+  }
+
+  // ---- internals ----
+
+  /** The caller, deciding on the first browser or phone participant when no identity was given. */
+  private isCaller(p: RemoteParticipant): boolean {
+    if (this.callerIdentity === undefined && CALLER_KINDS.has(p.kind)) this.callerIdentity = p.identity;
+    return p.identity === this.callerIdentity;
+  }
+
+  private hangup(reason: string): void {
+    if (this.ended) return;
+    for (const l of this.hangupListeners) l();
+    if (this.finish(reason)) void this.room.disconnect().catch(() => undefined);
+  }
+
+  /** Ends audio both ways once; true the first time. */
+  private finish(reason: string): boolean {
+    if (this.ended) return false;
+    this.ended = true;
+    this.closedReason = reason;
+    this.playout.close();
+    this.incoming.end();
+    void this.capturing.then(() => this.source.close()).catch(() => undefined);
+    return true;
+  }
+}

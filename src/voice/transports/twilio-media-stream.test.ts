@@ -1,0 +1,394 @@
+// Tests for TwilioMediaStreamTransport against the simulated Twilio leg (src/sim/twilio-caller.ts) over a real
+// websocket, and for parseConnectStream.
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
+import { parseConnectStream, TwilioCallerLeg } from '../../sim/twilio-caller.js';
+import { type AudioFrame, muLawDecode, muLawEncode, parseWav } from '../audio.js';
+import { type TwilioStart, TwilioMediaStreamTransport } from './twilio-media-stream.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const tone = (ms: number, amplitude = 8000, hz = 440) =>
+  Int16Array.from({ length: (8000 * ms) / 1000 }, (_, i) => Math.round(amplitude * Math.sin((2 * Math.PI * hz * i) / 8000)));
+const roundTrip = (pcm: Int16Array) => muLawDecode(muLawEncode(pcm));
+
+type Accepted = { transport: TwilioMediaStreamTransport; start: TwilioStart } | null;
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function server(opts: { token?: string; startTimeoutMs?: number } = {}) {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await new Promise<void>((r) => wss.once('listening', () => r()));
+  const accepted: Promise<Accepted>[] = [];
+  const waiting: ((a: Promise<Accepted>) => void)[] = [];
+  wss.on('connection', (socket) => {
+    const a = TwilioMediaStreamTransport.accept(socket, {
+      authorize: async (start) => start.customParameters.token === (opts.token ?? 'good'),
+      startTimeoutMs: opts.startTimeoutMs,
+    });
+    const w = waiting.shift();
+    if (w) w(a);
+    else accepted.push(a);
+  });
+  cleanups.push(
+    () =>
+      new Promise<void>((r) => {
+        for (const c of wss.clients) c.terminate();
+        wss.close(() => r());
+      }),
+  );
+  const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/twilio/media`;
+  /** The next accepted connection. */
+  const next = () => accepted.shift() ?? new Promise<Accepted>((r) => waiting.push((a) => void a.then(r)));
+  return { url, next };
+}
+
+/** A connected call: the service's transport and the Twilio leg. */
+async function call(parameters: Record<string, string> = { token: 'good', callId: 'c_9' }, legOpts: { playoutDelayMs?: number } = {}) {
+  const s = await server();
+  const leg = await TwilioCallerLeg.connect({ ...legOpts, url: s.url, parameters, callSid: 'CA0123456789abcdef0123456789abcdef', accountSid: 'AC0123456789abcdef0123456789abcdef' });
+  cleanups.push(async () => void (await leg.terminate()));
+  const accepted = await s.next();
+  if (!accepted) throw new Error('not accepted');
+  cleanups.push(() => accepted.transport.close('test over'));
+  return { leg, ...accepted };
+}
+
+const STREAM_SID = 'MZ0123456789abcdef0123456789abcdef';
+
+/** A hand-driven "Twilio" on a raw socket: the test decides what it sends and when it echoes. */
+async function rawTwilio() {
+  const s = await server();
+  const raw = new WebSocket(s.url);
+  const received: Record<string, unknown>[] = [];
+  raw.on('message', (data) => received.push(JSON.parse(String(data)) as Record<string, unknown>));
+  await new Promise((r) => raw.once('open', r));
+  cleanups.push(() => raw.terminate());
+  raw.send(JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0' }));
+  const send = (msg: unknown) => raw.send(typeof msg === 'string' ? msg : JSON.stringify(msg));
+  const start = {
+    event: 'start',
+    sequenceNumber: '1',
+    streamSid: STREAM_SID,
+    start: { streamSid: STREAM_SID, accountSid: 'AC1', callSid: 'CA1', tracks: ['inbound'], customParameters: { token: 'good' }, mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } },
+  };
+  return { raw, send, start, received, next: s.next };
+}
+
+/** Collects the caller frames the transport delivers until audio() ends. */
+function collect(t: TwilioMediaStreamTransport) {
+  const frames: AudioFrame[] = [];
+  const done = (async () => {
+    for await (const f of t.audio()) frames.push(f);
+  })();
+  return { frames, done };
+}
+
+describe('TwilioMediaStreamTransport.accept', () => {
+  it('refuses a wrong token with 1008 and no transport', async () => {
+    const s = await server();
+    const leg = await TwilioCallerLeg.connect({ url: s.url, parameters: { token: 'forged' } });
+    expect(await s.next()).toBeNull();
+    expect((await leg.closed).code).toBe(1008);
+  });
+
+  it('closes with 1008 when no start arrives in time', async () => {
+    const s = await server({ startTimeoutMs: 150 });
+    const raw = new WebSocket(s.url);
+    const closed = new Promise<number>((r) => raw.once('close', (code) => r(code)));
+    await new Promise((r) => raw.once('open', r));
+    raw.send(JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0' }));
+    const t0 = performance.now();
+    expect(await s.next()).toBeNull();
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(100);
+    expect(await closed).toBe(1008);
+  });
+
+  it('hands over the start message: sids, parameters and media format', async () => {
+    const { start, transport, leg } = await call();
+    expect(start.streamSid).toMatch(/^MZ[0-9a-f]{32}$/);
+    expect(start.streamSid).toBe(leg.streamSid);
+    expect(transport.streamSid).toBe(leg.streamSid);
+    expect(start.callSid).toBe('CA0123456789abcdef0123456789abcdef');
+    expect(start.accountSid).toBe('AC0123456789abcdef0123456789abcdef');
+    expect(start.customParameters).toEqual({ token: 'good', callId: 'c_9' });
+    expect(start.mediaFormat).toEqual({ encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 });
+    expect(transport.kind).toBe('twilio');
+    expect(transport.sampleRate).toBe(8000);
+  });
+});
+
+describe('TwilioMediaStreamTransport', () => {
+  it('delivers caller speech as 8 kHz frames stamped with the media timestamps', async () => {
+    const { transport, leg } = await call();
+    const { frames } = collect(transport);
+    await sleep(100);
+    const speech = tone(200);
+    const firstChunk = leg.sentChunks + 1;
+    await leg.say(speech);
+    await sleep(60);
+
+    // One frame per media message, 20 ms apart on the stream's clock.
+    expect(frames.length).toBeGreaterThanOrEqual(15);
+    for (const [i, f] of frames.entries()) {
+      expect(f.sampleRate).toBe(8000);
+      expect(f.pcm.length).toBe(160);
+      if (i) expect(f.timestampMs - frames[i - 1]!.timestampMs).toBe(20);
+    }
+    const at = frames.findIndex((f) => f.timestampMs === firstChunk * 20);
+    expect(at).toBeGreaterThan(0);
+    const got = new Int16Array(frames.slice(at, at + 10).flatMap((f) => Array.from(f.pcm)));
+    // Exactly what mu-law carries, and close to what was said.
+    expect(got).toEqual(roundTrip(speech));
+    for (let i = 0; i < speech.length; i++) expect(Math.abs(got[i]! - speech[i]!)).toBeLessThanOrEqual(Math.abs(speech[i]!) / 16 + 8);
+    // Before and after: only quiet line noise.
+    expect(frames[at - 1]!.pcm.every((s) => Math.abs(s) < 64)).toBe(true);
+    expect(frames[at + 10]?.pcm.every((s) => Math.abs(s) < 64)).toBe(true);
+  });
+
+  it('paces agent audio in 20 ms media messages and resolves a mark only after the caller heard the audio', async () => {
+    const { transport, leg } = await call();
+    const played: AudioFrame[] = [];
+    transport.onPlayed((f) => played.push(f));
+    const speech = tone(400, 6000, 300);
+    const t0 = performance.now();
+    transport.send({ pcm: speech, sampleRate: 8000, timestampMs: 0 });
+    const ok = await transport.mark('sentence-1');
+    const resolvedAt = leg.now();
+    expect(ok).toBe(true);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(395);
+
+    // The leg played all of it, in real time, and echoed the mark after the last frame ended.
+    expect(leg.heard).toHaveLength(20);
+    expect(leg.heardMs()).toBe(400);
+    const lastEnds = leg.heard[19]!.atMs + 20;
+    expect(leg.marks).toEqual([{ name: 'sentence-1', atMs: expect.any(Number), played: true }]);
+    expect(leg.marks[0]!.atMs).toBeGreaterThanOrEqual(lastEnds - 1);
+    expect(resolvedAt).toBeGreaterThanOrEqual(leg.marks[0]!.atMs);
+    expect(new Int16Array(leg.heard.flatMap((h) => Array.from(h.pcm)))).toEqual(roundTrip(speech));
+
+    // Paced, not bursted: messages about 20 ms apart, never faster than real time overall (single gaps are not
+    // bounded: a loaded test machine may stall one).
+    const pacing = leg.pacing();
+    expect(pacing.count).toBe(19);
+    expect(pacing.p50Ms).toBeGreaterThan(12);
+    expect(pacing.p50Ms).toBeLessThan(28);
+    expect(leg.outboundGapsMs.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(300);
+    expect(leg.heard[19]!.atMs - leg.heard[0]!.atMs).toBeGreaterThanOrEqual(19 * 20 - 1);
+    expect(leg.protocolErrors).toEqual([]);
+
+    // The recording: silence until the first frame, then the audio where it played.
+    const wav = parseWav(leg.heardWav());
+    expect(wav.sampleRate).toBe(8000);
+    const firstAt = Math.round(leg.heard[0]!.atMs * 8);
+    expect(wav.pcm.length).toBe(Math.round(leg.heard[19]!.atMs * 8) + 160);
+    expect(wav.pcm.subarray(0, firstAt).every((x) => x === 0)).toBe(true);
+    expect(wav.pcm.subarray(firstAt, firstAt + 160)).toEqual(leg.heard[0]!.pcm);
+
+    // onPlayed: every frame, stamped on the caller's clock (ms since start), near when the leg played it.
+    expect(played).toHaveLength(20);
+    for (const [i, f] of played.entries()) expect(Math.abs(f.timestampMs - leg.heard[i]!.atMs)).toBeLessThan(40);
+  });
+
+  it('clear() drops the rest, sends clear, fails pending marks and ignores their echoes', async () => {
+    const { transport, leg } = await call();
+    let playedFrames = 0;
+    transport.onPlayed(() => playedFrames++);
+    transport.send({ pcm: tone(1000), sampleRate: 8000, timestampMs: 0 });
+    const first = transport.mark('s0');
+    await sleep(200);
+    transport.clear();
+    expect(await first).toBe(false);
+    await sleep(150);
+    expect(leg.clears).toHaveLength(1);
+    const heardAfterClear = leg.heardMs();
+    expect(heardAfterClear).toBeGreaterThanOrEqual(20);
+    expect(heardAfterClear).toBeLessThanOrEqual(280);
+    expect(playedFrames * 20).toBeLessThanOrEqual(heardAfterClear + 40);
+    await sleep(100);
+    expect(leg.heardMs()).toBe(heardAfterClear);
+
+    // Audio after a clear plays again.
+    transport.send({ pcm: tone(200), sampleRate: 8000, timestampMs: 0 });
+    const t0 = performance.now();
+    expect(await transport.mark('s1')).toBe(true);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(195);
+    expect(leg.heardMs()).toBe(heardAfterClear + 200);
+  });
+
+  it('fails a mark already handed to Twilio on clear(), and its echo does not resolve a later mark of that name', async () => {
+    // Twilio plays 200 ms behind what it receives, so the mark is at Twilio, unplayed, when clear() comes.
+    const { transport, leg } = await call(undefined, { playoutDelayMs: 200 });
+    transport.send({ pcm: tone(100), sampleRate: 8000, timestampMs: 0 });
+    const first = transport.mark('s0');
+    await sleep(160);
+    expect(leg.marks).toEqual([]);
+    transport.clear();
+    expect(await first).toBe(false);
+    // The next reply reuses the name (the session numbers marks per reply).
+    transport.send({ pcm: tone(100), sampleRate: 8000, timestampMs: 0 });
+    const t0 = performance.now();
+    expect(await transport.mark('s0')).toBe(true);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(295);
+    expect(leg.marks.map((m) => [m.name, m.played])).toEqual([
+      ['s0', false],
+      ['s0', true],
+    ]);
+  });
+
+  it('the caller leg keeps real time: it catches up after a stalled event loop, never runs ahead', async () => {
+    const { transport, leg } = await call();
+    const { frames } = collect(transport);
+    await sleep(50);
+    const stallUntil = performance.now() + 120;
+    while (performance.now() < stallUntil) {
+      // Busy: timers cannot fire.
+    }
+    expect(leg.sentChunks).toBeLessThanOrEqual(Math.floor(leg.now() / 20));
+    await sleep(15);
+    const due = Math.floor(leg.now() / 20);
+    expect(leg.sentChunks).toBeLessThanOrEqual(due);
+    expect(leg.sentChunks).toBeGreaterThanOrEqual(due - 1);
+    await sleep(40);
+    // Every chunk arrived, numbered without holes.
+    expect(frames.map((f) => f.timestampMs)).toEqual(frames.map((_, i) => (i + 1) * 20));
+  });
+
+  it('passes dtmf digits to onDtmf', async () => {
+    const { transport, leg } = await call();
+    const digits: string[] = [];
+    transport.onDtmf((d) => digits.push(d));
+    leg.pressDigit('5');
+    leg.pressDigit('#');
+    await sleep(50);
+    expect(digits).toEqual(['5', '#']);
+  });
+
+  it('ends audio() and fires onHangup once when the caller hangs up', async () => {
+    const { transport, leg } = await call();
+    let hangups = 0;
+    transport.onHangup(() => hangups++);
+    const { frames, done } = collect(transport);
+    await sleep(100);
+    const pendingMark = (() => {
+      transport.send({ pcm: tone(2000), sampleRate: 8000, timestampMs: 0 });
+      return transport.mark('long');
+    })();
+    await leg.hangup();
+    await done;
+    expect(frames.length).toBeGreaterThan(2);
+    expect(await pendingMark).toBe(false);
+    await sleep(20);
+    expect(hangups).toBe(1);
+  });
+
+  it('ends cleanly when the connection drops without a stop', async () => {
+    const { transport, leg } = await call();
+    let hangups = 0;
+    transport.onHangup(() => hangups++);
+    const { done } = collect(transport);
+    await sleep(60);
+    await leg.terminate();
+    await done;
+    await sleep(20);
+    expect(hangups).toBe(1);
+    expect(await transport.mark('late')).toBe(false);
+    await transport.close('after drop');
+  });
+
+  it('close(reason) closes the socket with 1000 and does not report a hangup', async () => {
+    const { transport, leg } = await call();
+    let hangups = 0;
+    transport.onHangup(() => hangups++);
+    await transport.close('agent ended the call');
+    expect(await leg.closed).toEqual({ code: 1000, reason: 'agent ended the call' });
+    expect(hangups).toBe(0);
+  });
+
+  it('ignores the echo of a cleared mark even when a new mark of that name is already at Twilio', async () => {
+    const twilio = await rawTwilio();
+    twilio.send(twilio.start);
+    const accepted = await twilio.next();
+    if (!accepted) throw new Error('not accepted');
+    const { transport } = accepted;
+    cleanups.push(() => transport.close('test over'));
+    const marksReceived = () => twilio.received.filter((m) => m.event === 'mark');
+    const until = async (cond: () => boolean) => {
+      while (!cond()) await sleep(5);
+    };
+    transport.send({ pcm: tone(40), sampleRate: 8000, timestampMs: 0 });
+    const first = transport.mark('s0');
+    await until(() => marksReceived().length === 1);
+    // The mark follows its two media messages.
+    expect(twilio.received.map((m) => m.event)).toEqual(['media', 'media', 'mark']);
+    expect(twilio.received[2]).toEqual({ event: 'mark', streamSid: STREAM_SID, mark: { name: 's0' } });
+    transport.clear();
+    expect(await first).toBe(false);
+    const second = transport.mark('s0');
+    await until(() => marksReceived().length === 2);
+    expect(twilio.received.map((m) => m.event).slice(3)).toEqual(['clear', 'mark']);
+    expect(twilio.received[3]).toEqual({ event: 'clear', streamSid: STREAM_SID });
+    let settled: boolean | undefined;
+    void second.then((v) => (settled = v));
+    // Twilio's late echo of the cleared mark.
+    twilio.send({ event: 'mark', sequenceNumber: '5', streamSid: STREAM_SID, mark: { name: 's0' } });
+    await sleep(60);
+    expect(settled).toBeUndefined();
+    twilio.send({ event: 'mark', sequenceNumber: '6', streamSid: STREAM_SID, mark: { name: 's0' } });
+    expect(await second).toBe(true);
+  });
+
+  it('survives malformed JSON, binary frames and unknown events', async () => {
+    const twilio = await rawTwilio();
+    twilio.send('{not json');
+    twilio.send(twilio.start);
+    const accepted = await twilio.next();
+    if (!accepted) throw new Error('not accepted');
+    const { transport } = accepted;
+    cleanups.push(() => transport.close('test over'));
+    const { frames } = collect(transport);
+    twilio.send('][');
+    twilio.raw.send(Buffer.from([1, 2, 3]), { binary: true });
+    twilio.send({ event: 'teleport' });
+    twilio.send({ event: 'media', media: 'nope' });
+    twilio.send('null');
+    const payload = Buffer.from(new Uint8Array(160).fill(0xff)).toString('base64');
+    twilio.send({ event: 'media', sequenceNumber: '2', streamSid: STREAM_SID, media: { track: 'inbound', chunk: '1', timestamp: '20', payload } });
+    await sleep(50);
+    expect(transport.ignoredMessages).toBe(5);
+    expect(frames).toHaveLength(1);
+    expect(frames[0]!.timestampMs).toBe(20);
+    expect(frames[0]!.pcm.every((x) => x === 0)).toBe(true);
+  });
+});
+
+describe('parseConnectStream', () => {
+  it('reads the stream URL and parameters of the TwiML we emit, unescaping XML', () => {
+    const twiml =
+      '<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url="wss://agent.example.com/twilio/media?a=1&amp;b=2">' +
+      '<Parameter name="tenantId" value="t_42"/><Parameter name="token" value="a&lt;b&gt;c&quot;d&apos;e&#38;f&#x41;"/></Stream></Connect></Response>';
+    expect(parseConnectStream(twiml)).toEqual({
+      url: 'wss://agent.example.com/twilio/media?a=1&b=2',
+      parameters: { tenantId: 't_42', token: `a<b>c"d'e&fA` },
+    });
+  });
+
+  it('accepts whitespace, single quotes, comments and a self-closing stream', () => {
+    const twiml = `<?xml version="1.0"?>\n<Response>\n  <!-- <Connect><Stream url="wss://wrong"/></Connect> -->\n  <Connect action='/after'>\n    <Stream name = 'x' url='wss://a.example/s' />\n  </Connect>\n</Response>`;
+    expect(parseConnectStream(twiml)).toEqual({ url: 'wss://a.example/s', parameters: {} });
+  });
+
+  it('returns null without a <Connect><Stream>', () => {
+    expect(parseConnectStream('<Response><Start><Stream url="wss://fork"/></Start><Say>Hi</Say></Response>')).toBeNull();
+    expect(parseConnectStream('<Response><Dial><Sip>sip:x@y</Sip></Dial></Response>')).toBeNull();
+    expect(parseConnectStream('not xml')).toBeNull();
+  });
+
+  it('keeps only parameters that are direct children of the stream', () => {
+    const twiml = '<Response><Connect><Stream url="wss://x"><Parameter name="a" value="1"></Parameter><Parameter name="b" value=""/></Stream><Parameter name="c" value="3"/></Connect></Response>';
+    expect(parseConnectStream(twiml)).toEqual({ url: 'wss://x', parameters: { a: '1', b: '' } });
+  });
+});

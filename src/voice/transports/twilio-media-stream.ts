@@ -1,0 +1,345 @@
+// Twilio Media Streams transport: one bidirectional <Connect><Stream> websocket as a Transport (the handshake and
+// token check, caller mu-law frames in, agent audio paced out as media messages, marks echoed by Twilio, clear).
+import type { RawData, WebSocket } from 'ws';
+import { type AudioFrame, FRAME_MS, muLawDecode, muLawEncode } from '../audio.js';
+import { EventQueue } from '../../lib/event-queue.js';
+import { Playout } from './playout.js';
+import type { Transport } from './transport.js';
+
+const SAMPLE_RATE = 8000;
+const OPEN = 1;
+const CLOSED = 3;
+const DEFAULT_START_TIMEOUT_MS = 10_000;
+/** How long close() waits for the closing handshake before dropping the connection. */
+const CLOSE_WAIT_MS = 1000;
+
+/** What the `start` message says about the stream. */
+export interface TwilioStart {
+  streamSid: string;
+  callSid: string;
+  accountSid: string;
+  customParameters: Record<string, string>;
+  mediaFormat: { encoding: string; sampleRate: number; channels: number };
+  tracks: string[];
+}
+
+export interface TwilioAcceptOptions {
+  /** Checks the stream, normally `start.customParameters.token`; false closes the socket with 1008. */
+  authorize(start: TwilioStart): Promise<boolean>;
+  /** How long to wait for `start` after the socket opened. */
+  startTimeoutMs?: number;
+}
+
+type Json = Record<string, unknown>;
+
+/** A mark handed to Twilio and not echoed yet; `resolve` is null once clear() or close() answered it. */
+interface InFlightMark {
+  name: string;
+  resolve: ((played: boolean) => void) | null;
+}
+
+export class TwilioMediaStreamTransport implements Transport {
+  readonly kind = 'twilio';
+  readonly sampleRate = SAMPLE_RATE;
+  readonly streamSid: string;
+  /** Messages that were not JSON, binary, or of an unknown shape: ignored, counted for diagnostics. */
+  ignoredMessages = 0;
+
+  /** performance.now() when `start` arrived: the clock of caller timestamps and of onPlayed. */
+  private readonly startedAt: number;
+  private readonly frames = new EventQueue<AudioFrame>();
+  private readonly playout: Playout;
+  private readonly socketClosed: Promise<void>;
+  private lastTimestampMs = -FRAME_MS;
+  private framesSent = 0;
+  /** Marks waiting for the audio queued before them to be sent (`afterFrame` = framesSent when they may go). */
+  private outgoing: { name: string; afterFrame: number; resolve: (played: boolean) => void }[] = [];
+  /** Marks sent, in order; Twilio echoes them in this order (cleared ones too, which are then ignored). */
+  private inFlight: InFlightMark[] = [];
+  private ended = false;
+  private closedLocally = false;
+  private hungUp = false;
+  private hangupListeners: (() => void)[] = [];
+  private dtmfListeners: ((digit: string) => void)[] = [];
+  private playedListeners: ((frame: AudioFrame) => void)[] = [];
+
+  /**
+   * Waits for `connected` and `start`, then asks `authorize`. Media that arrives while authorize runs is kept.
+   * Resolves null (socket closed with 1008) when refused or when no start came in time, and null when the
+   * socket went away first.
+   */
+  static accept(socket: WebSocket, opts: TwilioAcceptOptions): Promise<{ transport: TwilioMediaStreamTransport; start: TwilioStart } | null> {
+    return new Promise((resolve) => {
+      const cleanup = () => {
+        clearTimeout(timer);
+        socket.off('message', onMessage);
+        socket.off('close', onClose);
+        socket.off('error', onError);
+      };
+      const refuse = (code: number, reason: string) => {
+        cleanup();
+        closeSocket(socket, code, reason);
+        resolve(null);
+      };
+      const timer = setTimeout(() => refuse(1008, 'no start message'), opts.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS);
+      const onMessage = (data: RawData, isBinary: boolean) => {
+        const msg = isBinary ? null : parseJson(data);
+        // `connected` and anything else before `start` carries nothing we need.
+        if (msg?.event !== 'start') return;
+        const start = readStart(msg);
+        if (!start) return refuse(1008, 'malformed start message');
+        cleanup();
+        // Built before authorize resolves so its listeners keep the media Twilio sends meanwhile.
+        const transport = new TwilioMediaStreamTransport(socket, start);
+        opts.authorize(start).then(
+          (ok) => {
+            if (!ok) {
+              transport.abandon();
+              closeSocket(socket, 1008, 'unauthorized');
+              resolve(null);
+            } else if (socket.readyState !== OPEN) {
+              // The call went away while we were checking it: nobody would hear the hangup.
+              transport.abandon();
+              resolve(null);
+            } else {
+              resolve({ transport, start });
+            }
+          },
+          () => {
+            transport.abandon();
+            closeSocket(socket, 1011, 'authorization failed');
+            resolve(null);
+          },
+        );
+      };
+      const onClose = () => {
+        cleanup();
+        resolve(null);
+      };
+      // A socket error is followed by 'close'; the listener only keeps it from being thrown.
+      const onError = () => {};
+      socket.on('message', onMessage);
+      socket.on('close', onClose);
+      socket.on('error', onError);
+    });
+  }
+
+  /** Use accept(): it does the handshake. `start` must already have been received on this socket. */
+  constructor(
+    private readonly socket: WebSocket,
+    readonly start: TwilioStart,
+  ) {
+    this.streamSid = start.streamSid;
+    this.startedAt = performance.now();
+    this.playout = new Playout(SAMPLE_RATE, (frame, playedAt) => this.sendFrame(frame, playedAt));
+    this.socketClosed = new Promise((resolve) => socket.once('close', () => resolve()));
+    socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    socket.on('close', () => this.onSocketGone());
+    socket.on('error', () => this.onSocketGone());
+  }
+
+  audio(): AsyncIterable<AudioFrame> {
+    return this.frames;
+  }
+
+  send(frame: AudioFrame): void {
+    this.playout.enqueue(frame);
+  }
+
+  mark(name: string): Promise<boolean> {
+    if (this.ended) return Promise.resolve(false);
+    // Playout's own mark only pads the utterance's tail to a whole frame; Twilio's echo is what says it played.
+    void this.playout.mark(name);
+    const afterFrame = this.framesSent + this.playout.queuedMs / FRAME_MS;
+    return new Promise((resolve) => {
+      this.outgoing.push({ name, afterFrame, resolve });
+      this.releaseMarks();
+    });
+  }
+
+  clear(): void {
+    if (this.ended) return;
+    this.playout.clear();
+    for (const m of this.outgoing) m.resolve(false);
+    this.outgoing = [];
+    // Twilio echoes the marks it drops; they stay in flight (answered) so those echoes are recognised.
+    for (const m of this.inFlight) {
+      m.resolve?.(false);
+      m.resolve = null;
+    }
+    this.sendJson({ event: 'clear', streamSid: this.streamSid });
+  }
+
+  onDtmf(listener: (digit: string) => void): void {
+    this.dtmfListeners.push(listener);
+  }
+
+  onHangup(listener: () => void): void {
+    this.hangupListeners.push(listener);
+  }
+
+  onPlayed(listener: (frame: AudioFrame) => void): void {
+    this.playedListeners.push(listener);
+  }
+
+  async close(reason: string): Promise<void> {
+    this.closedLocally = true;
+    this.finish();
+    if (this.socket.readyState === CLOSED) return;
+    closeSocket(this.socket, 1000, reason);
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<boolean>((r) => (timer = setTimeout(() => r(true), CLOSE_WAIT_MS)));
+    if (await Promise.race([this.socketClosed.then(() => false), gaveUp])) this.socket.terminate();
+    clearTimeout(timer);
+  }
+
+  /** ms since the stream's start message: the clock of caller frames and of onPlayed. */
+  now(): number {
+    return performance.now() - this.startedAt;
+  }
+
+  /** Refused at accept: stops without telling anyone (nobody is listening yet). */
+  private abandon(): void {
+    this.closedLocally = true;
+    this.finish();
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    const msg = isBinary ? null : parseJson(data);
+    if (!msg || this.ended) {
+      this.ignoredMessages++;
+      return;
+    }
+    switch (msg.event) {
+      case 'media':
+        return this.onMedia(msg);
+      case 'dtmf': {
+        const digit = obj(msg.dtmf)?.digit;
+        if (typeof digit !== 'string' || !digit) break;
+        for (const l of this.dtmfListeners) l(digit);
+        return;
+      }
+      case 'mark': {
+        const name = obj(msg.mark)?.name;
+        if (typeof name !== 'string') break;
+        return this.onMarkEcho(name);
+      }
+      case 'stop':
+        return this.onSocketGone();
+      case 'connected':
+      case 'start':
+        break;
+    }
+    this.ignoredMessages++;
+  }
+
+  private onMedia(msg: Json): void {
+    const media = obj(msg.media);
+    const payload = media?.payload;
+    // Only the caller's track is audio for us (a `both_tracks` stream also carries our own voice back).
+    if (!media || typeof payload !== 'string' || (media.track !== undefined && media.track !== 'inbound')) {
+      this.ignoredMessages++;
+      return;
+    }
+    const bytes = Buffer.from(payload, 'base64');
+    if (!bytes.length) return;
+    // Twilio sends the timestamp as a string; a missing one continues from the previous frame.
+    const timestampMs = typeof media.timestamp === 'string' || typeof media.timestamp === 'number' ? Number(media.timestamp) : NaN;
+    this.lastTimestampMs = Number.isFinite(timestampMs) ? timestampMs : this.lastTimestampMs + FRAME_MS;
+    this.frames.push({ pcm: muLawDecode(bytes), sampleRate: SAMPLE_RATE, timestampMs: this.lastTimestampMs });
+  }
+
+  private onMarkEcho(name: string): void {
+    // Echoes come in the order the marks were sent, so the first one of that name is the one echoed; answered
+    // (cleared) entries are consumed silently, which keeps a reused name from resolving a later mark early.
+    const i = this.inFlight.findIndex((m) => m.name === name);
+    if (i < 0) {
+      this.ignoredMessages++;
+      return;
+    }
+    const [m] = this.inFlight.splice(i, 1);
+    m?.resolve?.(true);
+  }
+
+  private sendFrame(frame: AudioFrame, playedAt: number): void {
+    this.sendJson({ event: 'media', streamSid: this.streamSid, media: { payload: Buffer.from(muLawEncode(frame.pcm)).toString('base64') } });
+    this.framesSent++;
+    const timestampMs = playedAt - this.startedAt;
+    for (const l of this.playedListeners) l({ pcm: frame.pcm, sampleRate: SAMPLE_RATE, timestampMs });
+    this.releaseMarks();
+  }
+
+  /** Sends the marks whose audio has all been sent, right behind it. */
+  private releaseMarks(): void {
+    while (this.outgoing.length && this.outgoing[0]!.afterFrame <= this.framesSent) {
+      const m = this.outgoing.shift()!;
+      this.inFlight.push({ name: m.name, resolve: m.resolve });
+      this.sendJson({ event: 'mark', streamSid: this.streamSid, mark: { name: m.name } });
+    }
+  }
+
+  private onSocketGone(): void {
+    if (this.ended) return;
+    this.finish();
+    if (this.closedLocally || this.hungUp) return;
+    this.hungUp = true;
+    for (const l of this.hangupListeners) l();
+  }
+
+  private finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.playout.close();
+    for (const m of this.outgoing) m.resolve(false);
+    for (const m of this.inFlight) m.resolve?.(false);
+    this.outgoing = [];
+    this.inFlight = [];
+    this.frames.end();
+  }
+
+  private sendJson(msg: Json): void {
+    if (this.socket.readyState === OPEN) this.socket.send(JSON.stringify(msg));
+  }
+}
+
+function parseJson(data: RawData): Json | null {
+  try {
+    const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
+    return obj(JSON.parse(text));
+  } catch {
+    return null;
+  }
+}
+
+function obj(v: unknown): Json | null {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : null;
+}
+
+function readStart(msg: Json): TwilioStart | null {
+  const start = obj(msg.start);
+  if (!start) return null;
+  const streamSid = typeof start.streamSid === 'string' ? start.streamSid : msg.streamSid;
+  if (typeof streamSid !== 'string' || typeof start.callSid !== 'string' || typeof start.accountSid !== 'string') return null;
+  const customParameters: Record<string, string> = {};
+  for (const [k, v] of Object.entries(obj(start.customParameters) ?? {})) if (typeof v === 'string') customParameters[k] = v;
+  const format = obj(start.mediaFormat);
+  return {
+    streamSid,
+    callSid: start.callSid,
+    accountSid: start.accountSid,
+    customParameters,
+    mediaFormat: {
+      encoding: typeof format?.encoding === 'string' ? format.encoding : 'audio/x-mulaw',
+      sampleRate: typeof format?.sampleRate === 'number' ? format.sampleRate : SAMPLE_RATE,
+      channels: typeof format?.channels === 'number' ? format.channels : 1,
+    },
+    tracks: Array.isArray(start.tracks) ? start.tracks.filter((t): t is string => typeof t === 'string') : ['inbound'],
+  };
+}
+
+/** Close reasons are limited to 123 bytes of UTF-8; cut on a character boundary. */
+function closeSocket(socket: WebSocket, code: number, reason: string): void {
+  let r = reason;
+  while (Buffer.byteLength(r) > 123) r = r.slice(0, -1);
+  if (socket.readyState === OPEN || socket.readyState === 0) socket.close(code, r);
+}

@@ -34,6 +34,9 @@ async function shutdown(signal: string): Promise<void> {
     log.error('shutdown took longer than 15 s; exiting');
     process.exit(1);
   }, 15_000).unref();
+  // Live calls end properly (records, recordings) before their sockets close with the server.
+  if (deps.voice.active) log.info({ calls: deps.voice.active }, 'ending live calls');
+  await deps.voice.drain(10_000);
   await app.close();
   await closeDeps(deps);
   process.exit(0);

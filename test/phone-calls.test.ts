@@ -235,6 +235,29 @@ describe('outbound phone call', () => {
     expect((await api('POST', `/api/v1/calls/${callId}/hangup`, s.access_token)).json.error.code).toBe('call_not_active');
   }, 90_000);
 
+  it('is transferred to a person through the API: Twilio dials the number in place of the agent', async () => {
+    const s = await clinicTenant('+15550006666');
+    const answered = new Promise<void>((resolve) => {
+      onOutbound = async (_fake, twiml, signal) => {
+        const sim = await SimulatedCall.fromTwiml(twiml, ACCOUNT, _fake.sid);
+        signal.addEventListener('abort', () => void sim.leg.terminate());
+        await sim.agentDone({ quietMs: 500 });
+        resolve();
+        await sim.leg.closed;
+      };
+    });
+    const res = await api('POST', '/api/v1/calls', s.access_token, { to: CALLER });
+    expect(res.status).toBe(201);
+    await answered;
+    const moved = await api('POST', `/api/v1/calls/${res.json.id}/transfer`, s.access_token, { to: '+15550007777' });
+    expect(moved.status, JSON.stringify(moved.json)).toBe(202);
+    const sid = (await t.deps.calls.get(s.tenant.id, res.json.id)).providerCallSid!;
+    const fake = await twilio.settled(sid);
+    expect(fake.transferredTo).toBe('+15550007777');
+    const evs = (await events(s, res.json.id)).map((e) => e.type);
+    expect(evs).toEqual(expect.arrayContaining(['transfer.requested', 'transfer.connected']));
+  }, 60_000);
+
   it('refuses what it cannot do with stable codes, and other tenants’ calls are 404', async () => {
     const s = await clinicTenant();
     expect((await api('POST', '/api/v1/calls', s.access_token, { to: CALLER })).json.error.code).toBe('no_phone_number');
@@ -317,6 +340,17 @@ describe('browser call, controlled from another instance', () => {
       });
       expect(c.status).toBe('completed');
       expect((await events(s, callId)).some((e) => e.type === 'hangup.requested')).toBe(true);
+      // Shutting down ends live calls properly: a second call is ended by drain() with its records complete.
+      const second = await appA.inject({ method: 'POST', url: '/api/v1/calls/web', headers: { authorization: `Bearer ${s.access_token}` }, payload: {} });
+      const ws2 = new WebSocket(`ws://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}/api/v1/calls/web/stream?token=${encodeURIComponent(second.json().token)}`);
+      await new Promise((r) => ws2.once('open', r));
+      await waitFor('second call live', async () => (voiceA.active > 0 ? true : undefined));
+      const closed2 = new Promise<number>((r) => ws2.once('close', (c2) => r(c2)));
+      await voiceA.drain(5000);
+      expect(await closed2).toBe(1000);
+      const row2 = await t.deps.calls.get(s.tenant.id, second.json().call_id);
+      expect(row2.endedAt).not.toBeNull();
+      expect((await events(s, row2.id)).find((e) => e.type === 'call.ended')?.data.reason).toBe('service shutting down');
       // A token is for one channel and one call: a browser token cannot open a Twilio stream, and a forged one is refused.
       const bad = new WebSocket(`ws://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}/api/v1/calls/web/stream?token=forged`);
       expect(await new Promise<number>((r) => bad.once('close', (c2) => r(c2)))).toBe(1008);

@@ -164,24 +164,26 @@ export class Telephony {
   /** Runs the call's session here, reachable by the hang-up and transfer commands of any instance. */
   private async run(call: Call, transport: TwilioMediaStreamTransport | BrowserTransport): Promise<void> {
     const log = this.log.child({ tenantId: call.tenantId, callId: call.id });
-    let outcome: CallOutcome | undefined;
     try {
-      outcome = await this.voice.run(call.tenantId, call.id, transport);
+      await this.voice.run(call.tenantId, call.id, transport, { beforeClose: (outcome) => this.handOff(call, outcome, log) });
     } catch (err) {
       log.error({ err }, 'call failed');
       await transport.close('error');
       await this.calls.end(call.tenantId, call.id, 'failed', 'internal error').catch(() => {});
-      return;
     }
-    // The agent (or the API) handed the caller over: Twilio dials the number in place of the stream.
-    if (outcome.action?.type === 'transfer_call' && call.providerCallSid && this.twilio) {
-      try {
-        await this.twilio.redirect(call.providerCallSid, dialNumber(outcome.action.to, call.direction === 'inbound' ? (call.toNumber ?? undefined) : (call.fromNumber ?? undefined)));
-        await this.calls.event(call.tenantId, call.id, 'transfer.connected', { to: outcome.action.to });
-      } catch (err) {
-        log.error({ err }, 'transfer failed');
-        await this.calls.event(call.tenantId, call.id, 'transfer.failed', { to: outcome.action.to, error: err instanceof Error ? err.message : String(err) });
-      }
+  }
+
+  /** A transfer (by the agent or the API): Twilio dials the number in place of the stream, before the stream closes. */
+  private async handOff(call: Call, outcome: CallOutcome, log: FastifyBaseLogger): Promise<void> {
+    const action = outcome.action;
+    if (action?.type !== 'transfer_call' || !call.providerCallSid || !this.twilio) return;
+    try {
+      const callerId = call.direction === 'inbound' ? call.toNumber : call.fromNumber;
+      await this.twilio.redirect(call.providerCallSid, dialNumber(action.to, callerId ?? undefined));
+      await this.calls.event(call.tenantId, call.id, 'transfer.connected', { to: action.to });
+    } catch (err) {
+      log.error({ err }, 'transfer failed');
+      await this.calls.event(call.tenantId, call.id, 'transfer.failed', { to: action.to, error: err instanceof Error ? err.message : String(err) });
     }
   }
 

@@ -39,6 +39,11 @@ export interface CallSessionParts {
   history?: ChatMessage[];
   /** The transport's clock, ms. */
   now: () => number;
+  /**
+   * Called with the outcome while the transport is still open: a phone transfer must be handed to the carrier
+   * before the media stream closes (Twilio hangs up a call whose stream ended and has nothing left to do).
+   */
+  beforeClose?: (outcome: CallOutcome) => Promise<void>;
 }
 
 export interface CallOutcome {
@@ -116,6 +121,7 @@ export class CallSession {
     for (const t of [this.endpointTimer, this.silenceTimer, this.stuckTimer, this.dtmfTimer]) clearTimeout(t);
     this.reply?.controller.abort();
     await this.stt.close();
+    await this.p.beforeClose?.(outcome).catch((err: unknown) => this.p.log.error({ err, callId: this.p.callId }, 'end-of-call hand-off failed'));
     await transport.close(outcome.reason);
     await Promise.allSettled([listening, transcribing, this.reply?.done]);
     await this.records;

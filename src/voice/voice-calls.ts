@@ -18,6 +18,7 @@ const outboundGreeting = (agentName: string) => `Hello, this is ${agentName}. Is
 
 export class VoiceCalls {
   private readonly live = new Map<string, CallSession>();
+  private readonly runs = new Set<Promise<unknown>>();
 
   constructor(
     private readonly calls: CallService,
@@ -32,7 +33,17 @@ export class VoiceCalls {
     return this.live.size;
   }
 
-  async run(tenantId: string, callId: string, transport: Transport): Promise<CallOutcome> {
+  /**
+   * Shutting down: every live call is ended as if hung up, so its transcript, recording and end are written
+   * before the process goes; waits at most `timeoutMs` for them.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    const running = [...this.runs];
+    for (const session of this.live.values()) session.hangup('service shutting down');
+    await Promise.race([Promise.allSettled(running), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+  }
+
+  async run(tenantId: string, callId: string, transport: Transport, opts: { beforeClose?: (outcome: CallOutcome) => Promise<void> } = {}): Promise<CallOutcome> {
     const log = this.log.child({ tenantId, callId });
     const call = await this.calls.get(tenantId, callId);
     const turns = await this.calls.transcript(tenantId, callId);
@@ -74,13 +85,17 @@ export class VoiceCalls {
       history: toHistory(turns),
       log,
       now: () => performance.now() - origin,
+      beforeClose: opts.beforeClose,
     });
     this.live.set(callId, session);
     // Hang-up and transfer reach the session from any instance of the service.
     const detach = this.control.attach(callId, (command) => (command.type === 'hangup' ? session.hangup(command.reason) : session.transfer(command.to, command.reason)));
+    const running = session.run();
+    this.runs.add(running);
     try {
-      return await session.run();
+      return await running;
     } finally {
+      this.runs.delete(running);
       detach();
       this.live.delete(callId);
       await save();

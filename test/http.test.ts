@@ -130,7 +130,10 @@ describe('health and docs', () => {
     const spec = t.app.swagger() as { paths: Record<string, Record<string, { security?: unknown[] }>> };
     for (const [path, ops] of Object.entries(spec.paths)) {
       for (const [method, op] of Object.entries(ops)) {
-        const isPublic = path.startsWith('/health') || ['/api/v1/auth/signup', '/api/v1/auth/login', '/api/v1/auth/refresh', '/api/v1/auth/logout'].includes(path);
+        // Public by design: webhooks (their signatures authenticate them), media websockets (a per-call token), and
+        // recording downloads (a signed URL).
+        const signed = path.startsWith('/api/v1/webhooks/') || ['/api/v1/voice/twilio/stream', '/api/v1/calls/web/stream'].includes(path) || path.startsWith('/api/v1/recordings/');
+        const isPublic = signed || path.startsWith('/health') || ['/api/v1/auth/signup', '/api/v1/auth/login', '/api/v1/auth/refresh', '/api/v1/auth/logout'].includes(path);
         if (!isPublic && !op.security) undeclared.push(`${method} ${path}`);
       }
     }

@@ -10,6 +10,9 @@ local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
 return {n, ttl}`;
 
+/** How long subscribe() waits for Redis to confirm before going on (it keeps trying in the background). */
+const SUBSCRIBE_WAIT_MS = 2000;
+
 export class RedisCache implements Cache {
   readonly redis: Redis;
   /** A connection in subscriber mode can run no other command: its own, made at the first subscribe. */
@@ -51,7 +54,11 @@ export class RedisCache implements Cache {
     const key = this.prefix + channel;
     const first = !this.handlers.has(key);
     this.handlers.set(key, [...(this.handlers.get(key) ?? []), handler]);
-    if (first) await this.subscriber.subscribe(key);
+    if (!first) return;
+    const subscribed = this.subscriber.subscribe(key).then(() => undefined);
+    subscribed.catch(() => {});
+    // Redis down: the subscription waits in the offline queue and happens on connect; start-up must not hang on it.
+    await Promise.race([subscribed, new Promise((r) => setTimeout(r, SUBSCRIBE_WAIT_MS).unref())]);
   }
 
   async ping(): Promise<void> {

@@ -197,6 +197,8 @@ describe('outbound phone call', () => {
   it('is placed through Twilio’s API; the agent speaks first, answers, and the API hangs it up', async () => {
     const s = await clinicTenant('+15550004444');
     let sim: SimulatedCall | undefined;
+    let placedId = '';
+    const callIdOf = () => placedId;
     let heardBeforeSpeaking = 0;
     let v2v = 0;
     const answered = new Promise<void>((resolve) => {
@@ -208,6 +210,15 @@ describe('outbound phone call', () => {
         const q = await sim.say(await speech('When does the clinic close on Saturday?'));
         v2v = await sim.answer(q);
         await sim.agentDone({ sinceMs: q.saidEndMs, quietMs: 800 });
+        // Barge-in on the next answer, then a keypad digit.
+        const again = await sim.say(await speech('Where is the free parking?'));
+        await sim.answer(again);
+        await sleep(400);
+        await sim.say(await speech('Stop, stop, thank you.'));
+        await waitFor('clear', async () => (sim!.leg.clears.length > 0 ? true : undefined), 10_000);
+        await sim.agentDone({ sinceMs: sim.now() - 1, quietMs: 800, timeoutMs: 30_000 }).catch(() => {});
+        sim.pressDigit('7');
+        await waitFor('digit turn', async () => ((await turns(s, callIdOf())).some((x) => x.text.includes('keypad: 7')) ? true : undefined), 10_000);
         resolve();
         await sim.leg.closed;
       };
@@ -216,6 +227,7 @@ describe('outbound phone call', () => {
     expect(res.status, JSON.stringify(res.json)).toBe(201);
     expect(res.json).toMatchObject({ direction: 'outbound', status: 'queued', to_number: CALLER, from_number: '+15550004444' });
     const callId = res.json.id;
+    placedId = callId;
     await answered;
     expect(heardBeforeSpeaking).toBeGreaterThan(500);
     expect(v2v).toBeGreaterThan(0);
@@ -233,6 +245,17 @@ describe('outbound phone call', () => {
     expect(ended.status).toBe('completed');
     expect(ended.answered_at).not.toBeNull();
     expect((await api('POST', `/api/v1/calls/${callId}/hangup`, s.access_token)).json.error.code).toBe('call_not_active');
+    const evs = await events(s, callId);
+    expect(evs.map((e) => e.type)).toEqual(expect.arrayContaining(['barge_in', 'dtmf', 'twilio.status', 'hangup.requested', 'call.ended']));
+    // Twilio's callbacks were delivered and accepted: ringing and answered before, completed after the hang-up.
+    expect(fake.callbacks.map((c) => [c.callStatus, c.httpStatus])).toEqual(expect.arrayContaining([['ringing', 204], ['in-progress', 204], ['completed', 204]]));
+    const rec = await waitFor('recording', async () => {
+      const r = await api('GET', `/api/v1/calls/${callId}/recording`, s.access_token);
+      return r.status === 200 ? r.json : undefined;
+    });
+    const wav = await fetch(rec.url.startsWith('http') ? rec.url : `${base}${rec.url}`);
+    expect(wav.status).toBe(200);
+    expect(Buffer.from(await wav.arrayBuffer()).readUInt16LE(22)).toBe(2);
   }, 90_000);
 
   it('is transferred to a person through the API: Twilio dials the number in place of the agent', async () => {

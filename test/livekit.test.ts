@@ -1,24 +1,36 @@
 // The LiveKit API against the fake LiveKit server: a web call's token, rooms scoped per tenant (another tenant's is
 // 404 and untouched), SIP provisioning limited to the tenant's own numbers, and the webhook: signed events are
-// recorded on the call their room carries and room_finished ends it; anything not signed over the exact body is
-// 403 with nothing recorded. Without LiveKit configured, the routes answer 503 livekit_not_configured.
+// recorded on the call their room carries and room_finished ends it, egress_ended records the recording; anything
+// not signed over the exact body is 403 with nothing recorded. The agent: it joins a web call's room in the
+// background with its own token (the fake stands in for rtc-node: the caller is a MemoryTransport), greets the
+// caller once in, has Egress record the room when the tenant records calls, and the call ends when the caller
+// leaves; a join that fails or times out, and a caller who never comes, end the call and close the room. Outbound
+// calls dial only through the tenant's own trunk, after the agent is in the room. Without LiveKit configured, the
+// routes answer 503 livekit_not_configured.
 import { randomUUID } from 'node:crypto';
 import { jwtVerify } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { roomName } from '../src/telephony/livekit.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type AgentJoinSettings, LiveKitService, roomName } from '../src/telephony/livekit.js';
 import { FakeLiveKit } from './fakes/livekit.js';
-import { bearer, buildTestApp, call, type Session, type TestApp, twoTenants } from './helpers.js';
+import { bearer, buildTestApp, call, type Session, signup, type TestApp, twoTenants, uniqueEmail, waitFor } from './helpers.js';
 
 let fake: FakeLiveKit;
 let t: TestApp;
 let a: Session;
 let b: Session;
+/** The app's LiveKit with the agent joining through the fake instead of rtc-node; tests shorten its timeouts. */
+const liveKit = (agent: Partial<AgentJoinSettings> = {}) =>
+  new LiveKitService({ url: fake.url, apiKey: fake.apiKey, apiSecret: fake.apiSecret, sipUri: 'sip:fake.sip.example', agent: { connect: fake.connectAgent, ...agent } });
 beforeAll(async () => {
   fake = await new FakeLiveKit().start();
   t = await buildTestApp({ LIVEKIT_URL: fake.url, LIVEKIT_API_KEY: fake.apiKey, LIVEKIT_API_SECRET: fake.apiSecret, LIVEKIT_SIP_URI: 'sip:fake.sip.example' });
+  t.deps.livekit = liveKit();
   ({ a, b } = await twoTenants(t.app));
 });
 afterAll(async () => {
+  // Conversations still going end first, so nothing writes to the database after it closes.
+  for (const agent of fake.agents) agent.callerLeaves();
+  await waitFor('live calls to end', async () => (t.deps.voice.active === 0 ? true : undefined));
   await t.close();
   await fake.stop();
 });
@@ -31,6 +43,18 @@ const startCall = async (s: Session) => {
 const eventsOf = async (s: Session, callId: string) =>
   (await call(t.app, 'GET', `/api/v1/calls/${callId}/events`, s.access_token)).json().items as { type: string; data: Record<string, unknown> }[];
 const deliver = (w: { body: string; headers: Record<string, string> }) => t.app.inject({ method: 'POST', url: '/api/v1/webhooks/livekit', headers: w.headers, payload: w.body });
+const callOf = async (s: Session, callId: string) => (await call(t.app, 'GET', `/api/v1/calls/${callId}`, s.access_token)).json() as { status: string; direction: string; from_number: string | null; to_number: string | null };
+const turnsOf = (s: Session, callId: string) => t.deps.calls.transcript(s.tenant.id, callId);
+const agentIn = (room: string) => waitFor(`the agent in ${room}`, async () => fake.agentIn(room));
+const ended = (s: Session, callId: string) => waitFor(`call ${callId} to end`, async () => ((await t.deps.calls.get(s.tenant.id, callId)).endedAt ? callOf(s, callId) : undefined));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A tenant of its own, with a greeting, so its transcript shows the agent speaking. */
+const greetingTenant = async (settings: object = {}) => {
+  const s = await signup(t.app);
+  const put = await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, { greeting: 'Hello from the clinic.', ...settings });
+  expect(put.statusCode, put.body).toBe(200);
+  return s;
+};
 
 describe('web call token', () => {
   it('creates the call and its room, and returns a token for that room only', async () => {
@@ -71,7 +95,7 @@ describe('OpenAPI', () => {
     const doc = await t.app.inject({ method: 'GET', url: '/openapi.json' });
     expect(doc.statusCode).toBe(200);
     expect(Object.keys(doc.json().paths)).toEqual(
-      expect.arrayContaining(['/api/v1/voice/livekit/token', '/api/v1/voice/livekit/rooms', '/api/v1/voice/livekit/rooms/{name}', '/api/v1/voice/livekit/sip', '/api/v1/webhooks/livekit']),
+      expect.arrayContaining(['/api/v1/voice/livekit/token', '/api/v1/voice/livekit/calls', '/api/v1/voice/livekit/rooms', '/api/v1/voice/livekit/rooms/{name}', '/api/v1/voice/livekit/sip', '/api/v1/webhooks/livekit']),
     );
   });
 });
@@ -168,13 +192,31 @@ describe('webhook', () => {
       'livekit.participant_joined',
       'livekit.participant_left',
       'livekit.egress_ended',
+      'recording.saved',
       'livekit.room_finished',
       'call.ended',
     ]);
     expect(events[2]!.data).toMatchObject({ room: c.room, room_sid: 'RM_hook', participant_identity: 'caller', participant_kind: 'STANDARD' });
     expect(events[4]!.data).toMatchObject({ egress_id: 'EG_1', egress_status: 'EGRESS_COMPLETE', files: [{ filename: 'recordings/x.ogg', location: 's3://calls/recordings/x.ogg' }] });
+    expect(events[5]!.data).toEqual({ egress_id: 'EG_1', location: 's3://calls/recordings/x.ogg', filename: 'recordings/x.ogg', duration_ms: 1000 });
     expect(events.at(-1)!.data).toMatchObject({ status: 'completed' });
     expect((await call(t.app, 'GET', `/api/v1/calls/${c.call_id}`, a.access_token)).json()).toMatchObject({ status: 'completed' });
+  });
+
+  it('records a failed or fileless egress as such', async () => {
+    const c = await startCall(a);
+    for (const egressInfo of [
+      { egressId: 'EG_failed', roomName: c.room, status: 'EGRESS_FAILED', error: 'no space left' },
+      { egressId: 'EG_nofile', roomName: c.room, status: 'EGRESS_COMPLETE' },
+    ]) {
+      const res = await deliver(await fake.webhook({ event: 'egress_ended', egressInfo }));
+      expect([res.statusCode, res.json().recorded]).toEqual([200, true]);
+    }
+    const events = (await eventsOf(a, c.call_id)).filter((e) => e.type.startsWith('recording.'));
+    expect(events).toEqual([
+      { type: 'recording.failed', data: { egress_id: 'EG_failed', egress_status: 'EGRESS_FAILED', error: 'no space left' } },
+      { type: 'recording.saved', data: { egress_id: 'EG_nofile' } },
+    ].map((e) => expect.objectContaining(e)));
   });
 
   it('refuses what is not signed over the exact body with 403, recording nothing', async () => {
@@ -217,6 +259,242 @@ describe('webhook', () => {
   });
 });
 
+describe('the agent on a web call', () => {
+  afterEach(() => {
+    t.deps.livekit = liveKit();
+    fake.callerPresent = false;
+    // A test that failed midway leaves no conversation running into the next one.
+    for (const agent of fake.agents) agent.callerLeaves();
+  });
+
+  it('joins in the background with its own token, greets once the caller is in, records with Egress, ends when the caller leaves', async () => {
+    const s = await greetingTenant();
+    // The join is held: the response must come without it.
+    const held = fake.holdNextJoin();
+    const res = await call(t.app, 'POST', '/api/v1/voice/livekit/token', s.access_token, {});
+    expect(res.statusCode, res.body).toBe(201);
+    const { call_id: callId, room } = res.json() as { call_id: string; room: string };
+    expect(fake.agentIn(room)).toBeUndefined();
+    held.release();
+    const agent = await agentIn(room);
+
+    // The agent's token: this room, as an agent; never the caller's identity.
+    expect(agent.claims).toMatchObject({ sub: 'agent', kind: 'agent', video: { roomJoin: true, room, canPublishData: true } });
+    expect(agent.callerIdentity).toBe('caller');
+    // Nobody to greet yet: no greeting into an empty room, no recording of one.
+    await sleep(300);
+    expect(await turnsOf(s, callId)).toEqual([]);
+    expect([...fake.egresses.values()].some((e) => e.roomName === room)).toBe(false);
+
+    agent.callerJoins();
+    const turns = await waitFor('the greeting', async () => {
+      const ts = await turnsOf(s, callId);
+      return ts.length ? ts : undefined;
+    });
+    expect(turns[0]).toMatchObject({ speaker: 'agent', text: 'Hello from the clinic.' });
+    expect(agent.caller.heardMs()).toBeGreaterThan(500);
+    const started = await waitFor('recording.started', async () => (await eventsOf(s, callId)).find((e) => e.type === 'recording.started'));
+    const egress = fake.egresses.get(started.data.egress_id as string);
+    expect(egress).toMatchObject({ roomName: room, request: { audioOnly: true } });
+    expect((await callOf(s, callId)).status).toBe('in_progress');
+
+    agent.callerLeaves();
+    expect(await ended(s, callId)).toMatchObject({ status: 'completed' });
+    // The room is closed after the call (which also ends its egress), and the agent's audio with it.
+    await waitFor('the room to close', async () => (fake.rooms.has(room) ? undefined : true));
+    expect(agent.caller.closedReason).toBeDefined();
+    const events = await eventsOf(s, callId);
+    expect(events.map((e) => e.type)).toEqual(expect.arrayContaining(['call.started', 'recording.started', 'call.ended']));
+    expect(events.find((e) => e.type === 'call.ended')!.data).toMatchObject({ status: 'completed', reason: 'caller hung up' });
+    // Egress records LiveKit calls: VoiceCalls kept no WAV of its own.
+    expect(events.some((e) => e.type === 'recording.saved' || e.type === 'livekit.agent_failed')).toBe(false);
+  });
+
+  it('does not record when the tenant switched recording off', async () => {
+    const s = await greetingTenant({ call: { recording: false } });
+    fake.callerPresent = true;
+    const { call_id: callId, room } = await startCall(s);
+    const agent = await agentIn(room);
+    await waitFor('the greeting', async () => ((await turnsOf(s, callId)).length ? true : undefined));
+    expect(fake.requests.some((r) => r.method === 'Egress/StartRoomCompositeEgress' && r.body.roomName === room)).toBe(false);
+    agent.callerLeaves();
+    expect(await ended(s, callId)).toMatchObject({ status: 'completed' });
+    expect((await eventsOf(s, callId)).some((e) => e.type.startsWith('recording.'))).toBe(false);
+  });
+
+  it('goes on with the call when Egress refuses the recording', async () => {
+    const s = await greetingTenant();
+    fake.callerPresent = true;
+    fake.failNext('Egress/StartRoomCompositeEgress', 'resource_exhausted', 'no egress instance available');
+    const { call_id: callId, room } = await startCall(s);
+    const agent = await agentIn(room);
+    const failed = await waitFor('recording.failed', async () => (await eventsOf(s, callId)).find((e) => e.type === 'recording.failed'));
+    expect(failed.data.error).toMatch(/no egress instance available/);
+    await waitFor('the greeting', async () => ((await turnsOf(s, callId)).length ? true : undefined));
+    agent.callerLeaves();
+    expect(await ended(s, callId)).toMatchObject({ status: 'completed' });
+  });
+
+  it('ends the call failed and closes the room when the agent cannot join', async () => {
+    const s = await greetingTenant();
+    fake.failNextJoin(new Error('could not establish signal connection: connection refused'));
+    const { call_id: callId, room } = await startCall(s);
+    expect(await ended(s, callId)).toMatchObject({ status: 'failed' });
+    const events = await eventsOf(s, callId);
+    expect(events.map((e) => e.type)).toEqual(['call.started', 'livekit.agent_failed', 'call.ended']);
+    expect(events[1]!.data).toEqual({ stage: 'join', error: 'could not establish signal connection: connection refused' });
+    expect(events[2]!.data).toMatchObject({ status: 'failed', reason: 'the agent could not join the livekit room' });
+    await waitFor('the room to close', async () => (fake.rooms.has(room) ? undefined : true));
+  });
+
+  it('gives up joining after the timeout, and leaves the room should the join complete later', async () => {
+    t.deps.livekit = liveKit({ joinTimeoutMs: 200 });
+    const s = await greetingTenant();
+    const held = fake.holdNextJoin();
+    const startedAt = Date.now();
+    const { call_id: callId, room } = await startCall(s);
+    expect(await ended(s, callId)).toMatchObject({ status: 'failed' });
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(200);
+    expect(held.aborted).toBe(true);
+    const failed = (await eventsOf(s, callId)).find((e) => e.type === 'livekit.agent_failed')!;
+    expect(failed.data).toEqual({ stage: 'join', error: 'livekit: the agent did not join the room within 200 ms' });
+
+    held.release();
+    const late = await agentIn(room);
+    await waitFor('the late agent to leave', async () => (late.closedReason ? true : undefined));
+    expect(late.closedReason).toBe('the agent gave up joining');
+    expect(await turnsOf(s, callId)).toEqual([]);
+  });
+
+  it('gives the call up when the caller never joins', async () => {
+    t.deps.livekit = liveKit({ callerTimeoutMs: 300 });
+    const s = await greetingTenant();
+    const { call_id: callId, room } = await startCall(s);
+    const agent = await agentIn(room);
+    expect(await ended(s, callId)).toMatchObject({ status: 'canceled' });
+    expect((await eventsOf(s, callId)).at(-1)!.data).toMatchObject({ status: 'canceled', reason: 'the caller did not join the room' });
+    expect(agent.closedReason).toBe('the caller did not join the room');
+    await waitFor('the room to close', async () => (fake.rooms.has(room) ? undefined : true));
+    expect(await turnsOf(s, callId)).toEqual([]);
+    expect(fake.requests.some((r) => r.method === 'Egress/StartRoomCompositeEgress' && r.body.roomName === room)).toBe(false);
+  });
+
+  it('ends the call when its room is deleted through the API', async () => {
+    const s = await greetingTenant();
+    fake.callerPresent = true;
+    const { call_id: callId, room } = await startCall(s);
+    const agent = await agentIn(room);
+    await waitFor('the greeting', async () => ((await turnsOf(s, callId)).length ? true : undefined));
+    expect((await call(t.app, 'DELETE', `/api/v1/voice/livekit/rooms/${encodeURIComponent(room)}`, s.access_token)).statusCode).toBe(204);
+    expect(await ended(s, callId)).toMatchObject({ status: 'completed' });
+    await waitFor('the agent to leave', async () => (agent.caller.closedReason ? true : undefined));
+    await waitFor('the session to end', async () => (t.deps.voice.active === 0 ? true : undefined));
+  });
+});
+
+describe('outbound calls through LiveKit SIP', () => {
+  const from = '+14155550170';
+  let trunkA: string;
+  let trunkB: string;
+  beforeAll(() => {
+    trunkA = fake.addOutboundTrunk({ numbers: [from], metadata: JSON.stringify({ tenant_id: a.tenant.id }) });
+    trunkB = fake.addOutboundTrunk({ numbers: ['+14155550171'], metadata: JSON.stringify({ tenant_id: b.tenant.id }) });
+  });
+  afterEach(() => {
+    t.deps.livekit = liveKit();
+    fake.callerPresent = false;
+    // A test that failed midway leaves no conversation running into the next one.
+    for (const agent of fake.agents) agent.callerLeaves();
+  });
+  const dial = (s: Session, body: object) => call(t.app, 'POST', '/api/v1/voice/livekit/calls', s.access_token, body);
+  const outboundCalls = async (s: Session) => (await call(t.app, 'GET', '/api/v1/calls?direction=outbound', s.access_token)).json().total as number;
+  const dials = () => fake.requests.filter((r) => r.method === 'SIP/CreateSIPParticipant').length;
+
+  it('dials only through the tenant’s own trunk; anything else leaves no call and rings no phone', async () => {
+    const before = [dials(), await outboundCalls(a)];
+    const unlabelled = fake.addOutboundTrunk({ numbers: ['+14155550172'] });
+    for (const trunk_id of [trunkB, unlabelled, 'ST_doesnotexist']) {
+      const res = await dial(a, { to: '+14155550199', trunk_id });
+      expect([res.statusCode, res.json().error.code], trunk_id).toEqual([404, 'not_found']);
+    }
+    for (const body of [{ to: '4155550199', trunk_id: trunkA }, { to: '+14155550199' }, { to: '+14155550199', trunk_id: trunkA, from: '+1999' }]) {
+      expect((await dial(a, body)).statusCode, JSON.stringify(body)).toBe(422);
+    }
+    // A member may not place calls (tenant_write).
+    const member = { email: uniqueEmail('member'), password: 'correct horse battery' };
+    expect((await call(t.app, 'POST', '/api/v1/users', a.access_token, { ...member, role: 'member' })).statusCode).toBe(201);
+    const login = (await t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: member })).json();
+    expect((await dial(login, { to: '+14155550199', trunk_id: trunkA })).statusCode).toBe(403);
+    expect([dials(), await outboundCalls(a)]).toEqual(before);
+  });
+
+  it('joins the agent, then dials; the agent greets once answered and the call ends when the callee hangs up', async () => {
+    const res = await dial(a, { to: '+14155550199', trunk_id: trunkA });
+    expect(res.statusCode, res.body).toBe(201);
+    const { call_id: callId, room, sip_call_id: sipCallId, status } = res.json() as { call_id: string; room: string; sip_call_id: string; status: string };
+    expect([room, status]).toEqual([roomName(a.tenant.id, callId), 'ringing']);
+    const agent = fake.agentIn(room)!;
+    const dialIndex = fake.requests.findLastIndex((r) => r.method === 'SIP/CreateSIPParticipant');
+    expect(fake.requests[dialIndex]!.body).toMatchObject({ sipTrunkId: trunkA, sipCallTo: '+14155550199', sipNumber: from, roomName: room, participantIdentity: 'caller' });
+    // The agent was in the room before the phone rang.
+    expect(agent.requestsBefore).toBeLessThanOrEqual(dialIndex);
+    expect(await callOf(a, callId)).toMatchObject({ direction: 'outbound', status: 'ringing', from_number: from, to_number: '+14155550199' });
+    expect((await eventsOf(a, callId)).find((e) => e.type === 'livekit.dialed')!.data).toMatchObject({ trunk_id: trunkA, sip_call_id: sipCallId });
+    // Ringing: nobody to greet.
+    await sleep(200);
+    expect(await turnsOf(a, callId)).toEqual([]);
+
+    agent.callerJoins();
+    const turns = await waitFor('the greeting', async () => {
+      const ts = await turnsOf(a, callId);
+      return ts.length ? ts : undefined;
+    });
+    // An outbound call's agent speaks first, saying who calls.
+    expect(turns[0]).toMatchObject({ speaker: 'agent' });
+    expect(turns[0]!.text).toMatch(/^Hello, this is .+\. Is this a good time to talk\?$/);
+    expect((await callOf(a, callId)).status).toBe('in_progress');
+    await waitFor('recording.started', async () => (await eventsOf(a, callId)).find((e) => e.type === 'recording.started'));
+
+    agent.callerLeaves();
+    expect(await ended(a, callId)).toMatchObject({ status: 'completed' });
+    await waitFor('the room to close', async () => (fake.rooms.has(room) ? undefined : true));
+  });
+
+  it('ends no_answer when the phone stops ringing unanswered', async () => {
+    const res = await dial(a, { to: '+14155550198', trunk_id: trunkA });
+    expect(res.statusCode, res.body).toBe(201);
+    const { call_id: callId, room } = res.json() as { call_id: string; room: string };
+    fake.agentIn(room)!.callerLeaves();
+    expect(await ended(a, callId)).toMatchObject({ status: 'no_answer' });
+    expect(await turnsOf(a, callId)).toEqual([]);
+    await waitFor('the room to close', async () => (fake.rooms.has(room) ? undefined : true));
+  });
+
+  it('answers 422 call_rejected when LiveKit refuses the number, and the call ends failed', async () => {
+    fake.failNext('SIP/CreateSIPParticipant', 'invalid_argument', 'invalid phone number');
+    const res = await dial(a, { to: '+14155550197', trunk_id: trunkA });
+    expect([res.statusCode, res.json().error.code]).toEqual([422, 'call_rejected']);
+    expect(res.json().error.message).toMatch(/invalid phone number/);
+    const latest = (await call(t.app, 'GET', '/api/v1/calls?direction=outbound&limit=1', a.access_token)).json().items[0] as { id: string; status: string; room?: string };
+    expect(latest.status).toBe('failed');
+    expect((await eventsOf(a, latest.id)).map((e) => e.type)).toEqual(['call.started', 'livekit.dial_failed', 'call.ended']);
+    const room = roomName(a.tenant.id, latest.id);
+    expect(fake.agentIn(room)!.closedReason).toBe('dialling failed');
+    expect(fake.rooms.has(room)).toBe(false);
+  });
+
+  it('dials nobody when the agent cannot join: 502, the call failed', async () => {
+    const before = dials();
+    fake.failNextJoin(new Error('could not establish signal connection'));
+    const res = await dial(a, { to: '+14155550196', trunk_id: trunkA });
+    expect([res.statusCode, res.json().error.code]).toEqual([502, 'provider_error']);
+    expect(dials()).toBe(before);
+    const latest = (await call(t.app, 'GET', '/api/v1/calls?direction=outbound&limit=1', a.access_token)).json().items[0] as { id: string; status: string };
+    expect(latest.status).toBe('failed');
+    expect((await eventsOf(a, latest.id)).map((e) => e.type)).toEqual(['call.started', 'livekit.agent_failed', 'call.ended']);
+  });
+});
+
 describe('without LiveKit configured', () => {
   let bare: TestApp;
   let s: Session;
@@ -229,13 +507,14 @@ describe('without LiveKit configured', () => {
   });
 
   it('answers 503 livekit_not_configured and creates no call', async () => {
-    for (const [method, url] of [
+    for (const [method, url, payload = '{}'] of [
       ['POST', '/api/v1/voice/livekit/token'],
       ['GET', '/api/v1/voice/livekit/rooms'],
       ['POST', '/api/v1/voice/livekit/rooms'],
+      ['POST', '/api/v1/voice/livekit/calls', JSON.stringify({ to: '+14155550100', trunk_id: 'ST_any' })],
       ['POST', '/api/v1/webhooks/livekit'],
     ] as const) {
-      const res = await bare.app.inject({ method, url, headers: { ...bearer(s.access_token), 'content-type': 'application/json' }, payload: '{}' });
+      const res = await bare.app.inject({ method, url, headers: { ...bearer(s.access_token), 'content-type': 'application/json' }, payload });
       expect([res.statusCode, res.json().error.code], `${method} ${url}`).toEqual([503, 'livekit_not_configured']);
     }
     expect((await call(bare.app, 'GET', '/api/v1/calls', s.access_token)).json().total).toBe(0);

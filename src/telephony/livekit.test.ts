@@ -1,14 +1,19 @@
 // LiveKitService against the fake LiveKit server: tokens carry only the grants they should, rooms are scoped per
-// tenant, LiveKit's refusals surface with their Twirp code, SIP and egress requests carry the right fields, and
-// webhooks verify only when signed over these exact bytes. The fake's own checks are tested too: it must refuse
-// what LiveKit refuses, or the rest proves nothing.
+// tenant, LiveKit's refusals surface with their Twirp code, SIP and egress requests carry the right fields, an
+// outbound trunk serves only the tenant its metadata names, the agent joins with its own token, and webhooks verify
+// only when signed over these exact bytes. The fake's own checks are tested too: it must refuse what LiveKit
+// refuses, or the rest proves nothing. Also here, because it is what the agent relies on: LiveKitTransport's
+// waitForCaller, on a plain event emitter standing in for rtc-node's Room.
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { ParticipantKind, type Room, RoomEvent } from '@livekit/rtc-node';
 import { jwtVerify, SignJWT } from 'jose';
 import { RoomServiceClient, SipClient } from 'livekit-server-sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeLiveKit } from '../../test/fakes/livekit.js';
 import { AppError } from '../http/errors.js';
-import { LiveKitError, LiveKitService, parseRoomName, roomName, sipRoomPrefix } from './livekit.js';
+import { LiveKitTransport } from '../voice/transports/livekit.js';
+import { type AgentConnectOptions, LiveKitError, LiveKitService, parseRoomName, roomName, sipRoomPrefix } from './livekit.js';
 
 let fake: FakeLiveKit;
 let lk: LiveKitService;
@@ -200,15 +205,137 @@ describe('SIP', () => {
   });
 
   it('dials out through an outbound trunk into the call’s room', async () => {
-    fake.outboundTrunks.add('ST_outbound1');
+    const trunkId = fake.addOutboundTrunk({ numbers: ['+14155550101'] });
     const callId = randomUUID();
-    const r = await lk.dialOut(tenantA, callId, { to: '+14155550123', trunkId: 'ST_outbound1', fromNumber: '+14155550101' });
+    const r = await lk.dialOut(tenantA, callId, { to: '+14155550123', trunkId, fromNumber: '+14155550101' });
     expect(r).toMatchObject({ room: roomName(tenantA, callId), participantIdentity: 'caller' });
     expect(r.sipCallId).toMatch(/^SCL_/);
     const req = fake.requests.findLast((x) => x.method === 'SIP/CreateSIPParticipant')!;
-    expect(req.body).toMatchObject({ sipTrunkId: 'ST_outbound1', sipCallTo: '+14155550123', sipNumber: '+14155550101', roomName: roomName(tenantA, callId), participantIdentity: 'caller' });
+    expect(req.body).toMatchObject({ sipTrunkId: trunkId, sipCallTo: '+14155550123', sipNumber: '+14155550101', roomName: roomName(tenantA, callId), participantIdentity: 'caller' });
     expect(req.claims.sip).toEqual({ call: true });
     expect(await rejection(lk.dialOut(tenantA, randomUUID(), { to: '+14155550123', trunkId: 'ST_missing' }))).toMatchObject({ code: 'not_found', status: 404 });
+  });
+});
+
+describe('outbound trunks', () => {
+  it('serve only the tenant their metadata names; any other trunk is not found, like a missing one', async () => {
+    const mine = fake.addOutboundTrunk({ name: 'A carrier', numbers: ['+14155550160', '*'], metadata: JSON.stringify({ tenant_id: tenantA }) });
+    const theirs = fake.addOutboundTrunk({ numbers: ['+14155550161'], metadata: JSON.stringify({ tenant_id: tenantB }) });
+    const unlabelled = fake.addOutboundTrunk({ numbers: ['+14155550162'] });
+    const junk = fake.addOutboundTrunk({ metadata: 'tenant_id=' + tenantA });
+    const loose = fake.addOutboundTrunk({ metadata: JSON.stringify({ tenant: tenantA }) });
+
+    expect(await lk.outboundTrunk(tenantA, mine)).toEqual({ trunkId: mine, name: 'A carrier', numbers: ['+14155550160', '*'] });
+    expect(fake.requests.findLast((r) => r.method === 'SIP/ListSIPOutboundTrunk')!.claims.sip).toEqual({ admin: true });
+    expect((await lk.outboundTrunk(tenantB, theirs)).trunkId).toBe(theirs);
+    for (const id of [theirs, unlabelled, junk, loose, 'ST_missing']) {
+      const err = await rejection(lk.outboundTrunk(tenantA, id));
+      expect(err, id).toBeInstanceOf(AppError);
+      expect(err, id).toMatchObject({ code: 'not_found', status: 404 });
+    }
+    expect(await rejection(lk.outboundTrunk(tenantB, mine))).toMatchObject({ code: 'not_found' });
+  });
+});
+
+describe('the agent joining a room', () => {
+  it('connects to the client address with an agent token for the call’s room, listening to the caller only', async () => {
+    const joins: AgentConnectOptions[] = [];
+    const withAgent = new LiveKitService({
+      url: fake.url,
+      apiKey: fake.apiKey,
+      apiSecret: fake.apiSecret,
+      agent: {
+        connect: async (opts) => {
+          joins.push(opts);
+          return fake.connectAgent(opts);
+        },
+      },
+    });
+    expect(withAgent.agent).toMatchObject({ joinTimeoutMs: 15_000, callerTimeoutMs: 60_000 });
+    const callId = randomUUID();
+    const transport = await withAgent.joinAsAgent(tenantA, callId, new AbortController().signal);
+    expect(joins).toHaveLength(1);
+    expect(joins[0]).toMatchObject({ url: fake.url.replace('http://', 'ws://'), callerIdentity: 'caller' });
+    expect(await decode(joins[0]!.token)).toMatchObject({ sub: 'agent', kind: 'agent', video: { roomJoin: true, room: roomName(tenantA, callId) } });
+    expect(fake.agentIn(roomName(tenantA, callId))).toBe(transport);
+    await transport.close('done');
+
+    // Given up before it began: nothing connects.
+    const aborted = new AbortController();
+    aborted.abort(new Error('too late'));
+    expect(await rejection(withAgent.joinAsAgent(tenantA, randomUUID(), aborted.signal))).toMatchObject({ message: 'too late' });
+    expect(joins).toHaveLength(1);
+  });
+
+  it('refuses, in the fake as in LiveKit, a token not signed by the server’s key', async () => {
+    const callId = randomUUID();
+    const forged = new LiveKitService({ url: fake.url, apiKey: fake.apiKey, apiSecret: 'not-the-secret', agent: { connect: fake.connectAgent } });
+    expect(await rejection(forged.joinAsAgent(tenantA, callId, new AbortController().signal))).toBeInstanceOf(Error);
+    expect(fake.agentIn(roomName(tenantA, callId))).toBeUndefined();
+  });
+});
+
+describe('LiveKitTransport.waitForCaller', () => {
+  class FakeRoom extends EventEmitter {
+    readonly remoteParticipants = new Map<string, { identity: string; kind: ParticipantKind; attributes: Record<string, string> }>();
+    join(identity: string, kind: ParticipantKind, attributes: Record<string, string> = {}) {
+      const p = { identity, kind, attributes };
+      this.remoteParticipants.set(identity, p);
+      this.emit(RoomEvent.ParticipantConnected, p);
+      return p;
+    }
+    async disconnect(): Promise<void> {}
+  }
+  const source = { captureFrame: async () => {}, clearQueue: () => {}, close: async () => {} };
+  const setup = () => {
+    const room = new FakeRoom();
+    return { room, transport: new LiveKitTransport(room as unknown as Room, source, 16000, { callerIdentity: 'caller' }) };
+  };
+  const state = (p: Promise<string>) => Promise.race([p, new Promise((r) => setTimeout(() => r('pending'), 20))]);
+
+  it('resolves for a browser caller already in the room or joining, not for anyone else', async () => {
+    const first = setup();
+    first.room.join('caller', ParticipantKind.STANDARD);
+    expect(await first.transport.waitForCaller(new AbortController().signal)).toBe('ready');
+
+    const { room, transport } = setup();
+    const waiting = transport.waitForCaller(new AbortController().signal);
+    room.join('agent-2', ParticipantKind.AGENT);
+    room.join('observer', ParticipantKind.STANDARD);
+    room.join('EG_recorder', ParticipantKind.EGRESS);
+    expect(await state(waiting)).toBe('pending');
+    room.join('caller', ParticipantKind.STANDARD);
+    expect(await waiting).toBe('ready');
+    expect(room.listenerCount(RoomEvent.ParticipantConnected)).toBe(0);
+  });
+
+  it('waits for a phone to be answered, and says why it stopped waiting otherwise', async () => {
+    const { room, transport } = setup();
+    const waiting = transport.waitForCaller(new AbortController().signal);
+    const phone = room.join('caller', ParticipantKind.SIP, { 'sip.callStatus': 'dialing' });
+    expect(await state(waiting)).toBe('pending');
+    phone.attributes['sip.callStatus'] = 'active';
+    room.emit(RoomEvent.ParticipantAttributesChanged, { 'sip.callStatus': 'active' }, phone);
+    expect(await waiting).toBe('ready');
+
+    const unanswered = setup();
+    const ringing = unanswered.transport.waitForCaller(new AbortController().signal);
+    const p = unanswered.room.join('caller', ParticipantKind.SIP, { 'sip.callStatus': 'ringing' });
+    unanswered.room.emit(RoomEvent.ParticipantDisconnected, p);
+    expect(await ringing).toBe('left');
+    expect(await unanswered.transport.waitForCaller(new AbortController().signal)).toBe('left');
+
+    const closed = setup();
+    const inClosedRoom = closed.transport.waitForCaller(new AbortController().signal);
+    closed.room.emit(RoomEvent.Disconnected, 0);
+    expect(await inClosedRoom).toBe('room_closed');
+
+    const abandoned = setup();
+    const controller = new AbortController();
+    const wait = abandoned.transport.waitForCaller(controller.signal);
+    controller.abort();
+    expect(await wait).toBe('abandoned');
+    expect(abandoned.room.listenerCount(RoomEvent.ParticipantAttributesChanged)).toBe(0);
   });
 });
 

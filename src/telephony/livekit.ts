@@ -1,5 +1,6 @@
 // LiveKit for this platform, on livekit-server-sdk: join tokens, rooms, SIP trunks and dispatch rules, outbound
-// SIP calls, audio-only recordings and webhook verification. A room belongs to a tenant by its name
+// SIP calls through the tenant's own trunks, audio-only recordings, webhook verification, and how the agent joins a
+// call's room (rtc-node, or a fake in tests). A room belongs to a tenant by its name
 // (`t_<tenantId>_<callId>`, inbound SIP rooms `t_<tenantId>_sip_...`), and every method takes the tenant first and
 // only ever reads or changes that tenant's rooms.
 import {
@@ -20,6 +21,8 @@ import { z } from 'zod';
 import type { Config } from '../config.js';
 import { AppError, notFound } from '../http/errors.js';
 import { ProviderError } from '../lib/provider-error.js';
+import type { CallerWait } from '../voice/transports/livekit.js';
+import type { Transport } from '../voice/transports/transport.js';
 
 /** The identity of the person on the call (browser or phone); the agent joins as AGENT_IDENTITY. */
 export const CALLER_IDENTITY = 'caller';
@@ -30,6 +33,12 @@ const EMPTY_TIMEOUT_MS = 5 * 60_000;
 const DEPARTURE_TIMEOUT_MS = 20_000;
 /** Server API calls fail rather than hang a request when LiveKit does not answer. */
 const REQUEST_TIMEOUT_MS = 10_000;
+/** The agent joins right after the token is made; LiveKit refreshes the token of a connected participant itself. */
+const AGENT_TOKEN_TTL_MS = 5 * 60_000;
+/** Joining is a signalling round trip and an ICE connection: seconds when LiveKit is well, never this long. */
+const AGENT_JOIN_TIMEOUT_MS = 15_000;
+/** A browser asking for the microphone, or a phone ringing, before the agent gives the call up. */
+const CALLER_TIMEOUT_MS = 60_000;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const ROOM_NAME = /^t_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})_(.+)$/;
@@ -93,6 +102,42 @@ function liveKitError(what: string, err: unknown): Error {
   return new LiveKitError('unavailable', `${what}: ${err instanceof Error ? err.message : String(err)}`, true);
 }
 
+export type { CallerWait };
+
+/** The agent's end of a call's room: the call's audio, and when the caller is there to hear it. */
+export interface AgentRoomTransport extends Transport {
+  /** `ready` once the caller is in the room and (a phone) has answered; otherwise why the wait ended. */
+  waitForCaller(signal: AbortSignal): Promise<CallerWait>;
+}
+
+export interface AgentConnectOptions {
+  url: string;
+  /** The agent's join token for this one room. */
+  token: string;
+  callerIdentity: string;
+  /** Aborted when the agent gives up joining; the connection must then leave the room. */
+  signal: AbortSignal;
+}
+
+/** Joins a room as the agent; resolves once audio can flow both ways. */
+export type AgentConnector = (opts: AgentConnectOptions) => Promise<AgentRoomTransport>;
+
+export interface AgentJoinSettings {
+  connect: AgentConnector;
+  joinTimeoutMs: number;
+  /** How long the agent waits in the room for the caller to join (browser) or answer (phone). */
+  callerTimeoutMs: number;
+}
+
+/**
+ * rtc-node's LiveKitTransport, loaded when an agent first joins a room: its native library is only needed by a
+ * deployment that takes LiveKit calls, and never by the tests, which join with a fake.
+ */
+const rtcConnector: AgentConnector = async (opts) => {
+  const { LiveKitTransport } = await import('../voice/transports/livekit.js');
+  return LiveKitTransport.connect(opts);
+};
+
 export interface LiveKitSettings {
   /** ws(s):// or http(s):// address of the LiveKit server. */
   url: string;
@@ -103,6 +148,8 @@ export interface LiveKitSettings {
   /** Recordings are uploaded to this bucket by LiveKit's egress when set; otherwise they stay on the egress host. */
   recordingS3?: Config['recordings']['s3'];
   requestTimeoutMs?: number;
+  /** How the agent joins call rooms; tests replace `connect` and shorten the timeouts. */
+  agent?: Partial<AgentJoinSettings>;
 }
 
 export interface LiveKitRoom {
@@ -119,6 +166,26 @@ export interface JoinToken {
   room: string;
   identity: string;
   expiresAt: Date;
+}
+
+export interface OutboundTrunk {
+  trunkId: string;
+  name: string;
+  /** The caller ids the trunk may present. */
+  numbers: string[];
+}
+
+/** What the operator writes in an outbound trunk's metadata to give it to a tenant. */
+const trunkOwner = z.object({ tenant_id: z.string() });
+
+/** The tenant an outbound trunk was given to, if its metadata says so. */
+function ownerOfTrunk(metadata: string): string | undefined {
+  try {
+    const parsed = trunkOwner.safeParse(JSON.parse(metadata));
+    return parsed.success ? parsed.data.tenant_id : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export interface SipProvisioning {
@@ -156,6 +223,7 @@ export function missingLiveKitSettings(c: Config['livekit']): string[] {
 export class LiveKitService {
   readonly url: string;
   readonly sipUri: string | undefined;
+  readonly agent: AgentJoinSettings;
   private readonly rooms: RoomServiceClient;
   private readonly sip: SipClient;
   private readonly egress: EgressClient;
@@ -166,6 +234,7 @@ export class LiveKitService {
     if (missing.length) throw new Error(`LiveKit is not configured: set ${missing.join(', ')}`);
     this.url = settings.url;
     this.sipUri = settings.sipUri;
+    this.agent = { connect: rtcConnector, joinTimeoutMs: AGENT_JOIN_TIMEOUT_MS, callerTimeoutMs: CALLER_TIMEOUT_MS, ...settings.agent };
     // The SDK rewrites ws:// to http:// for its server API calls itself; its timeout is in seconds.
     const options = { requestTimeout: Math.ceil((settings.requestTimeoutMs ?? REQUEST_TIMEOUT_MS) / 1000) };
     this.rooms = new RoomServiceClient(settings.url, settings.apiKey, settings.apiSecret, options);
@@ -204,6 +273,16 @@ export class LiveKitService {
   /** The agent's token: the same room, published as an agent participant; it may send data (transcripts). */
   agentToken(tenantId: string, callId: string, ttlMs: number, identity = AGENT_IDENTITY): Promise<JoinToken> {
     return this.joinToken(tenantId, callId, identity, ttlMs, { canPublishData: true }, { name: 'Agent', kind: 'agent' });
+  }
+
+  /**
+   * Joins the call's room as the agent (no timeout here: the caller of this bounds it with `signal`). The agent
+   * listens to CALLER_IDENTITY only, the identity of both the browser's token and the dialled phone.
+   */
+  async joinAsAgent(tenantId: string, callId: string, signal: AbortSignal): Promise<AgentRoomTransport> {
+    const { token } = await this.agentToken(tenantId, callId, AGENT_TOKEN_TTL_MS);
+    signal.throwIfAborted();
+    return this.agent.connect({ url: this.clientUrl, token, callerIdentity: CALLER_IDENTITY, signal });
   }
 
   private async joinToken(tenantId: string, callId: string, identity: string, ttlMs: number, grant: VideoGrant, opts: { name?: string; kind?: string }): Promise<JoinToken> {
@@ -281,6 +360,21 @@ export class LiveKitService {
       await this.sip.deleteSipTrunk(trunk.sipTrunkId).catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * The tenant's outbound trunk, or 404 exactly as for a trunk that does not exist. Outbound trunks are made by the
+   * operator, outside this platform, with the provider's credentials; the operator gives one to a tenant by writing
+   * `{"tenant_id": "<uuid>"}` in its metadata (the label this service puts on the inbound trunks it makes). Only a
+   * holder of the sip.admin grant can write trunk metadata, and tenants never get one, so the label cannot be forged
+   * by a tenant. All trunks are listed and matched here: asked for ids, LiveKit answers a nil entry for an id it does
+   * not know, which the SDK's JSON decoding may refuse.
+   */
+  async outboundTrunk(tenantId: string, trunkId: string): Promise<OutboundTrunk> {
+    const trunks = await this.call('list SIP outbound trunks', () => this.sip.listSipOutboundTrunk());
+    const trunk = trunks.find((t) => t.sipTrunkId === trunkId);
+    if (!trunk || ownerOfTrunk(trunk.metadata) !== checkedUuid(tenantId, 'tenant id')) throw notFound('SIP trunk');
+    return { trunkId: trunk.sipTrunkId, name: trunk.name, numbers: trunk.numbers };
   }
 
   /**

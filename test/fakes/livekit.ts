@@ -2,11 +2,15 @@
 // SIP and Egress, authenticating like livekit-server's middleware: a Bearer JWT, HS256 with the secret of the key
 // named in `iss`, not expired, and the grant each method needs. Errors are Twirp's (`{code, msg}` with
 // `Content-Type: application/json` and the code's HTTP status), except where livekit-server itself answers in
-// plain text (a token that does not verify). Also signs webhooks exactly as LiveKit does.
+// plain text (a token that does not verify). Also signs webhooks exactly as LiveKit does, and lets the agent join
+// rooms without rtc-node or a media server (connectAgent): the test plays the caller on a MemoryTransport.
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { decodeJwt, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import { decodeJwt, errors as joseErrors, type JWTPayload, jwtVerify, SignJWT } from 'jose';
+import type { AgentConnector, AgentRoomTransport, CallerWait } from '../../src/telephony/livekit.js';
+import type { AudioFrame } from '../../src/voice/audio.js';
+import { MemoryTransport } from '../../src/voice/transports/memory.js';
 
 /** Twirp's code -> HTTP status table. */
 const TWIRP_STATUS: Record<string, number> = {
@@ -60,6 +64,13 @@ export interface FakeInboundTrunk {
   numbers: string[];
   allowedNumbers: string[];
 }
+export interface FakeOutboundTrunk {
+  sipTrunkId: string;
+  name: string;
+  metadata: string;
+  address: string;
+  numbers: string[];
+}
 export interface FakeDispatchRule {
   sipDispatchRuleId: string;
   rule: Json;
@@ -92,13 +103,79 @@ export class FakeLiveKit {
   readonly requests: { method: string; body: Json; claims: Claims }[] = [];
   readonly rooms = new Map<string, FakeRoom>();
   readonly inboundTrunks: FakeInboundTrunk[] = [];
-  /** Outbound trunks are made by the operator (not through this platform): tests add them here. */
-  readonly outboundTrunks = new Set<string>();
+  /** Outbound trunks are made by the operator (not through this platform): tests add them with addOutboundTrunk. */
+  readonly outboundTrunks: FakeOutboundTrunk[] = [];
   readonly dispatchRules: FakeDispatchRule[] = [];
   readonly sipParticipants: Json[] = [];
   readonly egresses = new Map<string, FakeEgress>();
+  /** Every agent that joined a room, in order. */
+  readonly agents: FakeAgentTransport[] = [];
+  /** Whether the caller is already in the room when the agent joins (otherwise the test says when: callerJoins). */
+  callerPresent = false;
   private server?: Server;
   private failures: { method: string; code: string; msg: string }[] = [];
+  private joinScripts: ({ kind: 'fail'; error: Error } | { kind: 'hold'; released: Promise<void> })[] = [];
+
+  /** An outbound trunk as the operator makes it in LiveKit (the platform has no API for it); returns its id. */
+  addOutboundTrunk(trunk: { numbers?: string[]; metadata?: string; name?: string } = {}): string {
+    const sipTrunkId = id('ST_');
+    this.outboundTrunks.push({ sipTrunkId, name: trunk.name ?? 'outbound', metadata: trunk.metadata ?? '', address: 'sip.carrier.example', numbers: trunk.numbers ?? [] });
+    return sipTrunkId;
+  }
+
+  // ---- The agent's side of a room ----
+
+  /** The next agent join fails as rtc-node's connect would (signalling refused, no ICE connection...). */
+  failNextJoin(error: Error): void {
+    this.joinScripts.push({ kind: 'fail', error });
+  }
+
+  /**
+   * The next agent join hangs until release(), then joins, whatever the agent's signal said meanwhile: the worst
+   * case of a connection that answers late. `aborted` tells whether the agent gave up on it.
+   */
+  holdNextJoin(): { release(): void; readonly aborted: boolean } {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    this.joinScripts.push({ kind: 'hold', released });
+    let signal: AbortSignal | undefined;
+    this.holdSignals.push((s) => (signal = s));
+    return {
+      release,
+      get aborted() {
+        return signal?.aborted ?? false;
+      },
+    };
+  }
+  private holdSignals: ((signal: AbortSignal) => void)[] = [];
+
+  /**
+   * Joins as LiveKit's signalling would let a participant join: only with a token this server's key signed, not
+   * expired, granting roomJoin to one room, at this server's websocket address. A room that does not exist is
+   * created, as LiveKit's auto_create does.
+   */
+  readonly connectAgent: AgentConnector = async (opts) => {
+    const script = this.joinScripts.shift();
+    if (script?.kind === 'fail') throw script.error;
+    if (script?.kind === 'hold') {
+      this.holdSignals.shift()?.(opts.signal);
+      await script.released;
+    }
+    if (opts.url !== this.url.replace(/^http/, 'ws')) throw new Error(`could not establish signal connection to ${opts.url}`);
+    const { payload } = await jwtVerify(opts.token, new TextEncoder().encode(this.apiSecret), { algorithms: ['HS256'], issuer: this.apiKey, requiredClaims: ['exp', 'sub'] });
+    const video = (payload as Claims & { video?: { roomJoin?: boolean } }).video;
+    if (!video?.roomJoin || !video.room) throw new Error('could not establish signal connection: permissions denied');
+    if (!this.rooms.has(video.room)) this.rooms.set(video.room, { sid: id('RM_'), name: video.room, emptyTimeout: 300, departureTimeout: 20, metadata: '', creationTime: Date.now() });
+    const agent = new FakeAgentTransport(video.room, payload, opts.callerIdentity, this.requests.length);
+    this.agents.push(agent);
+    if (this.callerPresent) agent.callerJoins();
+    return agent;
+  };
+
+  /** The agent in this room, once it has joined. */
+  agentIn(room: string): FakeAgentTransport | undefined {
+    return this.agents.findLast((a) => a.room === room);
+  }
 
   /** The next call of `method` fails with this Twirp error (after authentication, as LiveKit's would). */
   failNext(method: string, code: string, msg: string): void {
@@ -113,6 +190,7 @@ export class FakeLiveKit {
   }
 
   async stop(): Promise<void> {
+    for (const a of this.agents) a.roomClosed();
     this.server?.closeAllConnections();
     await new Promise((r) => this.server?.close(r));
   }
@@ -250,6 +328,8 @@ export class FakeLiveKit {
       need(claims.video?.roomCreate);
       const name = str(body, 'room');
       if (!this.rooms.delete(name)) throw new TwirpFailure('not_found', 'requested room does not exist');
+      // Everyone in the room is disconnected, the agent too.
+      for (const a of this.agents) if (a.room === name) a.roomClosed();
       return {};
     },
     'SIP/CreateSIPInboundTrunk': (body, claims) => {
@@ -283,6 +363,13 @@ export class FakeLiveKit {
         (t) => (ids.length === 0 || ids.includes(t.sipTrunkId)) && (numbers.length === 0 || t.numbers.length === 0 || t.numbers.some((n) => numbers.includes(n))),
       );
       return { items: items.map(inboundTrunkJson) };
+    },
+    'SIP/ListSIPOutboundTrunk': (body, claims) => {
+      need(claims.sip?.admin);
+      const ids = list(body, 'trunkIds');
+      const numbers = list(body, 'numbers');
+      const items = this.outboundTrunks.filter((t) => (ids.length === 0 || ids.includes(t.sipTrunkId)) && (numbers.length === 0 || t.numbers.some((n) => numbers.includes(n))));
+      return { items: items.map(outboundTrunkJson) };
     },
     'SIP/DeleteSIPTrunk': (body, claims) => {
       need(claims.sip?.admin);
@@ -328,7 +415,7 @@ export class FakeLiveKit {
       if (to.includes('@')) throw new TwirpFailure('invalid_argument', 'SipCallTo should be a phone number or SIP user, not a full SIP URI');
       const room = str(body, 'roomName');
       if (!room) throw new TwirpFailure('invalid_argument', 'missing room name');
-      if (trunkId && !this.outboundTrunks.has(trunkId)) throw new TwirpFailure('not_found', 'requested sip trunk does not exist');
+      if (trunkId && !this.outboundTrunks.some((t) => t.sipTrunkId === trunkId)) throw new TwirpFailure('not_found', 'requested sip trunk does not exist');
       // The callee's room is created when it does not exist yet.
       if (!this.rooms.has(room)) this.rooms.set(room, { sid: id('RM_'), name: room, emptyTimeout: 300, departureTimeout: 20, metadata: '', creationTime: Date.now() });
       this.sipParticipants.push(body);
@@ -392,6 +479,19 @@ const inboundTrunkJson = (t: FakeInboundTrunk) => ({
   auth_username: '',
   auth_password: '',
 });
+const outboundTrunkJson = (t: FakeOutboundTrunk) => ({
+  sip_trunk_id: t.sipTrunkId,
+  name: t.name,
+  metadata: t.metadata,
+  address: t.address,
+  transport: 'SIP_TRANSPORT_AUTO',
+  numbers: t.numbers,
+  auth_username: '',
+  auth_password: '',
+  headers: {},
+  headers_to_attributes: {},
+  attributes_to_headers: {},
+});
 const egressJson = (e: FakeEgress, roomId: string) => ({
   egress_id: e.egressId,
   room_id: roomId,
@@ -403,3 +503,97 @@ const egressJson = (e: FakeEgress, roomId: string) => ({
   error: '',
   file_results: [],
 });
+
+/**
+ * The agent's end of a room without a media server: the call's audio is a MemoryTransport the test speaks into as
+ * the caller (`caller.say`), and the caller joins (a browser in the room, a phone answering) or leaves when the test
+ * says so. Its kind is `livekit`, as LiveKitTransport's, so VoiceCalls leaves recording to Egress here too.
+ */
+export class FakeAgentTransport implements AgentRoomTransport {
+  readonly kind = 'livekit';
+  readonly caller = new MemoryTransport(16000);
+  callerInRoom = false;
+  closedReason: string | undefined;
+  private callerLeft = false;
+  private waiters = new Set<(outcome: CallerWait) => void>();
+
+  constructor(
+    readonly room: string,
+    /** The claims of the token the agent joined with. */
+    readonly claims: JWTPayload,
+    readonly callerIdentity: string,
+    /** How many server API requests the fake had answered when the agent joined (to tell what came first). */
+    readonly requestsBefore: number,
+  ) {
+    this.caller.onHangup(() => this.settle(this.callerLeft ? 'left' : 'room_closed'));
+  }
+
+  get sampleRate(): number {
+    return this.caller.sampleRate;
+  }
+
+  /** The caller is in the room and can hear the agent. */
+  callerJoins(): void {
+    this.callerInRoom = true;
+    this.settle('ready');
+  }
+
+  /** The caller leaves the room (hangs up, or a phone that was never answered stops ringing). */
+  callerLeaves(): void {
+    if (this.caller.closedReason === undefined) this.callerLeft = true;
+    this.caller.hangup();
+  }
+
+  /** LiveKit closed the room: the agent is disconnected, which LiveKitTransport reports as a hangup. */
+  roomClosed(): void {
+    this.closedReason ??= 'the room was closed';
+    this.caller.hangup();
+  }
+
+  waitForCaller(signal: AbortSignal): Promise<CallerWait> {
+    if (this.callerInRoom) return Promise.resolve('ready');
+    if (this.caller.closedReason !== undefined) return Promise.resolve(this.callerLeft ? 'left' : 'room_closed');
+    if (signal.aborted) return Promise.resolve('abandoned');
+    return new Promise((resolve) => {
+      const done = (outcome: CallerWait) => {
+        this.waiters.delete(done);
+        signal.removeEventListener('abort', giveUp);
+        resolve(outcome);
+      };
+      const giveUp = () => done('abandoned');
+      this.waiters.add(done);
+      signal.addEventListener('abort', giveUp, { once: true });
+    });
+  }
+
+  audio(): AsyncIterable<AudioFrame> {
+    return this.caller.audio();
+  }
+  send(frame: AudioFrame): void {
+    this.caller.send(frame);
+  }
+  mark(name: string): Promise<boolean> {
+    return this.caller.mark(name);
+  }
+  clear(): void {
+    this.caller.clear();
+  }
+  onDtmf(listener: (digit: string) => void): void {
+    this.caller.onDtmf(listener);
+  }
+  onHangup(listener: () => void): void {
+    this.caller.onHangup(listener);
+  }
+  onPlayed(listener: (frame: AudioFrame) => void): void {
+    this.caller.onPlayed(listener);
+  }
+  async close(reason: string): Promise<void> {
+    this.closedReason ??= reason;
+    this.settle('room_closed');
+    await this.caller.close(reason);
+  }
+
+  private settle(outcome: CallerWait): void {
+    for (const w of [...this.waiters]) w(outcome);
+  }
+}

@@ -1,10 +1,12 @@
-// /api/v1/voice/livekit: web calls over LiveKit (a call row, its room and a join token), the tenant's rooms, SIP
-// numbers connected to LiveKit; and /api/v1/webhooks/livekit, where LiveKit reports what happened in the rooms.
+// /api/v1/voice/livekit: web calls over LiveKit (a call row, its room, a join token, and the agent joining it),
+// outbound phone calls through the tenant's LiveKit SIP trunk, the tenant's rooms, SIP numbers connected to LiveKit;
+// and /api/v1/webhooks/livekit, where LiveKit reports what happened in the rooms (recordings included).
 // Everything is tenant-scoped by room name; without LiveKit configured every route answers 503.
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { E164 } from '../../services/phone-numbers.js';
 import { CALLER_IDENTITY, type LiveKitRoom, type LiveKitService, type LiveKitWebhookEvent, parseRoomName } from '../../telephony/livekit.js';
+import { LiveKitAgent } from '../../telephony/livekit-agent.js';
 import type { App } from '../app.js';
 import { principalOf } from '../auth.js';
 import { AppError } from '../errors.js';
@@ -14,6 +16,8 @@ import { errorEnvelope, errorResponses } from '../schemas.js';
 const CALLER_TOKEN_TTL_MS = 15 * 60_000;
 /** The webhook events written to the call's audit trail (as `livekit.<event>`). */
 const RECORDED_EVENTS = new Set(['room_started', 'room_finished', 'participant_joined', 'participant_left', 'egress_ended']);
+/** Egress outcomes that leave a file: a recording cut at LiveKit's length limit is still a recording. */
+const SAVED_EGRESS = new Set(['EGRESS_COMPLETE', 'EGRESS_LIMIT_REACHED']);
 
 const roomView = z.object({
   name: z.string(),
@@ -39,6 +43,11 @@ function liveKitOf(deps: Deps): LiveKitService {
 
 export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
   const common = { tags: ['livekit'], security: [{ bearer: [] }] };
+  const agent = new LiveKitAgent({ calls: deps.calls, voice: deps.voice, settings: deps.settings, log: deps.log.child({ component: 'livekit-agent' }) });
+  // Stops joining rooms and waiting for callers; main.ts has already drained the live conversations by then.
+  app.addHook('onClose', async () => {
+    await agent.stop();
+  });
 
   /** A web call: the call row, then its room; a room that cannot be made leaves the call failed, not dangling. */
   const startWebCall = async (tenantId: string, userId: string | undefined) => {
@@ -59,7 +68,10 @@ export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
       schema: {
         ...common,
         summary: 'Start a web call: a call record, its LiveKit room, and a token for the browser to join it',
-        description: 'The token joins this one room only, publishing a microphone and subscribing to the agent; connect to `url` with it.',
+        description:
+          'The token joins this one room only, publishing a microphone and subscribing to the agent; connect to `url` with it. ' +
+          'The agent joins the room in the background and greets the caller once the caller is in; a call whose agent cannot ' +
+          'join ends `failed` with a `livekit.agent_failed` event. With `call.recording` on, LiveKit records the room (Egress).',
         // A POST without a body arrives as null.
         body: z.strictObject({ name: z.string().trim().min(1).max(100).optional().describe('Display name in the room') }).nullish(),
         response: {
@@ -73,7 +85,51 @@ export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
       const p = principalOf(request);
       const { lk, call, room } = await startWebCall(p.tenantId, p.kind === 'user' ? p.userId : undefined);
       const t = await lk.callerToken(p.tenantId, call.id, CALLER_IDENTITY, CALLER_TOKEN_TTL_MS, request.body?.name);
+      // The browser joins at its own pace: the response does not wait for the agent.
+      agent.joinWebCall(lk, p.tenantId, call.id);
       return reply.status(201).send({ call_id: call.id, room: room.name, token: t.token, url: lk.clientUrl, expires_at: t.expiresAt.toISOString() });
+    },
+  );
+
+  app.post(
+    '/api/v1/voice/livekit/calls',
+    {
+      config: { auth: 'tenant_write' },
+      schema: {
+        ...common,
+        summary: 'Place an outbound phone call through one of the tenant’s LiveKit SIP trunks; the agent speaks first',
+        description:
+          'The trunk must be an outbound trunk the operator gave to this tenant (metadata `{"tenant_id": "<tenant id>"}`); any ' +
+          'other is 404. The call gets its room, the agent joins it, then LiveKit dials `to` from the trunk’s first number. ' +
+          'The response comes once the number is being dialled; the call is `ringing`, then `in_progress` once answered, or ' +
+          'ends `no_answer`. A number LiveKit refuses is 422 `call_rejected`.',
+        body: z.strictObject({
+          to: z.string().regex(E164, 'must be an E.164 number such as +14155550100'),
+          trunk_id: z.string().trim().min(1).max(100).describe('LiveKit outbound trunk id (ST_...)'),
+        }),
+        response: {
+          201: z.object({ call_id: z.uuid(), room: z.string(), sip_call_id: z.string(), status: z.literal('ringing') }),
+          ...unavailable,
+          ...errorResponses,
+        },
+      },
+    },
+    async (request, reply) => {
+      const lk = liveKitOf(deps);
+      const p = principalOf(request);
+      // Before anything is created: another tenant's trunk leaves no trace, not even a failed call.
+      const trunk = await lk.outboundTrunk(p.tenantId, request.body.trunk_id);
+      // The trunk's numbers are the caller ids its provider lets us present; wildcards and SIP users are not numbers.
+      const fromNumber = trunk.numbers.find((n) => E164.test(n));
+      const call = await deps.calls.open(p.tenantId, {
+        direction: 'outbound',
+        status: 'queued',
+        fromNumber: fromNumber ?? '',
+        toNumber: request.body.to,
+        userId: p.kind === 'user' ? p.userId : undefined,
+      });
+      const placed = await agent.placeCall(lk, p.tenantId, call.id, { to: request.body.to, trunkId: trunk.trunkId, fromNumber });
+      return reply.status(201).send({ call_id: call.id, room: placed.room, sip_call_id: placed.sipCallId, status: 'ringing' as const });
     },
   );
 
@@ -168,7 +224,8 @@ export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
           description:
             'Verified like LiveKit’s WebhookReceiver: `Authorization` is a JWT from our API key whose `sha256` claim is the ' +
             'hash of the body. Room, participant and egress events of a call’s room are recorded on that call; ' +
-            '`room_finished` ends it. Events for rooms that are not a call of ours are acknowledged and ignored.',
+            '`room_finished` ends it; `egress_ended` also records `recording.saved` (with the file’s location) or ' +
+            '`recording.failed`. Events for rooms that are not a call of ours are acknowledged and ignored.',
           response: { 200: z.object({ received: z.literal(true), recorded: z.boolean() }), 400: errorEnvelope, 403: errorEnvelope, 503: errorEnvelope },
         },
       },
@@ -214,6 +271,24 @@ async function recordWebhook(deps: Deps, event: LiveKitWebhookEvent): Promise<bo
       files: egress.fileResults.map((f) => ({ filename: f.filename, location: f.location })),
     }),
   });
+  if (event.event === 'egress_ended' && egress) await recordEgressEnd(deps, tenantId, callId, egress);
   if (event.event === 'room_finished') await deps.calls.end(tenantId, callId, 'completed', 'livekit room finished');
   return true;
+}
+
+/** The recording's outcome in the call's own terms, next to LiveKit's raw event. */
+async function recordEgressEnd(deps: Deps, tenantId: string, callId: string, egress: NonNullable<LiveKitWebhookEvent['egressInfo']>): Promise<void> {
+  if (!SAVED_EGRESS.has(egress.status)) {
+    await deps.calls.event(tenantId, callId, 'recording.failed', { egress_id: egress.egressId, egress_status: egress.status, error: egress.error ?? null });
+    return;
+  }
+  const file = egress.fileResults.find((f) => f.location || f.filename);
+  // FileInfo.duration is in nanoseconds (an int64, so a string in JSON).
+  const durationNs = Number(file?.duration);
+  await deps.calls.event(tenantId, callId, 'recording.saved', {
+    egress_id: egress.egressId,
+    ...(file?.location && { location: file.location }),
+    ...(file?.filename && { filename: file.filename }),
+    ...(file?.duration && Number.isFinite(durationNs) && { duration_ms: Math.round(durationNs / 1e6) }),
+  });
 }

@@ -2,6 +2,7 @@
 // publishes one microphone track (an AudioSource fed in real time by a Playout, so marks and barge-in work as on
 // every transport); the caller's microphone arrives through an AudioStream that LiveKit already resamples to our
 // rate. DTMF comes from the caller's SIP DTMF packets; the caller leaving, or the room going away, is a hangup.
+// waitForCaller tells the agent when to start talking: a browser once it is in the room, a phone once answered.
 import {
   AudioSource,
   AudioStream,
@@ -21,6 +22,12 @@ import { type AudioFrame, durationMs, FRAME_MS, StreamResampler } from '../audio
 import { Playout } from './playout.js';
 import type { Transport } from './transport.js';
 
+/**
+ * How waiting for the caller ended: the caller is there and can hear the agent; left before that (a phone that
+ * stopped ringing); the room went away (deleted, or the agent's connection lost); or the wait was abandoned.
+ */
+export type CallerWait = 'ready' | 'left' | 'room_closed' | 'abandoned';
+
 /** 16 kHz suits the speech models; 48 kHz is WebRTC's own rate (no resampling inside LiveKit). */
 export type LiveKitSampleRate = 16000 | 48000;
 
@@ -34,6 +41,8 @@ export interface LiveKitTransportOptions {
   callerIdentity?: string;
   /** Called when agent audio could not be handed to LiveKit (the call goes on). */
   onError?: (err: unknown) => void;
+  /** Giving up on joining (a timeout, shutdown): the room is left and connect() rejects with the reason. */
+  signal?: AbortSignal;
 }
 
 /** The parts of an rtc-node audio frame we read (interleaved PCM). */
@@ -59,6 +68,15 @@ export function monoPcm(frame: RtcFrameLike): Int16Array {
 /** Browser and phone participants can be the caller; agents, egress recorders and ingress never are. */
 const CALLER_KINDS = new Set<ParticipantKind>([ParticipantKind.STANDARD, ParticipantKind.SIP]);
 
+/** The participant attributes waitForCaller reads. */
+type ParticipantLike = Pick<RemoteParticipant, 'identity' | 'kind' | 'attributes'>;
+
+/**
+ * Whether the participant can hear us. A phone joins the room while it is still ringing (outbound calls) and LiveKit
+ * sets `sip.callStatus` to `active` once it is answered; without the attribute (older servers) it counts as answered.
+ */
+const answered = (p: ParticipantLike) => p.kind !== ParticipantKind.SIP || (p.attributes['sip.callStatus'] ?? 'active') === 'active';
+
 export class LiveKitTransport implements Transport {
   readonly kind = 'livekit';
   private readonly started = performance.now();
@@ -73,23 +91,35 @@ export class LiveKitTransport implements Transport {
   /** Why audio stopped: close()'s reason, or what ended the call from LiveKit's side. */
   closedReason: string | undefined;
   private hangupListeners: (() => void)[] = [];
+  /** Told once when audio ends, however it ends (waitForCaller gives up then). */
+  private endListeners: (() => void)[] = [];
+  /** Whether audio ended because the caller left, rather than the room closing or close(). */
+  private callerLeft = false;
   private dtmfListeners: ((digit: string) => void)[] = [];
   private playedListeners: ((frame: AudioFrame) => void)[] = [];
 
   /** Joins the room and publishes the agent's track; resolves once audio can flow both ways. */
   static async connect(opts: LiveKitTransportOptions): Promise<LiveKitTransport> {
+    opts.signal?.throwIfAborted();
     const sampleRate = opts.sampleRate ?? 16000;
     const room = new Room();
     const source = new AudioSource(sampleRate, 1);
     // Listening before connecting: the caller may already be in the room, and its track arrives right after.
     const transport = new LiveKitTransport(room, source, sampleRate, opts);
+    // Leaving the room at once: whatever rtc-node still does for this connection, the agent is not in the call.
+    const abandon = () => void transport.close('joining the LiveKit room was abandoned').catch(() => undefined);
+    opts.signal?.addEventListener('abort', abandon, { once: true });
     try {
       await room.connect(opts.url, opts.token, { autoSubscribe: true, dynacast: false });
+      opts.signal?.throwIfAborted();
       const track = LocalAudioTrack.createAudioTrack('agent-voice', source);
       await room.localParticipant!.publishTrack(track, new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }));
+      opts.signal?.throwIfAborted();
     } catch (err) {
       await transport.close('could not join the LiveKit room').catch(() => undefined);
       throw err;
+    } finally {
+      opts.signal?.removeEventListener('abort', abandon);
     }
     return transport;
   }
@@ -117,7 +147,9 @@ export class LiveKitTransport implements Transport {
       if (!this.ended && this.isCaller(participant)) for (const l of this.dtmfListeners) l(digit);
     });
     room.on(RoomEvent.ParticipantDisconnected, (participant: RemoteParticipant) => {
-      if (this.callerIdentity !== undefined && participant.identity === this.callerIdentity) this.hangup('caller left the room');
+      if (this.callerIdentity === undefined || participant.identity !== this.callerIdentity || this.ended) return;
+      this.callerLeft = true;
+      this.hangup('caller left the room');
     });
     room.on(RoomEvent.Disconnected, () => this.hangup('the room was closed'));
   }
@@ -152,6 +184,39 @@ export class LiveKitTransport implements Transport {
   /** ms since the transport started: the clock of every frame timestamp. */
   now(): number {
     return performance.now() - this.started;
+  }
+
+  /**
+   * Resolves `ready` once the caller is in the room and can hear the agent (a phone: once answered), so the
+   * greeting is not spoken to an empty room or a ringing phone; otherwise says why the wait ended.
+   */
+  waitForCaller(signal: AbortSignal): Promise<CallerWait> {
+    return new Promise((resolve) => {
+      let settled = false;
+      const endedHow = (): CallerWait => (this.callerLeft ? 'left' : 'room_closed');
+      const check = () => {
+        if (this.ended) return settle(endedHow());
+        for (const p of this.room.remoteParticipants.values()) if (this.isCaller(p) && answered(p)) return settle('ready');
+      };
+      const giveUp = () => settle('abandoned');
+      const onEnd = () => settle(endedHow());
+      const settle = (outcome: CallerWait) => {
+        if (settled) return;
+        settled = true;
+        this.room.off(RoomEvent.ParticipantConnected, check);
+        this.room.off(RoomEvent.ParticipantAttributesChanged, check);
+        signal.removeEventListener('abort', giveUp);
+        this.endListeners = this.endListeners.filter((l) => l !== onEnd);
+        resolve(outcome);
+      };
+      if (signal.aborted) return settle('abandoned');
+      this.room.on(RoomEvent.ParticipantConnected, check);
+      this.room.on(RoomEvent.ParticipantAttributesChanged, check);
+      signal.addEventListener('abort', giveUp, { once: true });
+      this.endListeners.push(onEnd);
+      // The caller may have been in the room before the agent joined.
+      check();
+    });
   }
 
   // ---- Transport ----
@@ -193,7 +258,7 @@ export class LiveKitTransport implements Transport {
   // ---- internals ----
 
   /** The caller, deciding on the first browser or phone participant when no identity was given. */
-  private isCaller(p: RemoteParticipant): boolean {
+  private isCaller(p: Pick<RemoteParticipant, 'identity' | 'kind'>): boolean {
     if (this.callerIdentity === undefined && CALLER_KINDS.has(p.kind)) this.callerIdentity = p.identity;
     return p.identity === this.callerIdentity;
   }
@@ -212,6 +277,7 @@ export class LiveKitTransport implements Transport {
     this.playout.close();
     this.incoming.end();
     void this.capturing.then(() => this.source.close()).catch(() => undefined);
+    for (const l of this.endListeners.splice(0)) l();
     return true;
   }
 }

@@ -199,4 +199,36 @@ describe('CallSession (simulated providers)', () => {
     c.transport.hangup();
     expect(await c.outcome).toMatchObject({ status: 'completed' });
   });
+
+  it('a hang-up while the LLM has not answered yet ends the call cleanly (the aborted reply does not hang or crash)', async () => {
+    // An LLM that answers nothing until it is aborted, then fails as the SDKs do.
+    const stalled: LLM = {
+      provider: 'stalled',
+      model: 'stalled',
+      chat: ({ signal }) => ({
+        [Symbol.asyncIterator]: () => ({
+          next: () => new Promise((_, reject) => signal?.addEventListener('abort', () => reject(new Error('Request was aborted.')), { once: true })),
+        }),
+      }),
+    };
+    const unhandled: unknown[] = [];
+    const onUnhandled = (err: unknown) => unhandled.push(err);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const c = await startCall({ transcripts: ['When does the clinic open?'], greeting: null, llm: stalled });
+      await c.transport.say(speech(900));
+      await waitTurns(c.callId, 1);
+      await sleep(300);
+      c.transport.hangup();
+      const outcome = await Promise.race([c.outcome, sleep(5000).then(() => 'still running')]);
+      expect(outcome).toMatchObject({ status: 'completed', reason: 'caller hung up' });
+      await sleep(50);
+      expect(unhandled).toEqual([]);
+      // The unanswered turn is kept as it was: the caller's words, and an agent turn with nothing heard.
+      const ts = await turns(c.callId);
+      expect(ts.map((x) => [x.speaker, x.text])).toEqual([['caller', 'When does the clinic open?'], ['agent', '']]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
 });

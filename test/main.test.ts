@@ -19,9 +19,12 @@ describe('main', () => {
     expect(bad.stderr).toContain('PORT');
   });
 
-  it('serves and exits 0 on SIGTERM after finishing', async () => {
+  it('serves and exits 0 on SIGTERM after finishing; given its SECRET_KEY it creates a data folder that does not exist yet', async () => {
     const port = 19_000 + Math.floor(Math.random() * 1000);
-    const child = spawn(process.execPath, main, { env: { ...baseEnv(), PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // A production-like start: the key is given, so nothing else would have created the folder.
+    const env = { ...baseEnv(), PORT: String(port), SECRET_KEY: 'main-test-secret-key-that-is-long-enough-0123' };
+    env.DATA_DIR = path.join(env.DATA_DIR, 'not', 'there', 'yet');
+    const child = spawn(process.execPath, main, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     let ok = false;
     for (let i = 0; i < 300 && !ok; i++) {

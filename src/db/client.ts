@@ -1,5 +1,6 @@
 // Database connection: embedded PGlite (with pgvector) in the data folder by default, PostgreSQL through `pg`
 // when DATABASE_URL is set. Both give the same Drizzle API; migrations are applied here at start-up.
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
@@ -44,6 +45,8 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
 }
 
 async function openPglite(dataDir: string): Promise<Database> {
+  // A fresh deployment given its SECRET_KEY has nothing else that creates the data folder.
+  if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
   const client = await PGlite.create({ dataDir, extensions: PGLITE_EXTENSIONS });
   const db = drizzlePglite({ client, schema });
   // PGlite is a single connection in this process, so no lock is needed around migrations.

@@ -297,16 +297,23 @@ export class CallSession {
       // The LLM streams into sentences while the speaker below turns each one into audio as it arrives.
       const thinking = (async () => {
         const splitter = new SentenceSplitter();
-        for await (const event of this.p.agent.reply(this.history.slice(0, -1), said, signal, { callId: this.p.callId })) {
-          if (event.type === 'text') sentences.push(...splitter.push(event.text));
-          else turn = event.turn;
+        try {
+          for await (const event of this.p.agent.reply(this.history.slice(0, -1), said, signal, { callId: this.p.callId })) {
+            if (event.type === 'text') sentences.push(...splitter.push(event.text));
+            else turn = event.turn;
+            notify?.();
+          }
+          const rest = splitter.flush();
+          if (rest) sentences.push(rest);
+        } finally {
+          // Also when the reply is aborted (barge-in, hang-up) or every LLM failed: the speaker must not wait on.
+          llmDone = true;
           notify?.();
         }
-        const rest = splitter.flush();
-        if (rest) sentences.push(rest);
-        llmDone = true;
-        notify?.();
-      })();
+      })().catch((err: unknown) => {
+        // Handled here at once: an abort before the first sentence rejects while the speaker is still waiting.
+        if (!signal.aborted) this.p.log.error({ err, callId: this.p.callId }, 'the agent could not answer');
+      });
       const spoken = await this.speak(
         {
           [Symbol.asyncIterator]: async function* () {
@@ -324,7 +331,7 @@ export class CallSession {
           metrics.first_audio = Math.round(firstAudioAt - turnStart);
         },
       );
-      await thinking.catch(() => {});
+      await thinking;
       Object.assign(metrics, turn?.metrics ?? {});
       if (spoken.ttsFirstByteMs !== undefined) metrics.tts_ttfb = spoken.ttsFirstByteMs;
       this.record(() =>

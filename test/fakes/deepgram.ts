@@ -23,6 +23,11 @@ export interface FakeDeepgramOptions {
   interimEveryMs?: number;
   handshakeDelayMs?: number;
   dropAfterMs?: number;
+  /**
+   * Wall-clock time between the moment a final result is due (endpointing silence heard, or Finalize received) and
+   * the moment it is sent: Deepgram's processing and network time. Default 0: sent at once.
+   */
+  finalLatencyMs?: number;
 }
 
 /** What one accepted connection sent and got, for assertions. */
@@ -70,6 +75,8 @@ export class FakeDeepgram {
   handshakeDelayMs: number;
   /** Drop every accepted connection this long after it opens, without a close frame. */
   dropAfterMs: number | undefined;
+  /** Delay before each final Results message is sent (see FakeDeepgramOptions). */
+  finalLatencyMs: number;
   readonly connections: FakeDeepgramConnection[] = [];
   /** Handshakes refused, with the status and err_msg sent. */
   readonly refusals: { url: string; status: number; message: string }[] = [];
@@ -86,6 +93,7 @@ export class FakeDeepgram {
     this.interimEveryMs = opts.interimEveryMs ?? 1000;
     this.handshakeDelayMs = opts.handshakeDelayMs ?? 0;
     this.dropAfterMs = opts.dropAfterMs;
+    this.finalLatencyMs = opts.finalLatencyMs ?? 0;
     // Browsers authenticate with the subprotocols "token, <key>"; the server must pick one of them to accept.
     this.wss = new WebSocketServer({ noServer: true, handleProtocols: (protocols) => (protocols.has('token') ? 'token' : false) });
     this.wss.on('headers', (headers, req) => headers.push(`dg-request-id: ${this.requestIds.get(req)}`));
@@ -332,17 +340,23 @@ class Listener {
   }
 
   /** Fixes what was heard since the last final result; Finalize answers even when nothing was pending. */
-  private finalize(opts: { speechFinal: boolean; fromFinalize?: boolean; always?: boolean }): void {
+  private finalize(opts: { speechFinal: boolean; fromFinalize?: boolean; always?: boolean; now?: boolean }): void {
     const u = this.utterance;
     if (!u && !opts.always) return;
     const end = this.audioMs;
-    this.send(this.results({ isFinal: true, speechFinal: opts.speechFinal, fromFinalize: opts.fromFinalize, words: u?.words ?? [], from: u?.startMs ?? end, to: u?.lastLoudEndMs ?? end, end }));
+    const final = this.results({ isFinal: true, speechFinal: opts.speechFinal, fromFinalize: opts.fromFinalize, words: u?.words ?? [], from: u?.startMs ?? end, to: u?.lastLoudEndMs ?? end, end });
+    // Late only when a latency is set (and not before CloseStream's Metadata); lost if the connection ends first.
+    if (this.fake.finalLatencyMs > 0 && !opts.now) {
+      setTimeout(() => {
+        if (this.ws.readyState === this.ws.OPEN && !this.closing) this.send(final);
+      }, this.fake.finalLatencyMs);
+    } else this.send(final);
     this.segmentStartMs = end;
     this.utterance = undefined;
   }
 
   private closeStream(): void {
-    this.finalize({ speechFinal: true });
+    this.finalize({ speechFinal: true, now: true });
     this.closing = true;
     this.send({
       type: 'Metadata',

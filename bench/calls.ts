@@ -1,0 +1,610 @@
+// Phone-call capacity benchmark (not a test): N simultaneous simulated Twilio calls against ONE service instance
+// running as its own process (`node --import tsx src/main.ts`, production mode, embedded PGlite in a temp DATA_DIR
+// or, with `--db server`, a database server process as with DATABASE_URL), the cloud providers replaced by their
+// wire-protocol fakes in another process (bench/provider-fakes.ts) with these latencies:
+//   Deepgram STT: a final result 250 ms after it is due (the service's Finalize at its VAD's speech end, or the
+//     fake's own endpointing); interim results about once a second of speech.
+//   OpenAI LLM: first streamed token 400 ms after the request, then 50 tokens/s (one word per streamed piece).
+//   ElevenLabs TTS: first audio byte 200 ms after each sentence's request, then the rest as fast as it goes
+//     (70 ms of speech per character, ulaw_8000).
+// The tenant is made through the HTTP API (signup, a short document, settings choosing deepgram/openai/elevenlabs
+// with keys, `call.vad`, a number). Every call is made by this process exactly as Twilio makes it (SimulatedCall:
+// signed voice webhook, media stream at real time): it waits for the greeting, asks 3 questions (espeak-ng speech,
+// 8 kHz), each time waiting for the whole answer (first audio, then 1 s of quiet), then hangs up; calls start spread
+// over 2 s. A call takes ~35 s. Each step has a fresh service and fakes; a short warm-up call runs first (module
+// loading, JIT, the VAD model), then idle RSS is measured. A step is cut off after --max-run-s.
+//
+//   npm run bench:calls                               # 10, 50, 100, 200 calls, one fresh service per step
+//   npm run bench:calls -- --calls 5,20 --vad energy  # --vad silero (the tenant default) | energy
+//   npm run bench:calls -- --db server                # the database in its own process (bench/pg-server.ts; it
+//                                                     # serves one connection, so DATABASE_POOL_MAX=1)
+//   other options: --questions 2|3  --spread-ms 2000  --max-run-s 240  --out bench/results/calls.json  --keep 1
+//                  --stt-final-ms 250 --llm-first-token-ms 400 --llm-tokens-per-s 50 --tts-first-byte-ms 200
+//
+// For each N: calls completed / dropped (the media websocket closed before the caller hung up, no greeting, or no
+// answer within 20 s), late frames (gaps > 40 ms between the service's consecutive media messages within an
+// utterance, as TwilioCallerLeg.outboundGapsMs measures them) and the gap p50/p99/max, voice-to-voice p50/p95 at
+// the phone (end of the caller's speech to the first agent audio heard), the service process's CPU
+// (/proc/<pid>/stat utime+stime over the run: % of one core and ms of CPU per call-second), its RSS per call
+// ((peak - idle) VmRSS / N); and, to tell where the time goes: the service's main (event-loop) thread CPU, how busy
+// the simulator was (its CPU and event-loop delay: gaps are timed in this process, so a saturated simulator shows
+// up as late frames too), the fakes' CPU, the whole machine's busy share, clears (answers cut because they stalled
+// for over a second and the caller went on), and the service's own per-stage latencies from the transcripts.
+// Then the largest N with no dropped call and a gap p99 under 40 ms, a markdown table, and bench/results/calls.json.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { setMaxListeners } from 'node:events';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { ENV_VARIABLES } from '../src/config.js';
+import { SimulatedCall } from '../src/sim/simulated-call.js';
+import { dbfs, toFrames } from '../src/voice/audio.js';
+import { EspeakTts } from '../src/voice/tts/espeak-tts.js';
+import { ENERGY_VAD_DEFAULTS } from '../src/voice/vad/energy-vad.js';
+import type { ProviderFakesInfo } from './provider-fakes.js';
+
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
+const CALLS = (args.get('calls') ?? '10,50,100,200').split(',').map(Number);
+const VAD = args.get('vad') ?? 'silero';
+const DB = args.get('db') ?? 'embedded';
+const QUESTION_COUNT = Number(args.get('questions') ?? 3);
+const SPREAD_MS = Number(args.get('spread-ms') ?? 2000);
+/** Each step is cut off after this long: its unfinished calls are hung up and counted as dropped. */
+const MAX_RUN_MS = Number(args.get('max-run-s') ?? 240) * 1000;
+const OUT = args.get('out') ?? 'bench/results/calls.json';
+const KEEP = args.get('keep') === '1';
+const STT_FINAL_MS = Number(args.get('stt-final-ms') ?? 250);
+const LLM_FIRST_TOKEN_MS = Number(args.get('llm-first-token-ms') ?? 400);
+const LLM_TOKENS_PER_S = Number(args.get('llm-tokens-per-s') ?? 50);
+const TTS_FIRST_BYTE_MS = Number(args.get('tts-first-byte-ms') ?? 200);
+if (CALLS.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--calls takes positive integers, e.g. 10,50');
+if (VAD !== 'silero' && VAD !== 'energy') throw new Error('--vad is silero or energy');
+if (DB !== 'embedded' && DB !== 'server') throw new Error('--db is embedded or server');
+if (!(QUESTION_COUNT >= 1 && QUESTION_COUNT <= 3)) throw new Error('--questions is 1 to 3');
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '..');
+const ACCOUNT = { accountSid: `AC${randomBytes(16).toString('hex')}`, authToken: randomBytes(16).toString('hex') };
+const NUMBER = '+15550001111';
+const GREETING = 'Hello, Sunrise clinic. How can I help?';
+const DOCUMENT =
+  '# Opening hours\n\nThe Sunrise clinic opens at nine on weekdays and on Saturdays. On Saturdays the clinic closes at noon.\n\n' +
+  '# Parking\n\nFree parking is in the garage on Elm Street, behind the clinic.\n\n' +
+  '# Appointments\n\nAppointments can be booked by phone from Monday to Saturday.';
+const QUESTIONS = ['When does the clinic open on Saturday?', 'Is there free parking near the clinic?', 'Can I book an appointment for Monday?'].slice(0, QUESTION_COUNT);
+/** The model's answer to every question (the OpenAI fake streams it): the first sentence is complete after 7 words. */
+const REPLY = 'The clinic opens at nine on Saturdays. It closes at noon. Anything else?';
+const FIRST_SENTENCE_WORDS = 7;
+/** The tenant default: silence after the caller's speech (as the VAD reports its end) before the agent answers. */
+const ENDPOINTING_MS = 700;
+/**
+ * The floor under voice-to-voice at the phone: the VAD's end-of-speech silence, endpointing, the LLM's first
+ * complete sentence, TTS first byte (retrieval, the network and the pipeline's own work come on top).
+ */
+const IDEAL_V2V_MS = Math.round(ENERGY_VAD_DEFAULTS.minSilenceMs + ENDPOINTING_MS + LLM_FIRST_TOKEN_MS + ((FIRST_SENTENCE_WORDS - 1) * 1000) / LLM_TOKENS_PER_S + TTS_FIRST_BYTE_MS);
+/** The agent has finished an utterance once it has been quiet this long (longer than the pause between sentences). */
+const QUIET_MS = 1000;
+const GREETING_TIMEOUT_MS = 20_000;
+const ANSWER_TIMEOUT_MS = 20_000;
+const LOOP_RESOLUTION_MS = 10;
+/** A gap between two media messages longer than this is a late frame (a frame is 20 ms). */
+const LATE_GAP_MS = 40;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const pct = (xs: ArrayLike<number>, p: number) => {
+  if (!xs.length) return NaN;
+  const sorted = Float64Array.from(xs).sort();
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+};
+const round1 = (x: number) => Math.round(x * 10) / 10;
+const log = (msg: string) => console.error(`[bench:calls] ${msg}`);
+
+// ---- child processes: every one is tracked and ended however the benchmark ends ----
+
+const children = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
+function cleanupNow(): void {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  if (!KEEP) for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+}
+process.on('exit', cleanupNow);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    log(`${signal}: stopping the service and the fakes`);
+    cleanupNow();
+    process.exit(130);
+  });
+}
+
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+/** Asks a child to end (its stdin closes; then the signal), and kills it if it has not within `graceMs`. */
+async function stop(child: ChildProcess, signal: NodeJS.Signals | null, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.stdin?.end();
+  if (signal) child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Starts `node --import tsx <script>` and resolves with the first line it prints. */
+async function startScript(script: string, scriptArgs: string[]): Promise<{ child: ChildProcess; line: string }> {
+  const child = track(spawn(process.execPath, ['--import', 'tsx', path.join(HERE, script), ...scriptArgs], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] }));
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += String(d);
+      if (out.includes('\n')) resolve(out.split('\n')[0]!.trim());
+    });
+    child.once('exit', (code) => reject(new Error(`${script} exited (${code}) before it was ready`)));
+  });
+  return { child, line };
+}
+
+// ---- /proc ----
+
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU time (user + system, every thread) a process has used, ms; with `thread`, that thread's alone. */
+function cpuMs(pid: number, thread?: number): number {
+  const stat = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
+  // Fields after "pid (comm) ": the 3rd field of the line is the first here; utime is the 14th, stime the 15th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+
+/** cpuMs, or `last` once the process is gone. */
+function cpuOr(pid: number, last: number, thread?: number): number {
+  try {
+    return cpuMs(pid, thread);
+  } catch {
+    return last;
+  }
+}
+
+/** Busy and total time of the whole machine (every core), in clock ticks: how loaded the box was. */
+function machineTicks(): { busy: number; total: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  // idle and iowait
+  return { busy: total - fields[3]! - fields[4]!, total };
+}
+
+/** Resident memory of a process, bytes. */
+function rssBytes(pid: number): number {
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+// ---- the caller's speech ----
+
+/** espeak-ng speech at 8 kHz without its leading and trailing silence: the caller's speech ends when the audio does. */
+async function utterance(text: string): Promise<Int16Array> {
+  const parts: Int16Array[] = [];
+  for await (const f of new EspeakTts({ sampleRate: 8000, voice: 'en-us+klatt', wordsPerMinute: 170 }).synthesize(text)) parts.push(f.pcm);
+  const pcm = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((at, p) => (pcm.set(p, at), at + p.length), 0);
+  const frames = toFrames(pcm, 8000);
+  const loud = frames.map((f) => dbfs(f.pcm) > -40);
+  return pcm.slice(loud.indexOf(true) * frames[0]!.pcm.length, (loud.lastIndexOf(true) + 1) * frames[0]!.pcm.length);
+}
+
+// ---- the service ----
+
+interface Service {
+  child: ChildProcess;
+  pid: number;
+  baseUrl: string;
+  logFile: string;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const address = server.address();
+  await new Promise((r) => server.close(r));
+  if (!address || typeof address === 'string') throw new Error('no free port');
+  return address.port;
+}
+
+async function startService(dir: string, fakes: ProviderFakesInfo, databaseUrl: string | undefined): Promise<Service> {
+  const port = await freePort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  // Only what is set here configures it: none of the service's variables leak in from this shell.
+  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !ENV_VARIABLES.includes(k)));
+  Object.assign(env, {
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    PUBLIC_BASE_URL: baseUrl,
+    DATA_DIR: path.join(dir, 'data'),
+    LOG_LEVEL: 'warn',
+    SECRET_KEY: randomBytes(32).toString('base64url'),
+    TWILIO_ACCOUNT_SID: ACCOUNT.accountSid,
+    TWILIO_AUTH_TOKEN: ACCOUNT.authToken,
+    RATE_LIMIT_PER_IP_PER_MINUTE: '1000000',
+    RATE_LIMIT_PER_TENANT_PER_MINUTE: '1000000',
+    RATE_LIMIT_AUTH_PER_IP_PER_MINUTE: '100000',
+    RATE_LIMIT_LOGIN_PER_EMAIL_PER_15_MINUTES: '100000',
+    OPENAI_BASE_URL: fakes.openai.baseURL,
+    OPENAI_API_KEY: fakes.openai.apiKey,
+    DEEPGRAM_BASE_URL: fakes.deepgram.url,
+    DEEPGRAM_API_KEY: fakes.deepgram.apiKey,
+    ELEVENLABS_BASE_URL: fakes.elevenlabs.baseUrl,
+    ELEVENLABS_API_KEY: fakes.elevenlabs.apiKey,
+    // bench/pg-server.ts is one PGlite behind the wire protocol: it serves one connection at a time (others are reset).
+    ...(databaseUrl && { DATABASE_URL: databaseUrl, DATABASE_POOL_MAX: '1' }),
+  });
+  // Made here: with SECRET_KEY set the service does not create DATA_DIR itself, and PGlite only makes its last level.
+  mkdirSync(path.join(dir, 'data'), { recursive: true });
+  const logFile = path.join(dir, 'service.log');
+  const fd = openSync(logFile, 'a');
+  const child = track(
+    spawn(process.execPath, ['--import', 'tsx', '--import', path.join(HERE, 'exit-with-parent.ts'), 'src/main.ts'], { cwd: ROOT, env, stdio: ['pipe', fd, fd] }),
+  );
+  closeSync(fd);
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`the service exited (${code}) while starting; its log: ${logFile}`))));
+  exited.catch(() => {});
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    const ready = await Promise.race([fetch(`${baseUrl}/health/ready`).then((r) => r.ok, () => false), exited]);
+    if (ready) break;
+    if (Date.now() > deadline) throw new Error(`the service was not ready within 90 s; its log: ${logFile}`);
+    await sleep(200);
+  }
+  return { child, pid: child.pid!, baseUrl, logFile };
+}
+
+async function api<T>(service: Service, method: string, url: string, token?: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${service.baseUrl}${url}`, {
+    method,
+    headers: { ...(token && { authorization: `Bearer ${token}` }), ...(body !== undefined && { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${url} answered ${res.status}: ${text.slice(0, 300)}`);
+  return (text ? JSON.parse(text) : null) as T;
+}
+
+/** A tenant made as a customer would: signup, a document (ingested), the cloud engines with keys, a number. */
+async function setUpTenant(service: Service, fakes: ProviderFakesInfo): Promise<string> {
+  const { access_token: token } = await api<{ access_token: string }>(service, 'POST', '/api/v1/auth/signup', undefined, {
+    email: `bench-${Date.now()}@example.com`,
+    password: 'correct horse battery staple',
+    tenant_name: 'Sunrise Clinic',
+  });
+  const doc = await api<{ id: string }>(service, 'POST', '/api/v1/documents', token, { title: 'Clinic', content: DOCUMENT });
+  for (let i = 0; ; i++) {
+    const { status, error } = await api<{ status: string; error: string | null }>(service, 'GET', `/api/v1/documents/${doc.id}`, token);
+    if (status === 'ready') break;
+    if (status === 'failed') throw new Error(`the document failed to ingest: ${error}`);
+    if (i > 300) throw new Error('the document was not ingested within 60 s');
+    await sleep(200);
+  }
+  await api(service, 'PUT', '/api/v1/settings/tenant', token, {
+    greeting: GREETING,
+    providers: {
+      stt: { provider: 'deepgram', model: 'nova-2-phonecall' },
+      llm: { provider: 'openai', model: 'gpt-4o-mini' },
+      tts: { provider: 'elevenlabs', voice: fakes.elevenlabs.voiceId, model: 'eleven_flash_v2_5' },
+    },
+    provider_keys: { deepgram: fakes.deepgram.apiKey, openai: fakes.openai.apiKey, elevenlabs: fakes.elevenlabs.apiKey },
+    call: { vad: VAD, endpointing_ms: ENDPOINTING_MS },
+  });
+  await api(service, 'POST', '/api/v1/phone-numbers', token, { number: NUMBER });
+  return token;
+}
+
+// ---- one call ----
+
+interface CallResult {
+  ok: boolean;
+  reason?: string;
+  callId?: string;
+  v2vMs: number[];
+  greetingMs?: number;
+  gapsMs: number[];
+  callSeconds: number;
+  protocolErrors: number;
+  /** Clears received: the service took the caller's next question as an interruption (the answer had paused > QUIET_MS). */
+  clears: number;
+}
+
+class Dropped extends Error {}
+
+async function oneCall(service: Service, speech: Int16Array[], startInMs: number, cutOff: AbortSignal): Promise<CallResult> {
+  const result: CallResult = { ok: false, v2vMs: [], gapsMs: [], callSeconds: 0, protocolErrors: 0, clears: 0 };
+  await sleep(startInMs);
+  if (cutOff.aborted) return { ...result, reason: 'run time limit' };
+  let call: SimulatedCall;
+  try {
+    call = await SimulatedCall.inbound({ ...ACCOUNT, baseUrl: service.baseUrl, from: `+1555${1_000_000 + Math.floor(Math.random() * 8_999_999)}`, to: NUMBER });
+  } catch (err) {
+    return { ...result, reason: `call not connected: ${(err as Error).message.slice(0, 120)}` };
+  }
+  result.callId = call.callId;
+  const startedAt = performance.now();
+  let hangingUp = false;
+  let onCutOff: (() => void) | undefined;
+  const broken = new Promise<never>((_, reject) => {
+    void call.leg.closed.then((c) => {
+      if (!hangingUp) reject(new Dropped(`websocket closed early (${c.code}${c.reason ? ` ${c.reason}` : ''})`));
+    });
+    onCutOff = () => reject(new Dropped('run time limit'));
+    cutOff.addEventListener('abort', onCutOff, { once: true });
+  });
+  broken.catch(() => {});
+  const step = <T>(what: string, p: Promise<T>): Promise<T> =>
+    Promise.race([
+      p.catch((err: unknown) => {
+        throw new Dropped(`${what}: ${(err as Error).message}`);
+      }),
+      broken,
+    ]);
+  try {
+    await step('no greeting', call.agentDone({ quietMs: QUIET_MS, timeoutMs: GREETING_TIMEOUT_MS }));
+    result.greetingMs = call.leg.heard[0]?.atMs;
+    for (const pcm of speech) {
+      const turn = await step('say', call.say(pcm));
+      result.v2vMs.push(await step('no answer', call.answer(turn, ANSWER_TIMEOUT_MS)));
+      await step('answer did not end', call.agentDone({ sinceMs: turn.saidEndMs, quietMs: QUIET_MS, timeoutMs: ANSWER_TIMEOUT_MS }));
+      // A person takes a moment before the next question.
+      await step('pause', sleep(200 + Math.random() * 400));
+    }
+    hangingUp = true;
+    await call.hangup();
+    result.ok = true;
+  } catch (err) {
+    result.reason = err instanceof Dropped ? err.message : String(err);
+    hangingUp = true;
+    await call.hangup().catch(() => {});
+  } finally {
+    if (onCutOff) cutOff.removeEventListener('abort', onCutOff);
+  }
+  result.callSeconds = (performance.now() - startedAt) / 1000;
+  result.gapsMs = call.leg.outboundGapsMs;
+  result.protocolErrors = call.leg.protocolErrors.length;
+  result.clears = call.leg.clears.length;
+  return result;
+}
+
+// ---- one step: N calls against a fresh service ----
+
+async function runStep(n: number, speech: Int16Array[]) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-calls-'));
+  tempDirs.add(dir);
+  const fakes = await startScript('provider-fakes.ts', [
+    '--stt-final-ms', String(STT_FINAL_MS),
+    '--llm-first-token-ms', String(LLM_FIRST_TOKEN_MS),
+    '--llm-tokens-per-s', String(LLM_TOKENS_PER_S),
+    '--tts-first-byte-ms', String(TTS_FIRST_BYTE_MS),
+    '--transcripts', JSON.stringify(QUESTIONS),
+    '--reply', REPLY,
+  ]);
+  const fakesInfo = JSON.parse(fakes.line) as ProviderFakesInfo;
+  const db = DB === 'server' ? await startScript('pg-server.ts', []) : undefined;
+  let service: Service | undefined;
+  try {
+    service = await startService(dir, fakesInfo, db?.line);
+    const token = await setUpTenant(service, fakesInfo);
+    // Warm-up: one short call loads what the first call loads (modules, the VAD model, JIT), so it is not counted
+    // as memory per call.
+    const warm = await oneCall(service, speech.slice(0, 1), 0, new AbortController().signal);
+    if (!warm.ok) throw new Error(`the warm-up call failed: ${warm.reason}; the service's log: ${service.logFile}`);
+    await sleep(2000);
+    const idleSamples: number[] = [];
+    const idleCpu0 = cpuMs(service.pid);
+    const idleT0 = performance.now();
+    for (let i = 0; i < 10; i++) {
+      idleSamples.push(rssBytes(service.pid));
+      await sleep(200);
+    }
+    const idleCpuPct = ((cpuMs(service.pid) - idleCpu0) / (performance.now() - idleT0)) * 100;
+    const rssIdle = idleSamples.reduce((a, b) => a + b, 0) / idleSamples.length;
+    let rssPeak = rssIdle;
+    const pid = service.pid;
+    let exit: string | undefined;
+    service.child.once('exit', (code, signal) => (exit = signal ?? `exit code ${code}`));
+    // Sampled, so that a service that dies mid-run still has its CPU time up to then.
+    let serviceCpuLast = cpuMs(pid);
+    // The main thread runs the event loop (every call's audio, timers, PGlite); the rest is onnxruntime, GC, libuv.
+    let mainCpuLast = cpuMs(pid, pid);
+    const memTimer = setInterval(() => {
+      try {
+        rssPeak = Math.max(rssPeak, rssBytes(pid));
+        serviceCpuLast = cpuMs(pid);
+        mainCpuLast = cpuMs(pid, pid);
+      } catch {
+        // the service is gone: the calls will say so
+      }
+    }, 200);
+    const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+    loop.enable();
+    const cutOff = new AbortController();
+    // Every call listens for the cut-off.
+    setMaxListeners(0, cutOff.signal);
+    const limit = setTimeout(() => cutOff.abort(), MAX_RUN_MS);
+
+    log(`${n} calls: running (about ${Math.round(10 * QUESTION_COUNT + 5)} s each)...`);
+    const t0 = performance.now();
+    const cpu0 = cpuMs(pid);
+    const mainCpu0 = cpuMs(pid, pid);
+    const machine0 = machineTicks();
+    const fakesCpu0 = cpuMs(fakesInfo.pid);
+    const dbCpu0 = db ? cpuMs(db.child.pid!) : 0;
+    const simCpu0 = process.cpuUsage();
+    const results = await Promise.all(Array.from({ length: n }, () => oneCall(service!, speech, Math.random() * SPREAD_MS, cutOff.signal)));
+    const wallMs = performance.now() - t0;
+    const serviceCpuMs = cpuOr(pid, serviceCpuLast) - cpu0;
+    const mainCpuMs = cpuOr(pid, mainCpuLast, pid) - mainCpu0;
+    const machine1 = machineTicks();
+    const fakesCpuMs = cpuOr(fakesInfo.pid, fakesCpu0) - fakesCpu0;
+    const dbCpuMs = db ? cpuOr(db.child.pid!, dbCpu0) - dbCpu0 : 0;
+    const simCpu = process.cpuUsage(simCpu0);
+    clearTimeout(limit);
+    clearInterval(memTimer);
+    loop.disable();
+
+    // Where the time goes, as the service measured each answer (its clock starts at its VAD's end of speech).
+    await sleep(1000);
+    const stages = new Map<string, number[]>();
+    for (const r of results) {
+      if (!r.callId || exit) continue;
+      const items = await api<{ items: { speaker: string; metrics: Record<string, number> | null }[] }>(service, 'GET', `/api/v1/calls/${r.callId}/transcript`, token).then(
+        (t) => t.items,
+        () => [],
+      );
+      for (const t of items) {
+        if (t.speaker !== 'agent' || !t.metrics || t.metrics.voice_to_voice === undefined) continue;
+        for (const [k, v] of Object.entries(t.metrics)) stages.set(k, [...(stages.get(k) ?? []), v]);
+      }
+    }
+    const logLines = readFileSync(service.logFile, 'utf8').split('\n').filter((l) => l.trim());
+    const warnings = logLines.filter((l) => l.startsWith('{')).length;
+    // A crash prints its error (not JSON) to the log: its first line says what it was.
+    const crash = exit ? (logLines.find((l) => /^\w*(Error|Exception)\b/.test(l.trim())) ?? logLines.at(-1) ?? '').trim() : undefined;
+    if (exit) {
+      log(`${n} calls: THE SERVICE DIED during the run (${exit}): ${crash}; its log is kept: ${service.logFile}`);
+      tempDirs.delete(dir);
+    }
+
+    const gaps = results.flatMap((r) => r.gapsMs);
+    const v2v = results.flatMap((r) => r.v2vMs);
+    const callSeconds = results.reduce((s, r) => s + r.callSeconds, 0);
+    const dropped = results.filter((r) => !r.ok);
+    const reasons: Record<string, number> = {};
+    for (const r of dropped) reasons[r.reason ?? 'unknown'] = (reasons[r.reason ?? 'unknown'] ?? 0) + 1;
+    const result = {
+      calls: n,
+      completed: n - dropped.length,
+      dropped: dropped.length,
+      drop_reasons: reasons,
+      answers: v2v.length,
+      frames: gaps.length,
+      late_frames: gaps.filter((g) => g > LATE_GAP_MS).length,
+      gap_p50_ms: round1(pct(gaps, 50)),
+      gap_p99_ms: round1(pct(gaps, 99)),
+      gap_max_ms: round1(gaps.reduce((m, g) => Math.max(m, g), 0)),
+      v2v_p50_ms: Math.round(pct(v2v, 50)),
+      v2v_p95_ms: Math.round(pct(v2v, 95)),
+      v2v_max_ms: Math.round(v2v.reduce((m, g) => Math.max(m, g), 0)),
+      v2v_ideal_ms: IDEAL_V2V_MS,
+      greeting_p50_ms: Math.round(pct(results.flatMap((r) => (r.greetingMs === undefined ? [] : [r.greetingMs])), 50)),
+      run_s: round1(wallMs / 1000),
+      call_seconds: Math.round(callSeconds),
+      service_cpu_pct_of_core: Math.round((serviceCpuMs / wallMs) * 100),
+      service_cpu_ms_per_call_s: round1(serviceCpuMs / Math.max(1, callSeconds)),
+      service_main_thread_cpu_pct: Math.round((mainCpuMs / wallMs) * 100),
+      service_idle_cpu_pct_of_core: round1(idleCpuPct),
+      service_rss_idle_mb: Math.round(rssIdle / 2 ** 20),
+      service_rss_peak_mb: Math.round(rssPeak / 2 ** 20),
+      service_rss_per_call_mb: Math.round(((rssPeak - rssIdle) / n / 2 ** 20) * 100) / 100,
+      service_log_lines: warnings,
+      ...(exit && { service_died: `${exit}: ${crash}` }),
+      fakes_cpu_pct_of_core: Math.round((fakesCpuMs / wallMs) * 100),
+      ...(db && { db_cpu_pct_of_core: Math.round((dbCpuMs / wallMs) * 100) }),
+      machine_busy_pct_of_all_cores: Math.round(((machine1.busy - machine0.busy) / Math.max(1, machine1.total - machine0.total)) * 100),
+      sim_cpu_pct_of_core: Math.round(((simCpu.user + simCpu.system) / 1000 / wallMs) * 100),
+      // The histogram records the time between its timer's ticks: the delay is what exceeds the tick.
+      sim_loop_delay_p99_ms: round1(Math.max(0, loop.percentile(99) / 1e6 - LOOP_RESOLUTION_MS)),
+      protocol_errors: results.reduce((s, r) => s + r.protocolErrors, 0),
+      // A clear means an answer stalled for over a second mid-way, the caller spoke, and the answer was cut.
+      clears: results.reduce((s, r) => s + r.clears, 0),
+      service_stage_p50_ms: Object.fromEntries([...stages].map(([k, xs]) => [k, Math.round(pct(xs, 50))])),
+      service_stage_p95_ms: Object.fromEntries([...stages].map(([k, xs]) => [k, Math.round(pct(xs, 95))])),
+    };
+    if (warnings) log(`${n} calls: the service logged ${warnings} warn/error lines (${service.logFile}${KEEP ? '' : '; --keep 1 keeps it'})`);
+    return result;
+  } catch (err) {
+    // Keep what explains the failure.
+    tempDirs.delete(dir);
+    if (service && existsSync(service.logFile)) log(`service log kept: ${service.logFile}`);
+    throw err;
+  } finally {
+    if (service) await stop(service.child, 'SIGTERM', 20_000);
+    await stop(fakes.child, null, 5000);
+    if (db) await stop(db.child, null, 5000);
+    if (!KEEP && tempDirs.has(dir)) {
+      rmSync(dir, { recursive: true, force: true });
+      tempDirs.delete(dir);
+    }
+  }
+}
+
+// ---- main ----
+
+log(`making the caller's speech with espeak-ng...`);
+const speech = await Promise.all(QUESTIONS.map(utterance));
+const environment = {
+  node: process.version,
+  date: new Date().toISOString(),
+  cores: os.cpus().length,
+  cpu: os.cpus()[0]?.model ?? 'unknown',
+  memory_gb: Math.round(os.totalmem() / 2 ** 30),
+  load_average_at_start: os.loadavg().map(round1),
+  vad: VAD,
+  db: DB,
+  questions_per_call: QUESTION_COUNT,
+  question_speech_ms: speech.map((s) => Math.round(s.length / 8)),
+  spread_ms: SPREAD_MS,
+  endpointing_ms: ENDPOINTING_MS,
+  providers: { stt_final_ms: STT_FINAL_MS, llm_first_token_ms: LLM_FIRST_TOKEN_MS, llm_tokens_per_s: LLM_TOKENS_PER_S, tts_first_byte_ms: TTS_FIRST_BYTE_MS },
+};
+const results: Awaited<ReturnType<typeof runStep>>[] = [];
+for (const n of CALLS) {
+  try {
+    results.push(await runStep(n, speech));
+  } catch (err) {
+    log(`${n} calls: the step failed: ${(err as Error).message}`);
+    process.exit(1);
+  }
+  const r = results.at(-1)!;
+  log(`${n} calls: ${r.completed} completed, ${r.dropped} dropped, gap p99 ${r.gap_p99_ms} ms, v2v p50 ${r.v2v_p50_ms} ms, service CPU ${r.service_cpu_pct_of_core}% of a core`);
+}
+
+const passing = results.filter((r) => r.dropped === 0 && r.gap_p99_ms < LATE_GAP_MS).map((r) => r.calls);
+const capacity = passing.length ? Math.max(...passing) : null;
+const columns: [string, (r: (typeof results)[number]) => string | number][] = [
+  ['calls', (r) => (r.service_died ? `${r.calls} (service died)` : r.calls)],
+  ['completed', (r) => r.completed],
+  ['dropped', (r) => r.dropped],
+  ['late frames (>40 ms)', (r) => `${r.late_frames} / ${r.frames}`],
+  ['gap p50 / p99 / max ms', (r) => `${r.gap_p50_ms} / ${r.gap_p99_ms} / ${r.gap_max_ms}`],
+  ['v2v p50 / p95 ms', (r) => `${r.v2v_p50_ms} / ${r.v2v_p95_ms}`],
+  ['service CPU % of a core', (r) => r.service_cpu_pct_of_core],
+  ['CPU ms per call-s', (r) => r.service_cpu_ms_per_call_s],
+  ['RSS per call MB', (r) => r.service_rss_per_call_mb],
+  ['service main thread %', (r) => r.service_main_thread_cpu_pct],
+  ['simulator CPU % / loop p99 ms', (r) => `${r.sim_cpu_pct_of_core} / ${r.sim_loop_delay_p99_ms}`],
+  ['machine busy % (all cores)', (r) => r.machine_busy_pct_of_all_cores],
+];
+console.log(
+  `\nPhone calls against one service process (${VAD} VAD, ${DB} database; fakes: STT final +${STT_FINAL_MS} ms, LLM first token ${LLM_FIRST_TOKEN_MS} ms at ${LLM_TOKENS_PER_S} tokens/s, ` +
+    `TTS first byte ${TTS_FIRST_BYTE_MS} ms; endpointing ${ENDPOINTING_MS} ms; v2v floor ~${IDEAL_V2V_MS} ms; ${environment.cores} cores, node ${process.version})\n`,
+);
+console.log(`| ${columns.map(([c]) => c).join(' | ')} |\n|${columns.map(() => '---').join('|')}|`);
+for (const r of results) console.log(`| ${columns.map(([, f]) => String(f(r))).join(' | ')} |`);
+console.log(`\nLargest N with no dropped call and frame gap p99 < ${LATE_GAP_MS} ms: ${capacity ?? 'none of those run'}`);
+for (const r of results) if (r.dropped) console.log(`  ${r.calls} calls, dropped: ${JSON.stringify(r.drop_reasons)}`);
+for (const r of results) if (r.service_died) console.log(`  ${r.calls} calls: the service died: ${r.service_died}`);
+mkdirSync(path.dirname(OUT), { recursive: true });
+writeFileSync(OUT, `${JSON.stringify({ environment, capacity_calls: capacity, results }, null, 2)}\n`);
+console.log(`\nJSON: ${OUT}`);
+process.exit(0);

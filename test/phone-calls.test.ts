@@ -12,9 +12,9 @@ import { Telephony } from '../src/telephony/telephony.js';
 import { twilioSignature } from '../src/telephony/twilio-signature.js';
 import { CallTokenService } from '../src/services/call-tokens.js';
 import { CallControl } from '../src/voice/call-control.js';
-import { EspeakTts } from '../src/voice/tts/espeak-tts.js';
 import { VoiceCalls } from '../src/voice/voice-calls.js';
 import { type FakeCall, type FakeTwilio, startFakeTwilio } from './fakes/twilio.js';
+import { speech as speakAs } from './fixtures/speech.js';
 import { buildTestApp, type Session, signup, TEST_REDIS_URL, type TestApp, waitFor } from './helpers.js';
 import { calls as callsTable } from '../src/db/schema.js';
 
@@ -32,14 +32,8 @@ let base: string;
 let onOutbound: (call: FakeCall, twiml: string, signal: AbortSignal) => Promise<void> = async () => {};
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** The caller's words as speech (espeak-ng), 8 kHz for phones or 16 kHz for browsers. */
-async function speech(text: string, sampleRate = 8000): Promise<Int16Array> {
-  const parts: Int16Array[] = [];
-  for await (const f of new EspeakTts({ sampleRate, voice: 'en-us+klatt', wordsPerMinute: 150 }).synthesize(text)) parts.push(f.pcm);
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  parts.reduce((at, p) => (out.set(p, at), at + p.length), 0);
-  return out;
-}
+/** The caller's words as speech: 8 kHz for phones, 16 kHz for browsers. */
+const speech = (text: string, sampleRate = 8000) => speakAs(text, sampleRate);
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies of many shapes, checked by the assertions
 async function api(method: string, path: string, token?: string, body?: unknown): Promise<{ status: number; json: any }> {

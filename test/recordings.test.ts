@@ -4,25 +4,14 @@
 // 404; a tampered or expired link 403; a storage failure leaves the call completed with a `recording.failed` event.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalRecordingStore } from '../src/storage/local-store.js';
-import { EspeakTts } from '../src/voice/tts/espeak-tts.js';
 import { MemoryTransport } from '../src/voice/transports/memory.js';
 import { FakeS3 } from './fakes/s3.js';
+import { speech as speakAs } from './fixtures/speech.js';
 import { buildTestApp, call, type Session, signup, type TestApp, twoTenants } from './helpers.js';
 
 const RATE = 16000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const callerVoice = new EspeakTts({ sampleRate: RATE, voice: 'en-us+klatt', wordsPerMinute: 170 });
-async function speech(text: string): Promise<Int16Array> {
-  const parts: Int16Array[] = [];
-  for await (const f of callerVoice.synthesize(text)) parts.push(f.pcm);
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+const speech = (text: string) => speakAs(text, RATE, 170);
 
 function readStereoWav(wav: Buffer) {
   expect(wav.toString('latin1', 0, 4)).toBe('RIFF');

@@ -5,12 +5,12 @@
 // - Anthropic as the LLM;
 // - the local engines alone (pocketsphinx, the local responder, espeak-ng): no keys, no network.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EspeakTts } from '../src/voice/tts/espeak-tts.js';
 import { MemoryTransport } from '../src/voice/transports/memory.js';
 import { FakeAnthropic } from './fakes/anthropic.js';
 import { type FakeDeepgram, startFakeDeepgram } from './fakes/deepgram.js';
 import { FakeElevenLabs } from './fakes/elevenlabs.js';
 import { FakeOpenAI } from './fakes/openai.js';
+import { speech as speakAs } from './fixtures/speech.js';
 import { buildTestApp, call, type Session, signup, type TestApp, waitFor } from './helpers.js';
 
 const RATE = 16000;
@@ -37,20 +37,8 @@ afterAll(async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-// The caller speaks with another espeak-ng voice than the agent's (klatt: pocketsphinx's best measured, WER ~0.3).
-const callerVoice = new EspeakTts({ sampleRate: RATE, voice: 'en-us+klatt', wordsPerMinute: 150 });
 /** The caller's words as 16 kHz speech. */
-async function speech(text: string): Promise<Int16Array> {
-  const parts: Int16Array[] = [];
-  for await (const f of callerVoice.synthesize(text)) parts.push(f.pcm);
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+const speech = (text: string) => speakAs(text, RATE);
 
 async function tenantWithClinic(settings: object): Promise<Session> {
   const s = await signup(t.app);

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { Db } from '../db/client.js';
 import { phoneNumbers, tenants } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
+import { agentFieldsSchema } from './settings.js';
 
 /** E.164 as Twilio sends it in `To`; nothing is normalised, so what is stored is exactly what will be matched. */
 export const E164 = /^\+[1-9]\d{6,14}$/;
@@ -18,17 +19,9 @@ export type TelephonyMode = (typeof TELEPHONY_MODES)[number];
 /**
  * Agent settings a number changes for its calls, merged over the tenant's settings: a key left out keeps the
  * tenant's value, and null (greeting, system_prompt) means none on this number, as it does in the settings.
- * The limits are those of PUT /api/v1/settings/tenant, so an override can hold anything the settings can.
+ * The same fields and limits as PUT /api/v1/settings/tenant, so an override can hold anything the settings can.
  */
-export const phoneNumberOverridesSchema = z.strictObject({
-  agent_name: z.string().trim().min(1).max(100).optional(),
-  system_prompt: z.string().max(20_000).nullable().optional(),
-  greeting: z.string().max(1_000).nullable().optional(),
-  language: z
-    .string()
-    .regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'must be a language tag such as en or en-US')
-    .optional(),
-});
+export const phoneNumberOverridesSchema = agentFieldsSchema;
 export type PhoneNumberOverrides = z.infer<typeof phoneNumberOverridesSchema>;
 
 type Row = typeof phoneNumbers.$inferSelect;

@@ -18,6 +18,20 @@ export const ragSchema = z.strictObject({
   top_k: z.number().int().min(1).max(50).default(5),
   min_score: z.number().min(0).max(1).default(0.2),
 });
+/**
+ * The agent's own fields, every one optional: what a settings PUT may change, and what a phone number or a single
+ * call may override (services/phone-numbers.ts), with the same limits.
+ */
+export const agentFieldsSchema = z.strictObject({
+  agent_name: z.string().trim().min(1).max(100).optional(),
+  system_prompt: z.string().max(20_000).nullable().optional(),
+  greeting: z.string().max(1_000).nullable().optional(),
+  language: z
+    .string()
+    .regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'must be a language tag such as en or en-US')
+    .optional(),
+});
+
 export const callSchema = z.strictObject({
   /** Where transfer_call sends callers (E.164); null: no transfers, the agent says so. */
   transfer_number: z

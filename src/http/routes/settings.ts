@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { toolParametersSchema } from '../../lib/json-schema.js';
-import { callPatchSchema, callSchema, PROVIDER_KEY_NAMES, providersPatchSchema, ragPatchSchema, ragSchema, toolsPutSchema } from '../../services/settings.js';
+import { agentFieldsSchema, callPatchSchema, callSchema, PROVIDER_KEY_NAMES, providersPatchSchema, ragPatchSchema, ragSchema, toolsPutSchema } from '../../services/settings.js';
 import type { App } from '../app.js';
 import { validationError } from '../errors.js';
 import { principalOf, userOf } from '../auth.js';
@@ -38,14 +38,7 @@ const tenantSettingsView = z.object({
 });
 
 // Every field optional: PUT merges into what is stored. Unknown fields are rejected by name.
-const tenantSettingsPut = z.strictObject({
-  agent_name: z.string().trim().min(1).max(100).optional(),
-  system_prompt: z.string().max(20_000).nullable().optional(),
-  greeting: z.string().max(1_000).nullable().optional(),
-  language: z
-    .string()
-    .regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'must be a language tag such as en or en-US')
-    .optional(),
+const tenantSettingsPut = agentFieldsSchema.extend({
   rag: ragPatchSchema.optional(),
   call: callPatchSchema.optional(),
   providers: providersPatchSchema.optional(),

@@ -5,6 +5,7 @@ import { type AudioFrame, FRAME_MS } from '../audio.js';
 import { EventQueue } from '../../lib/event-queue.js';
 import { Playout } from './playout.js';
 import type { Transport } from './transport.js';
+import { Listeners } from '../../lib/listeners.js';
 
 const SAMPLE_RATE = 16000;
 const FRAME_SAMPLES = (SAMPLE_RATE * FRAME_MS) / 1000;
@@ -32,15 +33,15 @@ export class BrowserTransport implements Transport {
   private samplesReceived = 0;
   private ended = false;
   private closedLocally = false;
-  private hangupListeners: (() => void)[] = [];
-  private dtmfListeners: ((digit: string) => void)[] = [];
-  private playedListeners: ((frame: AudioFrame) => void)[] = [];
+  private readonly hangupListeners = new Listeners<[]>();
+  private readonly dtmfListeners = new Listeners<[digit: string]>();
+  private readonly playedListeners = new Listeners<[frame: AudioFrame]>();
 
   constructor(private readonly socket: WebSocket) {
     this.playout = new Playout(SAMPLE_RATE, (frame, playedAt) => {
       if (socket.readyState === OPEN) socket.send(pcmBytes(frame.pcm), { binary: true });
       const timestampMs = playedAt - this.startedAt;
-      for (const l of this.playedListeners) l({ pcm: frame.pcm, sampleRate: SAMPLE_RATE, timestampMs });
+      this.playedListeners.emit({ pcm: frame.pcm, sampleRate: SAMPLE_RATE, timestampMs });
     });
     this.socketClosed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
@@ -70,15 +71,15 @@ export class BrowserTransport implements Transport {
   }
 
   onDtmf(listener: (digit: string) => void): void {
-    this.dtmfListeners.push(listener);
+    this.dtmfListeners.add(listener);
   }
 
   onHangup(listener: () => void): void {
-    this.hangupListeners.push(listener);
+    this.hangupListeners.add(listener);
   }
 
   onPlayed(listener: (frame: AudioFrame) => void): void {
-    this.playedListeners.push(listener);
+    this.playedListeners.add(listener);
   }
 
   /** ms since the transport started: the clock of onPlayed timestamps. */
@@ -111,7 +112,7 @@ export class BrowserTransport implements Transport {
     }
     if (msg?.type === 'dtmf') {
       if (typeof msg.digit !== 'string' || !DIGIT.test(msg.digit)) return this.badMessage('dtmf digit must be one of 0-9, * or #');
-      for (const l of this.dtmfListeners) l(msg.digit);
+      this.dtmfListeners.emit(msg.digit);
       return;
     }
     if (msg?.type === 'end') {
@@ -163,7 +164,7 @@ export class BrowserTransport implements Transport {
     if (this.ended) return;
     this.finish();
     if (this.closedLocally) return;
-    for (const l of this.hangupListeners) l();
+    this.hangupListeners.emit();
   }
 
   private finish(): void {

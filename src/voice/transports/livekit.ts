@@ -21,6 +21,7 @@ import { EventQueue } from '../../lib/event-queue.js';
 import { type AudioFrame, durationMs, FRAME_MS, StreamResampler } from '../audio.js';
 import { Playout } from './playout.js';
 import type { Transport } from './transport.js';
+import { Listeners } from '../../lib/listeners.js';
 
 /**
  * How waiting for the caller ended: the caller is there and can hear the agent; left before that (a phone that
@@ -90,13 +91,13 @@ export class LiveKitTransport implements Transport {
   private ended = false;
   /** Why audio stopped: close()'s reason, or what ended the call from LiveKit's side. */
   closedReason: string | undefined;
-  private hangupListeners: (() => void)[] = [];
+  private readonly hangupListeners = new Listeners<[]>();
   /** Told once when audio ends, however it ends (waitForCaller gives up then). */
   private endListeners: (() => void)[] = [];
   /** Whether audio ended because the caller left, rather than the room closing or close(). */
   private callerLeft = false;
-  private dtmfListeners: ((digit: string) => void)[] = [];
-  private playedListeners: ((frame: AudioFrame) => void)[] = [];
+  private readonly dtmfListeners = new Listeners<[digit: string]>();
+  private readonly playedListeners = new Listeners<[frame: AudioFrame]>();
 
   /** Joins the room and publishes the agent's track; resolves once audio can flow both ways. */
   static async connect(opts: LiveKitTransportOptions): Promise<LiveKitTransport> {
@@ -136,7 +137,7 @@ export class LiveKitTransport implements Transport {
       // Handed to LiveKit in order; its own buffer holds about one frame because the Playout paces in real time.
       this.capturing = this.capturing.then(() => this.source.captureFrame(toRtcFrame(frame))).catch((err: unknown) => this.opts.onError?.(err));
       const timestampMs = playedAt - this.started;
-      for (const l of this.playedListeners) l({ pcm: frame.pcm, sampleRate, timestampMs });
+      this.playedListeners.emit({ pcm: frame.pcm, sampleRate, timestampMs });
     });
     // Handlers outlive close() (the room is dropped after disconnecting), so each checks `ended` itself.
     room.on(RoomEvent.TrackSubscribed, (track: RemoteTrack, _publication, participant: RemoteParticipant) => {
@@ -144,7 +145,7 @@ export class LiveKitTransport implements Transport {
       void this.readCallerAudio(new AudioStream(track, { sampleRate, numChannels: 1, frameSizeMs: FRAME_MS }));
     });
     room.on(RoomEvent.DtmfReceived, (_code: number, digit: string, participant: RemoteParticipant) => {
-      if (!this.ended && this.isCaller(participant)) for (const l of this.dtmfListeners) l(digit);
+      if (!this.ended && this.isCaller(participant)) this.dtmfListeners.emit(digit);
     });
     room.on(RoomEvent.ParticipantDisconnected, (participant: RemoteParticipant) => {
       if (this.callerIdentity === undefined || participant.identity !== this.callerIdentity || this.ended) return;
@@ -240,15 +241,15 @@ export class LiveKitTransport implements Transport {
   }
 
   onDtmf(listener: (digit: string) => void): void {
-    this.dtmfListeners.push(listener);
+    this.dtmfListeners.add(listener);
   }
 
   onHangup(listener: () => void): void {
-    this.hangupListeners.push(listener);
+    this.hangupListeners.add(listener);
   }
 
   onPlayed(listener: (frame: AudioFrame) => void): void {
-    this.playedListeners.push(listener);
+    this.playedListeners.add(listener);
   }
 
   async close(reason: string): Promise<void> {
@@ -265,7 +266,7 @@ export class LiveKitTransport implements Transport {
 
   private hangup(reason: string): void {
     if (this.ended) return;
-    for (const l of this.hangupListeners) l();
+    this.hangupListeners.emit();
     if (this.finish(reason)) void this.room.disconnect().catch(() => undefined);
   }
 

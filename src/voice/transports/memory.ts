@@ -4,6 +4,7 @@
 import { type AudioFrame, durationMs, FRAME_MS } from '../audio.js';
 import { Playout } from './playout.js';
 import type { Transport } from './transport.js';
+import { Listeners } from '../../lib/listeners.js';
 
 export interface HeardFrame {
   pcm: Int16Array;
@@ -28,9 +29,9 @@ export class MemoryTransport implements Transport {
   private ticker: NodeJS.Timeout;
   private sent = 0;
   private ended = false;
-  private hangupListeners: (() => void)[] = [];
-  private dtmfListeners: ((digit: string) => void)[] = [];
-  private playedListeners: ((frame: AudioFrame) => void)[] = [];
+  private readonly hangupListeners = new Listeners<[]>();
+  private readonly dtmfListeners = new Listeners<[digit: string]>();
+  private readonly playedListeners = new Listeners<[frame: AudioFrame]>();
 
   constructor(
     readonly sampleRate: number,
@@ -40,7 +41,7 @@ export class MemoryTransport implements Transport {
     this.playout = new Playout(sampleRate, (frame, at) => {
       const atMs = at - this.started;
       this.heard.push({ pcm: frame.pcm, atMs });
-      for (const l of this.playedListeners) l({ pcm: frame.pcm, sampleRate, timestampMs: atMs });
+      this.playedListeners.emit({ pcm: frame.pcm, sampleRate, timestampMs: atMs });
     });
     // One frame per 20 ms of wall time, catching up if the event loop was late (a real line does not pause).
     this.ticker = setInterval(() => {
@@ -64,12 +65,12 @@ export class MemoryTransport implements Transport {
   }
 
   pressDigit(digit: string): void {
-    for (const l of this.dtmfListeners) l(digit);
+    this.dtmfListeners.emit(digit);
   }
 
   hangup(): void {
     if (this.ended) return;
-    for (const l of this.hangupListeners) l();
+    this.hangupListeners.emit();
     this.finish('caller hung up');
   }
 
@@ -107,15 +108,15 @@ export class MemoryTransport implements Transport {
   }
 
   onDtmf(listener: (digit: string) => void): void {
-    this.dtmfListeners.push(listener);
+    this.dtmfListeners.add(listener);
   }
 
   onHangup(listener: () => void): void {
-    this.hangupListeners.push(listener);
+    this.hangupListeners.add(listener);
   }
 
   onPlayed(listener: (frame: AudioFrame) => void): void {
-    this.playedListeners.push(listener);
+    this.playedListeners.add(listener);
   }
 
   async close(reason: string): Promise<void> {

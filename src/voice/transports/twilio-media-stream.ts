@@ -5,6 +5,7 @@ import { type AudioFrame, FRAME_MS, muLawDecode, muLawEncode } from '../audio.js
 import { EventQueue } from '../../lib/event-queue.js';
 import { Playout } from './playout.js';
 import type { Transport } from './transport.js';
+import { Listeners } from '../../lib/listeners.js';
 
 const SAMPLE_RATE = 8000;
 const OPEN = 1;
@@ -59,9 +60,9 @@ export class TwilioMediaStreamTransport implements Transport {
   private ended = false;
   private closedLocally = false;
   private hungUp = false;
-  private hangupListeners: (() => void)[] = [];
-  private dtmfListeners: ((digit: string) => void)[] = [];
-  private playedListeners: ((frame: AudioFrame) => void)[] = [];
+  private readonly hangupListeners = new Listeners<[]>();
+  private readonly dtmfListeners = new Listeners<[digit: string]>();
+  private readonly playedListeners = new Listeners<[frame: AudioFrame]>();
 
   /**
    * Waits for `connected` and `start`, then asks `authorize`. Media that arrives while authorize runs is kept.
@@ -171,15 +172,15 @@ export class TwilioMediaStreamTransport implements Transport {
   }
 
   onDtmf(listener: (digit: string) => void): void {
-    this.dtmfListeners.push(listener);
+    this.dtmfListeners.add(listener);
   }
 
   onHangup(listener: () => void): void {
-    this.hangupListeners.push(listener);
+    this.hangupListeners.add(listener);
   }
 
   onPlayed(listener: (frame: AudioFrame) => void): void {
-    this.playedListeners.push(listener);
+    this.playedListeners.add(listener);
   }
 
   async close(reason: string): Promise<void> {
@@ -216,7 +217,7 @@ export class TwilioMediaStreamTransport implements Transport {
       case 'dtmf': {
         const digit = obj(msg.dtmf)?.digit;
         if (typeof digit !== 'string' || !digit) break;
-        for (const l of this.dtmfListeners) l(digit);
+        this.dtmfListeners.emit(digit);
         return;
       }
       case 'mark': {
@@ -265,7 +266,7 @@ export class TwilioMediaStreamTransport implements Transport {
     this.sendJson({ event: 'media', streamSid: this.streamSid, media: { payload: Buffer.from(muLawEncode(frame.pcm)).toString('base64') } });
     this.framesSent++;
     const timestampMs = playedAt - this.startedAt;
-    for (const l of this.playedListeners) l({ pcm: frame.pcm, sampleRate: SAMPLE_RATE, timestampMs });
+    this.playedListeners.emit({ pcm: frame.pcm, sampleRate: SAMPLE_RATE, timestampMs });
     this.releaseMarks();
   }
 
@@ -283,7 +284,7 @@ export class TwilioMediaStreamTransport implements Transport {
     this.finish();
     if (this.closedLocally || this.hungUp) return;
     this.hungUp = true;
-    for (const l of this.hangupListeners) l();
+    this.hangupListeners.emit();
   }
 
   private finish(): void {

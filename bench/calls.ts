@@ -16,8 +16,9 @@
 //
 //   npm run bench:calls                               # 10, 50, 100, 200 calls, one fresh service per step
 //   npm run bench:calls -- --calls 5,20 --vad energy  # --vad silero (the tenant default) | energy
-//   npm run bench:calls -- --db server                # the database in its own process (bench/pg-server.ts; it
-//                                                     # serves one connection, so DATABASE_POOL_MAX=1)
+//   npm run bench:calls -- --db server                # the database in its own process (bench/pg-server.ts, with
+//                                                     # the default pool of 10 connections, as with PostgreSQL)
+//   npm run bench:calls -- --calls 200 --profile /tmp/prof  # the service's CPU profile (.cpuprofile) per step
 //   other options: --questions 2|3  --spread-ms 2000  --max-run-s 240  --out bench/results/calls.json  --keep 1
 //                  --stt-final-ms 250 --llm-first-token-ms 400 --llm-tokens-per-s 50 --tts-first-byte-ms 200
 //
@@ -57,6 +58,8 @@ const SPREAD_MS = Number(args.get('spread-ms') ?? 2000);
 /** Each step is cut off after this long: its unfinished calls are hung up and counted as dropped. */
 const MAX_RUN_MS = Number(args.get('max-run-s') ?? 240) * 1000;
 const OUT = args.get('out') ?? 'bench/results/calls.json';
+/** A folder for the service process's CPU profile (node --cpu-prof), one per step, to see where its time goes. */
+const PROFILE_DIR = args.get('profile');
 const KEEP = args.get('keep') === '1';
 const STT_FINAL_MS = Number(args.get('stt-final-ms') ?? 250);
 const LLM_FIRST_TOKEN_MS = Number(args.get('llm-first-token-ms') ?? 400);
@@ -249,15 +252,15 @@ async function startService(dir: string, fakes: ProviderFakesInfo, databaseUrl: 
     DEEPGRAM_API_KEY: fakes.deepgram.apiKey,
     ELEVENLABS_BASE_URL: fakes.elevenlabs.baseUrl,
     ELEVENLABS_API_KEY: fakes.elevenlabs.apiKey,
-    // bench/pg-server.ts is one PGlite behind the wire protocol: it serves one connection at a time (others are reset).
-    ...(databaseUrl && { DATABASE_URL: databaseUrl, DATABASE_POOL_MAX: '1' }),
+    // bench/pg-server.ts takes many connections (they take turns on one PGlite); the pool is the default size.
+    ...(databaseUrl && { DATABASE_URL: databaseUrl }),
   });
   // Made here: with SECRET_KEY set the service does not create DATA_DIR itself, and PGlite only makes its last level.
   mkdirSync(path.join(dir, 'data'), { recursive: true });
   const logFile = path.join(dir, 'service.log');
   const fd = openSync(logFile, 'a');
   const child = track(
-    spawn(process.execPath, ['--import', 'tsx', '--import', path.join(HERE, 'exit-with-parent.ts'), 'src/main.ts'], { cwd: ROOT, env, stdio: ['pipe', fd, fd] }),
+    spawn(process.execPath, [...(PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(PROFILE_DIR)] : []), '--import', 'tsx', '--import', path.join(HERE, 'exit-with-parent.ts'), 'src/main.ts'], { cwd: ROOT, env, stdio: ['pipe', fd, fd] }),
   );
   closeSync(fd);
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`the service exited (${code}) while starting; its log: ${logFile}`))));

@@ -91,7 +91,7 @@ async function run(n: number) {
     SECRET_KEY: 'bench-secret-key-that-is-long-enough-0123456789',
     INGEST_CONCURRENCY: '0',
     LOG_LEVEL: 'silent',
-    ...(server && { DATABASE_URL: server.url, DATABASE_POOL_MAX: '1' }),
+    ...(server && { DATABASE_URL: server.url }),
   });
   const deps = await buildDeps(config, pino({ level: 'silent' }));
   const [tenant] = await deps.database.db.insert(tenants).values({ name: 'bench' }).returning();

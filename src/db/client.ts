@@ -28,6 +28,21 @@ export interface Database {
 /** The extensions the migrations create; anything opening a PGlite database of ours loads the same. */
 export const PGLITE_EXTENSIONS = { vector, btree_gin };
 
+/**
+ * pgvector's search beam: the most rows one HNSW scan returns, so the most candidates a search may ask for (top_k
+ * 50 x 4, rag/retriever.ts). Wider than pgvector's default 40 also because with a tenant filter most visited nodes
+ * are other tenants' (bench:rag measures recall at 40 and 100).
+ */
+export const HNSW_EF_SEARCH = 200;
+
+/**
+ * Settings every connection gets (retrieval depends on them, rag/retriever.ts): pgvector's iterative index scans,
+ * so a tenant filter applied after the HNSW scan still finds enough of the tenant's rows, and a search beam as
+ * wide as the most candidates a search asks for. Per connection rather than `set local` in a transaction, so a
+ * search is one round trip.
+ */
+export const SESSION_SETTINGS = `set hnsw.iterative_scan = relaxed_order; set hnsw.ef_search = ${HNSW_EF_SEARCH}`;
+
 const migrationsFolder = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 /** Any fixed number: instances starting together take turns applying migrations. */
 const MIGRATION_LOCK_ID = 7_401_226_001;
@@ -51,6 +66,7 @@ async function openPglite(dataDir: string): Promise<Database> {
   const db = drizzlePglite({ client, schema });
   // PGlite is a single connection in this process, so no lock is needed around migrations.
   await migratePglite(db, { migrationsFolder });
+  await client.exec(SESSION_SETTINGS);
   return {
     db: db as unknown as Db,
     kind: 'embedded',
@@ -65,6 +81,9 @@ async function openPostgres(url: string, poolMax: number): Promise<Database> {
   const pool = new pg.Pool({ connectionString: url, max: poolMax, connectionTimeoutMillis: 5_000 });
   // An idle client that loses its server emits 'error'; without a listener it would crash the process.
   pool.on('error', () => {});
+  // Queued on a new connection before anything else it runs. A server whose pgvector lacks these settings fails
+  // the statement; searches then still work, with pgvector's defaults.
+  pool.on('connect', (client) => void client.query(SESSION_SETTINGS).catch(() => {}));
   const lockClient = await pool.connect();
   try {
     await lockClient.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);

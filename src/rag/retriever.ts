@@ -1,8 +1,8 @@
 // Tenant-scoped hybrid retrieval: pgvector HNSW (cosine) and PostgreSQL full text, fused by reciprocal rank.
 // Every query filters by tenant; pgvector applies that filter after the index scan, so iterative scans keep
 // walking the graph until enough of the tenant's rows are found instead of silently returning fewer.
-import { sql } from 'drizzle-orm';
-import { type Db, rowsOf } from '../db/client.js';
+import { type SQL, sql } from 'drizzle-orm';
+import { type Db, HNSW_EF_SEARCH, rowsOf } from '../db/client.js';
 import type { Embedder } from './embedders/embedder.js';
 import { terms } from './embedders/local-embedder.js';
 import { withWrittenForms } from './spoken-forms.js';
@@ -15,6 +15,8 @@ export interface SearchOptions {
   /** Results whose cosine similarity to the query is below this are dropped (0 keeps everything). */
   minScore: number;
   mode?: SearchMode;
+  /** The tenant's embedder when the caller already has it (embedderFor); otherwise it is looked up. */
+  embedder?: Embedder;
 }
 
 export interface SearchHit {
@@ -32,7 +34,6 @@ export interface SearchHit {
 
 // Dimensions with an HNSW index (migration 0003): 384 and 1536. Others still work, by an exact scan.
 const RRF_K = 60;
-const EF_SEARCH = 100;
 /**
  * Weight of the vector ranking in the fusion. Semantic embeddings and full text complement each other: equal
  * weights. Lexical (local) vectors are a noisier copy of full text: on the SQuAD benchmark any real weight made
@@ -79,77 +80,81 @@ export class Retriever {
     return { version, text };
   }
 
+  /** The embedder the tenant's chunks were embedded with; a call resolves it once and passes it to search(). */
+  embedderFor(tenantId: string): Promise<Embedder> {
+    return this.embedders.forTenant(tenantId);
+  }
+
+  /**
+   * One statement, one round trip and no transaction: at a few hundred simultaneous calls the database connection
+   * is shared by every call's writes, and a search that held it for seven round trips queued them all.
+   */
   async search(tenantId: string, spoken: string, opts: SearchOptions): Promise<SearchHit[]> {
     // Callers' questions arrive transcribed ("the e sim with twenty gigabytes"); documents write "eSIM", "20 GB".
     const query = withWrittenForms(spoken);
     const mode = opts.mode ?? 'hybrid';
-    const candidates = Math.max(opts.topK * 4, 20);
-    const embedder = await this.embedders.forTenant(tenantId);
+    const candidates = Math.min(Math.max(opts.topK * 4, 20), HNSW_EF_SEARCH);
+    const embedder = opts.embedder ?? (await this.embedders.forTenant(tenantId));
     const dims = embedder.dimensions;
     if (!Number.isInteger(dims) || dims < 1 || dims > 16_000) throw new Error(`bad embedding dimension ${dims}`);
     const [queryVector] = await embedder.embed([query]);
     const literal = `[${Array.from(queryVector!).join(',')}]`;
     // The cast's type modifier cannot be a bind parameter; dims is a checked integer.
     const vec = sql.raw(`vector(${dims})`);
+    const tsquery = orQuery(query);
 
-    return this.db.transaction(async (tx) => {
-      await tx.execute(sql`set local hnsw.iterative_scan = relaxed_order`);
-      // A wider beam than pgvector's default 40: with a tenant filter most visited nodes are other tenants'
-      // (bench:rag measures recall at 40 and 100).
-      await tx.execute(sql`set local hnsw.ef_search = ${sql.raw(String(Math.max(EF_SEARCH, candidates)))}`);
-      const ranked = new Map<string, number>();
-      if (mode !== 'fulltext') {
-        const rows = rowsOf<{ id: string }>(await tx.execute(sql`
-          select c.id from document_chunks c
+    // Each ranking is a CTE numbered in its own order; the fusion adds weight / (RRF_K + rank) per ranking.
+    const ranked: SQL[] = [];
+    if (mode !== 'fulltext') {
+      ranked.push(sql`select id, ${vectorWeight(embedder)}::float8 / (${RRF_K} + row_number() over (order by distance, id)) as part from (
+          select c.id, c.embedding::${vec} <=> ${literal}::${vec} as distance from document_chunks c
           where c.tenant_id = ${tenantId} and c.embedding_dimensions = ${dims} and c.embedding_model = ${embedder.model}
             and ${LIVE}
-          order by embedding::${vec} <=> ${literal}::${vec}
-          limit ${candidates}`));
-        const weight = vectorWeight(embedder);
-        rows.forEach((r, i) => ranked.set(r.id, (ranked.get(r.id) ?? 0) + weight / (RRF_K + i + 1)));
-      }
-      const tsquery = orQuery(query);
-      if (mode !== 'vector' && tsquery) {
-        const rows = rowsOf<{ id: string }>(await tx.execute(sql`
-          select c.id from document_chunks c, to_tsquery('english', ${tsquery}) q
+          order by c.embedding::${vec} <=> ${literal}::${vec}
+          limit ${candidates}) v`);
+    }
+    if (mode !== 'vector' && tsquery) {
+      ranked.push(sql`select id, 1::float8 / (${RRF_K} + row_number() over (order by rank desc, id)) as part from (
+          select c.id, ts_rank(c.tsv, q, 1) as rank from document_chunks c, to_tsquery('english', ${tsquery}) q
           where c.tenant_id = ${tenantId} and c.tsv @@ q and ${LIVE}
           order by ts_rank(c.tsv, q, 1) desc, c.id
-          limit ${candidates}`));
-        rows.forEach((r, i) => ranked.set(r.id, (ranked.get(r.id) ?? 0) + 1 / (RRF_K + i + 1)));
-      }
-      if (ranked.size === 0) return [];
-      const ids = [...ranked.keys()];
-      const rows = rowsOf<{
-        id: string;
-        document_id: string;
-        title: string;
-        content: string;
-        heading_path: string[] | string;
-        page: number | null;
-        similarity: number | null;
-      }>(
-        await tx.execute(sql`
-          select c.id, c.document_id, d.title, c.content, c.heading_path, c.page,
-                 case when c.embedding_dimensions = ${dims} and c.embedding_model = ${embedder.model}
-                      then 1 - (c.embedding::${vec} <=> ${literal}::${vec}) end as similarity
-          from document_chunks c join documents d on d.id = c.document_id and d.tenant_id = c.tenant_id
-          where c.tenant_id = ${tenantId} and c.version = d.live_version and c.id in (${sql.join(ids.map((id) => sql`${id}::uuid`), sql`, `)})`),
-      );
-      return rows
-        .map((r) => ({
-          chunkId: r.id,
-          documentId: r.document_id,
-          documentTitle: r.title,
-          text: r.content,
-          headingPath: typeof r.heading_path === 'string' ? JSON.parse(r.heading_path) : r.heading_path,
-          page: r.page,
-          score: Math.max(0, Number(r.similarity ?? 0)),
-          fusedScore: ranked.get(r.id)!,
-        }))
-        .filter((h) => h.score >= opts.minScore)
-        .sort((a, b) => b.fusedScore - a.fusedScore || b.score - a.score)
-        .slice(0, opts.topK);
-    });
+          limit ${candidates}) f`);
+    }
+    if (!ranked.length) return [];
+    const rows = rowsOf<{
+      id: string;
+      document_id: string;
+      title: string;
+      content: string;
+      heading_path: string[] | string;
+      page: number | null;
+      similarity: number | null;
+      fused: number | string;
+    }>(
+      await this.db.execute(sql`
+        with fused as (select id, sum(part) as fused from (${sql.join(ranked, sql` union all `)}) r group by id)
+        select c.id, c.document_id, d.title, c.content, c.heading_path, c.page, f.fused,
+               case when c.embedding_dimensions = ${dims} and c.embedding_model = ${embedder.model}
+                    then 1 - (c.embedding::${vec} <=> ${literal}::${vec}) end as similarity
+        from fused f
+        join document_chunks c on c.id = f.id
+        join documents d on d.id = c.document_id and d.tenant_id = c.tenant_id
+        where c.tenant_id = ${tenantId} and c.version = d.live_version`),
+    );
+    return rows
+      .map((r) => ({
+        chunkId: r.id,
+        documentId: r.document_id,
+        documentTitle: r.title,
+        text: r.content,
+        headingPath: typeof r.heading_path === 'string' ? JSON.parse(r.heading_path) : r.heading_path,
+        page: r.page,
+        score: Math.max(0, Number(r.similarity ?? 0)),
+        fusedScore: Number(r.fused),
+      }))
+      .filter((h) => h.score >= opts.minScore)
+      .sort((a, b) => b.fusedScore - a.fusedScore || b.score - a.score)
+      .slice(0, opts.topK);
   }
 }
 

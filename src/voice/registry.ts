@@ -3,6 +3,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config.js';
 import { ProviderError } from '../lib/provider-error.js';
+import type { Embedder } from '../rag/embedders/embedder.js';
 import type { Retriever } from '../rag/retriever.js';
 import type { ProviderKeyName, ProviderSettings, SettingsService, TenantSettingsView, TenantTool } from '../services/settings.js';
 import { Agent, type KnowledgeSearch } from './agent.js';
@@ -101,9 +102,16 @@ export class ProviderRegistry {
 
   private agent(tenantId: string, settings: TenantSettingsView, keys: Keys, tools: TenantTool[], onFallback?: FallbackListener): Agent {
     const llm = this.llm(settings.providers.llm, keys, tenantId, onFallback);
+    // Resolved at the first search and kept for the agent's life (a call): each search is then one query.
+    let embedder: Promise<Embedder> | undefined;
     const search: KnowledgeSearch = async (query) => {
       if (!settings.rag.enabled) return [];
-      const hits = await this.retriever.search(tenantId, query, { topK: settings.rag.top_k, minScore: settings.rag.min_score });
+      // A failure (a missing key, say) is not kept: the next search asks again.
+      embedder ??= this.retriever.embedderFor(tenantId).catch((err: unknown) => {
+        embedder = undefined;
+        throw err;
+      });
+      const hits = await this.retriever.search(tenantId, query, { topK: settings.rag.top_k, minScore: settings.rag.min_score, embedder: await embedder });
       return hits.map((h) => ({ chunkId: h.chunkId, documentTitle: h.documentTitle, text: h.text, score: h.score }));
     };
     return new Agent(

@@ -41,6 +41,8 @@ export interface FakeDeepgramConnection {
   controls: string[];
   keepAlives: number;
   audioBytes: number;
+  /** Binary (audio) messages received. */
+  audioMessages: number;
   /** Every message the fake sent, in order. */
   sent: Record<string, unknown>[];
   /** How the connection ended: by the fake, by the client, or 1006 when the fake dropped it. */
@@ -159,6 +161,7 @@ export class FakeDeepgram {
         controls: [],
         keepAlives: 0,
         audioBytes: 0,
+        audioMessages: 0,
         sent: [],
       };
       this.connections.push(record);
@@ -270,6 +273,7 @@ class Listener {
     if (this.fake.takeDrop()) return this.drop();
     this.resetIdle();
     this.record.audioBytes += data.length;
+    this.record.audioMessages++;
     this.audioHash.update(data);
     const pcm = this.decode(data);
     // Other encodings are accepted but not decoded by this fake: counted, never heard.

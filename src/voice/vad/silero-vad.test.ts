@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { type AudioFrame, concatPcm, dbfs, parseWav, toFrames } from '../audio.js';
 import { EspeakTts } from '../tts/espeak-tts.js';
 import { EnergyVad } from './energy-vad.js';
-import { SileroVad } from './silero-vad.js';
+import { SileroVad, sileroRuns } from './silero-vad.js';
 import type { VAD } from './vad.js';
 
 // Silero splits some espeak sentences at a weak stretch longer than minSilenceMs (e.g. "...appointment for next
@@ -43,6 +43,40 @@ describe('SileroVad', () => {
   const speech = new Map<number, Int16Array>();
   beforeAll(async () => {
     for (const rate of [8000, 16000, 24000]) speech.set(rate, await speak(rate));
+  });
+
+  it('runs the windows of simultaneous calls as one batch, with the results each call gets alone', async () => {
+    const rate = 8000;
+    const clips = [0, 1, 2].map((i) => concatPcm([hiss(300 + i * 100, rate, 30, i + 1), speech.get(rate)!, hiss(600, rate, 30, i + 1)]));
+    const frames = clips.map((pcm) => toFrames(pcm, rate));
+    // Alone, in a tight loop: each window runs by itself, when the next frame needs it.
+    const alone = frames.map((fs) => {
+      const vad = new SileroVad();
+      return fs.map((f) => (vad.push(f), vad.probability));
+    });
+    await new Promise((r) => setImmediate(r));
+    // Together, as live calls: each round's frames arrive in one event-loop turn, and the batch runs after it.
+    const before = { ...sileroRuns };
+    const vads = clips.map(() => new SileroVad());
+    const together: number[][] = clips.map(() => []);
+    for (let i = 0; i < Math.max(...frames.map((fs) => fs.length)); i++) {
+      frames.forEach((fs, c) => {
+        if (!fs[i]) return;
+        vads[c]!.push(fs[i]!);
+        together[c]!.push(vads[c]!.probability);
+      });
+      await new Promise((r) => setImmediate(r));
+    }
+    const windows = sileroRuns.windows - before.windows;
+    const runs = sileroRuns.runs - before.runs;
+    // Less than 3: the calls speak at different times, and quiet frames run no window.
+    expect(windows / runs).toBeGreaterThan(1.5);
+    for (const [c, trace] of together.entries()) {
+      expect(trace).toHaveLength(alone[c]!.length);
+      expect(Math.max(...trace.map((p, i) => Math.abs(p - alone[c]![i]!)))).toBeLessThan(1e-4);
+      // Speech is in every trace, so the comparison is not of zeros alone.
+      expect(Math.max(...trace)).toBeGreaterThan(0.9);
+    }
   });
 
   it.each([16000, 8000, 24000])('hears espeak speech at %i Hz: starts near its onset and ends after it', (rate) => {

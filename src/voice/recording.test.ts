@@ -57,6 +57,23 @@ describe('CallRecorder', () => {
     expect(right[1050 * 8]).toBe(-30);
   });
 
+  it('keeps audio whole across its one-second blocks: a frame over a boundary, a silent second, a later overwrite', () => {
+    const r = new CallRecorder(RATE);
+    r.addCaller({ pcm: tone(320, 50), sampleRate: RATE, timestampMs: 990 }); // 990-1030 ms: over the first boundary
+    r.addAgent({ pcm: tone(160, 60), sampleRate: RATE, timestampMs: 3500 }); // the second block (1-2 s) never written
+    r.addCaller({ pcm: tone(80, 70), sampleRate: RATE, timestampMs: 995 }); // later and overlapping: replaces 995-1005 ms
+    const { left, right } = readWav(r.finish().wav);
+    expect(left.length).toBe(3520 * 8);
+    expect(firstNonZero(left)).toBe(990 * 8);
+    expect(nonZero(left)).toBe(320);
+    expect(left.slice(990 * 8, 995 * 8).every((x) => Math.abs(x) === 50)).toBe(true);
+    expect(left.slice(995 * 8, 1005 * 8).every((x) => Math.abs(x) === 70)).toBe(true);
+    expect(left.slice(1005 * 8, 1030 * 8).every((x) => Math.abs(x) === 50)).toBe(true);
+    expect(left.slice(1030 * 8).every((x) => x === 0)).toBe(true);
+    expect(firstNonZero(right)).toBe(3500 * 8);
+    expect(nonZero(right)).toBe(160);
+  });
+
   it('resamples frames at another rate, and an empty recording is a valid empty WAV', () => {
     const r = new CallRecorder(RATE);
     r.addCaller({ pcm: new Int16Array(320).fill(1000), sampleRate: 16000, timestampMs: 0 });

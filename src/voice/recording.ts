@@ -10,36 +10,68 @@ import type { Transport } from './transports/transport.js';
  */
 const CONTINUITY_MS = 2;
 
-interface Chunk {
-  /** Offset in samples from the transport's start. */
-  at: number;
-  pcm: Int16Array;
-}
-
-/** One channel as chunks with their offsets: nothing is assembled until the call ends. */
-class Track {
-  readonly chunks: Chunk[] = [];
-  /** Sample after the last chunk added (where a continuous next frame starts). */
-  private lastEnd = 0;
-  /** Sample after the latest-ending chunk: the channel's length. */
+/**
+ * Both channels interleaved as they will be in the WAV, in blocks of one second allocated as audio reaches them:
+ * a frame is written into place when it arrives, so ending a call only copies the blocks out (a few hundred calls
+ * ending together would otherwise assemble their whole recordings at once and hold up every live call's audio).
+ */
+class StereoBlocks {
+  private readonly blocks: Int16Array[] = [];
+  /** Sample frames up to the end of the latest-ending audio: the recording's length. */
   length = 0;
 
-  constructor(private readonly sampleRate: number) {}
+  constructor(private readonly blockFrames: number) {}
+
+  /** Writes `pcm` into one channel from sample frame `at`; where audio was already written, this replaces it. */
+  write(channel: 0 | 1, at: number, pcm: Int16Array): void {
+    let done = 0;
+    while (done < pcm.length) {
+      const pos = at + done;
+      const index = Math.floor(pos / this.blockFrames);
+      const block = (this.blocks[index] ??= new Int16Array(this.blockFrames * 2));
+      const offset = pos - index * this.blockFrames;
+      const n = Math.min(pcm.length - done, this.blockFrames - offset);
+      for (let i = 0; i < n; i++) block[(offset + i) * 2 + channel] = pcm[done + i]!;
+      done += n;
+    }
+    this.length = Math.max(this.length, at + pcm.length);
+  }
+
+  /** The first `frames` sample frames into `out` (interleaved, native order); blocks never written stay silent. */
+  copyTo(out: Int16Array, frames: number): void {
+    for (let index = 0; index * this.blockFrames < frames; index++) {
+      const block = this.blocks[index];
+      if (!block) continue;
+      const start = index * this.blockFrames;
+      out.set(block.subarray(0, Math.min(this.blockFrames, frames - start) * 2), start * 2);
+    }
+  }
+}
+
+/** One channel's placement: where its next continuous frame starts. */
+class Track {
+  /** Sample after the last frame added (where a continuous next frame starts); -1 before the first. */
+  private lastEnd = -1;
+
+  constructor(
+    private readonly sampleRate: number,
+    private readonly channel: 0 | 1,
+    private readonly out: StereoBlocks,
+  ) {}
 
   add(frame: AudioFrame): void {
     if (!frame.pcm.length || !Number.isFinite(frame.timestampMs)) return;
-    // A copy: a transport may reuse its buffers, and a subarray would keep a whole utterance's buffer alive.
-    let pcm = frame.sampleRate === this.sampleRate ? frame.pcm.slice() : resample(frame.pcm, frame.sampleRate, this.sampleRate);
+    let pcm = frame.sampleRate === this.sampleRate ? frame.pcm : resample(frame.pcm, frame.sampleRate, this.sampleRate);
     let at = Math.round((frame.timestampMs * this.sampleRate) / 1000);
-    if (this.chunks.length && Math.abs(at - this.lastEnd) <= (CONTINUITY_MS * this.sampleRate) / 1000) at = this.lastEnd;
+    if (this.lastEnd >= 0 && Math.abs(at - this.lastEnd) <= (CONTINUITY_MS * this.sampleRate) / 1000) at = this.lastEnd;
     if (at < 0) {
       pcm = pcm.subarray(-at);
       at = 0;
     }
     if (!pcm.length) return;
-    this.chunks.push({ at, pcm });
+    // Copied into place now: the transport may reuse the frame's buffer.
+    this.out.write(this.channel, at, pcm);
     this.lastEnd = at + pcm.length;
-    this.length = Math.max(this.length, this.lastEnd);
   }
 }
 
@@ -51,12 +83,14 @@ export interface Recording {
 
 /** The two channels of one call at one sample rate. */
 export class CallRecorder {
+  private readonly audio: StereoBlocks;
   private readonly caller: Track;
   private readonly agent: Track;
 
   constructor(readonly sampleRate: number) {
-    this.caller = new Track(sampleRate);
-    this.agent = new Track(sampleRate);
+    this.audio = new StereoBlocks(sampleRate);
+    this.caller = new Track(sampleRate, 0, this.audio);
+    this.agent = new Track(sampleRate, 1, this.audio);
   }
 
   addCaller(frame: AudioFrame): void {
@@ -69,16 +103,11 @@ export class CallRecorder {
 
   /** Both channels as one stereo WAV; gaps are silence, and where frames overlap the later one wins. */
   finish(): Recording {
-    const frames = Math.max(this.caller.length, this.agent.length);
+    const frames = this.audio.length;
     const wav = Buffer.alloc(44 + frames * 4);
     writeHeader(wav, this.sampleRate, frames);
     // Samples are written through an Int16Array view (native order) and swapped once on big-endian machines.
-    const samples = new Int16Array(wav.buffer, wav.byteOffset + 44, frames * 2);
-    for (const [channel, track] of [this.caller, this.agent].entries()) {
-      for (const { at, pcm } of track.chunks) {
-        for (let i = 0; i < pcm.length; i++) samples[(at + i) * 2 + channel] = pcm[i]!;
-      }
-    }
+    this.audio.copyTo(new Int16Array(wav.buffer, wav.byteOffset + 44, frames * 2), frames);
     if (!LITTLE_ENDIAN) wav.subarray(44).swap16();
     return { wav, durationMs: Math.round((frames * 1000) / this.sampleRate) };
   }
@@ -132,12 +161,19 @@ export function recordTransport(transport: Transport, opts: RecordOptions = {}):
     get sampleRate() {
       return transport.sampleRate;
     },
+    // The caller's frames are copied as the session reads them. A plain iterator rather than an async generator:
+    // this runs for every 20 ms frame of every call, and a generator adds promises and a turn to each.
     audio: () => ({
-      async *[Symbol.asyncIterator]() {
-        for await (const frame of transport.audio()) {
-          recorder.addCaller(frame);
-          yield frame;
-        }
+      [Symbol.asyncIterator]() {
+        const frames = transport.audio()[Symbol.asyncIterator]();
+        return {
+          next: () =>
+            frames.next().then((r) => {
+              if (!r.done) recorder.addCaller(r.value);
+              return r;
+            }),
+          return: async (value?: unknown) => (frames.return ? frames.return(value) : { done: true as const, value }),
+        };
       },
     }),
     send: (frame) => transport.send(frame),

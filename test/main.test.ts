@@ -26,8 +26,9 @@ describe('main', () => {
     env.DATA_DIR = path.join(env.DATA_DIR, 'not', 'there', 'yet');
     const child = spawn(process.execPath, main, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    // A first boot (initdb + migrations) takes a few seconds alone, several times that beside other test files.
     let ok = false;
-    for (let i = 0; i < 300 && !ok; i++) {
+    for (const deadline = Date.now() + 60_000; !ok && Date.now() < deadline; ) {
       ok = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
       if (!ok) await new Promise((r) => setTimeout(r, 50));
     }

@@ -96,6 +96,18 @@ describe('DeepgramStt (live websocket, fake server)', () => {
     expect('I need to book a table.').toContain(interims[0]!.text);
   });
 
+  it('passes on a final without words (a noise, a cough) as an empty final: that audio is done with', async () => {
+    fake.transcripts = []; // the fake hears speech but has no words for it, as Deepgram with a cough
+    const stream = stt().stream({});
+    const events = collect(stream.events);
+    await pushPaced(stream, concatPcm([silence(300), one, silence(1500)]));
+    await stream.close();
+    const finals = (await events).filter((e) => e.type === 'final');
+    expect(finals).toHaveLength(1);
+    expect(finals[0]).toMatchObject({ text: '', startMs: START_MS, endOfTurn: true });
+    expect(finals[0]!.endMs).toBeCloseTo(START_MS + 300 + ms(one) + 300, -2);
+  });
+
   it('asks Deepgram for exactly our audio format and features, with the key in the Authorization header', async () => {
     const stream = new DeepgramStt({ apiKey: fake.apiKey, sampleRate: 8000, model: 'nova-2-phonecall', baseUrl: `${fake.url}/` }).stream({ language: 'en-US' });
     const count = fake.connections.length;

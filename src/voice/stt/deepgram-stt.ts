@@ -235,11 +235,12 @@ export class DeepgramSttStream implements SttStream {
     else if (msg.type === 'Results') {
       const best = msg.channel?.alternatives?.[0];
       const words = best?.transcript?.trim();
-      // Empty results do come (silence, a Finalize with nothing pending): they carry no words to report.
-      if (!words) return;
       const end = at((msg.start ?? 0) + (msg.duration ?? 0));
-      if (!msg.is_final) this.queue.push({ type: 'interim', text: words, atMs: end });
-      else this.queue.push({ type: 'final', text: words, startMs: at(msg.start), endMs: end, confidence: best?.confidence, endOfTurn: msg.speech_final === true });
+      // Empty results do come (silence, noise, a Finalize with nothing pending). An empty interim says nothing; an
+      // empty final still says Deepgram is done with that audio (a fallback engine must not hear it again).
+      if (!msg.is_final) {
+        if (words) this.queue.push({ type: 'interim', text: words, atMs: end });
+      } else this.queue.push({ type: 'final', text: words ?? '', startMs: at(msg.start), endMs: end, confidence: best?.confidence, endOfTurn: msg.speech_final === true });
     }
     // Metadata (after CloseStream) needs nothing: the server's close follows it.
   }

@@ -5,7 +5,10 @@ export type SttEvent =
   | { type: 'speech-start'; atMs: number }
   /** A revisable guess for the words being spoken. */
   | { type: 'interim'; text: string; atMs: number }
-  /** Fixed text for a stretch of speech; `endOfTurn` when the engine's endpointing says the caller stopped. */
+  /**
+   * Fixed text for a stretch of audio; `endOfTurn` when the engine's endpointing says the caller stopped. The text
+   * may be empty (the stretch held no words): the audio up to here is done with all the same.
+   */
   | { type: 'final'; text: string; startMs: number; endMs: number; confidence?: number; endOfTurn: boolean }
   | { type: 'speech-end'; atMs: number };
 

@@ -32,6 +32,7 @@ describe('main', () => {
       ok = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
       if (!ok) await new Promise((r) => setTimeout(r, 50));
     }
+    if (!ok) child.kill('SIGKILL'); // not left running after the test
     expect(ok).toBe(true);
     child.kill('SIGTERM');
     expect(await exited).toBe(0);

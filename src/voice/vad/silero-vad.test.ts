@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type AudioFrame, concatPcm, dbfs, parseWav, toFrames } from '../audio.js';
@@ -111,6 +112,19 @@ describe('SileroVad', () => {
     // Nothing ran on this thread.
     expect(sileroRuns).toEqual(before);
     expectSameTraces(traces, alone);
+  });
+
+  it('off the event loop also in a process started with a TypeScript preload (the worker does not inherit it)', async () => {
+    // bench:calls starts the service with `--import bench/exit-with-parent.ts` (stdin kept open): inherited, that
+    // preload killed the worker at start, and every call's model ran on the main thread without a word.
+    const child = spawn(process.execPath, ['--import', 'tsx', '--import', './bench/exit-with-parent.ts', 'test/harness/silero-off-thread.ts'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    expect(code, stderr).toBe(0);
+    expect(JSON.parse(stdout)).toEqual({ mainThreadRuns: 0, pending: 0, warnings: [] });
   });
 
   it('off the event loop, windows sent faster than the worker answers still run in order, ending where they would alone', async () => {

@@ -213,19 +213,23 @@ class OffThread {
   }
 
   private start(): Worker {
-    const thread = new Worker(new URL('./silero-worker.mjs', import.meta.url));
+    // No execArgv: the worker loads its TypeScript itself, and a preload of the parent's (`--import x.ts`, which only
+    // works under the parent's loader) would kill it at start, silently leaving every call's model on this thread.
+    const thread = new Worker(new URL('./silero-worker.mjs', import.meta.url), { execArgv: [] });
     thread.unref();
     thread.on('message', (results: WorkerResult[]) => {
       for (const r of results) this.waiting.get(r.id)?.result(r);
     });
-    const fail = () => {
-      // The calls go on with the model on this thread, each from a fresh state.
+    const fail = (why: unknown) => {
+      if (this.failed) return;
+      // The calls go on with the model on this thread, each from a fresh state: slower for every call, so said.
+      process.emitWarning(`the Silero VAD worker thread failed (${String(why)}); the model runs on the main thread from now on`);
       this.failed = true;
       for (const vad of this.waiting.values()) vad.workerFailed();
       this.waiting.clear();
     };
     thread.on('error', fail);
-    thread.on('exit', fail);
+    thread.on('exit', (code) => fail(`exit code ${code}`));
     return thread;
   }
 

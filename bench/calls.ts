@@ -260,7 +260,7 @@ async function startService(dir: string, fakes: ProviderFakesInfo, databaseUrl: 
   const logFile = path.join(dir, 'service.log');
   const fd = openSync(logFile, 'a');
   const child = track(
-    spawn(process.execPath, [...(PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(PROFILE_DIR)] : []), '--import', 'tsx', '--import', path.join(HERE, 'exit-with-parent.ts'), 'src/main.ts'], { cwd: ROOT, env, stdio: ['pipe', fd, fd] }),
+    spawn(process.execPath, [...(process.env.SERVICE_FLAGS ? process.env.SERVICE_FLAGS.split(' ') : []), ...(PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(PROFILE_DIR)] : []), '--import', 'tsx', '--import', path.join(HERE, 'exit-with-parent.ts'), 'src/main.ts'], { cwd: ROOT, env, stdio: ['pipe', fd, fd] }),
   );
   closeSync(fd);
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`the service exited (${code}) while starting; its log: ${logFile}`))));

@@ -111,7 +111,10 @@ export class SimulatedCall {
   async answer(turn: HeardTurn, timeoutMs = 30_000): Promise<number> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const first = this.leg.heard.find((h) => h.atMs >= turn.saidEndMs);
+      // Heard audio is in time order, and little of it comes after the turn: search from the end.
+      const heard = this.leg.heard;
+      let first: (typeof heard)[number] | undefined;
+      for (let i = heard.length - 1; i >= 0 && heard[i]!.atMs >= turn.saidEndMs; i--) first = heard[i];
       if (first) {
         turn.answerStartMs = first.atMs;
         return first.atMs - turn.saidEndMs;

@@ -110,6 +110,32 @@ function unescapeXml(s: string): string {
 
 const hex32 = () => randomBytes(16).toString('hex');
 
+/**
+ * One clock for every leg in the process: each tick, every leg sends the caller frames it owes and plays what is
+ * due. A timer per leg (and one per received frame) was some 50,000 timer callbacks a second at 200 calls, enough to
+ * make the simulator itself late and show its lateness as the service's.
+ */
+class LegClock {
+  private readonly legs = new Set<TwilioCallerLeg>();
+  private timer: NodeJS.Timeout | undefined;
+
+  add(leg: TwilioCallerLeg): void {
+    this.legs.add(leg);
+    this.timer ??= setInterval(() => {
+      for (const l of this.legs) l.tick();
+    }, TICK_MS);
+  }
+
+  remove(leg: TwilioCallerLeg): void {
+    this.legs.delete(leg);
+    if (this.legs.size || !this.timer) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
+
+const clock = new LegClock();
+
 export class TwilioCallerLeg {
   /** Agent audio in the order it was played. */
   readonly heard: HeardAudio[] = [];
@@ -129,11 +155,9 @@ export class TwilioCallerLeg {
   private startedAt = 0;
   private sequence = 0;
   private chunk = 0;
-  private ticker: NodeJS.Timeout | undefined;
   private pending: { pcm: Int16Array; done: () => void }[] = [];
   private buffer: Buffered[] = [];
   private playingUntil = 0;
-  private drainTimer: NodeJS.Timeout | undefined;
   private lastMediaAt: number | undefined;
   private ended = false;
 
@@ -257,12 +281,16 @@ export class TwilioCallerLeg {
         customParameters: this.parameters,
       },
     });
+    clock.add(this);
+  }
+
+  /** Called by the clock: sends the caller frames that are due, and plays the service's audio that is due. */
+  tick(): void {
     // Chunk n goes out once its 20 ms have passed; a late tick sends the frames it owes at once (a phone line
     // does not pause), and never one before its time.
-    this.ticker = setInterval(() => {
-      const due = Math.floor(this.now() / FRAME_MS);
-      while (this.chunk < due && !this.ended) this.sendMedia();
-    }, TICK_MS);
+    const due = Math.floor(this.now() / FRAME_MS);
+    while (this.chunk < due && !this.ended) this.sendMedia();
+    this.drain();
   }
 
   private sendMedia(): void {
@@ -344,9 +372,7 @@ export class TwilioCallerLeg {
   }
 
   private drain(): void {
-    clearTimeout(this.drainTimer);
-    this.drainTimer = undefined;
-    // Items start on the schedule, back to back (timer lateness does not shift it); a mark is reached once the
+    // Items start on the schedule, back to back (tick lateness does not shift it); a mark is reached once the
     // audio before it has finished.
     while (this.buffer.length && this.playingUntil <= performance.now() + 1) {
       const item = this.buffer.shift()!;
@@ -356,9 +382,6 @@ export class TwilioCallerLeg {
       }
       this.heard.push({ pcm: item.pcm, atMs: this.playingUntil - this.startedAt });
       this.playingUntil += durationMs(item.pcm.length, SAMPLE_RATE);
-    }
-    if (this.buffer.length && !this.ended) {
-      this.drainTimer = setTimeout(() => this.drain(), Math.max(0, this.playingUntil - performance.now()));
     }
   }
 
@@ -378,8 +401,7 @@ export class TwilioCallerLeg {
   private stop(): void {
     if (this.ended) return;
     this.ended = true;
-    clearInterval(this.ticker);
-    clearTimeout(this.drainTimer);
+    clock.remove(this);
     this.buffer = [];
     for (const p of this.pending) p.done();
     this.pending = [];

@@ -11,39 +11,40 @@ import type { Transport } from './transports/transport.js';
 const CONTINUITY_MS = 2;
 
 /**
- * Both channels interleaved as they will be in the WAV, in blocks of one second allocated as audio reaches them:
- * a frame is written into place when it arrives, so ending a call only copies the blocks out (a few hundred calls
- * ending together would otherwise assemble their whole recordings at once and hold up every live call's audio).
+ * One channel in blocks of one second, allocated as audio reaches them: a frame is copied into place when it
+ * arrives (one memcpy; writing it interleaved, sample by sample, cost the event loop several times as much at a few
+ * hundred calls), and ending a call only interleaves the two channels' blocks into the WAV.
  */
-class StereoBlocks {
+class Blocks {
   private readonly blocks: Int16Array[] = [];
-  /** Sample frames up to the end of the latest-ending audio: the recording's length. */
+  /** Samples up to the end of the latest-ending audio. */
   length = 0;
 
-  constructor(private readonly blockFrames: number) {}
+  constructor(private readonly blockSize: number) {}
 
-  /** Writes `pcm` into one channel from sample frame `at`; where audio was already written, this replaces it. */
-  write(channel: 0 | 1, at: number, pcm: Int16Array): void {
+  /** Writes `pcm` from sample `at`; where audio was already written, this replaces it. */
+  write(at: number, pcm: Int16Array): void {
     let done = 0;
     while (done < pcm.length) {
       const pos = at + done;
-      const index = Math.floor(pos / this.blockFrames);
-      const block = (this.blocks[index] ??= new Int16Array(this.blockFrames * 2));
-      const offset = pos - index * this.blockFrames;
-      const n = Math.min(pcm.length - done, this.blockFrames - offset);
-      for (let i = 0; i < n; i++) block[(offset + i) * 2 + channel] = pcm[done + i]!;
+      const index = Math.floor(pos / this.blockSize);
+      const block = (this.blocks[index] ??= new Int16Array(this.blockSize));
+      const offset = pos - index * this.blockSize;
+      const n = Math.min(pcm.length - done, this.blockSize - offset);
+      block.set(pcm.subarray(done, done + n), offset);
       done += n;
     }
     this.length = Math.max(this.length, at + pcm.length);
   }
 
-  /** The first `frames` sample frames into `out` (interleaved, native order); blocks never written stay silent. */
-  copyTo(out: Int16Array, frames: number): void {
-    for (let index = 0; index * this.blockFrames < frames; index++) {
+  /** Samples [0, frames) into every other element of `out` from `first` (0: left, 1: right); unwritten ones stay 0. */
+  interleaveInto(out: Int16Array, first: 0 | 1, frames: number): void {
+    for (let index = 0; index * this.blockSize < frames; index++) {
       const block = this.blocks[index];
       if (!block) continue;
-      const start = index * this.blockFrames;
-      out.set(block.subarray(0, Math.min(this.blockFrames, frames - start) * 2), start * 2);
+      const start = index * this.blockSize;
+      const n = Math.min(this.blockSize, frames - start);
+      for (let i = 0, o = start * 2 + first; i < n; i++, o += 2) out[o] = block[i]!;
     }
   }
 }
@@ -55,8 +56,7 @@ class Track {
 
   constructor(
     private readonly sampleRate: number,
-    private readonly channel: 0 | 1,
-    private readonly out: StereoBlocks,
+    private readonly out: Blocks,
   ) {}
 
   add(frame: AudioFrame): void {
@@ -70,7 +70,7 @@ class Track {
     }
     if (!pcm.length) return;
     // Copied into place now: the transport may reuse the frame's buffer.
-    this.out.write(this.channel, at, pcm);
+    this.out.write(at, pcm);
     this.lastEnd = at + pcm.length;
   }
 }
@@ -83,14 +83,16 @@ export interface Recording {
 
 /** The two channels of one call at one sample rate. */
 export class CallRecorder {
-  private readonly audio: StereoBlocks;
+  private readonly left: Blocks;
+  private readonly right: Blocks;
   private readonly caller: Track;
   private readonly agent: Track;
 
   constructor(readonly sampleRate: number) {
-    this.audio = new StereoBlocks(sampleRate);
-    this.caller = new Track(sampleRate, 0, this.audio);
-    this.agent = new Track(sampleRate, 1, this.audio);
+    this.left = new Blocks(sampleRate);
+    this.right = new Blocks(sampleRate);
+    this.caller = new Track(sampleRate, this.left);
+    this.agent = new Track(sampleRate, this.right);
   }
 
   addCaller(frame: AudioFrame): void {
@@ -103,11 +105,13 @@ export class CallRecorder {
 
   /** Both channels as one stereo WAV; gaps are silence, and where frames overlap the later one wins. */
   finish(): Recording {
-    const frames = this.audio.length;
+    const frames = Math.max(this.left.length, this.right.length);
     const wav = Buffer.alloc(44 + frames * 4);
     writeHeader(wav, this.sampleRate, frames);
     // Samples are written through an Int16Array view (native order) and swapped once on big-endian machines.
-    this.audio.copyTo(new Int16Array(wav.buffer, wav.byteOffset + 44, frames * 2), frames);
+    const samples = new Int16Array(wav.buffer, wav.byteOffset + 44, frames * 2);
+    this.left.interleaveInto(samples, 0, frames);
+    this.right.interleaveInto(samples, 1, frames);
     if (!LITTLE_ENDIAN) wav.subarray(44).swap16();
     return { wav, durationMs: Math.round((frames * 1000) / this.sampleRate) };
   }

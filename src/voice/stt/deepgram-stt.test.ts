@@ -136,21 +136,21 @@ describe('DeepgramStt (live websocket, fake server)', () => {
     await stream.close();
   });
 
-  it('sends the caller audio in 100 ms messages, and what is held before Finalize and CloseStream', async () => {
+  it('sends the caller audio in 200 ms messages, and what is held before Finalize and CloseStream', async () => {
     const stream = stt().stream({});
     const count = fake.connections.length;
-    for (const f of toFrames(silence(260), RATE)) stream.push(f);
+    for (const f of toFrames(silence(460), RATE)) stream.push(f);
     await opened(count + 1);
     while (latest().audioMessages < 2) await sleep(5);
     await sleep(30);
-    // 13 frames of 20 ms: two whole chunks went, 60 ms wait for more.
-    expect(latest()).toMatchObject({ audioMessages: 2, audioBytes: (200 * RATE * 2) / 1000, controls: [] });
+    // 23 frames of 20 ms: two whole chunks went, 60 ms wait for more.
+    expect(latest()).toMatchObject({ audioMessages: 2, audioBytes: (400 * RATE * 2) / 1000, controls: [] });
     stream.flush();
     while (latest().controls.length === 0) await sleep(5);
-    expect(latest()).toMatchObject({ audioMessages: 3, audioBytes: (260 * RATE * 2) / 1000, controls: ['Finalize'] });
+    expect(latest()).toMatchObject({ audioMessages: 3, audioBytes: (460 * RATE * 2) / 1000, controls: ['Finalize'] });
     stream.push(toFrames(silence(20), RATE)[0]!);
     await stream.close();
-    expect(latest()).toMatchObject({ audioMessages: 4, audioBytes: (280 * RATE * 2) / 1000, controls: ['Finalize', 'CloseStream'] });
+    expect(latest()).toMatchObject({ audioMessages: 4, audioBytes: (480 * RATE * 2) / 1000, controls: ['Finalize', 'CloseStream'] });
   });
 
   it('close() sends CloseStream, delivers the pending final, then ends after Metadata and a 1000 close', async () => {
@@ -240,7 +240,7 @@ describe('DeepgramStt (live websocket, fake server)', () => {
     const controller = new AbortController();
     const stream = stt().stream({ signal: controller.signal });
     const count = fake.connections.length;
-    for (const f of toFrames(silence(100), RATE)) stream.push(f);
+    for (const f of toFrames(silence(200), RATE)) stream.push(f);
     // Open from both sides: the audio arrived (an abort while connecting terminates instead).
     await opened(count + 1);
     while (latest().audioBytes === 0) await sleep(5);

@@ -29,11 +29,14 @@ export interface DeepgramSttOptions {
 }
 
 /**
- * Caller audio goes up in chunks of this much (Deepgram advises 20 to 100 ms per message): a message per 20 ms
- * frame made these sends the largest single cost of a call in bench:calls. Finalize and CloseStream send what is
- * held first, so the end of an utterance is never late.
+ * Caller audio goes up in chunks of this much (Deepgram's staff advise 20 to 250 ms per message,
+ * github.com/orgs/deepgram/discussions/224): each message is a masked websocket frame and a socket write, which at
+ * a message per 20 ms frame were the largest single cost of a call in bench:calls, and still a tenth of the event
+ * loop at 100 ms. The end of a turn does not wait for a chunk to fill: our VAD's end of speech sends Finalize,
+ * and Finalize and CloseStream send what is held first. Only interim results (and Deepgram's own endpointing,
+ * which we do not wait for) see the audio up to a chunk later.
  */
-const CHUNK_MS = 100;
+const CHUNK_MS = 200;
 
 /** Audio held while the socket opens; beyond this the oldest goes, as it would be too stale to matter. */
 const MAX_PENDING_MS = 5000;

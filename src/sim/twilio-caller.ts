@@ -3,7 +3,7 @@
 // service sends the way Twilio does (real-time buffer, marks echoed once played, clear), recording what was heard.
 import { randomBytes } from 'node:crypto';
 import { type RawData, WebSocket } from 'ws';
-import { durationMs, encodeWav, FRAME_MS, muLawDecode, muLawEncode } from '../voice/audio.js';
+import { durationMs, encodeWav, FRAME_MS, muLawBase64, muLawDecode } from '../voice/audio.js';
 
 const SAMPLE_RATE = 8000;
 const FRAME_SAMPLES = (SAMPLE_RATE * FRAME_MS) / 1000;
@@ -312,7 +312,7 @@ export class TwilioCallerLeg {
       event: 'media',
       sequenceNumber: this.nextSequence(),
       streamSid: this.streamSid,
-      media: { track: 'inbound', chunk: String(this.chunk), timestamp: String(this.chunk * FRAME_MS), payload: Buffer.from(muLawEncode(pcm)).toString('base64') },
+      media: { track: 'inbound', chunk: String(this.chunk), timestamp: String(this.chunk * FRAME_MS), payload: muLawBase64(pcm) },
     });
     for (const done of finished) done();
   }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { concatPcm, dbfs, encodeWav, muLawDecode, muLawEncode, parseWav, resample, StreamResampler, toFrames } from './audio.js';
+import { concatPcm, dbfs, encodeWav, muLawBase64, muLawDecode, muLawEncode, parseWav, resample, StreamResampler, toFrames } from './audio.js';
 
 const sine = (hz: number, rate: number, ms: number, amplitude = 8000) =>
   Int16Array.from({ length: Math.round((rate * ms) / 1000) }, (_, i) => Math.round(amplitude * Math.sin((2 * Math.PI * hz * i) / rate)));
@@ -27,6 +27,12 @@ describe('mu-law (G.711)', () => {
     // Decoding then encoding is exact: every byte is its own code point.
     const bytes = Uint8Array.from({ length: 256 }, (_, i) => i).filter((b) => b !== 0x7f); // 0x7f and 0xff both mean 0
     expect(Array.from(muLawEncode(muLawDecode(bytes)))).toEqual(Array.from(bytes));
+  });
+
+  it('as base64 (a Twilio media payload): the same bytes, for frames of any length one after another', () => {
+    const long = Int16Array.from({ length: 5000 }, (_, i) => Math.round(Math.sin(i / 3) * 20000));
+    const frame = long.subarray(100, 260);
+    for (const pcm of [frame, long, frame.subarray(0, 7)]) expect(muLawBase64(pcm)).toBe(Buffer.from(muLawEncode(pcm)).toString('base64'));
   });
 });
 

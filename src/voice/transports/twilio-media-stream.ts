@@ -1,7 +1,7 @@
 // Twilio Media Streams transport: one bidirectional <Connect><Stream> websocket as a Transport (the handshake and
 // token check, caller mu-law frames in, agent audio paced out as media messages, marks echoed by Twilio, clear).
 import type { RawData, WebSocket } from 'ws';
-import { type AudioFrame, FRAME_MS, muLawDecode, muLawEncode } from '../audio.js';
+import { type AudioFrame, FRAME_MS, muLawBase64, muLawDecode } from '../audio.js';
 import { EventQueue } from '../../lib/event-queue.js';
 import { Playout } from './playout.js';
 import type { Transport } from './transport.js';
@@ -263,7 +263,7 @@ export class TwilioMediaStreamTransport implements Transport {
   }
 
   private sendFrame(frame: AudioFrame, playedAt: number): void {
-    this.sendJson({ event: 'media', streamSid: this.streamSid, media: { payload: Buffer.from(muLawEncode(frame.pcm)).toString('base64') } });
+    this.sendJson({ event: 'media', streamSid: this.streamSid, media: { payload: muLawBase64(frame.pcm) } });
     this.framesSent++;
     const timestampMs = playedAt - this.startedAt;
     this.playedListeners.emit({ pcm: frame.pcm, sampleRate: SAMPLE_RATE, timestampMs });

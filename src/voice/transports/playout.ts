@@ -1,7 +1,7 @@
 // Real-time playout: agent audio is queued in 20 ms frames and released to the sink at the pace it is heard,
 // so clear() (barge-in) drops what the caller has not heard yet and marks resolve when audio was really played.
 // Transports without their own playout feedback (in-memory, browser, LiveKit) play through this.
-import { type AudioFrame, concatPcm, FRAME_MS, toFrames } from '../audio.js';
+import { type AudioFrame, concatPcm, durationMs, FRAME_MS, toFrames } from '../audio.js';
 
 type Item = { frame: AudioFrame } | { mark: string; resolve: (played: boolean) => void };
 
@@ -47,7 +47,11 @@ export class Playout {
     private readonly sink: (frame: AudioFrame, playedAtMs: number) => void,
   ) {}
 
-  /** Audio of any length; it is re-cut into 20 ms frames (a partial tail waits for more, or for a mark). */
+  /**
+   * Audio of any length; it is re-cut into 20 ms frames (a partial tail waits for more, or for a mark). The frames
+   * are views of the audio given, not copies (a copy per frame was an allocation 50 times a second per call): the
+   * caller hands its buffer over and must not write to it afterwards.
+   */
   enqueue(frame: AudioFrame): void {
     if (this.closed) return;
     if (frame.sampleRate !== this.sampleRate) throw new Error(`playout at ${this.sampleRate} Hz got ${frame.sampleRate} Hz audio`);
@@ -55,7 +59,9 @@ export class Playout {
     const size = (this.sampleRate * FRAME_MS) / 1000;
     const whole = pcm.length - (pcm.length % size);
     this.carry = pcm.slice(whole);
-    for (const f of toFrames(pcm.subarray(0, whole), this.sampleRate, frame.timestampMs)) this.queue.push({ frame: f });
+    for (let at = 0; at < whole; at += size) {
+      this.queue.push({ frame: { pcm: pcm.subarray(at, at + size), sampleRate: this.sampleRate, timestampMs: frame.timestampMs + durationMs(at, this.sampleRate) } });
+    }
     this.pump();
   }
 

@@ -10,7 +10,7 @@ export interface Transport {
   readonly sampleRate: number;
   /** Caller audio until the caller hangs up or the transport closes. */
   audio(): AsyncIterable<AudioFrame>;
-  /** Queues agent audio for playout. */
+  /** Queues agent audio for playout; the transport may keep the buffer until it is played (do not reuse it). */
   send(frame: AudioFrame): void;
   /** Resolves true once everything queued before it has been played, false if clear() or close() came first. */
   mark(name: string): Promise<boolean>;

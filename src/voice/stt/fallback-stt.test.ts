@@ -62,6 +62,30 @@ describe('FallbackStt', () => {
     expect(seen.map((e) => e.type === 'final' && e.text)).toEqual(['deepgram heard 5', 'local heard 7']);
   });
 
+  it('replays at most the last 15 s or so without a final, each frame at its own time across a gap in the line', async () => {
+    const primary = new ScriptedStt('deepgram', 1000);
+    const local = new ScriptedStt('local');
+    const stream = new FallbackStt([primary, local]).stream({});
+    const reading = (async () => {
+      for await (const e of stream.events) void e;
+    })();
+    for (let i = 0; i < 990; i++) stream.push(frame(i)); // 19.8 s and no final
+    stream.push(frame(995)); // 80 ms lost on the line, then the primary dies at its 1000th frame
+    for (let i = 996; i < 1005; i++) stream.push(frame(i));
+    await new Promise((r) => setTimeout(r, 5));
+    await stream.close();
+    await reading;
+    const replayed = local.received.filter((ms) => ms <= 996 * 20);
+    expect(replayed.at(-1)).toBe(996 * 20);
+    expect(replayed.at(-3)).toBe(989 * 20); // the gap is kept: 989 is followed by 995
+    expect(replayed.at(-2)).toBe(995 * 20);
+    // Whole seconds go: between 15 and 16 s of audio up to the failure is kept.
+    const spanMs = local.received.at(-1)! + 20 - replayed[0]!;
+    expect(spanMs).toBeGreaterThanOrEqual(15_000);
+    expect(spanMs).toBeLessThan(16_100);
+    expect(new Set(replayed).size).toBe(replayed.length);
+  });
+
   it('re-sends a flush that the failed engine never answered', async () => {
     const primary = new ScriptedStt('deepgram', Infinity, true);
     const local = new ScriptedStt('local');

@@ -3,11 +3,47 @@
 // result is replayed into it, so the words the caller is saying right now are not lost.
 import { ProviderError } from '../../lib/provider-error.js';
 import { EventQueue } from '../../lib/event-queue.js';
-import type { AudioFrame } from '../audio.js';
+import { type AudioFrame, durationMs, toFrames } from '../audio.js';
 import type { STT, SttEvent, SttStream } from './stt.js';
 
 /** Enough to replay an utterance in progress; older audio has been transcribed already. */
 const REPLAY_MS = 15_000;
+
+/**
+ * The caller's audio since the last final result, copied into buffers of a second each rather than kept as the
+ * frames it came in: between two finals (the agent talking while the caller listens) that is up to 750 small
+ * arrays per call, which at a few hundred calls the garbage collector kept copying and promoting.
+ */
+class Replay {
+  private chunks: { startMs: number; sampleRate: number; pcm: Int16Array; length: number }[] = [];
+
+  push(frame: AudioFrame): void {
+    const { pcm, sampleRate, timestampMs } = frame;
+    let last = this.chunks.at(-1);
+    const continues = last && last.sampleRate === sampleRate && Math.abs(last.startMs + durationMs(last.length, sampleRate) - timestampMs) < 1;
+    if (!last || !continues || last.length + pcm.length > last.pcm.length) {
+      last = { startMs: timestampMs, sampleRate, pcm: new Int16Array(Math.max(sampleRate, pcm.length)), length: 0 };
+      this.chunks.push(last);
+    }
+    last.pcm.set(pcm, last.length);
+    last.length += pcm.length;
+    // Whole chunks go once the rest still covers REPLAY_MS.
+    while (this.chunks.length > 1 && this.lengthMs() - durationMs(this.chunks[0]!.length, this.chunks[0]!.sampleRate) >= REPLAY_MS) this.chunks.shift();
+  }
+
+  clear(): void {
+    this.chunks = [];
+  }
+
+  /** The audio again, as 20 ms frames at their original times. */
+  frames(): AudioFrame[] {
+    return this.chunks.flatMap((c) => toFrames(c.pcm.subarray(0, c.length), c.sampleRate, c.startMs));
+  }
+
+  private lengthMs(): number {
+    return this.chunks.reduce((ms, c) => ms + durationMs(c.length, c.sampleRate), 0);
+  }
+}
 
 export class FallbackStt implements STT {
   readonly sampleRate: number;
@@ -28,8 +64,7 @@ export class FallbackStt implements STT {
 
   stream(opts: { language?: string; signal?: AbortSignal }): SttStream {
     const out = new EventQueue<SttEvent>();
-    const replay: AudioFrame[] = [];
-    let replayMs = 0;
+    const replay = new Replay();
     let index = 0;
     let current = this.chain[0]!.stream(opts);
     let closing = false;
@@ -40,8 +75,7 @@ export class FallbackStt implements STT {
         try {
           for await (const event of current.events) {
             if (event.type === 'final') {
-              replay.length = 0;
-              replayMs = 0;
+              replay.clear();
               flushPending = false;
             }
             out.push(event);
@@ -54,7 +88,7 @@ export class FallbackStt implements STT {
             return out.fail(err instanceof ProviderError ? err : new ProviderError('stt', `every STT in the chain failed: ${String(err)}`, true));
           }
           current = this.chain[index]!.stream(opts);
-          for (const frame of replay) current.push(frame);
+          for (const frame of replay.frames()) current.push(frame);
           if (flushPending) current.flush();
         }
       }
@@ -65,11 +99,6 @@ export class FallbackStt implements STT {
       events: out,
       push(frame) {
         replay.push(frame);
-        replayMs += (frame.pcm.length * 1000) / frame.sampleRate;
-        while (replayMs > REPLAY_MS && replay.length > 1) {
-          const old = replay.shift()!;
-          replayMs -= (old.pcm.length * 1000) / old.sampleRate;
-        }
         current.push(frame);
       },
       flush() {

@@ -1,9 +1,14 @@
 // Real-time playout: agent audio is queued in 20 ms frames and released to the sink at the pace it is heard,
 // so clear() (barge-in) drops what the caller has not heard yet and marks resolve when audio was really played.
 // Transports without their own playout feedback (in-memory, browser, LiveKit) play through this.
-import { type AudioFrame, concatPcm, durationMs, FRAME_MS, toFrames } from '../audio.js';
+import { type AudioFrame, concatPcm, durationMs, FRAME_MS } from '../audio.js';
 
-type Item = { frame: AudioFrame } | { mark: string; resolve: (played: boolean) => void };
+/**
+ * Queued audio is kept as the chunks it came in (whole frames each), and a 20 ms frame is cut from the head chunk
+ * only when it is released: a sentence of speech is a handful of long-lived objects rather than one per frame
+ * (which at hundreds of calls kept the garbage collector busy copying them).
+ */
+type Item = { pcm: Int16Array; next: number; timestampMs: number } | { mark: string; resolve: (played: boolean) => void };
 
 /**
  * One clock for every playout in the process: it ticks every TICK_MS, on multiples of it, and releases what each
@@ -41,27 +46,26 @@ export class Playout {
   private playingUntil = 0;
   private carry: Int16Array = new Int16Array(0);
   private closed = false;
+  private readonly frameSamples: number;
 
   constructor(
     private readonly sampleRate: number,
     private readonly sink: (frame: AudioFrame, playedAtMs: number) => void,
-  ) {}
+  ) {
+    this.frameSamples = (sampleRate * FRAME_MS) / 1000;
+  }
 
   /**
    * Audio of any length; it is re-cut into 20 ms frames (a partial tail waits for more, or for a mark). The frames
-   * are views of the audio given, not copies (a copy per frame was an allocation 50 times a second per call): the
-   * caller hands its buffer over and must not write to it afterwards.
+   * are views of the audio given, not copies: the caller hands its buffer over and must not write to it afterwards.
    */
   enqueue(frame: AudioFrame): void {
     if (this.closed) return;
     if (frame.sampleRate !== this.sampleRate) throw new Error(`playout at ${this.sampleRate} Hz got ${frame.sampleRate} Hz audio`);
     const pcm = this.carry.length ? concatPcm([this.carry, frame.pcm]) : frame.pcm;
-    const size = (this.sampleRate * FRAME_MS) / 1000;
-    const whole = pcm.length - (pcm.length % size);
+    const whole = pcm.length - (pcm.length % this.frameSamples);
     this.carry = pcm.slice(whole);
-    for (let at = 0; at < whole; at += size) {
-      this.queue.push({ frame: { pcm: pcm.subarray(at, at + size), sampleRate: this.sampleRate, timestampMs: frame.timestampMs + durationMs(at, this.sampleRate) } });
-    }
+    if (whole) this.queue.push({ pcm: pcm.subarray(0, whole), next: 0, timestampMs: frame.timestampMs });
     this.pump();
   }
 
@@ -88,13 +92,15 @@ export class Playout {
 
   /** Audio queued and not yet played, in ms. */
   get queuedMs(): number {
-    return this.queue.reduce((ms, item) => ms + ('frame' in item ? FRAME_MS : 0), 0);
+    return this.queue.reduce((ms, item) => ms + ('pcm' in item ? durationMs(item.pcm.length - item.next, this.sampleRate) : 0), 0);
   }
 
   private flushCarry(): void {
     if (!this.carry.length) return;
     // The tail of an utterance is padded to a whole frame so it is played before the mark.
-    for (const f of toFrames(this.carry, this.sampleRate)) this.queue.push({ frame: f });
+    const padded = new Int16Array(this.frameSamples);
+    padded.set(this.carry);
+    this.queue.push({ pcm: padded, next: 0, timestampMs: 0 });
     this.carry = new Int16Array(0);
   }
 
@@ -115,8 +121,11 @@ export class Playout {
         continue;
       }
       if (this.playingUntil > performance.now() + 1) break;
-      this.queue.shift();
-      this.sink(next.frame, this.playingUntil);
+      const at = next.next;
+      next.next += this.frameSamples;
+      if (next.next >= next.pcm.length) this.queue.shift();
+      const frame = { pcm: next.pcm.subarray(at, at + this.frameSamples), sampleRate: this.sampleRate, timestampMs: next.timestampMs + durationMs(at, this.sampleRate) };
+      this.sink(frame, this.playingUntil);
       this.playingUntil += FRAME_MS;
     }
     return this.queue.length > 0;

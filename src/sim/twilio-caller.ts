@@ -3,7 +3,7 @@
 // service sends the way Twilio does (real-time buffer, marks echoed once played, clear), recording what was heard.
 import { randomBytes } from 'node:crypto';
 import { type RawData, WebSocket } from 'ws';
-import { durationMs, encodeWav, FRAME_MS, muLawBase64, muLawDecode } from '../voice/audio.js';
+import { durationMs, encodeWav, FRAME_MS, muLawBase64, muLawDecode, PcmArena } from '../voice/audio.js';
 
 const SAMPLE_RATE = 8000;
 const FRAME_SAMPLES = (SAMPLE_RATE * FRAME_MS) / 1000;
@@ -159,6 +159,8 @@ export class TwilioCallerLeg {
   private buffer: Buffered[] = [];
   private playingUntil = 0;
   private lastMediaAt: number | undefined;
+  /** What the service sends is decoded into one-second buffers (every frame is kept in `heard`). */
+  private readonly arena = new PcmArena(SAMPLE_RATE);
   private ended = false;
 
   private constructor(
@@ -335,7 +337,8 @@ export class TwilioCallerLeg {
         if (typeof payload !== 'string') return void this.protocolErrors.push('media without payload');
         if (this.lastMediaAt !== undefined) this.outboundGapsMs.push(now - this.lastMediaAt);
         this.lastMediaAt = now;
-        const pcm = muLawDecode(Buffer.from(payload, 'base64'));
+        const bytes = Buffer.from(payload, 'base64');
+        const pcm = muLawDecode(bytes, this.arena.take(bytes.length));
         if (!pcm.length) return;
         this.enqueue({ pcm });
         return;

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { concatPcm, dbfs, encodeWav, muLawBase64, muLawDecode, muLawEncode, parseWav, resample, StreamResampler, toFrames } from './audio.js';
+import { concatPcm, dbfs, encodeWav, muLawBase64, muLawDecode, muLawEncode, parseWav, PcmArena, resample, StreamResampler, toFrames } from './audio.js';
 
 const sine = (hz: number, rate: number, ms: number, amplitude = 8000) =>
   Int16Array.from({ length: Math.round((rate * ms) / 1000) }, (_, i) => Math.round(amplitude * Math.sin((2 * Math.PI * hz * i) / rate)));
@@ -33,6 +33,24 @@ describe('mu-law (G.711)', () => {
     const long = Int16Array.from({ length: 5000 }, (_, i) => Math.round(Math.sin(i / 3) * 20000));
     const frame = long.subarray(100, 260);
     for (const pcm of [frame, long, frame.subarray(0, 7)]) expect(muLawBase64(pcm)).toBe(Buffer.from(muLawEncode(pcm)).toString('base64'));
+  });
+});
+
+describe('PcmArena', () => {
+  it('hands out views that never share samples, a new buffer when one is full', () => {
+    const arena = new PcmArena(400);
+    const views = [160, 160, 160, 500, 10].map((n) => arena.take(n));
+    expect(views.map((v) => v.length)).toEqual([160, 160, 160, 500, 10]);
+    views.forEach((v, i) => v.fill(i + 1));
+    views.forEach((v, i) => expect(v.every((x) => x === i + 1)).toBe(true));
+    expect(views[1]!.buffer).toBe(views[0]!.buffer);
+    expect(views[2]!.buffer).not.toBe(views[1]!.buffer); // 480 > 400
+    expect(views[3]!.buffer).not.toBe(views[2]!.buffer); // larger than a block: a buffer of its own
+    // Decoding into a view writes only there.
+    const bytes = Uint8Array.from([0x00, 0x80, 0xff]);
+    const into = arena.take(3);
+    expect(Array.from(muLawDecode(bytes, into))).toEqual(Array.from(muLawDecode(bytes)));
+    expect(views[4]!.every((x) => x === 5)).toBe(true);
   });
 });
 

@@ -30,10 +30,31 @@ const DECODE_TABLE = (() => {
   return table;
 })();
 
-export function muLawDecode(bytes: Uint8Array): Int16Array {
-  const out = new Int16Array(bytes.length);
+/** Decodes into `out` when given (it must hold bytes.length samples), else into a new array. */
+export function muLawDecode(bytes: Uint8Array, out: Int16Array = new Int16Array(bytes.length)): Int16Array {
   for (let i = 0; i < bytes.length; i++) out[i] = DECODE_TABLE[bytes[i]!]!;
   return out;
+}
+
+/**
+ * Hands out Int16Array views of one-second buffers: a live call's 20 ms frames without a buffer allocated for each
+ * (50 a second per call, every one a native allocation the garbage collector has to track and free). A view keeps
+ * its buffer alive as long as it is kept; nothing is ever written to a view twice.
+ */
+export class PcmArena {
+  private block = new Int16Array(0);
+  private used = 0;
+
+  constructor(private readonly blockSamples: number) {}
+
+  take(samples: number): Int16Array {
+    if (this.used + samples > this.block.length) {
+      this.block = new Int16Array(Math.max(this.blockSamples, samples));
+      this.used = 0;
+    }
+    this.used += samples;
+    return this.block.subarray(this.used - samples, this.used);
+  }
 }
 
 /** The mu-law byte of every 16-bit sample (64 KB): encoding is one lookup per sample. */

@@ -1,7 +1,7 @@
 // Twilio Media Streams transport: one bidirectional <Connect><Stream> websocket as a Transport (the handshake and
 // token check, caller mu-law frames in, agent audio paced out as media messages, marks echoed by Twilio, clear).
 import type { RawData, WebSocket } from 'ws';
-import { type AudioFrame, FRAME_MS, muLawBase64, muLawDecode } from '../audio.js';
+import { type AudioFrame, FRAME_MS, muLawBase64, muLawDecode, PcmArena } from '../audio.js';
 import { EventQueue } from '../../lib/event-queue.js';
 import { Playout } from './playout.js';
 import type { Transport } from './transport.js';
@@ -49,6 +49,7 @@ export class TwilioMediaStreamTransport implements Transport {
   /** performance.now() when `start` arrived: the clock of caller timestamps and of onPlayed. */
   private readonly startedAt: number;
   private readonly frames = new EventQueue<AudioFrame>();
+  private readonly arena = new PcmArena(SAMPLE_RATE);
   private readonly playout: Playout;
   private readonly socketClosed: Promise<void>;
   private lastTimestampMs = -FRAME_MS;
@@ -247,7 +248,7 @@ export class TwilioMediaStreamTransport implements Transport {
     // Twilio sends the timestamp as a string; a missing one continues from the previous frame.
     const timestampMs = typeof media.timestamp === 'string' || typeof media.timestamp === 'number' ? Number(media.timestamp) : NaN;
     this.lastTimestampMs = Number.isFinite(timestampMs) ? timestampMs : this.lastTimestampMs + FRAME_MS;
-    this.frames.push({ pcm: muLawDecode(bytes), sampleRate: SAMPLE_RATE, timestampMs: this.lastTimestampMs });
+    this.frames.push({ pcm: muLawDecode(bytes, this.arena.take(bytes.length)), sampleRate: SAMPLE_RATE, timestampMs: this.lastTimestampMs });
   }
 
   private onMarkEcho(name: string): void {

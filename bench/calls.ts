@@ -19,6 +19,7 @@
 //   npm run bench:calls -- --db server                # the database in its own process (bench/pg-server.ts, with
 //                                                     # the default pool of 10 connections, as with PostgreSQL)
 //   npm run bench:calls -- --calls 200 --profile /tmp/prof  # the service's CPU profile (.cpuprofile) per step
+//   npm run bench:calls -- --service-flags "--trace-gc" --keep 1  # node flags for the service (log kept)
 //   other options: --questions 2|3  --spread-ms 2000  --max-run-s 240  --out bench/results/calls.json  --keep 1
 //                  --stt-final-ms 250 --llm-first-token-ms 400 --llm-tokens-per-s 50 --tts-first-byte-ms 200
 //
@@ -61,6 +62,8 @@ const OUT = args.get('out') ?? 'bench/results/calls.json';
 /** A folder for the service process's CPU profile (node --cpu-prof), one per step, to see where its time goes. */
 const PROFILE_DIR = args.get('profile');
 const KEEP = args.get('keep') === '1';
+/** Extra node flags for the service process, e.g. --service-flags "--trace-gc" (its output goes to service.log). */
+const SERVICE_FLAGS = (args.get('service-flags') ?? '').split(' ').filter(Boolean);
 const STT_FINAL_MS = Number(args.get('stt-final-ms') ?? 250);
 const LLM_FIRST_TOKEN_MS = Number(args.get('llm-first-token-ms') ?? 400);
 const LLM_TOKENS_PER_S = Number(args.get('llm-tokens-per-s') ?? 50);
@@ -260,7 +263,7 @@ async function startService(dir: string, fakes: ProviderFakesInfo, databaseUrl: 
   const logFile = path.join(dir, 'service.log');
   const fd = openSync(logFile, 'a');
   const child = track(
-    spawn(process.execPath, [...(process.env.SERVICE_FLAGS ? process.env.SERVICE_FLAGS.split(' ') : []), ...(PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(PROFILE_DIR)] : []), '--import', 'tsx', '--import', path.join(HERE, 'exit-with-parent.ts'), 'src/main.ts'], { cwd: ROOT, env, stdio: ['pipe', fd, fd] }),
+    spawn(process.execPath, [...SERVICE_FLAGS, ...(PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(PROFILE_DIR)] : []), '--import', 'tsx', '--import', path.join(HERE, 'exit-with-parent.ts'), 'src/main.ts'], { cwd: ROOT, env, stdio: ['pipe', fd, fd] }),
   );
   closeSync(fd);
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`the service exited (${code}) while starting; its log: ${logFile}`))));

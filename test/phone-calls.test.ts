@@ -96,7 +96,10 @@ describe('inbound phone call (simulated Twilio)', () => {
     await sleep(500);
     const clearsBefore = call.leg.clears.length;
     await call.say(await speech('Stop, stop, thank you.'));
-    await waitFor('clear', async () => (call.leg.clears.length > clearsBefore ? true : undefined), 10_000);
+    await waitFor('clear', async () => (call.leg.clears.length > clearsBefore ? true : undefined), 10_000).catch(async (err: Error) => {
+      // Say what the call looked like, to tell a slow machine from a broken barge-in.
+      throw new Error(`${err.message}; turns: ${JSON.stringify((await turns(s, callId)).map((x) => [x.speaker, x.text, x.interrupted]))}; events: ${JSON.stringify((await events(s, callId)).map((e) => e.type))}`);
+    });
     await waitFor('interrupted turn', async () => ((await turns(s, callId)).some((x) => x.speaker === 'agent' && x.interrupted) ? true : undefined), 15_000);
     await call.agentDone({ sinceMs: call.now() - 1, quietMs: 1000, timeoutMs: 30_000 }).catch(() => {});
 

@@ -28,13 +28,13 @@ const nonZero = (xs: number[]) => xs.filter((x) => x !== 0).length;
 const tone = (samples: number, value: number) => Int16Array.from({ length: samples }, (_, i) => (i % 2 ? value : -value));
 
 describe('CallRecorder', () => {
-  it('places each channel by timestamp: gaps are silence, late frames land where they belong', () => {
+  it('places each channel by timestamp: gaps are silence, late frames land where they belong', async () => {
     const r = new CallRecorder(RATE);
     r.addCaller({ pcm: tone(160, 100), sampleRate: RATE, timestampMs: 0 });
     r.addCaller({ pcm: tone(160, 300), sampleRate: RATE, timestampMs: 100 }); // 60 ms of silence before it
     r.addCaller({ pcm: tone(160, 200), sampleRate: RATE, timestampMs: 20 }); // late: still at 20 ms
     r.addAgent({ pcm: tone(80, 700), sampleRate: RATE, timestampMs: 50 });
-    const { wav, durationMs } = r.finish();
+    const { wav, durationMs } = await r.finish();
     const { format, left, right } = readWav(wav);
     expect(format).toEqual({ tag: 1, channels: 2, rate: RATE, byteRate: RATE * 4, align: 4, bits: 16 });
     expect(durationMs).toBe(120);
@@ -44,12 +44,12 @@ describe('CallRecorder', () => {
     expect(nonZero(right)).toBe(80);
   });
 
-  it('joins frames that start within a couple of ms of the previous one (clock jitter) without a gap', () => {
+  it('joins frames that start within a couple of ms of the previous one (clock jitter) without a gap', async () => {
     const r = new CallRecorder(RATE);
     r.addAgent({ pcm: tone(160, 10), sampleRate: RATE, timestampMs: 1000.4 });
     r.addAgent({ pcm: tone(160, 20), sampleRate: RATE, timestampMs: 1021.3 }); // 1.3 ms late
     r.addAgent({ pcm: tone(160, 30), sampleRate: RATE, timestampMs: 1050 }); // 9 ms late: placed by its time
-    const { right } = readWav(r.finish().wav);
+    const { right } = readWav((await r.finish()).wav);
     const start = Math.round(1000.4 * 8);
     expect(firstNonZero(right)).toBe(start);
     expect(right.slice(start, start + 320).every((x) => x !== 0)).toBe(true);
@@ -57,12 +57,12 @@ describe('CallRecorder', () => {
     expect(right[1050 * 8]).toBe(-30);
   });
 
-  it('keeps audio whole across its one-second blocks: a frame over a boundary, a silent second, a later overwrite', () => {
+  it('keeps audio whole across its one-second blocks: a frame over a boundary, a silent second, a later overwrite', async () => {
     const r = new CallRecorder(RATE);
     r.addCaller({ pcm: tone(320, 50), sampleRate: RATE, timestampMs: 990 }); // 990-1030 ms: over the first boundary
     r.addAgent({ pcm: tone(160, 60), sampleRate: RATE, timestampMs: 3500 }); // the second block (1-2 s) never written
     r.addCaller({ pcm: tone(80, 70), sampleRate: RATE, timestampMs: 995 }); // later and overlapping: replaces 995-1005 ms
-    const { left, right } = readWav(r.finish().wav);
+    const { left, right } = readWav((await r.finish()).wav);
     expect(left.length).toBe(3520 * 8);
     expect(firstNonZero(left)).toBe(990 * 8);
     expect(nonZero(left)).toBe(320);
@@ -74,12 +74,39 @@ describe('CallRecorder', () => {
     expect(nonZero(right)).toBe(160);
   });
 
-  it('resamples frames at another rate, and an empty recording is a valid empty WAV', () => {
+  it('builds a long recording a few seconds at a time, letting other work run in between, with every second intact', async () => {
+    const r = new CallRecorder(RATE);
+    const seconds = 30;
+    for (let s = 0; s < seconds; s++) {
+      if (s === 7) continue; // a second nobody spoke in
+      r.addCaller({ pcm: new Int16Array(RATE).fill(-(s + 1)), sampleRate: RATE, timestampMs: s * 1000 });
+      r.addAgent({ pcm: new Int16Array(RATE).fill(1000 + s), sampleRate: RATE, timestampMs: s * 1000 });
+    }
+    let turns = 0;
+    let finished = false;
+    const other = () => {
+      turns++;
+      if (!finished) setImmediate(other);
+    };
+    setImmediate(other);
+    const { wav, durationMs } = await r.finish();
+    finished = true;
+    expect(turns).toBeGreaterThanOrEqual(Math.floor(seconds / 4) - 1);
+    expect(durationMs).toBe(seconds * 1000);
+    const { left, right } = readWav(wav);
+    for (let s = 0; s < seconds; s++) {
+      for (const i of [s * RATE, s * RATE + RATE / 2, (s + 1) * RATE - 1]) {
+        expect([left[i], right[i]]).toEqual(s === 7 ? [0, 0] : [-(s + 1), 1000 + s]);
+      }
+    }
+  });
+
+  it('resamples frames at another rate, and an empty recording is a valid empty WAV', async () => {
     const r = new CallRecorder(RATE);
     r.addCaller({ pcm: new Int16Array(320).fill(1000), sampleRate: 16000, timestampMs: 0 });
-    const { left } = readWav(r.finish().wav);
+    const { left } = readWav((await r.finish()).wav);
     expect(left.length).toBe(160);
-    expect(readWav(new CallRecorder(RATE).finish().wav).left).toEqual([]);
+    expect(readWav((await new CallRecorder(RATE).finish()).wav).left).toEqual([]);
   });
 });
 
@@ -110,7 +137,7 @@ describe('recordTransport over the in-memory transport', () => {
     await reading;
     expect(closes).toBe(1);
 
-    const { wav, durationMs } = rec.finish();
+    const { wav, durationMs } = await rec.finish();
     const { left, right } = readWav(wav);
     // The caller's speech sits exactly where the frame carrying it was stamped.
     const spoke = seen.find((f) => f.voiced)!;

@@ -105,7 +105,7 @@ export class VoiceCalls {
   /** Never throws: a recording that cannot be stored must not fail the call. */
   private async saveRecording(tenantId: string, callId: string, recorded: RecordedTransport, log: FastifyBaseLogger): Promise<void> {
     try {
-      const { wav, durationMs } = recorded.finish();
+      const { wav, durationMs } = await recorded.finish();
       if (durationMs === 0) return;
       const key = recordingKey(tenantId, callId);
       await this.recordings.put(key, wav, 'audio/wav');

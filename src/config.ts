@@ -1,6 +1,7 @@
 // Configuration: the only reader of process.env. Parses and validates every variable once, at start-up.
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -139,6 +140,8 @@ export interface Config {
   /** Recordings go to the data folder, or to an S3-compatible bucket when one is configured. */
   recordings: {
     dir: string;
+    /** Recordings being made: each call's WAV grows here until it is stored (the data folder, or the system's temp folder). */
+    spoolDir: string;
     urlTtlMs: number;
     s3: { bucket: string; endpoint?: string; region: string; accessKeyId?: string; secretAccessKey?: string; forcePathStyle: boolean } | undefined;
   };
@@ -202,6 +205,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     twilio: { accountSid: e.TWILIO_ACCOUNT_SID, authToken: e.TWILIO_AUTH_TOKEN, apiBaseUrl: e.TWILIO_API_BASE_URL?.replace(/\/+$/, '') },
     recordings: {
       dir: dataDir === 'memory://' ? 'memory://' : path.join(dataDir, 'recordings'),
+      spoolDir: dataDir === 'memory://' ? path.join(os.tmpdir(), 'voice-agent-recordings') : path.join(dataDir, 'recordings', '.spool'),
       urlTtlMs: e.RECORDING_URL_TTL_SECONDS * 1000,
       s3: e.RECORDINGS_S3_BUCKET
         ? {

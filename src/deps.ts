@@ -97,7 +97,8 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
   // Commands for live calls (hang up, transfer) reach whichever instance holds the call's media.
   const control = new CallControl(cache, log.child({ component: 'call-control' }));
   await control.start();
-  const voice = new VoiceCalls(calls, providers, log.child({ component: 'voice' }), recordings, control);
+  const voice = new VoiceCalls(calls, providers, log.child({ component: 'voice' }), recordings, config.recordings.spoolDir, control);
+  await voice.sweepSpool();
   const deps: Deps = {
     config,
     log,

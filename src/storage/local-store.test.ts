@@ -1,5 +1,6 @@
 // The local recording store: files under the recordings folder (or memory), keys that cannot leave it, and signed
 // download URLs that stop working when tampered with, moved to another key, signed with another SECRET_KEY, or expired.
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,6 +19,15 @@ async function folder(): Promise<string> {
   dirs.push(d);
   return path.join(d, 'recordings'); // not there yet: the store creates it
 }
+/** A recording file as a call leaves it, to be taken by put(); `inDir` puts it on another file system. */
+let files = 0;
+function fileOf(data: string, inDir = tmpdir()): string {
+  const d = mkdtempSync(path.join(inDir, 'spool-'));
+  dirs.push(d);
+  const file = path.join(d, `call-${++files}.wav`);
+  writeFileSync(file, data, { mode: 0o600 });
+  return file;
+}
 const signed = (url: string) => {
   const u = new URL(url, 'http://x');
   return { key: u.pathname.replace('/api/v1/recordings/', ''), expires: u.searchParams.get('expires') ?? undefined, signature: u.searchParams.get('signature') ?? undefined };
@@ -28,11 +38,16 @@ describe('LocalRecordingStore', () => {
     const dir = await folder();
     const store = new LocalRecordingStore({ dir, secretKey: SECRET });
     const key = recordingKey('7d1c2b4e-0000-4000-8000-000000000001', '7d1c2b4e-0000-4000-8000-000000000002');
-    await store.put(key, Buffer.from('RIFF one'), 'audio/wav');
+    const spooled = fileOf('RIFF one');
+    await store.put(key, spooled, 'audio/wav');
     expect(await readFile(path.join(dir, key), 'utf8')).toBe('RIFF one');
+    expect(existsSync(spooled)).toBe(false); // taken, not copied
     expect((await stat(path.join(dir, key))).mode & 0o777).toBe(0o600);
-    await store.put(key, Buffer.from('RIFF two'), 'audio/wav');
+    // From another file system (no rename there): copied aside and renamed into place.
+    const elsewhere = fileOf('RIFF two', existsSync('/dev/shm') ? '/dev/shm' : tmpdir());
+    await store.put(key, elsewhere, 'audio/wav');
     expect((await store.get(key))!.toString()).toBe('RIFF two');
+    expect(existsSync(elsewhere)).toBe(false);
     // No partial files are left behind.
     expect(await readdir(path.dirname(path.join(dir, key)))).toEqual([path.basename(key)]);
     expect(await store.get('tenant/missing.wav')).toBeNull();
@@ -45,18 +60,18 @@ describe('LocalRecordingStore', () => {
     const dir = await folder();
     const store = new LocalRecordingStore({ dir, secretKey: SECRET });
     for (const key of ['../x.wav', 'a/../../x.wav', '/etc/passwd', 'a/./b.wav', '.hidden', 'a//b.wav', 'a\\..\\b.wav', 'a/b.wav\0', '', 'a/%2e%2e/b', 'a/b c.wav']) {
-      await expect(store.put(key, Buffer.from('x'), 'audio/wav'), key).rejects.toThrow(/invalid recording key/);
+      await expect(store.put(key, fileOf('x'), 'audio/wav'), key).rejects.toThrow(/invalid recording key/);
       await expect(store.get(key), key).rejects.toThrow(/invalid recording key/);
       await expect(store.signedUrl(key, 1000), key).rejects.toThrow(/invalid recording key/);
       expect(store.verifyRecordingUrl(key, '9999999999', 'a'.repeat(64)), key).toBe('invalid');
     }
     const memory = new LocalRecordingStore({ dir: 'memory://', secretKey: SECRET });
-    await expect(memory.put('../x.wav', Buffer.from('x'), 'audio/wav')).rejects.toThrow(/invalid recording key/);
+    await expect(memory.put('../x.wav', fileOf('x'), 'audio/wav')).rejects.toThrow(/invalid recording key/);
   });
 
   it('keeps recordings in memory for memory://', async () => {
     const store = new LocalRecordingStore({ dir: 'memory://', secretKey: SECRET });
-    await store.put('t/c.wav', Buffer.from('abc'), 'audio/wav');
+    await store.put('t/c.wav', fileOf('abc'), 'audio/wav');
     expect((await store.get('t/c.wav'))!.toString()).toBe('abc');
     await store.delete('t/c.wav');
     expect(await store.get('t/c.wav')).toBeNull();
@@ -91,7 +106,7 @@ describe('LocalRecordingStore', () => {
 
 describe('createRecordingStore', () => {
   it('uses the bucket when one is configured, the local store otherwise', () => {
-    const recordings = { dir: 'memory://', urlTtlMs: 900_000, s3: undefined };
+    const recordings = { dir: 'memory://', spoolDir: tmpdir(), urlTtlMs: 900_000, s3: undefined };
     expect(createRecordingStore({ recordings, publicBaseUrl: undefined }, SECRET)).toBeInstanceOf(LocalRecordingStore);
     const s3 = { bucket: 'b', region: 'us-east-1', endpoint: 'http://127.0.0.1:1', accessKeyId: 'a', secretAccessKey: 's', forcePathStyle: true };
     const store = createRecordingStore({ recordings: { ...recordings, s3 }, publicBaseUrl: undefined }, SECRET);

@@ -1,7 +1,7 @@
 // Recordings on this machine: files under the recordings folder (or a Map for 'memory://'), downloaded through
 // our own /api/v1/recordings/<key> route with URLs signed by a key derived from SECRET_KEY.
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { deriveKey } from '../services/secret-box.js';
 import { assertRecordingKey, isRecordingKey, type RecordingStore } from './recording-store.js';
@@ -32,19 +32,28 @@ export class LocalRecordingStore implements RecordingStore {
     this.now = opts.now ?? Date.now;
   }
 
-  async put(key: string, data: Buffer, _contentType: string): Promise<void> {
+  async put(key: string, source: string, _contentType: string): Promise<void> {
     if (this.memory) {
       assertRecordingKey(key);
-      this.memory.set(key, Buffer.from(data));
+      this.memory.set(key, await readFile(source));
+      await rm(source, { force: true });
       return;
     }
     const file = this.file(key);
     await mkdir(path.dirname(file), { recursive: true });
-    // Written aside and renamed into place: a download never sees half a file, even if we crash mid-write.
+    try {
+      // Renamed into place: a download never sees half a file, even if we crash mid-write.
+      await rename(source, file);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    }
+    // On another file system: copied aside, then renamed into place.
     const partial = `${file}.${randomUUID()}.partial`;
     try {
-      await writeFile(partial, data, { mode: 0o600 });
+      await copyFile(source, partial);
       await rename(partial, file);
+      await rm(source, { force: true });
     } catch (err) {
       await rm(partial, { force: true });
       throw err;

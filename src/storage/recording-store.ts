@@ -5,7 +5,8 @@ import { LocalRecordingStore } from './local-store.js';
 import { S3RecordingStore } from './s3-store.js';
 
 export interface RecordingStore {
-  put(key: string, data: Buffer, contentType: string): Promise<void>;
+  /** Stores the file under `key` and takes it: it is moved into place, or removed once uploaded. */
+  put(key: string, file: string, contentType: string): Promise<void>;
   /** Null when there is no such recording. */
   get(key: string): Promise<Buffer | null>;
   /** Succeeds when there is nothing to delete. */

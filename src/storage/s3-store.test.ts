@@ -1,6 +1,9 @@
 // The S3 recording store with the real AWS SDK against the strict fake S3 (test/fakes/s3.ts). The fake's own
 // Signature V4 check is pinned to AWS's published examples first, so the SDK and the fake cannot agree on a mistake.
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +17,18 @@ beforeAll(async () => {
   // AWS's documented example credentials (Signature V4 examples in the S3 API reference).
   s3.credentials.set('AKIAIOSFODNN7EXAMPLE', 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY');
 });
-afterAll(() => s3.stop());
+const spool = mkdtempSync(path.join(tmpdir(), 's3-store-test-'));
+afterAll(() => {
+  rmSync(spool, { recursive: true, force: true });
+  return s3.stop();
+});
+let files = 0;
+/** The recording file put() takes. */
+function fileOf(data: Buffer): string {
+  const file = path.join(spool, `call-${++files}.wav`);
+  writeFileSync(file, data);
+  return file;
+}
 afterEach(() => {
   s3.now = Date.now;
 });
@@ -100,16 +114,18 @@ describe('fake S3 signature checks, pinned to AWS documentation examples', () =>
 });
 
 describe('S3RecordingStore with the AWS SDK', () => {
-  it('puts, gets and deletes a recording; the SDK signs the payload and its CRC32 checksum', async () => {
+  it('puts (streamed from its file, which it takes), gets and deletes a recording; the SDK signs it with a CRC32 trailer', async () => {
     const store = new S3RecordingStore(options());
     const data = wav(5000);
-    await store.put('tenant-a/call-1.wav', data, 'audio/wav');
+    const file = fileOf(data);
+    await store.put('tenant-a/call-1.wav', file, 'audio/wav');
+    expect(existsSync(file)).toBe(false);
     const stored = s3.object(BUCKET, 'tenant-a/call-1.wav')!;
     expect(stored.body.equals(data)).toBe(true);
     expect(stored.contentType).toBe('audio/wav');
     expect(stored.checksum?.algorithm).toBe('crc32');
     const put = s3.requests.findLast((r) => r.method === 'PUT')!;
-    expect(put.headers['x-amz-content-sha256']).toMatch(/^[0-9a-f]{64}$/);
+    expect(put.headers['x-amz-content-sha256']).toBe('STREAMING-UNSIGNED-PAYLOAD-TRAILER');
     expect(put.headers.authorization).toContain('Credential=' + s3.accessKeyId);
 
     expect((await store.get('tenant-a/call-1.wav'))!.equals(data)).toBe(true);
@@ -117,14 +133,14 @@ describe('S3RecordingStore with the AWS SDK', () => {
     await store.delete('tenant-a/call-1.wav');
     expect(await store.get('tenant-a/call-1.wav')).toBeNull();
     await store.delete('tenant-a/call-1.wav'); // deleting what is gone succeeds, as in S3
-    await expect(store.put('../escape.wav', data, 'audio/wav')).rejects.toThrow(/invalid recording key/);
+    await expect(store.put('../escape.wav', fileOf(data), 'audio/wav')).rejects.toThrow(/invalid recording key/);
     store.destroy();
   });
 
   it('uploads the WAV of a long call (30 minutes at 8 kHz stereo is ~58 MB; here 6 MB, sent with Expect: 100-continue)', async () => {
     const store = new S3RecordingStore(options());
     const data = wav(6 * 1024 * 1024);
-    await store.put('tenant-a/long.wav', data, 'audio/wav');
+    await store.put('tenant-a/long.wav', fileOf(data), 'audio/wav');
     expect(s3.requests.findLast((r) => r.method === 'PUT')!.headers.expect).toBe('100-continue');
     expect((await store.get('tenant-a/long.wav'))!.equals(data)).toBe(true);
     store.destroy();
@@ -133,8 +149,8 @@ describe('S3RecordingStore with the AWS SDK', () => {
   it('hands out presigned URLs that download the recording, and are refused once tampered with or expired', async () => {
     const store = new S3RecordingStore(options());
     const data = wav(3000);
-    await store.put('tenant-a/call-2.wav', data, 'audio/wav');
-    await store.put('tenant-b/call-3.wav', wav(10), 'audio/wav');
+    await store.put('tenant-a/call-2.wav', fileOf(data), 'audio/wav');
+    await store.put('tenant-b/call-3.wav', fileOf(wav(10)), 'audio/wav');
     const url = await store.signedUrl('tenant-a/call-2.wav', 60_000);
     expect(url.startsWith(`${s3.baseUrl}/${BUCKET}/tenant-a/call-2.wav?`)).toBe(true);
     expect(new URL(url).searchParams.get('X-Amz-Expires')).toBe('60');
@@ -165,7 +181,7 @@ describe('S3RecordingStore with the AWS SDK', () => {
     ];
     for (const [over, name, status] of cases) {
       const store = new S3RecordingStore(options(over));
-      expect(await sdkError(store.put('t/c.wav', wav(10), 'audio/wav')), name).toMatchObject({ name, status });
+      expect(await sdkError(store.put('t/c.wav', fileOf(wav(10)), 'audio/wav')), name).toMatchObject({ name, status });
       store.destroy();
     }
     expect(s3.object(BUCKET, 't/c.wav')).toBeUndefined();

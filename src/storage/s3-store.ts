@@ -1,5 +1,7 @@
 // Recordings in an S3-compatible bucket (AWS S3, MinIO, R2, ...) through the official SDK; downloads go straight
 // to the bucket with presigned GetObject URLs, so the audio never passes through this service.
+import { createReadStream } from 'node:fs';
+import { rm, stat } from 'node:fs/promises';
 import { DeleteObjectCommand, GetObjectCommand, NoSuchKey, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Config } from '../config.js';
@@ -25,9 +27,12 @@ export class S3RecordingStore implements RecordingStore {
     });
   }
 
-  async put(key: string, data: Buffer, contentType: string): Promise<void> {
+  async put(key: string, file: string, contentType: string): Promise<void> {
     assertRecordingKey(key);
-    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: data, ContentType: contentType, ContentLength: data.length }));
+    // Streamed from the file (a long call's WAV is tens of MB), as aws-chunked with a checksum trailer.
+    const { size } = await stat(file);
+    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: createReadStream(file), ContentType: contentType, ContentLength: size }));
+    await rm(file, { force: true });
   }
 
   async get(key: string): Promise<Buffer | null> {

@@ -1,10 +1,18 @@
 // The call recorder: caller frames in the left channel and agent audio as heard in the right, each at its time
 // on the transport's clock; barge-in (clear) keeps unplayed audio out; the WAV is a valid 16-bit stereo file.
-import { describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { CallRecorder, recordTransport } from './recording.js';
 import { MemoryTransport } from './transports/memory.js';
 
 const RATE = 8000;
+const dir = mkdtempSync(path.join(os.tmpdir(), 'recording-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let files = 0;
+const spool = () => path.join(dir, `call-${++files}.wav`);
+const wavOf = async (r: CallRecorder) => readFileSync((await r.finish()).file);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function readWav(wav: Buffer) {
@@ -29,12 +37,13 @@ const tone = (samples: number, value: number) => Int16Array.from({ length: sampl
 
 describe('CallRecorder', () => {
   it('places each channel by timestamp: gaps are silence, late frames land where they belong', async () => {
-    const r = new CallRecorder(RATE);
+    const r = new CallRecorder(RATE, spool());
     r.addCaller({ pcm: tone(160, 100), sampleRate: RATE, timestampMs: 0 });
     r.addCaller({ pcm: tone(160, 300), sampleRate: RATE, timestampMs: 100 }); // 60 ms of silence before it
     r.addCaller({ pcm: tone(160, 200), sampleRate: RATE, timestampMs: 20 }); // late: still at 20 ms
     r.addAgent({ pcm: tone(80, 700), sampleRate: RATE, timestampMs: 50 });
-    const { wav, durationMs } = await r.finish();
+    const { file, durationMs } = await r.finish();
+    const wav = readFileSync(file);
     const { format, left, right } = readWav(wav);
     expect(format).toEqual({ tag: 1, channels: 2, rate: RATE, byteRate: RATE * 4, align: 4, bits: 16 });
     expect(durationMs).toBe(120);
@@ -45,11 +54,11 @@ describe('CallRecorder', () => {
   });
 
   it('joins frames that start within a couple of ms of the previous one (clock jitter) without a gap', async () => {
-    const r = new CallRecorder(RATE);
+    const r = new CallRecorder(RATE, spool());
     r.addAgent({ pcm: tone(160, 10), sampleRate: RATE, timestampMs: 1000.4 });
     r.addAgent({ pcm: tone(160, 20), sampleRate: RATE, timestampMs: 1021.3 }); // 1.3 ms late
     r.addAgent({ pcm: tone(160, 30), sampleRate: RATE, timestampMs: 1050 }); // 9 ms late: placed by its time
-    const { right } = readWav((await r.finish()).wav);
+    const { right } = readWav(await wavOf(r));
     const start = Math.round(1000.4 * 8);
     expect(firstNonZero(right)).toBe(start);
     expect(right.slice(start, start + 320).every((x) => x !== 0)).toBe(true);
@@ -58,11 +67,11 @@ describe('CallRecorder', () => {
   });
 
   it('keeps audio whole across its one-second blocks: a frame over a boundary, a silent second, a later overwrite', async () => {
-    const r = new CallRecorder(RATE);
+    const r = new CallRecorder(RATE, spool());
     r.addCaller({ pcm: tone(320, 50), sampleRate: RATE, timestampMs: 990 }); // 990-1030 ms: over the first boundary
     r.addAgent({ pcm: tone(160, 60), sampleRate: RATE, timestampMs: 3500 }); // the second block (1-2 s) never written
     r.addCaller({ pcm: tone(80, 70), sampleRate: RATE, timestampMs: 995 }); // later and overlapping: replaces 995-1005 ms
-    const { left, right } = readWav((await r.finish()).wav);
+    const { left, right } = readWav(await wavOf(r));
     expect(left.length).toBe(3520 * 8);
     expect(firstNonZero(left)).toBe(990 * 8);
     expect(nonZero(left)).toBe(320);
@@ -75,7 +84,7 @@ describe('CallRecorder', () => {
   });
 
   it('builds a long recording a few seconds at a time, letting other work run in between, with every second intact', async () => {
-    const r = new CallRecorder(RATE);
+    const r = new CallRecorder(RATE, spool());
     const seconds = 30;
     for (let s = 0; s < seconds; s++) {
       if (s === 7) continue; // a second nobody spoke in
@@ -89,7 +98,8 @@ describe('CallRecorder', () => {
       if (!finished) setImmediate(other);
     };
     setImmediate(other);
-    const { wav, durationMs } = await r.finish();
+    const { file, durationMs } = await r.finish();
+    const wav = readFileSync(file);
     finished = true;
     expect(turns).toBeGreaterThanOrEqual(Math.floor(seconds / 4) - 1);
     expect(durationMs).toBe(seconds * 1000);
@@ -101,12 +111,34 @@ describe('CallRecorder', () => {
     }
   });
 
+  it('writes each second out once it is 5 s behind the newest audio: memory stays bounded, late frames within 5 s still land', async () => {
+    const r = new CallRecorder(RATE, spool());
+    for (let ms = 0; ms < 20_000; ms += 20) r.addCaller({ pcm: new Int16Array(160).fill(5), sampleRate: RATE, timestampMs: ms });
+    await sleep(100);
+    // Seconds 0-14 are on disk (the 15th ends 5 s before the newest audio); only the last 5 s are held.
+    expect(statSync(r.file).size).toBe(44 + 15 * RATE * 4);
+    r.addAgent({ pcm: new Int16Array(160).fill(9), sampleRate: RATE, timestampMs: 16_000 }); // 4 s late: placed
+    r.addAgent({ pcm: new Int16Array(160).fill(9), sampleRate: RATE, timestampMs: 2_000 }); // 18 s late: written out already
+    const { left, right } = readWav(await wavOf(r));
+    expect(left.length).toBe(20 * RATE);
+    expect(left.every((x) => x === 5)).toBe(true);
+    expect(firstNonZero(right)).toBe(16 * RATE);
+    expect(nonZero(right)).toBe(160);
+  });
+
+  it('fails the recording, leaving no file, when the file cannot be written', async () => {
+    const r = new CallRecorder(RATE, path.join(dir, 'no-such-folder', 'call.wav'));
+    r.addCaller({ pcm: tone(160, 100), sampleRate: RATE, timestampMs: 0 });
+    await expect(r.finish()).rejects.toThrow(/ENOENT/);
+    expect(existsSync(r.file)).toBe(false);
+  });
+
   it('resamples frames at another rate, and an empty recording is a valid empty WAV', async () => {
-    const r = new CallRecorder(RATE);
+    const r = new CallRecorder(RATE, spool());
     r.addCaller({ pcm: new Int16Array(320).fill(1000), sampleRate: 16000, timestampMs: 0 });
-    const { left } = readWav((await r.finish()).wav);
+    const { left } = readWav(await wavOf(r));
     expect(left.length).toBe(160);
-    expect(readWav((await new CallRecorder(RATE).finish()).wav).left).toEqual([]);
+    expect(readWav(await wavOf(new CallRecorder(RATE, spool()))).left).toEqual([]);
   });
 });
 
@@ -114,7 +146,7 @@ describe('recordTransport over the in-memory transport', () => {
   it('records the caller left and the agent right at their times, and leaves out audio dropped by clear()', async () => {
     const line = new MemoryTransport(RATE, 0);
     let closes = 0;
-    const rec = recordTransport(line, { onClose: async () => void closes++ });
+    const rec = recordTransport(line, { file: spool(), onClose: async () => void closes++ });
     const t = rec.transport;
     expect([t.kind, t.sampleRate]).toEqual(['memory', RATE]);
     const seen: { timestampMs: number; voiced: boolean }[] = [];
@@ -137,7 +169,8 @@ describe('recordTransport over the in-memory transport', () => {
     await reading;
     expect(closes).toBe(1);
 
-    const { wav, durationMs } = await rec.finish();
+    const { file, durationMs } = await rec.finish();
+    const wav = readFileSync(file);
     const { left, right } = readWav(wav);
     // The caller's speech sits exactly where the frame carrying it was stamped.
     const spoke = seen.find((f) => f.voiced)!;

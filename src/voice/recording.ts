@@ -1,5 +1,6 @@
 // Call recording: a Transport wrapper that copies the caller's frames (left channel) and the agent's audio as the
 // caller heard it (right channel) into a 16-bit stereo WAV, both placed by their timestamps on the transport's clock.
+import { type FileHandle, open, rm } from 'node:fs/promises';
 import { type AudioFrame, resample } from './audio.js';
 import type { Transport } from './transports/transport.js';
 
@@ -11,24 +12,36 @@ import type { Transport } from './transports/transport.js';
 const CONTINUITY_MS = 2;
 
 /**
- * One channel in blocks of one second, allocated as audio reaches them: a frame is copied into place when it
- * arrives (one memcpy; writing it interleaved, sample by sample, cost the event loop several times as much at a few
- * hundred calls), and ending a call only interleaves the two channels' blocks into the WAV.
+ * How far behind the newest audio a second of the recording is written to its file and dropped from memory. Frames
+ * arrive in time order give or take a few frames, so five seconds leaves late frames ample room; one arriving even
+ * later than that is left out (its second is already on disk). Memory per call stays about this many seconds of
+ * audio however long the call runs (it was all of it: 2 MB a minute at 8 kHz).
+ */
+const WINDOW_S = 5;
+
+/**
+ * One channel of the seconds not yet written out, in blocks of one second allocated as audio reaches them: a frame
+ * is copied into place when it arrives (one memcpy; writing it interleaved, sample by sample, cost the event loop
+ * several times as much at a few hundred calls), and a block is interleaved with the other channel's once, when
+ * it is written out.
  */
 class Blocks {
-  private readonly blocks: Int16Array[] = [];
+  private readonly blocks = new Map<number, Int16Array>();
   /** Samples up to the end of the latest-ending audio. */
   length = 0;
+  /** Samples before this are written out: audio for them comes too late and is dropped. */
+  writtenUpTo = 0;
 
   constructor(private readonly blockSize: number) {}
 
   /** Writes `pcm` from sample `at`; where audio was already written, this replaces it. */
   write(at: number, pcm: Int16Array): void {
-    let done = 0;
+    let done = Math.max(0, this.writtenUpTo - at);
     while (done < pcm.length) {
       const pos = at + done;
       const index = Math.floor(pos / this.blockSize);
-      const block = (this.blocks[index] ??= new Int16Array(this.blockSize));
+      let block = this.blocks.get(index);
+      if (!block) this.blocks.set(index, (block = new Int16Array(this.blockSize)));
       const offset = pos - index * this.blockSize;
       const n = Math.min(pcm.length - done, this.blockSize - offset);
       block.set(pcm.subarray(done, done + n), offset);
@@ -37,18 +50,21 @@ class Blocks {
     this.length = Math.max(this.length, at + pcm.length);
   }
 
-  /** Block `index` of this channel, or null where no audio reached it (silence). */
-  block(index: number): Int16Array | null {
-    return this.blocks[index] ?? null;
+  /** Block `index`, or null where no audio reached it (silence), and forgets it: it is being written out. */
+  take(index: number): Int16Array | null {
+    const block = this.blocks.get(index) ?? null;
+    this.blocks.delete(index);
+    this.writtenUpTo = (index + 1) * this.blockSize;
+    return block;
   }
 }
 
 /**
- * Interleaves samples [start, start + n) of both channels into `out` (one left/right pair per element, as a
- * little-endian machine lays them out).
+ * Interleaves n samples of both channels into `out` (one left/right pair per element, as a little-endian machine
+ * lays them out).
  */
-function interleave(out: Int32Array, left: Int16Array, right: Int16Array, start: number, n: number): void {
-  for (let i = 0; i < n; i++) out[start + i] = (left[i]! & 0xffff) | (right[i]! << 16);
+function interleave(out: Int32Array, left: Int16Array, right: Int16Array, n: number): void {
+  for (let i = 0; i < n; i++) out[i] = (left[i]! & 0xffff) | (right[i]! << 16);
 }
 
 /** One channel's placement: where its next continuous frame starts. */
@@ -78,55 +94,112 @@ class Track {
 }
 
 export interface Recording {
-  /** RIFF/WAVE, PCM 16-bit little-endian, 2 channels (caller left, agent right). */
-  wav: Buffer;
+  /** The WAV file: RIFF/WAVE, PCM 16-bit little-endian, 2 channels (caller left, agent right). */
+  file: string;
+  bytes: number;
   durationMs: number;
 }
 
-/** The two channels of one call at one sample rate. */
+/**
+ * The two channels of one call at one sample rate, written to a WAV file as the call goes: each second once it is
+ * WINDOW_S behind the newest audio, the rest and the header when the call ends.
+ */
 export class CallRecorder {
   private readonly left: Blocks;
   private readonly right: Blocks;
   private readonly caller: Track;
   private readonly agent: Track;
+  private readonly blockSize: number;
+  /** Blocks written out (or being written): block i is bytes 44 + i * blockSize * 4 of the file. */
+  private written = 0;
+  private handle: Promise<FileHandle> | undefined;
+  /** Writes in the order made; the first failure is kept and reported by finish(). */
+  private writing: Promise<void> = Promise.resolve();
+  private failure: unknown;
+  private finished = false;
 
-  constructor(readonly sampleRate: number) {
-    this.left = new Blocks(sampleRate);
-    this.right = new Blocks(sampleRate);
+  /** `file` is created (or truncated) with the first second written out. */
+  constructor(
+    readonly sampleRate: number,
+    readonly file: string,
+  ) {
+    this.blockSize = sampleRate;
+    this.left = new Blocks(this.blockSize);
+    this.right = new Blocks(this.blockSize);
     this.caller = new Track(sampleRate, this.left);
     this.agent = new Track(sampleRate, this.right);
   }
 
   addCaller(frame: AudioFrame): void {
+    if (this.finished) return;
     this.caller.add(frame);
+    this.writeOut();
   }
 
   addAgent(frame: AudioFrame): void {
+    if (this.finished) return;
     this.agent.add(frame);
+    this.writeOut();
   }
 
   /**
-   * Both channels as one stereo WAV; gaps are silence, and where frames overlap the later one wins. The WAV is
-   * built a few seconds at a time with a turn of the event loop between: a long call took 5 to 10 ms at once, and
-   * calls ending together held up the other calls' audio for tens of ms.
+   * Writes the rest and the header, closes the file and says what it holds (a call with no audio is a WAV with
+   * no samples); no audio is taken after this. The rest is interleaved a few seconds at a time with a turn of the
+   * event loop between (at once, a long call held up the other calls' audio by several ms). If the file could not
+   * be written, it is removed and this rejects.
    */
   async finish(): Promise<Recording> {
+    this.finished = true;
     const frames = Math.max(this.left.length, this.right.length);
-    // Every sample is written below, so the buffer need not be zeroed first.
-    const wav = Buffer.allocUnsafeSlow(44 + frames * 4);
-    writeHeader(wav, this.sampleRate, frames);
-    // One stereo frame per element (left in the low half): Buffer.allocUnsafeSlow is not pooled, so offset 44 is
-    // 4-byte aligned. On a big-endian machine one 32-bit swap per frame gives the WAV's little-endian order.
-    const out = new Int32Array(wav.buffer, wav.byteOffset + 44, frames);
-    const blockSize = this.sampleRate;
-    const silence = new Int16Array(blockSize);
-    for (let index = 0; index * blockSize < frames; index++) {
-      if (index > 0 && index % SECONDS_PER_SLICE === 0) await new Promise((r) => setImmediate(r));
-      const start = index * blockSize;
-      interleave(out, this.left.block(index) ?? silence, this.right.block(index) ?? silence, start, Math.min(blockSize, frames - start));
+    for (let n = 0; this.written * this.blockSize < frames; n++) {
+      if (n > 0 && n % SECONDS_PER_SLICE === 0) await new Promise((r) => setImmediate(r));
+      this.writeBlock(Math.min(this.blockSize, frames - this.written * this.blockSize));
     }
-    if (!LITTLE_ENDIAN) wav.subarray(44).swap32();
-    return { wav, durationMs: Math.round((frames * 1000) / this.sampleRate) };
+    const header = Buffer.alloc(44);
+    writeHeader(header, this.sampleRate, frames);
+    this.append(header, 0);
+    await this.writing;
+    await this.handle?.then((h) => h.close()).catch((err: unknown) => (this.failure ??= err));
+    if (this.failure !== undefined) {
+      await rm(this.file, { force: true });
+      throw this.failure;
+    }
+    return { file: this.file, bytes: 44 + frames * 4, durationMs: Math.round((frames * 1000) / this.sampleRate) };
+  }
+
+  /** Writes out the seconds that are WINDOW_S behind the newest audio. */
+  private writeOut(): void {
+    const head = Math.max(this.left.length, this.right.length);
+    while ((this.written + 1 + WINDOW_S) * this.blockSize <= head) this.writeBlock(this.blockSize);
+  }
+
+  /** Interleaves the next block's first n samples of both channels and appends them to the file. */
+  private writeBlock(n: number): void {
+    const index = this.written++;
+    const left = this.left.take(index);
+    const right = this.right.take(index);
+    // Buffer.allocUnsafeSlow is not pooled: its offset is 0, so the Int32Array view is aligned. Every sample is
+    // written (silence too), so it need not be zeroed.
+    const data = Buffer.allocUnsafeSlow(n * 4);
+    const silence = left && right ? undefined : new Int16Array(n);
+    interleave(new Int32Array(data.buffer, data.byteOffset, n), left ?? silence!, right ?? silence!, n);
+    // On a big-endian machine one 32-bit swap per frame gives the WAV's little-endian order.
+    if (!LITTLE_ENDIAN) data.swap32();
+    this.append(data, 44 + index * this.blockSize * 4);
+  }
+
+  private append(data: Buffer, position: number): void {
+    this.handle ??= open(this.file, 'w', 0o600);
+    const handle = this.handle;
+    this.writing = this.writing.then(async () => {
+      if (this.failure !== undefined) return;
+      try {
+        const h = await handle;
+        await h.write(data, 0, data.length, position);
+      } catch (err) {
+        this.failure ??= err;
+      }
+    });
   }
 }
 
@@ -156,11 +229,13 @@ function writeHeader(b: Buffer, sampleRate: number, frames: number): void {
 export interface RecordedTransport {
   /** Use this one for the call: everything passes through to the real transport. */
   transport: Transport;
-  /** The recording so far (normally called once the call is over). */
+  /** Ends the recording (normally once the call is over): the file is complete when this resolves. */
   finish(): Promise<Recording>;
 }
 
 export interface RecordOptions {
+  /** The WAV file the recording is written to as the call goes (see CallRecorder). */
+  file: string;
   /**
    * Runs once the real transport has closed, before close() resolves: the session writes the call's end after
    * closing its transport, so a recording stored here is in place when the call is reported ended.
@@ -169,8 +244,8 @@ export interface RecordOptions {
 }
 
 /** Records the call passing through `transport`: caller frames as they are read, agent audio as it is played. */
-export function recordTransport(transport: Transport, opts: RecordOptions = {}): RecordedTransport {
-  const recorder = new CallRecorder(transport.sampleRate);
+export function recordTransport(transport: Transport, opts: RecordOptions): RecordedTransport {
+  const recorder = new CallRecorder(transport.sampleRate, opts.file);
   let closing: Promise<void> | undefined;
   // onPlayed only reports what was heard, so audio dropped by clear() (barge-in) never reaches the recording.
   transport.onPlayed((frame) => recorder.addAgent(frame));

@@ -2,6 +2,9 @@
 // rebuilds the conversation from the database (a call picked up again after a restart continues where it was,
 // without a second greeting), and runs the CallSession to its end. The transports (Twilio, browser, LiveKit)
 // only connect audio and hand it here.
+import { randomUUID } from 'node:crypto';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { CallService } from '../services/calls.js';
 import type { PhoneNumberOverrides } from '../services/phone-numbers.js';
@@ -12,6 +15,9 @@ import { type RecordedTransport, recordTransport } from './recording.js';
 import type { ProviderRegistry } from './registry.js';
 import { toHistory } from './text-channel.js';
 import type { Transport } from './transports/transport.js';
+
+/** A recording being made is written every second: one untouched for this long was left by a stopped process. */
+const STALE_SPOOL_MS = 3_600_000;
 
 /** An outbound call's agent speaks first; a tenant without a greeting still says who is calling. */
 const outboundGreeting = (agentName: string) => `Hello, this is ${agentName}. Is this a good time to talk?`;
@@ -25,8 +31,24 @@ export class VoiceCalls {
     private readonly registry: ProviderRegistry,
     private readonly log: FastifyBaseLogger,
     private readonly recordings: RecordingStore,
+    /** Where recordings are written as calls go, until stored. */
+    private readonly spoolDir: string,
     private readonly control: CallControl,
   ) {}
+
+  /**
+   * Removes recordings left behind by a process that stopped mid-call (a live one is written every second; the
+   * call itself, if picked up again, starts a new recording). Runs at start-up.
+   */
+  async sweepSpool(): Promise<void> {
+    await mkdir(this.spoolDir, { recursive: true });
+    const now = Date.now();
+    for (const name of await readdir(this.spoolDir)) {
+      const file = path.join(this.spoolDir, name);
+      const stale = await stat(file).then((s) => s.isFile() && now - s.mtimeMs > STALE_SPOOL_MS, () => false);
+      if (stale) await rm(file, { force: true });
+    }
+  }
 
   /** Calls whose audio this instance is handling now. */
   get active(): number {
@@ -62,7 +84,7 @@ export class VoiceCalls {
     let saving: Promise<void> | undefined;
     const save = () => (saving ??= recorded ? this.saveRecording(tenantId, callId, recorded, log) : Promise.resolve());
     if (parts.settings.call.recording && transport.kind !== 'livekit') {
-      recorded = recordTransport(transport, { onClose: save });
+      recorded = recordTransport(transport, { file: path.join(this.spoolDir, `${callId}.${randomUUID()}.wav`), onClose: save });
       transport = recorded.transport;
     }
     // The call's clock runs from its start, also across a restart: turn times never go backwards.
@@ -104,16 +126,22 @@ export class VoiceCalls {
 
   /** Never throws: a recording that cannot be stored must not fail the call. */
   private async saveRecording(tenantId: string, callId: string, recorded: RecordedTransport, log: FastifyBaseLogger): Promise<void> {
+    let file: string | undefined;
     try {
-      const { wav, durationMs } = await recorded.finish();
-      if (durationMs === 0) return;
+      const recording = await recorded.finish();
+      file = recording.file;
+      if (recording.durationMs === 0) return;
       const key = recordingKey(tenantId, callId);
-      await this.recordings.put(key, wav, 'audio/wav');
-      await this.calls.setRecording(tenantId, callId, key, durationMs);
-      await this.calls.event(tenantId, callId, 'recording.saved', { duration_ms: durationMs, bytes: wav.length });
+      await this.recordings.put(key, recording.file, 'audio/wav');
+      await this.calls.setRecording(tenantId, callId, key, recording.durationMs);
+      await this.calls.event(tenantId, callId, 'recording.saved', { duration_ms: recording.durationMs, bytes: recording.bytes });
     } catch (err) {
       log.error({ err }, 'recording could not be stored');
       await this.calls.event(tenantId, callId, 'recording.failed', { error: err instanceof Error ? err.message : String(err) }).catch(() => {});
+    } finally {
+      // Stored (the store took it), empty, or failed: nothing of it stays behind.
+      if (file) await rm(file, { force: true }).catch(() => {});
     }
   }
+
 }

@@ -126,6 +126,21 @@ describe('CallRecorder', () => {
     expect(nonZero(right)).toBe(160);
   });
 
+  it('reuses the blocks it has written out without carrying their audio into later seconds', async () => {
+    const r = new CallRecorder(RATE, spool());
+    // Second s has sound in its quarter s % 4 only: a block reused from a few seconds before had it elsewhere.
+    for (let s = 0; s < 30; s++) {
+      const at = s * 1000 + (s % 4) * 250;
+      for (let ms = 0; ms < 250; ms += 10) r.addCaller({ pcm: new Int16Array(80).fill(s + 1), sampleRate: RATE, timestampMs: at + ms });
+    }
+    const { left } = readWav(await wavOf(r));
+    for (let s = 0; s < 30; s++) {
+      const quarters = [0, 1, 2, 3].map((q) => left.slice(s * RATE + (q * RATE) / 4, s * RATE + ((q + 1) * RATE) / 4));
+      const ok = quarters.every((samples, q) => samples.every((x) => x === (q === s % 4 ? s + 1 : 0)));
+      expect(ok, `second ${s}`).toBe(true);
+    }
+  });
+
   it('fails the recording, leaving no file, when the file cannot be written', async () => {
     const r = new CallRecorder(RATE, path.join(dir, 'no-such-folder', 'call.wav'));
     r.addCaller({ pcm: tone(160, 100), sampleRate: RATE, timestampMs: 0 });

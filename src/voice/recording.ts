@@ -27,6 +27,11 @@ const WINDOW_S = 5;
  */
 class Blocks {
   private readonly blocks = new Map<number, Int16Array>();
+  /**
+   * Blocks written out, zeroed for reuse: a call's recording allocates its few blocks once. (A new block a second
+   * per channel lives long enough to reach the old generation, garbage that only a full collection frees.)
+   */
+  private readonly spare: Int16Array[] = [];
   /** Samples up to the end of the latest-ending audio. */
   length = 0;
   /** Samples before this are written out: audio for them comes too late and is dropped. */
@@ -41,7 +46,7 @@ class Blocks {
       const pos = at + done;
       const index = Math.floor(pos / this.blockSize);
       let block = this.blocks.get(index);
-      if (!block) this.blocks.set(index, (block = new Int16Array(this.blockSize)));
+      if (!block) this.blocks.set(index, (block = this.spare.pop() ?? new Int16Array(this.blockSize)));
       const offset = pos - index * this.blockSize;
       const n = Math.min(pcm.length - done, this.blockSize - offset);
       block.set(pcm.subarray(done, done + n), offset);
@@ -56,6 +61,12 @@ class Blocks {
     this.blocks.delete(index);
     this.writtenUpTo = (index + 1) * this.blockSize;
     return block;
+  }
+
+  /** A block from take(), once its samples have been copied out. */
+  recycle(block: Int16Array): void {
+    block.fill(0);
+    this.spare.push(block);
   }
 }
 
@@ -112,6 +123,9 @@ export class CallRecorder {
   private readonly blockSize: number;
   /** Blocks written out (or being written): block i is bytes 44 + i * blockSize * 4 of the file. */
   private written = 0;
+  /** Write buffers of one whole second, back from the file once written (see Blocks.spare). */
+  private readonly spareData: Buffer[] = [];
+  private silence: Int16Array | undefined;
   private handle: Promise<FileHandle> | undefined;
   /** Writes in the order made; the first failure is kept and reported by finish(). */
   private writing: Promise<void> = Promise.resolve();
@@ -180,9 +194,11 @@ export class CallRecorder {
     const right = this.right.take(index);
     // Buffer.allocUnsafeSlow is not pooled: its offset is 0, so the Int32Array view is aligned. Every sample is
     // written (silence too), so it need not be zeroed.
-    const data = Buffer.allocUnsafeSlow(n * 4);
-    const silence = left && right ? undefined : new Int16Array(n);
-    interleave(new Int32Array(data.buffer, data.byteOffset, n), left ?? silence!, right ?? silence!, n);
+    const data = (n === this.blockSize && this.spareData.pop()) || Buffer.allocUnsafeSlow(n * 4);
+    if (!left || !right) this.silence ??= new Int16Array(this.blockSize);
+    interleave(new Int32Array(data.buffer, data.byteOffset, n), left ?? this.silence!, right ?? this.silence!, n);
+    if (left) this.left.recycle(left);
+    if (right) this.right.recycle(right);
     // On a big-endian machine one 32-bit swap per frame gives the WAV's little-endian order.
     if (!LITTLE_ENDIAN) data.swap32();
     this.append(data, 44 + index * this.blockSize * 4);
@@ -196,6 +212,7 @@ export class CallRecorder {
       try {
         const h = await handle;
         await h.write(data, 0, data.length, position);
+        if (data.length === this.blockSize * 4) this.spareData.push(data);
       } catch (err) {
         this.failure ??= err;
       }

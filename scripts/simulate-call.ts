@@ -212,6 +212,8 @@ async function main(argv: string[]): Promise<number> {
   console.log(`what the agent said: ${out} (8 kHz, ${(call.leg.heardMs() / 1000).toFixed(1)} s of speech)`);
   const pacing = call.leg.pacing();
   console.log(`agent audio pacing: gap p50 ${pacing.p50Ms.toFixed(1)} ms, p99 ${pacing.p99Ms.toFixed(1)} ms, max ${pacing.maxMs.toFixed(1)} ms over ${pacing.count} gaps (20 ms is real time)`);
+  // The service sends a little ahead and Twilio buffers it, so only a gap longer than that lead is heard.
+  console.log(`as heard at the phone: gap p99 ${pacing.heardP99Ms.toFixed(1)} ms, max ${pacing.heardMaxMs.toFixed(1)} ms (20 ms is unbroken audio)`);
   if (failure) throw new CliError(`the call went wrong: ${failure instanceof Error ? failure.message : String(failure)}`, 1);
   if (o.apiKey && call.callId) await printTranscript(o, call.callId);
   return 0;

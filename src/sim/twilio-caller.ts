@@ -148,6 +148,12 @@ export class TwilioCallerLeg {
    * messages starts a new run, since the pause between utterances is not a pacing fault.
    */
   readonly outboundGapsMs: number[] = [];
+  /**
+   * What the caller hears of the same: for each of those messages, the time from the start of the previous frame
+   * at the phone to the start of this one. 20 ms while the audio is unbroken (the frame came before the audio
+   * queued ahead of it ran out), more when it came after Twilio's buffer had run dry and the caller heard a hole.
+   */
+  readonly heardGapsMs: number[] = [];
   /** What the service sent that Twilio would reject or ignore (bad JSON, wrong streamSid, unknown events). */
   readonly protocolErrors: string[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
@@ -260,11 +266,13 @@ export class TwilioCallerLeg {
     return encodeWav(pcm, SAMPLE_RATE);
   }
 
-  /** Pacing of the service's audio: percentiles of outboundGapsMs. */
-  pacing(): { count: number; p50Ms: number; p99Ms: number; maxMs: number } {
-    const sorted = [...this.outboundGapsMs].sort((a, b) => a - b);
-    const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
-    return { count: sorted.length, p50Ms: pct(50), p99Ms: pct(99), maxMs: sorted[sorted.length - 1] ?? 0 };
+  /** Pacing of the service's audio: percentiles of outboundGapsMs, and p99/max of heardGapsMs. */
+  pacing(): { count: number; p50Ms: number; p99Ms: number; maxMs: number; heardP99Ms: number; heardMaxMs: number } {
+    const sort = (xs: number[]) => [...xs].sort((a, b) => a - b);
+    const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
+    const sent = sort(this.outboundGapsMs);
+    const heard = sort(this.heardGapsMs);
+    return { count: sent.length, p50Ms: pct(sent, 50), p99Ms: pct(sent, 99), maxMs: pct(sent, 100), heardP99Ms: pct(heard, 99), heardMaxMs: pct(heard, 100) };
   }
 
   private begin(): void {
@@ -335,7 +343,10 @@ export class TwilioCallerLeg {
       case 'media': {
         const payload = (msg.media as Json | undefined)?.payload;
         if (typeof payload !== 'string') return void this.protocolErrors.push('media without payload');
-        if (this.lastMediaAt !== undefined) this.outboundGapsMs.push(now - this.lastMediaAt);
+        if (this.lastMediaAt !== undefined) {
+          this.outboundGapsMs.push(now - this.lastMediaAt);
+          this.heardGapsMs.push(FRAME_MS + Math.max(0, now - this.queuedUntil()));
+        }
         this.lastMediaAt = now;
         const bytes = Buffer.from(payload, 'base64');
         const pcm = muLawDecode(bytes, this.arena.take(bytes.length));
@@ -372,6 +383,13 @@ export class TwilioCallerLeg {
     if (!this.buffer.length) this.playingUntil = Math.max(this.playingUntil, performance.now() + ('pcm' in item ? this.playoutDelayMs : 0));
     this.buffer.push(item);
     this.drain();
+  }
+
+  /** When the audio in the buffer has all played (performance.now() time). */
+  private queuedUntil(): number {
+    let until = this.playingUntil;
+    for (const item of this.buffer) if ('pcm' in item) until += durationMs(item.pcm.length, SAMPLE_RATE);
+    return until;
   }
 
   private drain(): void {

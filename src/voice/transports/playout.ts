@@ -48,9 +48,17 @@ export class Playout {
   private closed = false;
   private readonly frameSamples: number;
 
+  /**
+   * `leadMs`: how far ahead of its play time a frame may go to the sink. 0 (the default) releases each frame when
+   * it starts playing. A sink whose peer buffers and plays the audio itself (Twilio) is given a lead, so that a
+   * stall here (a garbage collection, a busy CPU) is covered by what the peer already holds instead of being heard
+   * as a gap; the peer then says when audio was played (Twilio's mark echo), and this playout's own marks only say
+   * that the audio before them was handed over.
+   */
   constructor(
     private readonly sampleRate: number,
     private readonly sink: (frame: AudioFrame, playedAtMs: number) => void,
+    private readonly leadMs = 0,
   ) {
     this.frameSamples = (sampleRate * FRAME_MS) / 1000;
   }
@@ -114,13 +122,13 @@ export class Playout {
     while (this.queue.length) {
       const next = this.queue[0]!;
       if ('mark' in next) {
-        // A mark is reached when the audio before it has finished playing, not when it was handed over.
-        if (this.playingUntil > performance.now() + 1) break;
+        // A mark is reached when the audio before it has finished playing (or, with a lead, has been handed over).
+        if (this.playingUntil > performance.now() + this.leadMs + 1) break;
         this.queue.shift();
         next.resolve(true);
         continue;
       }
-      if (this.playingUntil > performance.now() + 1) break;
+      if (this.playingUntil > performance.now() + this.leadMs + 1) break;
       const at = next.next;
       next.next += this.frameSamples;
       if (next.next >= next.pcm.length) this.queue.shift();

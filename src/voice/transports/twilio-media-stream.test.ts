@@ -19,7 +19,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function server(opts: { token?: string; startTimeoutMs?: number } = {}) {
+async function server(opts: { token?: string; startTimeoutMs?: number; leadMs?: number } = {}) {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
   await new Promise<void>((r) => wss.once('listening', () => r()));
   const accepted: Promise<Accepted>[] = [];
@@ -28,6 +28,7 @@ async function server(opts: { token?: string; startTimeoutMs?: number } = {}) {
     const a = TwilioMediaStreamTransport.accept(socket, {
       authorize: async (start) => start.customParameters.token === (opts.token ?? 'good'),
       startTimeoutMs: opts.startTimeoutMs,
+      leadMs: opts.leadMs,
     });
     const w = waiting.shift();
     if (w) w(a);
@@ -47,8 +48,8 @@ async function server(opts: { token?: string; startTimeoutMs?: number } = {}) {
 }
 
 /** A connected call: the service's transport and the Twilio leg. */
-async function call(parameters: Record<string, string> = { token: 'good', callId: 'c_9' }, legOpts: { playoutDelayMs?: number } = {}) {
-  const s = await server();
+async function call(parameters: Record<string, string> = { token: 'good', callId: 'c_9' }, legOpts: { playoutDelayMs?: number } = {}, leadMs?: number) {
+  const s = await server({ leadMs });
   const leg = await TwilioCallerLeg.connect({ ...legOpts, url: s.url, parameters, callSid: 'CA0123456789abcdef0123456789abcdef', accountSid: 'AC0123456789abcdef0123456789abcdef' });
   cleanups.push(async () => void (await leg.terminate()));
   const accepted = await s.next();
@@ -150,7 +151,8 @@ describe('TwilioMediaStreamTransport', () => {
   });
 
   it('paces agent audio in 20 ms media messages and resolves a mark only after the caller heard the audio', async () => {
-    const { transport, leg } = await call();
+    // Without a lead, so every frame goes as it plays (the lead is the next test).
+    const { transport, leg } = await call(undefined, {}, 0);
     const played: AudioFrame[] = [];
     transport.onPlayed((f) => played.push(f));
     const speech = tone(400, 6000, 300);
@@ -191,6 +193,43 @@ describe('TwilioMediaStreamTransport', () => {
     // onPlayed: every frame, stamped on the caller's clock (ms since start), near when the leg played it.
     expect(played).toHaveLength(20);
     for (const [i, f] of played.entries()) expect(Math.abs(f.timestampMs - leg.heard[i]!.atMs)).toBeLessThan(40);
+  });
+
+  it('sends agent audio 200 ms ahead, so the caller hears a stall of the service shorter than that as nothing at all', async () => {
+    const stalled = async (leadMs: number | undefined) => {
+      const { transport, leg } = await call(undefined, {}, leadMs);
+      const played: { frame: AudioFrame; at: number }[] = [];
+      transport.onPlayed((frame) => played.push({ frame, at: transport.now() }));
+      transport.send({ pcm: tone(1000), sampleRate: 8000, timestampMs: 0 });
+      const marked = transport.mark('s');
+      await sleep(300);
+      // The whole process stops for 150 ms (the caller leg is in it too, but its playout keeps its schedule).
+      const until = performance.now() + 150;
+      while (performance.now() < until) {
+        // Busy: no timer fires, no message is read.
+      }
+      expect(await marked).toBe(true);
+      expect(leg.heardMs()).toBe(1000);
+      return { leg, played };
+    };
+
+    const ahead = await stalled(undefined);
+    // The first 200 ms went at once (the first frame and ten more), then one frame per 20 ms.
+    expect(ahead.leg.outboundGapsMs.slice(0, 10).every((g) => g < 15)).toBe(true);
+    expect(ahead.leg.outboundGapsMs.slice(12).filter((g) => g < 15).length).toBeLessThan(12);
+    // Heard unbroken: every frame started as the one before ended.
+    expect(ahead.leg.heardGapsMs).toHaveLength(49);
+    expect(ahead.leg.heardGapsMs.every((g) => g === 20)).toBe(true);
+    // onPlayed reports each frame once its play time has come, stamped with that time, not when it was sent.
+    expect(ahead.played).toHaveLength(50);
+    for (const [i, p] of ahead.played.entries()) {
+      expect(p.at).toBeGreaterThanOrEqual(p.frame.timestampMs - 1);
+      expect(Math.abs(p.frame.timestampMs - ahead.leg.heard[i]!.atMs)).toBeLessThan(40);
+    }
+
+    // Sent as it plays, the same stall is a hole of over 100 ms in what the caller hears.
+    const onTime = await stalled(0);
+    expect(Math.max(...onTime.leg.heardGapsMs)).toBeGreaterThan(100);
   });
 
   it('clear() drops the rest, sends clear, fails pending marks and ignores their echoes', async () => {

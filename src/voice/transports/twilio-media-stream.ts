@@ -13,6 +13,13 @@ const CLOSED = 3;
 const DEFAULT_START_TIMEOUT_MS = 10_000;
 /** How long close() waits for the closing handshake before dropping the connection. */
 const CLOSE_WAIT_MS = 1000;
+/**
+ * Agent audio goes to Twilio up to this far ahead of its play time. Twilio queues media and plays it in order,
+ * so the caller hears an unbroken voice through a stall of the service or the network shorter than this, where
+ * audio sent exactly on time would have a hole in it. It costs nothing at barge-in (clear empties Twilio's queue)
+ * and adds no delay (the first frame of an answer goes at once either way).
+ */
+const DEFAULT_LEAD_MS = 200;
 
 /** What the `start` message says about the stream. */
 export interface TwilioStart {
@@ -29,6 +36,8 @@ export interface TwilioAcceptOptions {
   authorize(start: TwilioStart): Promise<boolean>;
   /** How long to wait for `start` after the socket opened. */
   startTimeoutMs?: number;
+  /** How far ahead of its play time agent audio is sent (default DEFAULT_LEAD_MS; 0 sends each frame as it plays). */
+  leadMs?: number;
 }
 
 type Json = Record<string, unknown>;
@@ -54,6 +63,11 @@ export class TwilioMediaStreamTransport implements Transport {
   private readonly socketClosed: Promise<void>;
   private lastTimestampMs = -FRAME_MS;
   private framesSent = 0;
+  /**
+   * Frames sent ahead whose play time has not come (timestamped on the stream clock): they reach onPlayed once it
+   * has, and clear() drops the rest, since Twilio never plays them.
+   */
+  private unheard: AudioFrame[] = [];
   /** Marks waiting for the audio queued before them to be sent (`afterFrame` = framesSent when they may go). */
   private outgoing: { name: string; afterFrame: number; resolve: (played: boolean) => void }[] = [];
   /** Marks sent, in order; Twilio echoes them in this order (cleared ones too, which are then ignored). */
@@ -92,7 +106,7 @@ export class TwilioMediaStreamTransport implements Transport {
         if (!start) return refuse(1008, 'malformed start message');
         cleanup();
         // Built before authorize resolves so its listeners keep the media Twilio sends meanwhile.
-        const transport = new TwilioMediaStreamTransport(socket, start);
+        const transport = new TwilioMediaStreamTransport(socket, start, opts.leadMs ?? DEFAULT_LEAD_MS);
         opts.authorize(start).then(
           (ok) => {
             if (!ok) {
@@ -130,10 +144,11 @@ export class TwilioMediaStreamTransport implements Transport {
   constructor(
     private readonly socket: WebSocket,
     readonly start: TwilioStart,
+    leadMs = 0,
   ) {
     this.streamSid = start.streamSid;
     this.startedAt = performance.now();
-    this.playout = new Playout(SAMPLE_RATE, (frame, playedAt) => this.sendFrame(frame, playedAt));
+    this.playout = new Playout(SAMPLE_RATE, (frame, playedAt) => this.sendFrame(frame, playedAt), leadMs);
     this.socketClosed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     socket.on('close', () => this.onSocketGone());
@@ -161,6 +176,8 @@ export class TwilioMediaStreamTransport implements Transport {
 
   clear(): void {
     if (this.ended) return;
+    this.reportHeard();
+    this.unheard = [];
     this.playout.clear();
     for (const m of this.outgoing) m.resolve(false);
     this.outgoing = [];
@@ -249,6 +266,8 @@ export class TwilioMediaStreamTransport implements Transport {
     const timestampMs = typeof media.timestamp === 'string' || typeof media.timestamp === 'number' ? Number(media.timestamp) : NaN;
     this.lastTimestampMs = Number.isFinite(timestampMs) ? timestampMs : this.lastTimestampMs + FRAME_MS;
     this.frames.push({ pcm: muLawDecode(bytes, this.arena.take(bytes.length)), sampleRate: SAMPLE_RATE, timestampMs: this.lastTimestampMs });
+    // Caller frames come every 20 ms: the clock that reports audio sent ahead once it has played.
+    if (this.unheard.length) this.reportHeard();
   }
 
   private onMarkEcho(name: string): void {
@@ -260,15 +279,24 @@ export class TwilioMediaStreamTransport implements Transport {
       return;
     }
     const [m] = this.inFlight.splice(i, 1);
+    this.reportHeard();
     m?.resolve?.(true);
   }
 
   private sendFrame(frame: AudioFrame, playedAt: number): void {
     this.sendJson({ event: 'media', streamSid: this.streamSid, media: { payload: muLawBase64(frame.pcm) } });
     this.framesSent++;
-    const timestampMs = playedAt - this.startedAt;
-    this.playedListeners.emit({ pcm: frame.pcm, sampleRate: SAMPLE_RATE, timestampMs });
+    this.unheard.push({ pcm: frame.pcm, sampleRate: SAMPLE_RATE, timestampMs: playedAt - this.startedAt });
+    this.reportHeard();
     this.releaseMarks();
+  }
+
+  /** onPlayed for the frames sent whose play time has come. */
+  private reportHeard(): void {
+    const now = this.now();
+    let n = 0;
+    while (n < this.unheard.length && this.unheard[n]!.timestampMs <= now + 1) this.playedListeners.emit(this.unheard[n++]!);
+    if (n) this.unheard.splice(0, n);
   }
 
   /** Sends the marks whose audio has all been sent, right behind it. */
@@ -291,6 +319,9 @@ export class TwilioMediaStreamTransport implements Transport {
   private finish(): void {
     if (this.ended) return;
     this.ended = true;
+    // What has played by now was heard; the rest Twilio drops with the call.
+    this.reportHeard();
+    this.unheard = [];
     this.playout.close();
     for (const m of this.outgoing) m.resolve(false);
     for (const m of this.inFlight) m.resolve?.(false);

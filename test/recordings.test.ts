@@ -51,7 +51,9 @@ async function shortCall(t: TestApp, s: Session) {
   expect(await outcome).toMatchObject({ status: 'completed', reason: 'caller hung up' });
   const endedAtMs = transport.now();
   const events = (await t.deps.calls.events(s.tenant.id, row.id)).map((e) => ({ type: e.type, data: e.extraData }));
-  return { callId: row.id, transport, words, saidAtMs, hungUpAtMs, endedAtMs, events };
+  // Where the transport's time 0 is in the recording (on the call's clock: the call started before its audio did).
+  const offsetMs = (events.find((e) => e.type === 'recording.saved')?.data as { offset_ms?: number } | undefined)?.offset_ms ?? 0;
+  return { callId: row.id, transport, words, saidAtMs, hungUpAtMs, endedAtMs, events, offsetMs };
 }
 
 async function tenant(t: TestApp, settings: object = {}): Promise<Session> {
@@ -65,10 +67,11 @@ async function tenant(t: TestApp, settings: object = {}): Promise<Session> {
 function expectChannels(wav: Buffer, c: Awaited<ReturnType<typeof shortCall>>) {
   const { left, right } = readStereoWav(wav);
   const frame = RATE / 50;
+  const shift = (c.offsetMs * RATE) / 1000;
   const slots = [];
   // The words go out from the transport's next frame slot; when the event loop ran late (a busy machine) the line
   // is catching up, so that slot may be some way before the moment say() was called.
-  for (let at = Math.floor(((c.saidAtMs - 1000) * RATE) / 1000 / frame) * frame; at <= ((c.saidAtMs + 200) * RATE) / 1000; at += frame) slots.push(at);
+  for (let at = Math.floor(((c.saidAtMs - 1000) * RATE) / 1000 / frame) * frame; at <= ((c.saidAtMs + 200) * RATE) / 1000; at += frame) slots.push(shift + at);
   const callerAt = slots.find((at) => matchesAt(left, c.words, at));
   expect(callerAt, 'caller speech in the left channel where it was said').toBeDefined();
   // Nothing else in the left channel: the agent's voice did not leak into the caller's side.
@@ -79,7 +82,7 @@ function expectChannels(wav: Buffer, c: Awaited<ReturnType<typeof shortCall>>) {
   const heard = c.transport.heard;
   expect(heard.length).toBeGreaterThan(10);
   for (const f of heard) {
-    const at = Math.round((f.atMs * RATE) / 1000);
+    const at = shift + Math.round((f.atMs * RATE) / 1000);
     const found = [0, -1, 1, -2, 2].map((d) => at + d * 16).some((p) => matchesAt(right, f.pcm, p));
     expect(found, `agent frame heard at ${f.atMs.toFixed(1)} ms`).toBe(true);
   }
@@ -119,9 +122,13 @@ describe('recordings in the local store', () => {
     const expiresInMs = Date.parse(body.expires_at) - Date.now();
     expect(expiresInMs).toBeGreaterThan(t.deps.config.recordings.urlTtlMs - 5000);
     expect(expiresInMs).toBeLessThanOrEqual(t.deps.config.recordings.urlTtlMs);
+    // On the call's clock, like the transcript: from the call's start, which came before its audio (by the time
+    // it took to set the call up).
+    expect(recorded.offsetMs).toBeGreaterThanOrEqual(0);
+    expect(recorded.offsetMs).toBeLessThan(2000);
     // The recording runs until the call ended: from the hang-up to the end of run() (which a busy machine stretches).
-    expect(body.duration_ms).toBeGreaterThanOrEqual(Math.floor(recorded.hungUpAtMs) - 60);
-    expect(body.duration_ms).toBeLessThanOrEqual(Math.ceil(recorded.endedAtMs));
+    expect(body.duration_ms).toBeGreaterThanOrEqual(recorded.offsetMs + Math.floor(recorded.hungUpAtMs) - 60);
+    expect(body.duration_ms).toBeLessThanOrEqual(recorded.offsetMs + Math.ceil(recorded.endedAtMs));
     expect(saved.data).toMatchObject({ duration_ms: body.duration_ms });
 
     // Public: the signed URL is the credential (no Authorization header).
@@ -129,7 +136,13 @@ describe('recordings in the local store', () => {
     expect(download.statusCode, download.body).toBe(200);
     expect(download.headers['content-type']).toBe('audio/wav');
     expect(saved.data).toMatchObject({ bytes: download.rawPayload.length });
-    const { left } = expectChannels(download.rawPayload, recorded);
+    const { left, right } = expectChannels(download.rawPayload, recorded);
+    // A turn's start_ms is on the recording's clock: the greeting is heard once its turn started (after the local
+    // TTS's first audio, well within a second).
+    const [greeting] = (await call(t.app, 'GET', `/api/v1/calls/${recorded.callId}/transcript`, a.access_token)).json().items as { start_ms: number }[];
+    const firstHeardMs = (right.findIndex((x) => x !== 0) * 1000) / RATE;
+    expect(firstHeardMs).toBeGreaterThanOrEqual(greeting!.start_ms);
+    expect(firstHeardMs).toBeLessThan(greeting!.start_ms + 1000);
     expect(Math.round((left.length * 1000) / RATE)).toBe(body.duration_ms);
     const row = await t.deps.calls.get(a.tenant.id, recorded.callId);
     expect([row.recordingKey, row.recordingMs]).toEqual([`${a.tenant.id}/${recorded.callId}.wav`, body.duration_ms]);

@@ -1,8 +1,8 @@
 // A voice call's process killed mid-conversation (SIGKILL, no shutdown): every turn spoken before the kill is in
 // the database, in order; the call picked up again continues with the whole conversation as the model's history
-// and without a second greeting.
+// and without a second greeting; and its recording is one file with both parts, each at its time in the call.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -56,6 +56,7 @@ describe.skipIf(process.env.TEST_DB === 'wire')('a voice call survives its proce
     await new Promise((r) => setTimeout(r, 500));
     first.child.kill('SIGKILL');
     await first.exited;
+    const killedAt = Date.now();
     const { tenantId, callId } = first.lines.find((l) => l.call)!.call!;
     const spoken = first.lines.filter((l) => l.turn).map((l) => l.turn!);
     expect(spoken.map((t) => t.speaker)).toEqual(['agent', 'caller', 'agent', 'caller', 'agent']);
@@ -73,7 +74,9 @@ describe.skipIf(process.env.TEST_DB === 'wire')('a voice call survives its proce
       await pg.close();
     }
 
-    // Picked up again: no greeting, and the model sees the whole conversation from before the crash.
+    // Picked up again: no greeting, and the model sees the whole conversation from before the crash. Started once
+    // the killed process's recording has been untouched for 10 s (the spool sweep's sign that its writer stopped).
+    await new Promise((r) => setTimeout(r, Math.max(0, killedAt + 10_500 - Date.now())));
     const requestsBefore = fake.chatRequests.length;
     const second = startCall(dataDir, { TENANT_ID: tenantId, CALL_ID: callId, UTTERANCES: JSON.stringify(['Are you still there?']) });
     await second.until('the call to end', (ls) => ls.some((l) => l.done));
@@ -87,5 +90,41 @@ describe.skipIf(process.env.TEST_DB === 'wire')('a voice call survives its proce
     const history = (request.messages as { role: string; content: string }[]).filter((m) => m.role !== 'system');
     expect(history.map((m) => m.content).slice(0, spoken.length)).toEqual(spoken.map((t) => t.text));
     expect(second.lines.find((l) => l.done)!.done).toMatchObject({ status: 'completed' });
-  }, 120_000);
+
+    // One recording: the first part recovered from the killed process's spool file (all but its last 2 s), the
+    // second merged in at its time on the call's clock, silence between (the call was not connected).
+    const db = await PGlite.create({ dataDir: path.join(dataDir, 'pglite'), extensions: PGLITE_EXTENSIONS });
+    let events: { type: string; data: Record<string, number | boolean> }[];
+    let recordingMs: number;
+    try {
+      events = (await db.query<{ type: string; data: Record<string, number | boolean> }>("select type, extra_data as data from call_events where call_id = $1 and type like 'recording.%' order by occurred_at", [callId])).rows;
+      recordingMs = (await db.query<{ recording_ms: number }>('select recording_ms from calls where id = $1', [callId])).rows[0]!.recording_ms;
+    } finally {
+      await db.close();
+    }
+    expect(events.map((e) => e.type)).toEqual(['recording.recovered', 'recording.saved']);
+    const [recovered, saved] = [events[0]!.data, events[1]!.data] as { duration_ms: number; offset_ms?: number; merged?: boolean }[];
+    expect(saved).toMatchObject({ merged: true, duration_ms: recordingMs });
+    // The first part ran from the call's start until 2-3 s before the kill; the second started 10 s after it.
+    expect(recovered!.duration_ms).toBeGreaterThan(5000);
+    expect(saved!.offset_ms!).toBeGreaterThan(recovered!.duration_ms + 10_000);
+    const wav = readFileSync(path.join(dataDir, 'recordings', tenantId, `${callId}.wav`));
+    expect(wav.readUInt32LE(40)).toBe(wav.length - 44);
+    const RATE = wav.readUInt32LE(24);
+    const left = (fromMs: number, toMs: number) => {
+      const out: number[] = [];
+      for (let i = Math.floor((fromMs * RATE) / 1000); i < Math.floor((toMs * RATE) / 1000); i++) out.push(wav.readInt16LE(44 + i * 4));
+      return out;
+    };
+    const loud = (xs: number[]) => xs.filter((x) => Math.abs(x) > 1000).length;
+    const silent = (xs: number[]) => xs.every((x) => x === 0);
+    // The caller's line (its noise and speech) fills each part; nothing is between them.
+    const part1 = left(500, recovered!.duration_ms);
+    expect(part1.filter((x) => x !== 0).length).toBeGreaterThan(part1.length * 0.75);
+    expect(loud(part1)).toBeGreaterThan(RATE); // the questions asked before the kill
+    expect(silent(left(recovered!.duration_ms, saved!.offset_ms!))).toBe(true);
+    const part2 = left(saved!.offset_ms! + 100, recordingMs);
+    expect(part2.filter((x) => x !== 0).length).toBeGreaterThan(part2.length * 0.75);
+    expect(loud(part2)).toBeGreaterThan(RATE / 4); // "Are you still there?"
+  }, 150_000);
 });

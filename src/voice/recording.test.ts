@@ -1,10 +1,10 @@
 // The call recorder: caller frames in the left channel and agent audio as heard in the right, each at its time
 // on the transport's clock; barge-in (clear) keeps unplayed audio out; the WAV is a valid 16-bit stereo file.
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CallRecorder, recordTransport } from './recording.js';
+import { CallRecorder, mergeRecordings, recordTransport, recoverSpooledRecording } from './recording.js';
 import { MemoryTransport } from './transports/memory.js';
 
 const RATE = 8000;
@@ -69,8 +69,8 @@ describe('CallRecorder', () => {
   it('keeps audio whole across its one-second blocks: a frame over a boundary, a silent second, a later overwrite', async () => {
     const r = new CallRecorder(RATE, spool());
     r.addCaller({ pcm: tone(320, 50), sampleRate: RATE, timestampMs: 990 }); // 990-1030 ms: over the first boundary
-    r.addAgent({ pcm: tone(160, 60), sampleRate: RATE, timestampMs: 3500 }); // the second block (1-2 s) never written
     r.addCaller({ pcm: tone(80, 70), sampleRate: RATE, timestampMs: 995 }); // later and overlapping: replaces 995-1005 ms
+    r.addAgent({ pcm: tone(160, 60), sampleRate: RATE, timestampMs: 3500 }); // the third block (2-3 s) is silence
     const { left, right } = readWav(await wavOf(r));
     expect(left.length).toBe(3520 * 8);
     expect(firstNonZero(left)).toBe(990 * 8);
@@ -111,18 +111,18 @@ describe('CallRecorder', () => {
     }
   });
 
-  it('writes each second out once it is 5 s behind the newest audio: memory stays bounded, late frames within 5 s still land', async () => {
+  it('writes each second out once it is 2 s behind the newest audio: memory stays bounded, late frames within 2 s still land', async () => {
     const r = new CallRecorder(RATE, spool());
     for (let ms = 0; ms < 20_000; ms += 20) r.addCaller({ pcm: new Int16Array(160).fill(5), sampleRate: RATE, timestampMs: ms });
     await sleep(100);
-    // Seconds 0-14 are on disk (the 15th ends 5 s before the newest audio); only the last 5 s are held.
-    expect(statSync(r.file).size).toBe(44 + 15 * RATE * 4);
-    r.addAgent({ pcm: new Int16Array(160).fill(9), sampleRate: RATE, timestampMs: 16_000 }); // 4 s late: placed
+    // Seconds 0-17 are on disk (the 18th ends 2 s before the newest audio); only the last 2 s are held.
+    expect(statSync(r.file).size).toBe(44 + 18 * RATE * 4);
+    r.addAgent({ pcm: new Int16Array(160).fill(9), sampleRate: RATE, timestampMs: 18_500 }); // 1.5 s late: placed
     r.addAgent({ pcm: new Int16Array(160).fill(9), sampleRate: RATE, timestampMs: 2_000 }); // 18 s late: written out already
     const { left, right } = readWav(await wavOf(r));
     expect(left.length).toBe(20 * RATE);
     expect(left.every((x) => x === 5)).toBe(true);
-    expect(firstNonZero(right)).toBe(16 * RATE);
+    expect(firstNonZero(right)).toBe(18.5 * RATE);
     expect(nonZero(right)).toBe(160);
   });
 
@@ -154,6 +154,91 @@ describe('CallRecorder', () => {
     const { left } = readWav(await wavOf(r));
     expect(left.length).toBe(160);
     expect(readWav(await wavOf(new CallRecorder(RATE, spool()))).left).toEqual([]);
+  });
+});
+
+describe('a call recorded in parts (picked up again after a restart)', () => {
+  /** Caller audio every 20 ms from `fromMs` for `ms` (transport clock), in a recorder placed at `offsetMs`. */
+  const talk = (r: CallRecorder, fromMs: number, ms: number, value: number) => {
+    for (let t = fromMs; t < fromMs + ms; t += 20) r.addCaller({ pcm: tone(160, value), sampleRate: RATE, timestampMs: t });
+  };
+
+  it('places a part at its offset on the call clock; the seconds before it are a hole in the file, read as silence', async () => {
+    const r = new CallRecorder(RATE, spool(), 60_000);
+    talk(r, 0, 2000, 500);
+    const { file, durationMs } = await r.finish();
+    expect(durationMs).toBe(62_000);
+    const { left } = readWav(readFileSync(file));
+    expect(firstNonZero(left)).toBe(60_000 * 8);
+    expect(nonZero(left)).toBe(2000 * 8);
+    // 62 s of stereo 8 kHz is ~2 MB: the file's blocks on disk hold about the 2 s of audio, not the minute before.
+    expect(statSync(file).size).toBe(44 + 62_000 * 8 * 4);
+    expect(statSync(file).blocks * 512).toBeLessThan(200_000);
+  });
+
+  it('recovers the file of a recorder that never finished (its process stopped): the seconds written out, a valid WAV', async () => {
+    const r = new CallRecorder(RATE, spool(), 1000);
+    talk(r, 0, 9000, 400); // 1-10 s of the call: 1-8 s are written out (2 s behind the newest audio)
+    await sleep(200);
+    const left = `${r.file}.left`;
+    copyFileSync(r.file, left); // what a killed process leaves
+    // A torn last write: half a sample pair.
+    writeFileSync(left, Buffer.concat([readFileSync(left), Buffer.from([1, 2])]));
+    const recovered = await recoverSpooledRecording(left);
+    expect(recovered).toMatchObject({ file: left, durationMs: 8000 });
+    const wav = readWav(readFileSync(left));
+    expect(wav.format.rate).toBe(RATE);
+    expect(firstNonZero(wav.left)).toBe(1000 * 8);
+    expect(nonZero(wav.left)).toBe(7000 * 8);
+    await r.finish();
+    // Not a recording (or nothing in it): null, so the caller removes it.
+    const junk = path.join(dir, 'junk.wav');
+    writeFileSync(junk, Buffer.alloc(100, 7));
+    expect(await recoverSpooledRecording(junk)).toBeNull();
+    writeFileSync(junk, readFileSync(left).subarray(0, 44));
+    expect(await recoverSpooledRecording(junk)).toBeNull();
+  });
+
+  it('merges two parts of a call into one recording, each at its place, in either order and across sample rates', async () => {
+    const first = new CallRecorder(RATE, spool(), 0);
+    talk(first, 0, 3000, 300);
+    first.addAgent({ pcm: tone(800, 900), sampleRate: RATE, timestampMs: 1000 });
+    const a = readFileSync((await first.finish()).file);
+    const second = new CallRecorder(RATE, spool(), 5000);
+    talk(second, 0, 2000, 600);
+    const b = await second.finish();
+    const bBytes = readFileSync(b.file);
+
+    const merged = await mergeRecordings(a, b.file);
+    expect(merged.durationMs).toBe(7000);
+    const ab = readWav(readFileSync(b.file));
+    expect(ab.left.slice(0, 3000 * 8).every((x) => Math.abs(x) === 300)).toBe(true);
+    expect(ab.left.slice(3000 * 8, 5000 * 8).every((x) => x === 0)).toBe(true);
+    expect(ab.left.slice(5000 * 8).every((x) => Math.abs(x) === 600)).toBe(true);
+    expect(nonZero(ab.right)).toBe(800);
+    expect(firstNonZero(ab.right)).toBe(8000);
+
+    // The same part merged again (a sweep and a save racing): nothing doubles.
+    const once = readFileSync(b.file);
+    await mergeRecordings(a, b.file);
+    expect(readFileSync(b.file).equals(once)).toBe(true);
+
+    // The other order (the later part was stored first): the same recording.
+    const aFile = spool();
+    writeFileSync(aFile, a);
+    await mergeRecordings(bBytes, aFile);
+    expect(readFileSync(aFile).equals(readFileSync(b.file))).toBe(true);
+
+    // A part at 16 kHz joins an 8 kHz recording at 8 kHz, at its place.
+    const wide = new CallRecorder(16000, spool(), 5000);
+    for (let t = 0; t < 2000; t += 20) wide.addCaller({ pcm: new Int16Array(320).fill(600), sampleRate: 16000, timestampMs: t });
+    const w = await wide.finish();
+    const mixed = await mergeRecordings(a, w.file);
+    expect(mixed.durationMs).toBe(7000);
+    const aw = readWav(readFileSync(w.file));
+    expect(aw.format.rate).toBe(RATE);
+    expect(aw.left[3000 * 8 + 10]).toBe(0);
+    expect(aw.left[6000 * 8]).toBe(600);
   });
 });
 

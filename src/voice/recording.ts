@@ -1,6 +1,8 @@
 // Call recording: a Transport wrapper that copies the caller's frames (left channel) and the agent's audio as the
-// caller heard it (right channel) into a 16-bit stereo WAV, both placed by their timestamps on the transport's clock.
-import { type FileHandle, open, rm } from 'node:fs/promises';
+// caller heard it (right channel) into a 16-bit stereo WAV, both placed by their timestamps on the call's clock;
+// and the two ways a recording is put together from more than one run of the call (picked up again after a
+// restart): a spool file left by a stopped process is recovered, and parts of one call are merged.
+import { type FileHandle, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { type AudioFrame, resample } from './audio.js';
 import type { Transport } from './transports/transport.js';
 
@@ -13,11 +15,12 @@ const CONTINUITY_MS = 2;
 
 /**
  * How far behind the newest audio a second of the recording is written to its file and dropped from memory. Frames
- * arrive in time order give or take a few frames, so five seconds leaves late frames ample room; one arriving even
- * later than that is left out (its second is already on disk). Memory per call stays about this many seconds of
- * audio however long the call runs (it was all of it: 2 MB a minute at 8 kHz).
+ * arrive in time order give or take a few frames (a stall of the event loop: hundreds of ms at worst), so two
+ * seconds leave late frames ample room; one arriving even later than that is left out (its second is already on
+ * disk). Memory per call stays about this many seconds of audio however long the call runs (it was all of it: 2 MB
+ * a minute at 8 kHz), and a process that stops mid-call loses only these last seconds of its recording.
  */
-const WINDOW_S = 5;
+const WINDOW_S = 2;
 
 /**
  * One channel of the seconds not yet written out, in blocks of one second allocated as audio reaches them: a frame
@@ -86,12 +89,13 @@ class Track {
   constructor(
     private readonly sampleRate: number,
     private readonly out: Blocks,
+    private readonly offsetMs: number,
   ) {}
 
   add(frame: AudioFrame): void {
     if (!frame.pcm.length || !Number.isFinite(frame.timestampMs)) return;
     let pcm = frame.sampleRate === this.sampleRate ? frame.pcm : resample(frame.pcm, frame.sampleRate, this.sampleRate);
-    let at = Math.round((frame.timestampMs * this.sampleRate) / 1000);
+    let at = Math.round(((frame.timestampMs + this.offsetMs) * this.sampleRate) / 1000);
     if (this.lastEnd >= 0 && Math.abs(at - this.lastEnd) <= (CONTINUITY_MS * this.sampleRate) / 1000) at = this.lastEnd;
     if (at < 0) {
       pcm = pcm.subarray(-at);
@@ -113,7 +117,12 @@ export interface Recording {
 
 /**
  * The two channels of one call at one sample rate, written to a WAV file as the call goes: each second once it is
- * WINDOW_S behind the newest audio, the rest and the header when the call ends.
+ * WINDOW_S behind the newest audio, the rest and the header when the call ends. The header is written first too,
+ * with no length, so that a file left by a process that stopped says its format (recoverSpooledRecording).
+ *
+ * `offsetMs` places the transport's time 0 on the call's clock (the clock of the transcript's timestamps): a call
+ * picked up again after a restart records from where it was, after the earlier part. The seconds before the first
+ * audio are not written: they are a hole in the file (no disk used) that reads as silence.
  */
 export class CallRecorder {
   private readonly left: Blocks;
@@ -131,17 +140,20 @@ export class CallRecorder {
   private writing: Promise<void> = Promise.resolve();
   private failure: unknown;
   private finished = false;
+  /** Whether a block with audio has been written: silent blocks before it are skipped (see offsetMs). */
+  private started = false;
 
-  /** `file` is created (or truncated) with the first second written out. */
+  /** `file` is created (or truncated) when the first audio is written out. */
   constructor(
     readonly sampleRate: number,
     readonly file: string,
+    offsetMs = 0,
   ) {
     this.blockSize = sampleRate;
     this.left = new Blocks(this.blockSize);
     this.right = new Blocks(this.blockSize);
-    this.caller = new Track(sampleRate, this.left);
-    this.agent = new Track(sampleRate, this.right);
+    this.caller = new Track(sampleRate, this.left, offsetMs);
+    this.agent = new Track(sampleRate, this.right, offsetMs);
   }
 
   addCaller(frame: AudioFrame): void {
@@ -192,6 +204,8 @@ export class CallRecorder {
     const index = this.written++;
     const left = this.left.take(index);
     const right = this.right.take(index);
+    if (!left && !right && !this.started) return;
+    this.started = true;
     // Buffer.allocUnsafeSlow is not pooled: its offset is 0, so the Int32Array view is aligned. Every sample is
     // written (silence too), so it need not be zeroed.
     const data = (n === this.blockSize && this.spareData.pop()) || Buffer.allocUnsafeSlow(n * 4);
@@ -205,7 +219,12 @@ export class CallRecorder {
   }
 
   private append(data: Buffer, position: number): void {
-    this.handle ??= open(this.file, 'w', 0o600);
+    if (!this.handle) {
+      this.handle = open(this.file, 'w', 0o600);
+      const header = Buffer.alloc(44);
+      writeHeader(header, this.sampleRate, 0);
+      if (position !== 0) this.append(header, 0);
+    }
     const handle = this.handle;
     this.writing = this.writing.then(async () => {
       if (this.failure !== undefined) return;
@@ -243,6 +262,66 @@ function writeHeader(b: Buffer, sampleRate: number, frames: number): void {
   b.writeUInt32LE(dataBytes, 40);
 }
 
+/** The format of a WAV this module wrote (RIFF, PCM 16-bit stereo, 44-byte header), or null if it is not one. */
+function wavFormat(head: Buffer): { sampleRate: number } | null {
+  if (head.length < 44 || head.toString('latin1', 0, 4) !== 'RIFF' || head.toString('latin1', 8, 16) !== 'WAVEfmt ') return null;
+  if (head.readUInt16LE(20) !== 1 || head.readUInt16LE(22) !== 2 || head.readUInt16LE(34) !== 16 || head.toString('latin1', 36, 40) !== 'data') return null;
+  const sampleRate = head.readUInt32LE(24);
+  return sampleRate >= 8000 && sampleRate <= 48000 ? { sampleRate } : null;
+}
+
+/**
+ * A recording whose process stopped before finish(): its header (written first, with no length) is completed from
+ * the file's size, a torn last sample pair cut off. Null if the file holds no audio or is not a recording.
+ */
+export async function recoverSpooledRecording(file: string): Promise<Recording | null> {
+  const handle = await open(file, 'r+');
+  try {
+    const head = Buffer.alloc(44);
+    await handle.read(head, 0, 44, 0);
+    const format = wavFormat(head);
+    const frames = Math.floor(((await handle.stat()).size - 44) / 4);
+    if (!format || frames <= 0) return null;
+    await handle.truncate(44 + frames * 4);
+    writeHeader(head, format.sampleRate, frames);
+    await handle.write(head, 0, 44, 0);
+    return { file, bytes: 44 + frames * 4, durationMs: Math.round((frames * 1000) / format.sampleRate) };
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Merges the recording of another part of the same call (`stored`, a WAV this module wrote) into the recording in
+ * `file`, which is rewritten with both. Each part is silent outside its own stretch of the call's clock, so taking
+ * each sample from the part that has sound there lays one beside the other, in whichever order they come (and
+ * the same audio in both, were a part ever merged twice, stays as it was rather than doubling). The result has the
+ * stored recording's sample rate (a part at another rate is resampled).
+ */
+export async function mergeRecordings(stored: Buffer, file: string): Promise<Recording> {
+  const into = wavFormat(stored);
+  const part = await readFile(file);
+  const from = wavFormat(part);
+  if (!into || !from) throw new Error('not a recording this service wrote: cannot merge');
+  if (!LITTLE_ENDIAN) throw new Error('merging recordings needs a little-endian machine');
+  // Copies (slice): a Buffer's offset into its memory may be odd, and an Int16Array view needs it even.
+  let partPcm = new Int16Array(part.buffer.slice(part.byteOffset + 44, part.byteOffset + 44 + Math.floor((part.length - 44) / 4) * 4));
+  if (from.sampleRate !== into.sampleRate) {
+    const [left, right] = [0, 1].map((c) => resample(partPcm.filter((_, i) => i % 2 === c), from.sampleRate, into.sampleRate));
+    partPcm = new Int16Array(left!.length * 2);
+    for (let i = 0; i < left!.length; i++) [partPcm[2 * i], partPcm[2 * i + 1]] = [left![i]!, right![i]!];
+  }
+  const storedPcm = new Int16Array(stored.buffer.slice(stored.byteOffset + 44, stored.byteOffset + 44 + Math.floor((stored.length - 44) / 4) * 4));
+  const frames = Math.max(storedPcm.length, partPcm.length) / 2;
+  const out = Buffer.alloc(44 + frames * 4);
+  writeHeader(out, into.sampleRate, frames);
+  const pcm = new Int16Array(out.buffer, out.byteOffset + 44, frames * 2);
+  pcm.set(storedPcm);
+  for (let i = 0; i < partPcm.length; i++) if (partPcm[i] !== 0) pcm[i] = partPcm[i]!;
+  await writeFile(file, out, { mode: 0o600 });
+  return { file, bytes: out.length, durationMs: Math.round((frames * 1000) / into.sampleRate) };
+}
+
 export interface RecordedTransport {
   /** Use this one for the call: everything passes through to the real transport. */
   transport: Transport;
@@ -253,6 +332,8 @@ export interface RecordedTransport {
 export interface RecordOptions {
   /** The WAV file the recording is written to as the call goes (see CallRecorder). */
   file: string;
+  /** Where the transport's time 0 is on the call's clock (see CallRecorder). */
+  offsetMs?: number;
   /**
    * Runs once the real transport has closed, before close() resolves: the session writes the call's end after
    * closing its transport, so a recording stored here is in place when the call is reported ended.
@@ -262,7 +343,7 @@ export interface RecordOptions {
 
 /** Records the call passing through `transport`: caller frames as they are read, agent audio as it is played. */
 export function recordTransport(transport: Transport, opts: RecordOptions): RecordedTransport {
-  const recorder = new CallRecorder(transport.sampleRate, opts.file);
+  const recorder = new CallRecorder(transport.sampleRate, opts.file, opts.offsetMs);
   let closing: Promise<void> | undefined;
   // onPlayed only reports what was heard, so audio dropped by clear() (barge-in) never reaches the recording.
   transport.onPlayed((frame) => recorder.addAgent(frame));

@@ -1,7 +1,9 @@
 // Runs voice calls: for a call row and a connected Transport, builds the tenant's engines from the registry,
 // rebuilds the conversation from the database (a call picked up again after a restart continues where it was,
 // without a second greeting), and runs the CallSession to its end. The transports (Twilio, browser, LiveKit)
-// only connect audio and hand it here.
+// only connect audio and hand it here. Recordings are spooled to a file as the call goes and stored at its end; a
+// call's recording is one file however many times the call was picked up, and a process that stopped mid-call
+// leaves a spool file the next sweep recovers into it.
 import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,13 +13,20 @@ import type { PhoneNumberOverrides } from '../services/phone-numbers.js';
 import type { CallControl } from './call-control.js';
 import { type RecordingStore, recordingKey } from '../storage/recording-store.js';
 import { type CallOutcome, CallSession } from './call-session.js';
-import { type RecordedTransport, recordTransport } from './recording.js';
+import { mergeRecordings, type Recording, type RecordedTransport, recordTransport, recoverSpooledRecording } from './recording.js';
 import type { ProviderRegistry } from './registry.js';
 import { toHistory } from './text-channel.js';
 import type { Transport } from './transports/transport.js';
 
-/** A recording being made is written every second: one untouched for this long was left by a stopped process. */
-const STALE_SPOOL_MS = 3_600_000;
+/**
+ * A recording being made is written every second while the call's audio flows: a spool file untouched for this
+ * long was left by a process that stopped (or a call whose audio stopped, which is ending anyway).
+ */
+const SPOOL_IDLE_MS = 10_000;
+/** How often the spool folder is swept for such files, besides at start-up. */
+const SWEEP_EVERY_MS = 30_000;
+/** Spool files are `<tenant id>.<call id>.<random>.wav`: a recovered one says whose call it was. */
+const SPOOL_NAME = /^([0-9a-f-]{36})\.([0-9a-f-]{36})\.[0-9a-f-]{36}\.wav$/;
 
 /** An outbound call's agent speaks first; a tenant without a greeting still says who is calling. */
 const outboundGreeting = (agentName: string) => `Hello, this is ${agentName}. Is this a good time to talk?`;
@@ -25,6 +34,11 @@ const outboundGreeting = (agentName: string) => `Hello, this is ${agentName}. Is
 export class VoiceCalls {
   private readonly live = new Map<string, CallSession>();
   private readonly runs = new Set<Promise<unknown>>();
+  /** Per call, the storing of its recording parts, one after another (each may merge into the one before). */
+  private readonly storing = new Map<string, Promise<void>>();
+  private sweeper: NodeJS.Timeout | undefined;
+  /** The sweep running now: one at a time, or two could recover the same file. */
+  private sweeping: Promise<void> | undefined;
 
   constructor(
     private readonly calls: CallService,
@@ -37,17 +51,42 @@ export class VoiceCalls {
   ) {}
 
   /**
-   * Removes recordings left behind by a process that stopped mid-call (a live one is written every second; the
-   * call itself, if picked up again, starts a new recording). Runs at start-up.
+   * Recovers the recordings left in the spool folder by a process that stopped mid-call: each is completed and
+   * stored as (or merged into) its call's recording, with a `recording.recovered` event; what cannot be recovered
+   * is removed. Runs at start-up and then every SWEEP_EVERY_MS until close().
    */
   async sweepSpool(): Promise<void> {
+    this.sweeper ??= setInterval(() => void this.sweepSpool().catch((err: unknown) => this.log.error({ err }, 'spool sweep failed')), SWEEP_EVERY_MS).unref();
+    if (!this.sweeping) this.sweeping = this.sweep().finally(() => (this.sweeping = undefined));
+    return this.sweeping;
+  }
+
+  private async sweep(): Promise<void> {
     await mkdir(this.spoolDir, { recursive: true });
     const now = Date.now();
     for (const name of await readdir(this.spoolDir)) {
       const file = path.join(this.spoolDir, name);
-      const stale = await stat(file).then((s) => s.isFile() && now - s.mtimeMs > STALE_SPOOL_MS, () => false);
-      if (stale) await rm(file, { force: true });
+      const idle = await stat(file).then((s) => s.isFile() && now - s.mtimeMs > SPOOL_IDLE_MS, () => false);
+      if (!idle) continue;
+      const [, tenantId, callId] = SPOOL_NAME.exec(name) ?? [];
+      // This process's own calls are written by it; a quiet one is not abandoned.
+      if (callId && this.live.has(callId)) continue;
+      const recording = tenantId && callId ? await recoverSpooledRecording(file).catch(() => null) : null;
+      const call = recording && (await this.calls.get(tenantId!, callId!).catch(() => null));
+      if (!call) {
+        await rm(file, { force: true });
+        continue;
+      }
+      const log = this.log.child({ tenantId, callId });
+      log.warn({ durationMs: recording.durationMs }, 'recovering the recording of a call left by a stopped process');
+      await this.storeRecording(tenantId!, callId!, recording, 'recording.recovered', log);
     }
+  }
+
+  /** Stops the periodic spool sweep. */
+  close(): void {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
   }
 
   /** Calls whose audio this instance is handling now. */
@@ -66,8 +105,12 @@ export class VoiceCalls {
   }
 
   async run(tenantId: string, callId: string, transport: Transport, opts: { beforeClose?: (outcome: CallOutcome) => Promise<void> } = {}): Promise<CallOutcome> {
+    // About when the transport's clock started (it was connected just before): where its audio goes in the recording.
+    const connectedAt = performance.now();
     const log = this.log.child({ tenantId, callId });
     const call = await this.calls.get(tenantId, callId);
+    // The call's clock runs from its start, also across a restart: turn times never go backwards.
+    const origin = performance.now() - (Date.now() - (call.startedAt ?? new Date()).getTime());
     const turns = await this.calls.transcript(tenantId, callId);
     const parts = await this.registry.voiceFor(tenantId, {
       sampleRate: transport.sampleRate,
@@ -82,13 +125,13 @@ export class VoiceCalls {
     // when the session closes the transport, before it writes the call's end, or at the latest when the run ends.
     let recorded: RecordedTransport | undefined;
     let saving: Promise<void> | undefined;
-    const save = () => (saving ??= recorded ? this.saveRecording(tenantId, callId, recorded, log) : Promise.resolve());
+    // On the call's clock, like the transcript's times: a call picked up again records after its earlier part.
+    const offsetMs = Math.round(Math.max(0, connectedAt - origin));
+    const save = () => (saving ??= recorded ? this.saveRecording(tenantId, callId, recorded, offsetMs, log) : Promise.resolve());
     if (parts.settings.call.recording && transport.kind !== 'livekit') {
-      recorded = recordTransport(transport, { file: path.join(this.spoolDir, `${callId}.${randomUUID()}.wav`), onClose: save });
+      recorded = recordTransport(transport, { file: path.join(this.spoolDir, `${tenantId}.${callId}.${randomUUID()}.wav`), offsetMs, onClose: save });
       transport = recorded.transport;
     }
-    // The call's clock runs from its start, also across a restart: turn times never go backwards.
-    const origin = performance.now() - (Date.now() - (call.startedAt ?? new Date()).getTime());
     const session = new CallSession({
       tenantId,
       callId,
@@ -125,23 +168,44 @@ export class VoiceCalls {
   }
 
   /** Never throws: a recording that cannot be stored must not fail the call. */
-  private async saveRecording(tenantId: string, callId: string, recorded: RecordedTransport, log: FastifyBaseLogger): Promise<void> {
-    let file: string | undefined;
+  private async saveRecording(tenantId: string, callId: string, recorded: RecordedTransport, offsetMs: number, log: FastifyBaseLogger): Promise<void> {
+    let recording: Recording;
     try {
-      const recording = await recorded.finish();
-      file = recording.file;
-      if (recording.durationMs === 0) return;
-      const key = recordingKey(tenantId, callId);
-      await this.recordings.put(key, recording.file, 'audio/wav');
-      await this.calls.setRecording(tenantId, callId, key, recording.durationMs);
-      await this.calls.event(tenantId, callId, 'recording.saved', { duration_ms: recording.durationMs, bytes: recording.bytes });
+      recording = await recorded.finish();
     } catch (err) {
-      log.error({ err }, 'recording could not be stored');
+      log.error({ err }, 'recording could not be written');
       await this.calls.event(tenantId, callId, 'recording.failed', { error: err instanceof Error ? err.message : String(err) }).catch(() => {});
-    } finally {
-      // Stored (the store took it), empty, or failed: nothing of it stays behind.
-      if (file) await rm(file, { force: true }).catch(() => {});
+      return;
     }
+    await this.storeRecording(tenantId, callId, recording, 'recording.saved', log, { offset_ms: offsetMs });
   }
 
+  /**
+   * Stores a finished part of the call's recording, merged with what is stored already (the call was picked up
+   * again after a restart); one part at a time per call. Never throws; the file is gone afterwards whatever happens.
+   */
+  private storeRecording(tenantId: string, callId: string, recording: Recording, event: string, log: FastifyBaseLogger, data: Record<string, unknown> = {}): Promise<void> {
+    const store = async () => {
+      try {
+        if (recording.durationMs === 0) return;
+        const call = await this.calls.get(tenantId, callId);
+        const stored = call.recordingKey ? await this.recordings.get(call.recordingKey) : null;
+        if (stored) recording = await mergeRecordings(stored, recording.file);
+        const key = recordingKey(tenantId, callId);
+        await this.recordings.put(key, recording.file, 'audio/wav');
+        await this.calls.setRecording(tenantId, callId, key, recording.durationMs);
+        await this.calls.event(tenantId, callId, event, { duration_ms: recording.durationMs, bytes: recording.bytes, ...data, ...(stored ? { merged: true } : {}) });
+      } catch (err) {
+        log.error({ err }, 'recording could not be stored');
+        await this.calls.event(tenantId, callId, 'recording.failed', { error: err instanceof Error ? err.message : String(err) }).catch(() => {});
+      } finally {
+        // Stored (the store took it), empty, or failed: nothing of it stays behind.
+        await rm(recording.file, { force: true }).catch(() => {});
+      }
+    };
+    const done = (this.storing.get(callId) ?? Promise.resolve()).then(store);
+    this.storing.set(callId, done);
+    void done.then(() => this.storing.get(callId) === done && this.storing.delete(callId));
+    return done;
+  }
 }

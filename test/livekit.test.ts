@@ -234,12 +234,15 @@ describe('webhook', () => {
     for (const [i, attempt] of attempts.entries()) {
       const res = await t.app.inject({ method: 'POST', url: '/api/v1/webhooks/livekit', ...attempt });
       expect([res.statusCode, res.json().error?.code], `attempt ${i}`).toEqual([403, 'invalid_signature']);
+      // A failed signature counts against the sender's per-IP limit (429 past it); a signed delivery does not.
+      expect(res.headers['x-ratelimit-remaining'], `attempt ${i}`).toBeDefined();
     }
     expect((await eventsOf(a, c.call_id)).map((e) => e.type)).toEqual(['call.started']);
     expect((await call(t.app, 'GET', `/api/v1/calls/${c.call_id}`, a.access_token)).json().status).toBe('in_progress');
     // The genuine delivery still works, also as application/json.
     const res = await deliver({ body: good.body, headers: { ...good.headers, 'content-type': 'application/json' } });
     expect([res.statusCode, res.json().recorded]).toEqual([200, true]);
+    expect(res.headers['x-ratelimit-remaining']).toBeUndefined();
   });
 
   it('acknowledges and ignores rooms that are not one of our calls', async () => {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RedisCache } from '../src/cache/redis-cache.js';
+import { twilioSignature } from '../src/telephony/twilio-signature.js';
 import { bearer, buildTestApp, signup, type TestApp, TEST_REDIS_URL, uniqueEmail } from './helpers.js';
 
 const open: TestApp[] = [];
@@ -61,6 +62,34 @@ describe('rate limits (in-process)', () => {
     expect(codes).toEqual([200, 200, 200, 200, 429]);
     const other = await signup(t.app);
     expect((await t.app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: bearer(other.access_token) })).statusCode).toBe(200);
+  });
+});
+
+describe('provider webhooks and the per-IP limit', () => {
+  it('signed Twilio webhooks are not limited per IP (a provider sends every call from a few addresses); bad signatures count and get 429', async () => {
+    const token = 'rate-limit-test-token';
+    const t = await app({ RATE_LIMIT_PER_IP_PER_MINUTE: '5', TWILIO_ACCOUNT_SID: `AC${'1'.repeat(32)}`, TWILIO_AUTH_TOKEN: token, PUBLIC_BASE_URL: 'https://voice.example.com' });
+    const url = 'https://voice.example.com/api/v1/webhooks/twilio/status';
+    const status = (i: number, signature: string) => {
+      const params = { AccountSid: `AC${'1'.repeat(32)}`, CallSid: `CA${String(i).padStart(32, '0')}`, CallStatus: 'completed' };
+      return t.app.inject({
+        method: 'POST',
+        url: '/api/v1/webhooks/twilio/status',
+        remoteAddress: '10.9.9.9',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': signature || twilioSignature(token, url, params) },
+        payload: new URLSearchParams(params).toString(),
+      });
+    };
+    const signed = [];
+    for (let i = 0; i < 12; i++) signed.push((await status(i, '')).statusCode);
+    expect(signed).toEqual(Array(12).fill(204));
+    // They did not use the address's budget: its other requests still have all 5.
+    expect((await t.app.inject({ method: 'GET', url: '/health', remoteAddress: '10.9.9.9' })).statusCode).toBe(200);
+    const forged = [];
+    for (let i = 0; i < 6; i++) forged.push((await status(i, 'Zm9yZ2Vk')).statusCode);
+    expect(forged).toEqual([403, 403, 403, 403, 429, 429]);
+    // Twilio's real webhooks from that address still go through.
+    expect((await status(99, '')).statusCode).toBe(204);
   });
 });
 

@@ -20,8 +20,12 @@ export type Principal =
 declare module 'fastify' {
   interface FastifyContextConfig {
     auth?: AuthLevel;
-    /** 'auth' puts the route under the strict brute-force limit. */
-    rateLimit?: 'auth';
+    /**
+     * 'auth' puts the route under the strict brute-force limit. 'signed' (provider webhooks) takes the route out of
+     * the per-IP limit: a phone provider sends every call's webhooks, for every tenant, from a few addresses, and
+     * refusing one drops a call. Only requests whose signature fails count against their IP (rejectedSignature).
+     */
+    rateLimit?: 'auth' | 'signed';
   }
   interface FastifyRequest {
     principal: Principal | null;

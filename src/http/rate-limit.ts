@@ -11,6 +11,14 @@ export class RateLimiter {
     private readonly log: FastifyBaseLogger,
   ) {}
 
+  /**
+   * A request to a provider-signed route (rateLimit 'signed') whose signature failed: it counts against its IP's
+   * limit like any other request, and past the limit gets 429 instead of 403.
+   */
+  async rejectedSignature(reply: FastifyReply, ip: string, perIpPerMinute: number): Promise<void> {
+    await this.enforce(reply, `ip:${ip}`, perIpPerMinute, 60_000);
+  }
+
   /** Counts a hit on `key`; past `limit` in the window, answers 429 with Retry-After. */
   async enforce(reply: FastifyReply, key: string, limit: number, windowMs: number): Promise<void> {
     let hit;

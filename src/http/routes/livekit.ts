@@ -217,7 +217,7 @@ export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
     (scope as App).post(
       '/api/v1/webhooks/livekit',
       {
-        config: { auth: 'public' },
+        config: { auth: 'public', rateLimit: 'signed' },
         schema: {
           tags: ['livekit', 'webhooks'],
           summary: 'LiveKit webhook receiver (signed by LiveKit with the API secret)',
@@ -226,13 +226,16 @@ export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
             'hash of the body. Room, participant and egress events of a call’s room are recorded on that call; ' +
             '`room_finished` ends it; `egress_ended` also records `recording.saved` (with the file’s location) or ' +
             '`recording.failed`. Events for rooms that are not a call of ours are acknowledged and ignored.',
-          response: { 200: z.object({ received: z.literal(true), recorded: z.boolean() }), 400: errorEnvelope, 403: errorEnvelope, 503: errorEnvelope },
+          response: { 200: z.object({ received: z.literal(true), recorded: z.boolean() }), 400: errorEnvelope, 403: errorEnvelope, 429: errorEnvelope, 503: errorEnvelope },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const lk = liveKitOf(deps);
         const raw = Buffer.isBuffer(request.body) ? request.body.toString('utf8') : '';
-        const event = await lk.verifyWebhook(raw, request.headers.authorization);
+        const event = await lk.verifyWebhook(raw, request.headers.authorization).catch(async (err: unknown) => {
+          if (err instanceof AppError && err.code === 'invalid_signature') await deps.rateLimiter.rejectedSignature(reply, request.ip, deps.config.rateLimits.perIpPerMinute);
+          throw err;
+        });
         const recorded = await recordWebhook(deps, event);
         request.log.info({ event: event.event, eventId: event.id, recorded }, 'livekit webhook');
         return { received: true as const, recorded };

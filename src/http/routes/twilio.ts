@@ -1,6 +1,6 @@
 // Twilio's side of phone calls: the voice webhook (answers with TwiML), status callbacks, and the Media Streams
 // websocket. Every webhook is checked against X-Twilio-Signature before anything is read from it: 403 otherwise.
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { TWILIO_STATUS_PATH, TWILIO_STREAM_PATH, TWILIO_VOICE_PATH } from '../../telephony/telephony.js';
@@ -21,7 +21,7 @@ export function publicBaseUrl(deps: Deps, request: FastifyRequest): string {
 }
 
 /** Checks the signature (form or bodySHA256 variant) and returns the parameters as single values. */
-function verified(deps: Deps, request: FastifyRequest): Record<string, string> {
+async function verified(deps: Deps, request: FastifyRequest, reply: FastifyReply): Promise<Record<string, string>> {
   const token = deps.telephony.twilioAuthToken;
   if (!token) throw new AppError('twilio_not_configured', 'Twilio is not configured on this server (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)');
   const url = `${publicBaseUrl(deps, request)}${request.url}`;
@@ -31,6 +31,7 @@ function verified(deps: Deps, request: FastifyRequest): Record<string, string> {
   const ok = new URL(url).searchParams.has('bodySHA256') ? verifyTwilioBodySignature(token, sig, url, body.raw) : verifyTwilioSignature(token, sig, url, body.params);
   if (!ok) {
     request.log.warn({ url: request.url }, 'Twilio webhook with a bad or missing signature');
+    await deps.rateLimiter.rejectedSignature(reply, request.ip, deps.config.rateLimits.perIpPerMinute);
     throw new AppError('invalid_signature', 'X-Twilio-Signature does not match this request');
   }
   const single: Record<string, string> = {};
@@ -67,7 +68,7 @@ export async function twilioRoutes(app: App, deps: Deps): Promise<void> {
     scope.post(
       TWILIO_VOICE_PATH,
       {
-        config: { auth: 'public' },
+        config: { auth: 'public', rateLimit: 'signed' },
         schema: {
           ...common,
           summary: 'Twilio voice webhook: TwiML connecting the call to the agent',
@@ -77,7 +78,7 @@ export async function twilioRoutes(app: App, deps: Deps): Promise<void> {
         },
       },
       async (request, reply) => {
-        const params = verified(deps, request);
+        const params = await verified(deps, request, reply);
         const twiml = await deps.telephony.voiceWebhook(params, publicBaseUrl(deps, request));
         return reply.type('text/xml').send(twiml);
       },
@@ -86,11 +87,11 @@ export async function twilioRoutes(app: App, deps: Deps): Promise<void> {
     scope.post(
       TWILIO_STATUS_PATH,
       {
-        config: { auth: 'public' },
+        config: { auth: 'public', rateLimit: 'signed' },
         schema: { ...common, summary: 'Twilio status callback: the call’s status and timing (applied once, in order)', response: { 204: z.null(), ...errorResponses } },
       },
       async (request, reply) => {
-        await deps.telephony.statusWebhook(verified(deps, request));
+        await deps.telephony.statusWebhook(await verified(deps, request, reply));
         return reply.status(204).send();
       },
     );

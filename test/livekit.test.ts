@@ -498,6 +498,118 @@ describe('outbound calls through LiveKit SIP', () => {
   });
 });
 
+describe('inbound phone calls through LiveKit SIP', () => {
+  afterEach(() => {
+    fake.callerPresent = false;
+    // A test that failed midway leaves no conversation running into the next one.
+    for (const agent of fake.agents) agent.callerLeaves();
+  });
+  /** A tenant with a greeting and a number connected to LiveKit: its inbound trunk and dispatch rule. */
+  const connected = async (number: string) => {
+    const s = await greetingTenant();
+    const phone = await t.deps.phoneNumbers.create(s.tenant.id, { number });
+    const res = await call(t.app, 'POST', '/api/v1/voice/livekit/sip', s.access_token, { numbers: [number] });
+    expect(res.statusCode, res.body).toBe(201);
+    return { s, phone };
+  };
+  const inboundCalls = async (s: Session) => (await call(t.app, 'GET', '/api/v1/calls?direction=inbound', s.access_token)).json().items as { id: string }[];
+  const recordedOf = async (event: Record<string, unknown>) => {
+    const res = await deliver(await fake.webhook(event));
+    expect(res.statusCode, res.body).toBe(200);
+    return res.json().recorded as boolean;
+  };
+
+  it('answers a phone the dispatch rule put in a room: a new inbound call the agent greets, one however often LiveKit delivers', async () => {
+    const { s } = await connected('+14155557101');
+    const { room, event } = fake.sipInbound({ from: '+14155550111', to: '+14155557101' });
+    expect(room.startsWith(`t_${s.tenant.id}_sip_`)).toBe(true);
+    // room_started comes before anyone is in the room: there is no call yet.
+    expect(await recordedOf({ event: 'room_started', room: event.room })).toBe(false);
+    expect(await inboundCalls(s)).toEqual([]);
+
+    // Two deliveries at once (LiveKit retries): one call, one agent.
+    const signed = await fake.webhook(event);
+    const deliveries = await Promise.all([deliver(signed), deliver(signed)]);
+    expect(deliveries.map((r) => r.statusCode)).toEqual([200, 200]);
+    const agent = await agentIn(room);
+    const calls = await inboundCalls(s);
+    expect(calls).toHaveLength(1);
+    const callId = calls[0]!.id;
+    expect(fake.agents.filter((x) => x.room === room)).toHaveLength(1);
+    expect(await callOf(s, callId)).toMatchObject({ direction: 'inbound', status: 'in_progress', from_number: '+14155550111', to_number: '+14155557101' });
+    // A later redelivery changes nothing.
+    expect((await deliver(signed)).json().recorded).toBe(false);
+    // Deliveries that both found no call yet: the room takes one call, the second answer is nobody's.
+    expect(await t.deps.calls.openInRoom(s.tenant.id, room, { fromNumber: '+14155550111', toNumber: '+14155557101' })).toBeUndefined();
+    expect(await t.deps.calls.openInRoom(s.tenant.id, room, { callId, fromNumber: '+14155550111', toNumber: '+14155557101' })).toBeUndefined();
+    expect(await inboundCalls(s)).toHaveLength(1);
+
+    // The agent's token is for this room only; the caller is the phone in it, whose identity LiveKit chose.
+    expect(agent.claims).toMatchObject({ sub: 'agent', kind: 'agent', video: { roomJoin: true, room } });
+    expect(agent.callerIdentity).toBeUndefined();
+    agent.callerJoins();
+    const turns = await waitFor('the greeting', async () => {
+      const ts = await turnsOf(s, callId);
+      return ts.length ? ts : undefined;
+    });
+    expect(turns[0]).toMatchObject({ speaker: 'agent', text: 'Hello from the clinic.' });
+    const started = await waitFor('recording.started', async () => (await eventsOf(s, callId)).find((e) => e.type === 'recording.started'));
+    expect(fake.egresses.get(started.data.egress_id as string)!.roomName).toBe(room);
+
+    // The room's later events find the call through its room.
+    expect(await recordedOf({ event: 'participant_left', room: event.room, participant: { ...(event.participant as object), state: 'DISCONNECTED' } })).toBe(true);
+    agent.callerLeaves();
+    expect(await ended(s, callId)).toMatchObject({ status: 'completed' });
+    await waitFor('the room to close', async () => (fake.rooms.has(room) ? undefined : true));
+    const events = await eventsOf(s, callId);
+    expect(events.filter((e) => e.type === 'livekit.participant_joined')).toHaveLength(1);
+    expect(events.find((e) => e.type === 'livekit.sip_answered')!.data).toMatchObject({ room, handed_over: false });
+    expect(events.find((e) => e.type === 'livekit.participant_joined')!.data).toMatchObject({ participant_identity: 'sip_+14155550111', participant_kind: 'SIP' });
+  });
+
+  it('a call Twilio handed over (X-Call-Id) is that call; another tenant’s call id in the header takes nothing', async () => {
+    const { s } = await connected('+14155557102');
+    // The trunk turns the header our TwiML sets into the attribute the call is found by.
+    const trunk = fake.inboundTrunks.find((tr) => tr.numbers.includes('+14155557102'))!;
+    expect(trunk.headersToAttributes).toEqual({ 'X-Call-Id': 'call_id' });
+    const twilioCall = async (owner: Session, to: string) =>
+      t.deps.calls.open(owner.tenant.id, { direction: 'inbound', status: 'in_progress', fromNumber: '+14155550112', toNumber: to, providerCallSid: `CA${randomUUID().replace(/-/g, '')}` });
+    const handed = await twilioCall(s, '+14155557102');
+
+    const { room, event } = fake.sipInbound({ from: '+14155550112', to: '+14155557102', headers: { 'x-call-id': handed.id } });
+    expect(await recordedOf(event)).toBe(true);
+    await agentIn(room);
+    expect((await inboundCalls(s)).map((c) => c.id)).toEqual([handed.id]);
+    expect((await eventsOf(s, handed.id)).find((e) => e.type === 'livekit.sip_answered')!.data).toMatchObject({ room, handed_over: true });
+
+    // Tenant B's room with tenant A's live call id: B gets a call of its own, A's call is not touched.
+    const { s: other } = await connected('+14155557103');
+    const victim = await twilioCall(s, '+14155557102');
+    const foreign = fake.sipInbound({ from: '+14155550113', to: '+14155557103', headers: { 'X-Call-Id': victim.id } });
+    expect(await recordedOf(foreign.event)).toBe(true);
+    await agentIn(foreign.room);
+    const theirs = await inboundCalls(other);
+    expect(theirs).toHaveLength(1);
+    expect(theirs[0]!.id).not.toBe(victim.id);
+    expect((await eventsOf(s, victim.id)).map((e) => e.type)).toEqual(['call.started']);
+
+    // Closing a SIP room through the API ends its call, as for any room.
+    const del = await call(t.app, 'DELETE', `/api/v1/voice/livekit/rooms/${encodeURIComponent(room)}`, s.access_token);
+    expect(del.statusCode, del.body).toBe(204);
+    expect(await ended(s, handed.id)).toMatchObject({ status: 'completed' });
+  });
+
+  it('hangs up a call to a number the tenant no longer has: no call, no agent', async () => {
+    const { s, phone } = await connected('+14155557104');
+    await t.deps.phoneNumbers.remove(s.tenant.id, phone.id);
+    const { room, event } = fake.sipInbound({ from: '+14155550114', to: '+14155557104' });
+    expect(await recordedOf(event)).toBe(false);
+    expect(fake.rooms.has(room)).toBe(false);
+    expect(fake.agentIn(room)).toBeUndefined();
+    expect(await inboundCalls(s)).toEqual([]);
+  });
+});
+
 describe('without LiveKit configured', () => {
   let bare: TestApp;
   let s: Session;

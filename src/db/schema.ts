@@ -238,6 +238,11 @@ export const calls = pgTable(
     fromNumber: text('from_number'),
     toNumber: text('to_number'),
     providerCallSid: text('provider_call_sid'),
+    /**
+     * The LiveKit room a phone call reached through the SIP dispatch rule (its name is LiveKit's, not ours): how
+     * LiveKit's webhooks about that room find the call.
+     */
+    livekitRoom: text('livekit_room'),
     startedAt: timestamp('started_at', { withTimezone: true }),
     answeredAt: timestamp('answered_at', { withTimezone: true }),
     endedAt: timestamp('ended_at', { withTimezone: true }),
@@ -257,6 +262,7 @@ export const calls = pgTable(
     index('calls_tenant_id_idx').on(t.tenantId),
     index('calls_tenant_created_idx').on(t.tenantId, t.createdAt),
     uniqueIndex('calls_provider_call_sid_key').on(t.providerCallSid),
+    uniqueIndex('calls_livekit_room_key').on(t.livekitRoom),
   ],
 );
 

@@ -1,7 +1,7 @@
 // Calls and chat sessions as records: the call row (status, timing, metrics summary), its transcript turns
 // (with citations and per-turn latencies) and its events (the audit trail). Everything is written as it
 // happens, so a restart loses nothing already said and a conversation is rebuilt from here, never from memory.
-import { and, asc, count, desc, eq, inArray, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { callEvents, calls, callTranscripts } from '../db/schema.js';
 import { notFound } from '../http/errors.js';
@@ -68,6 +68,43 @@ export class CallService {
   async bySid(providerCallSid: string): Promise<Call | undefined> {
     const [row] = await this.db.select().from(calls).where(eq(calls.providerCallSid, providerCallSid));
     return row;
+  }
+
+  /** The phone call in a LiveKit room the SIP dispatch rule made (LiveKit names those rooms, not us). */
+  async byRoom(tenantId: string, room: string): Promise<Call | undefined> {
+    const [row] = await this.db.select().from(calls).where(and(eq(calls.tenantId, tenantId), eq(calls.livekitRoom, room)));
+    return row;
+  }
+
+  /**
+   * The phone call a caller brought into a LiveKit room of the SIP dispatch rule: the inbound call named by
+   * `callId` (Twilio announced it, then handed it to LiveKit), if it is live and in no room yet; otherwise a new
+   * inbound call. Undefined when the room has its call already: LiveKit delivers a webhook more than once, and
+   * only one delivery may start the agent.
+   */
+  async openInRoom(
+    tenantId: string,
+    room: string,
+    input: { callId?: string; fromNumber: string; toNumber: string; phoneNumberId?: string | null; overrides?: Record<string, unknown> },
+  ): Promise<Call | undefined> {
+    const { callId, ...values } = input;
+    if (callId) {
+      const [linked] = await this.db
+        .update(calls)
+        .set({ livekitRoom: room })
+        .where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId), eq(calls.direction, 'inbound'), isNull(calls.livekitRoom), isNull(calls.endedAt)))
+        .returning();
+      if (linked) return linked;
+      if (await this.byRoom(tenantId, room)) return undefined;
+    }
+    const now = new Date();
+    const [call] = await this.db
+      .insert(calls)
+      .values({ tenantId, direction: 'inbound', status: 'in_progress', ...values, livekitRoom: room, startedAt: now, answeredAt: now })
+      .onConflictDoNothing({ target: calls.livekitRoom })
+      .returning();
+    if (call) await this.event(tenantId, call.id, 'call.started', { direction: 'inbound' });
+    return call;
   }
 
   async setProviderSid(tenantId: string, callId: string, providerCallSid: string): Promise<void> {

@@ -1,13 +1,14 @@
 // The agent's side of LiveKit calls: it joins the call's room (within a timeout), waits for the caller (a browser
-// joining, a phone answering), has LiveKit's Egress record the room when the tenant records calls, runs the
+// joining, a phone answering; a phone that dialled in is already there), has LiveKit's Egress record the room when the tenant records calls, runs the
 // conversation with VoiceCalls to its end, then closes the room so nobody is left on a silent line. Nothing here
 // may crash the process: every failure is written on the call (`livekit.agent_failed`, `recording.failed`) and ends it.
 import type { FastifyBaseLogger } from 'fastify';
 import { AppError } from '../http/errors.js';
 import type { CallService, CallStatus } from '../services/calls.js';
+import type { PhoneNumberService } from '../services/phone-numbers.js';
 import type { SettingsService } from '../services/settings.js';
 import type { VoiceCalls } from '../voice/voice-calls.js';
-import { type AgentRoomTransport, type CallerWait, LiveKitError, type LiveKitService, roomName } from './livekit.js';
+import { type AgentRoomTransport, callIdAttribute, type CallerWait, callRoom, LiveKitError, type LiveKitService } from './livekit.js';
 
 /** On shutdown, calls that are ending get this long to close their rooms before the database goes. */
 const STOP_WAIT_MS = 3_000;
@@ -16,6 +17,7 @@ export interface LiveKitAgentDeps {
   calls: CallService;
   voice: VoiceCalls;
   settings: SettingsService;
+  phoneNumbers: PhoneNumberService;
   log: FastifyBaseLogger;
 }
 
@@ -52,6 +54,40 @@ export class LiveKitAgent {
   }
 
   /**
+   * A phone reached one of the tenant's SIP rooms (LiveKit's participant_joined webhook, for a SIP participant in a
+   * room of the tenant's dispatch rule). Its call is the one Twilio handed over to LiveKit, named in the caller's
+   * attributes (CALL_ID_ATTRIBUTE), or else a new inbound call to the dialled number, which must be one of the
+   * tenant's active numbers (its agent overrides apply). The agent joins and answers in the background. Returns the
+   * call's id; undefined when the room has its call already (LiveKit delivered the event again) or no call may be
+   * taken (the room is closed then, which hangs the phone up).
+   */
+  async answerSipCall(lk: LiveKitService, tenantId: string, room: string, attributes: Record<string, string>): Promise<string | undefined> {
+    const callId = callIdAttribute(attributes);
+    const toNumber = attributes['sip.trunkPhoneNumber'] ?? '';
+    const found = await this.deps.phoneNumbers.findForInbound(toNumber);
+    const number = found?.tenantId === tenantId ? found.phoneNumber : undefined;
+    if (!callId && !number) {
+      this.deps.log.warn({ tenantId, room, toNumber }, 'a phone call reached a SIP room for a number this tenant does not have: hung up');
+      await this.closeRoom(lk, tenantId, room);
+      return undefined;
+    }
+    const call = await this.deps.calls.openInRoom(tenantId, room, {
+      callId,
+      fromNumber: attributes['sip.phoneNumber'] ?? '',
+      toNumber,
+      phoneNumberId: number?.id,
+      overrides: number?.overrides,
+    });
+    if (!call) return undefined;
+    await this.deps.calls.event(tenantId, call.id, 'livekit.sip_answered', { room, sip_call_id: attributes['sip.callID'] ?? null, handed_over: call.id === callId });
+    this.track(async () => {
+      const transport = await this.join(lk, tenantId, call.id, room).catch(() => undefined);
+      if (transport) await this.converse(lk, tenantId, call.id, transport, 'inbound', room);
+    });
+    return call.id;
+  }
+
+  /**
    * An outbound phone call whose row exists: its room, the agent in it, then the dial, in that order so that no
    * phone rings for a call nobody would speak on. Any step failing ends the call failed and throws (a number
    * LiveKit refuses is `call_rejected`); once dialled, the conversation runs in the background.
@@ -71,7 +107,7 @@ export class LiveKitAgent {
       await transport.close('dialling failed').catch(() => undefined);
       await this.deps.calls.event(tenantId, callId, 'livekit.dial_failed', { error: messageOf(err) });
       await this.deps.calls.end(tenantId, callId, 'failed', 'livekit could not dial the number');
-      await this.closeRoom(lk, tenantId, callId);
+      await this.closeRoom(lk, tenantId, callRoom(tenantId, callId));
       // LiveKit's 4xx is about this call (the number, the trunk); its 5xx and our credentials are ours to fix.
       if (err instanceof LiveKitError && !err.retryable && err.code !== 'unauthenticated' && err.code !== 'permission_denied') {
         throw new AppError('call_rejected', `LiveKit refused the call: ${err.message}`);
@@ -80,7 +116,7 @@ export class LiveKitAgent {
     }
     await this.deps.calls.applyProviderStatus(tenantId, callId, 'ringing', { reason: 'livekit: dialling' });
     await this.deps.calls.event(tenantId, callId, 'livekit.dialed', { trunk_id: dial.trunkId, sip_call_id: placed.sipCallId, participant_identity: placed.participantIdentity });
-    this.track(() => this.converse(lk, tenantId, callId, transport, 'phone'));
+    this.track(() => this.converse(lk, tenantId, callId, transport, 'outbound'));
     return { room: placed.room, sipCallId: placed.sipCallId };
   }
 
@@ -99,10 +135,10 @@ export class LiveKitAgent {
    * The agent in the call's room within the join timeout. A failure is written on the call, ends it failed and
    * closes the room (a browser already in it is not left waiting for an agent that will not come), then is thrown.
    */
-  private async join(lk: LiveKitService, tenantId: string, callId: string): Promise<AgentRoomTransport> {
+  private async join(lk: LiveKitService, tenantId: string, callId: string, sipRoom?: string): Promise<AgentRoomTransport> {
     const { joinTimeoutMs } = lk.agent;
     const deadline = this.deadline(joinTimeoutMs, () => new LiveKitError('deadline_exceeded', `the agent did not join the room within ${joinTimeoutMs} ms`, true));
-    const joining = lk.joinAsAgent(tenantId, callId, deadline.signal);
+    const joining = lk.joinAsAgent(tenantId, callId, deadline.signal, sipRoom);
     try {
       return await untilAborted(joining, deadline.signal);
     } catch (err) {
@@ -114,7 +150,7 @@ export class LiveKitAgent {
       this.deps.log.warn({ err, tenantId, callId }, 'the agent could not join the livekit room');
       await this.deps.calls.event(tenantId, callId, 'livekit.agent_failed', { stage: 'join', error: messageOf(err) });
       await this.deps.calls.end(tenantId, callId, 'failed', 'the agent could not join the livekit room');
-      await this.closeRoom(lk, tenantId, callId);
+      await this.closeRoom(lk, tenantId, callRoom(tenantId, callId, sipRoom));
       throw err instanceof LiveKitError ? err : new LiveKitError('unavailable', `the agent could not join the room: ${messageOf(err)}`, true);
     } finally {
       deadline.clear();
@@ -122,7 +158,7 @@ export class LiveKitAgent {
   }
 
   /** Waits for the caller, starts the recording, runs the call to its end, and closes the room after. Never throws. */
-  private async converse(lk: LiveKitService, tenantId: string, callId: string, transport: AgentRoomTransport, caller: 'web' | 'phone'): Promise<void> {
+  private async converse(lk: LiveKitService, tenantId: string, callId: string, transport: AgentRoomTransport, caller: 'web' | 'inbound' | 'outbound', sipRoom?: string): Promise<void> {
     const log = this.deps.log.child({ tenantId, callId });
     const { callerTimeoutMs } = lk.agent;
     const deadline = this.deadline(callerTimeoutMs, () => new Error('caller timeout'));
@@ -139,7 +175,7 @@ export class LiveKitAgent {
       await this.deps.calls.applyProviderStatus(tenantId, callId, 'in_progress', { reason: 'answered' });
       // Started once the caller is there: earlier it would record ringing or an empty room, or run for a browser
       // that never comes. Concurrently, so the greeting does not wait for Egress.
-      const recording = this.startRecording(lk, tenantId, callId, log);
+      const recording = this.startRecording(lk, tenantId, callId, log, sipRoom);
       try {
         await this.deps.voice.run(tenantId, callId, transport);
       } finally {
@@ -152,24 +188,24 @@ export class LiveKitAgent {
       await this.deps.calls.end(tenantId, callId, 'failed', 'internal error').catch(() => undefined);
     } finally {
       deadline.clear();
-      await this.closeRoom(lk, tenantId, callId);
+      await this.closeRoom(lk, tenantId, callRoom(tenantId, callId, sipRoom));
     }
   }
 
   /** How a call the caller never came to ends. */
-  private callerMissing(wait: Exclude<CallerWait, 'ready'>, caller: 'web' | 'phone'): [CallStatus, string] {
+  private callerMissing(wait: Exclude<CallerWait, 'ready'>, caller: 'web' | 'inbound' | 'outbound'): [CallStatus, string] {
     if (this.stopping.signal.aborted) return ['failed', 'service shutting down'];
     // As the DELETE route and the room_finished webhook say it, whichever of the three comes first.
     if (wait === 'room_closed') return ['completed', 'livekit room closed'];
-    if (caller === 'phone') return ['no_answer', 'the phone was not answered'];
+    if (caller === 'outbound') return ['no_answer', 'the phone was not answered'];
     return ['canceled', wait === 'left' ? 'the caller left before the call began' : 'the caller did not join the room'];
   }
 
   /** An audio-only room composite of the call, when the tenant records calls. Never throws: the call goes on. */
-  private async startRecording(lk: LiveKitService, tenantId: string, callId: string, log: FastifyBaseLogger): Promise<void> {
+  private async startRecording(lk: LiveKitService, tenantId: string, callId: string, log: FastifyBaseLogger, sipRoom?: string): Promise<void> {
     try {
       if (!(await this.deps.settings.getTenant(tenantId)).call.recording) return;
-      const egressId = await lk.startRecording(tenantId, callId);
+      const egressId = await lk.startRecording(tenantId, callId, sipRoom);
       await this.deps.calls.event(tenantId, callId, 'recording.started', { egress_id: egressId });
     } catch (err) {
       log.warn({ err }, 'livekit recording could not be started');
@@ -181,9 +217,9 @@ export class LiveKitAgent {
    * Deleting the room hangs up whoever is still in it (a phone would otherwise stay connected to an empty room) and
    * ends its recording. Never throws; a room already gone is what we wanted.
    */
-  private async closeRoom(lk: LiveKitService, tenantId: string, callId: string): Promise<void> {
-    await lk.deleteRoom(tenantId, roomName(tenantId, callId)).catch((err: unknown) => {
-      if (!(err instanceof AppError && err.code === 'not_found')) this.deps.log.warn({ err, tenantId, callId }, 'livekit room could not be closed');
+  private async closeRoom(lk: LiveKitService, tenantId: string, room: string): Promise<void> {
+    await lk.deleteRoom(tenantId, room).catch((err: unknown) => {
+      if (!(err instanceof AppError && err.code === 'not_found')) this.deps.log.warn({ err, tenantId, room }, 'livekit room could not be closed');
     });
   }
 

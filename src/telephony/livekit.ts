@@ -58,6 +58,28 @@ export function roomName(tenantId: string, callId: string): string {
 /** The prefix of the rooms our dispatch rule puts a tenant's inbound SIP calls in. */
 export const sipRoomPrefix = (tenantId: string) => `${tenantPrefix(tenantId)}sip`;
 
+/**
+ * The room a call is in: the one named after it, or (`sipRoom`) the room the tenant's dispatch rule made for a phone
+ * that dialled in, whose name LiveKit chose. Room names decide ownership, so another tenant's room is refused.
+ */
+export function callRoom(tenantId: string, callId: string, sipRoom?: string): string {
+  if (sipRoom === undefined) return roomName(tenantId, callId);
+  if (!sipRoom.startsWith(sipRoomPrefix(tenantId))) throw new Error('not a SIP room of this tenant');
+  return sipRoom;
+}
+
+/**
+ * The participant attribute that carries our call id: set by dialOut, and by the inbound trunk from the `X-Call-Id`
+ * SIP header our TwiML adds when Twilio hands a call to LiveKit (Twilio's call row is then the call in the room).
+ */
+export const CALL_ID_ATTRIBUTE = 'call_id';
+
+/** Our call id in a participant's attributes (CALL_ID_ATTRIBUTE), if there is one that can be. */
+export function callIdAttribute(attributes: Record<string, string>): string | undefined {
+  const id = attributes[CALL_ID_ATTRIBUTE];
+  return id && UUID.test(id) ? id : undefined;
+}
+
 /** Whose room a name is, and which call it carries (none for a room made by a SIP dispatch rule). */
 export function parseRoomName(name: string): { tenantId: string; callId: string | undefined } | undefined {
   const m = ROOM_NAME.exec(name);
@@ -114,7 +136,8 @@ export interface AgentConnectOptions {
   url: string;
   /** The agent's join token for this one room. */
   token: string;
-  callerIdentity: string;
+  /** Who the caller is; without it, the first phone or browser participant (a phone that dialled in). */
+  callerIdentity?: string;
   /** Aborted when the agent gives up joining; the connection must then leave the room. */
   signal: AbortSignal;
 }
@@ -202,7 +225,9 @@ const webhookJson = z.object({
   id: z.string().default(''),
   createdAt: z.string().optional(),
   room: z.object({ name: z.string().default(''), sid: z.string().default('') }).optional(),
-  participant: z.object({ identity: z.string().default(''), sid: z.string().default(''), kind: z.string().default('STANDARD') }).optional(),
+  participant: z
+    .object({ identity: z.string().default(''), sid: z.string().default(''), kind: z.string().default('STANDARD'), attributes: z.record(z.string(), z.string()).default({}) })
+    .optional(),
   egressInfo: z
     .object({
       egressId: z.string().default(''),
@@ -267,26 +292,26 @@ export class LiveKitService {
    * messages (LiveKit allows them unless refused), no metadata changes, no admin rights of any kind.
    */
   callerToken(tenantId: string, callId: string, identity: string, ttlMs: number, name?: string): Promise<JoinToken> {
-    return this.joinToken(tenantId, callId, identity, ttlMs, { canPublishData: false }, { name });
+    return this.joinToken(roomName(tenantId, callId), identity, ttlMs, { canPublishData: false }, { name });
   }
 
-  /** The agent's token: the same room, published as an agent participant; it may send data (transcripts). */
-  agentToken(tenantId: string, callId: string, ttlMs: number, identity = AGENT_IDENTITY): Promise<JoinToken> {
-    return this.joinToken(tenantId, callId, identity, ttlMs, { canPublishData: true }, { name: 'Agent', kind: 'agent' });
+  /** The agent's token: the call's room (see callRoom), published as an agent participant; it may send data. */
+  agentToken(tenantId: string, callId: string, ttlMs: number, sipRoom?: string): Promise<JoinToken> {
+    return this.joinToken(callRoom(tenantId, callId, sipRoom), AGENT_IDENTITY, ttlMs, { canPublishData: true }, { name: 'Agent', kind: 'agent' });
   }
 
   /**
    * Joins the call's room as the agent (no timeout here: the caller of this bounds it with `signal`). The agent
-   * listens to CALLER_IDENTITY only, the identity of both the browser's token and the dialled phone.
+   * listens to CALLER_IDENTITY only, the identity of both the browser's token and the dialled phone; in a room of
+   * the SIP dispatch rule (`sipRoom`), to the phone that dialled in, whose identity LiveKit chose.
    */
-  async joinAsAgent(tenantId: string, callId: string, signal: AbortSignal): Promise<AgentRoomTransport> {
-    const { token } = await this.agentToken(tenantId, callId, AGENT_TOKEN_TTL_MS);
+  async joinAsAgent(tenantId: string, callId: string, signal: AbortSignal, sipRoom?: string): Promise<AgentRoomTransport> {
+    const { token } = await this.agentToken(tenantId, callId, AGENT_TOKEN_TTL_MS, sipRoom);
     signal.throwIfAborted();
-    return this.agent.connect({ url: this.clientUrl, token, callerIdentity: CALLER_IDENTITY, signal });
+    return this.agent.connect({ url: this.clientUrl, token, callerIdentity: sipRoom === undefined ? CALLER_IDENTITY : undefined, signal });
   }
 
-  private async joinToken(tenantId: string, callId: string, identity: string, ttlMs: number, grant: VideoGrant, opts: { name?: string; kind?: string }): Promise<JoinToken> {
-    const room = roomName(tenantId, callId);
+  private async joinToken(room: string, identity: string, ttlMs: number, grant: VideoGrant, opts: { name?: string; kind?: string }): Promise<JoinToken> {
     const ttlSeconds = Math.max(1, Math.ceil(ttlMs / 1000));
     const at = new AccessToken(this.settings.apiKey, this.settings.apiSecret, { identity, ttl: ttlSeconds, name: opts.name });
     at.addGrant({
@@ -349,7 +374,9 @@ export class LiveKitService {
     const taken = numbers.filter((n) => existing.some((t) => t.numbers.includes(n)));
     if (taken.length) throw new AppError('conflict', `Already connected to LiveKit: ${taken.join(', ')}`);
     const metadata = JSON.stringify({ tenant_id: tenantId });
-    const trunk = await this.call('create SIP trunk', () => this.sip.createSipInboundTrunk(`tenant ${tenantId}`, numbers, { metadata }));
+    // A call Twilio hands over (telephony mode `livekit`) names its call row in X-Call-Id: see CALL_ID_ATTRIBUTE.
+    const headersToAttributes = { 'X-Call-Id': CALL_ID_ATTRIBUTE };
+    const trunk = await this.call('create SIP trunk', () => this.sip.createSipInboundTrunk(`tenant ${tenantId}`, numbers, { metadata, headersToAttributes }));
     try {
       const rule = await this.call('create SIP dispatch rule', () =>
         this.sip.createSipDispatchRule({ type: 'individual', roomPrefix: prefix }, { name: `tenant ${tenantId}`, trunkIds: [trunk.sipTrunkId], metadata, attributes: { tenant_id: tenantId } }),
@@ -388,7 +415,7 @@ export class LiveKitService {
         fromNumber: input.fromNumber,
         participantIdentity: CALLER_IDENTITY,
         participantName: 'Phone',
-        participantAttributes: { tenant_id: tenantId, call_id: callId },
+        participantAttributes: { tenant_id: tenantId, [CALL_ID_ATTRIBUTE]: callId },
         playDialtone: false,
       }),
     );
@@ -397,9 +424,9 @@ export class LiveKitService {
 
   // ---- Recording ----
 
-  /** Starts an audio-only recording of the call's room (Ogg/Opus); returns LiveKit's egress id. */
-  async startRecording(tenantId: string, callId: string): Promise<string> {
-    const room = roomName(tenantId, callId);
+  /** Starts an audio-only recording of the call's room (Ogg/Opus, see callRoom); returns LiveKit's egress id. */
+  async startRecording(tenantId: string, callId: string, sipRoom?: string): Promise<string> {
+    const room = callRoom(tenantId, callId, sipRoom);
     const s3 = this.settings.recordingS3;
     const file = new EncodedFileOutput({
       fileType: EncodedFileType.OGG,

@@ -63,6 +63,8 @@ export interface FakeInboundTrunk {
   metadata: string;
   numbers: string[];
   allowedNumbers: string[];
+  /** SIP header name -> participant attribute name, for the headers of an inbound call. */
+  headersToAttributes: Record<string, string>;
 }
 export interface FakeOutboundTrunk {
   sipTrunkId: string;
@@ -198,6 +200,43 @@ export class FakeLiveKit {
   /** Twirp method names called so far (e.g. `RoomService/CreateRoom`). */
   called(): string[] {
     return this.requests.map((r) => r.method);
+  }
+
+  // ---- Inbound SIP ----
+
+  /**
+   * A phone call reaching LiveKit's SIP service, routed as LiveKit routes it: the inbound trunk holding the dialled
+   * number (and allowing the caller), then that trunk's dispatch rule. An individual rule puts the caller in a new
+   * room `<prefix>_<caller number>_<random>` as participant `sip_<caller number>` of kind SIP, with LiveKit's `sip.*`
+   * attributes, the rule's attributes, and the SIP headers the trunk maps to attributes. Returns the room and the
+   * participant_joined event LiveKit then sends (sign it with webhook()); throws as LiveKit refuses the INVITE when
+   * no trunk or rule takes the call.
+   */
+  sipInbound(call: { from: string; to: string; headers?: Record<string, string> }): { room: string; event: Json } {
+    const trunk = this.inboundTrunks.find((t) => t.numbers.includes(call.to) && (t.allowedNumbers.length === 0 || t.allowedNumbers.includes(call.from)));
+    if (!trunk) throw new Error(`SIP 404: no inbound trunk for ${call.to}`);
+    const rule = this.dispatchRules.find((r) => r.trunkIds.length === 0 || r.trunkIds.includes(trunk.sipTrunkId));
+    if (!rule) throw new Error(`SIP 404: no dispatch rule for trunk ${trunk.sipTrunkId}`);
+    const individual = field<Json>(rule.rule, 'dispatchRuleIndividual');
+    if (!individual) throw new Error('the fake dispatches individual rules only');
+    const room = `${str(individual, 'roomPrefix')}_${call.from}_${randomBytes(6).toString('hex')}`;
+    this.rooms.set(room, { sid: id('RM_'), name: room, emptyTimeout: 300, departureTimeout: 20, metadata: '', creationTime: Date.now() });
+    const attributes: Record<string, string> = { ...rule.attributes };
+    // Header names are matched without regard to case, as SIP does.
+    for (const [header, value] of Object.entries(call.headers ?? {})) {
+      const mapped = Object.entries(trunk.headersToAttributes).find(([h]) => h.toLowerCase() === header.toLowerCase());
+      if (mapped) attributes[mapped[1]] = value;
+    }
+    Object.assign(attributes, {
+      'sip.callID': id('SCL_'),
+      'sip.callStatus': 'active',
+      'sip.phoneNumber': call.from,
+      'sip.trunkPhoneNumber': call.to,
+      'sip.trunkID': trunk.sipTrunkId,
+      'sip.ruleID': rule.sipDispatchRuleId,
+    });
+    const participant = { sid: id('PA_'), identity: `sip_${call.from}`, state: 'ACTIVE', kind: 'SIP', attributes };
+    return { room, event: { event: 'participant_joined', room: { sid: this.rooms.get(room)!.sid, name: room }, participant } };
   }
 
   // ---- Webhooks ----
@@ -351,7 +390,8 @@ export class FakeLiveKit {
           throw new TwirpFailure('invalid_argument', `Conflicting inbound SIP Trunks: "<new>" and "${other.sipTrunkId}", using the same number(s) ${JSON.stringify(shared)} without AllowedNumbers set`);
         }
       }
-      const info: FakeInboundTrunk = { sipTrunkId: id('ST_'), name: str(trunk, 'name'), metadata: str(trunk, 'metadata'), numbers, allowedNumbers };
+      const headersToAttributes = field<Record<string, string>>(trunk, 'headersToAttributes') ?? {};
+      const info: FakeInboundTrunk = { sipTrunkId: id('ST_'), name: str(trunk, 'name'), metadata: str(trunk, 'metadata'), numbers, allowedNumbers, headersToAttributes };
       this.inboundTrunks.push(info);
       return inboundTrunkJson(info);
     },
@@ -476,6 +516,7 @@ const inboundTrunkJson = (t: FakeInboundTrunk) => ({
   numbers: t.numbers,
   allowed_addresses: [],
   allowed_numbers: t.allowedNumbers,
+  headers_to_attributes: t.headersToAttributes,
   auth_username: '',
   auth_password: '',
 });
@@ -521,7 +562,7 @@ export class FakeAgentTransport implements AgentRoomTransport {
     readonly room: string,
     /** The claims of the token the agent joined with. */
     readonly claims: JWTPayload,
-    readonly callerIdentity: string,
+    readonly callerIdentity: string | undefined,
     /** How many server API requests the fake had answered when the agent joined (to tell what came first). */
     readonly requestsBefore: number,
   ) {

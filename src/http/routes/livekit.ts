@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { E164 } from '../../services/phone-numbers.js';
-import { CALLER_IDENTITY, type LiveKitRoom, type LiveKitService, type LiveKitWebhookEvent, parseRoomName } from '../../telephony/livekit.js';
+import { CALLER_IDENTITY, type LiveKitRoom, type LiveKitService, type LiveKitWebhookEvent, parseRoomName, sipRoomPrefix } from '../../telephony/livekit.js';
 import { LiveKitAgent } from '../../telephony/livekit-agent.js';
 import type { App } from '../app.js';
 import { principalOf } from '../auth.js';
@@ -43,7 +43,7 @@ function liveKitOf(deps: Deps): LiveKitService {
 
 export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
   const common = { tags: ['livekit'], security: [{ bearer: [] }] };
-  const agent = new LiveKitAgent({ calls: deps.calls, voice: deps.voice, settings: deps.settings, log: deps.log.child({ component: 'livekit-agent' }) });
+  const agent = new LiveKitAgent({ calls: deps.calls, voice: deps.voice, settings: deps.settings, phoneNumbers: deps.phoneNumbers, log: deps.log.child({ component: 'livekit-agent' }) });
   // Stops joining rooms and waiting for callers; main.ts has already drained the live conversations by then.
   app.addHook('onClose', async () => {
     await agent.stop();
@@ -171,7 +171,7 @@ export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
       const { tenantId } = principalOf(request);
       await liveKitOf(deps).deleteRoom(tenantId, request.params.name);
       // LiveKit's room_finished webhook would end the call too; not every deployment has webhooks set up.
-      const callId = parseRoomName(request.params.name)?.callId;
+      const callId = await callInRoom(deps, tenantId, request.params.name);
       if (callId) await deps.calls.end(tenantId, callId, 'completed', 'livekit room deleted');
       return reply.status(204).send(null);
     },
@@ -225,7 +225,9 @@ export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
             'Verified like LiveKit’s WebhookReceiver: `Authorization` is a JWT from our API key whose `sha256` claim is the ' +
             'hash of the body. Room, participant and egress events of a call’s room are recorded on that call; ' +
             '`room_finished` ends it; `egress_ended` also records `recording.saved` (with the file’s location) or ' +
-            '`recording.failed`. Events for rooms that are not a call of ours are acknowledged and ignored.',
+            '`recording.failed`. A phone (participant kind SIP) joining a room of a tenant’s SIP dispatch rule is answered: ' +
+            'its call is made (or, handed over by Twilio, found) and the agent joins. Events for rooms that are not a call ' +
+            'of ours are acknowledged and ignored.',
           response: { 200: z.object({ received: z.literal(true), recorded: z.boolean() }), 400: errorEnvelope, 403: errorEnvelope, 429: errorEnvelope, 503: errorEnvelope },
         },
       },
@@ -236,7 +238,7 @@ export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
           if (err instanceof AppError && err.code === 'invalid_signature') await deps.rateLimiter.rejectedSignature(reply, request.ip, deps.config.rateLimits.perIpPerMinute);
           throw err;
         });
-        const recorded = await recordWebhook(deps, event);
+        const recorded = await recordWebhook(deps, agent, lk, event);
         request.log.info({ event: event.event, eventId: event.id, recorded }, 'livekit webhook');
         return { received: true as const, recorded };
       },
@@ -244,16 +246,28 @@ export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
   });
 }
 
+/** The call a room of the tenant carries: named in the room's name, or (a SIP dispatch room) the one put in it. */
+async function callInRoom(deps: Deps, tenantId: string, room: string): Promise<string | undefined> {
+  const owner = parseRoomName(room);
+  if (owner?.tenantId !== tenantId) return undefined;
+  return owner.callId ?? (await deps.calls.byRoom(tenantId, room))?.id;
+}
+
 /**
- * Writes a verified event on the call its room carries. The tenant and call come from the room name and the call
- * must exist for that tenant; LiveKit retries deliveries, so an event id already recorded is not written again.
+ * Writes a verified event on the call its room carries. The tenant comes from the room name and the call must exist
+ * for that tenant; LiveKit retries deliveries, so an event id already recorded is not written again. A phone joining
+ * a room of the tenant's SIP dispatch rule is answered: that makes the room's call (LiveKitAgent.answerSipCall).
  */
-async function recordWebhook(deps: Deps, event: LiveKitWebhookEvent): Promise<boolean> {
+async function recordWebhook(deps: Deps, agent: LiveKitAgent, lk: LiveKitService, event: LiveKitWebhookEvent): Promise<boolean> {
   if (!RECORDED_EVENTS.has(event.event)) return false;
   const roomName = event.room?.name || event.egressInfo?.roomName || '';
   const owner = parseRoomName(roomName);
-  if (!owner?.callId) return false;
-  const { tenantId, callId } = owner;
+  if (!owner) return false;
+  const { tenantId } = owner;
+  let callId = await callInRoom(deps, tenantId, roomName);
+  const dialledIn = event.event === 'participant_joined' && event.participant?.kind === 'SIP' && !owner.callId && roomName.startsWith(sipRoomPrefix(tenantId));
+  if (!callId && dialledIn) callId = await agent.answerSipCall(lk, tenantId, roomName, event.participant!.attributes);
+  if (!callId) return false;
   const events = await deps.calls.events(tenantId, callId).catch((err: unknown) => {
     if (err instanceof AppError && err.code === 'not_found') return undefined;
     throw err;

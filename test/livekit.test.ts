@@ -7,11 +7,12 @@
 // leaves; a join that fails or times out, and a caller who never comes, end the call and close the room. Outbound
 // calls dial only through the tenant's own trunk, after the agent is in the room. Without LiveKit configured, the
 // routes answer 503 livekit_not_configured.
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { jwtVerify } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AgentJoinSettings, LiveKitService, roomName } from '../src/telephony/livekit.js';
 import { FakeLiveKit } from './fakes/livekit.js';
+import { FakeS3 } from './fakes/s3.js';
 import { bearer, buildTestApp, call, type Session, signup, type TestApp, twoTenants, uniqueEmail, waitFor } from './helpers.js';
 
 let fake: FakeLiveKit;
@@ -198,7 +199,7 @@ describe('webhook', () => {
     ]);
     expect(events[2]!.data).toMatchObject({ room: c.room, room_sid: 'RM_hook', participant_identity: 'caller', participant_kind: 'STANDARD' });
     expect(events[4]!.data).toMatchObject({ egress_id: 'EG_1', egress_status: 'EGRESS_COMPLETE', files: [{ filename: 'recordings/x.ogg', location: 's3://calls/recordings/x.ogg' }] });
-    expect(events[5]!.data).toEqual({ egress_id: 'EG_1', location: 's3://calls/recordings/x.ogg', filename: 'recordings/x.ogg', duration_ms: 1000 });
+    expect(events[5]!.data).toEqual({ egress_id: 'EG_1', location: 's3://calls/recordings/x.ogg', filename: 'recordings/x.ogg', duration_ms: 1000, downloadable: false });
     expect(events.at(-1)!.data).toMatchObject({ status: 'completed' });
     expect((await call(t.app, 'GET', `/api/v1/calls/${c.call_id}`, a.access_token)).json()).toMatchObject({ status: 'completed' });
   });
@@ -215,7 +216,7 @@ describe('webhook', () => {
     const events = (await eventsOf(a, c.call_id)).filter((e) => e.type.startsWith('recording.'));
     expect(events).toEqual([
       { type: 'recording.failed', data: { egress_id: 'EG_failed', egress_status: 'EGRESS_FAILED', error: 'no space left' } },
-      { type: 'recording.saved', data: { egress_id: 'EG_nofile' } },
+      { type: 'recording.saved', data: { egress_id: 'EG_nofile', downloadable: false } },
     ].map((e) => expect.objectContaining(e)));
   });
 
@@ -607,6 +608,84 @@ describe('inbound phone calls through LiveKit SIP', () => {
     expect(fake.rooms.has(room)).toBe(false);
     expect(fake.agentIn(room)).toBeUndefined();
     expect(await inboundCalls(s)).toEqual([]);
+  });
+});
+
+describe('Egress recordings in the recordings bucket', () => {
+  let s3: FakeS3;
+  let ts3: TestApp;
+  beforeAll(async () => {
+    s3 = await new FakeS3({ region: 'eu-central-1', buckets: ['call-recordings'] }).start();
+    ts3 = await buildTestApp({
+      LIVEKIT_URL: fake.url,
+      LIVEKIT_API_KEY: fake.apiKey,
+      LIVEKIT_API_SECRET: fake.apiSecret,
+      RECORDINGS_S3_BUCKET: 'call-recordings',
+      RECORDINGS_S3_ENDPOINT: s3.baseUrl,
+      RECORDINGS_S3_REGION: 'eu-central-1',
+      RECORDINGS_S3_ACCESS_KEY_ID: s3.accessKeyId,
+      RECORDINGS_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+      RECORDINGS_S3_FORCE_PATH_STYLE: 'true',
+    });
+    ts3.deps.livekit = new LiveKitService({ url: fake.url, apiKey: fake.apiKey, apiSecret: fake.apiSecret, recordingS3: ts3.deps.config.recordings.s3, agent: { connect: fake.connectAgent } });
+  });
+  afterAll(async () => {
+    for (const agent of fake.agents) agent.callerLeaves();
+    await waitFor('live calls to end', async () => (ts3.deps.voice.active === 0 ? true : undefined));
+    await ts3.close();
+    await s3.stop();
+    fake.callerPresent = false;
+  });
+
+  /** A web call whose room Egress records, ended by the caller leaving: its call id and Egress's upload request. */
+  const recordedCall = async (s: Session) => {
+    fake.callerPresent = true;
+    const res = await call(ts3.app, 'POST', '/api/v1/voice/livekit/token', s.access_token, {});
+    expect(res.statusCode, res.body).toBe(201);
+    const { call_id: callId, room } = res.json() as { call_id: string; room: string };
+    const agent = await agentIn(room);
+    const started = await waitFor('recording.started', async () => (await ts3.deps.calls.events(s.tenant.id, callId)).find((e) => e.type === 'recording.started'));
+    const egress = fake.egresses.get(started.extraData.egress_id as string)!;
+    agent.callerLeaves();
+    await waitFor('the call to end', async () => ((await ts3.deps.calls.get(s.tenant.id, callId)).endedAt ? true : undefined));
+    return { callId, room, output: (egress.request.fileOutputs as { filepath: string; s3: Record<string, unknown> }[])[0]! };
+  };
+  const egressEnded = async (room: string, fileResults: object[]) => {
+    const w = await fake.webhook({ event: 'egress_ended', egressInfo: { egressId: `EG_${randomUUID()}`, roomName: room, status: 'EGRESS_COMPLETE', fileResults } });
+    const res = await ts3.app.inject({ method: 'POST', url: '/api/v1/webhooks/livekit', headers: w.headers, payload: w.body });
+    expect([res.statusCode, res.json().recorded], res.body).toEqual([200, true]);
+  };
+
+  it('the room’s Ogg that Egress uploaded is the call’s recording, downloadable by its tenant only', async () => {
+    const s = await signup(ts3.app);
+    const other = await signup(ts3.app);
+    const { callId, room, output } = await recordedCall(s);
+    // Egress is told to upload into the recordings bucket, at the key the call's recording is then found by.
+    expect(output.filepath).toBe(`recordings/${s.tenant.id}/${callId}.ogg`);
+    expect(output.s3).toMatchObject({ bucket: 'call-recordings', endpoint: s3.baseUrl, region: 'eu-central-1', forcePathStyle: true });
+    // What Egress does then: the file in the bucket, and egress_ended naming it.
+    const ogg = Buffer.concat([Buffer.from('OggS'), randomBytes(4000)]);
+    s3.buckets.get('call-recordings')!.set(output.filepath, { body: ogg, contentType: 'audio/ogg', etag: '"egress"', lastModified: new Date() });
+    await egressEnded(room, [{ filename: output.filepath, location: `s3://call-recordings/${output.filepath}`, duration: '2500000000', size: '4004' }]);
+
+    const rec = await call(ts3.app, 'GET', `/api/v1/calls/${callId}/recording`, s.access_token);
+    expect(rec.statusCode, rec.body).toBe(200);
+    expect(rec.json().duration_ms).toBe(2500);
+    const download = await fetch(rec.json().url as string);
+    expect(download.status).toBe(200);
+    expect(Buffer.from(await download.arrayBuffer()).equals(ogg)).toBe(true);
+    expect((await call(ts3.app, 'GET', `/api/v1/calls/${callId}/recording`, other.access_token)).statusCode).toBe(404);
+    const saved = (await ts3.deps.calls.events(s.tenant.id, callId)).find((e) => e.type === 'recording.saved')!;
+    expect(saved.extraData).toMatchObject({ downloadable: true, duration_ms: 2500 });
+  });
+
+  it('a file Egress wrote anywhere else is named in the event, not made the call’s recording', async () => {
+    const s = await signup(ts3.app);
+    const { callId, room } = await recordedCall(s);
+    await egressEnded(room, [{ filename: `recordings/${s.tenant.id}/${randomUUID()}.ogg`, location: 's3://elsewhere/x.ogg' }]);
+    const rec = await call(ts3.app, 'GET', `/api/v1/calls/${callId}/recording`, s.access_token);
+    expect([rec.statusCode, rec.json().error.code]).toEqual([404, 'not_found']);
+    expect((await ts3.deps.calls.events(s.tenant.id, callId)).find((e) => e.type === 'recording.saved')!.extraData).toMatchObject({ downloadable: false });
   });
 });
 

@@ -182,10 +182,10 @@ export class CallService {
   }
 
   /** Points the call at its stored recording (a call resumed after a restart replaces it with its own). */
-  async setRecording(tenantId: string, callId: string, key: string, durationMs: number): Promise<void> {
+  async setRecording(tenantId: string, callId: string, key: string, durationMs: number | null): Promise<void> {
     const rows = await this.db
       .update(calls)
-      .set({ recordingKey: key, recordingMs: Math.round(durationMs) })
+      .set({ recordingKey: key, recordingMs: durationMs === null ? null : Math.round(durationMs) })
       .where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId)))
       .returning({ id: calls.id });
     if (!rows.length) throw notFound('Call');

@@ -29,6 +29,9 @@ export function assertRecordingKey(key: string): void {
 
 export const recordingKey = (tenantId: string, callId: string) => `${tenantId}/${callId}.wav`;
 
+/** Where LiveKit's Egress writes a LiveKit call's recording (Ogg/Opus of the room) in the recordings bucket. */
+export const egressRecordingKey = (tenantId: string, callId: string) => `recordings/${tenantId}/${callId}.ogg`;
+
 export function createRecordingStore(config: Pick<Config, 'recordings' | 'publicBaseUrl'>, secretKey: string): RecordingStore {
   const { s3, dir } = config.recordings;
   if (s3) return new S3RecordingStore(s3);

@@ -21,6 +21,7 @@ import { z } from 'zod';
 import type { Config } from '../config.js';
 import { AppError, notFound } from '../http/errors.js';
 import { ProviderError } from '../lib/provider-error.js';
+import { egressRecordingKey } from '../storage/recording-store.js';
 import type { CallerWait } from '../voice/transports/livekit.js';
 import type { Transport } from '../voice/transports/transport.js';
 
@@ -430,7 +431,7 @@ export class LiveKitService {
     const s3 = this.settings.recordingS3;
     const file = new EncodedFileOutput({
       fileType: EncodedFileType.OGG,
-      filepath: `recordings/${tenantId}/${callId}.ogg`,
+      filepath: egressRecordingKey(tenantId, callId),
       output: s3
         ? {
             case: 's3',

@@ -3,6 +3,7 @@
 // and /api/v1/webhooks/livekit, where LiveKit reports what happened in the rooms (recordings included).
 // Everything is tenant-scoped by room name; without LiveKit configured every route answers 503.
 import { z } from 'zod';
+import { egressRecordingKey } from '../../storage/recording-store.js';
 import type { Deps } from '../../deps.js';
 import { E164 } from '../../services/phone-numbers.js';
 import { CALLER_IDENTITY, type LiveKitRoom, type LiveKitService, type LiveKitWebhookEvent, parseRoomName, sipRoomPrefix } from '../../telephony/livekit.js';
@@ -302,10 +303,17 @@ async function recordEgressEnd(deps: Deps, tenantId: string, callId: string, egr
   const file = egress.fileResults.find((f) => f.location || f.filename);
   // FileInfo.duration is in nanoseconds (an int64, so a string in JSON).
   const durationNs = Number(file?.duration);
+  const durationMs = file?.duration && Number.isFinite(durationNs) ? Math.round(durationNs / 1e6) : null;
+  // With a recordings bucket, Egress uploads there, at the key startRecording gave it: the file is then the call's
+  // recording, downloadable like any other. Elsewhere (Egress's own disk) it is only named in the event.
+  const key = egressRecordingKey(tenantId, callId);
+  const stored = deps.config.recordings.s3 !== undefined && egress.fileResults.some((f) => f.filename === key);
+  if (stored) await deps.calls.setRecording(tenantId, callId, key, durationMs);
   await deps.calls.event(tenantId, callId, 'recording.saved', {
     egress_id: egress.egressId,
     ...(file?.location && { location: file.location }),
     ...(file?.filename && { filename: file.filename }),
-    ...(file?.duration && Number.isFinite(durationNs) && { duration_ms: Math.round(durationNs / 1e6) }),
+    ...(durationMs !== null && { duration_ms: durationMs }),
+    downloadable: stored,
   });
 }

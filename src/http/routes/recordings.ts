@@ -23,7 +23,10 @@ export function recordingRoutes(app: App, deps: Deps): void {
       schema: {
         tags: ['calls'],
         security: [{ bearer: [] }],
-        summary: 'A short-lived download URL for the call’s stereo WAV recording (caller left, agent right)',
+        summary: 'A short-lived download URL for the call’s recording',
+        description:
+          'Media-stream and browser calls: a stereo WAV (caller left, agent right). LiveKit calls: the room’s Ogg/Opus ' +
+          'from LiveKit Egress, when recordings go to a bucket (Egress uploads there). 404 when the call has none.',
         params: idParams,
         response: { 200: recordingView, ...errorResponses },
       },

@@ -557,6 +557,9 @@ describe('inbound phone calls through LiveKit SIP', () => {
     const started = await waitFor('recording.started', async () => (await eventsOf(s, callId)).find((e) => e.type === 'recording.started'));
     expect(fake.egresses.get(started.data.egress_id as string)!.roomName).toBe(room);
 
+    // The tenant's rooms show the call this room carries.
+    const rooms = (await call(t.app, 'GET', '/api/v1/voice/livekit/rooms', s.access_token)).json().items as { name: string; call_id: string | null }[];
+    expect(rooms).toEqual([expect.objectContaining({ name: room, call_id: callId })]);
     // The room's later events find the call through its room.
     expect(await recordedOf({ event: 'participant_left', room: event.room, participant: { ...(event.participant as object), state: 'DISCONNECTED' } })).toBe(true);
     agent.callerLeaves();

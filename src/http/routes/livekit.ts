@@ -137,7 +137,12 @@ export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
   app.get(
     '/api/v1/voice/livekit/rooms',
     { config: { auth: 'tenant' }, schema: { ...common, summary: 'The tenant’s active LiveKit rooms', response: { 200: z.object({ items: z.array(roomView) }), ...unavailable, ...errorResponses } } },
-    async (request) => ({ items: (await liveKitOf(deps).listRooms(principalOf(request).tenantId)).map(toRoomView) }),
+    async (request) => {
+      const { tenantId } = principalOf(request);
+      const rooms = await liveKitOf(deps).listRooms(tenantId);
+      // A room of the SIP dispatch rule is not named after its call: its call is found by the room.
+      return { items: await Promise.all(rooms.map(async (r) => toRoomView({ ...r, callId: await callInRoom(deps, tenantId, r.name) }))) };
+    },
   );
 
   app.post(

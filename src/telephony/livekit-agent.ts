@@ -1,7 +1,8 @@
 // The agent's side of LiveKit calls: it joins the call's room (within a timeout), waits for the caller (a browser
-// joining, a phone answering; a phone that dialled in is already there), has LiveKit's Egress record the room when the tenant records calls, runs the
-// conversation with VoiceCalls to its end, then closes the room so nobody is left on a silent line. Nothing here
-// may crash the process: every failure is written on the call (`livekit.agent_failed`, `recording.failed`) and ends it.
+// joining, a phone answering; a phone that dialled in is already there), has LiveKit's Egress record the room when
+// the tenant records calls, runs the conversation with VoiceCalls to its end, then closes the room so nobody is left
+// on a silent line. Nothing here may crash the process: every failure is written on the call (`livekit.agent_failed`,
+// `recording.failed`) and ends it.
 import type { FastifyBaseLogger } from 'fastify';
 import { AppError } from '../http/errors.js';
 import type { CallService, CallStatus } from '../services/calls.js';

@@ -3,9 +3,9 @@
 // and /api/v1/webhooks/livekit, where LiveKit reports what happened in the rooms (recordings included).
 // Everything is tenant-scoped by room name; without LiveKit configured every route answers 503.
 import { z } from 'zod';
-import { egressRecordingKey } from '../../storage/recording-store.js';
 import type { Deps } from '../../deps.js';
 import { E164 } from '../../services/phone-numbers.js';
+import { egressRecordingKey } from '../../storage/recording-store.js';
 import { CALLER_IDENTITY, type LiveKitRoom, type LiveKitService, type LiveKitWebhookEvent, parseRoomName, sipRoomPrefix } from '../../telephony/livekit.js';
 import { LiveKitAgent } from '../../telephony/livekit-agent.js';
 import type { App } from '../app.js';

@@ -11,10 +11,14 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { jwtVerify } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AgentJoinSettings, LiveKitService, roomName } from '../src/telephony/livekit.js';
+import { liveKitSipTarget } from '../src/telephony/telephony.js';
+import { twilioSignature } from '../src/telephony/twilio-signature.js';
 import { FakeLiveKit } from './fakes/livekit.js';
 import { FakeS3 } from './fakes/s3.js';
 import { bearer, buildTestApp, call, type Session, signup, type TestApp, twoTenants, uniqueEmail, waitFor } from './helpers.js';
 
+const TWILIO = { accountSid: `AC${'2'.repeat(32)}`, authToken: 'twilio-auth-token-for-livekit-mode' };
+const PUBLIC_BASE_URL = 'https://voice.example.com';
 let fake: FakeLiveKit;
 let t: TestApp;
 let a: Session;
@@ -24,7 +28,16 @@ const liveKit = (agent: Partial<AgentJoinSettings> = {}) =>
   new LiveKitService({ url: fake.url, apiKey: fake.apiKey, apiSecret: fake.apiSecret, sipUri: 'sip:fake.sip.example', agent: { connect: fake.connectAgent, ...agent } });
 beforeAll(async () => {
   fake = await new FakeLiveKit().start();
-  t = await buildTestApp({ LIVEKIT_URL: fake.url, LIVEKIT_API_KEY: fake.apiKey, LIVEKIT_API_SECRET: fake.apiSecret, LIVEKIT_SIP_URI: 'sip:fake.sip.example' });
+  t = await buildTestApp({
+    LIVEKIT_URL: fake.url,
+    LIVEKIT_API_KEY: fake.apiKey,
+    LIVEKIT_API_SECRET: fake.apiSecret,
+    LIVEKIT_SIP_URI: 'sip:fake.sip.example',
+    // Twilio hands calls of numbers in `livekit` mode to LiveKit.
+    TWILIO_ACCOUNT_SID: TWILIO.accountSid,
+    TWILIO_AUTH_TOKEN: TWILIO.authToken,
+    PUBLIC_BASE_URL: PUBLIC_BASE_URL,
+  });
   t.deps.livekit = liveKit();
   ({ a, b } = await twoTenants(t.app));
 });
@@ -601,6 +614,43 @@ describe('inbound phone calls through LiveKit SIP', () => {
     const del = await call(t.app, 'DELETE', `/api/v1/voice/livekit/rooms/${encodeURIComponent(room)}`, s.access_token);
     expect(del.statusCode, del.body).toBe(204);
     expect(await ended(s, handed.id)).toMatchObject({ status: 'completed' });
+  });
+
+  it('from Twilio to the agent: a number in livekit mode is dialled into LiveKit as that number, and the agent answers Twilio’s call', async () => {
+    const { s, phone } = await connected('+14155557105');
+    await t.deps.phoneNumbers.update(s.tenant.id, phone.id, { mode: 'livekit' });
+    const params = { AccountSid: TWILIO.accountSid, CallSid: `CA${'d'.repeat(32)}`, From: '+14155550115', To: '+14155557105', Direction: 'inbound', CallStatus: 'ringing', ApiVersion: '2010-04-01' };
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/webhooks/twilio/voice',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilioSignature(TWILIO.authToken, `${PUBLIC_BASE_URL}/api/v1/webhooks/twilio/voice`, params) },
+      payload: new URLSearchParams(params).toString(),
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    const sip = /<Dial><Sip>([^<]+)<\/Sip><\/Dial>/.exec(res.body)?.[1]?.replace(/&amp;/g, '&');
+    const [target, headers] = sip!.split('?');
+    // LIVEKIT_SIP_URI names LiveKit's host only: the number called is put in, so the tenant's trunk takes the call.
+    expect(target).toBe('sip:+14155557105@fake.sip.example');
+    const callId = new URLSearchParams(headers).get('X-Call-Id')!;
+    expect((await inboundCalls(s)).map((c) => c.id)).toEqual([callId]);
+    // A URI with a user of its own is dialled as it is; parameters stay after the host; no number, no change.
+    expect(liveKitSipTarget('sip:agent@fake.sip.example', '+14155557105')).toBe('sip:agent@fake.sip.example');
+    expect(liveKitSipTarget('sips:fake.sip.example;transport=tls', '+14155557105')).toBe('sips:+14155557105@fake.sip.example;transport=tls');
+    expect(liveKitSipTarget('sip:fake.sip.example', 'anonymous')).toBe('sip:fake.sip.example');
+
+    // LiveKit routes the INVITE by the URI's number, and maps the header to the caller's attribute.
+    const { room, event } = fake.sipInbound({ from: '+14155550115', to: target!.slice('sip:'.length, target!.indexOf('@')), headers: { 'X-Call-Id': callId } });
+    expect(await recordedOf(event)).toBe(true);
+    const agent = await agentIn(room);
+    agent.callerJoins();
+    const turns = await waitFor('the greeting', async () => {
+      const ts = await turnsOf(s, callId);
+      return ts.length ? ts : undefined;
+    });
+    expect(turns[0]).toMatchObject({ speaker: 'agent', text: 'Hello from the clinic.' });
+    expect((await inboundCalls(s)).map((c) => c.id)).toEqual([callId]);
+    agent.callerLeaves();
+    expect(await ended(s, callId)).toMatchObject({ status: 'completed' });
   });
 
   it('hangs up a call to a number the tenant no longer has: no call, no agent', async () => {

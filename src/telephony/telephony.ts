@@ -7,7 +7,7 @@ import type { Config } from '../config.js';
 import { AppError, notFound } from '../http/errors.js';
 import type { CallTokenService } from '../services/call-tokens.js';
 import type { Call, CallService, CallStatus } from '../services/calls.js';
-import type { PhoneNumberOverrides, PhoneNumberService } from '../services/phone-numbers.js';
+import { E164, type PhoneNumberOverrides, type PhoneNumberService } from '../services/phone-numbers.js';
 import type { SettingsService } from '../services/settings.js';
 import type { CallControl } from '../voice/call-control.js';
 import type { CallOutcome } from '../voice/call-session.js';
@@ -32,6 +32,17 @@ const TWILIO_STATUS: Record<string, CallStatus> = {
 };
 
 export const NOT_IN_SERVICE = 'Sorry, the number you have called is not in service. Goodbye.';
+
+/**
+ * Where Twilio dials a call it hands to LiveKit: LIVEKIT_SIP_URI, with the dialled number as its user when the URI
+ * names only LiveKit's SIP host (`sip:xyz.sip.livekit.cloud`). LiveKit picks the inbound trunk by the number called,
+ * so the call lands in the room of the tenant whose trunk holds that number (POST /api/v1/voice/livekit/sip). A URI
+ * with a user of its own is used as it is.
+ */
+export function liveKitSipTarget(sipUri: string, dialled: string): string {
+  const m = /^(sips?:)([^@?]+)$/i.exec(sipUri);
+  return m && E164.test(dialled) ? `${m[1]}${dialled}@${m[2]}` : sipUri;
+}
 
 export const TWILIO_VOICE_PATH = '/api/v1/webhooks/twilio/voice';
 export const TWILIO_STATUS_PATH = '/api/v1/webhooks/twilio/status';
@@ -103,7 +114,7 @@ export class Telephony {
     if (mode === 'livekit') {
       if (this.config.livekit.sipUri) {
         await this.calls.event(call.tenantId, call.id, 'twilio.connected', { mode: 'livekit' });
-        return dialSip(this.config.livekit.sipUri, { 'X-Call-Id': call.id });
+        return dialSip(liveKitSipTarget(this.config.livekit.sipUri, call.toNumber ?? ''), { 'X-Call-Id': call.id });
       }
       this.log.warn({ tenantId: call.tenantId }, 'LiveKit mode chosen but LIVEKIT_SIP_URI is not set; using the media stream');
     }

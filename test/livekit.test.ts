@@ -673,12 +673,7 @@ describe('Egress recordings in the recordings bucket', () => {
       LIVEKIT_URL: fake.url,
       LIVEKIT_API_KEY: fake.apiKey,
       LIVEKIT_API_SECRET: fake.apiSecret,
-      RECORDINGS_S3_BUCKET: 'call-recordings',
-      RECORDINGS_S3_ENDPOINT: s3.baseUrl,
-      RECORDINGS_S3_REGION: 'eu-central-1',
-      RECORDINGS_S3_ACCESS_KEY_ID: s3.accessKeyId,
-      RECORDINGS_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      RECORDINGS_S3_FORCE_PATH_STYLE: 'true',
+      ...s3.recordingsEnv('call-recordings'),
     });
     ts3.deps.livekit = new LiveKitService({ url: fake.url, apiKey: fake.apiKey, apiSecret: fake.apiSecret, recordingS3: ts3.deps.config.recordings.s3, agent: { connect: fake.connectAgent } });
   });

@@ -202,14 +202,7 @@ describe('recordings in an S3 bucket (the fake S3, through the AWS SDK)', () => 
   let s3: FakeS3;
   beforeAll(async () => {
     s3 = await new FakeS3({ region: 'eu-central-1', buckets: ['call-recordings'] }).start();
-    t = await buildTestApp({
-      RECORDINGS_S3_BUCKET: 'call-recordings',
-      RECORDINGS_S3_ENDPOINT: s3.baseUrl,
-      RECORDINGS_S3_REGION: 'eu-central-1',
-      RECORDINGS_S3_ACCESS_KEY_ID: s3.accessKeyId,
-      RECORDINGS_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      RECORDINGS_S3_FORCE_PATH_STYLE: 'true',
-    });
+    t = await buildTestApp(s3.recordingsEnv('call-recordings'));
   });
   afterAll(async () => {
     await t?.close();

@@ -90,6 +90,18 @@ export class FakeS3 {
     this.failures.push(...f);
   }
 
+  /** The service's settings for recordings in `bucket` of this fake (path-style, as for MinIO). */
+  recordingsEnv(bucket: string): Record<string, string> {
+    return {
+      RECORDINGS_S3_BUCKET: bucket,
+      RECORDINGS_S3_ENDPOINT: this.baseUrl,
+      RECORDINGS_S3_REGION: this.region,
+      RECORDINGS_S3_ACCESS_KEY_ID: this.accessKeyId,
+      RECORDINGS_S3_SECRET_ACCESS_KEY: this.secretAccessKey,
+      RECORDINGS_S3_FORCE_PATH_STYLE: 'true',
+    };
+  }
+
   object(bucket: string, key: string): StoredObject | undefined {
     return this.buckets.get(bucket)?.get(key);
   }

@@ -117,7 +117,7 @@ export async function buildApp(deps: Deps): Promise<App> {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     const { rateLimits } = config;
-    if (request.routeOptions.config.rateLimit !== 'signed') await deps.rateLimiter.enforce(reply, `ip:${request.ip}`, rateLimits.perIpPerMinute, MINUTE_MS);
+    if (request.routeOptions.config.rateLimit !== 'signed') await deps.rateLimiter.perIp(reply, request.ip, rateLimits.perIpPerMinute);
     if (request.routeOptions.config.rateLimit === 'auth') {
       await deps.rateLimiter.enforce(reply, `auth:${request.ip}`, rateLimits.authPerIpPerMinute, MINUTE_MS);
     }

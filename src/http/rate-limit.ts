@@ -12,11 +12,11 @@ export class RateLimiter {
   ) {}
 
   /**
-   * A request to a provider-signed route (rateLimit 'signed') whose signature failed: it counts against its IP's
-   * limit like any other request, and past the limit gets 429 instead of 403.
+   * The per-IP limit: every request counts, except on provider-signed routes (rateLimit 'signed') where only a
+   * request whose signature failed does (past the limit it gets 429 instead of 403).
    */
-  async rejectedSignature(reply: FastifyReply, ip: string, perIpPerMinute: number): Promise<void> {
-    await this.enforce(reply, `ip:${ip}`, perIpPerMinute, 60_000);
+  async perIp(reply: FastifyReply, ip: string, perMinute: number): Promise<void> {
+    await this.enforce(reply, `ip:${ip}`, perMinute, 60_000);
   }
 
   /** Counts a hit on `key`; past `limit` in the window, answers 429 with Retry-After. */

@@ -241,7 +241,7 @@ export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
         const lk = liveKitOf(deps);
         const raw = Buffer.isBuffer(request.body) ? request.body.toString('utf8') : '';
         const event = await lk.verifyWebhook(raw, request.headers.authorization).catch(async (err: unknown) => {
-          if (err instanceof AppError && err.code === 'invalid_signature') await deps.rateLimiter.rejectedSignature(reply, request.ip, deps.config.rateLimits.perIpPerMinute);
+          if (err instanceof AppError && err.code === 'invalid_signature') await deps.rateLimiter.perIp(reply, request.ip, deps.config.rateLimits.perIpPerMinute);
           throw err;
         });
         const recorded = await recordWebhook(deps, agent, lk, event);
@@ -271,7 +271,7 @@ async function recordWebhook(deps: Deps, agent: LiveKitAgent, lk: LiveKitService
   if (!owner) return false;
   const { tenantId } = owner;
   let callId = await callInRoom(deps, tenantId, roomName);
-  const dialledIn = event.event === 'participant_joined' && event.participant?.kind === 'SIP' && !owner.callId && roomName.startsWith(sipRoomPrefix(tenantId));
+  const dialledIn = event.event === 'participant_joined' && event.participant?.kind === 'SIP' && roomName.startsWith(sipRoomPrefix(tenantId));
   if (!callId && dialledIn) callId = await agent.answerSipCall(lk, tenantId, roomName, event.participant!.attributes);
   if (!callId) return false;
   const events = await deps.calls.events(tenantId, callId).catch((err: unknown) => {

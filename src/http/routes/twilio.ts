@@ -31,7 +31,7 @@ async function verified(deps: Deps, request: FastifyRequest, reply: FastifyReply
   const ok = new URL(url).searchParams.has('bodySHA256') ? verifyTwilioBodySignature(token, sig, url, body.raw) : verifyTwilioSignature(token, sig, url, body.params);
   if (!ok) {
     request.log.warn({ url: request.url }, 'Twilio webhook with a bad or missing signature');
-    await deps.rateLimiter.rejectedSignature(reply, request.ip, deps.config.rateLimits.perIpPerMinute);
+    await deps.rateLimiter.perIp(reply, request.ip, deps.config.rateLimits.perIpPerMinute);
     throw new AppError('invalid_signature', 'X-Twilio-Signature does not match this request');
   }
   const single: Record<string, string> = {};

@@ -11,7 +11,7 @@ async function app(env: Record<string, string>) {
   open.push(t);
   return t;
 }
-const base = { DATA_DIR: 'memory://' };
+const base = { DATA_DIR: 'memory://', SECRET_KEY: 's'.repeat(40) };
 const health = (t: TestApp, remoteAddress: string, xff?: string) =>
   t.app.inject({ method: 'GET', url: '/health', remoteAddress, headers: xff === undefined ? {} : { 'x-forwarded-for': xff } });
 

@@ -133,11 +133,7 @@ export async function buildApp(deps: Deps): Promise<App> {
       await deps.rateLimiter.enforce(reply, `auth:${request.ip}`, rateLimits.authPerIpPerMinute, MINUTE_MS);
     }
     await deps.authenticator.authenticate(request);
-    const p = request.principal;
-    if (p) {
-      const key = p.kind === 'api_key' ? `key:${p.apiKeyId}` : `tenant:${p.tenantId}`;
-      await deps.rateLimiter.enforce(reply, key, rateLimits.perTenantPerMinute, MINUTE_MS);
-    }
+    if (request.principal) await deps.rateLimiter.perTenant(reply, request.principal.tenantId, rateLimits.perTenantPerMinute);
   });
 
   app.setErrorHandler((err: FastifyError, request, reply) => {

@@ -149,7 +149,7 @@ export function chatRoutes(app: App, deps: Deps): void {
         queue = queue.then(() => answer(text));
       };
       socket.on('message', (data, isBinary) => {
-        admissions = admissions.then(() => admit(data, isBinary));
+        admissions = admissions.then(() => admit(data, isBinary)).catch(sendError);
       });
       // A client that leaves stops the reply being written; the turn is stored as interrupted.
       socket.on('close', () => current?.abort());

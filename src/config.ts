@@ -1,5 +1,6 @@
 // Configuration: the only reader of process.env. Parses and validates every variable once, at start-up.
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,14 +10,6 @@ const emptyToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === 
 const optionalString = z.preprocess(emptyToUndefined, z.string().optional());
 const int = (def: number, min: number, max: number) =>
   z.preprocess(emptyToUndefined, z.coerce.number().int().min(min).max(max).default(def));
-const bool = (def: boolean) =>
-  z.preprocess(
-    emptyToUndefined,
-    z
-      .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
-      .default(def ? 'true' : 'false')
-      .transform((v) => v === 'true' || v === '1' || v === 'yes'),
-  );
 /** A flag whose default depends on other variables: undefined when unset. */
 const optionalBool = z.preprocess(
   emptyToUndefined,
@@ -40,6 +33,52 @@ const url = (protocols: string[]) =>
       .optional(),
   );
 
+/** proxy-addr's names for whole ranges, accepted in TRUST_PROXY's list next to addresses and CIDRs. */
+const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+const isAddressOrCidr = (v: string) => {
+  const [addr = '', prefix, extra] = v.split('/');
+  const family = isIP(addr);
+  if (!family || extra !== undefined) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+};
+/**
+ * Whose X-Forwarded-For to believe: nobody (false), the last N hops (a number), or the listed proxies (addresses,
+ * CIDRs, or proxy-addr's range names). `true`, which believes any client's header and so lets anyone pick the IP
+ * its rate limits are counted under, is refused.
+ */
+const trustProxy = z.preprocess(
+  emptyToUndefined,
+  z
+    .string()
+    .default('false')
+    .transform((raw, ctx): TrustProxy => {
+      const v = raw.trim().toLowerCase();
+      if (['false', 'no', '0'].includes(v)) return false;
+      if (['true', 'yes'].includes(v)) {
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            'true would believe any client\'s X-Forwarded-For (anyone could choose the IP its rate limits count); ' +
+            'give the number of proxies in front of the service (e.g. 1) or their addresses/CIDRs (e.g. 10.0.0.0/8,loopback)',
+        });
+        return z.NEVER;
+      }
+      if (/^\d+$/.test(v)) {
+        const hops = Number(v);
+        if (hops > 10) ctx.addIssue({ code: 'custom', message: 'a hop count must be 0..10' });
+        return hops === 0 ? false : hops;
+      }
+      const list = v.split(',').map((x) => x.trim()).filter(Boolean);
+      const bad = list.filter((x) => !PROXY_RANGE_NAMES.has(x) && !isAddressOrCidr(x));
+      if (bad.length || !list.length) {
+        ctx.addIssue({ code: 'custom', message: `must be false, a hop count or a list of proxy addresses/CIDRs; not understood: ${bad.join(', ') || raw}` });
+        return z.NEVER;
+      }
+      return list;
+    }),
+);
+
 /** Every variable the service reads, with its default. `.env.example` documents the same list. */
 const envSchema = z.object({
   NODE_ENV: z.preprocess(emptyToUndefined, z.enum(['development', 'production', 'test']).default('development')),
@@ -51,7 +90,7 @@ const envSchema = z.object({
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ),
   PUBLIC_BASE_URL: url(['http:', 'https:']),
-  TRUST_PROXY: bool(false),
+  TRUST_PROXY: trustProxy,
   BODY_LIMIT_BYTES: int(1_048_576, 1024, 1024 * 1024 * 1024),
 
   DATABASE_URL: url(['postgres:', 'postgresql:']),
@@ -117,7 +156,8 @@ export interface Config {
   dataDir: string;
   logLevel: Env['LOG_LEVEL'];
   publicBaseUrl: string | undefined;
-  trustProxy: boolean;
+  /** X-Forwarded-For is believed from: nobody (false), the last N hops, or these proxy addresses/CIDRs. */
+  trustProxy: TrustProxy;
   bodyLimitBytes: number;
   databaseUrl: string | undefined;
   databasePoolMax: number;
@@ -157,6 +197,8 @@ export interface Config {
    */
   toolsAllowPrivateNetworks: boolean;
 }
+
+export type TrustProxy = false | number | string[];
 
 export class ConfigError extends Error {}
 

@@ -126,12 +126,7 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
     recordings,
     livekit: LiveKitService.fromConfig(config, log),
   };
-  if (config.platformAdmin) {
-    const outcome = await accounts.ensurePlatformAdmin(config.platformAdmin);
-    if (outcome === 'missing') {
-      log.warn('PLATFORM_ADMIN_EMAIL has no account yet; set PLATFORM_ADMIN_PASSWORD to create it');
-    }
-  }
+  if (config.platformAdmin) await accounts.ensurePlatformAdmin(config.platformAdmin, log);
   const requeued = await deps.documents.requeueRetiredLocalModels(LOCAL_EMBEDDING_MODEL);
   if (requeued) log.info({ documents: requeued }, 'local embedder changed; documents re-queued for embedding');
   // PGlite is this process's alone, so whatever it left `processing` belonged to a process that is gone.

@@ -26,6 +26,12 @@ export class MemoryCache implements Cache {
     return { count: w.count, resetMs: w.expiresAt - now };
   }
 
+  async peekWindow(key: string): Promise<WindowCount> {
+    const now = Date.now();
+    const w = this.windows.get(key);
+    return w && w.expiresAt > now ? { count: w.count, resetMs: w.expiresAt - now } : { count: 0, resetMs: 0 };
+  }
+
   async publish(channel: string, message: string): Promise<void> {
     // Delivered on a later tick, as Redis would: a publisher never runs its subscribers inside its own call.
     for (const handler of this.channels.get(channel) ?? []) setImmediate(() => handler(message));

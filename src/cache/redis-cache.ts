@@ -37,6 +37,11 @@ export class RedisCache implements Cache {
     return { count, resetMs: ttl };
   }
 
+  async peekWindow(key: string): Promise<WindowCount> {
+    const [[, count], [, ttl]] = (await this.redis.multi().get(this.prefix + key).pttl(this.prefix + key).exec()) as [[unknown, string | null], [unknown, number]];
+    return count === null || ttl <= 0 ? { count: 0, resetMs: 0 } : { count: Number(count), resetMs: ttl };
+  }
+
   async publish(channel: string, message: string): Promise<void> {
     await this.redis.publish(this.prefix + channel, message);
   }

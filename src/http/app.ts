@@ -20,6 +20,7 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
+import type { TrustProxy } from '../config.js';
 import type { Deps } from '../deps.js';
 import { AppError, classify } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
@@ -63,11 +64,21 @@ export const REDACT_PATHS = [
   '*.key',
 ];
 
+/**
+ * Fastify's trustProxy from TRUST_PROXY. A hop count trusts the last N addresses in the chain (the socket's peer,
+ * then X-Forwarded-For from the right), so the client is the entry our own proxy appended and whatever the client
+ * wrote to the left of it is ignored. Written as a function: Fastify 5 treats a bare number as "trust nobody".
+ */
+export function trustProxyOption(trust: TrustProxy): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof trust === 'number') return (_address, hop) => hop < trust;
+  return trust;
+}
+
 export async function buildApp(deps: Deps): Promise<App> {
   const { config } = deps;
   const app = Fastify({
     loggerInstance: deps.log,
-    trustProxy: config.trustProxy,
+    trustProxy: trustProxyOption(config.trustProxy),
     bodyLimit: config.bodyLimitBytes,
     // Server timeouts live here, in one place.
     connectionTimeout: 30_000,
@@ -122,11 +133,7 @@ export async function buildApp(deps: Deps): Promise<App> {
       await deps.rateLimiter.enforce(reply, `auth:${request.ip}`, rateLimits.authPerIpPerMinute, MINUTE_MS);
     }
     await deps.authenticator.authenticate(request);
-    const p = request.principal;
-    if (p) {
-      const key = p.kind === 'api_key' ? `key:${p.apiKeyId}` : `tenant:${p.tenantId}`;
-      await deps.rateLimiter.enforce(reply, key, rateLimits.perTenantPerMinute, MINUTE_MS);
-    }
+    if (request.principal) await deps.rateLimiter.perTenant(reply, request.principal.tenantId, rateLimits.perTenantPerMinute);
   });
 
   app.setErrorHandler((err: FastifyError, request, reply) => {

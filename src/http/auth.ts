@@ -69,6 +69,15 @@ export class Authenticator {
       throw new AppError('forbidden', 'Only platform administrators may do this');
     }
   }
+
+  /**
+   * Throws (account_disabled, tenant_suspended, invalid_token) unless the principal may still act: for what outlives
+   * its request (a websocket), checked again on each message so a deactivation or suspension takes effect at once.
+   */
+  async recheck(principal: Principal): Promise<void> {
+    if (principal.kind === 'api_key') await this.apiKeys.assertActive(principal.apiKeyId);
+    else await this.accounts.activeUser(principal.userId, principal.tenantId);
+  }
 }
 
 /**

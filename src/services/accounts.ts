@@ -1,5 +1,6 @@
 // Tenants and users: signup, login, the admin's user management, and who a bearer credential belongs to.
 import { and, asc, count, eq, ne, sql } from 'drizzle-orm';
+import type { FastifyBaseLogger } from 'fastify';
 import type { Db } from '../db/client.js';
 import { tenants, users } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
@@ -161,23 +162,50 @@ export class AccountService {
     });
   }
 
-  /** Makes the configured platform administrator exist (start-up bootstrap). */
-  async ensurePlatformAdmin(admin: { email: string; password: string | undefined }): Promise<'promoted' | 'created' | 'missing'> {
+  /**
+   * Makes the configured platform administrator exist (start-up bootstrap). Bootstrap only ever creates its own
+   * account: an address that already belongs to a tenant user who is not a platform admin is refused, never
+   * promoted, since whoever signed up first with it (perhaps before the operator chose it) would get the whole
+   * platform. Every grant is logged.
+   */
+  async ensurePlatformAdmin(
+    admin: { email: string; password: string | undefined },
+    log: FastifyBaseLogger,
+  ): Promise<'created' | 'exists' | 'refused' | 'missing'> {
     const [existing] = await this.db.select().from(users).where(eq(users.email, admin.email));
-    if (existing) {
-      if (!existing.isPlatformAdmin) {
-        await this.db.update(users).set({ isPlatformAdmin: true }).where(eq(users.id, existing.id));
-      }
-      return 'promoted';
+    if (existing?.isPlatformAdmin) {
+      log.info({ email: admin.email, user_id: existing.id }, 'platform admin: the configured account exists');
+      return 'exists';
     }
-    if (!admin.password) return 'missing';
+    if (existing) {
+      log.error(
+        { email: admin.email, user_id: existing.id, tenant_id: existing.tenantId },
+        'platform admin NOT granted: PLATFORM_ADMIN_EMAIL belongs to an existing tenant user, who is not promoted; ' +
+          'choose an address no account uses',
+      );
+      return 'refused';
+    }
+    if (!admin.password) {
+      log.warn({ email: admin.email }, 'PLATFORM_ADMIN_EMAIL has no account yet; set PLATFORM_ADMIN_PASSWORD to create it');
+      return 'missing';
+    }
     const passwordHash = await hashPassword(admin.password);
-    await this.db.transaction(async (tx) => {
-      const [tenant] = await tx.insert(tenants).values({ name: 'Platform' }).returning();
-      await tx
-        .insert(users)
-        .values({ tenantId: tenant!.id, email: admin.email, passwordHash, role: 'admin', isPlatformAdmin: true });
-    });
+    let user: User;
+    try {
+      user = await this.db.transaction(async (tx) => {
+        const [tenant] = await tx.insert(tenants).values({ name: 'Platform' }).returning();
+        const [row] = await tx
+          .insert(users)
+          .values({ tenantId: tenant!.id, email: admin.email, passwordHash, role: 'admin', isPlatformAdmin: true })
+          .returning();
+        return row!;
+      });
+    } catch (err) {
+      // Another instance starting at the same time, or a signup in between: decide again on what is there now.
+      if (isUniqueViolation(err)) return this.ensurePlatformAdmin({ ...admin, password: undefined }, log);
+      throw err;
+    }
+    log.warn({ email: admin.email, user_id: user.id, tenant_id: user.tenantId }, 'platform admin granted: account created from PLATFORM_ADMIN_EMAIL');
     return 'created';
   }
 }

@@ -49,21 +49,31 @@ export class ApiKeyService {
 
   /** The live key and its tenant, or 401. */
   async resolve(key: string) {
+    const row = await this.live(eq(apiKeys.keyHash, sha256(key)));
+    // Written at most once a minute per key, so a busy integration does not turn every request into a write.
+    const last = row.key.lastUsedAt?.getTime() ?? 0;
+    if (Date.now() - last > LAST_USED_RESOLUTION_MS) {
+      await this.db.update(apiKeys).set({ lastUsedAt: new Date() }).where(eq(apiKeys.id, row.key.id));
+    }
+    return row;
+  }
+
+  /** Throws unless the key is still live (not revoked or expired, its tenant not suspended): long-lived sockets re-check. */
+  async assertActive(id: string): Promise<void> {
+    await this.live(eq(apiKeys.id, id));
+  }
+
+  private async live(where: ReturnType<typeof eq>) {
     const [row] = await this.db
       .select({ key: apiKeys, tenant: tenants })
       .from(apiKeys)
       .innerJoin(tenants, eq(tenants.id, apiKeys.tenantId))
-      .where(eq(apiKeys.keyHash, sha256(key)));
+      .where(where);
     if (!row || row.key.revokedAt || (row.key.expiresAt && row.key.expiresAt.getTime() <= Date.now())) {
       throw new AppError('invalid_token', 'API key is invalid, revoked or expired');
     }
     if (row.tenant.status === 'suspended') {
       throw new AppError('tenant_suspended', 'This organisation is suspended; contact support');
-    }
-    // Written at most once a minute per key, so a busy integration does not turn every request into a write.
-    const last = row.key.lastUsedAt?.getTime() ?? 0;
-    if (Date.now() - last > LAST_USED_RESOLUTION_MS) {
-      await this.db.update(apiKeys).set({ lastUsedAt: new Date() }).where(eq(apiKeys.id, row.key.id));
     }
     return row;
   }

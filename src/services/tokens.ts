@@ -10,6 +10,8 @@ import { deriveKey, randomToken, sha256 } from './secret-box.js';
 const ISSUER = 'voice-agent';
 const AUDIENCE = 'voice-agent-api';
 export const REFRESH_TOKEN_PREFIX = 'vrt_';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const isUuid = (v: unknown): v is string => typeof v === 'string' && UUID.test(v);
 
 export interface TokenPair {
   access_token: string;
@@ -44,8 +46,10 @@ export class TokenService {
   /** Returns the user and tenant ids, or throws 401 invalid_token. */
   async verifyAccess(token: string): Promise<{ userId: string; tenantId: string }> {
     try {
-      const { payload } = await jwtVerify(token, this.key, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'] });
-      if (payload.typ !== 'access' || typeof payload.sub !== 'string' || typeof payload.tid !== 'string') {
+      // Every token we sign expires; one without `exp` (or with ids we never issue) is not ours to honour, and an id
+      // that is not a UUID must not reach the database (it would fail there, as a 500).
+      const { payload } = await jwtVerify(token, this.key, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] });
+      if (payload.typ !== 'access' || !isUuid(payload.sub) || !isUuid(payload.tid)) {
         throw new AppError('invalid_token', 'Token is not an access token');
       }
       return { userId: payload.sub, tenantId: payload.tid };

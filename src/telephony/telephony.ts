@@ -44,6 +44,20 @@ export function liveKitSipTarget(sipUri: string, dialled: string): string {
   return m && E164.test(dialled) ? `${m[1]}${dialled}@${m[2]}` : sipUri;
 }
 
+/** Twilio's longest call (its time limit is at most 24 hours). */
+const MAX_CALL_SECONDS = 24 * 3600;
+
+/**
+ * Twilio's CallDuration (whole seconds) in ms, or undefined when it is not a plausible duration (negative, a
+ * fraction, longer than any call): the call's own timestamps measure it then, and an out-of-range number never
+ * reaches the database's integer column.
+ */
+export function twilioDurationMs(value: string | undefined): number | undefined {
+  if (value === undefined || !/^\d{1,6}$/.test(value.trim())) return undefined;
+  const seconds = Number(value.trim());
+  return seconds <= MAX_CALL_SECONDS ? seconds * 1000 : undefined;
+}
+
 export const TWILIO_VOICE_PATH = '/api/v1/webhooks/twilio/voice';
 export const TWILIO_STATUS_PATH = '/api/v1/webhooks/twilio/status';
 export const TWILIO_STREAM_PATH = '/api/v1/voice/twilio/stream';
@@ -129,10 +143,10 @@ export class Telephony {
     const call = params.CallSid ? await this.calls.bySid(params.CallSid) : undefined;
     const status = TWILIO_STATUS[params.CallStatus ?? ''];
     if (!call || !status || params.AccountSid !== this.config.twilio.accountSid) return;
-    const seconds = Number(params.CallDuration);
+    const durationMs = twilioDurationMs(params.CallDuration);
     const changed = await this.calls.applyProviderStatus(call.tenantId, call.id, status, {
       reason: `twilio: ${params.CallStatus}`,
-      ...(params.CallDuration !== undefined && Number.isFinite(seconds) && { durationMs: seconds * 1000 }),
+      ...(durationMs !== undefined && { durationMs }),
     });
     await this.calls.event(call.tenantId, call.id, 'twilio.status', { status: params.CallStatus, sequence: params.SequenceNumber ?? null, applied: changed });
     // A call Twilio says is over is over here too, wherever its media is.

@@ -36,7 +36,8 @@ export function adminRoutes(app: App, deps: Deps): void {
         ...common,
         summary: 'Suspend a tenant: its users and API keys get 403 until reactivated',
         params: idParams,
-        body: z.strictObject({ reason: z.string().trim().max(500).optional() }).optional(),
+        // Optional: a POST without a body arrives as null.
+        body: z.strictObject({ reason: z.string().trim().max(500).optional() }).nullish(),
         response: { 200: tenantWithCounts, ...errorResponses },
       },
     },

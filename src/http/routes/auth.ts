@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import type { App } from '../app.js';
 import { userOf } from '../auth.js';
+import { AppError } from '../errors.js';
 import { email, errorResponses, password } from '../schemas.js';
 import { tenantView, toTenant, toUser, userView } from './views.js';
 
@@ -13,7 +14,6 @@ const tokenPair = z.object({
   expires_in: z.number().int(),
 });
 const session = tokenPair.extend({ user: userView, tenant: tenantView });
-const LOGIN_WINDOW_MS = 15 * 60_000;
 
 export function authRoutes(app: App, deps: Deps): void {
   const tags = ['auth'];
@@ -53,11 +53,17 @@ export function authRoutes(app: App, deps: Deps): void {
       },
     },
     async (request, reply) => {
-      // Per-account limit on top of the per-IP one, against password guessing spread over many addresses.
-      const limit = deps.config.rateLimits.loginPerEmailPer15Minutes;
-      await deps.rateLimiter.enforce(reply, `login:${request.body.email}`, limit, LOGIN_WINDOW_MS);
-      const s = await deps.accounts.login(request.body.email, request.body.password);
-      return { ...s, user: toUser(s.user), tenant: toTenant(s.tenant) };
+      // Per-account limit on failures, on top of the per-IP one, against password guessing spread over many
+      // addresses; it does not lock the owner out from an address that has not been failing (RateLimiter.beforeLogin).
+      const { email, password } = request.body;
+      await deps.rateLimiter.beforeLogin(reply, email, request.ip, deps.config.rateLimits.loginPerEmailPer15Minutes);
+      try {
+        const s = await deps.accounts.login(email, password);
+        return { ...s, user: toUser(s.user), tenant: toTenant(s.tenant) };
+      } catch (err) {
+        if (err instanceof AppError && err.code === 'invalid_credentials') await deps.rateLimiter.loginFailed(email, request.ip);
+        throw err;
+      }
     },
   );
 

@@ -4,9 +4,10 @@ import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import type { App } from '../app.js';
 import { principalOf } from '../auth.js';
-import type { WebSocket } from 'ws';
+import type { RawData, WebSocket } from 'ws';
 import type { FastifyError } from 'fastify';
 import { AppError, classify, validationError } from '../errors.js';
+import { RateLimitedError } from '../rate-limit.js';
 import { errorEnvelope, errorResponses } from '../schemas.js';
 
 /** What a client sends on the chat websocket. */
@@ -62,12 +63,15 @@ export function chatRoutes(app: App, deps: Deps): void {
           '`{"type":"cancel"}`; receive `{"type":"session","session_id","greeting"}` once, then per message ' +
           '`{"type":"delta","text"}`... and `{"type":"reply","reply","citations","action","ended"}`; problems come as ' +
           '`{"type":"error","error":{"code","message"}}` and leave the socket open. When the agent ends the session ' +
-          'the socket closes with 1000. Messages sent while a reply is being written wait their turn.',
+          'the socket closes with 1000. Messages sent while a reply is being written wait their turn. Each message counts ' +
+          'against the same rate limits as a request (past them: `rate_limited` with `retry_after` in seconds); a user ' +
+          'deactivated, a key revoked or a tenant suspended meanwhile gets its error code and the socket closes with 1008.',
         querystring: z.strictObject({ session_id: z.uuid().optional() }),
       },
     },
     (socket: WebSocket, request) => {
       const p = principalOf(request);
+      const limits = deps.config.rateLimits;
       const userId = p.kind === 'user' ? p.userId : undefined;
       let sessionId = request.query.session_id;
       let current: AbortController | undefined;
@@ -79,7 +83,8 @@ export function chatRoutes(app: App, deps: Deps): void {
       const sendError = (err: unknown) => {
         const { status, code, message, details } = classify(err as FastifyError, false);
         if (status >= 500) request.log.error({ err }, 'chat message failed');
-        send({ type: 'error', error: { code, message, ...(details && { details }) } });
+        const retryAfter = err instanceof RateLimitedError ? { retry_after: err.retryAfterS } : {};
+        send({ type: 'error', error: { code, message, ...(details && { details }), ...retryAfter } });
       };
 
       const answer = async (text: string) => {
@@ -108,7 +113,30 @@ export function chatRoutes(app: App, deps: Deps): void {
         }
       };
 
-      socket.on('message', (data, isBinary) => {
+      // Each message is admitted like a REST request: it counts against the IP's and the tenant's limits (refused
+      // in-band with retry_after past them), and the principal is checked again, so a user deactivated or a tenant
+      // suspended since the socket opened is refused and the socket closed (1008). Admissions run one at a time, in
+      // the order messages arrived; answers queue separately, so a cancel is not stuck behind a reply.
+      let admissions = Promise.resolve();
+      const admit = async (data: RawData, isBinary: boolean) => {
+        if (socket.readyState !== socket.OPEN) return;
+        try {
+          await deps.rateLimiter.perIp(undefined, request.ip, limits.perIpPerMinute);
+          await deps.rateLimiter.perTenant(undefined, p.tenantId, limits.perTenantPerMinute);
+        } catch (err) {
+          return sendError(err);
+        }
+        try {
+          await deps.authenticator.recheck(p);
+        } catch (err) {
+          sendError(err);
+          // Refused access ends the socket; a failure of ours (the database) only fails this message.
+          if (err instanceof AppError) {
+            current?.abort();
+            socket.close(1008, err.code);
+          }
+          return;
+        }
         let parsed;
         try {
           parsed = clientMessage.safeParse(isBinary ? undefined : JSON.parse(data.toString()));
@@ -119,6 +147,9 @@ export function chatRoutes(app: App, deps: Deps): void {
         if (parsed.data.type === 'cancel') return current?.abort();
         const text = parsed.data.text;
         queue = queue.then(() => answer(text));
+      };
+      socket.on('message', (data, isBinary) => {
+        admissions = admissions.then(() => admit(data, isBinary)).catch(sendError);
       });
       // A client that leaves stops the reply being written; the turn is stored as interrupted.
       socket.on('close', () => current?.abort());

@@ -9,10 +9,11 @@ import type { App } from '../app.js';
 import { AppError } from '../errors.js';
 import { errorResponses } from '../schemas.js';
 
-/** The request as Twilio sent it: the raw body (for bodySHA256) and its form parameters. */
+/** The request as Twilio sent it: the raw body (for bodySHA256), its form parameters, and whether it is JSON. */
 interface TwilioBody {
   raw: string;
   params: TwilioParams;
+  json: boolean;
 }
 
 /** The public URL Twilio called: PUBLIC_BASE_URL behind a proxy, else what the request says. */
@@ -26,9 +27,12 @@ async function verified(deps: Deps, request: FastifyRequest, reply: FastifyReply
   if (!token) throw new AppError('twilio_not_configured', 'Twilio is not configured on this server (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)');
   const url = `${publicBaseUrl(deps, request)}${request.url}`;
   const signature = request.headers['x-twilio-signature'];
-  const body = (request.body ?? { raw: '', params: {} }) as TwilioBody;
+  const body = (request.body ?? { raw: '', params: {}, json: false }) as TwilioBody;
   const sig = typeof signature === 'string' ? signature : undefined;
-  const ok = new URL(url).searchParams.has('bodySHA256') ? verifyTwilioBodySignature(token, sig, url, body.raw) : verifyTwilioSignature(token, sig, url, body.params);
+  // A JSON body is covered only through bodySHA256 (the signature itself covers the URL alone): without it the
+  // body would be unsigned, so it is refused.
+  const bodyHashed = body.json || new URL(url).searchParams.has('bodySHA256');
+  const ok = bodyHashed ? verifyTwilioBodySignature(token, sig, url, body.raw) : verifyTwilioSignature(token, sig, url, body.params);
   if (!ok) {
     request.log.warn({ url: request.url }, 'Twilio webhook with a bad or missing signature');
     await deps.rateLimiter.perIp(reply, request.ip, deps.config.rateLimits.perIpPerMinute);
@@ -36,7 +40,7 @@ async function verified(deps: Deps, request: FastifyRequest, reply: FastifyReply
   }
   const single: Record<string, string> = {};
   for (const [k, v] of Object.entries(body.params)) single[k] = Array.isArray(v) ? v[0]! : v;
-  if (body.raw.trimStart().startsWith('{')) {
+  if (body.json) {
     // The JSON variant: its fields are the parameters.
     try {
       for (const [k, v] of Object.entries(JSON.parse(body.raw) as Record<string, unknown>)) if (typeof v === 'string') single[k] = v;
@@ -54,15 +58,16 @@ export async function twilioRoutes(app: App, deps: Deps): Promise<void> {
 
   await app.register(async (scope) => {
     // Form bodies keep every value of a repeated parameter: the signature covers all of them.
-    scope.addContentTypeParser(['application/x-www-form-urlencoded', 'application/json'], { parseAs: 'string' }, (_request, raw, done) => {
+    scope.addContentTypeParser(['application/x-www-form-urlencoded', 'application/json'], { parseAs: 'string' }, (request, raw, done) => {
       const params: TwilioParams = {};
-      if (!String(raw).trimStart().startsWith('{')) {
+      const json = String(raw).trimStart().startsWith('{') || /^application\/json\b/i.test(request.headers['content-type'] ?? '');
+      if (!json) {
         for (const [k, v] of new URLSearchParams(String(raw))) {
           const prev = params[k];
           params[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
         }
       }
-      done(null, { raw: String(raw), params } satisfies TwilioBody);
+      done(null, { raw: String(raw), params, json } satisfies TwilioBody);
     });
 
     scope.post(

@@ -185,6 +185,16 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  // Twilio and LiveKit are handed absolute URLs of ours (webhooks, media streams): in production they come from
+  // PUBLIC_BASE_URL alone, never from a request's Host header or a guess from the listening address.
+  const twilio = Boolean(e.TWILIO_ACCOUNT_SID && e.TWILIO_AUTH_TOKEN);
+  const livekit = Boolean(e.LIVEKIT_URL && e.LIVEKIT_API_KEY && e.LIVEKIT_API_SECRET);
+  if (e.NODE_ENV === 'production' && !e.PUBLIC_BASE_URL && (twilio || livekit)) {
+    throw new ConfigError(
+      `Invalid configuration:\n  PUBLIC_BASE_URL: required when NODE_ENV=production and ${twilio ? 'Twilio' : 'LiveKit'} is configured ` +
+        '(the URL Twilio and browsers reach this service at, e.g. https://voice.example.com)',
+    );
+  }
   // memory:// keeps the embedded database in memory (tests, throw-away demos).
   const dataDir = e.DATA_DIR === 'memory://' ? e.DATA_DIR : path.resolve(e.DATA_DIR);
   return {

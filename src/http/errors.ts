@@ -34,6 +34,8 @@ export const errorStatus = {
   uri_too_long: 414,
   unsupported_media_type: 415,
   unsupported_format: 415,
+  /** A Range outside the file (a recording download); Content-Range says its size. */
+  range_not_satisfiable: 416,
   validation_error: 422,
   empty_document: 422,
   corrupt_document: 422,

@@ -2,6 +2,7 @@
 import type { FastifyError } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import type { ZodError } from 'zod';
+import { withoutQueryParams } from '../lib/error-log.js';
 import { ProviderError } from '../lib/provider-error.js';
 
 export const errorStatus = {
@@ -127,6 +128,7 @@ export function classify(err: FastifyError, showInternals: boolean): Classified 
   return {
     status: 500,
     code: 'internal_error',
-    message: showInternals ? `Internal error: ${err.message}` : 'Internal error',
+    // Even in development, a failed query shows its SQL, not the values bound to it.
+    message: showInternals ? `Internal error: ${(withoutQueryParams(err) as Error).message}` : 'Internal error',
   };
 }

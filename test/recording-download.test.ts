@@ -98,6 +98,26 @@ describe('recording downloads', () => {
     expect(peak - before).toBeLessThan(200 * 1024 * 1024);
   }, 120_000);
 
+  it('serves the in-memory store (tests, demos) the same way', async () => {
+    const memory = new LocalRecordingStore({ dir: 'memory://', secretKey: 'download-test-secret-key-0123456789-abcdef' });
+    const spool = path.join(dir, 'spooled.wav');
+    const fh = await open(spool, 'w');
+    await fh.write('0123456789');
+    await fh.close();
+    const key = `${TENANT}/small.wav`;
+    await memory.put(key, spool, 'audio/wav');
+    t.deps.recordings = memory;
+    try {
+      const url = await memory.signedUrl(key, 60_000);
+      const whole = await t.app.inject({ method: 'GET', url });
+      expect([whole.statusCode, whole.headers['content-length'], whole.body]).toEqual([200, '10', '0123456789']);
+      const part = await t.app.inject({ method: 'GET', url, headers: { range: 'bytes=2-4' } });
+      expect([part.statusCode, part.headers['content-range'], part.body]).toEqual([206, 'bytes 2-4/10', '234']);
+    } finally {
+      t.deps.recordings = store;
+    }
+  });
+
   it('parses ranges as RFC 9110 says', () => {
     expect(parseRange(undefined, 100)).toBeUndefined();
     expect(parseRange('bytes=0-9', 100)).toEqual({ start: 0, end: 9 });

@@ -64,7 +64,7 @@ describe('providers.llm.base_url (openai_compatible) goes through the outbound g
     } finally {
       await t.close();
     }
-  });
+  }, 90_000);
 
   it('lets a host on OUTBOUND_ALLOW_HOSTS through (an in-cluster Ollama)', async () => {
     const port = new URL(openai.baseURL).port;
@@ -75,7 +75,7 @@ describe('providers.llm.base_url (openai_compatible) goes through the outbound g
     } finally {
       await t.close();
     }
-  });
+  }, 90_000);
 
   it('does not follow a redirect from the base URL', async () => {
     const t = await buildTestApp();
@@ -89,7 +89,7 @@ describe('providers.llm.base_url (openai_compatible) goes through the outbound g
     } finally {
       await t.close();
     }
-  });
+  }, 90_000);
 
   it('refuses a base URL with a query string, a fragment or credentials when saved (422, the field named)', async () => {
     const t = await buildTestApp();
@@ -106,7 +106,7 @@ describe('providers.llm.base_url (openai_compatible) goes through the outbound g
     } finally {
       await t.close();
     }
-  });
+  }, 90_000);
 });
 
 describe("a provider's error body never reaches the tenant", () => {

@@ -63,13 +63,23 @@ describe('config', () => {
     expect(loadConfig({ DATA_DIR: tmp() }).secretKey).not.toBe(first);
   });
 
-  it('tools may reach private networks outside production only, unless set', () => {
+  it('tenant URLs may reach private networks outside production only, unless set; the allow-list is checked', () => {
     const secret = { SECRET_KEY: 's'.repeat(40) };
-    expect(loadConfig({ DATA_DIR: tmp() }).toolsAllowPrivateNetworks).toBe(true);
-    expect(loadConfig({ NODE_ENV: 'production', ...secret }).toolsAllowPrivateNetworks).toBe(false);
-    expect(loadConfig({ NODE_ENV: 'production', TOOLS_ALLOW_PRIVATE_NETWORKS: 'true', ...secret }).toolsAllowPrivateNetworks).toBe(true);
-    expect(loadConfig({ DATA_DIR: tmp(), TOOLS_ALLOW_PRIVATE_NETWORKS: 'false' }).toolsAllowPrivateNetworks).toBe(false);
+    const allow = (env: Record<string, string>) => loadConfig(env).outbound.allowPrivateNetworks;
+    expect(allow({ DATA_DIR: tmp() })).toBe(true);
+    expect(allow({ NODE_ENV: 'production', ...secret })).toBe(false);
+    expect(allow({ NODE_ENV: 'production', OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', ...secret })).toBe(true);
+    // The older name still works, and the new one wins when both are set.
+    expect(allow({ NODE_ENV: 'production', TOOLS_ALLOW_PRIVATE_NETWORKS: 'true', ...secret })).toBe(true);
+    expect(allow({ DATA_DIR: tmp(), TOOLS_ALLOW_PRIVATE_NETWORKS: 'true', OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'false' })).toBe(false);
     expect(() => loadConfig({ DATA_DIR: tmp(), TOOLS_ALLOW_PRIVATE_NETWORKS: 'maybe' })).toThrow(/TOOLS_ALLOW_PRIVATE_NETWORKS/);
+    expect(loadConfig({ DATA_DIR: tmp(), OUTBOUND_ALLOW_HOSTS: 'ollama.internal:11434, 10.0.5.0/24 ,vllm' }).outbound.allowHosts).toEqual([
+      'ollama.internal:11434',
+      '10.0.5.0/24',
+      'vllm',
+    ]);
+    expect(() => loadConfig({ DATA_DIR: tmp(), OUTBOUND_ALLOW_HOSTS: 'http://ollama:11434' })).toThrow(/OUTBOUND_ALLOW_HOSTS/);
+    expect(() => loadConfig({ DATA_DIR: tmp(), OUTBOUND_ALLOW_HOSTS: '10.0.0.0/40' })).toThrow(/OUTBOUND_ALLOW_HOSTS/);
   });
 
   it('.env.example documents every variable, and nothing else', () => {

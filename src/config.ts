@@ -5,6 +5,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseAllowEntry } from './lib/outbound.js';
 
 const emptyToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
 const optionalString = z.preprocess(emptyToUndefined, z.string().optional());
@@ -142,7 +143,22 @@ const envSchema = z.object({
   ELEVENLABS_API_KEY: optionalString,
   ANTHROPIC_API_KEY: optionalString,
 
+  OUTBOUND_ALLOW_PRIVATE_NETWORKS: optionalBool,
+  /** The older name of OUTBOUND_ALLOW_PRIVATE_NETWORKS (it covered tool URLs only); read when the new one is unset. */
   TOOLS_ALLOW_PRIVATE_NETWORKS: optionalBool,
+  OUTBOUND_ALLOW_HOSTS: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .default('')
+      .transform((v) => v.split(',').map((e) => e.trim()).filter(Boolean))
+      .superRefine((entries, ctx) => {
+        for (const e of entries) {
+          const parsed = parseAllowEntry(e);
+          if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
+        }
+      }),
+  ),
 });
 
 type Env = z.infer<typeof envSchema>;
@@ -192,10 +208,11 @@ export interface Config {
   deepgramBaseUrl: string | undefined;
   elevenlabsBaseUrl: string | undefined;
   /**
-   * Whether tenant tools may call addresses on loopback, private and link-local networks (our own network, seen
-   * from our servers). Off in production unless set: a tenant's tool URL must not reach our internal services.
+   * Requests to URLs a tenant chose (tools, an OpenAI-compatible base URL): whether they may reach loopback, private
+   * and link-local addresses (our own network, seen from our servers; off in production unless set), and the hosts
+   * or ranges allowed anyway (an in-cluster Ollama). lib/outbound.ts applies it.
    */
-  toolsAllowPrivateNetworks: boolean;
+  outbound: { allowPrivateNetworks: boolean; allowHosts: string[] };
 }
 
 export type TrustProxy = false | number | string[];
@@ -210,6 +227,16 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  // Twilio and LiveKit are handed absolute URLs of ours (webhooks, media streams): in production they come from
+  // PUBLIC_BASE_URL alone, never from a request's Host header or a guess from the listening address.
+  const twilio = Boolean(e.TWILIO_ACCOUNT_SID && e.TWILIO_AUTH_TOKEN);
+  const livekit = Boolean(e.LIVEKIT_URL && e.LIVEKIT_API_KEY && e.LIVEKIT_API_SECRET);
+  if (e.NODE_ENV === 'production' && !e.PUBLIC_BASE_URL && (twilio || livekit)) {
+    throw new ConfigError(
+      `Invalid configuration:\n  PUBLIC_BASE_URL: required when NODE_ENV=production and ${twilio ? 'Twilio' : 'LiveKit'} is configured ` +
+        '(the URL Twilio and browsers reach this service at, e.g. https://voice.example.com)',
+    );
+  }
   // memory:// keeps the embedded database in memory (tests, throw-away demos).
   const dataDir = e.DATA_DIR === 'memory://' ? e.DATA_DIR : path.resolve(e.DATA_DIR);
   return {
@@ -270,7 +297,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     anthropicBaseUrl: e.ANTHROPIC_BASE_URL,
     deepgramBaseUrl: e.DEEPGRAM_BASE_URL,
     elevenlabsBaseUrl: e.ELEVENLABS_BASE_URL,
-    toolsAllowPrivateNetworks: e.TOOLS_ALLOW_PRIVATE_NETWORKS ?? e.NODE_ENV !== 'production',
+    outbound: {
+      allowPrivateNetworks: e.OUTBOUND_ALLOW_PRIVATE_NETWORKS ?? e.TOOLS_ALLOW_PRIVATE_NETWORKS ?? e.NODE_ENV !== 'production',
+      allowHosts: e.OUTBOUND_ALLOW_HOSTS,
+    },
   };
 }
 

@@ -7,6 +7,7 @@ import type { Config } from './config.js';
 import { type Database, openDatabase } from './db/client.js';
 import { Authenticator } from './http/auth.js';
 import { RateLimiter } from './http/rate-limit.js';
+import { OutboundGuard } from './lib/outbound.js';
 import { LOCAL_EMBEDDING_MODEL } from './rag/embedders/local-embedder.js';
 import { EmbedderRegistry } from './rag/embedders/registry.js';
 import { IngestionWorker } from './rag/ingestion.js';
@@ -86,12 +87,14 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
   const retriever = new Retriever(db, embedders);
   const calls = new CallService(db);
   const recordings = createRecordingStore(config, config.secretKey);
+  // One guard for every request to a URL a tenant chose: tool URLs and OpenAI-compatible base URLs.
+  const outbound = new OutboundGuard(config.outbound);
   const providers = new ProviderRegistry(
     settings,
     retriever,
     { ...config.providerKeys, openaiBaseUrl: config.openaiBaseUrl, anthropicBaseUrl: config.anthropicBaseUrl, deepgramBaseUrl: config.deepgramBaseUrl, elevenlabsBaseUrl: config.elevenlabsBaseUrl },
     log.child({ component: 'providers' }),
-    { allowPrivateNetworks: config.toolsAllowPrivateNetworks, signingSecrets: (tenantId) => signingSecrets.forSigning(tenantId), log: log.child({ component: 'tools' }) },
+    { outbound, signingSecrets: (tenantId) => signingSecrets.forSigning(tenantId), log: log.child({ component: 'tools' }) },
   );
   const phoneNumbers = new PhoneNumberService(db);
   // Commands for live calls (hang up, transfer) reach whichever instance holds the call's media.

@@ -2,7 +2,7 @@
 import pino from 'pino';
 import { ConfigError, loadConfig } from './config.js';
 import { buildDeps, closeDeps } from './deps.js';
-import { buildApp, REDACT_PATHS } from './http/app.js';
+import { buildApp, LOG_SERIALIZERS, REDACT_PATHS } from './http/app.js';
 
 const startedAt = performance.now();
 let config;
@@ -15,7 +15,7 @@ try {
   }
   throw err;
 }
-const log = pino({ level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
+const log = pino({ level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, serializers: LOG_SERIALIZERS });
 const deps = await buildDeps(config, log);
 const app = await buildApp(deps);
 await app.listen({ host: config.host, port: config.port });

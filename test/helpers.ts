@@ -8,7 +8,7 @@ import pino from 'pino';
 import { loadConfig } from '../src/config.js';
 import { PGLITE_EXTENSIONS } from '../src/db/client.js';
 import { buildDeps, closeDeps, type Deps } from '../src/deps.js';
-import { type App, buildApp, REDACT_PATHS } from '../src/http/app.js';
+import { type App, buildApp, LOG_SERIALIZERS, REDACT_PATHS } from '../src/http/app.js';
 
 export const TEST_REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -60,7 +60,7 @@ export async function buildTestApp(env: Record<string, string> = {}, opts: { cac
       cb();
     },
   });
-  const log = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
+  const log = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' }, serializers: LOG_SERIALIZERS }, sink);
   const deps = await buildDeps(config, log, { cachePrefix: opts.cachePrefix ?? `test:${randomUUID()}:` });
   const app = await buildApp(deps);
   return {

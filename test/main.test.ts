@@ -19,6 +19,13 @@ describe('main', () => {
     expect(bad.stderr).toContain('PORT');
   });
 
+  it('refuses to start in production with Twilio configured and no PUBLIC_BASE_URL (exit 78)', () => {
+    const twilio = { TWILIO_ACCOUNT_SID: `AC${'1'.repeat(32)}`, TWILIO_AUTH_TOKEN: 'token', SECRET_KEY: 'main-test-secret-key-that-is-long-enough-0123' };
+    const res = spawnSync(process.execPath, main, { env: { ...baseEnv(), NODE_ENV: 'production', ...twilio }, encoding: 'utf8' });
+    expect(res.status).toBe(78);
+    expect(res.stderr).toContain('PUBLIC_BASE_URL: required when NODE_ENV=production and Twilio is configured');
+  });
+
   it('serves and exits 0 on SIGTERM after finishing; given its SECRET_KEY it creates a data folder that does not exist yet', async () => {
     const port = 19_000 + Math.floor(Math.random() * 1000);
     // A production-like start: the key is given, so nothing else would have created the folder.

@@ -9,6 +9,7 @@ import Fastify, {
   type FastifyError,
   type FastifyInstance,
   type FastifyReply,
+  type FastifyRequest,
   type RawReplyDefaultExpression,
   type RawRequestDefaultExpression,
   type RawServerDefault,
@@ -22,6 +23,7 @@ import {
 } from 'fastify-type-provider-zod';
 import type { TrustProxy } from '../config.js';
 import type { Deps } from '../deps.js';
+import { errSerializer } from '../lib/error-log.js';
 import { AppError, classify } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
@@ -74,10 +76,47 @@ export function trustProxyOption(trust: TrustProxy): boolean | string[] | ((addr
   return trust;
 }
 
+/**
+ * Query parameters whose values are credentials (a media websocket's `token`, a recording link's `signature`, a
+ * presigned URL's X-Amz-*): never logged, since a log line would otherwise be a working link or a call's audio.
+ */
+const SECRET_QUERY_PARAM = /^(?:token|signature|access_token|refresh_token|api_key|key|secret|password|x-amz-signature|x-amz-credential|x-amz-security-token)$/i;
+
+/** A URL as logged: the values of secret query parameters replaced. */
+export function redactUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const query = url
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      const name = eq < 0 ? pair : pair.slice(0, eq);
+      let decoded = name;
+      try {
+        decoded = decodeURIComponent(name);
+      } catch {
+        // A malformed name is logged as it came.
+      }
+      return eq >= 0 && SECRET_QUERY_PARAM.test(decoded) ? `${name}=[redacted]` : pair;
+    });
+  return `${url.slice(0, q)}?${query.join('&')}`;
+}
+
+/** The request as its log lines show it (Fastify's default fields), with secret query values redacted. */
+function requestForLog(req: FastifyRequest) {
+  return { method: req.method, url: redactUrl(req.url), host: req.host, remoteAddress: req.ip, remotePort: req.socket?.remotePort };
+}
+
+/** Serializers of every log line (main.ts and the tests' logger): errors without query parameter values. */
+export const LOG_SERIALIZERS = { err: errSerializer };
+
 export async function buildApp(deps: Deps): Promise<App> {
   const { config } = deps;
   const app = Fastify({
     loggerInstance: deps.log,
+    // Every request's logger: the request line without credentials in its query string.
+    childLoggerFactory: (logger, bindings, opts) => logger.child(bindings, { ...opts, serializers: { ...opts.serializers, req: requestForLog } }),
     trustProxy: trustProxyOption(config.trustProxy),
     bodyLimit: config.bodyLimitBytes,
     // Server timeouts live here, in one place.

@@ -2,6 +2,7 @@
 import type { FastifyError } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import type { ZodError } from 'zod';
+import { withoutQueryParams } from '../lib/error-log.js';
 import { ProviderError } from '../lib/provider-error.js';
 
 export const errorStatus = {
@@ -34,13 +35,15 @@ export const errorStatus = {
   uri_too_long: 414,
   unsupported_media_type: 415,
   unsupported_format: 415,
+  /** A Range outside the file (a recording download); Content-Range says its size. */
+  range_not_satisfiable: 416,
   validation_error: 422,
   empty_document: 422,
   corrupt_document: 422,
   encrypted_document: 422,
   rate_limited: 429,
   internal_error: 500,
-  /** An AI provider (embeddings, ...) refused or failed; the message says which and why. */
+  /** An AI provider (embeddings, ...) refused or failed; the message names it, the HTTP status and a short reason. */
   provider_error: 502,
   service_unavailable: 503,
   /** LIVEKIT_URL, LIVEKIT_API_KEY or LIVEKIT_API_SECRET is not set on this deployment. */
@@ -86,8 +89,8 @@ export interface Classified {
 /** Maps anything thrown into the closed list of codes; 5xx text is only shown in development. */
 export function classify(err: FastifyError, showInternals: boolean): Classified {
   if (err instanceof AppError) return { status: err.status, code: err.code, message: err.message, details: err.details };
-  // The provider's own words help the tenant fix a key or a model name; they carry no secrets of ours.
-  if (err instanceof ProviderError) return { status: 502, code: 'provider_error', message: err.message };
+  // The status and a short reason only: the provider's own words may come from any server a tenant pointed us at.
+  if (err instanceof ProviderError) return { status: 502, code: 'provider_error', message: err.publicMessage };
   if (hasZodFastifySchemaValidationErrors(err)) {
     const where = err.validationContext ?? 'body';
     const details = err.validation.map((v) => {
@@ -125,6 +128,7 @@ export function classify(err: FastifyError, showInternals: boolean): Classified 
   return {
     status: 500,
     code: 'internal_error',
-    message: showInternals ? `Internal error: ${err.message}` : 'Internal error',
+    // Even in development, a failed query shows its SQL, not the values bound to it.
+    message: showInternals ? `Internal error: ${(withoutQueryParams(err) as Error).message}` : 'Internal error',
   };
 }

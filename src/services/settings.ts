@@ -75,7 +75,13 @@ export const providersSchema = z.strictObject({
     .strictObject({
       provider: z.enum(['local', 'openai', 'anthropic', 'openai_compatible']).default('local'),
       model: model.optional(),
-      base_url: z.url({ protocol: /^https?$/ }).optional(),
+      /** The server's API root: the SDK appends paths to it, so a query or fragment would swallow them. */
+      base_url: z
+        .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+        .max(2000)
+        .refine((u) => !/[?#]/.test(u), 'must not contain a query string or fragment')
+        .refine((u) => !/^[a-z]+:\/\/[^/?#]*@/i.test(u), 'must not contain credentials; send the key in provider_keys.openai_compatible')
+        .optional(),
       temperature: z.number().min(0).max(2).optional(),
     })
     .default({ provider: 'local' }),

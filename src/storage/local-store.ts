@@ -1,14 +1,24 @@
 // Recordings on this machine: files under the recordings folder (or a Map for 'memory://'), downloaded through
 // our own /api/v1/recordings/<key> route with URLs signed by a key derived from SECRET_KEY.
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
-import { copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { deriveKey } from '../services/secret-box.js';
 import { assertRecordingKey, isRecordingKey, type RecordingStore } from './recording-store.js';
 
 export const RECORDINGS_PATH = '/api/v1/recordings/';
 
 export type UrlCheck = 'valid' | 'invalid' | 'expired';
+
+/** A recording opened for download: its size, and its bytes streamed from disk (never read whole into memory). */
+export interface OpenRecording {
+  size: number;
+  /** The bytes from `start` to `end` inclusive (the whole file without a range); closes the file when done. */
+  stream(range?: { start: number; end: number }): Readable;
+  /** Closes the file without streaming it. */
+  close(): Promise<void>;
+}
 
 export interface LocalStoreOptions {
   /** A folder, or 'memory://' to keep recordings in this process (tests). */
@@ -69,6 +79,34 @@ export class LocalRecordingStore implements RecordingStore {
       return await readFile(this.file(key));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  /**
+   * Opens a recording for download, or null when there is none. The size and the bytes come from the same open
+   * file, so a recording replaced meanwhile (a merge after a restart) is never served half old, half new.
+   */
+  async open(key: string): Promise<OpenRecording | null> {
+    if (this.memory) {
+      assertRecordingKey(key);
+      const data = this.memory.get(key);
+      if (!data) return null;
+      return { size: data.length, stream: (r) => Readable.from([r ? data.subarray(r.start, r.end + 1) : data]), close: async () => {} };
+    }
+    let handle;
+    try {
+      handle = await open(this.file(key), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+    const fh = handle;
+    try {
+      const { size } = await fh.stat();
+      return { size, stream: (r) => fh.createReadStream({ start: r?.start ?? 0, ...(r && { end: r.end }), autoClose: true }), close: () => fh.close() };
+    } catch (err) {
+      await fh.close();
       throw err;
     }
   }

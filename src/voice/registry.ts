@@ -149,7 +149,14 @@ export class ProviderRegistry {
       case 'openai_compatible':
         if (!choice.base_url) throw new ProviderError('openai_compatible', 'providers.llm.base_url is required for an OpenAI-compatible server', false);
         // Local servers (Ollama, vLLM, llama.cpp) usually take any key.
-        return new OpenAiLlm({ apiKey: keys.openai_compatible ?? 'none', model: choice.model ?? 'default', baseURL: choice.base_url, provider: 'openai_compatible' });
+        // The tenant chose this URL: it goes through the outbound guard (no private networks, no redirects).
+        return new OpenAiLlm({
+          apiKey: keys.openai_compatible ?? 'none',
+          model: choice.model ?? 'default',
+          baseURL: choice.base_url,
+          provider: 'openai_compatible',
+          fetch: this.toolRuntime.outbound.fetch,
+        });
       case 'anthropic': {
         const apiKey = keys.anthropic ?? this.platform.anthropic;
         if (!apiKey) throw new ProviderError('anthropic', 'no Anthropic API key configured', false);

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
+import { publicFailure } from '../lib/provider-error.js';
 import type { CallService } from '../services/calls.js';
 import type { PhoneNumberOverrides } from '../services/phone-numbers.js';
 import type { CallControl } from './call-control.js';
@@ -118,7 +119,9 @@ export class VoiceCalls {
       overrides: call.overrides as PhoneNumberOverrides,
       onFallback: (stage, provider, err) => {
         log.warn({ stage, provider, err }, 'provider failed during the call; the next one took over');
-        void this.calls.event(tenantId, callId, 'provider.fallback', { stage, provider, error: err instanceof Error ? err.message : String(err) }).catch(() => {});
+        // The tenant reads events: the status and a short reason, never the provider's answer (publicFailure).
+        const { status, reason } = publicFailure(err);
+        void this.calls.event(tenantId, callId, 'provider.fallback', { stage, provider, status, reason }).catch(() => {});
       },
     });
     // Recorded unless the tenant switched it off; LiveKit rooms record themselves (Egress). The recording is stored

@@ -1,5 +1,6 @@
 // Twilio's side of phone calls: the voice webhook (answers with TwiML), status callbacks, and the Media Streams
 // websocket. Every webhook is checked against X-Twilio-Signature before anything is read from it: 403 otherwise.
+import { isIP } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
@@ -16,9 +17,18 @@ interface TwilioBody {
   json: boolean;
 }
 
-/** The public URL Twilio called: PUBLIC_BASE_URL behind a proxy, else what the request says. */
+/**
+ * Our public base URL, for every absolute URL we hand out (TwiML, Twilio's callbacks, a browser call's stream_url)
+ * and the URL Twilio signed: PUBLIC_BASE_URL. Never the request's Host header: anyone can send one, and Twilio
+ * would fetch the call's TwiML from their server. Without PUBLIC_BASE_URL (development only: production refuses
+ * to start with Twilio or LiveKit and none) it is the address this server listens on, 127.0.0.1 for a wildcard.
+ */
 export function publicBaseUrl(deps: Deps, request: FastifyRequest): string {
-  return deps.config.publicBaseUrl ?? `${request.protocol}://${request.host}`;
+  if (deps.config.publicBaseUrl) return deps.config.publicBaseUrl;
+  const bound = request.server.server.address();
+  const { address, port } = bound && typeof bound === 'object' ? bound : { address: deps.config.host, port: deps.config.port };
+  const host = address === '0.0.0.0' || address === '::' || address === '' ? '127.0.0.1' : address;
+  return `http://${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
 }
 
 /** Checks the signature (form or bodySHA256 variant) and returns the parameters as single values. */

@@ -115,7 +115,7 @@ function parseInput(json: string): Record<string, unknown> {
 
 function toProviderError(err: unknown): unknown {
   if (err instanceof ProviderError || err instanceof Anthropic.APIUserAbortError) return err;
-  if (err instanceof Anthropic.APIConnectionError) return new ProviderError('anthropic', err.message, true);
+  if (err instanceof Anthropic.APIConnectionError) return new ProviderError('anthropic', err.message, true, undefined, undefined, err instanceof Anthropic.APIConnectionTimeoutError ? 'timeout' : 'unreachable');
   if (err instanceof Anthropic.APIError) return httpProviderError('anthropic', err.status ?? 0, err.message, err.headers?.get?.('retry-after'));
   return err;
 }

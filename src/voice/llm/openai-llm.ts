@@ -14,6 +14,8 @@ export interface OpenAiLlmOptions {
   /** One quick retry at most: a caller is waiting; the fallback chain handles the rest. */
   maxRetries?: number;
   timeoutMs?: number;
+  /** How requests are sent: the outbound guard's fetch for a URL a tenant chose (lib/outbound.ts). */
+  fetch?: typeof fetch;
 }
 
 export class OpenAiLlm implements LLM {
@@ -24,7 +26,7 @@ export class OpenAiLlm implements LLM {
   constructor(opts: OpenAiLlmOptions) {
     this.provider = opts.provider ?? 'openai';
     this.model = opts.model ?? 'gpt-4o-mini';
-    this.client = new OpenAI({ apiKey: opts.apiKey, baseURL: opts.baseURL, maxRetries: opts.maxRetries ?? 1, timeout: opts.timeoutMs ?? 15_000 });
+    this.client = new OpenAI({ apiKey: opts.apiKey, baseURL: opts.baseURL, maxRetries: opts.maxRetries ?? 1, timeout: opts.timeoutMs ?? 15_000, fetch: opts.fetch });
   }
 
   async *chat(request: ChatRequest): AsyncIterable<LlmChunk> {

@@ -8,7 +8,8 @@ import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { verify } from '../../lib/signing.js';
 import type { TenantTool } from '../../services/settings.js';
-import { HttpTool, type HttpToolRuntime, isPrivateAddress, MAX_RESULT_CHARS } from './http-tool.js';
+import { isPrivateAddress, OutboundGuard } from '../../lib/outbound.js';
+import { HttpTool, type HttpToolRuntime, MAX_RESULT_CHARS } from './http-tool.js';
 
 interface Received {
   method: string;
@@ -52,7 +53,7 @@ beforeEach(() => {
 });
 
 const runtime = (over: Partial<HttpToolRuntime> = {}): HttpToolRuntime => ({
-  allowPrivateNetworks: true,
+  outbound: new OutboundGuard({ allowPrivateNetworks: true, allowHosts: [] }),
   signingSecrets: async () => [SECRET],
   log: pino({ level: 'debug' }, new Writable({ write: (chunk, _e, cb) => (logs.push(String(chunk)), cb()) })),
   ...over,
@@ -164,7 +165,7 @@ describe('HttpTool', () => {
   });
 
   it('refuses loopback and private addresses when private networks are off, by address and by name', async () => {
-    const strict = runtime({ allowPrivateNetworks: false });
+    const strict = runtime({ outbound: new OutboundGuard({ allowPrivateNetworks: false, allowHosts: [] }) });
     const port = new URL(base).port;
     for (const url of [`${base}/ok`, `http://localhost:${port}/ok`, `http://[::ffff:127.0.0.1]:${port}/ok`]) {
       const out = await tool({ url }, strict).call({ party_size: 1 });

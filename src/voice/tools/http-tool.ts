@@ -3,12 +3,9 @@
 // (lib/signing.ts), time-limited and cancelled with the turn (barge-in), follows no redirect and is read up to
 // 16 KB. Every failure becomes a short result the model can speak around: nothing here throws into the turn.
 import { randomUUID } from 'node:crypto';
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
-import http from 'node:http';
-import https from 'node:https';
-import { BlockList, isIP, type LookupFunction } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
 import { checkArguments } from '../../lib/json-schema.js';
+import { type OutboundGuard, refusedByGuard } from '../../lib/outbound.js';
 import { SIGNATURE_HEADER, sign } from '../../lib/signing.js';
 import type { TenantTool } from '../../services/settings.js';
 import type { ToolSpec } from '../llm/llm.js';
@@ -29,8 +26,8 @@ export interface ToolOutcome {
 
 /** What every tenant tool shares: built once per process (deps), handed to the registry. */
 export interface HttpToolRuntime {
-  /** False refuses URLs that resolve to loopback, private or link-local addresses (TOOLS_ALLOW_PRIVATE_NETWORKS). */
-  allowPrivateNetworks: boolean;
+  /** Refuses URLs that resolve to our own networks unless the operator allows them (lib/outbound.ts). */
+  outbound: OutboundGuard;
   /** The tenant's signing secrets, current first (services/signing-secrets.ts). */
   signingSecrets(tenantId: string): Promise<string[]>;
   log: FastifyBaseLogger;
@@ -89,21 +86,17 @@ export class HttpTool {
       ...(body !== undefined && { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }),
     };
 
-    const refused = (address: string): ToolOutcome => {
-      log.warn({ host: url.hostname, address }, 'tool URL is on a private network; refused (TOOLS_ALLOW_PRIVATE_NETWORKS is off)');
-      return { status: 'refused', output: `The ${name} tool could not be reached.` };
-    };
-    const host = url.hostname.replace(/^\[|\]$/g, '');
-    // An address in the URL is checked here; a name is checked once resolved, for the address actually connected to.
-    if (!this.runtime.allowPrivateNetworks && isIP(host) && isPrivateAddress(host)) return refused(host);
-
     const timeout = AbortSignal.timeout(this.config.timeout_ms);
     const signal = context.signal ? AbortSignal.any([timeout, context.signal]) : timeout;
     let res: { status: number; body: Buffer; truncated: boolean };
     try {
-      res = await request(url, { method, headers, signal, lookup: this.runtime.allowPrivateNetworks ? undefined : publicOnlyLookup }, body);
+      res = await request(this.runtime.outbound, url, { method, headers, signal }, body);
     } catch (err) {
-      if (err instanceof PrivateAddressError) return refused(err.address);
+      const refused = refusedByGuard(err);
+      if (refused) {
+        log.warn({ host: url.hostname, address: refused.address }, 'tool URL is on a private network; refused (OUTBOUND_ALLOW_PRIVATE_NETWORKS is off)');
+        return { status: 'refused', output: `The ${name} tool could not be reached.` };
+      }
       if (context.signal?.aborted) return { status: 'cancelled', output: `The ${name} tool call was cancelled.` };
       if (timeout.aborted) return { status: 'timeout', output: `The ${name} tool did not answer in time.` };
       log.info({ code: (err as NodeJS.ErrnoException).code }, 'tool unreachable');
@@ -121,61 +114,26 @@ export class HttpTool {
   }
 }
 
-/** One HTTP(S) request with the response read up to MAX_RESPONSE_BYTES; redirects are answers, not followed. */
-function request(
+/** One request through the outbound guard, its answer read up to MAX_RESPONSE_BYTES; redirects are answers. */
+async function request(
+  outbound: OutboundGuard,
   url: URL,
-  opts: { method: string; headers: Record<string, string>; signal: AbortSignal; lookup?: LookupFunction },
+  opts: { method: string; headers: Record<string, string>; signal: AbortSignal },
   body: string | undefined,
 ): Promise<{ status: number; body: Buffer; truncated: boolean }> {
-  const client = url.protocol === 'https:' ? https : http;
-  return new Promise((resolve, reject) => {
-    const req = client.request(url, { method: opts.method, headers: opts.headers, signal: opts.signal, lookup: opts.lookup }, (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      const done = (truncated: boolean) => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).subarray(0, MAX_RESPONSE_BYTES), truncated });
-      res.on('data', (chunk: Buffer) => {
-        chunks.push(chunk);
-        size += chunk.length;
-        if (size >= MAX_RESPONSE_BYTES) {
-          done(size > MAX_RESPONSE_BYTES);
-          res.destroy();
-        }
-      });
-      res.on('end', () => done(false));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-class PrivateAddressError extends Error {
-  constructor(readonly address: string) {
-    super(`${address} is on a private network`);
+  const res = await outbound.fetch(url, { ...opts, body });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let truncated = false;
+  if (res.body) {
+    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+      chunks.push(Buffer.from(chunk));
+      size += chunk.length;
+      if (size >= MAX_RESPONSE_BYTES) {
+        truncated = size > MAX_RESPONSE_BYTES;
+        break; // leaving the loop cancels the rest of the answer
+      }
+    }
   }
+  return { status: res.status, body: Buffer.concat(chunks).subarray(0, MAX_RESPONSE_BYTES), truncated };
 }
-
-// Loopback, private, carrier-grade NAT, link-local (cloud metadata lives there), benchmarking, multicast and
-// reserved ranges; IPv4-mapped IPv6 addresses are checked against the IPv4 ranges.
-const PRIVATE = new BlockList();
-for (const [net, prefix] of [
-  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
-  ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
-] as const) PRIVATE.addSubnet(net, prefix, 'ipv4');
-for (const [net, prefix] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8]] as const) PRIVATE.addSubnet(net, prefix, 'ipv6');
-
-export const isPrivateAddress = (address: string) => PRIVATE.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
-
-/**
- * DNS for tool requests when private networks are off: the addresses are checked when the connection is made,
- * so a name cannot pass a check and then resolve elsewhere (DNS rebinding). Any private answer refuses them all.
- */
-const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
-  dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
-    if (err) return callback(err, '', 0);
-    const bad = addresses.find((a) => isPrivateAddress(a.address));
-    if (bad) return callback(new PrivateAddressError(bad.address), '', 0);
-    if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
-    callback(null, addresses[0]!.address, addresses[0]!.family);
-  });
-};

@@ -21,7 +21,8 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import type { Deps } from '../deps.js';
-import { AppError, classify } from './errors.js';
+import { findUnsafeInput } from '../lib/safe-input.js';
+import { AppError, classify, unsafeInputError } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { authRoutes } from './routes/auth.js';
@@ -126,6 +127,15 @@ export async function buildApp(deps: Deps): Promise<App> {
     if (p) {
       const key = p.kind === 'api_key' ? `key:${p.apiKeyId}` : `tenant:${p.tenantId}`;
       await deps.rateLimiter.enforce(reply, key, rateLimits.perTenantPerMinute, MINUTE_MS);
+    }
+  });
+
+  // Every body, query string and path parameter of every route, before any schema sees it: text PostgreSQL cannot
+  // store (NUL, unpaired surrogates) and nesting recursive validators cannot walk are a 422 here (lib/safe-input.ts).
+  app.addHook('preValidation', async (request) => {
+    for (const [where, value] of [['body', request.body], ['querystring', request.query], ['params', request.params]] as const) {
+      const issue = findUnsafeInput(value);
+      if (issue) throw unsafeInputError(where, issue);
     }
   });
 

@@ -35,32 +35,55 @@ const isPlainContainer = (v: unknown): v is Record<string, unknown> | unknown[] 
   return proto === Object.prototype || proto === null;
 };
 
+/** A container still to be walked, linked to its parent so a path is only built for the one problem reported. */
+interface Pending {
+  v: Record<string, unknown> | unknown[];
+  depth: number;
+  parent: Pending | undefined;
+  key: string | number | undefined;
+}
+
+function pathOf(p: Pending | undefined, ...tail: (string | number)[]): (string | number)[] {
+  const path = tail;
+  for (let at = p; at?.parent; at = at.parent) path.unshift(at.key!);
+  return path;
+}
+
 /**
  * The first problem in `value` (a parsed JSON body, a query or params object, a string): text that is not safe to
- * store, in a value or an object key, or nesting deeper than `maxDepth`. Iterative, so any depth is checked safely.
+ * store, in a value or an object key, or nesting deeper than `maxDepth`. Iterative, so any depth is checked
+ * safely; linear in the size of the value (a 200,000-element array takes a few ms).
  */
 export function findUnsafeInput(value: unknown, maxDepth = MAX_INPUT_DEPTH): InputIssue | undefined {
-  const stack: { v: unknown; path: (string | number)[] }[] = [{ v: value, path: [] }];
+  if (typeof value === 'string') {
+    const reason = unsafeTextReason(value);
+    return reason ? { path: [], message: reason } : undefined;
+  }
+  if (!isPlainContainer(value)) return undefined;
+  const stack: Pending[] = [{ v: value, depth: 0, parent: undefined, key: undefined }];
   while (stack.length > 0) {
-    const { v, path } = stack.pop()!;
-    if (typeof v === 'string') {
-      const reason = unsafeTextReason(v);
-      if (reason) return { path, message: reason };
+    const p = stack.pop()!;
+    if (p.depth >= maxDepth) return { path: pathOf(p), message: `is nested more than ${maxDepth} levels deep` };
+    const visit = (child: unknown, key: string | number): InputIssue | undefined => {
+      if (typeof child === 'string') {
+        const reason = unsafeTextReason(child);
+        if (reason) return { path: pathOf(p, key), message: reason };
+      } else if (isPlainContainer(child)) stack.push({ v: child, depth: p.depth + 1, parent: p, key });
+      return undefined;
+    };
+    if (Array.isArray(p.v)) {
+      for (let i = 0; i < p.v.length; i++) {
+        const issue = visit(p.v[i], i);
+        if (issue) return issue;
+      }
       continue;
     }
-    if (!isPlainContainer(v)) continue;
-    if (path.length >= maxDepth) return { path, message: `is nested more than ${maxDepth} levels deep` };
-    if (Array.isArray(v)) {
-      for (let i = v.length - 1; i >= 0; i--) stack.push({ v: v[i], path: [...path, i] });
-      continue;
-    }
-    const keys = Object.keys(v);
-    for (let i = keys.length - 1; i >= 0; i--) {
-      const key = keys[i]!;
+    for (const key of Object.keys(p.v)) {
       const reason = unsafeTextReason(key);
       // The key itself is left out of the path: it is the bad text.
-      if (reason) return { path, message: `has a field name that ${reason}` };
-      stack.push({ v: v[key], path: [...path, key] });
+      if (reason) return { path: pathOf(p), message: `has a field name that ${reason}` };
+      const issue = visit(p.v[key], key);
+      if (issue) return issue;
     }
   }
   return undefined;

@@ -21,7 +21,6 @@ export const errorStatus = {
   conflict: 409,
   email_taken: 409,
   last_admin: 409,
-  phone_number_taken: 409,
   /** Hang-up or transfer of a call that has already ended. */
   call_not_active: 409,
   /** Transfer of a call that is not a phone call. */
@@ -31,6 +30,8 @@ export const errorStatus = {
   phone_number_inactive: 409,
   /** Twilio refused to place the call (an invalid or unreachable destination, for example); the message says why. */
   call_rejected: 422,
+  /** A number that is not one of the Twilio account's, or is registered already: one answer, so it tells nothing. */
+  phone_number_unavailable: 422,
   payload_too_large: 413,
   uri_too_long: 414,
   unsupported_media_type: 415,

@@ -362,3 +362,57 @@ describe('fuzzing every operation of /openapi.json', () => {
     expect((await t.app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: bearer(admin.access_token) })).statusCode).toBe(200);
   }, 600_000);
 });
+
+describe('the text rule, field by field', () => {
+  const refused = (res: { statusCode: number; body: string; json(): { error: { code: string; details?: { field: string }[] } } }, field: string) => {
+    expect(res.statusCode, res.body).toBe(422);
+    expect(res.json().error.code).toBe('validation_error');
+    expect(res.json().error.details?.map((d) => d.field)).toContain(field);
+  };
+
+  it('refuses NUL and unpaired surrogates in JSON bodies, also unauthenticated and in JSONB fields', async () => {
+    const signupWith = (tenant_name: string) =>
+      t.app.inject({ method: 'POST', url: '/api/v1/auth/signup', payload: { email: 'nul@example.com', password: 'correct horse battery', tenant_name } });
+    refused(await signupWith('Acme\u0000'), 'body.tenant_name');
+    refused(await signupWith('Acme\ud800'), 'body.tenant_name');
+    const put = (body: object) => call(t.app, 'PUT', '/api/v1/settings/tenant', admin.access_token, body);
+    refused(await put({ providers: { llm: { model: 'gpt\ud800' } } }), 'body.providers.llm.model');
+    refused(await put({ greeting: 'Hello\u0000' }), 'body.greeting');
+    const tool = { name: 'lookup', description: 'Looks up \udfff', url: 'https://tools.example.com/x', parameters: { type: 'object', properties: {} } };
+    refused(await put({ tools: [tool] }), 'body.tools.0.description');
+    refused(await call(t.app, 'POST', '/api/v1/phone-numbers', admin.access_token, { number: '+15550008888', overrides: { greeting: 'Hi\u0000' } }), 'body.overrides.greeting');
+    // A key is text too.
+    refused(await call(t.app, 'POST', '/api/v1/knowledge/search', admin.access_token, { query: 'x', ['\u0000']: 1 }), 'body');
+    // Nothing of it was stored.
+    expect((await call(t.app, 'GET', '/api/v1/settings/tenant', admin.access_token)).body).not.toMatch(/\\u0000|\\ud800|\\udfff/);
+  });
+
+  it('refuses tool parameters nested too deep before walking them, at any depth', async () => {
+    let deep = '{"type":"string"}';
+    for (let i = 0; i < 700; i++) deep = `{"type":"object","properties":{"a":${deep}}}`;
+    const payload = `{"tools":[{"name":"deep","description":"d","url":"https://tools.example.com/x","parameters":${deep}}]}`;
+    const res = await t.app.inject({ method: 'PUT', url: '/api/v1/settings/tenant', headers: { ...bearer(admin.access_token), 'content-type': 'application/json' }, payload });
+    expect(res.statusCode, res.body).toBe(422);
+    expect(res.json().error.message).toMatch(/nested more than 32 levels deep/);
+    let six: object = { type: 'string' };
+    for (let i = 0; i < 6; i++) six = { type: 'object', properties: { a: six } };
+    const shallow = await call(t.app, 'PUT', '/api/v1/settings/tenant', admin.access_token, { tools: [{ name: 'six', description: 'd', url: 'https://tools.example.com/x', parameters: six }] });
+    refused(shallow, 'body.tools.0.parameters');
+    expect(shallow.json().error.message).toMatch(/nested more than 5 levels deep/);
+  });
+
+  it('refuses them in query strings, path parameters, multipart filenames and titles', async () => {
+    refused(await call(t.app, 'GET', '/api/v1/documents?limit=%00', admin.access_token), 'querystring.limit');
+    refused(await call(t.app, 'GET', '/api/v1/documents/%00', admin.access_token), 'params.id');
+    const upload = (parts: Parameters<typeof multipart>[0]) => {
+      const m = multipart(parts);
+      return t.app.inject({ method: 'POST', url: '/api/v1/documents', headers: { ...bearer(admin.access_token), ...m.headers }, payload: m.payload });
+    };
+    refused(await upload([{ name: 'file', value: 'Parking is on Elm Street.', filename: 'a\u0000.txt' }]), 'body.file.filename');
+    refused(await upload([{ name: 'file', value: 'Parking is on Elm Street.', filename: 'a.txt' }, { name: 'title', value: 'T\u0000' }]), 'body.title');
+    // A long filename is cut whole characters at a time: never half a surrogate pair.
+    const ok = await upload([{ name: 'file', value: 'Parking is on Elm Street.', filename: `${'a'.repeat(299)}😀.txt` }]);
+    expect(ok.statusCode, ok.body).toBe(202);
+    expect(ok.json().filename).toBe(`${'a'.repeat(299)}😀`);
+  });
+});

@@ -325,6 +325,7 @@ describe('fuzzing every operation of /openapi.json', () => {
     const statuses = new Map<number, number>();
     let sent = 0;
     const started = Date.now();
+    const cpuBefore = process.cpuUsage();
     const slowest: [string, number][] = [];
     for (const op of ops) {
       const opStarted = Date.now();
@@ -351,8 +352,10 @@ describe('fuzzing every operation of /openapi.json', () => {
       t.logs.length = 0;
     }
     const seconds = (Date.now() - started) / 1000;
+    const cpu = process.cpuUsage(cpuBefore);
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     console.log(
-      `fuzz: ${sent} requests over ${ops.length} operations in ${seconds.toFixed(1)} s; statuses ${JSON.stringify(Object.fromEntries(statuses))}; ` +
+      `fuzz: ${sent} requests over ${ops.length} operations in ${seconds.toFixed(1)} s (${cpuSeconds.toFixed(1)} s CPU); statuses ${JSON.stringify(Object.fromEntries(statuses))}; ` +
         `slowest ${slowest.sort((x, y) => y[1] - x[1]).slice(0, 5).map(([op, ms]) => `${op} ${ms} ms`).join(', ')}`,
     );
     const report = [...failures].map(([key, causes]) => `${key}\n    x${causes.length}: ${[...new Set(causes)].slice(0, 5).join(' | ')}`);

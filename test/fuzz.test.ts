@@ -186,7 +186,9 @@ function setAt(root: unknown, path: (string | number)[], value: unknown): unknow
 
 // ---- the requests ---------------------------------------------------------------------------------------------
 const badIds = ['not-a-uuid', '00000000-0000-0000-0000-000000000000', '00000000-0000-4000-8000-000000000000', "1' or '1'='1", '%00', '%ud800', '%ED%A0%80', '%E0%A4%A', '%', '..%2F..%2Fetc', 'a'.repeat(300), 'A'.repeat(36), '%F0%9F%98%80', '-1', '1e999'];
+/** Ids of rows that exist: the fuzzed tenant's, or (on admin routes) the victim tenant's. */
 let realIds: string[] = [];
+let tenantIds: string[] = [];
 
 interface Built {
   method: string;
@@ -290,14 +292,29 @@ function operations(): Operation[] {
 }
 
 // ---- the run --------------------------------------------------------------------------------------------------
+const PLATFORM_ADMIN = { email: 'platform-admin@example.com', password: 'platform admin password' };
 let t: TestApp;
 let admin: Session;
+let platformAdminToken: string;
+let victimTenantId: string;
 beforeAll(async () => {
   fakeOpenAI = await new FakeOpenAI().start();
   // No ingestion worker: uploads are checked on the request path, which is what is fuzzed; the fake stands in
   // for every OpenAI(-compatible) endpoint a fuzzed setting may point at, so nothing leaves the machine.
-  t = await buildTestApp({ INGEST_CONCURRENCY: '0', OPENAI_BASE_URL: fakeOpenAI.baseURL, ANTHROPIC_BASE_URL: fakeOpenAI.baseURL });
+  t = await buildTestApp({
+    INGEST_CONCURRENCY: '0',
+    OPENAI_BASE_URL: fakeOpenAI.baseURL,
+    ANTHROPIC_BASE_URL: fakeOpenAI.baseURL,
+    PLATFORM_ADMIN_EMAIL: PLATFORM_ADMIN.email,
+    PLATFORM_ADMIN_PASSWORD: PLATFORM_ADMIN.password,
+  });
   admin = await signup(t.app, { tenant_name: 'Fuzzed' });
+  // The platform admin fuzzes the admin routes, on a tenant of its own: suspending the fuzzed tenant would turn
+  // the rest of the run into 403s.
+  const login = await t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: PLATFORM_ADMIN });
+  expect(login.statusCode, login.body).toBe(200);
+  platformAdminToken = login.json().access_token;
+  victimTenantId = (await signup(t.app, { tenant_name: 'Suspended now and then' })).tenant.id;
   spec = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json();
   // Rows of the tenant's own, so that ids reach the handlers and the database, not only the schemas.
   const doc = await call(t.app, 'POST', '/api/v1/documents', admin.access_token, { title: 'Doc', content: 'Parking is on Elm Street.' });
@@ -305,8 +322,8 @@ beforeAll(async () => {
   const key = await call(t.app, 'POST', '/api/v1/api-keys', admin.access_token, { name: 'fuzz' });
   const chat = await call(t.app, 'POST', '/api/v1/chat', admin.access_token, { message: 'Where is the parking?' });
   const number = await call(t.app, 'POST', '/api/v1/phone-numbers', admin.access_token, { number: '+15550009999' });
-  realIds = [doc.json().id, member.json().id, key.json().id, chat.json().session_id, number.json().id, admin.tenant.id].filter(Boolean);
-  expect(realIds.length).toBeGreaterThanOrEqual(5);
+  tenantIds = [doc.json().id, member.json().id, key.json().id, chat.json().session_id, number.json().id, admin.tenant.id].filter(Boolean);
+  expect(tenantIds.length).toBeGreaterThanOrEqual(5);
 }, 60_000);
 afterAll(async () => {
   await t?.close();
@@ -330,8 +347,12 @@ describe('fuzzing every operation of /openapi.json', () => {
     for (const op of ops) {
       const opStarted = Date.now();
       for (let i = 0; i < AUTHENTICATED_PER_OPERATION + ANONYMOUS_PER_OPERATION; i++) {
-        // The admin's own user is left alone: deactivating it would turn the rest of the run into 403s.
-        const token = i < AUTHENTICATED_PER_OPERATION ? admin.access_token : rng.pick([undefined, 'not-a-token', 'vak_x', `${admin.access_token}x`]);
+        // The admin's own user is left alone (its id is not among the real ids): deactivating it would turn the
+        // rest of the run into 403s. Admin routes get the platform admin, and half the time the tenant admin (403).
+        const adminRoute = op.path.startsWith('/api/v1/admin/');
+        realIds = adminRoute ? [victimTenantId] : tenantIds;
+        const signedIn = adminRoute && i % 2 === 0 ? platformAdminToken : admin.access_token;
+        const token = i < AUTHENTICATED_PER_OPERATION ? signedIn : rng.pick([undefined, 'not-a-token', 'vak_x', `${admin.access_token}x`]);
         const r = buildRequest(op, rng, token);
         const requestId = `fuzz-${sent}`;
         const res = await t.app.inject({ method: r.method as 'GET', url: r.url, headers: { ...r.headers, 'x-request-id': requestId }, ...(r.payload !== undefined && { payload: r.payload }) });

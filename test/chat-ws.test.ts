@@ -165,6 +165,33 @@ describe('chat websocket', () => {
     c.ws.close();
   });
 
+  it('answers hostile frames (deep nesting, NUL, surrogates, huge values, wrong types) in-band, never with a server error', async () => {
+    fake.chatScript = () => ({ text: 'Fine.' });
+    const c = await connect();
+    const frames = [
+      '['.repeat(100_000) + ']'.repeat(100_000),
+      '{"type":"message","text":' + '['.repeat(5000) + '"x"' + ']'.repeat(5000) + '}',
+      '{"type":"message","text":"\\u0000"}',
+      '{"type":"message","text":"\\ud800"}',
+      '{"\\u0000":1}',
+      '{"type":"message","text":1e400}',
+      `{"type":"message","text":"${'x'.repeat(200_000)}"}`,
+      '{"type":"message","text":null}',
+      '{"type":["message"],"text":"hi"}',
+      '{"type":"cancel","extra":{"__proto__":{"admin":true}}}',
+      'null',
+      '12345678901234567890123456789',
+    ];
+    for (const frame of frames) c.send(frame);
+    const errors: Msg[] = [];
+    for (let i = 0; i < frames.length; i++) errors.push(await c.next('error'));
+    expect(errors.map((e) => (e.error as { code: string }).code).filter((code) => !['invalid_json', 'validation_error'].includes(code))).toEqual([]);
+    // The socket still works.
+    c.send({ type: 'message', text: 'Now properly' });
+    expect((await c.next('reply')).reply).toBe('Fine.');
+    c.ws.close();
+  });
+
   it('a first message that fails leaves no session: the next message opens a new one', async () => {
     fake.chatScript = () => ({ text: 'Fine.' });
     const c = await connect();

@@ -82,6 +82,14 @@ describe('config', () => {
     expect(() => loadConfig({ DATA_DIR: tmp(), OUTBOUND_ALLOW_HOSTS: '10.0.0.0/40' })).toThrow(/OUTBOUND_ALLOW_HOSTS/);
   });
 
+  it('phone numbers are checked against the Twilio account in production only, unless set', () => {
+    const secret = { SECRET_KEY: 's'.repeat(40) };
+    expect(loadConfig({ DATA_DIR: tmp() }).phoneNumbersSkipVerification).toBe(true);
+    expect(loadConfig({ NODE_ENV: 'production', ...secret }).phoneNumbersSkipVerification).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'production', PHONE_NUMBERS_SKIP_VERIFICATION: 'true', ...secret }).phoneNumbersSkipVerification).toBe(true);
+    expect(loadConfig({ DATA_DIR: tmp(), PHONE_NUMBERS_SKIP_VERIFICATION: 'false' }).phoneNumbersSkipVerification).toBe(false);
+  });
+
   it('.env.example documents every variable, and nothing else', () => {
     const documented = readFileSync(path.join(import.meta.dirname, '..', '.env.example'), 'utf8')
       .split('\n')

@@ -126,6 +126,7 @@ const envSchema = z.object({
   ),
   TWILIO_AUTH_TOKEN: optionalString,
   TWILIO_API_BASE_URL: url(['http:', 'https:']),
+  PHONE_NUMBERS_SKIP_VERIFICATION: optionalBool,
 
   RECORDINGS_S3_BUCKET: optionalString,
   RECORDINGS_S3_ENDPOINT: url(['http:', 'https:']),
@@ -193,6 +194,11 @@ export interface Config {
   };
   livekit: { url?: string; apiKey?: string; apiSecret?: string; sipUri?: string };
   twilio: { accountSid?: string; authToken?: string; apiBaseUrl?: string };
+  /**
+   * Register phone numbers without checking they are incoming numbers of the Twilio account. Unset: on except in
+   * production, so development (the README's walkthrough) works without a Twilio account.
+   */
+  phoneNumbersSkipVerification: boolean;
   /** Recordings go to the data folder, or to an S3-compatible bucket when one is configured. */
   recordings: {
     dir: string;
@@ -301,6 +307,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       allowPrivateNetworks: e.OUTBOUND_ALLOW_PRIVATE_NETWORKS ?? e.TOOLS_ALLOW_PRIVATE_NETWORKS ?? e.NODE_ENV !== 'production',
       allowHosts: e.OUTBOUND_ALLOW_HOSTS,
     },
+    phoneNumbersSkipVerification: e.PHONE_NUMBERS_SKIP_VERIFICATION ?? e.NODE_ENV !== 'production',
   };
 }
 

@@ -17,6 +17,7 @@ import { ApiKeyService } from './services/api-keys.js';
 import { CallService } from './services/calls.js';
 import { DocumentService } from './services/documents.js';
 import { PhoneNumberService } from './services/phone-numbers.js';
+import { TwilioRest } from './telephony/twilio-rest.js';
 import { SecretBox } from './services/secret-box.js';
 import { SettingsService } from './services/settings.js';
 import { SigningSecretService } from './services/signing-secrets.js';
@@ -96,7 +97,10 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
     log.child({ component: 'providers' }),
     { outbound, signingSecrets: (tenantId) => signingSecrets.forSigning(tenantId), log: log.child({ component: 'tools' }) },
   );
-  const phoneNumbers = new PhoneNumberService(db);
+  const { accountSid, authToken, apiBaseUrl } = config.twilio;
+  // Who may register a number: the Twilio account's incoming numbers are checked unless the operator skips it.
+  const numberOwnership = config.phoneNumbersSkipVerification ? 'skip' : accountSid && authToken ? new TwilioRest({ accountSid, authToken, apiBaseUrl }) : undefined;
+  const phoneNumbers = new PhoneNumberService(db, numberOwnership);
   // Commands for live calls (hang up, transfer) reach whichever instance holds the call's media.
   const control = new CallControl(cache, log.child({ component: 'call-control' }));
   await control.start();

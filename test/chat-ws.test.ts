@@ -1,7 +1,7 @@
 // The chat websocket: replies streamed as the model writes them, browser authentication by subprotocol,
 // cancel keeping what was written, sessions resumed and isolated per tenant, bad messages answered in-band.
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { FakeOpenAI } from './fakes/openai.js';
 import { buildTestApp, call, type Session, type TestApp, twoTenants } from './helpers.js';
@@ -153,10 +153,65 @@ describe('chat websocket', () => {
     expect(await c.next('error')).toMatchObject({ error: { code: 'validation_error' } });
     c.send({ type: 'message', text: 'x'.repeat(4001) });
     expect(await c.next('error')).toMatchObject({ error: { code: 'validation_error' } });
+    // Text the database cannot store is refused like in REST, naming the field.
+    for (const text of ['nul \u0000 here', 'lone \udc00 surrogate']) {
+      c.send({ type: 'message', text });
+      expect(await c.next('error')).toMatchObject({ error: { code: 'validation_error', details: [{ field: 'message.text' }] } });
+    }
     c.ws.send(Buffer.from([1, 2, 3]), { binary: true });
     expect((await c.next('error')).type).toBe('error');
     c.send({ type: 'message', text: 'Now properly' });
     expect((await c.next('reply')).reply).toBe('Fine.');
+    c.ws.close();
+  });
+
+  it('answers hostile frames (deep nesting, NUL, surrogates, huge values, wrong types) in-band, never with a server error', async () => {
+    fake.chatScript = () => ({ text: 'Fine.' });
+    const c = await connect();
+    const frames = [
+      '['.repeat(100_000) + ']'.repeat(100_000),
+      '{"type":"message","text":' + '['.repeat(5000) + '"x"' + ']'.repeat(5000) + '}',
+      '{"type":"message","text":"\\u0000"}',
+      '{"type":"message","text":"\\ud800"}',
+      '{"\\u0000":1}',
+      '{"type":"message","text":1e400}',
+      `{"type":"message","text":"${'x'.repeat(200_000)}"}`,
+      '{"type":"message","text":null}',
+      '{"type":["message"],"text":"hi"}',
+      '{"type":"cancel","extra":{"__proto__":{"admin":true}}}',
+      'null',
+      '12345678901234567890123456789',
+    ];
+    for (const frame of frames) c.send(frame);
+    const errors: Msg[] = [];
+    for (let i = 0; i < frames.length; i++) errors.push(await c.next('error'));
+    expect(errors.map((e) => (e.error as { code: string }).code).filter((code) => !['invalid_json', 'validation_error'].includes(code))).toEqual([]);
+    // The socket still works.
+    c.send({ type: 'message', text: 'Now properly' });
+    expect((await c.next('reply')).reply).toBe('Fine.');
+    c.ws.close();
+  });
+
+  it('a first message that fails leaves no session: the next message opens a new one', async () => {
+    fake.chatScript = () => ({ text: 'Fine.' });
+    const c = await connect();
+    const sessions = async () => (await call(t.app, 'GET', '/api/v1/calls?direction=chat&limit=1', a.access_token)).json().total as number;
+    const before = await sessions();
+    // The greeting is written and the session announced; then writing the caller's words fails.
+    const addTurn = t.deps.calls.addTurn.bind(t.deps.calls);
+    let writes = 0;
+    const spy = vi.spyOn(t.deps.calls, 'addTurn').mockImplementation((...args) => (++writes === 2 ? Promise.reject(new Error('disk full')) : addTurn(...args)));
+    c.send({ type: 'message', text: 'Hello?' });
+    const first = await c.next('session');
+    expect(await c.next('error')).toMatchObject({ error: { code: 'internal_error' } });
+    spy.mockRestore();
+    expect(await sessions()).toBe(before);
+    expect((await call(t.app, 'GET', `/api/v1/calls/${first.session_id as string}`, a.access_token)).statusCode).toBe(404);
+    c.send({ type: 'message', text: 'Hello again' });
+    const second = await c.next('session');
+    expect(second.session_id).not.toBe(first.session_id);
+    expect((await c.next('reply')).session_id).toBe(second.session_id);
+    expect(await sessions()).toBe(before + 1);
     c.ws.close();
   });
 

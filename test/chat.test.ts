@@ -1,6 +1,6 @@
 // The text channel end to end on the local engines: answers grounded in the tenant's documents, goodbye ends
 // the session, transfer requests are recorded, and everything lands in the calls API; isolated per tenant.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FakeOpenAI } from './fakes/openai.js';
 import { buildTestApp, call, type Session, signup, type TestApp, twoTenants, waitFor } from './helpers.js';
 
@@ -124,5 +124,26 @@ describe('text channel', () => {
     expect([bad.statusCode, bad.json().error.details[0].field]).toEqual([422, 'body.call.transfer_number']);
     expect((await chat(a.access_token, { message: '   ' })).statusCode).toBe(422);
     expect((await chat(a.access_token, { message: 'x', session_id: 'nope' })).statusCode).toBe(422);
+  });
+
+  it('a message that fails leaves no session behind: refused text, or a failure while answering', async () => {
+    const sessions = async () => (await call(t.app, 'GET', '/api/v1/calls?direction=chat&limit=1', a.access_token)).json().total as number;
+    const before = await sessions();
+    for (const message of ['hello\u0000there', 'lone \ud800 surrogate']) {
+      const res = await chat(a.access_token, { message });
+      expect(res.statusCode, res.body).toBe(422);
+      expect(res.json().error.details[0].field).toBe('body.message');
+    }
+    // The session's first write (the greeting) fails after the session row was made: the row goes too.
+    const spy = vi.spyOn(t.deps.calls, 'addTurn').mockRejectedValueOnce(new Error('disk full'));
+    try {
+      expect((await chat(a.access_token, { message: 'When do you open?' })).statusCode).toBe(500);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(await sessions()).toBe(before);
+    // And the next message opens a session as usual.
+    expect((await chat(a.access_token, { message: 'When do you open?' })).statusCode).toBe(200);
+    expect(await sessions()).toBe(before + 1);
   });
 });

@@ -1,8 +1,10 @@
-// Phone numbers: CRUD, validation, platform-wide uniqueness (also under concurrency), tenant isolation, and the
-// inbound lookup the Twilio webhook relies on.
+// Phone numbers: CRUD, validation, platform-wide uniqueness (also under concurrency), only the Twilio account's
+// numbers (against the fake Twilio), tenant isolation, and the inbound lookup the Twilio webhook relies on.
+import { randomBytes } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { calls, phoneNumbers } from '../src/db/schema.js';
+import { startFakeTwilio, type FakeTwilio } from './fakes/twilio.js';
 import { buildTestApp, call, type Session, signup, type TestApp, twoTenants } from './helpers.js';
 
 let t: TestApp;
@@ -164,13 +166,13 @@ describe('phone numbers: validation', () => {
 });
 
 describe('phone numbers: one owner per number across the platform', () => {
-  it('a number held by another tenant is 409 phone_number_taken, saying nothing of who holds it', async () => {
+  it('a number registered already is 422 phone_number_unavailable, saying nothing of who holds it', async () => {
     const n = await register(a.access_token);
     const same = await req('POST', URL, a.access_token, { number: n.number });
     const other = await req('POST', URL, b.access_token, { number: n.number });
     for (const res of [same, other]) {
-      expect(res.statusCode).toBe(409);
-      expect(res.json().error.code).toBe('phone_number_taken');
+      expect(res.statusCode).toBe(422);
+      expect(res.json().error.code).toBe('phone_number_unavailable');
     }
     // Same words whoever holds it: the answer tells B nothing about A.
     expect(other.json().error.message).toBe(same.json().error.message);
@@ -181,21 +183,21 @@ describe('phone numbers: one owner per number across the platform', () => {
     // Moving one of B's numbers onto A's number is refused the same way, and B's number is unchanged.
     const mine = await register(b.access_token);
     const move = await req('PATCH', `${URL}/${mine.id}`, b.access_token, { number: n.number });
-    expect(move.statusCode).toBe(409);
-    expect(move.json().error.code).toBe('phone_number_taken');
+    expect(move.statusCode).toBe(422);
+    expect(move.json().error.code).toBe('phone_number_unavailable');
     expect((await req('GET', `${URL}/${mine.id}`, b.access_token)).json().number).toBe(mine.number);
     expect((await t.deps.database.db.select().from(phoneNumbers).where(eq(phoneNumbers.number, n.number))).map((r) => r.tenantId)).toEqual([a.tenant.id]);
   });
 
-  it('concurrent registrations of one number give exactly one 201 and 409s, never a 500', async () => {
+  it('concurrent registrations of one number give exactly one 201 and 422s, never a 500', async () => {
     // Several numbers, several racers each: a check-then-insert would let two through the check at once.
     for (let round = 0; round < 5; round++) {
       const number = freshNumber();
       const racers = [a, b, a, b].map((s) => req('POST', URL, s.access_token, { number }));
       const results = await Promise.all(racers);
       const statuses = results.map((r) => r.statusCode).sort();
-      expect(statuses, results.map((r) => r.body).join('\n')).toEqual([201, 409, 409, 409]);
-      for (const r of results.filter((x) => x.statusCode === 409)) expect(r.json().error.code).toBe('phone_number_taken');
+      expect(statuses, results.map((r) => r.body).join('\n')).toEqual([201, 422, 422, 422]);
+      for (const r of results.filter((x) => x.statusCode === 422)) expect(r.json().error.code).toBe('phone_number_unavailable');
       expect(await t.deps.database.db.select().from(phoneNumbers).where(eq(phoneNumbers.number, number))).toHaveLength(1);
     }
   });
@@ -205,7 +207,78 @@ describe('phone numbers: one owner per number across the platform', () => {
     const outcomes = await Promise.allSettled([t.deps.phoneNumbers.create(a.tenant.id, { number }), t.deps.phoneNumbers.create(b.tenant.id, { number })]);
     expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
     const failed = outcomes.find((o) => o.status === 'rejected');
-    expect(failed?.status === 'rejected' && (failed.reason as { code?: string }).code).toBe('phone_number_taken');
+    expect(failed?.status === 'rejected' && (failed.reason as { code?: string }).code).toBe('phone_number_unavailable');
+  });
+});
+
+describe('phone numbers: only the Twilio account’s numbers (checked against the fake Twilio)', () => {
+  const ACCOUNT = `AC${randomBytes(16).toString('hex')}`;
+  const TOKEN = randomBytes(16).toString('hex');
+  const OWNED = ['+15550003001', '+15550003002', '+15550003003'];
+  let fake: FakeTwilio;
+  let v: TestApp;
+  let x: Session;
+  let y: Session;
+  beforeAll(async () => {
+    fake = await startFakeTwilio({ accountSid: ACCOUNT, authToken: TOKEN, incomingNumbers: OWNED });
+    v = await buildTestApp({ TWILIO_ACCOUNT_SID: ACCOUNT, TWILIO_AUTH_TOKEN: TOKEN, TWILIO_API_BASE_URL: fake.baseUrl, PHONE_NUMBERS_SKIP_VERIFICATION: 'false' });
+    ({ a: x, b: y } = await twoTenants(v.app));
+  });
+  afterAll(async () => {
+    await v?.close();
+    await fake?.close();
+  });
+  const vreq = (method: Parameters<typeof call>[1], url: string, token: string, payload?: object) => call(v.app, method, url, token, payload);
+  /** The refusal without its request id: what tells one case from another, if anything does. */
+  const refusal = (res: { statusCode: number; json(): { error: Record<string, unknown> } }) => {
+    const error = { ...res.json().error };
+    delete error.request_id;
+    return { status: res.statusCode, error };
+  };
+
+  it('registers a number of the account, with its SID from Twilio', async () => {
+    const res = await vreq('POST', URL, x.access_token, { number: OWNED[0] });
+    expect(res.statusCode, res.body).toBe(201);
+    expect(res.json().provider_sid).toBe(fake.incomingNumbers.get(OWNED[0]!));
+    expect(fake.requests.some((r) => r.method === 'GET' && r.path === `/2010-04-01/Accounts/${ACCOUNT}/IncomingPhoneNumbers.json`)).toBe(true);
+  });
+
+  it('refuses a number the account does not have, and one registered by another tenant, with the same answer', async () => {
+    const notOwned = await vreq('POST', URL, y.access_token, { number: '+15550009876' });
+    expect(refusal(notOwned)).toMatchObject({ status: 422, error: { code: 'phone_number_unavailable' } });
+    // OWNED[0] is X's (the test above): Y hears exactly what it heard for a number nobody has.
+    const taken = await vreq('POST', URL, y.access_token, { number: OWNED[0] });
+    expect(refusal(taken)).toEqual(refusal(notOwned));
+    // A partial match on the account is not a match.
+    expect(refusal(await vreq('POST', URL, y.access_token, { number: '+1555000300' }))).toEqual(refusal(notOwned));
+    // A SID that is not the account's SID for the number is refused the same way.
+    expect(refusal(await vreq('POST', URL, y.access_token, { number: OWNED[1], provider_sid: `PN${'0'.repeat(32)}` }))).toEqual(refusal(notOwned));
+    expect(await v.deps.database.db.select().from(phoneNumbers).where(eq(phoneNumbers.tenantId, y.tenant.id))).toHaveLength(0);
+  });
+
+  it('checks a number a PATCH moves to, like a registration', async () => {
+    const own = (await vreq('POST', URL, y.access_token, { number: OWNED[2] })).json();
+    const notOwned = await vreq('PATCH', `${URL}/${own.id}`, y.access_token, { number: '+15550009877' });
+    expect(refusal(notOwned)).toMatchObject({ status: 422, error: { code: 'phone_number_unavailable' } });
+    expect(refusal(await vreq('PATCH', `${URL}/${own.id}`, y.access_token, { number: OWNED[0] }))).toEqual(refusal(notOwned));
+    // Other changes, and its own number again, need no check.
+    expect((await vreq('PATCH', `${URL}/${own.id}`, y.access_token, { number: OWNED[2], friendly_name: 'Desk' })).statusCode).toBe(200);
+    const bought = '+15550003004';
+    fake.addIncomingNumber(bought);
+    const moved = await vreq('PATCH', `${URL}/${own.id}`, y.access_token, { number: bought });
+    expect(moved.statusCode, moved.body).toBe(200);
+    expect(moved.json()).toMatchObject({ number: bought, provider_sid: fake.incomingNumbers.get(bought) });
+  });
+
+  it('without Twilio, and with the check on, numbers cannot be registered (503 twilio_not_configured)', async () => {
+    const w = await buildTestApp({ PHONE_NUMBERS_SKIP_VERIFICATION: 'false' });
+    try {
+      const s = await signup(w.app);
+      const res = await call(w.app, 'POST', URL, s.access_token, { number: OWNED[0] });
+      expect([res.statusCode, res.json().error.code]).toEqual([503, 'twilio_not_configured']);
+    } finally {
+      await w.close();
+    }
   });
 });
 

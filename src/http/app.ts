@@ -24,7 +24,8 @@ import {
 import type { TrustProxy } from '../config.js';
 import type { Deps } from '../deps.js';
 import { errSerializer } from '../lib/error-log.js';
-import { AppError, classify } from './errors.js';
+import { findUnsafeInput } from '../lib/safe-input.js';
+import { AppError, classify, unsafeInputError } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { authRoutes } from './routes/auth.js';
@@ -173,6 +174,15 @@ export async function buildApp(deps: Deps): Promise<App> {
     }
     await deps.authenticator.authenticate(request);
     if (request.principal) await deps.rateLimiter.perTenant(reply, request.principal.tenantId, rateLimits.perTenantPerMinute);
+  });
+
+  // Every body, query string and path parameter of every route, before any schema sees it: text PostgreSQL cannot
+  // store (NUL, unpaired surrogates) and nesting recursive validators cannot walk are a 422 here (lib/safe-input.ts).
+  app.addHook('preValidation', async (request) => {
+    for (const [where, value] of [['body', request.body], ['querystring', request.query], ['params', request.params]] as const) {
+      const issue = findUnsafeInput(value);
+      if (issue) throw unsafeInputError(where, issue);
+    }
   });
 
   app.setErrorHandler((err: FastifyError, request, reply) => {

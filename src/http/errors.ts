@@ -4,6 +4,7 @@ import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import type { ZodError } from 'zod';
 import { withoutQueryParams } from '../lib/error-log.js';
 import { ProviderError } from '../lib/provider-error.js';
+import type { InputIssue } from '../lib/safe-input.js';
 
 export const errorStatus = {
   bad_request: 400,
@@ -21,7 +22,6 @@ export const errorStatus = {
   conflict: 409,
   email_taken: 409,
   last_admin: 409,
-  phone_number_taken: 409,
   /** Hang-up or transfer of a call that has already ended. */
   call_not_active: 409,
   /** Transfer of a call that is not a phone call. */
@@ -31,6 +31,8 @@ export const errorStatus = {
   phone_number_inactive: 409,
   /** Twilio refused to place the call (an invalid or unreachable destination, for example); the message says why. */
   call_rejected: 422,
+  /** A number that is not one of the Twilio account's, or is registered already: one answer, so it tells nothing. */
+  phone_number_unavailable: 422,
   payload_too_large: 413,
   uri_too_long: 414,
   unsupported_media_type: 415,
@@ -79,6 +81,30 @@ export function validationError(err: ZodError, where = 'body'): AppError {
   return new AppError('validation_error', details.map((d) => `${d.field}: ${d.message}`).join('; '), details);
 }
 
+/** Text or nesting refused by lib/safe-input.ts, as the same 422 the route schemas give (`where`: body, querystring...). */
+export function unsafeInputError(where: string, issue: InputIssue): AppError {
+  const field = [where, ...issue.path.map(String)].join('.');
+  return new AppError('validation_error', `${field}: ${issue.message}`, [{ field, message: issue.message }]);
+}
+
+/**
+ * PostgreSQL errors a client's value causes (SQLSTATE class 22, data exceptions: a number out of range, text too
+ * long or not valid in the encoding, a malformed literal; 54000: a value past a program limit, such as an index
+ * row). Caught at the door by schemas and lib/safe-input.ts; this is the net for any field they miss.
+ */
+const INPUT_SQLSTATES = new Set(['22001', '22003', '22007', '22008', '22021', '22P02', '22P05', '22026', '2202E', '54000']);
+
+function inputSqlState(err: unknown): string | undefined {
+  // Drizzle wraps the driver's error in `cause`; either driver's error carries the SQLSTATE as `code`.
+  for (let e: unknown = err, i = 0; e && i < 5; e = (e as { cause?: unknown }).cause, i++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && INPUT_SQLSTATES.has(code)) return code;
+  }
+  return undefined;
+}
+
+const isStackOverflow = (err: unknown) => err instanceof RangeError && /call stack size/i.test(err.message);
+
 export interface Classified {
   status: number;
   code: ErrorCode;
@@ -119,6 +145,12 @@ export function classify(err: FastifyError, showInternals: boolean): Classified 
       return { status: 415, code: 'unsupported_media_type', message: 'Unsupported Content-Type; send application/json' };
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return { status: 400, code: 'bad_request', message: 'Content-Length does not match the body' };
+  }
+  // Input that got past every check and still broke something: the client's value, so a 4xx, never a 500.
+  if (isStackOverflow(err)) return { status: 400, code: 'bad_request', message: 'The request is nested too deeply' };
+  const sqlState = inputSqlState(err);
+  if (sqlState) {
+    return { status: 400, code: 'bad_request', message: `A value in the request cannot be stored (out of range, too long or not valid text; SQLSTATE ${sqlState})` };
   }
   const status = err.statusCode ?? 500;
   if (status >= 400 && status < 500) {

@@ -37,6 +37,22 @@ describe('tool argument schemas', () => {
     }
   });
 
+  it('refuses schemas nested deeper than 5 levels, however deep, before walking them (no stack overflow)', () => {
+    const nest = (levels: number, wrap: (inner: unknown) => unknown) => {
+      let s: unknown = { type: 'string' };
+      for (let i = 0; i < levels; i++) s = wrap(s);
+      return s;
+    };
+    const inObject = (inner: unknown) => ({ type: 'object', properties: { a: inner } });
+    const inArray = (inner: unknown) => ({ type: 'array', items: inner });
+    expect(toolParametersSchema.safeParse(nest(4, inObject)).success).toBe(true);
+    for (const deep of [nest(5, inObject), nest(700, inObject), nest(20_000, inObject), inObject(nest(20_000, inArray))]) {
+      const r = toolParametersSchema.safeParse(deep);
+      expect(r.success).toBe(false);
+      expect(r.error?.issues[0]?.message).toBe('nested more than 5 levels deep');
+    }
+  });
+
   it('checks arguments: types, enums, required, nested, and nothing undeclared', () => {
     expect(checkArguments(order, { size: 'small', count: 2, price: 9.5, gift: false, items: [{ sku: 'A1' }], address: { city: 'Oslo' } })).toEqual([]);
     expect(checkArguments(order, { size: 'huge', count: 1.5, price: 'free', gift: 'yes', items: [{}, { sku: 3 }], address: { town: 'x' }, extra: 1 })).toEqual([

@@ -58,15 +58,35 @@ function objectSchema() {
     });
 }
 
-/** A tool's parameters: an object schema, at most MAX_DEPTH levels deep. */
-export const toolParametersSchema: z.ZodType<ObjectSchema> = objectSchema().superRefine((schema, ctx) => {
-  if (depth(schema) > MAX_DEPTH) ctx.addIssue({ code: 'custom', message: `nested more than ${MAX_DEPTH} levels deep` });
-});
+/**
+ * A tool's parameters: an object schema, at most MAX_DEPTH levels deep. The depth is measured on the raw input,
+ * without recursion, before the recursive schema walks it: a schema nested hundreds deep would overflow the stack.
+ */
+export const toolParametersSchema: z.ZodType<ObjectSchema> = z.preprocess((input, ctx) => {
+  if (schemaDepthExceeds(input, MAX_DEPTH)) ctx.addIssue({ code: 'custom', message: `nested more than ${MAX_DEPTH} levels deep`, input });
+  return input;
+}, objectSchema()) as unknown as z.ZodType<ObjectSchema>;
 
-function depth(s: JsonSchema): number {
-  if (s.type === 'array') return 1 + depth(s.items);
-  if (s.type === 'object') return 1 + Math.max(0, ...Object.values(s.properties).map(depth));
-  return 1;
+/**
+ * The same schema for responses: what is stored was checked on the way in, and a response serializer cannot run
+ * the input's depth check backwards (a preprocess has no inverse).
+ */
+export const toolParametersView: z.ZodType<ObjectSchema> = objectSchema();
+
+/** Whether schema nodes (linked by `items` and `properties`) nest deeper than `max`; iterative, so any input is safe. */
+function schemaDepthExceeds(input: unknown, max: number): boolean {
+  const stack: { node: unknown; depth: number }[] = [{ node: input, depth: 1 }];
+  while (stack.length > 0) {
+    const { node, depth } = stack.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    if (depth > max) return true;
+    const { items, properties } = node as { items?: unknown; properties?: unknown };
+    if (items !== undefined) stack.push({ node: items, depth: depth + 1 });
+    if (properties !== null && typeof properties === 'object') {
+      for (const child of Object.values(properties)) stack.push({ node: child, depth: depth + 1 });
+    }
+  }
+  return false;
 }
 
 /**

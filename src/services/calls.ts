@@ -181,6 +181,14 @@ export class CallService {
     return row;
   }
 
+  /**
+   * Deletes a record with its turns and events: for a chat session whose first message failed, so a failed
+   * request leaves no empty session behind.
+   */
+  async discard(tenantId: string, callId: string): Promise<void> {
+    await this.db.delete(calls).where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId)));
+  }
+
   /** Points the call at its stored recording (a call resumed after a restart replaces it with its own). */
   async setRecording(tenantId: string, callId: string, key: string, durationMs: number | null): Promise<void> {
     const rows = await this.db

@@ -1,5 +1,6 @@
-// A tenant's phone numbers: registration (one owner per number across the platform), per-number call mode and
-// agent overrides, and the lookup that tells an inbound call which tenant it belongs to.
+// A tenant's phone numbers: registration (a number of the platform's Twilio account, one owner per number across
+// the platform), per-number call mode and agent overrides, and the lookup that tells an inbound call which tenant
+// it belongs to.
 import { and, asc, count, desc, eq } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db } from '../db/client.js';
@@ -53,24 +54,52 @@ function isNumberTaken(err: unknown): boolean {
   return false;
 }
 
-// The same answer whether the number is this tenant's or another's: who holds a number is not the caller's business.
-const taken = () => new AppError('phone_number_taken', 'This phone number is already registered');
+/**
+ * Where a number's ownership is checked: the platform's Twilio account (TwilioRest.incomingNumberSid: the SID of
+ * the account's incoming number, or undefined).
+ */
+export interface NumberOwnership {
+  incomingNumberSid(number: string): Promise<string | undefined>;
+}
+/** `skip`: numbers are not checked (development, PHONE_NUMBERS_SKIP_VERIFICATION); undefined: Twilio is not configured. */
+export type NumberVerification = NumberOwnership | 'skip' | undefined;
+
+// One answer for a number that is not the account's and for one registered already (by this tenant or another):
+// whether a number exists on the platform, and who holds it, is not the caller's business.
+const unavailable = () =>
+  new AppError('phone_number_unavailable', 'This phone number cannot be registered: it is not one of the platform’s Twilio numbers, or it is registered already');
 
 export class PhoneNumberService {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly verification: NumberVerification,
+  ) {}
 
   /**
-   * Registers a number. Uniqueness is left to the database's unique index, not to a prior lookup, so two
-   * concurrent registrations of one number give one row and one `phone_number_taken`.
+   * The number's SID on the Twilio account; refuses a number that is not the account's (as `unavailable`), or one
+   * given with another SID than the account's. Undefined when numbers are not checked.
+   */
+  private async verify(number: string, providerSid: string | null | undefined): Promise<string | undefined> {
+    if (this.verification === 'skip') return undefined;
+    if (!this.verification) throw new AppError('twilio_not_configured', 'Phone numbers are checked against the platform’s Twilio account, which is not configured');
+    const sid = await this.verification.incomingNumberSid(number);
+    if (!sid || (providerSid && providerSid !== sid)) throw unavailable();
+    return sid;
+  }
+
+  /**
+   * Registers a number of the Twilio account. Uniqueness is left to the database's unique index, not to a prior
+   * lookup, so two concurrent registrations of one number give one row and one `phone_number_unavailable`.
    */
   async create(tenantId: string, input: NewPhoneNumber): Promise<PhoneNumber> {
+    const sid = await this.verify(input.number, input.providerSid);
     const [row] = await this.db
       .insert(phoneNumbers)
       .values({
         tenantId,
         number: input.number,
         friendlyName: input.friendlyName ?? null,
-        providerSid: input.providerSid ?? null,
+        providerSid: input.providerSid ?? sid ?? null,
         isActive: input.isActive ?? true,
         mode: input.mode ?? null,
         overrides: input.overrides ?? {},
@@ -79,7 +108,7 @@ export class PhoneNumberService {
       // of the same number makes this one wait for it and then return no row.
       .onConflictDoNothing({ target: phoneNumbers.number })
       .returning();
-    if (!row) throw taken();
+    if (!row) throw unavailable();
     return toPhoneNumber(row);
   }
 
@@ -99,10 +128,13 @@ export class PhoneNumberService {
   }
 
   async update(tenantId: string, id: string, patch: PhoneNumberPatch): Promise<PhoneNumber> {
+    // Moving to another number checks it like a registration; another tenant's id is 404 before Twilio is asked.
+    let sid: string | undefined;
+    if (patch.number !== undefined && patch.number !== (await this.get(tenantId, id)).number) sid = await this.verify(patch.number, patch.providerSid);
     const values = {
       ...(patch.number !== undefined && { number: patch.number }),
       ...(patch.friendlyName !== undefined && { friendlyName: patch.friendlyName }),
-      ...(patch.providerSid !== undefined && { providerSid: patch.providerSid }),
+      ...((patch.providerSid !== undefined || sid) && { providerSid: patch.providerSid ?? sid }),
       ...(patch.isActive !== undefined && { isActive: patch.isActive }),
       ...(patch.mode !== undefined && { mode: patch.mode }),
       ...(patch.overrides !== undefined && { overrides: patch.overrides }),
@@ -124,7 +156,7 @@ export class PhoneNumberService {
       if (!row) throw notFound('Phone number');
       return toPhoneNumber(row);
     } catch (err) {
-      if (isNumberTaken(err)) throw taken();
+      if (isNumberTaken(err)) throw unavailable();
       throw err;
     }
   }

@@ -228,7 +228,53 @@ describe('TwilioRest against the fake', () => {
   });
 });
 
+describe('TwilioRest: the account\'s incoming phone numbers', () => {
+  it('finds a number on the account by exact match only, with the SDK\'s list request', async () => {
+    const { fake, rest } = await setup({ incomingNumbers: [AGENT, '+15550001112'] });
+    expect(await rest.incomingNumberSid(AGENT)).toBe(fake.incomingNumbers.get(AGENT));
+    expect(await rest.incomingNumberSid(AGENT)).toMatch(/^PN[0-9a-f]{32}$/);
+    // Not on the account, even where Twilio's partial match finds numbers that contain it; found once bought.
+    expect(await rest.incomingNumberSid('+15550009999')).toBeUndefined();
+    expect(await rest.incomingNumberSid('+1555000111')).toBeUndefined();
+    const sid = fake.addIncomingNumber('+15550009999');
+    expect(await rest.incomingNumberSid('+15550009999')).toBe(sid);
+    const get = fake.requests.find((r) => r.path.endsWith('/IncomingPhoneNumbers.json'));
+    expect(get).toMatchObject({ method: 'GET', path: `/2010-04-01/Accounts/${ACCOUNT}/IncomingPhoneNumbers.json`, status: 200 });
+  });
+
+  it('maps bad credentials to a TwilioError 20003, as for calls', async () => {
+    const { fake } = await setup({ incomingNumbers: [AGENT] });
+    const wrong = new TwilioRest({ accountSid: ACCOUNT, authToken: 'nope', apiBaseUrl: fake.baseUrl });
+    const err = await failure(wrong.incomingNumberSid(AGENT));
+    expect([err.status, err.code, err.retryable]).toEqual([401, 20003, false]);
+  });
+});
+
 describe('the Twilio fake is as strict as Twilio', () => {
+  it('lists incoming numbers with Twilio\'s JSON shape, partial-match filter and paging', async () => {
+    const numbers = Array.from({ length: 5 }, (_, i) => `+1555000100${i}`);
+    const { fake } = await setup({ incomingNumbers: [...numbers, '+14155550100'] });
+    const auth = { authorization: `Basic ${Buffer.from(`${ACCOUNT}:${TOKEN}`).toString('base64')}` };
+    const list = async (query: string) => {
+      const res = await fetch(`${fake.baseUrl}/2010-04-01/Accounts/${ACCOUNT}/IncomingPhoneNumbers.json?${query}`, { headers: auth });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> & { incoming_phone_numbers: { phone_number: string }[] } };
+    };
+    const first = await list(`PhoneNumber=${encodeURIComponent('+1555000')}&PageSize=2`);
+    expect(first.status).toBe(200);
+    expect(first.body).toMatchObject({ page: 0, page_size: 2, start: 0, end: 1, previous_page_uri: null });
+    expect(first.body.incoming_phone_numbers.map((n) => n.phone_number)).toEqual(numbers.slice(0, 2));
+    expect(first.body.incoming_phone_numbers[0]).toMatchObject({ account_sid: ACCOUNT, sid: expect.stringMatching(/^PN/), capabilities: { voice: true } });
+    expect(first.body.next_page_uri).toMatch(new RegExp(`^/2010-04-01/Accounts/${ACCOUNT}/IncomingPhoneNumbers\\.json\\?.*Page=1`));
+    const last = await list(`PhoneNumber=${encodeURIComponent('+1555000')}&PageSize=2&Page=2`);
+    expect(last.body.incoming_phone_numbers.map((n) => n.phone_number)).toEqual(numbers.slice(4));
+    expect(last.body.next_page_uri).toBeNull();
+    // '*' stands for any one digit.
+    expect((await list(`PhoneNumber=${encodeURIComponent('+1415555*100')}`)).body.incoming_phone_numbers).toHaveLength(1);
+    expect((await list('PageSize=0')).status).toBe(400);
+    const res = await fetch(`${fake.baseUrl}/2010-04-01/Accounts/${ACCOUNT}/IncomingPhoneNumbers.json`);
+    expect(res.status).toBe(401);
+  });
+
   async function post(fake: FakeTwilio, form: Record<string, string | string[]>, auth = `${ACCOUNT}:${TOKEN}`, account = ACCOUNT) {
     const body = new URLSearchParams();
     for (const [k, v] of Object.entries(form)) for (const one of [v].flat()) body.append(k, one);

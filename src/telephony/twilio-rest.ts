@@ -1,4 +1,5 @@
-// Twilio's Calls REST API through the official SDK: place, fetch, redirect and hang up calls. Every failure
+// Twilio's REST API through the official SDK: place, fetch, redirect and hang up calls; look up the account's
+// incoming phone numbers (who may register a number). Every failure
 // becomes a ProviderError (a TwilioError, with Twilio's numeric code, when Twilio answered with an error).
 import twilio from 'twilio';
 import type RequestClient from 'twilio/lib/base/RequestClient.js';
@@ -166,6 +167,15 @@ export class TwilioRest {
     const c = await this.#run(true, () => this.#client.calls(callSid).fetch());
     const seconds = c.duration === null || c.duration === undefined || c.duration === '' ? NaN : Number(c.duration);
     return { sid: c.sid, status: c.status, direction: c.direction, from: c.from, to: c.to, durationMs: Number.isFinite(seconds) ? seconds * 1000 : null };
+  }
+
+  /**
+   * The SID of the account's incoming phone number `number` (E.164), or undefined when the account has no such
+   * number. Twilio's PhoneNumber filter also matches partial numbers, so only an exact match counts.
+   */
+  async incomingNumberSid(number: string): Promise<string | undefined> {
+    const found = await this.#run(true, () => this.#client.incomingPhoneNumbers.list({ phoneNumber: number, limit: 20 }));
+    return found.find((n) => n.phoneNumber === number)?.sid;
   }
 
   async #run<T>(idempotent: boolean, call: () => Promise<T>): Promise<T> {

@@ -5,7 +5,7 @@ import { AppError } from '../http/errors.js';
 import type { CallService, Turn } from '../services/calls.js';
 import { type AgentAction, toolCalledEvent } from './agent.js';
 import type { ChatMessage } from './llm/llm.js';
-import type { ProviderRegistry } from './registry.js';
+import type { ProviderRegistry, TenantAgent } from './registry.js';
 
 export interface ChatReply {
   sessionId: string;
@@ -32,7 +32,10 @@ export class TextChannel {
     throw new Error('the agent produced no reply');
   }
 
-  /** One message, its reply streamed as the LLM writes it (the chat websocket). */
+  /**
+   * One message, its reply streamed as the LLM writes it (the chat websocket). When the message that opened a
+   * session fails, the session is deleted again: a failed request leaves no session behind.
+   */
   async *stream(tenantId: string, input: { sessionId?: string; message: string; userId?: string }, signal?: AbortSignal): AsyncGenerator<ChatEvent> {
     const { agent, settings } = await this.registry.agentFor(tenantId);
     let greeting: string | null = null;
@@ -44,20 +47,37 @@ export class TextChannel {
       if (call.endedAt) throw new AppError('conflict', 'This chat session has ended; start a new one without session_id');
       callId = call.id;
       history = toHistory(await this.calls.transcript(tenantId, callId));
-    } else {
-      callId = (await this.calls.start(tenantId, { direction: 'chat', userId: input.userId })).id;
+      yield* this.turn(tenantId, callId, greeting, history, input.message, agent, signal);
+      return;
+    }
+    callId = (await this.calls.start(tenantId, { direction: 'chat', userId: input.userId })).id;
+    try {
       history = [];
       if (settings.greeting) {
         greeting = settings.greeting;
         await this.calls.addTurn(tenantId, callId, { speaker: 'agent', text: greeting });
         history.push({ role: 'assistant', content: greeting });
       }
+      yield* this.turn(tenantId, callId, greeting, history, input.message, agent, signal);
+    } catch (err) {
+      await this.calls.discard(tenantId, callId).catch(() => undefined);
+      throw err;
     }
-    yield { type: 'session', sessionId: callId, greeting };
+  }
 
-    await this.calls.addTurn(tenantId, callId, { speaker: 'caller', text: input.message });
+  private async *turn(
+    tenantId: string,
+    callId: string,
+    greeting: string | null,
+    history: ChatMessage[],
+    message: string,
+    agent: TenantAgent['agent'],
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<ChatEvent> {
+    yield { type: 'session', sessionId: callId, greeting };
+    await this.calls.addTurn(tenantId, callId, { speaker: 'caller', text: message });
     let turn;
-    for await (const event of agent.reply(history, input.message, signal, { callId })) {
+    for await (const event of agent.reply(history, message, signal, { callId })) {
       if (event.type === 'text') yield { type: 'delta', text: event.text };
       else turn = event.turn;
     }

@@ -1,5 +1,6 @@
 // A strict local fake of Twilio's Calls REST API (2010-04-01) that also plays the network side of each call it
-// places: signed status callbacks, the signed voice webhook on answer, hang-ups and redirects (transfers).
+// places: signed status callbacks, the signed voice webhook on answer, hang-ups and redirects (transfers); and the
+// account's IncomingPhoneNumbers list (read: filters and paging as Twilio answers them).
 // It rejects what Twilio rejects, with Twilio's error codes and JSON error body.
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -43,12 +44,18 @@ export interface FakeTwilioOptions {
   onCall?: (call: FakeCall, twiml: string, signal: AbortSignal) => Promise<void> | void;
   /** How long a call rings before it is answered. */
   ringMs?: number;
+  /** The account's incoming phone numbers (E.164) at the start; `addIncomingNumber` adds more. */
+  incomingNumbers?: string[];
 }
 
 export interface FakeTwilio {
   baseUrl: string;
   calls: Map<string, FakeCall>;
   requests: { method: string; path: string; params: TwilioParams; status: number }[];
+  /** The account's incoming phone numbers: E.164 number -> its PN SID. */
+  incomingNumbers: Map<string, string>;
+  /** Buys a number onto the account; returns its SID. */
+  addIncomingNumber(number: string): string;
   /** The next request is answered with this error instead. */
   fail(next: FakeTwilioFailure): void;
   /** Resolves once the call has ended and its last status callback was delivered. */
@@ -106,6 +113,13 @@ function dialTarget(twiml: string): string | undefined {
 
 export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeTwilio> {
   const { accountSid, authToken, onCall, ringMs = 0 } = options;
+  const incomingNumbers = new Map<string, string>();
+  const addIncomingNumber = (number: string) => {
+    const sid = incomingNumbers.get(number) ?? `PN${randomBytes(16).toString('hex')}`;
+    incomingNumbers.set(number, sid);
+    return sid;
+  };
+  for (const n of options.incomingNumbers ?? []) addIncomingNumber(n);
   const calls = new Map<string, FakeCall>();
   const requests: FakeTwilio['requests'] = [];
   const failures: FakeTwilioFailure[] = [];
@@ -232,6 +246,52 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
 
   // ---- the REST API ---------------------------------------------------------------------------------------
 
+  const created = new Date();
+  const incomingNumberJson = (number: string, sid: string) => ({
+    account_sid: accountSid, address_requirements: 'none', address_sid: null, api_version: API_VERSION, beta: false,
+    capabilities: { fax: false, mms: true, sms: true, voice: true }, date_created: rfc2822(created), date_updated: rfc2822(created),
+    emergency_address_sid: null, emergency_address_status: 'unregistered', emergency_status: 'Inactive', friendly_name: number,
+    identity_sid: null, origin: 'twilio', phone_number: number, sid, sms_application_sid: '', sms_fallback_method: 'POST',
+    sms_fallback_url: '', sms_method: 'POST', sms_url: '', status: 'in-use', status_callback: '', status_callback_method: 'POST',
+    subresource_uris: { assigned_add_ons: `${base}/IncomingPhoneNumbers/${sid}/AssignedAddOns.json` }, trunk_sid: null,
+    type: 'local', uri: `${base}/IncomingPhoneNumbers/${sid}.json`, voice_application_sid: null, voice_caller_id_lookup: false,
+    voice_fallback_method: 'POST', voice_fallback_url: null, voice_method: 'POST', voice_receive_mode: 'voice', voice_url: null,
+    bundle_sid: null,
+  });
+
+  /**
+   * GET IncomingPhoneNumbers.json: `PhoneNumber` matches any number containing it, `*` standing for any one digit
+   * (Twilio's partial match); `PageSize` (default 50, at most 1000) and `Page` page through the numbers in order.
+   */
+  function listIncomingNumbers(query: URLSearchParams): unknown {
+    const filter = query.get('PhoneNumber') ?? undefined;
+    const friendly = query.get('FriendlyName') ?? undefined;
+    const pageSize = Number(query.get('PageSize') ?? 50);
+    const page = Number(query.get('Page') ?? 0);
+    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000) throw new TwilioHttpError(400, 20001, `Invalid PageSize: ${query.get('PageSize')}`);
+    if (!Number.isInteger(page) || page < 0) throw new TwilioHttpError(400, 20001, `Invalid Page: ${query.get('Page')}`);
+    const pattern = filter === undefined ? undefined : new RegExp(filter.replace(/[.*+?^${}()|[\]\\]/g, (c) => (c === '*' ? '\\d' : `\\${c}`)));
+    const matching = [...incomingNumbers]
+      .filter(([number]) => (!pattern || pattern.test(number)) && (friendly === undefined || number === friendly))
+      .sort(([a], [b]) => a.localeCompare(b));
+    const items = matching.slice(page * pageSize, (page + 1) * pageSize);
+    const uriFor = (p: number) => {
+      const q = new URLSearchParams();
+      if (filter !== undefined) q.set('PhoneNumber', filter);
+      if (friendly !== undefined) q.set('FriendlyName', friendly);
+      q.set('PageSize', String(pageSize));
+      q.set('Page', String(p));
+      return `${base}/IncomingPhoneNumbers.json?${q}`;
+    };
+    const more = (page + 1) * pageSize < matching.length;
+    return {
+      end: page * pageSize + Math.max(items.length - 1, 0), first_page_uri: uriFor(0),
+      incoming_phone_numbers: items.map(([number, sid]) => incomingNumberJson(number, sid)),
+      next_page_uri: more ? uriFor(page + 1) : null, page, page_size: pageSize, previous_page_uri: page > 0 ? uriFor(page - 1) : null,
+      start: page * pageSize, uri: uriFor(page),
+    };
+  }
+
   function createCall(p: TwilioParams): FakeCall {
     const to = one(p.To);
     const from = one(p.From);
@@ -304,10 +364,16 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
     c.dateUpdated = new Date();
   }
 
-  function route(method: string, path: string, params: TwilioParams, auth: string | undefined): { status: number; body: unknown } {
+  function route(method: string, path: string, params: TwilioParams, auth: string | undefined, query: URLSearchParams): { status: number; body: unknown } {
     const creds = /^Basic (.+)$/i.exec(auth ?? '')?.[1];
     const [user, ...rest] = creds ? Buffer.from(creds, 'base64').toString('utf8').split(':') : [];
     if (user !== accountSid || rest.join(':') !== authToken) throw new TwilioHttpError(401, 20003, 'Authenticate');
+    const numbers = /^\/2010-04-01\/Accounts\/([^/]+)\/IncomingPhoneNumbers\.json$/.exec(path);
+    if (numbers) {
+      if (numbers[1] !== accountSid) throw new TwilioHttpError(404, 20404, `The requested resource ${path} was not found`);
+      if (method !== 'GET') throw new TwilioHttpError(405, 20004, 'Method not allowed');
+      return { status: 200, body: listIncomingNumbers(query) };
+    }
     const m = /^\/2010-04-01\/Accounts\/([^/]+)\/Calls(?:\/([^/]+))?\.json$/.exec(path);
     // Another account's resources do not exist as far as these credentials can tell.
     if (!m || m[1] !== accountSid) throw new TwilioHttpError(404, 20404, `The requested resource ${path} was not found`);
@@ -339,7 +405,7 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
         if (injected.retryAfter !== undefined) headers['retry-after'] = String(injected.retryAfter);
         throw new TwilioHttpError(injected.status, injected.code, injected.message);
       }
-      answer = route(method, url.pathname, params, req.headers.authorization);
+      answer = route(method, url.pathname, params, req.headers.authorization, url.searchParams);
     } catch (err) {
       if (!(err instanceof TwilioHttpError)) throw err;
       if (err.status === 401) headers['www-authenticate'] = 'Basic realm="Twilio API"';
@@ -365,6 +431,8 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
     baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     calls,
     requests,
+    incomingNumbers,
+    addIncomingNumber,
     fail: (next) => void failures.push(next),
     settled: (callSid) => lifecycles.get(callSid) ?? Promise.reject(new Error(`no call ${callSid}`)),
     async close() {

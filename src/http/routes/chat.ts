@@ -6,7 +6,8 @@ import type { App } from '../app.js';
 import { principalOf } from '../auth.js';
 import type { RawData, WebSocket } from 'ws';
 import type { FastifyError } from 'fastify';
-import { AppError, classify, validationError } from '../errors.js';
+import { findUnsafeInput } from '../../lib/safe-input.js';
+import { AppError, classify, unsafeInputError, validationError } from '../errors.js';
 import { RateLimitedError } from '../rate-limit.js';
 import { errorEnvelope, errorResponses } from '../schemas.js';
 
@@ -62,7 +63,8 @@ export function chatRoutes(app: App, deps: Deps): void {
           'One socket is one session (`session_id` resumes one). Send `{"type":"message","text":"..."}` or ' +
           '`{"type":"cancel"}`; receive `{"type":"session","session_id","greeting"}` once, then per message ' +
           '`{"type":"delta","text"}`... and `{"type":"reply","reply","citations","action","ended"}`; problems come as ' +
-          '`{"type":"error","error":{"code","message"}}` and leave the socket open. When the agent ends the session ' +
+          '`{"type":"error","error":{"code","message"}}` and leave the socket open (when the message that opened the ' +
+          'session fails, the session is not kept, and the next message opens a new one). When the agent ends the session ' +
           'the socket closes with 1000. Messages sent while a reply is being written wait their turn. Each message counts ' +
           'against the same rate limits as a request (past them: `rate_limited` with `retry_after` in seconds); a user ' +
           'deactivated, a key revoked or a tenant suspended meanwhile gets its error code and the socket closes with 1008.',
@@ -91,6 +93,7 @@ export function chatRoutes(app: App, deps: Deps): void {
         if (ended) return sendError(new AppError('conflict', 'This chat session has ended'));
         const controller = new AbortController();
         current = controller;
+        const opensSession = !sessionId;
         try {
           for await (const event of deps.textChannel.stream(p.tenantId, { sessionId, message: text, userId }, controller.signal)) {
             if (event.type === 'session') {
@@ -107,6 +110,8 @@ export function chatRoutes(app: App, deps: Deps): void {
             }
           }
         } catch (err) {
+          // A failed first message leaves no session (TextChannel deletes it): the next one starts a new session.
+          if (opensSession) sessionId = undefined;
           sendError(err);
         } finally {
           current = undefined;
@@ -137,12 +142,16 @@ export function chatRoutes(app: App, deps: Deps): void {
           }
           return;
         }
-        let parsed;
+        let json: unknown;
         try {
-          parsed = clientMessage.safeParse(isBinary ? undefined : JSON.parse(data.toString()));
+          json = isBinary ? undefined : JSON.parse(data.toString());
         } catch {
           return sendError(new AppError('invalid_json', 'A message must be a JSON object'));
         }
+        // Messages arrive past the app's input check: the same rule for their text (lib/safe-input.ts).
+        const unsafe = findUnsafeInput(json);
+        if (unsafe) return sendError(unsafeInputError('message', unsafe));
+        const parsed = clientMessage.safeParse(json);
         if (!parsed.success) return sendError(validationError(parsed.error, 'message'));
         if (parsed.data.type === 'cancel') return current?.abort();
         const text = parsed.data.text;

@@ -7,6 +7,7 @@ import type { Deps } from '../../deps.js';
 import type { DocumentRow, DocumentUpload } from '../../services/documents.js';
 import type { App } from '../app.js';
 import { principalOf } from '../auth.js';
+import { unsafeTextReason } from '../../lib/safe-input.js';
 import { AppError, validationError } from '../errors.js';
 import { errorEnvelope, errorResponses, idParams, iso, page, pageQuery } from '../schemas.js';
 
@@ -152,9 +153,15 @@ async function readUpload(request: FastifyRequest, titleOptional: boolean): Prom
       if (part.type === 'file') {
         if (part.fieldname !== 'file') throw fieldError(`body.${part.fieldname}`, 'unknown file field; send the document as `file`');
         bytes = await part.toBuffer();
-        filename = part.filename ? part.filename.slice(0, 300) : undefined;
+        // Multipart is parsed here, past the app's input check: the same rule for its text (lib/safe-input.ts).
+        const unsafe = part.filename ? unsafeTextReason(part.filename) : undefined;
+        if (unsafe) throw fieldError('body.file.filename', unsafe);
+        // Cut by code points, so a cut never leaves half a surrogate pair.
+        filename = part.filename ? [...part.filename].slice(0, 300).join('') : undefined;
       } else if (part.fieldname === 'title') {
         titleField = String(part.value);
+        const unsafe = unsafeTextReason(titleField);
+        if (unsafe) throw fieldError('body.title', unsafe);
       } else {
         throw fieldError(`body.${part.fieldname}`, 'unknown field');
       }

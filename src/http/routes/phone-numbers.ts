@@ -70,7 +70,11 @@ export function phoneNumberRoutes(app: App, deps: Deps): void {
       config: { auth: 'tenant_write' },
       schema: {
         ...common,
-        summary: 'Register a number; 409 phone_number_taken when it is registered already (here or elsewhere)',
+        summary: 'Register one of the Twilio account’s numbers',
+        description:
+          'The number must be an incoming number of the platform’s Twilio account (unless the operator switched the ' +
+          'check off with PHONE_NUMBERS_SKIP_VERIFICATION) and not registered already. Either failing is the same ' +
+          '422 `phone_number_unavailable`, which does not say which. Without Twilio configured: 503 `twilio_not_configured`.',
         body: createBody,
         response: { 201: phoneNumberView, ...errorResponses },
       },
@@ -101,7 +105,7 @@ export function phoneNumberRoutes(app: App, deps: Deps): void {
       config: { auth: 'tenant_write' },
       schema: {
         ...common,
-        summary: 'Change a number (merged; overrides, when given, replace the stored overrides)',
+        summary: 'Change a number (merged; overrides, when given, replace the stored overrides; a new number is checked as on registration)',
         params: idParams,
         body: patchBody,
         response: { 200: phoneNumberView, ...errorResponses },

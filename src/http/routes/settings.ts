@@ -2,7 +2,7 @@
 // each user's own preferences.
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
-import { toolParametersSchema } from '../../lib/json-schema.js';
+import { toolParametersView } from '../../lib/json-schema.js';
 import { agentFieldsSchema, callPatchSchema, callSchema, PROVIDER_KEY_NAMES, providersPatchSchema, ragPatchSchema, ragSchema, toolsPutSchema } from '../../services/settings.js';
 import type { App } from '../app.js';
 import { validationError } from '../errors.js';
@@ -13,7 +13,7 @@ const keyStatus = z.object({ configured: z.boolean(), last4: z.string().nullable
 const toolView = z.object({
   name: z.string(),
   description: z.string(),
-  parameters: toolParametersSchema,
+  parameters: toolParametersView,
   url: z.string(),
   method: z.enum(['POST', 'GET']),
   timeout_ms: z.number().int(),

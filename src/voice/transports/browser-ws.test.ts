@@ -124,6 +124,15 @@ describe('BrowserTransport', () => {
     expect(json()).toContainEqual({ type: 'error', error: { code: 'media_policy', message: 'audio sent faster than real time' } });
   });
 
+  it('a hang-up before anyone listens is not lost: a listener added later hears it, with its violation', async () => {
+    const { transport, client, clientClosed } = await connect({ clock: () => 0 });
+    for (let i = 0; i < 20; i++) client.send(le(ramp(16000)), { binary: true });
+    expect(await clientClosed).toBe(1008);
+    const violations: (string | undefined)[] = [];
+    transport.onHangup((v) => violations.push(v));
+    expect(violations).toEqual(['audio sent faster than real time']);
+  });
+
   it('audio ahead of the wall clock is dropped, and taken again as the clock moves on; the call goes on', async () => {
     let now = 0;
     const { transport, client, frames, received } = await connect({ clock: () => now });

@@ -7,7 +7,7 @@ import { EventQueue } from '../../lib/event-queue.js';
 import { type AdmissionLimits, InboundAdmission, POLICY_VIOLATION } from './admission.js';
 import { Playout } from './playout.js';
 import type { Transport } from './transport.js';
-import { Listeners } from '../../lib/listeners.js';
+import { Listeners, OnceEvent } from '../../lib/listeners.js';
 
 const SAMPLE_RATE = 16000;
 const FRAME_SAMPLES = (SAMPLE_RATE * FRAME_MS) / 1000;
@@ -52,7 +52,7 @@ export class BrowserTransport implements Transport {
   private samplesReceived = 0;
   private ended = false;
   private closedLocally = false;
-  private readonly hangupListeners = new Listeners<[violation?: string]>();
+  private readonly hangupListeners = new OnceEvent<[violation?: string]>();
   private readonly dtmfListeners = new Listeners<[digit: string]>();
   private readonly playedListeners = new Listeners<[frame: AudioFrame]>();
 

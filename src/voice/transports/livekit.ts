@@ -22,7 +22,7 @@ import { type AudioFrame, durationMs, FRAME_MS, StreamResampler } from '../audio
 import { type AdmissionLimits, InboundAdmission } from './admission.js';
 import { Playout } from './playout.js';
 import type { Transport } from './transport.js';
-import { Listeners } from '../../lib/listeners.js';
+import { Listeners, OnceEvent } from '../../lib/listeners.js';
 
 /**
  * How waiting for the caller ended: the caller is there and can hear the agent; left before that (a phone that
@@ -101,7 +101,7 @@ export class LiveKitTransport implements Transport {
   private ended = false;
   /** Why audio stopped: close()'s reason, or what ended the call from LiveKit's side. */
   closedReason: string | undefined;
-  private readonly hangupListeners = new Listeners<[violation?: string]>();
+  private readonly hangupListeners = new OnceEvent<[violation?: string]>();
   /** Told once when audio ends, however it ends (waitForCaller gives up then). */
   private endListeners: (() => void)[] = [];
   /** Whether audio ended because the caller left, rather than the room closing or close(). */

@@ -8,7 +8,7 @@ import { EventQueue } from '../../lib/event-queue.js';
 import { type AdmissionLimits, InboundAdmission, POLICY_VIOLATION } from './admission.js';
 import { Playout } from './playout.js';
 import type { Transport } from './transport.js';
-import { Listeners } from '../../lib/listeners.js';
+import { Listeners, OnceEvent } from '../../lib/listeners.js';
 
 const SAMPLE_RATE = 8000;
 const OPEN = 1;
@@ -93,7 +93,7 @@ export class TwilioMediaStreamTransport implements Transport {
   private ended = false;
   private closedLocally = false;
   private hungUp = false;
-  private readonly hangupListeners = new Listeners<[violation?: string]>();
+  private readonly hangupListeners = new OnceEvent<[violation?: string]>();
   private readonly dtmfListeners = new Listeners<[digit: string]>();
   private readonly playedListeners = new Listeners<[frame: AudioFrame]>();
 

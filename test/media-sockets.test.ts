@@ -94,8 +94,11 @@ describe('browser call flooding audio faster than real time', () => {
     const evs = await events(s.tenant.id, callId);
     expect(evs.find((e) => e.type === 'media.policy_violation')?.data).toEqual({ reason: 'audio sent faster than real time' });
     expect(evs.find((e) => e.type === 'call.ended')?.data.reason).toBe('media policy: audio sent faster than real time');
-    const saved = await waitFor('recording saved', async () => evs.find((e) => e.type === 'recording.saved') ?? (await events(s.tenant.id, callId)).find((e) => e.type === 'recording.saved'));
-    expect(saved.data.duration_ms).toBeLessThanOrEqual(wallMs + RECORDING_SLACK_MS);
+    // The recording is stored before the call is reported ended. How much of the taken audio the session read before
+    // the refusal depends on timing (none at all: no recording); whatever it is, it is not longer than the call.
+    expect(row.recordingMs ?? 0).toBeLessThanOrEqual(wallMs + RECORDING_SLACK_MS);
+    const saved = evs.find((e) => e.type === 'recording.saved');
+    if (saved) expect(saved.data.duration_ms).toBe(row.recordingMs);
   }, 60_000);
 });
 

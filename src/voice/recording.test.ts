@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CallRecorder, mergeRecordings, RECORDING_SLACK_MS, recordTransport, recoverSpooledRecording } from './recording.js';
 import { MemoryTransport } from './transports/memory.js';
+import type { Transport } from './transports/transport.js';
 
 const RATE = 8000;
 const dir = mkdtempSync(path.join(os.tmpdir(), 'recording-test-'));
@@ -54,6 +55,28 @@ describe('CallRecorder', () => {
     expect(nonZero(left)).toBe((RECORDING_SLACK_MS * RATE) / 1000 + 80);
     expect(left.at(-1)).toBe(300);
     expect(nonZero(right)).toBe(0);
+  });
+
+  it('recordTransport caps the recording at the transport’s own clock: 60 s of frames read in no time record 2 s', async () => {
+    const frames = Array.from({ length: 3000 }, (_, i) => ({ pcm: tone(160, 100), sampleRate: RATE, timestampMs: i * 20 }));
+    const flooding: Transport = {
+      kind: 'test',
+      sampleRate: RATE,
+      audio: async function* () {
+        yield* frames;
+      },
+      send: () => {},
+      mark: async () => true,
+      clear: () => {},
+      onDtmf: () => {},
+      onHangup: () => {},
+      onPlayed: () => {},
+      close: async () => {},
+      now: () => 0,
+    };
+    const { transport, finish } = recordTransport(flooding, { file: spool() });
+    for await (const _ of transport.audio()) void _;
+    expect((await finish()).durationMs).toBe(RECORDING_SLACK_MS);
   });
 
   it('places each channel by timestamp: gaps are silence, late frames land where they belong', async () => {

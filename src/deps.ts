@@ -129,7 +129,7 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
     textChannel: new TextChannel(calls, providers),
     voice,
     control,
-    telephony: new Telephony(config, calls, phoneNumbers, settings, voice, control, new CallTokenService(config.secretKey), log.child({ component: 'telephony' })),
+    telephony: new Telephony(config, calls, phoneNumbers, settings, voice, control, new CallTokenService(config.secretKey, cache), log.child({ component: 'telephony' })),
     recordings,
     livekit: LiveKitService.fromConfig(config, log),
   };

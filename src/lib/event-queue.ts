@@ -1,19 +1,36 @@
-// An unbounded async queue: producers push, one consumer iterates with for-await until end() or fail().
+// An async queue: producers push, one consumer iterates with for-await until end() or fail(). A queue fed by
+// someone outside the process (a caller's audio) is given a capacity: a consumer that falls behind then loses the
+// newest items instead of the process holding whatever the producer sends.
 export class EventQueue<T> implements AsyncIterable<T> {
   private items: T[] = [];
+  /** Items refused because the queue was full. */
+  dropped = 0;
   private waiting: { resolve: (r: IteratorResult<T>) => void; reject: (err: unknown) => void } | undefined;
   private ended = false;
   private error: { err: unknown } | undefined;
 
-  push(item: T): void {
-    if (this.ended) return;
+  /** `capacity`: items held at most while the consumer is not reading (unbounded by default). */
+  constructor(private readonly capacity = Infinity) {}
+
+  /** False when the item was dropped: the queue is full (or ended). */
+  push(item: T): boolean {
+    if (this.ended) return false;
     if (this.waiting) {
       const w = this.waiting;
       this.waiting = undefined;
       w.resolve({ value: item, done: false });
+    } else if (this.items.length >= this.capacity) {
+      this.dropped++;
+      return false;
     } else {
       this.items.push(item);
     }
+    return true;
+  }
+
+  /** Items waiting for the consumer. */
+  get size(): number {
+    return this.items.length;
   }
 
   end(): void {

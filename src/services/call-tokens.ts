@@ -1,7 +1,10 @@
 // Short-lived per-call media tokens: what lets a Twilio media stream or a browser websocket attach to one call.
 // Twilio gets it as a <Parameter> of its <Stream> (it never sees our API credentials); a browser gets it from
-// POST /api/v1/calls/web. A token names one call of one tenant and one channel, and expires in minutes.
+// POST /api/v1/calls/web. A token names one call of one tenant and one channel, expires in minutes, and opens one
+// media socket: the first to claim it (through the cache, so on any instance: Redis when REDIS_URL is set) wins.
+import { randomUUID } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import type { Cache } from '../cache/cache.js';
 import { deriveKey } from './secret-box.js';
 
 const ISSUER = 'voice-agent';
@@ -14,11 +17,18 @@ export interface MediaGrant {
   channel: MediaChannel;
 }
 
+/** A verified token: its grant, and what claim() needs to make it single-use. */
+export interface VerifiedMediaToken extends MediaGrant {
+  tokenId: string;
+  expiresAt: Date;
+}
+
 export class CallTokenService {
   private readonly key: Uint8Array;
 
   constructor(
     secretKey: string,
+    private readonly cache: Cache,
     /** Long enough for Twilio to answer and connect, short enough that a leaked TwiML is soon worthless. */
     readonly ttlMs = 5 * 60_000,
   ) {
@@ -30,6 +40,7 @@ export class CallTokenService {
     const token = await new SignJWT({ tid: grant.tenantId, ch: grant.channel })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(grant.callId)
+      .setJti(randomUUID())
       .setIssuer(ISSUER)
       .setAudience(AUDIENCE)
       .setIssuedAt()
@@ -38,15 +49,28 @@ export class CallTokenService {
     return { token, expiresAt };
   }
 
-  /** The grant, or null when the token is invalid, expired, or for another channel. */
-  async verify(token: string, channel: MediaChannel): Promise<MediaGrant | null> {
+  /** The grant, or null when the token is invalid, expired, or for another channel. Does not use the token up. */
+  async verify(token: string, channel: MediaChannel): Promise<VerifiedMediaToken | null> {
     try {
       const { payload } = await jwtVerify(token, this.key, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'] });
-      if (payload.ch !== channel || typeof payload.sub !== 'string' || typeof payload.tid !== 'string') return null;
-      return { tenantId: payload.tid, callId: payload.sub, channel };
+      if (payload.ch !== channel || typeof payload.sub !== 'string' || typeof payload.tid !== 'string' || typeof payload.exp !== 'number') return null;
+      // The id is in the signed payload (a token string has several valid spellings); one signed before ids were
+      // given is named by its call and issue time.
+      const tokenId = typeof payload.jti === 'string' ? payload.jti : `${payload.sub}:${payload.iat ?? 0}`;
+      return { tenantId: payload.tid, callId: payload.sub, channel, tokenId, expiresAt: new Date(payload.exp * 1000) };
     } catch (err) {
       if (err instanceof joseErrors.JOSEError) return null;
       throw err;
     }
+  }
+
+  /**
+   * Uses the token up: true for the first claim only, on any instance (one atomic counter in the cache, kept until
+   * the token expires). A second socket presenting the same token (a leaked URL, a replay) is refused. Throws when
+   * the cache is unreachable: the caller refuses the socket rather than let the token be used twice.
+   */
+  async claim(token: VerifiedMediaToken): Promise<boolean> {
+    const { count } = await this.cache.hitWindow(`media-token:${token.tokenId}`, Math.max(1000, token.expiresAt.getTime() - Date.now() + 1000));
+    return count === 1;
   }
 }

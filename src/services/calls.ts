@@ -3,7 +3,7 @@
 // happens, so a restart loses nothing already said and a conversation is rebuilt from here, never from memory.
 import { and, asc, count, desc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { callEvents, calls, callTranscripts } from '../db/schema.js';
+import { callEvents, calls, callTranscripts, tenants, users } from '../db/schema.js';
 import { notFound } from '../http/errors.js';
 
 export type Call = typeof calls.$inferSelect;
@@ -206,6 +206,24 @@ export class CallService {
       this.db.select({ n: count() }).from(calls).where(where),
     ]);
     return { items, total: total?.n ?? 0 };
+  }
+
+  /**
+   * Why the call's audio may not run now, or null: its tenant is suspended, or the user who started it (a web call)
+   * was deactivated. Asked when a media socket starts and when the session starts, so that a call token issued
+   * before a suspension opens nothing.
+   */
+  async mediaRefusal(tenantId: string, id: string): Promise<string | null> {
+    const [row] = await this.db
+      .select({ tenantStatus: tenants.status, userActive: users.isActive })
+      .from(calls)
+      .innerJoin(tenants, eq(tenants.id, calls.tenantId))
+      .leftJoin(users, eq(users.id, calls.userId))
+      .where(and(eq(calls.tenantId, tenantId), eq(calls.id, id)));
+    if (!row) return 'call not found';
+    if (row.tenantStatus === 'suspended') return 'tenant suspended';
+    if (row.userActive === false) return 'user deactivated';
+    return null;
   }
 
   async get(tenantId: string, id: string): Promise<Call> {

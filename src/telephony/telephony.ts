@@ -5,11 +5,11 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { Config } from '../config.js';
 import { AppError, notFound } from '../http/errors.js';
-import type { CallTokenService } from '../services/call-tokens.js';
+import type { CallTokenService, VerifiedMediaToken } from '../services/call-tokens.js';
 import type { Call, CallService, CallStatus } from '../services/calls.js';
 import { E164, type PhoneNumberOverrides, type PhoneNumberService } from '../services/phone-numbers.js';
 import type { SettingsService } from '../services/settings.js';
-import type { CallControl } from '../voice/call-control.js';
+import type { CallControl, CallScope } from '../voice/call-control.js';
 import type { CallOutcome } from '../voice/call-session.js';
 import { BrowserTransport } from '../voice/transports/browser-ws.js';
 import { TwilioMediaStreamTransport } from '../voice/transports/twilio-media-stream.js';
@@ -167,6 +167,7 @@ export class Telephony {
         const row = await this.calls.get(grant.tenantId, grant.callId).catch(() => undefined);
         // The token belongs to this Twilio call, and the call is not over.
         if (!row || row.endedAt || (row.providerCallSid && row.providerCallSid !== start.callSid)) return false;
+        if (await this.refusal(row, grant)) return false;
         call = row;
         return true;
       },
@@ -183,7 +184,40 @@ export class Telephony {
       socket.close(1008, 'invalid or expired call token');
       return;
     }
+    let refused: string | null;
+    try {
+      refused = await this.refusal(call, grant);
+    } catch (err) {
+      this.log.error({ err, callId: call.id }, 'call token could not be checked');
+      socket.close(1011, 'call token could not be checked');
+      return;
+    }
+    if (refused) {
+      socket.close(1008, refused);
+      return;
+    }
     await this.run(call, new BrowserTransport(socket));
+  }
+
+  /**
+   * Why a media socket with a valid token for a live call may not start, or null: the tenant is suspended or the
+   * web call's user deactivated (the call is ended then: no socket will ever run it), or the token was used
+   * already (another socket runs the call: it is left alone). The token is used up last, by the socket that starts.
+   */
+  private async refusal(call: Call, token: VerifiedMediaToken): Promise<string | null> {
+    const refused = await this.calls.mediaRefusal(call.tenantId, call.id);
+    if (refused) {
+      this.log.warn({ tenantId: call.tenantId, callId: call.id, reason: refused }, 'media socket refused');
+      await this.calls.event(call.tenantId, call.id, 'call.refused', { reason: refused });
+      await this.calls.end(call.tenantId, call.id, 'failed', refused);
+      return refused;
+    }
+    if (!(await this.tokens.claim(token))) {
+      this.log.warn({ tenantId: call.tenantId, callId: call.id }, 'a call token was presented again: media socket refused');
+      await this.calls.event(call.tenantId, call.id, 'media.token_reused', { channel: token.channel });
+      return 'call token already used';
+    }
+    return null;
   }
 
   /** Runs the call's session here, reachable by the hang-up and transfer commands of any instance. */
@@ -253,6 +287,15 @@ export class Telephony {
     // Twilio ends the phone leg wherever the media is; the instance holding the media ends the session.
     if (call.providerCallSid && this.twilio) await this.twilio.hangup(call.providerCallSid).catch((err: unknown) => this.log.warn({ err, callId }, 'Twilio hang-up failed'));
     await this.control.send(callId, { type: 'hangup', reason: 'hung up through the API' });
+  }
+
+  /**
+   * Ends every live call of a tenant (suspended) or of one of its users (deactivated), on whichever instance holds
+   * it: their tokens were issued before, and media must stop with the access that started it. Never throws (the
+   * suspension itself is done); a call that could not be reached is still refused by its next socket.
+   */
+  async endLiveCalls(scope: CallScope, reason: string): Promise<void> {
+    await this.control.sendAll(scope, { type: 'hangup', reason }).catch((err: unknown) => this.log.error({ err, ...scope }, 'live calls could not be ended'));
   }
 
   async transfer(tenantId: string, callId: string, to: string): Promise<void> {

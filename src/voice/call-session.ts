@@ -104,7 +104,12 @@ export class CallSession {
     const { transport, behaviour } = this.p;
     const done = new Promise<CallOutcome>((resolve) => (this.finished = resolve));
     this.stt = this.p.stt.stream({});
-    transport.onHangup(() => this.finish({ status: 'completed', reason: 'caller hung up' }));
+    transport.onHangup((violation) => {
+      if (violation === undefined) return this.finish({ status: 'completed', reason: 'caller hung up' });
+      // The transport refused the caller (audio faster than real time, a message flood): said on the call.
+      this.record(() => this.p.calls.event(this.p.tenantId, this.p.callId, 'media.policy_violation', { reason: violation }));
+      this.finish({ status: 'failed', reason: `media policy: ${violation}` });
+    });
     transport.onDtmf((digit) => this.onDigit(digit));
     const maxTimer = setTimeout(() => void this.sayAndEnd(MAX_DURATION_GOODBYE, 'maximum duration reached'), behaviour.maxDurationMs);
     const listening = this.listen();

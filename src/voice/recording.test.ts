@@ -4,8 +4,9 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, 
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CallRecorder, mergeRecordings, recordTransport, recoverSpooledRecording } from './recording.js';
+import { CallRecorder, mergeRecordings, RECORDING_SLACK_MS, recordTransport, recoverSpooledRecording } from './recording.js';
 import { MemoryTransport } from './transports/memory.js';
+import type { Transport } from './transports/transport.js';
 
 const RATE = 8000;
 const dir = mkdtempSync(path.join(os.tmpdir(), 'recording-test-'));
@@ -36,6 +37,48 @@ const nonZero = (xs: number[]) => xs.filter((x) => x !== 0).length;
 const tone = (samples: number, value: number) => Int16Array.from({ length: samples }, (_, i) => (i % 2 ? value : -value));
 
 describe('CallRecorder', () => {
+  it('never outgrows the wall time: audio stamped past now() + RECORDING_SLACK_MS is cut off, whatever arrives', async () => {
+    let now = 0;
+    const r = new CallRecorder(RATE, spool(), 0, () => now);
+    // A transport letting through 60 s of audio in the first second of the call (the 7.4-hour recording of 45 s).
+    for (let i = 0; i < 3000; i++) r.addCaller({ pcm: tone(160, 100), sampleRate: RATE, timestampMs: i * 20 });
+    for (let i = 0; i < 100; i++) r.addAgent({ pcm: tone(160, 200), sampleRate: RATE, timestampMs: 1_000_000 + i * 20 });
+    now = 1000;
+    r.addCaller({ pcm: tone(160, 300), sampleRate: RATE, timestampMs: 3_600_000 });
+    // A frame across the limit keeps its part before it.
+    r.addCaller({ pcm: tone(160, 300), sampleRate: RATE, timestampMs: 1000 + RECORDING_SLACK_MS - 10 });
+    const { durationMs, file } = await r.finish();
+    expect(durationMs).toBe(1000 + RECORDING_SLACK_MS);
+    expect(statSync(file).size).toBe(44 + ((1000 + RECORDING_SLACK_MS) * RATE * 4) / 1000);
+    const { left, right } = readWav(readFileSync(file));
+    // The first 2 s (all the flood could place then) and 10 ms of the last frame.
+    expect(nonZero(left)).toBe((RECORDING_SLACK_MS * RATE) / 1000 + 80);
+    expect(left.at(-1)).toBe(300);
+    expect(nonZero(right)).toBe(0);
+  });
+
+  it('recordTransport caps the recording at the transport’s own clock: 60 s of frames read in no time record 2 s', async () => {
+    const frames = Array.from({ length: 3000 }, (_, i) => ({ pcm: tone(160, 100), sampleRate: RATE, timestampMs: i * 20 }));
+    const flooding: Transport = {
+      kind: 'test',
+      sampleRate: RATE,
+      audio: async function* () {
+        yield* frames;
+      },
+      send: () => {},
+      mark: async () => true,
+      clear: () => {},
+      onDtmf: () => {},
+      onHangup: () => {},
+      onPlayed: () => {},
+      close: async () => {},
+      now: () => 0,
+    };
+    const { transport, finish } = recordTransport(flooding, { file: spool() });
+    for await (const _ of transport.audio()) void _;
+    expect((await finish()).durationMs).toBe(RECORDING_SLACK_MS);
+  });
+
   it('places each channel by timestamp: gaps are silence, late frames land where they belong', async () => {
     const r = new CallRecorder(RATE, spool());
     r.addCaller({ pcm: tone(160, 100), sampleRate: RATE, timestampMs: 0 });

@@ -23,6 +23,12 @@ const CONTINUITY_MS = 2;
 const WINDOW_S = 2;
 
 /**
+ * How far past the call's wall time (the `until` clock of CallRecorder) audio is still taken: transports let a
+ * caller run up to 1.5 s ahead of the wall clock (admission.ts), and a frame is a few ms long.
+ */
+export const RECORDING_SLACK_MS = 2000;
+
+/**
  * One channel of the seconds not yet written out, in blocks of one second allocated as audio reaches them: a frame
  * is copied into place when it arrives (one memcpy; writing it interleaved, sample by sample, cost the event loop
  * several times as much at a few hundred calls), and a block is interleaved with the other channel's once, when
@@ -92,7 +98,8 @@ class Track {
     private readonly offsetMs: number,
   ) {}
 
-  add(frame: AudioFrame): void {
+  /** `limitMs`: the end of the recording on the transport's clock; audio past it is cut off. */
+  add(frame: AudioFrame, limitMs: number): void {
     if (!frame.pcm.length || !Number.isFinite(frame.timestampMs)) return;
     let pcm = frame.sampleRate === this.sampleRate ? frame.pcm : resample(frame.pcm, frame.sampleRate, this.sampleRate);
     let at = Math.round(((frame.timestampMs + this.offsetMs) * this.sampleRate) / 1000);
@@ -101,6 +108,9 @@ class Track {
       pcm = pcm.subarray(-at);
       at = 0;
     }
+    // Never longer than the call: whatever a transport lets through, audio stamped past the wall clock is not kept.
+    const limit = Math.floor(((limitMs + this.offsetMs) * this.sampleRate) / 1000);
+    if (at + pcm.length > limit) pcm = pcm.subarray(0, Math.max(0, limit - at));
     if (!pcm.length) return;
     // Copied into place now: the transport may reuse the frame's buffer.
     this.out.write(at, pcm);
@@ -143,11 +153,16 @@ export class CallRecorder {
   /** Whether a block with audio has been written: silent blocks before it are skipped (see offsetMs). */
   private started = false;
 
-  /** `file` is created (or truncated) when the first audio is written out. */
+  /**
+   * `file` is created (or truncated) when the first audio is written out. `now`: the transport's clock (ms since it
+   * started, as frame timestamps): audio is taken up to now() + RECORDING_SLACK_MS, so the recording never
+   * outgrows the call's wall time, which is what `max_duration` counts too.
+   */
   constructor(
     readonly sampleRate: number,
     readonly file: string,
     offsetMs = 0,
+    private readonly now: () => number = () => Infinity,
   ) {
     this.blockSize = sampleRate;
     this.left = new Blocks(this.blockSize);
@@ -158,13 +173,13 @@ export class CallRecorder {
 
   addCaller(frame: AudioFrame): void {
     if (this.finished) return;
-    this.caller.add(frame);
+    this.caller.add(frame, this.now() + RECORDING_SLACK_MS);
     this.writeOut();
   }
 
   addAgent(frame: AudioFrame): void {
     if (this.finished) return;
-    this.agent.add(frame);
+    this.agent.add(frame, this.now() + RECORDING_SLACK_MS);
     this.writeOut();
   }
 
@@ -343,7 +358,7 @@ export interface RecordOptions {
 
 /** Records the call passing through `transport`: caller frames as they are read, agent audio as it is played. */
 export function recordTransport(transport: Transport, opts: RecordOptions): RecordedTransport {
-  const recorder = new CallRecorder(transport.sampleRate, opts.file, opts.offsetMs);
+  const recorder = new CallRecorder(transport.sampleRate, opts.file, opts.offsetMs, () => transport.now());
   let closing: Promise<void> | undefined;
   // onPlayed only reports what was heard, so audio dropped by clear() (barge-in) never reaches the recording.
   transport.onPlayed((frame) => recorder.addAgent(frame));
@@ -375,6 +390,7 @@ export function recordTransport(transport: Transport, opts: RecordOptions): Reco
     onDtmf: (listener) => transport.onDtmf(listener),
     onHangup: (listener) => transport.onHangup(listener),
     onPlayed: (listener) => transport.onPlayed(listener),
+    now: () => transport.now(),
     close: async (reason) => {
       try {
         await transport.close(reason);

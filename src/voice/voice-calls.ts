@@ -124,6 +124,16 @@ export class VoiceCalls {
         void this.calls.event(tenantId, callId, 'provider.fallback', { stage, provider, status, reason }).catch(() => {});
       },
     });
+    // A suspended tenant's call (or a deactivated user's web call) does not start, whatever token opened it. Checked
+    // right before the session is attached to call control, which from then on hears a suspension.
+    const refused = await this.calls.mediaRefusal(tenantId, callId);
+    if (refused) {
+      log.warn({ reason: refused }, 'call refused at start');
+      await this.calls.event(tenantId, callId, 'call.refused', { reason: refused });
+      await transport.close(refused);
+      await this.calls.end(tenantId, callId, 'failed', refused);
+      return { status: 'failed', reason: refused };
+    }
     // Recorded unless the tenant switched it off; LiveKit rooms record themselves (Egress). The recording is stored
     // when the session closes the transport, before it writes the call's end, or at the latest when the run ends.
     let recorded: RecordedTransport | undefined;
@@ -157,7 +167,10 @@ export class VoiceCalls {
     });
     this.live.set(callId, session);
     // Hang-up and transfer reach the session from any instance of the service.
-    const detach = this.control.attach(callId, (command) => (command.type === 'hangup' ? session.hangup(command.reason) : session.transfer(command.to, command.reason)));
+    const detach = this.control.attach(callId, (command) => (command.type === 'hangup' ? session.hangup(command.reason) : session.transfer(command.to, command.reason)), {
+      tenantId,
+      userId: call.userId ?? undefined,
+    });
     const running = session.run();
     this.runs.add(running);
     try {

@@ -628,6 +628,9 @@ export class FakeAgentTransport implements AgentRoomTransport {
   onPlayed(listener: (frame: AudioFrame) => void): void {
     this.caller.onPlayed(listener);
   }
+  now(): number {
+    return this.caller.now();
+  }
   async close(reason: string): Promise<void> {
     this.closedReason ??= reason;
     this.settle('room_closed');

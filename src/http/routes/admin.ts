@@ -41,7 +41,12 @@ export function adminRoutes(app: App, deps: Deps): void {
         response: { 200: tenantWithCounts, ...errorResponses },
       },
     },
-    async (request) => toView(await deps.tenantAdmin.setStatus(request.params.id, 'suspended', request.body?.reason)),
+    async (request) => {
+      const tenant = await deps.tenantAdmin.setStatus(request.params.id, 'suspended', request.body?.reason);
+      // Its live calls end too, wherever they run: their tokens were issued before the suspension.
+      await deps.telephony.endLiveCalls({ tenantId: request.params.id }, 'tenant suspended');
+      return toView(tenant);
+    },
   );
 
   app.post(

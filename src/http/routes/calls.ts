@@ -131,7 +131,9 @@ export function callRoutes(app: App, deps: Deps): void {
         description:
           'Open `stream_url` (a websocket) within `expires_at`. Both ways: binary messages of 16 kHz 16-bit little-endian mono PCM. ' +
           'Text messages from the browser: `{"type":"dtmf","digit"}`, `{"type":"end"}`; from us: `{"type":"mark","name"}` after each sentence, ' +
-          '`{"type":"clear"}` when the caller interrupts (drop what is buffered), `{"type":"end","reason"}` when the call ends.',
+          '`{"type":"clear"}` when the caller interrupts (drop what is buffered), `{"type":"end","reason"}` when the call ends. ' +
+          'The token opens one websocket. Audio is taken in real time: up to 1.5 s ahead of the wall clock, the excess dropped; a client ' +
+          'sending much faster, or flooding messages, gets `{"type":"error","error":{"code":"media_policy"}}` and close code 1008.',
         body: z.strictObject({ overrides: phoneNumberOverridesSchema.optional() }).nullish(),
         response: { 201: z.object({ call_id: z.uuid(), token: z.string(), stream_url: z.string(), sample_rate: z.literal(16000), expires_at: z.string() }), ...errorResponses },
       },

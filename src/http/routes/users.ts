@@ -65,6 +65,8 @@ export function userRoutes(app: App, deps: Deps): void {
         isActive: b.is_active,
         fullName: b.full_name,
       });
+      // The web calls the user started end with their access.
+      if (b.is_active === false) await deps.telephony.endLiveCalls({ tenantId: user.tenantId, userId: user.id }, 'user deactivated');
       return toUser(user);
     },
   );
@@ -75,6 +77,10 @@ export function userRoutes(app: App, deps: Deps): void {
       config: { auth: 'tenant_admin' },
       schema: { ...common, summary: 'Deactivate a user: their tokens stop working at once', params: idParams, response: { 200: userView, ...errorResponses } },
     },
-    async (request) => toUser(await deps.accounts.updateUser(userOf(request).tenantId, request.params.id, { isActive: false })),
+    async (request) => {
+      const user = await deps.accounts.updateUser(userOf(request).tenantId, request.params.id, { isActive: false });
+      await deps.telephony.endLiveCalls({ tenantId: user.tenantId, userId: user.id }, 'user deactivated');
+      return toUser(user);
+    },
   );
 }

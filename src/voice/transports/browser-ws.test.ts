@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import type { AudioFrame } from '../audio.js';
-import { BrowserTransport } from './browser-ws.js';
+import { BrowserTransport, type BrowserTransportOptions } from './browser-ws.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ramp = (samples: number, from = 0) => Int16Array.from({ length: samples }, (_, i) => ((from + i) * 37) % 30000 - 15000);
@@ -21,10 +21,10 @@ afterEach(async () => {
 });
 
 /** A BrowserTransport on the server side and a raw client recording everything it receives. */
-async function connect() {
+async function connect(opts: BrowserTransportOptions = {}) {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
   await new Promise<void>((r) => wss.once('listening', () => r()));
-  const transportReady = new Promise<BrowserTransport>((r) => wss.once('connection', (socket) => r(new BrowserTransport(socket))));
+  const transportReady = new Promise<BrowserTransport>((r) => wss.once('connection', (socket) => r(new BrowserTransport(socket, opts))));
   const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}/browser`);
   const received: Received[] = [];
   client.on('message', (data: RawData, isBinary: boolean) => {
@@ -104,6 +104,72 @@ describe('BrowserTransport', () => {
     client.send(le(ramp(16000)), { binary: true });
     await sleep(40);
     expect(frames).toHaveLength(50);
+  });
+
+  it('a caller sending 1 s messages as fast as it can: 1.5 s is taken, the rest dropped, then the socket is closed with 1008', async () => {
+    // The wall clock stands still: everything the caller sends is ahead of it.
+    const now = 5000;
+    const { transport, client, json, frames, clientClosed, audioDone } = await connect({ clock: () => now });
+    const violations: (string | undefined)[] = [];
+    transport.onHangup((v) => violations.push(v));
+    const second = le(ramp(16000));
+    for (let i = 0; i < 60; i++) client.send(second, { binary: true });
+    expect(await clientClosed).toBe(1008);
+    await audioDone;
+    // 1.5 s of 20 ms frames, whatever came after.
+    expect(frames).toHaveLength(75);
+    expect(frames.at(-1)!.timestampMs).toBe(1480);
+    expect(transport.admission.droppedMs).toBeLessThanOrEqual(6500);
+    expect(violations).toEqual(['audio sent faster than real time']);
+    expect(json()).toContainEqual({ type: 'error', error: { code: 'media_policy', message: 'audio sent faster than real time' } });
+  });
+
+  it('a hang-up before anyone listens is not lost: a listener added later hears it, with its violation', async () => {
+    const { transport, client, clientClosed } = await connect({ clock: () => 0 });
+    for (let i = 0; i < 20; i++) client.send(le(ramp(16000)), { binary: true });
+    expect(await clientClosed).toBe(1008);
+    const violations: (string | undefined)[] = [];
+    transport.onHangup((v) => violations.push(v));
+    expect(violations).toEqual(['audio sent faster than real time']);
+  });
+
+  it('audio ahead of the wall clock is dropped, and taken again as the clock moves on; the call goes on', async () => {
+    let now = 0;
+    const { transport, client, frames, received } = await connect({ clock: () => now });
+    let hangups = 0;
+    transport.onHangup(() => hangups++);
+    const pcm = ramp(3 * 16000);
+    for (let i = 0; i < 3; i++) client.send(le(pcm.subarray(i * 16000, (i + 1) * 16000)), { binary: true });
+    await sleep(60);
+    expect(frames).toHaveLength(75);
+    // What was taken is the start of what was sent, in order.
+    expect(Array.from(frames[74]!.pcm)).toEqual(Array.from(pcm.subarray(74 * 320, 75 * 320)));
+    now += 1000;
+    // Odd-length messages, the second one cut: the dropped part is whole samples, so what follows still lines up.
+    client.send(le(ramp(15001)).subarray(0, 30001), { binary: true });
+    client.send(le(ramp(2001)).subarray(0, 4001), { binary: true });
+    await sleep(60);
+    expect(frames).toHaveLength(125);
+    now += 1000;
+    client.send(le(ramp(320)), { binary: true });
+    await sleep(60);
+    expect(frames).toHaveLength(126);
+    expect(Array.from(frames[125]!.pcm)).toEqual(Array.from(ramp(320)));
+    expect(hangups).toBe(0);
+    expect(received.some((m) => 'json' in m)).toBe(false);
+  });
+
+  it('a flood of control messages is closed with 1008 after a person’s burst; few digits get through', async () => {
+    const now = 0;
+    const { transport, client, clientClosed } = await connect({ clock: () => now });
+    const digits: string[] = [];
+    const violations: (string | undefined)[] = [];
+    transport.onDtmf((d) => digits.push(d));
+    transport.onHangup((v) => violations.push(v));
+    for (let i = 0; i < 5000; i++) client.send(JSON.stringify({ type: 'dtmf', digit: '1' }));
+    expect(await clientClosed).toBe(1008);
+    expect(digits.length).toBeLessThanOrEqual(40);
+    expect(violations).toEqual([expect.stringMatching(/control messages/)]);
   });
 
   it('plays agent audio as paced binary frames and sends the mark after its audio, when played', async () => {

@@ -1,16 +1,27 @@
 // Browser websocket transport: a web caller's 16 kHz PCM16LE audio in binary messages (any length, re-cut into
 // 20 ms frames), JSON control messages (dtmf, end), and the agent's audio paced back as binary frames with marks.
+// What the browser may send is bounded by InboundAdmission: a caller breaking it is closed with 1008.
 import type { RawData, WebSocket } from 'ws';
 import { type AudioFrame, FRAME_MS } from '../audio.js';
 import { EventQueue } from '../../lib/event-queue.js';
+import { type AdmissionLimits, InboundAdmission, POLICY_VIOLATION } from './admission.js';
 import { Playout } from './playout.js';
 import type { Transport } from './transport.js';
-import { Listeners } from '../../lib/listeners.js';
+import { Listeners, OnceEvent } from '../../lib/listeners.js';
 
 const SAMPLE_RATE = 16000;
 const FRAME_SAMPLES = (SAMPLE_RATE * FRAME_MS) / 1000;
 /** One message may carry at most 1 s of audio: more is refused rather than buffered. */
 const MAX_MESSAGE_BYTES = SAMPLE_RATE * 2;
+/** Control messages are a few dozen bytes of JSON. */
+const MAX_CONTROL_BYTES = 4096;
+/**
+ * Caller frames waiting for the session (10 s): admission keeps the caller near real time, so this fills only if
+ * the session stalls; then the newest frames are dropped rather than held.
+ */
+const MAX_QUEUED_FRAMES = 500;
+/** Agent audio the browser has not read off the socket (about 30 s): a client that stops reading is closed. */
+const MAX_UNREAD_BYTES = 1024 * 1024;
 const OPEN = 1;
 const CLOSED = 3;
 const CLOSE_WAIT_MS = 1000;
@@ -18,12 +29,20 @@ const DIGIT = /^[0-9*#]$/;
 
 type Json = Record<string, unknown>;
 
+export interface BrowserTransportOptions {
+  /** The wall clock, ms (performance.now by default); tests drive it by hand. */
+  clock?: () => number;
+  limits?: AdmissionLimits;
+}
+
 export class BrowserTransport implements Transport {
   readonly kind = 'browser';
   readonly sampleRate = SAMPLE_RATE;
 
-  private readonly startedAt = performance.now();
-  private readonly frames = new EventQueue<AudioFrame>();
+  private readonly clock: () => number;
+  private readonly startedAt: number;
+  private readonly frames = new EventQueue<AudioFrame>(MAX_QUEUED_FRAMES);
+  readonly admission: InboundAdmission;
   private readonly playout: Playout;
   private readonly socketClosed: Promise<void>;
   /** A message's odd last byte: the first half of a sample whose second half comes in the next message. */
@@ -33,13 +52,22 @@ export class BrowserTransport implements Transport {
   private samplesReceived = 0;
   private ended = false;
   private closedLocally = false;
-  private readonly hangupListeners = new Listeners<[]>();
+  private readonly hangupListeners = new OnceEvent<[violation?: string]>();
   private readonly dtmfListeners = new Listeners<[digit: string]>();
   private readonly playedListeners = new Listeners<[frame: AudioFrame]>();
 
-  constructor(private readonly socket: WebSocket) {
+  constructor(
+    private readonly socket: WebSocket,
+    opts: BrowserTransportOptions = {},
+  ) {
+    this.clock = opts.clock ?? (() => performance.now());
+    this.startedAt = this.clock();
+    this.admission = new InboundAdmission(SAMPLE_RATE, this.clock, opts.limits);
     this.playout = new Playout(SAMPLE_RATE, (frame, playedAt) => {
-      if (socket.readyState === OPEN) socket.send(pcmBytes(frame.pcm), { binary: true });
+      if (socket.readyState === OPEN) {
+        if (socket.bufferedAmount > MAX_UNREAD_BYTES) return this.refuse('the client does not read the agent audio');
+        socket.send(pcmBytes(frame.pcm), { binary: true });
+      }
       const timestampMs = playedAt - this.startedAt;
       this.playedListeners.emit({ pcm: frame.pcm, sampleRate: SAMPLE_RATE, timestampMs });
     });
@@ -74,7 +102,7 @@ export class BrowserTransport implements Transport {
     this.dtmfListeners.add(listener);
   }
 
-  onHangup(listener: () => void): void {
+  onHangup(listener: (violation?: string) => void): void {
     this.hangupListeners.add(listener);
   }
 
@@ -84,7 +112,7 @@ export class BrowserTransport implements Transport {
 
   /** ms since the transport started: the clock of onPlayed timestamps. */
   now(): number {
-    return performance.now() - this.startedAt;
+    return this.clock() - this.startedAt;
   }
 
   async close(reason: string): Promise<void> {
@@ -101,8 +129,12 @@ export class BrowserTransport implements Transport {
 
   private onMessage(data: RawData, isBinary: boolean): void {
     if (this.ended) return;
+    if (!this.admission.message()) return this.refuse(this.admission.violation!);
     const bytes = toBuffer(data);
     if (isBinary) return this.onAudio(bytes);
+    // Every control message counts, the bad ones too: each answer is a message back.
+    if (!this.admission.control()) return this.refuse(this.admission.violation!);
+    if (bytes.length > MAX_CONTROL_BYTES) return this.badMessage(`control messages are at most ${MAX_CONTROL_BYTES} bytes`);
     let msg: Json | null = null;
     try {
       const parsed: unknown = JSON.parse(bytes.toString('utf8'));
@@ -124,14 +156,23 @@ export class BrowserTransport implements Transport {
 
   private onAudio(bytes: Buffer): void {
     if (bytes.length > MAX_MESSAGE_BYTES) return this.badMessage(`audio messages carry at most 1 s (${MAX_MESSAGE_BYTES} bytes) of 16 kHz PCM16LE`);
-    let at = 0;
-    if (this.oddByte !== undefined && bytes.length) {
-      this.pushSample(((bytes[0]! << 8) | this.oddByte) << 16 >> 16);
-      this.oddByte = undefined;
-      at = 1;
+    if (!bytes.length) return;
+    // The bytes continue the caller's stream: with an odd byte left from the last message, sample k is stream
+    // bytes 2k and 2k + 1, the first of which is that byte.
+    const odd = this.oddByte === undefined ? 0 : 1;
+    const total = bytes.length + odd;
+    const samples = total >> 1;
+    // Only what keeps the caller within the lead of the wall clock is decoded; the rest is dropped as whole
+    // samples, so the stream's byte alignment is kept.
+    const taken = this.admission.audio(samples);
+    if (this.admission.violation) return this.refuse(this.admission.violation);
+    let k = 0;
+    if (odd && taken > 0) {
+      this.pushSample(((bytes[0]! << 8) | this.oddByte!) << 16 >> 16);
+      k = 1;
     }
-    for (; at + 1 < bytes.length; at += 2) this.pushSample(bytes.readInt16LE(at));
-    if (at < bytes.length) this.oddByte = bytes[at]!;
+    for (; k < taken; k++) this.pushSample(bytes.readInt16LE(2 * k - odd));
+    this.oddByte = total % 2 ? bytes[2 * samples - odd]! : undefined;
   }
 
   private pushSample(sample: number): void {
@@ -153,6 +194,7 @@ export class BrowserTransport implements Transport {
   private emit(pcm: Int16Array): void {
     // Timestamps count the audio received, so gaps in delivery do not shift the caller's clock.
     this.frames.push({ pcm, sampleRate: SAMPLE_RATE, timestampMs: (this.samplesReceived * 1000) / SAMPLE_RATE });
+    // A dropped frame (the session is behind) still advances the clock: the frames after it stay in place.
     this.samplesReceived += FRAME_SAMPLES;
   }
 
@@ -160,11 +202,19 @@ export class BrowserTransport implements Transport {
     this.sendJson({ type: 'error', error: { code: 'bad_message', message } });
   }
 
-  private hangup(): void {
+  private hangup(violation?: string): void {
     if (this.ended) return;
     this.finish();
     if (this.closedLocally) return;
-    this.hangupListeners.emit();
+    this.hangupListeners.emit(violation);
+  }
+
+  /** The caller broke the media rules: told why, closed with 1008, and the session ends the call. */
+  private refuse(violation: string): void {
+    if (this.ended) return;
+    this.sendJson({ type: 'error', error: { code: 'media_policy', message: violation } });
+    if (this.socket.readyState === OPEN) this.socket.close(POLICY_VIOLATION, violation.slice(0, 100));
+    this.hangup(violation);
   }
 
   private finish(): void {

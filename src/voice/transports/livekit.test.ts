@@ -139,4 +139,22 @@ describe('LiveKitTransport', () => {
     expect(hangups).toBe(1);
     expect([closed.room.disconnects, closed.transport.closedReason]).toEqual([1, 'agent ended the call']);
   });
+
+  it('holds the caller to real time too: audio past the lead is dropped, a flood hangs up with the violation', async () => {
+    const room = new FakeRoom();
+    const transport = new LiveKitTransport(room as unknown as Room, new FakeSource(), 16000, { callerIdentity: 'caller', clock: () => 0 });
+    const violations: (string | undefined)[] = [];
+    transport.onHangup((v) => violations.push(v));
+    // 20 ms frames as fast as they come, the clock standing still: 10 s of them.
+    async function* flood() {
+      for (let i = 0; i < 500; i++) yield new RtcAudioFrame(tone(320, 100), 16000, 1, 320);
+    }
+    await transport.readCallerAudio(flood());
+    const got: AudioFrame[] = [];
+    for await (const f of transport.audio()) got.push(f);
+    expect(got.reduce((n, f) => n + f.pcm.length, 0)).toBe(1.5 * 16000);
+    expect(violations).toEqual(['audio sent faster than real time']);
+    expect(transport.closedReason).toBe('caller refused: audio sent faster than real time');
+    expect(room.disconnects).toBe(1);
+  });
 });

@@ -19,9 +19,10 @@ import {
 } from '@livekit/rtc-node';
 import { EventQueue } from '../../lib/event-queue.js';
 import { type AudioFrame, durationMs, FRAME_MS, StreamResampler } from '../audio.js';
+import { type AdmissionLimits, InboundAdmission } from './admission.js';
 import { Playout } from './playout.js';
 import type { Transport } from './transport.js';
-import { Listeners } from '../../lib/listeners.js';
+import { Listeners, OnceEvent } from '../../lib/listeners.js';
 
 /**
  * How waiting for the caller ended: the caller is there and can hear the agent; left before that (a phone that
@@ -44,6 +45,9 @@ export interface LiveKitTransportOptions {
   onError?: (err: unknown) => void;
   /** Giving up on joining (a timeout, shutdown): the room is left and connect() rejects with the reason. */
   signal?: AbortSignal;
+  /** The wall clock, ms (performance.now by default); tests drive it by hand. */
+  clock?: () => number;
+  limits?: AdmissionLimits;
 }
 
 /** The parts of an rtc-node audio frame we read (interleaved PCM). */
@@ -69,6 +73,9 @@ export function monoPcm(frame: RtcFrameLike): Int16Array {
 /** Browser and phone participants can be the caller; agents, egress recorders and ingress never are. */
 const CALLER_KINDS = new Set<ParticipantKind>([ParticipantKind.STANDARD, ParticipantKind.SIP]);
 
+/** Caller frames waiting for the session (10 s of 20 ms frames); past it the newest are dropped. */
+const MAX_QUEUED_FRAMES = 500;
+
 /** The participant attributes waitForCaller reads. */
 type ParticipantLike = Pick<RemoteParticipant, 'identity' | 'kind' | 'attributes'>;
 
@@ -80,9 +87,12 @@ const answered = (p: ParticipantLike) => p.kind !== ParticipantKind.SIP || (p.at
 
 export class LiveKitTransport implements Transport {
   readonly kind = 'livekit';
-  private readonly started = performance.now();
+  private readonly clock: () => number;
+  private readonly started: number;
+  /** LiveKit paces WebRTC audio itself; this holds whatever reaches us to real time all the same. */
+  readonly admission: InboundAdmission;
   private readonly playout: Playout;
-  private readonly incoming = new EventQueue<AudioFrame>();
+  private readonly incoming = new EventQueue<AudioFrame>(MAX_QUEUED_FRAMES);
   private callerIdentity: string | undefined;
   private reading = false;
   /** Where the caller's audio stands on the transport clock: anchored at its first frame, then by samples. */
@@ -91,7 +101,7 @@ export class LiveKitTransport implements Transport {
   private ended = false;
   /** Why audio stopped: close()'s reason, or what ended the call from LiveKit's side. */
   closedReason: string | undefined;
-  private readonly hangupListeners = new Listeners<[]>();
+  private readonly hangupListeners = new OnceEvent<[violation?: string]>();
   /** Told once when audio ends, however it ends (waitForCaller gives up then). */
   private endListeners: (() => void)[] = [];
   /** Whether audio ended because the caller left, rather than the room closing or close(). */
@@ -130,8 +140,11 @@ export class LiveKitTransport implements Transport {
     private readonly room: Room,
     private readonly source: Pick<AudioSource, 'captureFrame' | 'clearQueue' | 'close'>,
     readonly sampleRate: LiveKitSampleRate,
-    private readonly opts: Pick<LiveKitTransportOptions, 'callerIdentity' | 'onError'> = {},
+    private readonly opts: Pick<LiveKitTransportOptions, 'callerIdentity' | 'onError' | 'clock' | 'limits'> = {},
   ) {
+    this.clock = opts.clock ?? (() => performance.now());
+    this.started = this.clock();
+    this.admission = new InboundAdmission(sampleRate, this.clock, opts.limits);
     this.callerIdentity = opts.callerIdentity;
     this.playout = new Playout(sampleRate, (frame, playedAt) => {
       // Handed to LiveKit in order; its own buffer holds about one frame because the Playout paces in real time.
@@ -171,7 +184,14 @@ export class LiveKitTransport implements Transport {
           pcm = resampler.push(pcm);
         }
         if (!pcm.length) continue;
-        this.callerClockMs ??= performance.now() - this.started;
+        const taken = this.admission.audio(pcm.length);
+        if (this.admission.violation) {
+          this.hangup(`caller refused: ${this.admission.violation}`, this.admission.violation);
+          break;
+        }
+        if (taken < pcm.length) pcm = pcm.subarray(0, taken);
+        if (!pcm.length) continue;
+        this.callerClockMs ??= this.clock() - this.started;
         this.incoming.push({ pcm, sampleRate: this.sampleRate, timestampMs: this.callerClockMs });
         this.callerClockMs += durationMs(pcm.length, this.sampleRate);
       }
@@ -184,7 +204,7 @@ export class LiveKitTransport implements Transport {
 
   /** ms since the transport started: the clock of every frame timestamp. */
   now(): number {
-    return performance.now() - this.started;
+    return this.clock() - this.started;
   }
 
   /**
@@ -244,7 +264,7 @@ export class LiveKitTransport implements Transport {
     this.dtmfListeners.add(listener);
   }
 
-  onHangup(listener: () => void): void {
+  onHangup(listener: (violation?: string) => void): void {
     this.hangupListeners.add(listener);
   }
 
@@ -264,9 +284,9 @@ export class LiveKitTransport implements Transport {
     return p.identity === this.callerIdentity;
   }
 
-  private hangup(reason: string): void {
+  private hangup(reason: string, violation?: string): void {
     if (this.ended) return;
-    this.hangupListeners.emit();
+    this.hangupListeners.emit(violation);
     if (this.finish(reason)) void this.room.disconnect().catch(() => undefined);
   }
 

@@ -17,11 +17,17 @@ export interface Transport {
   /** Drops queued audio at once; pending marks resolve false. */
   clear(): void;
   onDtmf(listener: (digit: string) => void): void;
-  onHangup(listener: () => void): void;
+  /**
+   * The call ended from the transport's side: the caller hung up (no reason), or the transport refused the caller
+   * for breaking the media rules (audio faster than real time, a message flood: see admission.ts), with why.
+   */
+  onHangup(listener: (violation?: string) => void): void;
   /**
    * Agent audio as the caller hears it, in playout order (audio dropped by clear() never arrives), its
    * timestampMs on the same clock as the caller's frames (ms since the transport started). For recordings.
    */
   onPlayed(listener: (frame: AudioFrame) => void): void;
   close(reason: string): Promise<void>;
+  /** ms since the transport started: the clock of caller frames and of onPlayed (a recording never outgrows it). */
+  now(): number;
 }

@@ -19,7 +19,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function server(opts: { token?: string; startTimeoutMs?: number; leadMs?: number } = {}) {
+async function server(opts: { token?: string; startTimeoutMs?: number; leadMs?: number; clock?: () => number } = {}) {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
   await new Promise<void>((r) => wss.once('listening', () => r()));
   const accepted: Promise<Accepted>[] = [];
@@ -29,6 +29,7 @@ async function server(opts: { token?: string; startTimeoutMs?: number; leadMs?: 
       authorize: async (start) => start.customParameters.token === (opts.token ?? 'good'),
       startTimeoutMs: opts.startTimeoutMs,
       leadMs: opts.leadMs,
+      clock: opts.clock,
     });
     const w = waiting.shift();
     if (w) w(a);
@@ -61,8 +62,8 @@ async function call(parameters: Record<string, string> = { token: 'good', callId
 const STREAM_SID = 'MZ0123456789abcdef0123456789abcdef';
 
 /** A hand-driven "Twilio" on a raw socket: the test decides what it sends and when it echoes. */
-async function rawTwilio() {
-  const s = await server();
+async function rawTwilio(opts: { clock?: () => number } = {}) {
+  const s = await server(opts);
   const raw = new WebSocket(s.url);
   const received: Record<string, unknown>[] = [];
   raw.on('message', (data) => received.push(JSON.parse(String(data)) as Record<string, unknown>));
@@ -429,5 +430,54 @@ describe('parseConnectStream', () => {
   it('keeps only parameters that are direct children of the stream', () => {
     const twiml = '<Response><Connect><Stream url="wss://x"><Parameter name="a" value="1"></Parameter><Parameter name="b" value=""/></Stream><Parameter name="c" value="3"/></Connect></Response>';
     expect(parseConnectStream(twiml)).toEqual({ url: 'wss://x', parameters: { a: '1', b: '' } });
+  });
+});
+
+describe('TwilioMediaStreamTransport against a flood', () => {
+  const media = (i: number, timestamp: string) => JSON.stringify({ event: 'media', sequenceNumber: String(i + 2), streamSid: STREAM_SID, media: { track: 'inbound', chunk: String(i + 1), timestamp, payload: Buffer.alloc(160, 0xff).toString('base64') } });
+
+  it('60,000 media messages at once: 1.5 s of audio is taken, stamped within the wall clock, then the stream is closed with 1008', async () => {
+    // The wall clock stands still: the flood is all ahead of it.
+    const twilio = await rawTwilio({ clock: () => 1000 });
+    const closed = new Promise<number>((r) => twilio.raw.once('close', (code) => r(code)));
+    twilio.send(twilio.start);
+    const accepted = await twilio.next();
+    if (!accepted) throw new Error('not accepted');
+    const { transport } = accepted;
+    const violations: (string | undefined)[] = [];
+    transport.onHangup((v) => violations.push(v));
+    const { frames, done } = collect(transport);
+    // Made-up timestamps hours ahead must not place audio there either.
+    for (let i = 0; i < 60_000; i++) twilio.raw.send(media(i, String(3_600_000 + i * 20)));
+    expect(await closed).toBe(1008);
+    await done;
+    expect(frames).toHaveLength(75);
+    expect(Math.max(...frames.map((f) => f.timestampMs))).toBeLessThanOrEqual(1500);
+    expect(violations).toEqual(['audio sent faster than real time']);
+  });
+
+  it('a flood of other messages (marks nobody asked for) is closed with 1008 at the message rate', async () => {
+    const twilio = await rawTwilio({ clock: () => 1000 });
+    const closed = new Promise<number>((r) => twilio.raw.once('close', (code) => r(code)));
+    twilio.send(twilio.start);
+    const accepted = await twilio.next();
+    if (!accepted) throw new Error('not accepted');
+    const violations: (string | undefined)[] = [];
+    accepted.transport.onHangup((v) => violations.push(v));
+    const mark = JSON.stringify({ event: 'mark', streamSid: STREAM_SID, mark: { name: 'nobody-asked' } });
+    for (let i = 0; i < 60_000; i++) twilio.raw.send(mark);
+    expect(await closed).toBe(1008);
+    expect(accepted.transport.ignoredMessages).toBeLessThanOrEqual(2500);
+    expect(violations).toEqual([expect.stringMatching(/messages a second/)]);
+  });
+
+  it('refuses a peer that floods before its start message', async () => {
+    const s = await server();
+    const raw = new WebSocket(s.url);
+    const closed = new Promise<number>((r) => raw.once('close', (code) => r(code)));
+    await new Promise((r) => raw.once('open', r));
+    for (let i = 0; i < 1000; i++) raw.send(JSON.stringify({ event: 'connected' }));
+    expect(await s.next()).toBeNull();
+    expect(await closed).toBe(1008);
   });
 });

@@ -1,16 +1,21 @@
 // Twilio Media Streams transport: one bidirectional <Connect><Stream> websocket as a Transport (the handshake and
 // token check, caller mu-law frames in, agent audio paced out as media messages, marks echoed by Twilio, clear).
+// What the peer may send is bounded by InboundAdmission (whoever holds a token can speak this protocol, not only
+// Twilio): a peer breaking it is closed with 1008.
 import type { RawData, WebSocket } from 'ws';
 import { type AudioFrame, FRAME_MS, muLawBase64, muLawDecode, PcmArena } from '../audio.js';
 import { EventQueue } from '../../lib/event-queue.js';
+import { type AdmissionLimits, InboundAdmission, POLICY_VIOLATION } from './admission.js';
 import { Playout } from './playout.js';
 import type { Transport } from './transport.js';
-import { Listeners } from '../../lib/listeners.js';
+import { Listeners, OnceEvent } from '../../lib/listeners.js';
 
 const SAMPLE_RATE = 8000;
 const OPEN = 1;
 const CLOSED = 3;
 const DEFAULT_START_TIMEOUT_MS = 10_000;
+/** Twilio sends `connected`, then `start`: a peer sending much more before it is not Twilio. */
+const MAX_MESSAGES_BEFORE_START = 20;
 /** How long close() waits for the closing handshake before dropping the connection. */
 const CLOSE_WAIT_MS = 1000;
 /**
@@ -20,6 +25,14 @@ const CLOSE_WAIT_MS = 1000;
  * and adds no delay (the first frame of an answer goes at once either way).
  */
 const DEFAULT_LEAD_MS = 200;
+/** Caller frames waiting for the session (10 s); past it the newest are dropped (see EventQueue). */
+const MAX_QUEUED_FRAMES = 500;
+/** Media messages carry 20 ms; a payload bigger than a second of mu-law is not Twilio's. */
+const MAX_PAYLOAD_BYTES = SAMPLE_RATE;
+/** Marks sent and not echoed: one per sentence; a peer that never echoes them must not make us hold thousands. */
+const MAX_MARKS_IN_FLIGHT = 1000;
+/** Agent audio the peer has not read off the socket (about a minute of media messages). */
+const MAX_UNREAD_BYTES = 2 * 1024 * 1024;
 
 /** What the `start` message says about the stream. */
 export interface TwilioStart {
@@ -38,6 +51,9 @@ export interface TwilioAcceptOptions {
   startTimeoutMs?: number;
   /** How far ahead of its play time agent audio is sent (default DEFAULT_LEAD_MS; 0 sends each frame as it plays). */
   leadMs?: number;
+  /** The wall clock, ms (performance.now by default); tests drive it by hand. */
+  clock?: () => number;
+  limits?: AdmissionLimits;
 }
 
 type Json = Record<string, unknown>;
@@ -57,7 +73,9 @@ export class TwilioMediaStreamTransport implements Transport {
 
   /** performance.now() when `start` arrived: the clock of caller timestamps and of onPlayed. */
   private readonly startedAt: number;
-  private readonly frames = new EventQueue<AudioFrame>();
+  private readonly clock: () => number;
+  readonly admission: InboundAdmission;
+  private readonly frames = new EventQueue<AudioFrame>(MAX_QUEUED_FRAMES);
   private readonly arena = new PcmArena(SAMPLE_RATE);
   private readonly playout: Playout;
   private readonly socketClosed: Promise<void>;
@@ -75,7 +93,7 @@ export class TwilioMediaStreamTransport implements Transport {
   private ended = false;
   private closedLocally = false;
   private hungUp = false;
-  private readonly hangupListeners = new Listeners<[]>();
+  private readonly hangupListeners = new OnceEvent<[violation?: string]>();
   private readonly dtmfListeners = new Listeners<[digit: string]>();
   private readonly playedListeners = new Listeners<[frame: AudioFrame]>();
 
@@ -98,7 +116,9 @@ export class TwilioMediaStreamTransport implements Transport {
         resolve(null);
       };
       const timer = setTimeout(() => refuse(1008, 'no start message'), opts.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS);
+      let seen = 0;
       const onMessage = (data: RawData, isBinary: boolean) => {
+        if (++seen > MAX_MESSAGES_BEFORE_START) return refuse(POLICY_VIOLATION, 'too many messages before start');
         const msg = isBinary ? null : parseJson(data);
         // `connected` and anything else before `start` carries nothing we need.
         if (msg?.event !== 'start') return;
@@ -106,7 +126,7 @@ export class TwilioMediaStreamTransport implements Transport {
         if (!start) return refuse(1008, 'malformed start message');
         cleanup();
         // Built before authorize resolves so its listeners keep the media Twilio sends meanwhile.
-        const transport = new TwilioMediaStreamTransport(socket, start, opts.leadMs ?? DEFAULT_LEAD_MS);
+        const transport = new TwilioMediaStreamTransport(socket, start, opts.leadMs ?? DEFAULT_LEAD_MS, opts);
         opts.authorize(start).then(
           (ok) => {
             if (!ok) {
@@ -145,9 +165,12 @@ export class TwilioMediaStreamTransport implements Transport {
     private readonly socket: WebSocket,
     readonly start: TwilioStart,
     leadMs = 0,
+    opts: Pick<TwilioAcceptOptions, 'clock' | 'limits'> = {},
   ) {
     this.streamSid = start.streamSid;
-    this.startedAt = performance.now();
+    this.clock = opts.clock ?? (() => performance.now());
+    this.startedAt = this.clock();
+    this.admission = new InboundAdmission(SAMPLE_RATE, this.clock, opts.limits);
     this.playout = new Playout(SAMPLE_RATE, (frame, playedAt) => this.sendFrame(frame, playedAt), leadMs);
     this.socketClosed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
@@ -193,7 +216,7 @@ export class TwilioMediaStreamTransport implements Transport {
     this.dtmfListeners.add(listener);
   }
 
-  onHangup(listener: () => void): void {
+  onHangup(listener: (violation?: string) => void): void {
     this.hangupListeners.add(listener);
   }
 
@@ -214,7 +237,7 @@ export class TwilioMediaStreamTransport implements Transport {
 
   /** ms since the stream's start message: the clock of caller frames and of onPlayed. */
   now(): number {
-    return performance.now() - this.startedAt;
+    return this.clock() - this.startedAt;
   }
 
   /** Refused at accept: stops without telling anyone (nobody is listening yet). */
@@ -224,8 +247,11 @@ export class TwilioMediaStreamTransport implements Transport {
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
+    if (this.ended) return;
+    // Counted before parsing: a flood of anything costs the same to refuse.
+    if (!this.admission.message()) return this.refuse(this.admission.violation!);
     const msg = isBinary ? null : parseJson(data);
-    if (!msg || this.ended) {
+    if (!msg) {
       this.ignoredMessages++;
       return;
     }
@@ -233,6 +259,8 @@ export class TwilioMediaStreamTransport implements Transport {
       case 'media':
         return this.onMedia(msg);
       case 'dtmf': {
+        // Each digit is a database write and may start a reply: held to a person's pace.
+        if (!this.admission.control()) return this.refuse(this.admission.violation!);
         const digit = obj(msg.dtmf)?.digit;
         if (typeof digit !== 'string' || !digit) break;
         this.dtmfListeners.emit(digit);
@@ -260,11 +288,19 @@ export class TwilioMediaStreamTransport implements Transport {
       this.ignoredMessages++;
       return;
     }
+    if (payload.length > (MAX_PAYLOAD_BYTES * 4) / 3 + 4) return this.refuse('media messages carry at most 1 s of audio');
     const bytes = Buffer.from(payload, 'base64');
     if (!bytes.length) return;
-    // Twilio sends the timestamp as a string; a missing one continues from the previous frame.
+    // Audio running ahead of the wall clock is dropped before it is decoded; a flood of it closes the stream.
+    if (this.admission.audio(bytes.length) < bytes.length) {
+      if (this.admission.violation) this.refuse(this.admission.violation);
+      return;
+    }
+    // Twilio sends the timestamp as a string; a missing one continues from the previous frame. The peer's clock is
+    // kept within the wall clock's (the lead included), so a made-up timestamp cannot place audio hours ahead.
     const timestampMs = typeof media.timestamp === 'string' || typeof media.timestamp === 'number' ? Number(media.timestamp) : NaN;
-    this.lastTimestampMs = Number.isFinite(timestampMs) ? timestampMs : this.lastTimestampMs + FRAME_MS;
+    const stamped = Number.isFinite(timestampMs) ? timestampMs : this.lastTimestampMs + FRAME_MS;
+    this.lastTimestampMs = Math.max(0, Math.min(stamped, this.admission.latestMs()));
     this.frames.push({ pcm: muLawDecode(bytes, this.arena.take(bytes.length)), sampleRate: SAMPLE_RATE, timestampMs: this.lastTimestampMs });
     // Caller frames come every 20 ms: the clock that reports audio sent ahead once it has played.
     if (this.unheard.length) this.reportHeard();
@@ -284,6 +320,7 @@ export class TwilioMediaStreamTransport implements Transport {
   }
 
   private sendFrame(frame: AudioFrame, playedAt: number): void {
+    if (this.socket.bufferedAmount > MAX_UNREAD_BYTES) return this.refuse('the peer does not read the agent audio');
     this.sendJson({ event: 'media', streamSid: this.streamSid, media: { payload: muLawBase64(frame.pcm) } });
     this.framesSent++;
     this.unheard.push({ pcm: frame.pcm, sampleRate: SAMPLE_RATE, timestampMs: playedAt - this.startedAt });
@@ -303,17 +340,26 @@ export class TwilioMediaStreamTransport implements Transport {
   private releaseMarks(): void {
     while (this.outgoing.length && this.outgoing[0]!.afterFrame <= this.framesSent) {
       const m = this.outgoing.shift()!;
+      // The oldest unechoed mark is given up (it resolves false, as if cleared) rather than kept forever.
+      if (this.inFlight.length >= MAX_MARKS_IN_FLIGHT) this.inFlight.shift()?.resolve?.(false);
       this.inFlight.push({ name: m.name, resolve: m.resolve });
       this.sendJson({ event: 'mark', streamSid: this.streamSid, mark: { name: m.name } });
     }
   }
 
-  private onSocketGone(): void {
+  private onSocketGone(violation?: string): void {
     if (this.ended) return;
     this.finish();
     if (this.closedLocally || this.hungUp) return;
     this.hungUp = true;
-    this.hangupListeners.emit();
+    this.hangupListeners.emit(violation);
+  }
+
+  /** The peer broke the media rules: closed with 1008, and the session ends the call with why. */
+  private refuse(violation: string): void {
+    if (this.ended) return;
+    closeSocket(this.socket, POLICY_VIOLATION, violation);
+    this.onSocketGone(violation);
   }
 
   private finish(): void {

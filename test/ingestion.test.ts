@@ -25,7 +25,7 @@ afterAll(async () => {
 
 const quiet = pino({ level: 'silent' });
 const worker = (embedders: EmbedderSource = t.deps.embedders, opts: Partial<{ leaseMs: number; maxAttempts: number }> = {}) =>
-  new IngestionWorker(t.deps.database.db, embedders, quiet, { concurrency: 0, leaseMs: 60_000, maxAttempts: 6, ...opts });
+  new IngestionWorker(t.deps.database.db, embedders, t.deps.documentPool, quiet, { concurrency: 0, leaseMs: 60_000, maxAttempts: 6, ...opts });
 const source = (e: Embedder): EmbedderSource => ({ forTenant: async () => e });
 
 /** Many short sections: one chunk each, so batch boundaries are easy to reason about. */
@@ -185,7 +185,7 @@ describe('ingestion queue', () => {
       entered();
       return gate;
     });
-    const w = new IngestionWorker(db(), source(embedder), quiet, { concurrency: 1, leaseMs: 60_000, maxAttempts: 6, pollMs: 20 });
+    const w = new IngestionWorker(db(), source(embedder), t.deps.documentPool, quiet, { concurrency: 1, leaseMs: 60_000, maxAttempts: 6, pollMs: 20 });
     await w.start();
     await inFirstBatch;
     const stopping = w.stop();

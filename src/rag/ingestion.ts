@@ -4,6 +4,7 @@
 // (after the lease runs out, or at once on an embedded database after a restart) skips what is stored.
 // Chunks are written under the document's new version and only become searchable in the final swap.
 import { randomUUID } from 'node:crypto';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { and, eq, ne, sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
 import { type Db, rowsOf } from '../db/client.js';
@@ -45,6 +46,8 @@ class Superseded extends Error {}
 class GaveUp extends Error {}
 
 const BACKOFF_BASE_MS = 2_000;
+/** Chunks written per transaction. */
+const WRITE_BATCH = 16;
 const BACKOFF_MAX_MS = 5 * 60_000;
 
 export class IngestionWorker {
@@ -204,38 +207,46 @@ export class IngestionWorker {
     const todo = chunks.filter((c) => !done.has(c.index));
 
     for (let i = 0; i < todo.length; i += embedder.maxBatchSize) {
+      await yieldToEventLoop();
       this.abort.signal.throwIfAborted();
       const batch = todo.slice(i, i + embedder.maxBatchSize);
       const vectors = await embedder.embed(
         batch.map((c) => (c.headingPath.length ? `${c.headingPath.join(' > ')}\n${c.text}` : c.text)),
         { signal: this.abort.signal },
       );
-      await this.db.transaction(async (tx) => {
-        await this.lockOwned(tx, claim);
-        const inserted = await tx
-          .insert(documentChunks)
-          .values(
-            batch.map((c, j) => ({
-              tenantId: claim.tenant_id,
-              documentId: claim.id,
-              version: claim.version,
-              chunkIndex: c.index,
-              content: c.text,
-              headingPath: c.headingPath,
-              page: c.page ?? null,
-              tokenCount: c.tokenCount,
-              embedding: Array.from(vectors[j]!),
-              embeddingModel: embedder.model,
-              embeddingDimensions: embedder.dimensions,
-            })),
-          )
-          .onConflictDoNothing()
-          .returning({ id: documentChunks.id });
-        await tx
-          .update(documents)
-          .set({ chunksDone: sql`${documents.chunksDone} + ${inserted.length}`, lockedAt: new Date() })
-          .where(eq(documents.id, claim.id));
-      });
+      // Written in small transactions with a turn of the event loop between them: the embedded database runs on the
+      // main thread and its promises settle as microtasks, so back-to-back writes of a large document held every
+      // timer and socket (calls, /health) for seconds.
+      for (let k = 0; k < batch.length; k += WRITE_BATCH) {
+        if (k > 0) await yieldToEventLoop();
+        const rows = batch.slice(k, k + WRITE_BATCH);
+        await this.db.transaction(async (tx) => {
+          await this.lockOwned(tx, claim);
+          const inserted = await tx
+            .insert(documentChunks)
+            .values(
+              rows.map((c, j) => ({
+                tenantId: claim.tenant_id,
+                documentId: claim.id,
+                version: claim.version,
+                chunkIndex: c.index,
+                content: c.text,
+                headingPath: c.headingPath,
+                page: c.page ?? null,
+                tokenCount: c.tokenCount,
+                embedding: Array.from(vectors[k + j]!),
+                embeddingModel: embedder.model,
+                embeddingDimensions: embedder.dimensions,
+              })),
+            )
+            .onConflictDoNothing()
+            .returning({ id: documentChunks.id });
+          await tx
+            .update(documents)
+            .set({ chunksDone: sql`${documents.chunksDone} + ${inserted.length}`, lockedAt: new Date() })
+            .where(eq(documents.id, claim.id));
+        });
+      }
     }
 
     // The swap: the new version goes live and every other version's chunks go, in one transaction.

@@ -2,8 +2,8 @@
 // ends `failed`/`ready`, the process survives, its RSS stays bounded, and the main event loop keeps answering
 // /health while the document is processed (all document work runs in the worker threads of DocumentPool).
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import JSZip from 'jszip';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bigText, bracketBombMarkdown, deepHtml, paragraphBombDocx } from './fixtures/documents.js';
 import { bearer, buildTestApp, call, multipart, type Session, signup, type TestApp, waitFor } from './helpers.js';
 
 let t: TestApp;
@@ -70,15 +70,6 @@ async function ingest(file: Buffer, filename: string) {
   return { ...r, doc: r.result };
 }
 
-/** A DOCX whose word/document.xml holds `paragraphs` tiny paragraphs, deflated: 3 million zip to well under 1 MB. */
-async function paragraphBomb(paragraphs: number): Promise<Buffer> {
-  const zip = new JSZip();
-  zip.file('[Content_Types].xml', '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>');
-  // 45 bytes a paragraph: 3 million make the issue's 135 MB of XML.
-  zip.file('word/document.xml', `<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>${'<w:p><w:r><w:rPr/><w:t>abcd</w:t></w:r></w:p>'.repeat(paragraphs)}</w:body></w:document>`);
-  return zip.generateAsync({ type: 'nodebuffer', compression: 'DEFLATE', compressionOptions: { level: 9 } });
-}
-
 // The issue's bound is 1 s p100 for /health; these tests share 2 cores with other work, so the event-loop bound is
 // 2 s: the stalls fixed here were 10 to 150 s. `npm run bench:isolation` reports the real numbers.
 const LOOP_BOUND_MS = 2_000;
@@ -86,7 +77,7 @@ const RSS_BOUND_MB = 1_536;
 
 describe('hostile documents do not hurt the service', () => {
   it('the 3-million-paragraph DOCX (135 MB of XML) is refused at upload from its ZIP directory alone', async () => {
-    const bomb = await paragraphBomb(3_000_000);
+    const bomb = await paragraphBombDocx(3_000_000);
     expect(bomb.length).toBeLessThan(1_000_000);
     const r = await watched(() => upload(bomb, 'bomb.docx'));
     expect(r.result.statusCode).toBe(422);
@@ -96,45 +87,35 @@ describe('hostile documents do not hurt the service', () => {
   });
 
   it('2.2 million paragraphs (under the declared-size limit) fail in the worker on the XML element limit, once', async () => {
-    const r = await ingest(await paragraphBomb(2_200_000), 'bomb2.docx');
+    const r = await ingest(await paragraphBombDocx(2_200_000), 'bomb2.docx');
     expect(r.doc).toMatchObject({ status: 'failed', attempts: 1, error: expect.stringMatching(/^document_too_complex: The DOCX has more than \d+ XML elements/) });
     expect(r.loopMaxMs).toBeLessThan(LOOP_BOUND_MS);
     expect(r.rssMaxMb).toBeLessThan(RSS_BOUND_MB);
   });
 
   it('a DOCX whose ZIP directory lies about its sizes fails in the worker, once, with the reason', async () => {
-    const liar = await paragraphBomb(200_000);
     // The directory says word/document.xml is 1,000 bytes; it inflates to ~9 MB.
-    const central = liar.lastIndexOf('word/document.xml') - 46;
-    liar.writeUInt32LE(1_000, central + 24);
+    const liar = await paragraphBombDocx(200_000, 1_000);
     const r = await ingest(liar, 'liar.docx');
     expect(r.doc).toMatchObject({ status: 'failed', attempts: 1, error: expect.stringMatching(/^document_too_complex: .*inflates to more than/) });
     expect(r.loopMaxMs).toBeLessThan(LOOP_BOUND_MS);
   });
 
   it('HTML nested 20,000 deep fails with a readable reason instead of overflowing the stack', async () => {
-    const deep = Buffer.from(`<html><body>${'<div>'.repeat(20_000)}deep${'</div>'.repeat(20_000)}</body></html>`);
-    const r = await ingest(deep, 'deep.html');
+    const r = await ingest(deepHtml(20_000), 'deep.html');
     expect(r.doc).toMatchObject({ status: 'failed', attempts: 1, error: expect.stringMatching(/^document_too_complex: The HTML is nested deeper/) });
     expect(r.loopMaxMs).toBeLessThan(LOOP_BOUND_MS);
   });
 
   it('a Markdown bracket bomb (1 MB of unclosed [ and ![) is ingested without stalling anything', async () => {
-    const r = await ingest(Buffer.from(`# Brackets\n\n${'[a ![b '.repeat(150_000)}`), 'bomb.md');
+    const r = await ingest(bracketBombMarkdown(150_000), 'bomb.md');
     expect(r.doc).toMatchObject({ status: 'ready' });
     expect(r.loopMaxMs).toBeLessThan(LOOP_BOUND_MS);
     expect(r.healthMaxMs).toBeLessThan(LOOP_BOUND_MS);
   });
 
   it('a 19 MB plain-text document is extracted and chunked while /health keeps answering; past the chunk limit it fails once', async () => {
-    const words = 'clinic parking hours refund vaccine travel booking weekday garage lobby'.split(' ');
-    const paragraphs: string[] = [];
-    for (let i = 0, size = 0; size < 19 * 1024 * 1024; i++) {
-      const p = `${Array.from({ length: 60 }, (_, j) => words[(i * 7 + j * 3) % words.length]).join(' ')} item ${i}.`;
-      paragraphs.push(p);
-      size += p.length + 2;
-    }
-    const r = await ingest(Buffer.from(paragraphs.join('\n\n')), 'big.txt');
+    const r = await ingest(bigText(19 * 1024 * 1024), 'big.txt');
     expect(r.doc).toMatchObject({ status: 'failed', attempts: 1, error: expect.stringMatching(/^document_too_complex: The document makes \d+ chunks \(the limit is 5000\)/) });
     expect(r.loopMaxMs).toBeLessThan(LOOP_BOUND_MS);
     expect(r.healthMaxMs).toBeLessThan(LOOP_BOUND_MS);

@@ -82,7 +82,7 @@ export function detectFormat(bytes: Uint8Array, filename?: string): DocumentForm
   if (head.subarray(0, 5).toString('latin1') === '%PDF-') return 'pdf';
   if (head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04) {
     // A ZIP: DOCX when it carries word/document.xml (its name is in the local file headers).
-    if (Buffer.from(bytes).includes('word/document.xml')) return 'docx';
+    if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes('word/document.xml')) return 'docx';
     throw new ExtractError('unsupported_format', 'ZIP archives other than DOCX are not supported');
   }
   const text = head.toString('utf8');

@@ -78,7 +78,7 @@ async function openStack(db: 'embedded' | 'wire') {
     ...(url && { DATABASE_URL: url }),
   });
   const deps = await buildDeps(config, pino({ level: 'silent' }));
-  const worker = new IngestionWorker(deps.database.db, deps.embedders, pino({ level: 'silent' }), { concurrency: 0, leaseMs: 600_000, maxAttempts: 1 });
+  const worker = new IngestionWorker(deps.database.db, deps.embedders, deps.documentPool, pino({ level: 'silent' }), { concurrency: 0, leaseMs: 600_000, maxAttempts: 1 });
   return {
     deps,
     worker,

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { parseAllowEntry } from './lib/outbound.js';
+import type { ExtractLimits } from './rag/extract.js';
 
 const emptyToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
 const optionalString = z.preprocess(emptyToUndefined, z.string().optional());
@@ -108,6 +109,15 @@ const envSchema = z.object({
   INGEST_CONCURRENCY: int(1, 0, 64),
   INGEST_LEASE_SECONDS: int(60, 1, 3600),
   INGEST_MAX_ATTEMPTS: int(6, 1, 100),
+  DOCUMENT_WORKER_MEMORY_MB: int(512, 16, 16_384),
+  DOCUMENT_JOB_TIMEOUT_SECONDS: int(120, 1, 3600),
+  DOCUMENT_MAX_DECOMPRESSED_BYTES: int(100 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024 - 1),
+  DOCUMENT_MAX_ZIP_ENTRIES: int(2_000, 1, 1_000_000),
+  DOCUMENT_MAX_XML_ELEMENTS: int(2_000_000, 1, 1_000_000_000),
+  DOCUMENT_MAX_PDF_PAGES: int(2_000, 1, 1_000_000),
+  DOCUMENT_MAX_HTML_NODES: int(500_000, 1, 1_000_000_000),
+  DOCUMENT_MAX_HTML_DEPTH: int(500, 1, 1_000_000),
+  DOCUMENT_MAX_CHUNKS: int(20_000, 1, 10_000_000),
 
   RATE_LIMIT_PER_IP_PER_MINUTE: int(600, 1, 1_000_000),
   RATE_LIMIT_PER_TENANT_PER_MINUTE: int(1200, 1, 1_000_000),
@@ -186,6 +196,11 @@ export interface Config {
   documentMaxBytes: number;
   /** Documents one instance ingests at a time; 0 runs no ingestion worker in this instance. */
   ingest: { concurrency: number; leaseMs: number; maxAttempts: number };
+  /**
+   * Document work (extraction, chunking, local embedding) runs in worker threads, one per ingestion slot: each
+   * with a heap cap and a time budget per job, and these limits on what one document may make it do.
+   */
+  documentWork: { workerMemoryMb: number; jobTimeoutMs: number; limits: ExtractLimits; maxChunks: number };
   rateLimits: {
     perIpPerMinute: number;
     perTenantPerMinute: number;
@@ -265,6 +280,19 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       : undefined,
     documentMaxBytes: e.DOCUMENT_MAX_BYTES,
     ingest: { concurrency: e.INGEST_CONCURRENCY, leaseMs: e.INGEST_LEASE_SECONDS * 1000, maxAttempts: e.INGEST_MAX_ATTEMPTS },
+    documentWork: {
+      workerMemoryMb: e.DOCUMENT_WORKER_MEMORY_MB,
+      jobTimeoutMs: e.DOCUMENT_JOB_TIMEOUT_SECONDS * 1000,
+      limits: {
+        maxDecompressedBytes: e.DOCUMENT_MAX_DECOMPRESSED_BYTES,
+        maxZipEntries: e.DOCUMENT_MAX_ZIP_ENTRIES,
+        maxXmlElements: e.DOCUMENT_MAX_XML_ELEMENTS,
+        maxPdfPages: e.DOCUMENT_MAX_PDF_PAGES,
+        maxHtmlNodes: e.DOCUMENT_MAX_HTML_NODES,
+        maxHtmlDepth: e.DOCUMENT_MAX_HTML_DEPTH,
+      },
+      maxChunks: e.DOCUMENT_MAX_CHUNKS,
+    },
     rateLimits: {
       perIpPerMinute: e.RATE_LIMIT_PER_IP_PER_MINUTE,
       perTenantPerMinute: e.RATE_LIMIT_PER_TENANT_PER_MINUTE,

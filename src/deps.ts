@@ -8,7 +8,8 @@ import { type Database, openDatabase } from './db/client.js';
 import { Authenticator } from './http/auth.js';
 import { RateLimiter } from './http/rate-limit.js';
 import { OutboundGuard } from './lib/outbound.js';
-import { LOCAL_EMBEDDING_MODEL } from './rag/embedders/local-embedder.js';
+import { DocumentPool } from './rag/document-pool.js';
+import { LOCAL_EMBEDDING_MODEL, LocalEmbedder } from './rag/embedders/local-embedder.js';
 import { EmbedderRegistry } from './rag/embedders/registry.js';
 import { IngestionWorker } from './rag/ingestion.js';
 import { Retriever } from './rag/retriever.js';
@@ -47,6 +48,8 @@ export interface Deps {
   authenticator: Authenticator;
   embedders: EmbedderRegistry;
   documents: DocumentService;
+  /** Worker threads for all document work (extraction, chunking, local embedding). */
+  documentPool: DocumentPool;
   ingestion: IngestionWorker;
   retriever: Retriever;
   calls: CallService;
@@ -84,7 +87,22 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
   const settings = new SettingsService(db, box);
   const signingSecrets = new SigningSecretService(db, box);
   const embedders = new EmbedderRegistry(settings, { openaiApiKey: config.providerKeys.openai, openaiBaseUrl: config.openaiBaseUrl });
-  const ingestion = new IngestionWorker(db, embedders, log.child({ component: 'ingestion' }), config.ingest);
+  // One worker thread per ingestion slot: each slot has at most one job in the pool at a time.
+  const documentPool = new DocumentPool({
+    size: Math.max(1, config.ingest.concurrency),
+    maxOldGenerationSizeMb: config.documentWork.workerMemoryMb,
+    jobTimeoutMs: config.documentWork.jobTimeoutMs,
+    limits: config.documentWork.limits,
+    maxChunks: config.documentWork.maxChunks,
+  });
+  // Ingestion embeds with the local model in the pool (CPU work); search keeps embedding its one query in place.
+  const ingestEmbedders = {
+    forTenant: async (tenantId: string) => {
+      const e = await embedders.forTenant(tenantId);
+      return e instanceof LocalEmbedder ? documentPool.embedder(e) : e;
+    },
+  };
+  const ingestion = new IngestionWorker(db, ingestEmbedders, documentPool, log.child({ component: 'ingestion' }), config.ingest);
   const retriever = new Retriever(db, embedders);
   const calls = new CallService(db);
   const recordings = createRecordingStore(config, config.secretKey);
@@ -120,7 +138,8 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
     tenantAdmin: new TenantAdminService(db),
     authenticator: new Authenticator(tokens, accounts, apiKeys),
     embedders,
-    documents: new DocumentService(db, config.documentMaxBytes, () => ingestion.wake()),
+    documents: new DocumentService(db, config.documentMaxBytes, config.documentWork.limits, () => ingestion.wake()),
+    documentPool,
     ingestion,
     retriever,
     calls,
@@ -144,6 +163,7 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
 export async function closeDeps(deps: Deps): Promise<void> {
   deps.voice.close();
   await deps.ingestion.stop();
+  await deps.documentPool.close();
   await deps.cache.close();
   await deps.database.close();
 }

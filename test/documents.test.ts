@@ -121,18 +121,14 @@ describe('documents: all five formats through HTTP', () => {
 describe('documents: bad input', () => {
   const count = async (token: string) => (await call(t.app, 'GET', '/api/v1/documents', token)).json().total as number;
 
-  it('refuses empty, binary, non-DOCX ZIP, corrupt, encrypted and oversized files with stable codes, storing nothing', async () => {
+  it('refuses empty, binary, non-DOCX ZIP, damaged ZIP and oversized files at upload with stable codes, storing nothing', async () => {
     const s = await signup(t.app);
     const cases: [Buffer | string, string, number, string][] = [
       [Buffer.alloc(0), 'empty.txt', 422, 'empty_document'],
       ['   \n\n  \t ', 'blank.txt', 422, 'empty_document'],
       [Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0x3e, 0]), 'program.txt', 415, 'unsupported_format'],
       [Buffer.from('PK\u0003\u0004 just a zip with notes.txt inside'), 'notes.zip', 415, 'unsupported_format'],
-      ['%PDF-1.4\nthis is not really a pdf\n%%EOF', 'broken.pdf', 422, 'corrupt_document'],
       [Buffer.concat([Buffer.from('PK\u0003\u0004'), Buffer.from('word/document.xml garbage')]), 'broken.docx', 422, 'corrupt_document'],
-      ['<html><body><script>only();</script></body></html>', 'empty.html', 422, 'empty_document'],
-      // Made with `qpdf --encrypt secret-user secret-owner 256` from a one-page makePdf() file.
-      [readFileSync(new URL('./fixtures/encrypted.pdf', import.meta.url)), 'secret.pdf', 422, 'encrypted_document'],
       [Buffer.alloc(MAX_BYTES + 1, 'a'), 'big.txt', 413, 'payload_too_large'],
     ];
     for (const [body, name, status, code] of cases) {
@@ -143,6 +139,28 @@ describe('documents: bad input', () => {
     const big = await call(t.app, 'POST', '/api/v1/documents', s.access_token, { title: 'Big', content: 'a'.repeat(MAX_BYTES + 1) });
     expect(big.statusCode).toBe(413);
     expect(await count(s.access_token)).toBe(0);
+  });
+
+  it('what only extraction can find (a corrupt or encrypted PDF, an HTML page without text) ends failed with its code, once', async () => {
+    // These were 422s at upload when the upload extracted the whole file on the request path; extraction now
+    // only runs in the worker threads, so they are accepted and fail there with the same code, not retried.
+    const s = await signup(t.app);
+    const cases: [Buffer | string, string, string][] = [
+      ['%PDF-1.4\nthis is not really a pdf\n%%EOF', 'broken.pdf', 'corrupt_document'],
+      ['<html><body><script>only();</script></body></html>', 'empty.html', 'empty_document'],
+      // Made with `qpdf --encrypt secret-user secret-owner 256` from a one-page makePdf() file.
+      [readFileSync(new URL('./fixtures/encrypted.pdf', import.meta.url)), 'secret.pdf', 'encrypted_document'],
+    ];
+    for (const [body, name, code] of cases) {
+      const res = await upload(s.access_token, body, name);
+      expect(res.statusCode, `${name}: ${res.body}`).toBe(202);
+      const doc = await waitFor(`${name} failed`, async () => {
+        const d = (await call(t.app, 'GET', `/api/v1/documents/${res.json().id}`, s.access_token)).json();
+        return d.status === 'failed' ? d : undefined;
+      });
+      expect(doc.error, name).toMatch(new RegExp(`^${code}: `));
+      expect(doc.attempts, name).toBe(1);
+    }
   });
 
   it('refuses malformed requests: missing file, unknown parts, bad JSON fields, wrong content type', async () => {

@@ -8,6 +8,8 @@ import { ProviderError } from '../src/lib/provider-error.js';
 import type { Embedder } from '../src/rag/embedders/embedder.js';
 import { LOCAL_EMBEDDING_MODEL, LocalEmbedder } from '../src/rag/embedders/local-embedder.js';
 import { OpenAIEmbedder } from '../src/rag/embedders/openai-embedder.js';
+import { DocumentPool } from '../src/rag/document-pool.js';
+import { DEFAULT_EXTRACT_LIMITS } from '../src/rag/extract.js';
 import { type EmbedderSource, IngestionWorker } from '../src/rag/ingestion.js';
 import { FakeOpenAI } from './fakes/openai.js';
 import { buildTestApp, call, type Session, signup, type TestApp } from './helpers.js';
@@ -25,7 +27,7 @@ afterAll(async () => {
 
 const quiet = pino({ level: 'silent' });
 const worker = (embedders: EmbedderSource = t.deps.embedders, opts: Partial<{ leaseMs: number; maxAttempts: number }> = {}) =>
-  new IngestionWorker(t.deps.database.db, embedders, quiet, { concurrency: 0, leaseMs: 60_000, maxAttempts: 6, ...opts });
+  new IngestionWorker(t.deps.database.db, embedders, t.deps.documentPool, quiet, { concurrency: 0, leaseMs: 60_000, maxAttempts: 6, ...opts });
 const source = (e: Embedder): EmbedderSource => ({ forTenant: async () => e });
 
 /** Many short sections: one chunk each, so batch boundaries are easy to reason about. */
@@ -130,6 +132,27 @@ describe('ingestion queue', () => {
     expect((await call(t.app, 'GET', `/api/v1/documents/${id2}`, s.access_token)).json()).toMatchObject({ status: 'failed', error: failed.error });
   });
 
+  it('a poison document (its worker killed past the time budget) fails once with the reason, is not retried, and is logged readably', async () => {
+    const s = await signup(t.app);
+    // ~5 MB of text: chunking it takes far longer than the 200 ms this pool allows a job.
+    const id = await post(s, 'Poison', 'Sentence one is here. Another sentence follows it.\n\n'.repeat(100_000));
+    const pool = new DocumentPool({ size: 1, maxOldGenerationSizeMb: 256, jobTimeoutMs: 200, limits: DEFAULT_EXTRACT_LIMITS, maxChunks: 100_000 });
+    const lines: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+    try {
+      await new IngestionWorker(db(), t.deps.embedders, pool, log, { concurrency: 0, leaseMs: 60_000, maxAttempts: 6 }).runOnce();
+    } finally {
+      await pool.close();
+    }
+    const row = await docRow(id);
+    // Before, any failure that was not an ExtractError counted as transient: 6 attempts, each stalling the service.
+    expect(row).toMatchObject({ status: 'failed', attempts: 1 });
+    expect(row.error).toMatch(/^document_too_complex: Processing took longer than/);
+    const logged = lines.map((l) => JSON.parse(l) as { msg: string; err?: { message: string } }).find((l) => l.msg === 'ingestion failed');
+    expect(logged?.err?.message).toMatch(/took longer than/);
+    expect(lines.join('')).not.toMatch(/unable to serialize/);
+  });
+
   it('waits at least as long as the provider’s Retry-After before the next attempt', async () => {
     const s = await signup(t.app);
     const id = await post(s, 'Doc', sections(2, 'cedar'));
@@ -185,7 +208,7 @@ describe('ingestion queue', () => {
       entered();
       return gate;
     });
-    const w = new IngestionWorker(db(), source(embedder), quiet, { concurrency: 1, leaseMs: 60_000, maxAttempts: 6, pollMs: 20 });
+    const w = new IngestionWorker(db(), source(embedder), t.deps.documentPool, quiet, { concurrency: 1, leaseMs: 60_000, maxAttempts: 6, pollMs: 20 });
     await w.start();
     await inFirstBatch;
     const stopping = w.stop();

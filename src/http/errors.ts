@@ -43,6 +43,8 @@ export const errorStatus = {
   empty_document: 422,
   corrupt_document: 422,
   encrypted_document: 422,
+  /** A document past an extraction limit (ZIP entries or declared size, XML elements, PDF pages, HTML nodes). */
+  document_too_complex: 422,
   rate_limited: 429,
   internal_error: 500,
   /** An AI provider (embeddings, ...) refused or failed; the message names it, the HTTP status and a short reason. */

@@ -1,6 +1,7 @@
+import JSZip from 'jszip';
 import { describe, expect, it } from 'vitest';
 import { makeDocx, makePdf } from '../../test/fixtures/documents.js';
-import { detectFormat, ExtractError, extractBlocks, extractHtml, extractMarkdown, extractPlainText } from './extract.js';
+import { DEFAULT_EXTRACT_LIMITS, detectFormat, ExtractError, extractBlocks, extractHtml, extractMarkdown, extractPlainText, inspectDocument } from './extract.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -103,5 +104,62 @@ describe('PDF and DOCX', () => {
   it('empty text is an error, not an empty document', async () => {
     await expect(extractBlocks(bytes('   \n\n  '), 'text')).rejects.toMatchObject({ code: 'empty_document' });
     await expect(extractBlocks(bytes('<html><body><script>x</script></body></html>'), 'html')).rejects.toBeInstanceOf(ExtractError);
+  });
+});
+
+describe('hostile documents: bounded work, readable refusals', () => {
+  it('markdown: unclosed brackets and emphasis markers are stripped in linear time', () => {
+    // The old regexes rescanned the rest of the line from every `[`: 160k brackets took 11 s, 200k 86 s. Compared
+    // by growth, not by a wall-clock bound (the machine may be busy): 4 times the input must cost about 4 times
+    // as much (quadratic would be 16 times); the best of three runs of each size keeps noise out.
+    const bomb = (n: number) => `${'[a'.repeat(n)}${'![b'.repeat(n)} ${'**c '.repeat(n / 4)}${'_d '.repeat(n / 4)}`;
+    const best = (n: number) => {
+      const input = bomb(n);
+      let ms = Infinity;
+      for (let i = 0; i < 3; i++) {
+        const started = performance.now();
+        const [block] = extractMarkdown(input);
+        ms = Math.min(ms, performance.now() - started);
+        expect(block?.text.length).toBeGreaterThan(n * 2);
+      }
+      return ms;
+    };
+    best(10_000); // warm-up (JIT)
+    expect(best(200_000) / best(50_000)).toBeLessThan(8);
+    // Closed spans still come out as before.
+    expect(extractMarkdown('[a [b](c) ![alt](x.png) **bold** *it* __u__ _v_ [no link] (x) `code`')).toEqual([
+      { kind: 'paragraph', text: 'a [b alt bold it u v [no link] (x) code' },
+    ]);
+  });
+
+  it('html: 20,000 nested elements are a readable refusal, not a stack overflow; within the limit they are read', () => {
+    const deep = (n: number, tag = 'div') => `<html><body>${`<${tag}>`.repeat(n)}Deep text<h2>Deep heading</h2>${`</${tag}>`.repeat(n)}</body></html>`;
+    expect(() => extractHtml(deep(20_000))).toThrow(expect.objectContaining({ code: 'document_too_complex' }));
+    const blocks = extractHtml(deep(20_000, 'span'), { maxHtmlDepth: 50_000, maxHtmlNodes: 100_000 });
+    expect(blocks).toEqual([
+      { kind: 'paragraph', text: 'Deep text' },
+      { kind: 'heading', level: 2, text: 'Deep heading' },
+    ]);
+    expect(() => extractHtml('<p>x</p>'.repeat(1_001), { ...DEFAULT_EXTRACT_LIMITS, maxHtmlNodes: 1_000 })).toThrow(/more than 1000 elements/);
+  });
+
+  it('DOCX: the ZIP directory is checked before inflating (entries, declared size), and a lying size is caught while inflating', async () => {
+    const docx = await (await JSZip.loadAsync(await makeDocx([['Normal', 'Plans start at 5 GB.']]))).generateAsync({ type: 'nodebuffer', compression: 'DEFLATE' });
+    expect(inspectDocument(docx, 'x.docx')).toBe('docx');
+    expect(() => inspectDocument(docx, 'x.docx', { ...DEFAULT_EXTRACT_LIMITS, maxZipEntries: 2 })).toThrow(expect.objectContaining({ code: 'document_too_complex' }));
+    expect(() => inspectDocument(docx, 'x.docx', { ...DEFAULT_EXTRACT_LIMITS, maxDecompressedBytes: 100 })).toThrow(/declares \d+ bytes uncompressed/);
+    // Shrinks the declared size of word/document.xml in the central directory: the directory passes, inflating fails.
+    const liar = Buffer.from(docx);
+    // The name's last occurrence is in its central directory entry, 46 bytes after the entry's start.
+    const central = liar.lastIndexOf('word/document.xml') - 46;
+    liar.writeUInt32LE(10, central + 24);
+    expect(inspectDocument(liar, 'x.docx')).toBe('docx');
+    await expect(extractBlocks(liar, 'docx')).rejects.toMatchObject({ code: 'document_too_complex', message: expect.stringMatching(/more than the 10 bytes/) });
+    await expect(extractBlocks(docx, 'docx', { ...DEFAULT_EXTRACT_LIMITS, maxXmlElements: 5 })).rejects.toMatchObject({ code: 'document_too_complex' });
+  });
+
+  it('PDF: more pages than the limit is refused before any page is read', async () => {
+    const pdf = makePdf([['one'], ['two'], ['three']]);
+    await expect(extractBlocks(pdf, 'pdf', { ...DEFAULT_EXTRACT_LIMITS, maxPdfPages: 2 })).rejects.toMatchObject({ code: 'document_too_complex' });
   });
 });

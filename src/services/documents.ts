@@ -1,10 +1,10 @@
-// The knowledge base's documents: upload (validated at once), list, read, replace, delete, and re-queueing
+// The knowledge base's documents: upload (checked cheaply at once), list, read, replace, delete, and re-queueing
 // when the tenant changes embedding model. Ingestion itself runs in rag/ingestion.ts, off the request path.
 import { and, count, desc, eq, getTableColumns, isNotNull, like, ne, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { documents } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
-import { detectFormat, ExtractError, extractBlocks } from '../rag/extract.js';
+import { ExtractError, type ExtractLimits, inspectDocument } from '../rag/extract.js';
 import { sha256 } from './secret-box.js';
 
 export type DocumentRow = Omit<typeof documents.$inferSelect, 'source'>;
@@ -38,6 +38,7 @@ export class DocumentService {
   constructor(
     private readonly db: Db,
     private readonly maxBytes: number,
+    private readonly limits: ExtractLimits,
     /** Called when work is queued, so an idle worker in this instance starts at once. */
     private readonly onQueued: () => void = () => {},
   ) {}
@@ -131,8 +132,10 @@ export class DocumentService {
   }
 
   /**
-   * Refuses what can never be ingested before anything is stored: too large, unknown type, empty, corrupt or
-   * encrypted. Extraction runs again in the worker; doing it here too means a bad file is a 4xx, not a surprise.
+   * Refuses what can be seen cheaply before anything is stored: too large, unknown type, blank text, a DOCX whose
+   * ZIP directory is damaged or past the limits. Nothing is extracted here (a hostile file would stall every
+   * request and call): what only extraction finds (a password, no text, a limit) makes the document `failed` with
+   * its code and reason, in the ingestion worker's threads.
    */
   private async validate(upload: { filename?: string; bytes: Buffer }) {
     if (upload.bytes.length > this.maxBytes) {
@@ -140,9 +143,7 @@ export class DocumentService {
     }
     if (upload.bytes.length === 0) throw new AppError('empty_document', 'The document is empty');
     try {
-      const format = detectFormat(upload.bytes, upload.filename);
-      await extractBlocks(upload.bytes, format);
-      return format;
+      return inspectDocument(upload.bytes, upload.filename, this.limits);
     } catch (err) {
       if (err instanceof ExtractError) throw new AppError(err.code, err.message);
       throw err;

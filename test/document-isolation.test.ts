@@ -1,0 +1,124 @@
+// Hostile and heavy documents against the running service (issue 16): each is refused at upload with its code or
+// ends `failed`/`ready`, the process survives, its RSS stays bounded, and the main event loop keeps answering
+// /health while the document is processed (all document work runs in the worker threads of DocumentPool).
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bigText, bracketBombMarkdown, deepHtml, paragraphBombDocx } from './fixtures/documents.js';
+import { bearer, buildTestApp, call, multipart, type Session, signup, type TestApp, waitFor } from './helpers.js';
+
+let t: TestApp;
+let s: Session;
+beforeAll(async () => {
+  // The default limits, except a 24 MB upload limit so the 19 MB text fits whatever the default becomes, and 5,000
+  // chunks a document: the 19 MB text (~15,000 chunks) then fails after its extraction and chunking, the work that
+  // froze the service for 42 s, instead of spending minutes storing vectors (measured: 228 s on a busy machine, the
+  // event loop never held past the bound; `npm run bench:isolation` runs it to ready).
+  t = await buildTestApp({ DOCUMENT_MAX_BYTES: String(24 * 1024 * 1024), DOCUMENT_MAX_CHUNKS: '5000' });
+  s = await signup(t.app);
+});
+afterAll(() => t.close());
+
+const upload = (file: Buffer, filename: string) => {
+  const form = multipart([{ name: 'file', value: file, filename }]);
+  return t.app.inject({ method: 'POST', url: '/api/v1/documents', headers: { ...bearer(s.access_token), ...form.headers }, payload: form.payload });
+};
+
+/** Runs `work` while sampling /health and the event loop; the largest delays and RSS seen. */
+async function watched<T>(work: () => Promise<T>): Promise<{ result: T; healthMaxMs: number; loopMaxMs: number; rssMaxMb: number }> {
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  let healthMaxMs = 0;
+  let rssMax = process.memoryUsage.rss();
+  let done = false;
+  const probe = (async () => {
+    while (!done) {
+      const started = performance.now();
+      const res = await t.app.inject({ method: 'GET', url: '/health' });
+      expect(res.statusCode).toBe(200);
+      healthMaxMs = Math.max(healthMaxMs, performance.now() - started);
+      rssMax = Math.max(rssMax, process.memoryUsage.rss());
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  try {
+    const result = await work();
+    return { result, healthMaxMs, loopMaxMs: loop.max / 1e6, rssMaxMb: rssMax / 1024 / 1024 };
+  } finally {
+    done = true;
+    await probe;
+    loop.disable();
+  }
+}
+
+/** Waits for the uploaded document to end ready or failed, as the API shows it. */
+async function processed(id: string): Promise<{ status: string; error: string | null; attempts: number }> {
+  return waitFor(
+    `document ${id} processed`,
+    async () => {
+      const d = (await call(t.app, 'GET', `/api/v1/documents/${id}`, s.access_token)).json();
+      return d.status === 'ready' || d.status === 'failed' ? d : undefined;
+    },
+    240_000,
+  );
+}
+
+/** Uploads (202 expected), then watches the service while the document is processed. */
+async function ingest(file: Buffer, filename: string) {
+  const res = await upload(file, filename);
+  expect(res.statusCode, res.body).toBe(202);
+  const r = await watched(() => processed(res.json().id));
+  return { ...r, doc: r.result };
+}
+
+// The issue's bound is 1 s p100 for /health; these tests share 2 cores with other work, so the event-loop bound is
+// 2 s: the stalls fixed here were 10 to 150 s. `npm run bench:isolation` reports the real numbers.
+const LOOP_BOUND_MS = 2_000;
+const RSS_BOUND_MB = 1_536;
+
+describe('hostile documents do not hurt the service', () => {
+  it('the 3-million-paragraph DOCX (135 MB of XML) is refused at upload from its ZIP directory alone', async () => {
+    const bomb = await paragraphBombDocx(3_000_000);
+    expect(bomb.length).toBeLessThan(1_000_000);
+    const r = await watched(() => upload(bomb, 'bomb.docx'));
+    expect(r.result.statusCode).toBe(422);
+    expect(r.result.json().error).toMatchObject({ code: 'document_too_complex', message: expect.stringMatching(/declares \d+ bytes uncompressed/) });
+    expect(r.loopMaxMs).toBeLessThan(LOOP_BOUND_MS);
+    expect(r.rssMaxMb).toBeLessThan(RSS_BOUND_MB);
+  });
+
+  it('2.2 million paragraphs (under the declared-size limit) fail in the worker on the XML element limit, once', async () => {
+    const r = await ingest(await paragraphBombDocx(2_200_000), 'bomb2.docx');
+    expect(r.doc).toMatchObject({ status: 'failed', attempts: 1, error: expect.stringMatching(/^document_too_complex: The DOCX has more than \d+ XML elements/) });
+    expect(r.loopMaxMs).toBeLessThan(LOOP_BOUND_MS);
+    expect(r.rssMaxMb).toBeLessThan(RSS_BOUND_MB);
+  });
+
+  it('a DOCX whose ZIP directory lies about its sizes fails in the worker, once, with the reason', async () => {
+    // The directory says word/document.xml is 1,000 bytes; it inflates to ~9 MB.
+    const liar = await paragraphBombDocx(200_000, 1_000);
+    const r = await ingest(liar, 'liar.docx');
+    expect(r.doc).toMatchObject({ status: 'failed', attempts: 1, error: expect.stringMatching(/^document_too_complex: .*inflates to more than/) });
+    expect(r.loopMaxMs).toBeLessThan(LOOP_BOUND_MS);
+  });
+
+  it('HTML nested 20,000 deep fails with a readable reason instead of overflowing the stack', async () => {
+    const r = await ingest(deepHtml(20_000), 'deep.html');
+    expect(r.doc).toMatchObject({ status: 'failed', attempts: 1, error: expect.stringMatching(/^document_too_complex: The HTML is nested deeper/) });
+    expect(r.loopMaxMs).toBeLessThan(LOOP_BOUND_MS);
+  });
+
+  it('a Markdown bracket bomb (1 MB of unclosed [ and ![) is ingested without stalling anything', async () => {
+    const r = await ingest(bracketBombMarkdown(150_000), 'bomb.md');
+    expect(r.doc).toMatchObject({ status: 'ready' });
+    expect(r.loopMaxMs).toBeLessThan(LOOP_BOUND_MS);
+    expect(r.healthMaxMs).toBeLessThan(LOOP_BOUND_MS);
+  });
+
+  it('a 19 MB plain-text document is extracted and chunked while /health keeps answering; past the chunk limit it fails once', async () => {
+    const r = await ingest(bigText(19 * 1024 * 1024), 'big.txt');
+    expect(r.doc).toMatchObject({ status: 'failed', attempts: 1, error: expect.stringMatching(/^document_too_complex: The document makes \d+ chunks \(the limit is 5000\)/) });
+    expect(r.loopMaxMs).toBeLessThan(LOOP_BOUND_MS);
+    expect(r.healthMaxMs).toBeLessThan(LOOP_BOUND_MS);
+    expect(r.rssMaxMb).toBeLessThan(RSS_BOUND_MB);
+  }, 300_000);
+});

@@ -56,6 +56,8 @@ export class TextChannel {
     yield { type: 'session', sessionId: callId, greeting };
 
     await this.calls.addTurn(tenantId, callId, { speaker: 'caller', text: input.message });
+    // A message keeps the session from being ended as idle (CHAT_IDLE_TIMEOUT_MINUTES, the call sweeper).
+    await this.calls.touch([callId]);
     let turn;
     for await (const event of agent.reply(history, input.message, signal, { callId })) {
       if (event.type === 'text') yield { type: 'delta', text: event.text };

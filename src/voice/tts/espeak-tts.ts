@@ -1,9 +1,11 @@
 // Local TTS: espeak-ng (Debian package `espeak-ng`), no network, no model download. One process per sentence:
 // espeak synthesizes a sentence in tens of milliseconds, so the whole sentence is read, resampled once to the
-// call's rate (band-limited, no seams between chunks) and handed out in 100 ms pieces.
+// call's rate (band-limited, no seams between chunks) and handed out in 100 ms pieces. The processes of every call
+// share one Semaphore (`slots`): an instance runs a few at a time however many calls speak at once.
 import { spawn } from 'node:child_process';
 import { ProviderError } from '../../lib/provider-error.js';
 import { type AudioFrame, durationMs, parseWav, resample } from '../audio.js';
+import type { Semaphore } from '../../lib/semaphore.js';
 import type { TTS } from './tts.js';
 
 export interface EspeakOptions {
@@ -14,6 +16,8 @@ export interface EspeakOptions {
   /** Words per minute. */
   wordsPerMinute?: number;
   binary?: string;
+  /** The slots every espeak-ng process of this instance takes one of (LOCAL_TTS_CONCURRENCY); unbounded without. */
+  slots?: Semaphore;
 }
 
 const PIECE_MS = 100;
@@ -28,7 +32,11 @@ export class EspeakTts implements TTS {
 
   async *synthesize(text: string, opts: { signal?: AbortSignal } = {}): AsyncIterable<AudioFrame> {
     if (!text.trim()) return;
-    const wav = await this.run(text, opts.signal);
+    const wav = this.opts.slots ? await this.opts.slots.run(() => this.run(text, opts.signal), opts.signal).catch((err: unknown) => {
+      // Interrupted while waiting for a slot: nothing to say, like an abort during synthesis.
+      if (opts.signal?.aborted) return Buffer.alloc(0);
+      throw err;
+    }) : await this.run(text, opts.signal);
     if (opts.signal?.aborted) return;
     const { pcm, sampleRate } = parseWav(wav);
     const out = resample(pcm, sampleRate, this.sampleRate);

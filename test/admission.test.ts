@@ -9,7 +9,7 @@ import { calls as callsTable } from '../src/db/schema.js';
 import { postSigned } from '../src/sim/simulated-call.js';
 import { Admission } from '../src/voice/admission.js';
 import { MemoryTransport } from '../src/voice/transports/memory.js';
-import { LOST_AFTER_MS } from '../src/voice/voice-calls.js';
+import { ALL_LINES_BUSY, LOST_AFTER_MS } from '../src/voice/voice-calls.js';
 import { type FakeDeepgram, startFakeDeepgram } from './fakes/deepgram.js';
 import { bearer, buildTestApp, type Session, signup, type TestApp, waitFor } from './helpers.js';
 
@@ -216,11 +216,34 @@ describe('calls that never connect, calls of a lost instance, idle chats', () =>
     expect(await endedEvents(alreadyEnded)).toEqual([]);
   });
 
-  it('a chat message keeps its session alive', async () => {
-    const chat = await insertCall({ direction: 'chat', createdAt: minutesAgo(120), lastSeenAt: minutesAgo(60) });
-    await t.deps.calls.touch([chat]);
+  it('a chat message keeps its session alive; a silent one is ended as idle and takes no more messages', async () => {
+    const chat = (message: string, sessionId?: string) =>
+      t.app.inject({ method: 'POST', url: '/api/v1/chat', headers: bearer(s.access_token), payload: { message, ...(sessionId && { session_id: sessionId }) } });
+    const opened = [await chat('Hello?'), await chat('Anyone there?')].map((r) => r.json().session_id as string);
+    // Both were last heard from an hour ago; then one of them gets a message.
+    for (const id of opened) await t.deps.database.db.update(callsTable).set({ lastSeenAt: minutesAgo(60) }).where(eq(callsTable.id, id));
+    expect((await chat('Still here.', opened[0])).statusCode).toBe(200);
     await t.deps.sweeper.sweep();
-    expect(await rowOf(chat)).toMatchObject({ status: 'in_progress' });
+    expect(await rowOf(opened[0]!)).toMatchObject({ status: 'in_progress', endedAt: null });
+    expect(await rowOf(opened[1]!)).toMatchObject({ status: 'completed' });
+    expect(await endedEvents(opened[1]!)).toEqual([expect.objectContaining({ reason: 'idle' })]);
+    expect((await chat('Hello again?', opened[1])).statusCode).toBe(409);
+  });
+
+  it('a call whose media connects when the tenant has no place left is closed with the busy message and ends busy', async () => {
+    await waitFor('earlier calls’ places to lapse', async () => (t.deps.admission.liveCallsOf(s.tenant.id) === 0 ? true : undefined), 10_000);
+    const callId = await insertCall({ direction: 'web', createdAt: new Date() });
+    // Its place was reserved on another instance; here the tenant's only place is taken.
+    const other = t.deps.admission.admit(s.tenant.id, 'web');
+    try {
+      const transport = new MemoryTransport(16000);
+      expect(await t.deps.voice.run(s.tenant.id, callId, transport)).toMatchObject({ status: 'busy', reason: 'too_many_calls' });
+      expect(transport.closedReason).toBe(ALL_LINES_BUSY);
+      expect(await rowOf(callId)).toMatchObject({ status: 'busy' });
+      expect(t.deps.admission.liveCallsOf(s.tenant.id)).toBe(1);
+    } finally {
+      other.release();
+    }
   });
 
   it('a call picked up again after its instance was lost beats at once and is not swept while it runs', async () => {

@@ -48,6 +48,7 @@ export class EspeakTts implements TTS {
   }
 
   private run(text: string, signal?: AbortSignal): Promise<Buffer> {
+    if (signal?.aborted) return Promise.resolve(Buffer.alloc(0));
     return new Promise((resolve, reject) => {
       // Text goes in on stdin, never on the command line: no option injection, no length limit.
       const child = spawn(this.opts.binary ?? 'espeak-ng', ['--stdout', '-v', this.opts.voice ?? 'en-us', '-s', String(this.opts.wordsPerMinute ?? 165)], {
@@ -59,14 +60,18 @@ export class EspeakTts implements TTS {
       child.stdout.on('data', (c: Buffer) => out.push(c));
       child.stderr.on('data', (c: Buffer) => err.push(c));
       child.on('error', (e: NodeJS.ErrnoException) => {
-        if (e.name === 'AbortError') resolve(Buffer.alloc(0));
-        else reject(new ProviderError('local', e.code === 'ENOENT' ? 'espeak-ng is not installed (Debian package espeak-ng)' : `espeak-ng failed: ${e.message}`, false));
+        // Aborted (barge-in): settled by 'close' once the process is really gone, so that its slot is not handed
+        // to the next sentence while it still runs.
+        if (e.name === 'AbortError') return;
+        reject(new ProviderError('local', e.code === 'ENOENT' ? 'espeak-ng is not installed (Debian package espeak-ng)' : `espeak-ng failed: ${e.message}`, false));
       });
       child.on('close', (code) => {
         if (signal?.aborted) return resolve(Buffer.alloc(0));
         if (code !== 0) return reject(new ProviderError('local', `espeak-ng exited with ${code}: ${Buffer.concat(err).toString().trim()}`, false));
         resolve(Buffer.concat(out));
       });
+      // A process killed (abort) before it read its text: the write fails, and 'close' says what happened.
+      child.stdin.on('error', () => {});
       child.stdin.end(text);
     });
   }

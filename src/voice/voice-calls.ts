@@ -140,6 +140,7 @@ export class VoiceCalls {
     const call = await this.calls.get(tenantId, callId);
     let lease: Lease;
     try {
+      // (A chat session never runs here; its kind would not matter.)
       lease = this.admission.claim(callId) ?? this.admission.admit(tenantId, call.direction === 'chat' ? 'web' : call.direction);
     } catch (err) {
       if (!isRefusal(err)) throw err;

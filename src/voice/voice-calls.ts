@@ -201,10 +201,10 @@ export class VoiceCalls {
       now: () => performance.now() - origin,
       beforeClose: opts.beforeClose,
     });
-    this.live.set(callId, session);
     // Seen alive now (a call picked up again must not look lost), then every HEARTBEAT_MS while anything runs here.
-    this.heartbeat ??= setInterval(() => void this.beat(), HEARTBEAT_MS).unref();
     await this.calls.touch([callId]).catch((err: unknown) => log.warn({ err }, 'call heartbeat failed'));
+    this.live.set(callId, session);
+    this.heartbeat ??= setInterval(() => void this.beat(), HEARTBEAT_MS).unref();
     // Hang-up and transfer reach the session from any instance of the service.
     const detach = this.control.attach(callId, (command) => (command.type === 'hangup' ? session.hangup(command.reason) : session.transfer(command.to, command.reason)));
     const running = session.run();

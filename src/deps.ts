@@ -153,7 +153,7 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
 
 export async function closeDeps(deps: Deps): Promise<void> {
   deps.voice.close();
-  deps.sweeper.stop();
+  await deps.sweeper.stop();
   await deps.ingestion.stop();
   await deps.cache.close();
   await deps.database.close();

@@ -160,7 +160,7 @@ describe('calls that never connect, calls of a lost instance, idle chats', () =>
   beforeAll(async () => {
     t = await buildTestApp({ MAX_LIVE_CALLS_PER_TENANT: '1', CALL_CONNECT_TIMEOUT_SECONDS: '1', DEEPGRAM_BASE_URL: deepgram.url });
     // Sweeps run when the test says, not on the periodic timer.
-    t.deps.sweeper.stop();
+    await t.deps.sweeper.stop();
     s = await signup(t.app);
     await withDeepgram(t, s);
   });

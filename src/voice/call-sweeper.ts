@@ -20,6 +20,8 @@ export interface SweepLimits {
 
 export class CallSweeper {
   private timer: NodeJS.Timeout | undefined;
+  /** Sweeps in flight: stop() waits for them, so none runs into a closed database. */
+  private readonly running = new Set<Promise<number>>();
 
   constructor(
     private readonly calls: CallService,
@@ -33,9 +35,10 @@ export class CallSweeper {
     void this.sweep();
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
+    await Promise.allSettled([...this.running]);
   }
 
   /**
@@ -43,7 +46,7 @@ export class CallSweeper {
    * (here or on other instances) are safe: the UPDATE ends each call once.
    */
   sweep(now = new Date()): Promise<number> {
-    return this.calls
+    const sweeping = this.calls
       .endStale({ connectTimeoutMs: this.limits.connectTimeoutMs, chatIdleMs: this.limits.chatIdleMs, lostAfterMs: this.limits.lostAfterMs ?? LOST_AFTER_MS }, now)
       .then((ended) => {
         for (const c of ended) this.log.info({ tenantId: c.tenantId, callId: c.id, reason: c.reason }, 'stale call ended');
@@ -53,5 +56,8 @@ export class CallSweeper {
         this.log.warn({ err }, 'call sweep failed');
         return 0;
       });
+    this.running.add(sweeping);
+    void sweeping.finally(() => this.running.delete(sweeping));
+    return sweeping;
   }
 }

@@ -254,6 +254,9 @@ async function startService(dir: string, fakes: ProviderFakesInfo, databaseUrl: 
     RATE_LIMIT_PER_TENANT_PER_MINUTE: '1000000',
     RATE_LIMIT_AUTH_PER_IP_PER_MINUTE: '100000',
     RATE_LIMIT_LOGIN_PER_EMAIL_PER_15_MINUTES: '100000',
+    // Capacity is measured past the admission limits (MAX_LIVE_CALLS defaults to 100) on purpose.
+    MAX_LIVE_CALLS: '100000',
+    MAX_LIVE_CALLS_PER_TENANT: '100000',
     OPENAI_BASE_URL: fakes.openai.baseURL,
     OPENAI_API_KEY: fakes.openai.apiKey,
     DEEPGRAM_BASE_URL: fakes.deepgram.url,

@@ -137,6 +137,11 @@ const envSchema = z.object({
   TWILIO_AUTH_TOKEN: optionalString,
   TWILIO_API_BASE_URL: url(['http:', 'https:']),
   PHONE_NUMBERS_SKIP_VERIFICATION: optionalBool,
+  MAX_LIVE_CALLS: int(100, 1, 100_000),
+  MAX_LIVE_CALLS_PER_TENANT: int(20, 1, 100_000),
+  CALL_CONNECT_TIMEOUT_SECONDS: int(120, 1, 3600),
+  CHAT_IDLE_TIMEOUT_MINUTES: int(30, 1, 7 * 24 * 60),
+  LOCAL_TTS_CONCURRENCY: int(4, 1, 256),
 
   RECORDINGS_S3_BUCKET: optionalString,
   RECORDINGS_S3_ENDPOINT: url(['http:', 'https:']),
@@ -234,6 +239,14 @@ export interface Config {
    * or ranges allowed anyway (an in-cluster Ollama). lib/outbound.ts applies it.
    */
   outbound: { allowPrivateNetworks: boolean; allowHosts: string[] };
+  /**
+   * Live calls: how many one instance admits, and one tenant; how long an admitted call may take to connect its
+   * media (its place, and its web-call token, last that long; a call still without media is then ended); how long a
+   * chat session may stay silent before it is ended.
+   */
+  calls: { maxLive: number; maxLivePerTenant: number; connectTimeoutMs: number; chatIdleTimeoutMs: number };
+  /** espeak-ng processes one instance runs at once; calls' sentences wait their turn beyond that. */
+  localTtsConcurrency: number;
 }
 
 export type TrustProxy = false | number | string[];
@@ -336,6 +349,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       allowHosts: e.OUTBOUND_ALLOW_HOSTS,
     },
     phoneNumbersSkipVerification: e.PHONE_NUMBERS_SKIP_VERIFICATION ?? e.NODE_ENV !== 'production',
+    calls: {
+      maxLive: e.MAX_LIVE_CALLS,
+      maxLivePerTenant: e.MAX_LIVE_CALLS_PER_TENANT,
+      connectTimeoutMs: e.CALL_CONNECT_TIMEOUT_SECONDS * 1000,
+      chatIdleTimeoutMs: e.CHAT_IDLE_TIMEOUT_MINUTES * 60_000,
+    },
+    localTtsConcurrency: e.LOCAL_TTS_CONCURRENCY,
   };
 }
 

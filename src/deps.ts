@@ -29,6 +29,8 @@ import { createRecordingStore, type RecordingStore } from './storage/recording-s
 import { ProviderRegistry } from './voice/registry.js';
 import { TextChannel } from './voice/text-channel.js';
 import { VoiceCalls } from './voice/voice-calls.js';
+import { Admission } from './voice/admission.js';
+import { CallSweeper } from './voice/call-sweeper.js';
 import { CallControl } from './voice/call-control.js';
 import { CallTokenService } from './services/call-tokens.js';
 import { Telephony } from './telephony/telephony.js';
@@ -57,6 +59,10 @@ export interface Deps {
   providers: ProviderRegistry;
   textChannel: TextChannel;
   voice: VoiceCalls;
+  /** The one admission point of new calls: per-instance and per-tenant limits of live calls. */
+  admission: Admission;
+  /** Ends calls whose media never connected, calls of a stopped instance, idle chat sessions. */
+  sweeper: CallSweeper;
   control: CallControl;
   telephony: Telephony;
   recordings: RecordingStore;
@@ -111,7 +117,7 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
   const providers = new ProviderRegistry(
     settings,
     retriever,
-    { ...config.providerKeys, openaiBaseUrl: config.openaiBaseUrl, anthropicBaseUrl: config.anthropicBaseUrl, deepgramBaseUrl: config.deepgramBaseUrl, elevenlabsBaseUrl: config.elevenlabsBaseUrl },
+    { ...config.providerKeys, openaiBaseUrl: config.openaiBaseUrl, anthropicBaseUrl: config.anthropicBaseUrl, deepgramBaseUrl: config.deepgramBaseUrl, elevenlabsBaseUrl: config.elevenlabsBaseUrl, localTtsConcurrency: config.localTtsConcurrency },
     log.child({ component: 'providers' }),
     { outbound, signingSecrets: (tenantId) => signingSecrets.forSigning(tenantId), log: log.child({ component: 'tools' }) },
   );
@@ -122,8 +128,11 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
   // Commands for live calls (hang up, transfer) reach whichever instance holds the call's media.
   const control = new CallControl(cache, log.child({ component: 'call-control' }));
   await control.start();
-  const voice = new VoiceCalls(calls, providers, log.child({ component: 'voice' }), recordings, config.recordings.spoolDir, control);
+  const admission = new Admission({ maxLiveCalls: config.calls.maxLive, maxLiveCallsPerTenant: config.calls.maxLivePerTenant, connectTimeoutMs: config.calls.connectTimeoutMs });
+  const voice = new VoiceCalls(calls, providers, log.child({ component: 'voice' }), recordings, config.recordings.spoolDir, control, admission);
   await voice.sweepSpool();
+  const sweeper = new CallSweeper(calls, { connectTimeoutMs: config.calls.connectTimeoutMs, chatIdleMs: config.calls.chatIdleTimeoutMs }, log.child({ component: 'call-sweeper' }));
+  sweeper.start();
   const deps: Deps = {
     config,
     log,
@@ -147,8 +156,11 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
     providers,
     textChannel: new TextChannel(calls, providers),
     voice,
+    admission,
+    sweeper,
     control,
-    telephony: new Telephony(config, calls, phoneNumbers, settings, voice, control, new CallTokenService(config.secretKey, cache), log.child({ component: 'telephony' })),
+    // A media token lasts as long as its call's place is kept for it: a call may connect until either runs out.
+    telephony: new Telephony(config, calls, phoneNumbers, settings, voice, control, new CallTokenService(config.secretKey, cache, config.calls.connectTimeoutMs), log.child({ component: 'telephony' }), admission),
     recordings,
     livekit: LiveKitService.fromConfig(config, log),
   };
@@ -162,6 +174,7 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
 
 export async function closeDeps(deps: Deps): Promise<void> {
   deps.voice.close();
+  await deps.sweeper.stop();
   await deps.ingestion.stop();
   await deps.documentPool.close();
   await deps.cache.close();

@@ -314,9 +314,9 @@ describe('browser call, controlled from another instance', () => {
     await controlA.start();
     await controlB.start();
     // Instance A holds the media: its VoiceCalls uses controlA.
-    const voiceA = new VoiceCalls(t.deps.calls, t.deps.providers, t.deps.log, t.deps.recordings, t.deps.config.recordings.spoolDir, controlA);
-    const telA = new Telephony(t.deps.config, t.deps.calls, t.deps.phoneNumbers, t.deps.settings, voiceA, controlA, new CallTokenService(t.deps.config.secretKey, cacheA), t.deps.log);
-    const telB = new Telephony(t.deps.config, t.deps.calls, t.deps.phoneNumbers, t.deps.settings, t.deps.voice, controlB, new CallTokenService(t.deps.config.secretKey, cacheB), t.deps.log);
+    const voiceA = new VoiceCalls(t.deps.calls, t.deps.providers, t.deps.log, t.deps.recordings, t.deps.config.recordings.spoolDir, controlA, t.deps.admission);
+    const telA = new Telephony(t.deps.config, t.deps.calls, t.deps.phoneNumbers, t.deps.settings, voiceA, controlA, new CallTokenService(t.deps.config.secretKey, cacheA), t.deps.log, t.deps.admission);
+    const telB = new Telephony(t.deps.config, t.deps.calls, t.deps.phoneNumbers, t.deps.settings, t.deps.voice, controlB, new CallTokenService(t.deps.config.secretKey, cacheB), t.deps.log, t.deps.admission);
     const appA = await buildApp({ ...t.deps, telephony: telA, voice: voiceA, control: controlA });
     await appA.listen({ port: 0, host: '127.0.0.1' });
     const appB = await buildApp({ ...t.deps, telephony: telB, control: controlB });

@@ -254,12 +254,22 @@ export const calls = pgTable(
     recordingMs: integer('recording_ms'),
     /** Per-call latency summary; per-turn metrics live with the transcript turns. */
     metrics: jsonb('metrics').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    /**
+     * When the call was last seen alive: touched while an instance runs its audio (a heartbeat) and by every chat
+     * message. A call not ended whose heartbeat stopped belongs to an instance that is gone; one never seen never
+     * connected. The sweeper ends both (CallService.endStale).
+     */
+    lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
     extraData: extraData(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
   (t) => [
     index('calls_tenant_id_idx').on(t.tenantId),
+    // The sweeper's scan: only calls not ended.
+    index('calls_not_ended_idx')
+      .on(t.createdAt)
+      .where(sql`${t.endedAt} is null`),
     index('calls_tenant_created_idx').on(t.tenantId, t.createdAt),
     uniqueIndex('calls_provider_call_sid_key').on(t.providerCallSid),
     uniqueIndex('calls_livekit_room_key').on(t.livekitRoom),

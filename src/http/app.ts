@@ -190,6 +190,7 @@ export async function buildApp(deps: Deps): Promise<App> {
     if (status >= 500) request.log.error({ err }, 'request failed');
     else request.log.info({ code, status }, 'request rejected');
     const body: Record<string, unknown> = { code, message, request_id: request.id };
+    if (err instanceof AppError && err.retryAfterS !== undefined) reply.header('retry-after', err.retryAfterS);
     if (details) body.details = details;
     return reply.status(status).type('application/json').send(JSON.stringify({ error: body }));
   });

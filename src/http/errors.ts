@@ -46,10 +46,14 @@ export const errorStatus = {
   /** A document past an extraction limit (ZIP entries or declared size, XML elements, PDF pages, HTML nodes). */
   document_too_complex: 422,
   rate_limited: 429,
+  /** The tenant has as many live calls as it may (MAX_LIVE_CALLS_PER_TENANT); Retry-After says when to try again. */
+  too_many_calls: 429,
   internal_error: 500,
   /** An AI provider (embeddings, ...) refused or failed; the message names it, the HTTP status and a short reason. */
   provider_error: 502,
   service_unavailable: 503,
+  /** This instance carries as many live calls as it can (MAX_LIVE_CALLS); Retry-After says when to try again. */
+  calls_at_capacity: 503,
   /** LIVEKIT_URL, LIVEKIT_API_KEY or LIVEKIT_API_SECRET is not set on this deployment. */
   livekit_not_configured: 503,
   /** TWILIO_ACCOUNT_SID or TWILIO_AUTH_TOKEN is not set on this deployment. */
@@ -65,6 +69,8 @@ export interface FieldIssue {
 
 export class AppError extends Error {
   readonly status: number;
+  /** Seconds the client should wait before trying again: sent as Retry-After. */
+  retryAfterS?: number;
   constructor(
     readonly code: ErrorCode,
     message: string,

@@ -12,8 +12,9 @@ const LOGIN_WINDOW_MS = 15 * 60_000;
 const LOGIN_HARD_LIMIT_FACTOR = 10;
 
 export class RateLimitedError extends AppError {
-  constructor(readonly retryAfterS: number) {
+  constructor(retryAfterS: number) {
     super('rate_limited', `Too many requests; retry in ${retryAfterS} s`);
+    this.retryAfterS = retryAfterS;
   }
 }
 

@@ -1,7 +1,7 @@
 // Calls and chat sessions as records: the call row (status, timing, metrics summary), its transcript turns
 // (with citations and per-turn latencies) and its events (the audit trail). Everything is written as it
 // happens, so a restart loses nothing already said and a conversation is rebuilt from here, never from memory.
-import { and, asc, count, desc, eq, inArray, isNull, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { callEvents, calls, callTranscripts, tenants, users } from '../db/schema.js';
 import { notFound } from '../http/errors.js';
@@ -17,6 +17,14 @@ export type CallStatus = (typeof CALL_STATUSES)[number];
 const TERMINAL_RANK = 3;
 /** Progress order: a status never goes back to a lower rank, and an end is final. */
 const STATUS_RANK: Record<CallStatus, number> = { queued: 0, ringing: 1, in_progress: 2, completed: 3, failed: 3, busy: 3, no_answer: 3, canceled: 3 };
+
+/** Why the sweeper ended a call (CallService.endStale). */
+export type StaleReason = 'no_media' | 'instance_lost' | 'idle';
+const STALE_DETAIL: Record<StaleReason, string> = {
+  no_media: 'the call’s audio never connected',
+  instance_lost: 'the instance carrying the call stopped',
+  idle: 'the chat session was idle',
+};
 
 export interface NewTurn {
   speaker: Turn['speaker'];
@@ -187,6 +195,52 @@ export class CallService {
    */
   async discard(tenantId: string, callId: string): Promise<void> {
     await this.db.delete(calls).where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId)));
+  }
+
+  /** Marks live calls as seen now (the heartbeat of the instance running their audio; a chat message). */
+  async touch(callIds: string[], now = new Date()): Promise<void> {
+    if (!callIds.length) return;
+    await this.db
+      .update(calls)
+      .set({ lastSeenAt: now })
+      .where(and(inArray(calls.id, callIds), isNull(calls.endedAt)));
+  }
+
+  /**
+   * Ends, in one statement that any number of instances may run at once, the calls nobody is carrying: a voice call
+   * never seen alive `connectTimeoutMs` after it was made (its media never connected: failed, `no_media`), one whose
+   * heartbeat stopped `lostAfterMs` ago (the instance running it is gone: failed, `instance_lost`), and a chat session
+   * silent for `chatIdleMs` (completed, `idle`). A live call, resumed ones included, is touched by its instance well
+   * within these times, so it is never among them. Each ended call gets its `call.ended` event.
+   */
+  async endStale(limits: { connectTimeoutMs: number; lostAfterMs: number; chatIdleMs: number }, now = new Date()): Promise<{ id: string; tenantId: string; reason: StaleReason }[]> {
+    const before = (ms: number) => new Date(now.getTime() - ms);
+    const chat = sql`${calls.direction} = 'chat'`;
+    const rows = await this.db
+      .update(calls)
+      .set({
+        status: sql`case when ${chat} then 'completed' else 'failed' end`,
+        endedAt: now,
+        // Up to when it was last seen: what happened after is not known.
+        durationMs: sql`greatest(0, extract(epoch from (coalesce(${calls.lastSeenAt}, ${calls.createdAt}) - coalesce(${calls.answeredAt}, ${calls.startedAt}, ${calls.createdAt}))) * 1000)::int`,
+      })
+      .where(
+        and(
+          isNull(calls.endedAt),
+          or(
+            and(chat, sql`coalesce(${calls.lastSeenAt}, ${calls.createdAt}) < ${before(limits.chatIdleMs).toISOString()}::timestamptz`),
+            and(sql`not (${chat})`, isNull(calls.lastSeenAt), lt(calls.createdAt, before(limits.connectTimeoutMs))),
+            and(sql`not (${chat})`, lt(calls.lastSeenAt, before(limits.lostAfterMs))),
+          ),
+        ),
+      )
+      .returning({ id: calls.id, tenantId: calls.tenantId, direction: calls.direction, lastSeenAt: calls.lastSeenAt, status: calls.status });
+    const ended = rows.map((r) => ({ id: r.id, tenantId: r.tenantId, status: r.status, reason: (r.direction === 'chat' ? 'idle' : r.lastSeenAt ? 'instance_lost' : 'no_media') as StaleReason }));
+    for (const r of ended) {
+      await this.event(r.tenantId, r.id, 'call.ended', { status: r.status, reason: r.reason, detail: STALE_DETAIL[r.reason] });
+      await this.db.update(calls).set({ metrics: await this.metricsSummary(r.id) }).where(eq(calls.id, r.id));
+    }
+    return ended.map(({ id, tenantId, reason }) => ({ id, tenantId, reason }));
   }
 
   /** Points the call at its stored recording (a call resumed after a restart replaces it with its own). */

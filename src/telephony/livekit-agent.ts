@@ -8,6 +8,7 @@ import { AppError } from '../http/errors.js';
 import type { CallService, CallStatus } from '../services/calls.js';
 import type { PhoneNumberService } from '../services/phone-numbers.js';
 import type { SettingsService } from '../services/settings.js';
+import { type Admission, isRefusal, type Lease } from '../voice/admission.js';
 import type { VoiceCalls } from '../voice/voice-calls.js';
 import { type AgentRoomTransport, callIdAttribute, type CallerWait, callRoom, LiveKitError, type LiveKitService } from './livekit.js';
 
@@ -20,6 +21,7 @@ export interface LiveKitAgentDeps {
   settings: SettingsService;
   phoneNumbers: PhoneNumberService;
   log: FastifyBaseLogger;
+  admission: Admission;
 }
 
 export interface OutboundDial {
@@ -72,14 +74,39 @@ export class LiveKitAgent {
       await this.closeRoom(lk, tenantId, room);
       return undefined;
     }
-    const call = await this.deps.calls.openInRoom(tenantId, room, {
-      callId,
-      fromNumber: attributes['sip.phoneNumber'] ?? '',
-      toNumber,
-      phoneNumberId: number?.id,
-      overrides: number?.overrides,
-    });
-    if (!call) return undefined;
+    // A call Twilio handed over was admitted at its voice webhook; one that dialled LiveKit directly is new here.
+    let lease: Lease | undefined;
+    let refused: AppError | undefined;
+    try {
+      if (!callId) lease = this.deps.admission.admit(tenantId, 'inbound');
+    } catch (err) {
+      if (!isRefusal(err)) throw err;
+      refused = err;
+    }
+    const call = await this.deps.calls
+      .openInRoom(tenantId, room, {
+        callId,
+        fromNumber: attributes['sip.phoneNumber'] ?? '',
+        toNumber,
+        phoneNumberId: number?.id,
+        overrides: number?.overrides,
+      })
+      .catch((err: unknown) => {
+        lease?.release();
+        throw err;
+      });
+    if (!call) {
+      lease?.release();
+      return undefined;
+    }
+    if (refused) {
+      // Closing the room hangs the phone up; the tenant sees the call it missed and why.
+      this.deps.log.warn({ tenantId, room, code: refused.code }, 'a phone call into a SIP room was refused: all lines busy');
+      await this.deps.calls.end(tenantId, call.id, 'busy', `${refused.code}: ${refused.message}`);
+      await this.closeRoom(lk, tenantId, room);
+      return call.id;
+    }
+    if (lease) this.deps.admission.reserve(call.id, lease);
     await this.deps.calls.event(tenantId, call.id, 'livekit.sip_answered', { room, sip_call_id: attributes['sip.callID'] ?? null, handed_over: call.id === callId });
     this.track(async () => {
       const transport = await this.join(lk, tenantId, call.id, room).catch(() => undefined);
@@ -97,6 +124,7 @@ export class LiveKitAgent {
     try {
       await lk.createRoom(tenantId, callId);
     } catch (err) {
+      this.deps.admission.cancel(callId);
       await this.deps.calls.end(tenantId, callId, 'failed', 'livekit room could not be created');
       throw err;
     }
@@ -107,6 +135,7 @@ export class LiveKitAgent {
     } catch (err) {
       await transport.close('dialling failed').catch(() => undefined);
       await this.deps.calls.event(tenantId, callId, 'livekit.dial_failed', { error: messageOf(err) });
+      this.deps.admission.cancel(callId);
       await this.deps.calls.end(tenantId, callId, 'failed', 'livekit could not dial the number');
       await this.closeRoom(lk, tenantId, callRoom(tenantId, callId));
       // LiveKit's 4xx is about this call (the number, the trunk); its 5xx and our credentials are ours to fix.
@@ -150,6 +179,7 @@ export class LiveKitAgent {
       );
       this.deps.log.warn({ err, tenantId, callId }, 'the agent could not join the livekit room');
       await this.deps.calls.event(tenantId, callId, 'livekit.agent_failed', { stage: 'join', error: messageOf(err) });
+      this.deps.admission.cancel(callId);
       await this.deps.calls.end(tenantId, callId, 'failed', 'the agent could not join the livekit room');
       await this.closeRoom(lk, tenantId, callRoom(tenantId, callId, sipRoom));
       throw err instanceof LiveKitError ? err : new LiveKitError('unavailable', `the agent could not join the room: ${messageOf(err)}`, true);
@@ -189,6 +219,8 @@ export class LiveKitAgent {
       await this.deps.calls.end(tenantId, callId, 'failed', 'internal error').catch(() => undefined);
     } finally {
       deadline.clear();
+      // The caller never came (or the run failed before taking it): the call's place is free again.
+      this.deps.admission.cancel(callId);
       await this.closeRoom(lk, tenantId, callRoom(tenantId, callId, sipRoom));
     }
   }

@@ -13,7 +13,8 @@ import type { CallControl, CallScope } from '../voice/call-control.js';
 import type { CallOutcome } from '../voice/call-session.js';
 import { BrowserTransport } from '../voice/transports/browser-ws.js';
 import { TwilioMediaStreamTransport } from '../voice/transports/twilio-media-stream.js';
-import type { VoiceCalls } from '../voice/voice-calls.js';
+import { type Admission, isRefusal, type Lease } from '../voice/admission.js';
+import { ALL_LINES_BUSY, type VoiceCalls } from '../voice/voice-calls.js';
 import { TwilioError, TwilioRest } from './twilio-rest.js';
 import { connectStream, dialNumber, dialSip, sayAndHangup } from './twiml.js';
 
@@ -82,6 +83,8 @@ export class Telephony {
     private readonly control: CallControl,
     private readonly tokens: CallTokenService,
     private readonly log: FastifyBaseLogger,
+    /** Every new call (web, inbound, outbound) is admitted here first, or refused. */
+    private readonly admission: Admission,
   ) {
     const { accountSid, authToken, apiBaseUrl } = config.twilio;
     this.twilio = accountSid && authToken ? new TwilioRest({ accountSid, authToken, apiBaseUrl }) : undefined;
@@ -112,7 +115,7 @@ export class Telephony {
       }
       const { settings } = await this.settings.forProviders(found.tenantId);
       mode = found.phoneNumber.mode ?? settings.call.telephony_mode;
-      call = await this.calls.open(found.tenantId, {
+      const inbound = {
         direction: 'inbound',
         status: 'in_progress',
         fromNumber: params.From ?? '',
@@ -120,11 +123,32 @@ export class Telephony {
         phoneNumberId: found.phoneNumber.id,
         providerCallSid: callSid,
         overrides: found.phoneNumber.overrides,
-      });
+      } as const;
+      let lease: Lease;
+      try {
+        lease = this.admission.admit(found.tenantId, 'inbound');
+      } catch (err) {
+        if (!isRefusal(err)) throw err;
+        // The caller is told, and the tenant sees the call it missed and why.
+        this.log.warn({ tenantId: found.tenantId, code: err.code }, 'inbound call refused: all lines busy');
+        const refused = await this.calls.open(found.tenantId, inbound);
+        await this.calls.end(found.tenantId, refused.id, 'busy', `${err.code}: ${err.message}`);
+        return sayAndHangup(ALL_LINES_BUSY);
+      }
+      try {
+        call = await this.calls.open(found.tenantId, inbound);
+      } catch (err) {
+        lease.release();
+        throw err;
+      }
+      this.admission.reserve(call.id, lease);
     } else {
       await this.calls.applyProviderStatus(call.tenantId, call.id, 'in_progress', { reason: 'answered' });
     }
-    if (call.endedAt) return sayAndHangup('This call has already ended. Goodbye.');
+    if (call.endedAt) {
+      this.admission.cancel(call.id);
+      return sayAndHangup(call.status === 'busy' ? ALL_LINES_BUSY : 'This call has already ended. Goodbye.');
+    }
     if (mode === 'livekit') {
       if (this.config.livekit.sipUri) {
         await this.calls.event(call.tenantId, call.id, 'twilio.connected', { mode: 'livekit' });
@@ -149,8 +173,9 @@ export class Telephony {
       ...(durationMs !== undefined && { durationMs }),
     });
     await this.calls.event(call.tenantId, call.id, 'twilio.status', { status: params.CallStatus, sequence: params.SequenceNumber ?? null, applied: changed });
-    // A call Twilio says is over is over here too, wherever its media is.
+    // A call Twilio says is over is over here too, wherever its media is; a place reserved for it here is free again.
     if (changed && status !== 'queued' && status !== 'ringing' && status !== 'in_progress') {
+      this.admission.cancel(call.id);
       await this.control.send(call.id, { type: 'hangup', reason: `twilio: ${params.CallStatus}` });
     }
   }
@@ -254,19 +279,29 @@ export class Telephony {
     const from = input.fromNumberId ? await this.phoneNumbers.get(tenantId, input.fromNumberId) : await this.phoneNumbers.firstActive(tenantId);
     if (!from) throw new AppError('no_phone_number', 'Register a phone number first: outbound calls need a number to call from');
     if (!from.isActive) throw new AppError('phone_number_inactive', 'That phone number is not active');
-    const call = await this.calls.open(tenantId, {
-      direction: 'outbound',
-      status: 'queued',
-      fromNumber: from.number,
-      toNumber: input.to,
-      phoneNumberId: from.id,
-      overrides: { ...from.overrides, ...input.overrides },
-    });
+    const lease = this.admission.admit(tenantId, 'outbound');
+    let call: Call;
+    try {
+      call = await this.calls.open(tenantId, {
+        direction: 'outbound',
+        status: 'queued',
+        fromNumber: from.number,
+        toNumber: input.to,
+        phoneNumberId: from.id,
+        overrides: { ...from.overrides, ...input.overrides },
+      });
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
+    // Held while the phone rings; given back if it is never answered (status callback, or the connect timeout).
+    this.admission.reserve(call.id, lease);
     try {
       const placed = await this.twilio.createCall({ to: input.to, from: from.number, url: `${baseUrl}${TWILIO_VOICE_PATH}`, statusCallback: `${baseUrl}${TWILIO_STATUS_PATH}` });
       await this.calls.setProviderSid(tenantId, call.id, placed.sid);
       return { ...call, providerCallSid: placed.sid };
     } catch (err) {
+      this.admission.cancel(call.id);
       await this.calls.end(tenantId, call.id, 'failed', 'twilio refused the call');
       if (err instanceof TwilioError && err.status >= 400 && err.status < 500 && err.status !== 401 && err.status !== 429) {
         throw new AppError('call_rejected', `Twilio refused the call: ${err.message}`);
@@ -277,7 +312,16 @@ export class Telephony {
 
   /** A browser call: the call row and the token its websocket presents. */
   async startWebCall(tenantId: string, userId: string | undefined, overrides: PhoneNumberOverrides | undefined) {
-    const call = await this.calls.start(tenantId, { direction: 'web', userId, overrides });
+    const lease = this.admission.admit(tenantId, 'web');
+    let call: Call;
+    try {
+      call = await this.calls.start(tenantId, { direction: 'web', userId, overrides });
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
+    // Its place waits for the browser's websocket as long as the token is valid (both: the connect timeout).
+    this.admission.reserve(call.id, lease);
     const { token, expiresAt } = await this.tokens.sign({ tenantId, callId: call.id, channel: 'browser' });
     return { call, token, expiresAt };
   }

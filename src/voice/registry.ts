@@ -3,6 +3,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config.js';
 import { ProviderError } from '../lib/provider-error.js';
+import { Semaphore } from '../lib/semaphore.js';
 import type { Embedder } from '../rag/embedders/embedder.js';
 import type { Retriever } from '../rag/retriever.js';
 import type { ProviderKeyName, ProviderSettings, SettingsService, TenantSettingsView, TenantTool } from '../services/settings.js';
@@ -45,7 +46,15 @@ export type AgentOverrides = Partial<Pick<TenantSettingsView, 'agent_name' | 'sy
 /** Told when a provider failed and the next one in its chain took over. */
 export type FallbackListener = (stage: 'stt' | 'llm' | 'tts', provider: string, err: unknown) => void;
 
-export type PlatformProviders = Config['providerKeys'] & { openaiBaseUrl?: string; anthropicBaseUrl?: string; deepgramBaseUrl?: string; elevenlabsBaseUrl?: string };
+export type PlatformProviders = Config['providerKeys'] & {
+  openaiBaseUrl?: string;
+  anthropicBaseUrl?: string;
+  deepgramBaseUrl?: string;
+  elevenlabsBaseUrl?: string;
+  /** espeak-ng processes run at once by this instance (LOCAL_TTS_CONCURRENCY). */
+  localTtsConcurrency?: number;
+};
+const DEFAULT_LOCAL_TTS_CONCURRENCY = 4;
 
 type Keys = Partial<Record<ProviderKeyName, string>>;
 
@@ -63,6 +72,8 @@ export class ProviderRegistry {
   private readonly local = new LocalResponder();
   /** Per tenant, the knowledge the local STT's domain model was last built from. */
   private readonly corpora = new Map<string, { version: string; text: string }>();
+  /** Every call's espeak-ng processes share these: a bounded number per instance. */
+  private readonly espeakSlots: Semaphore;
 
   constructor(
     private readonly settings: SettingsService,
@@ -70,7 +81,9 @@ export class ProviderRegistry {
     private readonly platform: PlatformProviders,
     private readonly log: FastifyBaseLogger,
     private readonly toolRuntime: HttpToolRuntime,
-  ) {}
+  ) {
+    this.espeakSlots = new Semaphore(platform.localTtsConcurrency ?? DEFAULT_LOCAL_TTS_CONCURRENCY);
+  }
 
   async agentFor(tenantId: string, onFallback?: FallbackListener): Promise<TenantAgent> {
     const { settings, keys, tools } = await this.settings.forProviders(tenantId);
@@ -195,7 +208,7 @@ export class ProviderRegistry {
   /** ElevenLabs when chosen and keyed, then espeak-ng, both at the rate ElevenLabs can give nearest the line's. */
   private tts(tenantId: string, choice: ProviderSettings['tts'], keys: Keys, lineRate: number, notify: FallbackListener): TTS {
     const sampleRate = ELEVENLABS_RATES.find((r) => r >= lineRate) ?? 24000;
-    const local = new EspeakTts({ sampleRate, voice: choice.provider === 'local' ? choice.voice : undefined });
+    const local = new EspeakTts({ sampleRate, voice: choice.provider === 'local' ? choice.voice : undefined, slots: this.espeakSlots });
     if (choice.provider === 'local') return local;
     const apiKey = keys.elevenlabs ?? this.platform.elevenlabs;
     if (!apiKey) {

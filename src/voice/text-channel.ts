@@ -76,6 +76,8 @@ export class TextChannel {
   ): AsyncGenerator<ChatEvent> {
     yield { type: 'session', sessionId: callId, greeting };
     await this.calls.addTurn(tenantId, callId, { speaker: 'caller', text: message });
+    // A message keeps the session from being ended as idle (CHAT_IDLE_TIMEOUT_MINUTES, the call sweeper).
+    await this.calls.touch([callId]);
     let turn;
     for await (const event of agent.reply(history, message, signal, { callId })) {
       if (event.type === 'text') yield { type: 'delta', text: event.text };

@@ -9,8 +9,9 @@ import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import { publicFailure } from '../lib/provider-error.js';
-import type { CallService } from '../services/calls.js';
+import type { Call, CallService } from '../services/calls.js';
 import type { PhoneNumberOverrides } from '../services/phone-numbers.js';
+import { type Admission, isRefusal, type Lease } from './admission.js';
 import type { CallControl } from './call-control.js';
 import { type RecordingStore, recordingKey } from '../storage/recording-store.js';
 import { type CallOutcome, CallSession } from './call-session.js';
@@ -29,6 +30,18 @@ const SWEEP_EVERY_MS = 30_000;
 /** Spool files are `<tenant id>.<call id>.<random>.wav`: a recovered one says whose call it was. */
 const SPOOL_NAME = /^([0-9a-f-]{36})\.([0-9a-f-]{36})\.[0-9a-f-]{36}\.wav$/;
 
+/** How often the calls running here are marked alive in the database (CallService.touch). */
+export const HEARTBEAT_MS = 15_000;
+/**
+ * A call not ended whose heartbeat is older than this belongs to an instance that is gone: the sweeper ends it.
+ * Several beats, so a busy event loop or a slow database does not end a live call; short enough that a call
+ * picked up again after a restart (which beats at once) is normally back well within it.
+ */
+export const LOST_AFTER_MS = 6 * HEARTBEAT_MS;
+
+/** What a caller refused at connect time (no place on this instance) hears before the line closes. */
+export const ALL_LINES_BUSY = 'Sorry, all our lines are busy. Please call again later. Goodbye.';
+
 /** An outbound call's agent speaks first; a tenant without a greeting still says who is calling. */
 const outboundGreeting = (agentName: string) => `Hello, this is ${agentName}. Is this a good time to talk?`;
 
@@ -38,6 +51,7 @@ export class VoiceCalls {
   /** Per call, the storing of its recording parts, one after another (each may merge into the one before). */
   private readonly storing = new Map<string, Promise<void>>();
   private sweeper: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
   /** The sweep running now: one at a time, or two could recover the same file. */
   private sweeping: Promise<void> | undefined;
 
@@ -49,6 +63,8 @@ export class VoiceCalls {
     /** Where recordings are written as calls go, until stored. */
     private readonly spoolDir: string,
     private readonly control: CallControl,
+    /** Every call run here holds a place: the one reserved when it was admitted, or one taken as its media connects. */
+    private readonly admission: Admission,
   ) {}
 
   /**
@@ -88,6 +104,13 @@ export class VoiceCalls {
   close(): void {
     clearInterval(this.sweeper);
     this.sweeper = undefined;
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+  }
+
+  /** Marks every call running here as alive, so no instance's sweeper takes it for lost. Never throws. */
+  private async beat(): Promise<void> {
+    await this.calls.touch([...this.live.keys()]).catch((err: unknown) => this.log.warn({ err }, 'call heartbeat failed'));
   }
 
   /** Calls whose audio this instance is handling now. */
@@ -105,11 +128,37 @@ export class VoiceCalls {
     await Promise.race([Promise.allSettled(running), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
   }
 
+  /**
+   * Runs the call on this transport to its end. The call needs a place among the live calls (Admission): the one
+   * reserved for it here, else a new one (its media came to another instance than its webhook, or it was picked up
+   * again after a restart); without one the transport is closed with ALL_LINES_BUSY as the reason (a browser gets it
+   * in its `end` message) and the call ends `busy`.
+   */
   async run(tenantId: string, callId: string, transport: Transport, opts: { beforeClose?: (outcome: CallOutcome) => Promise<void> } = {}): Promise<CallOutcome> {
     // About when the transport's clock started (it was connected just before): where its audio goes in the recording.
     const connectedAt = performance.now();
     const log = this.log.child({ tenantId, callId });
     const call = await this.calls.get(tenantId, callId);
+    let lease: Lease;
+    try {
+      // (A chat session never runs here; its kind would not matter.)
+      lease = this.admission.claim(callId) ?? this.admission.admit(tenantId, call.direction === 'chat' ? 'web' : call.direction);
+    } catch (err) {
+      if (!isRefusal(err)) throw err;
+      log.warn({ code: err.code }, 'call refused as its media connected: no place on this instance');
+      await transport.close(ALL_LINES_BUSY).catch(() => undefined);
+      await this.calls.end(tenantId, callId, 'busy', `${err.code}: ${err.message}`);
+      return { status: 'busy', reason: err.code };
+    }
+    try {
+      return await this.runAdmitted(call, transport, connectedAt, log, opts);
+    } finally {
+      lease.release();
+    }
+  }
+
+  private async runAdmitted(call: Call, transport: Transport, connectedAt: number, log: FastifyBaseLogger, opts: { beforeClose?: (outcome: CallOutcome) => Promise<void> }): Promise<CallOutcome> {
+    const { tenantId, id: callId } = call;
     // The call's clock runs from its start, also across a restart: turn times never go backwards.
     const origin = performance.now() - (Date.now() - (call.startedAt ?? new Date()).getTime());
     const turns = await this.calls.transcript(tenantId, callId);
@@ -165,7 +214,10 @@ export class VoiceCalls {
       now: () => performance.now() - origin,
       beforeClose: opts.beforeClose,
     });
+    // Seen alive now (a call picked up again must not look lost), then every HEARTBEAT_MS while anything runs here.
+    await this.calls.touch([callId]).catch((err: unknown) => log.warn({ err }, 'call heartbeat failed'));
     this.live.set(callId, session);
+    this.heartbeat ??= setInterval(() => void this.beat(), HEARTBEAT_MS).unref();
     // Hang-up and transfer reach the session from any instance of the service.
     const detach = this.control.attach(callId, (command) => (command.type === 'hangup' ? session.hangup(command.reason) : session.transfer(command.to, command.reason)), {
       tenantId,
@@ -179,6 +231,10 @@ export class VoiceCalls {
       this.runs.delete(running);
       detach();
       this.live.delete(callId);
+      if (!this.live.size) {
+        clearInterval(this.heartbeat);
+        this.heartbeat = undefined;
+      }
       await save();
     }
   }

@@ -4,7 +4,7 @@ import type { Deps } from '../../deps.js';
 import type { Call, CallEvent, Turn } from '../../services/calls.js';
 import type { App } from '../app.js';
 import { principalOf } from '../auth.js';
-import { errorResponses, idParams, iso, page, pageQuery } from '../schemas.js';
+import { errorEnvelope, errorResponses, idParams, iso, page, pageQuery } from '../schemas.js';
 import { E164, phoneNumberOverridesSchema } from '../../services/phone-numbers.js';
 import { BROWSER_STREAM_PATH } from '../../telephony/telephony.js';
 import { publicBaseUrl } from './twilio.js';
@@ -109,9 +109,10 @@ export function callRoutes(app: App, deps: Deps): void {
         summary: 'Place an outbound phone call (Twilio); the agent speaks first when it is answered',
         description:
           'From `from_number_id` (one of the tenant’s numbers) or the tenant’s oldest active number. `overrides` change the agent for this call only. ' +
-          'The call starts `queued`; Twilio’s status callbacks move it on. 422 call_rejected when Twilio refuses the destination, 503 twilio_not_configured without Twilio.',
+          'The call starts `queued`; Twilio’s status callbacks move it on. 422 call_rejected when Twilio refuses the destination, 503 twilio_not_configured without Twilio. ' +
+          'Like every new call it needs a place: 429 too_many_calls past the tenant’s live calls (MAX_LIVE_CALLS_PER_TENANT), 503 calls_at_capacity past the instance’s (MAX_LIVE_CALLS), both with Retry-After.',
         body: z.strictObject({ to: z.string().regex(E164, 'must be an E.164 number such as +14155550100'), from_number_id: z.uuid().optional(), overrides: phoneNumberOverridesSchema.optional() }),
-        response: { 201: callView, ...errorResponses },
+        response: { 201: callView, ...errorResponses, 503: errorEnvelope },
       },
     },
     async (request, reply) => {
@@ -133,9 +134,11 @@ export function callRoutes(app: App, deps: Deps): void {
           'Text messages from the browser: `{"type":"dtmf","digit"}`, `{"type":"end"}`; from us: `{"type":"mark","name"}` after each sentence, ' +
           '`{"type":"clear"}` when the caller interrupts (drop what is buffered), `{"type":"end","reason"}` when the call ends. ' +
           'The token opens one websocket. Audio is taken in real time: up to 1.5 s ahead of the wall clock, the excess dropped; a client ' +
-          'sending much faster, or flooding messages, gets `{"type":"error","error":{"code":"media_policy"}}` and close code 1008.',
+          'sending much faster, or flooding messages, gets `{"type":"error","error":{"code":"media_policy"}}` and close code 1008.' +
+          ' ' +
+          '429 too_many_calls past the tenant’s live calls, 503 calls_at_capacity past the instance’s, both with Retry-After; a call whose websocket does not open in time ends `failed` (no media).',
         body: z.strictObject({ overrides: phoneNumberOverridesSchema.optional() }).nullish(),
-        response: { 201: z.object({ call_id: z.uuid(), token: z.string(), stream_url: z.string(), sample_rate: z.literal(16000), expires_at: z.string() }), ...errorResponses },
+        response: { 201: z.object({ call_id: z.uuid(), token: z.string(), stream_url: z.string(), sample_rate: z.literal(16000), expires_at: z.string() }), ...errorResponses, 503: errorEnvelope },
       },
     },
     async (request, reply) => {

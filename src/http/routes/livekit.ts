@@ -44,7 +44,7 @@ function liveKitOf(deps: Deps): LiveKitService {
 
 export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
   const common = { tags: ['livekit'], security: [{ bearer: [] }] };
-  const agent = new LiveKitAgent({ calls: deps.calls, voice: deps.voice, settings: deps.settings, phoneNumbers: deps.phoneNumbers, log: deps.log.child({ component: 'livekit-agent' }) });
+  const agent = new LiveKitAgent({ calls: deps.calls, voice: deps.voice, settings: deps.settings, phoneNumbers: deps.phoneNumbers, log: deps.log.child({ component: 'livekit-agent' }), admission: deps.admission });
   // Stops joining rooms and waiting for callers; main.ts has already drained the live conversations by then.
   app.addHook('onClose', async () => {
     await agent.stop();
@@ -53,10 +53,17 @@ export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
   /** A web call: the call row, then its room; a room that cannot be made leaves the call failed, not dangling. */
   const startWebCall = async (tenantId: string, userId: string | undefined) => {
     const lk = liveKitOf(deps);
-    const call = await deps.calls.start(tenantId, { direction: 'web', userId });
+    const lease = deps.admission.admit(tenantId, 'web');
+    const call = await deps.calls.start(tenantId, { direction: 'web', userId }).catch((err: unknown) => {
+      lease.release();
+      throw err;
+    });
+    // Kept until the agent runs the call (or the caller does not come, or the connect timeout).
+    deps.admission.reserve(call.id, lease);
     try {
       return { lk, call, room: await lk.createRoom(tenantId, call.id) };
     } catch (err) {
+      deps.admission.cancel(call.id);
       await deps.calls.end(tenantId, call.id, 'failed', 'livekit room could not be created');
       throw err;
     }
@@ -122,13 +129,20 @@ export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
       const trunk = await lk.outboundTrunk(p.tenantId, request.body.trunk_id);
       // The trunk's numbers are the caller ids its provider lets us present; wildcards and SIP users are not numbers.
       const fromNumber = trunk.numbers.find((n) => E164.test(n));
-      const call = await deps.calls.open(p.tenantId, {
-        direction: 'outbound',
-        status: 'queued',
-        fromNumber: fromNumber ?? '',
-        toNumber: request.body.to,
-        userId: p.kind === 'user' ? p.userId : undefined,
-      });
+      const lease = deps.admission.admit(p.tenantId, 'outbound');
+      const call = await deps.calls
+        .open(p.tenantId, {
+          direction: 'outbound',
+          status: 'queued',
+          fromNumber: fromNumber ?? '',
+          toNumber: request.body.to,
+          userId: p.kind === 'user' ? p.userId : undefined,
+        })
+        .catch((err: unknown) => {
+          lease.release();
+          throw err;
+        });
+      deps.admission.reserve(call.id, lease);
       const placed = await agent.placeCall(lk, p.tenantId, call.id, { to: request.body.to, trunkId: trunk.trunkId, fromNumber });
       return reply.status(201).send({ call_id: call.id, room: placed.room, sip_call_id: placed.sipCallId, status: 'ringing' as const });
     },
@@ -178,7 +192,10 @@ export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
       await liveKitOf(deps).deleteRoom(tenantId, request.params.name);
       // LiveKit's room_finished webhook would end the call too; not every deployment has webhooks set up.
       const callId = await callInRoom(deps, tenantId, request.params.name);
-      if (callId) await deps.calls.end(tenantId, callId, 'completed', 'livekit room deleted');
+      if (callId) {
+        deps.admission.cancel(callId);
+        await deps.calls.end(tenantId, callId, 'completed', 'livekit room deleted');
+      }
       return reply.status(204).send(null);
     },
   );
@@ -295,7 +312,10 @@ async function recordWebhook(deps: Deps, agent: LiveKitAgent, lk: LiveKitService
     }),
   });
   if (event.event === 'egress_ended' && egress) await recordEgressEnd(deps, tenantId, callId, egress);
-  if (event.event === 'room_finished') await deps.calls.end(tenantId, callId, 'completed', 'livekit room finished');
+  if (event.event === 'room_finished') {
+    deps.admission.cancel(callId);
+    await deps.calls.end(tenantId, callId, 'completed', 'livekit room finished');
+  }
   return true;
 }
 

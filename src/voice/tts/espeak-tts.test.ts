@@ -1,4 +1,8 @@
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Semaphore } from '../../lib/semaphore.js';
 import { concatPcm, dbfs } from '../audio.js';
 import { EspeakTts } from './espeak-tts.js';
 
@@ -36,5 +40,47 @@ describe('EspeakTts (espeak-ng)', () => {
     controller.abort();
     expect(await collect(new EspeakTts({ sampleRate: 8000 }), 'Never said.', controller.signal)).toEqual([]);
     await expect(collect(new EspeakTts({ sampleRate: 8000, binary: 'espeak-ng-missing' }), 'Hi.')).rejects.toThrow(/espeak-ng is not installed/);
+  });
+
+  it('many calls speaking at once share the instance’s slots: never more espeak-ng processes than LOCAL_TTS_CONCURRENCY', async () => {
+    // espeak-ng behind a wrapper that logs its start and end, and lingers a little so that processes overlap.
+    const dir = mkdtempSync(path.join(tmpdir(), 'va-espeak-'));
+    const log = path.join(dir, 'log');
+    const binary = path.join(dir, 'espeak-wrapper');
+    writeFileSync(binary, `#!/bin/sh\necho s >> '${log}'\nsleep 0.2\nespeak-ng "$@"\ncode=$?\necho e >> '${log}'\nexit $code\n`);
+    chmodSync(binary, 0o755);
+    const maxAtOnce = () => {
+      let now = 0;
+      let max = 0;
+      for (const line of readFileSync(log, 'utf8').split('\n')) {
+        if (line === 's') max = Math.max(max, ++now);
+        if (line === 'e') now -= 1;
+      }
+      return max;
+    };
+    const speakAll = (slots?: Semaphore) =>
+      Promise.all(Array.from({ length: 8 }, (_, i) => collect(new EspeakTts({ sampleRate: 8000, binary, slots }), `Caller number ${i}, your table is ready.`)));
+    // One engine per call (each call has its own EspeakTts), two slots for the instance.
+    const slots = new Semaphore(2);
+    const spoken = await speakAll(slots);
+    expect(spoken.every((frames) => frames.length > 5)).toBe(true);
+    expect(maxAtOnce()).toBeLessThanOrEqual(2);
+    expect(slots.active).toBe(0);
+    // Without the shared slots the same calls run their processes all at once.
+    writeFileSync(log, '');
+    await speakAll();
+    expect(maxAtOnce()).toBeGreaterThan(2);
+  });
+
+  it('a sentence interrupted while waiting for a slot says nothing and leaves the queue', async () => {
+    const slots = new Semaphore(1);
+    const hold = await slots.acquire();
+    const controller = new AbortController();
+    const waiting = collect(new EspeakTts({ sampleRate: 8000, slots }), 'Nobody will hear this.', controller.signal);
+    controller.abort();
+    expect(await waiting).toEqual([]);
+    expect(slots.queued).toBe(0);
+    hold();
+    expect(slots.active).toBe(0);
   });
 });

@@ -1,0 +1,2 @@
+ALTER TABLE "calls" ADD COLUMN "last_seen_at" timestamp with time zone;--> statement-breakpoint
+CREATE INDEX "calls_not_ended_idx" ON "calls" USING btree ("created_at") WHERE "calls"."ended_at" is null;

@@ -19,7 +19,7 @@ import {
 } from '@livekit/rtc-node';
 import { EventQueue } from '../../lib/event-queue.js';
 import { type AudioFrame, durationMs, FRAME_MS, StreamResampler } from '../audio.js';
-import { type AdmissionLimits, InboundAdmission } from './admission.js';
+import { type AdmissionLimits, InboundAdmission } from './inbound-admission.js';
 import { Playout } from './playout.js';
 import type { Transport } from './transport.js';
 import { Listeners, OnceEvent } from '../../lib/listeners.js';

@@ -5,7 +5,7 @@
 import type { RawData, WebSocket } from 'ws';
 import { type AudioFrame, FRAME_MS, muLawBase64, muLawDecode, PcmArena } from '../audio.js';
 import { EventQueue } from '../../lib/event-queue.js';
-import { type AdmissionLimits, InboundAdmission, POLICY_VIOLATION } from './admission.js';
+import { type AdmissionLimits, InboundAdmission, POLICY_VIOLATION } from './inbound-admission.js';
 import { Playout } from './playout.js';
 import type { Transport } from './transport.js';
 import { Listeners, OnceEvent } from '../../lib/listeners.js';

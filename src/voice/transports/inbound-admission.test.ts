@@ -2,7 +2,7 @@
 // drifting or bursty real caller never refused; message and control rates; and the bounded EventQueue.
 import { describe, expect, it } from 'vitest';
 import { EventQueue } from '../../lib/event-queue.js';
-import { DEFAULT_ADMISSION, InboundAdmission } from './admission.js';
+import { DEFAULT_ADMISSION, InboundAdmission } from './inbound-admission.js';
 
 const RATE = 16000;
 

@@ -23,6 +23,12 @@ export interface IngestionOptions {
   maxAttempts: number;
   /** How often an idle worker looks for work queued by other instances. */
   pollMs?: number;
+  /**
+   * Chunks written per transaction (default 16). On the embedded database each statement runs on the main thread:
+   * 8 rows keep a write at ~20 ms (16 rows: ~40 ms, and 200-450 ms spikes on a busy machine late in a 15,000-chunk
+   * document; bench:isolation --full: longest /health gap 590 ms with 16, 319 ms with 8).
+   */
+  writeBatchRows?: number;
 }
 
 export interface EmbedderSource {
@@ -47,8 +53,6 @@ class Superseded extends Error {}
 class GaveUp extends Error {}
 
 const BACKOFF_BASE_MS = 2_000;
-/** Chunks written per transaction. */
-const WRITE_BATCH = 16;
 const BACKOFF_MAX_MS = 5 * 60_000;
 
 export class IngestionWorker {
@@ -217,10 +221,11 @@ export class IngestionWorker {
       );
       // Written in small transactions with a turn of the event loop between them: the embedded database runs on the
       // main thread, and back-to-back writes of a large document delayed timers (calls, /health) by 1 to 4 s at a
-      // time; 16 rows and an explicit turn measured under 1 s (bench:isolation reports it).
-      for (let k = 0; k < batch.length; k += WRITE_BATCH) {
+      // time (see writeBatchRows).
+      const writeBatch = this.opts.writeBatchRows ?? 16;
+      for (let k = 0; k < batch.length; k += writeBatch) {
         if (k > 0) await nextTurn();
-        const rows = batch.slice(k, k + WRITE_BATCH);
+        const rows = batch.slice(k, k + writeBatch);
         await this.db.transaction(async (tx) => {
           await this.lockOwned(tx, claim);
           const inserted = await tx

@@ -108,7 +108,11 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
       return e instanceof LocalEmbedder ? documentPool.embedder(e) : e;
     },
   };
-  const ingestion = new IngestionWorker(db, ingestEmbedders, documentPool, log.child({ component: 'ingestion' }), config.ingest);
+  // The embedded database writes on the main thread: smaller write transactions, so no statement holds it long.
+  const ingestion = new IngestionWorker(db, ingestEmbedders, documentPool, log.child({ component: 'ingestion' }), {
+    ...config.ingest,
+    writeBatchRows: database.kind === 'embedded' ? 8 : 16,
+  });
   const retriever = new Retriever(db, embedders);
   const calls = new CallService(db);
   const recordings = createRecordingStore(config, config.secretKey);

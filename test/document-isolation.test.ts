@@ -1,8 +1,12 @@
 // Hostile and heavy documents against the running service (issue 16): each is refused at upload with its code or
 // ends `failed`/`ready`, the process survives, its RSS stays bounded, and the main event loop keeps answering
 // /health while the document is processed (all document work runs in the worker threads of DocumentPool).
+import { createHash } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rowsOf } from '../src/db/client.js';
+import { DOCUMENT_PART_BYTES } from '../src/db/document-parts.js';
 import { bigText, bracketBombMarkdown, deepHtml, paragraphBombDocx } from './fixtures/documents.js';
 import { bearer, buildTestApp, call, multipart, type Session, signup, type TestApp, waitFor } from './helpers.js';
 
@@ -70,9 +74,11 @@ async function ingest(file: Buffer, filename: string) {
   return { ...r, doc: r.result };
 }
 
-// The issue's bound is 1 s p100 for /health; these tests share 2 cores with other work, so the event-loop bound is
-// 2 s: the stalls fixed here were 10 to 150 s. `npm run bench:isolation` reports the real numbers.
-const LOOP_BOUND_MS = 2_000;
+// The issue's bound: 1 s p100 for /health, and the event loop never held longer, even on a busy 2-core machine.
+// Measured with the main thread's remaining work (database statements of tens of milliseconds, the test's own
+// multipart parse of 19 MB in app.inject): under 0.3 s; before, one statement storing a 19 MB file held it 0.8 to
+// 3 s, and extraction on the main thread 10 to 150 s. `npm run bench:isolation` reports the real numbers.
+const LOOP_BOUND_MS = 1_000;
 const RSS_BOUND_MB = 1_536;
 
 describe('hostile documents do not hurt the service', () => {
@@ -114,11 +120,45 @@ describe('hostile documents do not hurt the service', () => {
     expect(r.healthMaxMs).toBeLessThan(LOOP_BOUND_MS);
   });
 
-  it('a 19 MB plain-text document is extracted and chunked while /health keeps answering; past the chunk limit it fails once', async () => {
-    const r = await ingest(bigText(19 * 1024 * 1024), 'big.txt');
-    expect(r.doc).toMatchObject({ status: 'failed', attempts: 1, error: expect.stringMatching(/^document_too_complex: The document makes \d+ chunks \(the limit is 5000\)/) });
+  it('a 19 MB plain-text document is stored, extracted and chunked while /health keeps answering; past the chunk limit it fails once', async () => {
+    const file = bigText(19 * 1024 * 1024);
+    // Watched from the upload on: storing the file is on the main thread's database too.
+    const r = await watched(async () => {
+      const res = await upload(file, 'big.txt');
+      expect(res.statusCode, res.body).toBe(202);
+      return processed(res.json().id);
+    });
+    expect(r.result).toMatchObject({ status: 'failed', attempts: 1, error: expect.stringMatching(/^document_too_complex: The document makes \d+ chunks \(the limit is 5000\)/) });
     expect(r.loopMaxMs).toBeLessThan(LOOP_BOUND_MS);
     expect(r.healthMaxMs).toBeLessThan(LOOP_BOUND_MS);
     expect(r.rssMaxMb).toBeLessThan(RSS_BOUND_MB);
   }, 300_000);
+
+  it('a file is stored in parts of at most DOCUMENT_PART_BYTES, whole, and replaced whole', async () => {
+    const parts = async (id: string) =>
+      rowsOf<{ part: number; n: number; sha: string }>(
+        await t.deps.database.db.execute(sql`
+          select part, octet_length(bytes) as n,
+                 (select encode(sha256(string_agg(bytes, ''::bytea order by part)), 'hex') from document_parts where document_id = ${id}) as sha
+          from document_parts where document_id = ${id} order by part`),
+      );
+    const file = bigText(3 * DOCUMENT_PART_BYTES + 1_000);
+    const res = await upload(file, 'parts.txt');
+    expect(res.statusCode, res.body).toBe(202);
+    const id = res.json().id as string;
+    const stored = await parts(id);
+    expect(stored.map((p) => p.part)).toEqual([0, 1, 2, 3]);
+    expect(Math.max(...stored.map((p) => p.n))).toBe(DOCUMENT_PART_BYTES);
+    expect(stored[0]!.sha).toBe(createHash('sha256').update(file).digest('hex'));
+    expect(await processed(id)).toMatchObject({ status: 'ready' });
+
+    const smaller = bigText(DOCUMENT_PART_BYTES / 2);
+    const form = multipart([{ name: 'file', value: smaller, filename: 'parts.txt' }]);
+    const put = await t.app.inject({ method: 'PUT', url: `/api/v1/documents/${id}`, headers: { ...bearer(s.access_token), ...form.headers }, payload: form.payload });
+    expect(put.statusCode, put.body).toBe(202);
+    const replaced = await parts(id);
+    expect(replaced.map((p) => p.part)).toEqual([0]);
+    expect(replaced[0]!.sha).toBe(createHash('sha256').update(smaller).digest('hex'));
+    expect(await processed(id)).toMatchObject({ status: 'ready' });
+  }, 120_000);
 });

@@ -4,11 +4,12 @@
 // (after the lease runs out, or at once on an embedded database after a restart) skips what is stored.
 // Chunks are written under the document's new version and only become searchable in the final swap.
 import { randomUUID } from 'node:crypto';
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { and, eq, ne, sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
 import { type Db, rowsOf } from '../db/client.js';
+import { readParts } from '../db/document-parts.js';
 import { documentChunks, documents } from '../db/schema.js';
+import { nextTurn } from '../lib/event-loop.js';
 import { ProviderError } from '../lib/provider-error.js';
 import type { Chunk } from './chunking.js';
 import type { Embedder } from './embedders/embedder.js';
@@ -22,6 +23,12 @@ export interface IngestionOptions {
   maxAttempts: number;
   /** How often an idle worker looks for work queued by other instances. */
   pollMs?: number;
+  /**
+   * Chunks written per transaction (default 16). On the embedded database each statement runs on the main thread:
+   * 8 rows keep a write at ~20 ms (16 rows: ~40 ms, and 200-450 ms spikes on a busy machine late in a 15,000-chunk
+   * document; bench:isolation --full: longest /health gap 590 ms with 16, 319 ms with 8).
+   */
+  writeBatchRows?: number;
 }
 
 export interface EmbedderSource {
@@ -46,8 +53,6 @@ class Superseded extends Error {}
 class GaveUp extends Error {}
 
 const BACKOFF_BASE_MS = 2_000;
-/** Chunks written per transaction. */
-const WRITE_BATCH = 16;
 const BACKOFF_MAX_MS = 5 * 60_000;
 
 export class IngestionWorker {
@@ -182,12 +187,12 @@ export class IngestionWorker {
   }
 
   private async ingest(claim: Claim): Promise<number> {
-    const [doc] = await this.db
-      .select({ source: documents.source, format: documents.format })
-      .from(documents)
-      .where(eq(documents.id, claim.id));
-    if (!doc?.source) throw new ExtractError('empty_document', 'The document has no stored content');
-    const chunks = await this.processor.chunk(doc.source, doc.format, this.abort.signal);
+    const [doc] = await this.db.select({ format: documents.format }).from(documents).where(eq(documents.id, claim.id));
+    if (!doc) throw new Superseded();
+    // Read in parts, as stored: the whole file in one statement held the embedded database (the main thread) ~0.4 s.
+    const source = await readParts(this.db, claim.id);
+    if (source.length === 0) throw new ExtractError('empty_document', 'The document has no stored content');
+    const chunks = await this.processor.chunk(source, doc.format, this.abort.signal);
     const embedder = await this.embedders.forTenant(claim.tenant_id);
 
     // Resume: chunks of this version already stored with this model are kept; any of another model (the
@@ -207,7 +212,7 @@ export class IngestionWorker {
     const todo = chunks.filter((c) => !done.has(c.index));
 
     for (let i = 0; i < todo.length; i += embedder.maxBatchSize) {
-      await yieldToEventLoop();
+      await nextTurn();
       this.abort.signal.throwIfAborted();
       const batch = todo.slice(i, i + embedder.maxBatchSize);
       const vectors = await embedder.embed(
@@ -216,10 +221,11 @@ export class IngestionWorker {
       );
       // Written in small transactions with a turn of the event loop between them: the embedded database runs on the
       // main thread, and back-to-back writes of a large document delayed timers (calls, /health) by 1 to 4 s at a
-      // time; 16 rows and an explicit turn measured under 1 s (bench:isolation reports it).
-      for (let k = 0; k < batch.length; k += WRITE_BATCH) {
-        if (k > 0) await yieldToEventLoop();
-        const rows = batch.slice(k, k + WRITE_BATCH);
+      // time (see writeBatchRows).
+      const writeBatch = this.opts.writeBatchRows ?? 16;
+      for (let k = 0; k < batch.length; k += writeBatch) {
+        if (k > 0) await nextTurn();
+        const rows = batch.slice(k, k + writeBatch);
         await this.db.transaction(async (tx) => {
           await this.lockOwned(tx, claim);
           const inserted = await tx

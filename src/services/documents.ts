@@ -1,19 +1,17 @@
 // The knowledge base's documents: upload (checked cheaply at once), list, read, replace, delete, and re-queueing
 // when the tenant changes embedding model. Ingestion itself runs in rag/ingestion.ts, off the request path.
-import { and, count, desc, eq, getTableColumns, isNotNull, like, ne, sql } from 'drizzle-orm';
+import { and, count, desc, eq, exists, like, ne, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { documents } from '../db/schema.js';
+import { storeParts } from '../db/document-parts.js';
+import { documentParts, documents } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
 import { ExtractError, type ExtractLimits, inspectDocument } from '../rag/extract.js';
 import { sha256 } from './secret-box.js';
 
-export type DocumentRow = Omit<typeof documents.$inferSelect, 'source'>;
+export type DocumentRow = typeof documents.$inferSelect;
 
-// Every column but the file itself: lists and reads never haul megabytes of source around.
-const columns = Object.fromEntries(Object.entries(getTableColumns(documents)).filter(([name]) => name !== 'source')) as Omit<
-  ReturnType<typeof getTableColumns<typeof documents>>,
-  'source'
->;
+/** A document has stored content: what re-queueing can process again. */
+const hasParts = (db: Db) => exists(db.select({ one: sql`1` }).from(documentParts).where(eq(documentParts.documentId, documents.id)));
 
 export interface DocumentUpload {
   title: string;
@@ -45,33 +43,36 @@ export class DocumentService {
 
   async create(tenantId: string, upload: DocumentUpload): Promise<DocumentRow> {
     const format = await this.validate(upload);
-    const [row] = await this.db
-      .insert(documents)
-      .values({
-        tenantId,
-        title: upload.title,
-        filename: upload.filename,
-        format,
-        sizeBytes: upload.bytes.length,
-        contentSha256: sha256(upload.bytes),
-        source: upload.bytes,
-      })
-      .returning(columns);
+    const row = await this.db.transaction(async (tx) => {
+      const [created] = await tx
+        .insert(documents)
+        .values({
+          tenantId,
+          title: upload.title,
+          filename: upload.filename,
+          format,
+          sizeBytes: upload.bytes.length,
+          contentSha256: sha256(upload.bytes),
+        })
+        .returning();
+      await storeParts(tx, created!.id, upload.bytes);
+      return created!;
+    });
     this.onQueued();
-    return row!;
+    return row;
   }
 
   async list(tenantId: string, page: { limit: number; offset: number }) {
     const where = eq(documents.tenantId, tenantId);
     const [items, [total]] = await Promise.all([
-      this.db.select(columns).from(documents).where(where).orderBy(desc(documents.createdAt), desc(documents.id)).limit(page.limit).offset(page.offset),
+      this.db.select().from(documents).where(where).orderBy(desc(documents.createdAt), desc(documents.id)).limit(page.limit).offset(page.offset),
       this.db.select({ n: count() }).from(documents).where(where),
     ]);
     return { items, total: total?.n ?? 0 };
   }
 
   async get(tenantId: string, id: string): Promise<DocumentRow> {
-    const [row] = await this.db.select(columns).from(documents).where(and(eq(documents.tenantId, tenantId), eq(documents.id, id)));
+    const [row] = await this.db.select().from(documents).where(and(eq(documents.tenantId, tenantId), eq(documents.id, id)));
     if (!row) throw notFound('Document');
     return row;
   }
@@ -79,20 +80,24 @@ export class DocumentService {
   /** New content becomes a new version; the current chunks keep answering searches until it is ready. */
   async replace(tenantId: string, id: string, upload: Partial<Pick<DocumentUpload, 'title'>> & Omit<DocumentUpload, 'title'>): Promise<DocumentRow> {
     const format = await this.validate(upload);
-    const [row] = await this.db
-      .update(documents)
-      .set({
-        ...queued(),
-        ...(upload.title !== undefined && { title: upload.title }),
-        filename: upload.filename ?? null,
-        format,
-        sizeBytes: upload.bytes.length,
-        contentSha256: sha256(upload.bytes),
-        source: upload.bytes,
-      })
-      .where(and(eq(documents.tenantId, tenantId), eq(documents.id, id)))
-      .returning(columns);
-    if (!row) throw notFound('Document');
+    const row = await this.db.transaction(async (tx) => {
+      const [updated] = await tx
+        .update(documents)
+        .set({
+          ...queued(),
+          ...(upload.title !== undefined && { title: upload.title }),
+          filename: upload.filename ?? null,
+          format,
+          sizeBytes: upload.bytes.length,
+          contentSha256: sha256(upload.bytes),
+        })
+        .where(and(eq(documents.tenantId, tenantId), eq(documents.id, id)))
+        .returning();
+      if (!updated) throw notFound('Document');
+      await tx.delete(documentParts).where(eq(documentParts.documentId, id));
+      await storeParts(tx, id, upload.bytes);
+      return updated;
+    });
     this.onQueued();
     return row;
   }
@@ -111,7 +116,7 @@ export class DocumentService {
     const rows = await this.db
       .update(documents)
       .set(queued())
-      .where(and(eq(documents.tenantId, tenantId), isNotNull(documents.source)))
+      .where(and(eq(documents.tenantId, tenantId), hasParts(this.db)))
       .returning({ id: documents.id });
     if (rows.length) this.onQueued();
     return rows.length;
@@ -125,7 +130,7 @@ export class DocumentService {
     const rows = await this.db
       .update(documents)
       .set(queued())
-      .where(and(like(documents.embeddingModel, 'local-hash-%'), ne(documents.embeddingModel, currentModel), isNotNull(documents.source)))
+      .where(and(like(documents.embeddingModel, 'local-hash-%'), ne(documents.embeddingModel, currentModel), hasParts(this.db)))
       .returning({ id: documents.id });
     if (rows.length) this.onQueued();
     return rows.length;

@@ -238,11 +238,11 @@ async function uploadOnce(baseUrl: string, token: string, file: Buffer, filename
 
 async function main() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-isolation-'));
-  if (PIN) execFileSync('taskset', ['-pc', '0', String(process.pid)]);
+  if (PIN) execFileSync('taskset', ['-a', '-pc', '0', String(process.pid)]);
   console.error('[bench:isolation] making the caller\'s speech, starting the provider fakes and the service...');
   const speech = await Promise.all(QUESTIONS.map(utterance));
   const fakes = await startFakes();
-  if (PIN) execFileSync('taskset', ['-pc', '0', String(fakes.child.pid)]);
+  if (PIN) execFileSync('taskset', ['-a', '-pc', '0', String(fakes.child.pid)]);
   const service = await startService(dir, fakes.info);
   const pid = service.child.pid!;
   try {

@@ -215,9 +215,11 @@ describe('TwilioMediaStreamTransport', () => {
     };
 
     const ahead = await stalled(undefined);
-    // The first 200 ms went at once (the first frame and ten more), then one frame per 20 ms.
+    // The first 200 ms went at once (the first frame and ten more), then one frame per 20 ms: of the 37 later
+    // gaps, sent all at once every one would be short; paced, only the catch-up after the stall (~8) and a busy
+    // machine's timer jitter are (13 were seen under load, so the bound leaves room).
     expect(ahead.leg.outboundGapsMs.slice(0, 10).every((g) => g < 15)).toBe(true);
-    expect(ahead.leg.outboundGapsMs.slice(12).filter((g) => g < 15).length).toBeLessThan(12);
+    expect(ahead.leg.outboundGapsMs.slice(12).filter((g) => g < 15).length).toBeLessThan(20);
     // Heard unbroken: every frame started as the one before ended.
     expect(ahead.leg.heardGapsMs).toHaveLength(49);
     expect(ahead.leg.heardGapsMs.every((g) => g === 20)).toBe(true);

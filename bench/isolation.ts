@@ -22,15 +22,13 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENV_VARIABLES } from '../src/config.js';
 import { SimulatedCall } from '../src/sim/simulated-call.js';
-import { dbfs, toFrames } from '../src/voice/audio.js';
-import { EspeakTts } from '../src/voice/tts/espeak-tts.js';
 import { bigText, bracketBombMarkdown, deepHtml, paragraphBombDocx } from '../test/fixtures/documents.js';
+import { freePort, utterance } from './call-bench-kit.js';
 import type { ProviderFakesInfo } from './provider-fakes.js';
 
 const args = new Map<string, string>();
@@ -74,17 +72,6 @@ async function startFakes(): Promise<{ child: ChildProcess; info: ProviderFakesI
   return { child, info: JSON.parse(line) as ProviderFakesInfo };
 }
 
-/** espeak-ng speech at 8 kHz without its leading and trailing silence: the caller's speech ends when the audio does. */
-async function utterance(text: string): Promise<Int16Array> {
-  const parts: Int16Array[] = [];
-  for await (const f of new EspeakTts({ sampleRate: 8000, voice: 'en-us+klatt', wordsPerMinute: 170 }).synthesize(text)) parts.push(f.pcm);
-  const pcm = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  parts.reduce((at, p) => (pcm.set(p, at), at + p.length), 0);
-  const frames = toFrames(pcm, 8000);
-  const loud = frames.map((f) => dbfs(f.pcm) > -40);
-  return pcm.slice(loud.indexOf(true) * frames[0]!.pcm.length, (loud.lastIndexOf(true) + 1) * frames[0]!.pcm.length);
-}
-
 interface CallOutcome {
   ok: boolean;
   reason?: string;
@@ -119,15 +106,6 @@ async function phoneCall(baseUrl: string, speech: Int16Array[], greeted: () => v
     await c.hangup().catch(() => {});
     return { ok: false, reason: (err as Error).message, v2vMs, pacing: c.leg.pacing() };
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const address = server.address();
-  await new Promise((r) => server.close(r));
-  if (!address || typeof address === 'string') throw new Error('no free port');
-  return address.port;
 }
 
 async function startService(dir: string, fakes: ProviderFakesInfo): Promise<{ child: ChildProcess; baseUrl: string; logFile: string }> {

@@ -15,6 +15,8 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
+// Types only: the JSON columns hold what these schemas check on the way in (services/settings.ts).
+import type { AgentOverrides, StoredTenantSettings } from '../services/settings.js';
 
 /**
  * pgvector without a fixed dimension: one table holds vectors of every embedding model, and each dimension in use
@@ -105,14 +107,15 @@ export const tenantConfigs = pgTable(
     systemPrompt: text('system_prompt'),
     greeting: text('greeting'),
     language: text('language'),
-    rag: jsonb('rag').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    // The settings' JSON as written; read through tenantSettingsSchema, which fills the defaults of keys added since.
+    rag: jsonb('rag').$type<NonNullable<StoredTenantSettings['rag']>>().notNull().default(sql`'{}'::jsonb`),
     /** Call behaviour: transfer number, endpointing, interruptions, silence prompts, maximum duration. */
-    call: jsonb('call').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
-    providers: jsonb('providers').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    call: jsonb('call').$type<NonNullable<StoredTenantSettings['call']>>().notNull().default(sql`'{}'::jsonb`),
+    providers: jsonb('providers').$type<NonNullable<StoredTenantSettings['providers']>>().notNull().default(sql`'{}'::jsonb`),
     /** Provider name -> AES-256-GCM ciphertext (see services/secret-box.ts). Never returned in clear. */
-    providerKeys: jsonb('provider_keys').$type<Record<string, string>>().notNull().default(sql`'{}'::jsonb`),
+    providerKeys: jsonb('provider_keys').$type<NonNullable<StoredTenantSettings['provider_keys']>>().notNull().default(sql`'{}'::jsonb`),
     /** The tenant's HTTP tools (services/settings.ts); their header values are sealed like provider keys. */
-    tools: jsonb('tools').$type<Record<string, unknown>[]>().notNull().default(sql`'[]'::jsonb`),
+    tools: jsonb('tools').$type<NonNullable<StoredTenantSettings['tools']>>().notNull().default(sql`'[]'::jsonb`),
     extraData: extraData(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
@@ -139,8 +142,11 @@ export const signingSecrets = pgTable(
   (t) => [uniqueIndex('signing_secrets_tenant_id_key').on(t.tenantId)],
 );
 
-/** One user's preferences inside their tenant (the original design calls this TenantSettings). */
-export const tenantSettings = pgTable(
+/**
+ * One user's preferences inside their tenant. The table keeps the original design's name (tenant_settings); the
+ * tenant's own settings are in tenant_configs.
+ */
+export const userPreferences = pgTable(
   'tenant_settings',
   {
     id: id(),
@@ -218,7 +224,7 @@ export const phoneNumbers = pgTable(
     /** How inbound calls to this number reach the agent; null: the tenant's `call.telephony_mode`. */
     mode: text('mode', { enum: ['media_stream', 'livekit'] }),
     /** Agent settings that differ on this number (agent_name, greeting, system_prompt, language). */
-    overrides: jsonb('overrides').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    overrides: jsonb('overrides').$type<AgentOverrides>().notNull().default(sql`'{}'::jsonb`),
     extraData: extraData(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
@@ -249,7 +255,7 @@ export const calls = pgTable(
     endedAt: timestamp('ended_at', { withTimezone: true }),
     durationMs: integer('duration_ms'),
     /** Agent settings for this call only (outbound calls' `overrides`, or the dialled number's). */
-    overrides: jsonb('overrides').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    overrides: jsonb('overrides').$type<AgentOverrides>().notNull().default(sql`'{}'::jsonb`),
     /** Storage key of the stereo WAV recording (caller left, agent right), once written. */
     recordingKey: text('recording_key'),
     recordingMs: integer('recording_ms'),

@@ -5,6 +5,7 @@ import { and, asc, count, desc, eq, inArray, isNull, lt, or, sql } from 'drizzle
 import type { Db } from '../db/client.js';
 import { callEvents, calls, callTranscripts, tenants, users } from '../db/schema.js';
 import { notFound } from '../http/errors.js';
+import type { AgentOverrides } from './settings.js';
 
 export type Call = typeof calls.$inferSelect;
 export type Turn = typeof callTranscripts.$inferSelect;
@@ -41,7 +42,7 @@ export class CallService {
 
   async start(
     tenantId: string,
-    input: { direction: CallDirection; fromNumber?: string; toNumber?: string; userId?: string; phoneNumberId?: string; providerCallSid?: string; overrides?: Record<string, unknown> },
+    input: { direction: CallDirection; fromNumber?: string; toNumber?: string; userId?: string; phoneNumberId?: string; providerCallSid?: string; overrides?: AgentOverrides },
   ): Promise<Call> {
     const now = new Date();
     const [call] = await this.db
@@ -58,7 +59,7 @@ export class CallService {
    */
   async open(
     tenantId: string,
-    input: { direction: 'inbound' | 'outbound'; status: 'queued' | 'in_progress'; fromNumber: string; toNumber: string; phoneNumberId?: string | null; providerCallSid?: string; overrides?: Record<string, unknown>; userId?: string },
+    input: { direction: 'inbound' | 'outbound'; status: 'queued' | 'in_progress'; fromNumber: string; toNumber: string; phoneNumberId?: string | null; providerCallSid?: string; overrides?: AgentOverrides; userId?: string },
   ): Promise<Call> {
     const now = new Date();
     const answered = input.status === 'in_progress';
@@ -93,7 +94,7 @@ export class CallService {
   async openInRoom(
     tenantId: string,
     room: string,
-    input: { callId?: string; fromNumber: string; toNumber: string; phoneNumberId?: string | null; overrides?: Record<string, unknown> },
+    input: { callId?: string; fromNumber: string; toNumber: string; phoneNumberId?: string | null; overrides?: AgentOverrides },
   ): Promise<Call | undefined> {
     const { callId, ...values } = input;
     if (callId) {

@@ -2,11 +2,10 @@
 // the platform), per-number call mode and agent overrides, and the lookup that tells an inbound call which tenant
 // it belongs to.
 import { and, asc, count, desc, eq } from 'drizzle-orm';
-import { z } from 'zod';
 import type { Db } from '../db/client.js';
 import { phoneNumbers, tenants } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
-import { agentFieldsSchema } from './settings.js';
+import { type AgentOverrides, agentOverridesSchema } from './settings.js';
 
 /** E.164 as Twilio sends it in `To`; nothing is normalised, so what is stored is exactly what will be matched. */
 export const E164 = /^\+[1-9]\d{6,14}$/;
@@ -20,13 +19,14 @@ export type TelephonyMode = (typeof TELEPHONY_MODES)[number];
 /**
  * Agent settings a number changes for its calls, merged over the tenant's settings: a key left out keeps the
  * tenant's value, and null (greeting, system_prompt) means none on this number, as it does in the settings.
- * The same fields and limits as PUT /api/v1/settings/tenant, so an override can hold anything the settings can.
+ * The settings' own agent fields and limits (`agentOverridesSchema`), so an override can hold anything they can.
  */
-export const phoneNumberOverridesSchema = agentFieldsSchema;
-export type PhoneNumberOverrides = z.infer<typeof phoneNumberOverridesSchema>;
+export const phoneNumberOverridesSchema = agentOverridesSchema;
+/** The one `AgentOverrides` type, under the name its importers (telephony, voice-calls) know. */
+export type PhoneNumberOverrides = AgentOverrides;
 
-type Row = typeof phoneNumbers.$inferSelect;
-export type PhoneNumber = Omit<Row, 'overrides'> & { overrides: PhoneNumberOverrides };
+/** A number's row; its overrides are typed by the column (db/schema.ts) and only ever written through the schema above. */
+export type PhoneNumber = typeof phoneNumbers.$inferSelect;
 
 export interface NewPhoneNumber {
   number: string;
@@ -34,13 +34,10 @@ export interface NewPhoneNumber {
   providerSid?: string | null;
   isActive?: boolean;
   mode?: TelephonyMode | null;
-  overrides?: PhoneNumberOverrides;
+  overrides?: AgentOverrides;
 }
 /** Fields left out keep their value; `overrides`, when given, replaces the whole object. */
 export type PhoneNumberPatch = Partial<NewPhoneNumber>;
-
-/** Only ever written through phoneNumberOverridesSchema (the routes), so the stored JSON has its shape. */
-const toPhoneNumber = (row: Row): PhoneNumber => ({ ...row, overrides: row.overrides as PhoneNumberOverrides });
 
 /**
  * A unique violation of the number index, from either driver (pg error code 23505; drizzle may wrap it in
@@ -109,7 +106,7 @@ export class PhoneNumberService {
       .onConflictDoNothing({ target: phoneNumbers.number })
       .returning();
     if (!row) throw unavailable();
-    return toPhoneNumber(row);
+    return row;
   }
 
   async list(tenantId: string, page: { limit: number; offset: number }): Promise<{ items: PhoneNumber[]; total: number }> {
@@ -118,13 +115,13 @@ export class PhoneNumberService {
       this.db.select().from(phoneNumbers).where(where).orderBy(desc(phoneNumbers.createdAt), desc(phoneNumbers.id)).limit(page.limit).offset(page.offset),
       this.db.select({ n: count() }).from(phoneNumbers).where(where),
     ]);
-    return { items: items.map(toPhoneNumber), total: total?.n ?? 0 };
+    return { items: items, total: total?.n ?? 0 };
   }
 
   async get(tenantId: string, id: string): Promise<PhoneNumber> {
     const [row] = await this.db.select().from(phoneNumbers).where(and(eq(phoneNumbers.tenantId, tenantId), eq(phoneNumbers.id, id)));
     if (!row) throw notFound('Phone number');
-    return toPhoneNumber(row);
+    return row;
   }
 
   async update(tenantId: string, id: string, patch: PhoneNumberPatch): Promise<PhoneNumber> {
@@ -154,7 +151,7 @@ export class PhoneNumberService {
           .returning(),
       );
       if (!row) throw notFound('Phone number');
-      return toPhoneNumber(row);
+      return row;
     } catch (err) {
       if (isNumberTaken(err)) throw unavailable();
       throw err;
@@ -182,7 +179,7 @@ export class PhoneNumberService {
       .where(and(eq(phoneNumbers.tenantId, tenantId), eq(phoneNumbers.isActive, true)))
       .orderBy(asc(phoneNumbers.createdAt), asc(phoneNumbers.id))
       .limit(1);
-    return row && toPhoneNumber(row);
+    return row;
   }
 
   async findForInbound(number: string): Promise<{ tenantId: string; phoneNumber: PhoneNumber } | null> {
@@ -192,6 +189,6 @@ export class PhoneNumberService {
       .from(phoneNumbers)
       .innerJoin(tenants, eq(tenants.id, phoneNumbers.tenantId))
       .where(and(eq(phoneNumbers.number, number), eq(phoneNumbers.isActive, true), eq(tenants.status, 'active')));
-    return row ? { tenantId: row.number.tenantId, phoneNumber: toPhoneNumber(row.number) } : null;
+    return row ? { tenantId: row.number.tenantId, phoneNumber: row.number } : null;
   }
 }

@@ -1,35 +1,31 @@
-// Agent settings per tenant (TenantConfig) and preferences per user (TenantSettings). PUT merges: what a
-// request leaves out keeps its value (the tools list is replaced whole); provider keys and tool header values
-// are sealed at rest and only reported as configured.
+// Agent settings per tenant and preferences per user. The tenant settings are declared once
+// (`tenantSettingsSchema`); the PUT body, the GET view, their types and the stored JSON's types are derived from
+// it (lib/schema-forms.ts). PUT merges: what a request leaves out keeps its value (the tools list is replaced
+// whole); provider keys and tool header values are sealed at rest and only reported as configured.
 import { and, eq } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db } from '../db/client.js';
-import { tenantConfigs, tenantSettings } from '../db/schema.js';
-import { type ObjectSchema, toolParametersSchema } from '../lib/json-schema.js';
+import { tenantConfigs, userPreferences } from '../db/schema.js';
+import { toolParametersSchema } from '../lib/json-schema.js';
+import { deepMerge, type KeptSecret, patchSchemaOf, type Sealed, type SecretStatus, sealed, viewOf, type ViewOf, viewSchemaOf } from '../lib/schema-forms.js';
 import { BUILT_IN_TOOL_NAMES } from '../voice/agent.js';
 import type { SecretBox } from './secret-box.js';
 
+export type { SecretStatus } from '../lib/schema-forms.js';
+
 export const PROVIDER_KEY_NAMES = ['openai', 'anthropic', 'deepgram', 'elevenlabs', 'openai_compatible'] as const;
 export type ProviderKeyName = (typeof PROVIDER_KEY_NAMES)[number];
+// The engines a tenant may choose per stage; the first is the default (no key, no network).
+export const STT_PROVIDERS = ['local', 'deepgram'] as const;
+export const LLM_PROVIDERS = ['local', 'openai', 'anthropic', 'openai_compatible'] as const;
+export const TTS_PROVIDERS = ['local', 'elevenlabs'] as const;
+export const EMBEDDING_PROVIDERS = ['local', 'openai'] as const;
 
 const model = z.string().min(1).max(200);
 export const ragSchema = z.strictObject({
   enabled: z.boolean().default(true),
   top_k: z.number().int().min(1).max(50).default(5),
   min_score: z.number().min(0).max(1).default(0.2),
-});
-/**
- * The agent's own fields, every one optional: what a settings PUT may change, and what a phone number or a single
- * call may override (services/phone-numbers.ts), with the same limits.
- */
-export const agentFieldsSchema = z.strictObject({
-  agent_name: z.string().trim().min(1).max(100).optional(),
-  system_prompt: z.string().max(20_000).nullable().optional(),
-  greeting: z.string().max(1_000).nullable().optional(),
-  language: z
-    .string()
-    .regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'must be a language tag such as en or en-US')
-    .optional(),
 });
 
 export const callSchema = z.strictObject({
@@ -60,7 +56,7 @@ export const callSchema = z.strictObject({
 export const providersSchema = z.strictObject({
   stt: z
     .strictObject({
-      provider: z.enum(['local', 'deepgram']).default('local'),
+      provider: z.enum(STT_PROVIDERS).default('local'),
       model: model.optional(),
       language: z.string().max(20).optional(),
       /**
@@ -70,10 +66,10 @@ export const providersSchema = z.strictObject({
        */
       local_model: z.enum(['domain', 'general']).default('domain'),
     })
-    .default({ provider: 'local', local_model: 'domain' }),
+    .prefault({}),
   llm: z
     .strictObject({
-      provider: z.enum(['local', 'openai', 'anthropic', 'openai_compatible']).default('local'),
+      provider: z.enum(LLM_PROVIDERS).default('local'),
       model: model.optional(),
       /** The server's API root: the SDK appends paths to it, so a query or fragment would swallow them. */
       base_url: z
@@ -84,18 +80,26 @@ export const providersSchema = z.strictObject({
         .optional(),
       temperature: z.number().min(0).max(2).optional(),
     })
-    .default({ provider: 'local' }),
+    .prefault({}),
   tts: z
-    .strictObject({ provider: z.enum(['local', 'elevenlabs']).default('local'), model: model.optional(), voice: z.string().min(1).max(200).optional() })
-    .default({ provider: 'local' }),
+    .strictObject({ provider: z.enum(TTS_PROVIDERS).default('local'), model: model.optional(), voice: z.string().min(1).max(200).optional() })
+    .prefault({}),
   embeddings: z
     .strictObject({
-      provider: z.enum(['local', 'openai']).default('local'),
+      provider: z.enum(EMBEDDING_PROVIDERS).default('local'),
       model: model.optional(),
       dimensions: z.number().int().min(8).max(4096).optional(),
     })
-    .default({ provider: 'local' }),
+    .prefault({}),
 });
+
+/** Provider name -> the tenant's own API key; without one the platform's key (if any) is used. */
+const providerKeysSchema = z.strictObject(
+  Object.fromEntries(PROVIDER_KEY_NAMES.map((n) => [n, sealed(z.string().trim().min(8).max(500)).optional()])) as Record<
+    ProviderKeyName,
+    z.ZodOptional<ReturnType<typeof sealed>>
+  >,
+);
 
 /** Headers the platform sets on tool requests; a tool cannot replace them. */
 const PLATFORM_HEADERS = new Set(['host', 'content-type', 'content-length', 'transfer-encoding', 'connection', 'user-agent', 'accept']);
@@ -105,11 +109,9 @@ const headerName = z
   .string()
   .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/, 'must be an HTTP header name')
   .refine((n) => !PLATFORM_HEADERS.has(n.toLowerCase()) && !n.toLowerCase().startsWith('x-voice-'), 'is set by the platform');
-/** Sends a header value again as the GET shows it: keeps the stored value (values are never shown). */
-const keptHeader = z.strictObject({ configured: z.literal(true), last4: z.string().nullable().optional() });
 
-/** One tool as a PUT sends it: header values in clear (sealed when stored) or as `keptHeader`. */
-const toolPutSchema = z.strictObject({
+/** One tool: header values are sealed, in clear only where the tool is called (`forProviders`). */
+const toolSchema = z.strictObject({
   name: z
     .string()
     .regex(/^[a-z][a-z0-9_]{0,63}$/, 'must be 1 to 64 lowercase letters, digits or _, starting with a letter')
@@ -123,13 +125,13 @@ const toolPutSchema = z.strictObject({
   method: z.enum(['POST', 'GET']).default('POST'),
   timeout_ms: z.number().int().min(100).max(30_000).default(5000),
   headers: z
-    .record(headerName, z.union([z.string().min(1).max(4000).regex(/^[\t\x20-\x7e]+$/, 'must be printable ASCII'), keptHeader]))
+    .record(headerName, sealed(z.string().min(1).max(4000).regex(/^[\t\x20-\x7e]+$/, 'must be printable ASCII')))
     .refine((h) => Object.keys(h).length <= 10, 'at most 10 headers')
     .refine((h) => new Set(Object.keys(h).map((k) => k.toLowerCase())).size === Object.keys(h).length, 'header names must be unique')
-    .optional(),
+    .default({}),
 });
-export const toolsPutSchema = z
-  .array(toolPutSchema)
+const toolsSchema = z
+  .array(toolSchema)
   .max(MAX_TOOLS)
   .superRefine((tools, ctx) => {
     const seen = new Set<string>();
@@ -137,69 +139,64 @@ export const toolsPutSchema = z
       if (seen.has(t.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: 'is used by another tool' });
       seen.add(t.name);
     });
-  });
+  })
+  .describe(
+    'The tenant’s HTTP tools (at most 20). Given, it replaces the whole list ([] removes every tool); left out, the ' +
+      'tools stay as they are. Header values are write-only: send a header back as the GET shows it ' +
+      '({"configured": true, ...}) to keep its stored value.',
+  );
 
 /**
- * A tenant's tool. Its header values are sealed in the database, and in clear only where the tool is called
- * (`forProviders`), never in an HTTP response.
+ * THE tenant settings: every key, its limits and its default. A key added here is accepted by the PUT, stored,
+ * and shown by the GET (test/settings-roundtrip.test.ts checks it).
  */
-export interface TenantTool {
-  name: string;
-  description: string;
-  parameters: ObjectSchema;
-  url: string;
-  method: 'POST' | 'GET';
-  timeout_ms: number;
-  headers: Record<string, string>;
-}
-export type SecretStatus = { configured: boolean; last4: string | null };
+export const tenantSettingsSchema = z.strictObject({
+  agent_name: z.string().trim().min(1).max(100).default('Assistant'),
+  system_prompt: z.string().max(20_000).nullable().default(null),
+  greeting: z.string().max(1_000).nullable().default(null),
+  language: z
+    .string()
+    .regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'must be a language tag such as en or en-US')
+    .default('en'),
+  rag: ragSchema.prefault({}),
+  /** Call behaviour: transfer number, endpointing, interruptions, silence prompts, maximum duration. */
+  call: callSchema.prefault({}),
+  providers: providersSchema.prefault({}),
+  provider_keys: providerKeysSchema.prefault({}),
+  tools: toolsSchema.default([]),
+});
+
+/** The settings as stored and used: defaults filled, secrets sealed. */
+export type TenantSettings = z.output<typeof tenantSettingsSchema>;
+/** The stored JSON (db/schema.ts): as written, possibly from before a key with a default existed. */
+export type StoredTenantSettings = z.input<typeof tenantSettingsSchema>;
+export type RagSettings = TenantSettings['rag'];
+export type CallSettings = TenantSettings['call'];
+export type ProviderSettings = TenantSettings['providers'];
+/** A tool as stored: header values sealed. */
+export type StoredTool = TenantSettings['tools'][number];
+/** A tenant's tool with its header values in clear: only where the tool is called (`forProviders`), never in a response. */
+export type TenantTool = Omit<StoredTool, 'headers'> & { headers: Record<string, string> };
+
+/**
+ * What a PUT sends: every key optional (left out keeps its value), objects merged, `tools` replaced whole with
+ * header values in clear or as `KeptSecret`; a provider key in clear sets it, null removes it.
+ */
+export const tenantSettingsPatchSchema = patchSchemaOf(tenantSettingsSchema);
+export type TenantSettingsPatch = z.output<typeof tenantSettingsPatchSchema>;
+
+/** What GET (and PUT) return: the settings with each secret as configured/last4, and when they last changed. */
+export const tenantSettingsViewSchema = viewSchemaOf(tenantSettingsSchema.extend({ updated_at: z.string().nullable() }));
+export type TenantSettingsView = z.output<typeof tenantSettingsViewSchema>;
 /** A tool as the API shows it: header values only as configured/last4. */
-export type ToolView = Omit<TenantTool, 'headers'> & { headers: Record<string, SecretStatus> };
+export type ToolView = ViewOf<StoredTool>;
 
-/** The same objects with every field optional and no defaults: what a PUT may send. */
-function patchOf<T extends z.ZodRawShape>(obj: z.ZodObject<T>) {
-  const shape = Object.fromEntries(
-    Object.entries(obj.shape).map(([k, v]) => [k, (v instanceof z.ZodDefault ? (v.unwrap() as z.ZodType) : (v as z.ZodType)).optional()]),
-  );
-  return z.strictObject(shape);
-}
-const unwrapDefault = (v: z.ZodType) => (v instanceof z.ZodDefault ? (v.unwrap() as z.ZodObject) : (v as z.ZodObject));
-export const ragPatchSchema = patchOf(ragSchema);
-export const callPatchSchema = patchOf(callSchema);
-export const providersPatchSchema = z.strictObject(
-  Object.fromEntries(Object.entries(providersSchema.shape).map(([k, v]) => [k, patchOf(unwrapDefault(v)).optional()])),
-);
-
-export type RagSettings = z.infer<typeof ragSchema>;
-export type CallSettings = z.infer<typeof callSchema>;
-export type ProviderSettings = z.infer<typeof providersSchema>;
-
-export interface TenantSettingsView {
-  agent_name: string;
-  system_prompt: string | null;
-  greeting: string | null;
-  language: string;
-  rag: RagSettings;
-  call: CallSettings;
-  providers: ProviderSettings;
-  provider_keys: Record<ProviderKeyName, SecretStatus>;
-  tools: ToolView[];
-  updated_at: string | null;
-}
-
-export interface TenantSettingsPatch {
-  agent_name?: string;
-  system_prompt?: string | null;
-  greeting?: string | null;
-  language?: string;
-  rag?: Partial<RagSettings>;
-  call?: Partial<CallSettings>;
-  providers?: { [K in keyof ProviderSettings]?: Partial<ProviderSettings[K]> };
-  /** A string sets the key, null removes it, an absent name keeps it. */
-  provider_keys?: Partial<Record<ProviderKeyName, string | null>>;
-  /** Replaces the whole list when given. */
-  tools?: z.infer<typeof toolsPutSchema>;
-}
+/**
+ * The agent's own fields, every one optional: what a phone number or a single call overrides
+ * (services/phone-numbers.ts, services/calls.ts), with the settings' limits; a key left out keeps the tenant's value.
+ */
+export const agentOverridesSchema = patchSchemaOf(tenantSettingsSchema.pick({ agent_name: true, system_prompt: true, greeting: true, language: true }));
+export type AgentOverrides = z.output<typeof agentOverridesSchema>;
 
 export class SettingsService {
   constructor(
@@ -218,42 +215,34 @@ export class SettingsService {
    */
   async forProviders(tenantId: string): Promise<{ settings: TenantSettingsView; keys: Partial<Record<ProviderKeyName, string>>; tools: TenantTool[] }> {
     const [row] = await this.db.select().from(tenantConfigs).where(eq(tenantConfigs.tenantId, tenantId));
-    const keys: Partial<Record<ProviderKeyName, string>> = {};
-    for (const [name, sealed] of Object.entries(row?.providerKeys ?? {})) {
-      const plain = this.box.open(sealed);
-      if (plain !== undefined) keys[name as ProviderKeyName] = plain;
-    }
-    // A header that no longer opens (SECRET_KEY changed) is left out; the settings show it as not configured.
-    const tools = storedTools(row).map((t) => ({ ...t, headers: this.openAll(t.headers) }));
-    return { settings: this.view(row), keys, tools };
+    const stored = settingsOf(row);
+    // A key or header that no longer opens (SECRET_KEY changed) is left out; the settings show it as not configured.
+    const keys = this.openAll(stored.provider_keys) as Partial<Record<ProviderKeyName, string>>;
+    const tools = stored.tools.map((t) => ({ ...t, headers: this.openAll(t.headers) }));
+    return { settings: this.viewOf(stored, row), keys, tools };
   }
 
+  /** The stored settings with `patch` merged in, checked as a whole by the one schema, then stored. */
   async putTenant(tenantId: string, patch: TenantSettingsPatch): Promise<TenantSettingsView> {
     return this.db.transaction(async (tx) => {
       const [row] = await tx.select().from(tenantConfigs).where(eq(tenantConfigs.tenantId, tenantId)).for('update');
-      const current = this.view(row);
-      const providers = providersSchema.parse({
-        stt: { ...current.providers.stt, ...patch.providers?.stt },
-        llm: { ...current.providers.llm, ...patch.providers?.llm },
-        tts: { ...current.providers.tts, ...patch.providers?.tts },
-        embeddings: { ...current.providers.embeddings, ...patch.providers?.embeddings },
-      });
-      const keys = { ...(row?.providerKeys ?? {}) };
-      for (const [name, value] of Object.entries(patch.provider_keys ?? {})) {
-        if (value === null) delete keys[name];
-        else if (value !== undefined) keys[name] = this.box.seal(value);
-      }
-      const tools = patch.tools === undefined ? storedTools(row) : this.sealTools(patch.tools, storedTools(row));
+      const current = settingsOf(row);
+      const sealedPatch = {
+        ...patch,
+        provider_keys: patch.provider_keys && this.sealKeys(patch.provider_keys),
+        tools: patch.tools && this.sealTools(patch.tools, current.tools),
+      };
+      const next = tenantSettingsSchema.parse(deepMerge(current, sealedPatch));
       const values = {
-        agentName: patch.agent_name ?? current.agent_name,
-        systemPrompt: patch.system_prompt === undefined ? current.system_prompt : patch.system_prompt,
-        greeting: patch.greeting === undefined ? current.greeting : patch.greeting,
-        language: patch.language ?? current.language,
-        rag: ragSchema.parse({ ...current.rag, ...patch.rag }),
-        call: callSchema.parse({ ...current.call, ...patch.call }),
-        providers,
-        providerKeys: keys,
-        tools: tools as unknown as Record<string, unknown>[],
+        agentName: next.agent_name,
+        systemPrompt: next.system_prompt,
+        greeting: next.greeting,
+        language: next.language,
+        rag: next.rag,
+        call: next.call,
+        providers: next.providers,
+        providerKeys: next.provider_keys,
+        tools: next.tools,
       };
       const [saved] = row
         ? await tx.update(tenantConfigs).set(values).where(eq(tenantConfigs.id, row.id)).returning()
@@ -262,17 +251,22 @@ export class SettingsService {
     });
   }
 
+  /** Keys in clear sealed; null (remove) and undefined (keep) passed on for the merge. */
+  private sealKeys(keys: NonNullable<TenantSettingsPatch['provider_keys']>) {
+    return Object.fromEntries(Object.entries(keys).map(([name, value]) => [name, typeof value === 'string' ? this.box.seal(value) : value]));
+  }
+
   /**
    * The new tools list with its header values sealed. A header sent back as `{configured: true}` keeps the value
    * stored under the same tool and header name; when there is none the whole PUT is refused.
    */
-  private sealTools(tools: z.infer<typeof toolsPutSchema>, stored: TenantTool[]): TenantTool[] {
+  private sealTools(tools: NonNullable<TenantSettingsPatch['tools']>, stored: StoredTool[]): StoredTool[] {
     const issues: z.core.$ZodIssue[] = [];
-    const sealed = tools.map((tool, i) => {
+    const sealedTools = tools.map((tool, i) => {
       const before = stored.find((s) => s.name === tool.name)?.headers ?? {};
-      const headers: Record<string, string> = {};
-      for (const [name, value] of Object.entries(tool.headers ?? {})) {
-        if (typeof value === 'string') headers[name] = this.box.seal(value);
+      const headers: Record<string, Sealed> = {};
+      for (const [name, value] of Object.entries<string | KeptSecret>(tool.headers ?? {})) {
+        if (typeof value === 'string') headers[name] = this.box.seal(value) as Sealed;
         else {
           const kept = Object.entries(before).find(([n, v]) => n.toLowerCase() === name.toLowerCase() && this.box.open(v) !== undefined);
           if (kept) headers[name] = kept[1];
@@ -282,47 +276,37 @@ export class SettingsService {
       return { ...tool, headers };
     });
     if (issues.length) throw new z.ZodError(issues);
-    return sealed;
+    return sealedTools;
   }
 
-  private openAll(sealed: Record<string, string>): Record<string, string> {
+  private openAll(sealedValues: Record<string, string | undefined>): Record<string, string> {
     const open: Record<string, string> = {};
-    for (const [name, s] of Object.entries(sealed)) {
-      const plain = this.box.open(s);
+    for (const [name, s] of Object.entries(sealedValues)) {
+      const plain = s === undefined ? undefined : this.box.open(s);
       if (plain !== undefined) open[name] = plain;
     }
     return open;
   }
 
-  private secretStatus(sealed: string | undefined): SecretStatus {
-    const plain = sealed ? this.box.open(sealed) : undefined;
+  private secretStatus(sealedValue: string | undefined): SecretStatus {
+    const plain = sealedValue ? this.box.open(sealedValue) : undefined;
     // Short secrets would be mostly given away by their last four characters.
     return { configured: plain !== undefined, last4: plain && plain.length >= 12 ? plain.slice(-4) : null };
   }
 
-  private view(row: typeof tenantConfigs.$inferSelect | undefined): TenantSettingsView {
-    const provider_keys = {} as TenantSettingsView['provider_keys'];
-    for (const name of PROVIDER_KEY_NAMES) provider_keys[name] = this.secretStatus(row?.providerKeys[name]);
-    const tools = storedTools(row).map((t) => ({ ...t, headers: Object.fromEntries(Object.entries(t.headers).map(([n, s]) => [n, this.secretStatus(s)])) }));
-    return {
-      agent_name: row?.agentName ?? 'Assistant',
-      system_prompt: row?.systemPrompt ?? null,
-      greeting: row?.greeting ?? null,
-      language: row?.language ?? 'en',
-      rag: ragSchema.parse(row?.rag ?? {}),
-      call: callSchema.parse(row?.call ?? {}),
-      providers: providersSchema.parse(row?.providers ?? {}),
-      provider_keys,
-      tools,
-      updated_at: row?.updatedAt.toISOString() ?? null,
-    };
+  private view(row: Row | undefined): TenantSettingsView {
+    return this.viewOf(settingsOf(row), row);
+  }
+
+  private viewOf(settings: TenantSettings, row: Row | undefined): TenantSettingsView {
+    return { ...viewOf(tenantSettingsSchema, settings, (s) => this.secretStatus(s)), updated_at: row?.updatedAt.toISOString() ?? null };
   }
 
   async getUser(tenantId: string, userId: string) {
     const [row] = await this.db
       .select()
-      .from(tenantSettings)
-      .where(and(eq(tenantSettings.tenantId, tenantId), eq(tenantSettings.userId, userId)));
+      .from(userPreferences)
+      .where(and(eq(userPreferences.tenantId, tenantId), eq(userPreferences.userId, userId)));
     return userView(row);
   }
 
@@ -332,18 +316,33 @@ export class SettingsService {
       ...(patch.preferred_model !== undefined && { preferredModel: patch.preferred_model }),
     };
     const [row] = await this.db
-      .insert(tenantSettings)
+      .insert(userPreferences)
       .values({ tenantId, userId, ...values })
-      .onConflictDoUpdate({ target: tenantSettings.userId, set: { ...values, updatedAt: new Date() } })
+      .onConflictDoUpdate({ target: userPreferences.userId, set: { ...values, updatedAt: new Date() } })
       .returning();
     return userView(row);
   }
 }
 
-/** The tools as stored, header values sealed; validated on the way in (toolsPutSchema), JSON to the database. */
-const storedTools = (row: typeof tenantConfigs.$inferSelect | undefined) => (row?.tools ?? []) as unknown as TenantTool[];
+type Row = typeof tenantConfigs.$inferSelect;
 
-function userView(row: typeof tenantSettings.$inferSelect | undefined) {
+/** A row's settings, read through the schema: a tenant with no row, or a key stored before it existed, gets its default. */
+function settingsOf(row: Row | undefined): TenantSettings {
+  if (!row) return tenantSettingsSchema.parse({});
+  return tenantSettingsSchema.parse({
+    agent_name: row.agentName ?? undefined,
+    system_prompt: row.systemPrompt,
+    greeting: row.greeting,
+    language: row.language ?? undefined,
+    rag: row.rag,
+    call: row.call,
+    providers: row.providers,
+    provider_keys: row.providerKeys,
+    tools: row.tools,
+  });
+}
+
+function userView(row: typeof userPreferences.$inferSelect | undefined) {
   return {
     preferred_voice: row?.preferredVoice ?? null,
     preferred_model: row?.preferredModel ?? null,

@@ -6,7 +6,7 @@ import { ProviderError } from '../lib/provider-error.js';
 import { Semaphore } from '../lib/semaphore.js';
 import type { Embedder } from '../rag/embedders/embedder.js';
 import type { Retriever } from '../rag/retriever.js';
-import type { ProviderKeyName, ProviderSettings, SettingsService, TenantSettingsView, TenantTool } from '../services/settings.js';
+import type { AgentOverrides, ProviderKeyName, ProviderSettings, SettingsService, TenantSettingsView, TenantTool } from '../services/settings.js';
 import { Agent, type KnowledgeSearch } from './agent.js';
 import type { CallBehaviour } from './call-session.js';
 import { AnthropicLlm } from './llm/anthropic-llm.js';
@@ -39,9 +39,6 @@ export interface VoiceParts extends TenantAgent {
   vad: VAD;
   behaviour: CallBehaviour;
 }
-
-/** Agent settings a phone number or a single call replaces (services/phone-numbers.ts checks them). */
-export type AgentOverrides = Partial<Pick<TenantSettingsView, 'agent_name' | 'system_prompt' | 'greeting' | 'language'>>;
 
 /** Told when a provider failed and the next one in its chain took over. */
 export type FallbackListener = (stage: 'stt' | 'llm' | 'tts', provider: string, err: unknown) => void;

@@ -2,60 +2,11 @@
 // each user's own preferences.
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
-import { toolParametersView } from '../../lib/json-schema.js';
-import { agentFieldsSchema, callPatchSchema, callSchema, PROVIDER_KEY_NAMES, providersPatchSchema, ragPatchSchema, ragSchema, toolsPutSchema } from '../../services/settings.js';
+import { tenantSettingsPatchSchema, tenantSettingsViewSchema } from '../../services/settings.js';
 import type { App } from '../app.js';
 import { validationError } from '../errors.js';
 import { principalOf, userOf } from '../auth.js';
 import { errorResponses } from '../schemas.js';
-
-const keyStatus = z.object({ configured: z.boolean(), last4: z.string().nullable() });
-const toolView = z.object({
-  name: z.string(),
-  description: z.string(),
-  parameters: toolParametersView,
-  url: z.string(),
-  method: z.enum(['POST', 'GET']),
-  timeout_ms: z.number().int(),
-  headers: z.record(z.string(), keyStatus),
-});
-const tenantSettingsView = z.object({
-  agent_name: z.string(),
-  system_prompt: z.string().nullable(),
-  greeting: z.string().nullable(),
-  language: z.string(),
-  rag: ragSchema.required(),
-  call: callSchema.required(),
-  providers: z.object({
-    stt: z.object({ provider: z.string(), model: z.string().optional(), language: z.string().optional() }),
-    llm: z.object({ provider: z.string(), model: z.string().optional(), base_url: z.string().optional(), temperature: z.number().optional() }),
-    tts: z.object({ provider: z.string(), model: z.string().optional(), voice: z.string().optional() }),
-    embeddings: z.object({ provider: z.string(), model: z.string().optional(), dimensions: z.number().optional() }),
-  }),
-  provider_keys: z.object(Object.fromEntries(PROVIDER_KEY_NAMES.map((n) => [n, keyStatus])) as Record<(typeof PROVIDER_KEY_NAMES)[number], typeof keyStatus>),
-  tools: z.array(toolView),
-  updated_at: z.string().nullable(),
-});
-
-// Every field optional: PUT merges into what is stored. Unknown fields are rejected by name.
-const tenantSettingsPut = agentFieldsSchema.extend({
-  rag: ragPatchSchema.optional(),
-  call: callPatchSchema.optional(),
-  providers: providersPatchSchema.optional(),
-  provider_keys: z
-    .strictObject(Object.fromEntries(PROVIDER_KEY_NAMES.map((n) => [n, z.string().trim().min(8).max(500).nullable().optional()])) as Record<
-      (typeof PROVIDER_KEY_NAMES)[number],
-      z.ZodOptional<z.ZodNullable<z.ZodString>>
-    >)
-    .optional(),
-  tools: toolsPutSchema
-    .describe(
-      'The tenant’s HTTP tools (at most 20). Given, it replaces the whole list ([] removes every tool); left out, the ' +
-        'tools stay as they are. Header values are write-only: send a header back as the GET shows it ' +
-        '({"configured": true, ...}) to keep its stored value.',
-    )
-    .optional(),
-});
 
 const signingSecretStatus = z.object({
   configured: z.boolean(),
@@ -71,7 +22,7 @@ export function settingsRoutes(app: App, deps: Deps): void {
 
   app.get(
     '/api/v1/settings/tenant',
-    { config: { auth: 'tenant' }, schema: { ...common, summary: 'The tenant’s agent settings; provider keys only as configured/last4', response: { 200: tenantSettingsView, ...errorResponses } } },
+    { config: { auth: 'tenant' }, schema: { ...common, summary: 'The tenant’s agent settings; provider keys only as configured/last4', response: { 200: tenantSettingsViewSchema, ...errorResponses } } },
     async (request) => deps.settings.getTenant(principalOf(request).tenantId),
   );
 
@@ -82,17 +33,17 @@ export function settingsRoutes(app: App, deps: Deps): void {
       schema: {
         ...common,
         summary: 'Change agent settings (merged; a provider key set to null is removed; tools, when given, replace the list)',
-        body: tenantSettingsPut,
-        response: { 200: tenantSettingsView, ...errorResponses },
+        body: tenantSettingsPatchSchema,
+        response: { 200: tenantSettingsViewSchema, ...errorResponses },
       },
     },
     async (request) => {
       const p = principalOf(request);
       const before = await deps.settings.getTenant(p.tenantId);
-      // Partial provider objects are re-validated against the full schema when merged in the service.
+      // The merged settings are checked again as a whole in the service.
       let after;
       try {
-        after = await deps.settings.putTenant(p.tenantId, request.body as Parameters<typeof deps.settings.putTenant>[1]);
+        after = await deps.settings.putTenant(p.tenantId, request.body);
       } catch (err) {
         if (err instanceof z.ZodError) throw validationError(err);
         throw err;

@@ -38,6 +38,16 @@ describe('tenant settings', () => {
     expect(cleared.agent_name).toBe('Nora');
   });
 
+  it('returns providers.stt.local_model (GET and PUT used to drop it) and clears a nullable field with null', async () => {
+    expect((await req('GET', '/api/v1/settings/tenant', b.access_token)).json().providers.stt).toEqual({ provider: 'local', local_model: 'domain' });
+    const set = (await req('PUT', '/api/v1/settings/tenant', b.access_token, { providers: { stt: { local_model: 'general' } }, call: { transfer_number: '+14155550100' } })).json();
+    expect(set.providers.stt).toEqual({ provider: 'local', local_model: 'general' });
+    expect((await req('GET', '/api/v1/settings/tenant', b.access_token)).json().providers.stt.local_model).toBe('general');
+    const cleared = (await req('PUT', '/api/v1/settings/tenant', b.access_token, { call: { transfer_number: null } })).json();
+    expect(cleared.call).toMatchObject({ transfer_number: null, endpointing_ms: 700 });
+    expect(cleared.providers.stt.local_model).toBe('general');
+  });
+
   it('stores provider keys encrypted, never returns them, and removes them with null', async () => {
     const secret = 'sk-test-0123456789abcdefWXYZ';
     const s = (await req('PUT', '/api/v1/settings/tenant', a.access_token, { provider_keys: { openai: secret } })).json();

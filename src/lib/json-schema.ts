@@ -67,12 +67,6 @@ export const toolParametersSchema: z.ZodType<ObjectSchema> = z.preprocess((input
   return input;
 }, objectSchema()) as unknown as z.ZodType<ObjectSchema>;
 
-/**
- * The same schema for responses: what is stored was checked on the way in, and a response serializer cannot run
- * the input's depth check backwards (a preprocess has no inverse).
- */
-export const toolParametersView: z.ZodType<ObjectSchema> = objectSchema();
-
 /** Whether schema nodes (linked by `items` and `properties`) nest deeper than `max`; iterative, so any input is safe. */
 function schemaDepthExceeds(input: unknown, max: number): boolean {
   const stack: { node: unknown; depth: number }[] = [{ node: input, depth: 1 }];

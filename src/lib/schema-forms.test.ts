@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
-import { deepMerge, patchSchemaOf, sealed, viewOf, viewSchemaOf } from './schema-forms.js';
+import { deepMerge, type KeptSecret, patchSchemaOf, type SecretStatus, sealed, viewOf, viewSchemaOf } from './schema-forms.js';
 
 // A small declaration with every case the settings have: defaults, a nullable, a nested object, secrets in a
 // merged object and in a list replaced whole.
@@ -72,5 +72,22 @@ describe('deepMerge', () => {
     });
     // The one parse after the merge gives a removed key its default.
     expect(declared.parse(deepMerge(declared.parse({ note: 'x' }), { note: null })).note).toBeNull();
+  });
+});
+
+describe('the types', () => {
+  it('say what the schemas check (tsc checks these)', () => {
+    expectTypeOf<z.output<ReturnType<typeof patchSchemaOf<typeof declared>>>>().toEqualTypeOf<{
+      name?: string;
+      note?: string | null;
+      limits?: { max?: number; mode?: 'a' | 'b' };
+      keys?: { vendor?: string | null };
+      hooks?: { url: string; headers: Record<string, string | KeptSecret> }[];
+    }>();
+    type View = z.output<ReturnType<typeof viewSchemaOf<typeof declared>>>;
+    expectTypeOf<View['keys']>().toEqualTypeOf<{ vendor: SecretStatus }>();
+    expectTypeOf<View['hooks'][number]['headers']>().toEqualTypeOf<Record<string, SecretStatus>>();
+    expectTypeOf<View['limits']>().toEqualTypeOf<{ max: number; mode: 'a' | 'b' }>();
+    expectTypeOf<View['note']>().toEqualTypeOf<string | null>();
   });
 });

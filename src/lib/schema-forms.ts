@@ -33,7 +33,9 @@ export type WriteOf<T> = T extends Sealed ? string | KeptSecret : T extends read
 /** What a GET shows: as declared, each secret (set or not) as its `SecretStatus`. */
 export type ViewOf<T> = T extends readonly (infer E)[] ? ViewOf<E>[] : T extends object ? ViewObject<T> : T;
 type SealedKeys<T> = { [K in keyof T]-?: [T[K]] extends [Sealed | undefined] ? K : never }[keyof T];
-type ViewObject<T> = { [K in keyof T as K extends SealedKeys<T> ? never : K]: ViewOf<T[K]> } & { [K in SealedKeys<T>]-?: SecretStatus };
+type ViewObject<T> = Flat<{ [K in keyof T as K extends SealedKeys<T> ? never : K]: ViewOf<T[K]> } & { [K in SealedKeys<T>]-?: SecretStatus }>;
+/** One object type instead of an intersection, for readable types. */
+type Flat<T> = { [K in keyof T]: T[K] };
 
 type Wrapper = z.ZodDefault | z.ZodPrefault | z.ZodOptional | z.ZodNullable;
 const isWrapper = (s: z.ZodType): s is Wrapper => s instanceof z.ZodDefault || s instanceof z.ZodPrefault || s instanceof z.ZodOptional || s instanceof z.ZodNullable;

@@ -115,7 +115,7 @@ export class PhoneNumberService {
       this.db.select().from(phoneNumbers).where(where).orderBy(desc(phoneNumbers.createdAt), desc(phoneNumbers.id)).limit(page.limit).offset(page.offset),
       this.db.select({ n: count() }).from(phoneNumbers).where(where),
     ]);
-    return { items: items, total: total?.n ?? 0 };
+    return { items, total: total?.n ?? 0 };
   }
 
   async get(tenantId: string, id: string): Promise<PhoneNumber> {

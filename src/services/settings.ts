@@ -6,11 +6,12 @@ import { z } from 'zod';
 import type { Db } from '../db/client.js';
 import { tenantConfigs, tenantSettings } from '../db/schema.js';
 import { type ObjectSchema, toolParametersSchema } from '../lib/json-schema.js';
+import { ENGINE_NAMES, PROVIDER_KEY_NAMES, type ProviderKeyName } from '../providers/engines.js';
 import { BUILT_IN_TOOL_NAMES } from '../voice/agent.js';
 import type { SecretBox } from './secret-box.js';
 
-export const PROVIDER_KEY_NAMES = ['openai', 'anthropic', 'deepgram', 'elevenlabs', 'openai_compatible'] as const;
-export type ProviderKeyName = (typeof PROVIDER_KEY_NAMES)[number];
+// Engine names and key names come from the engine table.
+export { PROVIDER_KEY_NAMES, type ProviderKeyName };
 
 const model = z.string().min(1).max(200);
 export const ragSchema = z.strictObject({
@@ -60,7 +61,7 @@ export const callSchema = z.strictObject({
 export const providersSchema = z.strictObject({
   stt: z
     .strictObject({
-      provider: z.enum(['local', 'deepgram']).default('local'),
+      provider: z.enum(ENGINE_NAMES.stt).default('local'),
       model: model.optional(),
       language: z.string().max(20).optional(),
       /**
@@ -73,7 +74,7 @@ export const providersSchema = z.strictObject({
     .default({ provider: 'local', local_model: 'domain' }),
   llm: z
     .strictObject({
-      provider: z.enum(['local', 'openai', 'anthropic', 'openai_compatible']).default('local'),
+      provider: z.enum(ENGINE_NAMES.llm).default('local'),
       model: model.optional(),
       /** The server's API root: the SDK appends paths to it, so a query or fragment would swallow them. */
       base_url: z
@@ -86,11 +87,11 @@ export const providersSchema = z.strictObject({
     })
     .default({ provider: 'local' }),
   tts: z
-    .strictObject({ provider: z.enum(['local', 'elevenlabs']).default('local'), model: model.optional(), voice: z.string().min(1).max(200).optional() })
+    .strictObject({ provider: z.enum(ENGINE_NAMES.tts).default('local'), model: model.optional(), voice: z.string().min(1).max(200).optional() })
     .default({ provider: 'local' }),
   embeddings: z
     .strictObject({
-      provider: z.enum(['local', 'openai']).default('local'),
+      provider: z.enum(ENGINE_NAMES.embeddings).default('local'),
       model: model.optional(),
       dimensions: z.number().int().min(8).max(4096).optional(),
     })

@@ -7,7 +7,7 @@ import type { STT, SttEvent, SttStream } from './stt.js';
 
 /** An STT that records the frames it got and fails after `failAfterFrames` frames (or never). */
 class ScriptedStt implements STT {
-  readonly sampleRate = 16000;
+  readonly sampleRate: number = 16000;
   readonly received: number[] = [];
   flushes = 0;
   constructor(

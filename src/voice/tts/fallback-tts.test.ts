@@ -6,7 +6,7 @@ import type { TTS } from './tts.js';
 
 /** Yields `frames` frames tagged with its name, failing after `failAfter` of them (or never). */
 class ScriptedTts implements TTS {
-  readonly sampleRate = 8000;
+  readonly sampleRate: number = 8000;
   calls = 0;
   constructor(
     readonly provider: string,

@@ -146,9 +146,9 @@ describe('keys: the tenant\'s, else the platform\'s', () => {
     const bare = await registry({}, logs).voiceFor(s.tenant.id, { sampleRate: 8000 });
     expect(bare.stt).toBeInstanceOf(PocketsphinxStt);
     expect(bare.tts).toBeInstanceOf(EspeakTts);
-    expect(logs.join('')).toContain('Deepgram chosen but no key configured; using the local speech-to-text');
-    expect(logs.join('')).toContain('ElevenLabs chosen but no key configured; using the local text-to-speech');
-    expect(logs.join('')).toContain('Anthropic chosen but no key configured; using the local responder');
+    expect(logs.join('')).toContain('Deepgram chosen but no key configured; falling back to the local speech-to-text');
+    expect(logs.join('')).toContain('ElevenLabs chosen but no key configured; falling back to the local text-to-speech');
+    expect(logs.join('')).toContain('Anthropic chosen but no key configured; falling back to the local responder');
 
     const keyed = registry({ deepgram: { apiKey: 'dg' }, elevenlabs: { apiKey: 'el' }, anthropic: { apiKey: 'an' } }, []);
     const phone = await keyed.voiceFor(s.tenant.id, { sampleRate: 8000 });
@@ -169,7 +169,7 @@ describe('keys: the tenant\'s, else the platform\'s', () => {
     expect((await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, { providers: { llm: { provider: 'openai_compatible' } } })).statusCode).toBe(200);
     const logs: string[] = [];
     await registry({}, logs).agentFor(s.tenant.id);
-    expect(logs.join('')).toContain('OpenAI-compatible server not usable with these settings; using the local responder');
+    expect(logs.join('')).toContain('OpenAI-compatible server not usable with these settings; falling back to the local responder');
   });
 
   it('embeddings: the same rule, and a missing key is a configuration error naming both places', async () => {

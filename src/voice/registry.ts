@@ -195,13 +195,13 @@ export class ProviderRegistry {
     const credential = credentialFor(chosen.vendor, keys, this.platform.credentials);
     const vendor = chosen.vendor ? VENDORS[chosen.vendor].label : chosen.name;
     if (!credential) {
-      this.log.warn({ tenantId, provider: chosen.name }, `${vendor} chosen but no key configured; using the local ${LOCAL_WORDS[kind]}`);
+      this.log.warn({ tenantId, provider: chosen.name }, `${vendor} chosen but no key configured; falling back to the local ${LOCAL_WORDS[kind]}`);
       return [fallback()];
     }
     try {
       return [make(chosen, { choice, ...credential }), fallback()];
     } catch (err) {
-      this.log.warn({ tenantId, provider: chosen.name, err }, `${vendor} not usable with these settings; using the local ${LOCAL_WORDS[kind]}`);
+      this.log.warn({ tenantId, provider: chosen.name, err }, `${vendor} not usable with these settings; falling back to the local ${LOCAL_WORDS[kind]}`);
       return [fallback()];
     }
   }

@@ -32,7 +32,7 @@ describe('config', () => {
       ANTHROPIC_API_KEY: 'a',
     });
     expect(c.accessTokenTtlMs).toBe(15 * 60_000);
-    expect(c.credentials).toEqual({
+    expect(c.credentials).toMatchObject({
       openai: { apiKey: 'o', baseUrl: undefined },
       anthropic: { apiKey: 'a', baseUrl: undefined },
       deepgram: { apiKey: 'd', baseUrl: undefined },

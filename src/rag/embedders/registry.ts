@@ -2,17 +2,24 @@
 // the key is the tenant's, else the platform's (providers/vendors.ts). Ingestion and search both ask here, so they
 // always agree on the model.
 import { ProviderError } from '../../lib/provider-error.js';
-import { engineOf, localEngineOf } from '../../providers/engines.js';
+import { type Choices, engineOf, localEngineOf } from '../../providers/engines.js';
 import { credentialFor, type PlatformCredentials, VENDORS } from '../../providers/vendors.js';
-import type { SettingsService } from '../../services/settings.js';
 import type { Embedder } from './embedder.js';
+
+/** What this needs of the settings (services/settings.ts `SettingsService`): the tenant's choice, its keys in clear. */
+export interface EmbedderSettings {
+  forProviders(tenantId: string): Promise<{
+    settings: { providers: { embeddings: Choices['embeddings'] & { provider: string } } };
+    keys: Partial<Record<string, string>>;
+  }>;
+}
 
 export class EmbedderRegistry {
   /** Made once: it holds no key and no connection. */
   private readonly local = localEngineOf('embeddings').create({ choice: {}, apiKey: '', baseUrl: undefined });
 
   constructor(
-    private readonly settings: SettingsService,
+    private readonly settings: EmbedderSettings,
     private readonly platform: PlatformCredentials,
   ) {}
 

@@ -32,8 +32,32 @@ describe('config', () => {
       ANTHROPIC_API_KEY: 'a',
     });
     expect(c.accessTokenTtlMs).toBe(15 * 60_000);
-    expect(c.providerKeys).toEqual({ openai: 'o', deepgram: 'd', elevenlabs: 'e', anthropic: 'a' });
+    expect(c.credentials).toMatchObject({
+      openai: { apiKey: 'o', baseUrl: undefined },
+      anthropic: { apiKey: 'a', baseUrl: undefined },
+      deepgram: { apiKey: 'd', baseUrl: undefined },
+      elevenlabs: { apiKey: 'e', baseUrl: undefined },
+    });
     expect(c.livekit.sipUri).toBe('sip.example.com');
+  });
+
+  it('groups each vendor\'s key and base URL, and checks the URL\'s scheme per vendor', () => {
+    const c = loadConfig({
+      DATA_DIR: tmp(),
+      OPENAI_BASE_URL: 'http://127.0.0.1:9/v1',
+      ANTHROPIC_BASE_URL: 'https://proxy.example.com',
+      DEEPGRAM_BASE_URL: 'ws://127.0.0.1:9',
+      ELEVENLABS_BASE_URL: 'http://127.0.0.1:10',
+      DEEPGRAM_API_KEY: 'd',
+    });
+    expect(c.credentials.openai).toEqual({ apiKey: undefined, baseUrl: 'http://127.0.0.1:9/v1' });
+    expect(c.credentials.anthropic?.baseUrl).toBe('https://proxy.example.com');
+    expect(c.credentials.deepgram).toEqual({ apiKey: 'd', baseUrl: 'ws://127.0.0.1:9' });
+    expect(c.credentials.elevenlabs?.baseUrl).toBe('http://127.0.0.1:10');
+    // Deepgram streams over a websocket; the others speak HTTP. An empty value is unset.
+    expect(() => loadConfig({ DATA_DIR: tmp(), DEEPGRAM_BASE_URL: 'https://api.deepgram.com' })).toThrow(/DEEPGRAM_BASE_URL: must be a URL starting with ws:\/\/ or wss:\/\//);
+    expect(() => loadConfig({ DATA_DIR: tmp(), OPENAI_BASE_URL: 'ftp://x', PORT: 'x' })).toThrow(/PORT[\s\S]*OPENAI_BASE_URL/);
+    expect(loadConfig({ DATA_DIR: tmp(), OPENAI_API_KEY: ' ' }).credentials.openai?.apiKey).toBeUndefined();
   });
 
   it('names every bad variable', () => {

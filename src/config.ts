@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { parseAllowEntry } from './lib/outbound.js';
+import { PLATFORM_VENDORS, type PlatformCredentials, VENDORS } from './providers/vendors.js';
 import type { ExtractLimits } from './rag/extract.js';
 
 const emptyToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
@@ -150,14 +151,6 @@ const envSchema = z.object({
   RECORDINGS_S3_SECRET_ACCESS_KEY: optionalString,
   RECORDINGS_S3_FORCE_PATH_STYLE: optionalBool,
   RECORDING_URL_TTL_SECONDS: int(900, 10, 7 * 86_400),
-  OPENAI_API_KEY: optionalString,
-  OPENAI_BASE_URL: url(['http:', 'https:']),
-  ANTHROPIC_BASE_URL: url(['http:', 'https:']),
-  DEEPGRAM_BASE_URL: url(['ws:', 'wss:']),
-  ELEVENLABS_BASE_URL: url(['http:', 'https:']),
-  DEEPGRAM_API_KEY: optionalString,
-  ELEVENLABS_API_KEY: optionalString,
-  ANTHROPIC_API_KEY: optionalString,
 
   OUTBOUND_ALLOW_PRIVATE_NETWORKS: optionalBool,
   /** The older name of OUTBOUND_ALLOW_PRIVATE_NETWORKS (it covered tool URLs only); read when the new one is unset. */
@@ -177,9 +170,25 @@ const envSchema = z.object({
   ),
 });
 
+/**
+ * Each vendor's platform credential (OPENAI_API_KEY, OPENAI_BASE_URL, ...): the variable names come from the vendor
+ * list (providers/vendors.ts), so a new vendor needs no line here.
+ */
+const vendorEnvSchema = z.object(
+  Object.fromEntries(
+    PLATFORM_VENDORS.flatMap((v) => {
+      const env = VENDORS[v].env;
+      return [
+        [env.apiKey, optionalString],
+        [env.baseUrl, url([...env.baseUrlProtocols])],
+      ];
+    }),
+  ) as Record<string, typeof optionalString>,
+);
+
 type Env = z.infer<typeof envSchema>;
 /** The names of every variable read; the config test checks `.env.example` documents each. */
-export const ENV_VARIABLES = Object.keys(envSchema.shape);
+export const ENV_VARIABLES = [...Object.keys(envSchema.shape), ...Object.keys(vendorEnvSchema.shape)];
 
 export interface Config {
   env: Env['NODE_ENV'];
@@ -227,12 +236,11 @@ export interface Config {
     urlTtlMs: number;
     s3: { bucket: string; endpoint?: string; region: string; accessKeyId?: string; secretAccessKey?: string; forcePathStyle: boolean } | undefined;
   };
-  providerKeys: { openai?: string; deepgram?: string; elevenlabs?: string; anthropic?: string };
-  /** Where the OpenAI SDK sends requests (a proxy, an OpenAI-compatible server, a local fake). */
-  openaiBaseUrl: string | undefined;
-  anthropicBaseUrl: string | undefined;
-  deepgramBaseUrl: string | undefined;
-  elevenlabsBaseUrl: string | undefined;
+  /**
+   * The platform's key per vendor, and where its API is (a proxy, an OpenAI-compatible server, a local fake; unset:
+   * the vendor's own). A tenant's own key in its settings takes precedence.
+   */
+  credentials: PlatformCredentials;
   /**
    * Requests to URLs a tenant chose (tools, an OpenAI-compatible base URL): whether they may reach loopback, private
    * and link-local addresses (our own network, seen from our servers; off in production unless set), and the hosts
@@ -256,11 +264,14 @@ export class ConfigError extends Error {}
 /** Parses an environment (process.env by default). Throws ConfigError naming every bad variable. */
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(source);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+  const vendorEnv = vendorEnvSchema.safeParse(source);
+  if (!parsed.success || !vendorEnv.success) {
+    const issues = [...(parsed.error?.issues ?? []), ...(vendorEnv.error?.issues ?? [])];
+    const lines = issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  const v = vendorEnv.data;
   // Twilio and LiveKit are handed absolute URLs of ours (webhooks, media streams): in production they come from
   // PUBLIC_BASE_URL alone, never from a request's Host header or a guess from the listening address.
   const twilio = Boolean(e.TWILIO_ACCOUNT_SID && e.TWILIO_AUTH_TOKEN);
@@ -334,16 +345,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
           }
         : undefined,
     },
-    providerKeys: {
-      openai: e.OPENAI_API_KEY,
-      deepgram: e.DEEPGRAM_API_KEY,
-      elevenlabs: e.ELEVENLABS_API_KEY,
-      anthropic: e.ANTHROPIC_API_KEY,
-    },
-    openaiBaseUrl: e.OPENAI_BASE_URL,
-    anthropicBaseUrl: e.ANTHROPIC_BASE_URL,
-    deepgramBaseUrl: e.DEEPGRAM_BASE_URL,
-    elevenlabsBaseUrl: e.ELEVENLABS_BASE_URL,
+    credentials: Object.fromEntries(
+      PLATFORM_VENDORS.map((name) => [name, { apiKey: v[VENDORS[name].env.apiKey], baseUrl: v[VENDORS[name].env.baseUrl] }]),
+    ),
     outbound: {
       allowPrivateNetworks: e.OUTBOUND_ALLOW_PRIVATE_NETWORKS ?? e.TOOLS_ALLOW_PRIVATE_NETWORKS ?? e.NODE_ENV !== 'production',
       allowHosts: e.OUTBOUND_ALLOW_HOSTS,

@@ -92,7 +92,7 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
   const box = new SecretBox(config.secretKey);
   const settings = new SettingsService(db, box);
   const signingSecrets = new SigningSecretService(db, box);
-  const embedders = new EmbedderRegistry(settings, { openaiApiKey: config.providerKeys.openai, openaiBaseUrl: config.openaiBaseUrl });
+  const embedders = new EmbedderRegistry(settings, config.credentials);
   // One worker thread per ingestion slot: each slot has at most one job in the pool at a time.
   const documentPool = new DocumentPool({
     size: Math.max(1, config.ingest.concurrency),
@@ -121,7 +121,7 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
   const providers = new ProviderRegistry(
     settings,
     retriever,
-    { ...config.providerKeys, openaiBaseUrl: config.openaiBaseUrl, anthropicBaseUrl: config.anthropicBaseUrl, deepgramBaseUrl: config.deepgramBaseUrl, elevenlabsBaseUrl: config.elevenlabsBaseUrl, localTtsConcurrency: config.localTtsConcurrency },
+    { credentials: config.credentials, localTtsConcurrency: config.localTtsConcurrency },
     log.child({ component: 'providers' }),
     { outbound, signingSecrets: (tenantId) => signingSecrets.forSigning(tenantId), log: log.child({ component: 'tools' }) },
   );

@@ -8,18 +8,13 @@ import type { Db } from '../db/client.js';
 import { tenantConfigs, userPreferences } from '../db/schema.js';
 import { toolParametersSchema } from '../lib/json-schema.js';
 import { deepMerge, type KeptSecret, patchSchemaOf, type Sealed, type SecretStatus, sealed, viewOf, type ViewOf, viewSchemaOf } from '../lib/schema-forms.js';
+import { ENGINE_NAMES, PROVIDER_KEY_NAMES, type ProviderKeyName } from '../providers/engines.js';
 import { BUILT_IN_TOOL_NAMES } from '../voice/agent.js';
 import type { SecretBox } from './secret-box.js';
 
 export type { SecretStatus } from '../lib/schema-forms.js';
-
-export const PROVIDER_KEY_NAMES = ['openai', 'anthropic', 'deepgram', 'elevenlabs', 'openai_compatible'] as const;
-export type ProviderKeyName = (typeof PROVIDER_KEY_NAMES)[number];
-// The engines a tenant may choose per stage; the first is the default (no key, no network).
-export const STT_PROVIDERS = ['local', 'deepgram'] as const;
-export const LLM_PROVIDERS = ['local', 'openai', 'anthropic', 'openai_compatible'] as const;
-export const TTS_PROVIDERS = ['local', 'elevenlabs'] as const;
-export const EMBEDDING_PROVIDERS = ['local', 'openai'] as const;
+// Engine names and key names come from the engine table.
+export { PROVIDER_KEY_NAMES, type ProviderKeyName };
 
 const model = z.string().min(1).max(200);
 export const ragSchema = z.strictObject({
@@ -56,7 +51,7 @@ export const callSchema = z.strictObject({
 export const providersSchema = z.strictObject({
   stt: z
     .strictObject({
-      provider: z.enum(STT_PROVIDERS).default('local'),
+      provider: z.enum(ENGINE_NAMES.stt).default('local'),
       model: model.optional(),
       language: z.string().max(20).optional(),
       /**
@@ -69,7 +64,7 @@ export const providersSchema = z.strictObject({
     .prefault({}),
   llm: z
     .strictObject({
-      provider: z.enum(LLM_PROVIDERS).default('local'),
+      provider: z.enum(ENGINE_NAMES.llm).default('local'),
       model: model.optional(),
       /** The server's API root: the SDK appends paths to it, so a query or fragment would swallow them. */
       base_url: z
@@ -82,11 +77,11 @@ export const providersSchema = z.strictObject({
     })
     .prefault({}),
   tts: z
-    .strictObject({ provider: z.enum(TTS_PROVIDERS).default('local'), model: model.optional(), voice: z.string().min(1).max(200).optional() })
+    .strictObject({ provider: z.enum(ENGINE_NAMES.tts).default('local'), model: model.optional(), voice: z.string().min(1).max(200).optional() })
     .prefault({}),
   embeddings: z
     .strictObject({
-      provider: z.enum(EMBEDDING_PROVIDERS).default('local'),
+      provider: z.enum(ENGINE_NAMES.embeddings).default('local'),
       model: model.optional(),
       dimensions: z.number().int().min(8).max(4096).optional(),
     })

@@ -1,26 +1,29 @@
 // Provider choice is data: the tenant's settings name the engines, this turns them into instances. Every chain
 // ends with a local engine, so a call goes on when a cloud provider fails or has no key.
 import type { FastifyBaseLogger } from 'fastify';
-import type { Config } from '../config.js';
-import { ProviderError } from '../lib/provider-error.js';
 import { Semaphore } from '../lib/semaphore.js';
+import {
+  type BaseContext,
+  type Choices,
+  type Engine,
+  type EngineKind,
+  engineOf,
+  localEngineOf,
+  type Products,
+  type ProviderKeyName,
+  rateFor,
+} from '../providers/engines.js';
+import { credentialFor, type PlatformCredentials, VENDORS } from '../providers/vendors.js';
 import type { Embedder } from '../rag/embedders/embedder.js';
 import type { Retriever } from '../rag/retriever.js';
-import type { AgentOverrides, ProviderKeyName, ProviderSettings, SettingsService, TenantSettingsView, TenantTool } from '../services/settings.js';
+import type { AgentOverrides, ProviderSettings, SettingsService, TenantSettingsView, TenantTool } from '../services/settings.js';
 import { Agent, type KnowledgeSearch } from './agent.js';
 import type { CallBehaviour } from './call-session.js';
-import { AnthropicLlm } from './llm/anthropic-llm.js';
 import { FallbackLlm } from './llm/fallback-llm.js';
 import type { LLM } from './llm/llm.js';
-import { LocalResponder } from './llm/local-responder.js';
-import { OpenAiLlm } from './llm/openai-llm.js';
-import { DeepgramStt } from './stt/deepgram-stt.js';
 import { FallbackStt } from './stt/fallback-stt.js';
-import { PocketsphinxStt } from './stt/pocketsphinx-stt.js';
 import type { STT } from './stt/stt.js';
 import { HttpTool, type HttpToolRuntime } from './tools/http-tool.js';
-import { ElevenLabsTts } from './tts/elevenlabs-tts.js';
-import { EspeakTts } from './tts/espeak-tts.js';
 import { FallbackTts } from './tts/fallback-tts.js';
 import type { TTS } from './tts/tts.js';
 import { EnergyVad } from './vad/energy-vad.js';
@@ -43,21 +46,18 @@ export interface VoiceParts extends TenantAgent {
 /** Told when a provider failed and the next one in its chain took over. */
 export type FallbackListener = (stage: 'stt' | 'llm' | 'tts', provider: string, err: unknown) => void;
 
-export type PlatformProviders = Config['providerKeys'] & {
-  openaiBaseUrl?: string;
-  anthropicBaseUrl?: string;
-  deepgramBaseUrl?: string;
-  elevenlabsBaseUrl?: string;
+export interface PlatformProviders {
+  /** The platform's key and base URL per vendor (config.ts). */
+  credentials: PlatformCredentials;
   /** espeak-ng processes run at once by this instance (LOCAL_TTS_CONCURRENCY). */
   localTtsConcurrency?: number;
-};
+}
 const DEFAULT_LOCAL_TTS_CONCURRENCY = 4;
 
 type Keys = Partial<Record<ProviderKeyName, string>>;
 
-/** ElevenLabs' premade voice "Rachel", for a tenant that chose ElevenLabs without naming a voice. */
-const DEFAULT_ELEVENLABS_VOICE = '21m00Tcm4TlvDq8ikWAM';
-const ELEVENLABS_RATES = [8000, 16000, 22050, 24000] as const;
+/** How the logs name the local engine that takes over. */
+const LOCAL_WORDS: Record<Exclude<EngineKind, 'embeddings'>, string> = { stt: 'speech-to-text', tts: 'text-to-speech', llm: 'responder' };
 
 /**
  * How much of a tenant's knowledge goes into the local STT's domain language model. Building it runs on the event
@@ -66,7 +66,6 @@ const ELEVENLABS_RATES = [8000, 16000, 22050, 24000] as const;
 const DOMAIN_CORPUS_MAX_CHARS = 200_000;
 
 export class ProviderRegistry {
-  private readonly local = new LocalResponder();
   /** Per tenant, the knowledge the local STT's domain model was last built from. */
   private readonly corpora = new Map<string, { version: string; text: string }>();
   /** Every call's espeak-ng processes share these: a bounded number per instance. */
@@ -133,46 +132,12 @@ export class ProviderRegistry {
   }
 
   private llm(choice: ProviderSettings['llm'], keys: Keys, tenantId: string, onFallback?: FallbackListener): LLM {
-    if (choice.provider === 'local') return this.local;
-    let primary: LLM;
-    try {
-      primary = this.cloudLlm(choice, keys);
-    } catch (err) {
-      this.log.warn({ tenantId, provider: choice.provider, err }, 'LLM not usable (settings or key); falling back to the local responder');
-      return this.local;
-    }
-    return new FallbackLlm([primary, this.local], (failed, err) => {
+    const [primary, local] = this.chain('llm', tenantId, choice, keys, (engine, base) => engine.create({ ...base, outboundFetch: this.toolRuntime.outbound.fetch }));
+    if (!local) return primary;
+    return new FallbackLlm([primary, local], (failed, err) => {
       this.log.warn({ tenantId, provider: failed.provider, err }, 'LLM failed before answering; falling back');
       onFallback?.('llm', failed.provider, err);
     });
-  }
-
-  private cloudLlm(choice: ProviderSettings['llm'], keys: Keys): LLM {
-    switch (choice.provider) {
-      case 'local':
-        return this.local;
-      case 'openai': {
-        const apiKey = keys.openai ?? this.platform.openai;
-        if (!apiKey) throw new ProviderError('openai', 'no OpenAI API key configured', false);
-        return new OpenAiLlm({ apiKey, model: choice.model, baseURL: this.platform.openaiBaseUrl });
-      }
-      case 'openai_compatible':
-        if (!choice.base_url) throw new ProviderError('openai_compatible', 'providers.llm.base_url is required for an OpenAI-compatible server', false);
-        // Local servers (Ollama, vLLM, llama.cpp) usually take any key.
-        // The tenant chose this URL: it goes through the outbound guard (no private networks, no redirects).
-        return new OpenAiLlm({
-          apiKey: keys.openai_compatible ?? 'none',
-          model: choice.model ?? 'default',
-          baseURL: choice.base_url,
-          provider: 'openai_compatible',
-          fetch: this.toolRuntime.outbound.fetch,
-        });
-      case 'anthropic': {
-        const apiKey = keys.anthropic ?? this.platform.anthropic;
-        if (!apiKey) throw new ProviderError('anthropic', 'no Anthropic API key configured', false);
-        return new AnthropicLlm({ apiKey, model: choice.model, baseURL: this.platform.anthropicBaseUrl });
-      }
-    }
   }
 
   /** The text the local STT's domain model is built from; '' for the general model. */
@@ -185,37 +150,56 @@ export class ProviderRegistry {
     return text;
   }
 
-  /** Deepgram when chosen and keyed, then pocketsphinx; both at 8 kHz for phone lines, 16 kHz otherwise. */
+  /** The chosen STT, then the local one, each at its own rate nearest the line's (the call resamples to the first). */
   private stt(tenantId: string, choice: ProviderSettings['stt'], keys: Keys, lineRate: number, notify: FallbackListener, corpus: string): STT {
-    const sampleRate = lineRate <= 8000 ? 8000 : 16000;
-    const local = new PocketsphinxStt(corpus.trim() ? { sampleRate, mode: 'domain', corpus } : { sampleRate });
-    if (choice.provider === 'local') return local;
-    const apiKey = keys.deepgram ?? this.platform.deepgram;
-    if (!apiKey) {
-      this.log.warn({ tenantId }, 'Deepgram chosen but no key configured; using the local speech-to-text');
-      return local;
-    }
-    const deepgram = new DeepgramStt({ apiKey, sampleRate, model: choice.model, language: choice.language, baseUrl: this.platform.deepgramBaseUrl });
-    return new FallbackStt([deepgram, local], (failed, err) => {
+    const chain = this.chain('stt', tenantId, choice, keys, (engine, base) => engine.create({ ...base, sampleRate: rateFor(engine, lineRate), corpus }));
+    if (chain.length === 1) return chain[0]!;
+    return new FallbackStt(chain, (failed, err) => {
       this.log.warn({ tenantId, provider: failed.provider, err }, 'STT failed; the next engine took over');
       notify('stt', failed.provider, err);
     });
   }
 
-  /** ElevenLabs when chosen and keyed, then espeak-ng, both at the rate ElevenLabs can give nearest the line's. */
+  /** The chosen TTS, then the local one, each at its own rate nearest the line's (the fallback resamples to the first's). */
   private tts(tenantId: string, choice: ProviderSettings['tts'], keys: Keys, lineRate: number, notify: FallbackListener): TTS {
-    const sampleRate = ELEVENLABS_RATES.find((r) => r >= lineRate) ?? 24000;
-    const local = new EspeakTts({ sampleRate, voice: choice.provider === 'local' ? choice.voice : undefined, slots: this.espeakSlots });
-    if (choice.provider === 'local') return local;
-    const apiKey = keys.elevenlabs ?? this.platform.elevenlabs;
-    if (!apiKey) {
-      this.log.warn({ tenantId }, 'ElevenLabs chosen but no key configured; using the local text-to-speech');
-      return local;
-    }
-    const elevenlabs = new ElevenLabsTts({ apiKey, sampleRate, voiceId: choice.voice ?? DEFAULT_ELEVENLABS_VOICE, model: choice.model, baseUrl: this.platform.elevenlabsBaseUrl });
-    return new FallbackTts([elevenlabs, local], (failed, err) => {
+    const chain = this.chain('tts', tenantId, choice, keys, (engine, base) =>
+      engine.create({ ...base, sampleRate: rateFor(engine, lineRate), localTtsSlots: this.espeakSlots }),
+    );
+    if (chain.length === 1) return chain[0]!;
+    return new FallbackTts(chain, (failed, err) => {
       this.log.warn({ tenantId, provider: failed.provider, err }, 'TTS failed; the next engine took over');
       notify('tts', failed.provider, err);
     });
+  }
+
+  /**
+   * A kind's engines in fallback order: the one the settings name, made with the tenant's key (else the
+   * platform's), then the local one. Only the local one when it was chosen, or when the chosen one has no key or
+   * cannot be made from the settings (a missing base URL): the call goes on, and the log says why.
+   */
+  private chain<K extends Exclude<EngineKind, 'embeddings'>>(
+    kind: K,
+    tenantId: string,
+    choice: Choices[K] & { provider: string },
+    keys: Keys,
+    make: (engine: Engine<K>, base: BaseContext<K>) => Products[K],
+  ): [Products[K]] | [Products[K], Products[K]] {
+    const local = localEngineOf(kind);
+    const chosen = engineOf(kind, choice.provider) ?? local;
+    if (chosen === local) return [make(local, { choice, apiKey: '', baseUrl: undefined })];
+    // The settings' model or voice name the chosen engine's; the local one runs on its own defaults.
+    const fallback = () => make(local, { choice: {} as Choices[K], apiKey: '', baseUrl: undefined });
+    const credential = credentialFor(chosen.vendor, keys, this.platform.credentials);
+    const vendor = chosen.vendor ? VENDORS[chosen.vendor].label : chosen.name;
+    if (!credential) {
+      this.log.warn({ tenantId, provider: chosen.name }, `${vendor} chosen but no key configured; falling back to the local ${LOCAL_WORDS[kind]}`);
+      return [fallback()];
+    }
+    try {
+      return [make(chosen, { choice, ...credential }), fallback()];
+    } catch (err) {
+      this.log.warn({ tenantId, provider: chosen.name, err }, `${vendor} not usable with these settings; falling back to the local ${LOCAL_WORDS[kind]}`);
+      return [fallback()];
+    }
   }
 }

@@ -1,37 +1,44 @@
-// Which embedder a tenant uses: provider choice is data in its settings; keys come from its settings first,
-// then from the platform config. Ingestion and search both ask here, so they always agree on the model.
+// Which embedder a tenant uses: provider choice is data in its settings (the engine table, providers/engines.ts);
+// the key is the tenant's, else the platform's (providers/vendors.ts). Ingestion and search both ask here, so they
+// always agree on the model.
 import { ProviderError } from '../../lib/provider-error.js';
-import type { SettingsService } from '../../services/settings.js';
+import { type Choices, engineOf, localEngineOf } from '../../providers/engines.js';
+import { credentialFor, type PlatformCredentials, VENDORS } from '../../providers/vendors.js';
 import type { Embedder } from './embedder.js';
-import { LocalEmbedder } from './local-embedder.js';
-import { OpenAIEmbedder } from './openai-embedder.js';
 
-export interface EmbedderRegistryConfig {
-  openaiApiKey: string | undefined;
-  openaiBaseUrl: string | undefined;
+/** What this needs of the settings (services/settings.ts `SettingsService`): the tenant's choice, its keys in clear. */
+export interface EmbedderSettings {
+  forProviders(tenantId: string): Promise<{
+    settings: { providers: { embeddings: Choices['embeddings'] & { provider: string } } };
+    keys: Partial<Record<string, string>>;
+  }>;
 }
 
 export class EmbedderRegistry {
-  private readonly local = new LocalEmbedder();
+  /** Made once: it holds no key and no connection. */
+  private readonly local = localEngineOf('embeddings').create({ choice: {}, apiKey: '', baseUrl: undefined });
 
   constructor(
-    private readonly settings: SettingsService,
-    private readonly config: EmbedderRegistryConfig,
+    private readonly settings: EmbedderSettings,
+    private readonly platform: PlatformCredentials,
   ) {}
 
   async forTenant(tenantId: string): Promise<Embedder> {
     const { settings, keys } = await this.settings.forProviders(tenantId);
     const choice = settings.providers.embeddings;
-    if (choice.provider === 'local') return this.local;
-    const apiKey = keys.openai ?? this.config.openaiApiKey;
-    if (!apiKey) {
-      throw new ProviderError('openai', 'Embeddings provider is openai but no OpenAI API key is configured (settings provider_keys.openai or OPENAI_API_KEY)', false);
+    const engine = engineOf('embeddings', choice.provider);
+    if (!engine?.vendor) return this.local;
+    const credential = credentialFor(engine.vendor, keys, this.platform);
+    const vendor = VENDORS[engine.vendor];
+    if (!credential) {
+      const where = 'env' in vendor ? `settings provider_keys.${engine.vendor} or ${vendor.env.apiKey}` : `settings provider_keys.${engine.vendor}`;
+      throw new ProviderError(engine.name, `Embeddings provider is ${engine.name} but no ${vendor.label} API key is configured (${where})`, false);
     }
     try {
-      return new OpenAIEmbedder({ apiKey, model: choice.model, dimensions: choice.dimensions, baseURL: this.config.openaiBaseUrl });
+      return engine.create({ choice, ...credential });
     } catch (err) {
       // A model/dimensions combination the adapter cannot serve is a configuration problem, not a crash.
-      throw new ProviderError('openai', (err as Error).message, false);
+      throw new ProviderError(engine.name, (err as Error).message, false);
     }
   }
 }

@@ -7,7 +7,7 @@ import type { STT, SttEvent, SttStream } from './stt.js';
 
 /** An STT that records the frames it got and fails after `failAfterFrames` frames (or never). */
 class ScriptedStt implements STT {
-  readonly sampleRate = 16000;
+  readonly sampleRate: number = 16000;
   readonly received: number[] = [];
   flushes = 0;
   constructor(
@@ -114,8 +114,41 @@ describe('FallbackStt', () => {
     await expect(consume()).rejects.toThrow(ProviderError);
   });
 
-  it('refuses a chain with mixed sample rates', () => {
-    const eight = Object.assign(new ScriptedStt('x'), { sampleRate: 8000 });
-    expect(() => new FallbackStt([new ScriptedStt('y'), eight as unknown as STT])).toThrow(/same sample rate/);
+  it('resamples the audio for an engine at another rate, the replay included', async () => {
+    const seenRates: number[] = [];
+    const samples: number[] = [];
+    class EightKhz extends ScriptedStt {
+      override readonly sampleRate = 8000;
+      override stream(): SttStream {
+        const inner = super.stream();
+        return {
+          ...inner,
+          events: inner.events,
+          push: (f) => {
+            seenRates.push(f.sampleRate);
+            samples.push(f.pcm.length);
+            inner.push(f);
+          },
+        };
+      }
+    }
+    const stt = new FallbackStt([new ScriptedStt('deepgram', 3), new EightKhz('local')]);
+    expect(stt.sampleRate).toBe(16000);
+    const stream = stt.stream({});
+    const reading = (async () => {
+      for await (const e of stream.events) void e;
+    })();
+    for (let i = 0; i < 10; i++) stream.push(frame(i));
+    await new Promise((r) => setTimeout(r, 5));
+    for (let i = 10; i < 20; i++) stream.push(frame(i));
+    await stream.close();
+    await reading;
+    expect(new Set(seenRates)).toEqual(new Set([8000]));
+    // 20 ms at 16 kHz is 320 samples, 160 at 8 kHz: what reached the local engine is half as many samples, less
+    // the resampler's 2 ms lag.
+    const total = samples.reduce((a, b) => a + b, 0);
+    // No final came: the 10 frames before the failure are replayed, then the 10 after follow.
+    expect(total).toBeGreaterThan(20 * 160 - 40);
+    expect(total).toBeLessThanOrEqual(20 * 160);
   });
 });

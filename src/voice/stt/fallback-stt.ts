@@ -1,9 +1,10 @@
 // Fallback chain for speech-to-text: when the engine in use fails (refused connection, dropped socket, crashed
 // process), the next one takes over the same stream without dropping the call. The audio since the last final
-// result is replayed into it, so the words the caller is saying right now are not lost.
+// result is replayed into it, so the words the caller is saying right now are not lost. Audio comes in at the first
+// engine's rate; an engine that takes another gets it resampled.
 import { ProviderError } from '../../lib/provider-error.js';
 import { EventQueue } from '../../lib/event-queue.js';
-import { type AudioFrame, durationMs, toFrames } from '../audio.js';
+import { type AudioFrame, durationMs, StreamResampler, toFrames } from '../audio.js';
 import type { STT, SttEvent, SttStream } from './stt.js';
 
 /** Enough to replay an utterance in progress; older audio has been transcribed already. */
@@ -53,9 +54,8 @@ export class FallbackStt implements STT {
     private readonly onFallback: (failed: STT, err: unknown) => void = () => {},
   ) {
     if (chain.length === 0) throw new Error('a fallback chain needs at least one STT');
+    // The call resamples to the first engine's rate; the others' are this wrapper's business.
     this.sampleRate = chain[0]!.sampleRate;
-    // One rate for the whole chain: the call resamples once, to this rate.
-    if (chain.some((s) => s.sampleRate !== this.sampleRate)) throw new Error('every STT in a chain must take the same sample rate');
   }
 
   get provider(): string {
@@ -67,6 +67,13 @@ export class FallbackStt implements STT {
     const replay = new Replay();
     let index = 0;
     let current = this.chain[0]!.stream(opts);
+    /** Set while the engine in use takes another rate than the chain's. */
+    let toCurrent: StreamResampler | undefined;
+    const pushCurrent = (frame: AudioFrame) => {
+      if (!toCurrent) return current.push(frame);
+      const pcm = toCurrent.push(frame.pcm);
+      if (pcm.length) current.push({ pcm, sampleRate: toCurrent.to, timestampMs: frame.timestampMs });
+    };
     let closing = false;
     let flushPending = false;
 
@@ -87,8 +94,10 @@ export class FallbackStt implements STT {
           if (++index >= this.chain.length) {
             return out.fail(err instanceof ProviderError ? err : new ProviderError('stt', `every STT in the chain failed: ${String(err)}`, true));
           }
-          current = this.chain[index]!.stream(opts);
-          for (const frame of replay.frames()) current.push(frame);
+          const next = this.chain[index]!;
+          current = next.stream(opts);
+          toCurrent = next.sampleRate === this.sampleRate ? undefined : new StreamResampler(this.sampleRate, next.sampleRate);
+          for (const frame of replay.frames()) pushCurrent(frame);
           if (flushPending) current.flush();
         }
       }
@@ -99,7 +108,7 @@ export class FallbackStt implements STT {
       events: out,
       push(frame) {
         replay.push(frame);
-        current.push(frame);
+        pushCurrent(frame);
       },
       flush() {
         flushPending = true;

@@ -6,7 +6,7 @@ import type { TTS } from './tts.js';
 
 /** Yields `frames` frames tagged with its name, failing after `failAfter` of them (or never). */
 class ScriptedTts implements TTS {
-  readonly sampleRate = 8000;
+  readonly sampleRate: number = 8000;
   calls = 0;
   constructor(
     readonly provider: string,
@@ -43,6 +43,29 @@ describe('FallbackTts', () => {
   it('starts a sentence cut off mid-way again on the next engine', async () => {
     const tts = new FallbackTts([new ScriptedTts('elevenlabs', 2), new ScriptedTts('local')]);
     expect(await collect(tts, 'Hi.')).toEqual(['elevenlabs:Hi.', 'elevenlabs:Hi.', 'local:Hi.', 'local:Hi.', 'local:Hi.', 'local:Hi.']);
+  });
+
+  it('yields every frame at the first engine\'s rate, resampling a fallback at another rate', async () => {
+    class Wideband extends ScriptedTts {
+      override readonly sampleRate = 16000;
+      override async *synthesize(): AsyncIterable<AudioFrame> {
+        this.calls++;
+        // 100 ms of a 440 Hz tone at 16 kHz, in 20 ms frames.
+        for (let i = 0; i < 5; i++) {
+          const pcm = Int16Array.from({ length: 320 }, (_, n) => Math.round(8000 * Math.sin((2 * Math.PI * 440 * (i * 320 + n)) / 16000)));
+          yield { pcm, sampleRate: 16000, timestampMs: i * 20 };
+        }
+      }
+    }
+    const tts = new FallbackTts([new ScriptedTts('elevenlabs', 0), new Wideband('local')]);
+    expect(tts.sampleRate).toBe(8000);
+    const frames: AudioFrame[] = [];
+    for await (const f of tts.synthesize('Hi.', {})) frames.push(f);
+    expect(frames.every((f) => f.sampleRate === 8000)).toBe(true);
+    // 100 ms at 8 kHz, nothing lost at the end (the resampler's tail is flushed).
+    expect(frames.reduce((n, f) => n + f.pcm.length, 0)).toBe(800);
+    const peak = Math.max(...frames.flatMap((f) => [...f.pcm].slice(100)));
+    expect(peak).toBeGreaterThan(7000);
   });
 
   it('throws a ProviderError when every engine fails', async () => {

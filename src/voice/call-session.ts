@@ -1,17 +1,17 @@
 // One call, end to end: caller audio -> VAD + STT -> the turn detector -> the agent's turn (retrieval, LLM, tools)
 // -> sentences -> TTS -> paced playout, with barge-in, greeting, silence prompts and a maximum duration. The rules
-// of turn-taking are in turns.ts; this file acts on its decisions. Every turn, event and latency is written to the
-// call's log (call-log.ts) as it happens.
+// of turn-taking are in turns.ts (this file acts on its decisions), the agent's voice in speaker.ts. Every turn,
+// event and latency is written to the call's log (call-log.ts) as it happens.
 //
 // Time: every duration is measured on the session's clock (ms since the call started).
 import type { FastifyBaseLogger } from 'fastify';
 import type { CallStatus } from '../services/calls.js';
-import { type Agent, type AgentAction, type TurnResult, toolCalledEvent } from './agent.js';
+import { type Agent, type AgentAction, toolCalledEvent } from './agent.js';
 import { durationMs, StreamResampler } from './audio.js';
 import type { CallLog } from './call-log.js';
 import type { Clock } from './clock.js';
 import type { ChatMessage } from './llm/llm.js';
-import { SentenceSplitter } from './sentences.js';
+import { sentencesOf, type Spoken, speak } from './speaker.js';
 import type { STT, SttStream } from './stt/stt.js';
 import type { Transport } from './transports/transport.js';
 import type { TTS } from './tts/tts.js';
@@ -187,6 +187,12 @@ export class CallSession {
     this.turns.replyStarted();
   }
 
+  /** The agent starts talking: the turn detector knows, and the caller hears what it says. */
+  private speak(sentences: Iterable<string> | AsyncIterable<string>, signal: AbortSignal, onFirstAudio?: (atMs: number) => void): Promise<Spoken> {
+    this.turns.agentSpeakingStarted();
+    return speak(this.p, sentences, signal, onFirstAudio);
+  }
+
   /** Says fixed text (greeting, prompts) as an agent turn. */
   private speakFixed(text: string) {
     return async (signal: AbortSignal) => {
@@ -201,116 +207,28 @@ export class CallSession {
     return async (signal: AbortSignal) => {
       const turnStart = this.now();
       this.history.push({ role: 'user', content: said });
-      const sentences: string[] = [];
-      let notify: (() => void) | undefined;
-      let llmDone = false;
-      let turn: TurnResult | undefined;
-      // The LLM streams into sentences while the speaker below turns each one into audio as it arrives.
-      const thinking = (async () => {
-        const splitter = new SentenceSplitter();
-        try {
-          for await (const event of this.p.agent.reply(this.history.slice(0, -1), said, signal, { callId: this.callLog.callId })) {
-            if (event.type === 'text') sentences.push(...splitter.push(event.text));
-            else turn = event.turn;
-            notify?.();
-          }
-          const rest = splitter.flush();
-          if (rest) sentences.push(rest);
-        } finally {
-          // Also when the reply is aborted (barge-in, hang-up) or every LLM failed: the speaker must not wait on.
-          llmDone = true;
-          notify?.();
-        }
-      })().catch((err: unknown) => {
-        // Handled here at once: an abort before the first sentence rejects while the speaker is still waiting.
+      // The LLM streams into sentences while each one is turned into audio as it arrives.
+      const { sentences, result } = sentencesOf(this.p.agent.reply(this.history.slice(0, -1), said, signal, { callId: this.callLog.callId }), (err) => {
         if (!signal.aborted) this.p.log.error({ err, callId: this.callLog.callId }, 'the agent could not answer');
       });
-      const spoken = await this.speak(
-        {
-          [Symbol.asyncIterator]: async function* () {
-            let i = 0;
-            for (;;) {
-              if (i < sentences.length) yield sentences[i++]!;
-              else if (llmDone) return;
-              else await new Promise<void>((r) => (notify = r));
-            }
-          },
-        },
-        signal,
-        (firstAudioAt) => {
-          metrics.voice_to_voice = Math.round(firstAudioAt - this.turns.speechEndedAt);
-          metrics.first_audio = Math.round(firstAudioAt - turnStart);
-        },
-      );
-      await thinking;
+      const spoken = await this.speak(sentences, signal, (firstAudioAt) => {
+        metrics.voice_to_voice = Math.round(firstAudioAt - this.turns.speechEndedAt);
+        metrics.first_audio = Math.round(firstAudioAt - turnStart);
+      });
+      const turn = await result;
       Object.assign(metrics, turn?.metrics ?? {});
       if (spoken.ttsFirstByteMs !== undefined) metrics.tts_ttfb = spoken.ttsFirstByteMs;
-      this.record(() =>
-        this.callLog.addTurn({
-          speaker: 'agent',
-          text: spoken.text,
-          startMs: Math.round(turnStart),
-          endMs: Math.round(this.now()),
-          interrupted: spoken.interrupted,
-          citations: turn?.citations ?? [],
-          metrics,
-        }),
-      );
+      const { text, interrupted } = spoken;
+      this.record(() => this.callLog.addTurn({ speaker: 'agent', text, startMs: Math.round(turnStart), endMs: Math.round(this.now()), interrupted, citations: turn?.citations ?? [], metrics }));
       for (const t of turn?.toolCalls ?? []) this.record(() => this.callLog.event('tool.called', toolCalledEvent(t)));
       // History keeps what the caller actually heard.
-      if (spoken.text) this.history.push({ role: 'assistant', content: spoken.text });
+      if (text) this.history.push({ role: 'assistant', content: text });
       const action = turn?.action;
-      if (action && !spoken.interrupted) {
-        if (action.type === 'end_call') this.finish({ status: 'completed', reason: action.reason, action });
-        else {
-          this.record(() => this.callLog.event('transfer.requested', { to: action.to, reason: action.reason }));
-          this.finish({ status: 'completed', reason: 'transferred', action });
-        }
-      }
+      if (!action || interrupted) return;
+      if (action.type === 'end_call') return this.finish({ status: 'completed', reason: action.reason, action });
+      this.record(() => this.callLog.event('transfer.requested', { to: action.to, reason: action.reason }));
+      this.finish({ status: 'completed', reason: 'transferred', action });
     };
-  }
-
-  /**
-   * Synthesizes and queues sentences in order, one mark per sentence; returns the text the caller heard in full
-   * (sentences whose mark was reached) and whether playback was cut short.
-   */
-  private async speak(
-    sentences: Iterable<string> | AsyncIterable<string>,
-    signal: AbortSignal,
-    onFirstAudio?: (atMs: number) => void,
-  ): Promise<{ text: string; interrupted: boolean; ttsFirstByteMs?: number }> {
-    this.turns.agentSpeakingStarted();
-    const marks: Promise<boolean>[] = [];
-    const queued: string[] = [];
-    let ttsFirstByteMs: number | undefined;
-    let first = true;
-    for await (const sentence of sentences) {
-      if (signal.aborted) break;
-      const asked = this.now();
-      let toTransport: StreamResampler | undefined;
-      for await (const frame of this.p.tts.synthesize(sentence, { signal })) {
-        if (signal.aborted) break;
-        if (first) {
-          first = false;
-          ttsFirstByteMs = Math.round(this.now() - asked);
-          onFirstAudio?.(this.now());
-        }
-        if (frame.sampleRate === this.p.transport.sampleRate) this.p.transport.send(frame);
-        else {
-          // One resampler per sentence: its audio is one continuous stream.
-          toTransport ??= new StreamResampler(frame.sampleRate, this.p.transport.sampleRate);
-          this.p.transport.send({ ...frame, pcm: toTransport.push(frame.pcm), sampleRate: this.p.transport.sampleRate });
-        }
-      }
-      if (signal.aborted) break;
-      const tail = toTransport?.flush();
-      if (tail?.length) this.p.transport.send({ pcm: tail, sampleRate: this.p.transport.sampleRate, timestampMs: 0 });
-      queued.push(sentence);
-      marks.push(this.p.transport.mark(`s${marks.length}`));
-    }
-    const played = await Promise.all(marks);
-    const heard = queued.filter((_, i) => played[i]);
-    return { text: heard.join(' '), interrupted: signal.aborted || heard.length < queued.length, ttsFirstByteMs };
   }
 
   private async sayAndEnd(text: string, reason: string): Promise<void> {

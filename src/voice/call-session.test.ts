@@ -9,7 +9,7 @@ import { MemoryCallLog } from './call-log.js';
 import { type CallBehaviour, type CallOutcome, CallSession, MAX_DURATION_GOODBYE, SILENCE_GOODBYE, SILENCE_PROMPT } from './call-session.js';
 import { ManualClock } from './clock.js';
 import { FakeLlm } from './llm/fake.js';
-import type { ChatRequest, KnowledgePassage, LLM, LlmChunk } from './llm/llm.js';
+import type { ChatMessage, ChatRequest, KnowledgePassage, LLM, LlmChunk } from './llm/llm.js';
 import { LocalResponder } from './llm/local-responder.js';
 import { FakeStt } from './stt/fake.js';
 import type { STT, SttEvent } from './stt/stt.js';
@@ -35,6 +35,7 @@ interface CallOptions {
   vad?: VAD;
   stt?: STT;
   transferNumber?: string;
+  history?: ChatMessage[];
 }
 
 function startCall(opts: CallOptions = {}) {
@@ -56,6 +57,7 @@ function startCall(opts: CallOptions = {}) {
     behaviour: { greeting: 'Hello, Sunrise clinic.', endpointingMs: 500, minInterruptionMs: 300, silencePromptMs: 30_000, maxDurationMs: 600_000, ...opts.behaviour },
     log: pino({ level: 'silent' }),
     clock,
+    history: opts.history,
     beforeClose: async () => void closedBefore.push(transport.closedReason ?? 'open'),
   });
   let outcome: CallOutcome | undefined;
@@ -394,6 +396,26 @@ describe('CallSession: actions and the end of the call', () => {
     } finally {
       process.off('unhandledRejection', onUnhandled);
     }
+  });
+
+  it('a caller the transport refused (a media policy violation) ends the call as failed, with the reason recorded', async () => {
+    const c = startCall();
+    c.transport.hangup('audio faster than real time');
+    expect(await c.end(false)).toEqual({ status: 'failed', reason: 'media policy: audio faster than real time' });
+    expect(c.callLog.events).toEqual([{ type: 'media.policy_violation', data: { reason: 'audio faster than real time' } }]);
+  });
+
+  it('a call picked up again goes on with its history (the model sees the conversation so far)', async () => {
+    const c = startCall({ transcripts: ['And on Sundays?'], behaviour: { greeting: null }, history: [
+      { role: 'assistant', content: 'Hello, Sunrise clinic.' },
+      { role: 'user', content: 'When do you open?' },
+      { role: 'assistant', content: 'At nine.' },
+    ] });
+    await c.say(speech(600));
+    await c.waitTurns(2);
+    expect(c.turns()[0]).toEqual(['caller', 'And on Sundays?']);
+    expect(c.requests[0]!.messages.map((m) => m.content)).toEqual(['Hello, Sunrise clinic.', 'When do you open?', 'At nine.', 'And on Sundays?']);
+    await c.end();
   });
 
   it('the call ends as failed when speech-to-text fails for good', async () => {

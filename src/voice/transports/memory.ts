@@ -31,7 +31,7 @@ export class MemoryTransport implements Transport {
   private ticker: Timer | undefined;
   private sent = 0;
   private ended = false;
-  private readonly hangupListeners = new Listeners<[]>();
+  private readonly hangupListeners = new Listeners<[violation?: string]>();
   private readonly dtmfListeners = new Listeners<[digit: string]>();
   private readonly playedListeners = new Listeners<[frame: AudioFrame]>();
 
@@ -81,10 +81,11 @@ export class MemoryTransport implements Transport {
     this.dtmfListeners.emit(digit);
   }
 
-  hangup(): void {
+  /** The caller hangs up; with a violation, the line refused the caller as a real transport does (a flood). */
+  hangup(violation?: string): void {
     if (this.ended) return;
-    this.hangupListeners.emit();
-    this.finish('caller hung up');
+    this.hangupListeners.emit(violation);
+    this.finish(violation ?? 'caller hung up');
   }
 
   /** Agent audio heard between two times (ms since start), in ms. */
@@ -124,7 +125,7 @@ export class MemoryTransport implements Transport {
     this.dtmfListeners.add(listener);
   }
 
-  onHangup(listener: () => void): void {
+  onHangup(listener: (violation?: string) => void): void {
     this.hangupListeners.add(listener);
   }
 

@@ -21,7 +21,9 @@ import { loadConfig } from '../src/config.js';
 import { tenants } from '../src/db/schema.js';
 import { buildDeps, closeDeps } from '../src/deps.js';
 import { Agent } from '../src/voice/agent.js';
+import { callLogFor } from '../src/voice/call-log.js';
 import { CallSession } from '../src/voice/call-session.js';
+import { realClock, withNow } from '../src/voice/clock.js';
 import { FakeLlm } from '../src/voice/llm/fake.js';
 import { FakeStt } from '../src/voice/stt/fake.js';
 import { MemoryTransport } from '../src/voice/transports/memory.js';
@@ -123,17 +125,15 @@ async function run(n: number) {
       // Every turn but the last asks the same question; the second one is interrupted.
       const llm = new FakeLlm({ reply: () => REPLY, firstTokenMs: LLM_TTFT_MS, tokensPerSecond: TOKENS_PER_S });
       const session = new CallSession({
-        tenantId: tenant!.id,
-        callId: call.id,
+        callLog: callLogFor(deps.calls, tenant!.id, call.id),
         transport,
         vad: VAD_KIND === 'silero' ? new SileroVad() : new EnergyVad(),
         stt: new FakeStt({ sampleRate: RATE, transcripts: Array.from({ length: TURNS + 2 }, (_, k) => `Question ${k} about the opening hours?`), finalLatencyMs: STT_FINAL_MS }),
         tts: new FakeTts(RATE, TTS_FIRST_BYTE_MS, 60),
         agent: new Agent(llm, async () => [], { agentName: 'Bench', systemPrompt: null, transferNumber: null }),
-        calls: deps.calls,
         behaviour: { greeting: null, endpointingMs: ENDPOINTING_MS, minInterruptionMs: MIN_INTERRUPTION_MS, silencePromptMs: 120_000, maxDurationMs: 600_000 },
         log,
-        now: () => transport.now(),
+        clock: withNow(realClock, () => transport.now()),
       });
       const outcome = session.run();
       // Calls start spread over a second, like real traffic.

@@ -14,7 +14,9 @@ import type { PhoneNumberOverrides } from '../services/phone-numbers.js';
 import { type Admission, isRefusal, type Lease } from './admission.js';
 import type { CallControl } from './call-control.js';
 import { type RecordingStore, recordingKey } from '../storage/recording-store.js';
+import { callLogFor } from './call-log.js';
 import { type CallOutcome, CallSession } from './call-session.js';
+import { realClock, withNow } from './clock.js';
 import { mergeRecordings, type Recording, type RecordedTransport, recordTransport, recoverSpooledRecording } from './recording.js';
 import type { ProviderRegistry } from './registry.js';
 import { toHistory } from './text-channel.js';
@@ -195,14 +197,12 @@ export class VoiceCalls {
       transport = recorded.transport;
     }
     const session = new CallSession({
-      tenantId,
-      callId,
+      callLog: callLogFor(this.calls, tenantId, callId),
       transport,
       agent: parts.agent,
       stt: parts.stt,
       tts: parts.tts,
       vad: parts.vad,
-      calls: this.calls,
       behaviour: {
         ...parts.behaviour,
         greeting: turns.length ? null : (parts.behaviour.greeting ?? (call.direction === 'outbound' ? outboundGreeting(parts.settings.agent_name) : null)),
@@ -211,7 +211,7 @@ export class VoiceCalls {
       },
       history: toHistory(turns),
       log,
-      now: () => performance.now() - origin,
+      clock: withNow(realClock, () => performance.now() - origin),
       beforeClose: opts.beforeClose,
     });
     // Seen alive now (a call picked up again must not look lost), then every HEARTBEAT_MS while anything runs here.

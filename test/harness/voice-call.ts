@@ -48,7 +48,11 @@ void watching;
 const espeak = new EspeakTts({ sampleRate: RATE });
 const utterances = JSON.parse(process.env.UTTERANCES ?? '[]') as string[];
 const agentTurns = async () => (await deps.calls.transcript(tenantId, callId)).filter((t) => t.speaker === 'agent').length;
-await sleep(3000); // the greeting, if any
+// A new call's greeting is spoken before the caller speaks (a fixed wait was too short on a loaded machine, and the
+// caller then took the greeting for the answer to its first question). A call picked up again is not greeted: the
+// caller waits for the session to be listening.
+if (process.env.CALL_ID) await sleep(3000);
+else while ((await agentTurns()) === 0) await sleep(50);
 for (const [n, text] of utterances.entries()) {
   const before = await agentTurns();
   const parts: Int16Array[] = [];

@@ -1,6 +1,7 @@
 // A simulated STT with fixed latencies, for tests and the voice benchmark: it hears speech by energy, sends
 // interim results while it lasts, and answers flush() with the next scripted transcript after `finalLatencyMs`.
 import { type AudioFrame, dbfs } from '../audio.js';
+import { type Clock, realClock, type Timer } from '../clock.js';
 import type { STT, SttEvent, SttStream } from './stt.js';
 import { EventQueue } from '../../lib/event-queue.js';
 
@@ -10,6 +11,8 @@ export interface FakeSttOptions {
   transcripts: string[];
   finalLatencyMs: number;
   interimEveryMs?: number;
+  /** Whose timers delay the finals (a ManualClock in virtual-time tests). */
+  clock?: Clock;
 }
 
 export class FakeStt implements STT {
@@ -28,7 +31,8 @@ export class FakeStt implements STT {
     let lastLoud = 0;
     const take = () => this.opts.transcripts[this.next++] ?? '';
     let current: string | undefined;
-    let timers: NodeJS.Timeout[] = [];
+    const clock = this.opts.clock ?? realClock;
+    let timers: Timer[] = [];
     return {
       events,
       push: (frame: AudioFrame) => {
@@ -56,10 +60,10 @@ export class FakeStt implements STT {
         speechStart = undefined;
         speechMs = 0;
         current = undefined;
-        timers.push(setTimeout(() => events.push({ type: 'final', text, startMs: start, endMs: end, confidence: 0.99, endOfTurn: true }), this.opts.finalLatencyMs));
+        timers.push(clock.setTimeout(() => events.push({ type: 'final', text, startMs: start, endMs: end, confidence: 0.99, endOfTurn: true }), this.opts.finalLatencyMs));
       },
       close: async () => {
-        for (const t of timers) clearTimeout(t);
+        for (const t of timers) clock.clearTimeout(t);
         timers = [];
         events.end();
       },

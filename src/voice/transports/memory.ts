@@ -1,7 +1,9 @@
 // In-memory transport: a simulated caller for tests, benchmarks and the simulator. Like a phone line it
 // delivers a frame every 20 ms, in real time, whether the caller speaks or not (quiet line noise otherwise);
 // what the agent sends is played through Playout, and what the caller "heard" is kept with its play time.
+// Both run on a Clock: the real one by default, a ManualClock in virtual-time tests.
 import { type AudioFrame, durationMs, FRAME_MS } from '../audio.js';
+import { type Clock, realClock, type Timer } from '../clock.js';
 import { Playout } from './playout.js';
 import type { Transport } from './transport.js';
 import { Listeners } from '../../lib/listeners.js';
@@ -20,39 +22,50 @@ export class MemoryTransport implements Transport {
   readonly clears: number[] = [];
   closedReason: string | undefined;
 
-  private readonly started = performance.now();
+  private readonly started: number;
   private readonly playout: Playout;
   private readonly frameSamples: number;
   private pending: Int16Array[] = [];
   private queue: AudioFrame[] = [];
   private waiting: ((r: IteratorResult<AudioFrame>) => void) | undefined;
-  private ticker: NodeJS.Timeout;
+  private ticker: Timer | undefined;
   private sent = 0;
   private ended = false;
-  private readonly hangupListeners = new Listeners<[]>();
+  private readonly hangupListeners = new Listeners<[violation?: string]>();
   private readonly dtmfListeners = new Listeners<[digit: string]>();
   private readonly playedListeners = new Listeners<[frame: AudioFrame]>();
 
   constructor(
     readonly sampleRate: number,
     private readonly noiseAmplitude = 20,
+    private readonly clock: Clock = realClock,
   ) {
+    this.started = clock.now();
     this.frameSamples = (sampleRate * FRAME_MS) / 1000;
-    this.playout = new Playout(sampleRate, (frame, at) => {
-      const atMs = at - this.started;
-      this.heard.push({ pcm: frame.pcm, atMs });
-      this.playedListeners.emit({ pcm: frame.pcm, sampleRate, timestampMs: atMs });
-    });
-    // One frame per 20 ms of wall time, catching up if the event loop was late (a real line does not pause).
-    this.ticker = setInterval(() => {
-      const due = Math.floor((performance.now() - this.started) / FRAME_MS);
-      while (this.sent < due) this.emit();
-    }, FRAME_MS / 2);
+    this.playout = new Playout(
+      sampleRate,
+      (frame, at) => {
+        const atMs = at - this.started;
+        this.heard.push({ pcm: frame.pcm, atMs });
+        this.playedListeners.emit({ pcm: frame.pcm, sampleRate, timestampMs: atMs });
+      },
+      0,
+      clock,
+    );
+    this.tick();
   }
 
   /** ms since the transport started: the clock of every frame timestamp. */
   now(): number {
-    return performance.now() - this.started;
+    return this.clock.now() - this.started;
+  }
+
+  /** One frame per 20 ms of the clock, catching up if the event loop was late (a real line does not pause). */
+  private tick(): void {
+    const due = Math.floor(this.now() / FRAME_MS);
+    while (this.sent < due) this.emit();
+    // Checked twice a frame on the real clock (timers run late); exactly when the next frame is due on a manual one.
+    this.ticker = this.clock.setTimeout(() => this.tick(), this.clock === realClock ? FRAME_MS / 2 : (this.sent + 1) * FRAME_MS - this.now());
   }
 
   // ---- the caller's side ----
@@ -61,17 +74,18 @@ export class MemoryTransport implements Transport {
   say(pcm: Int16Array): Promise<void> {
     this.pending.push(pcm);
     const endsAt = this.started + (this.sent + Math.ceil(this.pendingSamples() / this.frameSamples)) * FRAME_MS;
-    return new Promise((r) => setTimeout(r, Math.max(0, endsAt - performance.now()) + FRAME_MS));
+    return new Promise((r) => this.clock.setTimeout(() => r(), Math.max(0, endsAt - this.clock.now()) + FRAME_MS));
   }
 
   pressDigit(digit: string): void {
     this.dtmfListeners.emit(digit);
   }
 
-  hangup(): void {
+  /** The caller hangs up; with a violation, the line refused the caller as a real transport does (a flood). */
+  hangup(violation?: string): void {
     if (this.ended) return;
-    this.hangupListeners.emit();
-    this.finish('caller hung up');
+    this.hangupListeners.emit(violation);
+    this.finish(violation ?? 'caller hung up');
   }
 
   /** Agent audio heard between two times (ms since start), in ms. */
@@ -111,7 +125,7 @@ export class MemoryTransport implements Transport {
     this.dtmfListeners.add(listener);
   }
 
-  onHangup(listener: () => void): void {
+  onHangup(listener: (violation?: string) => void): void {
     this.hangupListeners.add(listener);
   }
 
@@ -127,7 +141,7 @@ export class MemoryTransport implements Transport {
     if (this.ended) return;
     this.ended = true;
     this.closedReason = reason;
-    clearInterval(this.ticker);
+    this.clock.clearTimeout(this.ticker);
     this.playout.close();
     this.waiting?.({ value: undefined, done: true });
     this.waiting = undefined;

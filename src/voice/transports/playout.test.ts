@@ -1,44 +1,49 @@
 import { describe, expect, it, vi } from 'vitest';
+import { ManualClock } from '../clock.js';
 import { Playout } from './playout.js';
 
 const audio = (ms: number, rate = 8000) => ({ pcm: new Int16Array((rate * ms) / 1000).fill(1000), sampleRate: rate, timestampMs: 0 });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('Playout', () => {
   it('releases 20 ms frames in real time and resolves a mark when the audio before it has played', async () => {
+    const clock = new ManualClock(1000);
     const played: number[] = [];
-    const p = new Playout(8000, (f, at) => played.push(at));
-    const t0 = performance.now();
+    const p = new Playout(8000, (f, at) => played.push(at), 0, clock);
     p.enqueue(audio(150)); // 7 frames and a 10 ms tail, padded when the mark comes
-    const done = await p.mark('sentence-1');
-    const elapsed = performance.now() - t0;
+    let done: boolean | undefined;
+    void p.mark('sentence-1').then((d) => (done = d));
+    await clock.until(() => done !== undefined, 'the mark');
     expect(done).toBe(true);
     expect(played).toHaveLength(8);
-    expect(elapsed).toBeGreaterThanOrEqual(158);
-    expect(elapsed).toBeLessThan(260);
+    // 160 ms of audio, the mark reached on the pacer's next 5 ms tick.
+    expect(clock.now() - 1000).toBeGreaterThanOrEqual(160);
+    expect(clock.now() - 1000).toBeLessThanOrEqual(165);
     // Paced: each frame starts 20 ms after the one before.
     const gaps = played.slice(1).map((t, i) => t - played[i]!);
     expect(gaps.every((g) => Math.abs(g - 20) < 0.01)).toBe(true);
   });
 
   it('clear() drops what has not been played and fails pending marks', async () => {
+    const clock = new ManualClock(1000);
     let frames = 0;
-    const p = new Playout(16000, () => frames++);
+    const p = new Playout(16000, () => frames++, 0, clock);
     p.enqueue(audio(1000, 16000));
     const mark = p.mark('long');
-    await sleep(100);
-    expect(p.queuedMs).toBeGreaterThan(800);
+    await clock.advanceAsync(100);
+    expect(p.queuedMs).toBe(880); // 6 frames played: at 0 ms and on each 20 ms up to 100
     p.clear();
     expect(await mark).toBe(false);
     expect(p.queuedMs).toBe(0);
     const playedBefore = frames;
-    await sleep(60);
+    await clock.advanceAsync(60);
     expect(frames).toBe(playedBefore);
-    expect(playedBefore).toBeGreaterThanOrEqual(5);
-    expect(playedBefore).toBeLessThanOrEqual(8);
+    expect(playedBefore).toBe(6);
     // Audio queued after a clear plays again.
     p.enqueue(audio(40, 16000));
-    expect(await p.mark('after')).toBe(true);
+    let after: boolean | undefined;
+    void p.mark('after').then((d) => (after = d));
+    await clock.until(() => after !== undefined, 'the mark after the clear');
+    expect(after).toBe(true);
     p.close();
     expect(await p.mark('closed')).toBe(false);
   });

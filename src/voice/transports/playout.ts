@@ -2,6 +2,7 @@
 // so clear() (barge-in) drops what the caller has not heard yet and marks resolve when audio was really played.
 // Transports without their own playout feedback (in-memory, browser, LiveKit) play through this.
 import { type AudioFrame, concatPcm, durationMs, FRAME_MS } from '../audio.js';
+import { type Clock, realClock, type Timer } from '../clock.js';
 
 /**
  * Queued audio is kept as the chunks it came in (whole frames each), and a 20 ms frame is cut from the head chunk
@@ -11,25 +12,28 @@ import { type AudioFrame, concatPcm, durationMs, FRAME_MS } from '../audio.js';
 type Item = { pcm: Int16Array; next: number; timestampMs: number } | { mark: string; resolve: (played: boolean) => void };
 
 /**
- * One clock for every playout in the process: it ticks every TICK_MS, on multiples of it, and releases what each
- * playout has due. A timer per call per frame was 10,000 timers a second at 200 calls; one tick serves them all.
+ * One pacer for every playout on a clock (the process's real clock: every playout in the process): it ticks every
+ * TICK_MS, on multiples of it, and releases what each playout has due. A timer per call per frame was 10,000 timers
+ * a second at 200 calls; one tick serves them all.
  * Frames stay exactly 20 ms apart: a playout's schedule has a fixed phase against the ticks, so each of its frames
  * waits the same part of a tick.
  */
 const TICK_MS = 5;
 
-class PacingClock {
+class Pacer {
   private readonly playing = new Set<Playout>();
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
+
+  constructor(private readonly clock: Clock) {}
 
   add(playout: Playout): void {
     this.playing.add(playout);
     this.timer ??= this.schedule();
   }
 
-  private schedule(): NodeJS.Timeout {
-    const now = performance.now();
-    return setTimeout(() => this.tick(), Math.ceil((now + 0.5) / TICK_MS) * TICK_MS - now);
+  private schedule(): Timer {
+    const now = this.clock.now();
+    return this.clock.setTimeout(() => this.tick(), Math.ceil((now + 0.5) / TICK_MS) * TICK_MS - now);
   }
 
   private tick(): void {
@@ -38,11 +42,16 @@ class PacingClock {
   }
 }
 
-const clock = new PacingClock();
+const pacers = new WeakMap<Clock, Pacer>();
+function pacerFor(clock: Clock): Pacer {
+  let pacer = pacers.get(clock);
+  if (!pacer) pacers.set(clock, (pacer = new Pacer(clock)));
+  return pacer;
+}
 
 export class Playout {
   private queue: Item[] = [];
-  /** When the frame being played ends, in performance.now() time. */
+  /** When the frame being played ends, on the clock. */
   private playingUntil = 0;
   private carry: Int16Array = new Int16Array(0);
   private closed = false;
@@ -59,6 +68,7 @@ export class Playout {
     private readonly sampleRate: number,
     private readonly sink: (frame: AudioFrame, playedAtMs: number) => void,
     private readonly leadMs = 0,
+    private readonly clock: Clock = realClock,
   ) {
     this.frameSamples = (sampleRate * FRAME_MS) / 1000;
   }
@@ -115,7 +125,7 @@ export class Playout {
   /** Sends what is due now; the clock calls it on each tick while it returns true (something is still queued). */
   release(): boolean {
     if (this.closed) return false;
-    const now = performance.now();
+    const now = this.clock.now();
     // Frames are released back to back on a fixed schedule (timer lateness is absorbed); after an underrun of
     // more than a frame (nothing was queued) the schedule restarts from now.
     if (this.playingUntil < now - FRAME_MS) this.playingUntil = now;
@@ -123,12 +133,12 @@ export class Playout {
       const next = this.queue[0]!;
       if ('mark' in next) {
         // A mark is reached when the audio before it has finished playing (or, with a lead, has been handed over).
-        if (this.playingUntil > performance.now() + this.leadMs + 1) break;
+        if (this.playingUntil > this.clock.now() + this.leadMs + 1) break;
         this.queue.shift();
         next.resolve(true);
         continue;
       }
-      if (this.playingUntil > performance.now() + this.leadMs + 1) break;
+      if (this.playingUntil > this.clock.now() + this.leadMs + 1) break;
       const at = next.next;
       next.next += this.frameSamples;
       if (next.next >= next.pcm.length) this.queue.shift();
@@ -141,6 +151,6 @@ export class Playout {
 
   /** What is due goes at once (the first frame of an utterance without waiting for a tick); the rest on the clock. */
   private pump(): void {
-    if (this.release()) clock.add(this);
+    if (this.release()) pacerFor(this.clock).add(this);
   }
 }

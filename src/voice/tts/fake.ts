@@ -1,6 +1,7 @@
 // A simulated TTS with a fixed time to first byte, for tests and the voice benchmark: a tone whose length
 // follows the text (about 14 characters per second, like speech), produced faster than real time.
 import type { AudioFrame } from '../audio.js';
+import { type Clock, realClock, sleep } from '../clock.js';
 import type { TTS } from './tts.js';
 
 export class FakeTts implements TTS {
@@ -10,11 +11,13 @@ export class FakeTts implements TTS {
     readonly sampleRate: number,
     private readonly firstByteMs: number,
     private readonly msPerChar = 70,
+    /** Whose time the first byte takes (a ManualClock in virtual-time tests). */
+    private readonly clock: Clock = realClock,
   ) {}
 
   async *synthesize(text: string, opts: { signal?: AbortSignal } = {}): AsyncIterable<AudioFrame> {
     if (!text.trim()) return;
-    await new Promise((r) => setTimeout(r, this.firstByteMs));
+    await sleep(this.clock, this.firstByteMs);
     const total = Math.round((text.length * this.msPerChar * this.sampleRate) / 1000);
     const piece = this.sampleRate / 10;
     const tone = toneFor(this.sampleRate);

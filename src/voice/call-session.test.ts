@@ -1,0 +1,437 @@
+// The call session in virtual time: the in-memory phone line, the energy VAD and the simulated STT, LLM and TTS all
+// run on one ManualClock, and the call's log is kept in memory; a whole call runs in milliseconds, no database.
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { EventQueue } from '../lib/event-queue.js';
+import { Agent } from './agent.js';
+import { resample } from './audio.js';
+import { MemoryCallLog } from './call-log.js';
+import { type CallBehaviour, type CallOutcome, CallSession, MAX_DURATION_GOODBYE, SILENCE_GOODBYE, SILENCE_PROMPT } from './call-session.js';
+import { ManualClock } from './clock.js';
+import { FakeLlm } from './llm/fake.js';
+import type { ChatMessage, ChatRequest, KnowledgePassage, LLM, LlmChunk } from './llm/llm.js';
+import { LocalResponder } from './llm/local-responder.js';
+import { FakeStt } from './stt/fake.js';
+import type { STT, SttEvent } from './stt/stt.js';
+import { MemoryTransport } from './transports/memory.js';
+import { FakeTts } from './tts/fake.js';
+import { EnergyVad } from './vad/energy-vad.js';
+import type { VAD } from './vad/vad.js';
+
+const RATE = 16000;
+const hours: KnowledgePassage = { chunkId: '00000000-0000-4000-8000-000000000001', documentTitle: 'Hours', score: 0.7, text: 'The clinic opens at nine on weekdays. On Saturdays it closes at noon.' };
+/** What the simulated caller "says": a voiced sound with four syllables a second (speech dips between them). */
+const speech = (ms: number) =>
+  Int16Array.from({ length: (RATE * ms) / 1000 }, (_, i) => {
+    const syllables = 0.55 + 0.45 * Math.sin((2 * Math.PI * 4 * i) / RATE);
+    return Math.round(5000 * syllables * (Math.sin((2 * Math.PI * 160 * i) / RATE) + 0.4 * Math.sin((2 * Math.PI * 480 * i) / RATE)));
+  });
+
+interface CallOptions {
+  transcripts?: string[];
+  llm?: (clock: ManualClock) => LLM;
+  behaviour?: Partial<CallBehaviour>;
+  lineRate?: number;
+  vad?: VAD;
+  stt?: STT;
+  transferNumber?: string;
+  history?: ChatMessage[];
+}
+
+function startCall(opts: CallOptions = {}) {
+  const clock = new ManualClock();
+  const transport = new MemoryTransport(opts.lineRate ?? RATE, 20, clock);
+  const callLog = new MemoryCallLog();
+  const requests: ChatRequest[] = [];
+  const llm = opts.llm?.(clock) ?? new LocalResponder();
+  const recording: LLM = { provider: llm.provider, model: llm.model, chat: (r) => (requests.push(r), llm.chat(r)) };
+  const agent = new Agent(recording, async (q) => (/clinic|open|saturday/i.test(q) ? [hours] : []), { agentName: 'Nora', systemPrompt: null, transferNumber: opts.transferNumber ?? null });
+  const closedBefore: string[] = [];
+  const session = new CallSession({
+    transport,
+    vad: opts.vad ?? new EnergyVad(),
+    stt: opts.stt ?? new FakeStt({ sampleRate: RATE, transcripts: opts.transcripts ?? [], finalLatencyMs: 250, clock }),
+    tts: new FakeTts(RATE, 200, 40, clock),
+    agent,
+    callLog,
+    behaviour: { greeting: 'Hello, Sunrise clinic.', endpointingMs: 500, minInterruptionMs: 300, silencePromptMs: 30_000, maxDurationMs: 600_000, ...opts.behaviour },
+    log: pino({ level: 'silent' }),
+    clock,
+    history: opts.history,
+    beforeClose: async () => void closedBefore.push(transport.closedReason ?? 'open'),
+  });
+  let outcome: CallOutcome | undefined;
+  const running = session.run().then((o) => (outcome = o));
+  const turns = () => callLog.turns.map((t) => [t.speaker, t.text]);
+  return {
+    clock,
+    transport,
+    callLog,
+    session,
+    requests,
+    closedBefore,
+    turns,
+    /** The caller speaks; resolves (in virtual time) once the audio has gone down the line. */
+    async say(pcm: Int16Array) {
+      let sent = false;
+      void transport.say(pcm).then(() => (sent = true));
+      await clock.until(() => sent, 'the caller’s speech to be sent');
+    },
+    until: (what: string, condition: () => boolean, timeoutMs?: number) => clock.until(condition, what, timeoutMs),
+    waitTurns: (n: number) => clock.until(() => callLog.turns.length >= n, `${n} turns (have ${JSON.stringify(turns())})`),
+    /** Runs the call to its end (the caller hangs up first when `hangup`). */
+    async end(hangup = true): Promise<CallOutcome> {
+      if (hangup) transport.hangup();
+      await clock.until(() => outcome !== undefined, 'the call to end');
+      await running;
+      return outcome!;
+    },
+    get outcome() {
+      return outcome;
+    },
+  };
+}
+
+describe('CallSession: greeting and answers', () => {
+  it('greets first: the greeting is an agent turn the caller hears, and the history starts with it', async () => {
+    const c = startCall({ transcripts: ['When does the clinic open?'] });
+    await c.waitTurns(1);
+    expect(c.callLog.turns[0]).toMatchObject({ speaker: 'agent', text: 'Hello, Sunrise clinic.', interrupted: false, startMs: 0 });
+    // 200 ms to the TTS's first byte, then 22 characters at 40 ms each.
+    expect(c.transport.heard[0]!.atMs).toBe(200);
+    expect(c.transport.heardMs()).toBeGreaterThanOrEqual(22 * 40);
+    await c.say(speech(900));
+    await c.waitTurns(3);
+    expect(c.requests[0]!.messages.map((m) => [m.role, m.content])).toEqual([
+      ['assistant', 'Hello, Sunrise clinic.'],
+      ['user', 'When does the clinic open?'],
+    ]);
+    await c.end();
+  });
+
+  it('answers from knowledge with citations and its latencies, measured exactly', async () => {
+    const c = startCall({ transcripts: ['When does the clinic open on Saturdays?'], behaviour: { greeting: null } });
+    await c.clock.advanceAsync(500);
+    await c.say(speech(900));
+    await c.waitTurns(2);
+    expect(c.callLog.turns[0]).toMatchObject({ speaker: 'caller', text: 'When does the clinic open on Saturdays?' });
+    expect(c.callLog.turns[1]).toMatchObject({ speaker: 'agent', text: hours.text, interrupted: false, citations: [hours.chunkId] });
+    const m = c.callLog.turns[1]!.metrics!;
+    // The STT's final (250 ms) comes within the endpointing time (500 ms, +1 waited out); the TTS's first byte 200 ms.
+    expect(m).toMatchObject({ endpointing: 501, stt_final: 250, tts_ttfb: 200, voice_to_voice: 701 });
+    expect(m).toHaveProperty('retrieval');
+    expect(m).toHaveProperty('llm_ttft');
+    // The caller turn spans the speech as the VAD heard it (it starts 60 ms in, ends 200 ms of silence after).
+    const caller = c.callLog.turns[0]!;
+    expect(caller.endMs! - caller.startMs!).toBeGreaterThan(800);
+    await c.end();
+  });
+
+  it('bridges rates: an 8 kHz phone line with 16 kHz STT and TTS', async () => {
+    const c = startCall({ transcripts: ['When does the clinic open?'], behaviour: { greeting: null }, lineRate: 8000 });
+    await c.say(resample(speech(900), RATE, 8000));
+    await c.waitTurns(2);
+    expect(c.callLog.turns[1]).toMatchObject({ speaker: 'agent', citations: [hours.chunkId] });
+    await c.until('the answer to play', () => c.transport.heardMs() >= 500);
+    // What the caller hears is 8 kHz audio of the answer (the TTS made it at 16 kHz).
+    expect(c.transport.heard.every((f) => f.pcm.length === 160)).toBe(true);
+    await c.end();
+  });
+
+  it('a goodbye ends the call after the agent’s answer (end_call), with the transport closed for that reason', async () => {
+    const c = startCall({ transcripts: ['When does the clinic open on Saturdays?', 'Thank you, goodbye.'] });
+    await c.waitTurns(1);
+    await c.say(speech(900));
+    await c.waitTurns(3);
+    await c.say(speech(600));
+    const outcome = await c.end(false);
+    expect(outcome).toMatchObject({ status: 'completed', reason: 'caller said goodbye', action: { type: 'end_call' } });
+    expect(c.turns()).toEqual([
+      ['agent', 'Hello, Sunrise clinic.'],
+      ['caller', 'When does the clinic open on Saturdays?'],
+      ['agent', hours.text],
+      ['caller', 'Thank you, goodbye.'],
+      ['agent', 'Thank you for calling. Goodbye!'],
+    ]);
+    expect(c.transport.closedReason).toBe('caller said goodbye');
+    expect(c.callLog.events.map((e) => e.type)).toEqual(['tool.called']);
+    expect(c.callLog.ended).toEqual({ status: 'completed', reason: 'caller said goodbye' });
+  });
+});
+
+describe('CallSession: barge-in', () => {
+  const long = 'First, our clinic is open every weekday. Second, we have free parking. Third, bring your insurance card. Fourth, arrive ten minutes early.';
+  const talker = (clock: ManualClock) => new FakeLlm({ reply: (said) => (/stop/i.test(said) ? 'Of course.' : long), firstTokenMs: 100, tokensPerSecond: 50, clock });
+
+  it('caller speech past the minimum clears the agent’s audio at once, counting only voiced speech', async () => {
+    const c = startCall({ transcripts: ['Tell me everything.', 'Stop, please.'], llm: talker, behaviour: { greeting: null } });
+    await c.say(speech(700));
+    await c.until('the answer to be well under way', () => c.transport.heardMs() >= 2500);
+    const interruptAt = c.transport.now();
+    await c.say(speech(700));
+    expect(c.transport.clears).toHaveLength(1);
+    // The VAD needs 60 ms of speech, then 300 ms of voiced speech; the clear follows at once, within a frame.
+    const reaction = c.transport.clears[0]! - interruptAt;
+    expect(reaction).toBeGreaterThanOrEqual(360);
+    expect(reaction).toBeLessThanOrEqual(380);
+    expect(c.callLog.events.find((e) => e.type === 'barge_in')!.data).toMatchObject({ voiced_ms: 300 });
+    // Nothing of the interrupted answer is heard after the clear.
+    const cleared = c.transport.clears[0]!;
+    await c.waitTurns(4);
+    const answerStart = c.transport.heard.find((f) => f.atMs > cleared)?.atMs ?? Infinity;
+    expect(answerStart - cleared).toBeGreaterThanOrEqual(200); // only the new answer, after its TTS's first byte
+    expect(await c.end()).toMatchObject({ status: 'completed', reason: 'caller hung up' });
+  });
+
+  it('the transcript and the history keep only what the caller heard of the interrupted answer', async () => {
+    const c = startCall({ transcripts: ['Tell me everything.', 'Stop, please.'], llm: talker, behaviour: { greeting: null } });
+    await c.say(speech(700));
+    await c.until('the answer to be well under way', () => c.transport.heardMs() >= 2500);
+    await c.say(speech(700));
+    await c.waitTurns(4);
+    const interrupted = c.callLog.turns[1]!;
+    expect(interrupted).toMatchObject({ speaker: 'agent', interrupted: true });
+    expect(long.startsWith(interrupted.text)).toBe(true);
+    expect(interrupted.text.length).toBeGreaterThan(0);
+    expect(interrupted.text.length).toBeLessThan(long.length);
+    expect(c.callLog.turns[2]).toMatchObject({ speaker: 'caller', text: 'Stop, please.' });
+    expect(c.callLog.turns[3]).toMatchObject({ speaker: 'agent', text: 'Of course.' });
+    // The model's next request has the heard sentences only.
+    expect(c.requests[1]!.messages.map((m) => [m.role, m.content])).toEqual([
+      ['user', 'Tell me everything.'],
+      ['assistant', interrupted.text],
+      ['user', 'Stop, please.'],
+    ]);
+    await c.end();
+  });
+
+  it('a short noise or backchannel while the agent talks does not interrupt it, and its words are dropped', async () => {
+    const llm = (clock: ManualClock) => new FakeLlm({ reply: () => 'Our clinic is open every weekday from nine. We also open on Saturday mornings.', firstTokenMs: 50, tokensPerSecond: 100, clock });
+    const c = startCall({ transcripts: ['Hours?', 'uh-huh'], llm, behaviour: { greeting: null } });
+    await c.say(speech(600));
+    await c.until('the answer to be under way', () => c.transport.heardMs() >= 800);
+    await c.say(speech(150)); // shorter than the 300 ms minimum
+    await c.waitTurns(2);
+    await c.clock.advanceAsync(3000);
+    expect(c.transport.clears).toEqual([]);
+    expect(c.callLog.turns.map((t) => [t.speaker, t.interrupted ?? false])).toEqual([
+      ['caller', false],
+      ['agent', false],
+    ]);
+    expect(c.callLog.turns[1]!.text).toBe('Our clinic is open every weekday from nine. We also open on Saturday mornings.');
+    await c.end();
+  });
+});
+
+describe('CallSession: a speech detector stuck on background noise', () => {
+  it('the STT’s words end the turn after the endpointing time plus the grace period, and the noise does not interrupt', async () => {
+    // The VAD hears speech from the first frame and never stops (loud babble); the STT, like Deepgram with its own
+    // endpointing, gives the caller's words as a final after a second.
+    let started = false;
+    const stuckVad: VAD = { push: () => (started ? null : ((started = true), 'speech-start')), speaking: true, voiced: true, reset: () => {} };
+    const events = new EventQueue<SttEvent>();
+    const stt: STT = { provider: 'fake', sampleRate: RATE, stream: () => ({ events, push: () => {}, flush: () => {}, close: async () => events.end() }) };
+    const c = startCall({ behaviour: { greeting: null }, vad: stuckVad, stt });
+    await c.clock.advanceAsync(1000);
+    const saidAt = c.transport.now();
+    events.push({ type: 'final', text: 'When does the clinic open?', startMs: 0, endMs: saidAt, confidence: 0.9, endOfTurn: true });
+    await c.waitTurns(2);
+    expect(c.callLog.turns[0]).toMatchObject({ speaker: 'caller', text: 'When does the clinic open?' });
+    expect(c.callLog.turns[1]).toMatchObject({ speaker: 'agent', citations: [hours.chunkId] });
+    expect(c.callLog.events[0]).toEqual({ type: 'turn.forced', data: { reason: 'speech detector still hearing speech', words_ms_ago: 2000 } });
+    await c.until('the answer to be heard', () => c.transport.heard.length > 0);
+    // Answered after the endpointing time plus the grace period (and the TTS's first byte), not at the maximum duration.
+    expect(c.transport.heard[0]!.atMs - saidAt).toBe(500 + 1500 + 200);
+    await c.clock.advanceAsync(3000);
+    expect(c.transport.clears).toHaveLength(0);
+    expect(await c.end()).toMatchObject({ status: 'completed' });
+  });
+});
+
+describe('CallSession: keypad', () => {
+  it('digits pressed less than 1.5 s apart become one caller turn the agent answers', async () => {
+    const c = startCall({ behaviour: { greeting: null } });
+    for (const d of '1234') {
+      c.transport.pressDigit(d);
+      await c.clock.advanceAsync(1000);
+    }
+    expect(c.callLog.turns).toEqual([]);
+    await c.clock.advanceAsync(500);
+    await c.waitTurns(2);
+    expect(c.callLog.turns[0]).toEqual({ speaker: 'caller', text: '(pressed on the keypad: 1 2 3 4)', startMs: 4500, endMs: 4500 });
+    expect(c.callLog.turns[1]!.speaker).toBe('agent');
+    expect(c.requests[0]!.messages.at(-1)).toEqual({ role: 'user', content: '(pressed on the keypad: 1 2 3 4)' });
+    expect(c.callLog.events.map((e) => e.data.digit)).toEqual(['1', '2', '3', '4']);
+    await c.end();
+  });
+
+  it('# ends an entry at once', async () => {
+    const c = startCall({ behaviour: { greeting: null } });
+    for (const d of '42#') c.transport.pressDigit(d);
+    await c.waitTurns(1);
+    expect(c.callLog.turns[0]).toMatchObject({ text: '(pressed on the keypad: 4 2)', startMs: 0 });
+    await c.end();
+  });
+
+  it('a digit interrupts the agent like speech', async () => {
+    const c = startCall();
+    await c.until('the greeting to be under way', () => c.transport.heardMs() >= 200);
+    c.transport.pressDigit('0');
+    await c.waitTurns(2);
+    expect(c.transport.clears).toHaveLength(1);
+    expect(c.callLog.turns[0]).toMatchObject({ speaker: 'agent', interrupted: true });
+    expect(c.callLog.events.map((e) => e.type)).toEqual(['dtmf', 'barge_in']);
+    await c.clock.advanceAsync(1500);
+    expect(c.callLog.turns[1]).toMatchObject({ speaker: 'caller', text: '(pressed on the keypad: 0)' });
+    await c.end();
+  });
+});
+
+describe('CallSession: silence and the maximum duration', () => {
+  it('asks a silent caller whether they are there, then says goodbye and ends the call', async () => {
+    const c = startCall({ behaviour: { greeting: null, silencePromptMs: 5000 } });
+    const outcome = await c.end(false);
+    expect(outcome).toEqual({ status: 'completed', reason: 'caller silent' });
+    expect(c.turns()).toEqual([
+      ['agent', SILENCE_PROMPT],
+      ['agent', SILENCE_GOODBYE],
+    ]);
+    // The prompt after 5 s of silence; the goodbye 5 s after the prompt ended.
+    expect(c.callLog.turns[0]!.startMs).toBe(5000);
+    expect(c.callLog.turns[1]!.startMs! - c.callLog.turns[0]!.endMs!).toBeGreaterThanOrEqual(5000);
+    expect(c.callLog.ended).toEqual({ status: 'completed', reason: 'caller silent' });
+  });
+
+  it('a caller who answers the prompt is not hung up on', async () => {
+    const c = startCall({ transcripts: ['Yes, I am here.'], behaviour: { greeting: null, silencePromptMs: 5000 } });
+    await c.waitTurns(1);
+    await c.clock.advanceAsync(2000);
+    await c.say(speech(600));
+    await c.waitTurns(3);
+    expect(c.turns().slice(0, 2)).toEqual([
+      ['agent', SILENCE_PROMPT],
+      ['caller', 'Yes, I am here.'],
+    ]);
+    // Silent again after the answer: a prompt again (the count starts over), not the goodbye.
+    await c.waitTurns(4);
+    expect(c.callLog.turns[3]).toMatchObject({ speaker: 'agent', text: SILENCE_PROMPT });
+    await c.end();
+  });
+
+  it('says goodbye and ends the call at the maximum duration, even mid-answer', async () => {
+    const llm = (clock: ManualClock) => new FakeLlm({ reply: () => 'This answer is long enough to last beyond the maximum duration of the call.', firstTokenMs: 10, tokensPerSecond: 100, clock });
+    const c = startCall({ transcripts: ['Tell me.'], llm, behaviour: { greeting: null, maxDurationMs: 3000 } });
+    await c.say(speech(600));
+    const outcome = await c.end(false);
+    expect(outcome).toEqual({ status: 'completed', reason: 'maximum duration reached' });
+    expect(c.callLog.turns.at(-2)).toMatchObject({ speaker: 'agent', interrupted: true });
+    expect(c.callLog.turns.at(-1)).toMatchObject({ speaker: 'agent', text: MAX_DURATION_GOODBYE, startMs: 3000 });
+    expect(c.transport.clears).toEqual([3000]);
+  });
+});
+
+describe('CallSession: actions and the end of the call', () => {
+  it('the agent’s transfer_call ends the call as transferred, handed over before the transport closes', async () => {
+    const transferring = (): LLM => ({
+      provider: 'script',
+      model: 'script',
+      async *chat(r): AsyncIterable<LlmChunk> {
+        if (r.messages.at(-1)?.role === 'tool') return;
+        yield { type: 'text', text: 'Let me connect you.' };
+        yield { type: 'tool_call', call: { id: 't1', name: 'transfer_call', arguments: { reason: 'asked for a person' } } };
+      },
+    });
+    const c = startCall({ transcripts: ['A person, please.'], llm: transferring, behaviour: { greeting: null }, transferNumber: '+15550002222' });
+    await c.say(speech(600));
+    const outcome = await c.end(false);
+    expect(outcome).toEqual({ status: 'completed', reason: 'transferred', action: { type: 'transfer_call', to: '+15550002222', reason: 'asked for a person' } });
+    expect(c.callLog.turns.at(-1)).toMatchObject({ speaker: 'agent', text: 'Let me connect you.', interrupted: false });
+    expect(c.callLog.events.map((e) => e.type)).toEqual(['tool.called', 'transfer.requested']);
+    expect(c.closedBefore).toEqual(['open']);
+    expect(c.transport.closedReason).toBe('transferred');
+  });
+
+  it('hangup() and transfer() from the API end the call at once, recorded as requested', async () => {
+    const a = startCall();
+    await a.waitTurns(0);
+    a.session.hangup('ended by the operator');
+    expect(await a.end(false)).toEqual({ status: 'completed', reason: 'ended by the operator' });
+    expect(a.callLog.events).toEqual([{ type: 'hangup.requested', data: { reason: 'ended by the operator' } }]);
+
+    const b = startCall();
+    b.session.transfer('+15550003333', 'escalation');
+    expect(await b.end(false)).toEqual({ status: 'completed', reason: 'transferred', action: { type: 'transfer_call', to: '+15550003333', reason: 'escalation' } });
+    expect(b.callLog.events).toEqual([{ type: 'transfer.requested', data: { to: '+15550003333', reason: 'escalation' } }]);
+    expect(b.closedBefore).toEqual(['open']);
+  });
+
+  it('a hang-up while the LLM has not answered yet ends the call cleanly (the aborted reply does not hang or crash)', async () => {
+    // An LLM that answers nothing until it is aborted, then fails as the SDKs do.
+    const stalled = (): LLM => ({
+      provider: 'stalled',
+      model: 'stalled',
+      chat: ({ signal }) => ({
+        [Symbol.asyncIterator]: () => ({
+          next: () => new Promise((_, reject) => signal?.addEventListener('abort', () => reject(new Error('Request was aborted.')), { once: true })),
+        }),
+      }),
+    });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (err: unknown) => unhandled.push(err);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const c = startCall({ transcripts: ['When does the clinic open?'], behaviour: { greeting: null }, llm: stalled });
+      await c.say(speech(900));
+      await c.waitTurns(1);
+      await c.clock.advanceAsync(300);
+      expect(await c.end()).toEqual({ status: 'completed', reason: 'caller hung up' });
+      await new Promise((r) => setImmediate(r));
+      expect(unhandled).toEqual([]);
+      // The unanswered turn is kept as it was: the caller's words, and an agent turn with nothing heard.
+      expect(c.turns()).toEqual([
+        ['caller', 'When does the clinic open?'],
+        ['agent', ''],
+      ]);
+      expect(c.callLog.ended).toEqual({ status: 'completed', reason: 'caller hung up' });
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  it('a caller the transport refused (a media policy violation) ends the call as failed, with the reason recorded', async () => {
+    const c = startCall();
+    c.transport.hangup('audio faster than real time');
+    expect(await c.end(false)).toEqual({ status: 'failed', reason: 'media policy: audio faster than real time' });
+    expect(c.callLog.events).toEqual([{ type: 'media.policy_violation', data: { reason: 'audio faster than real time' } }]);
+  });
+
+  it('a call picked up again goes on with its history (the model sees the conversation so far)', async () => {
+    const c = startCall({ transcripts: ['And on Sundays?'], behaviour: { greeting: null }, history: [
+      { role: 'assistant', content: 'Hello, Sunrise clinic.' },
+      { role: 'user', content: 'When do you open?' },
+      { role: 'assistant', content: 'At nine.' },
+    ] });
+    await c.say(speech(600));
+    await c.waitTurns(2);
+    expect(c.turns()[0]).toEqual(['caller', 'And on Sundays?']);
+    expect(c.requests[0]!.messages.map((m) => m.content)).toEqual(['Hello, Sunrise clinic.', 'When do you open?', 'At nine.', 'And on Sundays?']);
+    await c.end();
+  });
+
+  it('the call ends as failed when speech-to-text fails for good', async () => {
+    const events = new EventQueue<SttEvent>();
+    const stt: STT = {
+      provider: 'broken',
+      sampleRate: RATE,
+      stream: () => ({
+        events: { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error('every engine failed')) }) },
+        push: () => {},
+        flush: () => {},
+        close: async () => events.end(),
+      }),
+    };
+    const c = startCall({ behaviour: { greeting: null }, stt });
+    expect(await c.end(false)).toEqual({ status: 'failed', reason: 'speech-to-text failed' });
+    expect(c.callLog.ended).toEqual({ status: 'failed', reason: 'speech-to-text failed' });
+  });
+});

@@ -1,0 +1,224 @@
+// Turn-taking: decides, from the VAD, the STT, keypad digits and whether the agent is talking, when the caller's
+// turn is over (endpointing, a VAD stuck on noise, a keypad entry), when the caller interrupts the agent (barge-in
+// vs backchannel), when to prompt a silent caller, and when the call has lasted long enough. Pure apart from its
+// clock: it says what it decided (TurnDecision) and the call session acts on it.
+import type { Clock, Timer } from './clock.js';
+import type { SttEvent } from './stt/stt.js';
+import type { VadEvent } from './vad/vad.js';
+
+export interface TurnRules {
+  /** Silence after the caller's last words before the turn is taken as finished. */
+  endpointingMs: number;
+  /** Caller speech shorter than this does not interrupt the agent (noises, "uh-huh"). */
+  minInterruptionMs: number;
+  silencePromptMs: number;
+  maxDurationMs: number;
+}
+
+/**
+ * After the STT's last words, this long past the endpointing time with no new words ends the turn even though
+ * the VAD still hears speech: loud background talk or a TV can hold a VAD open (Silero fails at babble 10 dB,
+ * bench:vad), and the caller must not wait for the call's maximum duration.
+ */
+export const STUCK_SPEECH_GRACE_MS = 1500;
+/** Keypad digits pressed less than this apart are one entry ("1 2 3 4" for a PIN); '#' ends an entry at once. */
+export const DTMF_GAP_MS = 1500;
+/** An entry this long is taken at once. */
+const MAX_DIGITS = 32;
+
+export type TurnDecision =
+  /** The caller's turn is over: the agent answers `text` (what it says replaces any reply in progress). */
+  | { type: 'turn'; text: string; startMs: number; endMs: number; metrics: Record<string, number> }
+  /** The caller interrupts the agent: stop talking and drop the queued audio. */
+  | { type: 'barge-in'; speechMs: number; voicedMs: number }
+  /** The turn was ended on the STT's words while the VAD still hears speech (it is stuck on noise). */
+  | { type: 'turn-forced'; wordsMsAgo: number }
+  /** A keypad digit (before it is part of an entry). */
+  | { type: 'digit'; digit: string }
+  /** The caller has been silent for silencePromptMs: ask whether they are there; the second time, say goodbye. */
+  | { type: 'silence-prompt' }
+  | { type: 'silence-goodbye' }
+  | { type: 'max-duration' };
+
+export class TurnDetector {
+  private callerSpeaking = false;
+  private speechStartedAt = 0;
+  /** Voiced caller audio since the caller started speaking over the agent. */
+  private interruptVoicedMs = 0;
+  private endedAt = 0;
+  private heardText = '';
+  private lastFinalAt = 0;
+  /** A reply of the agent is under way (thinking or speaking). */
+  private replying = false;
+  private agentSpeaking = false;
+  private digits = '';
+  private silencePrompts = 0;
+  private stopped = false;
+  private endpointTimer: Timer | undefined;
+  private silenceTimer: Timer | undefined;
+  private stuckTimer: Timer | undefined;
+  private dtmfTimer: Timer | undefined;
+  private maxTimer: Timer | undefined;
+
+  constructor(
+    private readonly rules: TurnRules,
+    private readonly clock: Clock,
+    private readonly decide: (decision: TurnDecision) => void,
+  ) {}
+
+  /** When the caller's last speech (or keypad entry) ended, on the clock: voice-to-voice is measured from it. */
+  get speechEndedAt(): number {
+    return this.endedAt;
+  }
+
+  /** The call starts: its maximum duration runs, and the silence prompt unless the agent speaks first. */
+  start(opts: { agentSpeaksFirst: boolean }): void {
+    this.maxTimer = this.clock.setTimeout(() => this.decide({ type: 'max-duration' }), this.rules.maxDurationMs);
+    if (!opts.agentSpeaksFirst) this.armSilenceTimer();
+  }
+
+  /** The call is over: no more decisions. */
+  stop(): void {
+    this.stopped = true;
+    for (const t of [this.maxTimer, this.endpointTimer, this.silenceTimer, this.stuckTimer, this.dtmfTimer]) this.clock.clearTimeout(t);
+  }
+
+  // ---- what the session tells it ----
+
+  /** The VAD's verdict on one caller frame (`voiced`: the frame itself is speech), `frameMs` long. */
+  vad(event: VadEvent | null, voiced: boolean, frameMs: number): void {
+    if (this.stopped) return;
+    if (event === 'speech-start') this.onSpeechStart();
+    else if (event === 'speech-end') this.onSpeechEnd();
+    else if (this.callerSpeaking && this.agentSpeaking && voiced) {
+      // Only voiced audio counts towards an interruption: the pauses inside "Sorry, stop" do not, and neither
+      // does the VAD's hangover after a short "uh-huh".
+      this.interruptVoicedMs += frameMs;
+      if (this.interruptVoicedMs >= this.rules.minInterruptionMs) this.bargeIn();
+    }
+  }
+
+  stt(event: SttEvent): void {
+    if (this.stopped) return;
+    if ((event.type !== 'final' && event.type !== 'interim') || !event.text.trim()) return;
+    this.clock.clearTimeout(this.stuckTimer);
+    if (event.type === 'interim') return;
+    this.heardText = `${this.heardText} ${event.text.trim()}`.trim();
+    this.lastFinalAt = this.clock.now();
+    this.maybeEndTurn();
+    if (this.callerSpeaking) this.stuckTimer = this.clock.setTimeout(() => this.endStuckSpeech(), this.rules.endpointingMs + STUCK_SPEECH_GRACE_MS);
+  }
+
+  /** A keypad digit interrupts the agent like speech; the entry becomes a caller turn the agent answers. */
+  digit(digit: string): void {
+    if (this.stopped || !/^[0-9*#]$/.test(digit)) return;
+    this.decide({ type: 'digit', digit });
+    if (this.agentSpeaking) this.bargeIn();
+    this.clock.clearTimeout(this.silenceTimer);
+    this.clock.clearTimeout(this.dtmfTimer);
+    if (digit !== '#') this.digits += digit;
+    if (digit === '#' || this.digits.length >= MAX_DIGITS) this.submitDigits();
+    else this.dtmfTimer = this.clock.setTimeout(() => this.submitDigits(), DTMF_GAP_MS);
+  }
+
+  /** A reply of the agent started (it replaces any other). */
+  replyStarted(): void {
+    this.replying = true;
+  }
+
+  /** The agent's audio started: the caller is not silent at us. */
+  agentSpeakingStarted(): void {
+    this.agentSpeaking = true;
+    this.clock.clearTimeout(this.silenceTimer);
+  }
+
+  /**
+   * The agent's reply is over. Words the caller said over it that did not interrupt it were a backchannel
+   * ("uh-huh"): dropped, unless the caller is still speaking.
+   */
+  replyEnded(interrupted: boolean): void {
+    if (!interrupted && !this.callerSpeaking) this.heardText = '';
+    this.replying = false;
+    this.agentSpeaking = false;
+    this.armSilenceTimer();
+  }
+
+  // ---- the rules ----
+
+  private onSpeechStart(): void {
+    this.callerSpeaking = true;
+    this.speechStartedAt = this.clock.now();
+    this.clock.clearTimeout(this.endpointTimer);
+    this.clock.clearTimeout(this.silenceTimer);
+    this.interruptVoicedMs = 0;
+    if (this.agentSpeaking && this.rules.minInterruptionMs === 0) this.bargeIn();
+  }
+
+  private onSpeechEnd(): void {
+    this.clock.clearTimeout(this.stuckTimer);
+    this.callerSpeaking = false;
+    this.endedAt = this.clock.now();
+    if (!this.replying) this.armSilenceTimer();
+    this.clock.clearTimeout(this.endpointTimer);
+    this.endpointTimer = this.clock.setTimeout(() => this.maybeEndTurn(), this.rules.endpointingMs);
+  }
+
+  /** The turn ends when the caller has been silent for the endpointing time and the STT has given its text. */
+  private maybeEndTurn(): void {
+    if (this.callerSpeaking || !this.heardText || this.stopped) return;
+    // While the agent talks, words wait: they become part of the turn if the caller goes on to interrupt
+    // ("Sorry, | stop there"), or are dropped as a backchannel ("uh-huh") when the agent finishes.
+    if (this.agentSpeaking) return;
+    const silentFor = this.clock.now() - this.endedAt;
+    if (silentFor < this.rules.endpointingMs) {
+      // Timers may fire a fraction of a millisecond early on this clock: wait out the rest.
+      this.clock.clearTimeout(this.endpointTimer);
+      this.endpointTimer = this.clock.setTimeout(() => this.maybeEndTurn(), this.rules.endpointingMs - silentFor + 1);
+      return;
+    }
+    const text = this.heardText;
+    this.heardText = '';
+    this.silencePrompts = 0;
+    const metrics = { endpointing: Math.round(silentFor), stt_final: Math.max(0, Math.round(this.lastFinalAt - this.endedAt)) };
+    this.decide({ type: 'turn', text, startMs: Math.round(this.speechStartedAt), endMs: Math.round(this.endedAt), metrics });
+  }
+
+  /**
+   * The STT has had nothing new to say for a while, yet the VAD still hears speech: the VAD is stuck on background
+   * noise. The turn ends at the last words. Until the VAD hears silence again, turns end on STT finals alone, and
+   * the noise does not count as an interruption (callerSpeaking stays false).
+   */
+  private endStuckSpeech(): void {
+    if (!this.callerSpeaking || !this.heardText || this.stopped || this.agentSpeaking) return;
+    this.callerSpeaking = false;
+    this.endedAt = this.lastFinalAt;
+    this.decide({ type: 'turn-forced', wordsMsAgo: Math.round(this.clock.now() - this.lastFinalAt) });
+    this.maybeEndTurn();
+  }
+
+  private submitDigits(): void {
+    const digits = this.digits;
+    this.digits = '';
+    if (!digits || this.stopped) return;
+    const at = Math.round(this.clock.now());
+    this.endedAt = this.clock.now();
+    this.silencePrompts = 0;
+    this.decide({ type: 'turn', text: `(pressed on the keypad: ${digits.split('').join(' ')})`, startMs: at, endMs: at, metrics: {} });
+  }
+
+  private bargeIn(): void {
+    if (!this.replying) return;
+    this.agentSpeaking = false;
+    this.decide({ type: 'barge-in', speechMs: Math.round(this.clock.now() - this.speechStartedAt), voicedMs: Math.round(this.interruptVoicedMs) });
+  }
+
+  private armSilenceTimer(): void {
+    this.clock.clearTimeout(this.silenceTimer);
+    if (this.stopped) return;
+    this.silenceTimer = this.clock.setTimeout(() => {
+      if (this.callerSpeaking || this.agentSpeaking || this.stopped) return;
+      this.silencePrompts++;
+      this.decide({ type: this.silencePrompts > 1 ? 'silence-goodbye' : 'silence-prompt' });
+    }, this.rules.silencePromptMs);
+  }
+}

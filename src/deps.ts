@@ -5,8 +5,6 @@ import { MemoryCache } from './cache/memory-cache.js';
 import { RedisCache } from './cache/redis-cache.js';
 import type { Config } from './config.js';
 import { type Database, openDatabase } from './db/client.js';
-import { Authenticator } from './http/auth.js';
-import { RateLimiter } from './http/rate-limit.js';
 import { OutboundGuard } from './lib/outbound.js';
 import { DocumentPool } from './rag/document-pool.js';
 import { LOCAL_EMBEDDING_MODEL, LocalEmbedder } from './rag/embedders/local-embedder.js';
@@ -40,14 +38,12 @@ export interface Deps {
   log: FastifyBaseLogger;
   database: Database;
   cache: Cache;
-  rateLimiter: RateLimiter;
   tokens: TokenService;
   accounts: AccountService;
   apiKeys: ApiKeyService;
   settings: SettingsService;
   signingSecrets: SigningSecretService;
   tenantAdmin: TenantAdminService;
-  authenticator: Authenticator;
   embedders: EmbedderRegistry;
   documents: DocumentService;
   /** Worker threads for all document work (extraction, chunking, local embedding). */
@@ -142,14 +138,12 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
     log,
     database,
     cache,
-    rateLimiter: new RateLimiter(cache, log),
     tokens,
     accounts,
     apiKeys,
     settings,
     signingSecrets,
     tenantAdmin: new TenantAdminService(db),
-    authenticator: new Authenticator(tokens, accounts, apiKeys),
     embedders,
     documents: new DocumentService(db, config.documentMaxBytes, config.documentWork.limits, () => ingestion.wake()),
     documentPool,

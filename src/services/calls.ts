@@ -4,7 +4,7 @@
 import { and, asc, count, desc, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { callEvents, calls, callTranscripts, tenants, users } from '../db/schema.js';
-import { notFound } from '../http/errors.js';
+import { notFound } from '../lib/errors.js';
 
 export type Call = typeof calls.$inferSelect;
 export type Turn = typeof callTranscripts.$inferSelect;

@@ -2,12 +2,12 @@
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import type { Call, CallEvent, Turn } from '../../services/calls.js';
-import type { App } from '../app.js';
+import type { App } from '../context.js';
 import { principalOf } from '../auth.js';
 import { errorEnvelope, errorResponses, idParams, iso, page, pageQuery } from '../schemas.js';
 import { E164, phoneNumberOverridesSchema } from '../../services/phone-numbers.js';
 import { BROWSER_STREAM_PATH } from '../../telephony/telephony.js';
-import { publicBaseUrl } from './twilio.js';
+import { publicBaseUrl } from '../public-url.js';
 
 const direction = z.enum(['inbound', 'outbound', 'web', 'chat']);
 export const callView = z.object({

@@ -3,14 +3,13 @@
 // and /api/v1/webhooks/livekit, where LiveKit reports what happened in the rooms (recordings included).
 // Everything is tenant-scoped by room name; without LiveKit configured every route answers 503.
 import { z } from 'zod';
-import type { Deps } from '../../deps.js';
 import { E164 } from '../../services/phone-numbers.js';
 import { egressRecordingKey } from '../../storage/recording-store.js';
 import { CALLER_IDENTITY, type LiveKitRoom, type LiveKitService, type LiveKitWebhookEvent, parseRoomName, sipRoomPrefix } from '../../telephony/livekit.js';
 import { LiveKitAgent } from '../../telephony/livekit-agent.js';
-import type { App } from '../app.js';
+import type { App, HttpDeps } from '../context.js';
 import { principalOf } from '../auth.js';
-import { AppError } from '../errors.js';
+import { AppError } from '../../lib/errors.js';
 import { errorEnvelope, errorResponses } from '../schemas.js';
 
 /** Long enough to open the page and join; LiveKit itself refreshes the token of a connected participant. */
@@ -37,12 +36,12 @@ const toRoomView = (r: LiveKitRoom): z.infer<typeof roomView> => ({
 
 const unavailable = { 502: errorEnvelope, 503: errorEnvelope };
 
-function liveKitOf(deps: Deps): LiveKitService {
+function liveKitOf(deps: HttpDeps): LiveKitService {
   if (!deps.livekit) throw new AppError('livekit_not_configured', 'LiveKit is not configured on this server (LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)');
   return deps.livekit;
 }
 
-export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
+export async function liveKitRoutes(app: App, deps: HttpDeps): Promise<void> {
   const common = { tags: ['livekit'], security: [{ bearer: [] }] };
   const agent = new LiveKitAgent({ calls: deps.calls, voice: deps.voice, settings: deps.settings, phoneNumbers: deps.phoneNumbers, log: deps.log.child({ component: 'livekit-agent' }), admission: deps.admission });
   // Stops joining rooms and waiting for callers; main.ts has already drained the live conversations by then.
@@ -270,7 +269,7 @@ export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
 }
 
 /** The call a room of the tenant carries: named in the room's name, or (a SIP dispatch room) the one put in it. */
-async function callInRoom(deps: Deps, tenantId: string, room: string): Promise<string | undefined> {
+async function callInRoom(deps: HttpDeps, tenantId: string, room: string): Promise<string | undefined> {
   const owner = parseRoomName(room);
   if (owner?.tenantId !== tenantId) return undefined;
   return owner.callId ?? (await deps.calls.byRoom(tenantId, room))?.id;
@@ -281,7 +280,7 @@ async function callInRoom(deps: Deps, tenantId: string, room: string): Promise<s
  * for that tenant; LiveKit retries deliveries, so an event id already recorded is not written again. A phone joining
  * a room of the tenant's SIP dispatch rule is answered: that makes the room's call (LiveKitAgent.answerSipCall).
  */
-async function recordWebhook(deps: Deps, agent: LiveKitAgent, lk: LiveKitService, event: LiveKitWebhookEvent): Promise<boolean> {
+async function recordWebhook(deps: HttpDeps, agent: LiveKitAgent, lk: LiveKitService, event: LiveKitWebhookEvent): Promise<boolean> {
   if (!RECORDED_EVENTS.has(event.event)) return false;
   const roomName = event.room?.name || event.egressInfo?.roomName || '';
   const owner = parseRoomName(roomName);
@@ -320,7 +319,7 @@ async function recordWebhook(deps: Deps, agent: LiveKitAgent, lk: LiveKitService
 }
 
 /** The recording's outcome in the call's own terms, next to LiveKit's raw event. */
-async function recordEgressEnd(deps: Deps, tenantId: string, callId: string, egress: NonNullable<LiveKitWebhookEvent['egressInfo']>): Promise<void> {
+async function recordEgressEnd(deps: HttpDeps, tenantId: string, callId: string, egress: NonNullable<LiveKitWebhookEvent['egressInfo']>): Promise<void> {
   if (!SAVED_EGRESS.has(egress.status)) {
     await deps.calls.event(tenantId, callId, 'recording.failed', { egress_id: egress.egressId, egress_status: egress.status, error: egress.error ?? null });
     return;

@@ -4,8 +4,8 @@ import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { toolParametersView } from '../../lib/json-schema.js';
 import { agentFieldsSchema, callPatchSchema, callSchema, PROVIDER_KEY_NAMES, providersPatchSchema, ragPatchSchema, ragSchema, toolsPutSchema } from '../../services/settings.js';
-import type { App } from '../app.js';
-import { validationError } from '../errors.js';
+import type { App } from '../context.js';
+import { validationError } from '../../lib/errors.js';
 import { principalOf, userOf } from '../auth.js';
 import { errorResponses } from '../schemas.js';
 

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { Db } from '../db/client.js';
 import { tenantConfigs, tenantSettings } from '../db/schema.js';
 import { type ObjectSchema, toolParametersSchema } from '../lib/json-schema.js';
-import { BUILT_IN_TOOL_NAMES } from '../voice/agent.js';
+import { BUILT_IN_TOOL_NAMES } from '../voice/tools/built-in.js';
 import type { SecretBox } from './secret-box.js';
 
 export const PROVIDER_KEY_NAMES = ['openai', 'anthropic', 'deepgram', 'elevenlabs', 'openai_compatible'] as const;

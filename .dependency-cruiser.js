@@ -1,7 +1,7 @@
 // Dependency rules for src/ (`npm run check:deps`, run in CI): no import cycles, and dependencies point down
 // (routes -> services -> db/lib; only main.ts reaches into http/). See /src/README.md, "Layers".
 /** @type {import('dependency-cruiser').IConfiguration} */
-module.exports = {
+export default {
   forbidden: [
     {
       name: 'no-cycles',

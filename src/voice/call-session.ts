@@ -228,7 +228,7 @@ export class CallSession {
   /** A keypad digit interrupts the agent like speech; the entry becomes a caller turn the agent answers. */
   private onDigit(digit: string): void {
     if (this.outcome || !/^[0-9*#]$/.test(digit)) return;
-    this.record(() => this.p.calls.event(this.p.tenantId, this.p.callId, 'dtmf', { digit }));
+    this.record(() => this.p.calls.event(this.p.tenantId, this.p.callId, 'dtmf.received', { digit }));
     if (this.agentSpeaking) this.bargeIn();
     clearTimeout(this.silenceTimer);
     clearTimeout(this.dtmfTimer);
@@ -258,7 +258,7 @@ export class CallSession {
     this.p.transport.clear();
     this.agentSpeaking = false;
     const speechMs = Math.round(this.p.now() - this.speechStartedAt);
-    this.record(() => this.p.calls.event(this.p.tenantId, this.p.callId, 'barge_in', { speech_ms: speechMs, voiced_ms: Math.round(this.interruptVoicedMs) }));
+    this.record(() => this.p.calls.event(this.p.tenantId, this.p.callId, 'turn.barge_in', { speech_ms: speechMs, voiced_ms: Math.round(this.interruptVoicedMs) }));
   }
 
   // ---- the agent's side ----

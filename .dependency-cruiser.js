@@ -1,5 +1,5 @@
 // Dependency rules for src/ (`npm run check:deps`, run in CI): no import cycles, and dependencies point down
-// (routes -> services -> db/lib; only main.ts reaches into http/). See /src/README.md, "Layers".
+// (routes -> services -> db/lib; only main.ts reaches into http/). See src/README.md, "Layers".
 /** @type {import('dependency-cruiser').IConfiguration} */
 export default {
   forbidden: [

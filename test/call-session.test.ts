@@ -144,7 +144,7 @@ describe('CallSession (simulated providers)', () => {
     expect(ts[3]).toMatchObject({ speaker: 'agent', text: 'Of course.' });
     // The agent stopped talking: nothing it said after the clear was heard (beyond the new answer).
     const events = await t.deps.calls.events(tenantId, c.callId);
-    const barge = events.find((e) => e.type === 'barge_in')!;
+    const barge = events.find((e) => e.type === 'turn.barge_in')!;
     // Cleared as the 300th ms of voiced speech came in (frames are 20 ms), not later.
     expect((barge.extraData as { voiced_ms: number }).voiced_ms).toBe(300);
     c.transport.hangup();

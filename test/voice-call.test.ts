@@ -135,7 +135,7 @@ describe('voice calls through the cloud providers (fakes on their wire protocols
     const record = (await call(t.app, 'GET', `/api/v1/calls/${c.callId}`, s.access_token)).json();
     expect(record.status).toBe('completed');
     const types = (await c.events()).map((e) => e.type);
-    expect(types).toContain('barge_in');
+    expect(types).toContain('turn.barge_in');
     expect(types.at(-1)).toBe('call.ended');
   }, 90_000);
 
@@ -200,7 +200,7 @@ describe('voice calls on the local engines alone (no keys, no network)', () => {
     c.transport.hangup();
     expect(await c.outcome).toMatchObject({ status: 'completed', reason: 'caller hung up' });
     const events = (await c.events()).map((e) => e.type);
-    expect(events).toContain('barge_in');
+    expect(events).toContain('turn.barge_in');
     expect(events.at(-1)).toBe('call.ended');
   }, 90_000);
 });

@@ -104,11 +104,11 @@ export const LOG_SERIALIZERS = { err: errSerializer };
 export async function buildApp(domain: Deps): Promise<App> {
   const { config } = domain;
   // The HTTP-only dependencies: built here so that deps.ts (the composition root of the domain) knows nothing of HTTP.
-  const deps: HttpDeps = {
-    ...domain,
+  // Added to the same object, not a copy: a dependency swapped on it later (tests do) is what the routes see.
+  const deps: HttpDeps = Object.assign(domain, {
     rateLimiter: new RateLimiter(domain.cache, domain.log),
     authenticator: new Authenticator(domain.tokens, domain.accounts, domain.apiKeys),
-  };
+  });
   const app = Fastify({
     loggerInstance: deps.log,
     // Every request's logger: the request line without credentials in its query string.

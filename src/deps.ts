@@ -5,8 +5,6 @@ import { MemoryCache } from './cache/memory-cache.js';
 import { RedisCache } from './cache/redis-cache.js';
 import type { Config } from './config.js';
 import { type Database, openDatabase } from './db/client.js';
-import { Authenticator } from './http/auth.js';
-import { RateLimiter } from './http/rate-limit.js';
 import { OutboundGuard } from './lib/outbound.js';
 import { DocumentPool } from './rag/document-pool.js';
 import { LOCAL_EMBEDDING_MODEL, LocalEmbedder } from './rag/embedders/local-embedder.js';
@@ -24,8 +22,11 @@ import { SettingsService } from './services/settings.js';
 import { SigningSecretService } from './services/signing-secrets.js';
 import { TenantAdminService } from './services/tenants.js';
 import { LiveKitService } from './telephony/livekit.js';
+import { LiveKitAgent } from './telephony/livekit-agent.js';
+import { LiveKitWebhook } from './telephony/livekit-webhook.js';
 import { TokenService } from './services/tokens.js';
-import { createRecordingStore, type RecordingStore } from './storage/recording-store.js';
+import { createRecordingStore } from './storage/create-recording-store.js';
+import type { RecordingStore } from './storage/recording-store.js';
 import { ProviderRegistry } from './voice/registry.js';
 import { TextChannel } from './voice/text-channel.js';
 import { VoiceCalls } from './voice/voice-calls.js';
@@ -40,14 +41,12 @@ export interface Deps {
   log: FastifyBaseLogger;
   database: Database;
   cache: Cache;
-  rateLimiter: RateLimiter;
   tokens: TokenService;
   accounts: AccountService;
   apiKeys: ApiKeyService;
   settings: SettingsService;
   signingSecrets: SigningSecretService;
   tenantAdmin: TenantAdminService;
-  authenticator: Authenticator;
   embedders: EmbedderRegistry;
   documents: DocumentService;
   /** Worker threads for all document work (extraction, chunking, local embedding). */
@@ -68,6 +67,10 @@ export interface Deps {
   recordings: RecordingStore;
   /** Undefined when LIVEKIT_URL, _API_KEY and _API_SECRET are not all set: the LiveKit routes answer 503. */
   livekit: LiveKitService | undefined;
+  /** The agent's side of LiveKit calls (joins rooms, runs their conversations). */
+  livekitAgent: LiveKitAgent;
+  /** What LiveKit's webhooks mean for our calls. */
+  livekitWebhook: LiveKitWebhook;
 }
 
 export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { cachePrefix?: string } = {}): Promise<Deps> {
@@ -135,6 +138,7 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
   const admission = new Admission({ maxLiveCalls: config.calls.maxLive, maxLiveCallsPerTenant: config.calls.maxLivePerTenant, connectTimeoutMs: config.calls.connectTimeoutMs });
   const voice = new VoiceCalls(calls, providers, log.child({ component: 'voice' }), recordings, config.recordings.spoolDir, control, admission);
   await voice.sweepSpool();
+  const livekitAgent = new LiveKitAgent({ calls, voice, settings, phoneNumbers, log: log.child({ component: 'livekit-agent' }), admission });
   const sweeper = new CallSweeper(calls, { connectTimeoutMs: config.calls.connectTimeoutMs, chatIdleMs: config.calls.chatIdleTimeoutMs }, log.child({ component: 'call-sweeper' }));
   sweeper.start();
   const deps: Deps = {
@@ -142,14 +146,12 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
     log,
     database,
     cache,
-    rateLimiter: new RateLimiter(cache, log),
     tokens,
     accounts,
     apiKeys,
     settings,
     signingSecrets,
     tenantAdmin: new TenantAdminService(db),
-    authenticator: new Authenticator(tokens, accounts, apiKeys),
     embedders,
     documents: new DocumentService(db, config.documentMaxBytes, config.documentWork.limits, () => ingestion.wake()),
     documentPool,
@@ -167,6 +169,8 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
     telephony: new Telephony(config, calls, phoneNumbers, settings, voice, control, new CallTokenService(config.secretKey, cache, config.calls.connectTimeoutMs), log.child({ component: 'telephony' }), admission),
     recordings,
     livekit: LiveKitService.fromConfig(config, log),
+    livekitAgent,
+    livekitWebhook: new LiveKitWebhook({ calls, admission, agent: livekitAgent, recordingsInBucket: config.recordings.s3 !== undefined }),
   };
   if (config.platformAdmin) await accounts.ensurePlatformAdmin(config.platformAdmin, log);
   const requeued = await deps.documents.requeueRetiredLocalModels(LOCAL_EMBEDDING_MODEL);
@@ -177,6 +181,9 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
 }
 
 export async function closeDeps(deps: Deps): Promise<void> {
+  // First: the LiveKit agent stops joining rooms and waiting for callers (main.ts has drained live conversations),
+  // and its calls that are ending close their rooms while the database is still there.
+  await deps.livekitAgent.stop();
   deps.voice.close();
   await deps.sweeper.stop();
   await deps.ingestion.stop();

@@ -106,7 +106,7 @@ describe('inbound phone call (simulated Twilio)', () => {
     // A keypad digit reaches the agent as the caller's turn.
     call.pressDigit('5');
     await waitFor('keypad turn', async () => ((await turns(s, callId)).some((x) => x.speaker === 'caller' && x.text.includes('keypad: 5')) ? true : undefined), 10_000);
-    expect((await events(s, callId)).some((e) => e.type === 'dtmf' && e.data.digit === '5')).toBe(true);
+    expect((await events(s, callId)).some((e) => e.type === 'dtmf.received' && e.data.digit === '5')).toBe(true);
 
     await call.hangup();
     const ended = await waitFor('call ended', async () => {
@@ -115,7 +115,7 @@ describe('inbound phone call (simulated Twilio)', () => {
     });
     expect(ended).toMatchObject({ direction: 'inbound', status: 'completed', from_number: CALLER, to_number: NUMBER });
     const evs = await events(s, callId);
-    expect(evs.map((e) => e.type)).toEqual(expect.arrayContaining(['call.started', 'twilio.connected', 'barge_in', 'twilio.status', 'call.ended']));
+    expect(evs.map((e) => e.type)).toEqual(expect.arrayContaining(['call.started', 'twilio.connected', 'turn.barge_in', 'twilio.status', 'call.ended']));
 
     // The recording: stereo, the caller on the left and the agent on the right.
     const rec = await waitFor('recording', async () => {
@@ -243,7 +243,7 @@ describe('outbound phone call', () => {
     expect(ended.answered_at).not.toBeNull();
     expect((await api('POST', `/api/v1/calls/${callId}/hangup`, s.access_token)).json.error.code).toBe('call_not_active');
     const evs = await events(s, callId);
-    expect(evs.map((e) => e.type)).toEqual(expect.arrayContaining(['barge_in', 'dtmf', 'twilio.status', 'hangup.requested', 'call.ended']));
+    expect(evs.map((e) => e.type)).toEqual(expect.arrayContaining(['turn.barge_in', 'dtmf.received', 'twilio.status', 'hangup.requested', 'call.ended']));
     // Twilio's callbacks were delivered and accepted: ringing and answered before, completed after the hang-up.
     expect(fake.callbacks.map((c) => [c.callStatus, c.httpStatus])).toEqual(expect.arrayContaining([['ringing', 204], ['in-progress', 204], ['completed', 204]]));
     const rec = await waitFor('recording', async () => {

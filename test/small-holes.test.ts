@@ -5,7 +5,7 @@ import { eq } from 'drizzle-orm';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { calls } from '../src/db/schema.js';
-import { deriveKey } from '../src/services/secret-box.js';
+import { deriveKey } from '../src/lib/derive-key.js';
 import { twilioSignature } from '../src/telephony/twilio-signature.js';
 import { bearer, buildTestApp, type Session, signup, type TestApp } from './helpers.js';
 

@@ -15,8 +15,8 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
-// Types only: the JSON columns hold what these schemas check on the way in (services/settings.ts).
-import type { AgentOverrides, StoredTenantSettings } from '../services/settings.js';
+// Types only: the JSON columns hold what these schemas check on the way in (services/settings-schema.ts).
+import type { AgentOverrides, StoredTenantSettings } from '../services/settings-schema.js';
 
 /**
  * pgvector without a fixed dimension: one table holds vectors of every embedding model, and each dimension in use
@@ -114,7 +114,7 @@ export const tenantConfigs = pgTable(
     providers: jsonb('providers').$type<NonNullable<StoredTenantSettings['providers']>>().notNull().default(sql`'{}'::jsonb`),
     /** Provider name -> AES-256-GCM ciphertext (see services/secret-box.ts). Never returned in clear. */
     providerKeys: jsonb('provider_keys').$type<NonNullable<StoredTenantSettings['provider_keys']>>().notNull().default(sql`'{}'::jsonb`),
-    /** The tenant's HTTP tools (services/settings.ts); their header values are sealed like provider keys. */
+    /** The tenant's HTTP tools (services/settings-schema.ts); their header values are sealed like provider keys. */
     tools: jsonb('tools').$type<NonNullable<StoredTenantSettings['tools']>>().notNull().default(sql`'[]'::jsonb`),
     extraData: extraData(),
     createdAt: createdAt(),

@@ -4,16 +4,7 @@ import { randomUUID } from 'node:crypto';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import fastifyWebsocket from '@fastify/websocket';
-import Fastify, {
-  type FastifyBaseLogger,
-  type FastifyError,
-  type FastifyInstance,
-  type FastifyReply,
-  type FastifyRequest,
-  type RawReplyDefaultExpression,
-  type RawRequestDefaultExpression,
-  type RawServerDefault,
-} from 'fastify';
+import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
   jsonSchemaTransform,
   jsonSchemaTransformObject,
@@ -25,7 +16,11 @@ import type { TrustProxy } from '../config.js';
 import type { Deps } from '../deps.js';
 import { errSerializer } from '../lib/error-log.js';
 import { findUnsafeInput } from '../lib/safe-input.js';
-import { AppError, classify, unsafeInputError } from './errors.js';
+import { AppError, unsafeInputError } from '../lib/errors.js';
+import { Authenticator } from './auth.js';
+import type { App, HttpDeps } from './context.js';
+import { classify } from './errors.js';
+import { RateLimiter } from './rate-limit.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { authRoutes } from './routes/auth.js';
@@ -44,13 +39,7 @@ import { userRoutes } from './routes/users.js';
 /** Websocket messages: JSON control and text, or a few hundred ms of audio; anything bigger is refused. */
 const WS_MAX_MESSAGE_BYTES = 256 * 1024;
 
-export type App = FastifyInstance<
-  RawServerDefault,
-  RawRequestDefaultExpression,
-  RawReplyDefaultExpression,
-  FastifyBaseLogger,
-  ZodTypeProvider
->;
+export type { App } from './context.js';
 
 const MINUTE_MS = 60_000;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -112,8 +101,14 @@ function requestForLog(req: FastifyRequest) {
 /** Serializers of every log line (main.ts and the tests' logger): errors without query parameter values. */
 export const LOG_SERIALIZERS = { err: errSerializer };
 
-export async function buildApp(deps: Deps): Promise<App> {
-  const { config } = deps;
+export async function buildApp(domain: Deps): Promise<App> {
+  const { config } = domain;
+  // The HTTP-only dependencies: built here so that deps.ts (the composition root of the domain) knows nothing of HTTP.
+  // Added to the same object, not a copy: a dependency swapped on it later (tests do) is what the routes see.
+  const deps: HttpDeps = Object.assign(domain, {
+    rateLimiter: new RateLimiter(domain.cache, domain.log),
+    authenticator: new Authenticator(domain.tokens, domain.accounts, domain.apiKeys),
+  });
   const app = Fastify({
     loggerInstance: deps.log,
     // Every request's logger: the request line without credentials in its query string.

@@ -4,7 +4,7 @@ import type { FastifyRequest } from 'fastify';
 import type { AccountService } from '../services/accounts.js';
 import { API_KEY_PREFIX, type ApiKeyService } from '../services/api-keys.js';
 import type { TokenService } from '../services/tokens.js';
-import { AppError } from './errors.js';
+import { AppError } from '../lib/errors.js';
 
 /**
  * public: anyone. tenant: a user or an API key of the tenant. tenant_write: an admin user or an API key (changes

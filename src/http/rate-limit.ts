@@ -3,7 +3,7 @@
 // tokens.
 import type { FastifyBaseLogger, FastifyReply } from 'fastify';
 import type { Cache } from '../cache/cache.js';
-import { AppError } from './errors.js';
+import { AppError } from '../lib/errors.js';
 
 /** 429 rate_limited; `retryAfterS` is what the Retry-After header (or a websocket's in-band error) says. */
 /** The window of the per-account login limit (RATE_LIMIT_LOGIN_PER_EMAIL_PER_15_MINUTES). */

@@ -2,7 +2,7 @@
 import { and, desc, eq, isNull } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { apiKeys, tenants } from '../db/schema.js';
-import { AppError, notFound } from '../http/errors.js';
+import { AppError, notFound } from '../lib/errors.js';
 import { randomToken, sha256 } from './secret-box.js';
 
 /** Tells API keys apart from JWTs (which start with `eyJ`) and refresh tokens (`vrt_`). */

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import type { Cache } from '../cache/cache.js';
-import { deriveKey } from './secret-box.js';
+import { deriveKey } from '../lib/derive-key.js';
 
 const ISSUER = 'voice-agent';
 const AUDIENCE = 'voice-agent-media';

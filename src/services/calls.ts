@@ -4,7 +4,8 @@
 import { and, asc, count, desc, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { callEvents, calls, callTranscripts, tenants, users } from '../db/schema.js';
-import { notFound } from '../http/errors.js';
+import type { CallEventData, CallEventType } from '../lib/call-events.js';
+import { notFound } from '../lib/errors.js';
 import type { AgentOverrides } from './settings.js';
 
 export type Call = typeof calls.$inferSelect;
@@ -163,8 +164,9 @@ export class CallService {
     return row!;
   }
 
-  async event(tenantId: string, callId: string, type: string, data: Record<string, unknown> = {}): Promise<void> {
-    await this.db.insert(callEvents).values({ tenantId, callId, type, extraData: data });
+  /** One entry of the call's audit trail: a type of the catalog (lib/call-events.ts) with its data. */
+  async event<T extends CallEventType>(tenantId: string, callId: string, type: T, data: CallEventData<T>): Promise<void> {
+    await this.db.insert(callEvents).values({ tenantId, callId, type, extraData: data as Record<string, unknown> });
   }
 
   /**
@@ -236,7 +238,7 @@ export class CallService {
         ),
       )
       .returning({ id: calls.id, tenantId: calls.tenantId, direction: calls.direction, lastSeenAt: calls.lastSeenAt, status: calls.status });
-    const ended = rows.map((r) => ({ id: r.id, tenantId: r.tenantId, status: r.status, reason: (r.direction === 'chat' ? 'idle' : r.lastSeenAt ? 'instance_lost' : 'no_media') as StaleReason }));
+    const ended = rows.map((r) => ({ id: r.id, tenantId: r.tenantId, status: r.status as CallStatus, reason: (r.direction === 'chat' ? 'idle' : r.lastSeenAt ? 'instance_lost' : 'no_media') as StaleReason }));
     for (const r of ended) {
       await this.event(r.tenantId, r.id, 'call.ended', { status: r.status, reason: r.reason, detail: STALE_DETAIL[r.reason] });
       await this.db.update(calls).set({ metrics: await this.metricsSummary(r.id) }).where(eq(calls.id, r.id));

@@ -4,7 +4,7 @@ import { and, count, desc, eq, exists, like, ne, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { storeParts } from '../db/document-parts.js';
 import { documentParts, documents } from '../db/schema.js';
-import { AppError, notFound } from '../http/errors.js';
+import { AppError, notFound } from '../lib/errors.js';
 import { ExtractError, type ExtractLimits, inspectDocument } from '../rag/extract.js';
 import { sha256 } from './secret-box.js';
 

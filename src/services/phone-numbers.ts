@@ -4,7 +4,7 @@
 import { and, asc, count, desc, eq } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { phoneNumbers, tenants } from '../db/schema.js';
-import { AppError, notFound } from '../http/errors.js';
+import { AppError, notFound } from '../lib/errors.js';
 import { type AgentOverrides, agentOverridesSchema } from './settings.js';
 
 /** E.164 as Twilio sends it in `To`; nothing is normalised, so what is stored is exactly what will be matched. */

@@ -1,9 +1,6 @@
-// Keys derived from SECRET_KEY for each purpose, and AES-256-GCM sealing of secrets stored at rest.
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
-
-export function deriveKey(secretKey: string, purpose: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', secretKey, 'voice-agent', purpose, 32));
-}
+// AES-256-GCM sealing of secrets stored at rest (its key derived from SECRET_KEY), hashes and random tokens.
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { deriveKey } from '../lib/derive-key.js';
 
 export const sha256 = (s: string | Uint8Array) => createHash('sha256').update(s).digest('hex');
 

@@ -2,7 +2,7 @@
 import { asc, count, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { apiKeys, calls, documents, phoneNumbers, tenants, users } from '../db/schema.js';
-import { notFound } from '../http/errors.js';
+import { notFound } from '../lib/errors.js';
 
 // Columns are written qualified by hand: inside a correlated subquery Drizzle would print bare names, and
 // a bare "id" would bind to the inner table.

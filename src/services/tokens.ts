@@ -4,8 +4,9 @@ import { and, eq, isNull } from 'drizzle-orm';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import type { Db } from '../db/client.js';
 import { refreshTokens } from '../db/schema.js';
-import { AppError } from '../http/errors.js';
-import { deriveKey, randomToken, sha256 } from './secret-box.js';
+import { AppError } from '../lib/errors.js';
+import { deriveKey } from '../lib/derive-key.js';
+import { randomToken, sha256 } from './secret-box.js';
 
 const ISSUER = 'voice-agent';
 const AUDIENCE = 'voice-agent-api';

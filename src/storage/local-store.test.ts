@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LocalRecordingStore } from './local-store.js';
-import { createRecordingStore, recordingKey } from './recording-store.js';
+import { createRecordingStore } from './create-recording-store.js';
+import { recordingKey } from './recording-store.js';
 import { S3RecordingStore } from './s3-store.js';
 
 const SECRET = 'local-store-test-secret-key-0123456789-abcdef';

@@ -4,7 +4,7 @@ import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { copyFile, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { deriveKey } from '../services/secret-box.js';
+import { deriveKey } from '../lib/derive-key.js';
 import { assertRecordingKey, isRecordingKey, type RecordingStore } from './recording-store.js';
 
 export const RECORDINGS_PATH = '/api/v1/recordings/';

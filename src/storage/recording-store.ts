@@ -1,8 +1,5 @@
-// Where call recordings live: the RecordingStore interface, the recording key format (checked by every store),
-// and the choice between the local store (data folder, or memory in tests) and an S3-compatible bucket.
-import type { Config } from '../config.js';
-import { LocalRecordingStore } from './local-store.js';
-import { S3RecordingStore } from './s3-store.js';
+// Where call recordings live: the RecordingStore interface and the recording key format (checked by every store).
+// The choice of store is create-recording-store.ts's, so the stores can import this file without a cycle.
 
 export interface RecordingStore {
   /** Stores the file under `key` and takes it: it is moved into place, or removed once uploaded. */
@@ -31,9 +28,3 @@ export const recordingKey = (tenantId: string, callId: string) => `${tenantId}/$
 
 /** Where LiveKit's Egress writes a LiveKit call's recording (Ogg/Opus of the room) in the recordings bucket. */
 export const egressRecordingKey = (tenantId: string, callId: string) => `recordings/${tenantId}/${callId}.ogg`;
-
-export function createRecordingStore(config: Pick<Config, 'recordings' | 'publicBaseUrl'>, secretKey: string): RecordingStore {
-  const { s3, dir } = config.recordings;
-  if (s3) return new S3RecordingStore(s3);
-  return new LocalRecordingStore({ dir, secretKey, publicBaseUrl: config.publicBaseUrl });
-}

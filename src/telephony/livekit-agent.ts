@@ -4,7 +4,7 @@
 // on a silent line. Nothing here may crash the process: every failure is written on the call (`livekit.agent_failed`,
 // `recording.failed`) and ends it.
 import type { FastifyBaseLogger } from 'fastify';
-import { AppError } from '../http/errors.js';
+import { AppError } from '../lib/errors.js';
 import type { CallService, CallStatus } from '../services/calls.js';
 import type { PhoneNumberService } from '../services/phone-numbers.js';
 import type { SettingsService } from '../services/settings.js';

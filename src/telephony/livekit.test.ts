@@ -11,7 +11,7 @@ import { jwtVerify, SignJWT } from 'jose';
 import { RoomServiceClient, SipClient } from 'livekit-server-sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeLiveKit } from '../../test/fakes/livekit.js';
-import { AppError } from '../http/errors.js';
+import { AppError } from '../lib/errors.js';
 import { LiveKitTransport } from '../voice/transports/livekit.js';
 import { type AgentConnectOptions, LiveKitError, LiveKitService, parseRoomName, roomName, sipRoomPrefix } from './livekit.js';
 

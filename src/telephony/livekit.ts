@@ -19,7 +19,7 @@ import {
 import type { FastifyBaseLogger } from 'fastify';
 import { z } from 'zod';
 import type { Config } from '../config.js';
-import { AppError, notFound } from '../http/errors.js';
+import { AppError, notFound } from '../lib/errors.js';
 import { ProviderError } from '../lib/provider-error.js';
 import { egressRecordingKey } from '../storage/recording-store.js';
 import type { CallerWait } from '../voice/transports/livekit.js';

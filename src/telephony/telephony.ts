@@ -4,7 +4,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { Config } from '../config.js';
-import { AppError, notFound } from '../http/errors.js';
+import { AppError, notFound } from '../lib/errors.js';
 import type { CallTokenService, VerifiedMediaToken } from '../services/call-tokens.js';
 import type { Call, CallService, CallStatus } from '../services/calls.js';
 import { E164, type PhoneNumberOverrides, type PhoneNumberService } from '../services/phone-numbers.js';
@@ -165,14 +165,15 @@ export class Telephony {
   /** Status callbacks: applied in progress order, once (late or repeated ones change nothing). */
   async statusWebhook(params: Record<string, string>): Promise<void> {
     const call = params.CallSid ? await this.calls.bySid(params.CallSid) : undefined;
-    const status = TWILIO_STATUS[params.CallStatus ?? ''];
+    const twilioStatus = params.CallStatus ?? '';
+    const status = TWILIO_STATUS[twilioStatus];
     if (!call || !status || params.AccountSid !== this.config.twilio.accountSid) return;
     const durationMs = twilioDurationMs(params.CallDuration);
     const changed = await this.calls.applyProviderStatus(call.tenantId, call.id, status, {
-      reason: `twilio: ${params.CallStatus}`,
+      reason: `twilio: ${twilioStatus}`,
       ...(durationMs !== undefined && { durationMs }),
     });
-    await this.calls.event(call.tenantId, call.id, 'twilio.status', { status: params.CallStatus, sequence: params.SequenceNumber ?? null, applied: changed });
+    await this.calls.event(call.tenantId, call.id, 'twilio.status', { status: twilioStatus, sequence: params.SequenceNumber ?? null, applied: changed });
     // A call Twilio says is over is over here too, wherever its media is; a place reserved for it here is free again.
     if (changed && status !== 'queued' && status !== 'ringing' && status !== 'in_progress') {
       this.admission.cancel(call.id);

@@ -3,7 +3,7 @@
 // moment it is admitted (the web-call token, the voice webhook, the outbound request) until its session ends; a
 // lease whose media never connects on this instance is released after connectTimeoutMs, so none can leak. Counts
 // are this instance's own (the per-tenant cap is per instance too): the "plans and budgets" work extends admit().
-import { AppError } from '../http/errors.js';
+import { AppError } from '../lib/errors.js';
 
 /** The kinds of call that run the voice agent (chat sessions do not: no audio engines). */
 export type CallKind = 'inbound' | 'outbound' | 'web';

@@ -5,9 +5,6 @@
 import type { ChatMessage, KnowledgePassage, LLM, ToolCall, ToolSpec } from './llm/llm.js';
 import type { HttpTool, ToolOutcome, ToolStatus } from './tools/http-tool.js';
 
-/** Names a tenant's tool cannot take. */
-export const BUILT_IN_TOOL_NAMES = ['end_call', 'transfer_call', 'search_knowledge'] as const;
-
 export type KnowledgeSearch = (query: string, signal?: AbortSignal) => Promise<KnowledgePassage[]>;
 
 export interface AgentSettings {

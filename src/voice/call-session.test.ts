@@ -174,7 +174,7 @@ describe('CallSession: barge-in', () => {
     const reaction = c.transport.clears[0]! - interruptAt;
     expect(reaction).toBeGreaterThanOrEqual(360);
     expect(reaction).toBeLessThanOrEqual(380);
-    expect(c.callLog.events.find((e) => e.type === 'barge_in')!.data).toMatchObject({ voiced_ms: 300 });
+    expect(c.callLog.events.find((e) => e.type === 'turn.barge_in')!.data).toMatchObject({ voiced_ms: 300 });
     // Nothing of the interrupted answer is heard after the clear.
     const cleared = c.transport.clears[0]!;
     await c.waitTurns(4);
@@ -280,7 +280,7 @@ describe('CallSession: keypad', () => {
     await c.waitTurns(2);
     expect(c.transport.clears).toHaveLength(1);
     expect(c.callLog.turns[0]).toMatchObject({ speaker: 'agent', interrupted: true });
-    expect(c.callLog.events.map((e) => e.type)).toEqual(['dtmf', 'barge_in']);
+    expect(c.callLog.events.map((e) => e.type)).toEqual(['dtmf.received', 'turn.barge_in']);
     await c.clock.advanceAsync(1500);
     expect(c.callLog.turns[1]).toMatchObject({ speaker: 'caller', text: '(pressed on the keypad: 0)' });
     await c.end();

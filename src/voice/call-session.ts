@@ -148,7 +148,7 @@ export class CallSession {
         this.record(() => this.callLog.event('turn.forced', { reason: 'speech detector still hearing speech', words_ms_ago: d.wordsMsAgo }));
         return;
       case 'digit':
-        this.record(() => this.callLog.event('dtmf', { digit: d.digit }));
+        this.record(() => this.callLog.event('dtmf.received', { digit: d.digit }));
         return;
       case 'silence-prompt':
         return this.startReply(this.speakFixed(SILENCE_PROMPT));
@@ -165,7 +165,7 @@ export class CallSession {
     reply.interrupted = true;
     reply.controller.abort();
     this.p.transport.clear();
-    this.record(() => this.callLog.event('barge_in', { speech_ms: speechMs, voiced_ms: voicedMs }));
+    this.record(() => this.callLog.event('turn.barge_in', { speech_ms: speechMs, voiced_ms: voicedMs }));
   }
 
   // ---- the agent's side ----

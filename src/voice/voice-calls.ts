@@ -256,7 +256,7 @@ export class VoiceCalls {
    * Stores a finished part of the call's recording, merged with what is stored already (the call was picked up
    * again after a restart); one part at a time per call. Never throws; the file is gone afterwards whatever happens.
    */
-  private storeRecording(tenantId: string, callId: string, recording: Recording, event: string, log: FastifyBaseLogger, data: Record<string, unknown> = {}): Promise<void> {
+  private storeRecording(tenantId: string, callId: string, recording: Recording, event: 'recording.saved' | 'recording.recovered', log: FastifyBaseLogger, data: Record<string, unknown> = {}): Promise<void> {
     const store = async () => {
       try {
         if (recording.durationMs === 0) return;

@@ -1,9 +1,9 @@
 // /api/v1/admin: platform administrators list tenants with counts, suspend and reactivate them.
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
-import type { App } from '../app.js';
+import type { App } from '../context.js';
 import { errorResponses, idParams, page, pageQuery } from '../schemas.js';
-import { tenantView, toTenant } from './views.js';
+import { tenantView, toTenant } from '../views.js';
 
 const counts = z.object({ users: z.number(), calls: z.number(), documents: z.number(), phone_numbers: z.number(), api_keys: z.number() });
 const tenantWithCounts = tenantView.extend({ counts });

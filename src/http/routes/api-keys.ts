@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import type { ApiKey } from '../../services/api-keys.js';
-import type { App } from '../app.js';
+import type { App } from '../context.js';
 import { userOf } from '../auth.js';
 import { errorResponses, idParams, iso } from '../schemas.js';
 

@@ -1,11 +1,10 @@
 // /api/v1/auth: signup, login, refresh (rotating), logout, me.
 import { z } from 'zod';
-import type { Deps } from '../../deps.js';
-import type { App } from '../app.js';
+import type { App, HttpDeps } from '../context.js';
 import { userOf } from '../auth.js';
-import { AppError } from '../errors.js';
+import { AppError } from '../../lib/errors.js';
 import { email, errorResponses, password } from '../schemas.js';
-import { tenantView, toTenant, toUser, userView } from './views.js';
+import { tenantView, toTenant, toUser, userView } from '../views.js';
 
 const tokenPair = z.object({
   access_token: z.string(),
@@ -15,7 +14,7 @@ const tokenPair = z.object({
 });
 const session = tokenPair.extend({ user: userView, tenant: tenantView });
 
-export function authRoutes(app: App, deps: Deps): void {
+export function authRoutes(app: App, deps: HttpDeps): void {
   const tags = ['auth'];
 
   app.post(

@@ -1,13 +1,14 @@
 // /api/v1/calls: calls and chat sessions with their transcript (citations, per-turn latencies) and events.
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
+import { callEventView, LEGACY_CALL_EVENT_NAMES } from '../../lib/call-events.js';
 import type { Call, CallEvent, Turn } from '../../services/calls.js';
-import type { App } from '../app.js';
+import type { App } from '../context.js';
 import { principalOf } from '../auth.js';
 import { errorEnvelope, errorResponses, idParams, iso, page, pageQuery } from '../schemas.js';
 import { E164, phoneNumberOverridesSchema } from '../../services/phone-numbers.js';
 import { BROWSER_STREAM_PATH } from '../../telephony/telephony.js';
-import { publicBaseUrl } from './twilio.js';
+import { publicBaseUrl } from '../public-url.js';
 
 const direction = z.enum(['inbound', 'outbound', 'web', 'chat']);
 export const callView = z.object({
@@ -61,8 +62,11 @@ const toTurn = (t: Turn): z.infer<typeof turnView> => ({
   created_at: t.createdAt.toISOString(),
 });
 
-const eventView = z.object({ type: z.string(), occurred_at: z.string(), data: z.record(z.string(), z.unknown()) });
-const toEvent = (e: CallEvent): z.infer<typeof eventView> => ({ type: e.type, occurred_at: e.occurredAt.toISOString(), data: e.extraData });
+/** An event of the catalog (lib/call-events.ts): its type, when, and its data (each type's in /openapi.json). */
+const eventView = callEventView({ occurred_at: z.string() }).meta({ id: 'CallEvent' });
+/** Rows written before the catalog carry a few older names: shown under today's. */
+const toEvent = (e: CallEvent) =>
+  ({ type: LEGACY_CALL_EVENT_NAMES.get(e.type) ?? e.type, occurred_at: e.occurredAt.toISOString(), data: e.extraData }) as z.infer<typeof eventView>;
 
 export function callRoutes(app: App, deps: Deps): void {
   const common = { tags: ['calls'], security: [{ bearer: [] }] };

@@ -1,13 +1,13 @@
 // /api/v1/chat: talk to the tenant's agent in text; sessions are stored like calls (direction `chat`).
 // POST answers one message; the websocket streams each reply as the LLM writes it.
 import { z } from 'zod';
-import type { Deps } from '../../deps.js';
-import type { App } from '../app.js';
+import type { App, HttpDeps } from '../context.js';
 import { principalOf } from '../auth.js';
 import type { RawData, WebSocket } from 'ws';
 import type { FastifyError } from 'fastify';
 import { findUnsafeInput } from '../../lib/safe-input.js';
-import { AppError, classify, unsafeInputError, validationError } from '../errors.js';
+import { AppError, unsafeInputError, validationError } from '../../lib/errors.js';
+import { classify } from '../errors.js';
 import { RateLimitedError } from '../rate-limit.js';
 import { errorEnvelope, errorResponses } from '../schemas.js';
 
@@ -18,7 +18,7 @@ const clientMessage = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('cancel') }),
 ]);
 
-export function chatRoutes(app: App, deps: Deps): void {
+export function chatRoutes(app: App, deps: HttpDeps): void {
   app.post(
     '/api/v1/chat',
     {

@@ -5,10 +5,10 @@ import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import type { DocumentRow, DocumentUpload } from '../../services/documents.js';
-import type { App } from '../app.js';
+import type { App } from '../context.js';
 import { principalOf } from '../auth.js';
 import { unsafeTextReason } from '../../lib/safe-input.js';
-import { AppError, validationError } from '../errors.js';
+import { AppError, validationError } from '../../lib/errors.js';
 import { errorEnvelope, errorResponses, idParams, iso, page, pageQuery } from '../schemas.js';
 
 const documentView = z.object({

@@ -1,7 +1,7 @@
 // Liveness and readiness probes.
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
-import type { App } from '../app.js';
+import type { App } from '../context.js';
 
 const check = z.enum(['ok', 'down', 'not_configured']);
 

@@ -1,7 +1,7 @@
 // /api/v1/knowledge/search: what the agent would find in the caller's knowledge base, with where it came from.
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
-import type { App } from '../app.js';
+import type { App } from '../context.js';
 import { principalOf } from '../auth.js';
 import { errorEnvelope, errorResponses } from '../schemas.js';
 

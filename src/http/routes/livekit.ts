@@ -3,22 +3,16 @@
 // and /api/v1/webhooks/livekit, where LiveKit reports what happened in the rooms (recordings included).
 // Everything is tenant-scoped by room name; without LiveKit configured every route answers 503.
 import { z } from 'zod';
-import type { Deps } from '../../deps.js';
 import { E164 } from '../../services/phone-numbers.js';
-import { egressRecordingKey } from '../../storage/recording-store.js';
-import { CALLER_IDENTITY, type LiveKitRoom, type LiveKitService, type LiveKitWebhookEvent, parseRoomName, sipRoomPrefix } from '../../telephony/livekit.js';
-import { LiveKitAgent } from '../../telephony/livekit-agent.js';
-import type { App } from '../app.js';
+import { CALLER_IDENTITY, type LiveKitRoom, type LiveKitService } from '../../telephony/livekit.js';
+import { callInRoom } from '../../telephony/livekit-webhook.js';
+import type { App, HttpDeps } from '../context.js';
 import { principalOf } from '../auth.js';
-import { AppError } from '../errors.js';
+import { AppError } from '../../lib/errors.js';
 import { errorEnvelope, errorResponses } from '../schemas.js';
 
 /** Long enough to open the page and join; LiveKit itself refreshes the token of a connected participant. */
 const CALLER_TOKEN_TTL_MS = 15 * 60_000;
-/** The webhook events written to the call's audit trail (as `livekit.<event>`). */
-const RECORDED_EVENTS = new Set(['room_started', 'room_finished', 'participant_joined', 'participant_left', 'egress_ended']);
-/** Egress outcomes that leave a file: a recording cut at LiveKit's length limit is still a recording. */
-const SAVED_EGRESS = new Set(['EGRESS_COMPLETE', 'EGRESS_LIMIT_REACHED']);
 
 const roomView = z.object({
   name: z.string(),
@@ -37,18 +31,15 @@ const toRoomView = (r: LiveKitRoom): z.infer<typeof roomView> => ({
 
 const unavailable = { 502: errorEnvelope, 503: errorEnvelope };
 
-function liveKitOf(deps: Deps): LiveKitService {
+function liveKitOf(deps: HttpDeps): LiveKitService {
   if (!deps.livekit) throw new AppError('livekit_not_configured', 'LiveKit is not configured on this server (LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)');
   return deps.livekit;
 }
 
-export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
+export async function liveKitRoutes(app: App, deps: HttpDeps): Promise<void> {
   const common = { tags: ['livekit'], security: [{ bearer: [] }] };
-  const agent = new LiveKitAgent({ calls: deps.calls, voice: deps.voice, settings: deps.settings, phoneNumbers: deps.phoneNumbers, log: deps.log.child({ component: 'livekit-agent' }), admission: deps.admission });
-  // Stops joining rooms and waiting for callers; main.ts has already drained the live conversations by then.
-  app.addHook('onClose', async () => {
-    await agent.stop();
-  });
+  // Built and stopped by the composition root (deps.ts), like every long-lived object.
+  const agent = deps.livekitAgent;
 
   /** A web call: the call row, then its room; a room that cannot be made leaves the call failed, not dangling. */
   const startWebCall = async (tenantId: string, userId: string | undefined) => {
@@ -155,7 +146,7 @@ export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
       const { tenantId } = principalOf(request);
       const rooms = await liveKitOf(deps).listRooms(tenantId);
       // A room of the SIP dispatch rule is not named after its call: its call is found by the room.
-      return { items: await Promise.all(rooms.map(async (r) => toRoomView({ ...r, callId: await callInRoom(deps, tenantId, r.name) }))) };
+      return { items: await Promise.all(rooms.map(async (r) => toRoomView({ ...r, callId: await callInRoom(deps.calls, tenantId, r.name) }))) };
     },
   );
 
@@ -191,7 +182,7 @@ export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
       const { tenantId } = principalOf(request);
       await liveKitOf(deps).deleteRoom(tenantId, request.params.name);
       // LiveKit's room_finished webhook would end the call too; not every deployment has webhooks set up.
-      const callId = await callInRoom(deps, tenantId, request.params.name);
+      const callId = await callInRoom(deps.calls, tenantId, request.params.name);
       if (callId) {
         deps.admission.cancel(callId);
         await deps.calls.end(tenantId, callId, 'completed', 'livekit room deleted');
@@ -261,84 +252,10 @@ export async function liveKitRoutes(app: App, deps: Deps): Promise<void> {
           if (err instanceof AppError && err.code === 'invalid_signature') await deps.rateLimiter.perIp(reply, request.ip, deps.config.rateLimits.perIpPerMinute);
           throw err;
         });
-        const recorded = await recordWebhook(deps, agent, lk, event);
+        const recorded = await deps.livekitWebhook.handle(lk, event);
         request.log.info({ event: event.event, eventId: event.id, recorded }, 'livekit webhook');
         return { received: true as const, recorded };
       },
     );
-  });
-}
-
-/** The call a room of the tenant carries: named in the room's name, or (a SIP dispatch room) the one put in it. */
-async function callInRoom(deps: Deps, tenantId: string, room: string): Promise<string | undefined> {
-  const owner = parseRoomName(room);
-  if (owner?.tenantId !== tenantId) return undefined;
-  return owner.callId ?? (await deps.calls.byRoom(tenantId, room))?.id;
-}
-
-/**
- * Writes a verified event on the call its room carries. The tenant comes from the room name and the call must exist
- * for that tenant; LiveKit retries deliveries, so an event id already recorded is not written again. A phone joining
- * a room of the tenant's SIP dispatch rule is answered: that makes the room's call (LiveKitAgent.answerSipCall).
- */
-async function recordWebhook(deps: Deps, agent: LiveKitAgent, lk: LiveKitService, event: LiveKitWebhookEvent): Promise<boolean> {
-  if (!RECORDED_EVENTS.has(event.event)) return false;
-  const roomName = event.room?.name || event.egressInfo?.roomName || '';
-  const owner = parseRoomName(roomName);
-  if (!owner) return false;
-  const { tenantId } = owner;
-  let callId = await callInRoom(deps, tenantId, roomName);
-  const dialledIn = event.event === 'participant_joined' && event.participant?.kind === 'SIP' && roomName.startsWith(sipRoomPrefix(tenantId));
-  if (!callId && dialledIn) callId = await agent.answerSipCall(lk, tenantId, roomName, event.participant!.attributes);
-  if (!callId) return false;
-  const events = await deps.calls.events(tenantId, callId).catch((err: unknown) => {
-    if (err instanceof AppError && err.code === 'not_found') return undefined;
-    throw err;
-  });
-  if (!events) return false;
-  if (event.id && events.some((e) => e.extraData.livekit_event_id === event.id)) return false;
-
-  const egress = event.egressInfo;
-  await deps.calls.event(tenantId, callId, `livekit.${event.event}`, {
-    livekit_event_id: event.id,
-    room: roomName,
-    ...(event.room?.sid && { room_sid: event.room.sid }),
-    ...(event.participant && { participant_identity: event.participant.identity, participant_kind: event.participant.kind }),
-    ...(egress && {
-      egress_id: egress.egressId,
-      egress_status: egress.status,
-      ...(egress.error && { egress_error: egress.error }),
-      files: egress.fileResults.map((f) => ({ filename: f.filename, location: f.location })),
-    }),
-  });
-  if (event.event === 'egress_ended' && egress) await recordEgressEnd(deps, tenantId, callId, egress);
-  if (event.event === 'room_finished') {
-    deps.admission.cancel(callId);
-    await deps.calls.end(tenantId, callId, 'completed', 'livekit room finished');
-  }
-  return true;
-}
-
-/** The recording's outcome in the call's own terms, next to LiveKit's raw event. */
-async function recordEgressEnd(deps: Deps, tenantId: string, callId: string, egress: NonNullable<LiveKitWebhookEvent['egressInfo']>): Promise<void> {
-  if (!SAVED_EGRESS.has(egress.status)) {
-    await deps.calls.event(tenantId, callId, 'recording.failed', { egress_id: egress.egressId, egress_status: egress.status, error: egress.error ?? null });
-    return;
-  }
-  const file = egress.fileResults.find((f) => f.location || f.filename);
-  // FileInfo.duration is in nanoseconds (an int64, so a string in JSON).
-  const durationNs = Number(file?.duration);
-  const durationMs = file?.duration && Number.isFinite(durationNs) ? Math.round(durationNs / 1e6) : null;
-  // With a recordings bucket, Egress uploads there, at the key startRecording gave it: the file is then the call's
-  // recording, downloadable like any other. Elsewhere (Egress's own disk) it is only named in the event.
-  const key = egressRecordingKey(tenantId, callId);
-  const stored = deps.config.recordings.s3 !== undefined && egress.fileResults.some((f) => f.filename === key);
-  if (stored) await deps.calls.setRecording(tenantId, callId, key, durationMs);
-  await deps.calls.event(tenantId, callId, 'recording.saved', {
-    egress_id: egress.egressId,
-    ...(file?.location && { location: file.location }),
-    ...(file?.filename && { filename: file.filename }),
-    ...(durationMs !== null && { duration_ms: durationMs }),
-    downloadable: stored,
   });
 }

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { E164, type PhoneNumber, phoneNumberOverridesSchema, TELEPHONY_MODES, TWILIO_NUMBER_SID } from '../../services/phone-numbers.js';
-import type { App } from '../app.js';
+import type { App } from '../context.js';
 import { principalOf } from '../auth.js';
 import { errorResponses, idParams, page, pageQuery } from '../schemas.js';
 

@@ -4,9 +4,9 @@ import { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { LocalRecordingStore } from '../../storage/local-store.js';
-import type { App } from '../app.js';
+import type { App } from '../context.js';
 import { principalOf } from '../auth.js';
-import { AppError } from '../errors.js';
+import { AppError } from '../../lib/errors.js';
 import { errorResponses, idParams } from '../schemas.js';
 
 const recordingView = z.object({

@@ -3,8 +3,8 @@
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { tenantSettingsPatchSchema, tenantSettingsViewSchema } from '../../services/settings.js';
-import type { App } from '../app.js';
-import { validationError } from '../errors.js';
+import type { App } from '../context.js';
+import { validationError } from '../../lib/errors.js';
 import { principalOf, userOf } from '../auth.js';
 import { errorResponses } from '../schemas.js';
 

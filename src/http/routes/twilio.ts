@@ -1,13 +1,12 @@
 // Twilio's side of phone calls: the voice webhook (answers with TwiML), status callbacks, and the Media Streams
 // websocket. Every webhook is checked against X-Twilio-Signature before anything is read from it: 403 otherwise.
-import { isIP } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import type { Deps } from '../../deps.js';
 import { TWILIO_STATUS_PATH, TWILIO_STREAM_PATH, TWILIO_VOICE_PATH } from '../../telephony/telephony.js';
 import { type TwilioParams, verifyTwilioBodySignature, verifyTwilioSignature } from '../../telephony/twilio-signature.js';
-import type { App } from '../app.js';
-import { AppError } from '../errors.js';
+import type { App, HttpDeps } from '../context.js';
+import { AppError } from '../../lib/errors.js';
+import { publicBaseUrl } from '../public-url.js';
 import { errorResponses } from '../schemas.js';
 
 /** The request as Twilio sent it: the raw body (for bodySHA256), its form parameters, and whether it is JSON. */
@@ -17,22 +16,8 @@ interface TwilioBody {
   json: boolean;
 }
 
-/**
- * Our public base URL, for every absolute URL we hand out (TwiML, Twilio's callbacks, a browser call's stream_url)
- * and the URL Twilio signed: PUBLIC_BASE_URL. Never the request's Host header: anyone can send one, and Twilio
- * would fetch the call's TwiML from their server. Without PUBLIC_BASE_URL (development only: production refuses
- * to start with Twilio or LiveKit and none) it is the address this server listens on, 127.0.0.1 for a wildcard.
- */
-export function publicBaseUrl(deps: Deps, request: FastifyRequest): string {
-  if (deps.config.publicBaseUrl) return deps.config.publicBaseUrl;
-  const bound = request.server.server.address();
-  const { address, port } = bound && typeof bound === 'object' ? bound : { address: deps.config.host, port: deps.config.port };
-  const host = address === '0.0.0.0' || address === '::' || address === '' ? '127.0.0.1' : address;
-  return `http://${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
-}
-
 /** Checks the signature (form or bodySHA256 variant) and returns the parameters as single values. */
-async function verified(deps: Deps, request: FastifyRequest, reply: FastifyReply): Promise<Record<string, string>> {
+async function verified(deps: HttpDeps, request: FastifyRequest, reply: FastifyReply): Promise<Record<string, string>> {
   const token = deps.telephony.twilioAuthToken;
   if (!token) throw new AppError('twilio_not_configured', 'Twilio is not configured on this server (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)');
   const url = `${publicBaseUrl(deps, request)}${request.url}`;
@@ -63,7 +48,7 @@ async function verified(deps: Deps, request: FastifyRequest, reply: FastifyReply
 
 const twimlResponse = { 200: z.string().describe('TwiML'), ...errorResponses };
 
-export async function twilioRoutes(app: App, deps: Deps): Promise<void> {
+export async function twilioRoutes(app: App, deps: HttpDeps): Promise<void> {
   const common = { tags: ['twilio'] };
 
   await app.register(async (scope) => {

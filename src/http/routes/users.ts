@@ -1,10 +1,10 @@
 // /api/v1/users: a tenant admin manages the tenant's users. DELETE deactivates (records keep their author).
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
-import type { App } from '../app.js';
+import type { App } from '../context.js';
 import { userOf } from '../auth.js';
 import { email, errorResponses, idParams, page, pageQuery, password } from '../schemas.js';
-import { toUser, userView } from './views.js';
+import { toUser, userView } from '../views.js';
 
 const role = z.enum(['admin', 'member']);
 

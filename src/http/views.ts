@@ -1,7 +1,7 @@
 // Response shapes (snake_case) for accounts, shared by the auth, users and admin routes.
 import { z } from 'zod';
-import type { Tenant, User } from '../../services/accounts.js';
-import { iso } from '../schemas.js';
+import type { Tenant, User } from '../services/accounts.js';
+import { iso } from './schemas.js';
 
 export const userView = z.object({
   id: z.uuid(),

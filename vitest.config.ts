@@ -4,6 +4,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    // Builds the migrated database every test app copies, once, before the workers start (test/db-snapshot.ts).
+    globalSetup: ['test/global-setup.ts'],
     pool: 'forks',
     // Most of the suite waits on real-time audio, not on the CPU: two files at a time on CI's 2 cores (vitest's
     // default is cores - 1) brings the whole suite, both passes, from 18 minutes to about 12. Three was faster still

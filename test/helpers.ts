@@ -1,5 +1,6 @@
 // Test harness: the real app on a fresh database (embedded PGlite, or PGlite served over the Postgres wire
-// protocol when TEST_DB=wire, so the `pg` driver path runs), driven with app.inject.
+// protocol when TEST_DB=wire, so the `pg` driver path runs), driven with app.inject. Both start from a copy of one
+// migrated database (db-snapshot.ts).
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { PGlite } from '@electric-sql/pglite';
@@ -9,6 +10,7 @@ import { loadConfig } from '../src/config.js';
 import { PGLITE_EXTENSIONS } from '../src/db/client.js';
 import { buildDeps, closeDeps, type Deps } from '../src/deps.js';
 import { type App, buildApp, LOG_SERIALIZERS, REDACT_PATHS } from '../src/http/app.js';
+import { databaseSnapshot } from './db-snapshot.js';
 
 export const TEST_REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -23,7 +25,7 @@ export interface TestApp {
 /** A throw-away database: a URL for the wire path, or undefined for the in-process PGlite. */
 async function testDatabase(): Promise<{ url?: string; stop(): Promise<void> }> {
   if (process.env.TEST_DB !== 'wire') return { stop: async () => {} };
-  const pglite = await PGlite.create({ dataDir: 'memory://', extensions: PGLITE_EXTENSIONS });
+  const pglite = await PGlite.create({ loadDataDir: await databaseSnapshot(), extensions: PGLITE_EXTENSIONS });
   const server = new PGLiteSocketServer({ db: pglite, port: 0, host: '127.0.0.1' });
   await server.start();
   const url = `postgres://postgres:postgres@${server.getServerConn()}/postgres`;
@@ -61,7 +63,11 @@ export async function buildTestApp(env: Record<string, string> = {}, opts: { cac
     },
   });
   const log = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' }, serializers: LOG_SERIALIZERS }, sink);
-  const deps = await buildDeps(config, log, { cachePrefix: opts.cachePrefix ?? `test:${randomUUID()}:` });
+  const deps = await buildDeps(config, log, {
+    cachePrefix: opts.cachePrefix ?? `test:${randomUUID()}:`,
+    // Only a throw-away embedded database starts from the snapshot; a data folder keeps its own.
+    ...(!config.databaseUrl && config.dataDir === 'memory://' && { databaseSnapshot: await databaseSnapshot() }),
+  });
   const app = await buildApp(deps);
   return {
     app,

@@ -3,6 +3,7 @@
 // /health while the document is processed (all document work runs in the worker threads of DocumentPool).
 import { createHash } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rowsOf } from '../src/db/client.js';
@@ -41,7 +42,7 @@ async function watched<T>(work: () => Promise<T>): Promise<{ result: T; healthMa
       expect(res.statusCode).toBe(200);
       healthMaxMs = Math.max(healthMaxMs, performance.now() - started);
       rssMax = Math.max(rssMax, process.memoryUsage.rss());
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
   })();
   try {

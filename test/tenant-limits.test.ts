@@ -1,6 +1,7 @@
 // A tenant's quota is one bucket: its API keys share it, and chat websocket messages count against it like REST
 // requests. An open chat socket stops answering once its user is deactivated or its tenant suspended.
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { bearer, buildTestApp, call, type Session, signup, type TestApp, uniqueEmail } from './helpers.js';
@@ -38,7 +39,7 @@ async function connect(token: string) {
       const got = received.filter((m) => m.type === 'reply' || m.type === 'error');
       if (got.length >= n) return got;
       if (Date.now() > deadline) throw new Error(`only ${got.length} of ${n} answers: ${JSON.stringify(received.slice(-3))}`);
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
   };
   const send = (text: string) => ws.send(JSON.stringify({ type: 'message', text }));

@@ -10,6 +10,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createServer, STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import { dbfs, muLawDecode } from '../../src/voice/audio.js';
 
@@ -131,7 +132,7 @@ export class FakeDeepgram {
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => {});
-    if (this.handshakeDelayMs) await new Promise((r) => setTimeout(r, this.handshakeDelayMs));
+    if (this.handshakeDelayMs) await sleep(this.handshakeDelayMs);
     if (socket.destroyed) return;
     const requestId = randomUUID();
     const url = new URL(req.url ?? '/', 'http://fake');

@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { muLawEncode } from '../../src/voice/audio.js';
 
 const FORMATS: Record<string, { rate: number; ulaw: boolean }> = {
@@ -72,7 +73,7 @@ export class FakeElevenLabs {
     if (typeof body.text !== 'string' || !body.text.trim()) return fail(422, [{ loc: ['body', 'text'], msg: 'Field required', type: 'missing' }]);
     if (body.model_id !== undefined && !MODELS.has(body.model_id as string)) return fail(400, { status: 'model_not_found', message: 'A model with the model_id was not found.' });
 
-    if (this.firstByteMs) await new Promise((r) => setTimeout(r, this.firstByteMs));
+    if (this.firstByteMs) await sleep(this.firstByteMs);
     // About 70 ms of speech per character, as a voiced tone.
     const samples = Math.round((body.text.length * 0.07) * spec.rate);
     const pcm = Int16Array.from({ length: samples }, (_, i) => Math.round(6000 * Math.sin((2 * Math.PI * 200 * i) / spec.rate)));

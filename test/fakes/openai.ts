@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { estimateTokens } from '../../src/rag/chunking.js';
 import { LocalEmbedder } from '../../src/rag/embedders/local-embedder.js';
 
@@ -122,7 +123,7 @@ export class FakeOpenAI {
     if (tooLong >= 0) {
       return fail(400, `This model's maximum context length is 8192 tokens, however you requested more in input ${tooLong}.`, 'invalid_request_error', null, 'input');
     }
-    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+    if (this.delayMs) await sleep(this.delayMs);
     const embedder = new LocalEmbedder(dims);
     const data = (inputs as string[]).map((text, index) => {
       const v = embedder.embedOne(text);
@@ -172,7 +173,7 @@ export class FakeOpenAI {
     const usage = { prompt_tokens: estimateTokens(JSON.stringify(messages)), completion_tokens: estimateTokens(script.text ?? '') + calls.length * 10, total_tokens: 0 };
     usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
     const finishReason = calls.length ? 'tool_calls' : 'stop';
-    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+    if (this.delayMs) await sleep(this.delayMs);
 
     if (stream !== true) {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -187,7 +188,7 @@ export class FakeOpenAI {
     for (const piece of (script.text ?? '').match(/\S+\s*/g) ?? []) {
       if (res.destroyed) return;
       send([{ index: 0, delta: { content: piece }, logprobs: null, finish_reason: null }]);
-      if (this.chunkDelayMs) await new Promise((r) => setTimeout(r, this.chunkDelayMs));
+      if (this.chunkDelayMs) await sleep(this.chunkDelayMs);
     }
     calls.forEach((c, index) => {
       const args = JSON.stringify(c.arguments);

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import pino from 'pino';
+import { afterAll, beforeAll } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { PGLITE_EXTENSIONS } from '../src/db/client.js';
 import { buildDeps, closeDeps, type Deps } from '../src/deps.js';
@@ -80,6 +81,21 @@ export async function buildTestApp(env: Record<string, string> = {}, opts: { cac
       await database.stop();
     },
   };
+}
+
+/**
+ * The test app of a file or `describe` block: built before its tests (after the hooks registered earlier, so `env`
+ * may read what they started), closed after them. Its fields are filled in when it is built.
+ */
+export function useTestApp(env: Record<string, string> | (() => Record<string, string>) = {}, opts: { cachePrefix?: string } = {}): TestApp {
+  const t = {} as TestApp;
+  beforeAll(async () => {
+    Object.assign(t, await buildTestApp(typeof env === 'function' ? env() : env, opts));
+  });
+  afterAll(async () => {
+    await t.close?.();
+  });
+  return t;
 }
 
 let counter = 0;

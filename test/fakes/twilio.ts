@@ -4,9 +4,9 @@
 // It rejects what Twilio rejects, with Twilio's error codes and JSON error body.
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { twilioSignature, type TwilioParams } from '../../src/telephony/twilio-signature.js';
+import { listenLocal } from './local-server.js';
 
 export type FakeCallStatus = 'queued' | 'ringing' | 'in-progress' | 'completed' | 'busy' | 'failed' | 'no-answer' | 'canceled';
 
@@ -422,10 +422,10 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
       res.end(JSON.stringify({ code: 20500, message: String(err), status: 500 }));
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const listening = await listenLocal(server);
 
   return {
-    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    baseUrl: listening.origin,
     calls,
     requests,
     incomingNumbers,
@@ -436,8 +436,7 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
       closing.abort();
       for (const control of live.values()) control.segment.abort(new Error('fake closed'));
       await Promise.allSettled(lifecycles.values());
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
+      await listening.close();
     },
   };
 }

@@ -6,9 +6,9 @@ import { defineConfig } from 'vitest/config';
 const include = ['src/**/*.test.ts', 'test/**/*.test.ts'];
 
 /**
- * The wire pass (TEST_DB=wire) only differs for a file whose test apps come from test/helpers.ts' `buildTestApp`
- * (the one place the switch is read) or that reads TEST_DB itself: every other file (pure units, processes given
- * their own data folder) would run exactly as in the embedded pass, so it runs once.
+ * The wire pass (TEST_DB=wire) only differs for a file whose test apps come from test/helpers.ts (`buildTestApp`,
+ * the one place the switch is read, or `useTestApp`) or that reads TEST_DB itself: every other file (pure units,
+ * processes given their own data folder) would run exactly as in the embedded pass, so it runs once.
  */
 function databaseTestFiles(): string[] {
   const files = (dir: string): string[] =>
@@ -16,7 +16,7 @@ function databaseTestFiles(): string[] {
       const p = path.join(dir, e.name);
       return e.isDirectory() ? files(p) : e.name.endsWith('.test.ts') ? [p] : [];
     });
-  return [...files('src'), ...files('test')].filter((f) => /\bbuildTestApp\b|\bTEST_DB\b/.test(readFileSync(f, 'utf8'))).sort();
+  return [...files('src'), ...files('test')].filter((f) => /\b(buildTestApp|useTestApp|TEST_DB)\b/.test(readFileSync(f, 'utf8'))).sort();
 }
 
 export default defineConfig({

@@ -40,6 +40,9 @@ async function testDatabase(): Promise<{ url?: string; stop(): Promise<void> }> 
   };
 }
 
+// vitest.config.ts puts a file in the wire pass when it names buildTestApp or useTestApp: a new way to get a test
+// app must be added there too.
+
 /** `cachePrefix`: Redis key namespace; two apps given the same one behave as two instances of one deployment. */
 export async function buildTestApp(env: Record<string, string> = {}, opts: { cachePrefix?: string } = {}): Promise<TestApp> {
   const database = await testDatabase();

@@ -2,17 +2,19 @@
 // protocol when TEST_DB=wire, so the `pg` driver path runs), driven with app.inject. Both start from a copy of one
 // migrated database (db-snapshot.ts).
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import pino from 'pino';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { PGLITE_EXTENSIONS } from '../src/db/client.js';
 import { buildDeps, closeDeps, type Deps } from '../src/deps.js';
 import { type App, buildApp, LOG_SERIALIZERS, REDACT_PATHS } from '../src/http/app.js';
 import { databaseSnapshot } from './db-snapshot.js';
+import { runsInWirePass } from './wire-pass.js';
 
 export const TEST_REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -40,11 +42,18 @@ async function testDatabase(): Promise<{ url?: string; stop(): Promise<void> }> 
   };
 }
 
-// vitest.config.ts puts a file in the wire pass when it names buildTestApp or useTestApp: a new way to get a test
-// app must be added there too.
+/** In the embedded pass, the test file building an app must be one the wire pass runs too (test/wire-pass.ts). */
+function checkWirePassSelection(): void {
+  if (!process.env.VITEST || process.env.TEST_DB === 'wire') return;
+  const file = expect.getState().testPath;
+  if (file && !runsInWirePass(readFileSync(file, 'utf8'))) {
+    throw new Error(`${file} builds a test app but the wire pass would skip it: see test/wire-pass.ts`);
+  }
+}
 
 /** `cachePrefix`: Redis key namespace; two apps given the same one behave as two instances of one deployment. */
 export async function buildTestApp(env: Record<string, string> = {}, opts: { cachePrefix?: string } = {}): Promise<TestApp> {
+  checkWirePassSelection();
   const database = await testDatabase();
   const config = loadConfig({
     NODE_ENV: 'test',

@@ -73,11 +73,13 @@ export interface Deps {
   livekitWebhook: LiveKitWebhook;
 }
 
-export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { cachePrefix?: string } = {}): Promise<Deps> {
+/** `databaseSnapshot`: tests only, a migrated embedded database to start from (db/client.ts). */
+export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { cachePrefix?: string; databaseSnapshot?: Blob } = {}): Promise<Deps> {
   const database = await openDatabase({
     url: config.databaseUrl,
     dataDir: config.dataDir === 'memory://' ? 'memory://' : `${config.dataDir}/pglite`,
     poolMax: config.databasePoolMax,
+    snapshot: opts.databaseSnapshot,
   });
   let cache: Cache;
   if (config.redisUrl) {

@@ -1,18 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearer, buildTestApp, type Session, signup, type TestApp } from './helpers.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { bearer, type Session, signup, useTestApp } from './helpers.js';
 
 const ADMIN_EMAIL = 'ops@platform.example';
 const ADMIN_PASSWORD = 'platform admin password';
-let t: TestApp;
+const t = useTestApp({ PLATFORM_ADMIN_EMAIL: ADMIN_EMAIL, PLATFORM_ADMIN_PASSWORD: ADMIN_PASSWORD });
 let root: string; // platform admin's access token
 let a: Session;
 beforeAll(async () => {
-  t = await buildTestApp({ PLATFORM_ADMIN_EMAIL: ADMIN_EMAIL, PLATFORM_ADMIN_PASSWORD: ADMIN_PASSWORD });
   root = (await t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } })).json()
     .access_token;
   a = await signup(t.app, { tenant_name: 'Tenant A' });
 });
-afterAll(() => t.close());
 
 const req = (method: 'GET' | 'POST' | 'PUT', url: string, token: string, payload?: object) =>
   t.app.inject({ method, url, headers: bearer(token), ...(payload && { payload }) });

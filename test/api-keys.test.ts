@@ -1,16 +1,14 @@
 import { eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { apiKeys } from '../src/db/schema.js';
-import { buildTestApp, call, type Session, type TestApp, twoTenants } from './helpers.js';
+import { call, type Session, twoTenants, useTestApp } from './helpers.js';
 
-let t: TestApp;
+const t = useTestApp();
 let a: Session;
 let b: Session;
 beforeAll(async () => {
-  t = await buildTestApp();
   ({ a, b } = await twoTenants(t.app));
 });
-afterAll(() => t.close());
 
 const req = (method: Parameters<typeof call>[1], url: string, token: string, payload?: object) => call(t.app, method, url, token, payload);
 

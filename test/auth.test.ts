@@ -1,15 +1,11 @@
 import { pbkdf2Sync, randomBytes } from 'node:crypto';
 import { eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { users } from '../src/db/schema.js';
 import { verifyLegacyPbkdf2 } from '../src/services/passwords.js';
-import { bearer, buildTestApp, signup, type TestApp, uniqueEmail } from './helpers.js';
+import { bearer, signup, uniqueEmail, useTestApp } from './helpers.js';
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await buildTestApp();
-});
-afterAll(() => t.close());
+const t = useTestApp();
 
 const post = (url: string, payload: unknown, headers = {}) => t.app.inject({ method: 'POST', url, payload: payload as object, headers });
 

@@ -3,24 +3,23 @@
 // /health while the document is processed (all document work runs in the worker threads of DocumentPool).
 import { createHash } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { rowsOf } from '../src/db/client.js';
 import { DOCUMENT_PART_BYTES } from '../src/db/document-parts.js';
 import { bigText, bracketBombMarkdown, deepHtml, paragraphBombDocx } from './fixtures/documents.js';
-import { bearer, buildTestApp, call, multipart, type Session, signup, type TestApp, waitFor } from './helpers.js';
+import { bearer, call, multipart, type Session, signup, useTestApp, waitFor } from './helpers.js';
 
-let t: TestApp;
+// The default limits, except a 24 MB upload limit so the 19 MB text fits whatever the default becomes, and 5,000
+// chunks a document: the 19 MB text (~15,000 chunks) then fails after its extraction and chunking, the work that
+// froze the service for 42 s, instead of spending minutes storing vectors (measured: 228 s on a busy machine, the
+// event loop never held past the bound; `npm run bench:isolation` runs it to ready).
+const t = useTestApp({ DOCUMENT_MAX_BYTES: String(24 * 1024 * 1024), DOCUMENT_MAX_CHUNKS: '5000' });
 let s: Session;
 beforeAll(async () => {
-  // The default limits, except a 24 MB upload limit so the 19 MB text fits whatever the default becomes, and 5,000
-  // chunks a document: the 19 MB text (~15,000 chunks) then fails after its extraction and chunking, the work that
-  // froze the service for 42 s, instead of spending minutes storing vectors (measured: 228 s on a busy machine, the
-  // event loop never held past the bound; `npm run bench:isolation` runs it to ready).
-  t = await buildTestApp({ DOCUMENT_MAX_BYTES: String(24 * 1024 * 1024), DOCUMENT_MAX_CHUNKS: '5000' });
   s = await signup(t.app);
 });
-afterAll(() => t.close());
 
 const upload = (file: Buffer, filename: string) => {
   const form = multipart([{ name: 'file', value: file, filename }]);
@@ -41,7 +40,7 @@ async function watched<T>(work: () => Promise<T>): Promise<{ result: T; healthMa
       expect(res.statusCode).toBe(200);
       healthMaxMs = Math.max(healthMaxMs, performance.now() - started);
       rssMax = Math.max(rssMax, process.memoryUsage.rss());
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
   })();
   try {

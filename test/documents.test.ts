@@ -2,20 +2,18 @@
 // all five formats, bad files refused with stable codes, and every route checked across tenants.
 import { readFileSync } from 'node:fs';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { rowsOf } from '../src/db/client.js';
 import { makeDocx, makePdf } from './fixtures/documents.js';
-import { bearer, buildTestApp, call, multipart, type Session, signup, type TestApp, twoTenants, uniqueEmail, waitFor } from './helpers.js';
+import { bearer, call, multipart, type Session, signup, twoTenants, uniqueEmail, useTestApp, waitFor } from './helpers.js';
 
 const MAX_BYTES = 200_000;
-let t: TestApp;
+const t = useTestApp({ DOCUMENT_MAX_BYTES: String(MAX_BYTES) });
 let a: Session;
 let b: Session;
 beforeAll(async () => {
-  t = await buildTestApp({ DOCUMENT_MAX_BYTES: String(MAX_BYTES) });
   ({ a, b } = await twoTenants(t.app));
 });
-afterAll(() => t.close());
 
 const upload = (token: string, file: Buffer | string, filename: string, title?: string, method: 'POST' | 'PUT' = 'POST', url = '/api/v1/documents') => {
   const form = multipart([{ name: 'file', value: file, filename }, ...(title ? [{ name: 'title', value: title }] : [])]);

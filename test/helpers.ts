@@ -1,14 +1,20 @@
 // Test harness: the real app on a fresh database (embedded PGlite, or PGlite served over the Postgres wire
-// protocol when TEST_DB=wire, so the `pg` driver path runs), driven with app.inject.
+// protocol when TEST_DB=wire, so the `pg` driver path runs), driven with app.inject. Both start from a copy of one
+// migrated database (db-snapshot.ts).
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import pino from 'pino';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { PGLITE_EXTENSIONS } from '../src/db/client.js';
 import { buildDeps, closeDeps, type Deps } from '../src/deps.js';
 import { type App, buildApp, LOG_SERIALIZERS, REDACT_PATHS } from '../src/http/app.js';
+import { databaseSnapshot } from './db-snapshot.js';
+import { runsInWirePass } from './wire-pass.js';
 
 export const TEST_REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -23,7 +29,7 @@ export interface TestApp {
 /** A throw-away database: a URL for the wire path, or undefined for the in-process PGlite. */
 async function testDatabase(): Promise<{ url?: string; stop(): Promise<void> }> {
   if (process.env.TEST_DB !== 'wire') return { stop: async () => {} };
-  const pglite = await PGlite.create({ dataDir: 'memory://', extensions: PGLITE_EXTENSIONS });
+  const pglite = await PGlite.create({ loadDataDir: await databaseSnapshot(), extensions: PGLITE_EXTENSIONS });
   const server = new PGLiteSocketServer({ db: pglite, port: 0, host: '127.0.0.1' });
   await server.start();
   const url = `postgres://postgres:postgres@${server.getServerConn()}/postgres`;
@@ -36,8 +42,18 @@ async function testDatabase(): Promise<{ url?: string; stop(): Promise<void> }> 
   };
 }
 
+/** In the embedded pass, the test file building an app must be one the wire pass runs too (test/wire-pass.ts). */
+function checkWirePassSelection(): void {
+  if (!process.env.VITEST || process.env.TEST_DB === 'wire') return;
+  const file = expect.getState().testPath;
+  if (file && !runsInWirePass(readFileSync(file, 'utf8'))) {
+    throw new Error(`${file} builds a test app but the wire pass would skip it: see test/wire-pass.ts`);
+  }
+}
+
 /** `cachePrefix`: Redis key namespace; two apps given the same one behave as two instances of one deployment. */
 export async function buildTestApp(env: Record<string, string> = {}, opts: { cachePrefix?: string } = {}): Promise<TestApp> {
+  checkWirePassSelection();
   const database = await testDatabase();
   const config = loadConfig({
     NODE_ENV: 'test',
@@ -61,7 +77,11 @@ export async function buildTestApp(env: Record<string, string> = {}, opts: { cac
     },
   });
   const log = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' }, serializers: LOG_SERIALIZERS }, sink);
-  const deps = await buildDeps(config, log, { cachePrefix: opts.cachePrefix ?? `test:${randomUUID()}:` });
+  const deps = await buildDeps(config, log, {
+    cachePrefix: opts.cachePrefix ?? `test:${randomUUID()}:`,
+    // Only a throw-away embedded database starts from the snapshot; a data folder keeps its own.
+    ...(!config.databaseUrl && config.dataDir === 'memory://' && { databaseSnapshot: await databaseSnapshot() }),
+  });
   const app = await buildApp(deps);
   return {
     app,
@@ -73,6 +93,21 @@ export async function buildTestApp(env: Record<string, string> = {}, opts: { cac
       await database.stop();
     },
   };
+}
+
+/**
+ * The test app of a file or `describe` block: built before its tests (after the hooks registered earlier, so `env`
+ * may read what they started), closed after them. Its fields are filled in when it is built.
+ */
+export function useTestApp(env: Record<string, string> | (() => Record<string, string>) = {}, opts: { cachePrefix?: string } = {}): TestApp {
+  const t = {} as TestApp;
+  beforeAll(async () => {
+    Object.assign(t, await buildTestApp(typeof env === 'function' ? env() : env, opts));
+  });
+  afterAll(async () => {
+    await t.close?.();
+  });
+  return t;
 }
 
 let counter = 0;
@@ -135,6 +170,6 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     const value = await check();
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
 }

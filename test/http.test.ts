@@ -1,13 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearer, buildTestApp, type Session, signup, type TestApp } from './helpers.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { bearer, type Session, signup, useTestApp } from './helpers.js';
 
-let t: TestApp;
+const t = useTestApp({ BODY_LIMIT_BYTES: '4096' });
 let s: Session;
 beforeAll(async () => {
-  t = await buildTestApp({ BODY_LIMIT_BYTES: '4096' });
   s = await signup(t.app);
 });
-afterAll(() => t.close());
 
 const expectEnvelope = (body: string, code: string) => {
   const parsed = JSON.parse(body);

@@ -1,5 +1,6 @@
 // The ingestion queue step by step: the app runs no background worker here (INGEST_CONCURRENCY=0); each test
 // drives workers by hand so it can stop them at the moment that matters.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -293,7 +294,7 @@ describe('ingestion queue', () => {
 async function waitForClaim(id: string) {
   for (let i = 0; i < 200; i++) {
     if ((await docRow(id)).status === 'processing') return;
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
   }
   throw new Error('document never claimed');
 }

@@ -8,6 +8,7 @@
 // calls dial only through the tenant's own trunk, after the agent is in the room. Without LiveKit configured, the
 // routes answer 503 livekit_not_configured.
 import { randomBytes, randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { jwtVerify } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AgentJoinSettings, LiveKitService, roomName } from '../src/telephony/livekit.js';
@@ -61,7 +62,6 @@ const callOf = async (s: Session, callId: string) => (await call(t.app, 'GET', `
 const turnsOf = (s: Session, callId: string) => t.deps.calls.transcript(s.tenant.id, callId);
 const agentIn = (room: string) => waitFor(`the agent in ${room}`, async () => fake.agentIn(room));
 const ended = (s: Session, callId: string) => waitFor(`call ${callId} to end`, async () => ((await t.deps.calls.get(s.tenant.id, callId)).endedAt ? callOf(s, callId) : undefined));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A tenant of its own, with a greeting, so its transcript shows the agent speaking. */
 const greetingTenant = async (settings: object = {}) => {
   const s = await signup(t.app);

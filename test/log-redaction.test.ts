@@ -3,18 +3,14 @@
 // development 500) with its SQL and the driver's code and message, never the values bound to it.
 import { randomUUID } from 'node:crypto';
 import type { FastifyError } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { users } from '../src/db/schema.js';
 import { redactUrl } from '../src/http/app.js';
 import { classify } from '../src/http/errors.js';
-import { bearer, buildTestApp, signup, type TestApp } from './helpers.js';
+import { bearer, signup, useTestApp } from './helpers.js';
 
-let t: TestApp;
-beforeAll(async () => {
-  // Development: the 500 body shows the error's message, the case to check.
-  t = await buildTestApp({ NODE_ENV: 'development' });
-});
-afterAll(() => t.close());
+// Development: the 500 body shows the error's message, the case to check.
+const t = useTestApp({ NODE_ENV: 'development' });
 
 describe('request log lines', () => {
   it("redact a browser call's media token and a recording link's signature", async () => {

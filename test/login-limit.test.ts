@@ -1,15 +1,11 @@
 // The per-account login limit counts failures only and does not lock the owner out: past it, an address that has
 // been failing on the account is refused, an address that has not still gets its password checked.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RedisCache } from '../src/cache/redis-cache.js';
-import { buildTestApp, signup, type TestApp, TEST_REDIS_URL, uniqueEmail } from './helpers.js';
+import { buildTestApp, signup, TEST_REDIS_URL, uniqueEmail, useTestApp } from './helpers.js';
 
 const PASSWORD = 'correct horse battery';
-let t: TestApp;
-beforeAll(async () => {
-  t = await buildTestApp({ RATE_LIMIT_LOGIN_PER_EMAIL_PER_15_MINUTES: '10' });
-});
-afterAll(() => t.close());
+const t = useTestApp({ RATE_LIMIT_LOGIN_PER_EMAIL_PER_15_MINUTES: '10' });
 
 const login = (email: string, password: string, ip: string) =>
   t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email, password }, remoteAddress: ip });

@@ -4,6 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 
 const main = ['--import', 'tsx', 'src/main.ts'];
@@ -37,7 +38,7 @@ describe('main', () => {
     let ok = false;
     for (const deadline = Date.now() + 60_000; !ok && Date.now() < deadline; ) {
       ok = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
-      if (!ok) await new Promise((r) => setTimeout(r, 50));
+      if (!ok) await sleep(50);
     }
     if (!ok) child.kill('SIGKILL'); // not left running after the test
     expect(ok).toBe(true);

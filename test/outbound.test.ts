@@ -4,6 +4,7 @@
 // (call events, 502 messages).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyError } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { classify } from '../src/http/errors.js';
@@ -145,7 +146,7 @@ describe("a provider's error body never reaches the tenant", () => {
     const deadline = Date.now() + 30_000;
     let events: { type: string; extraData: unknown }[] = [];
     while (!events.some((e) => e.type === 'provider.fallback') && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       events = await t.deps.calls.events(s.tenant.id, row.id);
     }
     transport.hangup();

@@ -3,6 +3,7 @@
 // time, marks echoed after playout) and its REST API is a strict fake. Inbound and outbound calls with a grounded
 // answer, barge-in, a keypad digit, hang-up, status callbacks and the recording; every webhook refusing bad
 // signatures; hang-up from another instance through Redis.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { RedisCache } from '../src/cache/redis-cache.js';
@@ -31,7 +32,6 @@ let base: string;
 /** What the fake Twilio's outbound calls do once answered (set per test). */
 let onOutbound: (call: FakeCall, twiml: string, signal: AbortSignal) => Promise<void> = async () => {};
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The caller's words as speech: 8 kHz for phones, 16 kHz for browsers. */
 const speech = (text: string, sampleRate = 8000) => speakAs(text, sampleRate);
 

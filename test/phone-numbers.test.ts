@@ -5,16 +5,14 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { calls, phoneNumbers } from '../src/db/schema.js';
 import { startFakeTwilio, type FakeTwilio } from './fakes/twilio.js';
-import { buildTestApp, call, type Session, signup, type TestApp, twoTenants } from './helpers.js';
+import { buildTestApp, call, type Session, signup, type TestApp, twoTenants, useTestApp } from './helpers.js';
 
-let t: TestApp;
+const t = useTestApp();
 let a: Session;
 let b: Session;
 beforeAll(async () => {
-  t = await buildTestApp();
   ({ a, b } = await twoTenants(t.app));
 });
-afterAll(() => t.close());
 
 const req = (method: Parameters<typeof call>[1], url: string, token: string, payload?: object) => call(t.app, method, url, token, payload);
 const URL = '/api/v1/phone-numbers';

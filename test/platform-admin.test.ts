@@ -1,15 +1,11 @@
 // Platform-admin bootstrap: it creates its own account or refuses; a self-registered account is never promoted.
 import { eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { users } from '../src/db/schema.js';
-import { bearer, buildTestApp, signup, type TestApp, uniqueEmail } from './helpers.js';
+import { bearer, buildTestApp, signup, uniqueEmail, useTestApp } from './helpers.js';
 
 const PASSWORD = 'platform admin password';
-let t: TestApp;
-beforeAll(async () => {
-  t = await buildTestApp();
-});
-afterAll(() => t.close());
+const t = useTestApp();
 
 const logLines = (from: number) => t.logs.slice(from).map((l) => JSON.parse(l) as { level: number; msg: string; email?: string; user_id?: string });
 const login = (email: string, password: string) => t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email, password } });

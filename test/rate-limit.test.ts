@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RedisCache } from '../src/cache/redis-cache.js';
 import { twilioSignature } from '../src/telephony/twilio-signature.js';
@@ -121,7 +122,7 @@ describe('rate limits shared through Redis', () => {
       expect([first.count, second.count]).toEqual([1, 2]);
       expect(second.resetMs).toBeGreaterThan(0);
       expect(second.resetMs).toBeLessThanOrEqual(300);
-      await new Promise((r) => setTimeout(r, 350));
+      await sleep(350);
       expect((await cache.hitWindow('k', 300)).count).toBe(1);
     } finally {
       await cache.close();

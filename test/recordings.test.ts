@@ -2,6 +2,7 @@
 // speaks) produce a stereo WAV, caller left and agent right, downloadable through a signed URL from the local store or
 // a presigned one from a bucket (the strict fake S3); switched off in the settings there is none; another tenant gets
 // 404; a tampered or expired link 403; a storage failure leaves the call completed with a `recording.failed` event.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalRecordingStore } from '../src/storage/local-store.js';
 import { MemoryTransport } from '../src/voice/transports/memory.js';
@@ -10,7 +11,6 @@ import { speech as speakAs } from './fixtures/speech.js';
 import { buildTestApp, call, type Session, signup, type TestApp, twoTenants } from './helpers.js';
 
 const RATE = 16000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const speech = (text: string) => speakAs(text, RATE, 170);
 
 function readStereoWav(wav: Buffer) {

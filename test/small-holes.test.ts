@@ -3,11 +3,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { SignJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { calls } from '../src/db/schema.js';
 import { deriveKey } from '../src/lib/derive-key.js';
 import { twilioSignature } from '../src/telephony/twilio-signature.js';
-import { bearer, buildTestApp, type Session, signup, type TestApp } from './helpers.js';
+import { bearer, type Session, signup, useTestApp } from './helpers.js';
 
 const SECRET_KEY = 'test-secret-key-that-is-long-enough-0123456789';
 const ACCOUNT_SID = `AC${'1'.repeat(32)}`;
@@ -15,20 +15,18 @@ const AUTH_TOKEN = 'small-holes-auth-token';
 const BASE = 'https://voice.example.com';
 const ADMIN_EMAIL = 'ops-small@platform.example';
 const ADMIN_PASSWORD = 'platform admin password';
-let t: TestApp;
+const t = useTestApp({
+  SECRET_KEY,
+  TWILIO_ACCOUNT_SID: ACCOUNT_SID,
+  TWILIO_AUTH_TOKEN: AUTH_TOKEN,
+  PUBLIC_BASE_URL: BASE,
+  PLATFORM_ADMIN_EMAIL: ADMIN_EMAIL,
+  PLATFORM_ADMIN_PASSWORD: ADMIN_PASSWORD,
+});
 let s: Session;
 beforeAll(async () => {
-  t = await buildTestApp({
-    SECRET_KEY,
-    TWILIO_ACCOUNT_SID: ACCOUNT_SID,
-    TWILIO_AUTH_TOKEN: AUTH_TOKEN,
-    PUBLIC_BASE_URL: BASE,
-    PLATFORM_ADMIN_EMAIL: ADMIN_EMAIL,
-    PLATFORM_ADMIN_PASSWORD: ADMIN_PASSWORD,
-  });
   s = await signup(t.app);
 });
-afterAll(() => t.close());
 
 let sidCounter = 0;
 async function placedCall() {

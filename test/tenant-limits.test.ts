@@ -1,23 +1,22 @@
 // A tenant's quota is one bucket: its API keys share it, and chat websocket messages count against it like REST
 // requests. An open chat socket stops answering once its user is deactivated or its tenant suspended.
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { bearer, buildTestApp, call, type Session, signup, type TestApp, uniqueEmail } from './helpers.js';
+import { bearer, call, type Session, signup, uniqueEmail, useTestApp } from './helpers.js';
 
 const TENANT_LIMIT = 20;
 const ADMIN_EMAIL = 'ops-limits@platform.example';
 const ADMIN_PASSWORD = 'platform admin password';
-let t: TestApp;
+const t = useTestApp({ RATE_LIMIT_PER_TENANT_PER_MINUTE: String(TENANT_LIMIT), PLATFORM_ADMIN_EMAIL: ADMIN_EMAIL, PLATFORM_ADMIN_PASSWORD: ADMIN_PASSWORD });
 let base = '';
 let root = '';
 beforeAll(async () => {
-  t = await buildTestApp({ RATE_LIMIT_PER_TENANT_PER_MINUTE: String(TENANT_LIMIT), PLATFORM_ADMIN_EMAIL: ADMIN_EMAIL, PLATFORM_ADMIN_PASSWORD: ADMIN_PASSWORD });
   await t.app.listen({ port: 0, host: '127.0.0.1' });
   base = `ws://127.0.0.1:${(t.app.server.address() as AddressInfo).port}/api/v1/chat/ws`;
   root = (await t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } })).json().access_token;
 });
-afterAll(() => t.close());
 
 type Msg = Record<string, unknown> & { type: string; error?: { code: string; message: string; retry_after?: number } };
 
@@ -38,7 +37,7 @@ async function connect(token: string) {
       const got = received.filter((m) => m.type === 'reply' || m.type === 'error');
       if (got.length >= n) return got;
       if (Date.now() > deadline) throw new Error(`only ${got.length} of ${n} answers: ${JSON.stringify(received.slice(-3))}`);
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
   };
   const send = (text: string) => ws.send(JSON.stringify({ type: 'message', text }));

@@ -14,6 +14,7 @@
 // voice-to-voice within the issue's 10% of the idle call's plus 250 ms. `npm run bench:isolation` reports the same
 // measurements for every hostile upload.
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SimulatedCall } from '../src/sim/simulated-call.js';
 import { FakeDeepgram } from './fakes/deepgram.js';
@@ -166,7 +167,7 @@ async function probeHealth(until: Promise<unknown>): Promise<{ latencies: number
     latencies.push(now - started);
     longestIntervalMs = Math.max(longestIntervalMs, now - last);
     last = now;
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   return { latencies, longestIntervalMs };
 }

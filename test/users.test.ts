@@ -1,14 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp, call, type Session, signup, type TestApp, twoTenants, uniqueEmail } from './helpers.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { call, type Session, signup, twoTenants, uniqueEmail, useTestApp } from './helpers.js';
 
-let t: TestApp;
+const t = useTestApp();
 let a: Session; // tenant A's admin
 let b: Session; // tenant B's admin
 beforeAll(async () => {
-  t = await buildTestApp();
   ({ a, b } = await twoTenants(t.app));
 });
-afterAll(() => t.close());
 
 const req = (method: Parameters<typeof call>[1], url: string, token: string, payload?: object) => call(t.app, method, url, token, payload);
 const login = (email: string, password = 'member password 1') =>

@@ -3,6 +3,7 @@
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CallRecorder, mergeRecordings, RECORDING_SLACK_MS, recordTransport, recoverSpooledRecording } from './recording.js';
 import { MemoryTransport } from './transports/memory.js';
@@ -14,7 +15,6 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
 const spool = () => path.join(dir, `call-${++files}.wav`);
 const wavOf = async (r: CallRecorder) => readFileSync((await r.finish()).file);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function readWav(wav: Buffer) {
   expect(wav.toString('latin1', 0, 4)).toBe('RIFF');

@@ -3,8 +3,8 @@
 // `event:` line and a `data:` line (message_start, content blocks with text and input_json deltas, ping,
 // message_delta, message_stop). It rejects what the real service rejects.
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { listenLocal, type LocalServer } from './local-server.js';
 
 export interface AnthropicScript {
   text?: string;
@@ -17,23 +17,21 @@ export class FakeAnthropic {
   baseURL = '';
   script: (body: Record<string, unknown>) => AnthropicScript = () => ({ text: 'Hello from Claude.' });
   private failures: { status: number; retryAfterS?: number }[] = [];
-  private server?: Server;
+  private listening?: LocalServer;
 
   failNext(...f: { status: number; retryAfterS?: number }[]): void {
     this.failures.push(...f);
   }
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
+    this.listening = await listenLocal(createServer((req, res) => void this.handle(req, res)));
     // The base URL has no /v1: the SDK adds it.
-    this.baseURL = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.baseURL = this.listening.origin;
     return this;
   }
 
   async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise((r) => this.server?.close(r));
+    await this.listening?.close();
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -8,10 +8,11 @@
 // and how a malformed text frame is answered (here: close 1008 with a reason).
 import { createHash, randomUUID } from 'node:crypto';
 import { createServer, STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import { dbfs, muLawDecode } from '../../src/voice/audio.js';
+import { listenLocal, type LocalServer } from './local-server.js';
 
 export interface FakeDeepgramOptions {
   apiKey?: string;
@@ -85,6 +86,7 @@ export class FakeDeepgram {
   private rejections: { status: number; retryAfter?: number; message?: string }[] = [];
   private dropOnNextAudio = false;
   private readonly server: Server;
+  private listening?: LocalServer;
   private readonly wss: WebSocketServer;
   private readonly requestIds = new WeakMap<IncomingMessage, string>();
 
@@ -107,8 +109,8 @@ export class FakeDeepgram {
   }
 
   async start(): Promise<this> {
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.url = `ws://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.listening = await listenLocal(this.server);
+    this.url = this.listening.origin.replace(/^http/, 'ws');
     return this;
   }
 
@@ -125,13 +127,12 @@ export class FakeDeepgram {
   async close(): Promise<void> {
     for (const ws of this.wss.clients) ws.terminate();
     this.wss.close();
-    this.server.closeAllConnections();
-    await new Promise((r) => this.server.close(r));
+    await this.listening?.close();
   }
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => {});
-    if (this.handshakeDelayMs) await new Promise((r) => setTimeout(r, this.handshakeDelayMs));
+    if (this.handshakeDelayMs) await sleep(this.handshakeDelayMs);
     if (socket.destroyed) return;
     const requestId = randomUUID();
     const url = new URL(req.url ?? '/', 'http://fake');

@@ -2,9 +2,10 @@
 // in the query, JSON errors with a `detail` object, and raw audio (pcm_* little-endian 16-bit, or ulaw_8000)
 // streamed in chunks after a configurable first-byte delay. It rejects what the real service rejects.
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { muLawEncode } from '../../src/voice/audio.js';
+import { listenLocal, type LocalServer } from './local-server.js';
 
 const FORMATS: Record<string, { rate: number; ulaw: boolean }> = {
   ulaw_8000: { rate: 8000, ulaw: true },
@@ -24,22 +25,20 @@ export class FakeElevenLabs {
   /** Drop the connection after this many bytes of audio (a broken stream). */
   dropAfterBytes: number | undefined;
   private failures: { status: number; retryAfterS?: number }[] = [];
-  private server?: Server;
+  private listening?: LocalServer;
 
   failNext(...f: { status: number; retryAfterS?: number }[]): void {
     this.failures.push(...f);
   }
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
-    this.baseUrl = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.listening = await listenLocal(createServer((req, res) => void this.handle(req, res)));
+    this.baseUrl = this.listening.origin;
     return this;
   }
 
   async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise((r) => this.server?.close(r));
+    await this.listening?.close();
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -72,7 +71,7 @@ export class FakeElevenLabs {
     if (typeof body.text !== 'string' || !body.text.trim()) return fail(422, [{ loc: ['body', 'text'], msg: 'Field required', type: 'missing' }]);
     if (body.model_id !== undefined && !MODELS.has(body.model_id as string)) return fail(400, { status: 'model_not_found', message: 'A model with the model_id was not found.' });
 
-    if (this.firstByteMs) await new Promise((r) => setTimeout(r, this.firstByteMs));
+    if (this.firstByteMs) await sleep(this.firstByteMs);
     // About 70 ms of speech per character, as a voiced tone.
     const samples = Math.round((body.text.length * 0.07) * spec.rate);
     const pcm = Int16Array.from({ length: samples }, (_, i) => Math.round(6000 * Math.sin((2 * Math.PI * 200 * i) / spec.rate)));

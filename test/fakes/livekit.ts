@@ -5,12 +5,12 @@
 // plain text (a token that does not verify). Also signs webhooks exactly as LiveKit does, and lets the agent join
 // rooms without rtc-node or a media server (connectAgent): the test plays the caller on a MemoryTransport.
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { decodeJwt, errors as joseErrors, type JWTPayload, jwtVerify, SignJWT } from 'jose';
 import type { AgentConnector, AgentRoomTransport, CallerWait } from '../../src/telephony/livekit.js';
 import type { AudioFrame } from '../../src/voice/audio.js';
 import { MemoryTransport } from '../../src/voice/transports/memory.js';
+import { listenLocal, type LocalServer } from './local-server.js';
 
 /** Twirp's code -> HTTP status table. */
 const TWIRP_STATUS: Record<string, number> = {
@@ -114,7 +114,7 @@ export class FakeLiveKit {
   readonly agents: FakeAgentTransport[] = [];
   /** Whether the caller is already in the room when the agent joins (otherwise the test says when: callerJoins). */
   callerPresent = false;
-  private server?: Server;
+  private listening?: LocalServer;
   private failures: { method: string; code: string; msg: string }[] = [];
   private joinScripts: ({ kind: 'fail'; error: Error } | { kind: 'hold'; released: Promise<void> })[] = [];
 
@@ -185,16 +185,14 @@ export class FakeLiveKit {
   }
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.listening = await listenLocal(createServer((req, res) => void this.handle(req, res)));
+    this.url = this.listening.origin;
     return this;
   }
 
   async stop(): Promise<void> {
     for (const a of this.agents) a.roomClosed();
-    this.server?.closeAllConnections();
-    await new Promise((r) => this.server?.close(r));
+    await this.listening?.close();
   }
 
   /** Twirp method names called so far (e.g. `RoomService/CreateRoom`). */

@@ -4,10 +4,11 @@
 // role chunk, content deltas, tool-call fragments by index, finish_reason, the usage chunk, [DONE]).
 // It rejects what the real service rejects.
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { estimateTokens } from '../../src/rag/chunking.js';
 import { LocalEmbedder } from '../../src/rag/embedders/local-embedder.js';
+import { listenLocal, type LocalServer } from './local-server.js';
 
 const MODELS: Record<string, { dims: number; shortenable: boolean }> = {
   'text-embedding-3-small': { dims: 1536, shortenable: true },
@@ -35,7 +36,7 @@ export class FakeOpenAI {
   /** Every embeddings request body received, in order. */
   readonly requests: Record<string, unknown>[] = [];
   private readonly failures: ScriptedFailure[] = [];
-  private server?: Server;
+  private listening?: LocalServer;
   baseURL = '';
   /** Time taken by every successful request before its first byte (a slow provider). */
   delayMs = 0;
@@ -55,15 +56,13 @@ export class FakeOpenAI {
   }
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
-    this.baseURL = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/v1`;
+    this.listening = await listenLocal(createServer((req, res) => void this.handle(req, res)));
+    this.baseURL = `${this.listening.origin}/v1`;
     return this;
   }
 
   async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise((r) => this.server?.close(r));
+    await this.listening?.close();
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -122,7 +121,7 @@ export class FakeOpenAI {
     if (tooLong >= 0) {
       return fail(400, `This model's maximum context length is 8192 tokens, however you requested more in input ${tooLong}.`, 'invalid_request_error', null, 'input');
     }
-    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+    if (this.delayMs) await sleep(this.delayMs);
     const embedder = new LocalEmbedder(dims);
     const data = (inputs as string[]).map((text, index) => {
       const v = embedder.embedOne(text);
@@ -172,7 +171,7 @@ export class FakeOpenAI {
     const usage = { prompt_tokens: estimateTokens(JSON.stringify(messages)), completion_tokens: estimateTokens(script.text ?? '') + calls.length * 10, total_tokens: 0 };
     usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
     const finishReason = calls.length ? 'tool_calls' : 'stop';
-    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+    if (this.delayMs) await sleep(this.delayMs);
 
     if (stream !== true) {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -187,7 +186,7 @@ export class FakeOpenAI {
     for (const piece of (script.text ?? '').match(/\S+\s*/g) ?? []) {
       if (res.destroyed) return;
       send([{ index: 0, delta: { content: piece }, logprobs: null, finish_reason: null }]);
-      if (this.chunkDelayMs) await new Promise((r) => setTimeout(r, this.chunkDelayMs));
+      if (this.chunkDelayMs) await sleep(this.chunkDelayMs);
     }
     calls.forEach((c, index) => {
       const args = JSON.stringify(c.arguments);

@@ -4,9 +4,9 @@
 // that the SDK streams, STREAMING-UNSIGNED-PAYLOAD-TRAILER) or a presigned query (X-Amz-Expires). Checksums (x-amz-checksum-*, Content-MD5)
 // are verified, and failures answer with S3's status codes and XML error bodies.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { crc32 } from 'node:zlib';
+import { listenLocal, type LocalServer } from './local-server.js';
 
 const ALGORITHM = 'AWS4-HMAC-SHA256';
 /** S3 refuses requests whose time is further than this from its own clock. */
@@ -77,7 +77,7 @@ export class FakeS3 {
   now: () => number = Date.now;
   baseUrl = '';
   private failures: { status: number; code: string; message: string }[] = [];
-  private server?: Server;
+  private listening?: LocalServer;
 
   constructor(opts: { region?: string; buckets?: string[] } = {}) {
     this.region = opts.region ?? 'us-east-1';
@@ -107,15 +107,13 @@ export class FakeS3 {
   }
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
-    this.baseUrl = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.listening = await listenLocal(createServer((req, res) => void this.handle(req, res)));
+    this.baseUrl = this.listening.origin;
     return this;
   }
 
   async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise((r) => this.server?.close(r));
+    await this.listening?.close();
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

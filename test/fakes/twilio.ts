@@ -4,8 +4,9 @@
 // It rejects what Twilio rejects, with Twilio's error codes and JSON error body.
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { twilioSignature, type TwilioParams } from '../../src/telephony/twilio-signature.js';
+import { listenLocal } from './local-server.js';
 
 export type FakeCallStatus = 'queued' | 'ringing' | 'in-progress' | 'completed' | 'busy' | 'failed' | 'no-answer' | 'canceled';
 
@@ -87,11 +88,6 @@ const isHttpUrl = (u: string) => {
   }
 };
 const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v[v.length - 1] : v);
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-  });
 
 function parseForm(body: string): TwilioParams {
   const out: TwilioParams = {};
@@ -209,7 +205,8 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
       c.status = 'ringing';
       c.dateUpdated = new Date();
       await progress(c, 'ringing', 'ringing');
-      await sleep(ringMs, control.segment.signal);
+      // An abort (the call is answered or hung up) ends the ringing early.
+      await sleep(ringMs, undefined, { signal: control.segment.signal }).catch(() => {});
     }
     if (c.status === 'ringing' && !control.hangup) {
       c.status = 'in-progress';
@@ -425,10 +422,10 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
       res.end(JSON.stringify({ code: 20500, message: String(err), status: 500 }));
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const listening = await listenLocal(server);
 
   return {
-    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    baseUrl: listening.origin,
     calls,
     requests,
     incomingNumbers,
@@ -439,8 +436,7 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
       closing.abort();
       for (const control of live.values()) control.segment.abort(new Error('fake closed'));
       await Promise.allSettled(lifecycles.values());
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
+      await listening.close();
     },
   };
 }

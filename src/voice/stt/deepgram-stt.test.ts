@@ -1,4 +1,5 @@
 // Deepgram live STT against the local fake of its websocket protocol, fed with real speech from espeak-ng.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { type FakeDeepgram, startFakeDeepgram } from '../../../test/fakes/deepgram.js';
@@ -24,7 +25,6 @@ async function speak(text: string): Promise<Int16Array> {
 }
 const silence = (ms: number) => new Int16Array((RATE * ms) / 1000);
 const ms = (pcm: Int16Array) => (pcm.length * 1000) / RATE;
-const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
 
 beforeAll(async () => {
   [fake, one, two] = await Promise.all([startFakeDeepgram({ interimEveryMs: 500 }), speak('I need to book a table.'), speak('For two people at eight.')]);

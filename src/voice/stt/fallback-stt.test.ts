@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { EventQueue } from '../../lib/event-queue.js';
 import { ProviderError } from '../../lib/provider-error.js';
@@ -50,9 +51,9 @@ describe('FallbackStt', () => {
     })();
     for (let i = 0; i < 5; i++) stream.push(frame(i));
     stream.flush(); // final from the primary: frames 0-4 are done
-    await new Promise((r) => setTimeout(r, 5));
+    await sleep(5);
     for (let i = 5; i < 12; i++) stream.push(frame(i)); // the primary dies at its 8th frame
-    await new Promise((r) => setTimeout(r, 5));
+    await sleep(5);
     stream.flush();
     await stream.close();
     await reading;
@@ -72,7 +73,7 @@ describe('FallbackStt', () => {
     for (let i = 0; i < 990; i++) stream.push(frame(i)); // 19.8 s and no final
     stream.push(frame(995)); // 80 ms lost on the line, then the primary dies at its 1000th frame
     for (let i = 996; i < 1005; i++) stream.push(frame(i));
-    await new Promise((r) => setTimeout(r, 5));
+    await sleep(5);
     await stream.close();
     await reading;
     const replayed = local.received.filter((ms) => ms <= 996 * 20);
@@ -97,7 +98,7 @@ describe('FallbackStt', () => {
     stream.push(frame(0));
     stream.push(frame(1));
     stream.flush(); // the primary dies instead of answering
-    await new Promise((r) => setTimeout(r, 5));
+    await sleep(5);
     await stream.close();
     await reading;
     expect(local.flushes).toBe(1);

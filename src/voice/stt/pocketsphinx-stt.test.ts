@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { wer } from '../../../bench/local-stt.js';
 import { ProviderError } from '../../lib/provider-error.js';
@@ -260,10 +261,10 @@ You can get a full refund if the eSIM has not been installed and the plan has no
     let engine: number | undefined;
     for (let i = 0; i < 100 && !engine; i++) {
       engine = processes(stream.pid!).find((p) => p.name.startsWith('pocketsphinx'))?.pid;
-      if (!engine) await new Promise((r) => setTimeout(r, 20));
+      if (!engine) await sleep(20);
     }
     process.kill(engine!, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     pushAll(stream, [silence(500, 8000)], 8000);
     const { error } = await all;
     expect(error).toBeInstanceOf(ProviderError);
@@ -280,7 +281,7 @@ You can get a full refund if the eSIM has not been installed and the plan has no
     // The shell forks each child before it execs its program: on a busy machine a child may still be named `sh`.
     let children = processes(stream.pid!);
     for (let i = 0; i < 100 && children.map((p) => p.name).sort().join() !== 'cat,pocketsphinx_co'; i++) {
-      await new Promise((r) => setTimeout(r, 20));
+      await sleep(20);
       children = processes(stream.pid!);
     }
     expect(children.map((p) => p.name).sort()).toEqual(['cat', 'pocketsphinx_co']);
@@ -291,7 +292,7 @@ You can get a full refund if the eSIM has not been installed and the plan has no
     await stream.close();
     // sh, cat and pocketsphinx are gone (or dead and waiting to be reaped).
     const alive = () => [stream.pid!, ...children.map((p) => p.pid)].filter((pid) => !/^Z|^X|^$/.test(processState(pid)));
-    for (let i = 0; i < 50 && alive().length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 50 && alive().length > 0; i++) await sleep(20);
     expect(alive()).toEqual([]);
   });
 

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type AudioFrame, concatPcm, dbfs, parseWav, toFrames } from '../audio.js';
 import { EspeakTts } from '../tts/espeak-tts.js';
@@ -107,7 +108,7 @@ describe('SileroVad', () => {
     const vads = clips.map(() => new SileroVad({ offThread: true }));
     // A live call's next frame comes 20 ms later; here the next round waits for the results instead.
     const traces = await togetherTraces(frames, vads, async () => {
-      while (vads.some((v) => v.pending > 0)) await new Promise((r) => setTimeout(r, 1));
+      while (vads.some((v) => v.pending > 0)) await sleep(1);
     });
     // Nothing ran on this thread.
     expect(sileroRuns).toEqual(before);
@@ -135,14 +136,14 @@ describe('SileroVad', () => {
     // Pushed without yielding: every window goes out before the first result is back.
     const probabilities = frames.map((f) => (alone.push(f), ahead.push(f), alone.probability));
     expect(ahead.pending).toBeGreaterThan(50);
-    while (ahead.pending > 0 || alone.waiting) await new Promise((r) => setTimeout(r, 1));
+    while (ahead.pending > 0 || alone.waiting) await sleep(1);
     expect(Math.abs(ahead.probability - alone.probability)).toBeLessThan(1e-4);
     expect(Math.max(...probabilities)).toBeGreaterThan(0.9);
     // The worker keeps the state: a reset there is in order with the windows around it.
     ahead.reset();
     alone.reset();
     const again = frames.slice(0, 40).map((f) => (alone.push(f), ahead.push(f), alone.probability));
-    while (ahead.pending > 0 || alone.waiting) await new Promise((r) => setTimeout(r, 1));
+    while (ahead.pending > 0 || alone.waiting) await sleep(1);
     expect(Math.abs(ahead.probability - alone.probability)).toBeLessThan(1e-4);
     expect(Math.max(...again)).toBeGreaterThan(0.5);
   });

@@ -1,0 +1,44 @@
+// The migrated test database, built once and copied per test app: initdb plus every migration costs seconds, a copy
+// of the result a fraction of that. Kept as a file in the temp folder, named by a hash of the migrations and the
+// PGlite version, so vitest's global setup builds it once for every worker (and the next run reuses it), and a
+// changed migration gets a new file.
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { migratedPgliteSnapshot } from '../src/db/client.js';
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+const migrationsFolder = path.join(root, 'src/db/migrations');
+
+function snapshotPath(): string {
+  const hash = createHash('sha256');
+  for (const pkg of ['pglite', 'pglite-pgvector']) hash.update(readFileSync(path.join(root, 'node_modules/@electric-sql', pkg, 'package.json')));
+  const files = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true })
+      .flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name)) : [path.join(dir, e.name)]))
+      .sort();
+  for (const file of files(migrationsFolder)) hash.update(path.relative(migrationsFolder, file)).update(readFileSync(file));
+  return path.join(tmpdir(), `voice-agent-test-db-${hash.digest('hex').slice(0, 16)}.tar`);
+}
+
+/** Builds the snapshot file unless it exists; returns its path. */
+export async function ensureDatabaseSnapshot(): Promise<string> {
+  const file = snapshotPath();
+  if (!existsSync(file)) {
+    const blob = await migratedPgliteSnapshot();
+    // Written aside, then renamed: a concurrent reader never sees half a file.
+    const partial = `${file}.${process.pid}.partial`;
+    writeFileSync(partial, Buffer.from(await blob.arrayBuffer()));
+    renameSync(partial, file);
+  }
+  return file;
+}
+
+let snapshot: Promise<Blob> | undefined;
+/** The snapshot, read once per test file. */
+export function databaseSnapshot(): Promise<Blob> {
+  snapshot ??= ensureDatabaseSnapshot().then((file) => new Blob([readFileSync(file)]));
+  return snapshot;
+}

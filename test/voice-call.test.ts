@@ -14,6 +14,7 @@ import { FakeElevenLabs } from './fakes/elevenlabs.js';
 import { FakeOpenAI } from './fakes/openai.js';
 import { speech as speakAs } from './fixtures/speech.js';
 import { buildTestApp, call, type Session, signup, type TestApp, waitFor } from './helpers.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const RATE = 16000;
 let t: TestApp;
@@ -38,7 +39,6 @@ afterAll(async () => {
   await Promise.all([openai.stop(), anthropic.stop(), elevenlabs.stop(), deepgram.close()]);
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The caller's words as 16 kHz speech. */
 const speech = (text: string) => speakAs(text, RATE);
 

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { twilioSignature } from '../telephony/twilio-signature.js';
 import { parseConnectStream, TwilioCallerLeg } from './twilio-caller.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface TwilioAccount {
   accountSid: string;
@@ -24,7 +25,6 @@ export interface HeardTurn {
 }
 
 const hex32 = () => randomBytes(16).toString('hex');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** POSTs a form to a Twilio webhook of the service, signed as Twilio signs it. */
 export async function postSigned(account: TwilioAccount, url: string, params: Record<string, string>): Promise<Response> {

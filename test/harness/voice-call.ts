@@ -9,10 +9,10 @@ import { tenants } from '../../src/db/schema.js';
 import { buildDeps, closeDeps } from '../../src/deps.js';
 import { MemoryTransport } from '../../src/voice/transports/memory.js';
 import { EspeakTts } from '../../src/voice/tts/espeak-tts.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const RATE = 16000;
 const out = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const config = loadConfig({ ...process.env, NODE_ENV: 'test', SECRET_KEY: 'harness-secret-key-that-is-long-enough-0123456789', INGEST_CONCURRENCY: '0' });
 const deps = await buildDeps(config, pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2)));

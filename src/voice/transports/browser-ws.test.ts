@@ -4,8 +4,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import type { AudioFrame } from '../audio.js';
 import { BrowserTransport, type BrowserTransportOptions } from './browser-ws.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ramp = (samples: number, from = 0) => Int16Array.from({ length: samples }, (_, i) => ((from + i) * 37) % 30000 - 15000);
 const le = (pcm: Int16Array) => {
   const b = Buffer.alloc(pcm.length * 2);

@@ -6,8 +6,8 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { parseConnectStream, TwilioCallerLeg } from '../../sim/twilio-caller.js';
 import { type AudioFrame, muLawDecode, muLawEncode, parseWav } from '../audio.js';
 import { type TwilioStart, TwilioMediaStreamTransport } from './twilio-media-stream.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tone = (ms: number, amplitude = 8000, hz = 440) =>
   Int16Array.from({ length: (8000 * ms) / 1000 }, (_, i) => Math.round(amplitude * Math.sin((2 * Math.PI * hz * i) / 8000)));
 const roundTrip = (pcm: Int16Array) => muLawDecode(muLawEncode(pcm));

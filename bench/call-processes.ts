@@ -39,7 +39,7 @@ function count() {
     .filter((r) => r.length >= 3)
     .map(([pid, ppid, comm]) => ({ pid: Number(pid), ppid: Number(ppid), comm: comm! }));
   const mine = new Set([process.pid]);
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const r of rows) {
       if (!mine.has(r.ppid) || mine.has(r.pid)) continue;

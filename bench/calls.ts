@@ -83,7 +83,11 @@ const DOCUMENT =
   '# Opening hours\n\nThe Sunrise clinic opens at nine on weekdays and on Saturdays. On Saturdays the clinic closes at noon.\n\n' +
   '# Parking\n\nFree parking is in the garage on Elm Street, behind the clinic.\n\n' +
   '# Appointments\n\nAppointments can be booked by phone from Monday to Saturday.';
-const QUESTIONS = ['When does the clinic open on Saturday?', 'Is there free parking near the clinic?', 'Can I book an appointment for Monday?'].slice(0, QUESTION_COUNT);
+const QUESTIONS = [
+  'When does the clinic open on Saturday?',
+  'Is there free parking near the clinic?',
+  'Can I book an appointment for Monday?',
+].slice(0, QUESTION_COUNT);
 /** The model's answer to every question (the OpenAI fake streams it): the first sentence is complete after 7 words. */
 const REPLY = 'The clinic opens at nine on Saturdays. It closes at noon. Anything else?';
 const FIRST_SENTENCE_WORDS = 7;
@@ -93,7 +97,13 @@ const ENDPOINTING_MS = 700;
  * The floor under voice-to-voice at the phone: the VAD's end-of-speech silence, endpointing, the LLM's first
  * complete sentence, TTS first byte (retrieval, the network and the pipeline's own work come on top).
  */
-const IDEAL_V2V_MS = Math.round(ENERGY_VAD_DEFAULTS.minSilenceMs + ENDPOINTING_MS + LLM_FIRST_TOKEN_MS + ((FIRST_SENTENCE_WORDS - 1) * 1000) / LLM_TOKENS_PER_S + TTS_FIRST_BYTE_MS);
+const IDEAL_V2V_MS = Math.round(
+  ENERGY_VAD_DEFAULTS.minSilenceMs +
+    ENDPOINTING_MS +
+    LLM_FIRST_TOKEN_MS +
+    ((FIRST_SENTENCE_WORDS - 1) * 1000) / LLM_TOKENS_PER_S +
+    TTS_FIRST_BYTE_MS,
+);
 /** The agent has finished an utterance once it has been quiet this long (longer than the pause between sentences). */
 const QUIET_MS = 1000;
 const GREETING_TIMEOUT_MS = 20_000;
@@ -147,7 +157,9 @@ async function stop(child: ChildProcess, signal: NodeJS.Signals | null, graceMs:
 
 /** Starts `node --import tsx <script>` and resolves with the first line it prints. */
 async function startScript(script: string, scriptArgs: string[]): Promise<{ child: ChildProcess; line: string }> {
-  const child = track(spawn(process.execPath, ['--import', 'tsx', path.join(HERE, script), ...scriptArgs], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] }));
+  const child = track(
+    spawn(process.execPath, ['--import', 'tsx', path.join(HERE, script), ...scriptArgs], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] }),
+  );
   const line = await new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
@@ -249,14 +261,34 @@ async function startService(dir: string, fakes: ProviderFakesInfo, databaseUrl: 
   const logFile = path.join(dir, 'service.log');
   const fd = openSync(logFile, 'a');
   const child = track(
-    spawn(process.execPath, [...SERVICE_FLAGS, ...(PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(PROFILE_DIR)] : []), '--import', 'tsx', '--import', path.join(HERE, 'exit-with-parent.ts'), 'src/main.ts'], { cwd: ROOT, env, stdio: ['pipe', fd, fd] }),
+    spawn(
+      process.execPath,
+      [
+        ...SERVICE_FLAGS,
+        ...(PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(PROFILE_DIR)] : []),
+        '--import',
+        'tsx',
+        '--import',
+        path.join(HERE, 'exit-with-parent.ts'),
+        'src/main.ts',
+      ],
+      { cwd: ROOT, env, stdio: ['pipe', fd, fd] },
+    ),
   );
   closeSync(fd);
-  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`the service exited (${code}) while starting; its log: ${logFile}`))));
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', (code) => reject(new Error(`the service exited (${code}) while starting; its log: ${logFile}`))),
+  );
   exited.catch(() => {});
   const deadline = Date.now() + 90_000;
   for (;;) {
-    const ready = await Promise.race([fetch(`${baseUrl}/health/ready`).then((r) => r.ok, () => false), exited]);
+    const ready = await Promise.race([
+      fetch(`${baseUrl}/health/ready`).then(
+        (r) => r.ok,
+        () => false,
+      ),
+      exited,
+    ]);
     if (ready) break;
     if (Date.now() > deadline) throw new Error(`the service was not ready within 90 s; its log: ${logFile}`);
     await sleep(200);
@@ -328,7 +360,12 @@ async function oneCall(service: Service, speech: Int16Array[], startInMs: number
   if (cutOff.aborted) return { ...result, reason: 'run time limit' };
   let call: SimulatedCall;
   try {
-    call = await SimulatedCall.inbound({ ...ACCOUNT, baseUrl: service.baseUrl, from: `+1555${1_000_000 + Math.floor(Math.random() * 8_999_999)}`, to: NUMBER });
+    call = await SimulatedCall.inbound({
+      ...ACCOUNT,
+      baseUrl: service.baseUrl,
+      from: `+1555${1_000_000 + Math.floor(Math.random() * 8_999_999)}`,
+      to: NUMBER,
+    });
   } catch (err) {
     return { ...result, reason: `call not connected: ${(err as Error).message.slice(0, 120)}` };
   }
@@ -385,12 +422,18 @@ async function runStep(n: number, speech: Int16Array[]) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-calls-'));
   tempDirs.add(dir);
   const fakes = await startScript('provider-fakes.ts', [
-    '--stt-final-ms', String(STT_FINAL_MS),
-    '--llm-first-token-ms', String(LLM_FIRST_TOKEN_MS),
-    '--llm-tokens-per-s', String(LLM_TOKENS_PER_S),
-    '--tts-first-byte-ms', String(TTS_FIRST_BYTE_MS),
-    '--transcripts', JSON.stringify(QUESTIONS),
-    '--reply', REPLY,
+    '--stt-final-ms',
+    String(STT_FINAL_MS),
+    '--llm-first-token-ms',
+    String(LLM_FIRST_TOKEN_MS),
+    '--llm-tokens-per-s',
+    String(LLM_TOKENS_PER_S),
+    '--tts-first-byte-ms',
+    String(TTS_FIRST_BYTE_MS),
+    '--transcripts',
+    JSON.stringify(QUESTIONS),
+    '--reply',
+    REPLY,
   ]);
   const fakesInfo = JSON.parse(fakes.line) as ProviderFakesInfo;
   const db = DB === 'server' ? await startScript('pg-server.ts', []) : undefined;
@@ -461,7 +504,12 @@ async function runStep(n: number, speech: Int16Array[]) {
     const stages = new Map<string, number[]>();
     for (const r of results) {
       if (!r.callId || exit) continue;
-      const items = await api<{ items: { speaker: string; metrics: Record<string, number> | null }[] }>(service, 'GET', `/api/v1/calls/${r.callId}/transcript`, token).then(
+      const items = await api<{ items: { speaker: string; metrics: Record<string, number> | null }[] }>(
+        service,
+        'GET',
+        `/api/v1/calls/${r.callId}/transcript`,
+        token,
+      ).then(
         (t) => t.items,
         () => [],
       );
@@ -470,7 +518,9 @@ async function runStep(n: number, speech: Int16Array[]) {
         for (const [k, v] of Object.entries(t.metrics)) stages.set(k, [...(stages.get(k) ?? []), v]);
       }
     }
-    const logLines = readFileSync(service.logFile, 'utf8').split('\n').filter((l) => l.trim());
+    const logLines = readFileSync(service.logFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim());
     const warnings = logLines.filter((l) => l.startsWith('{')).length;
     // A crash prints its error (not JSON) to the log: its first line says what it was.
     const crash = exit ? (logLines.find((l) => /^\w*(Error|Exception)\b/.test(l.trim())) ?? logLines.at(-1) ?? '').trim() : undefined;
@@ -504,7 +554,12 @@ async function runStep(n: number, speech: Int16Array[]) {
       v2v_p95_ms: Math.round(pct(v2v, 95)),
       v2v_max_ms: Math.round(v2v.reduce((m, g) => Math.max(m, g), 0)),
       v2v_ideal_ms: IDEAL_V2V_MS,
-      greeting_p50_ms: Math.round(pct(results.flatMap((r) => (r.greetingMs === undefined ? [] : [r.greetingMs])), 50)),
+      greeting_p50_ms: Math.round(
+        pct(
+          results.flatMap((r) => (r.greetingMs === undefined ? [] : [r.greetingMs])),
+          50,
+        ),
+      ),
       run_s: round1(wallMs / 1000),
       call_seconds: Math.round(callSeconds),
       service_cpu_pct_of_core: Math.round((serviceCpuMs / wallMs) * 100),
@@ -528,7 +583,8 @@ async function runStep(n: number, speech: Int16Array[]) {
       service_stage_p50_ms: Object.fromEntries([...stages].map(([k, xs]) => [k, Math.round(pct(xs, 50))])),
       service_stage_p95_ms: Object.fromEntries([...stages].map(([k, xs]) => [k, Math.round(pct(xs, 95))])),
     };
-    if (warnings) log(`${n} calls: the service logged ${warnings} warn/error lines (${service.logFile}${KEEP ? '' : '; --keep 1 keeps it'})`);
+    if (warnings)
+      log(`${n} calls: the service logged ${warnings} warn/error lines (${service.logFile}${KEEP ? '' : '; --keep 1 keeps it'})`);
     return result;
   } catch (err) {
     // Keep what explains the failure.
@@ -563,7 +619,12 @@ const environment = {
   question_speech_ms: speech.map((s) => Math.round(s.length / 8)),
   spread_ms: SPREAD_MS,
   endpointing_ms: ENDPOINTING_MS,
-  providers: { stt_final_ms: STT_FINAL_MS, llm_first_token_ms: LLM_FIRST_TOKEN_MS, llm_tokens_per_s: LLM_TOKENS_PER_S, tts_first_byte_ms: TTS_FIRST_BYTE_MS },
+  providers: {
+    stt_final_ms: STT_FINAL_MS,
+    llm_first_token_ms: LLM_FIRST_TOKEN_MS,
+    llm_tokens_per_s: LLM_TOKENS_PER_S,
+    tts_first_byte_ms: TTS_FIRST_BYTE_MS,
+  },
 };
 const results: Awaited<ReturnType<typeof runStep>>[] = [];
 for (const n of CALLS) {
@@ -574,7 +635,9 @@ for (const n of CALLS) {
     process.exit(1);
   }
   const r = results.at(-1)!;
-  log(`${n} calls: ${r.completed} completed, ${r.dropped} dropped, gap p99 ${r.gap_p99_ms} ms, v2v p50 ${r.v2v_p50_ms} ms, service CPU ${r.service_cpu_pct_of_core}% of a core`);
+  log(
+    `${n} calls: ${r.completed} completed, ${r.dropped} dropped, gap p99 ${r.gap_p99_ms} ms, v2v p50 ${r.v2v_p50_ms} ms, service CPU ${r.service_cpu_pct_of_core}% of a core`,
+  );
 }
 
 const largest = (ok: (r: (typeof results)[number]) => boolean) => {

@@ -42,7 +42,9 @@ for (let i = 0; i < runs; i++) {
   rmSync(dir, { recursive: true, force: true });
 }
 const row = (name: string, xs: number[]) =>
-  `${name.padEnd(28)} p50 ${pct(xs, 50).toFixed(0).padStart(6)} ms   p95 ${pct(xs, 95).toFixed(0).padStart(6)} ms   min ${Math.min(...xs).toFixed(0).padStart(6)} ms`;
+  `${name.padEnd(28)} p50 ${pct(xs, 50).toFixed(0).padStart(6)} ms   p95 ${pct(xs, 95).toFixed(0).padStart(6)} ms   min ${Math.min(...xs)
+    .toFixed(0)
+    .padStart(6)} ms`;
 console.log(`cold start to first /health 200 (${runs} runs each)`);
 console.log(row('fresh data folder', fresh));
 console.log(row('existing data folder', warm));

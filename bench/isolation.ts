@@ -44,7 +44,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ACCOUNT = { accountSid: `AC${randomBytes(16).toString('hex')}`, authToken: randomBytes(16).toString('hex') };
 const NUMBER = '+15550001111';
 const GREETING = 'Hello, Sunrise clinic. How can I help?';
-const CLINIC = '# Opening hours\n\nThe Sunrise clinic opens at nine on Saturdays and closes at noon.\n\n# Parking\n\nFree parking is in the garage on Elm Street.';
+const CLINIC =
+  '# Opening hours\n\nThe Sunrise clinic opens at nine on Saturdays and closes at noon.\n\n# Parking\n\nFree parking is in the garage on Elm Street.';
 const QUESTIONS = ['When does the clinic open on Saturday?', 'Is there free parking near the clinic?'];
 const REPLY = 'The clinic opens at nine on Saturdays. It closes at noon. Anything else?';
 /** The agent has finished an utterance once it has been quiet this long (longer than the pause between sentences). */
@@ -59,7 +60,11 @@ process.on('exit', () => {
 
 /** Starts the provider fakes (bench/provider-fakes.ts) and reads the URLs and keys they print. */
 async function startFakes(): Promise<{ child: ChildProcess; info: ProviderFakesInfo }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'provider-fakes.ts'), '--transcripts', JSON.stringify(QUESTIONS), '--reply', REPLY], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(HERE, 'provider-fakes.ts'), '--transcripts', JSON.stringify(QUESTIONS), '--reply', REPLY],
+    { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
+  );
   children.add(child);
   const line = await new Promise<string>((resolve, reject) => {
     let out = '';
@@ -141,7 +146,12 @@ async function startService(dir: string, fakes: ProviderFakesInfo): Promise<{ ch
   children.add(child);
   closeSync(fd);
   const deadline = Date.now() + 90_000;
-  while (!(await fetch(`${baseUrl}/health/ready`).then((r) => r.ok, () => false))) {
+  while (
+    !(await fetch(`${baseUrl}/health/ready`).then(
+      (r) => r.ok,
+      () => false,
+    ))
+  ) {
     if (child.exitCode !== null) throw new Error(`the service exited while starting; its log: ${logFile}`);
     if (Date.now() > deadline) throw new Error(`the service was not ready within 90 s; its log: ${logFile}`);
     await sleep(200);
@@ -185,7 +195,13 @@ const callReport = (c: CallOutcome): CallReport => ({
   ...(c.reason && { reason: c.reason }),
   v2vMs: c.v2vMs.map(Math.round),
   v2vMeanMs: Math.round(mean(c.v2vMs)),
-  gap: { frames: c.pacing.count, p50Ms: round(c.pacing.p50Ms), p99Ms: round(c.pacing.p99Ms), maxMs: round(c.pacing.maxMs), heardMaxMs: round(c.pacing.heardMaxMs) },
+  gap: {
+    frames: c.pacing.count,
+    p50Ms: round(c.pacing.p50Ms),
+    p99Ms: round(c.pacing.p99Ms),
+    maxMs: round(c.pacing.maxMs),
+    heardMaxMs: round(c.pacing.heardMaxMs),
+  },
 });
 
 async function api<T>(baseUrl: string, method: string, url: string, token?: string, body?: unknown): Promise<T> {
@@ -207,7 +223,12 @@ async function uploadOnce(baseUrl: string, token: string, file: Buffer, filename
   const body = (await res.json()) as { id?: string; error?: { code: string } };
   if (res.status !== 202) return `${res.status} ${body.error?.code ?? ''}`.trim();
   for (;;) {
-    const d = await api<{ status: string; error: string | null; chunk_count: number }>(baseUrl, 'GET', `/api/v1/documents/${body.id}`, token);
+    const d = await api<{ status: string; error: string | null; chunk_count: number }>(
+      baseUrl,
+      'GET',
+      `/api/v1/documents/${body.id}`,
+      token,
+    );
     if (d.status === 'ready') return `ready (${d.chunk_count} chunks)`;
     if (d.status === 'failed') return `failed: ${d.error}`;
     await sleep(250);
@@ -217,7 +238,7 @@ async function uploadOnce(baseUrl: string, token: string, file: Buffer, filename
 async function main() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-isolation-'));
   if (PIN) execFileSync('taskset', ['-a', '-pc', '0', String(process.pid)]);
-  console.error('[bench:isolation] making the caller\'s speech, starting the provider fakes and the service...');
+  console.error("[bench:isolation] making the caller's speech, starting the provider fakes and the service...");
   const speech = await Promise.all(QUESTIONS.map(utterance));
   const fakes = await startFakes();
   if (PIN) execFileSync('taskset', ['-a', '-pc', '0', String(fakes.child.pid)]);
@@ -230,7 +251,8 @@ async function main() {
       tenant_name: 'Bench',
     });
     const doc = await api<{ id: string }>(service.baseUrl, 'POST', '/api/v1/documents', token, { title: 'Clinic', content: CLINIC });
-    while ((await api<{ status: string }>(service.baseUrl, 'GET', `/api/v1/documents/${doc.id}`, token)).status !== 'ready') await sleep(200);
+    while ((await api<{ status: string }>(service.baseUrl, 'GET', `/api/v1/documents/${doc.id}`, token)).status !== 'ready')
+      await sleep(200);
     await api(service.baseUrl, 'PUT', '/api/v1/settings/tenant', token, {
       greeting: GREETING,
       providers: {
@@ -304,7 +326,13 @@ async function main() {
         outcome: (outcomes[0] ?? 'not uploaded').slice(0, 160),
         uploads: outcomes.length,
         seconds: round((performance.now() - started) / 1000),
-        health: { samples: latencies.length, p50Ms: round(pct(latencies, 50)), p99Ms: round(pct(latencies, 99)), maxMs: round(Math.max(...latencies)), longestGapMs: round(longestGapMs) },
+        health: {
+          samples: latencies.length,
+          p50Ms: round(pct(latencies, 50)),
+          p99Ms: round(pct(latencies, 99)),
+          maxMs: round(Math.max(...latencies)),
+          longestGapMs: round(longestGapMs),
+        },
         call: { ...c, v2vVsIdle: Math.round((c.v2vMeanMs / idle.v2vMeanMs) * 100) / 100 },
         rssPeakMb: round(rssPeak),
       };
@@ -314,7 +342,10 @@ async function main() {
           `call ${c.ok ? 'completed' : `FAILED (${c.reason})`}, gap p99 ${c.gap.p99Ms} max ${c.gap.maxMs} ms, v2v ${c.v2vMs.join(', ')} ms (x${r.call.v2vVsIdle} idle); RSS peak ${r.rssPeakMb} MB`,
       );
     }
-    const alive = await fetch(`${service.baseUrl}/health`).then((r) => r.ok, () => false);
+    const alive = await fetch(`${service.baseUrl}/health`).then(
+      (r) => r.ok,
+      () => false,
+    );
     const report = {
       date: new Date().toISOString(),
       mode: FULL ? 'full' : 'quick',
@@ -333,7 +364,9 @@ async function main() {
       `\nOne phone call during each hostile upload (made again until the caller hangs up); ${VAD} VAD; fakes: STT +250 ms, LLM 400 ms + 50 tokens/s, TTS 200 ms; ` +
         `${os.cpus().length} cores, ${PIN ? 'service pinned to core 1, load generator to core 0' : 'not pinned'}; idle call: gap p99 ${idle.gap.p99Ms} ms, max ${idle.gap.maxMs} ms, v2v ${idle.v2vMeanMs} ms; idle RSS ${round(idleRssMb)} MB\n`,
     );
-    console.log(`| upload | outcome | uploads | /health p50 / p99 / max ms | call | gap p50 / p99 / max ms | heard hole max ms | v2v ms | v2v vs idle | RSS peak MB |\n|---|---|---|---|---|---|---|---|---|---|`);
+    console.log(
+      `| upload | outcome | uploads | /health p50 / p99 / max ms | call | gap p50 / p99 / max ms | heard hole max ms | v2v ms | v2v vs idle | RSS peak MB |\n|---|---|---|---|---|---|---|---|---|---|`,
+    );
     for (const r of results) {
       const c = r.call;
       console.log(

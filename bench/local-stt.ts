@@ -83,7 +83,8 @@ export function wordErrors(reference: string, hypothesis: string): { errors: num
   let previous = Array.from({ length: h.length + 1 }, (_, j) => j);
   for (let i = 1; i <= r.length; i++) {
     const row = [i];
-    for (let j = 1; j <= h.length; j++) row[j] = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (r[i - 1] === h[j - 1] ? 0 : 1));
+    for (let j = 1; j <= h.length; j++)
+      row[j] = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (r[i - 1] === h[j - 1] ? 0 : 1));
     previous = row;
   }
   return { errors: previous[h.length]!, words: r.length };
@@ -95,7 +96,8 @@ export function wer(reference: string, hypothesis: string): number {
   return words === 0 ? (normalizeWords(hypothesis).length > 0 ? 1 : 0) : errors / words;
 }
 
-const percentile = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]! : NaN);
+const percentile = (xs: number[], p: number) =>
+  xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]! : NaN;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
 
@@ -224,7 +226,9 @@ export interface WerRow {
   engine_rss_mb: number;
 }
 
-export async function measureWer(opts: { sentences?: string[]; voices?: typeof VOICES; rates?: (8000 | 16000)[]; log?: (line: string) => void } = {}) {
+export async function measureWer(
+  opts: { sentences?: string[]; voices?: typeof VOICES; rates?: (8000 | 16000)[]; log?: (line: string) => void } = {},
+) {
   const sentences = opts.sentences ?? SENTENCES;
   const rows: WerRow[] = [];
   const samples: { voice: string; rate: number; mode: string; reference: string; hypothesis: string }[] = [];
@@ -241,7 +245,15 @@ export async function measureWer(opts: { sentences?: string[]; voices?: typeof V
           words += e.words;
           samples.push({ voice, rate, mode, reference: sentences[i]!, hypothesis });
         });
-        const row = { voice, rate, mode, sentences: sentences.length, wer: round(errors / words), rtf: round(usage.cpuS / usage.audioS), engine_rss_mb: Math.round(usage.engineRssMb) };
+        const row = {
+          voice,
+          rate,
+          mode,
+          sentences: sentences.length,
+          wer: round(errors / words),
+          rtf: round(usage.cpuS / usage.audioS),
+          engine_rss_mb: Math.round(usage.engineRssMb),
+        };
         rows.push(row);
         opts.log?.(`  ${voice} ${rate} Hz ${mode}: WER ${row.wer}`);
       };
@@ -253,7 +265,10 @@ export async function measureWer(opts: { sentences?: string[]; voices?: typeof V
       // ...and without the one spoken (the same request in other words): one model per held-out sentence.
       const heldOut = { texts: [] as string[], audioS: 0, cpuS: 0, engineRssMb: 0 };
       for (let i = 0; i < sentences.length; i++) {
-        const r = await transcribe(new PocketsphinxStt({ sampleRate: rate, mode: 'domain', corpus: sentences.filter((_, j) => j !== i).join('\n') }), [audio[i]!]);
+        const r = await transcribe(
+          new PocketsphinxStt({ sampleRate: rate, mode: 'domain', corpus: sentences.filter((_, j) => j !== i).join('\n') }),
+          [audio[i]!],
+        );
         heldOut.texts.push(r.texts[0]!);
         heldOut.audioS += r.audioS;
         heldOut.cpuS += r.cpuS;
@@ -317,7 +332,12 @@ export interface LatencyRow {
  * With 'flush', flush() is called right after the last voiced frame; with 'endpoint', silence keeps coming until
  * the engine's own VAD ends the utterance.
  */
-export async function measureLatency(opts: { rate: 8000 | 16000; mode?: PocketsphinxMode; trigger: 'flush' | 'endpoint'; sentences: string[] }): Promise<LatencyRow> {
+export async function measureLatency(opts: {
+  rate: 8000 | 16000;
+  mode?: PocketsphinxMode;
+  trigger: 'flush' | 'endpoint';
+  sentences: string[];
+}): Promise<LatencyRow> {
   const rate = opts.rate;
   const mode = opts.mode ?? 'general';
   const tts = new EspeakTts({ sampleRate: rate, ...VOICES[0]! });
@@ -356,7 +376,15 @@ export async function measureLatency(opts: { rate: 8000 | 16000; mode?: Pocketsp
   }
   await stream.close();
   await done;
-  return { rate, mode, trigger: opts.trigger, utterances: latencies.length, p50_ms: Math.round(percentile(latencies, 50)), p95_ms: Math.round(percentile(latencies, 95)), max_ms: Math.round(Math.max(...latencies)) };
+  return {
+    rate,
+    mode,
+    trigger: opts.trigger,
+    utterances: latencies.length,
+    p50_ms: Math.round(percentile(latencies, 50)),
+    p95_ms: Math.round(percentile(latencies, 95)),
+    max_ms: Math.round(Math.max(...latencies)),
+  };
 }
 
 // ---- (d) a language model of the tenant's domain vs the general one ------------------------------------------------
@@ -531,23 +559,39 @@ function heardKeys(key: string[], hypothesis: string): string[] {
 export function domainQuestionSets(squadFile?: string): QuestionSet[] {
   const sets: QuestionSet[] = DOMAIN_TENANTS.map((t) => ({ name: t.name, corpus: t.document, questions: t.questions }));
   const earlier = [SENTENCES.slice(0, 10), SENTENCES.slice(10, 20), SENTENCES.slice(20)];
-  DOMAIN_TENANTS.forEach((t, i) => sets.push({ name: `${t.name}, older sentences`, corpus: t.document, questions: earlier[i]!.map((text) => ({ text, key: [] })) }));
+  DOMAIN_TENANTS.forEach((t, i) =>
+    sets.push({ name: `${t.name}, older sentences`, corpus: t.document, questions: earlier[i]!.map((text) => ({ text, key: [] })) }),
+  );
   if (squadFile && existsSync(squadFile)) {
     type Squad = { data: { paragraphs: { context: string; qas: { question: string }[] }[] }[] };
     const paragraphs = (JSON.parse(readFileSync(squadFile, 'utf8')) as Squad).data.flatMap((a) => a.paragraphs);
     const all = paragraphs.flatMap((p) => p.qas.map((q) => ({ question: q.question, passage: new Set(terms(p.context)) })));
     const questions = all
       .filter((_, i) => i % 9 === 0)
-      .map(({ question, passage }) => ({ text: question, key: [...new Set(normalizeWords(question).filter((w) => terms(w).length > 0 && terms(w).every((t) => passage.has(t))))] }));
+      .map(({ question, passage }) => ({
+        text: question,
+        key: [...new Set(normalizeWords(question).filter((w) => terms(w).length > 0 && terms(w).every((t) => passage.has(t))))],
+      }));
     sets.push({ name: 'squad notre dame', corpus: paragraphs.map((p) => p.context).join('\n'), questions });
   }
   return sets;
 }
 
 /** Each question set through the general model and through a model of its corpus, one stream per set as in a call. */
-export async function measureDomain(opts: { squadFile?: string; voices?: typeof VOICES; rates?: (8000 | 16000)[]; log?: (line: string) => void } = {}) {
+export async function measureDomain(
+  opts: { squadFile?: string; voices?: typeof VOICES; rates?: (8000 | 16000)[]; log?: (line: string) => void } = {},
+) {
   const rows: DomainRow[] = [];
-  const samples: { set: string; voice: string; rate: number; mode: string; reference: string; hypothesis: string; key: string[]; heard: string[] }[] = [];
+  const samples: {
+    set: string;
+    voice: string;
+    rate: number;
+    mode: string;
+    reference: string;
+    hypothesis: string;
+    key: string[];
+    heard: string[];
+  }[] = [];
   const sets = domainQuestionSets(opts.squadFile);
   for (const { voice, wordsPerMinute } of opts.voices ?? VOICES) {
     for (const rate of opts.rates ?? [16000, 8000]) {
@@ -585,7 +629,9 @@ export async function measureDomain(opts: { squadFile?: string; voices?: typeof 
             questions_all_keys_heard: keyed ? round(allHeard / texts.length) : null,
           };
           rows.push(row);
-          opts.log?.(`  ${set.name}, ${voice} ${rate} Hz ${mode}: WER ${row.wer}${keyed ? `, key words heard ${row.key_words_heard}` : ''}`);
+          opts.log?.(
+            `  ${set.name}, ${voice} ${rate} Hz ${mode}: WER ${row.wer}${keyed ? `, key words heard ${row.key_words_heard}` : ''}`,
+          );
         }
       }
     }
@@ -613,22 +659,41 @@ export async function measureDomainBuild(opts: { words?: number; squadFile?: str
     if (normalizeWords(big).length >= target) break;
     big += `${text}\n`;
   }
-  big = normalizeWords(big).length > target ? big.split(/(?<=\s)/).slice(0, target).join('') : big;
+  big =
+    normalizeWords(big).length > target
+      ? big
+          .split(/(?<=\s)/)
+          .slice(0, target)
+          .join('')
+      : big;
   const tts = new EspeakTts({ sampleRate: 8000, ...VOICES[0]! });
   const sentence = await speak(tts, DOMAIN_TENANTS[0]!.questions[0]!.text);
   const rows = [];
-  for (const [name, corpus] of [['general model', undefined], ...DOMAIN_TENANTS.map((t) => [t.name, t.document]), [`${target / 1000}k words`, big]] as const) {
+  for (const [name, corpus] of [
+    ['general model', undefined],
+    ...DOMAIN_TENANTS.map((t) => [t.name, t.document]),
+    [`${target / 1000}k words`, big],
+  ] as const) {
     const words = corpus === undefined ? null : normalizeWords(corpus).length;
     const started = performance.now();
     // A line end more: a model not built yet in this process, the same files.
-    const stt = new PocketsphinxStt(corpus === undefined ? { sampleRate: 8000 } : { sampleRate: 8000, mode: 'domain', corpus: `${corpus}\n` });
+    const stt = new PocketsphinxStt(
+      corpus === undefined ? { sampleRate: 8000 } : { sampleRate: 8000, mode: 'domain', corpus: `${corpus}\n` },
+    );
     const outOfVocabulary = stt.outOfVocabulary.length;
     const buildMs = corpus === undefined ? null : Math.round(performance.now() - started);
     const loadStarted = performance.now();
     await stt.stream({}).close();
     const loadMs = Math.round(performance.now() - loadStarted);
     const { engineRssMb } = await transcribe(stt, [sentence]);
-    rows.push({ corpus: name, words, out_of_vocabulary: corpus === undefined ? null : outOfVocabulary, build_ms: buildMs, engine_load_ms: loadMs, engine_rss_mb: Math.round(engineRssMb) });
+    rows.push({
+      corpus: name,
+      words,
+      out_of_vocabulary: corpus === undefined ? null : outOfVocabulary,
+      build_ms: buildMs,
+      engine_load_ms: loadMs,
+      engine_rss_mb: Math.round(engineRssMb),
+    });
     opts.log?.(`  ${name}: build ${buildMs ?? '-'} ms, load ${loadMs} ms, RSS ${Math.round(engineRssMb)} MB`);
   }
   return rows;
@@ -636,7 +701,9 @@ export async function measureDomainBuild(opts: { words?: number; squadFile?: str
 
 // ---- the whole benchmark ---------------------------------------------------------------------------------------
 
-export async function runLocalSttBench(opts: { fsddDir?: string; squadFile?: string; latencySentences?: number; log?: (line: string) => void } = {}) {
+export async function runLocalSttBench(
+  opts: { fsddDir?: string; squadFile?: string; latencySentences?: number; log?: (line: string) => void } = {},
+) {
   const log = opts.log ?? (() => {});
   log('(a) word error rate, espeak-ng sentences');
   const werResult = await measureWer({ log });
@@ -659,7 +726,14 @@ export async function runLocalSttBench(opts: { fsddDir?: string; squadFile?: str
   const pins = ['four one two', 'nine eight seven six', 'two oh one nine', 'five five three', 'one two three four', 'seven zero eight'];
   latency.push(await measureLatency({ rate: 8000, mode: 'digits', trigger: 'flush', sentences: pins }));
   const domain = await runDomainSection(opts);
-  return { wer: werResult.rows, digits: digits?.rows ?? [], latency, ...domain, samples: werResult.samples, digit_confusions: digits?.confusions ?? {} };
+  return {
+    wer: werResult.rows,
+    digits: digits?.rows ?? [],
+    latency,
+    ...domain,
+    samples: werResult.samples,
+    digit_confusions: digits?.confusions ?? {},
+  };
 }
 
 /** (d) alone. */
@@ -676,7 +750,11 @@ export async function runDomainSection(opts: { squadFile?: string; log?: (line: 
 function table(rows: object[]): string {
   if (rows.length === 0) return '(none)';
   const cols = Object.keys(rows[0]!);
-  return [`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${cols.map((c) => String((r as Record<string, unknown>)[c])).join(' | ')} |`)].join('\n');
+  return [
+    `| ${cols.join(' | ')} |`,
+    `|${cols.map(() => '---').join('|')}|`,
+    ...rows.map((r) => `| ${cols.map((c) => String((r as Record<string, unknown>)[c])).join(' | ')} |`),
+  ].join('\n');
 }
 
 function printDomain(d: Awaited<ReturnType<typeof runDomainSection>>): void {
@@ -690,7 +768,17 @@ function printDomain(d: Awaited<ReturnType<typeof runDomainSection>>): void {
     pooled.set(k, p);
   }
   const mean = (xs: number[]) => round(xs.reduce((a, b) => a + b, 0) / xs.length);
-  console.log(table([...pooled.values()].map((p) => ({ set: p.set, rate: p.rate, mode: p.mode, wer: mean(p.wer), key_words_heard: p.keys[0] === null ? '-' : mean(p.keys as number[]) }))));
+  console.log(
+    table(
+      [...pooled.values()].map((p) => ({
+        set: p.set,
+        rate: p.rate,
+        mode: p.mode,
+        wer: mean(p.wer),
+        key_words_heard: p.keys[0] === null ? '-' : mean(p.keys as number[]),
+      })),
+    ),
+  );
   console.log('\nBuilding a domain model; the engine with it (8 kHz)\n');
   console.log(table(d.domain_build));
 }
@@ -706,12 +794,23 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     const domain = await runDomainSection({ squadFile, log });
     printDomain(domain);
     const previous = existsSync(out) ? (JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>) : {};
-    const environment = { node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model, date: new Date().toISOString(), seconds: Math.round((performance.now() - started) / 1000) };
+    const environment = {
+      node: process.version,
+      cpus: os.cpus().length,
+      cpu: os.cpus()[0]?.model,
+      date: new Date().toISOString(),
+      seconds: Math.round((performance.now() - started) / 1000),
+    };
     writeFileSync(out, `${JSON.stringify({ ...previous, ...domain, domain_environment: environment }, null, 2)}\n`);
     console.log(`\nJSON: ${out}`);
     process.exit(0);
   }
-  const result = await runLocalSttBench({ fsddDir: args.get('fsdd') ?? '../shared/data/fsdd', squadFile, latencySentences: Number(args.get('latency-sentences') ?? 8), log });
+  const result = await runLocalSttBench({
+    fsddDir: args.get('fsdd') ?? '../shared/data/fsdd',
+    squadFile,
+    latencySentences: Number(args.get('latency-sentences') ?? 8),
+    log,
+  });
   console.log('\nLocal STT (pocketsphinx 5prealpha, en-us model), word error rate on espeak-ng sentences\n');
   console.log(table(result.wer));
   console.log('\nFree Spoken Digit Dataset (8 kHz, real speakers): the recognized digits equal the label\n');
@@ -720,7 +819,13 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   console.log(table(result.latency));
   printDomain(result);
   mkdirSync(path.dirname(out), { recursive: true });
-  const environment = { node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model, date: new Date().toISOString(), seconds: Math.round((performance.now() - started) / 1000) };
+  const environment = {
+    node: process.version,
+    cpus: os.cpus().length,
+    cpu: os.cpus()[0]?.model,
+    date: new Date().toISOString(),
+    seconds: Math.round((performance.now() - started) / 1000),
+  };
   writeFileSync(out, `${JSON.stringify({ environment, ...result }, null, 2)}\n`);
   console.log(`\nJSON: ${out}`);
 }

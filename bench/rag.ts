@@ -47,10 +47,11 @@ const squad = JSON.parse(readFileSync(SQUAD, 'utf8')) as { data: { paragraphs: {
 const passages = squad.data.flatMap((a) => a.paragraphs.map((p) => p.context));
 const questions: Qa[] = squad.data.flatMap((a) => a.paragraphs).flatMap((p, i) => p.qas.map((q) => ({ question: q.question, passage: i })));
 
-const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]! : NaN);
+const pct = (xs: number[], p: number) =>
+  xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]! : NaN;
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 let seed = 42;
-const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
 const pick = <T>(xs: T[]) => xs[Math.floor(random() * xs.length)]!;
 
 /** A fresh service stack on a throw-away database; no background worker (the bench drives ingestion). */
@@ -78,7 +79,11 @@ async function openStack(db: 'embedded' | 'wire') {
     ...(url && { DATABASE_URL: url }),
   });
   const deps = await buildDeps(config, pino({ level: 'silent' }));
-  const worker = new IngestionWorker(deps.database.db, deps.embedders, deps.documentPool, pino({ level: 'silent' }), { concurrency: 0, leaseMs: 600_000, maxAttempts: 1 });
+  const worker = new IngestionWorker(deps.database.db, deps.embedders, deps.documentPool, pino({ level: 'silent' }), {
+    concurrency: 0,
+    leaseMs: 600_000,
+    maxAttempts: 1,
+  });
   return {
     deps,
     worker,
@@ -108,8 +113,12 @@ async function ingest(stack: Awaited<ReturnType<typeof openStack>>, docs: { tena
     /* next document */
   }
   const totalMs = performance.now() - t0;
-  const [{ n } = { n: 0 }] = rowsOf<{ n: number }>(await stack.deps.database.db.execute(sql`select count(*)::int as n from document_chunks`));
-  const [{ failed } = { failed: 0 }] = rowsOf<{ failed: number }>(await stack.deps.database.db.execute(sql`select count(*)::int as failed from documents where status <> 'ready'`));
+  const [{ n } = { n: 0 }] = rowsOf<{ n: number }>(
+    await stack.deps.database.db.execute(sql`select count(*)::int as n from document_chunks`),
+  );
+  const [{ failed } = { failed: 0 }] = rowsOf<{ failed: number }>(
+    await stack.deps.database.db.execute(sql`select count(*)::int as failed from documents where status <> 'ready'`),
+  );
   if (failed) throw new Error(`${failed} documents did not become ready`);
   return { ids, chunks: n, uploadMs, totalMs };
 }
@@ -119,7 +128,10 @@ async function quality(db: 'embedded' | 'wire') {
   try {
     const [owner, ...decoys] = await makeTenants(stack.deps, 6, 'squad');
     const docs = passages.map((text, i) => ({ tenantId: owner!, title: `Passage ${i}`, text }));
-    const { ids } = await ingest(stack, [...docs, ...decoys.flatMap((t) => passages.map((text, i) => ({ tenantId: t, title: `Decoy ${i}`, text })))]);
+    const { ids } = await ingest(stack, [
+      ...docs,
+      ...decoys.flatMap((t) => passages.map((text, i) => ({ tenantId: t, title: `Decoy ${i}`, text }))),
+    ]);
     const ownIds = ids.slice(0, passages.length);
     const own = new Set(ownIds);
     const out: Record<string, unknown>[] = [];
@@ -163,8 +175,14 @@ async function quality(db: 'embedded' | 'wire') {
         if (results.some((r) => r.documentId === ownIds[q.passage])) kept++;
       }
       let silent = 0;
-      for (const q of OFF_TOPIC) if ((await stack.deps.retriever.search(owner!, q, { topK: 5, minScore, mode: 'hybrid' })).length === 0) silent++;
-      minScores.push({ db, min_score: minScore, hybrid_hit_at_5: round(kept / questions.length, 3), off_topic_with_no_result: round(silent / OFF_TOPIC.length, 3) });
+      for (const q of OFF_TOPIC)
+        if ((await stack.deps.retriever.search(owner!, q, { topK: 5, minScore, mode: 'hybrid' })).length === 0) silent++;
+      minScores.push({
+        db,
+        min_score: minScore,
+        hybrid_hit_at_5: round(kept / questions.length, 3),
+        off_topic_with_no_result: round(silent / OFF_TOPIC.length, 3),
+      });
     }
     return out;
   } finally {
@@ -213,7 +231,11 @@ async function scale(db: 'embedded' | 'wire', total: number) {
     const tenantIds = await makeTenants(stack.deps, TENANTS, 'scale');
     const sentences = passages.flatMap((p) => p.match(/[^.!?]+[.!?]+/g) ?? []).map((s) => s.trim());
     const docCount = Math.ceil(total / CHUNKS_PER_DOC);
-    const docs = Array.from({ length: docCount }, (_, i) => ({ tenantId: tenantIds[i % TENANTS]!, title: `Doc ${i}`, text: syntheticDocument(sentences, i) }));
+    const docs = Array.from({ length: docCount }, (_, i) => ({
+      tenantId: tenantIds[i % TENANTS]!,
+      title: `Doc ${i}`,
+      text: syntheticDocument(sentences, i),
+    }));
     const ing = await ingest(stack, docs);
     const db_ = stack.deps.database.db;
     const embedder = new LocalEmbedder();
@@ -228,7 +250,11 @@ async function scale(db: 'embedded' | 'wire', total: number) {
     )
       .map((r) => Object.values(r)[0])
       .join('\n');
-    const planUses = /embedding_384_idx/.test(plan) ? 'hnsw' : /tenant_id_idx|tenant_tsv_idx/.test(plan) ? 'tenant index + exact sort' : 'seq scan + exact sort';
+    const planUses = /embedding_384_idx/.test(plan)
+      ? 'hnsw'
+      : /tenant_id_idx|tenant_tsv_idx/.test(plan)
+        ? 'tenant index + exact sort'
+        : 'seq scan + exact sort';
 
     const topIds = async (tenantId: string, literal: string, settings: string[]) =>
       db_.transaction(async (tx) => {
@@ -268,12 +294,20 @@ async function scale(db: 'embedded' | 'wire', total: number) {
       variants.production_hybrid.ms.push(performance.now() - t0);
 
       t0 = performance.now();
-      const it40 = await topIds(tenantId, literal, [...forced, 'set local hnsw.iterative_scan = relaxed_order', 'set local hnsw.ef_search = 40']);
+      const it40 = await topIds(tenantId, literal, [
+        ...forced,
+        'set local hnsw.iterative_scan = relaxed_order',
+        'set local hnsw.ef_search = 40',
+      ]);
       variants.hnsw_iterative_ef40.ms.push(performance.now() - t0);
       variants.hnsw_iterative_ef40.recall.push(recall(it40));
 
       t0 = performance.now();
-      const it100 = await topIds(tenantId, literal, [...forced, 'set local hnsw.iterative_scan = relaxed_order', 'set local hnsw.ef_search = 100']);
+      const it100 = await topIds(tenantId, literal, [
+        ...forced,
+        'set local hnsw.iterative_scan = relaxed_order',
+        'set local hnsw.ef_search = 100',
+      ]);
       variants.hnsw_iterative_ef100.ms.push(performance.now() - t0);
       variants.hnsw_iterative_ef100.recall.push(recall(it100));
 
@@ -296,7 +330,11 @@ async function scale(db: 'embedded' | 'wire', total: number) {
       searches: Object.fromEntries(
         Object.entries(variants).map(([name, v]) => [
           name,
-          { p50_ms: round(pct(v.ms, 50)), p95_ms: round(pct(v.ms, 95)), ...(v.recall.length && { recall_at_10: round(mean(v.recall), 3) }) },
+          {
+            p50_ms: round(pct(v.ms, 50)),
+            p95_ms: round(pct(v.ms, 95)),
+            ...(v.recall.length && { recall_at_10: round(mean(v.recall), 3) }),
+          },
         ]),
       ),
     };
@@ -310,10 +348,17 @@ function table(rows: Record<string, unknown>[]): string {
   const cell = (v: unknown) => String(v ?? '');
   const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
   const line = (vals: string[]) => `| ${vals.map((v, i) => v.padEnd(width[i]!)).join(' | ')} |`;
-  return [line(cols), `|${width.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
+  return [line(cols), `|${width.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join(
+    '\n',
+  );
 }
 
-const results: { quality: Record<string, unknown>[]; min_score?: Record<string, unknown>[]; scale: Awaited<ReturnType<typeof scale>>[]; environment: Record<string, unknown> } = {
+const results: {
+  quality: Record<string, unknown>[];
+  min_score?: Record<string, unknown>[];
+  scale: Awaited<ReturnType<typeof scale>>[];
+  environment: Record<string, unknown>;
+} = {
   quality: [],
   scale: [],
   environment: { node: process.version, cpus: (await import('node:os')).cpus().length, date: new Date().toISOString(), queries: QUERIES },
@@ -322,9 +367,13 @@ for (const db of DBS) {
   console.error(`quality on ${db}...`);
   results.quality.push(...(await quality(db)));
 }
-console.log(`\nRetrieval quality: SQuAD Notre Dame, ${passages.length} passages, ${questions.length} questions, top 5, decoy copies in 5 other tenants\n`);
+console.log(
+  `\nRetrieval quality: SQuAD Notre Dame, ${passages.length} passages, ${questions.length} questions, top 5, decoy copies in 5 other tenants\n`,
+);
 console.log(table(results.quality));
-console.log(`\nMinimum score (hybrid, top 5): on-topic questions that keep their passage vs ${OFF_TOPIC.length} off-topic questions answered with nothing\n`);
+console.log(
+  `\nMinimum score (hybrid, top 5): on-topic questions that keep their passage vs ${OFF_TOPIC.length} off-topic questions answered with nothing\n`,
+);
 console.log(table(minScores));
 results.min_score = minScores;
 for (const total of SCALES) {

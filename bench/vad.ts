@@ -73,7 +73,13 @@ export interface VadBenchEntry {
 
 export interface VadBenchResult {
   environment: { node: string; cpus: number; date: string };
-  data: { utterances_espeak: number; utterances_fsdd: number; speech_s_per_stream: Record<string, number>; stream_s: Record<string, number>; conditions: string[] };
+  data: {
+    utterances_espeak: number;
+    utterances_fsdd: number;
+    speech_s_per_stream: Record<string, number>;
+    stream_s: Record<string, number>;
+    conditions: string[];
+  };
   vads: VadBenchEntry[];
   recommendation: { default: string; reason: string };
 }
@@ -105,7 +111,8 @@ const BABBLE_SENTENCES = [
 ];
 const BABBLE_VOICES = ['en-029', 'en-gb-x-rp+f4', 'en-gb-x-gbclan', 'en-us+m3', 'en-gb+f2', 'en-gb-x-gbcwmd'];
 
-const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]! : NaN);
+const pct = (xs: number[], p: number) =>
+  xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]! : NaN;
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 const dbToAmplitude = (db: number) => 32768 * 10 ** (db / 20);
 
@@ -287,7 +294,19 @@ interface Tally {
   falseStarts: number;
   noiseOnlyMs: number;
 }
-const emptyTally = (): Tally => ({ tp: 0, fp: 0, fn: 0, rawTp: 0, rawFp: 0, rawFn: 0, delays: [], utterances: 0, missed: 0, falseStarts: 0, noiseOnlyMs: 0 });
+const emptyTally = (): Tally => ({
+  tp: 0,
+  fp: 0,
+  fn: 0,
+  rawTp: 0,
+  rawFp: 0,
+  rawFn: 0,
+  delays: [],
+  utterances: 0,
+  missed: 0,
+  falseStarts: 0,
+  noiseOnlyMs: 0,
+});
 
 function tally(t: Tally, stream: Stream, run: Run): void {
   for (let k = 0; k < stream.labels.length; k++) {
@@ -330,7 +349,8 @@ function score(t: Tally): VadScore {
 function merge(tallies: Tally[]): Tally {
   const into = emptyTally();
   for (const t of tallies) {
-    for (const k of ['tp', 'fp', 'fn', 'rawTp', 'rawFp', 'rawFn', 'utterances', 'missed', 'falseStarts', 'noiseOnlyMs'] as const) into[k] += t[k];
+    for (const k of ['tp', 'fp', 'fn', 'rawTp', 'rawFp', 'rawFn', 'utterances', 'missed', 'falseStarts', 'noiseOnlyMs'] as const)
+      into[k] += t[k];
     into.delays.push(...t.delays);
   }
   return into;
@@ -358,17 +378,30 @@ export async function measureVads(options: VadBenchOptions = {}): Promise<VadBen
   new EnergyVad();
   const energyLoadMs = round(performance.now() - energyStart, 3);
 
-  const fsddFiles = existsSync(fsddDir) ? readdirSync(fsddDir).filter((f) => f.endsWith('.wav')).sort() : [];
+  const fsddFiles = existsSync(fsddDir)
+    ? readdirSync(fsddDir)
+        .filter((f) => f.endsWith('.wav'))
+        .sort()
+    : [];
   if (!fsddFiles.length) log(`no FSDD recordings in ${fsddDir}: espeak utterances only`);
   const fsdd = fsddFiles.map((f) => parseWav(readFileSync(path.join(fsddDir, f))));
 
-  const conditions = [{ name: 'clean', kind: 'none' as NoiseKind, snr: 0 }, ...noises.flatMap((kind) => snrs.map((snr) => ({ name: `${kind} ${snr} dB`, kind, snr })))];
+  const conditions = [
+    { name: 'clean', kind: 'none' as NoiseKind, snr: 0 },
+    ...noises.flatMap((kind) => snrs.map((snr) => ({ name: `${kind} ${snr} dB`, kind, snr }))),
+  ];
   const names = ['energy', ...thresholds.map((t) => `silero ${t}`)];
   /** VAD -> rate -> condition -> counts. */
   const tallies = new Map<string, Map<number, Map<string, Tally>>>(names.map((n) => [n, new Map(rates.map((r) => [r, new Map()]))]));
   const micros = new Map<string, number[]>();
   const cpuTotals = new Map<string, { us: number; frames: number }>();
-  const data: VadBenchResult['data'] = { utterances_espeak: SENTENCES.length * voices.length, utterances_fsdd: fsdd.length, speech_s_per_stream: {}, stream_s: {}, conditions: conditions.map((c) => c.name) };
+  const data: VadBenchResult['data'] = {
+    utterances_espeak: SENTENCES.length * voices.length,
+    utterances_fsdd: fsdd.length,
+    speech_s_per_stream: {},
+    stream_s: {},
+    conditions: conditions.map((c) => c.name),
+  };
 
   for (const rate of rates) {
     log(`${rate} Hz: synthesizing...`);
@@ -378,7 +411,8 @@ export async function measureVads(options: VadBenchOptions = {}): Promise<VadBen
     const babble: Float32Array[] = [];
     for (const [i, voice] of BABBLE_VOICES.entries()) {
       const talker = [];
-      for (let j = 0; j < BABBLE_SENTENCES.length; j++) talker.push(await speak(BABBLE_SENTENCES[(i + j) % BABBLE_SENTENCES.length]!, voice, rate));
+      for (let j = 0; j < BABBLE_SENTENCES.length; j++)
+        talker.push(await speak(BABBLE_SENTENCES[(i + j) % BABBLE_SENTENCES.length]!, voice, rate));
       babble.push(Float32Array.from(concatPcm(talker)));
     }
     const plan = layout(utterances, rate, seed);
@@ -430,7 +464,13 @@ export async function measureVads(options: VadBenchOptions = {}): Promise<VadBen
     const cells = [...byRate.values()].flatMap((m) => [...m.values()]);
     const scores = Object.fromEntries(conditions.map(({ name: c }) => [c, score(merge([...byRate.values()].map((m) => m.get(c)!)))]));
     const rateScores = Object.fromEntries(
-      [...byRate].map(([rate, m]) => [`${rate} Hz`, { ...score(merge([...m.values()])), macro_f1: round([...m.values()].reduce((sum, t) => sum + f1(t.tp, t.fp, t.fn), 0) / m.size, 3) }]),
+      [...byRate].map(([rate, m]) => [
+        `${rate} Hz`,
+        {
+          ...score(merge([...m.values()])),
+          macro_f1: round([...m.values()].reduce((sum, t) => sum + f1(t.tp, t.fp, t.fn), 0) / m.size, 3),
+        },
+      ]),
     );
     const engine = name.startsWith('silero') ? 'silero' : 'energy';
     const cpu = Object.fromEntries(
@@ -452,7 +492,12 @@ export async function measureVads(options: VadBenchOptions = {}): Promise<VadBen
     };
   });
 
-  return { environment: { node: process.version, cpus: (await import('node:os')).cpus().length, date: new Date().toISOString() }, data, vads, recommendation: recommend(vads) };
+  return {
+    environment: { node: process.version, cpus: (await import('node:os')).cpus().length, date: new Date().toISOString() },
+    data,
+    vads,
+    recommendation: recommend(vads),
+  };
 }
 
 /**
@@ -483,7 +528,9 @@ function recommend(vads: VadBenchEntry[]): VadBenchResult['recommendation'] {
 function table(result: VadBenchResult): string {
   const lines: string[] = [];
   const rates = Object.keys(result.vads[0]!.cpu_us_per_frame);
-  lines.push(`| VAD | precision | recall | F1 | raw F1 | macro F1 | start delay p50/p95 ms | missed starts % | false starts/min | ${rates.map((r) => `CPU us/frame ${r} p50/p99/mean`).join(' | ')} | load ms | model RSS MB |`);
+  lines.push(
+    `| VAD | precision | recall | F1 | raw F1 | macro F1 | start delay p50/p95 ms | missed starts % | false starts/min | ${rates.map((r) => `CPU us/frame ${r} p50/p99/mean`).join(' | ')} | load ms | model RSS MB |`,
+  );
   lines.push(`|${'---|'.repeat(11 + rates.length)}`);
   for (const v of result.vads) {
     const o = v.overall;
@@ -491,7 +538,9 @@ function table(result: VadBenchResult): string {
       const c = v.cpu_us_per_frame[r]!;
       return `${c.p50} / ${c.p99} / ${c.mean}`;
     });
-    lines.push(`| ${v.name} | ${o.precision} | ${o.recall} | ${o.f1} | ${o.raw_f1} | ${v.macro_f1} | ${o.start_delay_p50_ms} / ${o.start_delay_p95_ms} | ${o.missed_starts_pct} | ${o.false_starts_per_min} | ${cpu.join(' | ')} | ${v.load_ms} | ${v.model_rss_mb} |`);
+    lines.push(
+      `| ${v.name} | ${o.precision} | ${o.recall} | ${o.f1} | ${o.raw_f1} | ${v.macro_f1} | ${o.start_delay_p50_ms} / ${o.start_delay_p95_ms} | ${o.missed_starts_pct} | ${o.false_starts_per_min} | ${cpu.join(' | ')} | ${v.load_ms} | ${v.model_rss_mb} |`,
+    );
   }
   lines.push('', 'By rate: macro F1 / F1 / start delay p50 ms / missed starts % / false starts per minute', '');
   lines.push(`| VAD | ${rates.join(' | ')} |`, `|---|${rates.map(() => '---|').join('')}`);
@@ -504,7 +553,8 @@ function table(result: VadBenchResult): string {
   }
   lines.push('', `F1 (false starts per minute) by condition, all rates together`, '');
   lines.push(`| condition | ${result.vads.map((v) => v.name).join(' | ')} |`, `|---|${result.vads.map(() => '---|').join('')}`);
-  for (const c of result.data.conditions) lines.push(`| ${c} | ${result.vads.map((v) => `${v.by_condition[c]!.f1} (${v.by_condition[c]!.false_starts_per_min})`).join(' | ')} |`);
+  for (const c of result.data.conditions)
+    lines.push(`| ${c} | ${result.vads.map((v) => `${v.by_condition[c]!.f1} (${v.by_condition[c]!.false_starts_per_min})`).join(' | ')} |`);
   return lines.join('\n');
 }
 
@@ -517,7 +567,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     fsddDir: args.get('fsdd'),
     sileroModelPath: args.get('silero-model'),
   });
-  console.log(`\nVAD: ${result.data.utterances_espeak} espeak + ${result.data.utterances_fsdd} FSDD utterances per stream, ${result.data.conditions.length} conditions x ${Object.keys(result.data.stream_s).length} rates\n`);
+  console.log(
+    `\nVAD: ${result.data.utterances_espeak} espeak + ${result.data.utterances_fsdd} FSDD utterances per stream, ${result.data.conditions.length} conditions x ${Object.keys(result.data.stream_s).length} rates\n`,
+  );
   console.log(table(result));
   console.log(`\nRecommended default: ${result.recommendation.default}\n${result.recommendation.reason}`);
   mkdirSync(path.dirname(out), { recursive: true });

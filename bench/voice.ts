@@ -53,9 +53,11 @@ const QUALIFIES_MS = ENERGY_VAD_DEFAULTS.minSpeechMs + MIN_INTERRUPTION_MS;
 // Six words to the first full stop: the first sentence is complete 5 token intervals after the first token.
 const REPLY = 'Sure, the clinic opens at nine. We close at six on weekdays and at noon on Saturdays. Is there anything else?';
 const FIRST_SENTENCE_WORDS = 6;
-const IDEAL_MS = Math.max(ENDPOINTING_MS, STT_FINAL_MS) + LLM_TTFT_MS + ((FIRST_SENTENCE_WORDS - 1) * 1000) / TOKENS_PER_S + TTS_FIRST_BYTE_MS;
+const IDEAL_MS =
+  Math.max(ENDPOINTING_MS, STT_FINAL_MS) + LLM_TTFT_MS + ((FIRST_SENTENCE_WORDS - 1) * 1000) / TOKENS_PER_S + TTS_FIRST_BYTE_MS;
 
-const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]! : NaN);
+const pct = (xs: number[], p: number) =>
+  xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]! : NaN;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The simulated caller's voice, made once with espeak-ng (a speech detector such as Silero needs real speech). */
 async function utterance(text: string): Promise<Int16Array> {
@@ -68,12 +70,18 @@ async function utterance(text: string): Promise<Int16Array> {
   const loud = frames.map((f) => dbfs(f.pcm) > -40);
   return pcm.slice(loud.indexOf(true) * frames[0]!.pcm.length, (loud.lastIndexOf(true) + 1) * frames[0]!.pcm.length);
 }
-const QUESTIONS = await Promise.all(['When does the clinic open on Saturday', 'Do you have free parking near the clinic', 'Can I book an appointment for Monday']).then((q) => Promise.all(q.map(utterance)));
+const QUESTIONS = await Promise.all([
+  'When does the clinic open on Saturday',
+  'Do you have free parking near the clinic',
+  'Can I book an appointment for Monday',
+]).then((q) => Promise.all(q.map(utterance)));
 const INTERRUPTION = await utterance('Wait wait stop please');
 
 /** A database server in a child process; its URL. */
 async function databaseServer(): Promise<{ url: string; stop(): void }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(path.dirname(fileURLToPath(import.meta.url)), 'pg-server.ts')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(path.dirname(fileURLToPath(import.meta.url)), 'pg-server.ts')], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
@@ -128,10 +136,20 @@ async function run(n: number) {
         callLog: callLogFor(deps.calls, tenant!.id, call.id),
         transport,
         vad: VAD_KIND === 'silero' ? new SileroVad() : new EnergyVad(),
-        stt: new FakeStt({ sampleRate: RATE, transcripts: Array.from({ length: TURNS + 2 }, (_, k) => `Question ${k} about the opening hours?`), finalLatencyMs: STT_FINAL_MS }),
+        stt: new FakeStt({
+          sampleRate: RATE,
+          transcripts: Array.from({ length: TURNS + 2 }, (_, k) => `Question ${k} about the opening hours?`),
+          finalLatencyMs: STT_FINAL_MS,
+        }),
         tts: new FakeTts(RATE, TTS_FIRST_BYTE_MS, 60),
         agent: new Agent(llm, async () => [], { agentName: 'Bench', systemPrompt: null, transferNumber: null }),
-        behaviour: { greeting: null, endpointingMs: ENDPOINTING_MS, minInterruptionMs: MIN_INTERRUPTION_MS, silencePromptMs: 120_000, maxDurationMs: 600_000 },
+        behaviour: {
+          greeting: null,
+          endpointingMs: ENDPOINTING_MS,
+          minInterruptionMs: MIN_INTERRUPTION_MS,
+          silencePromptMs: 120_000,
+          maxDurationMs: 600_000,
+        },
         log,
         clock: withNow(realClock, () => transport.now()),
       });
@@ -211,9 +229,19 @@ for (const n of SESSIONS) {
   results.push(await run(n));
 }
 const cols = Object.keys(results[0]!);
-console.log(`\nVoice pipeline, simulated providers (STT final ${STT_FINAL_MS} ms, LLM first token ${LLM_TTFT_MS} ms at ${TOKENS_PER_S} tokens/s, TTS first byte ${TTS_FIRST_BYTE_MS} ms, endpointing ${ENDPOINTING_MS} ms; ideal voice-to-voice ${IDEAL_MS} ms)\n`);
+console.log(
+  `\nVoice pipeline, simulated providers (STT final ${STT_FINAL_MS} ms, LLM first token ${LLM_TTFT_MS} ms at ${TOKENS_PER_S} tokens/s, TTS first byte ${TTS_FIRST_BYTE_MS} ms, endpointing ${ENDPOINTING_MS} ms; ideal voice-to-voice ${IDEAL_MS} ms)\n`,
+);
 console.log(`| ${cols.join(' | ')} |\n|${cols.map(() => '---').join('|')}|`);
-for (const r of results) console.log(`| ${cols.map((c) => { const v = (r as Record<string, unknown>)[c]; return typeof v === 'object' ? JSON.stringify(v) : String(v); }).join(' | ')} |`);
+for (const r of results)
+  console.log(
+    `| ${cols
+      .map((c) => {
+        const v = (r as Record<string, unknown>)[c];
+        return typeof v === 'object' ? JSON.stringify(v) : String(v);
+      })
+      .join(' | ')} |`,
+  );
 mkdirSync(path.dirname(OUT), { recursive: true });
 writeFileSync(OUT, `${JSON.stringify({ environment: { node: process.version, date: new Date().toISOString() }, results }, null, 2)}\n`);
 console.log(`\nJSON: ${OUT}`);

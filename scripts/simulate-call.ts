@@ -41,14 +41,25 @@ const SILENCE_DBFS = -50;
 const CALL_END_WAIT_MS = 5000;
 
 class CliError extends Error {
-  constructor(message: string, readonly exitCode: number) {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
     super(message);
   }
 }
 
 interface Options {
-  to: string; from: string; wav: string; baseUrl: string; accountSid: string; authToken: string;
-  apiKey?: string; out?: string; digits: string; interrupt: boolean;
+  to: string;
+  from: string;
+  wav: string;
+  baseUrl: string;
+  accountSid: string;
+  authToken: string;
+  apiKey?: string;
+  out?: string;
+  digits: string;
+  interrupt: boolean;
 }
 type TranscriptTurn = { speaker: string; text: string; interrupted: boolean; metrics: Record<string, number> };
 
@@ -61,9 +72,17 @@ function twilioEnv(): Record<string, string | undefined> {
 }
 
 const FLAGS = {
-  to: { type: 'string' }, wav: { type: 'string' }, from: { type: 'string' }, url: { type: 'string' },
-  'account-sid': { type: 'string' }, 'auth-token': { type: 'string' }, 'api-key': { type: 'string' },
-  out: { type: 'string' }, digits: { type: 'string' }, interrupt: { type: 'boolean' }, help: { type: 'boolean' },
+  to: { type: 'string' },
+  wav: { type: 'string' },
+  from: { type: 'string' },
+  url: { type: 'string' },
+  'account-sid': { type: 'string' },
+  'auth-token': { type: 'string' },
+  'api-key': { type: 'string' },
+  out: { type: 'string' },
+  digits: { type: 'string' },
+  interrupt: { type: 'boolean' },
+  help: { type: 'boolean' },
 } as const;
 
 function parseOptions(argv: string[]): Options | 'help' {
@@ -78,10 +97,25 @@ function parseOptions(argv: string[]): Options | 'help' {
   const env = twilioEnv();
   const accountSid = v['account-sid'] ?? env.TWILIO_ACCOUNT_SID;
   const authToken = v['auth-token'] ?? env.TWILIO_AUTH_TOKEN;
-  if (!accountSid || !authToken) throw new CliError('no Twilio account: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (as the service has them) or pass --account-sid and --auth-token', 2);
+  if (!accountSid || !authToken)
+    throw new CliError(
+      'no Twilio account: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (as the service has them) or pass --account-sid and --auth-token',
+      2,
+    );
   if (v.digits && !/^[0-9*#]+$/.test(v.digits)) throw new CliError('--digits takes keypad keys only: 0-9, * and #', 2);
   const baseUrl = (v.url ?? 'http://127.0.0.1:8000').replace(/\/+$/, '');
-  return { to: v.to, wav: v.wav, from: v.from ?? '+15557654321', baseUrl, accountSid, authToken, apiKey: v['api-key'], out: v.out, digits: v.digits ?? '', interrupt: v.interrupt ?? false };
+  return {
+    to: v.to,
+    wav: v.wav,
+    from: v.from ?? '+15557654321',
+    baseUrl,
+    accountSid,
+    authToken,
+    apiKey: v['api-key'],
+    out: v.out,
+    digits: v.digits ?? '',
+    interrupt: v.interrupt ?? false,
+  };
 }
 
 /** The WAV as 8 kHz phone audio, near-silence at both ends cut. */
@@ -90,7 +124,10 @@ function readSpeech(path: string): Int16Array {
   try {
     wav = parseWav(readFileSync(path));
   } catch (err) {
-    throw new CliError(`cannot use ${path} as the caller's speech (${(err as Error).message}): give a PCM WAV (16-bit, mono or stereo, any rate)`, 2);
+    throw new CliError(
+      `cannot use ${path} as the caller's speech (${(err as Error).message}): give a PCM WAV (16-bit, mono or stereo, any rate)`,
+      2,
+    );
   }
   const pcm = resample(wav.pcm, wav.sampleRate, PHONE_RATE);
   const frame = (PHONE_RATE * FRAME_MS) / 1000;
@@ -107,13 +144,21 @@ function readSpeech(path: string): Int16Array {
 function explain(err: unknown, o: Options): CliError {
   const message = err instanceof Error ? err.message : String(err);
   const cause = err instanceof Error && err.cause instanceof Error ? ` (${err.cause.message})` : '';
-  if (message === 'fetch failed') return new CliError(`cannot reach the service at ${o.baseUrl}${cause}: is it running (npm start) and is --url right?`, 3);
+  if (message === 'fetch failed')
+    return new CliError(`cannot reach the service at ${o.baseUrl}${cause}: is it running (npm start) and is --url right?`, 3);
   const status = /^voice webhook answered (\d+): ([\s\S]*)$/.exec(message);
   const urlHint = `--url (${o.baseUrl}) is not its public base URL exactly as it sees it (PUBLIC_BASE_URL, when set, must match --url)`;
-  if (status?.[1] === '403') return new CliError(`the service refused the webhook signature (403): either the auth token is not the service's TWILIO_AUTH_TOKEN, or ${urlHint}`, 4);
+  if (status?.[1] === '403')
+    return new CliError(
+      `the service refused the webhook signature (403): either the auth token is not the service's TWILIO_AUTH_TOKEN, or ${urlHint}`,
+      4,
+    );
   if (status) return new CliError(`the voice webhook answered ${status[1]}: ${status[2]}`, 6);
   if (/not in service/i.test(message)) {
-    return new CliError(`the service says ${o.to} is not in service: register the number with POST /api/v1/phone-numbers (and check --account-sid is the service's TWILIO_ACCOUNT_SID)`, 5);
+    return new CliError(
+      `the service says ${o.to} is not in service: register the number with POST /api/v1/phone-numbers (and check --account-sid is the service's TWILIO_ACCOUNT_SID)`,
+      5,
+    );
   }
   if (message.startsWith('the TwiML')) return new CliError(message, 6);
   return new CliError(`could not open the call's media stream: ${message}${cause}`, 3);
@@ -152,7 +197,11 @@ async function converse(call: SimulatedCall, o: Options, speech: Int16Array): Pr
     const bargeStartMs = call.now();
     last = await call.say(speech);
     const clearMs = call.leg.clears.find((at) => at >= bargeStartMs);
-    console.log(clearMs === undefined ? 'barge-in: the agent did not stop (no clear)' : `barge-in: the agent stopped ${Math.round(clearMs - bargeStartMs)} ms after the caller started speaking`);
+    console.log(
+      clearMs === undefined
+        ? 'barge-in: the agent did not stop (no clear)'
+        : `barge-in: the agent stopped ${Math.round(clearMs - bargeStartMs)} ms after the caller started speaking`,
+    );
     await answered(call, last, 'the WAV again, over the answer');
   }
   await call.agentDone({ sinceMs: last.saidEndMs, quietMs: QUIET_MS, timeoutMs: ANSWER_TIMEOUT_MS });
@@ -169,8 +218,10 @@ async function converse(call: SimulatedCall, o: Options, speech: Int16Array): Pr
 
 async function api(o: Options, path: string): Promise<unknown> {
   const res = await fetch(`${o.baseUrl}${path}`, { headers: { authorization: `Bearer ${o.apiKey}` } });
-  if (res.status === 401 || res.status === 403) throw new CliError(`the API refused --api-key (${res.status}): give an API key (vak_...) of the tenant that owns ${o.to}`, 7);
-  if (res.status === 404) throw new CliError(`the API does not know call ${path.split('/')[4]} for this key: is the key the number's tenant's?`, 7);
+  if (res.status === 401 || res.status === 403)
+    throw new CliError(`the API refused --api-key (${res.status}): give an API key (vak_...) of the tenant that owns ${o.to}`, 7);
+  if (res.status === 404)
+    throw new CliError(`the API does not know call ${path.split('/')[4]} for this key: is the key the number's tenant's?`, 7);
   if (!res.ok) throw new CliError(`GET ${path} answered ${res.status}: ${await res.text()}`, 1);
   return res.json();
 }
@@ -211,9 +262,13 @@ async function main(argv: string[]): Promise<number> {
   writeFileSync(out, call.leg.heardWav());
   console.log(`what the agent said: ${out} (8 kHz, ${(call.leg.heardMs() / 1000).toFixed(1)} s of speech)`);
   const pacing = call.leg.pacing();
-  console.log(`agent audio pacing: gap p50 ${pacing.p50Ms.toFixed(1)} ms, p99 ${pacing.p99Ms.toFixed(1)} ms, max ${pacing.maxMs.toFixed(1)} ms over ${pacing.count} gaps (20 ms is real time)`);
+  console.log(
+    `agent audio pacing: gap p50 ${pacing.p50Ms.toFixed(1)} ms, p99 ${pacing.p99Ms.toFixed(1)} ms, max ${pacing.maxMs.toFixed(1)} ms over ${pacing.count} gaps (20 ms is real time)`,
+  );
   // The service sends a little ahead and Twilio buffers it, so only a gap longer than that lead is heard.
-  console.log(`as heard at the phone: gap p99 ${pacing.heardP99Ms.toFixed(1)} ms, max ${pacing.heardMaxMs.toFixed(1)} ms (20 ms is unbroken audio)`);
+  console.log(
+    `as heard at the phone: gap p99 ${pacing.heardP99Ms.toFixed(1)} ms, max ${pacing.heardMaxMs.toFixed(1)} ms (20 ms is unbroken audio)`,
+  );
   if (failure) throw new CliError(`the call went wrong: ${failure instanceof Error ? failure.message : String(failure)}`, 1);
   if (o.apiKey && call.callId) await printTranscript(o, call.callId);
   return 0;

@@ -9,7 +9,14 @@ const tmp = () => mkdtempSync(path.join(tmpdir(), 'va-config-'));
 describe('config', () => {
   it('starts with nothing set: documented defaults', () => {
     const c = loadConfig({ DATA_DIR: tmp() });
-    expect(c).toMatchObject({ env: 'development', host: '127.0.0.1', port: 8000, databaseUrl: undefined, redisUrl: undefined, accessTokenTtlMs: 30 * 60_000 });
+    expect(c).toMatchObject({
+      env: 'development',
+      host: '127.0.0.1',
+      port: 8000,
+      databaseUrl: undefined,
+      redisUrl: undefined,
+      accessTokenTtlMs: 30 * 60_000,
+    });
     expect(loadConfig({}).dataDir).toBe(path.resolve('./data'));
   });
 
@@ -41,7 +48,7 @@ describe('config', () => {
     expect(c.livekit.sipUri).toBe('sip.example.com');
   });
 
-  it('groups each vendor\'s key and base URL, and checks the URL\'s scheme per vendor', () => {
+  it("groups each vendor's key and base URL, and checks the URL's scheme per vendor", () => {
     const c = loadConfig({
       DATA_DIR: tmp(),
       OPENAI_BASE_URL: 'http://127.0.0.1:9/v1',
@@ -55,13 +62,22 @@ describe('config', () => {
     expect(c.credentials.deepgram).toEqual({ apiKey: 'd', baseUrl: 'ws://127.0.0.1:9' });
     expect(c.credentials.elevenlabs?.baseUrl).toBe('http://127.0.0.1:10');
     // Deepgram streams over a websocket; the others speak HTTP. An empty value is unset.
-    expect(() => loadConfig({ DATA_DIR: tmp(), DEEPGRAM_BASE_URL: 'https://api.deepgram.com' })).toThrow(/DEEPGRAM_BASE_URL: must be a URL starting with ws:\/\/ or wss:\/\//);
+    expect(() => loadConfig({ DATA_DIR: tmp(), DEEPGRAM_BASE_URL: 'https://api.deepgram.com' })).toThrow(
+      /DEEPGRAM_BASE_URL: must be a URL starting with ws:\/\/ or wss:\/\//,
+    );
     expect(() => loadConfig({ DATA_DIR: tmp(), OPENAI_BASE_URL: 'ftp://x', PORT: 'x' })).toThrow(/PORT[\s\S]*OPENAI_BASE_URL/);
     expect(loadConfig({ DATA_DIR: tmp(), OPENAI_API_KEY: ' ' }).credentials.openai?.apiKey).toBeUndefined();
   });
 
   it('names every bad variable', () => {
-    const bad = () => loadConfig({ DATA_DIR: tmp(), PORT: 'eighty', DATABASE_URL: 'mysql://x', JWT_ACCESS_TOKEN_EXPIRE_MINUTES: '-5', TWILIO_ACCOUNT_SID: 'nope' });
+    const bad = () =>
+      loadConfig({
+        DATA_DIR: tmp(),
+        PORT: 'eighty',
+        DATABASE_URL: 'mysql://x',
+        JWT_ACCESS_TOKEN_EXPIRE_MINUTES: '-5',
+        TWILIO_ACCOUNT_SID: 'nope',
+      });
     expect(bad).toThrow(ConfigError);
     try {
       bad();
@@ -110,7 +126,9 @@ describe('config', () => {
     const secret = { SECRET_KEY: 's'.repeat(40) };
     expect(loadConfig({ DATA_DIR: tmp() }).phoneNumbersSkipVerification).toBe(true);
     expect(loadConfig({ NODE_ENV: 'production', ...secret }).phoneNumbersSkipVerification).toBe(false);
-    expect(loadConfig({ NODE_ENV: 'production', PHONE_NUMBERS_SKIP_VERIFICATION: 'true', ...secret }).phoneNumbersSkipVerification).toBe(true);
+    expect(loadConfig({ NODE_ENV: 'production', PHONE_NUMBERS_SKIP_VERIFICATION: 'true', ...secret }).phoneNumbersSkipVerification).toBe(
+      true,
+    );
     expect(loadConfig({ DATA_DIR: tmp(), PHONE_NUMBERS_SKIP_VERIFICATION: 'false' }).phoneNumbersSkipVerification).toBe(false);
   });
 

@@ -26,13 +26,16 @@ const url = (protocols: string[]) =>
     emptyToUndefined,
     z
       .string()
-      .refine((v) => {
-        try {
-          return protocols.includes(new URL(v).protocol);
-        } catch {
-          return false;
-        }
-      }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`)
+      .refine(
+        (v) => {
+          try {
+            return protocols.includes(new URL(v).protocol);
+          } catch {
+            return false;
+          }
+        },
+        `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
+      )
       .optional(),
   );
 
@@ -62,7 +65,7 @@ const trustProxy = z.preprocess(
         ctx.addIssue({
           code: 'custom',
           message:
-            'true would believe any client\'s X-Forwarded-For (anyone could choose the IP its rate limits count); ' +
+            "true would believe any client's X-Forwarded-For (anyone could choose the IP its rate limits count); " +
             'give the number of proxies in front of the service (e.g. 1) or their addresses/CIDRs (e.g. 10.0.0.0/8,loopback)',
         });
         return z.NEVER;
@@ -72,10 +75,16 @@ const trustProxy = z.preprocess(
         if (hops > 10) ctx.addIssue({ code: 'custom', message: 'a hop count must be 0..10' });
         return hops === 0 ? false : hops;
       }
-      const list = v.split(',').map((x) => x.trim()).filter(Boolean);
+      const list = v
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean);
       const bad = list.filter((x) => !PROXY_RANGE_NAMES.has(x) && !isAddressOrCidr(x));
       if (bad.length || !list.length) {
-        ctx.addIssue({ code: 'custom', message: `must be false, a hop count or a list of proxy addresses/CIDRs; not understood: ${bad.join(', ') || raw}` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be false, a hop count or a list of proxy addresses/CIDRs; not understood: ${bad.join(', ') || raw}`,
+        });
         return z.NEVER;
       }
       return list;
@@ -88,10 +97,7 @@ const envSchema = z.object({
   HOST: z.preprocess(emptyToUndefined, z.string().default('127.0.0.1')),
   PORT: int(8000, 0, 65535),
   DATA_DIR: z.preprocess(emptyToUndefined, z.string().default('./data')),
-  LOG_LEVEL: z.preprocess(
-    emptyToUndefined,
-    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  ),
+  LOG_LEVEL: z.preprocess(emptyToUndefined, z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
   PUBLIC_BASE_URL: url(['http:', 'https:']),
   TRUST_PROXY: trustProxy,
   BODY_LIMIT_BYTES: int(1_048_576, 1024, 1024 * 1024 * 1024),
@@ -160,7 +166,12 @@ const envSchema = z.object({
     z
       .string()
       .default('')
-      .transform((v) => v.split(',').map((e) => e.trim()).filter(Boolean))
+      .transform((v) =>
+        v
+          .split(',')
+          .map((e) => e.trim())
+          .filter(Boolean),
+      )
       .superRefine((entries, ctx) => {
         for (const e of entries) {
           const parsed = parseAllowEntry(e);
@@ -234,7 +245,9 @@ export interface Config {
     /** Recordings being made: each call's WAV grows here until it is stored (the data folder, or the system's temp folder). */
     spoolDir: string;
     urlTtlMs: number;
-    s3: { bucket: string; endpoint?: string; region: string; accessKeyId?: string; secretAccessKey?: string; forcePathStyle: boolean } | undefined;
+    s3:
+      | { bucket: string; endpoint?: string; region: string; accessKeyId?: string; secretAccessKey?: string; forcePathStyle: boolean }
+      | undefined;
   };
   /**
    * The platform's key per vendor, and where its API is (a proxy, an OpenAI-compatible server, a local fake; unset:

@@ -74,7 +74,11 @@ export interface Deps {
 }
 
 /** `databaseSnapshot`: tests only, a migrated embedded database to start from (db/client.ts). */
-export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { cachePrefix?: string; databaseSnapshot?: Blob } = {}): Promise<Deps> {
+export async function buildDeps(
+  config: Config,
+  log: FastifyBaseLogger,
+  opts: { cachePrefix?: string; databaseSnapshot?: Blob } = {},
+): Promise<Deps> {
   const database = await openDatabase({
     url: config.databaseUrl,
     dataDir: config.dataDir === 'memory://' ? 'memory://' : `${config.dataDir}/pglite`,
@@ -132,16 +136,43 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
   );
   const { accountSid, authToken, apiBaseUrl } = config.twilio;
   // Who may register a number: the Twilio account's incoming numbers are checked unless the operator skips it.
-  const numberOwnership = config.phoneNumbersSkipVerification ? 'skip' : accountSid && authToken ? new TwilioRest({ accountSid, authToken, apiBaseUrl }) : undefined;
+  const numberOwnership = config.phoneNumbersSkipVerification
+    ? 'skip'
+    : accountSid && authToken
+      ? new TwilioRest({ accountSid, authToken, apiBaseUrl })
+      : undefined;
   const phoneNumbers = new PhoneNumberService(db, numberOwnership);
   // Commands for live calls (hang up, transfer) reach whichever instance holds the call's media.
   const control = new CallControl(cache, log.child({ component: 'call-control' }));
   await control.start();
-  const admission = new Admission({ maxLiveCalls: config.calls.maxLive, maxLiveCallsPerTenant: config.calls.maxLivePerTenant, connectTimeoutMs: config.calls.connectTimeoutMs });
-  const voice = new VoiceCalls(calls, providers, log.child({ component: 'voice' }), recordings, config.recordings.spoolDir, control, admission);
+  const admission = new Admission({
+    maxLiveCalls: config.calls.maxLive,
+    maxLiveCallsPerTenant: config.calls.maxLivePerTenant,
+    connectTimeoutMs: config.calls.connectTimeoutMs,
+  });
+  const voice = new VoiceCalls(
+    calls,
+    providers,
+    log.child({ component: 'voice' }),
+    recordings,
+    config.recordings.spoolDir,
+    control,
+    admission,
+  );
   await voice.sweepSpool();
-  const livekitAgent = new LiveKitAgent({ calls, voice, settings, phoneNumbers, log: log.child({ component: 'livekit-agent' }), admission });
-  const sweeper = new CallSweeper(calls, { connectTimeoutMs: config.calls.connectTimeoutMs, chatIdleMs: config.calls.chatIdleTimeoutMs }, log.child({ component: 'call-sweeper' }));
+  const livekitAgent = new LiveKitAgent({
+    calls,
+    voice,
+    settings,
+    phoneNumbers,
+    log: log.child({ component: 'livekit-agent' }),
+    admission,
+  });
+  const sweeper = new CallSweeper(
+    calls,
+    { connectTimeoutMs: config.calls.connectTimeoutMs, chatIdleMs: config.calls.chatIdleTimeoutMs },
+    log.child({ component: 'call-sweeper' }),
+  );
   sweeper.start();
   const deps: Deps = {
     config,
@@ -168,7 +199,17 @@ export async function buildDeps(config: Config, log: FastifyBaseLogger, opts: { 
     sweeper,
     control,
     // A media token lasts as long as its call's place is kept for it: a call may connect until either runs out.
-    telephony: new Telephony(config, calls, phoneNumbers, settings, voice, control, new CallTokenService(config.secretKey, cache, config.calls.connectTimeoutMs), log.child({ component: 'telephony' }), admission),
+    telephony: new Telephony(
+      config,
+      calls,
+      phoneNumbers,
+      settings,
+      voice,
+      control,
+      new CallTokenService(config.secretKey, cache, config.calls.connectTimeoutMs),
+      log.child({ component: 'telephony' }),
+      admission,
+    ),
     recordings,
     livekit: LiveKitService.fromConfig(config, log),
     livekitAgent,

@@ -7,8 +7,9 @@ const t = useTestApp({ PLATFORM_ADMIN_EMAIL: ADMIN_EMAIL, PLATFORM_ADMIN_PASSWOR
 let root: string; // platform admin's access token
 let a: Session;
 beforeAll(async () => {
-  root = (await t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } })).json()
-    .access_token;
+  root = (
+    await t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } })
+  ).json().access_token;
   a = await signup(t.app, { tenant_name: 'Tenant A' });
 });
 
@@ -48,7 +49,11 @@ describe('platform admin', () => {
     expect(me.statusCode).toBe(403);
     expect(me.json().error.code).toBe('tenant_suspended');
     expect((await req('GET', '/api/v1/settings/tenant', key)).statusCode).toBe(403);
-    const login = await t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email: s.user.email, password: 'correct horse battery' } });
+    const login = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/login',
+      payload: { email: s.user.email, password: 'correct horse battery' },
+    });
     expect(login.statusCode).toBe(403);
     const refresh = await t.app.inject({ method: 'POST', url: '/api/v1/auth/refresh', payload: { refresh_token: s.refresh_token } });
     expect(refresh.statusCode).toBe(403);

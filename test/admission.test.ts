@@ -21,7 +21,8 @@ beforeAll(async () => {
   deepgram = await startFakeDeepgram({});
 });
 afterAll(() => deepgram.close());
-const withDeepgram = (t: TestApp, s: Session) => t.deps.settings.putTenant(s.tenant.id, { providers: { stt: { provider: 'deepgram' } }, provider_keys: { deepgram: deepgram.apiKey } });
+const withDeepgram = (t: TestApp, s: Session) =>
+  t.deps.settings.putTenant(s.tenant.id, { providers: { stt: { provider: 'deepgram' } }, provider_keys: { deepgram: deepgram.apiKey } });
 
 /** Timers driven by hand: the connect timeout without waiting for it. */
 function manualTimers() {
@@ -89,7 +90,13 @@ describe('new calls past the limits', () => {
   const aCalls: string[] = [];
 
   beforeAll(async () => {
-    t = await buildTestApp({ MAX_LIVE_CALLS: '3', MAX_LIVE_CALLS_PER_TENANT: '2', TWILIO_ACCOUNT_SID: ACCOUNT.accountSid, TWILIO_AUTH_TOKEN: ACCOUNT.authToken, DEEPGRAM_BASE_URL: deepgram.url });
+    t = await buildTestApp({
+      MAX_LIVE_CALLS: '3',
+      MAX_LIVE_CALLS_PER_TENANT: '2',
+      TWILIO_ACCOUNT_SID: ACCOUNT.accountSid,
+      TWILIO_AUTH_TOKEN: ACCOUNT.authToken,
+      DEEPGRAM_BASE_URL: deepgram.url,
+    });
     await t.app.listen({ port: 0, host: '127.0.0.1' });
     const addr = t.app.server.address();
     base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
@@ -122,10 +129,22 @@ describe('new calls past the limits', () => {
 
   it('a phone call past the limit hears that all lines are busy, and the call is recorded busy with its reason', async () => {
     const number = '+15550002222';
-    const registered = await t.app.inject({ method: 'POST', url: '/api/v1/phone-numbers', headers: bearer(a.access_token), payload: { number } });
+    const registered = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/phone-numbers',
+      headers: bearer(a.access_token),
+      payload: { number },
+    });
     expect(registered.statusCode, registered.body).toBe(201);
     const callSid = `CA${'b'.repeat(32)}`;
-    const res = await postSigned(ACCOUNT, `${base}/api/v1/webhooks/twilio/voice`, { AccountSid: ACCOUNT.accountSid, CallSid: callSid, From: '+15557654321', To: number, CallStatus: 'ringing', Direction: 'inbound' });
+    const res = await postSigned(ACCOUNT, `${base}/api/v1/webhooks/twilio/voice`, {
+      AccountSid: ACCOUNT.accountSid,
+      CallSid: callSid,
+      From: '+15557654321',
+      To: number,
+      CallStatus: 'ringing',
+      Direction: 'inbound',
+    });
     expect(res.status).toBe(200);
     const twiml = await res.text();
     expect(twiml).toMatch(/<Say[^>]*>Sorry, all our lines are busy\. Please call again later\. Goodbye\.<\/Say>/);
@@ -167,7 +186,13 @@ describe('calls that never connect, calls of a lost instance, idle chats', () =>
   afterAll(() => t.close());
 
   const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000);
-  async function insertCall(values: { direction: 'inbound' | 'outbound' | 'web' | 'chat'; status?: string; createdAt: Date; lastSeenAt?: Date; endedAt?: Date }) {
+  async function insertCall(values: {
+    direction: 'inbound' | 'outbound' | 'web' | 'chat';
+    status?: string;
+    createdAt: Date;
+    lastSeenAt?: Date;
+    endedAt?: Date;
+  }) {
     const [row] = await t.deps.database.db
       .insert(callsTable)
       .values({ tenantId: s.tenant.id, status: 'in_progress', startedAt: values.createdAt, answeredAt: values.createdAt, ...values })
@@ -175,7 +200,8 @@ describe('calls that never connect, calls of a lost instance, idle chats', () =>
     return row!.id;
   }
   const rowOf = async (id: string) => (await t.deps.database.db.select().from(callsTable).where(eq(callsTable.id, id)))[0]!;
-  const endedEvents = async (id: string) => (await t.deps.calls.events(s.tenant.id, id)).filter((e) => e.type === 'call.ended').map((e) => e.extraData);
+  const endedEvents = async (id: string) =>
+    (await t.deps.calls.events(s.tenant.id, id)).filter((e) => e.type === 'call.ended').map((e) => e.extraData);
 
   it('a web call whose websocket never opens gives its place back after the connect timeout', async () => {
     const webCall = () => t.app.inject({ method: 'POST', url: '/api/v1/calls/web', headers: bearer(s.access_token), payload: {} });
@@ -193,7 +219,11 @@ describe('calls that never connect, calls of a lost instance, idle chats', () =>
   it('one sweep ends what nobody carries, with status and reason, and leaves live calls and chats alone; concurrent sweeps end each once', async () => {
     const noMedia = await insertCall({ direction: 'web', createdAt: minutesAgo(10) });
     const neverAnswered = await insertCall({ direction: 'outbound', status: 'ringing', createdAt: minutesAgo(10) });
-    const lost = await insertCall({ direction: 'inbound', createdAt: minutesAgo(10), lastSeenAt: new Date(Date.now() - LOST_AFTER_MS - 60_000) });
+    const lost = await insertCall({
+      direction: 'inbound',
+      createdAt: minutesAgo(10),
+      lastSeenAt: new Date(Date.now() - LOST_AFTER_MS - 60_000),
+    });
     const idleChat = await insertCall({ direction: 'chat', createdAt: minutesAgo(120), lastSeenAt: minutesAgo(60) });
     const activeChat = await insertCall({ direction: 'chat', createdAt: minutesAgo(120), lastSeenAt: minutesAgo(1) });
     const live = await insertCall({ direction: 'web', createdAt: minutesAgo(10), lastSeenAt: new Date(Date.now() - 10_000) });
@@ -218,10 +248,19 @@ describe('calls that never connect, calls of a lost instance, idle chats', () =>
 
   it('a chat message keeps its session alive; a silent one is ended as idle and takes no more messages', async () => {
     const chat = (message: string, sessionId?: string) =>
-      t.app.inject({ method: 'POST', url: '/api/v1/chat', headers: bearer(s.access_token), payload: { message, ...(sessionId && { session_id: sessionId }) } });
+      t.app.inject({
+        method: 'POST',
+        url: '/api/v1/chat',
+        headers: bearer(s.access_token),
+        payload: { message, ...(sessionId && { session_id: sessionId }) },
+      });
     const opened = [await chat('Hello?'), await chat('Anyone there?')].map((r) => r.json().session_id as string);
     // Both were last heard from an hour ago; then one of them gets a message.
-    for (const id of opened) await t.deps.database.db.update(callsTable).set({ lastSeenAt: minutesAgo(60) }).where(eq(callsTable.id, id));
+    for (const id of opened)
+      await t.deps.database.db
+        .update(callsTable)
+        .set({ lastSeenAt: minutesAgo(60) })
+        .where(eq(callsTable.id, id));
     expect((await chat('Still here.', opened[0])).statusCode).toBe(200);
     await t.deps.sweeper.sweep();
     expect(await rowOf(opened[0]!)).toMatchObject({ status: 'in_progress', endedAt: null });
@@ -231,7 +270,11 @@ describe('calls that never connect, calls of a lost instance, idle chats', () =>
   });
 
   it('a call whose media connects when the tenant has no place left is closed with the busy message and ends busy', async () => {
-    await waitFor('earlier calls’ places to lapse', async () => (t.deps.admission.liveCallsOf(s.tenant.id) === 0 ? true : undefined), 10_000);
+    await waitFor(
+      'earlier calls’ places to lapse',
+      async () => (t.deps.admission.liveCallsOf(s.tenant.id) === 0 ? true : undefined),
+      10_000,
+    );
     const callId = await insertCall({ direction: 'web', createdAt: new Date() });
     // Its place was reserved on another instance; here the tenant's only place is taken.
     const other = t.deps.admission.admit(s.tenant.id, 'web');
@@ -250,7 +293,11 @@ describe('calls that never connect, calls of a lost instance, idle chats', () =>
     // Its instance stopped 5 minutes ago, mid-call: the sweeper would end it as lost...
     const callId = await insertCall({ direction: 'web', createdAt: minutesAgo(10), lastSeenAt: minutesAgo(5) });
     // ...but it is picked up again first (a browser reconnecting), and is live here.
-    await waitFor('earlier calls’ places to lapse', async () => (t.deps.admission.liveCallsOf(s.tenant.id) === 0 ? true : undefined), 10_000);
+    await waitFor(
+      'earlier calls’ places to lapse',
+      async () => (t.deps.admission.liveCallsOf(s.tenant.id) === 0 ? true : undefined),
+      10_000,
+    );
     const transport = new MemoryTransport(16000);
     const running = t.deps.voice.run(s.tenant.id, callId, transport);
     await waitFor('the session to run', async () => (t.deps.voice.active === 1 ? true : undefined));

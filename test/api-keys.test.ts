@@ -43,7 +43,10 @@ describe('API keys', () => {
     expect(res.statusCode).toBe(401);
     expect((await req('DELETE', `/api/v1/api-keys/${k.id}`, a.access_token)).statusCode).toBe(404);
     const e = (await req('POST', '/api/v1/api-keys', a.access_token, { name: 'expiring' })).json();
-    await t.deps.database.db.update(apiKeys).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(apiKeys.id, e.id));
+    await t.deps.database.db
+      .update(apiKeys)
+      .set({ expiresAt: new Date(Date.now() - 1000) })
+      .where(eq(apiKeys.id, e.id));
     expect((await req('GET', '/api/v1/settings/tenant', e.key)).statusCode).toBe(401);
     expect((await req('POST', '/api/v1/api-keys', a.access_token, { name: 'x', expires_at: '2000-01-01T00:00:00Z' })).statusCode).toBe(422);
   });

@@ -12,7 +12,12 @@ const post = (url: string, payload: unknown, headers = {}) => t.app.inject({ met
 describe('signup and login', () => {
   it('creates a tenant whose first user is its admin, and returns a token pair', async () => {
     const email = uniqueEmail('Founder').toUpperCase();
-    const res = await post('/api/v1/auth/signup', { email, password: 'correct horse battery', tenant_name: 'Sunrise Clinic', full_name: 'Ada' });
+    const res = await post('/api/v1/auth/signup', {
+      email,
+      password: 'correct horse battery',
+      tenant_name: 'Sunrise Clinic',
+      full_name: 'Ada',
+    });
     expect(res.statusCode).toBe(201);
     const body = res.json();
     expect(body.token_type).toBe('bearer');

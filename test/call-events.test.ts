@@ -21,7 +21,8 @@ describe('the catalog', () => {
       expect(type).toMatch(/^[a-z]+\.[a-z_]+$/);
       expect(callEventSchemas[type].description, type).toBeTruthy();
     }
-    for (const type of [...LEGACY_CALL_EVENT_NAMES.values(), ...Object.values(LIVEKIT_WEBHOOK_EVENTS)]) expect(isCallEventType(type)).toBe(true);
+    for (const type of [...LEGACY_CALL_EVENT_NAMES.values(), ...Object.values(LIVEKIT_WEBHOOK_EVENTS)])
+      expect(isCallEventType(type)).toBe(true);
     expect(isCallEventType('barge_in')).toBe(false);
     expect(isCallEventType('constructor')).toBe(false);
   });
@@ -32,7 +33,9 @@ describe('GET /api/v1/calls/{id}/events', () => {
     const spec = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json();
     const item = spec.paths['/api/v1/calls/{id}/events'].get.responses['200'].content['application/json'].schema.properties.items.items;
     expect(item.$ref).toBe('#/components/schemas/CallEvent');
-    const variants = spec.components.schemas.CallEvent.oneOf as { properties: { type: { enum: string[] }; data: { properties?: object } } }[];
+    const variants = spec.components.schemas.CallEvent.oneOf as {
+      properties: { type: { enum: string[] }; data: { properties?: object } };
+    }[];
     expect(variants.map((v) => v.properties.type.enum[0]).sort()).toEqual([...CALL_EVENT_TYPES].sort());
     const bargeIn = variants.find((v) => v.properties.type.enum[0] === 'turn.barge_in')!;
     expect(Object.keys(bargeIn.properties.data.properties ?? {})).toEqual(['speech_ms', 'voiced_ms']);
@@ -43,7 +46,9 @@ describe('GET /api/v1/calls/{id}/events', () => {
     expect(started.statusCode).toBe(200);
     const sessionId = started.json().session_id as string;
     // A row as the service wrote it before the catalog.
-    await t.deps.database.db.insert(callEvents).values({ tenantId: s.tenant.id, callId: sessionId, type: 'barge_in', extraData: { speech_ms: 400, voiced_ms: 300 } });
+    await t.deps.database.db
+      .insert(callEvents)
+      .values({ tenantId: s.tenant.id, callId: sessionId, type: 'barge_in', extraData: { speech_ms: 400, voiced_ms: 300 } });
 
     const res = await call(t.app, 'GET', `/api/v1/calls/${sessionId}/events`, s.access_token);
     expect(res.statusCode).toBe(200);

@@ -35,14 +35,17 @@ type Msg = Record<string, unknown> & { type: string };
 async function connect(opts: { token?: string; browser?: boolean; query?: string } = {}) {
   const token = opts.token ?? a.access_token;
   const url = base + (opts.query ?? '');
-  const ws = opts.browser === false ? new WebSocket(url, { headers: { authorization: `Bearer ${token}` } }) : new WebSocket(url, ['bearer', token]);
+  const ws =
+    opts.browser === false ? new WebSocket(url, { headers: { authorization: `Bearer ${token}` } }) : new WebSocket(url, ['bearer', token]);
   const received: Msg[] = [];
   const waiters: (() => void)[] = [];
   ws.on('message', (data) => {
     received.push(JSON.parse(data.toString()) as Msg);
     for (const w of waiters.splice(0)) w();
   });
-  const closed = new Promise<{ code: number; reason: string }>((r) => ws.on('close', (code, reason) => r({ code, reason: reason.toString() })));
+  const closed = new Promise<{ code: number; reason: string }>((r) =>
+    ws.on('close', (code, reason) => r({ code, reason: reason.toString() })),
+  );
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('unexpected-response', (req, res) => {
@@ -129,7 +132,8 @@ describe('chat websocket', () => {
       const words = (reply.reply as string).split(' ');
       expect(words.length).toBeGreaterThanOrEqual(2);
       expect(words.length).toBeLessThan(60);
-      const transcript = (await call(t.app, 'GET', `/api/v1/calls/${session.session_id as string}/transcript`, a.access_token)).json().items;
+      const transcript = (await call(t.app, 'GET', `/api/v1/calls/${session.session_id as string}/transcript`, a.access_token)).json()
+        .items;
       expect(transcript.at(-1)).toMatchObject({ speaker: 'agent', text: reply.reply, interrupted: true });
       // The socket is still usable.
       fake.chunkDelayMs = 0;
@@ -185,7 +189,9 @@ describe('chat websocket', () => {
     for (const frame of frames) c.send(frame);
     const errors: Msg[] = [];
     for (let i = 0; i < frames.length; i++) errors.push(await c.next('error'));
-    expect(errors.map((e) => (e.error as { code: string }).code).filter((code) => !['invalid_json', 'validation_error'].includes(code))).toEqual([]);
+    expect(
+      errors.map((e) => (e.error as { code: string }).code).filter((code) => !['invalid_json', 'validation_error'].includes(code)),
+    ).toEqual([]);
     // The socket still works.
     c.send({ type: 'message', text: 'Now properly' });
     expect((await c.next('reply')).reply).toBe('Fine.');
@@ -200,7 +206,9 @@ describe('chat websocket', () => {
     // The greeting is written and the session announced; then writing the caller's words fails.
     const addTurn = t.deps.calls.addTurn.bind(t.deps.calls);
     let writes = 0;
-    const spy = vi.spyOn(t.deps.calls, 'addTurn').mockImplementation((...args) => (++writes === 2 ? Promise.reject(new Error('disk full')) : addTurn(...args)));
+    const spy = vi
+      .spyOn(t.deps.calls, 'addTurn')
+      .mockImplementation((...args) => (++writes === 2 ? Promise.reject(new Error('disk full')) : addTurn(...args)));
     c.send({ type: 'message', text: 'Hello?' });
     const first = await c.next('session');
     expect(await c.next('error')).toMatchObject({ error: { code: 'internal_error' } });

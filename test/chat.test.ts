@@ -15,15 +15,20 @@ beforeAll(async () => {
   ({ a, b } = await twoTenants(t.app));
   const doc = await call(t.app, 'POST', '/api/v1/documents', a.access_token, {
     title: 'Clinic hours',
-    content: '# Opening hours\n\nThe Sunrise clinic opens at seven thirty on weekdays. On Saturdays the clinic closes at noon.\n\n# Parking\n\nFree parking is in the garage on Elm Street.',
+    content:
+      '# Opening hours\n\nThe Sunrise clinic opens at seven thirty on weekdays. On Saturdays the clinic closes at noon.\n\n# Parking\n\nFree parking is in the garage on Elm Street.',
   });
-  await waitFor('document ready', async () => ((await call(t.app, 'GET', `/api/v1/documents/${doc.json().id}`, a.access_token)).json().status === 'ready' ? true : undefined));
+  await waitFor('document ready', async () =>
+    (await call(t.app, 'GET', `/api/v1/documents/${doc.json().id}`, a.access_token)).json().status === 'ready' ? true : undefined,
+  );
   const settings = await call(t.app, 'PUT', '/api/v1/settings/tenant', a.access_token, {
     greeting: 'Hello, Sunrise clinic, how can I help?',
     call: { transfer_number: '+14155550100' },
   });
   expect(settings.statusCode, settings.body).toBe(200);
-  chunkIds = (await call(t.app, 'POST', '/api/v1/knowledge/search', a.access_token, { query: 'Saturdays noon', min_score: 0 })).json().results.map((r: { chunk_id: string }) => r.chunk_id);
+  chunkIds = (await call(t.app, 'POST', '/api/v1/knowledge/search', a.access_token, { query: 'Saturdays noon', min_score: 0 }))
+    .json()
+    .results.map((r: { chunk_id: string }) => r.chunk_id);
 });
 afterAll(async () => {
   await t.close();
@@ -59,7 +64,9 @@ describe('text channel', () => {
     ]);
     expect(transcript[2].citations).toEqual(r1.citations);
     expect(Object.keys(transcript[2].metrics).sort()).toEqual(['llm_total', 'llm_ttft', 'retrieval']);
-    const events = (await call(t.app, 'GET', `/api/v1/calls/${id}/events`, a.access_token)).json().items.map((e: { type: string }) => e.type);
+    const events = (await call(t.app, 'GET', `/api/v1/calls/${id}/events`, a.access_token))
+      .json()
+      .items.map((e: { type: string }) => e.type);
     expect(events).toEqual(['call.started', 'tool.called', 'call.ended']);
     const record = (await call(t.app, 'GET', `/api/v1/calls/${id}`, a.access_token)).json();
     expect(record).toMatchObject({ direction: 'chat', status: 'completed' });
@@ -80,7 +87,9 @@ describe('text channel', () => {
   });
 
   it('keeps working when the configured LLM cannot answer (no key: falls back to the local responder)', async () => {
-    await call(t.app, 'PUT', '/api/v1/settings/tenant', b.access_token, { providers: { llm: { provider: 'anthropic', model: 'claude-haiku-4-5' } } });
+    await call(t.app, 'PUT', '/api/v1/settings/tenant', b.access_token, {
+      providers: { llm: { provider: 'anthropic', model: 'claude-haiku-4-5' } },
+    });
     const res = await chat(b.access_token, { message: 'Goodbye' });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ ended: true });
@@ -89,10 +98,15 @@ describe('text channel', () => {
 
   it('uses OpenAI when configured (knowledge in the prompt, end_call as a tool), and falls back when it fails', async () => {
     const s = await signup(t.app);
-    await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, { providers: { llm: { provider: 'openai', model: 'gpt-4o-mini' } }, provider_keys: { openai: fake.apiKey } });
+    await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, {
+      providers: { llm: { provider: 'openai', model: 'gpt-4o-mini' } },
+      provider_keys: { openai: fake.apiKey },
+    });
     fake.chatScript = (body) => {
       const said = (body.messages as { role: string; content: string }[]).at(-1)!.content;
-      return /bye/i.test(said) ? { text: 'Goodbye from the model.', toolCalls: [{ name: 'end_call', arguments: { reason: 'done' } }] } : { text: 'The model says hello.' };
+      return /bye/i.test(said)
+        ? { text: 'Goodbye from the model.', toolCalls: [{ name: 'end_call', arguments: { reason: 'done' } }] }
+        : { text: 'The model says hello.' };
     };
     const first = (await chat(s.access_token, { message: 'Hello there' })).json();
     expect(first.reply).toBe('The model says hello.');
@@ -113,7 +127,9 @@ describe('text channel', () => {
       expect((await call(t.app, 'GET', `/api/v1/calls/${own.session_id}${path}`, b.access_token)).statusCode).toBe(404);
     }
     expect((await chat(b.access_token, { session_id: own.session_id, message: 'hi' })).statusCode).toBe(404);
-    expect((await call(t.app, 'GET', '/api/v1/calls', b.access_token)).json().items.map((c: { id: string }) => c.id)).not.toContain(own.session_id);
+    expect((await call(t.app, 'GET', '/api/v1/calls', b.access_token)).json().items.map((c: { id: string }) => c.id)).not.toContain(
+      own.session_id,
+    );
     const theirs = (await chat(b.access_token, { message: 'Where is the parking?' })).json();
     expect(theirs.reply).not.toContain('Elm Street');
     expect(theirs.citations).toEqual([]);

@@ -14,7 +14,8 @@ const migrationsFolder = path.join(root, 'src/db/migrations');
 
 function snapshotPath(): string {
   const hash = createHash('sha256');
-  for (const pkg of ['pglite', 'pglite-pgvector']) hash.update(readFileSync(path.join(root, 'node_modules/@electric-sql', pkg, 'package.json')));
+  for (const pkg of ['pglite', 'pglite-pgvector'])
+    hash.update(readFileSync(path.join(root, 'node_modules/@electric-sql', pkg, 'package.json')));
   const files = (dir: string): string[] =>
     readdirSync(dir, { withFileTypes: true })
       .flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name)) : [path.join(dir, e.name)]))

@@ -23,7 +23,12 @@ beforeAll(async () => {
 
 const upload = (file: Buffer, filename: string) => {
   const form = multipart([{ name: 'file', value: file, filename }]);
-  return t.app.inject({ method: 'POST', url: '/api/v1/documents', headers: { ...bearer(s.access_token), ...form.headers }, payload: form.payload });
+  return t.app.inject({
+    method: 'POST',
+    url: '/api/v1/documents',
+    headers: { ...bearer(s.access_token), ...form.headers },
+    payload: form.payload,
+  });
 };
 
 /** Runs `work` while sampling /health and the event loop; the largest delays and RSS seen. */
@@ -86,14 +91,21 @@ describe('hostile documents do not hurt the service', () => {
     expect(bomb.length).toBeLessThan(1_000_000);
     const r = await watched(() => upload(bomb, 'bomb.docx'));
     expect(r.result.statusCode).toBe(422);
-    expect(r.result.json().error).toMatchObject({ code: 'document_too_complex', message: expect.stringMatching(/declares \d+ bytes uncompressed/) });
+    expect(r.result.json().error).toMatchObject({
+      code: 'document_too_complex',
+      message: expect.stringMatching(/declares \d+ bytes uncompressed/),
+    });
     expect(r.loopMaxMs).toBeLessThan(LOOP_BOUND_MS);
     expect(r.rssMaxMb).toBeLessThan(RSS_BOUND_MB);
   });
 
   it('2.2 million paragraphs (under the declared-size limit) fail in the worker on the XML element limit, once', async () => {
     const r = await ingest(await paragraphBombDocx(2_200_000), 'bomb2.docx');
-    expect(r.doc).toMatchObject({ status: 'failed', attempts: 1, error: expect.stringMatching(/^document_too_complex: The DOCX has more than \d+ XML elements/) });
+    expect(r.doc).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      error: expect.stringMatching(/^document_too_complex: The DOCX has more than \d+ XML elements/),
+    });
     expect(r.loopMaxMs).toBeLessThan(LOOP_BOUND_MS);
     expect(r.rssMaxMb).toBeLessThan(RSS_BOUND_MB);
   });
@@ -102,13 +114,21 @@ describe('hostile documents do not hurt the service', () => {
     // The directory says word/document.xml is 1,000 bytes; it inflates to ~9 MB.
     const liar = await paragraphBombDocx(200_000, 1_000);
     const r = await ingest(liar, 'liar.docx');
-    expect(r.doc).toMatchObject({ status: 'failed', attempts: 1, error: expect.stringMatching(/^document_too_complex: .*inflates to more than/) });
+    expect(r.doc).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      error: expect.stringMatching(/^document_too_complex: .*inflates to more than/),
+    });
     expect(r.loopMaxMs).toBeLessThan(LOOP_BOUND_MS);
   });
 
   it('HTML nested 20,000 deep fails with a readable reason instead of overflowing the stack', async () => {
     const r = await ingest(deepHtml(20_000), 'deep.html');
-    expect(r.doc).toMatchObject({ status: 'failed', attempts: 1, error: expect.stringMatching(/^document_too_complex: The HTML is nested deeper/) });
+    expect(r.doc).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      error: expect.stringMatching(/^document_too_complex: The HTML is nested deeper/),
+    });
     expect(r.loopMaxMs).toBeLessThan(LOOP_BOUND_MS);
   });
 
@@ -127,7 +147,11 @@ describe('hostile documents do not hurt the service', () => {
       expect(res.statusCode, res.body).toBe(202);
       return processed(res.json().id);
     });
-    expect(r.result).toMatchObject({ status: 'failed', attempts: 1, error: expect.stringMatching(/^document_too_complex: The document makes \d+ chunks \(the limit is 5000\)/) });
+    expect(r.result).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      error: expect.stringMatching(/^document_too_complex: The document makes \d+ chunks \(the limit is 5000\)/),
+    });
     expect(r.loopMaxMs).toBeLessThan(LOOP_BOUND_MS);
     expect(r.healthMaxMs).toBeLessThan(LOOP_BOUND_MS);
     expect(r.rssMaxMb).toBeLessThan(RSS_BOUND_MB);
@@ -153,7 +177,12 @@ describe('hostile documents do not hurt the service', () => {
 
     const smaller = bigText(DOCUMENT_PART_BYTES / 2);
     const form = multipart([{ name: 'file', value: smaller, filename: 'parts.txt' }]);
-    const put = await t.app.inject({ method: 'PUT', url: `/api/v1/documents/${id}`, headers: { ...bearer(s.access_token), ...form.headers }, payload: form.payload });
+    const put = await t.app.inject({
+      method: 'PUT',
+      url: `/api/v1/documents/${id}`,
+      headers: { ...bearer(s.access_token), ...form.headers },
+      payload: form.payload,
+    });
     expect(put.statusCode, put.body).toBe(202);
     const replaced = await parts(id);
     expect(replaced.map((p) => p.part)).toEqual([0]);

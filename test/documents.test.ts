@@ -15,14 +15,29 @@ beforeAll(async () => {
   ({ a, b } = await twoTenants(t.app));
 });
 
-const upload = (token: string, file: Buffer | string, filename: string, title?: string, method: 'POST' | 'PUT' = 'POST', url = '/api/v1/documents') => {
+const upload = (
+  token: string,
+  file: Buffer | string,
+  filename: string,
+  title?: string,
+  method: 'POST' | 'PUT' = 'POST',
+  url = '/api/v1/documents',
+) => {
   const form = multipart([{ name: 'file', value: file, filename }, ...(title ? [{ name: 'title', value: title }] : [])]);
   return t.app.inject({ method, url, headers: { ...bearer(token), ...form.headers }, payload: form.payload });
 };
 const search = async (token: string, query: string, extra: object = {}) => {
   const res = await call(t.app, 'POST', '/api/v1/knowledge/search', token, { query, ...extra });
   expect(res.statusCode, res.body).toBe(200);
-  return res.json().results as { chunk_id: string; document_id: string; document_title: string; score: number; text: string; heading_path: string[]; page: number | null }[];
+  return res.json().results as {
+    chunk_id: string;
+    document_id: string;
+    document_title: string;
+    score: number;
+    text: string;
+    heading_path: string[];
+    page: number | null;
+  }[];
 };
 const ready = (token: string, id: string, version = 1) =>
   waitFor(`document ${id} v${version} ready`, async () => {
@@ -31,7 +46,9 @@ const ready = (token: string, id: string, version = 1) =>
     return d.status === 'ready' && d.live_version === version ? d : undefined;
   });
 const chunkRows = async (documentId: string) =>
-  rowsOf<{ n: number }>(await t.deps.database.db.execute(sql`select count(*)::int as n from document_chunks where document_id = ${documentId}`))[0]!.n;
+  rowsOf<{ n: number }>(
+    await t.deps.database.db.execute(sql`select count(*)::int as n from document_chunks where document_id = ${documentId}`),
+  )[0]!.n;
 
 describe('documents: all five formats through HTTP', () => {
   const formats = [
@@ -45,21 +62,24 @@ describe('documents: all five formats through HTTP', () => {
     {
       format: 'markdown',
       filename: 'billing.md',
-      body: async () => '# Billing\n\n## Refunds\n\nRefunds for cancelled eSIM plans arrive within five business days on the original card.',
+      body: async () =>
+        '# Billing\n\n## Refunds\n\nRefunds for cancelled eSIM plans arrive within five business days on the original card.',
       query: 'how long do esim refunds take',
       expect: { heading_path: ['Billing', 'Refunds'], page: null },
     },
     {
       format: 'html',
       filename: 'parking.html',
-      body: async () => '<!doctype html><html><body><h1>Visiting</h1><h2>Parking</h2><p>Free parking for patients is in the underground garage on Elm Street.</p><script>var x = "ignored";</script></body></html>',
+      body: async () =>
+        '<!doctype html><html><body><h1>Visiting</h1><h2>Parking</h2><p>Free parking for patients is in the underground garage on Elm Street.</p><script>var x = "ignored";</script></body></html>',
       query: 'where can patients park',
       expect: { heading_path: ['Visiting', 'Parking'], page: null },
     },
     {
       format: 'pdf',
       filename: 'policy.pdf',
-      body: async () => makePdf([['Cover page of the travel policy.'], ['Baggage allowance is two checked bags of twenty three kilograms each.']]),
+      body: async () =>
+        makePdf([['Cover page of the travel policy.'], ['Baggage allowance is two checked bags of twenty three kilograms each.']]),
       query: 'baggage allowance checked bags kilograms',
       // Both short pages fit one chunk, which cites the page it starts on (per-page numbering: extract tests).
       expect: { heading_path: [] as string[], page: 1 },
@@ -67,7 +87,11 @@ describe('documents: all five formats through HTTP', () => {
     {
       format: 'docx',
       filename: 'vaccines.docx',
-      body: async () => makeDocx([['Heading1', 'Travel vaccines'], ['Normal', 'Yellow fever vaccination must be given at least ten days before departure.']]),
+      body: async () =>
+        makeDocx([
+          ['Heading1', 'Travel vaccines'],
+          ['Normal', 'Yellow fever vaccination must be given at least ten days before departure.'],
+        ]),
       query: 'yellow fever vaccination before departure',
       expect: { heading_path: ['Travel vaccines'], page: null },
     },
@@ -80,7 +104,14 @@ describe('documents: all five formats through HTTP', () => {
       const res = await upload(a.access_token, await f.body(), filename, `Doc ${f.format}`);
       expect(res.statusCode, res.body).toBe(202);
       const created = res.json();
-      expect(created).toMatchObject({ title: `Doc ${f.format}`, format: f.format, status: 'pending', version: 1, live_version: null, chunk_count: 0 });
+      expect(created).toMatchObject({
+        title: `Doc ${f.format}`,
+        format: f.format,
+        status: 'pending',
+        version: 1,
+        live_version: null,
+        chunk_count: 0,
+      });
 
       const doc = await ready(a.access_token, created.id);
       expect(doc.chunk_count).toBeGreaterThan(0);
@@ -104,7 +135,10 @@ describe('documents: all five formats through HTTP', () => {
     const s = await signup(t.app);
     const ids: string[] = [];
     for (const n of [1, 2, 3]) {
-      const res = await call(t.app, 'POST', '/api/v1/documents', s.access_token, { title: `Note ${n}`, content: `Note number ${n} about the lobby.` });
+      const res = await call(t.app, 'POST', '/api/v1/documents', s.access_token, {
+        title: `Note ${n}`,
+        content: `Note number ${n} about the lobby.`,
+      });
       expect(res.statusCode, res.body).toBe(202);
       expect(res.json()).toMatchObject({ format: 'text', filename: null });
       ids.push(res.json().id);
@@ -164,29 +198,61 @@ describe('documents: bad input', () => {
   it('refuses malformed requests: missing file, unknown parts, bad JSON fields, wrong content type', async () => {
     const s = await signup(t.app);
     const post = (form: ReturnType<typeof multipart>) =>
-      t.app.inject({ method: 'POST', url: '/api/v1/documents', headers: { ...bearer(s.access_token), ...form.headers }, payload: form.payload });
+      t.app.inject({
+        method: 'POST',
+        url: '/api/v1/documents',
+        headers: { ...bearer(s.access_token), ...form.headers },
+        payload: form.payload,
+      });
     let res = await post(multipart([{ name: 'title', value: 'no file' }]));
     expect([res.statusCode, res.json().error.details]).toEqual([422, [{ field: 'body.file', message: 'is required' }]]);
     res = await post(multipart([{ name: 'document', value: 'x', filename: 'x.txt' }]));
     expect(res.statusCode).toBe(422);
-    res = await post(multipart([{ name: 'file', value: 'hello there', filename: 'a.txt' }, { name: 'colour', value: 'red' }]));
+    res = await post(
+      multipart([
+        { name: 'file', value: 'hello there', filename: 'a.txt' },
+        { name: 'colour', value: 'red' },
+      ]),
+    );
     expect(res.json().error.details[0].field).toBe('body.colour');
-    res = await post(multipart([{ name: 'file', value: 'hello there', filename: 'a.txt' }, { name: 'title', value: '   ' }]));
+    res = await post(
+      multipart([
+        { name: 'file', value: 'hello there', filename: 'a.txt' },
+        { name: 'title', value: '   ' },
+      ]),
+    );
     expect(res.statusCode).toBe(422);
     res = await call(t.app, 'POST', '/api/v1/documents', s.access_token, { content: 'no title' });
     expect([res.statusCode, res.json().error.details[0].field]).toEqual([422, 'body.title']);
     res = await call(t.app, 'POST', '/api/v1/documents', s.access_token, { title: 'x', content: 'y', extra: 1 });
     expect(res.statusCode).toBe(422);
-    res = await t.app.inject({ method: 'POST', url: '/api/v1/documents', headers: { ...bearer(s.access_token), 'content-type': 'text/plain' }, payload: 'hi' });
+    res = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/documents',
+      headers: { ...bearer(s.access_token), 'content-type': 'text/plain' },
+      payload: 'hi',
+    });
     expect([res.statusCode, res.json().error.code]).toEqual([415, 'unsupported_media_type']);
-    res = await t.app.inject({ method: 'POST', url: '/api/v1/documents', headers: { ...bearer(s.access_token), 'content-type': 'multipart/form-data' }, payload: 'no boundary' });
+    res = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/documents',
+      headers: { ...bearer(s.access_token), 'content-type': 'multipart/form-data' },
+      payload: 'no boundary',
+    });
     expect(res.statusCode).toBeGreaterThanOrEqual(400);
     expect(res.statusCode).toBeLessThan(500);
     expect(await count(s.access_token)).toBe(0);
   });
 
   it('search validates its body', async () => {
-    for (const body of [{}, { query: '' }, { query: 'x', top_k: 0 }, { query: 'x', top_k: 51 }, { query: 'x', min_score: 2 }, { query: 'x', mode: 'magic' }]) {
+    for (const body of [
+      {},
+      { query: '' },
+      { query: 'x', top_k: 0 },
+      { query: 'x', top_k: 51 },
+      { query: 'x', min_score: 2 },
+      { query: 'x', mode: 'magic' },
+    ]) {
       const res = await call(t.app, 'POST', '/api/v1/knowledge/search', a.access_token, body);
       expect(res.statusCode, JSON.stringify(body)).toBe(422);
     }
@@ -216,7 +282,9 @@ describe('documents: access and tenant isolation', () => {
     const created = (await call(t.app, 'POST', '/api/v1/documents', a.access_token, { title: 'A secret', content: secret })).json();
     await ready(a.access_token, created.id);
     // B holds an unrelated document so its search has something to rank.
-    const decoy = (await call(t.app, 'POST', '/api/v1/documents', b.access_token, { title: 'B notes', content: 'Tenant B sells eSIM plans for Japan.' })).json();
+    const decoy = (
+      await call(t.app, 'POST', '/api/v1/documents', b.access_token, { title: 'B notes', content: 'Tenant B sells eSIM plans for Japan.' })
+    ).json();
     await ready(b.access_token, decoy.id);
 
     const url = `/api/v1/documents/${created.id}`;
@@ -224,12 +292,18 @@ describe('documents: access and tenant isolation', () => {
     expect((await call(t.app, 'PUT', url, b.access_token, { content: 'overwritten by B' })).statusCode).toBe(404);
     expect((await call(t.app, 'DELETE', url, b.access_token)).statusCode).toBe(404);
     const form = multipart([{ name: 'file', value: 'overwritten by B', filename: 'b.txt' }]);
-    expect((await t.app.inject({ method: 'PUT', url, headers: { ...bearer(b.access_token), ...form.headers }, payload: form.payload })).statusCode).toBe(404);
+    expect(
+      (await t.app.inject({ method: 'PUT', url, headers: { ...bearer(b.access_token), ...form.headers }, payload: form.payload }))
+        .statusCode,
+    ).toBe(404);
     const listB = (await call(t.app, 'GET', '/api/v1/documents?limit=200', b.access_token)).json();
     expect(listB.items.map((d: { id: string }) => d.id)).not.toContain(created.id);
     for (const mode of ['hybrid', 'vector', 'fulltext']) {
       const hits = await search(b.access_token, 'staff door code quartz falcon', { mode, min_score: 0 });
-      expect(hits.map((h) => h.document_id), mode).not.toContain(created.id);
+      expect(
+        hits.map((h) => h.document_id),
+        mode,
+      ).not.toContain(created.id);
     }
     // A still has it, unchanged.
     const still = await ready(a.access_token, created.id);

@@ -70,8 +70,33 @@ const hostileStrings = [
   'http://127.0.0.1:9/x?y#z',
   'file:///etc/passwd',
 ];
-const hostileNumbers = [0, -0, -1, 1.5, 0.1, 2 ** 31, 2 ** 31 - 1, -(2 ** 31) - 1, 2 ** 53 + 2, 1e308, -1e308, 5e-324, Number.MAX_SAFE_INTEGER];
-const hostileOthers: unknown[] = [null, true, false, [], {}, [[]], { '': 1 }, [null], { __proto__: { admin: true } }, { constructor: { prototype: { x: 1 } } }];
+const hostileNumbers = [
+  0,
+  -0,
+  -1,
+  1.5,
+  0.1,
+  2 ** 31,
+  2 ** 31 - 1,
+  -(2 ** 31) - 1,
+  2 ** 53 + 2,
+  1e308,
+  -1e308,
+  5e-324,
+  Number.MAX_SAFE_INTEGER,
+];
+const hostileOthers: unknown[] = [
+  null,
+  true,
+  false,
+  [],
+  {},
+  [[]],
+  { '': 1 },
+  [null],
+  { __proto__: { admin: true } },
+  { constructor: { prototype: { x: 1 } } },
+];
 
 /** Raw JSON text JSON.stringify cannot make (or should not: nesting this deep is what it is about). */
 function hostileJsonText(rng: Rng): string {
@@ -79,7 +104,8 @@ function hostileJsonText(rng: Rng): string {
   return rng.pick([
     () => '['.repeat(depth) + ']'.repeat(depth),
     () => '{"a":'.repeat(depth) + '1' + '}'.repeat(depth),
-    () => `{"tools":[{"name":"t","description":"d","url":"http://127.0.0.1:9","parameters":${'{"type":"object","properties":{"a":'.repeat(depth / 10)}{"type":"string"}${'}}'.repeat(depth / 10)}}]}`,
+    () =>
+      `{"tools":[{"name":"t","description":"d","url":"http://127.0.0.1:9","parameters":${'{"type":"object","properties":{"a":'.repeat(depth / 10)}{"type":"string"}${'}}'.repeat(depth / 10)}}]}`,
     () => `[${'0,'.repeat(200_000)}0]`,
     () => '{"a":1e400}',
     () => '{"a":123456789012345678901234567890}',
@@ -145,7 +171,8 @@ function stringFor(s: Schema, name: string, rng: Rng): string {
 
 function valueFor(raw: Schema, name: string, rng: Rng, depth = 0): unknown {
   const s = resolve(raw);
-  for (const alt of ['oneOf', 'anyOf'] as const) if (Array.isArray(s[alt])) return valueFor(rng.pick(s[alt] as Schema[]), name, rng, depth + 1);
+  for (const alt of ['oneOf', 'anyOf'] as const)
+    if (Array.isArray(s[alt])) return valueFor(rng.pick(s[alt] as Schema[]), name, rng, depth + 1);
   if (s.const !== undefined) return s.const;
   if (Array.isArray(s.enum)) return rng.pick(s.enum as unknown[]);
   const type = Array.isArray(s.type) ? rng.pick(s.type.filter((t) => t !== 'null')) : s.type;
@@ -177,7 +204,8 @@ function valueFor(raw: Schema, name: string, rng: Rng, depth = 0): unknown {
 /** Every path into `v` (object keys, array indexes), for replacing one place with something hostile. */
 function pathsOf(v: unknown, at: (string | number)[] = [], out: (string | number)[][] = []): (string | number)[][] {
   out.push(at);
-  if (at.length < 8 && v && typeof v === 'object') for (const [k, child] of Object.entries(v)) pathsOf(child, [...at, Array.isArray(v) ? Number(k) : k], out);
+  if (at.length < 8 && v && typeof v === 'object')
+    for (const [k, child] of Object.entries(v)) pathsOf(child, [...at, Array.isArray(v) ? Number(k) : k], out);
   return out;
 }
 function setAt(root: unknown, path: (string | number)[], value: unknown): unknown {
@@ -189,7 +217,23 @@ function setAt(root: unknown, path: (string | number)[], value: unknown): unknow
 }
 
 // ---- the requests ---------------------------------------------------------------------------------------------
-const badIds = ['not-a-uuid', '00000000-0000-0000-0000-000000000000', '00000000-0000-4000-8000-000000000000', "1' or '1'='1", '%00', '%ud800', '%ED%A0%80', '%E0%A4%A', '%', '..%2F..%2Fetc', 'a'.repeat(300), 'A'.repeat(36), '%F0%9F%98%80', '-1', '1e999'];
+const badIds = [
+  'not-a-uuid',
+  '00000000-0000-0000-0000-000000000000',
+  '00000000-0000-4000-8000-000000000000',
+  "1' or '1'='1",
+  '%00',
+  '%ud800',
+  '%ED%A0%80',
+  '%E0%A4%A',
+  '%',
+  '..%2F..%2Fetc',
+  'a'.repeat(300),
+  'A'.repeat(36),
+  '%F0%9F%98%80',
+  '-1',
+  '1e999',
+];
 /** Ids of rows that exist: the fuzzed tenant's, or (on admin routes) the victim tenant's. */
 let realIds: string[] = [];
 let tenantIds: string[] = [];
@@ -223,13 +267,26 @@ function buildRequest(op: Operation, rng: Rng, token: string | undefined): Built
   const query: string[] = [];
   for (const q of op.query) {
     if (rng.chance(0.5)) {
-      const v = rng.chance(0.5) ? String(valueFor(q.schema, q.name, rng)) : String(rng.pick([...hostileStrings.slice(0, 26), ...hostileNumbers.map(String)]));
+      const v = rng.chance(0.5)
+        ? String(valueFor(q.schema, q.name, rng))
+        : String(rng.pick([...hostileStrings.slice(0, 26), ...hostileNumbers.map(String)]));
       query.push(`${q.name}=${encodeURIComponent(v.replace(/[\ud800-\udfff]/g, '\u0000'))}`);
       causes.push(`query ${q.name}`);
     }
   }
   if (rng.chance(0.2)) {
-    query.push(rng.pick(['unknown=1', '__proto__[x]=1', 'limit=1&limit=2', 'limit[]=1', 'a=%00', 'b=%ED%A0%80', 'c=%E0%A4%A', `d=${'x'.repeat(5000)}`]));
+    query.push(
+      rng.pick([
+        'unknown=1',
+        '__proto__[x]=1',
+        'limit=1&limit=2',
+        'limit[]=1',
+        'a=%00',
+        'b=%ED%A0%80',
+        'c=%E0%A4%A',
+        `d=${'x'.repeat(5000)}`,
+      ]),
+    );
     causes.push('extra query');
   }
   if (query.length) url += `?${query.join('&')}`;
@@ -245,7 +302,9 @@ function buildRequest(op: Operation, rng: Rng, token: string | undefined): Built
       body = setAt(body, where, hostileValue(rng));
       causes.push(`body.${where.join('.')} hostile`);
     } else if (mutation === 4 && body && typeof body === 'object') {
-      (body as Record<string, unknown>)[rng.pick(['extra', '__proto__', 'constructor', '\u0000', '', 'tenant_id', 'role', 'is_platform_admin'])] = hostileValue(rng);
+      (body as Record<string, unknown>)[
+        rng.pick(['extra', '__proto__', 'constructor', '\u0000', '', 'tenant_id', 'role', 'is_platform_admin'])
+      ] = hostileValue(rng);
       causes.push('body unknown field');
     } else if (body && typeof body === 'object') {
       const keys = Object.keys(body);
@@ -259,14 +318,26 @@ function buildRequest(op: Operation, rng: Rng, token: string | undefined): Built
     headers['content-type'] = 'application/json';
     causes.push(`raw JSON ${payload.slice(0, 24)}`);
   } else if (kind < 88) {
-    const parts = [{ name: 'file', value: rng.pick(['hello', '\u0000\u0000', '%PDF-1.7', 'PK\u0003\u0004']), filename: rng.pick(['a.txt', 'a\u0000b.txt', 'x\ud800.md', '../../etc/passwd', 'é'.repeat(400), '']) }];
+    const parts = [
+      {
+        name: 'file',
+        value: rng.pick(['hello', '\u0000\u0000', '%PDF-1.7', 'PK\u0003\u0004']),
+        filename: rng.pick(['a.txt', 'a\u0000b.txt', 'x\ud800.md', '../../etc/passwd', 'é'.repeat(400), '']),
+      },
+    ];
     if (rng.chance(0.6)) parts.push({ name: 'title', value: rng.pick(hostileStrings).slice(0, 5000) } as (typeof parts)[0]);
     const m = multipart(parts);
     payload = m.payload;
     Object.assign(headers, m.headers);
     causes.push('multipart');
   } else if (kind < 94) {
-    payload = rng.pick(['To=%00&From=%ED%A0%80&CallSid=CA1', 'CallDuration=99999999999999&CallStatus=completed', 'a[b][c]=1', '%', `x=${'y'.repeat(20_000)}`]);
+    payload = rng.pick([
+      'To=%00&From=%ED%A0%80&CallSid=CA1',
+      'CallDuration=99999999999999&CallStatus=completed',
+      'a[b][c]=1',
+      '%',
+      `x=${'y'.repeat(20_000)}`,
+    ]);
     headers['content-type'] = 'application/x-www-form-urlencoded';
     causes.push('form body');
   } else if (kind < 97) {
@@ -325,7 +396,13 @@ beforeAll(async () => {
     LIVEKIT_SIP_URI: 'sip:fake.sip.example',
   });
   // The agent joins LiveKit rooms through the fake (no WebRTC server can run here).
-  t.deps.livekit = new LiveKitService({ url: livekit.url, apiKey: livekit.apiKey, apiSecret: livekit.apiSecret, sipUri: 'sip:fake.sip.example', agent: { connect: livekit.connectAgent } });
+  t.deps.livekit = new LiveKitService({
+    url: livekit.url,
+    apiKey: livekit.apiKey,
+    apiSecret: livekit.apiSecret,
+    sipUri: 'sip:fake.sip.example',
+    agent: { connect: livekit.connectAgent },
+  });
   admin = await signup(t.app, { tenant_name: 'Fuzzed' });
   // The platform admin fuzzes the admin routes, on a tenant of its own: suspending the fuzzed tenant would turn
   // the rest of the run into 403s.
@@ -336,7 +413,10 @@ beforeAll(async () => {
   spec = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json();
   // Rows of the tenant's own, so that ids reach the handlers and the database, not only the schemas.
   const doc = await call(t.app, 'POST', '/api/v1/documents', admin.access_token, { title: 'Doc', content: 'Parking is on Elm Street.' });
-  const member = await call(t.app, 'POST', '/api/v1/users', admin.access_token, { email: 'member@example.com', password: 'correct horse battery' });
+  const member = await call(t.app, 'POST', '/api/v1/users', admin.access_token, {
+    email: 'member@example.com',
+    password: 'correct horse battery',
+  });
   const key = await call(t.app, 'POST', '/api/v1/api-keys', admin.access_token, { name: 'fuzz' });
   const chat = await call(t.app, 'POST', '/api/v1/chat', admin.access_token, { message: 'Where is the parking?' });
   const number = await call(t.app, 'POST', '/api/v1/phone-numbers', admin.access_token, { number: '+15550009999' });
@@ -376,12 +456,19 @@ describe('fuzzing every operation of /openapi.json', () => {
         const token = i < AUTHENTICATED_PER_OPERATION ? signedIn : rng.pick([undefined, 'not-a-token', 'vak_x', `${admin.access_token}x`]);
         const r = buildRequest(op, rng, token);
         const requestId = `fuzz-${sent}`;
-        const res = await t.app.inject({ method: r.method as 'GET', url: r.url, headers: { ...r.headers, 'x-request-id': requestId }, ...(r.payload !== undefined && { payload: r.payload }) });
+        const res = await t.app.inject({
+          method: r.method as 'GET',
+          url: r.url,
+          headers: { ...r.headers, 'x-request-id': requestId },
+          ...(r.payload !== undefined && { payload: r.payload }),
+        });
         sent++;
         statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
         if (res.statusCode >= 500 && !ALLOWED_5XX.test(res.body)) {
           const logged = t.logs.find((l) => l.includes(`"reqId":"${requestId}"`) && l.includes('"err"'));
-          const why = logged ? String((JSON.parse(logged) as { err?: { message?: string } }).err?.message).slice(0, 160) : res.body.slice(0, 160);
+          const why = logged
+            ? String((JSON.parse(logged) as { err?: { message?: string } }).err?.message).slice(0, 160)
+            : res.body.slice(0, 160);
           const key = `${op.method} ${op.path} -> ${res.statusCode} ${why}`;
           failures.set(key, [...(failures.get(key) ?? []), r.cause]);
         } else if (res.statusCode >= 400) {
@@ -398,7 +485,11 @@ describe('fuzzing every operation of /openapi.json', () => {
     const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     console.log(
       `fuzz: ${sent} requests over ${ops.length} operations in ${seconds.toFixed(1)} s (${cpuSeconds.toFixed(1)} s CPU); statuses ${JSON.stringify(Object.fromEntries(statuses))}; ` +
-        `slowest ${slowest.sort((x, y) => y[1] - x[1]).slice(0, 5).map(([op, ms]) => `${op} ${ms} ms`).join(', ')}`,
+        `slowest ${slowest
+          .sort((x, y) => y[1] - x[1])
+          .slice(0, 5)
+          .map(([op, ms]) => `${op} ${ms} ms`)
+          .join(', ')}`,
     );
     const report = [...failures].map(([key, causes]) => `${key}\n    x${causes.length}: ${[...new Set(causes)].slice(0, 5).join(' | ')}`);
     expect(sent).toBeGreaterThanOrEqual(10_000);
@@ -409,7 +500,10 @@ describe('fuzzing every operation of /openapi.json', () => {
 });
 
 describe('the text rule, field by field', () => {
-  const refused = (res: { statusCode: number; body: string; json(): { error: { code: string; details?: { field: string }[] } } }, field: string) => {
+  const refused = (
+    res: { statusCode: number; body: string; json(): { error: { code: string; details?: { field: string }[] } } },
+    field: string,
+  ) => {
     expect(res.statusCode, res.body).toBe(422);
     expect(res.json().error.code).toBe('validation_error');
     expect(res.json().error.details?.map((d) => d.field)).toContain(field);
@@ -417,15 +511,30 @@ describe('the text rule, field by field', () => {
 
   it('refuses NUL and unpaired surrogates in JSON bodies, also unauthenticated and in JSONB fields', async () => {
     const signupWith = (tenant_name: string) =>
-      t.app.inject({ method: 'POST', url: '/api/v1/auth/signup', payload: { email: 'nul@example.com', password: 'correct horse battery', tenant_name } });
+      t.app.inject({
+        method: 'POST',
+        url: '/api/v1/auth/signup',
+        payload: { email: 'nul@example.com', password: 'correct horse battery', tenant_name },
+      });
     refused(await signupWith('Acme\u0000'), 'body.tenant_name');
     refused(await signupWith('Acme\ud800'), 'body.tenant_name');
     const put = (body: object) => call(t.app, 'PUT', '/api/v1/settings/tenant', admin.access_token, body);
     refused(await put({ providers: { llm: { model: 'gpt\ud800' } } }), 'body.providers.llm.model');
     refused(await put({ greeting: 'Hello\u0000' }), 'body.greeting');
-    const tool = { name: 'lookup', description: 'Looks up \udfff', url: 'https://tools.example.com/x', parameters: { type: 'object', properties: {} } };
+    const tool = {
+      name: 'lookup',
+      description: 'Looks up \udfff',
+      url: 'https://tools.example.com/x',
+      parameters: { type: 'object', properties: {} },
+    };
     refused(await put({ tools: [tool] }), 'body.tools.0.description');
-    refused(await call(t.app, 'POST', '/api/v1/phone-numbers', admin.access_token, { number: '+15550008888', overrides: { greeting: 'Hi\u0000' } }), 'body.overrides.greeting');
+    refused(
+      await call(t.app, 'POST', '/api/v1/phone-numbers', admin.access_token, {
+        number: '+15550008888',
+        overrides: { greeting: 'Hi\u0000' },
+      }),
+      'body.overrides.greeting',
+    );
     // A key is text too.
     refused(await call(t.app, 'POST', '/api/v1/knowledge/search', admin.access_token, { query: 'x', ['\u0000']: 1 }), 'body');
     // Nothing of it was stored.
@@ -436,12 +545,19 @@ describe('the text rule, field by field', () => {
     let deep = '{"type":"string"}';
     for (let i = 0; i < 700; i++) deep = `{"type":"object","properties":{"a":${deep}}}`;
     const payload = `{"tools":[{"name":"deep","description":"d","url":"https://tools.example.com/x","parameters":${deep}}]}`;
-    const res = await t.app.inject({ method: 'PUT', url: '/api/v1/settings/tenant', headers: { ...bearer(admin.access_token), 'content-type': 'application/json' }, payload });
+    const res = await t.app.inject({
+      method: 'PUT',
+      url: '/api/v1/settings/tenant',
+      headers: { ...bearer(admin.access_token), 'content-type': 'application/json' },
+      payload,
+    });
     expect(res.statusCode, res.body).toBe(422);
     expect(res.json().error.message).toMatch(/nested more than 32 levels deep/);
     let six: object = { type: 'string' };
     for (let i = 0; i < 6; i++) six = { type: 'object', properties: { a: six } };
-    const shallow = await call(t.app, 'PUT', '/api/v1/settings/tenant', admin.access_token, { tools: [{ name: 'six', description: 'd', url: 'https://tools.example.com/x', parameters: six }] });
+    const shallow = await call(t.app, 'PUT', '/api/v1/settings/tenant', admin.access_token, {
+      tools: [{ name: 'six', description: 'd', url: 'https://tools.example.com/x', parameters: six }],
+    });
     refused(shallow, 'body.tools.0.parameters');
     expect(shallow.json().error.message).toMatch(/nested more than 5 levels deep/);
   });
@@ -451,10 +567,21 @@ describe('the text rule, field by field', () => {
     refused(await call(t.app, 'GET', '/api/v1/documents/%00', admin.access_token), 'params.id');
     const upload = (parts: Parameters<typeof multipart>[0]) => {
       const m = multipart(parts);
-      return t.app.inject({ method: 'POST', url: '/api/v1/documents', headers: { ...bearer(admin.access_token), ...m.headers }, payload: m.payload });
+      return t.app.inject({
+        method: 'POST',
+        url: '/api/v1/documents',
+        headers: { ...bearer(admin.access_token), ...m.headers },
+        payload: m.payload,
+      });
     };
     refused(await upload([{ name: 'file', value: 'Parking is on Elm Street.', filename: 'a\u0000.txt' }]), 'body.file.filename');
-    refused(await upload([{ name: 'file', value: 'Parking is on Elm Street.', filename: 'a.txt' }, { name: 'title', value: 'T\u0000' }]), 'body.title');
+    refused(
+      await upload([
+        { name: 'file', value: 'Parking is on Elm Street.', filename: 'a.txt' },
+        { name: 'title', value: 'T\u0000' },
+      ]),
+      'body.title',
+    );
     // A long filename is cut whole characters at a time: never half a surrogate pair.
     const ok = await upload([{ name: 'file', value: 'Parking is on Elm Street.', filename: `${'a'.repeat(299)}😀.txt` }]);
     expect(ok.statusCode, ok.body).toBe(202);

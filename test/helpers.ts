@@ -99,7 +99,10 @@ export async function buildTestApp(env: Record<string, string> = {}, opts: { cac
  * The test app of a file or `describe` block: built before its tests (after the hooks registered earlier, so `env`
  * may read what they started), closed after them. Its fields are filled in when it is built.
  */
-export function useTestApp(env: Record<string, string> | (() => Record<string, string>) = {}, opts: { cachePrefix?: string } = {}): TestApp {
+export function useTestApp(
+  env: Record<string, string> | (() => Record<string, string>) = {},
+  opts: { cachePrefix?: string } = {},
+): TestApp {
   const t = {} as TestApp;
   beforeAll(async () => {
     Object.assign(t, await buildTestApp(typeof env === 'function' ? env() : env, opts));
@@ -157,7 +160,11 @@ export function multipart(parts: FormPart[]): { payload: Buffer; headers: Record
   for (const p of parts) {
     const disposition = `form-data; name="${p.name}"${p.filename !== undefined ? `; filename="${p.filename}"` : ''}`;
     const type = p.filename !== undefined ? `\r\nContent-Type: ${p.contentType ?? 'application/octet-stream'}` : '';
-    chunks.push(Buffer.from(`--${boundary}\r\nContent-Disposition: ${disposition}${type}\r\n\r\n`), Buffer.from(p.value), Buffer.from('\r\n'));
+    chunks.push(
+      Buffer.from(`--${boundary}\r\nContent-Disposition: ${disposition}${type}\r\n\r\n`),
+      Buffer.from(p.value),
+      Buffer.from('\r\n'),
+    );
   }
   chunks.push(Buffer.from(`--${boundary}--\r\n`));
   return { payload: Buffer.concat(chunks), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };

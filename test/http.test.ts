@@ -23,7 +23,12 @@ describe('database path', () => {
 describe('bad input is a 4xx with the error envelope, never a 500', () => {
   const url = '/api/v1/settings/tenant';
   it('malformed JSON -> 400 invalid_json', async () => {
-    const res = await t.app.inject({ method: 'PUT', url, headers: { ...bearer(s.access_token), 'content-type': 'application/json' }, payload: '{"agent_name":' });
+    const res = await t.app.inject({
+      method: 'PUT',
+      url,
+      headers: { ...bearer(s.access_token), 'content-type': 'application/json' },
+      payload: '{"agent_name":',
+    });
     expect(res.statusCode).toBe(400);
     expectEnvelope(res.body, 'invalid_json');
   });
@@ -32,9 +37,19 @@ describe('bad input is a 4xx with the error envelope, never a 500', () => {
     expect(res.statusCode).toBe(422);
     expectEnvelope(res.body, 'validation_error');
     expect(res.json().error.message).toContain('body.rag.top_k');
-    const arr = await t.app.inject({ method: 'PUT', url, headers: { ...bearer(s.access_token), 'content-type': 'application/json' }, payload: '[1,2]' });
+    const arr = await t.app.inject({
+      method: 'PUT',
+      url,
+      headers: { ...bearer(s.access_token), 'content-type': 'application/json' },
+      payload: '[1,2]',
+    });
     expect(arr.statusCode).toBe(422);
-    const nul = await t.app.inject({ method: 'PUT', url, headers: { ...bearer(s.access_token), 'content-type': 'application/json' }, payload: 'null' });
+    const nul = await t.app.inject({
+      method: 'PUT',
+      url,
+      headers: { ...bearer(s.access_token), 'content-type': 'application/json' },
+      payload: 'null',
+    });
     expect(nul.statusCode).toBeGreaterThanOrEqual(400);
     expect(nul.statusCode).toBeLessThan(500);
   });
@@ -44,7 +59,12 @@ describe('bad input is a 4xx with the error envelope, never a 500', () => {
     expectEnvelope(res.body, 'payload_too_large');
   });
   it('wrong content type -> 415', async () => {
-    const res = await t.app.inject({ method: 'PUT', url, headers: { ...bearer(s.access_token), 'content-type': 'text/plain' }, payload: 'hello' });
+    const res = await t.app.inject({
+      method: 'PUT',
+      url,
+      headers: { ...bearer(s.access_token), 'content-type': 'text/plain' },
+      payload: 'hello',
+    });
     expect(res.statusCode).toBe(415);
     expectEnvelope(res.body, 'unsupported_media_type');
   });
@@ -113,7 +133,15 @@ describe('health and docs', () => {
   it('serves OpenAPI generated from the route schemas, and the docs UI', async () => {
     const spec = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json();
     expect(spec.openapi).toMatch(/^3\./);
-    for (const path of ['/api/v1/auth/signup', '/api/v1/auth/refresh', '/api/v1/api-keys/{id}', '/api/v1/users/{id}', '/api/v1/settings/tenant', '/api/v1/admin/tenants/{id}/suspend', '/health/ready']) {
+    for (const path of [
+      '/api/v1/auth/signup',
+      '/api/v1/auth/refresh',
+      '/api/v1/api-keys/{id}',
+      '/api/v1/users/{id}',
+      '/api/v1/settings/tenant',
+      '/api/v1/admin/tenants/{id}/suspend',
+      '/health/ready',
+    ]) {
       expect(spec.paths, path).toHaveProperty([path]);
     }
     const signupBody = spec.paths['/api/v1/auth/signup'].post.requestBody.content['application/json'].schema;
@@ -130,8 +158,14 @@ describe('health and docs', () => {
       for (const [method, op] of Object.entries(ops)) {
         // Public by design: webhooks (their signatures authenticate them), media websockets (a per-call token), and
         // recording downloads (a signed URL).
-        const signed = path.startsWith('/api/v1/webhooks/') || ['/api/v1/voice/twilio/stream', '/api/v1/calls/web/stream'].includes(path) || path.startsWith('/api/v1/recordings/');
-        const isPublic = signed || path.startsWith('/health') || ['/api/v1/auth/signup', '/api/v1/auth/login', '/api/v1/auth/refresh', '/api/v1/auth/logout'].includes(path);
+        const signed =
+          path.startsWith('/api/v1/webhooks/') ||
+          ['/api/v1/voice/twilio/stream', '/api/v1/calls/web/stream'].includes(path) ||
+          path.startsWith('/api/v1/recordings/');
+        const isPublic =
+          signed ||
+          path.startsWith('/health') ||
+          ['/api/v1/auth/signup', '/api/v1/auth/login', '/api/v1/auth/refresh', '/api/v1/auth/logout'].includes(path);
         if (!isPublic && !op.security) undeclared.push(`${method} ${path}`);
       }
     }

@@ -45,11 +45,13 @@ describe('ingestion survives a crash', () => {
     await until('service up', async () => ((await fetch(`${first.base}/health`)).ok ? true : undefined));
 
     const json = (token?: string) => ({ 'content-type': 'application/json', ...(token && { authorization: `Bearer ${token}` }) });
-    const signup = await (await fetch(`${first.base}/api/v1/auth/signup`, {
-      method: 'POST',
-      headers: json(),
-      body: JSON.stringify({ email: 'crash@example.com', password: 'correct horse battery', tenant_name: 'Crash Co' }),
-    })).json();
+    const signup = await (
+      await fetch(`${first.base}/api/v1/auth/signup`, {
+        method: 'POST',
+        headers: json(),
+        body: JSON.stringify({ email: 'crash@example.com', password: 'correct horse battery', tenant_name: 'Crash Co' }),
+      })
+    ).json();
     const token = signup.access_token as string;
     // A slow provider (250 ms per batch of 128) makes the document take seconds to ingest.
     await fetch(`${first.base}/api/v1/settings/tenant`, {
@@ -57,8 +59,17 @@ describe('ingestion survives a crash', () => {
       headers: json(token),
       body: JSON.stringify({ providers: { embeddings: { provider: 'openai', dimensions: 256 } }, provider_keys: { openai: fake.apiKey } }),
     });
-    const content = Array.from({ length: 700 }, (_, i) => `# Topic ${i}\n\nEntry ${i}: the archive holds record number ${i * 7} in drawer ${i % 13}.`).join('\n\n');
-    const created = await (await fetch(`${first.base}/api/v1/documents`, { method: 'POST', headers: json(token), body: JSON.stringify({ title: 'Archive', content }) })).json();
+    const content = Array.from(
+      { length: 700 },
+      (_, i) => `# Topic ${i}\n\nEntry ${i}: the archive holds record number ${i * 7} in drawer ${i % 13}.`,
+    ).join('\n\n');
+    const created = await (
+      await fetch(`${first.base}/api/v1/documents`, {
+        method: 'POST',
+        headers: json(token),
+        body: JSON.stringify({ title: 'Archive', content }),
+      })
+    ).json();
     const docUrl = `/api/v1/documents/${created.id}`;
 
     const mid = await until('first batches stored', async () => {
@@ -81,7 +92,13 @@ describe('ingestion survives a crash', () => {
       // Resumed, not restarted: at most one batch in flight at the crash is embedded twice.
       expect(sentTotal).toBeLessThanOrEqual(700 + 128);
       expect(sentBeforeCrash).toBeGreaterThanOrEqual(256);
-      const hits = await (await fetch(`${second.base}/api/v1/knowledge/search`, { method: 'POST', headers: json(token), body: JSON.stringify({ query: 'record number 4830' }) })).json();
+      const hits = await (
+        await fetch(`${second.base}/api/v1/knowledge/search`, {
+          method: 'POST',
+          headers: json(token),
+          body: JSON.stringify({ query: 'record number 4830' }),
+        })
+      ).json();
       expect(hits.results[0].text).toContain('record number 4830');
     } finally {
       second.child.kill('SIGTERM');

@@ -28,7 +28,12 @@ afterAll(async () => {
 
 const quiet = pino({ level: 'silent' });
 const worker = (embedders: EmbedderSource = t.deps.embedders, opts: Partial<{ leaseMs: number; maxAttempts: number }> = {}) =>
-  new IngestionWorker(t.deps.database.db, embedders, t.deps.documentPool, quiet, { concurrency: 0, leaseMs: 60_000, maxAttempts: 6, ...opts });
+  new IngestionWorker(t.deps.database.db, embedders, t.deps.documentPool, quiet, {
+    concurrency: 0,
+    leaseMs: 60_000,
+    maxAttempts: 6,
+    ...opts,
+  });
 const source = (e: Embedder): EmbedderSource => ({ forTenant: async () => e });
 
 /** Many short sections: one chunk each, so batch boundaries are easy to reason about. */
@@ -37,9 +42,18 @@ const sections = (n: number, tag: string) =>
 
 const db = () => t.deps.database.db;
 async function docRow(id: string) {
-  return rowsOf<{ status: string; version: number; live_version: number | null; chunks_done: number; chunks_total: number | null; chunk_count: number; error: string | null; attempts: number; next_attempt_at: string | Date; locked_by: string | null }>(
-    await db().execute(sql`select * from documents where id = ${id}`),
-  )[0]!;
+  return rowsOf<{
+    status: string;
+    version: number;
+    live_version: number | null;
+    chunks_done: number;
+    chunks_total: number | null;
+    chunk_count: number;
+    error: string | null;
+    attempts: number;
+    next_attempt_at: string | Date;
+    locked_by: string | null;
+  }>(await db().execute(sql`select * from documents where id = ${id}`))[0]!;
 }
 async function chunkStats(id: string) {
   return rowsOf<{ total: number; distinct_idx: number; versions: number[] | string }>(
@@ -55,7 +69,9 @@ const post = async (s: Session, title: string, content: string) => {
   return res.json().id as string;
 };
 const searchTexts = async (s: Session, query: string) =>
-  ((await call(t.app, 'POST', '/api/v1/knowledge/search', s.access_token, { query, min_score: 0 })).json().results as { text: string }[]).map((r) => r.text);
+  (
+    (await call(t.app, 'POST', '/api/v1/knowledge/search', s.access_token, { query, min_score: 0 })).json().results as { text: string }[]
+  ).map((r) => r.text);
 
 /** An embedder that fails (or waits) on chosen calls, counting every text it embeds. */
 class ScriptedEmbedder implements Embedder {
@@ -102,7 +118,14 @@ describe('ingestion queue', () => {
     const resumed = new ScriptedEmbedder();
     await worker(source(resumed)).runOnce();
     expect(resumed.embedded).toBe(6); // only what was missing
-    expect(await docRow(id)).toMatchObject({ status: 'ready', live_version: 2, chunk_count: 10, chunks_done: 10, error: null, attempts: 0 });
+    expect(await docRow(id)).toMatchObject({
+      status: 'ready',
+      live_version: 2,
+      chunk_count: 10,
+      chunks_done: 10,
+      error: null,
+      attempts: 0,
+    });
     const stats = await chunkStats(id);
     expect([stats.total, stats.distinct_idx, versionsOf(stats.versions)]).toEqual([10, 10, [2]]);
     expect((await searchTexts(s, 'lentil soup')).filter((x) => x.includes('lentil'))).toEqual([]);
@@ -130,14 +153,23 @@ describe('ingestion queue', () => {
     expect(failed).toMatchObject({ status: 'failed', attempts: 2 });
     expect(failed.error).toMatch(/openai: 500/);
     // The API reports it the same way.
-    expect((await call(t.app, 'GET', `/api/v1/documents/${id2}`, s.access_token)).json()).toMatchObject({ status: 'failed', error: failed.error });
+    expect((await call(t.app, 'GET', `/api/v1/documents/${id2}`, s.access_token)).json()).toMatchObject({
+      status: 'failed',
+      error: failed.error,
+    });
   });
 
   it('a poison document (its worker killed past the time budget) fails once with the reason, is not retried, and is logged readably', async () => {
     const s = await signup(t.app);
     // ~5 MB of text: chunking it takes far longer than the 200 ms this pool allows a job.
     const id = await post(s, 'Poison', 'Sentence one is here. Another sentence follows it.\n\n'.repeat(100_000));
-    const pool = new DocumentPool({ size: 1, maxOldGenerationSizeMb: 256, jobTimeoutMs: 200, limits: DEFAULT_EXTRACT_LIMITS, maxChunks: 100_000 });
+    const pool = new DocumentPool({
+      size: 1,
+      maxOldGenerationSizeMb: 256,
+      jobTimeoutMs: 200,
+      limits: DEFAULT_EXTRACT_LIMITS,
+      maxChunks: 100_000,
+    });
     const lines: string[] = [];
     const log = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
     try {
@@ -209,7 +241,12 @@ describe('ingestion queue', () => {
       entered();
       return gate;
     });
-    const w = new IngestionWorker(db(), source(embedder), t.deps.documentPool, quiet, { concurrency: 1, leaseMs: 60_000, maxAttempts: 6, pollMs: 20 });
+    const w = new IngestionWorker(db(), source(embedder), t.deps.documentPool, quiet, {
+      concurrency: 1,
+      leaseMs: 60_000,
+      maxAttempts: 6,
+      pollMs: 20,
+    });
     await w.start();
     await inFirstBatch;
     const stopping = w.stop();
@@ -224,7 +261,9 @@ describe('ingestion queue', () => {
   it('a document whose every claim dies (the worker crashed each time) is given up after the allowed attempts', async () => {
     const s = await signup(t.app);
     const id = await post(s, 'Crasher', sections(2, 'yew'));
-    await db().execute(sql`update documents set status = 'processing', locked_by = 'dead', locked_at = now() - interval '1 hour', attempts = 6 where id = ${id}`);
+    await db().execute(
+      sql`update documents set status = 'processing', locked_by = 'dead', locked_at = now() - interval '1 hour', attempts = 6 where id = ${id}`,
+    );
     expect(await worker().runOnce()).toBe(true);
     const row = await docRow(id);
     expect(row).toMatchObject({ status: 'failed', attempts: 7 });
@@ -261,7 +300,9 @@ describe('ingestion queue', () => {
     expect(fake.requests.length).toBeGreaterThan(before);
     expect(fake.requests.at(-1)).toMatchObject({ model: 'text-embedding-3-small', dimensions: 512 });
     // Queries are embedded by the same model: vector search alone finds it.
-    const hits = (await call(t.app, 'POST', '/api/v1/knowledge/search', s.access_token, { query: 'when does the pharmacy open', mode: 'vector' })).json().results;
+    const hits = (
+      await call(t.app, 'POST', '/api/v1/knowledge/search', s.access_token, { query: 'when does the pharmacy open', mode: 'vector' })
+    ).json().results;
     expect(hits[0]?.document_id).toBe(id);
 
     // Settings that do not touch the embedding model do not re-embed.
@@ -283,7 +324,10 @@ describe('ingestion queue', () => {
 
   it('search reports a provider failure as 502 provider_error, not a crash', async () => {
     const s = await signup(t.app);
-    await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, { providers: { embeddings: { provider: 'openai' } }, provider_keys: { openai: 'sk-not-the-right-key' } });
+    await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, {
+      providers: { embeddings: { provider: 'openai' } },
+      provider_keys: { openai: 'sk-not-the-right-key' },
+    });
     const res = await call(t.app, 'POST', '/api/v1/knowledge/search', s.access_token, { query: 'anything' });
     expect(res.statusCode).toBe(502);
     expect(res.json().error).toMatchObject({ code: 'provider_error' });

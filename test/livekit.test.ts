@@ -26,7 +26,13 @@ let a: Session;
 let b: Session;
 /** The app's LiveKit with the agent joining through the fake instead of rtc-node; tests shorten its timeouts. */
 const liveKit = (agent: Partial<AgentJoinSettings> = {}) =>
-  new LiveKitService({ url: fake.url, apiKey: fake.apiKey, apiSecret: fake.apiSecret, sipUri: 'sip:fake.sip.example', agent: { connect: fake.connectAgent, ...agent } });
+  new LiveKitService({
+    url: fake.url,
+    apiKey: fake.apiKey,
+    apiSecret: fake.apiSecret,
+    sipUri: 'sip:fake.sip.example',
+    agent: { connect: fake.connectAgent, ...agent },
+  });
 beforeAll(async () => {
   fake = await new FakeLiveKit().start();
   t = await buildTestApp({
@@ -56,12 +62,23 @@ const startCall = async (s: Session) => {
   return res.json() as { call_id: string; room: string; token: string; url: string; expires_at: string };
 };
 const eventsOf = async (s: Session, callId: string) =>
-  (await call(t.app, 'GET', `/api/v1/calls/${callId}/events`, s.access_token)).json().items as { type: string; data: Record<string, unknown> }[];
-const deliver = (w: { body: string; headers: Record<string, string> }) => t.app.inject({ method: 'POST', url: '/api/v1/webhooks/livekit', headers: w.headers, payload: w.body });
-const callOf = async (s: Session, callId: string) => (await call(t.app, 'GET', `/api/v1/calls/${callId}`, s.access_token)).json() as { status: string; direction: string; from_number: string | null; to_number: string | null };
+  (await call(t.app, 'GET', `/api/v1/calls/${callId}/events`, s.access_token)).json().items as {
+    type: string;
+    data: Record<string, unknown>;
+  }[];
+const deliver = (w: { body: string; headers: Record<string, string> }) =>
+  t.app.inject({ method: 'POST', url: '/api/v1/webhooks/livekit', headers: w.headers, payload: w.body });
+const callOf = async (s: Session, callId: string) =>
+  (await call(t.app, 'GET', `/api/v1/calls/${callId}`, s.access_token)).json() as {
+    status: string;
+    direction: string;
+    from_number: string | null;
+    to_number: string | null;
+  };
 const turnsOf = (s: Session, callId: string) => t.deps.calls.transcript(s.tenant.id, callId);
 const agentIn = (room: string) => waitFor(`the agent in ${room}`, async () => fake.agentIn(room));
-const ended = (s: Session, callId: string) => waitFor(`call ${callId} to end`, async () => ((await t.deps.calls.get(s.tenant.id, callId)).endedAt ? callOf(s, callId) : undefined));
+const ended = (s: Session, callId: string) =>
+  waitFor(`call ${callId} to end`, async () => ((await t.deps.calls.get(s.tenant.id, callId)).endedAt ? callOf(s, callId) : undefined));
 /** A tenant of its own, with a greeting, so its transcript shows the agent speaking. */
 const greetingTenant = async (settings: object = {}) => {
   const s = await signup(t.app);
@@ -80,7 +97,11 @@ describe('web call token', () => {
     expect(fake.rooms.has(body.room)).toBe(true);
 
     const { payload } = await jwtVerify(body.token, new TextEncoder().encode(fake.apiSecret), { issuer: fake.apiKey });
-    expect(payload).toMatchObject({ sub: 'caller', name: 'Visitor', video: { roomJoin: true, room: body.room, canPublish: true, canSubscribe: true, canPublishData: false } });
+    expect(payload).toMatchObject({
+      sub: 'caller',
+      name: 'Visitor',
+      video: { roomJoin: true, room: body.room, canPublish: true, canSubscribe: true, canPublishData: false },
+    });
     expect(Object.keys(payload.video as object).filter((k) => /^room(Create|List|Admin|Record)$/.test(k))).toEqual([]);
     expect(Math.abs(new Date(body.expires_at).getTime() / 1000 - payload.exp!)).toBeLessThanOrEqual(2);
 
@@ -109,7 +130,14 @@ describe('OpenAPI', () => {
     const doc = await t.app.inject({ method: 'GET', url: '/openapi.json' });
     expect(doc.statusCode).toBe(200);
     expect(Object.keys(doc.json().paths)).toEqual(
-      expect.arrayContaining(['/api/v1/voice/livekit/token', '/api/v1/voice/livekit/calls', '/api/v1/voice/livekit/rooms', '/api/v1/voice/livekit/rooms/{name}', '/api/v1/voice/livekit/sip', '/api/v1/webhooks/livekit']),
+      expect.arrayContaining([
+        '/api/v1/voice/livekit/token',
+        '/api/v1/voice/livekit/calls',
+        '/api/v1/voice/livekit/rooms',
+        '/api/v1/voice/livekit/rooms/{name}',
+        '/api/v1/voice/livekit/sip',
+        '/api/v1/webhooks/livekit',
+      ]),
     );
   });
 });
@@ -123,11 +151,15 @@ describe('rooms', () => {
     expect(a2.room).toMatchObject({ name: roomName(a.tenant.id, a2.call_id), call_id: a2.call_id });
     const b1 = await startCall(b);
 
-    const listA = (await call(t.app, 'GET', '/api/v1/voice/livekit/rooms', a.access_token)).json().items.map((r: { name: string }) => r.name);
+    const listA = (await call(t.app, 'GET', '/api/v1/voice/livekit/rooms', a.access_token))
+      .json()
+      .items.map((r: { name: string }) => r.name);
     expect(listA).toEqual(expect.arrayContaining([a1.room, a2.room.name]));
     expect(listA).not.toContain(b1.room);
     expect(listA.every((n: string) => n.startsWith(`t_${a.tenant.id}_`))).toBe(true);
-    const listB = (await call(t.app, 'GET', '/api/v1/voice/livekit/rooms', b.access_token)).json().items.map((r: { name: string }) => r.name);
+    const listB = (await call(t.app, 'GET', '/api/v1/voice/livekit/rooms', b.access_token))
+      .json()
+      .items.map((r: { name: string }) => r.name);
     expect(listB).toEqual([b1.room]);
 
     const foreign = await call(t.app, 'DELETE', `/api/v1/voice/livekit/rooms/${encodeURIComponent(b1.room)}`, a.access_token);
@@ -184,7 +216,12 @@ describe('webhook', () => {
       await fake.webhook({ event: 'participant_left', room, participant: { ...participant, state: 'DISCONNECTED' } }),
       await fake.webhook({
         event: 'egress_ended',
-        egressInfo: { egressId: 'EG_1', roomName: c.room, status: 'EGRESS_COMPLETE', fileResults: [{ filename: 'recordings/x.ogg', location: 's3://calls/recordings/x.ogg', duration: '1000000000' }] },
+        egressInfo: {
+          egressId: 'EG_1',
+          roomName: c.room,
+          status: 'EGRESS_COMPLETE',
+          fileResults: [{ filename: 'recordings/x.ogg', location: 's3://calls/recordings/x.ogg', duration: '1000000000' }],
+        },
       }),
       await fake.webhook({ event: 'room_finished', room }),
     ];
@@ -210,9 +247,24 @@ describe('webhook', () => {
       'livekit.room_finished',
       'call.ended',
     ]);
-    expect(events[2]!.data).toMatchObject({ room: c.room, room_sid: 'RM_hook', participant_identity: 'caller', participant_kind: 'STANDARD' });
-    expect(events[4]!.data).toMatchObject({ egress_id: 'EG_1', egress_status: 'EGRESS_COMPLETE', files: [{ filename: 'recordings/x.ogg', location: 's3://calls/recordings/x.ogg' }] });
-    expect(events[5]!.data).toEqual({ egress_id: 'EG_1', location: 's3://calls/recordings/x.ogg', filename: 'recordings/x.ogg', duration_ms: 1000, downloadable: false });
+    expect(events[2]!.data).toMatchObject({
+      room: c.room,
+      room_sid: 'RM_hook',
+      participant_identity: 'caller',
+      participant_kind: 'STANDARD',
+    });
+    expect(events[4]!.data).toMatchObject({
+      egress_id: 'EG_1',
+      egress_status: 'EGRESS_COMPLETE',
+      files: [{ filename: 'recordings/x.ogg', location: 's3://calls/recordings/x.ogg' }],
+    });
+    expect(events[5]!.data).toEqual({
+      egress_id: 'EG_1',
+      location: 's3://calls/recordings/x.ogg',
+      filename: 'recordings/x.ogg',
+      duration_ms: 1000,
+      downloadable: false,
+    });
     expect(events.at(-1)!.data).toMatchObject({ status: 'completed' });
     expect((await call(t.app, 'GET', `/api/v1/calls/${c.call_id}`, a.access_token)).json()).toMatchObject({ status: 'completed' });
   });
@@ -227,10 +279,12 @@ describe('webhook', () => {
       expect([res.statusCode, res.json().recorded]).toEqual([200, true]);
     }
     const events = (await eventsOf(a, c.call_id)).filter((e) => e.type.startsWith('recording.'));
-    expect(events).toEqual([
-      { type: 'recording.failed', data: { egress_id: 'EG_failed', egress_status: 'EGRESS_FAILED', error: 'no space left' } },
-      { type: 'recording.saved', data: { egress_id: 'EG_nofile', downloadable: false } },
-    ].map((e) => expect.objectContaining(e)));
+    expect(events).toEqual(
+      [
+        { type: 'recording.failed', data: { egress_id: 'EG_failed', egress_status: 'EGRESS_FAILED', error: 'no space left' } },
+        { type: 'recording.saved', data: { egress_id: 'EG_nofile', downloadable: false } },
+      ].map((e) => expect.objectContaining(e)),
+    );
   });
 
   it('refuses what is not signed over the exact body with 403, recording nothing', async () => {
@@ -424,7 +478,8 @@ describe('outbound calls through LiveKit SIP', () => {
     for (const agent of fake.agents) agent.callerLeaves();
   });
   const dial = (s: Session, body: object) => call(t.app, 'POST', '/api/v1/voice/livekit/calls', s.access_token, body);
-  const outboundCalls = async (s: Session) => (await call(t.app, 'GET', '/api/v1/calls?direction=outbound', s.access_token)).json().total as number;
+  const outboundCalls = async (s: Session) =>
+    (await call(t.app, 'GET', '/api/v1/calls?direction=outbound', s.access_token)).json().total as number;
   const dials = () => fake.requests.filter((r) => r.method === 'SIP/CreateSIPParticipant').length;
 
   it('dials only through the tenant’s own trunk; anything else leaves no call and rings no phone', async () => {
@@ -434,7 +489,11 @@ describe('outbound calls through LiveKit SIP', () => {
       const res = await dial(a, { to: '+14155550199', trunk_id });
       expect([res.statusCode, res.json().error.code], trunk_id).toEqual([404, 'not_found']);
     }
-    for (const body of [{ to: '4155550199', trunk_id: trunkA }, { to: '+14155550199' }, { to: '+14155550199', trunk_id: trunkA, from: '+1999' }]) {
+    for (const body of [
+      { to: '4155550199', trunk_id: trunkA },
+      { to: '+14155550199' },
+      { to: '+14155550199', trunk_id: trunkA, from: '+1999' },
+    ]) {
       expect((await dial(a, body)).statusCode, JSON.stringify(body)).toBe(422);
     }
     // A member may not place calls (tenant_write).
@@ -448,15 +507,34 @@ describe('outbound calls through LiveKit SIP', () => {
   it('joins the agent, then dials; the agent greets once answered and the call ends when the callee hangs up', async () => {
     const res = await dial(a, { to: '+14155550199', trunk_id: trunkA });
     expect(res.statusCode, res.body).toBe(201);
-    const { call_id: callId, room, sip_call_id: sipCallId, status } = res.json() as { call_id: string; room: string; sip_call_id: string; status: string };
+    const {
+      call_id: callId,
+      room,
+      sip_call_id: sipCallId,
+      status,
+    } = res.json() as { call_id: string; room: string; sip_call_id: string; status: string };
     expect([room, status]).toEqual([roomName(a.tenant.id, callId), 'ringing']);
     const agent = fake.agentIn(room)!;
     const dialIndex = fake.requests.findLastIndex((r) => r.method === 'SIP/CreateSIPParticipant');
-    expect(fake.requests[dialIndex]!.body).toMatchObject({ sipTrunkId: trunkA, sipCallTo: '+14155550199', sipNumber: from, roomName: room, participantIdentity: 'caller' });
+    expect(fake.requests[dialIndex]!.body).toMatchObject({
+      sipTrunkId: trunkA,
+      sipCallTo: '+14155550199',
+      sipNumber: from,
+      roomName: room,
+      participantIdentity: 'caller',
+    });
     // The agent was in the room before the phone rang.
     expect(agent.requestsBefore).toBeLessThanOrEqual(dialIndex);
-    expect(await callOf(a, callId)).toMatchObject({ direction: 'outbound', status: 'ringing', from_number: from, to_number: '+14155550199' });
-    expect((await eventsOf(a, callId)).find((e) => e.type === 'livekit.dialed')!.data).toMatchObject({ trunk_id: trunkA, sip_call_id: sipCallId });
+    expect(await callOf(a, callId)).toMatchObject({
+      direction: 'outbound',
+      status: 'ringing',
+      from_number: from,
+      to_number: '+14155550199',
+    });
+    expect((await eventsOf(a, callId)).find((e) => e.type === 'livekit.dialed')!.data).toMatchObject({
+      trunk_id: trunkA,
+      sip_call_id: sipCallId,
+    });
     // Ringing: nobody to greet.
     await sleep(200);
     expect(await turnsOf(a, callId)).toEqual([]);
@@ -492,7 +570,11 @@ describe('outbound calls through LiveKit SIP', () => {
     const res = await dial(a, { to: '+14155550197', trunk_id: trunkA });
     expect([res.statusCode, res.json().error.code]).toEqual([422, 'call_rejected']);
     expect(res.json().error.message).toMatch(/invalid phone number/);
-    const latest = (await call(t.app, 'GET', '/api/v1/calls?direction=outbound&limit=1', a.access_token)).json().items[0] as { id: string; status: string; room?: string };
+    const latest = (await call(t.app, 'GET', '/api/v1/calls?direction=outbound&limit=1', a.access_token)).json().items[0] as {
+      id: string;
+      status: string;
+      room?: string;
+    };
     expect(latest.status).toBe('failed');
     expect((await eventsOf(a, latest.id)).map((e) => e.type)).toEqual(['call.started', 'livekit.dial_failed', 'call.ended']);
     const room = roomName(a.tenant.id, latest.id);
@@ -506,7 +588,10 @@ describe('outbound calls through LiveKit SIP', () => {
     const res = await dial(a, { to: '+14155550196', trunk_id: trunkA });
     expect([res.statusCode, res.json().error.code]).toEqual([502, 'provider_error']);
     expect(dials()).toBe(before);
-    const latest = (await call(t.app, 'GET', '/api/v1/calls?direction=outbound&limit=1', a.access_token)).json().items[0] as { id: string; status: string };
+    const latest = (await call(t.app, 'GET', '/api/v1/calls?direction=outbound&limit=1', a.access_token)).json().items[0] as {
+      id: string;
+      status: string;
+    };
     expect(latest.status).toBe('failed');
     expect((await eventsOf(a, latest.id)).map((e) => e.type)).toEqual(['call.started', 'livekit.agent_failed', 'call.ended']);
   });
@@ -526,7 +611,8 @@ describe('inbound phone calls through LiveKit SIP', () => {
     expect(res.statusCode, res.body).toBe(201);
     return { s, phone };
   };
-  const inboundCalls = async (s: Session) => (await call(t.app, 'GET', '/api/v1/calls?direction=inbound', s.access_token)).json().items as { id: string }[];
+  const inboundCalls = async (s: Session) =>
+    (await call(t.app, 'GET', '/api/v1/calls?direction=inbound', s.access_token)).json().items as { id: string }[];
   const recordedOf = async (event: Record<string, unknown>) => {
     const res = await deliver(await fake.webhook(event));
     expect(res.statusCode, res.body).toBe(200);
@@ -550,12 +636,19 @@ describe('inbound phone calls through LiveKit SIP', () => {
     expect(calls).toHaveLength(1);
     const callId = calls[0]!.id;
     expect(fake.agents.filter((x) => x.room === room)).toHaveLength(1);
-    expect(await callOf(s, callId)).toMatchObject({ direction: 'inbound', status: 'in_progress', from_number: '+14155550111', to_number: '+14155557101' });
+    expect(await callOf(s, callId)).toMatchObject({
+      direction: 'inbound',
+      status: 'in_progress',
+      from_number: '+14155550111',
+      to_number: '+14155557101',
+    });
     // A later redelivery changes nothing.
     expect((await deliver(signed)).json().recorded).toBe(false);
     // Deliveries that both found no call yet: the room takes one call, the second answer is nobody's.
     expect(await t.deps.calls.openInRoom(s.tenant.id, room, { fromNumber: '+14155550111', toNumber: '+14155557101' })).toBeUndefined();
-    expect(await t.deps.calls.openInRoom(s.tenant.id, room, { callId, fromNumber: '+14155550111', toNumber: '+14155557101' })).toBeUndefined();
+    expect(
+      await t.deps.calls.openInRoom(s.tenant.id, room, { callId, fromNumber: '+14155550111', toNumber: '+14155557101' }),
+    ).toBeUndefined();
     expect(await inboundCalls(s)).toHaveLength(1);
 
     // The agent's token is for this room only; the caller is the phone in it, whose identity LiveKit chose.
@@ -571,17 +664,29 @@ describe('inbound phone calls through LiveKit SIP', () => {
     expect(fake.egresses.get(started.data.egress_id as string)!.roomName).toBe(room);
 
     // The tenant's rooms show the call this room carries.
-    const rooms = (await call(t.app, 'GET', '/api/v1/voice/livekit/rooms', s.access_token)).json().items as { name: string; call_id: string | null }[];
+    const rooms = (await call(t.app, 'GET', '/api/v1/voice/livekit/rooms', s.access_token)).json().items as {
+      name: string;
+      call_id: string | null;
+    }[];
     expect(rooms).toEqual([expect.objectContaining({ name: room, call_id: callId })]);
     // The room's later events find the call through its room.
-    expect(await recordedOf({ event: 'participant_left', room: event.room, participant: { ...(event.participant as object), state: 'DISCONNECTED' } })).toBe(true);
+    expect(
+      await recordedOf({
+        event: 'participant_left',
+        room: event.room,
+        participant: { ...(event.participant as object), state: 'DISCONNECTED' },
+      }),
+    ).toBe(true);
     agent.callerLeaves();
     expect(await ended(s, callId)).toMatchObject({ status: 'completed' });
     await waitFor('the room to close', async () => (fake.rooms.has(room) ? undefined : true));
     const events = await eventsOf(s, callId);
     expect(events.filter((e) => e.type === 'livekit.participant_joined')).toHaveLength(1);
     expect(events.find((e) => e.type === 'livekit.sip_answered')!.data).toMatchObject({ room, handed_over: false });
-    expect(events.find((e) => e.type === 'livekit.participant_joined')!.data).toMatchObject({ participant_identity: 'sip_+14155550111', participant_kind: 'SIP' });
+    expect(events.find((e) => e.type === 'livekit.participant_joined')!.data).toMatchObject({
+      participant_identity: 'sip_+14155550111',
+      participant_kind: 'SIP',
+    });
   });
 
   it('a call Twilio handed over (X-Call-Id) is that call; another tenant’s call id in the header takes nothing', async () => {
@@ -590,7 +695,13 @@ describe('inbound phone calls through LiveKit SIP', () => {
     const trunk = fake.inboundTrunks.find((tr) => tr.numbers.includes('+14155557102'))!;
     expect(trunk.headersToAttributes).toEqual({ 'X-Call-Id': 'call_id' });
     const twilioCall = async (owner: Session, to: string) =>
-      t.deps.calls.open(owner.tenant.id, { direction: 'inbound', status: 'in_progress', fromNumber: '+14155550112', toNumber: to, providerCallSid: `CA${randomUUID().replace(/-/g, '')}` });
+      t.deps.calls.open(owner.tenant.id, {
+        direction: 'inbound',
+        status: 'in_progress',
+        fromNumber: '+14155550112',
+        toNumber: to,
+        providerCallSid: `CA${randomUUID().replace(/-/g, '')}`,
+      });
     const handed = await twilioCall(s, '+14155557102');
 
     const { room, event } = fake.sipInbound({ from: '+14155550112', to: '+14155557102', headers: { 'x-call-id': handed.id } });
@@ -619,11 +730,22 @@ describe('inbound phone calls through LiveKit SIP', () => {
   it('from Twilio to the agent: a number in livekit mode is dialled into LiveKit as that number, and the agent answers Twilio’s call', async () => {
     const { s, phone } = await connected('+14155557105');
     await t.deps.phoneNumbers.update(s.tenant.id, phone.id, { mode: 'livekit' });
-    const params = { AccountSid: TWILIO.accountSid, CallSid: `CA${'d'.repeat(32)}`, From: '+14155550115', To: '+14155557105', Direction: 'inbound', CallStatus: 'ringing', ApiVersion: '2010-04-01' };
+    const params = {
+      AccountSid: TWILIO.accountSid,
+      CallSid: `CA${'d'.repeat(32)}`,
+      From: '+14155550115',
+      To: '+14155557105',
+      Direction: 'inbound',
+      CallStatus: 'ringing',
+      ApiVersion: '2010-04-01',
+    };
     const res = await t.app.inject({
       method: 'POST',
       url: '/api/v1/webhooks/twilio/voice',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilioSignature(TWILIO.authToken, `${PUBLIC_BASE_URL}/api/v1/webhooks/twilio/voice`, params) },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-twilio-signature': twilioSignature(TWILIO.authToken, `${PUBLIC_BASE_URL}/api/v1/webhooks/twilio/voice`, params),
+      },
       payload: new URLSearchParams(params).toString(),
     });
     expect(res.statusCode, res.body).toBe(200);
@@ -635,11 +757,17 @@ describe('inbound phone calls through LiveKit SIP', () => {
     expect((await inboundCalls(s)).map((c) => c.id)).toEqual([callId]);
     // A URI with a user of its own is dialled as it is; parameters stay after the host; no number, no change.
     expect(liveKitSipTarget('sip:agent@fake.sip.example', '+14155557105')).toBe('sip:agent@fake.sip.example');
-    expect(liveKitSipTarget('sips:fake.sip.example;transport=tls', '+14155557105')).toBe('sips:+14155557105@fake.sip.example;transport=tls');
+    expect(liveKitSipTarget('sips:fake.sip.example;transport=tls', '+14155557105')).toBe(
+      'sips:+14155557105@fake.sip.example;transport=tls',
+    );
     expect(liveKitSipTarget('sip:fake.sip.example', 'anonymous')).toBe('sip:fake.sip.example');
 
     // LiveKit routes the INVITE by the URI's number, and maps the header to the caller's attribute.
-    const { room, event } = fake.sipInbound({ from: '+14155550115', to: target!.slice('sip:'.length, target!.indexOf('@')), headers: { 'X-Call-Id': callId } });
+    const { room, event } = fake.sipInbound({
+      from: '+14155550115',
+      to: target!.slice('sip:'.length, target!.indexOf('@')),
+      headers: { 'X-Call-Id': callId },
+    });
     expect(await recordedOf(event)).toBe(true);
     const agent = await agentIn(room);
     agent.callerJoins();
@@ -675,7 +803,13 @@ describe('Egress recordings in the recordings bucket', () => {
       LIVEKIT_API_SECRET: fake.apiSecret,
       ...s3.recordingsEnv('call-recordings'),
     });
-    ts3.deps.livekit = new LiveKitService({ url: fake.url, apiKey: fake.apiKey, apiSecret: fake.apiSecret, recordingS3: ts3.deps.config.recordings.s3, agent: { connect: fake.connectAgent } });
+    ts3.deps.livekit = new LiveKitService({
+      url: fake.url,
+      apiKey: fake.apiKey,
+      apiSecret: fake.apiSecret,
+      recordingS3: ts3.deps.config.recordings.s3,
+      agent: { connect: fake.connectAgent },
+    });
   });
   afterAll(async () => {
     for (const agent of fake.agents) agent.callerLeaves();
@@ -692,14 +826,19 @@ describe('Egress recordings in the recordings bucket', () => {
     expect(res.statusCode, res.body).toBe(201);
     const { call_id: callId, room } = res.json() as { call_id: string; room: string };
     const agent = await agentIn(room);
-    const started = await waitFor('recording.started', async () => (await ts3.deps.calls.events(s.tenant.id, callId)).find((e) => e.type === 'recording.started'));
+    const started = await waitFor('recording.started', async () =>
+      (await ts3.deps.calls.events(s.tenant.id, callId)).find((e) => e.type === 'recording.started'),
+    );
     const egress = fake.egresses.get(started.extraData.egress_id as string)!;
     agent.callerLeaves();
     await waitFor('the call to end', async () => ((await ts3.deps.calls.get(s.tenant.id, callId)).endedAt ? true : undefined));
     return { callId, room, output: (egress.request.fileOutputs as { filepath: string; s3: Record<string, unknown> }[])[0]! };
   };
   const egressEnded = async (room: string, fileResults: object[]) => {
-    const w = await fake.webhook({ event: 'egress_ended', egressInfo: { egressId: `EG_${randomUUID()}`, roomName: room, status: 'EGRESS_COMPLETE', fileResults } });
+    const w = await fake.webhook({
+      event: 'egress_ended',
+      egressInfo: { egressId: `EG_${randomUUID()}`, roomName: room, status: 'EGRESS_COMPLETE', fileResults },
+    });
     const res = await ts3.app.inject({ method: 'POST', url: '/api/v1/webhooks/livekit', headers: w.headers, payload: w.body });
     expect([res.statusCode, res.json().recorded], res.body).toEqual([200, true]);
   };
@@ -713,8 +852,12 @@ describe('Egress recordings in the recordings bucket', () => {
     expect(output.s3).toMatchObject({ bucket: 'call-recordings', endpoint: s3.baseUrl, region: 'eu-central-1', forcePathStyle: true });
     // What Egress does then: the file in the bucket, and egress_ended naming it.
     const ogg = Buffer.concat([Buffer.from('OggS'), randomBytes(4000)]);
-    s3.buckets.get('call-recordings')!.set(output.filepath, { body: ogg, contentType: 'audio/ogg', etag: '"egress"', lastModified: new Date() });
-    await egressEnded(room, [{ filename: output.filepath, location: `s3://call-recordings/${output.filepath}`, duration: '2500000000', size: '4004' }]);
+    s3.buckets
+      .get('call-recordings')!
+      .set(output.filepath, { body: ogg, contentType: 'audio/ogg', etag: '"egress"', lastModified: new Date() });
+    await egressEnded(room, [
+      { filename: output.filepath, location: `s3://call-recordings/${output.filepath}`, duration: '2500000000', size: '4004' },
+    ]);
 
     const rec = await call(ts3.app, 'GET', `/api/v1/calls/${callId}/recording`, s.access_token);
     expect(rec.statusCode, rec.body).toBe(200);
@@ -733,7 +876,9 @@ describe('Egress recordings in the recordings bucket', () => {
     await egressEnded(room, [{ filename: `recordings/${s.tenant.id}/${randomUUID()}.ogg`, location: 's3://elsewhere/x.ogg' }]);
     const rec = await call(ts3.app, 'GET', `/api/v1/calls/${callId}/recording`, s.access_token);
     expect([rec.statusCode, rec.json().error.code]).toEqual([404, 'not_found']);
-    expect((await ts3.deps.calls.events(s.tenant.id, callId)).find((e) => e.type === 'recording.saved')!.extraData).toMatchObject({ downloadable: false });
+    expect((await ts3.deps.calls.events(s.tenant.id, callId)).find((e) => e.type === 'recording.saved')!.extraData).toMatchObject({
+      downloadable: false,
+    });
   });
 });
 
@@ -756,7 +901,12 @@ describe('without LiveKit configured', () => {
       ['POST', '/api/v1/voice/livekit/calls', JSON.stringify({ to: '+14155550100', trunk_id: 'ST_any' })],
       ['POST', '/api/v1/webhooks/livekit'],
     ] as const) {
-      const res = await bare.app.inject({ method, url, headers: { ...bearer(s.access_token), 'content-type': 'application/json' }, payload });
+      const res = await bare.app.inject({
+        method,
+        url,
+        headers: { ...bearer(s.access_token), 'content-type': 'application/json' },
+        payload,
+      });
       expect([res.statusCode, res.json().error.code], `${method} ${url}`).toEqual([503, 'livekit_not_configured']);
     }
     expect((await call(bare.app, 'GET', '/api/v1/calls', s.access_token)).json().total).toBe(0);

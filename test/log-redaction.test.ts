@@ -36,7 +36,9 @@ describe('request log lines', () => {
   it('redactUrl keeps everything but secret values', () => {
     expect(redactUrl('/a/b')).toBe('/a/b');
     expect(redactUrl('/a?session_id=1&token=abc&x')).toBe('/a?session_id=1&token=[redacted]&x');
-    expect(redactUrl('/r/k.wav?expires=12&signature=ff&X-Amz-Signature=1')).toBe('/r/k.wav?expires=12&signature=[redacted]&X-Amz-Signature=[redacted]');
+    expect(redactUrl('/r/k.wav?expires=12&signature=ff&X-Amz-Signature=1')).toBe(
+      '/r/k.wav?expires=12&signature=[redacted]&X-Amz-Signature=[redacted]',
+    );
     expect(redactUrl('/a?%74oken=abc')).toBe('/a?%74oken=[redacted]');
   });
 });
@@ -50,7 +52,10 @@ describe('a failed query', () => {
     const err = await t.deps.database.db
       .insert(users)
       .values({ tenantId: s.tenant.id, email: s.user.email, passwordHash: HASH })
-      .then(() => undefined, (e: unknown) => e);
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(String((err as Error).message)).toContain(HASH); // what Drizzle would have logged
     t.deps.log.error({ err }, 'query failed');
     const line = t.logs.findLast((l) => l.includes('query failed'))!;
@@ -74,7 +79,10 @@ describe('a failed query', () => {
     const queryErr = await t.deps.database.db
       .insert(users)
       .values({ tenantId: randomUUID(), email: `x-${randomUUID()}@example.com`, passwordHash: HASH })
-      .then(() => undefined, (e: unknown) => e);
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     const shown = classify(queryErr as FastifyError, true);
     expect(shown.status).toBe(500);
     expect(shown.message).toContain('Failed query: insert into "users"');

@@ -21,7 +21,11 @@ describe('main', () => {
   });
 
   it('refuses to start in production with Twilio configured and no PUBLIC_BASE_URL (exit 78)', () => {
-    const twilio = { TWILIO_ACCOUNT_SID: `AC${'1'.repeat(32)}`, TWILIO_AUTH_TOKEN: 'token', SECRET_KEY: 'main-test-secret-key-that-is-long-enough-0123' };
+    const twilio = {
+      TWILIO_ACCOUNT_SID: `AC${'1'.repeat(32)}`,
+      TWILIO_AUTH_TOKEN: 'token',
+      SECRET_KEY: 'main-test-secret-key-that-is-long-enough-0123',
+    };
     const res = spawnSync(process.execPath, main, { env: { ...baseEnv(), NODE_ENV: 'production', ...twilio }, encoding: 'utf8' });
     expect(res.status).toBe(78);
     expect(res.stderr).toContain('PUBLIC_BASE_URL: required when NODE_ENV=production and Twilio is configured');
@@ -36,8 +40,11 @@ describe('main', () => {
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     // A first boot (initdb + migrations) takes a few seconds alone, several times that beside other test files.
     let ok = false;
-    for (const deadline = Date.now() + 60_000; !ok && Date.now() < deadline; ) {
-      ok = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
+    for (const deadline = Date.now() + 60_000; !ok && Date.now() < deadline;) {
+      ok = await fetch(`http://127.0.0.1:${port}/health`).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (!ok) await sleep(50);
     }
     if (!ok) child.kill('SIGKILL'); // not left running after the test

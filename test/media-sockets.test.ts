@@ -23,7 +23,9 @@ beforeAll(async () => {
   await t.app.listen({ port: 0, host: '127.0.0.1' });
   const addr = t.app.server.address();
   port = typeof addr === 'object' && addr ? addr.port : 0;
-  root = (await t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } })).json().access_token;
+  root = (
+    await t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } })
+  ).json().access_token;
 });
 afterAll(async () => {
   await t.close();
@@ -37,13 +39,18 @@ async function tenant(): Promise<Session> {
     method: 'PUT',
     url: '/api/v1/settings/tenant',
     headers: bearer(s.access_token),
-    payload: { greeting: 'Hello.', providers: { stt: { provider: 'deepgram', model: 'nova-3' } }, provider_keys: { deepgram: deepgram.apiKey } },
+    payload: {
+      greeting: 'Hello.',
+      providers: { stt: { provider: 'deepgram', model: 'nova-3' } },
+      provider_keys: { deepgram: deepgram.apiKey },
+    },
   });
   expect(put.statusCode, put.body).toBe(200);
   return s;
 }
 
-const events = async (tenantId: string, callId: string) => (await t.deps.calls.events(tenantId, callId)).map((e) => ({ type: e.type, data: e.extraData as Record<string, unknown> }));
+const events = async (tenantId: string, callId: string) =>
+  (await t.deps.calls.events(tenantId, callId)).map((e) => ({ type: e.type, data: e.extraData as Record<string, unknown> }));
 const ended = (tenantId: string, callId: string) =>
   waitFor('call ended', async () => {
     const row = await t.deps.calls.get(tenantId, callId);
@@ -61,7 +68,9 @@ function browser(callToken: string) {
   const ws = new WebSocket(`ws://127.0.0.1:${port}/api/v1/calls/web/stream?token=${encodeURIComponent(callToken)}`);
   let agentBytes = 0;
   const control: Record<string, unknown>[] = [];
-  ws.on('message', (data, isBinary) => (isBinary ? (agentBytes += (data as Buffer).length) : control.push(JSON.parse(String(data)) as Record<string, unknown>)));
+  ws.on('message', (data, isBinary) =>
+    isBinary ? (agentBytes += (data as Buffer).length) : control.push(JSON.parse(String(data)) as Record<string, unknown>),
+  );
   const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
   const opened = new Promise<boolean>((r) => {
     ws.once('open', () => r(true));
@@ -124,15 +133,38 @@ describe('call tokens are single-use', () => {
   it('a Twilio stream token opens one stream: the same start message on a second socket is refused with 1008', async () => {
     const s = await tenant();
     const callSid = `CA${'7'.repeat(32)}`;
-    const row = await t.deps.calls.open(s.tenant.id, { direction: 'inbound', status: 'in_progress', fromNumber: '+15557654321', toNumber: '+15550001111', providerCallSid: callSid });
-    const { token } = await new CallTokenService(t.deps.config.secretKey, t.deps.cache).sign({ tenantId: s.tenant.id, callId: row.id, channel: 'twilio' });
+    const row = await t.deps.calls.open(s.tenant.id, {
+      direction: 'inbound',
+      status: 'in_progress',
+      fromNumber: '+15557654321',
+      toNumber: '+15550001111',
+      providerCallSid: callSid,
+    });
+    const { token } = await new CallTokenService(t.deps.config.secretKey, t.deps.cache).sign({
+      tenantId: s.tenant.id,
+      callId: row.id,
+      channel: 'twilio',
+    });
     const stream = () => {
       const ws = new WebSocket(`ws://127.0.0.1:${port}${TWILIO_STREAM_PATH}`);
       const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
       ws.once('open', () => {
         ws.send(JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0' }));
         const streamSid = `MZ${'1'.repeat(32)}`;
-        ws.send(JSON.stringify({ event: 'start', streamSid, start: { streamSid, accountSid: `AC${'1'.repeat(32)}`, callSid, tracks: ['inbound'], customParameters: { token }, mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } } }));
+        ws.send(
+          JSON.stringify({
+            event: 'start',
+            streamSid,
+            start: {
+              streamSid,
+              accountSid: `AC${'1'.repeat(32)}`,
+              callSid,
+              tracks: ['inbound'],
+              customParameters: { token },
+              mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
+            },
+          }),
+        );
       });
       return { ws, closed };
     };
@@ -155,10 +187,17 @@ describe('suspended tenant, deactivated user', () => {
     const b = browser(live.token);
     expect(await b.opened).toBe(true);
     microphone(b.ws);
-    await waitFor('call live', async () => ((await events(s.tenant.id, live.call_id)).length && t.deps.voice.active > 0 ? true : undefined));
+    await waitFor('call live', async () =>
+      (await events(s.tenant.id, live.call_id)).length && t.deps.voice.active > 0 ? true : undefined,
+    );
     await waitFor('agent audio', async () => (b.agentBytes() > 0 ? true : undefined), 20_000);
 
-    const sus = await t.app.inject({ method: 'POST', url: `/api/v1/admin/tenants/${s.tenant.id}/suspend`, headers: bearer(root), payload: { reason: 'abuse' } });
+    const sus = await t.app.inject({
+      method: 'POST',
+      url: `/api/v1/admin/tenants/${s.tenant.id}/suspend`,
+      headers: bearer(root),
+      payload: { reason: 'abuse' },
+    });
     expect(sus.statusCode, sus.body).toBe(200);
     // The live call: ended wherever it runs, its socket closed.
     expect(await b.closed).toBe(1000);
@@ -176,9 +215,16 @@ describe('suspended tenant, deactivated user', () => {
   it('a deactivated user’s live web call ends, and the user’s unused token opens nothing', async () => {
     const admin = await tenant();
     const email = uniqueEmail('member');
-    const invited = await t.app.inject({ method: 'POST', url: '/api/v1/users', headers: bearer(admin.access_token), payload: { email, password: 'member password 123', role: 'member' } });
+    const invited = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/users',
+      headers: bearer(admin.access_token),
+      payload: { email, password: 'member password 123', role: 'member' },
+    });
     expect(invited.statusCode, invited.body).toBe(201);
-    const member = (await t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email, password: 'member password 123' } })).json() as Session;
+    const member = (
+      await t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email, password: 'member password 123' } })
+    ).json() as Session;
     const live = await webCall(member.access_token);
     const pending = await webCall(member.access_token);
     // Another user's call of the same tenant is not touched.

@@ -32,7 +32,9 @@ describe('migration 0011_document_parts', () => {
       await pg.query(`insert into documents (tenant_id, title) select tenant_id, 'no file' from documents`);
       await apply(pg, '0011_document_parts');
 
-      const { rows: columns } = await pg.query(`select 1 from information_schema.columns where table_name = 'documents' and column_name = 'source'`);
+      const { rows: columns } = await pg.query(
+        `select 1 from information_schema.columns where table_name = 'documents' and column_name = 'source'`,
+      );
       expect(columns).toHaveLength(0);
       expect((await pg.query(`select count(*)::int as n from document_parts`)).rows).toEqual([{ n: 1 }]);
       const db = drizzle({ client: pg, schema }) as unknown as Db;

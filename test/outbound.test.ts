@@ -27,7 +27,9 @@ beforeAll(async () => {
   internal = createServer((req, res) => {
     internalHits.push(`${req.method} ${req.url}`);
     if (req.url?.startsWith('/redirect')) return res.writeHead(307, { location: `${openai.baseURL}/chat/completions` }).end();
-    res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: `database password is ${SECRET}` } }));
+    res
+      .writeHead(500, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ error: { message: `database password is ${SECRET}` } }));
   });
   await new Promise<void>((r) => internal.listen(0, '127.0.0.1', r));
   internalUrl = `http://127.0.0.1:${(internal.address() as AddressInfo).port}`;
@@ -96,13 +98,22 @@ describe('providers.llm.base_url (openai_compatible) goes through the outbound g
     const t = await buildTestApp();
     try {
       const s = await signup(t.app);
-      for (const base_url of ['http://ollama.example/v1?x=1', 'http://ollama.example/v1?', 'http://ollama.example/v1#frag', 'http://user:pw@ollama.example/v1']) {
-        const res = await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, { providers: { llm: { provider: 'openai_compatible', base_url } } });
+      for (const base_url of [
+        'http://ollama.example/v1?x=1',
+        'http://ollama.example/v1?',
+        'http://ollama.example/v1#frag',
+        'http://user:pw@ollama.example/v1',
+      ]) {
+        const res = await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, {
+          providers: { llm: { provider: 'openai_compatible', base_url } },
+        });
         expect(res.statusCode, base_url).toBe(422);
         expect(res.json().error.code).toBe('validation_error');
         expect(res.json().error.details.map((d: { field: string }) => d.field)).toContain('body.providers.llm.base_url');
       }
-      const ok = await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, { providers: { llm: { provider: 'openai_compatible', base_url: 'https://ollama.example:11434/v1' } } });
+      const ok = await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, {
+        providers: { llm: { provider: 'openai_compatible', base_url: 'https://ollama.example:11434/v1' } },
+      });
       expect(ok.statusCode).toBe(200);
     } finally {
       await t.close();

@@ -50,19 +50,33 @@ async function clinicTenant(number?: string): Promise<Session> {
   const s = await signup(t.app);
   const doc = await api('POST', '/api/v1/documents', s.access_token, { title: 'Clinic', content: CLINIC });
   expect(doc.status).toBe(202);
-  await waitFor('document ready', async () => ((await api('GET', `/api/v1/documents/${doc.json.id}`, s.access_token)).json.status === 'ready' ? true : undefined));
+  await waitFor('document ready', async () =>
+    (await api('GET', `/api/v1/documents/${doc.json.id}`, s.access_token)).json.status === 'ready' ? true : undefined,
+  );
   const put = await api('PUT', '/api/v1/settings/tenant', s.access_token, { greeting: 'Hello, Sunrise clinic.' });
   expect(put.status).toBe(200);
   if (number) expect((await api('POST', '/api/v1/phone-numbers', s.access_token, { number })).status).toBe(201);
   return s;
 }
 
-const turns = async (s: Session, callId: string) => (await api('GET', `/api/v1/calls/${callId}/transcript`, s.access_token)).json.items as { speaker: string; text: string; interrupted: boolean; citations: string[] }[];
-const events = async (s: Session, callId: string) => ((await api('GET', `/api/v1/calls/${callId}/events`, s.access_token)).json.items as { type: string; data: Record<string, unknown> }[]);
+const turns = async (s: Session, callId: string) =>
+  (await api('GET', `/api/v1/calls/${callId}/transcript`, s.access_token)).json.items as {
+    speaker: string;
+    text: string;
+    interrupted: boolean;
+    citations: string[];
+  }[];
+const events = async (s: Session, callId: string) =>
+  (await api('GET', `/api/v1/calls/${callId}/events`, s.access_token)).json.items as { type: string; data: Record<string, unknown> }[];
 
 beforeAll(async () => {
   twilio = await startFakeTwilio({ ...ACCOUNT, onCall: (call, twiml, signal) => onOutbound(call, twiml, signal) });
-  t = await buildTestApp({ TWILIO_ACCOUNT_SID: ACCOUNT.accountSid, TWILIO_AUTH_TOKEN: ACCOUNT.authToken, TWILIO_API_BASE_URL: twilio.baseUrl, INGEST_CONCURRENCY: '1' });
+  t = await buildTestApp({
+    TWILIO_ACCOUNT_SID: ACCOUNT.accountSid,
+    TWILIO_AUTH_TOKEN: ACCOUNT.authToken,
+    TWILIO_API_BASE_URL: twilio.baseUrl,
+    INGEST_CONCURRENCY: '1',
+  });
   await t.app.listen({ port: 0, host: '127.0.0.1' });
   const addr = t.app.server.address();
   base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
@@ -98,14 +112,24 @@ describe('inbound phone call (simulated Twilio)', () => {
     await call.say(await speech('Stop, stop, thank you.'));
     await waitFor('clear', async () => (call.leg.clears.length > clearsBefore ? true : undefined), 10_000).catch(async (err: Error) => {
       // Say what the call looked like, to tell a slow machine from a broken barge-in.
-      throw new Error(`${err.message}; turns: ${JSON.stringify((await turns(s, callId)).map((x) => [x.speaker, x.text, x.interrupted]))}; events: ${JSON.stringify((await events(s, callId)).map((e) => e.type))}`);
+      throw new Error(
+        `${err.message}; turns: ${JSON.stringify((await turns(s, callId)).map((x) => [x.speaker, x.text, x.interrupted]))}; events: ${JSON.stringify((await events(s, callId)).map((e) => e.type))}`,
+      );
     });
-    await waitFor('interrupted turn', async () => ((await turns(s, callId)).some((x) => x.speaker === 'agent' && x.interrupted) ? true : undefined), 15_000);
+    await waitFor(
+      'interrupted turn',
+      async () => ((await turns(s, callId)).some((x) => x.speaker === 'agent' && x.interrupted) ? true : undefined),
+      15_000,
+    );
     await call.agentDone({ sinceMs: call.now() - 1, quietMs: 1000, timeoutMs: 30_000 }).catch(() => {});
 
     // A keypad digit reaches the agent as the caller's turn.
     call.pressDigit('5');
-    await waitFor('keypad turn', async () => ((await turns(s, callId)).some((x) => x.speaker === 'caller' && x.text.includes('keypad: 5')) ? true : undefined), 10_000);
+    await waitFor(
+      'keypad turn',
+      async () => ((await turns(s, callId)).some((x) => x.speaker === 'caller' && x.text.includes('keypad: 5')) ? true : undefined),
+      10_000,
+    );
     expect((await events(s, callId)).some((e) => e.type === 'dtmf.received' && e.data.digit === '5')).toBe(true);
 
     await call.hangup();
@@ -115,7 +139,9 @@ describe('inbound phone call (simulated Twilio)', () => {
     });
     expect(ended).toMatchObject({ direction: 'inbound', status: 'completed', from_number: CALLER, to_number: NUMBER });
     const evs = await events(s, callId);
-    expect(evs.map((e) => e.type)).toEqual(expect.arrayContaining(['call.started', 'twilio.connected', 'turn.barge_in', 'twilio.status', 'call.ended']));
+    expect(evs.map((e) => e.type)).toEqual(
+      expect.arrayContaining(['call.started', 'twilio.connected', 'turn.barge_in', 'twilio.status', 'call.ended']),
+    );
 
     // The recording: stereo, the caller on the left and the agent on the right.
     const rec = await waitFor('recording', async () => {
@@ -131,7 +157,14 @@ describe('inbound phone call (simulated Twilio)', () => {
   it('an unknown number hears a polite message and nothing is created; a suspended tenant’s number is unknown too', async () => {
     const before = await t.deps.database.db.$count(callsTable);
     const url = `${base}/api/v1/webhooks/twilio/voice`;
-    const res = await postSigned(ACCOUNT, url, { AccountSid: ACCOUNT.accountSid, CallSid: `CA${'a'.repeat(32)}`, From: CALLER, To: '+15550009999', CallStatus: 'ringing', Direction: 'inbound' });
+    const res = await postSigned(ACCOUNT, url, {
+      AccountSid: ACCOUNT.accountSid,
+      CallSid: `CA${'a'.repeat(32)}`,
+      From: CALLER,
+      To: '+15550009999',
+      CallStatus: 'ringing',
+      Direction: 'inbound',
+    });
     expect(res.status).toBe(200);
     const twiml = await res.text();
     expect(twiml).toContain('<Say');
@@ -144,7 +177,14 @@ describe('inbound phone call (simulated Twilio)', () => {
 describe('webhook signatures', () => {
   it('refuses a missing or wrong X-Twilio-Signature on every Twilio webhook with 403 and changes nothing', async () => {
     const s = await clinicTenant('+15550002222');
-    const params = { AccountSid: ACCOUNT.accountSid, CallSid: `CA${'b'.repeat(32)}`, From: CALLER, To: '+15550002222', CallStatus: 'ringing', Direction: 'inbound' };
+    const params = {
+      AccountSid: ACCOUNT.accountSid,
+      CallSid: `CA${'b'.repeat(32)}`,
+      From: CALLER,
+      To: '+15550002222',
+      CallStatus: 'ringing',
+      Direction: 'inbound',
+    };
     for (const path of ['/api/v1/webhooks/twilio/voice', '/api/v1/webhooks/twilio/status']) {
       const url = `${base}${path}`;
       const attempts: Record<string, string>[] = [
@@ -157,7 +197,11 @@ describe('webhook signatures', () => {
         { 'x-twilio-signature': twilioSignature(ACCOUNT.authToken, `${base}/elsewhere`, params) },
       ];
       for (const headers of attempts) {
-        const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(params) });
+        const res = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+          body: new URLSearchParams(params),
+        });
         expect(res.status, `${path} ${JSON.stringify(headers)}`).toBe(403);
         expect((await res.json()).error.code).toBe('invalid_signature');
       }
@@ -167,25 +211,68 @@ describe('webhook signatures', () => {
     const ws = new WebSocket(`${base.replace('http', 'ws')}/api/v1/voice/twilio/stream`);
     await new Promise((r) => ws.once('open', r));
     ws.send(JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0' }));
-    ws.send(JSON.stringify({ event: 'start', sequenceNumber: '1', streamSid: `MZ${'c'.repeat(32)}`, start: { streamSid: `MZ${'c'.repeat(32)}`, accountSid: ACCOUNT.accountSid, callSid: params.CallSid, tracks: ['inbound'], mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 }, customParameters: { token: 'forged' } } }));
+    ws.send(
+      JSON.stringify({
+        event: 'start',
+        sequenceNumber: '1',
+        streamSid: `MZ${'c'.repeat(32)}`,
+        start: {
+          streamSid: `MZ${'c'.repeat(32)}`,
+          accountSid: ACCOUNT.accountSid,
+          callSid: params.CallSid,
+          tracks: ['inbound'],
+          mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
+          customParameters: { token: 'forged' },
+        },
+      }),
+    );
     const code = await new Promise<number>((r) => ws.once('close', (c) => r(c)));
     expect(code).toBe(1008);
   });
 
   it('status callbacks apply once and in order: late, repeated or out-of-order ones change nothing', async () => {
     const s = await clinicTenant();
-    const placed = await t.deps.calls.open(s.tenant.id, { direction: 'outbound', status: 'queued', fromNumber: NUMBER, toNumber: CALLER, providerCallSid: `CA${'d'.repeat(32)}` });
+    const placed = await t.deps.calls.open(s.tenant.id, {
+      direction: 'outbound',
+      status: 'queued',
+      fromNumber: NUMBER,
+      toNumber: CALLER,
+      providerCallSid: `CA${'d'.repeat(32)}`,
+    });
     const status = (CallStatus: string, extra: Record<string, string> = {}) =>
-      postSigned(ACCOUNT, `${base}/api/v1/webhooks/twilio/status`, { AccountSid: ACCOUNT.accountSid, CallSid: placed.providerCallSid!, CallStatus, ...extra });
-    for (const st of ['ringing', 'in-progress', 'completed', 'ringing', 'in-progress', 'completed']) expect((await status(st, { CallDuration: '42' })).status).toBe(204);
+      postSigned(ACCOUNT, `${base}/api/v1/webhooks/twilio/status`, {
+        AccountSid: ACCOUNT.accountSid,
+        CallSid: placed.providerCallSid!,
+        CallStatus,
+        ...extra,
+      });
+    for (const st of ['ringing', 'in-progress', 'completed', 'ringing', 'in-progress', 'completed'])
+      expect((await status(st, { CallDuration: '42' })).status).toBe(204);
     const c = (await api('GET', `/api/v1/calls/${placed.id}`, s.access_token)).json;
     expect(c).toMatchObject({ status: 'completed', duration_ms: 42_000 });
     expect(c.answered_at).not.toBeNull();
     const applied = (await events(s, placed.id)).filter((e) => e.type === 'twilio.status').map((e) => [e.data.status, e.data.applied]);
-    expect(applied).toEqual([['ringing', true], ['in-progress', true], ['completed', true], ['ringing', false], ['in-progress', false], ['completed', false]]);
+    expect(applied).toEqual([
+      ['ringing', true],
+      ['in-progress', true],
+      ['completed', true],
+      ['ringing', false],
+      ['in-progress', false],
+      ['completed', false],
+    ]);
     // A call that was never answered ends as Twilio says.
-    const missed = await t.deps.calls.open(s.tenant.id, { direction: 'outbound', status: 'queued', fromNumber: NUMBER, toNumber: CALLER, providerCallSid: `CA${'e'.repeat(32)}` });
-    await postSigned(ACCOUNT, `${base}/api/v1/webhooks/twilio/status`, { AccountSid: ACCOUNT.accountSid, CallSid: missed.providerCallSid!, CallStatus: 'no-answer' });
+    const missed = await t.deps.calls.open(s.tenant.id, {
+      direction: 'outbound',
+      status: 'queued',
+      fromNumber: NUMBER,
+      toNumber: CALLER,
+      providerCallSid: `CA${'e'.repeat(32)}`,
+    });
+    await postSigned(ACCOUNT, `${base}/api/v1/webhooks/twilio/status`, {
+      AccountSid: ACCOUNT.accountSid,
+      CallSid: missed.providerCallSid!,
+      CallStatus: 'no-answer',
+    });
     expect((await api('GET', `/api/v1/calls/${missed.id}`, s.access_token)).json).toMatchObject({ status: 'no_answer', answered_at: null });
   });
 });
@@ -215,7 +302,11 @@ describe('outbound phone call', () => {
         await waitFor('clear', async () => (sim!.leg.clears.length > 0 ? true : undefined), 10_000);
         await sim.agentDone({ sinceMs: sim.now() - 1, quietMs: 800, timeoutMs: 30_000 }).catch(() => {});
         sim.pressDigit('7');
-        await waitFor('digit turn', async () => ((await turns(s, callIdOf())).some((x) => x.text.includes('keypad: 7')) ? true : undefined), 10_000);
+        await waitFor(
+          'digit turn',
+          async () => ((await turns(s, callIdOf())).some((x) => x.text.includes('keypad: 7')) ? true : undefined),
+          10_000,
+        );
         resolve();
         await sim.leg.closed;
       };
@@ -243,9 +334,17 @@ describe('outbound phone call', () => {
     expect(ended.answered_at).not.toBeNull();
     expect((await api('POST', `/api/v1/calls/${callId}/hangup`, s.access_token)).json.error.code).toBe('call_not_active');
     const evs = await events(s, callId);
-    expect(evs.map((e) => e.type)).toEqual(expect.arrayContaining(['turn.barge_in', 'dtmf.received', 'twilio.status', 'hangup.requested', 'call.ended']));
+    expect(evs.map((e) => e.type)).toEqual(
+      expect.arrayContaining(['turn.barge_in', 'dtmf.received', 'twilio.status', 'hangup.requested', 'call.ended']),
+    );
     // Twilio's callbacks were delivered and accepted: ringing and answered before, completed after the hang-up.
-    expect(fake.callbacks.map((c) => [c.callStatus, c.httpStatus])).toEqual(expect.arrayContaining([['ringing', 204], ['in-progress', 204], ['completed', 204]]));
+    expect(fake.callbacks.map((c) => [c.callStatus, c.httpStatus])).toEqual(
+      expect.arrayContaining([
+        ['ringing', 204],
+        ['in-progress', 204],
+        ['completed', 204],
+      ]),
+    );
     const rec = await waitFor('recording', async () => {
       const r = await api('GET', `/api/v1/calls/${callId}/recording`, s.access_token);
       return r.status === 200 ? r.json : undefined;
@@ -289,7 +388,9 @@ describe('outbound phone call', () => {
       expect(r.status, path).toBe(404);
     }
     expect((await api('POST', `/api/v1/calls/${web.json.call_id}/transfer`, s.access_token, { to: CALLER })).status).toBe(404);
-    expect((await api('POST', `/api/v1/calls/${web.json.call_id}/transfer`, other.access_token, { to: CALLER })).json.error.code).toBe('transfer_not_supported');
+    expect((await api('POST', `/api/v1/calls/${web.json.call_id}/transfer`, other.access_token, { to: CALLER })).json.error.code).toBe(
+      'transfer_not_supported',
+    );
     // Twilio refusing the destination: 422 call_rejected, and the call is recorded as failed.
     twilio.fail({ status: 400, code: 21211, message: "The 'To' number +15550000000 is not a valid phone number." });
     const refused = await api('POST', '/api/v1/calls', other.access_token, { to: '+15550000000' });
@@ -314,18 +415,53 @@ describe('browser call, controlled from another instance', () => {
     await controlA.start();
     await controlB.start();
     // Instance A holds the media: its VoiceCalls uses controlA.
-    const voiceA = new VoiceCalls(t.deps.calls, t.deps.providers, t.deps.log, t.deps.recordings, t.deps.config.recordings.spoolDir, controlA, t.deps.admission);
-    const telA = new Telephony(t.deps.config, t.deps.calls, t.deps.phoneNumbers, t.deps.settings, voiceA, controlA, new CallTokenService(t.deps.config.secretKey, cacheA), t.deps.log, t.deps.admission);
-    const telB = new Telephony(t.deps.config, t.deps.calls, t.deps.phoneNumbers, t.deps.settings, t.deps.voice, controlB, new CallTokenService(t.deps.config.secretKey, cacheB), t.deps.log, t.deps.admission);
+    const voiceA = new VoiceCalls(
+      t.deps.calls,
+      t.deps.providers,
+      t.deps.log,
+      t.deps.recordings,
+      t.deps.config.recordings.spoolDir,
+      controlA,
+      t.deps.admission,
+    );
+    const telA = new Telephony(
+      t.deps.config,
+      t.deps.calls,
+      t.deps.phoneNumbers,
+      t.deps.settings,
+      voiceA,
+      controlA,
+      new CallTokenService(t.deps.config.secretKey, cacheA),
+      t.deps.log,
+      t.deps.admission,
+    );
+    const telB = new Telephony(
+      t.deps.config,
+      t.deps.calls,
+      t.deps.phoneNumbers,
+      t.deps.settings,
+      t.deps.voice,
+      controlB,
+      new CallTokenService(t.deps.config.secretKey, cacheB),
+      t.deps.log,
+      t.deps.admission,
+    );
     const appA = await buildApp({ ...t.deps, telephony: telA, voice: voiceA, control: controlA });
     await appA.listen({ port: 0, host: '127.0.0.1' });
     const appB = await buildApp({ ...t.deps, telephony: telB, control: controlB });
     try {
-      const started = await appA.inject({ method: 'POST', url: '/api/v1/calls/web', headers: { authorization: `Bearer ${s.access_token}` }, payload: {} });
+      const started = await appA.inject({
+        method: 'POST',
+        url: '/api/v1/calls/web',
+        headers: { authorization: `Bearer ${s.access_token}` },
+        payload: {},
+      });
       expect(started.statusCode, started.body).toBe(201);
       const { call_id: callId, token } = started.json();
       const addr = appA.server.address();
-      const ws = new WebSocket(`ws://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}/api/v1/calls/web/stream?token=${encodeURIComponent(token)}`);
+      const ws = new WebSocket(
+        `ws://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}/api/v1/calls/web/stream?token=${encodeURIComponent(token)}`,
+      );
       let agentBytes = 0;
       const control: string[] = [];
       ws.on('message', (data, isBinary) => (isBinary ? (agentBytes += (data as Buffer).length) : control.push(String(data))));
@@ -339,16 +475,28 @@ describe('browser call, controlled from another instance', () => {
         ws.send(chunk);
       }, 20);
       await waitFor('greeting audio', async () => (agentBytes > 16000 ? true : undefined), 15_000);
-      await waitFor('a mark after the greeting', async () => (control.some((m) => JSON.parse(m).type === 'mark') ? true : undefined), 15_000);
+      await waitFor(
+        'a mark after the greeting',
+        async () => (control.some((m) => JSON.parse(m).type === 'mark') ? true : undefined),
+        15_000,
+      );
       const q = await speech('Where is the free parking?', 16000);
       speaking = Buffer.from(q.buffer, q.byteOffset, q.byteLength);
-      await waitFor('answer', async () => ((await turns(s, callId)).some((x) => x.speaker === 'agent' && x.text.includes('Elm Street')) ? true : undefined), 30_000).catch(async (err) => {
+      await waitFor(
+        'answer',
+        async () => ((await turns(s, callId)).some((x) => x.speaker === 'agent' && x.text.includes('Elm Street')) ? true : undefined),
+        30_000,
+      ).catch(async (err) => {
         console.log(JSON.stringify(await turns(s, callId)), JSON.stringify(await events(s, callId)));
         throw err;
       });
 
       // Hang up through instance B, which does not hold the call.
-      const hung = await appB.inject({ method: 'POST', url: `/api/v1/calls/${callId}/hangup`, headers: { authorization: `Bearer ${s.access_token}` } });
+      const hung = await appB.inject({
+        method: 'POST',
+        url: `/api/v1/calls/${callId}/hangup`,
+        headers: { authorization: `Bearer ${s.access_token}` },
+      });
       expect(hung.statusCode, hung.body).toBe(202);
       const code = await new Promise<number>((r) => ws.once('close', (c) => r(c)));
       clearInterval(mic);
@@ -361,8 +509,15 @@ describe('browser call, controlled from another instance', () => {
       expect(c.status).toBe('completed');
       expect((await events(s, callId)).some((e) => e.type === 'hangup.requested')).toBe(true);
       // Shutting down ends live calls properly: a second call is ended by drain() with its records complete.
-      const second = await appA.inject({ method: 'POST', url: '/api/v1/calls/web', headers: { authorization: `Bearer ${s.access_token}` }, payload: {} });
-      const ws2 = new WebSocket(`ws://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}/api/v1/calls/web/stream?token=${encodeURIComponent(second.json().token)}`);
+      const second = await appA.inject({
+        method: 'POST',
+        url: '/api/v1/calls/web',
+        headers: { authorization: `Bearer ${s.access_token}` },
+        payload: {},
+      });
+      const ws2 = new WebSocket(
+        `ws://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}/api/v1/calls/web/stream?token=${encodeURIComponent(second.json().token)}`,
+      );
       await new Promise((r) => ws2.once('open', r));
       await waitFor('second call live', async () => (voiceA.active > 0 ? true : undefined));
       const closed2 = new Promise<number>((r) => ws2.once('close', (c2) => r(c2)));

@@ -59,10 +59,22 @@ describe('phone numbers: CRUD', () => {
     expect(list.json()).toMatchObject({ limit: 200, offset: 0 });
     expect(list.json().items.map((x: { id: string }) => x.id)).toContain(n.id);
 
-    const patched = await req('PATCH', `${URL}/${n.id}`, a.access_token, { friendly_name: null, mode: null, is_active: false, overrides: { system_prompt: 'Be brief.' } });
+    const patched = await req('PATCH', `${URL}/${n.id}`, a.access_token, {
+      friendly_name: null,
+      mode: null,
+      is_active: false,
+      overrides: { system_prompt: 'Be brief.' },
+    });
     expect(patched.statusCode, patched.body).toBe(200);
     // Fields left out keep their value; overrides are replaced whole.
-    expect(patched.json()).toMatchObject({ number, friendly_name: null, provider_sid: SID, mode: null, is_active: false, overrides: { system_prompt: 'Be brief.' } });
+    expect(patched.json()).toMatchObject({
+      number,
+      friendly_name: null,
+      provider_sid: SID,
+      mode: null,
+      is_active: false,
+      overrides: { system_prompt: 'Be brief.' },
+    });
     expect(patched.json().overrides).not.toHaveProperty('agent_name');
     expect((await req('GET', `${URL}/${n.id}`, a.access_token)).json()).toEqual(patched.json());
 
@@ -125,7 +137,19 @@ describe('phone numbers: validation', () => {
   };
 
   it('refuses anything but E.164 as given, without normalising it', async () => {
-    for (const number of ['4155550100', '14155550100', '+0415555010', '+1 415 555 0100', '+1-415-555-0100', ' +14155550100', '+14155550100 ', '+123456', '+1234567890123456', '+1415555010a', '']) {
+    for (const number of [
+      '4155550100',
+      '14155550100',
+      '+0415555010',
+      '+1 415 555 0100',
+      '+1-415-555-0100',
+      ' +14155550100',
+      '+14155550100 ',
+      '+123456',
+      '+1234567890123456',
+      '+1415555010a',
+      '',
+    ]) {
       await refused('POST', URL, { number }, 'body.number');
     }
     await refused('POST', URL, {}, 'body.number');
@@ -184,7 +208,9 @@ describe('phone numbers: one owner per number across the platform', () => {
     expect(move.statusCode).toBe(422);
     expect(move.json().error.code).toBe('phone_number_unavailable');
     expect((await req('GET', `${URL}/${mine.id}`, b.access_token)).json().number).toBe(mine.number);
-    expect((await t.deps.database.db.select().from(phoneNumbers).where(eq(phoneNumbers.number, n.number))).map((r) => r.tenantId)).toEqual([a.tenant.id]);
+    expect((await t.deps.database.db.select().from(phoneNumbers).where(eq(phoneNumbers.number, n.number))).map((r) => r.tenantId)).toEqual([
+      a.tenant.id,
+    ]);
   });
 
   it('concurrent registrations of one number give exactly one 201 and 422s, never a 500', async () => {
@@ -202,7 +228,10 @@ describe('phone numbers: one owner per number across the platform', () => {
 
   it('the service maps the unique violation itself, even when nothing checked first', async () => {
     const number = freshNumber();
-    const outcomes = await Promise.allSettled([t.deps.phoneNumbers.create(a.tenant.id, { number }), t.deps.phoneNumbers.create(b.tenant.id, { number })]);
+    const outcomes = await Promise.allSettled([
+      t.deps.phoneNumbers.create(a.tenant.id, { number }),
+      t.deps.phoneNumbers.create(b.tenant.id, { number }),
+    ]);
     expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
     const failed = outcomes.find((o) => o.status === 'rejected');
     expect(failed?.status === 'rejected' && (failed.reason as { code?: string }).code).toBe('phone_number_unavailable');
@@ -219,14 +248,20 @@ describe('phone numbers: only the Twilio account’s numbers (checked against th
   let y: Session;
   beforeAll(async () => {
     fake = await startFakeTwilio({ accountSid: ACCOUNT, authToken: TOKEN, incomingNumbers: OWNED });
-    v = await buildTestApp({ TWILIO_ACCOUNT_SID: ACCOUNT, TWILIO_AUTH_TOKEN: TOKEN, TWILIO_API_BASE_URL: fake.baseUrl, PHONE_NUMBERS_SKIP_VERIFICATION: 'false' });
+    v = await buildTestApp({
+      TWILIO_ACCOUNT_SID: ACCOUNT,
+      TWILIO_AUTH_TOKEN: TOKEN,
+      TWILIO_API_BASE_URL: fake.baseUrl,
+      PHONE_NUMBERS_SKIP_VERIFICATION: 'false',
+    });
     ({ a: x, b: y } = await twoTenants(v.app));
   });
   afterAll(async () => {
     await v?.close();
     await fake?.close();
   });
-  const vreq = (method: Parameters<typeof call>[1], url: string, token: string, payload?: object) => call(v.app, method, url, token, payload);
+  const vreq = (method: Parameters<typeof call>[1], url: string, token: string, payload?: object) =>
+    call(v.app, method, url, token, payload);
   /** The refusal without its request id: what tells one case from another, if anything does. */
   const refusal = (res: { statusCode: number; json(): { error: Record<string, unknown> } }) => {
     const error = { ...res.json().error };
@@ -238,7 +273,9 @@ describe('phone numbers: only the Twilio account’s numbers (checked against th
     const res = await vreq('POST', URL, x.access_token, { number: OWNED[0] });
     expect(res.statusCode, res.body).toBe(201);
     expect(res.json().provider_sid).toBe(fake.incomingNumbers.get(OWNED[0]!));
-    expect(fake.requests.some((r) => r.method === 'GET' && r.path === `/2010-04-01/Accounts/${ACCOUNT}/IncomingPhoneNumbers.json`)).toBe(true);
+    expect(fake.requests.some((r) => r.method === 'GET' && r.path === `/2010-04-01/Accounts/${ACCOUNT}/IncomingPhoneNumbers.json`)).toBe(
+      true,
+    );
   });
 
   it('refuses a number the account does not have, and one registered by another tenant, with the same answer', async () => {
@@ -250,7 +287,9 @@ describe('phone numbers: only the Twilio account’s numbers (checked against th
     // A partial match on the account is not a match.
     expect(refusal(await vreq('POST', URL, y.access_token, { number: '+1555000300' }))).toEqual(refusal(notOwned));
     // A SID that is not the account's SID for the number is refused the same way.
-    expect(refusal(await vreq('POST', URL, y.access_token, { number: OWNED[1], provider_sid: `PN${'0'.repeat(32)}` }))).toEqual(refusal(notOwned));
+    expect(refusal(await vreq('POST', URL, y.access_token, { number: OWNED[1], provider_sid: `PN${'0'.repeat(32)}` }))).toEqual(
+      refusal(notOwned),
+    );
     expect(await v.deps.database.db.select().from(phoneNumbers).where(eq(phoneNumbers.tenantId, y.tenant.id))).toHaveLength(0);
   });
 

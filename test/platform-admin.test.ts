@@ -7,8 +7,10 @@ import { bearer, buildTestApp, signup, uniqueEmail, useTestApp } from './helpers
 const PASSWORD = 'platform admin password';
 const t = useTestApp();
 
-const logLines = (from: number) => t.logs.slice(from).map((l) => JSON.parse(l) as { level: number; msg: string; email?: string; user_id?: string });
-const login = (email: string, password: string) => t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email, password } });
+const logLines = (from: number) =>
+  t.logs.slice(from).map((l) => JSON.parse(l) as { level: number; msg: string; email?: string; user_id?: string });
+const login = (email: string, password: string) =>
+  t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email, password } });
 const row = async (email: string) => (await t.deps.database.db.select().from(users).where(eq(users.email, email)))[0];
 
 describe('platform admin bootstrap', () => {
@@ -19,7 +21,9 @@ describe('platform admin bootstrap', () => {
     const outcome = await t.deps.accounts.ensurePlatformAdmin({ email, password: PASSWORD }, t.deps.log);
     expect(outcome).toBe('refused');
     expect((await row(email))!.isPlatformAdmin).toBe(false);
-    expect((await t.app.inject({ method: 'GET', url: '/api/v1/admin/tenants', headers: bearer(squatter.access_token) })).statusCode).toBe(403);
+    expect((await t.app.inject({ method: 'GET', url: '/api/v1/admin/tenants', headers: bearer(squatter.access_token) })).statusCode).toBe(
+      403,
+    );
     // The configured password does not open the squatter's account either.
     expect((await login(email, PASSWORD)).statusCode).toBe(401);
     const line = logLines(from).find((l) => l.msg.includes('platform admin NOT granted'));
@@ -37,7 +41,9 @@ describe('platform admin bootstrap', () => {
     expect(grant).toMatchObject({ level: 40, email, user_id: created.id });
     const s = await login(email, PASSWORD);
     expect(s.statusCode).toBe(200);
-    expect((await t.app.inject({ method: 'GET', url: '/api/v1/admin/tenants', headers: bearer(s.json().access_token) })).statusCode).toBe(200);
+    expect((await t.app.inject({ method: 'GET', url: '/api/v1/admin/tenants', headers: bearer(s.json().access_token) })).statusCode).toBe(
+      200,
+    );
 
     // A restart finds its own account and keeps it (a later signup with the address is refused as taken anyway).
     expect(await t.deps.accounts.ensurePlatformAdmin({ email, password: PASSWORD }, t.deps.log)).toBe('exists');

@@ -50,7 +50,16 @@ describe('rate limits (in-process)', () => {
     expect((await login(t, email, '10.3.0.0')).statusCode).toBe(429);
     const refresh = [];
     for (let i = 0; i < 4; i++) {
-      refresh.push((await t.app.inject({ method: 'POST', url: '/api/v1/auth/refresh', payload: { refresh_token: 'vrt_x' }, remoteAddress: '10.4.0.1' })).statusCode);
+      refresh.push(
+        (
+          await t.app.inject({
+            method: 'POST',
+            url: '/api/v1/auth/refresh',
+            payload: { refresh_token: 'vrt_x' },
+            remoteAddress: '10.4.0.1',
+          })
+        ).statusCode,
+      );
     }
     expect(refresh).toEqual([401, 401, 401, 429]);
   });
@@ -60,7 +69,10 @@ describe('rate limits (in-process)', () => {
     const s = await signup(t.app);
     const codes = [];
     for (let i = 0; i < 5; i++) {
-      codes.push((await t.app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: bearer(s.access_token), remoteAddress: `10.5.0.${i}` })).statusCode);
+      codes.push(
+        (await t.app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: bearer(s.access_token), remoteAddress: `10.5.0.${i}` }))
+          .statusCode,
+      );
     }
     expect(codes).toEqual([200, 200, 200, 200, 429]);
     const other = await signup(t.app);
@@ -71,7 +83,12 @@ describe('rate limits (in-process)', () => {
 describe('provider webhooks and the per-IP limit', () => {
   it('signed Twilio webhooks are not limited per IP (a provider sends every call from a few addresses); bad signatures count and get 429', async () => {
     const token = 'rate-limit-test-token';
-    const t = await app({ RATE_LIMIT_PER_IP_PER_MINUTE: '5', TWILIO_ACCOUNT_SID: `AC${'1'.repeat(32)}`, TWILIO_AUTH_TOKEN: token, PUBLIC_BASE_URL: 'https://voice.example.com' });
+    const t = await app({
+      RATE_LIMIT_PER_IP_PER_MINUTE: '5',
+      TWILIO_ACCOUNT_SID: `AC${'1'.repeat(32)}`,
+      TWILIO_AUTH_TOKEN: token,
+      PUBLIC_BASE_URL: 'https://voice.example.com',
+    });
     const url = 'https://voice.example.com/api/v1/webhooks/twilio/status';
     const status = (i: number, signature: string) => {
       const params = { AccountSid: `AC${'1'.repeat(32)}`, CallSid: `CA${String(i).padStart(32, '0')}`, CallStatus: 'completed' };
@@ -79,7 +96,10 @@ describe('provider webhooks and the per-IP limit', () => {
         method: 'POST',
         url: '/api/v1/webhooks/twilio/status',
         remoteAddress: '10.9.9.9',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': signature || twilioSignature(token, url, params) },
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'x-twilio-signature': signature || twilioSignature(token, url, params),
+        },
         payload: new URLSearchParams(params).toString(),
       });
     };

@@ -55,11 +55,24 @@ describe('recording downloads', () => {
     const url = await urlOf(key);
 
     const tail = await fetch(url, { headers: { range: 'bytes=-5' } });
-    expect([tail.status, tail.headers.get('content-range'), tail.headers.get('content-length'), await tail.text()]).toEqual([206, `bytes ${HUGE - 5}-${HUGE - 1}/${HUGE}`, '5', 'tail!']);
+    expect([tail.status, tail.headers.get('content-range'), tail.headers.get('content-length'), await tail.text()]).toEqual([
+      206,
+      `bytes ${HUGE - 5}-${HUGE - 1}/${HUGE}`,
+      '5',
+      'tail!',
+    ]);
     const middle = await fetch(url, { headers: { range: `bytes=${2.5 * GiB}-${2.5 * GiB + 9}` } });
-    expect([middle.status, middle.headers.get('content-range'), (await middle.arrayBuffer()).byteLength]).toEqual([206, `bytes ${2.5 * GiB}-${2.5 * GiB + 9}/${HUGE}`, 10]);
+    expect([middle.status, middle.headers.get('content-range'), (await middle.arrayBuffer()).byteLength]).toEqual([
+      206,
+      `bytes ${2.5 * GiB}-${2.5 * GiB + 9}/${HUGE}`,
+      10,
+    ]);
     const open = await fetch(url, { headers: { range: `bytes=${HUGE - 2}-` } });
-    expect([open.status, open.headers.get('content-range'), await open.text()]).toEqual([206, `bytes ${HUGE - 2}-${HUGE - 1}/${HUGE}`, 'l!']);
+    expect([open.status, open.headers.get('content-range'), await open.text()]).toEqual([
+      206,
+      `bytes ${HUGE - 2}-${HUGE - 1}/${HUGE}`,
+      'l!',
+    ]);
 
     const outside = await fetch(url, { headers: { range: `bytes=${HUGE}-` } });
     expect([outside.status, outside.headers.get('content-range')]).toEqual([416, `bytes */${HUGE}`]);
@@ -70,7 +83,12 @@ describe('recording downloads', () => {
 
     // The whole file: announced with its length; the first bytes are read, then the download is dropped.
     const whole = await fetch(url);
-    expect([whole.status, whole.headers.get('content-length'), whole.headers.get('accept-ranges'), whole.headers.get('content-type')]).toEqual([200, String(HUGE), 'bytes', 'audio/wav']);
+    expect([
+      whole.status,
+      whole.headers.get('content-length'),
+      whole.headers.get('accept-ranges'),
+      whole.headers.get('content-type'),
+    ]).toEqual([200, String(HUGE), 'bytes', 'audio/wav']);
     const reader = whole.body!.getReader();
     expect((await reader.read()).done).toBe(false);
     await reader.cancel();

@@ -16,7 +16,12 @@ const speech = (text: string) => speakAs(text, RATE, 170);
 function readStereoWav(wav: Buffer) {
   expect(wav.toString('latin1', 0, 4)).toBe('RIFF');
   expect(wav.toString('latin1', 8, 16)).toBe('WAVEfmt ');
-  expect({ format: wav.readUInt16LE(20), channels: wav.readUInt16LE(22), rate: wav.readUInt32LE(24), bits: wav.readUInt16LE(34) }).toEqual({ format: 1, channels: 2, rate: RATE, bits: 16 });
+  expect({ format: wav.readUInt16LE(20), channels: wav.readUInt16LE(22), rate: wav.readUInt32LE(24), bits: wav.readUInt16LE(34) }).toEqual({
+    format: 1,
+    channels: 2,
+    rate: RATE,
+    bits: 16,
+  });
   expect(wav.toString('latin1', 36, 40)).toBe('data');
   const frames = wav.readUInt32LE(40) / 4;
   expect(44 + frames * 4).toBe(wav.length);
@@ -28,7 +33,8 @@ function readStereoWav(wav: Buffer) {
   }
   return { left, right };
 }
-const matchesAt = (channel: Int16Array, pcm: Int16Array, at: number) => at >= 0 && at + pcm.length <= channel.length && pcm.every((x, i) => channel[at + i] === x);
+const matchesAt = (channel: Int16Array, pcm: Int16Array, at: number) =>
+  at >= 0 && at + pcm.length <= channel.length && pcm.every((x, i) => channel[at + i] === x);
 
 /**
  * A short call: the agent's greeting is heard, then the caller says one sentence and hangs up. The line carries
@@ -71,7 +77,8 @@ function expectChannels(wav: Buffer, c: Awaited<ReturnType<typeof shortCall>>) {
   const slots = [];
   // The words go out from the transport's next frame slot; when the event loop ran late (a busy machine) the line
   // is catching up, so that slot may be some way before the moment say() was called.
-  for (let at = Math.floor(((c.saidAtMs - 1000) * RATE) / 1000 / frame) * frame; at <= ((c.saidAtMs + 200) * RATE) / 1000; at += frame) slots.push(shift + at);
+  for (let at = Math.floor(((c.saidAtMs - 1000) * RATE) / 1000 / frame) * frame; at <= ((c.saidAtMs + 200) * RATE) / 1000; at += frame)
+    slots.push(shift + at);
   const callerAt = slots.find((at) => matchesAt(left, c.words, at));
   expect(callerAt, 'caller speech in the left channel where it was said').toBeDefined();
   // Nothing else in the left channel: the agent's voice did not leak into the caller's side.
@@ -118,7 +125,9 @@ describe('recordings in the local store', () => {
     const res = await call(t.app, 'GET', `/api/v1/calls/${recorded.callId}/recording`, a.access_token);
     expect(res.statusCode, res.body).toBe(200);
     const body = res.json() as { url: string; expires_at: string; duration_ms: number };
-    expect(body.url).toMatch(new RegExp(`^/api/v1/recordings/${a.tenant.id}/${recorded.callId}\\.wav\\?expires=\\d+&signature=[0-9a-f]{64}$`));
+    expect(body.url).toMatch(
+      new RegExp(`^/api/v1/recordings/${a.tenant.id}/${recorded.callId}\\.wav\\?expires=\\d+&signature=[0-9a-f]{64}$`),
+    );
     const expiresInMs = Date.parse(body.expires_at) - Date.now();
     expect(expiresInMs).toBeGreaterThan(t.deps.config.recordings.urlTtlMs - 5000);
     expect(expiresInMs).toBeLessThanOrEqual(t.deps.config.recordings.urlTtlMs);
@@ -139,7 +148,9 @@ describe('recordings in the local store', () => {
     const { left, right } = expectChannels(download.rawPayload, recorded);
     // A turn's start_ms is on the recording's clock: the greeting is heard once its turn started (after the local
     // TTS's first audio, well within a second).
-    const [greeting] = (await call(t.app, 'GET', `/api/v1/calls/${recorded.callId}/transcript`, a.access_token)).json().items as { start_ms: number }[];
+    const [greeting] = (await call(t.app, 'GET', `/api/v1/calls/${recorded.callId}/transcript`, a.access_token)).json().items as {
+      start_ms: number;
+    }[];
     const firstHeardMs = (right.findIndex((x) => x !== 0) * 1000) / RATE;
     expect(firstHeardMs).toBeGreaterThanOrEqual(greeting!.start_ms);
     expect(firstHeardMs).toBeLessThan(greeting!.start_ms + 1000);

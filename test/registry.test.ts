@@ -5,7 +5,15 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OutboundGuard } from '../src/lib/outbound.js';
 import { ProviderError } from '../src/lib/provider-error.js';
-import { type Engine, ENGINE_NAMES, ENGINES, type EngineKind, localEngineOf, PROVIDER_KEY_NAMES, rateFor } from '../src/providers/engines.js';
+import {
+  type Engine,
+  ENGINE_NAMES,
+  ENGINES,
+  type EngineKind,
+  localEngineOf,
+  PROVIDER_KEY_NAMES,
+  rateFor,
+} from '../src/providers/engines.js';
 import { credentialFor, PLATFORM_VENDORS, type PlatformCredentials, VENDORS } from '../src/providers/vendors.js';
 import { EmbedderRegistry } from '../src/rag/embedders/registry.js';
 import { LocalEmbedder } from '../src/rag/embedders/local-embedder.js';
@@ -34,7 +42,9 @@ async function upload(token: string, title: string, content: string): Promise<st
   const doc = await call(t.app, 'POST', '/api/v1/documents', token, { title, content });
   expect(doc.statusCode, doc.body).toBe(202);
   const id: string = doc.json().id;
-  await waitFor('document ready', async () => ((await call(t.app, 'GET', `/api/v1/documents/${id}`, token)).json().status === 'ready' ? true : undefined));
+  await waitFor('document ready', async () =>
+    (await call(t.app, 'GET', `/api/v1/documents/${id}`, token)).json().status === 'ready' ? true : undefined,
+  );
   return id;
 }
 
@@ -71,16 +81,25 @@ describe('the engine table', () => {
   const rows = ENGINES as readonly Engine[];
   const kinds: EngineKind[] = ['stt', 'tts', 'llm', 'embeddings'];
 
-  it('derives the settings\' engine names and the provider key names', () => {
+  it("derives the settings' engine names and the provider key names", () => {
     // Today's names stay (a new row adds to them); the local engine is the default.
-    const today = { stt: ['local', 'deepgram'], tts: ['local', 'elevenlabs'], llm: ['local', 'openai', 'anthropic', 'openai_compatible'], embeddings: ['local', 'openai'] };
+    const today = {
+      stt: ['local', 'deepgram'],
+      tts: ['local', 'elevenlabs'],
+      llm: ['local', 'openai', 'anthropic', 'openai_compatible'],
+      embeddings: ['local', 'openai'],
+    };
     for (const kind of kinds) {
       expect(ENGINE_NAMES[kind]).toEqual(expect.arrayContaining(today[kind]));
       expect(ENGINE_NAMES[kind][0]).toBe('local');
       expect(ENGINE_NAMES[kind]).toEqual(rows.filter((e) => e.kind === kind).map((e) => e.name));
     }
     expect(PROVIDER_KEY_NAMES).toEqual(expect.arrayContaining(['openai', 'anthropic', 'deepgram', 'elevenlabs', 'openai_compatible']));
-    expect(PROVIDER_KEY_NAMES).toEqual([...new Set(rows.flatMap((e) => (e.vendor ? [e.vendor] : [])))].sort((a, b) => Object.keys(VENDORS).indexOf(a) - Object.keys(VENDORS).indexOf(b)));
+    expect(PROVIDER_KEY_NAMES).toEqual(
+      [...new Set(rows.flatMap((e) => (e.vendor ? [e.vendor] : [])))].sort(
+        (a, b) => Object.keys(VENDORS).indexOf(a) - Object.keys(VENDORS).indexOf(b),
+      ),
+    );
     // The settings accept exactly the table's names.
     for (const kind of kinds) {
       for (const name of ENGINE_NAMES[kind]) expect(providersSchema.parse({ [kind]: { provider: name } })[kind].provider).toBe(name);
@@ -107,7 +126,8 @@ describe('the engine table', () => {
   });
 
   it('runs the default engines at the rates they always had, and each engine at its own', () => {
-    const at = (kind: 'stt' | 'tts', name: string, line: number) => rateFor(rows.find((e) => e.kind === kind && e.name === name) as Engine<'stt'>, line);
+    const at = (kind: 'stt' | 'tts', name: string, line: number) =>
+      rateFor(rows.find((e) => e.kind === kind && e.name === name) as Engine<'stt'>, line);
     const lines = [8000, 16000, 24000, 48000];
     expect(lines.map((l) => at('stt', 'local', l))).toEqual([8000, 16000, 16000, 16000]);
     expect(lines.map((l) => at('tts', 'local', l))).toEqual([8000, 16000, 24000, 24000]);
@@ -117,11 +137,17 @@ describe('the engine table', () => {
   });
 });
 
-describe('keys: the tenant\'s, else the platform\'s', () => {
-  const platform: PlatformCredentials = { openai: { apiKey: 'platform-openai', baseUrl: 'http://127.0.0.1:1/v1' }, deepgram: { apiKey: 'platform-deepgram' } };
+describe("keys: the tenant's, else the platform's", () => {
+  const platform: PlatformCredentials = {
+    openai: { apiKey: 'platform-openai', baseUrl: 'http://127.0.0.1:1/v1' },
+    deepgram: { apiKey: 'platform-deepgram' },
+  };
 
   it('is one rule for every vendor', () => {
-    expect(credentialFor('openai', { openai: 'tenant-openai' }, platform)).toEqual({ apiKey: 'tenant-openai', baseUrl: 'http://127.0.0.1:1/v1' });
+    expect(credentialFor('openai', { openai: 'tenant-openai' }, platform)).toEqual({
+      apiKey: 'tenant-openai',
+      baseUrl: 'http://127.0.0.1:1/v1',
+    });
     expect(credentialFor('openai', {}, platform)).toEqual({ apiKey: 'platform-openai', baseUrl: 'http://127.0.0.1:1/v1' });
     expect(credentialFor('elevenlabs', {}, platform)).toBeUndefined();
     expect(credentialFor('elevenlabs', { elevenlabs: 'tenant-el' }, platform)).toEqual({ apiKey: 'tenant-el', baseUrl: undefined });
@@ -137,10 +163,14 @@ describe('keys: the tenant\'s, else the platform\'s', () => {
     return new ProviderRegistry(t.deps.settings, t.deps.retriever, { credentials }, log, { outbound, signingSecrets: async () => [], log });
   }
 
-  it('voice: a cloud engine without any key is replaced by the local one; with the tenant\'s or the platform\'s key it leads a chain at its own rate', async () => {
+  it("voice: a cloud engine without any key is replaced by the local one; with the tenant's or the platform's key it leads a chain at its own rate", async () => {
     const s = await signup(t.app);
     const put = await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, {
-      providers: { stt: { provider: 'deepgram', local_model: 'general' }, tts: { provider: 'elevenlabs', voice: 'some-voice-id' }, llm: { provider: 'anthropic' } },
+      providers: {
+        stt: { provider: 'deepgram', local_model: 'general' },
+        tts: { provider: 'elevenlabs', voice: 'some-voice-id' },
+        llm: { provider: 'anthropic' },
+      },
     });
     expect(put.statusCode, put.body).toBe(200);
 
@@ -162,13 +192,19 @@ describe('keys: the tenant\'s, else the platform\'s', () => {
     expect([wideband.stt.sampleRate, wideband.tts.sampleRate]).toEqual([16000, 24000]);
 
     // The tenant's own key, the platform holding none.
-    expect((await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, { provider_keys: { elevenlabs: 'tenant-elevenlabs-key' } })).statusCode).toBe(200);
+    expect(
+      (await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, { provider_keys: { elevenlabs: 'tenant-elevenlabs-key' } }))
+        .statusCode,
+    ).toBe(200);
     expect((await registry({}, []).voiceFor(s.tenant.id, { sampleRate: 8000 })).tts).toBeInstanceOf(FallbackTts);
   });
 
   it('voice: an engine the settings cannot make (an OpenAI-compatible server without its URL) leaves the local one, and says why', async () => {
     const s = await signup(t.app);
-    expect((await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, { providers: { llm: { provider: 'openai_compatible' } } })).statusCode).toBe(200);
+    expect(
+      (await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, { providers: { llm: { provider: 'openai_compatible' } } }))
+        .statusCode,
+    ).toBe(200);
     const logs: string[] = [];
     await registry({}, logs).agentFor(s.tenant.id);
     expect(logs.join('')).toContain('OpenAI-compatible server not usable with these settings; falling back to the local responder');
@@ -178,12 +214,19 @@ describe('keys: the tenant\'s, else the platform\'s', () => {
     const s = await signup(t.app);
     const embedders = new EmbedderRegistry(t.deps.settings, {});
     expect(await embedders.forTenant(s.tenant.id)).toBeInstanceOf(LocalEmbedder);
-    expect((await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, { providers: { embeddings: { provider: 'openai' } } })).statusCode).toBe(200);
+    expect(
+      (await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, { providers: { embeddings: { provider: 'openai' } } }))
+        .statusCode,
+    ).toBe(200);
     const missing = embedders.forTenant(s.tenant.id);
     await expect(missing).rejects.toThrow(ProviderError);
-    await expect(missing).rejects.toThrow('Embeddings provider is openai but no OpenAI API key is configured (settings provider_keys.openai or OPENAI_API_KEY)');
+    await expect(missing).rejects.toThrow(
+      'Embeddings provider is openai but no OpenAI API key is configured (settings provider_keys.openai or OPENAI_API_KEY)',
+    );
     expect(await new EmbedderRegistry(t.deps.settings, platform).forTenant(s.tenant.id)).toBeInstanceOf(OpenAIEmbedder);
-    expect((await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, { provider_keys: { openai: 'tenant-openai-key' } })).statusCode).toBe(200);
+    expect(
+      (await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, { provider_keys: { openai: 'tenant-openai-key' } })).statusCode,
+    ).toBe(200);
     expect(await embedders.forTenant(s.tenant.id)).toBeInstanceOf(OpenAIEmbedder);
   });
 });

@@ -23,8 +23,15 @@ describe('restart on the embedded database', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'va-restart-'));
     const first = await start(dir);
     const s = await signup(first.app);
-    await first.app.inject({ method: 'PUT', url: '/api/v1/settings/tenant', headers: bearer(s.access_token), payload: { agent_name: 'Persisted', provider_keys: { deepgram: 'dg-key-0123456789' } } });
-    const key = (await first.app.inject({ method: 'POST', url: '/api/v1/api-keys', headers: bearer(s.access_token), payload: { name: 'k' } })).json().key;
+    await first.app.inject({
+      method: 'PUT',
+      url: '/api/v1/settings/tenant',
+      headers: bearer(s.access_token),
+      payload: { agent_name: 'Persisted', provider_keys: { deepgram: 'dg-key-0123456789' } },
+    });
+    const key = (
+      await first.app.inject({ method: 'POST', url: '/api/v1/api-keys', headers: bearer(s.access_token), payload: { name: 'k' } })
+    ).json().key;
     await first.stop();
 
     const second = await start(dir);
@@ -35,9 +42,17 @@ describe('restart on the embedded database', () => {
       const settings = (await second.app.inject({ method: 'GET', url: '/api/v1/settings/tenant', headers: bearer(key) })).json();
       expect(settings.agent_name).toBe('Persisted');
       expect(settings.provider_keys.deepgram).toEqual({ configured: true, last4: '6789' });
-      const refreshed = await second.app.inject({ method: 'POST', url: '/api/v1/auth/refresh', payload: { refresh_token: s.refresh_token } });
+      const refreshed = await second.app.inject({
+        method: 'POST',
+        url: '/api/v1/auth/refresh',
+        payload: { refresh_token: s.refresh_token },
+      });
       expect(refreshed.statusCode).toBe(200);
-      const login = await second.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email: s.user.email, password: 'correct horse battery' } });
+      const login = await second.app.inject({
+        method: 'POST',
+        url: '/api/v1/auth/login',
+        payload: { email: s.user.email, password: 'correct horse battery' },
+      });
       expect(login.statusCode).toBe(200);
     } finally {
       await second.stop();
@@ -51,15 +66,32 @@ describe('restart on the embedded database', () => {
     try {
       const first = await start(dir, env);
       const s = await signup(first.app);
-      await first.app.inject({ method: 'PUT', url: '/api/v1/settings/tenant', headers: bearer(s.access_token), payload: { providers: { llm: { provider: 'openai' } }, provider_keys: { openai: fake.apiKey } } });
+      await first.app.inject({
+        method: 'PUT',
+        url: '/api/v1/settings/tenant',
+        headers: bearer(s.access_token),
+        payload: { providers: { llm: { provider: 'openai' } }, provider_keys: { openai: fake.apiKey } },
+      });
       fake.chatScript = () => ({ text: 'Noted, your booking number is 4471.' });
-      const opened = (await first.app.inject({ method: 'POST', url: '/api/v1/chat', headers: bearer(s.access_token), payload: { message: 'I want to book a table for two.' } })).json();
+      const opened = (
+        await first.app.inject({
+          method: 'POST',
+          url: '/api/v1/chat',
+          headers: bearer(s.access_token),
+          payload: { message: 'I want to book a table for two.' },
+        })
+      ).json();
       await first.stop();
 
       const second = await start(dir, env);
       try {
         fake.chatScript = () => ({ text: 'Yes, booking 4471 is for two.' });
-        const res = await second.app.inject({ method: 'POST', url: '/api/v1/chat', headers: bearer(s.access_token), payload: { session_id: opened.session_id, message: 'Is my booking still there?' } });
+        const res = await second.app.inject({
+          method: 'POST',
+          url: '/api/v1/chat',
+          headers: bearer(s.access_token),
+          payload: { session_id: opened.session_id, message: 'Is my booking still there?' },
+        });
         expect(res.statusCode, res.body).toBe(200);
         const messages = fake.chatRequests.at(-1)!.messages as { role: string; content: string }[];
         expect(messages.slice(1)).toEqual([

@@ -12,7 +12,10 @@ let tenantB: string;
 
 async function addDocument(tenantId: string, title: string, chunks: { text: string; headingPath?: string[]; page?: number }[]) {
   const db = t.deps.database.db;
-  const [doc] = await db.insert(documents).values({ tenantId, title, status: 'ready', liveVersion: 1, chunkCount: chunks.length }).returning();
+  const [doc] = await db
+    .insert(documents)
+    .values({ tenantId, title, status: 'ready', liveVersion: 1, chunkCount: chunks.length })
+    .returning();
   const vectors = await embedder.embed(chunks.map((c) => c.text));
   if (chunks.length) {
     await db.insert(documentChunks).values(
@@ -37,7 +40,12 @@ beforeAll(async () => {
   t = await buildTestApp();
   retriever = new Retriever(t.deps.database.db, { forTenant: async () => embedder });
   const db = t.deps.database.db;
-  [tenantA, tenantB] = (await db.insert(tenants).values([{ name: 'A' }, { name: 'B' }]).returning()).map((r) => r.id) as [string, string];
+  [tenantA, tenantB] = (
+    await db
+      .insert(tenants)
+      .values([{ name: 'A' }, { name: 'B' }])
+      .returning()
+  ).map((r) => r.id) as [string, string];
   await addDocument(tenantA, 'Clinic handbook', [
     { text: 'The clinic is open Monday to Friday from 8 am to 6 pm.', headingPath: ['Clinic', 'Opening hours'], page: 1 },
     { text: 'Parking is free in the car park behind the building.', headingPath: ['Clinic', 'Parking'], page: 2 },
@@ -46,7 +54,9 @@ beforeAll(async () => {
   // Tenant B holds a near-identical decoy and many similar chunks. (At this size the planner may scan exactly;
   // whether the HNSW path with iterative scans keeps recall at 10k-100k chunks is for the RAG benchmark.)
   await addDocument(tenantB, 'Decoy', [{ text: 'The clinic is open Monday to Friday from 8 am to 6 pm. DECOY' }]);
-  const filler = Array.from({ length: 600 }, (_, i) => ({ text: `Clinic opening hours notice number ${i} for the other tenant about parking and prices.` }));
+  const filler = Array.from({ length: 600 }, (_, i) => ({
+    text: `Clinic opening hours notice number ${i} for the other tenant about parking and prices.`,
+  }));
   await addDocument(tenantB, 'Filler', filler);
 });
 afterAll(() => t.close());
@@ -68,7 +78,10 @@ describe('Retriever', () => {
     expect(hits.every((h) => h.documentTitle === 'Clinic handbook')).toBe(true);
     for (const mode of ['hybrid', 'fulltext'] as const) {
       const r = await retriever.search(tenantA, 'clinic open Monday decoy', { topK: 10, minScore: 0, mode });
-      expect(r.some((h) => h.text.includes('DECOY')), mode).toBe(false);
+      expect(
+        r.some((h) => h.text.includes('DECOY')),
+        mode,
+      ).toBe(false);
     }
     const b = await retriever.search(tenantB, 'clinic open Monday', { topK: 5, minScore: 0 });
     expect(b.every((h) => h.documentTitle !== 'Clinic handbook')).toBe(true);

@@ -34,12 +34,19 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 /** A value `schema` accepts for every key it has, each leaf different from `current` (the value before the PUT). */
 function sample(schema: z.ZodType, current: unknown, path: string): Json {
-  if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable || schema instanceof z.ZodDefault || schema instanceof z.ZodPrefault) {
+  if (
+    schema instanceof z.ZodOptional ||
+    schema instanceof z.ZodNullable ||
+    schema instanceof z.ZodDefault ||
+    schema instanceof z.ZodPrefault
+  ) {
     return sample(schema.unwrap() as z.ZodType, current, path);
   }
   if (schema instanceof z.ZodObject) {
     const now = (current ?? {}) as Record<string, unknown>;
-    return Object.fromEntries(Object.entries(schema.shape as Record<string, z.ZodType>).map(([k, v]) => [k, sample(v, now[k], `${path}.${k}`)]));
+    return Object.fromEntries(
+      Object.entries(schema.shape as Record<string, z.ZodType>).map(([k, v]) => [k, sample(v, now[k], `${path}.${k}`)]),
+    );
   }
   if (schema instanceof z.ZodArray) return [sample(schema.element as z.ZodType, undefined, `${path}[0]`)];
   if (schema instanceof z.ZodRecord) {
@@ -49,7 +56,12 @@ function sample(schema: z.ZodType, current: unknown, path: string): Json {
   }
   if (schema instanceof z.ZodUnion) return sample(schema.options[0] as z.ZodType, current, path);
   // An enum's own options, a number's bounds, then the pool.
-  const own = schema instanceof z.ZodEnum ? schema.options : schema instanceof z.ZodNumber ? [schema.minValue, schema.maxValue].filter(Number.isFinite) : [];
+  const own =
+    schema instanceof z.ZodEnum
+      ? schema.options
+      : schema instanceof z.ZodNumber
+        ? [schema.minValue, schema.maxValue].filter(Number.isFinite)
+        : [];
   const value = [...own, ...POOL].find((c) => schema.safeParse(c).success && JSON.stringify(c) !== JSON.stringify(current));
   if (value === undefined) throw new Error(`no value in POOL fits ${path}: add one`);
   return value as Json;

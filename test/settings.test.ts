@@ -18,7 +18,12 @@ describe('tenant settings', () => {
   it('starts with defaults that need no provider keys', async () => {
     const s = (await req('GET', '/api/v1/settings/tenant', b.access_token)).json();
     expect(s).toMatchObject({ agent_name: 'Assistant', language: 'en', rag: { enabled: true, top_k: 5, min_score: 0.2 } });
-    expect(s.providers).toMatchObject({ stt: { provider: 'local' }, llm: { provider: 'local' }, tts: { provider: 'local' }, embeddings: { provider: 'local' } });
+    expect(s.providers).toMatchObject({
+      stt: { provider: 'local' },
+      llm: { provider: 'local' },
+      tts: { provider: 'local' },
+      embeddings: { provider: 'local' },
+    });
     expect(s.provider_keys.openai).toEqual({ configured: false, last4: null });
   });
 
@@ -29,7 +34,9 @@ describe('tenant settings', () => {
       rag: { top_k: 8 },
       providers: { llm: { provider: 'openai', model: 'gpt-4o-mini' }, tts: { provider: 'elevenlabs', voice: 'Rachel' } },
     });
-    const s = (await req('PUT', '/api/v1/settings/tenant', a.access_token, { rag: { min_score: 0.5 }, providers: { llm: { temperature: 0.3 } } })).json();
+    const s = (
+      await req('PUT', '/api/v1/settings/tenant', a.access_token, { rag: { min_score: 0.5 }, providers: { llm: { temperature: 0.3 } } })
+    ).json();
     expect(s).toMatchObject({ agent_name: 'Nora', greeting: 'Hello, Sunrise Clinic.', rag: { top_k: 8, min_score: 0.5 } });
     expect(s.providers.llm).toEqual({ provider: 'openai', model: 'gpt-4o-mini', temperature: 0.3 });
     expect(s.providers.tts).toEqual({ provider: 'elevenlabs', voice: 'Rachel' });
@@ -39,8 +46,16 @@ describe('tenant settings', () => {
   });
 
   it('returns providers.stt.local_model (GET and PUT used to drop it) and clears a nullable field with null', async () => {
-    expect((await req('GET', '/api/v1/settings/tenant', b.access_token)).json().providers.stt).toEqual({ provider: 'local', local_model: 'domain' });
-    const set = (await req('PUT', '/api/v1/settings/tenant', b.access_token, { providers: { stt: { local_model: 'general' } }, call: { transfer_number: '+14155550100' } })).json();
+    expect((await req('GET', '/api/v1/settings/tenant', b.access_token)).json().providers.stt).toEqual({
+      provider: 'local',
+      local_model: 'domain',
+    });
+    const set = (
+      await req('PUT', '/api/v1/settings/tenant', b.access_token, {
+        providers: { stt: { local_model: 'general' } },
+        call: { transfer_number: '+14155550100' },
+      })
+    ).json();
     expect(set.providers.stt).toEqual({ provider: 'local', local_model: 'general' });
     expect((await req('GET', '/api/v1/settings/tenant', b.access_token)).json().providers.stt.local_model).toBe('general');
     const cleared = (await req('PUT', '/api/v1/settings/tenant', b.access_token, { call: { transfer_number: null } })).json();
@@ -89,7 +104,9 @@ describe('tenant settings', () => {
   it('members can read but not change tenant settings', async () => {
     const email = uniqueEmail('member');
     await req('POST', '/api/v1/users', a.access_token, { email, password: 'member password 1' });
-    const token = (await t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email, password: 'member password 1' } })).json().access_token;
+    const token = (
+      await t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email, password: 'member password 1' } })
+    ).json().access_token;
     expect((await req('GET', '/api/v1/settings/tenant', token)).statusCode).toBe(200);
     expect((await req('PUT', '/api/v1/settings/tenant', token, { agent_name: 'Hacked' })).statusCode).toBe(403);
   });

@@ -15,7 +15,8 @@ import { buildTestApp, call, signup, type Session, type TestApp, waitFor } from 
 const ACCOUNT = { accountSid: `AC${'2'.repeat(32)}`, authToken: 'simulate-call-test-token' };
 const NUMBER = '+15550001111';
 const CLINIC =
-  '# Opening hours\n\nThe Sunrise clinic opens at seven thirty on weekdays.\n\n' + '# Parking\n\nFree parking is in the garage on Elm Street, behind the clinic.';
+  '# Opening hours\n\nThe Sunrise clinic opens at seven thirty on weekdays.\n\n' +
+  '# Parking\n\nFree parking is in the garage on Elm Street, behind the clinic.';
 const SCRIPT = fileURLToPath(new URL('../scripts/simulate-call.ts', import.meta.url));
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 // By URL, so the script also runs from a folder without node_modules (the .env test).
@@ -56,8 +57,12 @@ beforeAll(async () => {
   s = await signup(t.app);
   const doc = await call(t.app, 'POST', '/api/v1/documents', s.access_token, { title: 'Clinic', content: CLINIC });
   expect(doc.statusCode).toBe(202);
-  await waitFor('document ready', async () => ((await call(t.app, 'GET', `/api/v1/documents/${doc.json().id}`, s.access_token)).json().status === 'ready' ? true : undefined));
-  expect((await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, { greeting: 'Hello, Sunrise clinic.' })).statusCode).toBe(200);
+  await waitFor('document ready', async () =>
+    (await call(t.app, 'GET', `/api/v1/documents/${doc.json().id}`, s.access_token)).json().status === 'ready' ? true : undefined,
+  );
+  expect((await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, { greeting: 'Hello, Sunrise clinic.' })).statusCode).toBe(
+    200,
+  );
   expect((await call(t.app, 'POST', '/api/v1/phone-numbers', s.access_token, { number: NUMBER })).statusCode).toBe(201);
   const key = await call(t.app, 'POST', '/api/v1/api-keys', s.access_token, { name: 'simulator' });
   expect(key.statusCode).toBe(201);
@@ -75,10 +80,27 @@ afterAll(async () => {
 describe('npm run simulate:call', () => {
   it('calls the number, asks the WAV, barges in, presses a key; prints the call id, voice-to-voice, pacing and the transcript; saves the agent as an 8 kHz WAV', async () => {
     const out = join(dir, 'agent.wav');
-    const run = await simulate(['--to', NUMBER, '--wav', question, ...credentials(), '--api-key', apiKey, '--out', out, '--interrupt', '--digits', '5']);
+    const run = await simulate([
+      '--to',
+      NUMBER,
+      '--wav',
+      question,
+      ...credentials(),
+      '--api-key',
+      apiKey,
+      '--out',
+      out,
+      '--interrupt',
+      '--digits',
+      '5',
+    ]);
     expect(run.code, run.stdout + run.stderr).toBe(0);
 
-    const calls = (await call(t.app, 'GET', '/api/v1/calls', s.access_token)).json().items as { id: string; status: string; direction: string }[];
+    const calls = (await call(t.app, 'GET', '/api/v1/calls', s.access_token)).json().items as {
+      id: string;
+      status: string;
+      direction: string;
+    }[];
     expect(calls).toHaveLength(1);
     expect(calls[0]).toMatchObject({ direction: 'inbound', status: 'completed' });
     expect(run.stdout).toContain(`call ${calls[0]!.id}`);
@@ -118,7 +140,9 @@ describe('npm run simulate:call', () => {
   it('a wrong auth token: the 403 is explained (exit 4)', async () => {
     const run = await simulate(['--to', NUMBER, '--wav', question, ...credentials('not-the-token')]);
     expect(run.code, run.stdout + run.stderr).toBe(4);
-    expect(run.stderr).toMatch(/signature \(403\).*auth token is not the service's TWILIO_AUTH_TOKEN.*PUBLIC_BASE_URL, when set, must match --url/s);
+    expect(run.stderr).toMatch(
+      /signature \(403\).*auth token is not the service's TWILIO_AUTH_TOKEN.*PUBLIC_BASE_URL, when set, must match --url/s,
+    );
   });
 
   it('a service that is not there (exit 3) and a file that is not a WAV (exit 2)', async () => {

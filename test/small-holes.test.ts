@@ -31,7 +31,13 @@ beforeAll(async () => {
 let sidCounter = 0;
 async function placedCall() {
   const sid = `CA${(Date.now().toString(16) + String(++sidCounter)).padStart(32, '0')}`;
-  const call = await t.deps.calls.open(s.tenant.id, { direction: 'outbound', status: 'queued', fromNumber: '+15550001111', toNumber: '+15557654321', providerCallSid: sid });
+  const call = await t.deps.calls.open(s.tenant.id, {
+    direction: 'outbound',
+    status: 'queued',
+    fromNumber: '+15550001111',
+    toNumber: '+15557654321',
+    providerCallSid: sid,
+  });
   return { sid, id: call.id };
 }
 const statusPath = '/api/v1/webhooks/twilio/status';
@@ -44,7 +50,10 @@ describe('Twilio status callbacks', () => {
       const res = await t.app.inject({
         method: 'POST',
         url: statusPath,
-        headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilioSignature(AUTH_TOKEN, BASE + statusPath, params) },
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'x-twilio-signature': twilioSignature(AUTH_TOKEN, BASE + statusPath, params),
+        },
         payload: new URLSearchParams(params).toString(),
       });
       expect(res.statusCode, `${duration}: ${res.body}`).toBe(204);
@@ -59,7 +68,10 @@ describe('Twilio status callbacks', () => {
     const ok = await t.app.inject({
       method: 'POST',
       url: statusPath,
-      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilioSignature(AUTH_TOKEN, BASE + statusPath, params) },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-twilio-signature': twilioSignature(AUTH_TOKEN, BASE + statusPath, params),
+      },
       payload: new URLSearchParams(params).toString(),
     });
     expect(ok.statusCode).toBe(204);
@@ -94,7 +106,12 @@ describe('Twilio status callbacks', () => {
 describe('access tokens', () => {
   const key = deriveKey(SECRET_KEY, 'jwt-hs256');
   const forge = (claims: Record<string, unknown>, sub: string, exp: boolean) => {
-    const jwt = new SignJWT({ typ: 'access', ...claims }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject(sub).setIssuer('voice-agent').setAudience('voice-agent-api').setIssuedAt();
+    const jwt = new SignJWT({ typ: 'access', ...claims })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(sub)
+      .setIssuer('voice-agent')
+      .setAudience('voice-agent-api')
+      .setIssuedAt();
     return (exp ? jwt.setExpirationTime('10m') : jwt).sign(key);
   };
   const me = async (token: string) => t.app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: bearer(token) });
@@ -107,7 +124,11 @@ describe('access tokens', () => {
   });
 
   it('a non-UUID sub or tid is 401 invalid_token, not a 500', async () => {
-    for (const [sub, tid] of [['not-a-uuid', s.tenant.id], [s.user.id, 'x'.repeat(300)], [`${randomUUID()}\u0000`, s.tenant.id]] as const) {
+    for (const [sub, tid] of [
+      ['not-a-uuid', s.tenant.id],
+      [s.user.id, 'x'.repeat(300)],
+      [`${randomUUID()}\u0000`, s.tenant.id],
+    ] as const) {
       const res = await me(await forge({ tid }, sub, true));
       expect(res.statusCode, res.body).toBe(401);
       expect(res.json().error.code).toBe('invalid_token');
@@ -117,14 +138,21 @@ describe('access tokens', () => {
 
 describe('platform admin: suspend', () => {
   it('takes no body at all (the reason is optional)', async () => {
-    const root = (await t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } })).json().access_token as string;
+    const root = (
+      await t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } })
+    ).json().access_token as string;
     const victim = await signup(t.app);
     const res = await t.app.inject({ method: 'POST', url: `/api/v1/admin/tenants/${victim.tenant.id}/suspend`, headers: bearer(root) });
     expect(res.statusCode, res.body).toBe(200);
     expect(res.json()).toMatchObject({ status: 'suspended', suspended_reason: null });
     // A body with a reason still works.
     const other = await signup(t.app);
-    const withReason = await t.app.inject({ method: 'POST', url: `/api/v1/admin/tenants/${other.tenant.id}/suspend`, headers: bearer(root), payload: { reason: 'unpaid' } });
+    const withReason = await t.app.inject({
+      method: 'POST',
+      url: `/api/v1/admin/tenants/${other.tenant.id}/suspend`,
+      headers: bearer(root),
+      payload: { reason: 'unpaid' },
+    });
     expect(withReason.json()).toMatchObject({ status: 'suspended', suspended_reason: 'unpaid' });
   });
 });

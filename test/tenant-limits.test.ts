@@ -9,13 +9,19 @@ import { bearer, call, type Session, signup, uniqueEmail, useTestApp } from './h
 const TENANT_LIMIT = 20;
 const ADMIN_EMAIL = 'ops-limits@platform.example';
 const ADMIN_PASSWORD = 'platform admin password';
-const t = useTestApp({ RATE_LIMIT_PER_TENANT_PER_MINUTE: String(TENANT_LIMIT), PLATFORM_ADMIN_EMAIL: ADMIN_EMAIL, PLATFORM_ADMIN_PASSWORD: ADMIN_PASSWORD });
+const t = useTestApp({
+  RATE_LIMIT_PER_TENANT_PER_MINUTE: String(TENANT_LIMIT),
+  PLATFORM_ADMIN_EMAIL: ADMIN_EMAIL,
+  PLATFORM_ADMIN_PASSWORD: ADMIN_PASSWORD,
+});
 let base = '';
 let root = '';
 beforeAll(async () => {
   await t.app.listen({ port: 0, host: '127.0.0.1' });
   base = `ws://127.0.0.1:${(t.app.server.address() as AddressInfo).port}/api/v1/chat/ws`;
-  root = (await t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } })).json().access_token;
+  root = (
+    await t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } })
+  ).json().access_token;
 });
 
 type Msg = Record<string, unknown> & { type: string; error?: { code: string; message: string; retry_after?: number } };
@@ -24,7 +30,9 @@ async function connect(token: string) {
   const ws = new WebSocket(base, ['bearer', token]);
   const received: Msg[] = [];
   ws.on('message', (data) => received.push(JSON.parse(data.toString()) as Msg));
-  const closed = new Promise<{ code: number; reason: string }>((r) => ws.on('close', (code, reason) => r({ code, reason: reason.toString() })));
+  const closed = new Promise<{ code: number; reason: string }>((r) =>
+    ws.on('close', (code, reason) => r({ code, reason: reason.toString() })),
+  );
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('unexpected-response', (_req, res) => reject(new Error(`handshake refused: ${res.statusCode}`)));
@@ -86,9 +94,15 @@ describe('chat websocket admission', () => {
   it('a user deactivated while the socket is open: the next message is refused and the socket closed (1008)', async () => {
     const admin = await signup(t.app);
     const email = uniqueEmail('member');
-    const created = await call(t.app, 'POST', '/api/v1/users', admin.access_token, { email, password: 'member password 1', role: 'member' });
+    const created = await call(t.app, 'POST', '/api/v1/users', admin.access_token, {
+      email,
+      password: 'member password 1',
+      role: 'member',
+    });
     expect(created.statusCode).toBe(201);
-    const member = (await t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email, password: 'member password 1' } })).json() as Session;
+    const member = (
+      await t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email, password: 'member password 1' } })
+    ).json() as Session;
     const c = await connect(member.access_token);
     c.send('hello');
     expect((await c.answers(1))[0]!.type).toBe('reply');
@@ -108,7 +122,12 @@ describe('chat websocket admission', () => {
       c.send('hello');
       expect((await c.answers(1))[0]!.type).toBe('reply');
     }
-    const sus = await t.app.inject({ method: 'POST', url: `/api/v1/admin/tenants/${s.tenant.id}/suspend`, headers: bearer(root), payload: {} });
+    const sus = await t.app.inject({
+      method: 'POST',
+      url: `/api/v1/admin/tenants/${s.tenant.id}/suspend`,
+      headers: bearer(root),
+      payload: {},
+    });
     expect(sus.statusCode).toBe(200);
     for (const c of [user, viaKey]) {
       c.send('anyone?');

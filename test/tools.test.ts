@@ -26,7 +26,9 @@ let received: Received[] = [];
 const routes: Record<string, (res: ServerResponse, body: string) => void> = {
   '/book': (res, body) => {
     const { arguments: args } = JSON.parse(body);
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ confirmed: true, reference: 'BK-1042', party_size: args.party_size }));
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ confirmed: true, reference: 'BK-1042', party_size: args.party_size }));
   },
   '/fail': (res) => res.writeHead(500).end('internal details'),
   '/hang': () => {},
@@ -47,7 +49,10 @@ beforeAll(async () => {
   t = await buildTestApp({ OPENAI_BASE_URL: fake.baseURL });
   ({ a, b } = await twoTenants(t.app));
   for (const s of [a, b]) {
-    const res = await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, { providers: { llm: { provider: 'openai', model: 'gpt-4o-mini' } }, provider_keys: { openai: fake.apiKey } });
+    const res = await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, {
+      providers: { llm: { provider: 'openai', model: 'gpt-4o-mini' } },
+      provider_keys: { openai: fake.apiKey },
+    });
     expect(res.statusCode, res.body).toBe(200);
   }
 });
@@ -64,7 +69,10 @@ beforeEach(() => {
 const put = (s: Session, body: object) => call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, body);
 const chat = (s: Session, message: string) => call(t.app, 'POST', '/api/v1/chat', s.access_token, { message });
 const events = async (s: Session, id: string) =>
-  (await call(t.app, 'GET', `/api/v1/calls/${id}/events`, s.access_token)).json().items as { type: string; data: Record<string, unknown> }[];
+  (await call(t.app, 'GET', `/api/v1/calls/${id}/events`, s.access_token)).json().items as {
+    type: string;
+    data: Record<string, unknown>;
+  }[];
 
 const bookTable = (over: object = {}) => ({
   name: 'book_table',
@@ -109,7 +117,22 @@ describe('tool settings', () => {
       [[params({ list: { type: 'array' } })], 'body.tools.0.parameters.properties.list.items'],
       [[params({ time: { type: 'string' } }, { required: ['date'] })], 'body.tools.0.parameters.required.0'],
       [[params({ time: { type: 'string' } }, { additionalProperties: false })], 'body.tools.0.parameters.additionalProperties'],
-      [[params({ a: { type: 'object', properties: { b: { type: 'object', properties: { c: { type: 'object', properties: { d: { type: 'object', properties: { e: { type: 'string' } } } } } } } } } })], 'body.tools.0.parameters'],
+      [
+        [
+          params({
+            a: {
+              type: 'object',
+              properties: {
+                b: {
+                  type: 'object',
+                  properties: { c: { type: 'object', properties: { d: { type: 'object', properties: { e: { type: 'string' } } } } } },
+                },
+              },
+            },
+          }),
+        ],
+        'body.tools.0.parameters',
+      ],
       [[bookTable({ url: 'ftp://example.com/book' })], 'body.tools.0.url'],
       [[bookTable({ url: 'not a url' })], 'body.tools.0.url'],
       [[bookTable({ url: 'https://user:pass@example.com/book' })], 'body.tools.0.url'],
@@ -127,7 +150,10 @@ describe('tool settings', () => {
       const res = await put(a, { agent_name: 'Changed', tools });
       expect(res.statusCode, `${field}: ${res.body}`).toBe(422);
       expect(res.json().error.code).toBe('validation_error');
-      expect(res.json().error.details.map((d: { field: string }) => d.field), res.body).toContain(field);
+      expect(
+        res.json().error.details.map((d: { field: string }) => d.field),
+        res.body,
+      ).toContain(field);
     }
     const after = (await call(t.app, 'GET', '/api/v1/settings/tenant', a.access_token)).json();
     expect(after).toEqual(before);
@@ -135,10 +161,17 @@ describe('tool settings', () => {
 
   it('stores tools with sealed header values; PUT replaces the list, keeps headers sent back as shown', async () => {
     const token = 'Bearer restaurant-token-0123456789';
-    const res = await put(a, { tools: [bookTable(), bookTable({ name: 'opening_hours', method: 'GET', timeout_ms: 1500, headers: undefined })] });
+    const res = await put(a, {
+      tools: [bookTable(), bookTable({ name: 'opening_hours', method: 'GET', timeout_ms: 1500, headers: undefined })],
+    });
     expect(res.statusCode, res.body).toBe(200);
     const tools = res.json().tools;
-    expect(tools[0]).toMatchObject({ name: 'book_table', method: 'POST', timeout_ms: 5000, headers: { Authorization: { configured: true, last4: '6789' } } });
+    expect(tools[0]).toMatchObject({
+      name: 'book_table',
+      method: 'POST',
+      timeout_ms: 5000,
+      headers: { Authorization: { configured: true, last4: '6789' } },
+    });
     expect(tools[1]).toMatchObject({ name: 'opening_hours', method: 'GET', timeout_ms: 1500, headers: {} });
     expect(JSON.stringify(res.json())).not.toContain('restaurant-token');
     const [row] = await t.deps.database.db.select().from(tenantConfigs).where(eq(tenantConfigs.tenantId, a.tenant.id));
@@ -152,7 +185,10 @@ describe('tool settings', () => {
     const edited = await put(a, { tools: [{ ...shown[0], description: 'Book a table, now with a terrace.' }] });
     expect(edited.statusCode, edited.body).toBe(200);
     expect(edited.json().tools.map((x: { name: string }) => x.name)).toEqual(['book_table']);
-    expect((await t.deps.settings.forProviders(a.tenant.id)).tools[0]).toMatchObject({ description: 'Book a table, now with a terrace.', headers: { Authorization: token } });
+    expect((await t.deps.settings.forProviders(a.tenant.id)).tools[0]).toMatchObject({
+      description: 'Book a table, now with a terrace.',
+      headers: { Authorization: token },
+    });
     expect((await put(a, { tools: [] })).json().tools).toEqual([]);
     // The OpenAPI document says so, and the recursive argument schema it refers to is in it.
     const spec = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json();
@@ -163,9 +199,17 @@ describe('tool settings', () => {
   });
 
   it('only admins and API keys change tools', async () => {
-    const member = await call(t.app, 'POST', '/api/v1/users', a.access_token, { email: `member-${Date.now()}@example.com`, password: 'correct horse battery', role: 'member' });
+    const member = await call(t.app, 'POST', '/api/v1/users', a.access_token, {
+      email: `member-${Date.now()}@example.com`,
+      password: 'correct horse battery',
+      role: 'member',
+    });
     expect(member.statusCode, member.body).toBe(201);
-    const login = await t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email: member.json().email, password: 'correct horse battery' } });
+    const login = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/login',
+      payload: { email: member.json().email, password: 'correct horse battery' },
+    });
     const token = login.json().access_token;
     expect((await call(t.app, 'PUT', '/api/v1/settings/tenant', token, { tools: [bookTable()] })).statusCode).toBe(403);
     expect((await call(t.app, 'POST', '/api/v1/settings/signing-secret', token)).statusCode).toBe(403);
@@ -212,7 +256,10 @@ describe('signing secret', () => {
     const [x, y] = await Promise.all([t.deps.signingSecrets.forSigning(s.tenant.id), t.deps.signingSecrets.forSigning(s.tenant.id)]);
     expect(x).toEqual(y);
     expect(x![0]).toMatch(/^whsec_/);
-    expect((await call(t.app, 'GET', '/api/v1/settings/signing-secret', s.access_token)).json()).toMatchObject({ configured: true, last4: x![0]!.slice(-4) });
+    expect((await call(t.app, 'GET', '/api/v1/settings/signing-secret', s.access_token)).json()).toMatchObject({
+      configured: true,
+      last4: x![0]!.slice(-4),
+    });
   });
 });
 
@@ -223,7 +270,13 @@ describe('tools in a conversation', () => {
     const res = await put(a, {
       tools: [
         bookTable(),
-        bookTable({ name: 'slow_lookup', url: `${base}/hang`, timeout_ms: 300, parameters: { type: 'object', properties: {} }, headers: undefined }),
+        bookTable({
+          name: 'slow_lookup',
+          url: `${base}/hang`,
+          timeout_ms: 300,
+          parameters: { type: 'object', properties: {} },
+          headers: undefined,
+        }),
         bookTable({ name: 'broken_lookup', url: `${base}/fail`, parameters: { type: 'object', properties: {} }, headers: undefined }),
       ],
     });
@@ -240,19 +293,37 @@ describe('tools in a conversation', () => {
     expect(received).toHaveLength(1);
     const [r] = received;
     const body = JSON.parse(r!.body);
-    expect(body).toMatchObject({ tool: 'book_table', arguments: { party_size: 4, time: '19:30', seating: 'terrace' }, call_id: sessionId, tenant_id: a.tenant.id });
-    expect(r!.headers).toMatchObject({ 'x-voice-tool': 'book_table', 'x-voice-call-id': sessionId, 'x-voice-request-id': body.request_id, authorization: 'Bearer restaurant-token-0123456789' });
+    expect(body).toMatchObject({
+      tool: 'book_table',
+      arguments: { party_size: 4, time: '19:30', seating: 'terrace' },
+      call_id: sessionId,
+      tenant_id: a.tenant.id,
+    });
+    expect(r!.headers).toMatchObject({
+      'x-voice-tool': 'book_table',
+      'x-voice-call-id': sessionId,
+      'x-voice-request-id': body.request_id,
+      authorization: 'Bearer restaurant-token-0123456789',
+    });
     const header = r!.headers['x-voice-signature'] as string;
     expect(verify(secret, header, r!.body)).toBe(true);
     // Tampered body, tampered timestamp, too old, or another secret: refused.
     expect(verify(secret, header, r!.body.replace('"party_size":4', '"party_size":40'))).toBe(false);
-    expect(verify(secret, header.replace(/t=(\d+)/, (_, s) => `t=${Number(s) + 1}`), r!.body)).toBe(false);
+    expect(
+      verify(
+        secret,
+        header.replace(/t=(\d+)/, (_, s) => `t=${Number(s) + 1}`),
+        r!.body,
+      ),
+    ).toBe(false);
     expect(verify(secret, header, r!.body, { now: body.timestamp + 301 })).toBe(false);
     expect(verify('whsec_someone_else', header, r!.body)).toBe(false);
 
     // The model was offered the tenant's tool next to the built-ins, with its schema.
     const offered = (fake.chatRequests.at(-1)!.tools as { function: { name: string; parameters: unknown } }[]).map((x) => x.function);
-    expect(offered.map((f) => f.name)).toEqual(expect.arrayContaining(['end_call', 'search_knowledge', 'book_table', 'slow_lookup', 'broken_lookup']));
+    expect(offered.map((f) => f.name)).toEqual(
+      expect.arrayContaining(['end_call', 'search_knowledge', 'book_table', 'slow_lookup', 'broken_lookup']),
+    );
     expect(offered.find((f) => f.name === 'book_table')!.parameters).toEqual(bookTable().parameters);
 
     const called = (await events(a, sessionId)).find((e) => e.type === 'tool.called')!;
@@ -266,7 +337,9 @@ describe('tools in a conversation', () => {
     expect(res.statusCode, res.body).toBe(200);
     expect(res.json().reply).toMatch(/^Tool said: The book_table tool was not called: party_size must be an integer/);
     expect(received).toEqual([]);
-    expect((await events(a, res.json().session_id)).find((e) => e.type === 'tool.called')!.data).toMatchObject({ status: 'invalid_arguments' });
+    expect((await events(a, res.json().session_id)).find((e) => e.type === 'tool.called')!.data).toMatchObject({
+      status: 'invalid_arguments',
+    });
   });
 
   it('a tool that does not answer in time: the turn still completes, with an answer', async () => {
@@ -277,7 +350,10 @@ describe('tools in a conversation', () => {
     expect(res.json().reply).toBe('Tool said: The slow_lookup tool did not answer in time.');
     expect(Date.now() - started).toBeLessThan(5000);
     expect(received.map((r) => r.path)).toEqual(['/hang']);
-    expect((await events(a, res.json().session_id)).find((e) => e.type === 'tool.called')!.data).toMatchObject({ name: 'slow_lookup', status: 'timeout' });
+    expect((await events(a, res.json().session_id)).find((e) => e.type === 'tool.called')!.data).toMatchObject({
+      name: 'slow_lookup',
+      status: 'timeout',
+    });
   });
 
   it('a tool that fails with 500: the turn completes and the error text stays with us', async () => {
@@ -285,7 +361,10 @@ describe('tools in a conversation', () => {
     const res = await chat(a, 'Is there a table free tonight?');
     expect(res.statusCode, res.body).toBe(200);
     expect(res.json().reply).toBe('Tool said: The broken_lookup tool failed and could not help just now.');
-    expect((await events(a, res.json().session_id)).find((e) => e.type === 'tool.called')!.data).toMatchObject({ status: 'http_error', http_status: 500 });
+    expect((await events(a, res.json().session_id)).find((e) => e.type === 'tool.called')!.data).toMatchObject({
+      status: 'http_error',
+      http_status: 500,
+    });
   });
 
   it("another tenant's chat is not offered A's tools, and cannot call them", async () => {

@@ -30,7 +30,9 @@ describe('TRUST_PROXY parsing', () => {
   });
 
   it('refuses true (trust anyone) naming the alternatives, and anything it cannot read', () => {
-    expect(() => loadConfig({ ...base, TRUST_PROXY: 'true' })).toThrow(/TRUST_PROXY: true would believe any client.*number of proxies.*addresses\/CIDRs/);
+    expect(() => loadConfig({ ...base, TRUST_PROXY: 'true' })).toThrow(
+      /TRUST_PROXY: true would believe any client.*number of proxies.*addresses\/CIDRs/,
+    );
     expect(() => loadConfig({ ...base, TRUST_PROXY: 'proxy.internal' })).toThrow(/TRUST_PROXY: .*not understood: proxy.internal/);
     expect(() => loadConfig({ ...base, TRUST_PROXY: '10.0.0.0/33' })).toThrow(/TRUST_PROXY/);
     expect(() => loadConfig({ ...base, TRUST_PROXY: '99' })).toThrow(/TRUST_PROXY: a hop count/);

@@ -28,7 +28,8 @@ const ACCOUNT = { accountSid: `AC${'2'.repeat(32)}`, authToken: 'twilio-test-aut
 const NUMBER = '+15550002222';
 const QUESTIONS = ['When does the clinic open on Saturday?', 'Is there free parking near the clinic?'];
 const REPLY = 'The clinic opens at nine on Saturdays. It closes at noon. Anything else?';
-const CLINIC = '# Opening hours\n\nThe Sunrise clinic opens at nine on Saturdays.\n\n# Parking\n\nFree parking is in the garage on Elm Street.';
+const CLINIC =
+  '# Opening hours\n\nThe Sunrise clinic opens at nine on Saturdays.\n\n# Parking\n\nFree parking is in the garage on Elm Street.';
 /** The agent has finished speaking once it has been quiet this long (longer than its pause between sentences). */
 const QUIET_MS = 1000;
 const GAP_P99_BOUND_MS = 80;
@@ -93,7 +94,9 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
   s = await signup(t.app);
   const doc = await call(t.app, 'POST', '/api/v1/documents', s.access_token, { title: 'Clinic', content: CLINIC });
-  await waitFor('clinic document ready', async () => ((await call(t.app, 'GET', `/api/v1/documents/${doc.json().id}`, s.access_token)).json().status === 'ready' ? true : undefined));
+  await waitFor('clinic document ready', async () =>
+    (await call(t.app, 'GET', `/api/v1/documents/${doc.json().id}`, s.access_token)).json().status === 'ready' ? true : undefined,
+  );
   const put = await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, {
     greeting: 'Hello, Sunrise clinic. How can I help?',
     providers: {
@@ -144,7 +147,15 @@ async function phoneCall(answering: () => void = () => {}): Promise<CallRun> {
     await step(c.agentDone({ sinceMs: turn.saidEndMs, quietMs: QUIET_MS, timeoutMs: 20_000 }));
   }
   await c.hangup();
-  return { callId: c.callId!, mainCpuMs: mainThreadCpuMs() - cpu0, durationMs: performance.now() - t0, v2vMs, pacing: c.leg.pacing(), protocolErrors: c.leg.protocolErrors, clears: c.leg.clears.length };
+  return {
+    callId: c.callId!,
+    mainCpuMs: mainThreadCpuMs() - cpu0,
+    durationMs: performance.now() - t0,
+    v2vMs,
+    pacing: c.leg.pacing(),
+    protocolErrors: c.leg.protocolErrors,
+    clears: c.leg.clears.length,
+  };
 }
 
 /**
@@ -195,14 +206,20 @@ describe('a hostile upload during a phone call', () => {
       cpuAtUpload = mainThreadCpuMs();
       const form = new FormData();
       form.append('file', new Blob([new Uint8Array(bomb)]), 'bomb.md');
-      const uploaded = await fetch(`${base}/api/v1/documents`, { method: 'POST', headers: { authorization: `Bearer ${s.access_token}` }, body: form });
+      const uploaded = await fetch(`${base}/api/v1/documents`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${s.access_token}` },
+        body: form,
+      });
       expect(uploaded.status).toBe(202);
       const { id } = (await uploaded.json()) as { id: string };
       return waitFor(
         'bomb processed',
         async () => {
           const d = (await call(t.app, 'GET', `/api/v1/documents/${id}`, s.access_token)).json();
-          return d.status === 'ready' || d.status === 'failed' ? { status: d.status as string, error: d.error as string | null, at: performance.now(), cpuMs: mainThreadCpuMs() } : undefined;
+          return d.status === 'ready' || d.status === 'failed'
+            ? { status: d.status as string, error: d.error as string | null, at: performance.now(), cpuMs: mainThreadCpuMs() }
+            : undefined;
         },
         180_000,
       );
@@ -229,7 +246,10 @@ describe('a hostile upload during a phone call', () => {
     console.log(`upload during call: ${JSON.stringify(report)}`);
 
     // The bomb was extracted and chunked, and failed on the chunk limit.
-    expect(doc).toMatchObject({ status: 'failed', error: expect.stringMatching(/^document_too_complex: The document makes \d+ chunks \(the limit is 1000\)/) });
+    expect(doc).toMatchObject({
+      status: 'failed',
+      error: expect.stringMatching(/^document_too_complex: The document makes \d+ chunks \(the limit is 1000\)/),
+    });
     // The call completed normally: every question answered, nothing Twilio would reject, no answer cut.
     for (const r of [idle, loaded]) {
       expect(r.v2vMs).toHaveLength(QUESTIONS.length);

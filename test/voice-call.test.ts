@@ -32,7 +32,12 @@ beforeAll(async () => {
   anthropic = await new FakeAnthropic().start();
   elevenlabs = await new FakeElevenLabs().start();
   deepgram = await startFakeDeepgram({});
-  t = await buildTestApp({ OPENAI_BASE_URL: openai.baseURL, ANTHROPIC_BASE_URL: anthropic.baseURL, ELEVENLABS_BASE_URL: elevenlabs.baseUrl, DEEPGRAM_BASE_URL: deepgram.url });
+  t = await buildTestApp({
+    OPENAI_BASE_URL: openai.baseURL,
+    ANTHROPIC_BASE_URL: anthropic.baseURL,
+    ELEVENLABS_BASE_URL: elevenlabs.baseUrl,
+    DEEPGRAM_BASE_URL: deepgram.url,
+  });
 });
 afterAll(async () => {
   await t.close();
@@ -45,7 +50,9 @@ const speech = (text: string) => speakAs(text, RATE);
 async function tenantWithClinic(settings: object): Promise<Session> {
   const s = await signup(t.app);
   const doc = await call(t.app, 'POST', '/api/v1/documents', s.access_token, { title: 'Clinic', content: CLINIC });
-  await waitFor('document ready', async () => ((await call(t.app, 'GET', `/api/v1/documents/${doc.json().id}`, s.access_token)).json().status === 'ready' ? true : undefined));
+  await waitFor('document ready', async () =>
+    (await call(t.app, 'GET', `/api/v1/documents/${doc.json().id}`, s.access_token)).json().status === 'ready' ? true : undefined,
+  );
   const put = await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, { greeting: 'Hello, Sunrise clinic.', ...settings });
   expect(put.statusCode, put.body).toBe(200);
   return s;
@@ -65,7 +72,11 @@ async function startCall(s: Session) {
       await sleep(50);
     }
   };
-  const events = async () => (await t.deps.calls.events(s.tenant.id, row.id)).map((e): Record<string, unknown> & { type: string } => ({ ...(e.extraData as Record<string, unknown>), type: e.type }));
+  const events = async () =>
+    (await t.deps.calls.events(s.tenant.id, row.id)).map((e): Record<string, unknown> & { type: string } => ({
+      ...(e.extraData as Record<string, unknown>),
+      type: e.type,
+    }));
   return { transport, callId: row.id, outcome, turns, waitTurns, events };
 }
 
@@ -78,7 +89,11 @@ async function answerText(s: Session, said: string): Promise<string> {
 
 describe('voice calls through the cloud providers (fakes on their wire protocols)', () => {
   const cloud = () => ({
-    providers: { stt: { provider: 'deepgram', model: 'nova-3' }, llm: { provider: 'openai', model: 'gpt-4o-mini' }, tts: { provider: 'elevenlabs', voice: elevenlabs.voiceId } },
+    providers: {
+      stt: { provider: 'deepgram', model: 'nova-3' },
+      llm: { provider: 'openai', model: 'gpt-4o-mini' },
+      tts: { provider: 'elevenlabs', voice: elevenlabs.voiceId },
+    },
     provider_keys: { deepgram: deepgram.apiKey, openai: openai.apiKey, elevenlabs: elevenlabs.apiKey },
   });
 
@@ -102,7 +117,8 @@ describe('voice calls through the cloud providers (fakes on their wire protocols
     expect(answered[1]).toMatchObject({ speaker: 'caller', text: 'When does the clinic close on Saturdays?' });
     expect(answered[2]).toMatchObject({ speaker: 'agent', text: 'On Saturdays we close at noon.', interrupted: false });
     expect(answered[2]!.citations.length).toBeGreaterThan(0);
-    for (const k of ['endpointing', 'stt_final', 'retrieval', 'llm_ttft', 'tts_ttfb', 'voice_to_voice']) expect(answered[2]!.metrics).toHaveProperty(k);
+    for (const k of ['endpointing', 'stt_final', 'retrieval', 'llm_ttft', 'tts_ttfb', 'voice_to_voice'])
+      expect(answered[2]!.metrics).toHaveProperty(k);
     // Deepgram got linear16 at 16 kHz with our endpointing and interim results, authenticated with the key.
     const dg = deepgram.connections.at(-1)!;
     expect(dg.query).toMatchObject({ encoding: 'linear16', sample_rate: '16000', interim_results: 'true', model: 'nova-3' });
@@ -144,7 +160,9 @@ describe('voice calls through the cloud providers (fakes on their wire protocols
     const deadline = Date.now() + 15_000;
     while (c.transport.heardMs() < heardBefore + 500 && Date.now() < deadline) await sleep(20);
     expect(c.transport.heardMs()).toBeGreaterThan(heardBefore + 500); // espeak-ng spoke the answer
-    const fallbacks = (await c.events()).filter((e) => e.type === 'provider.fallback').map((e) => `${String(e.stage)}:${String(e.provider)}`);
+    const fallbacks = (await c.events())
+      .filter((e) => e.type === 'provider.fallback')
+      .map((e) => `${String(e.stage)}:${String(e.provider)}`);
     expect(fallbacks.sort()).toEqual(['llm:openai', 'stt:deepgram', 'tts:elevenlabs']);
     c.transport.hangup();
     expect(await c.outcome).toMatchObject({ status: 'completed', reason: 'caller hung up' });
@@ -152,21 +170,33 @@ describe('voice calls through the cloud providers (fakes on their wire protocols
 
   it('the tenant’s agent speaks with Anthropic as the LLM', async () => {
     const s = await tenantWithClinic({
-      providers: { stt: { provider: 'deepgram' }, llm: { provider: 'anthropic', model: 'claude-haiku-4-5' }, tts: { provider: 'elevenlabs', voice: elevenlabs.voiceId } },
+      providers: {
+        stt: { provider: 'deepgram' },
+        llm: { provider: 'anthropic', model: 'claude-haiku-4-5' },
+        tts: { provider: 'elevenlabs', voice: elevenlabs.voiceId },
+      },
       provider_keys: { deepgram: deepgram.apiKey, anthropic: anthropic.apiKey, elevenlabs: elevenlabs.apiKey },
       call: { vad: 'energy' },
     });
-    anthropic.script = (body) => ({ text: /closes at noon/.test(JSON.stringify(body.system)) ? 'We close at noon on Saturdays.' : 'I do not know.' });
+    anthropic.script = (body) => ({
+      text: /closes at noon/.test(JSON.stringify(body.system)) ? 'We close at noon on Saturdays.' : 'I do not know.',
+    });
     expect(await answerText(s, 'When does the clinic close on Saturdays?')).toBe('We close at noon on Saturdays.');
   });
 
   it('the tenant’s agent speaks with an OpenAI-compatible server (a base URL, e.g. Ollama or vLLM) as the LLM', async () => {
     const s = await tenantWithClinic({
-      providers: { stt: { provider: 'deepgram' }, llm: { provider: 'openai_compatible', model: 'gpt-4o-mini', base_url: openai.baseURL }, tts: { provider: 'elevenlabs', voice: elevenlabs.voiceId } },
+      providers: {
+        stt: { provider: 'deepgram' },
+        llm: { provider: 'openai_compatible', model: 'gpt-4o-mini', base_url: openai.baseURL },
+        tts: { provider: 'elevenlabs', voice: elevenlabs.voiceId },
+      },
       provider_keys: { deepgram: deepgram.apiKey, openai_compatible: openai.apiKey, elevenlabs: elevenlabs.apiKey },
       call: { vad: 'energy' },
     });
-    openai.chatScript = (body) => ({ text: /closes at noon/.test(JSON.stringify(body.messages)) ? 'Noon on Saturdays, from the local model.' : 'I do not know.' });
+    openai.chatScript = (body) => ({
+      text: /closes at noon/.test(JSON.stringify(body.messages)) ? 'Noon on Saturdays, from the local model.' : 'I do not know.',
+    });
     expect(await answerText(s, 'When does the clinic close on Saturdays?')).toBe('Noon on Saturdays, from the local model.');
   });
 });

@@ -17,7 +17,12 @@ beforeAll(async () => {
 });
 afterAll(() => fake.stop());
 
-type Line = { call?: { tenantId: string; callId: string }; saying?: number; turn?: { seq: number; speaker: string; text: string }; done?: { status: string } };
+type Line = {
+  call?: { tenantId: string; callId: string };
+  saying?: number;
+  turn?: { seq: number; speaker: string; text: string };
+  done?: { status: string };
+};
 
 function startCall(dataDir: string, env: Record<string, string>) {
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'test/harness/voice-call.ts'], {
@@ -48,8 +53,12 @@ function startCall(dataDir: string, env: Record<string, string>) {
 describe.skipIf(process.env.TEST_DB === 'wire')('a voice call survives its process being killed', () => {
   it('SIGKILL mid-conversation: no spoken turn lost; the call continues with its history', async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'va-voice-crash-'));
-    fake.chatScript = (body) => ({ text: `Answer number ${(body.messages as { role: string }[]).filter((m) => m.role === 'user').length}.` });
-    const first = startCall(dataDir, { UTTERANCES: JSON.stringify(['I would like to book an appointment.', 'Next Tuesday morning please.', 'And where can I park my car?']) });
+    fake.chatScript = (body) => ({
+      text: `Answer number ${(body.messages as { role: string }[]).filter((m) => m.role === 'user').length}.`,
+    });
+    const first = startCall(dataDir, {
+      UTTERANCES: JSON.stringify(['I would like to book an appointment.', 'Next Tuesday morning please.', 'And where can I park my car?']),
+    });
     // Two questions answered, then the kill while the caller asks the third.
     // (The harness reports turns from its own polling: on a busy machine the fifth can come after `saying`.)
     await first.until('the third question', (ls) => ls.some((l) => l.saying === 2) && ls.filter((l) => l.turn).length >= 5);
@@ -66,7 +75,10 @@ describe.skipIf(process.env.TEST_DB === 'wire')('a voice call survives its proce
     // Straight from the data folder: every reported turn, same order, same words; the call not ended.
     const pg = await PGlite.create({ dataDir: path.join(dataDir, 'pglite'), extensions: PGLITE_EXTENSIONS });
     try {
-      const stored = await pg.query<{ seq: number; speaker: string; text: string }>('select seq, speaker, text from call_transcripts where call_id = $1 order by seq', [callId]);
+      const stored = await pg.query<{ seq: number; speaker: string; text: string }>(
+        'select seq, speaker, text from call_transcripts where call_id = $1 order by seq',
+        [callId],
+      );
       expect(stored.rows.slice(0, spoken.length)).toEqual(spoken);
       const status = await pg.query<{ status: string }>('select status from calls where id = $1', [callId]);
       expect(status.rows[0]!.status).toBe('in_progress');
@@ -97,8 +109,14 @@ describe.skipIf(process.env.TEST_DB === 'wire')('a voice call survives its proce
     let events: { type: string; data: Record<string, number | boolean> }[];
     let recordingMs: number;
     try {
-      events = (await db.query<{ type: string; data: Record<string, number | boolean> }>("select type, extra_data as data from call_events where call_id = $1 and type like 'recording.%' order by occurred_at", [callId])).rows;
-      recordingMs = (await db.query<{ recording_ms: number }>('select recording_ms from calls where id = $1', [callId])).rows[0]!.recording_ms;
+      events = (
+        await db.query<{ type: string; data: Record<string, number | boolean> }>(
+          "select type, extra_data as data from call_events where call_id = $1 and type like 'recording.%' order by occurred_at",
+          [callId],
+        )
+      ).rows;
+      recordingMs = (await db.query<{ recording_ms: number }>('select recording_ms from calls where id = $1', [callId])).rows[0]!
+        .recording_ms;
     } finally {
       await db.close();
     }

@@ -15,5 +15,8 @@ export function wirePassFiles(dirs: string[]): string[] {
       const p = path.join(dir, e.name);
       return e.isDirectory() ? files(p) : e.name.endsWith('.test.ts') ? [p] : [];
     });
-  return dirs.flatMap(files).filter((f) => runsInWirePass(readFileSync(f, 'utf8'))).sort();
+  return dirs
+    .flatMap(files)
+    .filter((f) => runsInWirePass(readFileSync(f, 'utf8')))
+    .sort();
 }

@@ -108,14 +108,29 @@ export const tenantConfigs = pgTable(
     greeting: text('greeting'),
     language: text('language'),
     // The settings' JSON as written; read through tenantSettingsSchema, which fills the defaults of keys added since.
-    rag: jsonb('rag').$type<NonNullable<StoredTenantSettings['rag']>>().notNull().default(sql`'{}'::jsonb`),
+    rag: jsonb('rag')
+      .$type<NonNullable<StoredTenantSettings['rag']>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
     /** Call behaviour: transfer number, endpointing, interruptions, silence prompts, maximum duration. */
-    call: jsonb('call').$type<NonNullable<StoredTenantSettings['call']>>().notNull().default(sql`'{}'::jsonb`),
-    providers: jsonb('providers').$type<NonNullable<StoredTenantSettings['providers']>>().notNull().default(sql`'{}'::jsonb`),
+    call: jsonb('call')
+      .$type<NonNullable<StoredTenantSettings['call']>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
+    providers: jsonb('providers')
+      .$type<NonNullable<StoredTenantSettings['providers']>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
     /** Provider name -> AES-256-GCM ciphertext (see services/secret-box.ts). Never returned in clear. */
-    providerKeys: jsonb('provider_keys').$type<NonNullable<StoredTenantSettings['provider_keys']>>().notNull().default(sql`'{}'::jsonb`),
+    providerKeys: jsonb('provider_keys')
+      .$type<NonNullable<StoredTenantSettings['provider_keys']>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
     /** The tenant's HTTP tools (services/settings-schema.ts); their header values are sealed like provider keys. */
-    tools: jsonb('tools').$type<NonNullable<StoredTenantSettings['tools']>>().notNull().default(sql`'[]'::jsonb`),
+    tools: jsonb('tools')
+      .$type<NonNullable<StoredTenantSettings['tools']>>()
+      .notNull()
+      .default(sql`'[]'::jsonb`),
     extraData: extraData(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
@@ -224,7 +239,10 @@ export const phoneNumbers = pgTable(
     /** How inbound calls to this number reach the agent; null: the tenant's `call.telephony_mode`. */
     mode: text('mode', { enum: ['media_stream', 'livekit'] }),
     /** Agent settings that differ on this number (agent_name, greeting, system_prompt, language). */
-    overrides: jsonb('overrides').$type<AgentOverrides>().notNull().default(sql`'{}'::jsonb`),
+    overrides: jsonb('overrides')
+      .$type<AgentOverrides>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
     extraData: extraData(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
@@ -255,12 +273,18 @@ export const calls = pgTable(
     endedAt: timestamp('ended_at', { withTimezone: true }),
     durationMs: integer('duration_ms'),
     /** Agent settings for this call only (outbound calls' `overrides`, or the dialled number's). */
-    overrides: jsonb('overrides').$type<AgentOverrides>().notNull().default(sql`'{}'::jsonb`),
+    overrides: jsonb('overrides')
+      .$type<AgentOverrides>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
     /** Storage key of the stereo WAV recording (caller left, agent right), once written. */
     recordingKey: text('recording_key'),
     recordingMs: integer('recording_ms'),
     /** Per-call latency summary; per-turn metrics live with the transcript turns. */
-    metrics: jsonb('metrics').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    metrics: jsonb('metrics')
+      .$type<Record<string, unknown>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
     /**
      * When the call was last seen alive: touched while an instance runs its audio (a heartbeat) and by every chat
      * message. A call not ended whose heartbeat stopped belongs to an instance that is gone; one never seen never
@@ -315,17 +339,20 @@ export const callTranscripts = pgTable(
     endMs: integer('end_ms'),
     interrupted: boolean('interrupted').notNull().default(false),
     /** Knowledge chunk ids the agent's turn was grounded on. */
-    citations: jsonb('citations').$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+    citations: jsonb('citations')
+      .$type<string[]>()
+      .notNull()
+      .default(sql`'[]'::jsonb`),
     /** Per-turn latencies in ms (endpointing, stt_final, retrieval, llm_ttft, tts_ttfb, voice_to_voice, ...). */
-    metrics: jsonb('metrics').$type<Record<string, number>>().notNull().default(sql`'{}'::jsonb`),
+    metrics: jsonb('metrics')
+      .$type<Record<string, number>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
     extraData: extraData(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [
-    index('call_transcripts_tenant_id_idx').on(t.tenantId),
-    uniqueIndex('call_transcripts_call_seq_key').on(t.callId, t.seq),
-  ],
+  (t) => [index('call_transcripts_tenant_id_idx').on(t.tenantId), uniqueIndex('call_transcripts_call_seq_key').on(t.callId, t.seq)],
 );
 
 /**
@@ -367,10 +394,7 @@ export const documents = pgTable(
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [
-    index('documents_tenant_id_idx').on(t.tenantId),
-    index('documents_queue_idx').on(t.status, t.nextAttemptAt),
-  ],
+  (t) => [index('documents_tenant_id_idx').on(t.tenantId), index('documents_queue_idx').on(t.status, t.nextAttemptAt)],
 );
 
 /**
@@ -403,7 +427,10 @@ export const documentChunks = pgTable(
     chunkIndex: integer('chunk_index').notNull(),
     content: text('content').notNull(),
     /** Headings above the chunk, outermost first, and the page it starts on: where an answer came from. */
-    headingPath: jsonb('heading_path').$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+    headingPath: jsonb('heading_path')
+      .$type<string[]>()
+      .notNull()
+      .default(sql`'[]'::jsonb`),
     page: integer('page'),
     tokenCount: integer('token_count').notNull().default(0),
     embedding: anyVector('embedding'),

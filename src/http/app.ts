@@ -70,7 +70,8 @@ export function trustProxyOption(trust: TrustProxy): boolean | string[] | ((addr
  * Query parameters whose values are credentials (a media websocket's `token`, a recording link's `signature`, a
  * presigned URL's X-Amz-*): never logged, since a log line would otherwise be a working link or a call's audio.
  */
-const SECRET_QUERY_PARAM = /^(?:token|signature|access_token|refresh_token|api_key|key|secret|password|x-amz-signature|x-amz-credential|x-amz-security-token)$/i;
+const SECRET_QUERY_PARAM =
+  /^(?:token|signature|access_token|refresh_token|api_key|key|secret|password|x-amz-signature|x-amz-credential|x-amz-security-token)$/i;
 
 /** A URL as logged: the values of secret query parameters replaced. */
 export function redactUrl(url: string): string {
@@ -112,7 +113,8 @@ export async function buildApp(domain: Deps): Promise<App> {
   const app = Fastify({
     loggerInstance: deps.log,
     // Every request's logger: the request line without credentials in its query string.
-    childLoggerFactory: (logger, bindings, opts) => logger.child(bindings, { ...opts, serializers: { ...opts.serializers, req: requestForLog } }),
+    childLoggerFactory: (logger, bindings, opts) =>
+      logger.child(bindings, { ...opts, serializers: { ...opts.serializers, req: requestForLog } }),
     trustProxy: trustProxyOption(config.trustProxy),
     bodyLimit: config.bodyLimitBytes,
     // Server timeouts live here, in one place.
@@ -174,7 +176,11 @@ export async function buildApp(domain: Deps): Promise<App> {
   // Every body, query string and path parameter of every route, before any schema sees it: text PostgreSQL cannot
   // store (NUL, unpaired surrogates) and nesting recursive validators cannot walk are a 422 here (lib/safe-input.ts).
   app.addHook('preValidation', async (request) => {
-    for (const [where, value] of [['body', request.body], ['querystring', request.query], ['params', request.params]] as const) {
+    for (const [where, value] of [
+      ['body', request.body],
+      ['querystring', request.query],
+      ['params', request.params],
+    ] as const) {
       const issue = findUnsafeInput(value);
       if (issue) throw unsafeInputError(where, issue);
     }
@@ -187,7 +193,10 @@ export async function buildApp(domain: Deps): Promise<App> {
     const body: Record<string, unknown> = { code, message, request_id: request.id };
     if (err instanceof AppError && err.retryAfterS !== undefined) reply.header('retry-after', err.retryAfterS);
     if (details) body.details = details;
-    return reply.status(status).type('application/json').send(JSON.stringify({ error: body }));
+    return reply
+      .status(status)
+      .type('application/json')
+      .send(JSON.stringify({ error: body }));
   });
 
   // The onRequest hook above (rate limits included) also runs for unknown routes.

@@ -58,7 +58,8 @@ export class Authenticator {
 
     if (level === 'tenant') return;
     if (level === 'tenant_write') {
-      if (principal.kind === 'user' && principal.role !== 'admin') throw new AppError('forbidden', 'Only an admin of this tenant or an API key may do this');
+      if (principal.kind === 'user' && principal.role !== 'admin')
+        throw new AppError('forbidden', 'Only an admin of this tenant or an API key may do this');
       return;
     }
     if (principal.kind !== 'user') throw new AppError('forbidden', 'This endpoint needs a signed-in user, not an API key');

@@ -68,11 +68,16 @@ export function classify(err: FastifyError, showInternals: boolean): Classified 
   if (isStackOverflow(err)) return { status: 400, code: 'bad_request', message: 'The request is nested too deeply' };
   const sqlState = inputSqlState(err);
   if (sqlState) {
-    return { status: 400, code: 'bad_request', message: `A value in the request cannot be stored (out of range, too long or not valid text; SQLSTATE ${sqlState})` };
+    return {
+      status: 400,
+      code: 'bad_request',
+      message: `A value in the request cannot be stored (out of range, too long or not valid text; SQLSTATE ${sqlState})`,
+    };
   }
   const status = err.statusCode ?? 500;
   if (status >= 400 && status < 500) {
-    const code: ErrorCode = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : status === 404 ? 'not_found' : 'bad_request';
+    const code: ErrorCode =
+      status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : status === 404 ? 'not_found' : 'bad_request';
     return { status: code === 'bad_request' ? 400 : status, code, message: err.message };
   }
   return {

@@ -53,12 +53,16 @@ export class RateLimiter {
   async beforeLogin(reply: FastifyReply, email: string, ip: string, perEmail: number): Promise<void> {
     let account, here;
     try {
-      [account, here] = await Promise.all([this.cache.peekWindow(`rl:login-fail:${email}`), this.cache.peekWindow(`rl:login-fail:${email}:${ip}`)]);
+      [account, here] = await Promise.all([
+        this.cache.peekWindow(`rl:login-fail:${email}`),
+        this.cache.peekWindow(`rl:login-fail:${email}:${ip}`),
+      ]);
     } catch (err) {
       this.cacheDown(err);
       return;
     }
-    const refusedBy = account.count >= LOGIN_HARD_LIMIT_FACTOR * perEmail ? account : account.count >= perEmail && here.count > 0 ? here : undefined;
+    const refusedBy =
+      account.count >= LOGIN_HARD_LIMIT_FACTOR * perEmail ? account : account.count >= perEmail && here.count > 0 ? here : undefined;
     if (!refusedBy) return;
     const resetS = Math.max(1, Math.ceil(refusedBy.resetMs / 1000));
     reply.header('retry-after', resetS);
@@ -68,7 +72,10 @@ export class RateLimiter {
   /** Counts a failed login against the account and against the address it came from. */
   async loginFailed(email: string, ip: string): Promise<void> {
     try {
-      await Promise.all([this.cache.hitWindow(`rl:login-fail:${email}`, LOGIN_WINDOW_MS), this.cache.hitWindow(`rl:login-fail:${email}:${ip}`, LOGIN_WINDOW_MS)]);
+      await Promise.all([
+        this.cache.hitWindow(`rl:login-fail:${email}`, LOGIN_WINDOW_MS),
+        this.cache.hitWindow(`rl:login-fail:${email}:${ip}`, LOGIN_WINDOW_MS),
+      ]);
     } catch (err) {
       this.cacheDown(err);
     }

@@ -8,8 +8,30 @@ import { z } from 'zod';
 
 const direction = z.enum(['inbound', 'outbound', 'web', 'chat']);
 const callStatus = z.enum(['queued', 'ringing', 'in_progress', 'completed', 'failed', 'busy', 'no_answer', 'canceled']);
-const toolStatus = z.enum(['ok', 'invalid_arguments', 'unknown_tool', 'http_error', 'timeout', 'unreachable', 'refused', 'cancelled', 'error']);
-const providerFailure = z.enum(['unauthorized', 'forbidden', 'not_found', 'bad_request', 'rate_limited', 'timeout', 'server_error', 'redirect', 'unreachable', 'address_refused', 'error']);
+const toolStatus = z.enum([
+  'ok',
+  'invalid_arguments',
+  'unknown_tool',
+  'http_error',
+  'timeout',
+  'unreachable',
+  'refused',
+  'cancelled',
+  'error',
+]);
+const providerFailure = z.enum([
+  'unauthorized',
+  'forbidden',
+  'not_found',
+  'bad_request',
+  'rate_limited',
+  'timeout',
+  'server_error',
+  'redirect',
+  'unreachable',
+  'address_refused',
+  'error',
+]);
 
 /** A recording the service wrote itself (media streams, browser calls): its length and size. */
 const localRecording = z.object({
@@ -47,7 +69,11 @@ const liveKitWebhook = z.object({
 export const callEventSchemas = {
   'call.started': z.object({ direction }).describe('The call record was made (inbound, outbound, web or chat).'),
   'call.ended': z
-    .object({ status: callStatus, reason: z.string(), detail: z.string().optional().describe('Set when the sweeper ended the call: why it was considered gone.') })
+    .object({
+      status: callStatus,
+      reason: z.string(),
+      detail: z.string().optional().describe('Set when the sweeper ended the call: why it was considered gone.'),
+    })
     .describe('The call ended, with its final status and why.'),
   'call.refused': z.object({ reason: z.string() }).describe('The call may not run (tenant suspended, user deactivated): it ends failed.'),
   'turn.barge_in': z.object({ speech_ms: z.number(), voiced_ms: z.number() }).describe('The caller spoke over the agent, which stopped.'),
@@ -56,7 +82,13 @@ export const callEventSchemas = {
     .describe('The caller’s turn was ended although the speech detector still heard speech (words had stopped coming).'),
   'dtmf.received': z.object({ digit: z.string() }).describe('A keypad digit from the caller.'),
   'tool.called': z
-    .object({ name: z.string(), arguments: z.record(z.string(), z.unknown()), status: toolStatus, duration_ms: z.number(), http_status: z.number().int().optional() })
+    .object({
+      name: z.string(),
+      arguments: z.record(z.string(), z.unknown()),
+      status: toolStatus,
+      duration_ms: z.number(),
+      http_status: z.number().int().optional(),
+    })
     .describe('The agent used a tool (built-in or the tenant’s HTTP tool); `http_status` is the tenant server’s answer.'),
   'transfer.requested': z.object({ to: z.string(), reason: z.string() }).describe('The agent or the API asked to transfer the caller.'),
   'transfer.connected': z.object({ to: z.string() }).describe('Twilio is dialling the transfer number in place of the agent.'),
@@ -66,14 +98,22 @@ export const callEventSchemas = {
     .object({ stage: z.enum(['stt', 'llm', 'tts']), provider: z.string(), status: z.number().int().nullable(), reason: providerFailure })
     .describe('A provider failed during the call and the next one took over: its HTTP status and a short reason, never its own words.'),
   'recording.started': z.object({ egress_id: z.string() }).describe('LiveKit’s Egress started recording the room.'),
-  'recording.saved': z.union([localRecording, egressRecording]).describe('The call’s recording was stored (ours, or LiveKit Egress’s file).'),
+  'recording.saved': z
+    .union([localRecording, egressRecording])
+    .describe('The call’s recording was stored (ours, or LiveKit Egress’s file).'),
   'recording.recovered': localRecording.describe('A recording left behind by a stopped instance, stored at start-up.'),
   'recording.failed': z
     .object({ error: z.string().nullable(), egress_id: z.string().optional(), egress_status: z.string().optional() })
     .describe('The recording could not be written or stored (or Egress failed).'),
-  'media.token_reused': z.object({ channel: z.enum(['twilio', 'browser']) }).describe('A media token was presented again: the second socket was refused.'),
-  'media.policy_violation': z.object({ reason: z.string() }).describe('The caller’s media broke the policy (too fast, too big, malformed): the call ended failed.'),
-  'twilio.connected': z.object({ mode: z.enum(['media_stream', 'livekit']) }).describe('Twilio connected the call: to our media stream, or to LiveKit over SIP.'),
+  'media.token_reused': z
+    .object({ channel: z.enum(['twilio', 'browser']) })
+    .describe('A media token was presented again: the second socket was refused.'),
+  'media.policy_violation': z
+    .object({ reason: z.string() })
+    .describe('The caller’s media broke the policy (too fast, too big, malformed): the call ended failed.'),
+  'twilio.connected': z
+    .object({ mode: z.enum(['media_stream', 'livekit']) })
+    .describe('Twilio connected the call: to our media stream, or to LiveKit over SIP.'),
   'twilio.status': z
     .object({ status: z.string(), sequence: z.string().nullable(), applied: z.boolean() })
     .describe('A Twilio status callback; `applied` is false when it came out of order or after the end.'),
@@ -86,9 +126,13 @@ export const callEventSchemas = {
   'livekit.sip_answered': z
     .object({ room: z.string(), sip_call_id: z.string().nullable(), handed_over: z.boolean() })
     .describe('A phone reached the tenant’s SIP room and the agent answers; `handed_over` when Twilio passed the call on.'),
-  'livekit.dialed': z.object({ trunk_id: z.string(), sip_call_id: z.string(), participant_identity: z.string() }).describe('LiveKit is dialling the outbound call’s number.'),
+  'livekit.dialed': z
+    .object({ trunk_id: z.string(), sip_call_id: z.string(), participant_identity: z.string() })
+    .describe('LiveKit is dialling the outbound call’s number.'),
   'livekit.dial_failed': z.object({ error: z.string() }).describe('LiveKit could not dial the outbound call’s number.'),
-  'livekit.agent_failed': z.object({ stage: z.enum(['join', 'run']), error: z.string() }).describe('The agent could not join the room, or its conversation failed.'),
+  'livekit.agent_failed': z
+    .object({ stage: z.enum(['join', 'run']), error: z.string() })
+    .describe('The agent could not join the room, or its conversation failed.'),
 } as const;
 
 export type CallEventType = keyof typeof callEventSchemas;
@@ -112,9 +156,15 @@ export const isCallEventType = (type: string): type is CallEventType => Object.h
  */
 export function callEventView<Extra extends z.ZodRawShape>(extra: Extra) {
   const lenient = (schema: z.ZodType): z.ZodType =>
-    schema instanceof z.ZodObject ? schema.loose() : schema instanceof z.ZodUnion ? z.union(schema.options.map((o) => lenient(o as z.ZodType))) : schema;
+    schema instanceof z.ZodObject
+      ? schema.loose()
+      : schema instanceof z.ZodUnion
+        ? z.union(schema.options.map((o) => lenient(o as z.ZodType)))
+        : schema;
   const variants = CALL_EVENT_TYPES.map((type) =>
-    z.object({ type: z.literal(type), ...extra, data: lenient(callEventSchemas[type]) }).describe(`\`${type}\`: ${callEventSchemas[type].description ?? ''}`),
+    z
+      .object({ type: z.literal(type), ...extra, data: lenient(callEventSchemas[type]) })
+      .describe(`\`${type}\`: ${callEventSchemas[type].description ?? ''}`),
   );
   return z.discriminatedUnion('type', variants as [(typeof variants)[number], ...(typeof variants)[number][]]);
 }

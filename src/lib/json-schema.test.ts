@@ -54,8 +54,20 @@ describe('tool argument schemas', () => {
   });
 
   it('checks arguments: types, enums, required, nested, and nothing undeclared', () => {
-    expect(checkArguments(order, { size: 'small', count: 2, price: 9.5, gift: false, items: [{ sku: 'A1' }], address: { city: 'Oslo' } })).toEqual([]);
-    expect(checkArguments(order, { size: 'huge', count: 1.5, price: 'free', gift: 'yes', items: [{}, { sku: 3 }], address: { town: 'x' }, extra: 1 })).toEqual([
+    expect(
+      checkArguments(order, { size: 'small', count: 2, price: 9.5, gift: false, items: [{ sku: 'A1' }], address: { city: 'Oslo' } }),
+    ).toEqual([]);
+    expect(
+      checkArguments(order, {
+        size: 'huge',
+        count: 1.5,
+        price: 'free',
+        gift: 'yes',
+        items: [{}, { sku: 3 }],
+        address: { town: 'x' },
+        extra: 1,
+      }),
+    ).toEqual([
       'size must be one of "small", "large"',
       'count must be an integer',
       'price must be a number',

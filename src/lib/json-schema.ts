@@ -22,7 +22,9 @@ export interface ObjectSchema {
 const MAX_DEPTH = 5;
 
 const description = z.string().max(1000).optional();
-const propertyName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/, 'must be 1 to 64 letters, digits, _ . or -, starting with a letter or _');
+const propertyName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/, 'must be 1 to 64 letters, digits, _ . or -, starting with a letter or _');
 
 /** One argument's schema; named, so the OpenAPI document can refer to it (it contains itself). */
 const node: z.ZodType<JsonSchema> = z
@@ -53,7 +55,8 @@ function objectSchema() {
     })
     .superRefine((o, ctx) => {
       o.required?.forEach((name, i) => {
-        if (!(name in o.properties)) ctx.addIssue({ code: 'custom', path: ['required', i], message: `"${name}" is not one of the properties` });
+        if (!(name in o.properties))
+          ctx.addIssue({ code: 'custom', path: ['required', i], message: `"${name}" is not one of the properties` });
       });
     });
 }

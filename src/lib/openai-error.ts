@@ -11,7 +11,14 @@ export function toProviderError(err: unknown, provider = 'openai'): unknown {
   if (err instanceof OpenAI.APIConnectionError) {
     const refused = refusedByGuard(err);
     if (refused) return new ProviderError(provider, refused.message, false, undefined, undefined, 'address_refused');
-    return new ProviderError(provider, err.message, true, undefined, undefined, err instanceof OpenAI.APIConnectionTimeoutError ? 'timeout' : 'unreachable');
+    return new ProviderError(
+      provider,
+      err.message,
+      true,
+      undefined,
+      undefined,
+      err instanceof OpenAI.APIConnectionTimeoutError ? 'timeout' : 'unreachable',
+    );
   }
   if (err instanceof OpenAI.APIError) return httpProviderError(provider, err.status ?? 0, err.message, err.headers?.get?.('retry-after'));
   return err;

@@ -38,10 +38,19 @@ const strict = (allowHosts: string[] = []) => new OutboundGuard({ allowPrivateNe
 
 describe('OutboundGuard', () => {
   it('refuses loopback by address, by name (after DNS) and as IPv4-mapped IPv6; nothing is sent', async () => {
-    for (const url of [`http://127.0.0.1:${port}/x`, `http://localhost:${port}/x`, `http://[::ffff:127.0.0.1]:${port}/x`, `http://[::1]:${port}/x`, `http://0.0.0.0:${port}/x`]) {
+    for (const url of [
+      `http://127.0.0.1:${port}/x`,
+      `http://localhost:${port}/x`,
+      `http://[::ffff:127.0.0.1]:${port}/x`,
+      `http://[::1]:${port}/x`,
+      `http://0.0.0.0:${port}/x`,
+    ]) {
       const err = await strict()
         .fetch(url, { method: 'POST', body: '{"secret":"conversation"}' })
-        .then(() => undefined, (e: unknown) => e);
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
       expect(refusedByGuard(err), url).toBeInstanceOf(OutboundRefusedError);
     }
     expect(hits).toEqual([]);
@@ -58,7 +67,9 @@ describe('OutboundGuard', () => {
     const res = await post(strict([`localhost:${port}`]), `http://localhost:${port}/named`);
     expect([res.status, res.headers.get('x-echo'), await res.json()]).toEqual([200, 'yes', { got: 'hello' }]);
     // The name on another port, or another name resolving to the same address, is not allowed.
-    expect(refusedByGuard(await post(strict([`localhost:${port + 1}`]), `http://localhost:${port}/x`).catch((e: unknown) => e))).toBeDefined();
+    expect(
+      refusedByGuard(await post(strict([`localhost:${port + 1}`]), `http://localhost:${port}/x`).catch((e: unknown) => e)),
+    ).toBeDefined();
     expect(refusedByGuard(await post(strict(['localhost']), `http://127.0.0.1:${port}/x`).catch((e: unknown) => e))).toBeDefined();
     // A range lets any name resolving into it through.
     expect((await post(strict(['127.0.0.0/8']), `http://localhost:${port}/range`)).status).toBe(200);
@@ -71,7 +82,22 @@ describe('OutboundGuard', () => {
   });
 
   it('knows which addresses are private, and parses allow-list entries', () => {
-    for (const a of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '224.0.0.1', '::1', '::', 'fd00::1', 'fe80::1', 'ff02::1', '::ffff:10.0.0.1']) {
+    for (const a of [
+      '127.0.0.1',
+      '10.1.2.3',
+      '172.16.0.1',
+      '192.168.1.1',
+      '169.254.169.254',
+      '100.64.0.1',
+      '0.0.0.0',
+      '224.0.0.1',
+      '::1',
+      '::',
+      'fd00::1',
+      'fe80::1',
+      'ff02::1',
+      '::ffff:10.0.0.1',
+    ]) {
       expect(isPrivateAddress(a), a).toBe(true);
     }
     for (const a of ['8.8.8.8', '172.32.0.1', '2606:4700::1111', '::ffff:8.8.8.8']) expect(isPrivateAddress(a), a).toBe(false);

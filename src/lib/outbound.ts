@@ -31,10 +31,27 @@ export class OutboundRefusedError extends Error {
 // reserved ranges; IPv4-mapped IPv6 addresses are checked against the IPv4 ranges (BlockList maps them).
 const PRIVATE = new BlockList();
 for (const [net, prefix] of [
-  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
-  ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
-] as const) PRIVATE.addSubnet(net, prefix, 'ipv4');
-for (const [net, prefix] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8]] as const) PRIVATE.addSubnet(net, prefix, 'ipv6');
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['224.0.0.0', 4],
+  ['240.0.0.0', 4],
+] as const)
+  PRIVATE.addSubnet(net, prefix, 'ipv4');
+for (const [net, prefix] of [
+  ['::', 128],
+  ['::1', 128],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['ff00::', 8],
+] as const)
+  PRIVATE.addSubnet(net, prefix, 'ipv6');
 
 const family = (address: string) => (isIP(address) === 6 ? 'ipv6' : 'ipv4');
 export const isPrivateAddress = (address: string) => PRIVATE.check(address, family(address));
@@ -98,21 +115,34 @@ export class OutboundGuard {
     const lookup = this.check(url);
     const headers = new Headers(input instanceof Request ? input.headers : undefined);
     new Headers(init.headers).forEach((v, k) => headers.set(k, v));
-    const body = init.body == null ? undefined : typeof init.body === 'string' ? init.body : Buffer.from(await new Response(init.body).arrayBuffer());
+    const body =
+      init.body == null ? undefined : typeof init.body === 'string' ? init.body : Buffer.from(await new Response(init.body).arrayBuffer());
     if (body !== undefined) headers.set('content-length', String(Buffer.byteLength(body)));
     const signal = init.signal ?? undefined;
     const client = url.protocol === 'https:' ? https : http;
     return new Promise<Response>((resolve, reject) => {
       const req = client.request(
         url,
-        { method: init.method ?? 'GET', headers: Object.fromEntries(headers), signal, lookup, agent: this.agents[url.protocol as 'http:' | 'https:'] },
+        {
+          method: init.method ?? 'GET',
+          headers: Object.fromEntries(headers),
+          signal,
+          lookup,
+          agent: this.agents[url.protocol as 'http:' | 'https:'],
+        },
         (res) => {
           const out = new Headers();
           for (let i = 0; i < res.rawHeaders.length; i += 2) out.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
           const status = res.statusCode ?? 502;
           const empty = status === 204 || status === 205 || status === 304 || init.method === 'HEAD';
           if (empty) res.resume();
-          resolve(new Response(empty ? null : (Readable.toWeb(res) as ReadableStream), { status: status < 200 || status > 599 ? 502 : status, statusText: res.statusMessage, headers: out }));
+          resolve(
+            new Response(empty ? null : (Readable.toWeb(res) as ReadableStream), {
+              status: status < 200 || status > 599 ? 502 : status,
+              statusText: res.statusMessage,
+              headers: out,
+            }),
+          );
         },
       );
       req.on('error', reject);
@@ -145,6 +175,7 @@ export class OutboundGuard {
 
 /** Whether `err` (or what it wraps, as SDKs do) is a refusal by the guard. */
 export function refusedByGuard(err: unknown): OutboundRefusedError | undefined {
-  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) if (e instanceof OutboundRefusedError) return e;
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++)
+    if (e instanceof OutboundRefusedError) return e;
   return undefined;
 }

@@ -36,7 +36,11 @@ export class ProviderError extends Error {
     super(`${provider}: ${message}`);
     this.reason = reason ?? (status !== undefined ? failureOfStatus(status) : 'error');
     this.publicMessage =
-      status !== undefined ? `${provider}: HTTP ${status} (${this.reason.replaceAll('_', ' ')})` : reason ? `${provider}: ${this.reason.replaceAll('_', ' ')}` : this.message;
+      status !== undefined
+        ? `${provider}: HTTP ${status} (${this.reason.replaceAll('_', ' ')})`
+        : reason
+          ? `${provider}: ${this.reason.replaceAll('_', ' ')}`
+          : this.message;
   }
 }
 

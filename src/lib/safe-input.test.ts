@@ -3,7 +3,8 @@ import { findUnsafeInput, MAX_INPUT_DEPTH, unsafeTextReason } from './safe-input
 
 describe('safe input', () => {
   it('accepts ordinary text, paired surrogates (emoji) and every other control character', () => {
-    for (const s of ['', 'hello', 'Zoë 日本 😀', '\t\n\r\u0001\u001f\u007f', '\ud83d\ude00\ud83d\ude00']) expect(unsafeTextReason(s), s).toBeUndefined();
+    for (const s of ['', 'hello', 'Zoë 日本 😀', '\t\n\r\u0001\u001f\u007f', '\ud83d\ude00\ud83d\ude00'])
+      expect(unsafeTextReason(s), s).toBeUndefined();
   });
 
   it('refuses NUL and unpaired surrogates anywhere in a string', () => {
@@ -14,7 +15,9 @@ describe('safe input', () => {
 
   it('names where the bad text is, in values and in keys', () => {
     expect(findUnsafeInput({ a: [1, 'ok', { b: 'x\u0000' }] })).toEqual({ path: ['a', 2, 'b'], message: expect.stringContaining('NUL') });
-    expect(findUnsafeInput({ tools: [{ parameters: { properties: { ['k\ud800']: {} } } }] })).toMatchObject({ path: ['tools', 0, 'parameters', 'properties'] });
+    expect(findUnsafeInput({ tools: [{ parameters: { properties: { ['k\ud800']: {} } } }] })).toMatchObject({
+      path: ['tools', 0, 'parameters', 'properties'],
+    });
     expect(findUnsafeInput('\ud800')).toMatchObject({ path: [] });
     expect(findUnsafeInput({ a: 1, b: null, c: true, d: ['fine'] })).toBeUndefined();
     // Buffers (raw bodies) are not walked.

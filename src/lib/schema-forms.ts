@@ -27,19 +27,35 @@ export type KeptSecret = z.infer<typeof keptSecretSchema>;
 /** What a PUT may send: objects merged key by key, every key optional; arrays replaced whole (see `WriteOf`). */
 export type PatchOf<T> = { [K in keyof T]?: PatchField<T[K]> };
 /** A sealed field in clear, null removing it; an object merged; anything else replaced. */
-type PatchField<T> = [T] extends [Sealed | undefined] ? string | null : T extends readonly unknown[] ? WriteOf<T> : T extends object ? PatchOf<T> : T;
+type PatchField<T> = [T] extends [Sealed | undefined]
+  ? string | null
+  : T extends readonly unknown[]
+    ? WriteOf<T>
+    : T extends object
+      ? PatchOf<T>
+      : T;
 /** A value a PUT replaces whole: as declared, with its secrets in clear or sent back as `KeptSecret`. */
-export type WriteOf<T> = T extends Sealed ? string | KeptSecret : T extends readonly (infer E)[] ? WriteOf<E>[] : T extends object ? { [K in keyof T]: WriteOf<T[K]> } : T;
+export type WriteOf<T> = T extends Sealed
+  ? string | KeptSecret
+  : T extends readonly (infer E)[]
+    ? WriteOf<E>[]
+    : T extends object
+      ? { [K in keyof T]: WriteOf<T[K]> }
+      : T;
 /** What a GET shows: as declared, each secret (set or not) as its `SecretStatus`. */
 export type ViewOf<T> = T extends readonly (infer E)[] ? ViewOf<E>[] : T extends object ? ViewObject<T> : T;
 type SealedKeys<T> = { [K in keyof T]-?: [T[K]] extends [Sealed | undefined] ? K : never }[keyof T];
-type ViewObject<T> = Flat<{ [K in keyof T as K extends SealedKeys<T> ? never : K]: ViewOf<T[K]> } & { [K in SealedKeys<T>]-?: SecretStatus }>;
+type ViewObject<T> = Flat<
+  { [K in keyof T as K extends SealedKeys<T> ? never : K]: ViewOf<T[K]> } & { [K in SealedKeys<T>]-?: SecretStatus }
+>;
 /** One object type instead of an intersection, for readable types. */
 type Flat<T> = { [K in keyof T]: T[K] };
 
 type Wrapper = z.ZodDefault | z.ZodPrefault | z.ZodOptional | z.ZodNullable;
-const isWrapper = (s: z.ZodType): s is Wrapper => s instanceof z.ZodDefault || s instanceof z.ZodPrefault || s instanceof z.ZodOptional || s instanceof z.ZodNullable;
-const isContainer = (s: z.ZodType): s is z.ZodObject | z.ZodArray | z.ZodRecord => s instanceof z.ZodObject || s instanceof z.ZodArray || s instanceof z.ZodRecord;
+const isWrapper = (s: z.ZodType): s is Wrapper =>
+  s instanceof z.ZodDefault || s instanceof z.ZodPrefault || s instanceof z.ZodOptional || s instanceof z.ZodNullable;
+const isContainer = (s: z.ZodType): s is z.ZodObject | z.ZodArray | z.ZodRecord =>
+  s instanceof z.ZodObject || s instanceof z.ZodArray || s instanceof z.ZodRecord;
 /** An object schema's fields (the classic API's types: every schema here is built with it). */
 const fields = (s: z.ZodObject) => Object.entries(s.shape as Record<string, z.ZodType>);
 const mapShape = (s: z.ZodObject, f: (s: z.ZodType) => z.ZodType) => Object.fromEntries(fields(s).map(([k, v]) => [k, f(v)]));
@@ -61,7 +77,8 @@ export function patchSchemaOf<T extends z.ZodObject>(schema: T): z.ZodType<Patch
 }
 
 function patchNode(s: z.ZodType): z.ZodType {
-  if (s instanceof z.ZodDefault || s instanceof z.ZodPrefault || s instanceof z.ZodOptional) return described(s, patchNode(s.unwrap() as z.ZodType));
+  if (s instanceof z.ZodDefault || s instanceof z.ZodPrefault || s instanceof z.ZodOptional)
+    return described(s, patchNode(s.unwrap() as z.ZodType));
   const clear = clearForms.get(s);
   if (clear) return clear.nullable();
   if (s instanceof z.ZodObject) return described(s, z.strictObject(mapShape(s, (v) => patchNode(v).optional())));
@@ -94,7 +111,8 @@ export function viewSchemaOf<T extends z.ZodObject>(schema: T): z.ZodType<ViewOf
 
 function viewNode(s: z.ZodType): z.ZodType {
   if (clearForms.has(s) || (s instanceof z.ZodOptional && clearForms.has(s.unwrap() as z.ZodType))) return secretStatusSchema;
-  if (s instanceof z.ZodDefault || s instanceof z.ZodPrefault) return isContainer(s.unwrap() as z.ZodType) ? viewNode(s.unwrap() as z.ZodType) : s;
+  if (s instanceof z.ZodDefault || s instanceof z.ZodPrefault)
+    return isContainer(s.unwrap() as z.ZodType) ? viewNode(s.unwrap() as z.ZodType) : s;
   if (s instanceof z.ZodOptional) return viewNode(s.unwrap() as z.ZodType).optional();
   if (s instanceof z.ZodNullable) return viewNode(s.unwrap() as z.ZodType).nullable();
   if (s instanceof z.ZodObject) return z.object(mapShape(s, viewNode));
@@ -106,7 +124,11 @@ function viewNode(s: z.ZodType): z.ZodType {
 }
 
 /** `value` (parsed by `schema`) as the GET shows it: each sealed field replaced by `status(sealed)`. */
-export function viewOf<T extends z.ZodObject>(schema: T, value: z.output<T>, status: (sealed: string | undefined) => SecretStatus): ViewOf<z.output<T>> {
+export function viewOf<T extends z.ZodObject>(
+  schema: T,
+  value: z.output<T>,
+  status: (sealed: string | undefined) => SecretStatus,
+): ViewOf<z.output<T>> {
   return viewValue(schema, value, status) as ViewOf<z.output<T>>;
 }
 
@@ -126,7 +148,9 @@ function viewValue(s: z.ZodType, value: unknown, status: (sealed: string | undef
   }
   if (s instanceof z.ZodArray) return (value as unknown[]).map((e) => viewValue(s.element as z.ZodType, e, status));
   if (s instanceof z.ZodRecord) {
-    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, viewValue(s.valueType as z.ZodType, v, status)]));
+    return Object.fromEntries(
+      Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, viewValue(s.valueType as z.ZodType, v, status)]),
+    );
   }
   return value;
 }

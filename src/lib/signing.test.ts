@@ -32,7 +32,15 @@ describe('request signing', () => {
     expect(verify(secret, header, body.replace('4', '5'), { now: t })).toBe(false);
     expect(verify(secret, header.replace(`t=${t}`, `t=${t + 1}`), body, { now: t })).toBe(false);
     expect(verify('whsec_other', header, body, { now: t })).toBe(false);
-    for (const bad of [undefined, '', 'nonsense', `t=${t}`, `v1=${header.split('v1=')[1]}`, `t=${t},v1=zz`, `t=abc,v1=${header.split('v1=')[1]}`]) {
+    for (const bad of [
+      undefined,
+      '',
+      'nonsense',
+      `t=${t}`,
+      `v1=${header.split('v1=')[1]}`,
+      `t=${t},v1=zz`,
+      `t=abc,v1=${header.split('v1=')[1]}`,
+    ]) {
       expect(verify(secret, bad, body, { now: t }), String(bad)).toBe(false);
     }
   });

@@ -52,7 +52,10 @@ export interface BaseContext<K extends EngineKind> {
 /** What an engine is made from, per kind; `Rate` is one of the row's sample rates. */
 export interface Contexts<Rate extends number = number> {
   stt: BaseContext<'stt'> & { sampleRate: Rate; /** The local STT's domain text; '' for the general model. */ corpus: string };
-  tts: BaseContext<'tts'> & { sampleRate: Rate; /** Every call's espeak-ng processes share these (LOCAL_TTS_CONCURRENCY). */ localTtsSlots: Semaphore };
+  tts: BaseContext<'tts'> & {
+    sampleRate: Rate;
+    /** Every call's espeak-ng processes share these (LOCAL_TTS_CONCURRENCY). */ localTtsSlots: Semaphore;
+  };
   llm: BaseContext<'llm'> & { /** The outbound guard's fetch, for a server the tenant chose. */ outboundFetch: typeof fetch };
   embeddings: BaseContext<'embeddings'>;
 }
@@ -98,7 +101,8 @@ export const ENGINES = [
     name: 'local',
     // Its model is 16 kHz; 8 kHz phone audio is upsampled inside, as the phone gives it.
     sampleRates: [8000, 16000],
-    create: (c) => new PocketsphinxStt(c.corpus.trim() ? { sampleRate: c.sampleRate, mode: 'domain', corpus: c.corpus } : { sampleRate: c.sampleRate }),
+    create: (c) =>
+      new PocketsphinxStt(c.corpus.trim() ? { sampleRate: c.sampleRate, mode: 'domain', corpus: c.corpus } : { sampleRate: c.sampleRate }),
   }),
   audioEngine({
     kind: 'stt',
@@ -106,7 +110,14 @@ export const ENGINES = [
     vendor: 'deepgram',
     // Deepgram takes any rate: the phone's, else wideband.
     sampleRates: [8000, 16000],
-    create: (c) => new DeepgramStt({ apiKey: c.apiKey, sampleRate: c.sampleRate, model: c.choice.model, language: c.choice.language, baseUrl: c.baseUrl }),
+    create: (c) =>
+      new DeepgramStt({
+        apiKey: c.apiKey,
+        sampleRate: c.sampleRate,
+        model: c.choice.model,
+        language: c.choice.language,
+        baseUrl: c.baseUrl,
+      }),
   }),
 
   audioEngine({
@@ -124,11 +135,22 @@ export const ENGINES = [
     // Its output formats: ulaw_8000, pcm_16000, pcm_22050, pcm_24000.
     sampleRates: [8000, 16000, 22050, 24000],
     create: (c) =>
-      new ElevenLabsTts({ apiKey: c.apiKey, sampleRate: c.sampleRate, voiceId: c.choice.voice ?? DEFAULT_ELEVENLABS_VOICE, model: c.choice.model, baseUrl: c.baseUrl }),
+      new ElevenLabsTts({
+        apiKey: c.apiKey,
+        sampleRate: c.sampleRate,
+        voiceId: c.choice.voice ?? DEFAULT_ELEVENLABS_VOICE,
+        model: c.choice.model,
+        baseUrl: c.baseUrl,
+      }),
   }),
 
   textEngine({ kind: 'llm', name: 'local', create: () => new LocalResponder() }),
-  textEngine({ kind: 'llm', name: 'openai', vendor: 'openai', create: (c) => new OpenAiLlm({ apiKey: c.apiKey, model: c.choice.model, baseURL: c.baseUrl }) }),
+  textEngine({
+    kind: 'llm',
+    name: 'openai',
+    vendor: 'openai',
+    create: (c) => new OpenAiLlm({ apiKey: c.apiKey, model: c.choice.model, baseURL: c.baseUrl }),
+  }),
   textEngine({
     kind: 'llm',
     name: 'anthropic',
@@ -140,7 +162,8 @@ export const ENGINES = [
     name: 'openai_compatible',
     vendor: 'openai_compatible',
     create: (c) => {
-      if (!c.choice.base_url) throw new ProviderError('openai_compatible', 'providers.llm.base_url is required for an OpenAI-compatible server', false);
+      if (!c.choice.base_url)
+        throw new ProviderError('openai_compatible', 'providers.llm.base_url is required for an OpenAI-compatible server', false);
       // Local servers (Ollama, vLLM, llama.cpp) usually take any key.
       // The tenant chose this URL: it goes through the outbound guard (no private networks, no redirects).
       return new OpenAiLlm({

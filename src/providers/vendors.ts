@@ -17,9 +17,15 @@ export interface Vendor {
 /** In the order the settings list provider keys. */
 export const VENDORS = {
   openai: { label: 'OpenAI', env: { apiKey: 'OPENAI_API_KEY', baseUrl: 'OPENAI_BASE_URL', baseUrlProtocols: ['http:', 'https:'] } },
-  anthropic: { label: 'Anthropic', env: { apiKey: 'ANTHROPIC_API_KEY', baseUrl: 'ANTHROPIC_BASE_URL', baseUrlProtocols: ['http:', 'https:'] } },
+  anthropic: {
+    label: 'Anthropic',
+    env: { apiKey: 'ANTHROPIC_API_KEY', baseUrl: 'ANTHROPIC_BASE_URL', baseUrlProtocols: ['http:', 'https:'] },
+  },
   deepgram: { label: 'Deepgram', env: { apiKey: 'DEEPGRAM_API_KEY', baseUrl: 'DEEPGRAM_BASE_URL', baseUrlProtocols: ['ws:', 'wss:'] } },
-  elevenlabs: { label: 'ElevenLabs', env: { apiKey: 'ELEVENLABS_API_KEY', baseUrl: 'ELEVENLABS_BASE_URL', baseUrlProtocols: ['http:', 'https:'] } },
+  elevenlabs: {
+    label: 'ElevenLabs',
+    env: { apiKey: 'ELEVENLABS_API_KEY', baseUrl: 'ELEVENLABS_BASE_URL', baseUrlProtocols: ['http:', 'https:'] },
+  },
   // The tenant names the server (providers.llm.base_url), so the platform has no credential for it.
   openai_compatible: { label: 'OpenAI-compatible server', keyRequired: false },
 } as const satisfies Record<string, Vendor>;
@@ -37,7 +43,11 @@ export interface Credential {
 export type PlatformCredentials = Partial<Record<PlatformVendor, Credential>>;
 
 /** The one rule for a key: the tenant's own (sealed in its settings, opened for this call), else the platform's. */
-export function resolveKey(vendor: VendorName, tenantKeys: Partial<Record<string, string>>, platform: PlatformCredentials): string | undefined {
+export function resolveKey(
+  vendor: VendorName,
+  tenantKeys: Partial<Record<string, string>>,
+  platform: PlatformCredentials,
+): string | undefined {
   return tenantKeys[vendor] ?? (isPlatformVendor(vendor) ? platform[vendor]?.apiKey : undefined);
 }
 

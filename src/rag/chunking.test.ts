@@ -47,7 +47,12 @@ describe('chunking', () => {
   it('splits a sentence longer than a chunk by words, losing nothing', () => {
     const words = Array.from({ length: 300 }, (_, i) => `w${i}`);
     const chunks = chunkBlocks([{ kind: 'paragraph', text: words.join(' ') }], { maxTokens: 50, overlapTokens: 0 });
-    expect(chunks.map((c) => c.text).join(' ').split(' ')).toEqual(words);
+    expect(
+      chunks
+        .map((c) => c.text)
+        .join(' ')
+        .split(' '),
+    ).toEqual(words);
     expect(Math.max(...chunks.map((c) => c.tokenCount))).toBeLessThanOrEqual(50);
   });
 

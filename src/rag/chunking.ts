@@ -2,9 +2,7 @@
 // overlap. Each chunk keeps its heading path and page so answers can cite where they came from.
 
 /** A piece of extracted text in reading order. Extractors (text, Markdown, HTML, PDF, DOCX) produce these. */
-export type Block =
-  | { kind: 'heading'; level: number; text: string; page?: number }
-  | { kind: 'paragraph'; text: string; page?: number };
+export type Block = { kind: 'heading'; level: number; text: string; page?: number } | { kind: 'paragraph'; text: string; page?: number };
 
 export interface Chunk {
   index: number;

@@ -97,7 +97,13 @@ export class DocumentPool {
   private start(slot: Slot, p: Pending): void {
     const id = this.nextId++;
     const timer = setTimeout(() => {
-      void this.retire(slot, new ExtractError('document_too_complex', `Processing took longer than the ${Math.round(this.opts.jobTimeoutMs / 1000)} s allowed per document`));
+      void this.retire(
+        slot,
+        new ExtractError(
+          'document_too_complex',
+          `Processing took longer than the ${Math.round(this.opts.jobTimeoutMs / 1000)} s allowed per document`,
+        ),
+      );
     }, this.opts.jobTimeoutMs);
     // Shutdown: the job's worker is stopped at once rather than left to finish.
     const onAbort = () => void this.retire(slot, (p.signal?.reason as Error) ?? new Error('aborted'));
@@ -124,18 +130,21 @@ export class DocumentPool {
     worker.unref();
     const slot: Slot = { worker, ready: false };
     this.slots.add(slot);
-    worker.on('message', (m: { ready?: true; id?: number; ok?: boolean; result?: DocumentJobResult; error?: { code?: string; message: string } }) => {
-      if (m.ready) {
-        slot.ready = true;
+    worker.on(
+      'message',
+      (m: { ready?: true; id?: number; ok?: boolean; result?: DocumentJobResult; error?: { code?: string; message: string } }) => {
+        if (m.ready) {
+          slot.ready = true;
+          this.dispatch();
+          return;
+        }
+        if (slot.running?.id !== m.id) return;
+        const r = this.finish(slot)!;
+        if (m.ok) r.resolve(m.result!);
+        else r.reject(toExtractError(m.error!));
         this.dispatch();
-        return;
-      }
-      if (slot.running?.id !== m.id) return;
-      const r = this.finish(slot)!;
-      if (m.ok) r.resolve(m.result!);
-      else r.reject(toExtractError(m.error!));
-      this.dispatch();
-    });
+      },
+    );
     worker.on('error', (err: Error & { code?: string }) => {
       if (!slot.ready) {
         // A worker that cannot even start is our fault, not the document's: what waits fails as transient.
@@ -146,7 +155,10 @@ export class DocumentPool {
       }
       const reason =
         err.code === 'ERR_WORKER_OUT_OF_MEMORY'
-          ? new ExtractError('document_too_complex', `Processing needed more than the ${this.opts.maxOldGenerationSizeMb} MB of memory allowed per document`)
+          ? new ExtractError(
+              'document_too_complex',
+              `Processing needed more than the ${this.opts.maxOldGenerationSizeMb} MB of memory allowed per document`,
+            )
           : new ExtractError('corrupt_document', `The document could not be processed (${err.message})`);
       void this.retire(slot, reason);
     });

@@ -1,7 +1,16 @@
 import JSZip from 'jszip';
 import { describe, expect, it } from 'vitest';
 import { makeDocx, makePdf } from '../../test/fixtures/documents.js';
-import { DEFAULT_EXTRACT_LIMITS, detectFormat, ExtractError, extractBlocks, extractHtml, extractMarkdown, extractPlainText, inspectDocument } from './extract.js';
+import {
+  DEFAULT_EXTRACT_LIMITS,
+  detectFormat,
+  ExtractError,
+  extractBlocks,
+  extractHtml,
+  extractMarkdown,
+  extractPlainText,
+  inspectDocument,
+} from './extract.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -39,7 +48,22 @@ describe('extractors', () => {
   });
 
   it('markdown: headings (ATX and setext), list items, code fences, inline markup stripped', () => {
-    const md = ['# Clinic', '', 'We are **open** on [weekdays](http://x).', '', 'Parking', '-------', '- Free behind the building', '- 2 hours max', '', '```', '# not a heading', '```', '## Prices ##', 'Consult: `40 EUR`'].join('\n');
+    const md = [
+      '# Clinic',
+      '',
+      'We are **open** on [weekdays](http://x).',
+      '',
+      'Parking',
+      '-------',
+      '- Free behind the building',
+      '- 2 hours max',
+      '',
+      '```',
+      '# not a heading',
+      '```',
+      '## Prices ##',
+      'Consult: `40 EUR`',
+    ].join('\n');
     expect(extractMarkdown(md)).toEqual([
       { kind: 'heading', level: 1, text: 'Clinic' },
       { kind: 'paragraph', text: 'We are open on weekdays.' },
@@ -136,33 +160,49 @@ describe('hostile documents: bounded work, readable refusals', () => {
   });
 
   it('html: 20,000 nested elements are a readable refusal, not a stack overflow; within the limit they are read', () => {
-    const deep = (n: number, tag = 'div') => `<html><body>${`<${tag}>`.repeat(n)}Deep text<h2>Deep heading</h2>${`</${tag}>`.repeat(n)}</body></html>`;
+    const deep = (n: number, tag = 'div') =>
+      `<html><body>${`<${tag}>`.repeat(n)}Deep text<h2>Deep heading</h2>${`</${tag}>`.repeat(n)}</body></html>`;
     expect(() => extractHtml(deep(20_000))).toThrow(expect.objectContaining({ code: 'document_too_complex' }));
     const blocks = extractHtml(deep(20_000, 'span'), { maxHtmlDepth: 50_000, maxHtmlNodes: 100_000 });
     expect(blocks).toEqual([
       { kind: 'paragraph', text: 'Deep text' },
       { kind: 'heading', level: 2, text: 'Deep heading' },
     ]);
-    expect(() => extractHtml('<p>x</p>'.repeat(1_001), { ...DEFAULT_EXTRACT_LIMITS, maxHtmlNodes: 1_000 })).toThrow(/more than 1000 elements/);
+    expect(() => extractHtml('<p>x</p>'.repeat(1_001), { ...DEFAULT_EXTRACT_LIMITS, maxHtmlNodes: 1_000 })).toThrow(
+      /more than 1000 elements/,
+    );
   });
 
   it('DOCX: the ZIP directory is checked before inflating (entries, declared size), and a lying size is caught while inflating', async () => {
-    const docx = await (await JSZip.loadAsync(await makeDocx([['Normal', 'Plans start at 5 GB.']]))).generateAsync({ type: 'nodebuffer', compression: 'DEFLATE' });
+    const docx = await (
+      await JSZip.loadAsync(await makeDocx([['Normal', 'Plans start at 5 GB.']]))
+    ).generateAsync({ type: 'nodebuffer', compression: 'DEFLATE' });
     expect(inspectDocument(docx, 'x.docx')).toBe('docx');
-    expect(() => inspectDocument(docx, 'x.docx', { ...DEFAULT_EXTRACT_LIMITS, maxZipEntries: 2 })).toThrow(expect.objectContaining({ code: 'document_too_complex' }));
-    expect(() => inspectDocument(docx, 'x.docx', { ...DEFAULT_EXTRACT_LIMITS, maxDecompressedBytes: 100 })).toThrow(/declares \d+ bytes uncompressed/);
+    expect(() => inspectDocument(docx, 'x.docx', { ...DEFAULT_EXTRACT_LIMITS, maxZipEntries: 2 })).toThrow(
+      expect.objectContaining({ code: 'document_too_complex' }),
+    );
+    expect(() => inspectDocument(docx, 'x.docx', { ...DEFAULT_EXTRACT_LIMITS, maxDecompressedBytes: 100 })).toThrow(
+      /declares \d+ bytes uncompressed/,
+    );
     // Shrinks the declared size of word/document.xml in the central directory: the directory passes, inflating fails.
     const liar = Buffer.from(docx);
     // The name's last occurrence is in its central directory entry, 46 bytes after the entry's start.
     const central = liar.lastIndexOf('word/document.xml') - 46;
     liar.writeUInt32LE(10, central + 24);
     expect(inspectDocument(liar, 'x.docx')).toBe('docx');
-    await expect(extractBlocks(liar, 'docx')).rejects.toMatchObject({ code: 'document_too_complex', message: expect.stringMatching(/more than the 10 bytes/) });
-    await expect(extractBlocks(docx, 'docx', { ...DEFAULT_EXTRACT_LIMITS, maxXmlElements: 5 })).rejects.toMatchObject({ code: 'document_too_complex' });
+    await expect(extractBlocks(liar, 'docx')).rejects.toMatchObject({
+      code: 'document_too_complex',
+      message: expect.stringMatching(/more than the 10 bytes/),
+    });
+    await expect(extractBlocks(docx, 'docx', { ...DEFAULT_EXTRACT_LIMITS, maxXmlElements: 5 })).rejects.toMatchObject({
+      code: 'document_too_complex',
+    });
   });
 
   it('PDF: more pages than the limit is refused before any page is read', async () => {
     const pdf = makePdf([['one'], ['two'], ['three']]);
-    await expect(extractBlocks(pdf, 'pdf', { ...DEFAULT_EXTRACT_LIMITS, maxPdfPages: 2 })).rejects.toMatchObject({ code: 'document_too_complex' });
+    await expect(extractBlocks(pdf, 'pdf', { ...DEFAULT_EXTRACT_LIMITS, maxPdfPages: 2 })).rejects.toMatchObject({
+      code: 'document_too_complex',
+    });
   });
 });

@@ -46,9 +46,16 @@ export const DEFAULT_EXTRACT_LIMITS: ExtractLimits = {
  * bytes, text that is not blank, and a DOCX's ZIP directory (entries, declared sizes, word/document.xml). What
  * only extraction can tell (a PDF's password, an HTML page without text) is found by the ingestion worker.
  */
-export function inspectDocument(bytes: Uint8Array, filename: string | undefined, limits: ExtractLimits = DEFAULT_EXTRACT_LIMITS): DocumentFormat {
+export function inspectDocument(
+  bytes: Uint8Array,
+  filename: string | undefined,
+  limits: ExtractLimits = DEFAULT_EXTRACT_LIMITS,
+): DocumentFormat {
   const format = detectFormat(bytes, filename);
-  if ((format === 'text' || format === 'markdown') && !/\S/.test(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'))) {
+  if (
+    (format === 'text' || format === 'markdown') &&
+    !/\S/.test(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'))
+  ) {
     throw new ExtractError('empty_document', 'The document has no text');
   }
   if (format === 'docx') docxDirectory(bytes, limits);
@@ -60,7 +67,8 @@ function docxDirectory(bytes: Uint8Array, limits: ExtractLimits): ZipEntry[] {
   try {
     const entries = readZipDirectory(bytes, limits.maxZipEntries);
     checkDeclaredSize(entries, limits.maxDecompressedBytes);
-    if (!entries.some((e) => e.name === 'word/document.xml')) throw new ExtractError('unsupported_format', 'ZIP archives other than DOCX are not supported');
+    if (!entries.some((e) => e.name === 'word/document.xml'))
+      throw new ExtractError('unsupported_format', 'ZIP archives other than DOCX are not supported');
     return entries;
   } catch (err) {
     throw zipError(err);
@@ -396,8 +404,15 @@ export async function extractDocx(bytes: Uint8Array, limits: ExtractLimits = DEF
 }
 
 /** The one entry point: bytes in, Blocks out; nothing readable is an error, never an empty document. */
-export async function extractBlocks(bytes: Uint8Array, format: DocumentFormat, limits: ExtractLimits = DEFAULT_EXTRACT_LIMITS): Promise<Block[]> {
-  const text = () => Buffer.from(bytes).toString('utf8').replace(/^\uFEFF/, '');
+export async function extractBlocks(
+  bytes: Uint8Array,
+  format: DocumentFormat,
+  limits: ExtractLimits = DEFAULT_EXTRACT_LIMITS,
+): Promise<Block[]> {
+  const text = () =>
+    Buffer.from(bytes)
+      .toString('utf8')
+      .replace(/^\uFEFF/, '');
   const blocks =
     format === 'pdf'
       ? await extractPdf(bytes, limits)
@@ -409,7 +424,10 @@ export async function extractBlocks(bytes: Uint8Array, format: DocumentFormat, l
             ? extractMarkdown(text())
             : extractPlainText(text());
   if (!blocks.some((b) => b.kind === 'paragraph')) {
-    throw new ExtractError('empty_document', format === 'pdf' ? 'The PDF has no extractable text (scanned images are not read)' : 'The document has no text');
+    throw new ExtractError(
+      'empty_document',
+      format === 'pdf' ? 'The PDF has no extractable text (scanned images are not read)' : 'The document has no text',
+    );
   }
   return blocks;
 }

@@ -173,7 +173,13 @@ export class IngestionWorker {
   private async release(claim: Claim, log: FastifyBaseLogger): Promise<void> {
     await this.db
       .update(documents)
-      .set({ status: 'pending', lockedBy: null, lockedAt: null, attempts: sql`greatest(${documents.attempts} - 1, 0)`, nextAttemptAt: new Date() })
+      .set({
+        status: 'pending',
+        lockedBy: null,
+        lockedAt: null,
+        attempts: sql`greatest(${documents.attempts} - 1, 0)`,
+        nextAttemptAt: new Date(),
+      })
       .where(and(eq(documents.id, claim.id), eq(documents.lockedBy, this.workerId)))
       .catch((err: unknown) => log.warn({ err }, 'could not release the document at shutdown'));
     log.info('ingestion interrupted by shutdown; the document was released and resumes at the next claim');
@@ -201,12 +207,21 @@ export class IngestionWorker {
       await this.lockOwned(tx, claim);
       await tx
         .delete(documentChunks)
-        .where(and(eq(documentChunks.documentId, claim.id), eq(documentChunks.version, claim.version), ne(documentChunks.embeddingModel, embedder.model)));
+        .where(
+          and(
+            eq(documentChunks.documentId, claim.id),
+            eq(documentChunks.version, claim.version),
+            ne(documentChunks.embeddingModel, embedder.model),
+          ),
+        );
       const stored = await tx
         .select({ index: documentChunks.chunkIndex })
         .from(documentChunks)
         .where(and(eq(documentChunks.documentId, claim.id), eq(documentChunks.version, claim.version)));
-      await tx.update(documents).set({ chunksTotal: chunks.length, chunksDone: stored.length, lockedAt: new Date() }).where(eq(documents.id, claim.id));
+      await tx
+        .update(documents)
+        .set({ chunksTotal: chunks.length, chunksDone: stored.length, lockedAt: new Date() })
+        .where(eq(documents.id, claim.id));
       return new Set(stored.map((r) => r.index));
     });
     const todo = chunks.filter((c) => !done.has(c.index));
@@ -260,7 +275,9 @@ export class IngestionWorker {
       await this.lockOwned(tx, claim);
       await tx.delete(documentChunks).where(and(eq(documentChunks.documentId, claim.id), ne(documentChunks.version, claim.version)));
       const [{ n } = { n: 0 }] = rowsOf<{ n: number }>(
-        await tx.execute(sql`select count(*)::int as n from document_chunks where document_id = ${claim.id} and version = ${claim.version}`),
+        await tx.execute(
+          sql`select count(*)::int as n from document_chunks where document_id = ${claim.id} and version = ${claim.version}`,
+        ),
       );
       await tx
         .update(documents)

@@ -61,7 +61,9 @@ export class Retriever {
    */
   async corpus(tenantId: string, maxChars: number, knownVersion?: string): Promise<{ version: string; text?: string }> {
     const docs = rowsOf<{ id: string; live_version: number }>(
-      await this.db.execute(sql`select id, live_version from documents where tenant_id = ${tenantId} and live_version is not null order by created_at, id`),
+      await this.db.execute(
+        sql`select id, live_version from documents where tenant_id = ${tenantId} and live_version is not null order by created_at, id`,
+      ),
     );
     const version = docs.map((d) => `${d.id}:${d.live_version}`).join(',');
     if (version === knownVersion) return { version };
@@ -162,6 +164,12 @@ export class Retriever {
 /** Questions match passages that share any of their words: OR of the stemmed terms, sanitized for to_tsquery. */
 export function orQuery(query: string): string {
   // Single letters (the s of what's) match nearly everything and carry no meaning.
-  const words = [...new Set(terms(query).map((w) => w.replace(/[^\p{L}\p{N}]/gu, '')).filter((w) => w.length >= 2))];
+  const words = [
+    ...new Set(
+      terms(query)
+        .map((w) => w.replace(/[^\p{L}\p{N}]/gu, ''))
+        .filter((w) => w.length >= 2),
+    ),
+  ];
   return words.join(' | ');
 }

@@ -126,11 +126,7 @@ export class AccountService {
    * Changes role, active flag or name. A tenant always keeps at least one active admin, so the last one
    * cannot demote or deactivate themself. Deactivation also revokes every refresh token of the user.
    */
-  async updateUser(
-    tenantId: string,
-    userId: string,
-    patch: { role?: Role; isActive?: boolean; fullName?: string | null },
-  ): Promise<User> {
+  async updateUser(tenantId: string, userId: string, patch: { role?: Role; isActive?: boolean; fullName?: string | null }): Promise<User> {
     return this.db.transaction(async (tx) => {
       // Lock the tenant's row so two admins demoting each other at once cannot leave no admin.
       await tx.execute(sql`select id from ${tenants} where ${tenants.id} = ${tenantId} for update`);
@@ -139,15 +135,12 @@ export class AccountService {
         .from(users)
         .where(and(eq(users.tenantId, tenantId), eq(users.id, userId)));
       if (!current) throw notFound('User');
-      const losesAdmin =
-        current.role === 'admin' && current.isActive && (patch.role === 'member' || patch.isActive === false);
+      const losesAdmin = current.role === 'admin' && current.isActive && (patch.role === 'member' || patch.isActive === false);
       if (losesAdmin) {
         const [others] = await tx
           .select({ n: count() })
           .from(users)
-          .where(
-            and(eq(users.tenantId, tenantId), eq(users.role, 'admin'), eq(users.isActive, true), ne(users.id, userId)),
-          );
+          .where(and(eq(users.tenantId, tenantId), eq(users.role, 'admin'), eq(users.isActive, true), ne(users.id, userId)));
         if ((others?.n ?? 0) === 0) {
           throw new AppError('last_admin', 'A tenant must keep at least one active admin');
         }
@@ -205,7 +198,10 @@ export class AccountService {
       if (isUniqueViolation(err)) return this.ensurePlatformAdmin({ ...admin, password: undefined }, log);
       throw err;
     }
-    log.warn({ email: admin.email, user_id: user.id, tenant_id: user.tenantId }, 'platform admin granted: account created from PLATFORM_ADMIN_EMAIL');
+    log.warn(
+      { email: admin.email, user_id: user.id, tenant_id: user.tenantId },
+      'platform admin granted: account created from PLATFORM_ADMIN_EMAIL',
+    );
     return 'created';
   }
 }

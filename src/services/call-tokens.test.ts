@@ -35,7 +35,10 @@ describe('CallTokenService', () => {
       const onA = new CallTokenService(SECRET, a);
       const onB = new CallTokenService(SECRET, b);
       const { token } = await onA.sign(grant());
-      const [x, y] = await Promise.all([onA.claim((await onA.verify(token, 'browser'))!), onB.claim((await onB.verify(token, 'browser'))!)]);
+      const [x, y] = await Promise.all([
+        onA.claim((await onA.verify(token, 'browser'))!),
+        onB.claim((await onB.verify(token, 'browser'))!),
+      ]);
       expect([x, y].sort()).toEqual([false, true]);
     } finally {
       await a.close();

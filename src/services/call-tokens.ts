@@ -53,7 +53,8 @@ export class CallTokenService {
   async verify(token: string, channel: MediaChannel): Promise<VerifiedMediaToken | null> {
     try {
       const { payload } = await jwtVerify(token, this.key, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'] });
-      if (payload.ch !== channel || typeof payload.sub !== 'string' || typeof payload.tid !== 'string' || typeof payload.exp !== 'number') return null;
+      if (payload.ch !== channel || typeof payload.sub !== 'string' || typeof payload.tid !== 'string' || typeof payload.exp !== 'number')
+        return null;
       // The id is in the signed payload (a token string has several valid spellings); one signed before ids were
       // given is named by its call and issue time.
       const tokenId = typeof payload.jti === 'string' ? payload.jti : `${payload.sub}:${payload.iat ?? 0}`;
@@ -70,7 +71,10 @@ export class CallTokenService {
    * the cache is unreachable: the caller refuses the socket rather than let the token be used twice.
    */
   async claim(token: VerifiedMediaToken): Promise<boolean> {
-    const { count } = await this.cache.hitWindow(`media-token:${token.tokenId}`, Math.max(1000, token.expiresAt.getTime() - Date.now() + 1000));
+    const { count } = await this.cache.hitWindow(
+      `media-token:${token.tokenId}`,
+      Math.max(1000, token.expiresAt.getTime() - Date.now() + 1000),
+    );
     return count === 1;
   }
 }

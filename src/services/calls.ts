@@ -18,7 +18,16 @@ export const CALL_STATUSES = ['queued', 'ringing', 'in_progress', 'completed', '
 export type CallStatus = (typeof CALL_STATUSES)[number];
 const TERMINAL_RANK = 3;
 /** Progress order: a status never goes back to a lower rank, and an end is final. */
-const STATUS_RANK: Record<CallStatus, number> = { queued: 0, ringing: 1, in_progress: 2, completed: 3, failed: 3, busy: 3, no_answer: 3, canceled: 3 };
+const STATUS_RANK: Record<CallStatus, number> = {
+  queued: 0,
+  ringing: 1,
+  in_progress: 2,
+  completed: 3,
+  failed: 3,
+  busy: 3,
+  no_answer: 3,
+  canceled: 3,
+};
 
 /** Why the sweeper ended a call (CallService.endStale). */
 export type StaleReason = 'no_media' | 'instance_lost' | 'idle';
@@ -43,7 +52,15 @@ export class CallService {
 
   async start(
     tenantId: string,
-    input: { direction: CallDirection; fromNumber?: string; toNumber?: string; userId?: string; phoneNumberId?: string; providerCallSid?: string; overrides?: AgentOverrides },
+    input: {
+      direction: CallDirection;
+      fromNumber?: string;
+      toNumber?: string;
+      userId?: string;
+      phoneNumberId?: string;
+      providerCallSid?: string;
+      overrides?: AgentOverrides;
+    },
   ): Promise<Call> {
     const now = new Date();
     const [call] = await this.db
@@ -60,7 +77,16 @@ export class CallService {
    */
   async open(
     tenantId: string,
-    input: { direction: 'inbound' | 'outbound'; status: 'queued' | 'in_progress'; fromNumber: string; toNumber: string; phoneNumberId?: string | null; providerCallSid?: string; overrides?: AgentOverrides; userId?: string },
+    input: {
+      direction: 'inbound' | 'outbound';
+      status: 'queued' | 'in_progress';
+      fromNumber: string;
+      toNumber: string;
+      phoneNumberId?: string | null;
+      providerCallSid?: string;
+      overrides?: AgentOverrides;
+      userId?: string;
+    },
   ): Promise<Call> {
     const now = new Date();
     const answered = input.status === 'in_progress';
@@ -82,7 +108,10 @@ export class CallService {
 
   /** The phone call in a LiveKit room the SIP dispatch rule made (LiveKit names those rooms, not us). */
   async byRoom(tenantId: string, room: string): Promise<Call | undefined> {
-    const [row] = await this.db.select().from(calls).where(and(eq(calls.tenantId, tenantId), eq(calls.livekitRoom, room)));
+    const [row] = await this.db
+      .select()
+      .from(calls)
+      .where(and(eq(calls.tenantId, tenantId), eq(calls.livekitRoom, room)));
     return row;
   }
 
@@ -102,7 +131,15 @@ export class CallService {
       const [linked] = await this.db
         .update(calls)
         .set({ livekitRoom: room })
-        .where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId), eq(calls.direction, 'inbound'), isNull(calls.livekitRoom), isNull(calls.endedAt)))
+        .where(
+          and(
+            eq(calls.tenantId, tenantId),
+            eq(calls.id, callId),
+            eq(calls.direction, 'inbound'),
+            isNull(calls.livekitRoom),
+            isNull(calls.endedAt),
+          ),
+        )
         .returning();
       if (linked) return linked;
       if (await this.byRoom(tenantId, room)) return undefined;
@@ -118,7 +155,10 @@ export class CallService {
   }
 
   async setProviderSid(tenantId: string, callId: string, providerCallSid: string): Promise<void> {
-    await this.db.update(calls).set({ providerCallSid }).where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId)));
+    await this.db
+      .update(calls)
+      .set({ providerCallSid })
+      .where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId)));
   }
 
   /**
@@ -126,7 +166,12 @@ export class CallService {
    * then an end), so a callback that arrives late or twice changes nothing; an end is applied once, with the
    * provider's duration when it gives one. Returns whether anything changed.
    */
-  async applyProviderStatus(tenantId: string, callId: string, status: CallStatus, info: { durationMs?: number; reason: string }): Promise<boolean> {
+  async applyProviderStatus(
+    tenantId: string,
+    callId: string,
+    status: CallStatus,
+    info: { durationMs?: number; reason: string },
+  ): Promise<boolean> {
     const rank = STATUS_RANK[status];
     const lower = CALL_STATUSES.filter((s) => STATUS_RANK[s] < rank);
     if (rank === TERMINAL_RANK) {
@@ -137,7 +182,10 @@ export class CallService {
       .update(calls)
       .set({
         status,
-        ...(status === 'in_progress' && { startedAt: sql`coalesce(${calls.startedAt}, now())`, answeredAt: sql`coalesce(${calls.answeredAt}, now())` }),
+        ...(status === 'in_progress' && {
+          startedAt: sql`coalesce(${calls.startedAt}, now())`,
+          answeredAt: sql`coalesce(${calls.answeredAt}, now())`,
+        }),
       })
       .where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId), sql`${calls.endedAt} is null`, inArray(calls.status, lower)))
       .returning({ id: calls.id });
@@ -182,13 +230,19 @@ export class CallService {
         status,
         endedAt: new Date(),
         durationMs:
-          durationMs === undefined ? sql`(extract(epoch from (now() - coalesce(${calls.answeredAt}, ${calls.startedAt}, ${calls.createdAt}))) * 1000)::int` : Math.round(durationMs),
+          durationMs === undefined
+            ? sql`(extract(epoch from (now() - coalesce(${calls.answeredAt}, ${calls.startedAt}, ${calls.createdAt}))) * 1000)::int`
+            : Math.round(durationMs),
         metrics: summary,
       })
       .where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId), sql`${calls.endedAt} is null`))
       .returning();
     if (row) await this.event(tenantId, callId, 'call.ended', { status, reason });
-    else await this.db.update(calls).set({ metrics: summary }).where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId)));
+    else
+      await this.db
+        .update(calls)
+        .set({ metrics: summary })
+        .where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId)));
     return row;
   }
 
@@ -216,7 +270,10 @@ export class CallService {
    * silent for `chatIdleMs` (completed, `idle`). A live call, resumed ones included, is touched by its instance well
    * within these times, so it is never among them. Each ended call gets its `call.ended` event.
    */
-  async endStale(limits: { connectTimeoutMs: number; lostAfterMs: number; chatIdleMs: number }, now = new Date()): Promise<{ id: string; tenantId: string; reason: StaleReason }[]> {
+  async endStale(
+    limits: { connectTimeoutMs: number; lostAfterMs: number; chatIdleMs: number },
+    now = new Date(),
+  ): Promise<{ id: string; tenantId: string; reason: StaleReason }[]> {
     const before = (ms: number) => new Date(now.getTime() - ms);
     const chat = sql`${calls.direction} = 'chat'`;
     const rows = await this.db
@@ -237,11 +294,25 @@ export class CallService {
           ),
         ),
       )
-      .returning({ id: calls.id, tenantId: calls.tenantId, direction: calls.direction, lastSeenAt: calls.lastSeenAt, status: calls.status });
-    const ended = rows.map((r) => ({ id: r.id, tenantId: r.tenantId, status: r.status as CallStatus, reason: (r.direction === 'chat' ? 'idle' : r.lastSeenAt ? 'instance_lost' : 'no_media') as StaleReason }));
+      .returning({
+        id: calls.id,
+        tenantId: calls.tenantId,
+        direction: calls.direction,
+        lastSeenAt: calls.lastSeenAt,
+        status: calls.status,
+      });
+    const ended = rows.map((r) => ({
+      id: r.id,
+      tenantId: r.tenantId,
+      status: r.status as CallStatus,
+      reason: (r.direction === 'chat' ? 'idle' : r.lastSeenAt ? 'instance_lost' : 'no_media') as StaleReason,
+    }));
     for (const r of ended) {
       await this.event(r.tenantId, r.id, 'call.ended', { status: r.status, reason: r.reason, detail: STALE_DETAIL[r.reason] });
-      await this.db.update(calls).set({ metrics: await this.metricsSummary(r.id) }).where(eq(calls.id, r.id));
+      await this.db
+        .update(calls)
+        .set({ metrics: await this.metricsSummary(r.id) })
+        .where(eq(calls.id, r.id));
     }
     return ended.map(({ id, tenantId, reason }) => ({ id, tenantId, reason }));
   }
@@ -284,14 +355,21 @@ export class CallService {
   }
 
   async get(tenantId: string, id: string): Promise<Call> {
-    const [row] = await this.db.select().from(calls).where(and(eq(calls.tenantId, tenantId), eq(calls.id, id)));
+    const [row] = await this.db
+      .select()
+      .from(calls)
+      .where(and(eq(calls.tenantId, tenantId), eq(calls.id, id)));
     if (!row) throw notFound('Call');
     return row;
   }
 
   async transcript(tenantId: string, callId: string): Promise<Turn[]> {
     await this.get(tenantId, callId);
-    return this.db.select().from(callTranscripts).where(and(eq(callTranscripts.tenantId, tenantId), eq(callTranscripts.callId, callId))).orderBy(asc(callTranscripts.seq));
+    return this.db
+      .select()
+      .from(callTranscripts)
+      .where(and(eq(callTranscripts.tenantId, tenantId), eq(callTranscripts.callId, callId)))
+      .orderBy(asc(callTranscripts.seq));
   }
 
   async events(tenantId: string, callId: string): Promise<CallEvent[]> {
@@ -305,9 +383,13 @@ export class CallService {
 
   /** p50 and max of each per-turn metric: what the call list shows without reading every turn. */
   async metricsSummary(callId: string): Promise<Record<string, { p50: number; max: number; n: number }>> {
-    const turns = await this.db.select({ metrics: callTranscripts.metrics }).from(callTranscripts).where(eq(callTranscripts.callId, callId));
+    const turns = await this.db
+      .select({ metrics: callTranscripts.metrics })
+      .from(callTranscripts)
+      .where(eq(callTranscripts.callId, callId));
     const byName = new Map<string, number[]>();
-    for (const t of turns) for (const [k, v] of Object.entries(t.metrics)) if (Number.isFinite(v)) byName.set(k, [...(byName.get(k) ?? []), v]);
+    for (const t of turns)
+      for (const [k, v] of Object.entries(t.metrics)) if (Number.isFinite(v)) byName.set(k, [...(byName.get(k) ?? []), v]);
     return Object.fromEntries(
       [...byName].map(([k, xs]) => {
         const sorted = xs.sort((a, b) => a - b);

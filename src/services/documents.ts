@@ -11,7 +11,13 @@ import { sha256 } from './secret-box.js';
 export type DocumentRow = typeof documents.$inferSelect;
 
 /** A document has stored content: what re-queueing can process again. */
-const hasParts = (db: Db) => exists(db.select({ one: sql`1` }).from(documentParts).where(eq(documentParts.documentId, documents.id)));
+const hasParts = (db: Db) =>
+  exists(
+    db
+      .select({ one: sql`1` })
+      .from(documentParts)
+      .where(eq(documentParts.documentId, documents.id)),
+  );
 
 export interface DocumentUpload {
   title: string;
@@ -65,20 +71,33 @@ export class DocumentService {
   async list(tenantId: string, page: { limit: number; offset: number }) {
     const where = eq(documents.tenantId, tenantId);
     const [items, [total]] = await Promise.all([
-      this.db.select().from(documents).where(where).orderBy(desc(documents.createdAt), desc(documents.id)).limit(page.limit).offset(page.offset),
+      this.db
+        .select()
+        .from(documents)
+        .where(where)
+        .orderBy(desc(documents.createdAt), desc(documents.id))
+        .limit(page.limit)
+        .offset(page.offset),
       this.db.select({ n: count() }).from(documents).where(where),
     ]);
     return { items, total: total?.n ?? 0 };
   }
 
   async get(tenantId: string, id: string): Promise<DocumentRow> {
-    const [row] = await this.db.select().from(documents).where(and(eq(documents.tenantId, tenantId), eq(documents.id, id)));
+    const [row] = await this.db
+      .select()
+      .from(documents)
+      .where(and(eq(documents.tenantId, tenantId), eq(documents.id, id)));
     if (!row) throw notFound('Document');
     return row;
   }
 
   /** New content becomes a new version; the current chunks keep answering searches until it is ready. */
-  async replace(tenantId: string, id: string, upload: Partial<Pick<DocumentUpload, 'title'>> & Omit<DocumentUpload, 'title'>): Promise<DocumentRow> {
+  async replace(
+    tenantId: string,
+    id: string,
+    upload: Partial<Pick<DocumentUpload, 'title'>> & Omit<DocumentUpload, 'title'>,
+  ): Promise<DocumentRow> {
     const format = await this.validate(upload);
     const row = await this.db.transaction(async (tx) => {
       const [updated] = await tx

@@ -64,7 +64,10 @@ export type NumberVerification = NumberOwnership | 'skip' | undefined;
 // One answer for a number that is not the account's and for one registered already (by this tenant or another):
 // whether a number exists on the platform, and who holds it, is not the caller's business.
 const unavailable = () =>
-  new AppError('phone_number_unavailable', 'This phone number cannot be registered: it is not one of the platform’s Twilio numbers, or it is registered already');
+  new AppError(
+    'phone_number_unavailable',
+    'This phone number cannot be registered: it is not one of the platform’s Twilio numbers, or it is registered already',
+  );
 
 export class PhoneNumberService {
   constructor(
@@ -78,7 +81,11 @@ export class PhoneNumberService {
    */
   private async verify(number: string, providerSid: string | null | undefined): Promise<string | undefined> {
     if (this.verification === 'skip') return undefined;
-    if (!this.verification) throw new AppError('twilio_not_configured', 'Phone numbers are checked against the platform’s Twilio account, which is not configured');
+    if (!this.verification)
+      throw new AppError(
+        'twilio_not_configured',
+        'Phone numbers are checked against the platform’s Twilio account, which is not configured',
+      );
     const sid = await this.verification.incomingNumberSid(number);
     if (!sid || (providerSid && providerSid !== sid)) throw unavailable();
     return sid;
@@ -112,14 +119,23 @@ export class PhoneNumberService {
   async list(tenantId: string, page: { limit: number; offset: number }): Promise<{ items: PhoneNumber[]; total: number }> {
     const where = eq(phoneNumbers.tenantId, tenantId);
     const [items, [total]] = await Promise.all([
-      this.db.select().from(phoneNumbers).where(where).orderBy(desc(phoneNumbers.createdAt), desc(phoneNumbers.id)).limit(page.limit).offset(page.offset),
+      this.db
+        .select()
+        .from(phoneNumbers)
+        .where(where)
+        .orderBy(desc(phoneNumbers.createdAt), desc(phoneNumbers.id))
+        .limit(page.limit)
+        .offset(page.offset),
       this.db.select({ n: count() }).from(phoneNumbers).where(where),
     ]);
     return { items, total: total?.n ?? 0 };
   }
 
   async get(tenantId: string, id: string): Promise<PhoneNumber> {
-    const [row] = await this.db.select().from(phoneNumbers).where(and(eq(phoneNumbers.tenantId, tenantId), eq(phoneNumbers.id, id)));
+    const [row] = await this.db
+      .select()
+      .from(phoneNumbers)
+      .where(and(eq(phoneNumbers.tenantId, tenantId), eq(phoneNumbers.id, id)));
     if (!row) throw notFound('Phone number');
     return row;
   }
@@ -127,7 +143,8 @@ export class PhoneNumberService {
   async update(tenantId: string, id: string, patch: PhoneNumberPatch): Promise<PhoneNumber> {
     // Moving to another number checks it like a registration; another tenant's id is 404 before Twilio is asked.
     let sid: string | undefined;
-    if (patch.number !== undefined && patch.number !== (await this.get(tenantId, id)).number) sid = await this.verify(patch.number, patch.providerSid);
+    if (patch.number !== undefined && patch.number !== (await this.get(tenantId, id)).number)
+      sid = await this.verify(patch.number, patch.providerSid);
     const values = {
       ...(patch.number !== undefined && { number: patch.number }),
       ...(patch.friendlyName !== undefined && { friendlyName: patch.friendlyName }),

@@ -30,7 +30,12 @@ export const callSchema = z.strictObject({
   min_interruption_ms: z.number().int().min(0).max(3000).default(400),
   /** The agent checks in after this long without a word from the caller. */
   silence_prompt_s: z.number().int().min(3).max(600).default(12),
-  max_duration_s: z.number().int().min(30).max(4 * 3600).default(1800),
+  max_duration_s: z
+    .number()
+    .int()
+    .min(30)
+    .max(4 * 3600)
+    .default(1800),
   /**
    * Voice activity detection. Silero (a small neural model) by default: measured (npm run bench:vad) it keeps
    * hearing speech in noise where the energy detector fails, with 5x fewer false starts; energy reacts ~25 ms
@@ -71,7 +76,11 @@ export const providersSchema = z.strictObject({
     })
     .prefault({}),
   tts: z
-    .strictObject({ provider: z.enum(ENGINE_NAMES.tts).default('local'), model: model.optional(), voice: z.string().min(1).max(200).optional() })
+    .strictObject({
+      provider: z.enum(ENGINE_NAMES.tts).default('local'),
+      model: model.optional(),
+      voice: z.string().min(1).max(200).optional(),
+    })
     .prefault({}),
   embeddings: z
     .strictObject({
@@ -114,7 +123,16 @@ const toolSchema = z.strictObject({
   method: z.enum(['POST', 'GET']).default('POST'),
   timeout_ms: z.number().int().min(100).max(30_000).default(5000),
   headers: z
-    .record(headerName, sealed(z.string().min(1).max(4000).regex(/^[\t\x20-\x7e]+$/, 'must be printable ASCII')))
+    .record(
+      headerName,
+      sealed(
+        z
+          .string()
+          .min(1)
+          .max(4000)
+          .regex(/^[\t\x20-\x7e]+$/, 'must be printable ASCII'),
+      ),
+    )
     .refine((h) => Object.keys(h).length <= 10, 'at most 10 headers')
     .refine((h) => new Set(Object.keys(h).map((k) => k.toLowerCase())).size === Object.keys(h).length, 'header names must be unique')
     .default({}),
@@ -184,5 +202,7 @@ export type ToolView = ViewOf<StoredTool>;
  * The agent's own fields, every one optional: what a phone number or a single call overrides
  * (services/phone-numbers.ts, services/calls.ts), with the settings' limits; a key left out keeps the tenant's value.
  */
-export const agentOverridesSchema = patchSchemaOf(tenantSettingsSchema.pick({ agent_name: true, system_prompt: true, greeting: true, language: true }));
+export const agentOverridesSchema = patchSchemaOf(
+  tenantSettingsSchema.pick({ agent_name: true, system_prompt: true, greeting: true, language: true }),
+);
 export type AgentOverrides = z.output<typeof agentOverridesSchema>;

@@ -34,7 +34,9 @@ export class SettingsService {
    * The settings and the provider keys in clear, from one read: for the provider registries only, never for an
    * HTTP response.
    */
-  async forProviders(tenantId: string): Promise<{ settings: TenantSettingsView; keys: Partial<Record<ProviderKeyName, string>>; tools: TenantTool[] }> {
+  async forProviders(
+    tenantId: string,
+  ): Promise<{ settings: TenantSettingsView; keys: Partial<Record<ProviderKeyName, string>>; tools: TenantTool[] }> {
     const [row] = await this.db.select().from(tenantConfigs).where(eq(tenantConfigs.tenantId, tenantId));
     const stored = settingsOf(row);
     // A key or header that no longer opens (SECRET_KEY changed) is left out; the settings show it as not configured.
@@ -67,14 +69,19 @@ export class SettingsService {
       };
       const [saved] = row
         ? await tx.update(tenantConfigs).set(values).where(eq(tenantConfigs.id, row.id)).returning()
-        : await tx.insert(tenantConfigs).values({ tenantId, ...values }).returning();
+        : await tx
+            .insert(tenantConfigs)
+            .values({ tenantId, ...values })
+            .returning();
       return this.view(saved);
     });
   }
 
   /** Keys in clear sealed; null (remove) and undefined (keep) passed on for the merge. */
   private sealKeys(keys: NonNullable<TenantSettingsPatch['provider_keys']>) {
-    return Object.fromEntries(Object.entries(keys).map(([name, value]) => [name, typeof value === 'string' ? this.box.seal(value) : value]));
+    return Object.fromEntries(
+      Object.entries(keys).map(([name, value]) => [name, typeof value === 'string' ? this.box.seal(value) : value]),
+    );
   }
 
   /**
@@ -91,7 +98,13 @@ export class SettingsService {
         else {
           const kept = Object.entries(before).find(([n, v]) => n.toLowerCase() === name.toLowerCase() && this.box.open(v) !== undefined);
           if (kept) headers[name] = kept[1];
-          else issues.push({ code: 'custom', path: ['tools', i, 'headers', name], message: 'has no stored value to keep; send the value', input: value });
+          else
+            issues.push({
+              code: 'custom',
+              path: ['tools', i, 'headers', name],
+              message: 'has no stored value to keep; send the value',
+              input: value,
+            });
         }
       }
       return { ...tool, headers };

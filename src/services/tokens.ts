@@ -49,7 +49,12 @@ export class TokenService {
     try {
       // Every token we sign expires; one without `exp` (or with ids we never issue) is not ours to honour, and an id
       // that is not a UUID must not reach the database (it would fail there, as a 500).
-      const { payload } = await jwtVerify(token, this.key, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] });
+      const { payload } = await jwtVerify(token, this.key, {
+        issuer: ISSUER,
+        audience: AUDIENCE,
+        algorithms: ['HS256'],
+        requiredClaims: ['exp', 'sub'],
+      });
       if (payload.typ !== 'access' || !isUuid(payload.sub) || !isUuid(payload.tid)) {
         throw new AppError('invalid_token', 'Token is not an access token');
       }
@@ -84,10 +89,7 @@ export class TokenService {
    * it, so two concurrent refreshes cannot both succeed. A used token presented again means it was stolen
    * (or replayed): its whole family is revoked and the caller must log in again.
    */
-  async rotate(
-    refresh: string,
-    isUserAllowed: (userId: string) => Promise<void>,
-  ): Promise<TokenPair> {
+  async rotate(refresh: string, isUserAllowed: (userId: string) => Promise<void>): Promise<TokenPair> {
     const tokenHash = sha256(refresh);
     const [row] = await this.db.select().from(refreshTokens).where(eq(refreshTokens.tokenHash, tokenHash));
     if (!row || row.revokedAt || row.expiresAt.getTime() <= Date.now()) {

@@ -57,7 +57,12 @@ export class SimulatedCall {
     const leg = await SimulatedCall.connect(twiml, o, callSid);
     const call = new SimulatedCall(leg.leg, callSid, leg.callId, async () => {
       const seconds = String(Math.round((Date.now() - call.startedAt) / 1000));
-      await postSigned(o, `${o.baseUrl}/api/v1/webhooks/twilio/status`, { ...base, CallStatus: 'completed', CallDuration: seconds, SequenceNumber: '0' });
+      await postSigned(o, `${o.baseUrl}/api/v1/webhooks/twilio/status`, {
+        ...base,
+        CallStatus: 'completed',
+        CallDuration: seconds,
+        SequenceNumber: '0',
+      });
     });
     return call;
   }
@@ -68,7 +73,11 @@ export class SimulatedCall {
     return new SimulatedCall(leg, callSid, callId, async () => {});
   }
 
-  private static async connect(twiml: string, account: TwilioAccount, callSid: string): Promise<{ leg: TwilioCallerLeg; callId: string | undefined }> {
+  private static async connect(
+    twiml: string,
+    account: TwilioAccount,
+    callSid: string,
+  ): Promise<{ leg: TwilioCallerLeg; callId: string | undefined }> {
     const stream = parseConnectStream(twiml);
     if (!stream) throw new Error(`the TwiML does not connect a media stream: ${twiml}`);
     const leg = await TwilioCallerLeg.connect({ url: stream.url, parameters: stream.parameters, callSid, accountSid: account.accountSid });

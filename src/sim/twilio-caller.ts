@@ -51,7 +51,15 @@ export function parseConnectStream(twiml: string): { url: string; parameters: Re
     const lt = twiml.indexOf('<', i);
     if (lt < 0) break;
     // Comments, CDATA, the declaration and doctypes may contain '<' and '>' that are not tags.
-    const skipTo = twiml.startsWith('<!--', lt) ? '-->' : twiml.startsWith('<![CDATA[', lt) ? ']]>' : twiml.startsWith('<?', lt) ? '?>' : twiml.startsWith('<!', lt) ? '>' : null;
+    const skipTo = twiml.startsWith('<!--', lt)
+      ? '-->'
+      : twiml.startsWith('<![CDATA[', lt)
+        ? ']]>'
+        : twiml.startsWith('<?', lt)
+          ? '?>'
+          : twiml.startsWith('<!', lt)
+            ? '>'
+            : null;
     if (skipTo) {
       const end = twiml.indexOf(skipTo, lt);
       if (end < 0) return null;
@@ -234,12 +242,22 @@ export class TwilioCallerLeg {
   }
 
   pressDigit(digit: string): void {
-    this.sendJson({ event: 'dtmf', sequenceNumber: this.nextSequence(), streamSid: this.streamSid, dtmf: { track: 'inbound_track', digit } });
+    this.sendJson({
+      event: 'dtmf',
+      sequenceNumber: this.nextSequence(),
+      streamSid: this.streamSid,
+      dtmf: { track: 'inbound_track', digit },
+    });
   }
 
   /** The caller hangs up: `stop`, then the socket closes. */
   async hangup(): Promise<{ code: number; reason: string }> {
-    this.sendJson({ event: 'stop', sequenceNumber: this.nextSequence(), streamSid: this.streamSid, stop: { accountSid: this.accountSid, callSid: this.callSid } });
+    this.sendJson({
+      event: 'stop',
+      sequenceNumber: this.nextSequence(),
+      streamSid: this.streamSid,
+      stop: { accountSid: this.accountSid, callSid: this.callSid },
+    });
     this.stop();
     if (this.socket.readyState === WebSocket.OPEN) this.socket.close(1000, 'call ended');
     return this.closed;
@@ -272,7 +290,14 @@ export class TwilioCallerLeg {
     const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
     const sent = sort(this.outboundGapsMs);
     const heard = sort(this.heardGapsMs);
-    return { count: sent.length, p50Ms: pct(sent, 50), p99Ms: pct(sent, 99), maxMs: pct(sent, 100), heardP99Ms: pct(heard, 99), heardMaxMs: pct(heard, 100) };
+    return {
+      count: sent.length,
+      p50Ms: pct(sent, 50),
+      p99Ms: pct(sent, 99),
+      maxMs: pct(sent, 100),
+      heardP99Ms: pct(heard, 99),
+      heardMaxMs: pct(heard, 100),
+    };
   }
 
   private begin(): void {
@@ -337,7 +362,8 @@ export class TwilioCallerLeg {
     } catch {
       return void this.protocolErrors.push('malformed JSON');
     }
-    if (msg.streamSid !== this.streamSid) return void this.protocolErrors.push(`${String(msg.event)}: wrong streamSid ${String(msg.streamSid)}`);
+    if (msg.streamSid !== this.streamSid)
+      return void this.protocolErrors.push(`${String(msg.event)}: wrong streamSid ${String(msg.streamSid)}`);
     const now = performance.now();
     switch (msg.event) {
       case 'media': {

@@ -31,7 +31,11 @@ function fileOf(data: string, inDir = tmpdir()): string {
 }
 const signed = (url: string) => {
   const u = new URL(url, 'http://x');
-  return { key: u.pathname.replace('/api/v1/recordings/', ''), expires: u.searchParams.get('expires') ?? undefined, signature: u.searchParams.get('signature') ?? undefined };
+  return {
+    key: u.pathname.replace('/api/v1/recordings/', ''),
+    expires: u.searchParams.get('expires') ?? undefined,
+    signature: u.searchParams.get('signature') ?? undefined,
+  };
 };
 
 describe('LocalRecordingStore', () => {
@@ -60,7 +64,19 @@ describe('LocalRecordingStore', () => {
   it('refuses keys that could leave the folder or are not plain paths', async () => {
     const dir = await folder();
     const store = new LocalRecordingStore({ dir, secretKey: SECRET });
-    for (const key of ['../x.wav', 'a/../../x.wav', '/etc/passwd', 'a/./b.wav', '.hidden', 'a//b.wav', 'a\\..\\b.wav', 'a/b.wav\0', '', 'a/%2e%2e/b', 'a/b c.wav']) {
+    for (const key of [
+      '../x.wav',
+      'a/../../x.wav',
+      '/etc/passwd',
+      'a/./b.wav',
+      '.hidden',
+      'a//b.wav',
+      'a\\..\\b.wav',
+      'a/b.wav\0',
+      '',
+      'a/%2e%2e/b',
+      'a/b c.wav',
+    ]) {
       await expect(store.put(key, fileOf('x'), 'audio/wav'), key).rejects.toThrow(/invalid recording key/);
       await expect(store.get(key), key).rejects.toThrow(/invalid recording key/);
       await expect(store.signedUrl(key, 1000), key).rejects.toThrow(/invalid recording key/);
@@ -80,7 +96,12 @@ describe('LocalRecordingStore', () => {
 
   it('signs download URLs: valid until they expire, refused when changed or signed with another secret', async () => {
     let now = Date.UTC(2030, 0, 1, 12, 0, 0, 500);
-    const store = new LocalRecordingStore({ dir: 'memory://', secretKey: SECRET, publicBaseUrl: 'https://voice.example.com', now: () => now });
+    const store = new LocalRecordingStore({
+      dir: 'memory://',
+      secretKey: SECRET,
+      publicBaseUrl: 'https://voice.example.com',
+      now: () => now,
+    });
     const url = await store.signedUrl('tenant-a/call-1.wav', 60_000);
     expect(url).toMatch(/^https:\/\/voice\.example\.com\/api\/v1\/recordings\/tenant-a\/call-1\.wav\?expires=\d+&signature=[0-9a-f]{64}$/);
     const s = signed(url);
@@ -89,7 +110,9 @@ describe('LocalRecordingStore', () => {
 
     expect(store.verifyRecordingUrl('tenant-b/call-1.wav', s.expires, s.signature)).toBe('invalid');
     expect(store.verifyRecordingUrl(s.key, String(Number(s.expires) + 3600), s.signature)).toBe('invalid');
-    expect(store.verifyRecordingUrl(s.key, s.expires, `${s.signature!.slice(0, 63)}${s.signature!.endsWith('0') ? '1' : '0'}`)).toBe('invalid');
+    expect(store.verifyRecordingUrl(s.key, s.expires, `${s.signature!.slice(0, 63)}${s.signature!.endsWith('0') ? '1' : '0'}`)).toBe(
+      'invalid',
+    );
     expect(store.verifyRecordingUrl(s.key, s.expires, undefined)).toBe('invalid');
     expect(store.verifyRecordingUrl(s.key, undefined, s.signature)).toBe('invalid');
     expect(store.verifyRecordingUrl(s.key, `${s.expires}.0`, s.signature)).toBe('invalid');
@@ -101,7 +124,9 @@ describe('LocalRecordingStore', () => {
     now += 1000;
     expect(store.verifyRecordingUrl(s.key, s.expires, s.signature)).toBe('expired');
     // Without PUBLIC_BASE_URL the URL is relative to this service.
-    expect(await new LocalRecordingStore({ dir: 'memory://', secretKey: SECRET }).signedUrl('t/c.wav', 1000)).toMatch(/^\/api\/v1\/recordings\/t\/c\.wav\?expires=/);
+    expect(await new LocalRecordingStore({ dir: 'memory://', secretKey: SECRET }).signedUrl('t/c.wav', 1000)).toMatch(
+      /^\/api\/v1\/recordings\/t\/c\.wav\?expires=/,
+    );
   });
 });
 
@@ -109,7 +134,14 @@ describe('createRecordingStore', () => {
   it('uses the bucket when one is configured, the local store otherwise', () => {
     const recordings = { dir: 'memory://', spoolDir: tmpdir(), urlTtlMs: 900_000, s3: undefined };
     expect(createRecordingStore({ recordings, publicBaseUrl: undefined }, SECRET)).toBeInstanceOf(LocalRecordingStore);
-    const s3 = { bucket: 'b', region: 'us-east-1', endpoint: 'http://127.0.0.1:1', accessKeyId: 'a', secretAccessKey: 's', forcePathStyle: true };
+    const s3 = {
+      bucket: 'b',
+      region: 'us-east-1',
+      endpoint: 'http://127.0.0.1:1',
+      accessKeyId: 'a',
+      secretAccessKey: 's',
+      forcePathStyle: true,
+    };
     const store = createRecordingStore({ recordings: { ...recordings, s3 }, publicBaseUrl: undefined }, SECRET);
     expect(store).toBeInstanceOf(S3RecordingStore);
     (store as S3RecordingStore).destroy();

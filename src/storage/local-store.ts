@@ -104,7 +104,11 @@ export class LocalRecordingStore implements RecordingStore {
     const fh = handle;
     try {
       const { size } = await fh.stat();
-      return { size, stream: (r) => fh.createReadStream({ start: r?.start ?? 0, ...(r && { end: r.end }), autoClose: true }), close: () => fh.close() };
+      return {
+        size,
+        stream: (r) => fh.createReadStream({ start: r?.start ?? 0, ...(r && { end: r.end }), autoClose: true }),
+        close: () => fh.close(),
+      };
     } catch (err) {
       await fh.close();
       throw err;
@@ -129,7 +133,8 @@ export class LocalRecordingStore implements RecordingStore {
 
   /** Whether a download URL's `expires` and `signature` were made by signedUrl for this key, and still hold. */
   verifyRecordingUrl(key: string, expires: string | undefined, signature: string | undefined): UrlCheck {
-    if (!isRecordingKey(key) || !expires || !signature || !/^\d{1,12}$/.test(expires) || !/^[0-9a-f]{64}$/.test(signature)) return 'invalid';
+    if (!isRecordingKey(key) || !expires || !signature || !/^\d{1,12}$/.test(expires) || !/^[0-9a-f]{64}$/.test(signature))
+      return 'invalid';
     if (!timingSafeEqual(Buffer.from(this.sign(key, expires), 'hex'), Buffer.from(signature, 'hex'))) return 'invalid';
     return Number(expires) * 1000 < this.now() ? 'expired' : 'valid';
   }

@@ -42,12 +42,17 @@ const options = (over: Partial<ConstructorParameters<typeof S3RecordingStore>[0]
   forcePathStyle: true,
   ...over,
 });
-const sdkError = (p: Promise<unknown>) => p.then(
-  () => {
-    throw new Error('expected the request to be refused');
-  },
-  (err: { name: string; message: string; $metadata?: { httpStatusCode?: number } }) => ({ name: err.name, status: err.$metadata?.httpStatusCode, message: err.message }),
-);
+const sdkError = (p: Promise<unknown>) =>
+  p.then(
+    () => {
+      throw new Error('expected the request to be refused');
+    },
+    (err: { name: string; message: string; $metadata?: { httpStatusCode?: number } }) => ({
+      name: err.name,
+      status: err.$metadata?.httpStatusCode,
+      message: err.message,
+    }),
+  );
 const wav = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7) % 256));
 
 /** A raw HTTP request to the fake, with exactly these headers (Host included). */
@@ -95,7 +100,10 @@ describe('fake S3 signature checks, pinned to AWS documentation examples', () =>
     expect(otherRange.body).toContain('<CanonicalRequest>GET\n/test.txt\n\nhost:examplebucket.s3.amazonaws.com\nrange:bytes=0-10\n');
     const otherKey = await rawUsEast('/test.txT', headers);
     expect(code(otherKey.body)).toBe('SignatureDoesNotMatch');
-    const unknownKey = await rawUsEast('/test.txt', { ...headers, authorization: headers.authorization.replace('AKIAIOSFODNN7EXAMPLE', 'AKIAIOSFODNN7EXAMPLF') });
+    const unknownKey = await rawUsEast('/test.txt', {
+      ...headers,
+      authorization: headers.authorization.replace('AKIAIOSFODNN7EXAMPLE', 'AKIAIOSFODNN7EXAMPLF'),
+    });
     expect([unknownKey.status, code(unknownKey.body)]).toEqual([403, 'InvalidAccessKeyId']);
     const noAuth = await rawUsEast('/test.txt', { host: headers.host });
     expect([noAuth.status, code(noAuth.body)]).toEqual([403, 'AccessDenied']);
@@ -104,12 +112,16 @@ describe('fake S3 signature checks, pinned to AWS documentation examples', () =>
   it('accepts the documented presigned URL until X-Amz-Expires has passed', async () => {
     const ok = await rawUsEast(presigned, { host: 'examplebucket.s3.amazonaws.com' });
     expect([ok.status, code(ok.body)]).toEqual([404, 'NoSuchKey']);
-    const tampered = await rawUsEast(presigned.replace('X-Amz-Expires=86400', 'X-Amz-Expires=86401'), { host: 'examplebucket.s3.amazonaws.com' });
+    const tampered = await rawUsEast(presigned.replace('X-Amz-Expires=86400', 'X-Amz-Expires=86401'), {
+      host: 'examplebucket.s3.amazonaws.com',
+    });
     expect([tampered.status, code(tampered.body)]).toEqual([403, 'SignatureDoesNotMatch']);
     usEast.now = () => Date.UTC(2013, 4, 25, 0, 0, 1);
     const expired = await rawUsEast(presigned, { host: 'examplebucket.s3.amazonaws.com' });
     expect([expired.status, code(expired.body)]).toEqual([403, 'AccessDenied']);
-    expect(expired.body).toContain('<Message>Request has expired</Message><X-Amz-Expires>86400</X-Amz-Expires><Expires>2013-05-25T00:00:00Z</Expires>');
+    expect(expired.body).toContain(
+      '<Message>Request has expired</Message><X-Amz-Expires>86400</X-Amz-Expires><Expires>2013-05-25T00:00:00Z</Expires>',
+    );
   });
 });
 
@@ -161,7 +173,11 @@ describe('S3RecordingStore with the AWS SDK', () => {
     expect(Buffer.from(await ok.arrayBuffer()).equals(data)).toBe(true);
 
     // Another tenant's key under the same signature, a longer life, a forged signature: all refused.
-    for (const forged of [url.replace('tenant-a/call-2.wav', 'tenant-b/call-3.wav'), url.replace('X-Amz-Expires=60', 'X-Amz-Expires=600'), url.replace(/X-Amz-Signature=([0-9a-f])/, (_m, c: string) => `X-Amz-Signature=${c === '0' ? '1' : '0'}`)]) {
+    for (const forged of [
+      url.replace('tenant-a/call-2.wav', 'tenant-b/call-3.wav'),
+      url.replace('X-Amz-Expires=60', 'X-Amz-Expires=600'),
+      url.replace(/X-Amz-Signature=([0-9a-f])/, (_m, c: string) => `X-Amz-Signature=${c === '0' ? '1' : '0'}`),
+    ]) {
       const res = await fetch(forged);
       const body = await res.text();
       expect([res.status, code(body)], forged).toEqual([403, 'SignatureDoesNotMatch']);
@@ -190,7 +206,12 @@ describe('S3RecordingStore with the AWS SDK', () => {
   it('refuses a body, a signed header or an extra x-amz header changed after signing', async () => {
     type Change = (headers: Record<string, string>) => { body?: Buffer };
     const tamperedPut = async (change: Change) => {
-      const client = new S3Client({ endpoint: s3.baseUrl, region: 'eu-west-1', forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
+      const client = new S3Client({
+        endpoint: s3.baseUrl,
+        region: 'eu-west-1',
+        forcePathStyle: true,
+        credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+      });
       // Runs after the signer (deserialize wraps the HTTP handler): what S3 receives is not what was signed.
       client.middlewareStack.add(
         (next) => async (args) => {
@@ -201,7 +222,9 @@ describe('S3RecordingStore with the AWS SDK', () => {
         },
         { step: 'deserialize', priority: 'low' },
       );
-      const result = await sdkError(client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 't/tampered.wav', Body: wav(100), ContentType: 'audio/wav' })));
+      const result = await sdkError(
+        client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 't/tampered.wav', Body: wav(100), ContentType: 'audio/wav' })),
+      );
       client.destroy();
       return result;
     };
@@ -222,9 +245,22 @@ describe('S3RecordingStore with the AWS SDK', () => {
   });
 
   it('accepts a streamed upload (aws-chunked with a CRC32 trailer) and checks the trailer', async () => {
-    const client = new S3Client({ endpoint: s3.baseUrl, region: 'eu-west-1', forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
+    const client = new S3Client({
+      endpoint: s3.baseUrl,
+      region: 'eu-west-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    });
     const parts = [wav(70_000), wav(1234)];
-    await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 't/streamed.wav', Body: Readable.from(parts), ContentLength: 71_234, ContentType: 'audio/wav' }));
+    await client.send(
+      new PutObjectCommand({
+        Bucket: BUCKET,
+        Key: 't/streamed.wav',
+        Body: Readable.from(parts),
+        ContentLength: 71_234,
+        ContentType: 'audio/wav',
+      }),
+    );
     const put = s3.requests.findLast((r) => r.method === 'PUT')!;
     expect(put.headers['x-amz-content-sha256']).toBe('STREAMING-UNSIGNED-PAYLOAD-TRAILER');
     expect(s3.object(BUCKET, 't/streamed.wav')!.body.equals(Buffer.concat(parts))).toBe(true);
@@ -249,7 +285,9 @@ describe('S3RecordingStore with the AWS SDK', () => {
       },
       { step: 'deserialize', priority: 'low' },
     );
-    const refused = await sdkError(client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 't/corrupt.wav', Body: Readable.from([wav(5000)]), ContentLength: 5000 })));
+    const refused = await sdkError(
+      client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 't/corrupt.wav', Body: Readable.from([wav(5000)]), ContentLength: 5000 })),
+    );
     expect(refused).toMatchObject({ name: 'BadDigest', status: 400 });
     expect(s3.object(BUCKET, 't/corrupt.wav')).toBeUndefined();
     client.destroy();

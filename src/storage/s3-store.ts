@@ -23,7 +23,8 @@ export class S3RecordingStore implements RecordingStore {
       endpoint: opts.endpoint,
       forcePathStyle: opts.forcePathStyle,
       // Without keys the SDK's default chain applies (an instance or task role).
-      credentials: opts.accessKeyId && opts.secretAccessKey ? { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey } : undefined,
+      credentials:
+        opts.accessKeyId && opts.secretAccessKey ? { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey } : undefined,
     });
   }
 
@@ -31,7 +32,9 @@ export class S3RecordingStore implements RecordingStore {
     assertRecordingKey(key);
     // Streamed from the file (a long call's WAV is tens of MB), as aws-chunked with a checksum trailer.
     const { size } = await stat(file);
-    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: createReadStream(file), ContentType: contentType, ContentLength: size }));
+    await this.client.send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: createReadStream(file), ContentType: contentType, ContentLength: size }),
+    );
     await rm(file, { force: true });
   }
 
@@ -43,7 +46,11 @@ export class S3RecordingStore implements RecordingStore {
       return Buffer.from(await out.Body.transformToByteArray());
     } catch (err) {
       // Some S3-compatible services answer a plain 404 without the NoSuchKey code.
-      if (err instanceof NoSuchKey || (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 404 && err.name !== 'NoSuchBucket')) return null;
+      if (
+        err instanceof NoSuchKey ||
+        (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 404 && err.name !== 'NoSuchBucket')
+      )
+        return null;
       throw err;
     }
   }

@@ -107,7 +107,11 @@ export class LiveKitAgent {
       return call.id;
     }
     if (lease) this.deps.admission.reserve(call.id, lease);
-    await this.deps.calls.event(tenantId, call.id, 'livekit.sip_answered', { room, sip_call_id: attributes['sip.callID'] ?? null, handed_over: call.id === callId });
+    await this.deps.calls.event(tenantId, call.id, 'livekit.sip_answered', {
+      room,
+      sip_call_id: attributes['sip.callID'] ?? null,
+      handed_over: call.id === callId,
+    });
     this.track(async () => {
       const transport = await this.join(lk, tenantId, call.id, room).catch(() => undefined);
       if (transport) await this.converse(lk, tenantId, call.id, transport, 'inbound', room);
@@ -145,7 +149,11 @@ export class LiveKitAgent {
       throw err;
     }
     await this.deps.calls.applyProviderStatus(tenantId, callId, 'ringing', { reason: 'livekit: dialling' });
-    await this.deps.calls.event(tenantId, callId, 'livekit.dialed', { trunk_id: dial.trunkId, sip_call_id: placed.sipCallId, participant_identity: placed.participantIdentity });
+    await this.deps.calls.event(tenantId, callId, 'livekit.dialed', {
+      trunk_id: dial.trunkId,
+      sip_call_id: placed.sipCallId,
+      participant_identity: placed.participantIdentity,
+    });
     this.track(() => this.converse(lk, tenantId, callId, transport, 'outbound'));
     return { room: placed.room, sipCallId: placed.sipCallId };
   }
@@ -167,7 +175,10 @@ export class LiveKitAgent {
    */
   private async join(lk: LiveKitService, tenantId: string, callId: string, sipRoom?: string): Promise<AgentRoomTransport> {
     const { joinTimeoutMs } = lk.agent;
-    const deadline = this.deadline(joinTimeoutMs, () => new LiveKitError('deadline_exceeded', `the agent did not join the room within ${joinTimeoutMs} ms`, true));
+    const deadline = this.deadline(
+      joinTimeoutMs,
+      () => new LiveKitError('deadline_exceeded', `the agent did not join the room within ${joinTimeoutMs} ms`, true),
+    );
     const joining = lk.joinAsAgent(tenantId, callId, deadline.signal, sipRoom);
     try {
       return await untilAborted(joining, deadline.signal);
@@ -182,14 +193,23 @@ export class LiveKitAgent {
       this.deps.admission.cancel(callId);
       await this.deps.calls.end(tenantId, callId, 'failed', 'the agent could not join the livekit room');
       await this.closeRoom(lk, tenantId, callRoom(tenantId, callId, sipRoom));
-      throw err instanceof LiveKitError ? err : new LiveKitError('unavailable', `the agent could not join the room: ${messageOf(err)}`, true);
+      throw err instanceof LiveKitError
+        ? err
+        : new LiveKitError('unavailable', `the agent could not join the room: ${messageOf(err)}`, true);
     } finally {
       deadline.clear();
     }
   }
 
   /** Waits for the caller, starts the recording, runs the call to its end, and closes the room after. Never throws. */
-  private async converse(lk: LiveKitService, tenantId: string, callId: string, transport: AgentRoomTransport, caller: 'web' | 'inbound' | 'outbound', sipRoom?: string): Promise<void> {
+  private async converse(
+    lk: LiveKitService,
+    tenantId: string,
+    callId: string,
+    transport: AgentRoomTransport,
+    caller: 'web' | 'inbound' | 'outbound',
+    sipRoom?: string,
+  ): Promise<void> {
     const log = this.deps.log.child({ tenantId, callId });
     const { callerTimeoutMs } = lk.agent;
     const deadline = this.deadline(callerTimeoutMs, () => new Error('caller timeout'));
@@ -235,7 +255,13 @@ export class LiveKitAgent {
   }
 
   /** An audio-only room composite of the call, when the tenant records calls. Never throws: the call goes on. */
-  private async startRecording(lk: LiveKitService, tenantId: string, callId: string, log: FastifyBaseLogger, sipRoom?: string): Promise<void> {
+  private async startRecording(
+    lk: LiveKitService,
+    tenantId: string,
+    callId: string,
+    log: FastifyBaseLogger,
+    sipRoom?: string,
+  ): Promise<void> {
     try {
       if (!(await this.deps.settings.getTenant(tenantId)).call.recording) return;
       const egressId = await lk.startRecording(tenantId, callId, sipRoom);
@@ -252,7 +278,8 @@ export class LiveKitAgent {
    */
   private async closeRoom(lk: LiveKitService, tenantId: string, room: string): Promise<void> {
     await lk.deleteRoom(tenantId, room).catch((err: unknown) => {
-      if (!(err instanceof AppError && err.code === 'not_found')) this.deps.log.warn({ err, tenantId, room }, 'livekit room could not be closed');
+      if (!(err instanceof AppError && err.code === 'not_found'))
+        this.deps.log.warn({ err, tenantId, room }, 'livekit room could not be closed');
     });
   }
 

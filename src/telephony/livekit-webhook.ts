@@ -57,7 +57,8 @@ export class LiveKitWebhook {
     if (!owner) return false;
     const { tenantId } = owner;
     let callId = await callInRoom(calls, tenantId, roomName);
-    const dialledIn = event.event === 'participant_joined' && event.participant?.kind === 'SIP' && roomName.startsWith(sipRoomPrefix(tenantId));
+    const dialledIn =
+      event.event === 'participant_joined' && event.participant?.kind === 'SIP' && roomName.startsWith(sipRoomPrefix(tenantId));
     if (!callId && dialledIn) callId = await this.deps.agent.answerSipCall(lk, tenantId, roomName, event.participant!.attributes);
     if (!callId) return false;
     const events = await calls.events(tenantId, callId).catch((err: unknown) => {
@@ -92,7 +93,11 @@ export class LiveKitWebhook {
   private async recordEgressEnd(tenantId: string, callId: string, egress: Egress): Promise<void> {
     const { calls } = this.deps;
     if (!SAVED_EGRESS.has(egress.status)) {
-      await calls.event(tenantId, callId, 'recording.failed', { egress_id: egress.egressId, egress_status: egress.status, error: egress.error ?? null });
+      await calls.event(tenantId, callId, 'recording.failed', {
+        egress_id: egress.egressId,
+        egress_status: egress.status,
+        error: egress.error ?? null,
+      });
       return;
     }
     const file = egress.fileResults.find((f) => f.location || f.filename);

@@ -28,8 +28,13 @@ afterAll(async () => {
   await fake.stop();
 });
 
-const decode = async (token: string, secret = fake.apiSecret) => (await jwtVerify(token, new TextEncoder().encode(secret), { issuer: fake.apiKey })).payload;
-const rejection = async (p: Promise<unknown>) => p.then(() => undefined, (err: unknown) => err);
+const decode = async (token: string, secret = fake.apiSecret) =>
+  (await jwtVerify(token, new TextEncoder().encode(secret), { issuer: fake.apiKey })).payload;
+const rejection = async (p: Promise<unknown>) =>
+  p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
 
 describe('room names', () => {
   it('belong to one tenant and one call, and refuse ids that are not UUIDs', () => {
@@ -72,7 +77,11 @@ describe('tokens', () => {
   it('gives the agent the same room as an agent participant', async () => {
     const callId = randomUUID();
     const claims = await decode((await lk.agentToken(tenantA, callId, 60_000)).token);
-    expect(claims).toMatchObject({ sub: 'agent', kind: 'agent', video: { roomJoin: true, room: roomName(tenantA, callId), canPublish: true, canSubscribe: true, canPublishData: true } });
+    expect(claims).toMatchObject({
+      sub: 'agent',
+      kind: 'agent',
+      video: { roomJoin: true, room: roomName(tenantA, callId), canPublish: true, canSubscribe: true, canPublishData: true },
+    });
     const video = claims.video as Record<string, unknown>;
     for (const admin of ['roomCreate', 'roomList', 'roomAdmin', 'roomRecord', 'ingressAdmin']) expect(video[admin]).toBeUndefined();
   });
@@ -126,7 +135,11 @@ describe('rooms', () => {
 
 describe('the fake refuses what LiveKit refuses', () => {
   const post = (method: string, body: object, headers: Record<string, string>) =>
-    fetch(`${fake.url}/twirp/livekit.${method}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+    fetch(`${fake.url}/twirp/livekit.${method}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(body),
+    });
   const sign = (claims: object, opts: { secret?: string; iss?: string; expiresInMs?: number } = {}) => {
     const now = Math.floor(Date.now() / 1000);
     return new SignJWT({ ...claims })
@@ -139,21 +152,45 @@ describe('the fake refuses what LiveKit refuses', () => {
 
   it('answers Twirp errors for missing grants and plain 401s for bad tokens', async () => {
     const noAuth = await post('RoomService/ListRooms', {}, {});
-    expect([noAuth.status, noAuth.headers.get('content-type'), await noAuth.json()]).toEqual([401, 'application/json', { code: 'unauthenticated', msg: 'permissions denied' }]);
-    const wrongGrant = await post('RoomService/CreateRoom', { name: 'x' }, { authorization: `Bearer ${await sign({ video: { roomList: true } })}` });
+    expect([noAuth.status, noAuth.headers.get('content-type'), await noAuth.json()]).toEqual([
+      401,
+      'application/json',
+      { code: 'unauthenticated', msg: 'permissions denied' },
+    ]);
+    const wrongGrant = await post(
+      'RoomService/CreateRoom',
+      { name: 'x' },
+      { authorization: `Bearer ${await sign({ video: { roomList: true } })}` },
+    );
     expect([wrongGrant.status, (await wrongGrant.json()).code]).toEqual([401, 'unauthenticated']);
     expect(fake.rooms.has('x')).toBe(false);
     const sipWithoutCall = await post('SIP/CreateSIPParticipant', {}, { authorization: `Bearer ${await sign({ sip: { admin: true } })}` });
     expect(sipWithoutCall.status).toBe(401);
-    const expired = await post('RoomService/ListRooms', {}, { authorization: `Bearer ${await sign({ video: { roomList: true } }, { expiresInMs: -120_000 })}` });
+    const expired = await post(
+      'RoomService/ListRooms',
+      {},
+      { authorization: `Bearer ${await sign({ video: { roomList: true } }, { expiresInMs: -120_000 })}` },
+    );
     expect([expired.status, expired.headers.get('content-type')]).toEqual([401, 'text/plain; charset=utf-8']);
-    const otherKey = await post('RoomService/ListRooms', {}, { authorization: `Bearer ${await sign({ video: { roomList: true } }, { iss: 'APIother' })}` });
+    const otherKey = await post(
+      'RoomService/ListRooms',
+      {},
+      { authorization: `Bearer ${await sign({ video: { roomList: true } }, { iss: 'APIother' })}` },
+    );
     expect(otherKey.status).toBe(401);
-    const forged = await post('RoomService/ListRooms', {}, { authorization: `Bearer ${await sign({ video: { roomList: true } }, { secret: 'guess' })}` });
+    const forged = await post(
+      'RoomService/ListRooms',
+      {},
+      { authorization: `Bearer ${await sign({ video: { roomList: true } }, { secret: 'guess' })}` },
+    );
     expect(forged.status).toBe(401);
     const ok = await post('RoomService/ListRooms', {}, { authorization: `Bearer ${await sign({ video: { roomList: true } })}` });
     expect(ok.status).toBe(200);
-    const protobuf = await fetch(`${fake.url}/twirp/livekit.RoomService/ListRooms`, { method: 'POST', headers: { 'content-type': 'application/protobuf', authorization: `Bearer ${await sign({ video: { roomList: true } })}` }, body: '' });
+    const protobuf = await fetch(`${fake.url}/twirp/livekit.RoomService/ListRooms`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/protobuf', authorization: `Bearer ${await sign({ video: { roomList: true } })}` },
+      body: '',
+    });
     expect([protobuf.status, (await protobuf.json()).code]).toEqual([404, 'bad_route']);
     const unknown = await post('RoomService/Nope', {}, { authorization: `Bearer ${await sign({ video: { roomList: true } })}` });
     expect([unknown.status, (await unknown.json()).code]).toEqual([404, 'bad_route']);
@@ -211,15 +248,28 @@ describe('SIP', () => {
     expect(r).toMatchObject({ room: roomName(tenantA, callId), participantIdentity: 'caller' });
     expect(r.sipCallId).toMatch(/^SCL_/);
     const req = fake.requests.findLast((x) => x.method === 'SIP/CreateSIPParticipant')!;
-    expect(req.body).toMatchObject({ sipTrunkId: trunkId, sipCallTo: '+14155550123', sipNumber: '+14155550101', roomName: roomName(tenantA, callId), participantIdentity: 'caller' });
+    expect(req.body).toMatchObject({
+      sipTrunkId: trunkId,
+      sipCallTo: '+14155550123',
+      sipNumber: '+14155550101',
+      roomName: roomName(tenantA, callId),
+      participantIdentity: 'caller',
+    });
     expect(req.claims.sip).toEqual({ call: true });
-    expect(await rejection(lk.dialOut(tenantA, randomUUID(), { to: '+14155550123', trunkId: 'ST_missing' }))).toMatchObject({ code: 'not_found', status: 404 });
+    expect(await rejection(lk.dialOut(tenantA, randomUUID(), { to: '+14155550123', trunkId: 'ST_missing' }))).toMatchObject({
+      code: 'not_found',
+      status: 404,
+    });
   });
 });
 
 describe('outbound trunks', () => {
   it('serve only the tenant their metadata names; any other trunk is not found, like a missing one', async () => {
-    const mine = fake.addOutboundTrunk({ name: 'A carrier', numbers: ['+14155550160', '*'], metadata: JSON.stringify({ tenant_id: tenantA }) });
+    const mine = fake.addOutboundTrunk({
+      name: 'A carrier',
+      numbers: ['+14155550160', '*'],
+      metadata: JSON.stringify({ tenant_id: tenantA }),
+    });
     const theirs = fake.addOutboundTrunk({ numbers: ['+14155550161'], metadata: JSON.stringify({ tenant_id: tenantB }) });
     const unlabelled = fake.addOutboundTrunk({ numbers: ['+14155550162'] });
     const junk = fake.addOutboundTrunk({ metadata: 'tenant_id=' + tenantA });
@@ -256,7 +306,11 @@ describe('the agent joining a room', () => {
     const transport = await withAgent.joinAsAgent(tenantA, callId, new AbortController().signal);
     expect(joins).toHaveLength(1);
     expect(joins[0]).toMatchObject({ url: fake.url.replace('http://', 'ws://'), callerIdentity: 'caller' });
-    expect(await decode(joins[0]!.token)).toMatchObject({ sub: 'agent', kind: 'agent', video: { roomJoin: true, room: roomName(tenantA, callId) } });
+    expect(await decode(joins[0]!.token)).toMatchObject({
+      sub: 'agent',
+      kind: 'agent',
+      video: { roomJoin: true, room: roomName(tenantA, callId) },
+    });
     expect(fake.agentIn(roomName(tenantA, callId))).toBe(transport);
     await transport.close('done');
 
@@ -269,7 +323,12 @@ describe('the agent joining a room', () => {
 
   it('refuses, in the fake as in LiveKit, a token not signed by the server’s key', async () => {
     const callId = randomUUID();
-    const forged = new LiveKitService({ url: fake.url, apiKey: fake.apiKey, apiSecret: 'not-the-secret', agent: { connect: fake.connectAgent } });
+    const forged = new LiveKitService({
+      url: fake.url,
+      apiKey: fake.apiKey,
+      apiSecret: 'not-the-secret',
+      agent: { connect: fake.connectAgent },
+    });
     expect(await rejection(forged.joinAsAgent(tenantA, callId, new AbortController().signal))).toBeInstanceOf(Error);
     expect(fake.agentIn(roomName(tenantA, callId))).toBeUndefined();
   });
@@ -354,13 +413,22 @@ describe('recording', () => {
   });
 
   it('has LiveKit upload to the recordings bucket when one is configured', async () => {
-    const s3 = { bucket: 'calls', region: 'eu-west-1', endpoint: 'http://minio:9000', accessKeyId: 'AK', secretAccessKey: 'SK', forcePathStyle: true };
+    const s3 = {
+      bucket: 'calls',
+      region: 'eu-west-1',
+      endpoint: 'http://minio:9000',
+      accessKeyId: 'AK',
+      secretAccessKey: 'SK',
+      forcePathStyle: true,
+    };
     const withS3 = new LiveKitService({ url: fake.url, apiKey: fake.apiKey, apiSecret: fake.apiSecret, recordingS3: s3 });
     const callId = randomUUID();
     await withS3.createRoom(tenantA, callId);
     await withS3.startRecording(tenantA, callId);
     const req = fake.requests.findLast((x) => x.method === 'Egress/StartRoomCompositeEgress')!;
-    expect((req.body.fileOutputs as object[])[0]).toMatchObject({ s3: { bucket: 'calls', region: 'eu-west-1', endpoint: 'http://minio:9000', accessKey: 'AK', secret: 'SK', forcePathStyle: true } });
+    expect((req.body.fileOutputs as object[])[0]).toMatchObject({
+      s3: { bucket: 'calls', region: 'eu-west-1', endpoint: 'http://minio:9000', accessKey: 'AK', secret: 'SK', forcePathStyle: true },
+    });
   });
 });
 

@@ -117,7 +117,8 @@ function liveKitError(what: string, err: unknown): Error {
   if (err instanceof TwirpError) {
     const code = err.code ?? codeForStatus(err.status);
     // LiveKit answers a bad token with a plain-text body that quotes the token back: never pass that on.
-    const message = code === 'unauthenticated' ? 'LiveKit refused our credentials (check LIVEKIT_API_KEY and LIVEKIT_API_SECRET)' : err.message;
+    const message =
+      code === 'unauthenticated' ? 'LiveKit refused our credentials (check LIVEKIT_API_KEY and LIVEKIT_API_SECRET)' : err.message;
     const retryable = err.status === 408 || err.status === 429 || err.status >= 500;
     return new LiveKitError(code, `${what}: ${code}: ${message}`, retryable, err.status);
   }
@@ -227,7 +228,12 @@ const webhookJson = z.object({
   createdAt: z.string().optional(),
   room: z.object({ name: z.string().default(''), sid: z.string().default('') }).optional(),
   participant: z
-    .object({ identity: z.string().default(''), sid: z.string().default(''), kind: z.string().default('STANDARD'), attributes: z.record(z.string(), z.string()).default({}) })
+    .object({
+      identity: z.string().default(''),
+      sid: z.string().default(''),
+      kind: z.string().default('STANDARD'),
+      attributes: z.record(z.string(), z.string()).default({}),
+    })
     .optional(),
   egressInfo: z
     .object({
@@ -235,7 +241,16 @@ const webhookJson = z.object({
       roomName: z.string().default(''),
       status: z.string().default('EGRESS_STARTING'),
       error: z.string().optional(),
-      fileResults: z.array(z.object({ filename: z.string().default(''), location: z.string().default(''), duration: z.string().optional(), size: z.string().optional() })).default([]),
+      fileResults: z
+        .array(
+          z.object({
+            filename: z.string().default(''),
+            location: z.string().default(''),
+            duration: z.string().optional(),
+            size: z.string().optional(),
+          }),
+        )
+        .default([]),
     })
     .optional(),
 });
@@ -278,7 +293,13 @@ export class LiveKitService {
     const missing = missingLiveKitSettings(c);
     if (missing.length && missing.length < 3) log?.warn({ missing }, 'LiveKit is partly configured and will not be used');
     if (missing.length) return undefined;
-    return new LiveKitService({ url: c.url!, apiKey: c.apiKey!, apiSecret: c.apiSecret!, sipUri: c.sipUri, recordingS3: config.recordings.s3 });
+    return new LiveKitService({
+      url: c.url!,
+      apiKey: c.apiKey!,
+      apiSecret: c.apiSecret!,
+      sipUri: c.sipUri,
+      recordingS3: config.recordings.s3,
+    });
   }
 
   /** The address a browser or SDK connects to (the signalling websocket). */
@@ -298,7 +319,13 @@ export class LiveKitService {
 
   /** The agent's token: the call's room (see callRoom), published as an agent participant; it may send data. */
   agentToken(tenantId: string, callId: string, ttlMs: number, sipRoom?: string): Promise<JoinToken> {
-    return this.joinToken(callRoom(tenantId, callId, sipRoom), AGENT_IDENTITY, ttlMs, { canPublishData: true }, { name: 'Agent', kind: 'agent' });
+    return this.joinToken(
+      callRoom(tenantId, callId, sipRoom),
+      AGENT_IDENTITY,
+      ttlMs,
+      { canPublishData: true },
+      { name: 'Agent', kind: 'agent' },
+    );
   }
 
   /**
@@ -312,7 +339,13 @@ export class LiveKitService {
     return this.agent.connect({ url: this.clientUrl, token, callerIdentity: sipRoom === undefined ? CALLER_IDENTITY : undefined, signal });
   }
 
-  private async joinToken(room: string, identity: string, ttlMs: number, grant: VideoGrant, opts: { name?: string; kind?: string }): Promise<JoinToken> {
+  private async joinToken(
+    room: string,
+    identity: string,
+    ttlMs: number,
+    grant: VideoGrant,
+    opts: { name?: string; kind?: string },
+  ): Promise<JoinToken> {
     const ttlSeconds = Math.max(1, Math.ceil(ttlMs / 1000));
     const at = new AccessToken(this.settings.apiKey, this.settings.apiSecret, { identity, ttl: ttlSeconds, name: opts.name });
     at.addGrant({
@@ -377,12 +410,23 @@ export class LiveKitService {
     const metadata = JSON.stringify({ tenant_id: tenantId });
     // A call Twilio hands over (telephony mode `livekit`) names its call row in X-Call-Id: see CALL_ID_ATTRIBUTE.
     const headersToAttributes = { 'X-Call-Id': CALL_ID_ATTRIBUTE };
-    const trunk = await this.call('create SIP trunk', () => this.sip.createSipInboundTrunk(`tenant ${tenantId}`, numbers, { metadata, headersToAttributes }));
+    const trunk = await this.call('create SIP trunk', () =>
+      this.sip.createSipInboundTrunk(`tenant ${tenantId}`, numbers, { metadata, headersToAttributes }),
+    );
     try {
       const rule = await this.call('create SIP dispatch rule', () =>
-        this.sip.createSipDispatchRule({ type: 'individual', roomPrefix: prefix }, { name: `tenant ${tenantId}`, trunkIds: [trunk.sipTrunkId], metadata, attributes: { tenant_id: tenantId } }),
+        this.sip.createSipDispatchRule(
+          { type: 'individual', roomPrefix: prefix },
+          { name: `tenant ${tenantId}`, trunkIds: [trunk.sipTrunkId], metadata, attributes: { tenant_id: tenantId } },
+        ),
       );
-      return { trunkId: trunk.sipTrunkId, dispatchRuleId: rule.sipDispatchRuleId, numbers: trunk.numbers, roomPrefix: prefix, sipUri: this.sipUri };
+      return {
+        trunkId: trunk.sipTrunkId,
+        dispatchRuleId: rule.sipDispatchRuleId,
+        numbers: trunk.numbers,
+        roomPrefix: prefix,
+        sipUri: this.sipUri,
+      };
     } catch (err) {
       // A trunk without a rule takes calls and leaves them nowhere: do not leave one behind.
       await this.sip.deleteSipTrunk(trunk.sipTrunkId).catch(() => undefined);
@@ -409,7 +453,11 @@ export class LiveKitService {
    * Dials `to` through an outbound trunk into the call's room; the callee joins as CALLER_IDENTITY. The caller
    * decides whether this tenant may use `trunkId` and `fromNumber`.
    */
-  async dialOut(tenantId: string, callId: string, input: { to: string; trunkId: string; fromNumber?: string }): Promise<{ participantId: string; participantIdentity: string; sipCallId: string; room: string }> {
+  async dialOut(
+    tenantId: string,
+    callId: string,
+    input: { to: string; trunkId: string; fromNumber?: string },
+  ): Promise<{ participantId: string; participantIdentity: string; sipCallId: string; room: string }> {
     const room = roomName(tenantId, callId);
     const p = await this.call('dial out', () =>
       this.sip.createSipParticipant(input.trunkId, input.to, room, {

@@ -173,7 +173,11 @@ export class Telephony {
       reason: `twilio: ${twilioStatus}`,
       ...(durationMs !== undefined && { durationMs }),
     });
-    await this.calls.event(call.tenantId, call.id, 'twilio.status', { status: twilioStatus, sequence: params.SequenceNumber ?? null, applied: changed });
+    await this.calls.event(call.tenantId, call.id, 'twilio.status', {
+      status: twilioStatus,
+      sequence: params.SequenceNumber ?? null,
+      applied: changed,
+    });
     // A call Twilio says is over is over here too, wherever its media is; a place reserved for it here is free again.
     if (changed && status !== 'queued' && status !== 'ringing' && status !== 'in_progress') {
       this.admission.cancel(call.id);
@@ -268,7 +272,10 @@ export class Telephony {
       await this.calls.event(call.tenantId, call.id, 'transfer.connected', { to: action.to });
     } catch (err) {
       log.error({ err }, 'transfer failed');
-      await this.calls.event(call.tenantId, call.id, 'transfer.failed', { to: action.to, error: err instanceof Error ? err.message : String(err) });
+      await this.calls.event(call.tenantId, call.id, 'transfer.failed', {
+        to: action.to,
+        error: err instanceof Error ? err.message : String(err),
+      });
     }
   }
 
@@ -277,7 +284,9 @@ export class Telephony {
   /** Places an outbound call through Twilio; the agent speaks first once it is answered. */
   async placeCall(tenantId: string, input: OutboundCall, baseUrl: string): Promise<Call> {
     if (!this.twilio) throw new AppError('twilio_not_configured', 'Phone calls need TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN');
-    const from = input.fromNumberId ? await this.phoneNumbers.get(tenantId, input.fromNumberId) : await this.phoneNumbers.firstActive(tenantId);
+    const from = input.fromNumberId
+      ? await this.phoneNumbers.get(tenantId, input.fromNumberId)
+      : await this.phoneNumbers.firstActive(tenantId);
     if (!from) throw new AppError('no_phone_number', 'Register a phone number first: outbound calls need a number to call from');
     if (!from.isActive) throw new AppError('phone_number_inactive', 'That phone number is not active');
     const lease = this.admission.admit(tenantId, 'outbound');
@@ -298,7 +307,12 @@ export class Telephony {
     // Held while the phone rings; given back if it is never answered (status callback, or the connect timeout).
     this.admission.reserve(call.id, lease);
     try {
-      const placed = await this.twilio.createCall({ to: input.to, from: from.number, url: `${baseUrl}${TWILIO_VOICE_PATH}`, statusCallback: `${baseUrl}${TWILIO_STATUS_PATH}` });
+      const placed = await this.twilio.createCall({
+        to: input.to,
+        from: from.number,
+        url: `${baseUrl}${TWILIO_VOICE_PATH}`,
+        statusCallback: `${baseUrl}${TWILIO_STATUS_PATH}`,
+      });
       await this.calls.setProviderSid(tenantId, call.id, placed.sid);
       return { ...call, providerCallSid: placed.sid };
     } catch (err) {
@@ -330,7 +344,8 @@ export class Telephony {
   async hangup(tenantId: string, callId: string): Promise<void> {
     const call = await this.live(tenantId, callId);
     // Twilio ends the phone leg wherever the media is; the instance holding the media ends the session.
-    if (call.providerCallSid && this.twilio) await this.twilio.hangup(call.providerCallSid).catch((err: unknown) => this.log.warn({ err, callId }, 'Twilio hang-up failed'));
+    if (call.providerCallSid && this.twilio)
+      await this.twilio.hangup(call.providerCallSid).catch((err: unknown) => this.log.warn({ err, callId }, 'Twilio hang-up failed'));
     await this.control.send(callId, { type: 'hangup', reason: 'hung up through the API' });
   }
 
@@ -340,12 +355,15 @@ export class Telephony {
    * suspension itself is done); a call that could not be reached is still refused by its next socket.
    */
   async endLiveCalls(scope: CallScope, reason: string): Promise<void> {
-    await this.control.sendAll(scope, { type: 'hangup', reason }).catch((err: unknown) => this.log.error({ err, ...scope }, 'live calls could not be ended'));
+    await this.control
+      .sendAll(scope, { type: 'hangup', reason })
+      .catch((err: unknown) => this.log.error({ err, ...scope }, 'live calls could not be ended'));
   }
 
   async transfer(tenantId: string, callId: string, to: string): Promise<void> {
     const call = await this.live(tenantId, callId);
-    if (call.direction === 'web' || !call.providerCallSid) throw new AppError('transfer_not_supported', 'Only phone calls can be transferred');
+    if (call.direction === 'web' || !call.providerCallSid)
+      throw new AppError('transfer_not_supported', 'Only phone calls can be transferred');
     await this.control.send(callId, { type: 'transfer', to, reason: 'transferred through the API' });
   }
 

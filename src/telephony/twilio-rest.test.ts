@@ -32,7 +32,11 @@ async function startReceiver() {
     req.on('data', (c: Buffer) => (body += c.toString('utf8')));
     req.on('end', () => {
       const url = `${base}${req.url}`;
-      hooks.push({ url, signature: req.headers['x-twilio-signature'] as string | undefined, params: Object.fromEntries(new URLSearchParams(body)) });
+      hooks.push({
+        url,
+        signature: req.headers['x-twilio-signature'] as string | undefined,
+        params: Object.fromEntries(new URLSearchParams(body)),
+      });
       if (req.url?.startsWith('/voice')) res.writeHead(200, { 'content-type': 'text/xml' }).end(STREAM_TWIML);
       else res.writeHead(204).end();
     });
@@ -84,7 +88,10 @@ async function setup(extra: Partial<FakeTwilioOptions> = {}) {
     ...extra,
   });
   const receiver = await startReceiver();
-  cleanups.push(() => receiver.close(), () => fake.close());
+  cleanups.push(
+    () => receiver.close(),
+    () => fake.close(),
+  );
   const rest = new TwilioRest({ accountSid: ACCOUNT, authToken: TOKEN, apiBaseUrl: fake.baseUrl });
   const place = () => rest.createCall({ to: CALLER, from: AGENT, url: receiver.voiceUrl, statusCallback: receiver.statusUrl });
   return { fake, receiver, rest, played, place };
@@ -105,7 +112,14 @@ describe('TwilioRest against the fake', () => {
 
     await waitFor(() => played.length === 1);
     expect(played[0]!.twiml).toBe(STREAM_TWIML);
-    expect(await rest.fetchCall(created.sid)).toEqual({ sid: created.sid, status: 'in-progress', direction: 'outbound-api', from: AGENT, to: CALLER, durationMs: null });
+    expect(await rest.fetchCall(created.sid)).toEqual({
+      sid: created.sid,
+      status: 'in-progress',
+      direction: 'outbound-api',
+      from: AGENT,
+      to: CALLER,
+      durationMs: null,
+    });
 
     await rest.hangup(created.sid);
     expect(played[0]!.signal.aborted).toBe(true);
@@ -116,7 +130,14 @@ describe('TwilioRest against the fake', () => {
 
     const voice = receiver.voice();
     expect(voice).toHaveLength(1);
-    expect(voice[0]!.params).toMatchObject({ AccountSid: ACCOUNT, CallSid: created.sid, CallStatus: 'in-progress', Direction: 'outbound-api', From: AGENT, To: CALLER });
+    expect(voice[0]!.params).toMatchObject({
+      AccountSid: ACCOUNT,
+      CallSid: created.sid,
+      CallStatus: 'in-progress',
+      Direction: 'outbound-api',
+      From: AGENT,
+      To: CALLER,
+    });
     expect(verifyTwilioSignature(TOKEN, voice[0]!.signature, voice[0]!.url, voice[0]!.params)).toBe(true);
   });
 
@@ -131,7 +152,15 @@ describe('TwilioRest against the fake', () => {
     expect(status.map((h) => h.params.CallStatus)).toEqual(['initiated', 'ringing', 'in-progress', 'completed']);
     expect(status.map((h) => h.params.SequenceNumber)).toEqual(['0', '1', '2', '3']);
     for (const hook of status) {
-      expect(hook.params).toMatchObject({ AccountSid: ACCOUNT, CallSid: sid, From: AGENT, To: CALLER, Direction: 'outbound-api', ApiVersion: '2010-04-01', CallbackSource: 'call-progress-events' });
+      expect(hook.params).toMatchObject({
+        AccountSid: ACCOUNT,
+        CallSid: sid,
+        From: AGENT,
+        To: CALLER,
+        Direction: 'outbound-api',
+        ApiVersion: '2010-04-01',
+        CallbackSource: 'call-progress-events',
+      });
       expect(hook.params.Timestamp).toMatch(/^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000$/);
       expect(verifyTwilioSignature(TOKEN, hook.signature, hook.url, hook.params)).toBe(true);
       // The signature covers the token and every parameter: the receiving side can tell a forgery.
@@ -175,7 +204,13 @@ describe('TwilioRest against the fake', () => {
     const rest = new TwilioRest({ accountSid: ACCOUNT, authToken: 'wrong-token', apiBaseUrl: fake.baseUrl });
     const err = await failure(rest.createCall({ to: CALLER, from: AGENT, url: receiver.voiceUrl }));
     expect(err).toBeInstanceOf(ProviderError);
-    expect(err).toMatchObject({ provider: 'twilio', status: 401, code: 20003, retryable: false, moreInfo: 'https://www.twilio.com/docs/errors/20003' });
+    expect(err).toMatchObject({
+      provider: 'twilio',
+      status: 401,
+      code: 20003,
+      retryable: false,
+      moreInfo: 'https://www.twilio.com/docs/errors/20003',
+    });
     expect(fake.calls.size).toBe(0);
     const basic = Buffer.from(`${ACCOUNT}:wrong-token`).toString('base64');
     for (const text of [inspect(err, { depth: 10 }), JSON.stringify(err), String(err.stack)]) {
@@ -229,8 +264,8 @@ describe('TwilioRest against the fake', () => {
   });
 });
 
-describe('TwilioRest: the account\'s incoming phone numbers', () => {
-  it('finds a number on the account by exact match only, with the SDK\'s list request', async () => {
+describe("TwilioRest: the account's incoming phone numbers", () => {
+  it("finds a number on the account by exact match only, with the SDK's list request", async () => {
     const { fake, rest } = await setup({ incomingNumbers: [AGENT, '+15550001112'] });
     expect(await rest.incomingNumberSid(AGENT)).toBe(fake.incomingNumbers.get(AGENT));
     expect(await rest.incomingNumberSid(AGENT)).toMatch(/^PN[0-9a-f]{32}$/);
@@ -252,19 +287,26 @@ describe('TwilioRest: the account\'s incoming phone numbers', () => {
 });
 
 describe('the Twilio fake is as strict as Twilio', () => {
-  it('lists incoming numbers with Twilio\'s JSON shape, partial-match filter and paging', async () => {
+  it("lists incoming numbers with Twilio's JSON shape, partial-match filter and paging", async () => {
     const numbers = Array.from({ length: 5 }, (_, i) => `+1555000100${i}`);
     const { fake } = await setup({ incomingNumbers: [...numbers, '+14155550100'] });
     const auth = { authorization: `Basic ${Buffer.from(`${ACCOUNT}:${TOKEN}`).toString('base64')}` };
     const list = async (query: string) => {
       const res = await fetch(`${fake.baseUrl}/2010-04-01/Accounts/${ACCOUNT}/IncomingPhoneNumbers.json?${query}`, { headers: auth });
-      return { status: res.status, body: (await res.json()) as Record<string, unknown> & { incoming_phone_numbers: { phone_number: string }[] } };
+      return {
+        status: res.status,
+        body: (await res.json()) as Record<string, unknown> & { incoming_phone_numbers: { phone_number: string }[] },
+      };
     };
     const first = await list(`PhoneNumber=${encodeURIComponent('+1555000')}&PageSize=2`);
     expect(first.status).toBe(200);
     expect(first.body).toMatchObject({ page: 0, page_size: 2, start: 0, end: 1, previous_page_uri: null });
     expect(first.body.incoming_phone_numbers.map((n) => n.phone_number)).toEqual(numbers.slice(0, 2));
-    expect(first.body.incoming_phone_numbers[0]).toMatchObject({ account_sid: ACCOUNT, sid: expect.stringMatching(/^PN/), capabilities: { voice: true } });
+    expect(first.body.incoming_phone_numbers[0]).toMatchObject({
+      account_sid: ACCOUNT,
+      sid: expect.stringMatching(/^PN/),
+      capabilities: { voice: true },
+    });
     expect(first.body.next_page_uri).toMatch(new RegExp(`^/2010-04-01/Accounts/${ACCOUNT}/IncomingPhoneNumbers\\.json\\?.*Page=1`));
     const last = await list(`PhoneNumber=${encodeURIComponent('+1555000')}&PageSize=2&Page=2`);
     expect(last.body.incoming_phone_numbers.map((n) => n.phone_number)).toEqual(numbers.slice(4));
@@ -284,7 +326,11 @@ describe('the Twilio fake is as strict as Twilio', () => {
       headers: { authorization: `Basic ${Buffer.from(auth).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
       body,
     });
-    return { status: res.status, headers: res.headers, body: (await res.json()) as { code: number; status: number; message: string; more_info: string } };
+    return {
+      status: res.status,
+      headers: res.headers,
+      body: (await res.json()) as { code: number; status: number; message: string; more_info: string },
+    };
   }
 
   const valid = { To: CALLER, From: AGENT, Url: 'https://agent.test/voice' };
@@ -296,7 +342,11 @@ describe('the Twilio fake is as strict as Twilio', () => {
     ['no Url, Twiml or ApplicationSid', { To: CALLER, From: AGENT }, 21205],
     ['a relative Url', { ...valid, Url: '/voice' }, 21205],
     ['a StatusCallback that is not an absolute URL', { ...valid, StatusCallback: 'status' }, 21609],
-    ['an unknown StatusCallbackEvent', { ...valid, StatusCallback: 'https://agent.test/s', StatusCallbackEvent: ['ringing', 'bridged'] }, 21626],
+    [
+      'an unknown StatusCallbackEvent',
+      { ...valid, StatusCallback: 'https://agent.test/s', StatusCallbackEvent: ['ringing', 'bridged'] },
+      21626,
+    ],
   ])('rejects %s', async (_, form, code) => {
     const { fake } = await setup();
     const res = await post(fake, form);
@@ -305,12 +355,17 @@ describe('the Twilio fake is as strict as Twilio', () => {
     expect(fake.calls.size).toBe(0);
   });
 
-  it('accepts client: and sip: destinations, and answers with a Call resource shaped like Twilio\'s', async () => {
+  it("accepts client: and sip: destinations, and answers with a Call resource shaped like Twilio's", async () => {
     const { fake } = await setup();
     const res = await post(fake, { To: 'sip:agent@pbx.test', From: AGENT, Twiml: '<Response><Hangup/></Response>' });
     expect(res.status).toBe(201);
     expect(res.body).toMatchObject({
-      account_sid: ACCOUNT, to: 'sip:agent@pbx.test', from: AGENT, status: 'queued', direction: 'outbound-api', api_version: '2010-04-01',
+      account_sid: ACCOUNT,
+      to: 'sip:agent@pbx.test',
+      from: AGENT,
+      status: 'queued',
+      direction: 'outbound-api',
+      api_version: '2010-04-01',
       uri: expect.stringMatching(new RegExp(`^/2010-04-01/Accounts/${ACCOUNT}/Calls/CA[0-9a-f]{32}\\.json$`)),
       date_created: expect.stringMatching(/\+0000$/),
       subresource_uris: expect.objectContaining({ recordings: expect.stringMatching(/\/Recordings\.json$/) }),

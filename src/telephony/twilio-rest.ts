@@ -72,7 +72,13 @@ function errorFromResponse(status: number, body: unknown, headers: unknown): Twi
   const text = [b.message, b.title, b.detail].find((v): v is string => typeof v === 'string' && v !== '') ?? `HTTP ${status}`;
   const h = (headers && typeof headers === 'object' ? headers : {}) as Record<string, unknown>;
   const retryAfter = h['retry-after'] ?? h['Retry-After'];
-  return new TwilioError(status, code, text, typeof retryAfter === 'string' ? retryAfter : undefined, typeof b.more_info === 'string' ? b.more_info : undefined);
+  return new TwilioError(
+    status,
+    code,
+    text,
+    typeof retryAfter === 'string' ? retryAfter : undefined,
+    typeof b.more_info === 'string' ? b.more_info : undefined,
+  );
 }
 
 // Error codes of a request that never reached Twilio, so sending it again cannot do anything twice.
@@ -143,7 +149,11 @@ export class TwilioRest {
         from: p.from,
         url: p.url,
         ...(p.statusCallback
-          ? { statusCallback: p.statusCallback, statusCallbackMethod: 'POST', statusCallbackEvent: p.statusCallbackEvents ?? DEFAULT_EVENTS }
+          ? {
+              statusCallback: p.statusCallback,
+              statusCallbackMethod: 'POST',
+              statusCallbackEvent: p.statusCallbackEvents ?? DEFAULT_EVENTS,
+            }
           : {}),
         timeout: p.timeoutS,
         machineDetection: p.machineDetection,
@@ -166,7 +176,14 @@ export class TwilioRest {
   async fetchCall(callSid: string): Promise<TwilioCall> {
     const c = await this.#run(true, () => this.#client.calls(callSid).fetch());
     const seconds = c.duration === null || c.duration === undefined || c.duration === '' ? NaN : Number(c.duration);
-    return { sid: c.sid, status: c.status, direction: c.direction, from: c.from, to: c.to, durationMs: Number.isFinite(seconds) ? seconds * 1000 : null };
+    return {
+      sid: c.sid,
+      status: c.status,
+      direction: c.direction,
+      from: c.from,
+      to: c.to,
+      durationMs: Number.isFinite(seconds) ? seconds * 1000 : null,
+    };
   }
 
   /**

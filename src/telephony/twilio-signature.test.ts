@@ -14,13 +14,17 @@ describe('Twilio request signatures', () => {
     expect(verifyTwilioSignature('tok', sig, 'https://voice.example.com/api/v1/webhooks/twilio/voice', params)).toBe(true);
     expect(verifyTwilioSignature('tok', sig, 'https://voice.example.com:443/api/v1/webhooks/twilio/voice', params)).toBe(true);
     expect(verifyTwilioSignature('other', sig, 'https://voice.example.com/api/v1/webhooks/twilio/voice', params)).toBe(false);
-    expect(verifyTwilioSignature('tok', sig, 'https://voice.example.com/api/v1/webhooks/twilio/voice', { ...params, To: '+15550003333' })).toBe(false);
+    expect(
+      verifyTwilioSignature('tok', sig, 'https://voice.example.com/api/v1/webhooks/twilio/voice', { ...params, To: '+15550003333' }),
+    ).toBe(false);
     expect(verifyTwilioSignature('tok', sig, 'http://voice.example.com/api/v1/webhooks/twilio/voice', params)).toBe(false);
     expect(verifyTwilioSignature('tok', undefined, 'https://voice.example.com/api/v1/webhooks/twilio/voice', params)).toBe(false);
   });
 
   it('signs repeated parameters de-duplicated and sorted', () => {
-    expect(twilioSignature('t', 'https://x.test/a', { A: ['2', '1', '2'] })).toBe(twilioSignature('t', 'https://x.test/a', { A: ['1', '2'] }));
+    expect(twilioSignature('t', 'https://x.test/a', { A: ['2', '1', '2'] })).toBe(
+      twilioSignature('t', 'https://x.test/a', { A: ['1', '2'] }),
+    );
   });
 
   it('checks the bodySHA256 variant: URL signed without parameters, body hash in the URL', () => {

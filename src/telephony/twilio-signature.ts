@@ -42,7 +42,12 @@ export function verifyTwilioSignature(authToken: string, signature: string | und
 }
 
 /** JSON-body webhook: the URL (with its bodySHA256 parameter) is signed, and the body must hash to that value. */
-export function verifyTwilioBodySignature(authToken: string, signature: string | undefined, url: string, rawBody: string | Buffer): boolean {
+export function verifyTwilioBodySignature(
+  authToken: string,
+  signature: string | undefined,
+  url: string,
+  rawBody: string | Buffer,
+): boolean {
   const expected = new URL(url).searchParams.get('bodySHA256');
   if (!signature || !expected) return false;
   const actual = createHash('sha256').update(rawBody).digest('hex');

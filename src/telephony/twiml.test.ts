@@ -9,7 +9,9 @@ const HOSTILE = `Tom & Jerry <b>"quoted"</b> 'single' > \t tab\nline\r\n</Say><H
 // What an XML parser would read back: the escaped value must sit between its quotes (or tags) with nothing else.
 const decode = (s: string) =>
   s.replace(/&(amp|lt|gt|quot|apos|#x[0-9a-f]+|#\d+);/gi, (_, e: string) =>
-    e[0] === '#' ? String.fromCodePoint(e[1] === 'x' ? parseInt(e.slice(2), 16) : Number(e.slice(1))) : ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" } as Record<string, string>)[e]!,
+    e[0] === '#'
+      ? String.fromCodePoint(e[1] === 'x' ? parseInt(e.slice(2), 16) : Number(e.slice(1)))
+      : ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" } as Record<string, string>)[e]!,
   );
 const attrOf = (xml: string, el: string, name: string) => decode(new RegExp(`<${el}\\b[^>]*? ${name}="([^"<]*)"`).exec(xml)![1]!);
 const textOf = (xml: string, el: string) => decode(new RegExp(`<${el}\\b[^>]*>([^<]*)</${el}>`).exec(xml)![1]!);
@@ -53,7 +55,9 @@ describe('dialSip', () => {
 
   it('appends to a URI that already has headers, and writes credentials and answerOnBridge', () => {
     const xml = dialSip('sip:a@b.test?X-A=1', { 'X-B': '2' }, { username: 'u', password: 'p"w', answerOnBridge: true });
-    expect(xml).toBe(`${XML}<Response><Dial answerOnBridge="true"><Sip username="u" password="p&quot;w">sip:a@b.test?X-A=1&amp;X-B=2</Sip></Dial></Response>`);
+    expect(xml).toBe(
+      `${XML}<Response><Dial answerOnBridge="true"><Sip username="u" password="p&quot;w">sip:a@b.test?X-A=1&amp;X-B=2</Sip></Dial></Response>`,
+    );
   });
 
   it('refuses headers Twilio would drop, oversized headers, and non-SIP URIs', () => {
@@ -75,7 +79,9 @@ describe('dialSip', () => {
 describe('dialNumber', () => {
   it('writes <Dial><Number>, with callerId only when given', () => {
     expect(dialNumber('+15550002222')).toBe(`${XML}<Response><Dial><Number>+15550002222</Number></Dial></Response>`);
-    expect(dialNumber('+15550002222', '+15550001111')).toBe(`${XML}<Response><Dial callerId="+15550001111"><Number>+15550002222</Number></Dial></Response>`);
+    expect(dialNumber('+15550002222', '+15550001111')).toBe(
+      `${XML}<Response><Dial callerId="+15550001111"><Number>+15550002222</Number></Dial></Response>`,
+    );
   });
 });
 

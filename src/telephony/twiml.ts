@@ -61,7 +61,8 @@ export function dialSip(sipUri: string, headers: Record<string, string> = {}, op
   const parts: string[] = [];
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase();
-    const allowed = /^[A-Za-z0-9-]+$/.test(name) && ((lower.startsWith('x-') && !lower.startsWith('x-twilio')) || STANDARD_SIP_HEADERS.has(lower));
+    const allowed =
+      /^[A-Za-z0-9-]+$/.test(name) && ((lower.startsWith('x-') && !lower.startsWith('x-twilio')) || STANDARD_SIP_HEADERS.has(lower));
     if (!allowed) throw new Error(`Twilio would drop SIP header ${name}: use an X- prefix (not X-Twilio)`);
     parts.push(`${encodeURIComponent(name)}=${encodeURIComponent(value)}`);
   }

@@ -55,7 +55,10 @@ export class Admission {
   /** A place for a new call of the tenant, or the refusal (see isRefusal). */
   admit(tenantId: string, kind: CallKind): Lease {
     if (this.live >= this.limits.maxLiveCalls) {
-      throw refusal('calls_at_capacity', `This service is carrying as many calls as it can (${this.limits.maxLiveCalls}); try again shortly`);
+      throw refusal(
+        'calls_at_capacity',
+        `This service is carrying as many calls as it can (${this.limits.maxLiveCalls}); try again shortly`,
+      );
     }
     const mine = this.perTenant.get(tenantId) ?? 0;
     if (mine >= this.limits.maxLiveCallsPerTenant) {

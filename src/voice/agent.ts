@@ -71,7 +71,11 @@ export class Agent {
 
   get tools(): ToolSpec[] {
     const tools: ToolSpec[] = [
-      { name: 'end_call', description: 'End the call after saying goodbye, when the caller is done.', parameters: { type: 'object', properties: { reason: { type: 'string' } } } },
+      {
+        name: 'end_call',
+        description: 'End the call after saying goodbye, when the caller is done.',
+        parameters: { type: 'object', properties: { reason: { type: 'string' } } },
+      },
       {
         name: 'search_knowledge',
         description: 'Search the business’s knowledge base when the passages given do not answer the question.',
@@ -79,7 +83,11 @@ export class Agent {
       },
     ];
     if (this.settings.transferNumber) {
-      tools.push({ name: 'transfer_call', description: 'Transfer the caller to a person when they ask for one or you cannot help.', parameters: { type: 'object', properties: { reason: { type: 'string' } } } });
+      tools.push({
+        name: 'transfer_call',
+        description: 'Transfer the caller to a person when they ask for one or you cannot help.',
+        parameters: { type: 'object', properties: { reason: { type: 'string' } } },
+      });
     }
     return [...tools, ...this.httpTools.map((t) => t.spec)];
   }
@@ -137,19 +145,35 @@ export class Agent {
     yield { type: 'done', turn: { text: text.trim(), citations: [...citations], metrics, action, toolCalls } };
   }
 
-  private async runTool(call: ToolCall, signal: AbortSignal | undefined, context: TurnContext): Promise<ToolOutcome & { action?: AgentAction; passages?: KnowledgePassage[] }> {
+  private async runTool(
+    call: ToolCall,
+    signal: AbortSignal | undefined,
+    context: TurnContext,
+  ): Promise<ToolOutcome & { action?: AgentAction; passages?: KnowledgePassage[] }> {
     const reason = typeof call.arguments.reason === 'string' ? call.arguments.reason : '';
     switch (call.name) {
       case 'end_call':
-        return { status: 'ok', output: 'The call will end after your goodbye.', action: { type: 'end_call', reason: reason || 'agent ended the call' } };
+        return {
+          status: 'ok',
+          output: 'The call will end after your goodbye.',
+          action: { type: 'end_call', reason: reason || 'agent ended the call' },
+        };
       case 'transfer_call':
         if (!this.settings.transferNumber) return { status: 'unknown_tool', output: 'Transfers are not available.' };
-        return { status: 'ok', output: 'Transferring the caller.', action: { type: 'transfer_call', to: this.settings.transferNumber, reason } };
+        return {
+          status: 'ok',
+          output: 'Transferring the caller.',
+          action: { type: 'transfer_call', to: this.settings.transferNumber, reason },
+        };
       case 'search_knowledge': {
         const query = typeof call.arguments.query === 'string' ? call.arguments.query : '';
         if (!query.trim()) return { status: 'invalid_arguments', output: 'The search needs a query.' };
         const passages = await this.search(query, signal);
-        return { status: 'ok', output: passages.length ? passages.map((p, i) => `[${i + 1}] (${p.documentTitle}) ${p.text}`).join('\n\n') : 'Nothing found.', passages };
+        return {
+          status: 'ok',
+          output: passages.length ? passages.map((p, i) => `[${i + 1}] (${p.documentTitle}) ${p.text}`).join('\n\n') : 'Nothing found.',
+          passages,
+        };
       }
     }
     const tool = this.httpTools.find((t) => t.config.name === call.name);

@@ -1,12 +1,24 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { concatPcm, dbfs, encodeWav, muLawBase64, muLawDecode, muLawEncode, parseWav, PcmArena, resample, StreamResampler, toFrames } from './audio.js';
+import {
+  concatPcm,
+  dbfs,
+  encodeWav,
+  muLawBase64,
+  muLawDecode,
+  muLawEncode,
+  parseWav,
+  PcmArena,
+  resample,
+  StreamResampler,
+  toFrames,
+} from './audio.js';
 
 const sine = (hz: number, rate: number, ms: number, amplitude = 8000) =>
   Int16Array.from({ length: Math.round((rate * ms) / 1000) }, (_, i) => Math.round(amplitude * Math.sin((2 * Math.PI * hz * i) / rate)));
 const zeroCrossings = (pcm: Int16Array) => {
   let n = 0;
-  for (let i = 1; i < pcm.length; i++) if ((pcm[i - 1]! < 0) !== (pcm[i]! < 0)) n++;
+  for (let i = 1; i < pcm.length; i++) if (pcm[i - 1]! < 0 !== pcm[i]! < 0) n++;
   return n;
 };
 const rms = (pcm: Int16Array) => Math.sqrt(pcm.reduce((s, x) => s + x * x, 0) / pcm.length);

@@ -227,7 +227,12 @@ export function parseWav(buf: Uint8Array): { pcm: Int16Array; sampleRate: number
     let size = b.readUInt32LE(offset + 4);
     const body = offset + 8;
     if (id === 'fmt ') {
-      format = { tag: b.readUInt16LE(body), channels: b.readUInt16LE(body + 2), sampleRate: b.readUInt32LE(body + 4), bits: b.readUInt16LE(body + 14) };
+      format = {
+        tag: b.readUInt16LE(body),
+        channels: b.readUInt16LE(body + 2),
+        sampleRate: b.readUInt32LE(body + 4),
+        bits: b.readUInt16LE(body + 14),
+      };
       if (format.tag === 0xfffe && size >= 26) format.tag = b.readUInt16LE(body + 24);
     } else if (id === 'data') {
       if (!format) throw new Error('WAV data before its format');

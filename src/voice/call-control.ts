@@ -64,6 +64,8 @@ export class CallControl {
   }
 
   private inScope(scope: CallScope): LiveCall[] {
-    return [...this.live.values()].filter((c) => c.scope?.tenantId === scope.tenantId && (scope.userId === undefined || c.scope.userId === scope.userId));
+    return [...this.live.values()].filter(
+      (c) => c.scope?.tenantId === scope.tenantId && (scope.userId === undefined || c.scope.userId === scope.userId),
+    );
   }
 }

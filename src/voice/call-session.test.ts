@@ -6,7 +6,14 @@ import { EventQueue } from '../lib/event-queue.js';
 import { Agent } from './agent.js';
 import { resample } from './audio.js';
 import { MemoryCallLog } from './call-log.js';
-import { type CallBehaviour, type CallOutcome, CallSession, MAX_DURATION_GOODBYE, SILENCE_GOODBYE, SILENCE_PROMPT } from './call-session.js';
+import {
+  type CallBehaviour,
+  type CallOutcome,
+  CallSession,
+  MAX_DURATION_GOODBYE,
+  SILENCE_GOODBYE,
+  SILENCE_PROMPT,
+} from './call-session.js';
 import { ManualClock } from './clock.js';
 import { FakeLlm } from './llm/fake.js';
 import type { ChatMessage, ChatRequest, KnowledgePassage, LLM, LlmChunk } from './llm/llm.js';
@@ -19,7 +26,12 @@ import { EnergyVad } from './vad/energy-vad.js';
 import type { VAD } from './vad/vad.js';
 
 const RATE = 16000;
-const hours: KnowledgePassage = { chunkId: '00000000-0000-4000-8000-000000000001', documentTitle: 'Hours', score: 0.7, text: 'The clinic opens at nine on weekdays. On Saturdays it closes at noon.' };
+const hours: KnowledgePassage = {
+  chunkId: '00000000-0000-4000-8000-000000000001',
+  documentTitle: 'Hours',
+  score: 0.7,
+  text: 'The clinic opens at nine on weekdays. On Saturdays it closes at noon.',
+};
 /** What the simulated caller "says": a voiced sound with four syllables a second (speech dips between them). */
 const speech = (ms: number) =>
   Int16Array.from({ length: (RATE * ms) / 1000 }, (_, i) => {
@@ -45,7 +57,11 @@ function startCall(opts: CallOptions = {}) {
   const requests: ChatRequest[] = [];
   const llm = opts.llm?.(clock) ?? new LocalResponder();
   const recording: LLM = { provider: llm.provider, model: llm.model, chat: (r) => (requests.push(r), llm.chat(r)) };
-  const agent = new Agent(recording, async (q) => (/clinic|open|saturday/i.test(q) ? [hours] : []), { agentName: 'Nora', systemPrompt: null, transferNumber: opts.transferNumber ?? null });
+  const agent = new Agent(recording, async (q) => (/clinic|open|saturday/i.test(q) ? [hours] : []), {
+    agentName: 'Nora',
+    systemPrompt: null,
+    transferNumber: opts.transferNumber ?? null,
+  });
   const closedBefore: string[] = [];
   const session = new CallSession({
     transport,
@@ -54,7 +70,14 @@ function startCall(opts: CallOptions = {}) {
     tts: new FakeTts(RATE, 200, 40, clock),
     agent,
     callLog,
-    behaviour: { greeting: 'Hello, Sunrise clinic.', endpointingMs: 500, minInterruptionMs: 300, silencePromptMs: 30_000, maxDurationMs: 600_000, ...opts.behaviour },
+    behaviour: {
+      greeting: 'Hello, Sunrise clinic.',
+      endpointingMs: 500,
+      minInterruptionMs: 300,
+      silencePromptMs: 30_000,
+      maxDurationMs: 600_000,
+      ...opts.behaviour,
+    },
     log: pino({ level: 'silent' }),
     clock,
     history: opts.history,
@@ -160,8 +183,10 @@ describe('CallSession: greeting and answers', () => {
 });
 
 describe('CallSession: barge-in', () => {
-  const long = 'First, our clinic is open every weekday. Second, we have free parking. Third, bring your insurance card. Fourth, arrive ten minutes early.';
-  const talker = (clock: ManualClock) => new FakeLlm({ reply: (said) => (/stop/i.test(said) ? 'Of course.' : long), firstTokenMs: 100, tokensPerSecond: 50, clock });
+  const long =
+    'First, our clinic is open every weekday. Second, we have free parking. Third, bring your insurance card. Fourth, arrive ten minutes early.';
+  const talker = (clock: ManualClock) =>
+    new FakeLlm({ reply: (said) => (/stop/i.test(said) ? 'Of course.' : long), firstTokenMs: 100, tokensPerSecond: 50, clock });
 
   it('caller speech past the minimum clears the agent’s audio at once, counting only voiced speech', async () => {
     const c = startCall({ transcripts: ['Tell me everything.', 'Stop, please.'], llm: talker, behaviour: { greeting: null } });
@@ -206,7 +231,13 @@ describe('CallSession: barge-in', () => {
   });
 
   it('a short noise or backchannel while the agent talks does not interrupt it, and its words are dropped', async () => {
-    const llm = (clock: ManualClock) => new FakeLlm({ reply: () => 'Our clinic is open every weekday from nine. We also open on Saturday mornings.', firstTokenMs: 50, tokensPerSecond: 100, clock });
+    const llm = (clock: ManualClock) =>
+      new FakeLlm({
+        reply: () => 'Our clinic is open every weekday from nine. We also open on Saturday mornings.',
+        firstTokenMs: 50,
+        tokensPerSecond: 100,
+        clock,
+      });
     const c = startCall({ transcripts: ['Hours?', 'uh-huh'], llm, behaviour: { greeting: null } });
     await c.say(speech(600));
     await c.until('the answer to be under way', () => c.transport.heardMs() >= 800);
@@ -228,9 +259,18 @@ describe('CallSession: a speech detector stuck on background noise', () => {
     // The VAD hears speech from the first frame and never stops (loud babble); the STT, like Deepgram with its own
     // endpointing, gives the caller's words as a final after a second.
     let started = false;
-    const stuckVad: VAD = { push: () => (started ? null : ((started = true), 'speech-start')), speaking: true, voiced: true, reset: () => {} };
+    const stuckVad: VAD = {
+      push: () => (started ? null : ((started = true), 'speech-start')),
+      speaking: true,
+      voiced: true,
+      reset: () => {},
+    };
     const events = new EventQueue<SttEvent>();
-    const stt: STT = { provider: 'fake', sampleRate: RATE, stream: () => ({ events, push: () => {}, flush: () => {}, close: async () => events.end() }) };
+    const stt: STT = {
+      provider: 'fake',
+      sampleRate: RATE,
+      stream: () => ({ events, push: () => {}, flush: () => {}, close: async () => events.end() }),
+    };
     const c = startCall({ behaviour: { greeting: null }, vad: stuckVad, stt });
     await c.clock.advanceAsync(1000);
     const saidAt = c.transport.now();
@@ -238,7 +278,10 @@ describe('CallSession: a speech detector stuck on background noise', () => {
     await c.waitTurns(2);
     expect(c.callLog.turns[0]).toMatchObject({ speaker: 'caller', text: 'When does the clinic open?' });
     expect(c.callLog.turns[1]).toMatchObject({ speaker: 'agent', citations: [hours.chunkId] });
-    expect(c.callLog.events[0]).toEqual({ type: 'turn.forced', data: { reason: 'speech detector still hearing speech', words_ms_ago: 2000 } });
+    expect(c.callLog.events[0]).toEqual({
+      type: 'turn.forced',
+      data: { reason: 'speech detector still hearing speech', words_ms_ago: 2000 },
+    });
     await c.until('the answer to be heard', () => c.transport.heard.length > 0);
     // Answered after the endpointing time plus the grace period (and the TTS's first byte), not at the maximum duration.
     expect(c.transport.heard[0]!.atMs - saidAt).toBe(500 + 1500 + 200);
@@ -319,7 +362,13 @@ describe('CallSession: silence and the maximum duration', () => {
   });
 
   it('says goodbye and ends the call at the maximum duration, even mid-answer', async () => {
-    const llm = (clock: ManualClock) => new FakeLlm({ reply: () => 'This answer is long enough to last beyond the maximum duration of the call.', firstTokenMs: 10, tokensPerSecond: 100, clock });
+    const llm = (clock: ManualClock) =>
+      new FakeLlm({
+        reply: () => 'This answer is long enough to last beyond the maximum duration of the call.',
+        firstTokenMs: 10,
+        tokensPerSecond: 100,
+        clock,
+      });
     const c = startCall({ transcripts: ['Tell me.'], llm, behaviour: { greeting: null, maxDurationMs: 3000 } });
     await c.say(speech(600));
     const outcome = await c.end(false);
@@ -341,10 +390,19 @@ describe('CallSession: actions and the end of the call', () => {
         yield { type: 'tool_call', call: { id: 't1', name: 'transfer_call', arguments: { reason: 'asked for a person' } } };
       },
     });
-    const c = startCall({ transcripts: ['A person, please.'], llm: transferring, behaviour: { greeting: null }, transferNumber: '+15550002222' });
+    const c = startCall({
+      transcripts: ['A person, please.'],
+      llm: transferring,
+      behaviour: { greeting: null },
+      transferNumber: '+15550002222',
+    });
     await c.say(speech(600));
     const outcome = await c.end(false);
-    expect(outcome).toEqual({ status: 'completed', reason: 'transferred', action: { type: 'transfer_call', to: '+15550002222', reason: 'asked for a person' } });
+    expect(outcome).toEqual({
+      status: 'completed',
+      reason: 'transferred',
+      action: { type: 'transfer_call', to: '+15550002222', reason: 'asked for a person' },
+    });
     expect(c.callLog.turns.at(-1)).toMatchObject({ speaker: 'agent', text: 'Let me connect you.', interrupted: false });
     expect(c.callLog.events.map((e) => e.type)).toEqual(['tool.called', 'transfer.requested']);
     expect(c.closedBefore).toEqual(['open']);
@@ -360,7 +418,11 @@ describe('CallSession: actions and the end of the call', () => {
 
     const b = startCall();
     b.session.transfer('+15550003333', 'escalation');
-    expect(await b.end(false)).toEqual({ status: 'completed', reason: 'transferred', action: { type: 'transfer_call', to: '+15550003333', reason: 'escalation' } });
+    expect(await b.end(false)).toEqual({
+      status: 'completed',
+      reason: 'transferred',
+      action: { type: 'transfer_call', to: '+15550003333', reason: 'escalation' },
+    });
     expect(b.callLog.events).toEqual([{ type: 'transfer.requested', data: { to: '+15550003333', reason: 'escalation' } }]);
     expect(b.closedBefore).toEqual(['open']);
   });
@@ -372,7 +434,8 @@ describe('CallSession: actions and the end of the call', () => {
       model: 'stalled',
       chat: ({ signal }) => ({
         [Symbol.asyncIterator]: () => ({
-          next: () => new Promise((_, reject) => signal?.addEventListener('abort', () => reject(new Error('Request was aborted.')), { once: true })),
+          next: () =>
+            new Promise((_, reject) => signal?.addEventListener('abort', () => reject(new Error('Request was aborted.')), { once: true })),
         }),
       }),
     });
@@ -406,15 +469,24 @@ describe('CallSession: actions and the end of the call', () => {
   });
 
   it('a call picked up again goes on with its history (the model sees the conversation so far)', async () => {
-    const c = startCall({ transcripts: ['And on Sundays?'], behaviour: { greeting: null }, history: [
-      { role: 'assistant', content: 'Hello, Sunrise clinic.' },
-      { role: 'user', content: 'When do you open?' },
-      { role: 'assistant', content: 'At nine.' },
-    ] });
+    const c = startCall({
+      transcripts: ['And on Sundays?'],
+      behaviour: { greeting: null },
+      history: [
+        { role: 'assistant', content: 'Hello, Sunrise clinic.' },
+        { role: 'user', content: 'When do you open?' },
+        { role: 'assistant', content: 'At nine.' },
+      ],
+    });
     await c.say(speech(600));
     await c.waitTurns(2);
     expect(c.turns()[0]).toEqual(['caller', 'And on Sundays?']);
-    expect(c.requests[0]!.messages.map((m) => m.content)).toEqual(['Hello, Sunrise clinic.', 'When do you open?', 'At nine.', 'And on Sundays?']);
+    expect(c.requests[0]!.messages.map((m) => m.content)).toEqual([
+      'Hello, Sunrise clinic.',
+      'When do you open?',
+      'At nine.',
+      'And on Sundays?',
+    ]);
     await c.end();
   });
 

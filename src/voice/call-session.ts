@@ -106,7 +106,9 @@ export class CallSession {
     const outcome = await done;
     this.reply?.controller.abort();
     await this.stt.close();
-    await this.p.beforeClose?.(outcome).catch((err: unknown) => this.p.log.error({ err, callId: this.callLog.callId }, 'end-of-call hand-off failed'));
+    await this.p
+      .beforeClose?.(outcome)
+      .catch((err: unknown) => this.p.log.error({ err, callId: this.callLog.callId }, 'end-of-call hand-off failed'));
     await transport.close(outcome.reason);
     await Promise.allSettled([listening, transcribing, this.reply?.done]);
     await this.records;
@@ -145,7 +147,9 @@ export class CallSession {
       case 'barge-in':
         return this.bargeIn(d.speechMs, d.voicedMs);
       case 'turn-forced':
-        this.record(() => this.callLog.event('turn.forced', { reason: 'speech detector still hearing speech', words_ms_ago: d.wordsMsAgo }));
+        this.record(() =>
+          this.callLog.event('turn.forced', { reason: 'speech detector still hearing speech', words_ms_ago: d.wordsMsAgo }),
+        );
         return;
       case 'digit':
         this.record(() => this.callLog.event('dtmf.received', { digit: d.digit }));
@@ -188,7 +192,11 @@ export class CallSession {
   }
 
   /** The agent starts talking: the turn detector knows, and the caller hears what it says. */
-  private speak(sentences: Iterable<string> | AsyncIterable<string>, signal: AbortSignal, onFirstAudio?: (atMs: number) => void): Promise<Spoken> {
+  private speak(
+    sentences: Iterable<string> | AsyncIterable<string>,
+    signal: AbortSignal,
+    onFirstAudio?: (atMs: number) => void,
+  ): Promise<Spoken> {
     this.turns.agentSpeakingStarted();
     return speak(this.p, sentences, signal, onFirstAudio);
   }
@@ -198,7 +206,15 @@ export class CallSession {
     return async (signal: AbortSignal) => {
       const started = this.now();
       const heard = await this.speak([text], signal);
-      this.record(() => this.callLog.addTurn({ speaker: 'agent', text: heard.text, startMs: Math.round(started), endMs: Math.round(this.now()), interrupted: heard.interrupted }));
+      this.record(() =>
+        this.callLog.addTurn({
+          speaker: 'agent',
+          text: heard.text,
+          startMs: Math.round(started),
+          endMs: Math.round(this.now()),
+          interrupted: heard.interrupted,
+        }),
+      );
       if (heard.text) this.history.push({ role: 'assistant', content: heard.text });
     };
   }
@@ -208,9 +224,12 @@ export class CallSession {
       const turnStart = this.now();
       this.history.push({ role: 'user', content: said });
       // The LLM streams into sentences while each one is turned into audio as it arrives.
-      const { sentences, result } = sentencesOf(this.p.agent.reply(this.history.slice(0, -1), said, signal, { callId: this.callLog.callId }), (err) => {
-        if (!signal.aborted) this.p.log.error({ err, callId: this.callLog.callId }, 'the agent could not answer');
-      });
+      const { sentences, result } = sentencesOf(
+        this.p.agent.reply(this.history.slice(0, -1), said, signal, { callId: this.callLog.callId }),
+        (err) => {
+          if (!signal.aborted) this.p.log.error({ err, callId: this.callLog.callId }, 'the agent could not answer');
+        },
+      );
       const spoken = await this.speak(sentences, signal, (firstAudioAt) => {
         metrics.voice_to_voice = Math.round(firstAudioAt - this.turns.speechEndedAt);
         metrics.first_audio = Math.round(firstAudioAt - turnStart);
@@ -219,7 +238,17 @@ export class CallSession {
       Object.assign(metrics, turn?.metrics ?? {});
       if (spoken.ttsFirstByteMs !== undefined) metrics.tts_ttfb = spoken.ttsFirstByteMs;
       const { text, interrupted } = spoken;
-      this.record(() => this.callLog.addTurn({ speaker: 'agent', text, startMs: Math.round(turnStart), endMs: Math.round(this.now()), interrupted, citations: turn?.citations ?? [], metrics }));
+      this.record(() =>
+        this.callLog.addTurn({
+          speaker: 'agent',
+          text,
+          startMs: Math.round(turnStart),
+          endMs: Math.round(this.now()),
+          interrupted,
+          citations: turn?.citations ?? [],
+          metrics,
+        }),
+      );
       for (const t of turn?.toolCalls ?? []) this.record(() => this.callLog.event('tool.called', toolCalledEvent(t)));
       // History keeps what the caller actually heard.
       if (text) this.history.push({ role: 'assistant', content: text });

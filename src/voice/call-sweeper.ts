@@ -47,7 +47,14 @@ export class CallSweeper {
    */
   sweep(now = new Date()): Promise<number> {
     const sweeping = this.calls
-      .endStale({ connectTimeoutMs: this.limits.connectTimeoutMs, chatIdleMs: this.limits.chatIdleMs, lostAfterMs: this.limits.lostAfterMs ?? LOST_AFTER_MS }, now)
+      .endStale(
+        {
+          connectTimeoutMs: this.limits.connectTimeoutMs,
+          chatIdleMs: this.limits.chatIdleMs,
+          lostAfterMs: this.limits.lostAfterMs ?? LOST_AFTER_MS,
+        },
+        now,
+      )
       .then((ended) => {
         for (const c of ended) this.log.info({ tenantId: c.tenantId, callId: c.id, reason: c.reason }, 'stale call ended');
         return ended.length;

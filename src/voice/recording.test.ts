@@ -20,7 +20,14 @@ function readWav(wav: Buffer) {
   expect(wav.toString('latin1', 0, 4)).toBe('RIFF');
   expect(wav.readUInt32LE(4)).toBe(wav.length - 8);
   expect(wav.toString('latin1', 8, 16)).toBe('WAVEfmt ');
-  const format = { tag: wav.readUInt16LE(20), channels: wav.readUInt16LE(22), rate: wav.readUInt32LE(24), byteRate: wav.readUInt32LE(28), align: wav.readUInt16LE(32), bits: wav.readUInt16LE(34) };
+  const format = {
+    tag: wav.readUInt16LE(20),
+    channels: wav.readUInt16LE(22),
+    rate: wav.readUInt32LE(24),
+    byteRate: wav.readUInt32LE(28),
+    align: wav.readUInt16LE(32),
+    bits: wav.readUInt16LE(34),
+  };
   expect(wav.toString('latin1', 36, 40)).toBe('data');
   const bytes = wav.readUInt32LE(40);
   expect(bytes).toBe(wav.length - 44);
@@ -91,7 +98,9 @@ describe('CallRecorder', () => {
     expect(format).toEqual({ tag: 1, channels: 2, rate: RATE, byteRate: RATE * 4, align: 4, bits: 16 });
     expect(durationMs).toBe(120);
     expect(left.length).toBe(960);
-    expect([left[0], left[159], left[160], left[319], left[320], left[799], left[800], left[959]]).toEqual([-100, 100, -200, 200, 0, 0, -300, 300]);
+    expect([left[0], left[159], left[160], left[319], left[320], left[799], left[800], left[959]]).toEqual([
+      -100, 100, -200, 200, 0, 0, -300, 300,
+    ]);
     expect(firstNonZero(right)).toBe(400);
     expect(nonZero(right)).toBe(80);
   });

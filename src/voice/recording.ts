@@ -280,7 +280,13 @@ function writeHeader(b: Buffer, sampleRate: number, frames: number): void {
 /** The format of a WAV this module wrote (RIFF, PCM 16-bit stereo, 44-byte header), or null if it is not one. */
 function wavFormat(head: Buffer): { sampleRate: number } | null {
   if (head.length < 44 || head.toString('latin1', 0, 4) !== 'RIFF' || head.toString('latin1', 8, 16) !== 'WAVEfmt ') return null;
-  if (head.readUInt16LE(20) !== 1 || head.readUInt16LE(22) !== 2 || head.readUInt16LE(34) !== 16 || head.toString('latin1', 36, 40) !== 'data') return null;
+  if (
+    head.readUInt16LE(20) !== 1 ||
+    head.readUInt16LE(22) !== 2 ||
+    head.readUInt16LE(34) !== 16 ||
+    head.toString('latin1', 36, 40) !== 'data'
+  )
+    return null;
   const sampleRate = head.readUInt32LE(24);
   return sampleRate >= 8000 && sampleRate <= 48000 ? { sampleRate } : null;
 }
@@ -322,11 +328,19 @@ export async function mergeRecordings(stored: Buffer, file: string): Promise<Rec
   // Copies (slice): a Buffer's offset into its memory may be odd, and an Int16Array view needs it even.
   let partPcm = new Int16Array(part.buffer.slice(part.byteOffset + 44, part.byteOffset + 44 + Math.floor((part.length - 44) / 4) * 4));
   if (from.sampleRate !== into.sampleRate) {
-    const [left, right] = [0, 1].map((c) => resample(partPcm.filter((_, i) => i % 2 === c), from.sampleRate, into.sampleRate));
+    const [left, right] = [0, 1].map((c) =>
+      resample(
+        partPcm.filter((_, i) => i % 2 === c),
+        from.sampleRate,
+        into.sampleRate,
+      ),
+    );
     partPcm = new Int16Array(left!.length * 2);
     for (let i = 0; i < left!.length; i++) [partPcm[2 * i], partPcm[2 * i + 1]] = [left![i]!, right![i]!];
   }
-  const storedPcm = new Int16Array(stored.buffer.slice(stored.byteOffset + 44, stored.byteOffset + 44 + Math.floor((stored.length - 44) / 4) * 4));
+  const storedPcm = new Int16Array(
+    stored.buffer.slice(stored.byteOffset + 44, stored.byteOffset + 44 + Math.floor((stored.length - 44) / 4) * 4),
+  );
   const frames = Math.max(storedPcm.length, partPcm.length) / 2;
   const out = Buffer.alloc(44 + frames * 4);
   writeHeader(out, into.sampleRate, frames);

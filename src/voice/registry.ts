@@ -87,7 +87,10 @@ export class ProviderRegistry {
   }
 
   /** The tenant's agent and engines for a call whose audio runs at `sampleRate`. */
-  async voiceFor(tenantId: string, opts: { sampleRate: number; onFallback?: FallbackListener; overrides?: AgentOverrides }): Promise<VoiceParts> {
+  async voiceFor(
+    tenantId: string,
+    opts: { sampleRate: number; onFallback?: FallbackListener; overrides?: AgentOverrides },
+  ): Promise<VoiceParts> {
     const stored = await this.settings.forProviders(tenantId);
     const { keys, tools } = stored;
     const settings: TenantSettingsView = { ...stored.settings, ...opts.overrides };
@@ -96,7 +99,14 @@ export class ProviderRegistry {
     return {
       agent: this.agent(tenantId, settings, keys, tools, opts.onFallback),
       settings,
-      stt: this.stt(tenantId, settings.providers.stt, keys, opts.sampleRate, notify, await this.domainCorpus(tenantId, settings.providers.stt)),
+      stt: this.stt(
+        tenantId,
+        settings.providers.stt,
+        keys,
+        opts.sampleRate,
+        notify,
+        await this.domainCorpus(tenantId, settings.providers.stt),
+      ),
       tts: this.tts(tenantId, settings.providers.tts, keys, opts.sampleRate, notify),
       vad: call.vad === 'energy' ? new EnergyVad() : new SileroVad({ offThread: true }),
       behaviour: {
@@ -120,7 +130,11 @@ export class ProviderRegistry {
         embedder = undefined;
         throw err;
       });
-      const hits = await this.retriever.search(tenantId, query, { topK: settings.rag.top_k, minScore: settings.rag.min_score, embedder: await embedder });
+      const hits = await this.retriever.search(tenantId, query, {
+        topK: settings.rag.top_k,
+        minScore: settings.rag.min_score,
+        embedder: await embedder,
+      });
       return hits.map((h) => ({ chunkId: h.chunkId, documentTitle: h.documentTitle, text: h.text, score: h.score }));
     };
     return new Agent(
@@ -132,7 +146,9 @@ export class ProviderRegistry {
   }
 
   private llm(choice: ProviderSettings['llm'], keys: Keys, tenantId: string, onFallback?: FallbackListener): LLM {
-    const [primary, local] = this.chain('llm', tenantId, choice, keys, (engine, base) => engine.create({ ...base, outboundFetch: this.toolRuntime.outbound.fetch }));
+    const [primary, local] = this.chain('llm', tenantId, choice, keys, (engine, base) =>
+      engine.create({ ...base, outboundFetch: this.toolRuntime.outbound.fetch }),
+    );
     if (!local) return primary;
     return new FallbackLlm([primary, local], (failed, err) => {
       this.log.warn({ tenantId, provider: failed.provider, err }, 'LLM failed before answering; falling back');
@@ -151,8 +167,17 @@ export class ProviderRegistry {
   }
 
   /** The chosen STT, then the local one, each at its own rate nearest the line's (the call resamples to the first). */
-  private stt(tenantId: string, choice: ProviderSettings['stt'], keys: Keys, lineRate: number, notify: FallbackListener, corpus: string): STT {
-    const chain = this.chain('stt', tenantId, choice, keys, (engine, base) => engine.create({ ...base, sampleRate: rateFor(engine, lineRate), corpus }));
+  private stt(
+    tenantId: string,
+    choice: ProviderSettings['stt'],
+    keys: Keys,
+    lineRate: number,
+    notify: FallbackListener,
+    corpus: string,
+  ): STT {
+    const chain = this.chain('stt', tenantId, choice, keys, (engine, base) =>
+      engine.create({ ...base, sampleRate: rateFor(engine, lineRate), corpus }),
+    );
     if (chain.length === 1) return chain[0]!;
     return new FallbackStt(chain, (failed, err) => {
       this.log.warn({ tenantId, provider: failed.provider, err }, 'STT failed; the next engine took over');
@@ -192,13 +217,19 @@ export class ProviderRegistry {
     const credential = credentialFor(chosen.vendor, keys, this.platform.credentials);
     const vendor = chosen.vendor ? VENDORS[chosen.vendor].label : chosen.name;
     if (!credential) {
-      this.log.warn({ tenantId, provider: chosen.name }, `${vendor} chosen but no key configured; falling back to the local ${LOCAL_WORDS[kind]}`);
+      this.log.warn(
+        { tenantId, provider: chosen.name },
+        `${vendor} chosen but no key configured; falling back to the local ${LOCAL_WORDS[kind]}`,
+      );
       return [fallback()];
     }
     try {
       return [make(chosen, { choice, ...credential }), fallback()];
     } catch (err) {
-      this.log.warn({ tenantId, provider: chosen.name, err }, `${vendor} not usable with these settings; falling back to the local ${LOCAL_WORDS[kind]}`);
+      this.log.warn(
+        { tenantId, provider: chosen.name, err },
+        `${vendor} not usable with these settings; falling back to the local ${LOCAL_WORDS[kind]}`,
+      );
       return [fallback()];
     }
   }

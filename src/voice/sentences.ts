@@ -1,7 +1,28 @@
 // Incremental sentence splitting for streamed LLM text: each sentence goes to TTS as soon as it is complete,
 // so the first one is spoken while the model is still writing the rest.
 
-const ABBREVIATIONS = new Set(['mr', 'mrs', 'ms', 'dr', 'st', 'mt', 'prof', 'sr', 'jr', 'vs', 'etc', 'e.g', 'i.e', 'approx', 'no', 'tel', 'ave', 'inc', 'ltd', 'co']);
+const ABBREVIATIONS = new Set([
+  'mr',
+  'mrs',
+  'ms',
+  'dr',
+  'st',
+  'mt',
+  'prof',
+  'sr',
+  'jr',
+  'vs',
+  'etc',
+  'e.g',
+  'i.e',
+  'approx',
+  'no',
+  'tel',
+  'ave',
+  'inc',
+  'ltd',
+  'co',
+]);
 
 export class SentenceSplitter {
   private buffer = '';

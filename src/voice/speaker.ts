@@ -20,7 +20,10 @@ export interface Spoken {
  * The agent's reply as sentences while it streams: the LLM keeps writing while the first sentence is spoken.
  * `result` is the agent's turn (undefined when it failed or was aborted: the sentences then just end).
  */
-export function sentencesOf(reply: AsyncIterable<AgentEvent>, onError: (err: unknown) => void): { sentences: AsyncIterable<string>; result: Promise<TurnResult | undefined> } {
+export function sentencesOf(
+  reply: AsyncIterable<AgentEvent>,
+  onError: (err: unknown) => void,
+): { sentences: AsyncIterable<string>; result: Promise<TurnResult | undefined> } {
   const sentences: string[] = [];
   let notify: (() => void) | undefined;
   let llmDone = false;

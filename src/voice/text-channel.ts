@@ -18,7 +18,8 @@ export interface ChatReply {
 }
 
 /** What a message produces, as it happens: the session, then the reply's text in pieces, then the whole reply. */
-export type ChatEvent = { type: 'session'; sessionId: string; greeting: string | null } | { type: 'delta'; text: string } | { type: 'reply'; reply: ChatReply };
+export type ChatEvent =
+  { type: 'session'; sessionId: string; greeting: string | null } | { type: 'delta'; text: string } | { type: 'reply'; reply: ChatReply };
 
 export class TextChannel {
   constructor(
@@ -36,7 +37,11 @@ export class TextChannel {
    * One message, its reply streamed as the LLM writes it (the chat websocket). When the message that opened a
    * session fails, the session is deleted again: a failed request leaves no session behind.
    */
-  async *stream(tenantId: string, input: { sessionId?: string; message: string; userId?: string }, signal?: AbortSignal): AsyncGenerator<ChatEvent> {
+  async *stream(
+    tenantId: string,
+    input: { sessionId?: string; message: string; userId?: string },
+    signal?: AbortSignal,
+  ): AsyncGenerator<ChatEvent> {
     const { agent, settings } = await this.registry.agentFor(tenantId);
     let greeting: string | null = null;
     let callId: string;
@@ -86,7 +91,13 @@ export class TextChannel {
     if (!turn) throw new Error('agent produced no turn');
     // A reply cut short (the client cancelled or left) keeps what was written, marked as interrupted.
     const interrupted = signal?.aborted ?? false;
-    await this.calls.addTurn(tenantId, callId, { speaker: 'agent', text: turn.text, citations: turn.citations, metrics: turn.metrics, interrupted });
+    await this.calls.addTurn(tenantId, callId, {
+      speaker: 'agent',
+      text: turn.text,
+      citations: turn.citations,
+      metrics: turn.metrics,
+      interrupted,
+    });
     for (const t of turn.toolCalls) await this.calls.event(tenantId, callId, 'tool.called', toolCalledEvent(t));
     let ended = false;
     if (turn.action?.type === 'end_call' && !interrupted) {
@@ -96,7 +107,10 @@ export class TextChannel {
       // Text cannot be transferred: the request is recorded for a person to follow up.
       await this.calls.event(tenantId, callId, 'transfer.requested', { to: turn.action.to, reason: turn.action.reason });
     }
-    yield { type: 'reply', reply: { sessionId: callId, greeting, reply: turn.text, citations: turn.citations, action: turn.action ?? null, ended } };
+    yield {
+      type: 'reply',
+      reply: { sessionId: callId, greeting, reply: turn.text, citations: turn.citations, action: turn.action ?? null, ended },
+    };
   }
 }
 

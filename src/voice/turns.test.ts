@@ -48,7 +48,9 @@ describe('TurnDetector: end of turn', () => {
     d.clock.advance(250);
     expect(d.of('turn')).toEqual([]);
     d.clock.advance(1);
-    expect(d.of('turn')).toEqual([{ type: 'turn', text: 'When do you open?', startMs: 1000, endMs: 1900, metrics: { endpointing: 501, stt_final: 250 }, at: 2401 }]);
+    expect(d.of('turn')).toEqual([
+      { type: 'turn', text: 'When do you open?', startMs: 1000, endMs: 1900, metrics: { endpointing: 501, stt_final: 250 }, at: 2401 },
+    ]);
   });
 
   it('a final after the VAD’s end waits for the endpointing timer that is already running', () => {
@@ -208,7 +210,9 @@ describe('TurnDetector: keypad', () => {
     expect(d.of('turn')).toEqual([]);
     d.clock.advance(100); // 1500 ms after the 4th digit (at 4200)
     expect(d.of('digit').map((x) => x.type === 'digit' && x.digit)).toEqual(['1', '2', '3', '4']);
-    expect(d.of('turn')).toEqual([{ type: 'turn', text: '(pressed on the keypad: 1 2 3 4)', startMs: 5700, endMs: 5700, metrics: {}, at: 5700 }]);
+    expect(d.of('turn')).toEqual([
+      { type: 'turn', text: '(pressed on the keypad: 1 2 3 4)', startMs: 5700, endMs: 5700, metrics: {}, at: 5700 },
+    ]);
     expect(d.turns.speechEndedAt).toBe(5700);
   });
 

@@ -106,7 +106,8 @@ export class TurnDetector {
     this.heardText = `${this.heardText} ${event.text.trim()}`.trim();
     this.lastFinalAt = this.clock.now();
     this.maybeEndTurn();
-    if (this.callerSpeaking) this.stuckTimer = this.clock.setTimeout(() => this.endStuckSpeech(), this.rules.endpointingMs + STUCK_SPEECH_GRACE_MS);
+    if (this.callerSpeaking)
+      this.stuckTimer = this.clock.setTimeout(() => this.endStuckSpeech(), this.rules.endpointingMs + STUCK_SPEECH_GRACE_MS);
   }
 
   /** A keypad digit interrupts the agent like speech; the entry becomes a caller turn the agent answers. */
@@ -209,7 +210,11 @@ export class TurnDetector {
   private bargeIn(): void {
     if (!this.replying) return;
     this.agentSpeaking = false;
-    this.decide({ type: 'barge-in', speechMs: Math.round(this.clock.now() - this.speechStartedAt), voicedMs: Math.round(this.interruptVoicedMs) });
+    this.decide({
+      type: 'barge-in',
+      speechMs: Math.round(this.clock.now() - this.speechStartedAt),
+      voicedMs: Math.round(this.interruptVoicedMs),
+    });
   }
 
   private armSilenceTimer(): void {

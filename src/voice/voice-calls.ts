@@ -75,7 +75,10 @@ export class VoiceCalls {
    * is removed. Runs at start-up and then every SWEEP_EVERY_MS until close().
    */
   async sweepSpool(): Promise<void> {
-    this.sweeper ??= setInterval(() => void this.sweepSpool().catch((err: unknown) => this.log.error({ err }, 'spool sweep failed')), SWEEP_EVERY_MS).unref();
+    this.sweeper ??= setInterval(
+      () => void this.sweepSpool().catch((err: unknown) => this.log.error({ err }, 'spool sweep failed')),
+      SWEEP_EVERY_MS,
+    ).unref();
     if (!this.sweeping) this.sweeping = this.sweep().finally(() => (this.sweeping = undefined));
     return this.sweeping;
   }
@@ -85,7 +88,10 @@ export class VoiceCalls {
     const now = Date.now();
     for (const name of await readdir(this.spoolDir)) {
       const file = path.join(this.spoolDir, name);
-      const idle = await stat(file).then((s) => s.isFile() && now - s.mtimeMs > SPOOL_IDLE_MS, () => false);
+      const idle = await stat(file).then(
+        (s) => s.isFile() && now - s.mtimeMs > SPOOL_IDLE_MS,
+        () => false,
+      );
       if (!idle) continue;
       const [, tenantId, callId] = SPOOL_NAME.exec(name) ?? [];
       // This process's own calls are written by it; a quiet one is not abandoned.
@@ -136,7 +142,12 @@ export class VoiceCalls {
    * again after a restart); without one the transport is closed with ALL_LINES_BUSY as the reason (a browser gets it
    * in its `end` message) and the call ends `busy`.
    */
-  async run(tenantId: string, callId: string, transport: Transport, opts: { beforeClose?: (outcome: CallOutcome) => Promise<void> } = {}): Promise<CallOutcome> {
+  async run(
+    tenantId: string,
+    callId: string,
+    transport: Transport,
+    opts: { beforeClose?: (outcome: CallOutcome) => Promise<void> } = {},
+  ): Promise<CallOutcome> {
     // About when the transport's clock started (it was connected just before): where its audio goes in the recording.
     const connectedAt = performance.now();
     const log = this.log.child({ tenantId, callId });
@@ -159,7 +170,13 @@ export class VoiceCalls {
     }
   }
 
-  private async runAdmitted(call: Call, transport: Transport, connectedAt: number, log: FastifyBaseLogger, opts: { beforeClose?: (outcome: CallOutcome) => Promise<void> }): Promise<CallOutcome> {
+  private async runAdmitted(
+    call: Call,
+    transport: Transport,
+    connectedAt: number,
+    log: FastifyBaseLogger,
+    opts: { beforeClose?: (outcome: CallOutcome) => Promise<void> },
+  ): Promise<CallOutcome> {
     const { tenantId, id: callId } = call;
     // The call's clock runs from its start, also across a restart: turn times never go backwards.
     const origin = performance.now() - (Date.now() - (call.startedAt ?? new Date()).getTime());
@@ -193,7 +210,11 @@ export class VoiceCalls {
     const offsetMs = Math.round(Math.max(0, connectedAt - origin));
     const save = () => (saving ??= recorded ? this.saveRecording(tenantId, callId, recorded, offsetMs, log) : Promise.resolve());
     if (parts.settings.call.recording && transport.kind !== 'livekit') {
-      recorded = recordTransport(transport, { file: path.join(this.spoolDir, `${tenantId}.${callId}.${randomUUID()}.wav`), offsetMs, onClose: save });
+      recorded = recordTransport(transport, {
+        file: path.join(this.spoolDir, `${tenantId}.${callId}.${randomUUID()}.wav`),
+        offsetMs,
+        onClose: save,
+      });
       transport = recorded.transport;
     }
     const session = new CallSession({
@@ -205,7 +226,9 @@ export class VoiceCalls {
       vad: parts.vad,
       behaviour: {
         ...parts.behaviour,
-        greeting: turns.length ? null : (parts.behaviour.greeting ?? (call.direction === 'outbound' ? outboundGreeting(parts.settings.agent_name) : null)),
+        greeting: turns.length
+          ? null
+          : (parts.behaviour.greeting ?? (call.direction === 'outbound' ? outboundGreeting(parts.settings.agent_name) : null)),
         // The maximum is for the whole call, not for each time it is picked up.
         maxDurationMs: Math.max(1000, parts.behaviour.maxDurationMs - (performance.now() - origin)),
       },
@@ -219,10 +242,14 @@ export class VoiceCalls {
     this.live.set(callId, session);
     this.heartbeat ??= setInterval(() => void this.beat(), HEARTBEAT_MS).unref();
     // Hang-up and transfer reach the session from any instance of the service.
-    const detach = this.control.attach(callId, (command) => (command.type === 'hangup' ? session.hangup(command.reason) : session.transfer(command.to, command.reason)), {
-      tenantId,
-      userId: call.userId ?? undefined,
-    });
+    const detach = this.control.attach(
+      callId,
+      (command) => (command.type === 'hangup' ? session.hangup(command.reason) : session.transfer(command.to, command.reason)),
+      {
+        tenantId,
+        userId: call.userId ?? undefined,
+      },
+    );
     const running = session.run();
     this.runs.add(running);
     try {
@@ -240,13 +267,21 @@ export class VoiceCalls {
   }
 
   /** Never throws: a recording that cannot be stored must not fail the call. */
-  private async saveRecording(tenantId: string, callId: string, recorded: RecordedTransport, offsetMs: number, log: FastifyBaseLogger): Promise<void> {
+  private async saveRecording(
+    tenantId: string,
+    callId: string,
+    recorded: RecordedTransport,
+    offsetMs: number,
+    log: FastifyBaseLogger,
+  ): Promise<void> {
     let recording: Recording;
     try {
       recording = await recorded.finish();
     } catch (err) {
       log.error({ err }, 'recording could not be written');
-      await this.calls.event(tenantId, callId, 'recording.failed', { error: err instanceof Error ? err.message : String(err) }).catch(() => {});
+      await this.calls
+        .event(tenantId, callId, 'recording.failed', { error: err instanceof Error ? err.message : String(err) })
+        .catch(() => {});
       return;
     }
     await this.storeRecording(tenantId, callId, recording, 'recording.saved', log, { offset_ms: offsetMs });
@@ -256,7 +291,14 @@ export class VoiceCalls {
    * Stores a finished part of the call's recording, merged with what is stored already (the call was picked up
    * again after a restart); one part at a time per call. Never throws; the file is gone afterwards whatever happens.
    */
-  private storeRecording(tenantId: string, callId: string, recording: Recording, event: 'recording.saved' | 'recording.recovered', log: FastifyBaseLogger, data: Record<string, unknown> = {}): Promise<void> {
+  private storeRecording(
+    tenantId: string,
+    callId: string,
+    recording: Recording,
+    event: 'recording.saved' | 'recording.recovered',
+    log: FastifyBaseLogger,
+    data: Record<string, unknown> = {},
+  ): Promise<void> {
     const store = async () => {
       try {
         if (recording.durationMs === 0) return;
@@ -266,10 +308,17 @@ export class VoiceCalls {
         const key = recordingKey(tenantId, callId);
         await this.recordings.put(key, recording.file, 'audio/wav');
         await this.calls.setRecording(tenantId, callId, key, recording.durationMs);
-        await this.calls.event(tenantId, callId, event, { duration_ms: recording.durationMs, bytes: recording.bytes, ...data, ...(stored ? { merged: true } : {}) });
+        await this.calls.event(tenantId, callId, event, {
+          duration_ms: recording.durationMs,
+          bytes: recording.bytes,
+          ...data,
+          ...(stored ? { merged: true } : {}),
+        });
       } catch (err) {
         log.error({ err }, 'recording could not be stored');
-        await this.calls.event(tenantId, callId, 'recording.failed', { error: err instanceof Error ? err.message : String(err) }).catch(() => {});
+        await this.calls
+          .event(tenantId, callId, 'recording.failed', { error: err instanceof Error ? err.message : String(err) })
+          .catch(() => {});
       } finally {
         // Stored (the store took it), empty, or failed: nothing of it stays behind.
         await rm(recording.file, { force: true }).catch(() => {});

@@ -77,17 +77,23 @@ export class FakeAnthropic {
       if (m.role === 'user') {
         for (const b of blocks) {
           if (b.type === 'tool_result' && !pendingToolUses.delete(b.tool_use_id as string)) {
-            return invalid(`messages.${i}.content: unexpected \`tool_use_id\` found in \`tool_result\` blocks: ${String(b.tool_use_id)}. Each \`tool_result\` block must have a corresponding \`tool_use\` block in the previous message.`);
+            return invalid(
+              `messages.${i}.content: unexpected \`tool_use_id\` found in \`tool_result\` blocks: ${String(b.tool_use_id)}. Each \`tool_result\` block must have a corresponding \`tool_use\` block in the previous message.`,
+            );
           }
         }
-        if (pendingToolUses.size) return invalid(`messages.${i}: \`tool_use\` ids were found without \`tool_result\` blocks immediately after: ${[...pendingToolUses].join(', ')}`);
+        if (pendingToolUses.size)
+          return invalid(
+            `messages.${i}: \`tool_use\` ids were found without \`tool_result\` blocks immediately after: ${[...pendingToolUses].join(', ')}`,
+          );
       } else {
         pendingToolUses = new Set(blocks.filter((b) => b.type === 'tool_use').map((b) => b.id as string));
       }
     }
     for (const t of (body.tools as Record<string, unknown>[] | undefined) ?? []) {
       const schema = t.input_schema as Record<string, unknown> | undefined;
-      if (typeof t.name !== 'string' || !/^[a-zA-Z0-9_-]{1,64}$/.test(t.name) || schema?.type !== 'object') return invalid('tools: each tool needs a valid name and an object input_schema');
+      if (typeof t.name !== 'string' || !/^[a-zA-Z0-9_-]{1,64}$/.test(t.name) || schema?.type !== 'object')
+        return invalid('tools: each tool needs a valid name and an object input_schema');
     }
 
     const script = this.script(body);
@@ -96,17 +102,44 @@ export class FakeAnthropic {
     const stop = calls.length ? 'tool_use' : 'end_turn';
     if (body.stream !== true) {
       res.writeHead(200, { 'content-type': 'application/json' });
-      const content = [...(script.text ? [{ type: 'text', text: script.text }] : []), ...calls.map((c) => ({ type: 'tool_use', id: c.id, name: c.name, input: c.arguments }))];
-      return void res.end(JSON.stringify({ id, type: 'message', role: 'assistant', model: body.model, content, stop_reason: stop, stop_sequence: null, usage: { input_tokens: 50, output_tokens: 20 } }));
+      const content = [
+        ...(script.text ? [{ type: 'text', text: script.text }] : []),
+        ...calls.map((c) => ({ type: 'tool_use', id: c.id, name: c.name, input: c.arguments })),
+      ];
+      return void res.end(
+        JSON.stringify({
+          id,
+          type: 'message',
+          role: 'assistant',
+          model: body.model,
+          content,
+          stop_reason: stop,
+          stop_sequence: null,
+          usage: { input_tokens: 50, output_tokens: 20 },
+        }),
+      );
     }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-    const send = (event: string, data: Record<string, unknown>) => res.write(`event: ${event}\ndata: ${JSON.stringify({ type: event, ...data })}\n\n`);
-    send('message_start', { message: { id, type: 'message', role: 'assistant', content: [], model: body.model, stop_reason: null, stop_sequence: null, usage: { input_tokens: 50, output_tokens: 1 } } });
+    const send = (event: string, data: Record<string, unknown>) =>
+      res.write(`event: ${event}\ndata: ${JSON.stringify({ type: event, ...data })}\n\n`);
+    send('message_start', {
+      message: {
+        id,
+        type: 'message',
+        role: 'assistant',
+        content: [],
+        model: body.model,
+        stop_reason: null,
+        stop_sequence: null,
+        usage: { input_tokens: 50, output_tokens: 1 },
+      },
+    });
     let index = 0;
     if (script.text) {
       send('content_block_start', { index, content_block: { type: 'text', text: '' } });
       send('ping', {});
-      for (const piece of script.text.match(/\S+\s*/g) ?? []) send('content_block_delta', { index, delta: { type: 'text_delta', text: piece } });
+      for (const piece of script.text.match(/\S+\s*/g) ?? [])
+        send('content_block_delta', { index, delta: { type: 'text_delta', text: piece } });
       send('content_block_stop', { index });
       index++;
     }

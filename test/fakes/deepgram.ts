@@ -53,8 +53,34 @@ export interface FakeDeepgramConnection {
 const ENCODINGS = new Set(['linear16', 'linear32', 'flac', 'alaw', 'mulaw', 'amr-nb', 'amr-wb', 'opus', 'ogg-opus', 'speex', 'g729']);
 /** Headerless encodings: Deepgram cannot tell their rate from the audio, so sample_rate is required. */
 const RAW_ENCODINGS = new Set(['linear16', 'linear32', 'alaw', 'mulaw', 'amr-nb', 'amr-wb', 'speex', 'g729']);
-const MODELS = new Set(['nova-3', 'nova-3-general', 'nova-3-medical', 'nova-2', 'nova-2-general', 'nova-2-phonecall', 'nova-2-meeting', 'nova-2-conversationalai', 'nova-2-medical', 'nova', 'enhanced', 'base']);
-const BOOLEANS = ['interim_results', 'vad_events', 'smart_format', 'punctuate', 'numerals', 'profanity_filter', 'diarize', 'dictation', 'multichannel', 'filler_words', 'no_delay', 'mip_opt_out'];
+const MODELS = new Set([
+  'nova-3',
+  'nova-3-general',
+  'nova-3-medical',
+  'nova-2',
+  'nova-2-general',
+  'nova-2-phonecall',
+  'nova-2-meeting',
+  'nova-2-conversationalai',
+  'nova-2-medical',
+  'nova',
+  'enhanced',
+  'base',
+]);
+const BOOLEANS = [
+  'interim_results',
+  'vad_events',
+  'smart_format',
+  'punctuate',
+  'numerals',
+  'profanity_filter',
+  'diarize',
+  'dictation',
+  'multichannel',
+  'filler_words',
+  'no_delay',
+  'mip_opt_out',
+];
 const REFUSALS: Record<number, { code: string; message: string }> = {
   401: { code: 'INVALID_AUTH', message: 'Invalid credentials.' },
   402: { code: 'ASR_PAYMENT_REQUIRED', message: 'Project does not have enough credits for an ASR request.' },
@@ -137,7 +163,10 @@ export class FakeDeepgram {
     const requestId = randomUUID();
     const url = new URL(req.url ?? '/', 'http://fake');
     const refuse = (status: number, code?: string, message?: string, retryAfter?: number) => {
-      const known = REFUSALS[status] ?? { code: status >= 500 ? 'INTERNAL_SERVER_ERROR' : 'Bad Request', message: STATUS_CODES[status] ?? 'Error' };
+      const known = REFUSALS[status] ?? {
+        code: status >= 500 ? 'INTERNAL_SERVER_ERROR' : 'Bad Request',
+        message: STATUS_CODES[status] ?? 'Error',
+      };
       const msg = message ?? known.message;
       const body = JSON.stringify({ err_code: code ?? known.code, err_msg: msg, request_id: requestId });
       this.refusals.push({ url: req.url ?? '', status, message: msg });
@@ -202,19 +231,24 @@ function queryProblem(q: URLSearchParams): string | undefined {
   const encoding = q.get('encoding');
   if (encoding !== null && !ENCODINGS.has(encoding)) return `Invalid query string: unknown encoding \`${encoding}\`.`;
   const rate = q.get('sample_rate');
-  if (rate !== null && (!isInt(rate) || Number(rate) === 0)) return `Invalid query string: sample_rate \`${rate}\` is not a positive integer.`;
-  if (encoding !== null && RAW_ENCODINGS.has(encoding) && rate === null) return `Invalid query string: sample_rate is required for encoding \`${encoding}\`.`;
+  if (rate !== null && (!isInt(rate) || Number(rate) === 0))
+    return `Invalid query string: sample_rate \`${rate}\` is not a positive integer.`;
+  if (encoding !== null && RAW_ENCODINGS.has(encoding) && rate === null)
+    return `Invalid query string: sample_rate is required for encoding \`${encoding}\`.`;
   const channels = q.get('channels');
-  if (channels !== null && (!isInt(channels) || Number(channels) === 0)) return 'Invalid query string: channels must be a positive integer.';
+  if (channels !== null && (!isInt(channels) || Number(channels) === 0))
+    return 'Invalid query string: channels must be a positive integer.';
   for (const name of BOOLEANS) {
     const v = q.get(name);
     if (v !== null && v !== 'true' && v !== 'false') return `Invalid query string: \`${name}\` must be true or false.`;
   }
   const endpointing = q.get('endpointing');
-  if (endpointing !== null && !isInt(endpointing) && endpointing !== 'false' && endpointing !== 'true') return 'Invalid query string: endpointing must be an integer or false.';
+  if (endpointing !== null && !isInt(endpointing) && endpointing !== 'false' && endpointing !== 'true')
+    return 'Invalid query string: endpointing must be an integer or false.';
   const utteranceEnd = q.get('utterance_end_ms');
   if (utteranceEnd !== null && !isInt(utteranceEnd)) return 'Invalid query string: utterance_end_ms must be an integer.';
-  if (utteranceEnd !== null && q.get('interim_results') !== 'true') return 'Invalid query string: utterance_end_ms requires interim_results=true.';
+  if (utteranceEnd !== null && q.get('interim_results') !== 'true')
+    return 'Invalid query string: utterance_end_ms requires interim_results=true.';
   return undefined;
 }
 
@@ -307,7 +341,13 @@ class Listener {
     if (dbfs(pcm) > SPEECH_DBFS) {
       if (!this.utterance) {
         const text = this.fake.nextTranscript();
-        this.utterance = { words: text ? text.split(/\s+/) : [], startMs: start, lastLoudEndMs: end, speechMs: 0, nextInterimMs: start + this.fake.interimEveryMs };
+        this.utterance = {
+          words: text ? text.split(/\s+/) : [],
+          startMs: start,
+          lastLoudEndMs: end,
+          speechMs: 0,
+          nextInterimMs: start + this.fake.interimEveryMs,
+        };
         if (this.flag('vad_events')) this.send({ type: 'SpeechStarted', channel: [0, 1], timestamp: start / 1000 });
       }
       const u = this.utterance;
@@ -321,7 +361,8 @@ class Listener {
       }
       return;
     }
-    if (this.utterance && this.endpointingMs !== undefined && end - this.utterance.lastLoudEndMs >= this.endpointingMs) this.finalize({ speechFinal: true });
+    if (this.utterance && this.endpointingMs !== undefined && end - this.utterance.lastLoudEndMs >= this.endpointingMs)
+      this.finalize({ speechFinal: true });
     if (this.lastWordEndMs !== undefined && this.utteranceEndMs !== undefined && end - this.lastWordEndMs >= this.utteranceEndMs) {
       this.send({ type: 'UtteranceEnd', channel: [0, 1], last_word_end: this.lastWordEndMs / 1000 });
       this.lastWordEndMs = undefined;
@@ -336,7 +377,8 @@ class Listener {
     } catch {
       return this.closeWith(1008, 'Invalid control message: not JSON.');
     }
-    if (type !== 'KeepAlive' && type !== 'Finalize' && type !== 'CloseStream') return this.closeWith(1008, `Invalid control message type \`${String(type)}\`.`);
+    if (type !== 'KeepAlive' && type !== 'Finalize' && type !== 'CloseStream')
+      return this.closeWith(1008, `Invalid control message type \`${String(type)}\`.`);
     this.resetIdle();
     this.record.controls.push(type);
     if (type === 'KeepAlive') this.record.keepAlives++;
@@ -349,7 +391,15 @@ class Listener {
     const u = this.utterance;
     if (!u && !opts.always) return;
     const end = this.audioMs;
-    const final = this.results({ isFinal: true, speechFinal: opts.speechFinal, fromFinalize: opts.fromFinalize, words: u?.words ?? [], from: u?.startMs ?? end, to: u?.lastLoudEndMs ?? end, end });
+    const final = this.results({
+      isFinal: true,
+      speechFinal: opts.speechFinal,
+      fromFinalize: opts.fromFinalize,
+      words: u?.words ?? [],
+      from: u?.startMs ?? end,
+      to: u?.lastLoudEndMs ?? end,
+      end,
+    });
     // Late only when a latency is set (and not before CloseStream's Metadata); lost if the connection ends first.
     if (this.fake.finalLatencyMs > 0 && !opts.now) {
       setTimeout(() => {
@@ -378,7 +428,15 @@ class Listener {
   }
 
   /** A Results message for `words` spread evenly over [from, to], covering the audio from the segment start. */
-  private results(r: { isFinal: boolean; speechFinal?: boolean; fromFinalize?: boolean; words: string[]; from: number; to: number; end?: number }): Record<string, unknown> {
+  private results(r: {
+    isFinal: boolean;
+    speechFinal?: boolean;
+    fromFinalize?: boolean;
+    words: string[];
+    from: number;
+    to: number;
+    end?: number;
+  }): Record<string, unknown> {
     const punctuated = this.flag('smart_format') || this.flag('punctuate');
     const step = r.words.length ? (r.to - r.from) / r.words.length : 0;
     const words = r.words.map((w, i) => ({
@@ -398,7 +456,13 @@ class Listener {
       speech_final: r.speechFinal ?? false,
       ...(r.fromFinalize ? { from_finalize: true } : {}),
       channel: {
-        alternatives: [{ transcript: words.map((w) => (punctuated ? w.punctuated_word : w.word)).join(' '), confidence: words.length ? (r.isFinal ? 0.97 : 0.84) : 0, words }],
+        alternatives: [
+          {
+            transcript: words.map((w) => (punctuated ? w.punctuated_word : w.word)).join(' '),
+            confidence: words.length ? (r.isFinal ? 0.97 : 0.84) : 0,
+            words,
+          },
+        ],
       },
       metadata: { request_id: this.record.requestId, model_uuid: this.modelUuid, model_info: this.modelInfo() },
     };

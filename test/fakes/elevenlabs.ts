@@ -55,12 +55,19 @@ export class FakeElevenLabs {
     const scripted = this.failures.shift();
     if (scripted) {
       if (scripted.retryAfterS !== undefined) res.setHeader('retry-after', String(scripted.retryAfterS));
-      return fail(scripted.status, { status: scripted.status === 429 ? 'too_many_concurrent_requests' : 'internal_error', message: 'Try again later' });
+      return fail(scripted.status, {
+        status: scripted.status === 429 ? 'too_many_concurrent_requests' : 'internal_error',
+        message: 'Try again later',
+      });
     }
-    if (decodeURIComponent(match[1]!) !== this.voiceId) return fail(404, { status: 'voice_not_found', message: 'A voice with the voice_id was not found.' });
+    if (decodeURIComponent(match[1]!) !== this.voiceId)
+      return fail(404, { status: 'voice_not_found', message: 'A voice with the voice_id was not found.' });
     const format = url.searchParams.get('output_format') ?? 'mp3_44100_128';
     const spec = FORMATS[format];
-    if (!spec) return fail(422, [{ loc: ['query', 'output_format'], msg: `Unsupported output format ${format} for this fake`, type: 'value_error' }]);
+    if (!spec)
+      return fail(422, [
+        { loc: ['query', 'output_format'], msg: `Unsupported output format ${format} for this fake`, type: 'value_error' },
+      ]);
     let body: Record<string, unknown>;
     try {
       body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
@@ -68,12 +75,14 @@ export class FakeElevenLabs {
       return fail(400, { status: 'invalid_json', message: 'Invalid JSON body' });
     }
     this.requests.push({ url: req.url ?? '', body });
-    if (typeof body.text !== 'string' || !body.text.trim()) return fail(422, [{ loc: ['body', 'text'], msg: 'Field required', type: 'missing' }]);
-    if (body.model_id !== undefined && !MODELS.has(body.model_id as string)) return fail(400, { status: 'model_not_found', message: 'A model with the model_id was not found.' });
+    if (typeof body.text !== 'string' || !body.text.trim())
+      return fail(422, [{ loc: ['body', 'text'], msg: 'Field required', type: 'missing' }]);
+    if (body.model_id !== undefined && !MODELS.has(body.model_id as string))
+      return fail(400, { status: 'model_not_found', message: 'A model with the model_id was not found.' });
 
     if (this.firstByteMs) await sleep(this.firstByteMs);
     // About 70 ms of speech per character, as a voiced tone.
-    const samples = Math.round((body.text.length * 0.07) * spec.rate);
+    const samples = Math.round(body.text.length * 0.07 * spec.rate);
     const pcm = Int16Array.from({ length: samples }, (_, i) => Math.round(6000 * Math.sin((2 * Math.PI * 200 * i) / spec.rate)));
     const audio = spec.ulaw ? Buffer.from(muLawEncode(pcm)) : Buffer.from(pcm.buffer);
     res.writeHead(200, { 'content-type': spec.ulaw ? 'audio/basic' : 'audio/pcm', 'transfer-encoding': 'chunked' });

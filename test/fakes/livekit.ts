@@ -121,7 +121,13 @@ export class FakeLiveKit {
   /** An outbound trunk as the operator makes it in LiveKit (the platform has no API for it); returns its id. */
   addOutboundTrunk(trunk: { numbers?: string[]; metadata?: string; name?: string } = {}): string {
     const sipTrunkId = id('ST_');
-    this.outboundTrunks.push({ sipTrunkId, name: trunk.name ?? 'outbound', metadata: trunk.metadata ?? '', address: 'sip.carrier.example', numbers: trunk.numbers ?? [] });
+    this.outboundTrunks.push({
+      sipTrunkId,
+      name: trunk.name ?? 'outbound',
+      metadata: trunk.metadata ?? '',
+      address: 'sip.carrier.example',
+      numbers: trunk.numbers ?? [],
+    });
     return sipTrunkId;
   }
 
@@ -164,10 +170,22 @@ export class FakeLiveKit {
       await script.released;
     }
     if (opts.url !== this.url.replace(/^http/, 'ws')) throw new Error(`could not establish signal connection to ${opts.url}`);
-    const { payload } = await jwtVerify(opts.token, new TextEncoder().encode(this.apiSecret), { algorithms: ['HS256'], issuer: this.apiKey, requiredClaims: ['exp', 'sub'] });
+    const { payload } = await jwtVerify(opts.token, new TextEncoder().encode(this.apiSecret), {
+      algorithms: ['HS256'],
+      issuer: this.apiKey,
+      requiredClaims: ['exp', 'sub'],
+    });
     const video = (payload as Claims & { video?: { roomJoin?: boolean } }).video;
     if (!video?.roomJoin || !video.room) throw new Error('could not establish signal connection: permissions denied');
-    if (!this.rooms.has(video.room)) this.rooms.set(video.room, { sid: id('RM_'), name: video.room, emptyTimeout: 300, departureTimeout: 20, metadata: '', creationTime: Date.now() });
+    if (!this.rooms.has(video.room))
+      this.rooms.set(video.room, {
+        sid: id('RM_'),
+        name: video.room,
+        emptyTimeout: 300,
+        departureTimeout: 20,
+        metadata: '',
+        creationTime: Date.now(),
+      });
     const agent = new FakeAgentTransport(video.room, payload, opts.callerIdentity, this.requests.length);
     this.agents.push(agent);
     if (this.callerPresent) agent.callerJoins();
@@ -211,7 +229,9 @@ export class FakeLiveKit {
    * no trunk or rule takes the call.
    */
   sipInbound(call: { from: string; to: string; headers?: Record<string, string> }): { room: string; event: Json } {
-    const trunk = this.inboundTrunks.find((t) => t.numbers.includes(call.to) && (t.allowedNumbers.length === 0 || t.allowedNumbers.includes(call.from)));
+    const trunk = this.inboundTrunks.find(
+      (t) => t.numbers.includes(call.to) && (t.allowedNumbers.length === 0 || t.allowedNumbers.includes(call.from)),
+    );
     if (!trunk) throw new Error(`SIP 404: no inbound trunk for ${call.to}`);
     const rule = this.dispatchRules.find((r) => r.trunkIds.length === 0 || r.trunkIds.includes(trunk.sipTrunkId));
     if (!rule) throw new Error(`SIP 404: no dispatch rule for trunk ${trunk.sipTrunkId}`);
@@ -274,7 +294,11 @@ export class FakeLiveKit {
       if (req.method !== 'POST' || !match) throw new TwirpFailure('bad_route', `no handler for path ${JSON.stringify(req.url)}`);
       // Twirp compares the media type before any parameters; the SDK sends application/json;charset=UTF-8.
       const mediaType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-      if (mediaType !== 'application/json') throw new TwirpFailure('bad_route', `unexpected Content-Type: ${JSON.stringify(req.headers['content-type'] ?? '')} (this fake speaks JSON only)`);
+      if (mediaType !== 'application/json')
+        throw new TwirpFailure(
+          'bad_route',
+          `unexpected Content-Type: ${JSON.stringify(req.headers['content-type'] ?? '')} (this fake speaks JSON only)`,
+        );
       let body: Json;
       try {
         const parsed: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
@@ -344,9 +368,17 @@ export class FakeLiveKit {
     'RoomService/CreateRoom': (body, claims) => {
       need(claims.video?.roomCreate);
       const name = str(body, 'name');
-      if (name.length > MAX_ROOM_NAME_LENGTH) throw new TwirpFailure('invalid_argument', `room name length exceeds limits: max length ${MAX_ROOM_NAME_LENGTH}`);
+      if (name.length > MAX_ROOM_NAME_LENGTH)
+        throw new TwirpFailure('invalid_argument', `room name length exceeds limits: max length ${MAX_ROOM_NAME_LENGTH}`);
       // CreateRoom is create-or-update in LiveKit: an existing room is returned with the new settings applied.
-      const room = this.rooms.get(name) ?? { sid: id('RM_'), name, emptyTimeout: 300, departureTimeout: 20, metadata: '', creationTime: Date.now() };
+      const room = this.rooms.get(name) ?? {
+        sid: id('RM_'),
+        name,
+        emptyTimeout: 300,
+        departureTimeout: 20,
+        metadata: '',
+        creationTime: Date.now(),
+      };
       const emptyTimeout = field<number>(body, 'emptyTimeout');
       const departureTimeout = field<number>(body, 'departureTimeout');
       if (emptyTimeout) room.emptyTimeout = emptyTimeout;
@@ -377,7 +409,10 @@ export class FakeLiveKit {
       const numbers = list(trunk, 'numbers');
       const hasAuth = str(trunk, 'authUsername') !== '' || str(trunk, 'authPassword') !== '';
       if (!hasAuth && list(trunk, 'allowedAddresses').length === 0 && numbers.length === 0) {
-        throw new TwirpFailure('invalid_argument', 'for security, one of the fields must be set: AuthUsername+AuthPassword, AllowedAddresses or Numbers');
+        throw new TwirpFailure(
+          'invalid_argument',
+          'for security, one of the fields must be set: AuthUsername+AuthPassword, AllowedAddresses or Numbers',
+        );
       }
       const allowedNumbers = list(trunk, 'allowedNumbers');
       // LiveKit's trunk validation: two trunks for one number need AllowedNumbers to tell them apart.
@@ -385,11 +420,21 @@ export class FakeLiveKit {
         const shared = numbers.filter((n) => other.numbers.includes(n));
         const bothOpen = allowedNumbers.length === 0 && other.allowedNumbers.length === 0;
         if (shared.length && (bothOpen || allowedNumbers.some((n) => other.allowedNumbers.includes(n)))) {
-          throw new TwirpFailure('invalid_argument', `Conflicting inbound SIP Trunks: "<new>" and "${other.sipTrunkId}", using the same number(s) ${JSON.stringify(shared)} without AllowedNumbers set`);
+          throw new TwirpFailure(
+            'invalid_argument',
+            `Conflicting inbound SIP Trunks: "<new>" and "${other.sipTrunkId}", using the same number(s) ${JSON.stringify(shared)} without AllowedNumbers set`,
+          );
         }
       }
       const headersToAttributes = field<Record<string, string>>(trunk, 'headersToAttributes') ?? {};
-      const info: FakeInboundTrunk = { sipTrunkId: id('ST_'), name: str(trunk, 'name'), metadata: str(trunk, 'metadata'), numbers, allowedNumbers, headersToAttributes };
+      const info: FakeInboundTrunk = {
+        sipTrunkId: id('ST_'),
+        name: str(trunk, 'name'),
+        metadata: str(trunk, 'metadata'),
+        numbers,
+        allowedNumbers,
+        headersToAttributes,
+      };
       this.inboundTrunks.push(info);
       return inboundTrunkJson(info);
     },
@@ -398,7 +443,9 @@ export class FakeLiveKit {
       const ids = list(body, 'trunkIds');
       const numbers = list(body, 'numbers');
       const items = this.inboundTrunks.filter(
-        (t) => (ids.length === 0 || ids.includes(t.sipTrunkId)) && (numbers.length === 0 || t.numbers.length === 0 || t.numbers.some((n) => numbers.includes(n))),
+        (t) =>
+          (ids.length === 0 || ids.includes(t.sipTrunkId)) &&
+          (numbers.length === 0 || t.numbers.length === 0 || t.numbers.some((n) => numbers.includes(n))),
       );
       return { items: items.map(inboundTrunkJson) };
     },
@@ -406,7 +453,9 @@ export class FakeLiveKit {
       need(claims.sip?.admin);
       const ids = list(body, 'trunkIds');
       const numbers = list(body, 'numbers');
-      const items = this.outboundTrunks.filter((t) => (ids.length === 0 || ids.includes(t.sipTrunkId)) && (numbers.length === 0 || t.numbers.some((n) => numbers.includes(n))));
+      const items = this.outboundTrunks.filter(
+        (t) => (ids.length === 0 || ids.includes(t.sipTrunkId)) && (numbers.length === 0 || t.numbers.some((n) => numbers.includes(n))),
+      );
       return { items: items.map(outboundTrunkJson) };
     },
     'SIP/DeleteSIPTrunk': (body, claims) => {
@@ -442,7 +491,15 @@ export class FakeLiveKit {
         attributes: field<Record<string, string>>(info, 'attributes') ?? {},
       };
       this.dispatchRules.push(created);
-      return { sip_dispatch_rule_id: created.sipDispatchRuleId, rule, trunk_ids: trunkIds, hide_phone_number: false, name: created.name, metadata: created.metadata, attributes: created.attributes };
+      return {
+        sip_dispatch_rule_id: created.sipDispatchRuleId,
+        rule,
+        trunk_ids: trunkIds,
+        hide_phone_number: false,
+        name: created.name,
+        metadata: created.metadata,
+        attributes: created.attributes,
+      };
     },
     'SIP/CreateSIPParticipant': (body, claims) => {
       need(claims.sip?.call);
@@ -450,14 +507,29 @@ export class FakeLiveKit {
       if (!trunkId && !field(body, 'trunk')) throw new TwirpFailure('invalid_argument', 'missing sip trunk id');
       const to = str(body, 'sipCallTo');
       if (!to) throw new TwirpFailure('invalid_argument', 'missing sip callee number');
-      if (to.includes('@')) throw new TwirpFailure('invalid_argument', 'SipCallTo should be a phone number or SIP user, not a full SIP URI');
+      if (to.includes('@'))
+        throw new TwirpFailure('invalid_argument', 'SipCallTo should be a phone number or SIP user, not a full SIP URI');
       const room = str(body, 'roomName');
       if (!room) throw new TwirpFailure('invalid_argument', 'missing room name');
-      if (trunkId && !this.outboundTrunks.some((t) => t.sipTrunkId === trunkId)) throw new TwirpFailure('not_found', 'requested sip trunk does not exist');
+      if (trunkId && !this.outboundTrunks.some((t) => t.sipTrunkId === trunkId))
+        throw new TwirpFailure('not_found', 'requested sip trunk does not exist');
       // The callee's room is created when it does not exist yet.
-      if (!this.rooms.has(room)) this.rooms.set(room, { sid: id('RM_'), name: room, emptyTimeout: 300, departureTimeout: 20, metadata: '', creationTime: Date.now() });
+      if (!this.rooms.has(room))
+        this.rooms.set(room, {
+          sid: id('RM_'),
+          name: room,
+          emptyTimeout: 300,
+          departureTimeout: 20,
+          metadata: '',
+          creationTime: Date.now(),
+        });
       this.sipParticipants.push(body);
-      return { participant_id: id('PA_'), participant_identity: str(body, 'participantIdentity') || 'sip-participant', room_name: room, sip_call_id: id('SCL_') };
+      return {
+        participant_id: id('PA_'),
+        participant_identity: str(body, 'participantIdentity') || 'sip-participant',
+        room_name: room,
+        sip_call_id: id('SCL_'),
+      };
     },
     'Egress/StartRoomCompositeEgress': (body, claims) => {
       need(claims.video?.roomRecord);

@@ -77,7 +77,12 @@ export class FakeOpenAI {
     const route = req.method === 'POST' && (req.url === '/v1/embeddings' || req.url === '/v1/chat/completions') ? req.url : undefined;
     if (!route) return fail(404, `Invalid URL (${req.method} ${req.url})`, 'invalid_request_error', null);
     if (req.headers.authorization !== `Bearer ${this.apiKey}`) {
-      return fail(401, 'Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.', 'invalid_request_error', 'invalid_api_key');
+      return fail(
+        401,
+        'Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.',
+        'invalid_request_error',
+        'invalid_api_key',
+      );
     }
     const scripted = this.failures.shift();
     if (scripted?.drop) return void req.socket.destroy();
@@ -99,19 +104,37 @@ export class FakeOpenAI {
     if (route === '/v1/chat/completions') return this.chat(body, res, fail);
     this.requests.push(body);
     const { model, input, dimensions, encoding_format: format = 'float' } = body as Record<string, unknown>;
-    if (typeof model !== 'string') return fail(400, "you must provide a model parameter", 'invalid_request_error', null, 'model');
+    if (typeof model !== 'string') return fail(400, 'you must provide a model parameter', 'invalid_request_error', null, 'model');
     const spec = MODELS[model];
-    if (!spec) return fail(404, `The model \`${model}\` does not exist or you do not have access to it.`, 'invalid_request_error', 'model_not_found');
+    if (!spec)
+      return fail(
+        404,
+        `The model \`${model}\` does not exist or you do not have access to it.`,
+        'invalid_request_error',
+        'model_not_found',
+      );
     const inputs = typeof input === 'string' ? [input] : input;
-    if (!Array.isArray(inputs) || inputs.length === 0 || inputs.length > 2048 || inputs.some((s) => typeof s !== 'string' || s.length === 0)) {
+    if (
+      !Array.isArray(inputs) ||
+      inputs.length === 0 ||
+      inputs.length > 2048 ||
+      inputs.some((s) => typeof s !== 'string' || s.length === 0)
+    ) {
       return fail(400, "'$.input' is invalid. Please check the API reference.", 'invalid_request_error', null, 'input');
     }
     if (format !== 'float' && format !== 'base64') {
-      return fail(400, `'${String(format)}' is not one of ['float', 'base64'] - 'encoding_format'`, 'invalid_request_error', null, 'encoding_format');
+      return fail(
+        400,
+        `'${String(format)}' is not one of ['float', 'base64'] - 'encoding_format'`,
+        'invalid_request_error',
+        null,
+        'encoding_format',
+      );
     }
     let dims = spec.dims;
     if (dimensions !== undefined) {
-      if (!spec.shortenable) return fail(400, 'This model does not support specifying dimensions.', 'invalid_request_error', null, 'dimensions');
+      if (!spec.shortenable)
+        return fail(400, 'This model does not support specifying dimensions.', 'invalid_request_error', null, 'dimensions');
       if (!Number.isInteger(dimensions) || (dimensions as number) < 1 || (dimensions as number) > spec.dims) {
         return fail(400, `Invalid 'dimensions': must be between 1 and ${spec.dims}.`, 'invalid_request_error', null, 'dimensions');
       }
@@ -119,7 +142,13 @@ export class FakeOpenAI {
     }
     const tooLong = (inputs as string[]).findIndex((s) => estimateTokens(s) > 8192);
     if (tooLong >= 0) {
-      return fail(400, `This model's maximum context length is 8192 tokens, however you requested more in input ${tooLong}.`, 'invalid_request_error', null, 'input');
+      return fail(
+        400,
+        `This model's maximum context length is 8192 tokens, however you requested more in input ${tooLong}.`,
+        'invalid_request_error',
+        null,
+        'input',
+      );
     }
     if (this.delayMs) await sleep(this.delayMs);
     const embedder = new LocalEmbedder(dims);
@@ -133,55 +162,112 @@ export class FakeOpenAI {
     res.end(JSON.stringify({ object: 'list', data, model, usage: { prompt_tokens: tokens, total_tokens: tokens } }));
   }
 
-  private async chat(body: Record<string, unknown>, res: ServerResponse, fail: (status: number, message: string, type: string, code: string | null, param?: string | null) => void): Promise<void> {
+  private async chat(
+    body: Record<string, unknown>,
+    res: ServerResponse,
+    fail: (status: number, message: string, type: string, code: string | null, param?: string | null) => void,
+  ): Promise<void> {
     this.chatRequests.push(body);
     const invalid = (message: string, param: string | null) => fail(400, message, 'invalid_request_error', null, param);
     const { model, messages, tools, stream, stream_options: streamOptions } = body as Record<string, unknown>;
     if (typeof model !== 'string') return invalid('you must provide a model parameter', 'model');
-    if (!CHAT_MODELS.has(model)) return fail(404, `The model \`${model}\` does not exist or you do not have access to it.`, 'invalid_request_error', 'model_not_found');
-    if (!Array.isArray(messages) || messages.length === 0) return invalid("Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.", 'messages');
+    if (!CHAT_MODELS.has(model))
+      return fail(
+        404,
+        `The model \`${model}\` does not exist or you do not have access to it.`,
+        'invalid_request_error',
+        'model_not_found',
+      );
+    if (!Array.isArray(messages) || messages.length === 0)
+      return invalid(
+        "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+        'messages',
+      );
     const open = new Set<string>();
     for (const [i, m] of (messages as Record<string, unknown>[]).entries()) {
-      if (!m || typeof m !== 'object' || !ROLES.has(m.role as string)) return invalid(`Invalid value for 'messages[${i}].role'.`, `messages.[${i}].role`);
+      if (!m || typeof m !== 'object' || !ROLES.has(m.role as string))
+        return invalid(`Invalid value for 'messages[${i}].role'.`, `messages.[${i}].role`);
       if (m.role === 'tool') {
         if (typeof m.tool_call_id !== 'string' || !open.delete(m.tool_call_id)) {
-          return invalid("Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.", `messages.[${i}].role`);
+          return invalid(
+            "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.",
+            `messages.[${i}].role`,
+          );
         }
         continue;
       }
       if (open.size) {
-        return invalid("An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: " + [...open].join(', '), `messages.[${i}].role`);
+        return invalid(
+          "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: " +
+            [...open].join(', '),
+          `messages.[${i}].role`,
+        );
       }
       if (m.role === 'assistant' && Array.isArray(m.tool_calls)) for (const c of m.tool_calls as { id: string }[]) open.add(c.id);
-      else if (typeof m.content !== 'string' && !(m.role === 'assistant' && m.content === null)) return invalid(`Invalid type for 'messages[${i}].content'.`, `messages.[${i}].content`);
+      else if (typeof m.content !== 'string' && !(m.role === 'assistant' && m.content === null))
+        return invalid(`Invalid type for 'messages[${i}].content'.`, `messages.[${i}].content`);
     }
     if (tools !== undefined) {
-      const ok = Array.isArray(tools) && (tools as Record<string, unknown>[]).every((t) => {
-        const f = t?.function as Record<string, unknown> | undefined;
-        return t?.type === 'function' && typeof f?.name === 'string' && /^[a-zA-Z0-9_-]{1,64}$/.test(f.name) && (f.parameters === undefined || (typeof f.parameters === 'object' && f.parameters !== null));
-      });
+      const ok =
+        Array.isArray(tools) &&
+        (tools as Record<string, unknown>[]).every((t) => {
+          const f = t?.function as Record<string, unknown> | undefined;
+          return (
+            t?.type === 'function' &&
+            typeof f?.name === 'string' &&
+            /^[a-zA-Z0-9_-]{1,64}$/.test(f.name) &&
+            (f.parameters === undefined || (typeof f.parameters === 'object' && f.parameters !== null))
+          );
+        });
       if (!ok) return invalid("Invalid 'tools': each tool needs type 'function' and a function with a valid name.", 'tools');
     }
-    if (streamOptions !== undefined && stream !== true) return invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.", 'stream_options');
+    if (streamOptions !== undefined && stream !== true)
+      return invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.", 'stream_options');
 
     const script = this.chatScript(body);
     const id = `chatcmpl-${randomUUID().replace(/-/g, '').slice(0, 24)}`;
     const created = Math.floor(Date.now() / 1000);
     const calls = (script.toolCalls ?? []).map((c) => ({ id: `call_${randomUUID().replace(/-/g, '').slice(0, 24)}`, ...c }));
-    const usage = { prompt_tokens: estimateTokens(JSON.stringify(messages)), completion_tokens: estimateTokens(script.text ?? '') + calls.length * 10, total_tokens: 0 };
+    const usage = {
+      prompt_tokens: estimateTokens(JSON.stringify(messages)),
+      completion_tokens: estimateTokens(script.text ?? '') + calls.length * 10,
+      total_tokens: 0,
+    };
     usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
     const finishReason = calls.length ? 'tool_calls' : 'stop';
     if (this.delayMs) await sleep(this.delayMs);
 
     if (stream !== true) {
       res.writeHead(200, { 'content-type': 'application/json' });
-      const message = { role: 'assistant', content: script.text ?? null, refusal: null, ...(calls.length && { tool_calls: calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: JSON.stringify(c.arguments) } })) }) };
-      return void res.end(JSON.stringify({ id, object: 'chat.completion', created, model, choices: [{ index: 0, message, finish_reason: finishReason, logprobs: null }], usage }));
+      const message = {
+        role: 'assistant',
+        content: script.text ?? null,
+        refusal: null,
+        ...(calls.length && {
+          tool_calls: calls.map((c) => ({
+            id: c.id,
+            type: 'function',
+            function: { name: c.name, arguments: JSON.stringify(c.arguments) },
+          })),
+        }),
+      };
+      return void res.end(
+        JSON.stringify({
+          id,
+          object: 'chat.completion',
+          created,
+          model,
+          choices: [{ index: 0, message, finish_reason: finishReason, logprobs: null }],
+          usage,
+        }),
+      );
     }
     const includeUsage = (streamOptions as { include_usage?: boolean } | undefined)?.include_usage === true;
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
     const send = (choices: unknown[], extra: Record<string, unknown> = {}) =>
-      res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, system_fingerprint: 'fp_fake', choices, ...(includeUsage && { usage: null }), ...extra })}\n\n`);
+      res.write(
+        `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, system_fingerprint: 'fp_fake', choices, ...(includeUsage && { usage: null }), ...extra })}\n\n`,
+      );
     send([{ index: 0, delta: { role: 'assistant', content: '', refusal: null }, logprobs: null, finish_reason: null }]);
     for (const piece of (script.text ?? '').match(/\S+\s*/g) ?? []) {
       if (res.destroyed) return;
@@ -191,9 +277,20 @@ export class FakeOpenAI {
     calls.forEach((c, index) => {
       const args = JSON.stringify(c.arguments);
       const half = Math.ceil(args.length / 2);
-      send([{ index: 0, delta: { tool_calls: [{ index, id: c.id, type: 'function', function: { name: c.name, arguments: '' } }] }, logprobs: null, finish_reason: null }]);
-      send([{ index: 0, delta: { tool_calls: [{ index, function: { arguments: args.slice(0, half) } }] }, logprobs: null, finish_reason: null }]);
-      send([{ index: 0, delta: { tool_calls: [{ index, function: { arguments: args.slice(half) } }] }, logprobs: null, finish_reason: null }]);
+      send([
+        {
+          index: 0,
+          delta: { tool_calls: [{ index, id: c.id, type: 'function', function: { name: c.name, arguments: '' } }] },
+          logprobs: null,
+          finish_reason: null,
+        },
+      ]);
+      send([
+        { index: 0, delta: { tool_calls: [{ index, function: { arguments: args.slice(0, half) } }] }, logprobs: null, finish_reason: null },
+      ]);
+      send([
+        { index: 0, delta: { tool_calls: [{ index, function: { arguments: args.slice(half) } }] }, logprobs: null, finish_reason: null },
+      ]);
     });
     send([{ index: 0, delta: {}, logprobs: null, finish_reason: finishReason }]);
     if (includeUsage) send([], { usage });

@@ -136,7 +136,10 @@ export class FakeS3 {
       const status = this.operate(req, res, target, payload);
       log.status = status;
     } catch (err) {
-      const e: S3Error = err instanceof Refusal ? err.error : { status: 500, code: 'InternalError', message: 'We encountered an internal error. Please try again.' };
+      const e: S3Error =
+        err instanceof Refusal
+          ? err.error
+          : { status: 500, code: 'InternalError', message: 'We encountered an internal error. Please try again.' };
       if (!(err instanceof Refusal)) console.error('fake S3 failed', err);
       log.status = e.status;
       log.code = e.code;
@@ -183,7 +186,12 @@ export class FakeS3 {
     const query = parseQuery(target.rawQuery);
     const presigned = query.some(([k]) => k === 'X-Amz-Algorithm' || k === 'X-Amz-Signature' || k === 'X-Amz-Credential');
     const header = req.headers.authorization;
-    if (presigned && header !== undefined) refuse(400, 'InvalidArgument', 'Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified');
+    if (presigned && header !== undefined)
+      refuse(
+        400,
+        'InvalidArgument',
+        'Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified',
+      );
     if (presigned) {
       this.checkPresigned(req, target.rawPath, query);
       return { body: raw, trailers: new Map() };
@@ -194,8 +202,14 @@ export class FakeS3 {
 
   private checkHeader(req: IncomingMessage, rawPath: string, query: [string, string][], header: string, raw: Buffer): Payload {
     const m = /^(\S+) Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([^,\s]+)\s*$/.exec(header);
-    if (!header.startsWith(`${ALGORITHM} `)) refuse(400, 'InvalidArgument', 'Unsupported Authorization Type', { ArgumentName: 'Authorization', ArgumentValue: header });
-    if (!m) refuse(400, 'AuthorizationHeaderMalformed', 'The authorization header is malformed; the authorization header requires three components: Credential, SignedHeaders, and Signature.');
+    if (!header.startsWith(`${ALGORITHM} `))
+      refuse(400, 'InvalidArgument', 'Unsupported Authorization Type', { ArgumentName: 'Authorization', ArgumentValue: header });
+    if (!m)
+      refuse(
+        400,
+        'AuthorizationHeaderMalformed',
+        'The authorization header is malformed; the authorization header requires three components: Credential, SignedHeaders, and Signature.',
+      );
     const [, , credentialText, signedHeadersText, signature] = m!;
     const amzDate = headerValue(req, 'x-amz-date');
     if (!amzDate) refuse(403, 'AccessDenied', 'AWS authentication requires a valid Date or x-amz-date header');
@@ -219,13 +233,25 @@ export class FakeS3 {
     const streaming = contentSha === 'STREAMING-UNSIGNED-PAYLOAD-TRAILER';
     if (contentSha !== 'UNSIGNED-PAYLOAD' && !streaming && !/^[0-9a-f]{64}$/.test(contentSha!)) {
       if (contentSha!.startsWith('STREAMING-')) refuse(501, 'NotImplemented', `This fake does not implement ${contentSha}`);
-      refuse(400, 'InvalidArgument', 'x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER, STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD, STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER or a valid sha256 value.', {
-        ArgumentName: 'x-amz-content-sha256',
-        ArgumentValue: contentSha!,
-      });
+      refuse(
+        400,
+        'InvalidArgument',
+        'x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER, STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD, STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER or a valid sha256 value.',
+        {
+          ArgumentName: 'x-amz-content-sha256',
+          ArgumentValue: contentSha!,
+        },
+      );
     }
 
-    const canonicalRequest = [req.method ?? '', canonicalUri(rawPath), canonicalQuery(query), canonicalHeaders(req, signedHeaders), signedHeaders.join(';'), contentSha].join('\n');
+    const canonicalRequest = [
+      req.method ?? '',
+      canonicalUri(rawPath),
+      canonicalQuery(query),
+      canonicalHeaders(req, signedHeaders),
+      signedHeaders.join(';'),
+      contentSha,
+    ].join('\n');
     const stringToSign = [ALGORITHM, amzDate, credential.scope, sha256(canonicalRequest)].join('\n');
     const key = signingKey(secret, credential.date, credential.region, credential.service);
     this.compare(hex(hmac(key, stringToSign)), signature!, credential, stringToSign, canonicalRequest);
@@ -242,30 +268,55 @@ export class FakeS3 {
 
   private checkPresigned(req: IncomingMessage, rawPath: string, query: [string, string][]): void {
     const param = (name: string) => query.find(([k]) => k === name)?.[1];
-    const [algorithm, credentialText, amzDate, expiresText, signedHeadersText, signature] = ['X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Date', 'X-Amz-Expires', 'X-Amz-SignedHeaders', 'X-Amz-Signature'].map(param);
+    const [algorithm, credentialText, amzDate, expiresText, signedHeadersText, signature] = [
+      'X-Amz-Algorithm',
+      'X-Amz-Credential',
+      'X-Amz-Date',
+      'X-Amz-Expires',
+      'X-Amz-SignedHeaders',
+      'X-Amz-Signature',
+    ].map(param);
     if (!algorithm || !credentialText || !amzDate || !expiresText || !signedHeadersText || !signature) {
-      refuse(400, 'AuthorizationQueryParametersError', 'Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.');
+      refuse(
+        400,
+        'AuthorizationQueryParametersError',
+        'Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.',
+      );
     }
     if (algorithm !== ALGORITHM) refuse(400, 'AuthorizationQueryParametersError', 'X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"');
     const when = parseAmzDate(amzDate!);
-    if (when === undefined) refuse(400, 'AuthorizationQueryParametersError', "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"");
+    if (when === undefined)
+      refuse(400, 'AuthorizationQueryParametersError', "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"");
     if (!/^\d+$/.test(expiresText!)) refuse(400, 'AuthorizationQueryParametersError', 'X-Amz-Expires should be a number');
     const expires = Number(expiresText);
     if (expires < 1) refuse(400, 'AuthorizationQueryParametersError', 'X-Amz-Expires must be non-negative');
-    if (expires > MAX_PRESIGN_S) refuse(400, 'AuthorizationQueryParametersError', 'X-Amz-Expires must be less than a week (in seconds) that is 604800');
+    if (expires > MAX_PRESIGN_S)
+      refuse(400, 'AuthorizationQueryParametersError', 'X-Amz-Expires must be less than a week (in seconds) that is 604800');
     const credential = this.credential(credentialText!, amzDate!, 'query');
     const secret = this.secretFor(credential);
     const serverTime = new Date(this.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
-    if (when! - this.now() > MAX_SKEW_MS) refuse(403, 'AccessDenied', 'Request is not yet valid', { 'X-Amz-Date': amzDate!, ServerTime: serverTime });
+    if (when! - this.now() > MAX_SKEW_MS)
+      refuse(403, 'AccessDenied', 'Request is not yet valid', { 'X-Amz-Date': amzDate!, ServerTime: serverTime });
     if (this.now() > when! + expires * 1000) {
-      refuse(403, 'AccessDenied', 'Request has expired', { 'X-Amz-Expires': expiresText!, Expires: new Date(when! + expires * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'), ServerTime: serverTime });
+      refuse(403, 'AccessDenied', 'Request has expired', {
+        'X-Amz-Expires': expiresText!,
+        Expires: new Date(when! + expires * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        ServerTime: serverTime,
+      });
     }
     const signedHeaders = signedHeaderList(signedHeadersText!);
     this.checkEverySignedAmzHeader(req, signedHeaders);
     // Presigned URLs sign no body unless the signer put a hash in the query.
     const payloadHash = param('X-Amz-Content-Sha256') ?? 'UNSIGNED-PAYLOAD';
     const unsigned = query.filter(([k]) => k !== 'X-Amz-Signature');
-    const canonicalRequest = [req.method ?? '', canonicalUri(rawPath), canonicalQuery(unsigned), canonicalHeaders(req, signedHeaders), signedHeaders.join(';'), payloadHash].join('\n');
+    const canonicalRequest = [
+      req.method ?? '',
+      canonicalUri(rawPath),
+      canonicalQuery(unsigned),
+      canonicalHeaders(req, signedHeaders),
+      signedHeaders.join(';'),
+      payloadHash,
+    ].join('\n');
     const stringToSign = [ALGORITHM, amzDate, credential.scope, sha256(canonicalRequest)].join('\n');
     const key = signingKey(secret, credential.date, credential.region, credential.service);
     this.compare(hex(hmac(key, stringToSign)), signature!, credential, stringToSign, canonicalRequest);
@@ -274,10 +325,15 @@ export class FakeS3 {
   private credential(text: string, amzDate: string, where: 'header' | 'query'): Credential {
     const parts = text.split('/');
     const bad = (message: string) =>
-      where === 'header' ? refuse(400, 'AuthorizationHeaderMalformed', `The authorization header is malformed; ${message}`, { Region: this.region }) : refuse(400, 'AuthorizationQueryParametersError', `Error parsing the X-Amz-Credential parameter; ${message}`, { Region: this.region });
+      where === 'header'
+        ? refuse(400, 'AuthorizationHeaderMalformed', `The authorization header is malformed; ${message}`, { Region: this.region })
+        : refuse(400, 'AuthorizationQueryParametersError', `Error parsing the X-Amz-Credential parameter; ${message}`, {
+            Region: this.region,
+          });
     if (parts.length !== 5) bad('the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".');
     const [accessKeyId, date, region, service, terminator] = parts as [string, string, string, string, string];
-    if (date !== amzDate.slice(0, 8)) bad(`Invalid credential date "${date}". This date is not the same as X-Amz-Date: "${amzDate.slice(0, 8)}".`);
+    if (date !== amzDate.slice(0, 8))
+      bad(`Invalid credential date "${date}". This date is not the same as X-Amz-Date: "${amzDate.slice(0, 8)}".`);
     if (region !== this.region) bad(`the region '${region}' is wrong; expecting '${this.region}'`);
     if (service !== 's3') bad(`incorrect service "${service}". This endpoint belongs to "s3".`);
     if (terminator !== 'aws4_request') bad(`incorrect terminal "${terminator}". This endpoint uses "aws4_request".`);
@@ -286,37 +342,53 @@ export class FakeS3 {
 
   private secretFor(credential: Credential): string {
     const secret = this.credentials.get(credential.accessKeyId);
-    if (secret === undefined) refuse(403, 'InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.', { AWSAccessKeyId: credential.accessKeyId });
+    if (secret === undefined)
+      refuse(403, 'InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.', {
+        AWSAccessKeyId: credential.accessKeyId,
+      });
     return secret!;
   }
 
   /** S3 wants `host` and every x-amz-* header signed (x-amz-content-sha256 excepted only for presigned URLs). */
   private checkEverySignedAmzHeader(req: IncomingMessage, signed: string[]): void {
-    if (!signed.includes('host')) refuse(403, 'AccessDenied', 'There were headers present in the request which were not signed', { HeadersNotSigned: 'host' });
+    if (!signed.includes('host'))
+      refuse(403, 'AccessDenied', 'There were headers present in the request which were not signed', { HeadersNotSigned: 'host' });
     const unsigned = Object.keys(req.headers).filter((h) => h.startsWith('x-amz-') && !signed.includes(h));
-    if (unsigned.length) refuse(403, 'AccessDenied', 'There were headers present in the request which were not signed', { HeadersNotSigned: unsigned.join(', ') });
+    if (unsigned.length)
+      refuse(403, 'AccessDenied', 'There were headers present in the request which were not signed', {
+        HeadersNotSigned: unsigned.join(', '),
+      });
   }
 
   private compare(expected: string, given: string, credential: Credential, stringToSign: string, canonicalRequest: string): void {
     const ok = /^[0-9a-f]{64}$/.test(given) && timingSafeEqual(Buffer.from(expected, 'hex'), Buffer.from(given, 'hex'));
     if (ok) return;
     const bytes = (s: string) => [...Buffer.from(s)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
-    refuse(403, 'SignatureDoesNotMatch', 'The request signature we calculated does not match the signature you provided. Check your key and signing method.', {
-      AWSAccessKeyId: credential.accessKeyId,
-      StringToSign: stringToSign,
-      SignatureProvided: given,
-      StringToSignBytes: bytes(stringToSign),
-      CanonicalRequest: canonicalRequest,
-      CanonicalRequestBytes: bytes(canonicalRequest),
-    });
+    refuse(
+      403,
+      'SignatureDoesNotMatch',
+      'The request signature we calculated does not match the signature you provided. Check your key and signing method.',
+      {
+        AWSAccessKeyId: credential.accessKeyId,
+        StringToSign: stringToSign,
+        SignatureProvided: given,
+        StringToSignBytes: bytes(stringToSign),
+        CanonicalRequest: canonicalRequest,
+        CanonicalRequestBytes: bytes(canonicalRequest),
+      },
+    );
   }
 
   /** aws-chunked bodies: `<hex size>\r\n<data>\r\n` ... a zero-size chunk, then `name:value` trailers. */
   private decodeChunked(req: IncomingMessage, raw: Buffer): Payload {
     const encoding = (headerValue(req, 'content-encoding') ?? '').split(',').map((s) => s.trim());
-    if (!encoding.includes('aws-chunked')) refuse(400, 'InvalidArgument', 'Content-Encoding must include aws-chunked for a streaming payload', { ArgumentName: 'Content-Encoding' });
+    if (!encoding.includes('aws-chunked'))
+      refuse(400, 'InvalidArgument', 'Content-Encoding must include aws-chunked for a streaming payload', {
+        ArgumentName: 'Content-Encoding',
+      });
     const decodedText = headerValue(req, 'x-amz-decoded-content-length');
-    if (decodedText === undefined || !/^\d+$/.test(decodedText)) refuse(411, 'MissingContentLength', 'You must provide the Content-Length HTTP header.');
+    if (decodedText === undefined || !/^\d+$/.test(decodedText))
+      refuse(411, 'MissingContentLength', 'You must provide the Content-Length HTTP header.');
     const parts: Buffer[] = [];
     let at = 0;
     const incomplete = () => refuse(400, 'IncompleteBody', 'The request body terminated unexpectedly');
@@ -339,7 +411,12 @@ export class FakeS3 {
     if (body.length !== Number(decodedText)) incomplete();
     // Trailers: `name:value\r\n` lines, then an empty line; exactly the announced checksum.
     const lines = raw.toString('latin1', at).split('\r\n');
-    const malformed = () => refuse(400, 'MalformedTrailerError', 'The request contained trailing data that was not well-formed or did not conform to our published schema.');
+    const malformed = () =>
+      refuse(
+        400,
+        'MalformedTrailerError',
+        'The request contained trailing data that was not well-formed or did not conform to our published schema.',
+      );
     if (lines.length < 2 || lines.at(-1) !== '' || lines.at(-2) !== '') malformed();
     const trailers = new Map<string, string>();
     for (const l of lines.slice(0, -2)) {
@@ -366,13 +443,19 @@ export class FakeS3 {
       return refuse(501, 'NotImplemented', `This fake does not implement the ${algorithm.toUpperCase()} checksum`);
     }
     const sdkAlgorithm = headerValue(req, 'x-amz-sdk-checksum-algorithm');
-    if (sdkAlgorithm && sdkAlgorithm.toLowerCase() !== algorithm) refuse(400, 'InvalidRequest', `Value for x-amz-sdk-checksum-algorithm header is invalid.`);
+    if (sdkAlgorithm && sdkAlgorithm.toLowerCase() !== algorithm)
+      refuse(400, 'InvalidRequest', `Value for x-amz-sdk-checksum-algorithm header is invalid.`);
     if (computed !== value) refuse(400, 'BadDigest', `The ${algorithm.toUpperCase()} you specified did not match the calculated checksum.`);
   }
 
   // ---- operations ----
 
-  private operate(req: IncomingMessage, res: ServerResponse, target: { bucket: string; key: string; rawQuery: string }, { body, trailers }: Payload): number {
+  private operate(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: { bucket: string; key: string; rawQuery: string },
+    { body, trailers }: Payload,
+  ): number {
     const objects = this.buckets.get(target.bucket);
     if (!objects) return refuse(404, 'NoSuchBucket', 'The specified bucket does not exist', { BucketName: target.bucket });
     if (!target.key) return refuse(501, 'NotImplemented', 'This fake implements object operations only');
@@ -380,7 +463,8 @@ export class FakeS3 {
     if (method === 'PUT') {
       if (headerValue(req, 'x-amz-copy-source') !== undefined) refuse(501, 'NotImplemented', 'This fake does not implement CopyObject');
       const md5 = headerValue(req, 'content-md5');
-      if (md5 !== undefined && createHash('md5').update(body).digest('base64') !== md5) refuse(400, 'BadDigest', 'The Content-MD5 you specified did not match what we received.');
+      if (md5 !== undefined && createHash('md5').update(body).digest('base64') !== md5)
+        refuse(400, 'BadDigest', 'The Content-MD5 you specified did not match what we received.');
       let checksum: StoredObject['checksum'];
       for (const [name, value] of Object.entries(req.headers)) {
         if (name.startsWith('x-amz-checksum-') && name !== 'x-amz-checksum-type' && typeof value === 'string') {
@@ -388,24 +472,37 @@ export class FakeS3 {
           checksum = { algorithm: name.slice('x-amz-checksum-'.length), value };
         }
       }
-      for (const [name, value] of trailers) if (name.startsWith('x-amz-checksum-')) checksum = { algorithm: name.slice('x-amz-checksum-'.length), value };
+      for (const [name, value] of trailers)
+        if (name.startsWith('x-amz-checksum-')) checksum = { algorithm: name.slice('x-amz-checksum-'.length), value };
       const etag = `"${createHash('md5').update(body).digest('hex')}"`;
-      objects.set(target.key, { body, contentType: headerValue(req, 'content-type') ?? 'binary/octet-stream', etag, lastModified: new Date(this.now()), checksum });
-      res.writeHead(200, { etag, ...(checksum && { [`x-amz-checksum-${checksum.algorithm}`]: checksum.value, 'x-amz-checksum-type': 'FULL_OBJECT' }) });
+      objects.set(target.key, {
+        body,
+        contentType: headerValue(req, 'content-type') ?? 'binary/octet-stream',
+        etag,
+        lastModified: new Date(this.now()),
+        checksum,
+      });
+      res.writeHead(200, {
+        etag,
+        ...(checksum && { [`x-amz-checksum-${checksum.algorithm}`]: checksum.value, 'x-amz-checksum-type': 'FULL_OBJECT' }),
+      });
       res.end();
       return 200;
     }
     if (method === 'GET' || method === 'HEAD') {
       const o = objects.get(target.key);
       if (!o) return refuse(404, 'NoSuchKey', 'The specified key does not exist.', { Key: target.key });
-      const wantsChecksum = headerValue(req, 'x-amz-checksum-mode') === 'ENABLED' || parseQuery(target.rawQuery).some(([k, v]) => k === 'x-amz-checksum-mode' && v === 'ENABLED');
+      const wantsChecksum =
+        headerValue(req, 'x-amz-checksum-mode') === 'ENABLED' ||
+        parseQuery(target.rawQuery).some(([k, v]) => k === 'x-amz-checksum-mode' && v === 'ENABLED');
       res.writeHead(200, {
         'content-type': o.contentType,
         'content-length': o.body.length,
         etag: o.etag,
         'last-modified': o.lastModified.toUTCString(),
         'accept-ranges': 'bytes',
-        ...(wantsChecksum && o.checksum && { [`x-amz-checksum-${o.checksum.algorithm}`]: o.checksum.value, 'x-amz-checksum-type': 'FULL_OBJECT' }),
+        ...(wantsChecksum &&
+          o.checksum && { [`x-amz-checksum-${o.checksum.algorithm}`]: o.checksum.value, 'x-amz-checksum-type': 'FULL_OBJECT' }),
       });
       res.end(method === 'HEAD' ? undefined : o.body);
       return 200;
@@ -417,7 +514,10 @@ export class FakeS3 {
       res.end();
       return 204;
     }
-    return refuse(405, 'MethodNotAllowed', 'The specified method is not allowed against this resource.', { Method: method, ResourceType: 'OBJECT' });
+    return refuse(405, 'MethodNotAllowed', 'The specified method is not allowed against this resource.', {
+      Method: method,
+      ResourceType: 'OBJECT',
+    });
   }
 }
 

@@ -14,11 +14,23 @@ export type Redirect = { twiml?: string; url?: string };
 
 /** One call as the fake keeps it: what the create request asked for, and what has happened to it since. */
 export interface FakeCall {
-  sid: string; to: string; from: string; status: FakeCallStatus;
-  url?: string; method: string; twiml?: string; applicationSid?: string;
-  statusCallback?: string; statusCallbackMethod: string; statusCallbackEvents: string[];
-  timeoutS?: number; machineDetection?: string;
-  dateCreated: Date; dateUpdated: Date; startTime?: Date; endTime?: Date;
+  sid: string;
+  to: string;
+  from: string;
+  status: FakeCallStatus;
+  url?: string;
+  method: string;
+  twiml?: string;
+  applicationSid?: string;
+  statusCallback?: string;
+  statusCallbackMethod: string;
+  statusCallbackEvents: string[];
+  timeoutS?: number;
+  machineDetection?: string;
+  dateCreated: Date;
+  dateUpdated: Date;
+  startTime?: Date;
+  endTime?: Date;
   /** Every TwiML document the call ran, in order: the answer's, then each redirect's. */
   documents: string[];
   /** Redirects received through the REST API. */
@@ -32,7 +44,12 @@ export interface FakeCall {
 }
 
 /** An error Twilio could answer with; `retryAfter` in seconds, as the header carries it. */
-export interface FakeTwilioFailure { status: number; code: number; message: string; retryAfter?: number }
+export interface FakeTwilioFailure {
+  status: number;
+  code: number;
+  message: string;
+  retryAfter?: number;
+}
 
 export interface FakeTwilioOptions {
   accountSid: string;
@@ -74,7 +91,11 @@ const ENDED: FakeCallStatus[] = ['completed', 'busy', 'failed', 'no-answer', 'ca
 type Live = { segment: AbortController; next?: Redirect; hangup: boolean };
 
 class TwilioHttpError extends Error {
-  constructor(readonly status: number, readonly code: number, message: string) {
+  constructor(
+    readonly status: number,
+    readonly code: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -129,16 +150,44 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
     const sub = (name: string) => uri.replace(/\.json$/, `/${name}.json`);
     const durationS = c.endTime ? Math.round((c.endTime.getTime() - (c.startTime ?? c.endTime).getTime()) / 1000) : undefined;
     return {
-      account_sid: accountSid, annotation: null, answered_by: c.machineDetection && c.startTime ? 'human' : null, api_version: API_VERSION,
-      caller_name: null, date_created: rfc2822(c.dateCreated), date_updated: rfc2822(c.dateUpdated), direction: 'outbound-api',
-      duration: durationS === undefined ? null : String(durationS), end_time: c.endTime ? rfc2822(c.endTime) : null, forwarded_from: null,
-      from: c.from, from_formatted: c.from, group_sid: null, parent_call_sid: null, phone_number_sid: null, price: null, price_unit: 'USD',
-      queue_time: '0', sid: c.sid, start_time: c.startTime ? rfc2822(c.startTime) : null, status: c.status, to: c.to, to_formatted: c.to,
-      trunk_sid: null, uri,
+      account_sid: accountSid,
+      annotation: null,
+      answered_by: c.machineDetection && c.startTime ? 'human' : null,
+      api_version: API_VERSION,
+      caller_name: null,
+      date_created: rfc2822(c.dateCreated),
+      date_updated: rfc2822(c.dateUpdated),
+      direction: 'outbound-api',
+      duration: durationS === undefined ? null : String(durationS),
+      end_time: c.endTime ? rfc2822(c.endTime) : null,
+      forwarded_from: null,
+      from: c.from,
+      from_formatted: c.from,
+      group_sid: null,
+      parent_call_sid: null,
+      phone_number_sid: null,
+      price: null,
+      price_unit: 'USD',
+      queue_time: '0',
+      sid: c.sid,
+      start_time: c.startTime ? rfc2822(c.startTime) : null,
+      status: c.status,
+      to: c.to,
+      to_formatted: c.to,
+      trunk_sid: null,
+      uri,
       subresource_uris: Object.fromEntries(
-        [['notifications', 'Notifications'], ['recordings', 'Recordings'], ['payments', 'Payments'], ['events', 'Events'], ['siprec', 'Siprec'],
-          ['streams', 'Streams'], ['transcriptions', 'Transcriptions'], ['user_defined_message_subscriptions', 'UserDefinedMessageSubscriptions'],
-          ['user_defined_messages', 'UserDefinedMessages']].map(([k, v]) => [k, sub(v!)]),
+        [
+          ['notifications', 'Notifications'],
+          ['recordings', 'Recordings'],
+          ['payments', 'Payments'],
+          ['events', 'Events'],
+          ['siprec', 'Siprec'],
+          ['streams', 'Streams'],
+          ['transcriptions', 'Transcriptions'],
+          ['user_defined_message_subscriptions', 'UserDefinedMessageSubscriptions'],
+          ['user_defined_messages', 'UserDefinedMessages'],
+        ].map(([k, v]) => [k, sub(v!)]),
       ),
     };
   };
@@ -164,8 +213,15 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
   }
 
   const voiceParams = (c: FakeCall, callStatus: string): Record<string, string> => ({
-    AccountSid: accountSid, ApiVersion: API_VERSION, CallSid: c.sid, CallStatus: callStatus, Called: c.to, Caller: c.from,
-    Direction: 'outbound-api', From: c.from, To: c.to,
+    AccountSid: accountSid,
+    ApiVersion: API_VERSION,
+    CallSid: c.sid,
+    CallStatus: callStatus,
+    Called: c.to,
+    Caller: c.from,
+    Direction: 'outbound-api',
+    From: c.from,
+    To: c.to,
     ...(c.machineDetection && callStatus === 'in-progress' ? { AnsweredBy: 'human' } : {}),
   });
 
@@ -175,7 +231,10 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
     const seq = sequence.get(c.sid) ?? 0;
     sequence.set(c.sid, seq + 1);
     const params = {
-      ...voiceParams(c, callStatus), CallbackSource: 'call-progress-events', SequenceNumber: String(seq), Timestamp: rfc2822(new Date()),
+      ...voiceParams(c, callStatus),
+      CallbackSource: 'call-progress-events',
+      SequenceNumber: String(seq),
+      Timestamp: rfc2822(new Date()),
       ...(event === 'completed' ? { CallDuration: callJson(c).duration ?? '0' } : {}),
     };
     const res = await deliver(c.statusCallback, c.statusCallbackMethod, params);
@@ -224,10 +283,17 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
         const current = doc;
         // A stream holds the call until something ends it; <Say>, <Hangup/> and the like are over at once.
         const played = onCall
-          ? Promise.resolve().then(() => onCall(c, current, signal)).catch(() => undefined)
-          : /<Connect\b/.test(current) ? new Promise<void>(() => {}) : Promise.resolve();
+          ? Promise.resolve()
+              .then(() => onCall(c, current, signal))
+              .catch(() => undefined)
+          : /<Connect\b/.test(current)
+            ? new Promise<void>(() => {})
+            : Promise.resolve();
         // An onCall that ignores its signal must not keep a hung-up call alive.
-        await Promise.race([played, new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })))]);
+        await Promise.race([
+          played,
+          new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true }))),
+        ]);
         const next = control.next;
         if (!next || control.hangup) break;
         control.next = undefined;
@@ -245,14 +311,41 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
 
   const created = new Date();
   const incomingNumberJson = (number: string, sid: string) => ({
-    account_sid: accountSid, address_requirements: 'none', address_sid: null, api_version: API_VERSION, beta: false,
-    capabilities: { fax: false, mms: true, sms: true, voice: true }, date_created: rfc2822(created), date_updated: rfc2822(created),
-    emergency_address_sid: null, emergency_address_status: 'unregistered', emergency_status: 'Inactive', friendly_name: number,
-    identity_sid: null, origin: 'twilio', phone_number: number, sid, sms_application_sid: '', sms_fallback_method: 'POST',
-    sms_fallback_url: '', sms_method: 'POST', sms_url: '', status: 'in-use', status_callback: '', status_callback_method: 'POST',
-    subresource_uris: { assigned_add_ons: `${base}/IncomingPhoneNumbers/${sid}/AssignedAddOns.json` }, trunk_sid: null,
-    type: 'local', uri: `${base}/IncomingPhoneNumbers/${sid}.json`, voice_application_sid: null, voice_caller_id_lookup: false,
-    voice_fallback_method: 'POST', voice_fallback_url: null, voice_method: 'POST', voice_receive_mode: 'voice', voice_url: null,
+    account_sid: accountSid,
+    address_requirements: 'none',
+    address_sid: null,
+    api_version: API_VERSION,
+    beta: false,
+    capabilities: { fax: false, mms: true, sms: true, voice: true },
+    date_created: rfc2822(created),
+    date_updated: rfc2822(created),
+    emergency_address_sid: null,
+    emergency_address_status: 'unregistered',
+    emergency_status: 'Inactive',
+    friendly_name: number,
+    identity_sid: null,
+    origin: 'twilio',
+    phone_number: number,
+    sid,
+    sms_application_sid: '',
+    sms_fallback_method: 'POST',
+    sms_fallback_url: '',
+    sms_method: 'POST',
+    sms_url: '',
+    status: 'in-use',
+    status_callback: '',
+    status_callback_method: 'POST',
+    subresource_uris: { assigned_add_ons: `${base}/IncomingPhoneNumbers/${sid}/AssignedAddOns.json` },
+    trunk_sid: null,
+    type: 'local',
+    uri: `${base}/IncomingPhoneNumbers/${sid}.json`,
+    voice_application_sid: null,
+    voice_caller_id_lookup: false,
+    voice_fallback_method: 'POST',
+    voice_fallback_url: null,
+    voice_method: 'POST',
+    voice_receive_mode: 'voice',
+    voice_url: null,
     bundle_sid: null,
   });
 
@@ -265,9 +358,11 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
     const friendly = query.get('FriendlyName') ?? undefined;
     const pageSize = Number(query.get('PageSize') ?? 50);
     const page = Number(query.get('Page') ?? 0);
-    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000) throw new TwilioHttpError(400, 20001, `Invalid PageSize: ${query.get('PageSize')}`);
+    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000)
+      throw new TwilioHttpError(400, 20001, `Invalid PageSize: ${query.get('PageSize')}`);
     if (!Number.isInteger(page) || page < 0) throw new TwilioHttpError(400, 20001, `Invalid Page: ${query.get('Page')}`);
-    const pattern = filter === undefined ? undefined : new RegExp(filter.replace(/[.*+?^${}()|[\]\\]/g, (c) => (c === '*' ? '\\d' : `\\${c}`)));
+    const pattern =
+      filter === undefined ? undefined : new RegExp(filter.replace(/[.*+?^${}()|[\]\\]/g, (c) => (c === '*' ? '\\d' : `\\${c}`)));
     const matching = [...incomingNumbers]
       .filter(([number]) => (!pattern || pattern.test(number)) && (friendly === undefined || number === friendly))
       .sort(([a], [b]) => a.localeCompare(b));
@@ -282,10 +377,15 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
     };
     const more = (page + 1) * pageSize < matching.length;
     return {
-      end: page * pageSize + Math.max(items.length - 1, 0), first_page_uri: uriFor(0),
+      end: page * pageSize + Math.max(items.length - 1, 0),
+      first_page_uri: uriFor(0),
       incoming_phone_numbers: items.map(([number, sid]) => incomingNumberJson(number, sid)),
-      next_page_uri: more ? uriFor(page + 1) : null, page, page_size: pageSize, previous_page_uri: page > 0 ? uriFor(page - 1) : null,
-      start: page * pageSize, uri: uriFor(page),
+      next_page_uri: more ? uriFor(page + 1) : null,
+      page,
+      page_size: pageSize,
+      previous_page_uri: page > 0 ? uriFor(page - 1) : null,
+      start: page * pageSize,
+      uri: uriFor(page),
     };
   }
 
@@ -298,16 +398,26 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
     const statusCallback = one(p.StatusCallback);
     if (!to) throw new TwilioHttpError(400, 21201, "No 'To' number is specified");
     const toIsNumber = E164.test(to);
-    if (!toIsNumber && !/^(client|sip):\S+$/i.test(to)) throw new TwilioHttpError(400, 21211, `The 'To' number ${to} is not a valid phone number.`);
+    if (!toIsNumber && !/^(client|sip):\S+$/i.test(to))
+      throw new TwilioHttpError(400, 21211, `The 'To' number ${to} is not a valid phone number.`);
     if (!from) throw new TwilioHttpError(400, 21213, "No 'From' number is specified");
     // Calling a phone number needs a phone number as caller ID; client and SIP legs accept an identifier.
-    if (!E164.test(from) && (toIsNumber || !/^(client:)?[\w.+@-]+$/i.test(from))) throw new TwilioHttpError(400, 21212, `The 'From' number ${from} is not a valid phone number.`);
+    if (!E164.test(from) && (toIsNumber || !/^(client:)?[\w.+@-]+$/i.test(from)))
+      throw new TwilioHttpError(400, 21212, `The 'From' number ${from} is not a valid phone number.`);
     const instructions = [url, twiml, applicationSid].filter((v) => v !== undefined && v !== '');
-    if (instructions.length === 0) throw new TwilioHttpError(400, 21205, 'Url parameter is required. Please provide either a Url, Twiml or ApplicationSid.');
+    if (instructions.length === 0)
+      throw new TwilioHttpError(400, 21205, 'Url parameter is required. Please provide either a Url, Twiml or ApplicationSid.');
     if (instructions.length > 1) throw new TwilioHttpError(400, 21205, 'Provide only one of Url, Twiml or ApplicationSid.');
     if (url !== undefined && !isHttpUrl(url)) throw new TwilioHttpError(400, 21205, `Url is not a valid URL: ${url}`);
-    if (statusCallback !== undefined && !isHttpUrl(statusCallback)) throw new TwilioHttpError(400, 21609, `Invalid StatusCallback url: ${statusCallback}`);
-    const events = p.StatusCallbackEvent === undefined ? ['completed'] : [p.StatusCallbackEvent].flat().flatMap((e) => e.split(' ')).filter(Boolean);
+    if (statusCallback !== undefined && !isHttpUrl(statusCallback))
+      throw new TwilioHttpError(400, 21609, `Invalid StatusCallback url: ${statusCallback}`);
+    const events =
+      p.StatusCallbackEvent === undefined
+        ? ['completed']
+        : [p.StatusCallbackEvent]
+            .flat()
+            .flatMap((e) => e.split(' '))
+            .filter(Boolean);
     const bad = events.find((e) => !EVENTS.has(e));
     if (bad) throw new TwilioHttpError(400, 21626, `Invalid StatusCallbackEvent: ${bad}`);
     for (const name of ['Method', 'StatusCallbackMethod'] as const) {
@@ -318,10 +428,24 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
     if (timeout !== undefined && !/^\d+$/.test(timeout)) throw new TwilioHttpError(400, 20001, `Timeout must be an integer: ${timeout}`);
     const now = new Date();
     const call: FakeCall = {
-      sid: `CA${randomBytes(16).toString('hex')}`, to, from, status: 'queued', url, method: (one(p.Method) ?? 'POST').toUpperCase(), twiml, applicationSid,
-      statusCallback, statusCallbackMethod: (one(p.StatusCallbackMethod) ?? 'POST').toUpperCase(), statusCallbackEvents: events,
-      timeoutS: timeout === undefined ? undefined : Number(timeout), machineDetection: one(p.MachineDetection),
-      dateCreated: now, dateUpdated: now, documents: [], redirects: [], callbacks: [],
+      sid: `CA${randomBytes(16).toString('hex')}`,
+      to,
+      from,
+      status: 'queued',
+      url,
+      method: (one(p.Method) ?? 'POST').toUpperCase(),
+      twiml,
+      applicationSid,
+      statusCallback,
+      statusCallbackMethod: (one(p.StatusCallbackMethod) ?? 'POST').toUpperCase(),
+      statusCallbackEvents: events,
+      timeoutS: timeout === undefined ? undefined : Number(timeout),
+      machineDetection: one(p.MachineDetection),
+      dateCreated: now,
+      dateUpdated: now,
+      documents: [],
+      redirects: [],
+      callbacks: [],
     };
     calls.set(call.sid, call);
     const lifecycle = runCall(call);
@@ -334,7 +458,8 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
     const status = one(p.Status);
     const twiml = one(p.Twiml);
     const url = one(p.Url);
-    if (status !== undefined && status !== 'completed' && status !== 'canceled') throw new TwilioHttpError(400, 20001, `Status must be one of completed, canceled: ${status}`);
+    if (status !== undefined && status !== 'completed' && status !== 'canceled')
+      throw new TwilioHttpError(400, 20001, `Status must be one of completed, canceled: ${status}`);
     if (url !== undefined && !isHttpUrl(url)) throw new TwilioHttpError(400, 21205, `Url is not a valid URL: ${url}`);
     const control = live.get(c.sid);
     const ended = ENDED.includes(c.status);
@@ -361,7 +486,13 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
     c.dateUpdated = new Date();
   }
 
-  function route(method: string, path: string, params: TwilioParams, auth: string | undefined, query: URLSearchParams): { status: number; body: unknown } {
+  function route(
+    method: string,
+    path: string,
+    params: TwilioParams,
+    auth: string | undefined,
+    query: URLSearchParams,
+  ): { status: number; body: unknown } {
     const creds = /^Basic (.+)$/i.exec(auth ?? '')?.[1];
     const [user, ...rest] = creds ? Buffer.from(creds, 'base64').toString('utf8').split(':') : [];
     if (user !== accountSid || rest.join(':') !== authToken) throw new TwilioHttpError(401, 20003, 'Authenticate');
@@ -394,7 +525,10 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
     // Twilio reads parameters from a form body only; JSON or anything else arrives as no parameters at all.
     const form = method === 'POST' && /^application\/x-www-form-urlencoded/i.test(req.headers['content-type'] ?? '');
     const params = parseForm(form ? Buffer.concat(chunks).toString('utf8') : '');
-    const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8', 'twilio-request-id': `RQ${randomBytes(16).toString('hex')}` };
+    const headers: Record<string, string> = {
+      'content-type': 'application/json; charset=utf-8',
+      'twilio-request-id': `RQ${randomBytes(16).toString('hex')}`,
+    };
     let answer: { status: number; body: unknown };
     try {
       const injected = failures.shift();

@@ -7,7 +7,11 @@ const warnings: string[] = [];
 process.on('warning', (w) => warnings.push(w.message));
 const vad = new SileroVad({ offThread: true });
 for (let i = 0; i < 50; i++) {
-  vad.push({ pcm: new Int16Array(160).map((_, k) => Math.round(3000 * Math.sin((i * 160 + k) / 5))), sampleRate: 8000, timestampMs: i * 20 });
+  vad.push({
+    pcm: new Int16Array(160).map((_, k) => Math.round(3000 * Math.sin((i * 160 + k) / 5))),
+    sampleRate: 8000,
+    timestampMs: i * 20,
+  });
   await sleep(20);
 }
 while (vad.pending > 0) await sleep(5);

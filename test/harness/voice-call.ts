@@ -14,7 +14,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 const RATE = 16000;
 const out = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
-const config = loadConfig({ ...process.env, NODE_ENV: 'test', SECRET_KEY: 'harness-secret-key-that-is-long-enough-0123456789', INGEST_CONCURRENCY: '0' });
+const config = loadConfig({
+  ...process.env,
+  NODE_ENV: 'test',
+  SECRET_KEY: 'harness-secret-key-that-is-long-enough-0123456789',
+  INGEST_CONCURRENCY: '0',
+});
 const deps = await buildDeps(config, pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2)));
 
 let tenantId = process.env.TENANT_ID;

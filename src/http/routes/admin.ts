@@ -15,7 +15,15 @@ export function adminRoutes(app: App, deps: Deps): void {
 
   app.get(
     '/api/v1/admin/tenants',
-    { config: { auth: 'platform_admin' }, schema: { ...common, summary: 'All tenants with counts', querystring: pageQuery, response: { 200: page(tenantWithCounts), ...errorResponses } } },
+    {
+      config: { auth: 'platform_admin' },
+      schema: {
+        ...common,
+        summary: 'All tenants with counts',
+        querystring: pageQuery,
+        response: { 200: page(tenantWithCounts), ...errorResponses },
+      },
+    },
     async (request) => {
       const { items, total } = await deps.tenantAdmin.list(request.query);
       return { items: items.map(toView), total, ...request.query };
@@ -24,7 +32,10 @@ export function adminRoutes(app: App, deps: Deps): void {
 
   app.get(
     '/api/v1/admin/tenants/:id',
-    { config: { auth: 'platform_admin' }, schema: { ...common, summary: 'One tenant with counts', params: idParams, response: { 200: tenantWithCounts, ...errorResponses } } },
+    {
+      config: { auth: 'platform_admin' },
+      schema: { ...common, summary: 'One tenant with counts', params: idParams, response: { 200: tenantWithCounts, ...errorResponses } },
+    },
     async (request) => toView(await deps.tenantAdmin.get(request.params.id)),
   );
 
@@ -51,7 +62,15 @@ export function adminRoutes(app: App, deps: Deps): void {
 
   app.post(
     '/api/v1/admin/tenants/:id/reactivate',
-    { config: { auth: 'platform_admin' }, schema: { ...common, summary: 'Reactivate a suspended tenant', params: idParams, response: { 200: tenantWithCounts, ...errorResponses } } },
+    {
+      config: { auth: 'platform_admin' },
+      schema: {
+        ...common,
+        summary: 'Reactivate a suspended tenant',
+        params: idParams,
+        response: { 200: tenantWithCounts, ...errorResponses },
+      },
+    },
     async (request) => toView(await deps.tenantAdmin.setStatus(request.params.id, 'active')),
   );
 }

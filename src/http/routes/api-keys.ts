@@ -60,7 +60,11 @@ export function apiKeyRoutes(app: App, deps: Deps): void {
     '/api/v1/api-keys',
     {
       config: { auth: 'tenant_admin' },
-      schema: { ...common, summary: 'List live API keys (never the keys themselves)', response: { 200: z.object({ items: z.array(apiKeyView) }), ...errorResponses } },
+      schema: {
+        ...common,
+        summary: 'List live API keys (never the keys themselves)',
+        response: { 200: z.object({ items: z.array(apiKeyView) }), ...errorResponses },
+      },
     },
     async (request) => ({ items: (await deps.apiKeys.list(userOf(request).tenantId)).map(toView) }),
   );

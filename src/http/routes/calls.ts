@@ -66,7 +66,9 @@ const toTurn = (t: Turn): z.infer<typeof turnView> => ({
 const eventView = callEventView({ occurred_at: z.string() }).meta({ id: 'CallEvent' });
 /** Rows written before the catalog carry a few older names: shown under today's. */
 const toEvent = (e: CallEvent) =>
-  ({ type: LEGACY_CALL_EVENT_NAMES.get(e.type) ?? e.type, occurred_at: e.occurredAt.toISOString(), data: e.extraData }) as z.infer<typeof eventView>;
+  ({ type: LEGACY_CALL_EVENT_NAMES.get(e.type) ?? e.type, occurred_at: e.occurredAt.toISOString(), data: e.extraData }) as z.infer<
+    typeof eventView
+  >;
 
 export function callRoutes(app: App, deps: Deps): void {
   const common = { tags: ['calls'], security: [{ bearer: [] }] };
@@ -75,7 +77,12 @@ export function callRoutes(app: App, deps: Deps): void {
     '/api/v1/calls',
     {
       config: { auth: 'tenant' },
-      schema: { ...common, summary: 'Calls and chat sessions, newest first', querystring: pageQuery.extend({ direction: direction.optional() }), response: { 200: page(callView), ...errorResponses } },
+      schema: {
+        ...common,
+        summary: 'Calls and chat sessions, newest first',
+        querystring: pageQuery.extend({ direction: direction.optional() }),
+        response: { 200: page(callView), ...errorResponses },
+      },
     },
     async (request) => {
       const { direction: d, ...p } = request.query;
@@ -86,19 +93,43 @@ export function callRoutes(app: App, deps: Deps): void {
 
   app.get(
     '/api/v1/calls/:id',
-    { config: { auth: 'tenant' }, schema: { ...common, summary: 'One call: status, timing, metrics summary', params: idParams, response: { 200: callView, ...errorResponses } } },
+    {
+      config: { auth: 'tenant' },
+      schema: {
+        ...common,
+        summary: 'One call: status, timing, metrics summary',
+        params: idParams,
+        response: { 200: callView, ...errorResponses },
+      },
+    },
     async (request) => toCall(await deps.calls.get(principalOf(request).tenantId, request.params.id)),
   );
 
   app.get(
     '/api/v1/calls/:id/transcript',
-    { config: { auth: 'tenant' }, schema: { ...common, summary: 'Transcript turns in order', params: idParams, response: { 200: z.object({ items: z.array(turnView) }), ...errorResponses } } },
+    {
+      config: { auth: 'tenant' },
+      schema: {
+        ...common,
+        summary: 'Transcript turns in order',
+        params: idParams,
+        response: { 200: z.object({ items: z.array(turnView) }), ...errorResponses },
+      },
+    },
     async (request) => ({ items: (await deps.calls.transcript(principalOf(request).tenantId, request.params.id)).map(toTurn) }),
   );
 
   app.get(
     '/api/v1/calls/:id/events',
-    { config: { auth: 'tenant' }, schema: { ...common, summary: 'The call’s audit trail', params: idParams, response: { 200: z.object({ items: z.array(eventView) }), ...errorResponses } } },
+    {
+      config: { auth: 'tenant' },
+      schema: {
+        ...common,
+        summary: 'The call’s audit trail',
+        params: idParams,
+        response: { 200: z.object({ items: z.array(eventView) }), ...errorResponses },
+      },
+    },
     async (request) => ({ items: (await deps.calls.events(principalOf(request).tenantId, request.params.id)).map(toEvent) }),
   );
 
@@ -115,13 +146,21 @@ export function callRoutes(app: App, deps: Deps): void {
           'From `from_number_id` (one of the tenant’s numbers) or the tenant’s oldest active number. `overrides` change the agent for this call only. ' +
           'The call starts `queued`; Twilio’s status callbacks move it on. 422 call_rejected when Twilio refuses the destination, 503 twilio_not_configured without Twilio. ' +
           'Like every new call it needs a place: 429 too_many_calls past the tenant’s live calls (MAX_LIVE_CALLS_PER_TENANT), 503 calls_at_capacity past the instance’s (MAX_LIVE_CALLS), both with Retry-After.',
-        body: z.strictObject({ to: z.string().regex(E164, 'must be an E.164 number such as +14155550100'), from_number_id: z.uuid().optional(), overrides: phoneNumberOverridesSchema.optional() }),
+        body: z.strictObject({
+          to: z.string().regex(E164, 'must be an E.164 number such as +14155550100'),
+          from_number_id: z.uuid().optional(),
+          overrides: phoneNumberOverridesSchema.optional(),
+        }),
         response: { 201: callView, ...errorResponses, 503: errorEnvelope },
       },
     },
     async (request, reply) => {
       const { to, from_number_id: fromNumberId, overrides } = request.body;
-      const call = await deps.telephony.placeCall(principalOf(request).tenantId, { to, fromNumberId, overrides }, publicBaseUrl(deps, request));
+      const call = await deps.telephony.placeCall(
+        principalOf(request).tenantId,
+        { to, fromNumberId, overrides },
+        publicBaseUrl(deps, request),
+      );
       return reply.status(201).send(toCall(call));
     },
   );
@@ -142,14 +181,30 @@ export function callRoutes(app: App, deps: Deps): void {
           ' ' +
           '429 too_many_calls past the tenant’s live calls, 503 calls_at_capacity past the instance’s, both with Retry-After; a call whose websocket does not open in time ends `failed` (no media).',
         body: z.strictObject({ overrides: phoneNumberOverridesSchema.optional() }).nullish(),
-        response: { 201: z.object({ call_id: z.uuid(), token: z.string(), stream_url: z.string(), sample_rate: z.literal(16000), expires_at: z.string() }), ...errorResponses, 503: errorEnvelope },
+        response: {
+          201: z.object({
+            call_id: z.uuid(),
+            token: z.string(),
+            stream_url: z.string(),
+            sample_rate: z.literal(16000),
+            expires_at: z.string(),
+          }),
+          ...errorResponses,
+          503: errorEnvelope,
+        },
       },
     },
     async (request, reply) => {
       const p = principalOf(request);
-      const { call, token, expiresAt } = await deps.telephony.startWebCall(p.tenantId, p.kind === 'user' ? p.userId : undefined, request.body?.overrides);
+      const { call, token, expiresAt } = await deps.telephony.startWebCall(
+        p.tenantId,
+        p.kind === 'user' ? p.userId : undefined,
+        request.body?.overrides,
+      );
       const streamUrl = `${publicBaseUrl(deps, request).replace(/^http/, 'ws')}${BROWSER_STREAM_PATH}?token=${encodeURIComponent(token)}`;
-      return reply.status(201).send({ call_id: call.id, token, stream_url: streamUrl, sample_rate: 16000 as const, expires_at: expiresAt.toISOString() });
+      return reply
+        .status(201)
+        .send({ call_id: call.id, token, stream_url: streamUrl, sample_rate: 16000 as const, expires_at: expiresAt.toISOString() });
     },
   );
 
@@ -158,7 +213,11 @@ export function callRoutes(app: App, deps: Deps): void {
     {
       websocket: true,
       config: { auth: 'public' },
-      schema: { ...common, summary: 'A browser call’s audio websocket (see POST /api/v1/calls/web); the token in the query names the call', querystring: z.object({ token: z.string().max(2000) }) },
+      schema: {
+        ...common,
+        summary: 'A browser call’s audio websocket (see POST /api/v1/calls/web); the token in the query names the call',
+        querystring: z.object({ token: z.string().max(2000) }),
+      },
     },
     (socket, request) => {
       void deps.telephony.acceptBrowser(socket, request.query.token).catch((err: unknown) => app.log.error({ err }, 'browser call failed'));
@@ -169,7 +228,12 @@ export function callRoutes(app: App, deps: Deps): void {
     '/api/v1/calls/:id/hangup',
     {
       config: { auth: 'tenant' },
-      schema: { ...common, summary: 'Hang up a live call (wherever its audio is handled)', params: idParams, response: { 202: z.object({ status: z.literal('ending') }), ...errorResponses } },
+      schema: {
+        ...common,
+        summary: 'Hang up a live call (wherever its audio is handled)',
+        params: idParams,
+        response: { 202: z.object({ status: z.literal('ending') }), ...errorResponses },
+      },
     },
     async (request, reply) => {
       await deps.telephony.hangup(principalOf(request).tenantId, request.params.id);

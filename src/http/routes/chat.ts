@@ -44,7 +44,11 @@ export function chatRoutes(app: App, deps: HttpDeps): void {
     },
     async (request) => {
       const p = principalOf(request);
-      const r = await deps.textChannel.send(p.tenantId, { sessionId: request.body.session_id, message: request.body.message, userId: p.kind === 'user' ? p.userId : undefined });
+      const r = await deps.textChannel.send(p.tenantId, {
+        sessionId: request.body.session_id,
+        message: request.body.message,
+        userId: p.kind === 'user' ? p.userId : undefined,
+      });
       return { session_id: r.sessionId, greeting: r.greeting, reply: r.reply, citations: r.citations, action: r.action, ended: r.ended };
     },
   );
@@ -102,7 +106,15 @@ export function chatRoutes(app: App, deps: HttpDeps): void {
             } else if (event.type === 'delta') send({ type: 'delta', text: event.text });
             else {
               const r = event.reply;
-              send({ type: 'reply', session_id: r.sessionId, reply: r.reply, citations: r.citations, action: r.action, ended: r.ended, cancelled: controller.signal.aborted });
+              send({
+                type: 'reply',
+                session_id: r.sessionId,
+                reply: r.reply,
+                citations: r.citations,
+                action: r.action,
+                ended: r.ended,
+                cancelled: controller.signal.aborted,
+              });
               if (r.ended) {
                 ended = true;
                 socket.close(1000, 'session ended');

@@ -85,14 +85,25 @@ export async function documentRoutes(app: App, deps: Deps): Promise<void> {
     },
     async (request, reply) => {
       const upload = await readUpload(request, false);
-      const doc = await deps.documents.create(principalOf(request).tenantId, { ...upload, title: upload.title ?? upload.filename ?? 'Untitled' });
+      const doc = await deps.documents.create(principalOf(request).tenantId, {
+        ...upload,
+        title: upload.title ?? upload.filename ?? 'Untitled',
+      });
       return reply.status(202).send(toView(doc));
     },
   );
 
   app.get(
     '/api/v1/documents',
-    { config: { auth: 'tenant' }, schema: { ...common, summary: 'List documents, newest first', querystring: pageQuery, response: { 200: page(documentView), ...errorResponses } } },
+    {
+      config: { auth: 'tenant' },
+      schema: {
+        ...common,
+        summary: 'List documents, newest first',
+        querystring: pageQuery,
+        response: { 200: page(documentView), ...errorResponses },
+      },
+    },
     async (request) => {
       const { items, total } = await deps.documents.list(principalOf(request).tenantId, request.query);
       return { items: items.map(toView), total, ...request.query };
@@ -101,7 +112,15 @@ export async function documentRoutes(app: App, deps: Deps): Promise<void> {
 
   app.get(
     '/api/v1/documents/:id',
-    { config: { auth: 'tenant' }, schema: { ...common, summary: 'One document: status, progress, error', params: idParams, response: { 200: documentView, ...errorResponses } } },
+    {
+      config: { auth: 'tenant' },
+      schema: {
+        ...common,
+        summary: 'One document: status, progress, error',
+        params: idParams,
+        response: { 200: documentView, ...errorResponses },
+      },
+    },
     async (request) => toView(await deps.documents.get(principalOf(request).tenantId, request.params.id)),
   );
 
@@ -127,7 +146,10 @@ export async function documentRoutes(app: App, deps: Deps): Promise<void> {
 
   app.delete(
     '/api/v1/documents/:id',
-    { config: { auth: 'tenant_write' }, schema: { ...common, summary: 'Delete a document and its chunks', params: idParams, response: { 204: z.null(), ...errorResponses } } },
+    {
+      config: { auth: 'tenant_write' },
+      schema: { ...common, summary: 'Delete a document and its chunks', params: idParams, response: { 204: z.null(), ...errorResponses } },
+    },
     async (request, reply) => {
       await deps.documents.remove(principalOf(request).tenantId, request.params.id);
       return reply.status(204).send(null);

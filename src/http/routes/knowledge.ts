@@ -37,7 +37,11 @@ export function knowledgeRoutes(app: App, deps: Deps): void {
       const { tenantId } = principalOf(request);
       const { rag } = await deps.settings.getTenant(tenantId);
       const b = request.body;
-      const hits = await deps.retriever.search(tenantId, b.query, { topK: b.top_k ?? rag.top_k, minScore: b.min_score ?? rag.min_score, mode: b.mode });
+      const hits = await deps.retriever.search(tenantId, b.query, {
+        topK: b.top_k ?? rag.top_k,
+        minScore: b.min_score ?? rag.min_score,
+        mode: b.mode,
+      });
       return {
         results: hits.map((h) => ({
           chunk_id: h.chunkId,

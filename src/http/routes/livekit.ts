@@ -32,7 +32,11 @@ const toRoomView = (r: LiveKitRoom): z.infer<typeof roomView> => ({
 const unavailable = { 502: errorEnvelope, 503: errorEnvelope };
 
 function liveKitOf(deps: HttpDeps): LiveKitService {
-  if (!deps.livekit) throw new AppError('livekit_not_configured', 'LiveKit is not configured on this server (LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)');
+  if (!deps.livekit)
+    throw new AppError(
+      'livekit_not_configured',
+      'LiveKit is not configured on this server (LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)',
+    );
   return deps.livekit;
 }
 
@@ -86,7 +90,9 @@ export async function liveKitRoutes(app: App, deps: HttpDeps): Promise<void> {
       const t = await lk.callerToken(p.tenantId, call.id, CALLER_IDENTITY, CALLER_TOKEN_TTL_MS, request.body?.name);
       // The browser joins at its own pace: the response does not wait for the agent.
       agent.joinWebCall(lk, p.tenantId, call.id);
-      return reply.status(201).send({ call_id: call.id, room: room.name, token: t.token, url: lk.clientUrl, expires_at: t.expiresAt.toISOString() });
+      return reply
+        .status(201)
+        .send({ call_id: call.id, room: room.name, token: t.token, url: lk.clientUrl, expires_at: t.expiresAt.toISOString() });
     },
   );
 
@@ -141,12 +147,21 @@ export async function liveKitRoutes(app: App, deps: HttpDeps): Promise<void> {
 
   app.get(
     '/api/v1/voice/livekit/rooms',
-    { config: { auth: 'tenant' }, schema: { ...common, summary: 'The tenant’s active LiveKit rooms', response: { 200: z.object({ items: z.array(roomView) }), ...unavailable, ...errorResponses } } },
+    {
+      config: { auth: 'tenant' },
+      schema: {
+        ...common,
+        summary: 'The tenant’s active LiveKit rooms',
+        response: { 200: z.object({ items: z.array(roomView) }), ...unavailable, ...errorResponses },
+      },
+    },
     async (request) => {
       const { tenantId } = principalOf(request);
       const rooms = await liveKitOf(deps).listRooms(tenantId);
       // A room of the SIP dispatch rule is not named after its call: its call is found by the room.
-      return { items: await Promise.all(rooms.map(async (r) => toRoomView({ ...r, callId: await callInRoom(deps.calls, tenantId, r.name) }))) };
+      return {
+        items: await Promise.all(rooms.map(async (r) => toRoomView({ ...r, callId: await callInRoom(deps.calls, tenantId, r.name) }))),
+      };
     },
   );
 
@@ -201,7 +216,13 @@ export async function liveKitRoutes(app: App, deps: HttpDeps): Promise<void> {
         description: 'Each number must be one of the tenant’s active phone numbers. Point the carrier’s SIP trunk at `sip_uri`.',
         body: z.strictObject({ numbers: z.array(z.string().regex(E164, 'must be an E.164 number such as +14155550100')).min(1).max(50) }),
         response: {
-          201: z.object({ trunk_id: z.string(), dispatch_rule_id: z.string(), numbers: z.array(z.string()), room_prefix: z.string(), sip_uri: z.string().nullable() }),
+          201: z.object({
+            trunk_id: z.string(),
+            dispatch_rule_id: z.string(),
+            numbers: z.array(z.string()),
+            room_prefix: z.string(),
+            sip_uri: z.string().nullable(),
+          }),
           ...unavailable,
           ...errorResponses,
         },
@@ -216,18 +237,27 @@ export async function liveKitRoutes(app: App, deps: HttpDeps): Promise<void> {
       const details = [];
       for (const [i, n] of numbers.entries()) {
         const owner = await deps.phoneNumbers.findForInbound(n);
-        if (owner?.tenantId !== tenantId) details.push({ field: `body.numbers.${i}`, message: 'is not an active phone number of this tenant' });
+        if (owner?.tenantId !== tenantId)
+          details.push({ field: `body.numbers.${i}`, message: 'is not an active phone number of this tenant' });
       }
       if (details.length) throw new AppError('validation_error', details.map((d) => `${d.field}: ${d.message}`).join('; '), details);
       const s = await lk.provisionSip(tenantId, numbers);
-      return reply.status(201).send({ trunk_id: s.trunkId, dispatch_rule_id: s.dispatchRuleId, numbers: s.numbers, room_prefix: s.roomPrefix, sip_uri: s.sipUri ?? null });
+      return reply.status(201).send({
+        trunk_id: s.trunkId,
+        dispatch_rule_id: s.dispatchRuleId,
+        numbers: s.numbers,
+        room_prefix: s.roomPrefix,
+        sip_uri: s.sipUri ?? null,
+      });
     },
   );
 
   // The webhook needs the exact bytes LiveKit signed, so in its own scope JSON bodies stay raw.
   await app.register(async (scope) => {
     scope.removeContentTypeParser(['application/json']);
-    scope.addContentTypeParser(['application/json', 'application/webhook+json'], { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+    scope.addContentTypeParser(['application/json', 'application/webhook+json'], { parseAs: 'buffer' }, (_request, body, done) =>
+      done(null, body),
+    );
     (scope as App).post(
       '/api/v1/webhooks/livekit',
       {
@@ -242,14 +272,21 @@ export async function liveKitRoutes(app: App, deps: HttpDeps): Promise<void> {
             '`recording.failed`. A phone (participant kind SIP) joining a room of a tenant’s SIP dispatch rule is answered: ' +
             'its call is made (or, handed over by Twilio, found) and the agent joins. Events for rooms that are not a call ' +
             'of ours are acknowledged and ignored.',
-          response: { 200: z.object({ received: z.literal(true), recorded: z.boolean() }), 400: errorEnvelope, 403: errorEnvelope, 429: errorEnvelope, 503: errorEnvelope },
+          response: {
+            200: z.object({ received: z.literal(true), recorded: z.boolean() }),
+            400: errorEnvelope,
+            403: errorEnvelope,
+            429: errorEnvelope,
+            503: errorEnvelope,
+          },
         },
       },
       async (request, reply) => {
         const lk = liveKitOf(deps);
         const raw = Buffer.isBuffer(request.body) ? request.body.toString('utf8') : '';
         const event = await lk.verifyWebhook(raw, request.headers.authorization).catch(async (err: unknown) => {
-          if (err instanceof AppError && err.code === 'invalid_signature') await deps.rateLimiter.perIp(reply, request.ip, deps.config.rateLimits.perIpPerMinute);
+          if (err instanceof AppError && err.code === 'invalid_signature')
+            await deps.rateLimiter.perIp(reply, request.ip, deps.config.rateLimits.perIpPerMinute);
           throw err;
         });
         const recorded = await deps.livekitWebhook.handle(lk, event);

@@ -9,7 +9,10 @@ import { errorResponses, idParams, page, pageQuery } from '../schemas.js';
 
 const number = z.string().regex(E164, 'must be an E.164 number such as +14155550100');
 const friendlyName = z.string().trim().min(1).max(100).nullable();
-const providerSid = z.string().regex(TWILIO_NUMBER_SID, 'must be a Twilio phone number SID: PN followed by 32 lower-case hex digits').nullable();
+const providerSid = z
+  .string()
+  .regex(TWILIO_NUMBER_SID, 'must be a Twilio phone number SID: PN followed by 32 lower-case hex digits')
+  .nullable();
 const mode = z.enum(TELEPHONY_MODES).nullable().describe('How inbound calls reach the agent; null: the tenant’s call.telephony_mode');
 
 const phoneNumberView = z.object({
@@ -56,7 +59,12 @@ export function phoneNumberRoutes(app: App, deps: Deps): void {
     '/api/v1/phone-numbers',
     {
       config: { auth: 'tenant' },
-      schema: { ...common, summary: 'The tenant’s phone numbers, newest first', querystring: pageQuery, response: { 200: page(phoneNumberView), ...errorResponses } },
+      schema: {
+        ...common,
+        summary: 'The tenant’s phone numbers, newest first',
+        querystring: pageQuery,
+        response: { 200: page(phoneNumberView), ...errorResponses },
+      },
     },
     async (request) => {
       const { items, total } = await deps.phoneNumbers.list(principalOf(request).tenantId, request.query);
@@ -95,7 +103,10 @@ export function phoneNumberRoutes(app: App, deps: Deps): void {
 
   app.get(
     '/api/v1/phone-numbers/:id',
-    { config: { auth: 'tenant' }, schema: { ...common, summary: 'One phone number', params: idParams, response: { 200: phoneNumberView, ...errorResponses } } },
+    {
+      config: { auth: 'tenant' },
+      schema: { ...common, summary: 'One phone number', params: idParams, response: { 200: phoneNumberView, ...errorResponses } },
+    },
     async (request) => toView(await deps.phoneNumbers.get(principalOf(request).tenantId, request.params.id)),
   );
 
@@ -105,7 +116,8 @@ export function phoneNumberRoutes(app: App, deps: Deps): void {
       config: { auth: 'tenant_write' },
       schema: {
         ...common,
-        summary: 'Change a number (merged; overrides, when given, replace the stored overrides; a new number is checked as on registration)',
+        summary:
+          'Change a number (merged; overrides, when given, replace the stored overrides; a new number is checked as on registration)',
         params: idParams,
         body: patchBody,
         response: { 200: phoneNumberView, ...errorResponses },
@@ -129,7 +141,12 @@ export function phoneNumberRoutes(app: App, deps: Deps): void {
     '/api/v1/phone-numbers/:id',
     {
       config: { auth: 'tenant_write' },
-      schema: { ...common, summary: 'Remove a number; its past calls stay, no longer linked to it', params: idParams, response: { 204: z.null(), ...errorResponses } },
+      schema: {
+        ...common,
+        summary: 'Remove a number; its past calls stay, no longer linked to it',
+        params: idParams,
+        response: { 204: z.null(), ...errorResponses },
+      },
     },
     async (request, reply) => {
       await deps.phoneNumbers.remove(principalOf(request).tenantId, request.params.id);

@@ -101,7 +101,7 @@ export function recordingRoutes(app: App, deps: Deps): void {
  */
 export function parseRange(header: string | undefined, size: number): { start: number; end: number } | 'unsatisfiable' | undefined {
   const m = header ? /^bytes=(\d*)-(\d*)$/.exec(header.trim()) : null;
-  if (!m || (m[1] === '' && m[2] === '') || (m[1]!.length > 15 || m[2]!.length > 15)) return undefined;
+  if (!m || (m[1] === '' && m[2] === '') || m[1]!.length > 15 || m[2]!.length > 15) return undefined;
   if (m[1] === '') {
     // The last N bytes.
     const suffix = Number(m[2]);

@@ -15,14 +15,25 @@ const signingSecretStatus = z.object({
   previous_expires_at: z.string().nullable(),
 });
 
-const userSettings = z.object({ preferred_voice: z.string().nullable(), preferred_model: z.string().nullable(), updated_at: z.string().nullable() });
+const userSettings = z.object({
+  preferred_voice: z.string().nullable(),
+  preferred_model: z.string().nullable(),
+  updated_at: z.string().nullable(),
+});
 
 export function settingsRoutes(app: App, deps: Deps): void {
   const common = { tags: ['settings'], security: [{ bearer: [] }] };
 
   app.get(
     '/api/v1/settings/tenant',
-    { config: { auth: 'tenant' }, schema: { ...common, summary: 'The tenant’s agent settings; provider keys only as configured/last4', response: { 200: tenantSettingsViewSchema, ...errorResponses } } },
+    {
+      config: { auth: 'tenant' },
+      schema: {
+        ...common,
+        summary: 'The tenant’s agent settings; provider keys only as configured/last4',
+        response: { 200: tenantSettingsViewSchema, ...errorResponses },
+      },
+    },
     async (request) => deps.settings.getTenant(principalOf(request).tenantId),
   );
 
@@ -93,7 +104,10 @@ export function settingsRoutes(app: App, deps: Deps): void {
 
   app.get(
     '/api/v1/settings/user',
-    { config: { auth: 'user' }, schema: { ...common, summary: 'The signed-in user’s preferences', response: { 200: userSettings, ...errorResponses } } },
+    {
+      config: { auth: 'user' },
+      schema: { ...common, summary: 'The signed-in user’s preferences', response: { 200: userSettings, ...errorResponses } },
+    },
     async (request) => {
       const p = userOf(request);
       return deps.settings.getUser(p.tenantId, p.userId);
@@ -107,7 +121,10 @@ export function settingsRoutes(app: App, deps: Deps): void {
       schema: {
         ...common,
         summary: 'Change the signed-in user’s preferences (merged)',
-        body: z.strictObject({ preferred_voice: z.string().trim().min(1).max(200).nullable().optional(), preferred_model: z.string().trim().min(1).max(200).nullable().optional() }),
+        body: z.strictObject({
+          preferred_voice: z.string().trim().min(1).max(200).nullable().optional(),
+          preferred_model: z.string().trim().min(1).max(200).nullable().optional(),
+        }),
         response: { 200: userSettings, ...errorResponses },
       },
     },

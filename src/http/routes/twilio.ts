@@ -19,7 +19,8 @@ interface TwilioBody {
 /** Checks the signature (form or bodySHA256 variant) and returns the parameters as single values. */
 async function verified(deps: HttpDeps, request: FastifyRequest, reply: FastifyReply): Promise<Record<string, string>> {
   const token = deps.telephony.twilioAuthToken;
-  if (!token) throw new AppError('twilio_not_configured', 'Twilio is not configured on this server (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)');
+  if (!token)
+    throw new AppError('twilio_not_configured', 'Twilio is not configured on this server (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)');
   const url = `${publicBaseUrl(deps, request)}${request.url}`;
   const signature = request.headers['x-twilio-signature'];
   const body = (request.body ?? { raw: '', params: {}, json: false }) as TwilioBody;
@@ -88,7 +89,11 @@ export async function twilioRoutes(app: App, deps: HttpDeps): Promise<void> {
       TWILIO_STATUS_PATH,
       {
         config: { auth: 'public', rateLimit: 'signed' },
-        schema: { ...common, summary: 'Twilio status callback: the call’s status and timing (applied once, in order)', response: { 204: z.null(), ...errorResponses } },
+        schema: {
+          ...common,
+          summary: 'Twilio status callback: the call’s status and timing (applied once, in order)',
+          response: { 204: z.null(), ...errorResponses },
+        },
       },
       async (request, reply) => {
         await deps.telephony.statusWebhook(await verified(deps, request, reply));
@@ -102,7 +107,11 @@ export async function twilioRoutes(app: App, deps: HttpDeps): Promise<void> {
     {
       websocket: true,
       config: { auth: 'public' },
-      schema: { ...common, summary: 'Twilio Media Streams websocket (the `start` message carries the call token from our TwiML)', response: { 101: z.null(), ...twimlResponse } },
+      schema: {
+        ...common,
+        summary: 'Twilio Media Streams websocket (the `start` message carries the call token from our TwiML)',
+        response: { 101: z.null(), ...twimlResponse },
+      },
     },
     (socket) => {
       void deps.telephony.acceptTwilioStream(socket).catch((err: unknown) => app.log.error({ err }, 'media stream failed'));

@@ -13,7 +13,10 @@ export function userRoutes(app: App, deps: Deps): void {
 
   app.get(
     '/api/v1/users',
-    { config: { auth: 'tenant_admin' }, schema: { ...common, summary: 'List users', querystring: pageQuery, response: { 200: page(userView), ...errorResponses } } },
+    {
+      config: { auth: 'tenant_admin' },
+      schema: { ...common, summary: 'List users', querystring: pageQuery, response: { 200: page(userView), ...errorResponses } },
+    },
     async (request) => {
       const { items, total } = await deps.accounts.listUsers(userOf(request).tenantId, request.query);
       return { items: items.map(toUser), total, ...request.query };
@@ -33,14 +36,22 @@ export function userRoutes(app: App, deps: Deps): void {
     },
     async (request, reply) => {
       const b = request.body;
-      const user = await deps.accounts.createUser(userOf(request).tenantId, { email: b.email, password: b.password, fullName: b.full_name, role: b.role });
+      const user = await deps.accounts.createUser(userOf(request).tenantId, {
+        email: b.email,
+        password: b.password,
+        fullName: b.full_name,
+        role: b.role,
+      });
       return reply.status(201).send(toUser(user));
     },
   );
 
   app.get(
     '/api/v1/users/:id',
-    { config: { auth: 'tenant_admin' }, schema: { ...common, summary: 'One user', params: idParams, response: { 200: userView, ...errorResponses } } },
+    {
+      config: { auth: 'tenant_admin' },
+      schema: { ...common, summary: 'One user', params: idParams, response: { 200: userView, ...errorResponses } },
+    },
     async (request) => toUser(await deps.accounts.getUser(userOf(request).tenantId, request.params.id)),
   );
 
@@ -53,7 +64,11 @@ export function userRoutes(app: App, deps: Deps): void {
         summary: 'Change a user’s role, active flag or name',
         params: idParams,
         body: z
-          .strictObject({ role: role.optional(), is_active: z.boolean().optional(), full_name: z.string().trim().min(1).max(200).nullable().optional() })
+          .strictObject({
+            role: role.optional(),
+            is_active: z.boolean().optional(),
+            full_name: z.string().trim().min(1).max(200).nullable().optional(),
+          })
           .refine((b) => Object.keys(b).length > 0, 'must change at least one field'),
         response: { 200: userView, ...errorResponses },
       },
@@ -75,7 +90,12 @@ export function userRoutes(app: App, deps: Deps): void {
     '/api/v1/users/:id',
     {
       config: { auth: 'tenant_admin' },
-      schema: { ...common, summary: 'Deactivate a user: their tokens stop working at once', params: idParams, response: { 200: userView, ...errorResponses } },
+      schema: {
+        ...common,
+        summary: 'Deactivate a user: their tokens stop working at once',
+        params: idParams,
+        response: { 200: userView, ...errorResponses },
+      },
     },
     async (request) => {
       const user = await deps.accounts.updateUser(userOf(request).tenantId, request.params.id, { isActive: false });

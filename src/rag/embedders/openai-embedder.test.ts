@@ -47,16 +47,24 @@ describe('OpenAIEmbedder against the fake OpenAI API (official SDK)', () => {
     expect(err).toBeInstanceOf(ProviderError);
     expect(err).toMatchObject({ status: 401, retryable: false });
     fake.failNext({ status: 500 }, { status: 500 });
-    const err2 = await embedder({ maxRetries: 1 }).embed(['x']).catch((e: unknown) => e);
+    const err2 = await embedder({ maxRetries: 1 })
+      .embed(['x'])
+      .catch((e: unknown) => e);
     expect(err2).toMatchObject({ status: 500, retryable: true });
     fake.failNext({ status: 0, drop: true });
-    const err3 = await embedder({ maxRetries: 0 }).embed(['x']).catch((e: unknown) => e);
+    const err3 = await embedder({ maxRetries: 0 })
+      .embed(['x'])
+      .catch((e: unknown) => e);
     expect(err3).toMatchObject({ retryable: true });
   });
 
   it('the fake rejects what OpenAI rejects', async () => {
     const post = (body: unknown, key = fake.apiKey) =>
-      fetch(`${fake.baseURL}/embeddings`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      fetch(`${fake.baseURL}/embeddings`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
     const cases: [unknown, number, string | null][] = [
       [{ model: 'text-embedding-3-small', input: '' }, 400, 'input'],
       [{ model: 'text-embedding-3-small', input: [] }, 400, 'input'],

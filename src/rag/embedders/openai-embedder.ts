@@ -59,7 +59,11 @@ export class OpenAIEmbedder implements Embedder {
       const out = new Array<Float32Array>(texts.length);
       for (const d of res.data) out[d.index] = l2normalize(Float32Array.from(d.embedding));
       if (out.some((v) => !v || v.length !== this.dimensions)) {
-        throw new ProviderError('openai', `embeddings response does not match the request (${this.dimensions} dims x ${texts.length})`, false);
+        throw new ProviderError(
+          'openai',
+          `embeddings response does not match the request (${this.dimensions} dims x ${texts.length})`,
+          false,
+        );
       }
       return out;
     } catch (err) {

@@ -31,8 +31,13 @@ export class EmbedderRegistry {
     const credential = credentialFor(engine.vendor, keys, this.platform);
     const vendor = VENDORS[engine.vendor];
     if (!credential) {
-      const where = 'env' in vendor ? `settings provider_keys.${engine.vendor} or ${vendor.env.apiKey}` : `settings provider_keys.${engine.vendor}`;
-      throw new ProviderError(engine.name, `Embeddings provider is ${engine.name} but no ${vendor.label} API key is configured (${where})`, false);
+      const where =
+        'env' in vendor ? `settings provider_keys.${engine.vendor} or ${vendor.env.apiKey}` : `settings provider_keys.${engine.vendor}`;
+      throw new ProviderError(
+        engine.name,
+        `Embeddings provider is ${engine.name} but no ${vendor.label} API key is configured (${where})`,
+        false,
+      );
     }
     try {
       return engine.create({ choice, ...credential });

@@ -28,7 +28,12 @@ describe('AnthropicLlm (official SDK, fake server)', () => {
   it('streams text, sends system + knowledge and tools, and assembles tool use from JSON fragments', async () => {
     fake.script = () => ({ text: 'We open at nine. Goodbye!', toolCalls: [{ name: 'end_call', arguments: { reason: 'done' } }] });
     const chunks = await collect(new AnthropicLlm({ apiKey: fake.apiKey, baseURL: fake.baseURL }), request());
-    expect(chunks.filter((c) => c.type === 'text').map((c) => (c as { text: string }).text).join('')).toBe('We open at nine. Goodbye!');
+    expect(
+      chunks
+        .filter((c) => c.type === 'text')
+        .map((c) => (c as { text: string }).text)
+        .join(''),
+    ).toBe('We open at nine. Goodbye!');
     const call = chunks.find((c) => c.type === 'tool_call') as { call: { id: string; name: string; arguments: unknown } };
     expect(call.call).toMatchObject({ name: 'end_call', arguments: { reason: 'done' } });
     expect(call.call.id).toMatch(/^toolu_/);
@@ -36,7 +41,10 @@ describe('AnthropicLlm (official SDK, fake server)', () => {
     const sent = fake.requests.at(-1)!;
     expect(sent).toMatchObject({ model: 'claude-haiku-4-5', max_tokens: 1024, stream: true });
     expect(sent.system).toContain('[1] (Hours) We open at nine.');
-    expect((sent.tools as { name: string; input_schema: unknown }[])[0]).toMatchObject({ name: 'end_call', input_schema: { type: 'object' } });
+    expect((sent.tools as { name: string; input_schema: unknown }[])[0]).toMatchObject({
+      name: 'end_call',
+      input_schema: { type: 'object' },
+    });
 
     // The tool round trip: tool_use in the assistant turn, tool_result in the next user turn (checked by the fake).
     fake.script = () => ({ text: 'Done.' });
@@ -61,12 +69,19 @@ describe('AnthropicLlm (official SDK, fake server)', () => {
   });
 
   it('maps failures: bad key permanent, 429 and 529 retryable with Retry-After', async () => {
-    await expect(collect(new AnthropicLlm({ apiKey: 'sk-ant-wrong', baseURL: fake.baseURL }), request())).rejects.toMatchObject({ status: 401, retryable: false });
+    await expect(collect(new AnthropicLlm({ apiKey: 'sk-ant-wrong', baseURL: fake.baseURL }), request())).rejects.toMatchObject({
+      status: 401,
+      retryable: false,
+    });
     fake.failNext({ status: 429, retryAfterS: 7 });
-    const limited = await collect(new AnthropicLlm({ apiKey: fake.apiKey, baseURL: fake.baseURL, maxRetries: 0 }), request()).catch((e: unknown) => e);
+    const limited = await collect(new AnthropicLlm({ apiKey: fake.apiKey, baseURL: fake.baseURL, maxRetries: 0 }), request()).catch(
+      (e: unknown) => e,
+    );
     expect(limited).toBeInstanceOf(ProviderError);
     expect(limited).toMatchObject({ status: 429, retryable: true, retryAfterMs: 7000 });
     fake.failNext({ status: 529 });
-    await expect(collect(new AnthropicLlm({ apiKey: fake.apiKey, baseURL: fake.baseURL, maxRetries: 0 }), request())).rejects.toMatchObject({ status: 529, retryable: true });
+    await expect(collect(new AnthropicLlm({ apiKey: fake.apiKey, baseURL: fake.baseURL, maxRetries: 0 }), request())).rejects.toMatchObject(
+      { status: 529, retryable: true },
+    );
   });
 });

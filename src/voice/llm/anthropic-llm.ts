@@ -26,7 +26,12 @@ export class AnthropicLlm implements LLM {
     // warns that claude-sonnet-4-5 reaches end of life on 2026-11-30).
     this.model = opts.model ?? 'claude-haiku-4-5';
     this.maxTokens = opts.maxTokens ?? 1024;
-    this.client = new Anthropic({ apiKey: opts.apiKey, baseURL: opts.baseURL, maxRetries: opts.maxRetries ?? 1, timeout: opts.timeoutMs ?? 15_000 });
+    this.client = new Anthropic({
+      apiKey: opts.apiKey,
+      baseURL: opts.baseURL,
+      maxRetries: opts.maxRetries ?? 1,
+      timeout: opts.timeoutMs ?? 15_000,
+    });
   }
 
   async *chat(request: ChatRequest): AsyncIterable<LlmChunk> {
@@ -40,7 +45,13 @@ export class AnthropicLlm implements LLM {
           max_tokens: this.maxTokens,
           system: systemWithKnowledge(request.system, request.knowledge),
           messages: toMessages(request),
-          ...(request.tools.length && { tools: request.tools.map((t) => ({ name: t.name, description: t.description, input_schema: t.parameters as Anthropic.Tool.InputSchema })) }),
+          ...(request.tools.length && {
+            tools: request.tools.map((t) => ({
+              name: t.name,
+              description: t.description,
+              input_schema: t.parameters as Anthropic.Tool.InputSchema,
+            })),
+          }),
           ...(request.temperature !== undefined && { temperature: Math.min(1, request.temperature) }),
           stream: true,
         },
@@ -52,7 +63,8 @@ export class AnthropicLlm implements LLM {
             inputTokens = event.message.usage.input_tokens;
             break;
           case 'content_block_start':
-            if (event.content_block.type === 'tool_use') blocks.set(event.index, { id: event.content_block.id, name: event.content_block.name, json: '' });
+            if (event.content_block.type === 'tool_use')
+              blocks.set(event.index, { id: event.content_block.id, name: event.content_block.name, json: '' });
             break;
           case 'content_block_delta':
             if (event.delta.type === 'text_delta') yield { type: 'text', text: event.delta.text };
@@ -70,7 +82,14 @@ export class AnthropicLlm implements LLM {
             const r = event.delta.stop_reason;
             finish = {
               type: 'done',
-              finishReason: r === 'end_turn' || r === 'stop_sequence' ? 'stop' : r === 'tool_use' ? 'tool_calls' : r === 'max_tokens' ? 'length' : 'other',
+              finishReason:
+                r === 'end_turn' || r === 'stop_sequence'
+                  ? 'stop'
+                  : r === 'tool_use'
+                    ? 'tool_calls'
+                    : r === 'max_tokens'
+                      ? 'length'
+                      : 'other',
               usage: { inputTokens, outputTokens: event.usage.output_tokens },
             };
             break;
@@ -115,7 +134,16 @@ function parseInput(json: string): Record<string, unknown> {
 
 function toProviderError(err: unknown): unknown {
   if (err instanceof ProviderError || err instanceof Anthropic.APIUserAbortError) return err;
-  if (err instanceof Anthropic.APIConnectionError) return new ProviderError('anthropic', err.message, true, undefined, undefined, err instanceof Anthropic.APIConnectionTimeoutError ? 'timeout' : 'unreachable');
-  if (err instanceof Anthropic.APIError) return httpProviderError('anthropic', err.status ?? 0, err.message, err.headers?.get?.('retry-after'));
+  if (err instanceof Anthropic.APIConnectionError)
+    return new ProviderError(
+      'anthropic',
+      err.message,
+      true,
+      undefined,
+      undefined,
+      err instanceof Anthropic.APIConnectionTimeoutError ? 'timeout' : 'unreachable',
+    );
+  if (err instanceof Anthropic.APIError)
+    return httpProviderError('anthropic', err.status ?? 0, err.message, err.headers?.get?.('retry-after'));
   return err;
 }

@@ -38,6 +38,8 @@ export class FallbackLlm implements LLM {
       for (let r = await iterator.next(); !r.done; r = await iterator.next()) yield r.value;
       return;
     }
-    throw lastError instanceof ProviderError ? lastError : new ProviderError('llm', `every LLM in the chain failed: ${String(lastError)}`, true);
+    throw lastError instanceof ProviderError
+      ? lastError
+      : new ProviderError('llm', `every LLM in the chain failed: ${String(lastError)}`, true);
   }
 }

@@ -15,7 +15,14 @@ const hours: KnowledgePassage = {
 
 async function ask(said: string, extra: Partial<ChatRequest> = {}) {
   const chunks: LlmChunk[] = [];
-  for await (const c of new LocalResponder().chat({ system: '', messages: [{ role: 'user', content: said }], knowledge: [], tools, ...extra })) chunks.push(c);
+  for await (const c of new LocalResponder().chat({
+    system: '',
+    messages: [{ role: 'user', content: said }],
+    knowledge: [],
+    tools,
+    ...extra,
+  }))
+    chunks.push(c);
   return {
     text: chunks.flatMap((c) => (c.type === 'text' ? [c.text] : [])).join(''),
     calls: chunks.flatMap((c) => (c.type === 'tool_call' ? [c.call.name] : [])),
@@ -58,7 +65,9 @@ describe('LocalResponder', () => {
 
   it('extractAnswer prefers the better-ranked passage on ties and keeps reading order', () => {
     const other: KnowledgePassage = { chunkId: 'c2', documentTitle: 'Other', score: 0.3, text: 'The clinic opens late on holidays.' };
-    expect(extractAnswer('When does the clinic open?', [other, hours])).toBe('The clinic opens late on holidays. The clinic opens at seven thirty on weekdays.');
+    expect(extractAnswer('When does the clinic open?', [other, hours])).toBe(
+      'The clinic opens late on holidays. The clinic opens at seven thirty on weekdays.',
+    );
     expect(extractAnswer('', [hours])).toBeUndefined();
   });
 });

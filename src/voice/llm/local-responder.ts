@@ -36,13 +36,16 @@ export class LocalResponder implements LLM {
         reply = 'Of course. Let me connect you with a colleague, please hold.';
         calls.push({ id: `local_${randomUUID()}`, name: 'transfer_call', arguments: { reason: 'caller asked for a person' } });
       } else {
-        reply = 'I am sorry, nobody else can take the call right now. I can try to answer your question, or you can call back during opening hours.';
+        reply =
+          'I am sorry, nobody else can take the call right now. I can try to answer your question, or you can call back during opening hours.';
       }
     } else if (THANKS_ONLY.test(said)) {
       reply = 'You are welcome. Is there anything else I can help you with?';
     } else {
       const answer = extractAnswer(said, request.knowledge);
-      reply = answer ?? 'I am sorry, I do not have information about that. Could you ask in another way, or would you like to speak with someone?';
+      reply =
+        answer ??
+        'I am sorry, I do not have information about that. Could you ask in another way, or would you like to speak with someone?';
     }
 
     // Streamed a few words at a time, like a model, so the pipeline's sentence splitting works the same.
@@ -65,7 +68,11 @@ export function extractAnswer(question: string, knowledge: KnowledgePassage[]): 
   if (asked.size === 0 || knowledge.length === 0) return undefined;
   const candidates = knowledge.slice(0, 3).flatMap((passage, p) =>
     // Earlier passages (better retrieval rank) win ties; within a passage, reading order.
-    splitSentences(passage.text).map((sentence, s) => ({ sentence: sentence.trim(), words: new Set(terms(sentence)), order: p * 1000 + s })),
+    splitSentences(passage.text).map((sentence, s) => ({
+      sentence: sentence.trim(),
+      words: new Set(terms(sentence)),
+      order: p * 1000 + s,
+    })),
   );
   const weight = new Map<string, number>();
   for (const w of asked) {

@@ -31,7 +31,11 @@ describe('OpenAiLlm (official SDK, fake server)', () => {
     const texts = chunks.filter((c) => c.type === 'text');
     expect(texts.length).toBeGreaterThan(2);
     expect(texts.map((c) => (c as { text: string }).text).join('')).toBe('We open at nine on weekdays.');
-    expect(chunks.at(-1)).toMatchObject({ type: 'done', finishReason: 'stop', usage: { inputTokens: expect.any(Number), outputTokens: expect.any(Number) } });
+    expect(chunks.at(-1)).toMatchObject({
+      type: 'done',
+      finishReason: 'stop',
+      usage: { inputTokens: expect.any(Number), outputTokens: expect.any(Number) },
+    });
     const sent = fake.chatRequests.at(-1)!;
     expect(sent).toMatchObject({ model: 'gpt-4o-mini', stream: true, stream_options: { include_usage: true } });
     const messages = sent.messages as { role: string; content: string }[];
@@ -55,7 +59,11 @@ describe('OpenAiLlm (official SDK, fake server)', () => {
       request({
         messages: [
           { role: 'user', content: 'Bye' },
-          { role: 'assistant', content: 'Goodbye!', toolCalls: [{ id: call.call.id, name: 'end_call', arguments: { reason: 'caller is done' } }] },
+          {
+            role: 'assistant',
+            content: 'Goodbye!',
+            toolCalls: [{ id: call.call.id, name: 'end_call', arguments: { reason: 'caller is done' } }],
+          },
           { role: 'tool', toolCallId: call.call.id, content: 'ok' },
         ],
       }),
@@ -64,18 +72,28 @@ describe('OpenAiLlm (official SDK, fake server)', () => {
   });
 
   it('maps failures: a bad key is permanent, 429 is retryable with Retry-After, an unknown model is permanent', async () => {
-    await expect(collect(new OpenAiLlm({ apiKey: 'sk-wrong', baseURL: fake.baseURL }), request())).rejects.toMatchObject({ retryable: false, status: 401 });
+    await expect(collect(new OpenAiLlm({ apiKey: 'sk-wrong', baseURL: fake.baseURL }), request())).rejects.toMatchObject({
+      retryable: false,
+      status: 401,
+    });
     fake.failNext({ status: 429, retryAfterS: 3 });
-    const err = await collect(new OpenAiLlm({ apiKey: fake.apiKey, baseURL: fake.baseURL, maxRetries: 0 }), request()).catch((e: unknown) => e);
+    const err = await collect(new OpenAiLlm({ apiKey: fake.apiKey, baseURL: fake.baseURL, maxRetries: 0 }), request()).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ProviderError);
     expect(err).toMatchObject({ retryable: true, status: 429, retryAfterMs: 3000 });
-    await expect(collect(new OpenAiLlm({ apiKey: fake.apiKey, baseURL: fake.baseURL, model: 'gpt-9' }), request())).rejects.toMatchObject({ status: 404, retryable: false });
+    await expect(collect(new OpenAiLlm({ apiKey: fake.apiKey, baseURL: fake.baseURL, model: 'gpt-9' }), request())).rejects.toMatchObject({
+      status: 404,
+      retryable: false,
+    });
   });
 
   it('stops when aborted', async () => {
     fake.chatScript = () => ({ text: 'This will never be heard.' });
     const controller = new AbortController();
     controller.abort();
-    await expect(collect(new OpenAiLlm({ apiKey: fake.apiKey, baseURL: fake.baseURL }), request({ signal: controller.signal }))).rejects.toThrow();
+    await expect(
+      collect(new OpenAiLlm({ apiKey: fake.apiKey, baseURL: fake.baseURL }), request({ signal: controller.signal })),
+    ).rejects.toThrow();
   });
 });

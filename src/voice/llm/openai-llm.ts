@@ -26,7 +26,13 @@ export class OpenAiLlm implements LLM {
   constructor(opts: OpenAiLlmOptions) {
     this.provider = opts.provider ?? 'openai';
     this.model = opts.model ?? 'gpt-4o-mini';
-    this.client = new OpenAI({ apiKey: opts.apiKey, baseURL: opts.baseURL, maxRetries: opts.maxRetries ?? 1, timeout: opts.timeoutMs ?? 15_000, fetch: opts.fetch });
+    this.client = new OpenAI({
+      apiKey: opts.apiKey,
+      baseURL: opts.baseURL,
+      maxRetries: opts.maxRetries ?? 1,
+      timeout: opts.timeoutMs ?? 15_000,
+      fetch: opts.fetch,
+    });
   }
 
   async *chat(request: ChatRequest): AsyncIterable<LlmChunk> {
@@ -45,7 +51,8 @@ export class OpenAiLlm implements LLM {
         { signal: request.signal },
       );
       for await (const chunk of stream) {
-        if (chunk.usage) finish = { ...finish, usage: { inputTokens: chunk.usage.prompt_tokens, outputTokens: chunk.usage.completion_tokens } };
+        if (chunk.usage)
+          finish = { ...finish, usage: { inputTokens: chunk.usage.prompt_tokens, outputTokens: chunk.usage.completion_tokens } };
         const choice = chunk.choices[0];
         if (!choice) continue;
         if (choice.delta.content) yield { type: 'text', text: choice.delta.content };
@@ -58,13 +65,17 @@ export class OpenAiLlm implements LLM {
         }
         if (choice.finish_reason) {
           const r = choice.finish_reason;
-          finish = { ...finish, finishReason: r === 'stop' ? 'stop' : r === 'tool_calls' ? 'tool_calls' : r === 'length' ? 'length' : 'other' };
+          finish = {
+            ...finish,
+            finishReason: r === 'stop' ? 'stop' : r === 'tool_calls' ? 'tool_calls' : r === 'length' ? 'length' : 'other',
+          };
         }
       }
     } catch (err) {
       throw toProviderError(err, this.provider);
     }
-    for (const [, c] of [...calls].sort(([a], [b]) => a - b)) yield { type: 'tool_call', call: { id: c.id, name: c.name, arguments: parseArguments(c.args) } };
+    for (const [, c] of [...calls].sort(([a], [b]) => a - b))
+      yield { type: 'tool_call', call: { id: c.id, name: c.name, arguments: parseArguments(c.args) } };
     yield finish;
   }
 }
@@ -84,8 +95,15 @@ function toMessages(request: ChatRequest): ChatCompletionMessageParam[] {
   return out;
 }
 
-const toWireCall = (c: ToolCall) => ({ id: c.id, type: 'function' as const, function: { name: c.name, arguments: JSON.stringify(c.arguments) } });
-const toTool = (t: ChatRequest['tools'][number]): ChatCompletionTool => ({ type: 'function', function: { name: t.name, description: t.description, parameters: t.parameters } });
+const toWireCall = (c: ToolCall) => ({
+  id: c.id,
+  type: 'function' as const,
+  function: { name: c.name, arguments: JSON.stringify(c.arguments) },
+});
+const toTool = (t: ChatRequest['tools'][number]): ChatCompletionTool => ({
+  type: 'function',
+  function: { name: t.name, description: t.description, parameters: t.parameters },
+});
 
 /** Models sometimes emit invalid JSON arguments; the tool then sees none rather than the turn failing. */
 function parseArguments(text: string): Record<string, unknown> {

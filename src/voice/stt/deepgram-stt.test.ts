@@ -27,7 +27,11 @@ const silence = (ms: number) => new Int16Array((RATE * ms) / 1000);
 const ms = (pcm: Int16Array) => (pcm.length * 1000) / RATE;
 
 beforeAll(async () => {
-  [fake, one, two] = await Promise.all([startFakeDeepgram({ interimEveryMs: 500 }), speak('I need to book a table.'), speak('For two people at eight.')]);
+  [fake, one, two] = await Promise.all([
+    startFakeDeepgram({ interimEveryMs: 500 }),
+    speak('I need to book a table.'),
+    speak('For two people at eight.'),
+  ]);
 });
 afterAll(() => fake.close());
 afterEach(() => {
@@ -35,7 +39,8 @@ afterEach(() => {
   fake.handshakeDelayMs = 0;
 });
 
-const stt = (extra: Partial<DeepgramSttOptions> = {}) => new DeepgramStt({ apiKey: fake.apiKey, sampleRate: RATE, baseUrl: fake.url, ...extra });
+const stt = (extra: Partial<DeepgramSttOptions> = {}) =>
+  new DeepgramStt({ apiKey: fake.apiKey, sampleRate: RATE, baseUrl: fake.url, ...extra });
 
 /** 20 ms frames at ten times real pace. */
 async function pushPaced(stream: SttStream, pcm: Int16Array, startMs = START_MS): Promise<void> {
@@ -109,7 +114,9 @@ describe('DeepgramStt (live websocket, fake server)', () => {
   });
 
   it('asks Deepgram for exactly our audio format and features, with the key in the Authorization header', async () => {
-    const stream = new DeepgramStt({ apiKey: fake.apiKey, sampleRate: 8000, model: 'nova-2-phonecall', baseUrl: `${fake.url}/` }).stream({ language: 'en-US' });
+    const stream = new DeepgramStt({ apiKey: fake.apiKey, sampleRate: 8000, model: 'nova-2-phonecall', baseUrl: `${fake.url}/` }).stream({
+      language: 'en-US',
+    });
     const count = fake.connections.length;
     stream.push({ pcm: new Int16Array(160), sampleRate: 8000, timestampMs: 0 });
     await opened(count + 1);
@@ -221,7 +228,10 @@ describe('DeepgramStt (live websocket, fake server)', () => {
   it('gives up on a handshake slower than connectTimeoutMs', async () => {
     fake.handshakeDelayMs = 1000;
     const started = Date.now();
-    await expect(collect(stt({ connectTimeoutMs: 150 }).stream({}).events)).rejects.toMatchObject({ retryable: true, message: expect.stringMatching(/timed out/) });
+    await expect(collect(stt({ connectTimeoutMs: 150 }).stream({}).events)).rejects.toMatchObject({
+      retryable: true,
+      message: expect.stringMatching(/timed out/),
+    });
     expect(Date.now() - started).toBeLessThan(800);
   });
 
@@ -255,7 +265,12 @@ describe('fake Deepgram strictness (raw ws client)', () => {
   const base = 'model=nova-3&encoding=linear16&sample_rate=16000&channels=1&interim_results=true';
   /** Status of the handshake: 101 when it opened, else the refusal with its body and dg-error header. */
   function handshake(query: string, headers: Record<string, string> = { Authorization: `Token ${fake.apiKey}` }, protocols?: string[]) {
-    return new Promise<{ status: number; body?: { err_code: string; err_msg: string; request_id: string }; dgError?: string; ws?: WebSocket }>((resolve, reject) => {
+    return new Promise<{
+      status: number;
+      body?: { err_code: string; err_msg: string; request_id: string };
+      dgError?: string;
+      ws?: WebSocket;
+    }>((resolve, reject) => {
       const ws = new WebSocket(`${fake.url}/v1/listen?${query}`, protocols, { headers });
       ws.on('open', () => resolve({ status: 101, ws }));
       ws.on('unexpected-response', (_req, res) => {
@@ -322,7 +337,9 @@ describe('fake Deepgram strictness (raw ws client)', () => {
     }
 
     fake.transcripts = ['I need to book a table.'];
-    const { ws } = await handshake('model=nova-2-phonecall&encoding=mulaw&sample_rate=8000&interim_results=true&vad_events=true&endpointing=300');
+    const { ws } = await handshake(
+      'model=nova-2-phonecall&encoding=mulaw&sample_rate=8000&interim_results=true&vad_events=true&endpointing=300',
+    );
     const messages: { type: string; is_final?: boolean; channel?: { alternatives: { transcript: string }[] } }[] = [];
     ws!.on('message', (m) => messages.push(JSON.parse(String(m))));
     const closed = new Promise<void>((r) => ws!.on('close', () => r()));

@@ -142,7 +142,8 @@ export class DeepgramSttStream implements SttStream {
       clearTimeout(this.keepAlive);
       // 1000 follows CloseStream; anything else (1011 NET-0001 idle, 1006 dropped, ...) lost the stream. 1008 means
       // Deepgram refused what we sent, which a retry would not fix.
-      if (code !== 1000 && !this.ended) this.fail(new ProviderError('deepgram', `socket closed ${code}${reason.length ? ` ${reason}` : ''}`, code !== 1008));
+      if (code !== 1000 && !this.ended)
+        this.fail(new ProviderError('deepgram', `socket closed ${code}${reason.length ? ` ${reason}` : ''}`, code !== 1008));
       this.queue.end();
     });
     if (signal?.aborted) this.end(true);
@@ -150,7 +151,8 @@ export class DeepgramSttStream implements SttStream {
   }
 
   push(frame: AudioFrame): void {
-    if (frame.sampleRate !== this.opts.sampleRate) throw new Error(`deepgram stream expects ${this.opts.sampleRate} Hz frames, got ${frame.sampleRate}`);
+    if (frame.sampleRate !== this.opts.sampleRate)
+      throw new Error(`deepgram stream expects ${this.opts.sampleRate} Hz frames, got ${frame.sampleRate}`);
     // An empty binary frame is Deepgram's old "close stream" signal: never send one.
     if (this.closing || this.ended || this.failure || frame.pcm.length === 0) return;
     if (!this.held.length) this.heldAtMs = frame.timestampMs;
@@ -200,7 +202,10 @@ export class DeepgramSttStream implements SttStream {
       this.pending.push(item);
       this.pendingMs += item.ms;
       while (this.pendingMs > MAX_PENDING_MS) {
-        const [oldest] = this.pending.splice(this.pending.findIndex((p) => p.ms > 0), 1);
+        const [oldest] = this.pending.splice(
+          this.pending.findIndex((p) => p.ms > 0),
+          1,
+        );
         this.pendingMs -= oldest!.ms;
         this.droppedMs += oldest!.ms;
       }
@@ -243,7 +248,15 @@ export class DeepgramSttStream implements SttStream {
       // empty final still says Deepgram is done with that audio (a fallback engine must not hear it again).
       if (!msg.is_final) {
         if (words) this.queue.push({ type: 'interim', text: words, atMs: end });
-      } else this.queue.push({ type: 'final', text: words ?? '', startMs: at(msg.start), endMs: end, confidence: best?.confidence, endOfTurn: msg.speech_final === true });
+      } else
+        this.queue.push({
+          type: 'final',
+          text: words ?? '',
+          startMs: at(msg.start),
+          endMs: end,
+          confidence: best?.confidence,
+          endOfTurn: msg.speech_final === true,
+        });
     }
     // Metadata (after CloseStream) needs nothing: the server's close follows it.
   }

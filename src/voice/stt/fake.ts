@@ -48,7 +48,11 @@ export class FakeStt implements STT {
           const every = this.opts.interimEveryMs ?? 200;
           if (current && Math.floor(speechMs / every) > Math.floor((speechMs - ms) / every)) {
             const words = current.split(' ');
-            events.push({ type: 'interim', text: words.slice(0, Math.max(1, Math.round((words.length * speechMs) / 1500))).join(' '), atMs: lastLoud });
+            events.push({
+              type: 'interim',
+              text: words.slice(0, Math.max(1, Math.round((words.length * speechMs) / 1500))).join(' '),
+              atMs: lastLoud,
+            });
           }
         }
       },
@@ -60,7 +64,12 @@ export class FakeStt implements STT {
         speechStart = undefined;
         speechMs = 0;
         current = undefined;
-        timers.push(clock.setTimeout(() => events.push({ type: 'final', text, startMs: start, endMs: end, confidence: 0.99, endOfTurn: true }), this.opts.finalLatencyMs));
+        timers.push(
+          clock.setTimeout(
+            () => events.push({ type: 'final', text, startMs: start, endMs: end, confidence: 0.99, endOfTurn: true }),
+            this.opts.finalLatencyMs,
+          ),
+        );
       },
       close: async () => {
         for (const t of timers) clock.clearTimeout(t);

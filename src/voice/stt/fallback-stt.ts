@@ -21,7 +21,8 @@ class Replay {
   push(frame: AudioFrame): void {
     const { pcm, sampleRate, timestampMs } = frame;
     let last = this.chunks.at(-1);
-    const continues = last && last.sampleRate === sampleRate && Math.abs(last.startMs + durationMs(last.length, sampleRate) - timestampMs) < 1;
+    const continues =
+      last && last.sampleRate === sampleRate && Math.abs(last.startMs + durationMs(last.length, sampleRate) - timestampMs) < 1;
     if (!last || !continues || last.length + pcm.length > last.pcm.length) {
       last = { startMs: timestampMs, sampleRate, pcm: new Int16Array(Math.max(sampleRate, pcm.length)), length: 0 };
       this.chunks.push(last);
@@ -29,7 +30,8 @@ class Replay {
     last.pcm.set(pcm, last.length);
     last.length += pcm.length;
     // Whole chunks go once the rest still covers REPLAY_MS.
-    while (this.chunks.length > 1 && this.lengthMs() - durationMs(this.chunks[0]!.length, this.chunks[0]!.sampleRate) >= REPLAY_MS) this.chunks.shift();
+    while (this.chunks.length > 1 && this.lengthMs() - durationMs(this.chunks[0]!.length, this.chunks[0]!.sampleRate) >= REPLAY_MS)
+      this.chunks.shift();
   }
 
   clear(): void {
@@ -92,7 +94,9 @@ export class FallbackStt implements STT {
           if (closing || opts.signal?.aborted) return out.end();
           this.onFallback(this.chain[index]!, err);
           if (++index >= this.chain.length) {
-            return out.fail(err instanceof ProviderError ? err : new ProviderError('stt', `every STT in the chain failed: ${String(err)}`, true));
+            return out.fail(
+              err instanceof ProviderError ? err : new ProviderError('stt', `every STT in the chain failed: ${String(err)}`, true),
+            );
           }
           const next = this.chain[index]!;
           current = next.stream(opts);

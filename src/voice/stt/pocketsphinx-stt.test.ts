@@ -192,15 +192,47 @@ You can get a full refund if the eSIM has not been installed and the plan has no
   });
 
   it('names the corpus words it cannot know, and needs a corpus', () => {
-    expect(new PocketsphinxStt({ sampleRate: 8000, mode: 'domain', corpus: 'Bluewave Travel books flights. Ask Zorblax.' }).outOfVocabulary).toEqual(['bluewave', 'zorblax']);
+    expect(
+      new PocketsphinxStt({ sampleRate: 8000, mode: 'domain', corpus: 'Bluewave Travel books flights. Ask Zorblax.' }).outOfVocabulary,
+    ).toEqual(['bluewave', 'zorblax']);
     expect(() => new PocketsphinxStt({ sampleRate: 8000, mode: 'domain', corpus: ' ' })).toThrow(/needs a corpus/);
   });
 
   it('writes a corpus as the words a caller would say', () => {
-    const known = new Set(['open', 'from', 'to', 'a', 'm', 'p', 'the', 'costs', 'install', 'e', 'sim', 'q', 'r', 'code', 'in', 'walk', 'patients', 'mid', 'kilos', 'call', 'oh', 'six']);
-    const { sentences, unknown } = corpusSentences('Open from 8:30 am to 5pm. The 20GB plan costs $4.50\nInstall the eSIM (QR code). Walk-in patients; mid-1900s, 23 kg, call 911 or *#06#, Zorblax!', {
-      has: (w) => known.has(w) || /^(zero|one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|fifty|hundred|nineteen|hundreds|dollars|gigabytes)$/.test(w),
-    });
+    const known = new Set([
+      'open',
+      'from',
+      'to',
+      'a',
+      'm',
+      'p',
+      'the',
+      'costs',
+      'install',
+      'e',
+      'sim',
+      'q',
+      'r',
+      'code',
+      'in',
+      'walk',
+      'patients',
+      'mid',
+      'kilos',
+      'call',
+      'oh',
+      'six',
+    ]);
+    const { sentences, unknown } = corpusSentences(
+      'Open from 8:30 am to 5pm. The 20GB plan costs $4.50\nInstall the eSIM (QR code). Walk-in patients; mid-1900s, 23 kg, call 911 or *#06#, Zorblax!',
+      {
+        has: (w) =>
+          known.has(w) ||
+          /^(zero|one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|fifty|hundred|nineteen|hundreds|dollars|gigabytes)$/.test(
+            w,
+          ),
+      },
+    );
     expect(sentences).toEqual([
       ['open', 'from', 'eight', 'thirty', 'a', 'm', 'to', 'five', 'p', 'm'],
       ['the', 'twenty', 'gigabytes', '<unk>', 'costs', 'four', 'fifty', 'dollars'],
@@ -212,7 +244,9 @@ You can get a full refund if the eSIM has not been installed and the plan has no
   });
 
   it('builds the same model from the same corpus, a proper distribution after every context', () => {
-    const corpus = corpusSentences(`${ESIM_DOCUMENT}\nDo you have a plan for Japan? Yes please.`, { has: (w) => !/^nomad/.test(w) }).sentences;
+    const corpus = corpusSentences(`${ESIM_DOCUMENT}\nDo you have a plan for Japan? Yes please.`, {
+      has: (w) => !/^nomad/.test(w),
+    }).sentences;
     const arpa = languageModel(corpus);
     expect(languageModel(corpus)).toBe(arpa);
     expect(arpa).toMatch(/^\\data\\\nngram 1=\d+\nngram 2=\d+\nngram 3=\d+\n/);
@@ -232,7 +266,8 @@ You can get a full refund if the eSIM has not been installed and the plan has no
     }
     const vocabulary = [...ngrams.keys()].filter((k) => !k.includes(' ') && k !== '<s>');
     expect(vocabulary).toEqual(expect.arrayContaining(['japan', 'roaming', '</s>']));
-    const log10p = (h: string[], w: string): number => ngrams.get([...h, w].join(' '))?.p ?? (ngrams.get(h.join(' '))?.bow ?? 0) + log10p(h.slice(1), w);
+    const log10p = (h: string[], w: string): number =>
+      ngrams.get([...h, w].join(' '))?.p ?? (ngrams.get(h.join(' '))?.bow ?? 0) + log10p(h.slice(1), w);
     for (const context of [[], ['<s>'], ['the'], ['turn', 'on'], ['a', 'plan'], ['japan', 'roaming']]) {
       expect(vocabulary.reduce((sum, w) => sum + 10 ** log10p(context, w), 0)).toBeCloseTo(1, 2);
     }
@@ -241,7 +276,10 @@ You can get a full refund if the eSIM has not been installed and the plan has no
   });
 
   it('reports a missing engine or model as a ProviderError, and a crash mid-stream as a retryable one', async () => {
-    for (const stt of [new PocketsphinxStt({ sampleRate: 16000, binary: '/nonexistent/pocketsphinx_continuous' }), new PocketsphinxStt({ sampleRate: 8000, modelDir: '/nonexistent/model' })]) {
+    for (const stt of [
+      new PocketsphinxStt({ sampleRate: 16000, binary: '/nonexistent/pocketsphinx_continuous' }),
+      new PocketsphinxStt({ sampleRate: 8000, modelDir: '/nonexistent/model' }),
+    ]) {
       const stream = stt.stream({});
       // Frames every 20 ms, as in a call: a first one may still reach the pipe before the missing engine's end
       // closes it (cat then waits for more), the next one finds the pipe closed.
@@ -249,7 +287,9 @@ You can get a full refund if the eSIM has not been installed and the plan has no
       const { error } = await drain(stream);
       clearInterval(frames);
       expect(error).toBeInstanceOf(ProviderError);
-      expect((error as ProviderError).message).toBe('local: pocketsphinx is not installed (Debian packages pocketsphinx, pocketsphinx-en-us)');
+      expect((error as ProviderError).message).toBe(
+        'local: pocketsphinx is not installed (Debian packages pocketsphinx, pocketsphinx-en-us)',
+      );
       expect((error as ProviderError).retryable).toBe(false);
       await stream.close();
     }
@@ -280,7 +320,15 @@ You can get a full refund if the eSIM has not been installed and the plan has no
     pushAll(stream, [silence(300, 16000), await speech(SENTENCE, 16000)], 16000);
     // The shell forks each child before it execs its program: on a busy machine a child may still be named `sh`.
     let children = processes(stream.pid!);
-    for (let i = 0; i < 100 && children.map((p) => p.name).sort().join() !== 'cat,pocketsphinx_co'; i++) {
+    for (
+      let i = 0;
+      i < 100 &&
+      children
+        .map((p) => p.name)
+        .sort()
+        .join() !== 'cat,pocketsphinx_co';
+      i++
+    ) {
       await sleep(20);
       children = processes(stream.pid!);
     }

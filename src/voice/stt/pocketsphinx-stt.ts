@@ -67,7 +67,8 @@ export class PocketsphinxStt implements STT {
   readonly sampleRate: 8000 | 16000;
 
   constructor(private readonly opts: PocketsphinxOptions) {
-    if (opts.sampleRate !== 8000 && opts.sampleRate !== 16000) throw new Error(`pocketsphinx takes 8000 or 16000 Hz, not ${String(opts.sampleRate)}`);
+    if (opts.sampleRate !== 8000 && opts.sampleRate !== 16000)
+      throw new Error(`pocketsphinx takes 8000 or 16000 Hz, not ${String(opts.sampleRate)}`);
     if (opts.mode === 'domain' && !opts.corpus?.trim()) throw new Error("pocketsphinx mode 'domain' needs a corpus");
     this.sampleRate = opts.sampleRate;
   }
@@ -83,13 +84,18 @@ export class PocketsphinxStt implements STT {
   }
 
   stream(opts: { language?: string; signal?: AbortSignal } = {}): PocketsphinxStream {
-    const setup = opts.language && !/^en([-_]|$)/i.test(opts.language) ? new ProviderError('local', `pocketsphinx has no model for language ${opts.language}`, false) : this.prepare();
+    const setup =
+      opts.language && !/^en([-_]|$)/i.test(opts.language)
+        ? new ProviderError('local', `pocketsphinx has no model for language ${opts.language}`, false)
+        : this.prepare();
     return new PocketsphinxStream(this.opts, setup instanceof ProviderError ? setup : setup.args, opts.signal);
   }
 
   private prepare(): Setup {
     // Hashed: a corpus can be a tenant's whole knowledge, and the map holds one entry per version of it.
-    const key = createHash('sha256').update(JSON.stringify([this.opts.modelDir, this.opts.mode, this.opts.corpus, this.opts.sampleRate])).digest('hex');
+    const key = createHash('sha256')
+      .update(JSON.stringify([this.opts.modelDir, this.opts.mode, this.opts.corpus, this.opts.sampleRate]))
+      .digest('hex');
     const known = setups.get(key);
     // Checked each time: a temp-file cleaner may have removed the files, or an install added the model.
     if (known?.files.every((f) => existsSync(f))) return known;
@@ -124,7 +130,14 @@ export class PocketsphinxStt implements STT {
       const grammar = `#JSGF V1.0;\ngrammar digits;\npublic <digits> = <digit>+;\n<digit> = ${DIGIT_WORDS.join(' | ')};\n`;
       // A lower word insertion probability than the default 0.65: spoken digit strings (espeak-ng, 1 to 5 digits)
       // came out right 29 times in 40 instead of 20, mostly fewer stray short digits at an abrupt start.
-      args.push('-jsgf', file('digits.gram', grammar), '-dict', file('digits.dict', `${[...readDictionary(dict, new Set(DIGIT_WORDS)).values()].flat().join('\n')}\n`), '-wip', '0.01');
+      args.push(
+        '-jsgf',
+        file('digits.gram', grammar),
+        '-dict',
+        file('digits.dict', `${[...readDictionary(dict, new Set(DIGIT_WORDS)).values()].flat().join('\n')}\n`),
+        '-wip',
+        '0.01',
+      );
     } else {
       // The vocabulary is the corpus's and the phrasing's only. General English's 5000 most frequent words (the en-us
       // model's unigrams) added to it lowered the WER a little (held-out questions 0.41 vs 0.42, the benchmark's
@@ -139,7 +152,12 @@ export class PocketsphinxStt implements STT {
       const { sentences } = corpusSentences(text, dictionary);
       outOfVocabulary = corpusSentences(this.opts.corpus ?? '', dictionary).unknown;
       const words = [...new Set(sentences.flat())].filter((w) => w !== UNKNOWN);
-      args.push('-lm', file('domain.arpa', languageModel(sentences)), '-dict', file('domain.dict', `${words.flatMap((w) => dictionary.get(w)!).join('\n')}\n`));
+      args.push(
+        '-lm',
+        file('domain.arpa', languageModel(sentences)),
+        '-dict',
+        file('domain.dict', `${words.flatMap((w) => dictionary.get(w)!).join('\n')}\n`),
+      );
     }
     if (this.opts.sampleRate === 8000) {
       // The model's feat.params is read after the command line and would override a plain -cmninit.
@@ -199,7 +217,10 @@ export class PocketsphinxStream implements SttStream {
     // cat turns it into a real pipe. Its own process group lets abort kill sh, cat and the engine together. sh waits
     // for cat too, so an engine that dies is noticed at the next write (a call sends a frame every 20 ms).
     const args = ['-infile', '/dev/stdin', '-time', 'yes', ...setup];
-    this.child = spawn('/bin/sh', ['-c', 'cat | "$0" "$@"', opts.binary ?? 'pocketsphinx_continuous', ...args], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    this.child = spawn('/bin/sh', ['-c', 'cat | "$0" "$@"', opts.binary ?? 'pocketsphinx_continuous', ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
     this.child.stdout.setEncoding('utf8');
     this.child.stdout.on('data', (chunk: string) => this.onOutput(chunk));
     this.child.stderr.setEncoding('utf8');
@@ -218,7 +239,8 @@ export class PocketsphinxStream implements SttStream {
   }
 
   push(frame: AudioFrame): void {
-    if (frame.sampleRate !== this.opts.sampleRate) throw new Error(`pocketsphinx stream expects ${this.opts.sampleRate} Hz frames, got ${frame.sampleRate}`);
+    if (frame.sampleRate !== this.opts.sampleRate)
+      throw new Error(`pocketsphinx stream expects ${this.opts.sampleRate} Hz frames, got ${frame.sampleRate}`);
     if (this.exited || this.closing || frame.pcm.length === 0) return;
     this.baseMs ??= frame.timestampMs;
     this.heardSinceFlush = true;
@@ -291,7 +313,10 @@ export class PocketsphinxStream implements SttStream {
     const first = timed[0];
     const last = timed[timed.length - 1];
     // Word posteriors come from the language-model search; the grammar search reports 1 for every word.
-    const confidence = this.opts.mode === 'digits' || words.length === 0 ? undefined : words.reduce((n, w) => n + Math.min(1, w.probability), 0) / words.length;
+    const confidence =
+      this.opts.mode === 'digits' || words.length === 0
+        ? undefined
+        : words.reduce((n, w) => n + Math.min(1, w.probability), 0) / words.length;
     this.queue.push({
       type: 'final',
       text: u.text,
@@ -317,8 +342,13 @@ export class PocketsphinxStream implements SttStream {
     if (this.killed || (this.closing && code === 0)) return this.queue.end();
     // sh answers 127 for a command it cannot find, 126 for one it cannot run; 128 + n when the engine died of signal n.
     if (code === 127 || code === 126) return this.fail(new ProviderError('local', NOT_INSTALLED, false));
-    if (sig || (code !== null && code > 128)) return this.fail(new ProviderError('local', `pocketsphinx was killed (${sig ?? `signal ${code! - 128}`})`, true));
-    const reason = this.stderrTail.split('\n').filter((l) => /^(ERROR|FATAL)/.test(l)).pop() ?? 'no error message';
+    if (sig || (code !== null && code > 128))
+      return this.fail(new ProviderError('local', `pocketsphinx was killed (${sig ?? `signal ${code! - 128}`})`, true));
+    const reason =
+      this.stderrTail
+        .split('\n')
+        .filter((l) => /^(ERROR|FATAL)/.test(l))
+        .pop() ?? 'no error message';
     this.fail(new ProviderError('local', `pocketsphinx exited with ${String(code)}: ${reason.slice(0, 300)}`, false));
   }
 
@@ -346,7 +376,20 @@ export class PocketsphinxStream implements SttStream {
  * skipped, so the general model's "for" or "to" do not count as digits.
  */
 export function digitsFrom(text: string): string {
-  const value: Record<string, string> = { zero: '0', oh: '0', o: '0', one: '1', two: '2', three: '3', four: '4', five: '5', six: '6', seven: '7', eight: '8', nine: '9' };
+  const value: Record<string, string> = {
+    zero: '0',
+    oh: '0',
+    o: '0',
+    one: '1',
+    two: '2',
+    three: '3',
+    four: '4',
+    five: '5',
+    six: '6',
+    seven: '7',
+    eight: '8',
+    nine: '9',
+  };
   return tokens(text)
     .map((w) => (/^\d+$/.test(w) ? w : (value[w] ?? '')))
     .join('');
@@ -364,7 +407,28 @@ function tokens(text: string): string[] {
 
 /** Unknown to the dictionary: n-grams across it are not counted, so the words on either side are not made neighbours. */
 const UNKNOWN = '<unk>';
-const ONES = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten', 'eleven', 'twelve', 'thirteen', 'fourteen', 'fifteen', 'sixteen', 'seventeen', 'eighteen', 'nineteen'];
+const ONES = [
+  'zero',
+  'one',
+  'two',
+  'three',
+  'four',
+  'five',
+  'six',
+  'seven',
+  'eight',
+  'nine',
+  'ten',
+  'eleven',
+  'twelve',
+  'thirteen',
+  'fourteen',
+  'fifteen',
+  'sixteen',
+  'seventeen',
+  'eighteen',
+  'nineteen',
+];
 const TENS = ['', '', 'twenty', 'thirty', 'forty', 'fifty', 'sixty', 'seventy', 'eighty', 'ninety'];
 const CURRENCY: Record<string, string> = { $: 'dollars', '£': 'pounds', '€': 'euros' };
 /** Abbreviated units as said aloud. */
@@ -381,7 +445,15 @@ function numberWords(n: number): string[] {
 /** "fifteen" -> "fifteenth", "twenty two" -> "twenty second". */
 function ordinal(words: string[]): string[] {
   const last = words.at(-1)!;
-  const special: Record<string, string> = { one: 'first', two: 'second', three: 'third', five: 'fifth', eight: 'eighth', nine: 'ninth', twelve: 'twelfth' };
+  const special: Record<string, string> = {
+    one: 'first',
+    two: 'second',
+    three: 'third',
+    five: 'fifth',
+    eight: 'eighth',
+    nine: 'ninth',
+    twelve: 'twelfth',
+  };
   return [...words.slice(0, -1), special[last] ?? (last.endsWith('y') ? `${last.slice(0, -1)}ieth` : `${last}th`)];
 }
 
@@ -396,7 +468,8 @@ function spokenNumber(token: string): string[] {
   let words: string[];
   if (digits.length > 1 && digits.startsWith('0')) words = digitByDigit();
   else if (!currency && /^[2-9]11$/.test(digits)) words = digitByDigit();
-  else if (!currency && /^(1[1-9]|20)[1-9]\d$/.test(whole!)) words = [...numberWords(Number(digits.slice(0, 2))), ...numberWords(Number(digits.slice(2)))];
+  else if (!currency && /^(1[1-9]|20)[1-9]\d$/.test(whole!))
+    words = [...numberWords(Number(digits.slice(0, 2))), ...numberWords(Number(digits.slice(2)))];
   else if (digits.length <= 6) words = numberWords(Number(digits));
   else words = digitByDigit();
   const u = unit!.toLowerCase();
@@ -440,7 +513,13 @@ export function corpusSentences(text: string, known: { has(word: string): boolea
       else if (UNITS[word]) say(token, [UNITS[word]]);
       else if (known.has(word)) words.push(word);
       // Hyphenated and camel-case words by their parts; short capitals (an acronym) letter by letter.
-      else say(token, token.split(/-+|(?<=\p{Ll})(?=\p{Lu})/u).flatMap((p) => (!known.has(p.toLowerCase()) && /^\p{Lu}{2,5}$/u.test(p) ? p.toLowerCase().split('') : [p.toLowerCase()])));
+      else
+        say(
+          token,
+          token
+            .split(/-+|(?<=\p{Ll})(?=\p{Lu})/u)
+            .flatMap((p) => (!known.has(p.toLowerCase()) && /^\p{Lu}{2,5}$/u.test(p) ? p.toLowerCase().split('') : [p.toLowerCase()])),
+        );
     }
     if (words.some((w) => w !== UNKNOWN)) sentences.push(words);
   }
@@ -481,8 +560,9 @@ export function languageModel(sentences: string[][], order = 3): string {
   const discount = counts.map((map) => {
     let n1 = 0;
     let n2 = 0;
-    for (const c of map.values()) if (c === 1) n1++;
-    else if (c === 2) n2++;
+    for (const c of map.values())
+      if (c === 1) n1++;
+      else if (c === 2) n2++;
     return n1 > 0 && n2 > 0 ? Math.min(0.9, Math.max(0.1, n1 / (n1 + 2 * n2))) : 0.5;
   });
 
@@ -531,7 +611,14 @@ export function languageModel(sentences: string[][], order = 3): string {
     if (k === 0) lines.unshift(`-99 <s> ${log(backoff.get('<s>') ?? 1)}`);
     return lines;
   });
-  return ['\\data\\', ...sections.map((lines, k) => `ngram ${k + 1}=${lines.length}`), '', ...sections.flatMap((lines, k) => [`\\${k + 1}-grams:`, ...lines, '']), '\\end\\', ''].join('\n');
+  return [
+    '\\data\\',
+    ...sections.map((lines, k) => `ngram ${k + 1}=${lines.length}`),
+    '',
+    ...sections.flatMap((lines, k) => [`\\${k + 1}-grams:`, ...lines, '']),
+    '\\end\\',
+    '',
+  ].join('\n');
 }
 
 /** The lines of the pronunciation dictionary (cmudict-en-us, 134k words) for `words`, alternatives ("word(2)") included. */

@@ -86,10 +86,20 @@ describe('HttpTool', () => {
     expect(received).toHaveLength(1);
     const [r] = received;
     const body = JSON.parse(r!.body);
-    expect(body).toMatchObject({ tool: 'book_table', arguments: { party_size: 4, time: '19:30' }, call_id: 'call-1', tenant_id: 'tenant-1' });
+    expect(body).toMatchObject({
+      tool: 'book_table',
+      arguments: { party_size: 4, time: '19:30' },
+      call_id: 'call-1',
+      tenant_id: 'tenant-1',
+    });
     expect(body.request_id).toBe(r!.headers['x-voice-request-id']);
     expect(Math.abs(body.timestamp - Date.now() / 1000)).toBeLessThan(5);
-    expect(r!.headers).toMatchObject({ 'x-voice-tool': 'book_table', 'x-voice-call-id': 'call-1', authorization: 'Bearer tenant-own-token', 'content-type': 'application/json' });
+    expect(r!.headers).toMatchObject({
+      'x-voice-tool': 'book_table',
+      'x-voice-call-id': 'call-1',
+      authorization: 'Bearer tenant-own-token',
+      'content-type': 'application/json',
+    });
     expect(verify(SECRET, r!.headers['x-voice-signature'] as string, r!.body)).toBe(true);
     expect(r!.headers['x-voice-signature']).toMatch(new RegExp(`^t=${body.timestamp},v1=[0-9a-f]{64}$`));
   });
@@ -131,16 +141,34 @@ describe('HttpTool', () => {
     expect(fail).toMatchObject({ status: 'http_error', httpStatus: 500 });
     expect(fail.output).not.toContain('stack trace');
     const conflict = await tool({ url: `${base}/conflict` }).call({ party_size: 1 });
-    expect(conflict).toMatchObject({ status: 'http_error', httpStatus: 409, output: 'The book_table tool refused the request (HTTP 409): That time is taken.' });
-    expect(await tool({ url: `${base}/empty` }).call({ party_size: 1 })).toMatchObject({ status: 'ok', httpStatus: 204, output: 'The book_table tool succeeded.' });
+    expect(conflict).toMatchObject({
+      status: 'http_error',
+      httpStatus: 409,
+      output: 'The book_table tool refused the request (HTTP 409): That time is taken.',
+    });
+    expect(await tool({ url: `${base}/empty` }).call({ party_size: 1 })).toMatchObject({
+      status: 'ok',
+      httpStatus: 204,
+      output: 'The book_table tool succeeded.',
+    });
 
     const closed = createServer();
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const port = (closed.address() as AddressInfo).port;
     await new Promise((r) => closed.close(r));
-    expect(await tool({ url: `http://127.0.0.1:${port}/` }).call({ party_size: 1 })).toMatchObject({ status: 'unreachable', output: 'The book_table tool could not be reached.' });
+    expect(await tool({ url: `http://127.0.0.1:${port}/` }).call({ party_size: 1 })).toMatchObject({
+      status: 'unreachable',
+      output: 'The book_table tool could not be reached.',
+    });
 
-    const broken = await tool({}, runtime({ signingSecrets: async () => { throw new Error('database down'); } })).call({ party_size: 1 });
+    const broken = await tool(
+      {},
+      runtime({
+        signingSecrets: async () => {
+          throw new Error('database down');
+        },
+      }),
+    ).call({ party_size: 1 });
     expect(broken.status).toBe('error');
   });
 
@@ -178,9 +206,24 @@ describe('HttpTool', () => {
   });
 
   it('knows which addresses are private', () => {
-    for (const a of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::1', '::', 'fd00::1', 'fe80::1', '::ffff:10.0.0.1']) {
+    for (const a of [
+      '127.0.0.1',
+      '10.1.2.3',
+      '172.16.0.1',
+      '172.31.255.255',
+      '192.168.1.1',
+      '169.254.169.254',
+      '100.64.0.1',
+      '0.0.0.0',
+      '::1',
+      '::',
+      'fd00::1',
+      'fe80::1',
+      '::ffff:10.0.0.1',
+    ]) {
       expect(isPrivateAddress(a), a).toBe(true);
     }
-    for (const a of ['8.8.8.8', '172.32.0.1', '93.184.216.34', '2606:4700::1111', '::ffff:8.8.8.8']) expect(isPrivateAddress(a), a).toBe(false);
+    for (const a of ['8.8.8.8', '172.32.0.1', '93.184.216.34', '2606:4700::1111', '::ffff:8.8.8.8'])
+      expect(isPrivateAddress(a), a).toBe(false);
   });
 });

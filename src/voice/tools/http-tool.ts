@@ -15,7 +15,8 @@ export const MAX_RESPONSE_BYTES = 16 * 1024;
 /** ...and give the model at most this much of it: a result is context for a spoken sentence, and tokens cost. */
 export const MAX_RESULT_CHARS = 4 * 1024;
 
-export type ToolStatus = 'ok' | 'invalid_arguments' | 'unknown_tool' | 'http_error' | 'timeout' | 'unreachable' | 'refused' | 'cancelled' | 'error';
+export type ToolStatus =
+  'ok' | 'invalid_arguments' | 'unknown_tool' | 'http_error' | 'timeout' | 'unreachable' | 'refused' | 'cancelled' | 'error';
 
 export interface ToolOutcome {
   /** What the model reads as the tool's result. */
@@ -41,7 +42,11 @@ export class HttpTool {
   ) {}
 
   get spec(): ToolSpec {
-    return { name: this.config.name, description: this.config.description, parameters: this.config.parameters as unknown as Record<string, unknown> };
+    return {
+      name: this.config.name,
+      description: this.config.description,
+      parameters: this.config.parameters as unknown as Record<string, unknown>,
+    };
   }
 
   async call(args: Record<string, unknown>, context: { callId?: string; signal?: AbortSignal } = {}): Promise<ToolOutcome> {
@@ -53,7 +58,8 @@ export class HttpTool {
     try {
       const outcome = await this.send(args, context, log);
       if (outcome.status === 'ok') log.debug({ httpStatus: outcome.httpStatus }, 'tool called');
-      else if (outcome.status !== 'cancelled' && outcome.status !== 'refused') log.warn({ status: outcome.status, httpStatus: outcome.httpStatus }, 'tool call failed');
+      else if (outcome.status !== 'cancelled' && outcome.status !== 'refused')
+        log.warn({ status: outcome.status, httpStatus: outcome.httpStatus }, 'tool call failed');
       return outcome;
     } catch (err) {
       log.error({ err }, 'tool call failed');
@@ -61,7 +67,11 @@ export class HttpTool {
     }
   }
 
-  private async send(args: Record<string, unknown>, context: { callId?: string; signal?: AbortSignal }, log: FastifyBaseLogger): Promise<ToolOutcome> {
+  private async send(
+    args: Record<string, unknown>,
+    context: { callId?: string; signal?: AbortSignal },
+    log: FastifyBaseLogger,
+  ): Promise<ToolOutcome> {
     const { name, method } = this.config;
     const secrets = await this.runtime.signingSecrets(this.tenantId);
     if (secrets.length === 0) throw new Error('the signing secret cannot be opened (SECRET_KEY changed?); rotate it');
@@ -73,7 +83,14 @@ export class HttpTool {
     if (method === 'GET') {
       for (const [k, v] of Object.entries(args)) url.searchParams.append(k, typeof v === 'string' ? v : JSON.stringify(v));
     } else {
-      body = JSON.stringify({ tool: name, arguments: args, call_id: context.callId ?? null, tenant_id: this.tenantId, request_id: requestId, timestamp });
+      body = JSON.stringify({
+        tool: name,
+        arguments: args,
+        call_id: context.callId ?? null,
+        tenant_id: this.tenantId,
+        request_id: requestId,
+        timestamp,
+      });
     }
     const headers: Record<string, string> = {
       ...this.config.headers,
@@ -94,7 +111,10 @@ export class HttpTool {
     } catch (err) {
       const refused = refusedByGuard(err);
       if (refused) {
-        log.warn({ host: url.hostname, address: refused.address }, 'tool URL is on a private network; refused (OUTBOUND_ALLOW_PRIVATE_NETWORKS is off)');
+        log.warn(
+          { host: url.hostname, address: refused.address },
+          'tool URL is on a private network; refused (OUTBOUND_ALLOW_PRIVATE_NETWORKS is off)',
+        );
         return { status: 'refused', output: `The ${name} tool could not be reached.` };
       }
       if (context.signal?.aborted) return { status: 'cancelled', output: `The ${name} tool call was cancelled.` };
@@ -107,9 +127,15 @@ export class HttpTool {
     const clipped = text.length > MAX_RESULT_CHARS || res.truncated ? `${text.slice(0, MAX_RESULT_CHARS)} [cut short]` : text;
     const httpStatus = res.status;
     if (httpStatus >= 200 && httpStatus < 300) return { status: 'ok', httpStatus, output: clipped || `The ${name} tool succeeded.` };
-    if (httpStatus >= 300 && httpStatus < 400) return { status: 'http_error', httpStatus, output: `The ${name} tool did not answer properly.` };
+    if (httpStatus >= 300 && httpStatus < 400)
+      return { status: 'http_error', httpStatus, output: `The ${name} tool did not answer properly.` };
     // A refusal usually says why ("that time is taken"); a server error's text is for its developers, not the caller.
-    if (httpStatus < 500) return { status: 'http_error', httpStatus, output: `The ${name} tool refused the request (HTTP ${httpStatus})${clipped ? `: ${clipped}` : '.'}` };
+    if (httpStatus < 500)
+      return {
+        status: 'http_error',
+        httpStatus,
+        output: `The ${name} tool refused the request (HTTP ${httpStatus})${clipped ? `: ${clipped}` : '.'}`,
+      };
     return { status: 'http_error', httpStatus, output: `The ${name} tool failed and could not help just now.` };
   }
 }

@@ -6,7 +6,7 @@ import type { AudioFrame } from '../audio.js';
 import { BrowserTransport, type BrowserTransportOptions } from './browser-ws.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-const ramp = (samples: number, from = 0) => Int16Array.from({ length: samples }, (_, i) => ((from + i) * 37) % 30000 - 15000);
+const ramp = (samples: number, from = 0) => Int16Array.from({ length: samples }, (_, i) => (((from + i) * 37) % 30000) - 15000);
 const le = (pcm: Int16Array) => {
   const b = Buffer.alloc(pcm.length * 2);
   pcm.forEach((s, i) => b.writeInt16LE(s, i * 2));
@@ -29,7 +29,11 @@ async function connect(opts: BrowserTransportOptions = {}) {
   const received: Received[] = [];
   client.on('message', (data: RawData, isBinary: boolean) => {
     const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
-    received.push(isBinary ? { at: performance.now(), binary: buf } : { at: performance.now(), json: JSON.parse(buf.toString('utf8')) as Record<string, unknown> });
+    received.push(
+      isBinary
+        ? { at: performance.now(), binary: buf }
+        : { at: performance.now(), json: JSON.parse(buf.toString('utf8')) as Record<string, unknown> },
+    );
   });
   const clientClosed = new Promise<number>((r) => client.once('close', (code) => r(code)));
   await new Promise((r) => client.once('open', r));

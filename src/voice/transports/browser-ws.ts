@@ -155,7 +155,8 @@ export class BrowserTransport implements Transport {
   }
 
   private onAudio(bytes: Buffer): void {
-    if (bytes.length > MAX_MESSAGE_BYTES) return this.badMessage(`audio messages carry at most 1 s (${MAX_MESSAGE_BYTES} bytes) of 16 kHz PCM16LE`);
+    if (bytes.length > MAX_MESSAGE_BYTES)
+      return this.badMessage(`audio messages carry at most 1 s (${MAX_MESSAGE_BYTES} bytes) of 16 kHz PCM16LE`);
     if (!bytes.length) return;
     // The bytes continue the caller's stream: with an odd byte left from the last message, sample k is stream
     // bytes 2k and 2k + 1, the first of which is that byte.
@@ -168,7 +169,7 @@ export class BrowserTransport implements Transport {
     if (this.admission.violation) return this.refuse(this.admission.violation);
     let k = 0;
     if (odd && taken > 0) {
-      this.pushSample(((bytes[0]! << 8) | this.oddByte!) << 16 >> 16);
+      this.pushSample((((bytes[0]! << 8) | this.oddByte!) << 16) >> 16);
       k = 1;
     }
     for (; k < taken; k++) this.pushSample(bytes.readInt16LE(2 * k - odd));

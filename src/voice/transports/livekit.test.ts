@@ -66,7 +66,8 @@ describe('LiveKitTransport', () => {
     // 60 ms at 16 kHz, less the resampler's lag (it keeps the filter's half width until more audio comes).
     expect(samples).toBeGreaterThan(800);
     expect(samples).toBeLessThanOrEqual(960);
-    for (let i = 1; i < got.length; i++) expect(got[i]!.timestampMs).toBeCloseTo(got[i - 1]!.timestampMs + (got[i - 1]!.pcm.length * 1000) / 16000, 6);
+    for (let i = 1; i < got.length; i++)
+      expect(got[i]!.timestampMs).toBeCloseTo(got[i - 1]!.timestampMs + (got[i - 1]!.pcm.length * 1000) / 16000, 6);
     // Steady level after the filter settles: the mix of two equal channels, not their sum.
     expect(Math.abs(got.at(-1)!.pcm.at(-100)! - 1000)).toBeLessThan(50);
   });

@@ -148,7 +148,9 @@ export class LiveKitTransport implements Transport {
     this.callerIdentity = opts.callerIdentity;
     this.playout = new Playout(sampleRate, (frame, playedAt) => {
       // Handed to LiveKit in order; its own buffer holds about one frame because the Playout paces in real time.
-      this.capturing = this.capturing.then(() => this.source.captureFrame(toRtcFrame(frame))).catch((err: unknown) => this.opts.onError?.(err));
+      this.capturing = this.capturing
+        .then(() => this.source.captureFrame(toRtcFrame(frame)))
+        .catch((err: unknown) => this.opts.onError?.(err));
       const timestampMs = playedAt - this.started;
       this.playedListeners.emit({ pcm: frame.pcm, sampleRate, timestampMs });
     });

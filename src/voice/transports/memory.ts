@@ -65,7 +65,10 @@ export class MemoryTransport implements Transport {
     const due = Math.floor(this.now() / FRAME_MS);
     while (this.sent < due) this.emit();
     // Checked twice a frame on the real clock (timers run late); exactly when the next frame is due on a manual one.
-    this.ticker = this.clock.setTimeout(() => this.tick(), this.clock === realClock ? FRAME_MS / 2 : (this.sent + 1) * FRAME_MS - this.now());
+    this.ticker = this.clock.setTimeout(
+      () => this.tick(),
+      this.clock === realClock ? FRAME_MS / 2 : (this.sent + 1) * FRAME_MS - this.now(),
+    );
   }
 
   // ---- the caller's side ----

@@ -142,7 +142,11 @@ export class Playout {
       const at = next.next;
       next.next += this.frameSamples;
       if (next.next >= next.pcm.length) this.queue.shift();
-      const frame = { pcm: next.pcm.subarray(at, at + this.frameSamples), sampleRate: this.sampleRate, timestampMs: next.timestampMs + durationMs(at, this.sampleRate) };
+      const frame = {
+        pcm: next.pcm.subarray(at, at + this.frameSamples),
+        sampleRate: this.sampleRate,
+        timestampMs: next.timestampMs + durationMs(at, this.sampleRate),
+      };
       this.sink(frame, this.playingUntil);
       this.playingUntil += FRAME_MS;
     }

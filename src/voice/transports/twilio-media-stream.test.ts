@@ -49,9 +49,19 @@ async function server(opts: { token?: string; startTimeoutMs?: number; leadMs?: 
 }
 
 /** A connected call: the service's transport and the Twilio leg. */
-async function call(parameters: Record<string, string> = { token: 'good', callId: 'c_9' }, legOpts: { playoutDelayMs?: number } = {}, leadMs?: number) {
+async function call(
+  parameters: Record<string, string> = { token: 'good', callId: 'c_9' },
+  legOpts: { playoutDelayMs?: number } = {},
+  leadMs?: number,
+) {
   const s = await server({ leadMs });
-  const leg = await TwilioCallerLeg.connect({ ...legOpts, url: s.url, parameters, callSid: 'CA0123456789abcdef0123456789abcdef', accountSid: 'AC0123456789abcdef0123456789abcdef' });
+  const leg = await TwilioCallerLeg.connect({
+    ...legOpts,
+    url: s.url,
+    parameters,
+    callSid: 'CA0123456789abcdef0123456789abcdef',
+    accountSid: 'AC0123456789abcdef0123456789abcdef',
+  });
   cleanups.push(async () => void (await leg.terminate()));
   const accepted = await s.next();
   if (!accepted) throw new Error('not accepted');
@@ -75,7 +85,14 @@ async function rawTwilio(opts: { clock?: () => number } = {}) {
     event: 'start',
     sequenceNumber: '1',
     streamSid: STREAM_SID,
-    start: { streamSid: STREAM_SID, accountSid: 'AC1', callSid: 'CA1', tracks: ['inbound'], customParameters: { token: 'good' }, mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } },
+    start: {
+      streamSid: STREAM_SID,
+      accountSid: 'AC1',
+      callSid: 'CA1',
+      tracks: ['inbound'],
+      customParameters: { token: 'good' },
+      mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
+    },
   };
   return { raw, send, start, received, next: s.next };
 }
@@ -398,7 +415,12 @@ describe('TwilioMediaStreamTransport', () => {
     twilio.send({ event: 'media', media: 'nope' });
     twilio.send('null');
     const payload = Buffer.from(new Uint8Array(160).fill(0xff)).toString('base64');
-    twilio.send({ event: 'media', sequenceNumber: '2', streamSid: STREAM_SID, media: { track: 'inbound', chunk: '1', timestamp: '20', payload } });
+    twilio.send({
+      event: 'media',
+      sequenceNumber: '2',
+      streamSid: STREAM_SID,
+      media: { track: 'inbound', chunk: '1', timestamp: '20', payload },
+    });
     await sleep(50);
     expect(transport.ignoredMessages).toBe(5);
     expect(frames).toHaveLength(1);
@@ -430,13 +452,20 @@ describe('parseConnectStream', () => {
   });
 
   it('keeps only parameters that are direct children of the stream', () => {
-    const twiml = '<Response><Connect><Stream url="wss://x"><Parameter name="a" value="1"></Parameter><Parameter name="b" value=""/></Stream><Parameter name="c" value="3"/></Connect></Response>';
+    const twiml =
+      '<Response><Connect><Stream url="wss://x"><Parameter name="a" value="1"></Parameter><Parameter name="b" value=""/></Stream><Parameter name="c" value="3"/></Connect></Response>';
     expect(parseConnectStream(twiml)).toEqual({ url: 'wss://x', parameters: { a: '1', b: '' } });
   });
 });
 
 describe('TwilioMediaStreamTransport against a flood', () => {
-  const media = (i: number, timestamp: string) => JSON.stringify({ event: 'media', sequenceNumber: String(i + 2), streamSid: STREAM_SID, media: { track: 'inbound', chunk: String(i + 1), timestamp, payload: Buffer.alloc(160, 0xff).toString('base64') } });
+  const media = (i: number, timestamp: string) =>
+    JSON.stringify({
+      event: 'media',
+      sequenceNumber: String(i + 2),
+      streamSid: STREAM_SID,
+      media: { track: 'inbound', chunk: String(i + 1), timestamp, payload: Buffer.alloc(160, 0xff).toString('base64') },
+    });
 
   it('60,000 media messages at once: 1.5 s of audio is taken, stamped within the wall clock, then the stream is closed with 1008', async () => {
     // The wall clock stands still: the flood is all ahead of it.

@@ -102,7 +102,10 @@ export class TwilioMediaStreamTransport implements Transport {
    * Resolves null (socket closed with 1008) when refused or when no start came in time, and null when the
    * socket went away first.
    */
-  static accept(socket: WebSocket, opts: TwilioAcceptOptions): Promise<{ transport: TwilioMediaStreamTransport; start: TwilioStart } | null> {
+  static accept(
+    socket: WebSocket,
+    opts: TwilioAcceptOptions,
+  ): Promise<{ transport: TwilioMediaStreamTransport; start: TwilioStart } | null> {
     return new Promise((resolve) => {
       const cleanup = () => {
         clearTimeout(timer);
@@ -301,7 +304,11 @@ export class TwilioMediaStreamTransport implements Transport {
     const timestampMs = typeof media.timestamp === 'string' || typeof media.timestamp === 'number' ? Number(media.timestamp) : NaN;
     const stamped = Number.isFinite(timestampMs) ? timestampMs : this.lastTimestampMs + FRAME_MS;
     this.lastTimestampMs = Math.max(0, Math.min(stamped, this.admission.latestMs()));
-    this.frames.push({ pcm: muLawDecode(bytes, this.arena.take(bytes.length)), sampleRate: SAMPLE_RATE, timestampMs: this.lastTimestampMs });
+    this.frames.push({
+      pcm: muLawDecode(bytes, this.arena.take(bytes.length)),
+      sampleRate: SAMPLE_RATE,
+      timestampMs: this.lastTimestampMs,
+    });
     // Caller frames come every 20 ms: the clock that reports audio sent ahead once it has played.
     if (this.unheard.length) this.reportHeard();
   }
@@ -383,7 +390,11 @@ export class TwilioMediaStreamTransport implements Transport {
 
 function parseJson(data: RawData): Json | null {
   try {
-    const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
+    const text = Buffer.isBuffer(data)
+      ? data.toString('utf8')
+      : Array.isArray(data)
+        ? Buffer.concat(data).toString('utf8')
+        : Buffer.from(data).toString('utf8');
     return obj(JSON.parse(text));
   } catch {
     return null;

@@ -44,7 +44,9 @@ describe('ElevenLabsTts (HTTP streaming, fake server)', () => {
     fake.failNext({ status: 429, retryAfterS: 2 });
     await expect(collect(tts(), 'Hi.')).rejects.toMatchObject({ status: 429, retryable: true, retryAfterMs: 2000 });
     fake.dropAfterBytes = 8000;
-    await expect(collect(tts(), 'A long sentence that will be cut off in the middle of its audio stream.')).rejects.toMatchObject({ retryable: true });
+    await expect(collect(tts(), 'A long sentence that will be cut off in the middle of its audio stream.')).rejects.toMatchObject({
+      retryable: true,
+    });
     fake.dropAfterBytes = undefined;
   });
 

@@ -33,7 +33,11 @@ export class ElevenLabsTts implements TTS {
     try {
       res = await fetch(url, {
         method: 'POST',
-        headers: { 'xi-api-key': this.opts.apiKey, 'content-type': 'application/json', accept: this.format.startsWith('ulaw') ? 'audio/basic' : 'audio/pcm' },
+        headers: {
+          'xi-api-key': this.opts.apiKey,
+          'content-type': 'application/json',
+          accept: this.format.startsWith('ulaw') ? 'audio/basic' : 'audio/pcm',
+        },
         body: JSON.stringify({ text, model_id: this.opts.model ?? 'eleven_flash_v2_5' }),
         signal,
       });

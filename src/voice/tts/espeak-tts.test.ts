@@ -29,7 +29,9 @@ describe('EspeakTts (espeak-ng)', () => {
     const tts = new EspeakTts({ sampleRate: 16000 });
     const t0 = performance.now();
     const short = concatPcm((await collect(tts, 'Hello.')).map((f) => f.pcm));
-    const long = concatPcm((await collect(tts, 'Hello, thank you for calling the Sunrise clinic, how can I help you today?')).map((f) => f.pcm));
+    const long = concatPcm(
+      (await collect(tts, 'Hello, thank you for calling the Sunrise clinic, how can I help you today?')).map((f) => f.pcm),
+    );
     expect(performance.now() - t0).toBeLessThan((short.length + long.length) / 16);
     expect(long.length).toBeGreaterThan(short.length * 3);
   });
@@ -39,7 +41,9 @@ describe('EspeakTts (espeak-ng)', () => {
     const controller = new AbortController();
     controller.abort();
     expect(await collect(new EspeakTts({ sampleRate: 8000 }), 'Never said.', controller.signal)).toEqual([]);
-    await expect(collect(new EspeakTts({ sampleRate: 8000, binary: 'espeak-ng-missing' }), 'Hi.')).rejects.toThrow(/espeak-ng is not installed/);
+    await expect(collect(new EspeakTts({ sampleRate: 8000, binary: 'espeak-ng-missing' }), 'Hi.')).rejects.toThrow(
+      /espeak-ng is not installed/,
+    );
   });
 
   it('many calls speaking at once share the instance’s slots: never more espeak-ng processes than LOCAL_TTS_CONCURRENCY', async () => {
@@ -59,7 +63,11 @@ describe('EspeakTts (espeak-ng)', () => {
       return max;
     };
     const speakAll = (slots?: Semaphore) =>
-      Promise.all(Array.from({ length: 8 }, (_, i) => collect(new EspeakTts({ sampleRate: 8000, binary, slots }), `Caller number ${i}, your table is ready.`)));
+      Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          collect(new EspeakTts({ sampleRate: 8000, binary, slots }), `Caller number ${i}, your table is ready.`),
+        ),
+      );
     // One engine per call (each call has its own EspeakTts), two slots for the instance.
     const slots = new Semaphore(2);
     const spoken = await speakAll(slots);

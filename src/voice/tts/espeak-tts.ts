@@ -32,11 +32,15 @@ export class EspeakTts implements TTS {
 
   async *synthesize(text: string, opts: { signal?: AbortSignal } = {}): AsyncIterable<AudioFrame> {
     if (!text.trim()) return;
-    const wav = this.opts.slots ? await this.opts.slots.run(() => this.run(text, opts.signal), opts.signal).catch((err: unknown) => {
-      // Interrupted while waiting for a slot: nothing to say, like an abort during synthesis.
-      if (opts.signal?.aborted) return Buffer.alloc(0);
-      throw err;
-    }) : await this.run(text, opts.signal);
+    const wav = this.opts.slots
+      ? await this.opts.slots
+          .run(() => this.run(text, opts.signal), opts.signal)
+          .catch((err: unknown) => {
+            // Interrupted while waiting for a slot: nothing to say, like an abort during synthesis.
+            if (opts.signal?.aborted) return Buffer.alloc(0);
+            throw err;
+          })
+      : await this.run(text, opts.signal);
     if (opts.signal?.aborted) return;
     const { pcm, sampleRate } = parseWav(wav);
     const out = resample(pcm, sampleRate, this.sampleRate);
@@ -51,10 +55,14 @@ export class EspeakTts implements TTS {
     if (signal?.aborted) return Promise.resolve(Buffer.alloc(0));
     return new Promise((resolve, reject) => {
       // Text goes in on stdin, never on the command line: no option injection, no length limit.
-      const child = spawn(this.opts.binary ?? 'espeak-ng', ['--stdout', '-v', this.opts.voice ?? 'en-us', '-s', String(this.opts.wordsPerMinute ?? 165)], {
-        stdio: ['pipe', 'pipe', 'pipe'],
-        signal,
-      });
+      const child = spawn(
+        this.opts.binary ?? 'espeak-ng',
+        ['--stdout', '-v', this.opts.voice ?? 'en-us', '-s', String(this.opts.wordsPerMinute ?? 165)],
+        {
+          stdio: ['pipe', 'pipe', 'pipe'],
+          signal,
+        },
+      );
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       child.stdout.on('data', (c: Buffer) => out.push(c));
@@ -63,11 +71,18 @@ export class EspeakTts implements TTS {
         // Aborted (barge-in): settled by 'close' once the process is really gone, so that its slot is not handed
         // to the next sentence while it still runs.
         if (e.name === 'AbortError') return;
-        reject(new ProviderError('local', e.code === 'ENOENT' ? 'espeak-ng is not installed (Debian package espeak-ng)' : `espeak-ng failed: ${e.message}`, false));
+        reject(
+          new ProviderError(
+            'local',
+            e.code === 'ENOENT' ? 'espeak-ng is not installed (Debian package espeak-ng)' : `espeak-ng failed: ${e.message}`,
+            false,
+          ),
+        );
       });
       child.on('close', (code) => {
         if (signal?.aborted) return resolve(Buffer.alloc(0));
-        if (code !== 0) return reject(new ProviderError('local', `espeak-ng exited with ${code}: ${Buffer.concat(err).toString().trim()}`, false));
+        if (code !== 0)
+          return reject(new ProviderError('local', `espeak-ng exited with ${code}: ${Buffer.concat(err).toString().trim()}`, false));
         resolve(Buffer.concat(out));
       });
       // A process killed (abort) before it read its text: the write fails, and 'close' says what happened.

@@ -16,7 +16,12 @@ class ScriptedTts implements TTS {
     this.calls++;
     for (let i = 0; i < 4; i++) {
       if (i === this.failAfter) throw new ProviderError(this.provider, '503 overloaded', true, 503);
-      yield { pcm: new Int16Array(160), sampleRate: 8000, timestampMs: i * 20, [Symbol.for('from')]: `${this.provider}:${text}` } as AudioFrame;
+      yield {
+        pcm: new Int16Array(160),
+        sampleRate: 8000,
+        timestampMs: i * 20,
+        [Symbol.for('from')]: `${this.provider}:${text}`,
+      } as AudioFrame;
     }
   }
 }
@@ -45,7 +50,7 @@ describe('FallbackTts', () => {
     expect(await collect(tts, 'Hi.')).toEqual(['elevenlabs:Hi.', 'elevenlabs:Hi.', 'local:Hi.', 'local:Hi.', 'local:Hi.', 'local:Hi.']);
   });
 
-  it('yields every frame at the first engine\'s rate, resampling a fallback at another rate', async () => {
+  it("yields every frame at the first engine's rate, resampling a fallback at another rate", async () => {
     class Wideband extends ScriptedTts {
       override readonly sampleRate = 16000;
       override async *synthesize(): AsyncIterable<AudioFrame> {

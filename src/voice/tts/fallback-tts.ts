@@ -37,7 +37,9 @@ export class FallbackTts implements TTS {
         if (this.active === this.chain.length - 1) break;
       }
     }
-    throw lastError instanceof ProviderError ? lastError : new ProviderError('tts', `every TTS in the chain failed: ${String(lastError)}`, true);
+    throw lastError instanceof ProviderError
+      ? lastError
+      : new ProviderError('tts', `every TTS in the chain failed: ${String(lastError)}`, true);
   }
 
   /** A sentence's frames at the chain's rate, whatever rate the engine made them at. */

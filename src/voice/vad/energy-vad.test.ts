@@ -4,9 +4,12 @@ import { concatPcm, parseWav, resample, toFrames } from '../audio.js';
 import { EnergyVad } from './energy-vad.js';
 
 const RATE = 16000;
-const noise = (ms: number, amplitude = 30) => Int16Array.from({ length: (RATE * ms) / 1000 }, () => Math.round((Math.random() * 2 - 1) * amplitude));
+const noise = (ms: number, amplitude = 30) =>
+  Int16Array.from({ length: (RATE * ms) / 1000 }, () => Math.round((Math.random() * 2 - 1) * amplitude));
 const voice = (ms: number, amplitude = 4000) =>
-  Int16Array.from({ length: (RATE * ms) / 1000 }, (_, i) => Math.round(amplitude * (Math.sin((2 * Math.PI * 180 * i) / RATE) + 0.5 * Math.sin((2 * Math.PI * 540 * i) / RATE))));
+  Int16Array.from({ length: (RATE * ms) / 1000 }, (_, i) =>
+    Math.round(amplitude * (Math.sin((2 * Math.PI * 180 * i) / RATE) + 0.5 * Math.sin((2 * Math.PI * 540 * i) / RATE))),
+  );
 
 function run(pcm: Int16Array, rate = RATE) {
   const vad = new EnergyVad();
@@ -36,7 +39,10 @@ describe('EnergyVad', () => {
 
   it('adapts to steady line noise instead of hearing it as speech', () => {
     expect(run(concatPcm([noise(2000, 600)]))).toEqual([]);
-    expect(run(concatPcm([noise(1000, 600), voice(500, 6000), noise(500, 600)])).map((e) => e.event)).toEqual(['speech-start', 'speech-end']);
+    expect(run(concatPcm([noise(1000, 600), voice(500, 6000), noise(500, 600)])).map((e) => e.event)).toEqual([
+      'speech-start',
+      'speech-end',
+    ]);
   });
 
   it('finds the spoken digit in a real 8 kHz recording', () => {

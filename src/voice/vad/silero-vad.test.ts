@@ -15,7 +15,7 @@ const SENTENCE = 'My name is Maria and I need to change my booking';
 // Quiet line hiss (about -65 dBFS) rather than digital zero, as on a real line; seeded, so every run hears the same.
 function hiss(ms: number, rate: number, amplitude = 30, seed = 1): Int16Array {
   let x = seed;
-  const random = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const random = () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32;
   return Int16Array.from({ length: (rate * ms) / 1000 }, () => Math.round((random() * 2 - 1) * amplitude));
 }
 
@@ -118,7 +118,11 @@ describe('SileroVad', () => {
   it('off the event loop also in a process started with a TypeScript preload (the worker does not inherit it)', async () => {
     // bench:calls starts the service with `--import bench/exit-with-parent.ts` (stdin kept open): inherited, that
     // preload killed the worker at start, and every call's model ran on the main thread without a word.
-    const child = spawn(process.execPath, ['--import', 'tsx', '--import', './bench/exit-with-parent.ts', 'test/harness/silero-off-thread.ts'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--import', './bench/exit-with-parent.ts', 'test/harness/silero-off-thread.ts'],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

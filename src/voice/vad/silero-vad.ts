@@ -25,7 +25,11 @@ export interface SileroVadOptions extends VadOptions {
 }
 
 /** Threshold 0.5 as Silero recommends; the same speech and silence durations as the energy VAD. */
-export const SILERO_VAD_DEFAULTS: SileroVadOptions = { threshold: 0.5, minSpeechMs: ENERGY_VAD_DEFAULTS.minSpeechMs, minSilenceMs: ENERGY_VAD_DEFAULTS.minSilenceMs };
+export const SILERO_VAD_DEFAULTS: SileroVadOptions = {
+  threshold: 0.5,
+  minSpeechMs: ENERGY_VAD_DEFAULTS.minSpeechMs,
+  minSilenceMs: ENERGY_VAD_DEFAULTS.minSilenceMs,
+};
 
 // onnxruntime's native library is loaded with the first SileroVad, not on import: a process whose calls all use the
 // energy VAD never maps it, and a platform without its binaries fails only when Silero is asked for.
@@ -52,7 +56,10 @@ const sessions = new Map<string, Binding.InferenceSession>();
 let runtime: { Tensor: typeof Tensor; binding: typeof import('onnxruntime-node/dist/binding.js') } | undefined;
 
 function loadRuntime(): NonNullable<typeof runtime> {
-  runtime ??= { Tensor: (require('onnxruntime-node') as typeof import('onnxruntime-node')).Tensor, binding: require('onnxruntime-node/dist/binding.js') as typeof import('onnxruntime-node/dist/binding.js') };
+  runtime ??= {
+    Tensor: (require('onnxruntime-node') as typeof import('onnxruntime-node')).Tensor,
+    binding: require('onnxruntime-node/dist/binding.js') as typeof import('onnxruntime-node/dist/binding.js'),
+  };
   return runtime;
 }
 
@@ -60,13 +67,15 @@ function session(modelPath: string): Binding.InferenceSession {
   let s = sessions.get(modelPath);
   if (!s) {
     const { binding, initOrt } = loadRuntime().binding;
-    if (typeof binding.InferenceSession !== 'function') throw new Error('onnxruntime-node no longer exposes its synchronous binding; SileroVad needs updating');
+    if (typeof binding.InferenceSession !== 'function')
+      throw new Error('onnxruntime-node no longer exposes its synchronous binding; SileroVad needs updating');
     initOrt();
     s = new binding.InferenceSession();
     // One thread: a call's VAD is a small sequential model; parallelism comes from many calls, not from one window.
     s.loadModel(modelPath, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', executionProviders: ['cpu'] });
     const names = [...s.inputMetadata, ...s.outputMetadata].map((m) => m.name).join(',');
-    if (names !== 'input,state,sr,output,stateN') throw new Error(`${modelPath} is not a Silero v5 VAD model (inputs and outputs: ${names})`);
+    if (names !== 'input,state,sr,output,stateN')
+      throw new Error(`${modelPath} is not a Silero v5 VAD model (inputs and outputs: ${names})`);
     sessions.set(modelPath, s);
   }
   return s;
@@ -132,7 +141,11 @@ const batch = new Batch();
 export const sileroRuns = { runs: 0, windows: 0 };
 
 /** One model run over windows of different calls (same model and rate), each with its call's state. */
-export function runModel(modelPath: string, rate: ModelRate, items: { window: Float32Array; state: Float32Array }[]): { probabilities: Float32Array; states: Float32Array[] } {
+export function runModel(
+  modelPath: string,
+  rate: ModelRate,
+  items: { window: Float32Array; state: Float32Array }[],
+): { probabilities: Float32Array; states: Float32Array[] } {
   const { Tensor } = loadRuntime();
   const b = items.length;
   const size = items[0]!.window.length;
@@ -168,7 +181,8 @@ export function runModel(modelPath: string, rate: ModelRate, items: { window: Fl
 }
 
 /** What an off-thread VAD sends to the worker: a window to run, or a reset of its state (in order with its windows). */
-export type WorkerEntry = { id: number; generation: number; modelPath: string; rate: ModelRate; window: Float32Array } | { id: number; reset: true };
+export type WorkerEntry =
+  { id: number; generation: number; modelPath: string; rate: ModelRate; window: Float32Array } | { id: number; reset: true };
 export interface WorkerResult {
   id: number;
   generation: number;
@@ -362,7 +376,13 @@ export class SileroVad extends ThresholdVad {
       if (this.filled === window) {
         if (this.workerId !== undefined && !offThread.failed) {
           this.outstanding++;
-          offThread.send(this, { id: this.workerId, generation: this.generation, modelPath: this.modelPath, rate: this.modelRate, window: this.samples.slice() });
+          offThread.send(this, {
+            id: this.workerId,
+            generation: this.generation,
+            modelPath: this.modelPath,
+            rate: this.modelRate,
+            window: this.samples.slice(),
+          });
         } else {
           // A frame completes at most one window (frames are 20 ms, windows 32 ms); a second one in the same
           // frame (a long frame) runs the first at once, since the LSTM needs each window's state for the next.

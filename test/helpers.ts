@@ -18,6 +18,13 @@ import { runsInWirePass } from './wire-pass.js';
 
 export const TEST_REDIS_URL = 'redis://127.0.0.1:6379';
 
+/**
+ * True in the wire pass (TEST_DB=wire). A real-time audio test whose subject is not the database (the simulator's
+ * command line, engine failover, the local engines, the main thread under a hostile upload) runs in the embedded pass
+ * only (`it.skipIf(WIRE_PASS)`): the rows it writes are the ones the other files check over the wire.
+ */
+export const WIRE_PASS = process.env.TEST_DB === 'wire';
+
 export interface TestApp {
   app: App;
   deps: Deps;

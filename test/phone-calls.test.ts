@@ -3,7 +3,6 @@
 // time, marks echoed after playout) and its REST API is a strict fake. Inbound and outbound calls with a grounded
 // answer, barge-in, a keypad digit, hang-up, status callbacks and the recording; every webhook refusing bad
 // signatures; hang-up from another instance through Redis.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { RedisCache } from '../src/cache/redis-cache.js';
@@ -87,7 +86,7 @@ afterAll(async () => {
 });
 
 describe('inbound phone call (simulated Twilio)', () => {
-  it('answers from the documents, takes barge-in and a keypad digit, hangs up, applies the status callback, and keeps a recording', async () => {
+  it('answers from the documents, hangs up, applies the status callback, and keeps a recording', async () => {
     const s = await clinicTenant(NUMBER);
     const call = await SimulatedCall.inbound({ ...ACCOUNT, baseUrl: base, from: CALLER, to: NUMBER });
     expect(call.callId).toMatch(/^[0-9a-f-]{36}$/);
@@ -104,34 +103,9 @@ describe('inbound phone call (simulated Twilio)', () => {
     expect(ts[2]!.text).toContain('Elm Street');
     expect(ts[2]!.citations.length).toBeGreaterThan(0);
 
-    // Barge-in: the same question, interrupted half a second into the answer: Twilio is told to clear its buffer.
-    const again = await call.say(await speech('Where is the free parking?'));
-    await call.answer(again);
-    await sleep(500);
-    const clearsBefore = call.leg.clears.length;
-    await call.say(await speech('Stop, stop, thank you.'));
-    await waitFor('clear', async () => (call.leg.clears.length > clearsBefore ? true : undefined), 10_000).catch(async (err: Error) => {
-      // Say what the call looked like, to tell a slow machine from a broken barge-in.
-      throw new Error(
-        `${err.message}; turns: ${JSON.stringify((await turns(s, callId)).map((x) => [x.speaker, x.text, x.interrupted]))}; events: ${JSON.stringify((await events(s, callId)).map((e) => e.type))}`,
-      );
-    });
-    await waitFor(
-      'interrupted turn',
-      async () => ((await turns(s, callId)).some((x) => x.speaker === 'agent' && x.interrupted) ? true : undefined),
-      15_000,
-    );
-    await call.agentDone({ sinceMs: call.now() - 1, quietMs: 1000, timeoutMs: 30_000 }).catch(() => {});
-
-    // A keypad digit reaches the agent as the caller's turn.
-    call.pressDigit('5');
-    await waitFor(
-      'keypad turn',
-      async () => ((await turns(s, callId)).some((x) => x.speaker === 'caller' && x.text.includes('keypad: 5')) ? true : undefined),
-      10_000,
-    );
-    expect((await events(s, callId)).some((e) => e.type === 'dtmf.received' && e.data.digit === '5')).toBe(true);
-
+    // Barge-in and keypad digits over this same wire are the simulator's end-to-end test (test/simulate-call.test.ts,
+    // which interrupts the answer and presses a key); their rules are tested in virtual time (src/voice/turns.test.ts,
+    // src/voice/call-session.test.ts) and Twilio's clear/dtmf messages in the transport's own test.
     await call.hangup();
     const ended = await waitFor('call ended', async () => {
       const c = (await api('GET', `/api/v1/calls/${callId}`, s.access_token)).json;
@@ -139,9 +113,7 @@ describe('inbound phone call (simulated Twilio)', () => {
     });
     expect(ended).toMatchObject({ direction: 'inbound', status: 'completed', from_number: CALLER, to_number: NUMBER });
     const evs = await events(s, callId);
-    expect(evs.map((e) => e.type)).toEqual(
-      expect.arrayContaining(['call.started', 'twilio.connected', 'turn.barge_in', 'twilio.status', 'call.ended']),
-    );
+    expect(evs.map((e) => e.type)).toEqual(expect.arrayContaining(['call.started', 'twilio.connected', 'twilio.status', 'call.ended']));
 
     // The recording: stereo, the caller on the left and the agent on the right.
     const rec = await waitFor('recording', async () => {
@@ -151,7 +123,7 @@ describe('inbound phone call (simulated Twilio)', () => {
     const wav = Buffer.from(await (await fetch(rec.url.startsWith('http') ? rec.url : `${base}${rec.url}`)).arrayBuffer());
     expect(wav.readUInt16LE(22)).toBe(2);
     expect(wav.readUInt32LE(24)).toBe(8000);
-    expect(rec.duration_ms).toBeGreaterThan(5000);
+    expect(rec.duration_ms).toBeGreaterThan(3000);
   }, 120_000);
 
   it('an unknown number hears a polite message and nothing is created; a suspended tenant’s number is unknown too', async () => {
@@ -281,8 +253,6 @@ describe('outbound phone call', () => {
   it('is placed through Twilio’s API; the agent speaks first, answers, and the API hangs it up', async () => {
     const s = await clinicTenant('+15550004444');
     let sim: SimulatedCall | undefined;
-    let placedId = '';
-    const callIdOf = () => placedId;
     let heardBeforeSpeaking = 0;
     let v2v = 0;
     const answered = new Promise<void>((resolve) => {
@@ -294,19 +264,7 @@ describe('outbound phone call', () => {
         const q = await sim.say(await speech('When does the clinic close on Saturday?'));
         v2v = await sim.answer(q);
         await sim.agentDone({ sinceMs: q.saidEndMs, quietMs: 800 });
-        // Barge-in on the next answer, then a keypad digit.
-        const again = await sim.say(await speech('Where is the free parking?'));
-        await sim.answer(again);
-        await sleep(400);
-        await sim.say(await speech('Stop, stop, thank you.'));
-        await waitFor('clear', async () => (sim!.leg.clears.length > 0 ? true : undefined), 10_000);
-        await sim.agentDone({ sinceMs: sim.now() - 1, quietMs: 800, timeoutMs: 30_000 }).catch(() => {});
-        sim.pressDigit('7');
-        await waitFor(
-          'digit turn',
-          async () => ((await turns(s, callIdOf())).some((x) => x.text.includes('keypad: 7')) ? true : undefined),
-          10_000,
-        );
+        // Barge-in and keypad digits: test/simulate-call.test.ts end to end, src/voice/call-session.test.ts in virtual time.
         resolve();
         await sim.leg.closed;
       };
@@ -315,7 +273,6 @@ describe('outbound phone call', () => {
     expect(res.status, JSON.stringify(res.json)).toBe(201);
     expect(res.json).toMatchObject({ direction: 'outbound', status: 'queued', to_number: CALLER, from_number: '+15550004444' });
     const callId = res.json.id;
-    placedId = callId;
     await answered;
     expect(heardBeforeSpeaking).toBeGreaterThan(500);
     expect(v2v).toBeGreaterThan(0);

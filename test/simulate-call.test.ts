@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dbfs, parseWav } from '../src/voice/audio.js';
-import { buildTestApp, call, signup, type Session, type TestApp, waitFor } from './helpers.js';
+import { buildTestApp, call, signup, type Session, type TestApp, waitFor, WIRE_PASS } from './helpers.js';
 
 const ACCOUNT = { accountSid: `AC${'2'.repeat(32)}`, authToken: 'simulate-call-test-token' };
 const NUMBER = '+15550001111';
@@ -78,56 +78,60 @@ afterAll(async () => {
 });
 
 describe('npm run simulate:call', () => {
-  it('calls the number, asks the WAV, barges in, presses a key; prints the call id, voice-to-voice, pacing and the transcript; saves the agent as an 8 kHz WAV', async () => {
-    const out = join(dir, 'agent.wav');
-    const run = await simulate([
-      '--to',
-      NUMBER,
-      '--wav',
-      question,
-      ...credentials(),
-      '--api-key',
-      apiKey,
-      '--out',
-      out,
-      '--interrupt',
-      '--digits',
-      '5',
-    ]);
-    expect(run.code, run.stdout + run.stderr).toBe(0);
+  it.skipIf(WIRE_PASS)(
+    'calls the number, asks the WAV, barges in, presses a key; prints the call id, voice-to-voice, pacing and the transcript; saves the agent as an 8 kHz WAV',
+    async () => {
+      const out = join(dir, 'agent.wav');
+      const run = await simulate([
+        '--to',
+        NUMBER,
+        '--wav',
+        question,
+        ...credentials(),
+        '--api-key',
+        apiKey,
+        '--out',
+        out,
+        '--interrupt',
+        '--digits',
+        '5',
+      ]);
+      expect(run.code, run.stdout + run.stderr).toBe(0);
 
-    const calls = (await call(t.app, 'GET', '/api/v1/calls', s.access_token)).json().items as {
-      id: string;
-      status: string;
-      direction: string;
-    }[];
-    expect(calls).toHaveLength(1);
-    expect(calls[0]).toMatchObject({ direction: 'inbound', status: 'completed' });
-    expect(run.stdout).toContain(`call ${calls[0]!.id}`);
-    const v2v = /caller turn 1 \(.*\): voice-to-voice (\d+) ms/.exec(run.stdout);
-    expect(v2v, run.stdout).not.toBeNull();
-    expect(Number(v2v![1])).toBeGreaterThan(0);
-    expect(run.stdout).toMatch(/barge-in: the agent stopped \d+ ms after the caller started speaking/);
-    expect(run.stdout).toMatch(/caller turn 3 \(keys 5\): voice-to-voice \d+ ms/);
-    expect(run.stdout).toMatch(/pacing: gap p50 \d+\.\d ms, p99 \d+\.\d ms/);
-    // The transcript comes from the API: the greeting, the question and the grounded answer with its latencies.
-    const transcript = run.stdout.slice(run.stdout.indexOf('transcript (from the API):'));
-    expect(transcript).toContain('agent: Hello, Sunrise clinic.');
-    expect(transcript).toMatch(/caller: .*parking/i);
-    expect(transcript).toMatch(/agent: .*Elm Street/);
-    expect(transcript).toContain('[interrupted]');
-    expect(transcript).toContain('caller: (pressed on the keypad: 5)');
-    expect(transcript).toMatch(/voice_to_voice \d+ ms/);
-    expect(transcript).toMatch(/llm_ttft [\d.]+ ms/);
+      const calls = (await call(t.app, 'GET', '/api/v1/calls', s.access_token)).json().items as {
+        id: string;
+        status: string;
+        direction: string;
+      }[];
+      expect(calls).toHaveLength(1);
+      expect(calls[0]).toMatchObject({ direction: 'inbound', status: 'completed' });
+      expect(run.stdout).toContain(`call ${calls[0]!.id}`);
+      const v2v = /caller turn 1 \(.*\): voice-to-voice (\d+) ms/.exec(run.stdout);
+      expect(v2v, run.stdout).not.toBeNull();
+      expect(Number(v2v![1])).toBeGreaterThan(0);
+      expect(run.stdout).toMatch(/barge-in: the agent stopped \d+ ms after the caller started speaking/);
+      expect(run.stdout).toMatch(/caller turn 3 \(keys 5\): voice-to-voice \d+ ms/);
+      expect(run.stdout).toMatch(/pacing: gap p50 \d+\.\d ms, p99 \d+\.\d ms/);
+      // The transcript comes from the API: the greeting, the question and the grounded answer with its latencies.
+      const transcript = run.stdout.slice(run.stdout.indexOf('transcript (from the API):'));
+      expect(transcript).toContain('agent: Hello, Sunrise clinic.');
+      expect(transcript).toMatch(/caller: .*parking/i);
+      expect(transcript).toMatch(/agent: .*Elm Street/);
+      expect(transcript).toContain('[interrupted]');
+      expect(transcript).toContain('caller: (pressed on the keypad: 5)');
+      expect(transcript).toMatch(/voice_to_voice \d+ ms/);
+      expect(transcript).toMatch(/llm_ttft [\d.]+ ms/);
 
-    const wav = readFileSync(out);
-    expect(wav.readUInt16LE(22)).toBe(1);
-    expect(wav.readUInt16LE(34)).toBe(16);
-    const heard = parseWav(wav);
-    expect(heard.sampleRate).toBe(8000);
-    expect(heard.pcm.length).toBeGreaterThan(3 * 8000);
-    expect(dbfs(heard.pcm)).toBeGreaterThan(-40);
-  }, 50_000);
+      const wav = readFileSync(out);
+      expect(wav.readUInt16LE(22)).toBe(1);
+      expect(wav.readUInt16LE(34)).toBe(16);
+      const heard = parseWav(wav);
+      expect(heard.sampleRate).toBe(8000);
+      expect(heard.pcm.length).toBeGreaterThan(3 * 8000);
+      expect(dbfs(heard.pcm)).toBeGreaterThan(-40);
+    },
+    50_000,
+  );
 
   it('an unregistered number: says to register it (exit 5); the account is read from ./.env', async () => {
     const cwd = mkdtempSync(join(dir, 'envdir-'));

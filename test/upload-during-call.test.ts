@@ -22,7 +22,7 @@ import { FakeElevenLabs } from './fakes/elevenlabs.js';
 import { FakeOpenAI } from './fakes/openai.js';
 import { bracketBombMarkdown } from './fixtures/documents.js';
 import { speech } from './fixtures/speech.js';
-import { buildTestApp, call, type Session, signup, type TestApp, waitFor } from './helpers.js';
+import { buildTestApp, call, type Session, signup, type TestApp, waitFor, WIRE_PASS } from './helpers.js';
 
 const ACCOUNT = { accountSid: `AC${'2'.repeat(32)}`, authToken: 'twilio-test-auth-token' };
 const NUMBER = '+15550002222';
@@ -185,7 +185,7 @@ async function probeHealth(until: Promise<unknown>): Promise<{ latencies: number
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-describe('a hostile upload during a phone call', () => {
+describe.skipIf(WIRE_PASS)('a hostile upload during a phone call', () => {
   it('the call keeps its pacing and voice-to-voice, and /health keeps answering, while the Markdown bracket bomb is extracted and chunked', async () => {
     // The idle baseline, /health probed the same way (its CPU is part of both calls').
     const idleCall = phoneCall();

@@ -5,7 +5,7 @@ import { and, asc, count, desc, eq } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { phoneNumbers, tenants } from '../db/schema.js';
 import { AppError, notFound } from '../lib/errors.js';
-import { type AgentOverrides, agentOverridesSchema } from './settings.js';
+import type { AgentOverrides } from './settings-schema.js';
 
 /** E.164 as Twilio sends it in `To`; nothing is normalised, so what is stored is exactly what will be matched. */
 export const E164 = /^\+[1-9]\d{6,14}$/;
@@ -16,16 +16,7 @@ const NUMBER_UNIQUE_INDEX = 'phone_numbers_number_key';
 export const TELEPHONY_MODES = ['media_stream', 'livekit'] as const;
 export type TelephonyMode = (typeof TELEPHONY_MODES)[number];
 
-/**
- * Agent settings a number changes for its calls, merged over the tenant's settings: a key left out keeps the
- * tenant's value, and null (greeting, system_prompt) means none on this number, as it does in the settings.
- * The settings' own agent fields and limits (`agentOverridesSchema`), so an override can hold anything they can.
- */
-export const phoneNumberOverridesSchema = agentOverridesSchema;
-/** The one `AgentOverrides` type, under the name its importers (telephony, voice-calls) know. */
-export type PhoneNumberOverrides = AgentOverrides;
-
-/** A number's row; its overrides are typed by the column (db/schema.ts) and only ever written through the schema above. */
+/** A number's row; its overrides are typed by the column (db/schema.ts) and only ever written through `agentOverridesSchema` (services/settings-schema.ts). */
 export type PhoneNumber = typeof phoneNumbers.$inferSelect;
 
 export interface NewPhoneNumber {

@@ -7,7 +7,8 @@ import type { Config } from '../config.js';
 import { AppError, notFound } from '../lib/errors.js';
 import type { CallTokenService, VerifiedMediaToken } from '../services/call-tokens.js';
 import type { Call, CallService, CallStatus } from '../services/calls.js';
-import { E164, type PhoneNumberOverrides, type PhoneNumberService } from '../services/phone-numbers.js';
+import { E164, type PhoneNumberService } from '../services/phone-numbers.js';
+import type { AgentOverrides } from '../services/settings-schema.js';
 import type { SettingsService } from '../services/settings.js';
 import type { CallControl, CallScope } from '../voice/call-control.js';
 import type { CallOutcome } from '../voice/call-session.js';
@@ -67,7 +68,7 @@ export const BROWSER_STREAM_PATH = '/api/v1/calls/web/stream';
 export interface OutboundCall {
   to: string;
   fromNumberId?: string;
-  overrides?: PhoneNumberOverrides;
+  overrides?: AgentOverrides;
 }
 
 export class Telephony {
@@ -326,7 +327,7 @@ export class Telephony {
   }
 
   /** A browser call: the call row and the token its websocket presents. */
-  async startWebCall(tenantId: string, userId: string | undefined, overrides: PhoneNumberOverrides | undefined) {
+  async startWebCall(tenantId: string, userId: string | undefined, overrides: AgentOverrides | undefined) {
     const lease = this.admission.admit(tenantId, 'web');
     let call: Call;
     try {

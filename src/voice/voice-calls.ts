@@ -10,7 +10,6 @@ import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import { publicFailure } from '../lib/provider-error.js';
 import type { Call, CallService } from '../services/calls.js';
-import type { PhoneNumberOverrides } from '../services/phone-numbers.js';
 import { type Admission, isRefusal, type Lease } from './admission.js';
 import type { CallControl } from './call-control.js';
 import { type RecordingStore, recordingKey } from '../storage/recording-store.js';
@@ -184,7 +183,7 @@ export class VoiceCalls {
     const parts = await this.registry.voiceFor(tenantId, {
       sampleRate: transport.sampleRate,
       // The dialled number's or the outbound request's agent settings, for this call only.
-      overrides: call.overrides as PhoneNumberOverrides,
+      overrides: call.overrides ?? undefined,
       onFallback: (stage, provider, err) => {
         log.warn({ stage, provider, err }, 'provider failed during the call; the next one took over');
         // The tenant reads events: the status and a short reason, never the provider's answer (publicFailure).

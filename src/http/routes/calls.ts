@@ -6,7 +6,8 @@ import type { Call, CallEvent, Turn } from '../../services/calls.js';
 import type { App } from '../context.js';
 import { principalOf } from '../auth.js';
 import { errorEnvelope, errorResponses, idParams, iso, page, pageQuery } from '../schemas.js';
-import { E164, phoneNumberOverridesSchema } from '../../services/phone-numbers.js';
+import { E164 } from '../../services/phone-numbers.js';
+import { agentOverridesSchema } from '../../services/settings-schema.js';
 import { BROWSER_STREAM_PATH } from '../../telephony/telephony.js';
 import { publicBaseUrl } from '../public-url.js';
 
@@ -149,7 +150,7 @@ export function callRoutes(app: App, deps: Deps): void {
         body: z.strictObject({
           to: z.string().regex(E164, 'must be an E.164 number such as +14155550100'),
           from_number_id: z.uuid().optional(),
-          overrides: phoneNumberOverridesSchema.optional(),
+          overrides: agentOverridesSchema.optional(),
         }),
         response: { 201: callView, ...errorResponses, 503: errorEnvelope },
       },
@@ -180,7 +181,7 @@ export function callRoutes(app: App, deps: Deps): void {
           'sending much faster, or flooding messages, gets `{"type":"error","error":{"code":"media_policy"}}` and close code 1008.' +
           ' ' +
           '429 too_many_calls past the tenant’s live calls, 503 calls_at_capacity past the instance’s, both with Retry-After; a call whose websocket does not open in time ends `failed` (no media).',
-        body: z.strictObject({ overrides: phoneNumberOverridesSchema.optional() }).nullish(),
+        body: z.strictObject({ overrides: agentOverridesSchema.optional() }).nullish(),
         response: {
           201: z.object({
             call_id: z.uuid(),

@@ -2,7 +2,8 @@
 // and the agent settings each number overrides. Anyone of the tenant reads; admins and API keys change them.
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
-import { E164, type PhoneNumber, phoneNumberOverridesSchema, TELEPHONY_MODES, TWILIO_NUMBER_SID } from '../../services/phone-numbers.js';
+import { E164, type PhoneNumber, TELEPHONY_MODES, TWILIO_NUMBER_SID } from '../../services/phone-numbers.js';
+import { agentOverridesSchema } from '../../services/settings-schema.js';
 import type { App } from '../context.js';
 import { principalOf } from '../auth.js';
 import { errorResponses, idParams, page, pageQuery } from '../schemas.js';
@@ -23,7 +24,7 @@ const phoneNumberView = z.object({
   provider_sid: z.string().nullable(),
   is_active: z.boolean(),
   mode: z.enum(TELEPHONY_MODES).nullable(),
-  overrides: phoneNumberOverridesSchema,
+  overrides: agentOverridesSchema,
   created_at: z.string(),
   updated_at: z.string(),
 });
@@ -46,7 +47,7 @@ const createBody = z.strictObject({
   provider_sid: providerSid.optional(),
   is_active: z.boolean().optional(),
   mode: mode.optional(),
-  overrides: phoneNumberOverridesSchema.optional(),
+  overrides: agentOverridesSchema.optional(),
 });
 // Every field optional: what is left out keeps its value. `overrides` replaces the stored object whole, so a
 // key can be dropped by sending the object without it.

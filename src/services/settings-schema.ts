@@ -200,7 +200,8 @@ export type ToolView = ViewOf<StoredTool>;
 
 /**
  * The agent's own fields, every one optional: what a phone number or a single call overrides
- * (services/phone-numbers.ts, services/calls.ts), with the settings' limits; a key left out keeps the tenant's value.
+ * (services/phone-numbers.ts, services/calls.ts), with the settings' limits; a key left out keeps the tenant's value,
+ * and null (greeting, system_prompt) means none, as it does in the settings.
  */
 export const agentOverridesSchema = patchSchemaOf(
   tenantSettingsSchema.pick({ agent_name: true, system_prompt: true, greeting: true, language: true }),

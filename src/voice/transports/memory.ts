@@ -6,7 +6,7 @@ import { type AudioFrame, durationMs, FRAME_MS } from '../audio.js';
 import { type Clock, realClock, type Timer } from '../clock.js';
 import { Playout } from './playout.js';
 import type { Transport } from './transport.js';
-import { Listeners } from '../../lib/listeners.js';
+import { Listeners, OnceEvent } from '../../lib/listeners.js';
 
 export interface HeardFrame {
   pcm: Int16Array;
@@ -31,7 +31,8 @@ export class MemoryTransport implements Transport {
   private ticker: Timer | undefined;
   private sent = 0;
   private ended = false;
-  private readonly hangupListeners = new Listeners<[violation?: string]>();
+  /** Like the real transports: a session that subscribes after the caller hung up still hears it. */
+  private readonly hangupListeners = new OnceEvent<[violation?: string]>();
   private readonly dtmfListeners = new Listeners<[digit: string]>();
   private readonly playedListeners = new Listeners<[frame: AudioFrame]>();
 

@@ -447,3 +447,22 @@ export const documentChunks = pgTable(
     uniqueIndex('document_chunks_document_version_index_key').on(t.documentId, t.version, t.chunkIndex),
   ],
 );
+
+/**
+ * The webhook outbox: every event for the tenant's systems (lib/webhook-events.ts), written in the same transaction
+ * as the change that caused it, so a crash between the two can neither lose an event nor invent one. The delivery
+ * worker sends them from here; `id` (`evt_...`) is the idempotency key the receiver sees.
+ */
+export const webhookEvents = pgTable(
+  'webhook_events',
+  {
+    id: text('id').primaryKey(),
+    tenantId: tenantId(),
+    type: text('type').notNull(),
+    /** The call the event is about: events of one call are delivered in order. */
+    callId: uuid('call_id'),
+    data: jsonb('data').$type<Record<string, unknown>>().notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('webhook_events_tenant_created_idx').on(t.tenantId, t.createdAt)],
+);

@@ -1,0 +1,77 @@
+// The catalog of webhook events: what a tenant's systems receive (POST to their endpoints) and how each event's
+// `data` looks. One Zod schema per type; the outbox (services/outbox.ts) takes only these names with these payloads,
+// and /openapi.json and the README publish the same schemas. Like call events, a name or field once published is
+// never renamed or removed: add, never change. Every event on the wire is `{ id, type, created_at, tenant_id, data }`;
+// `id` is the idempotency key (a redelivery carries the same id).
+import { z } from 'zod';
+
+const callRef = {
+  call_id: z.string().uuid(),
+};
+
+export const webhookEventSchemas = {
+  ping: z.object({ endpoint_id: z.string().uuid() }).describe('Sent by POST /api/v1/webhooks/{id}/test: nothing happened.'),
+  'call.started': z
+    .object({
+      ...callRef,
+      direction: z.enum(['inbound', 'outbound', 'web', 'chat']),
+      from: z.string().nullable(),
+      to: z.string().nullable(),
+    })
+    .describe('A call (or chat session) began.'),
+  'call.ended': z
+    .object({
+      ...callRef,
+      direction: z.enum(['inbound', 'outbound', 'web', 'chat']),
+      status: z.string(),
+      reason: z.string(),
+      from: z.string().nullable(),
+      to: z.string().nullable(),
+      started_at: z.string().nullable(),
+      answered_at: z.string().nullable(),
+      ended_at: z.string(),
+      duration_ms: z.number().int().nullable(),
+      turn_count: z.number().int(),
+      metrics: z.record(z.string(), z.unknown()),
+      recording_available: z.boolean(),
+    })
+    .loose()
+    .describe('A call ended: its status, why, timing, turns and latency summary.'),
+  'call.analyzed': z
+    .object({ ...callRef })
+    .loose()
+    .describe('The post-call analysis of a call is ready (summary, outcome, evaluation, extracted fields).'),
+  'transcript.turn': z
+    .object({
+      ...callRef,
+      seq: z.number().int(),
+      speaker: z.enum(['caller', 'agent']),
+      text: z.string(),
+      interrupted: z.boolean(),
+    })
+    .describe('One stored turn of a conversation (opt-in: subscribe to it by name).'),
+  'transfer.started': z.object({ ...callRef, to: z.string() }).describe('A transfer of the caller began.'),
+  'transfer.completed': z.object({ ...callRef, to: z.string() }).describe('The caller was handed to the transfer number.'),
+  'transfer.failed': z.object({ ...callRef, to: z.string(), error: z.string() }).describe('The transfer failed.'),
+  'recording.ready': z
+    .object({ ...callRef, duration_ms: z.number().int().nullable() })
+    .describe('The call’s recording is stored and can be downloaded.'),
+  'document.ready': z
+    .object({ document_id: z.string().uuid(), name: z.string(), chunks: z.number().int() })
+    .describe('A knowledge document was ingested and is searchable.'),
+  'document.failed': z
+    .object({ document_id: z.string().uuid(), name: z.string(), error: z.string() })
+    .describe('A knowledge document could not be ingested.'),
+  'usage.limit_reached': z
+    .object({ limit: z.string() })
+    .loose()
+    .describe('A usage limit of the account was reached (monthly minutes or spend): new calls are refused.'),
+  'endpoint.disabled': z
+    .object({ endpoint_id: z.string().uuid(), url: z.string() })
+    .describe('A webhook endpoint failed for 3 days and was disabled (sent to the tenant’s other endpoints).'),
+} as const;
+
+export type WebhookEventType = keyof typeof webhookEventSchemas;
+export type WebhookEventData<T extends WebhookEventType> = z.input<(typeof webhookEventSchemas)[T]>;
+export const WEBHOOK_EVENT_TYPES = Object.keys(webhookEventSchemas) as [WebhookEventType, ...WebhookEventType[]];
+export const isWebhookEventType = (type: string): type is WebhookEventType => Object.hasOwn(webhookEventSchemas, type);

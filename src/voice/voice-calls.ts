@@ -306,13 +306,9 @@ export class VoiceCalls {
         if (stored) recording = await mergeRecordings(stored, recording.file);
         const key = recordingKey(tenantId, callId);
         await this.recordings.put(key, recording.file, 'audio/wav');
-        await this.calls.setRecording(tenantId, callId, key, recording.durationMs);
-        await this.calls.event(tenantId, callId, event, {
-          duration_ms: recording.durationMs,
-          bytes: recording.bytes,
-          ...data,
-          ...(stored ? { merged: true } : {}),
-        });
+        // The key, its audit entry and the tenant's `recording.ready` are stored together.
+        const saved = { duration_ms: recording.durationMs, bytes: recording.bytes, ...data, ...(stored ? { merged: true as const } : {}) };
+        await this.calls.setRecording(tenantId, callId, key, recording.durationMs, { type: event, data: saved });
       } catch (err) {
         log.error({ err }, 'recording could not be stored');
         await this.calls

@@ -6,6 +6,7 @@ import type { Db } from '../db/client.js';
 import { callEvents, calls, callTranscripts, tenants, users } from '../db/schema.js';
 import type { CallEventData, CallEventType } from '../lib/call-events.js';
 import { notFound } from '../lib/errors.js';
+import type { CallObserver } from '../lib/operator-metrics.js';
 import type { AgentOverrides } from './settings.js';
 
 export type Call = typeof calls.$inferSelect;
@@ -48,7 +49,11 @@ export interface NewTurn {
 }
 
 export class CallService {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    /** Told of every event and stored turn once written (the operator metrics). */
+    private readonly observer?: CallObserver,
+  ) {}
 
   async start(
     tenantId: string,
@@ -209,12 +214,14 @@ export class CallService {
         metrics: turn.metrics ?? {},
       })
       .returning();
+    this.observer?.turn(turn.metrics);
     return row!;
   }
 
   /** One entry of the call's audit trail: a type of the catalog (lib/call-events.ts) with its data. */
   async event<T extends CallEventType>(tenantId: string, callId: string, type: T, data: CallEventData<T>): Promise<void> {
     await this.db.insert(callEvents).values({ tenantId, callId, type, extraData: data as Record<string, unknown> });
+    this.observer?.callEvent(tenantId, type, data);
   }
 
   /**

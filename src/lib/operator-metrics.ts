@@ -60,11 +60,16 @@ export class OperatorMetrics implements CallObserver {
     const r = this.registry;
     r.register(new Gauge('voice_calls_active', 'Calls whose audio this instance is running', [], () => this.sources.activeCalls?.() ?? 0));
     r.register(
-      new Gauge('voice_calls_admitted', 'Places taken on this instance: running calls and calls admitted awaiting media', [], () =>
-        this.sources.admittedCalls?.() ?? 0,
+      new Gauge(
+        'voice_calls_admitted',
+        'Places taken on this instance: running calls and calls admitted awaiting media',
+        [],
+        () => this.sources.admittedCalls?.() ?? 0,
       ),
     );
-    this.callsStarted = r.register(new Counter('calls_started_total', 'Calls and chat sessions started, by direction', ['direction', ...tenant]));
+    this.callsStarted = r.register(
+      new Counter('calls_started_total', 'Calls and chat sessions started, by direction', ['direction', ...tenant]),
+    );
     this.callsEnded = r.register(new Counter('calls_ended_total', 'Calls and chat sessions ended, by final status', ['status', ...tenant]));
     this.callsRefused = r.register(
       new Counter('calls_refused_total', 'New calls refused: concurrency_limit (the tenant) or calls_at_capacity (this instance)', [
@@ -76,7 +81,11 @@ export class OperatorMetrics implements CallObserver {
       new Histogram('voice_turn_stage_seconds', `Per-turn latency of each stage (${TURN_STAGES.join(', ')})`, ['stage'], STAGE_BUCKETS_S),
     );
     this.providerErrors = r.register(
-      new Counter('provider_errors_total', 'Provider failures during calls, by stage, provider and short reason', ['stage', 'provider', 'reason']),
+      new Counter('provider_errors_total', 'Provider failures during calls, by stage, provider and short reason', [
+        'stage',
+        'provider',
+        'reason',
+      ]),
     );
     this.fallbacks = r.register(
       new Counter('provider_fallbacks_total', 'A failed provider handed over to the next one mid-call (provider.fallback events)', [
@@ -91,41 +100,45 @@ export class OperatorMetrics implements CallObserver {
         ),
       ),
     );
-    r.register(new Gauge('webhook_backlog', 'Webhook deliveries not yet delivered', [], () => this.optional('webhook', this.sources.webhookBacklog)));
     r.register(
-      new Gauge('analysis_queue_depth', 'Post-call analyses waiting or running', [], () => this.optional('analysis', this.sources.analysisQueue)),
+      new Gauge('webhook_backlog', 'Webhook deliveries not yet delivered', [], () => this.optional('webhook', this.sources.webhookBacklog)),
+    );
+    r.register(
+      new Gauge('analysis_queue_depth', 'Post-call analyses waiting or running', [], () =>
+        this.optional('analysis', this.sources.analysisQueue),
+      ),
     );
     this.loop.enable();
     r.register(
-      new Gauge(
-        'nodejs_eventloop_lag_seconds',
-        'Event-loop delay since the previous scrape (stat: p50, p99, max, mean)',
-        ['stat'],
-        () => {
-          const h = this.loop;
-          const s = (ns: number) => (Number.isFinite(ns) ? ns / 1e9 : 0);
-          const out = [
-            { labels: { stat: 'p50' }, value: s(h.percentile(50)) },
-            { labels: { stat: 'p99' }, value: s(h.percentile(99)) },
-            { labels: { stat: 'max' }, value: s(h.max) },
-            { labels: { stat: 'mean' }, value: s(h.mean) },
-          ];
-          h.reset();
-          return out;
-        },
-      ),
+      new Gauge('nodejs_eventloop_lag_seconds', 'Event-loop delay since the previous scrape (stat: p50, p99, max, mean)', ['stat'], () => {
+        const h = this.loop;
+        const s = (ns: number) => (Number.isFinite(ns) ? ns / 1e9 : 0);
+        const out = [
+          { labels: { stat: 'p50' }, value: s(h.percentile(50)) },
+          { labels: { stat: 'p99' }, value: s(h.percentile(99)) },
+          { labels: { stat: 'max' }, value: s(h.max) },
+          { labels: { stat: 'mean' }, value: s(h.mean) },
+        ];
+        h.reset();
+        return out;
+      }),
     );
     r.register(
-      new Gauge('db_pool_connections', 'Database pool connections by state (total, idle, waiting); absent for the embedded database', ['state'], () => {
-        const p = this.sources.dbPool?.();
-        return p
-          ? [
-              { labels: { state: 'total' }, value: p.total },
-              { labels: { state: 'idle' }, value: p.idle },
-              { labels: { state: 'waiting' }, value: p.waiting },
-            ]
-          : [];
-      }),
+      new Gauge(
+        'db_pool_connections',
+        'Database pool connections by state (total, idle, waiting); absent for the embedded database',
+        ['state'],
+        () => {
+          const p = this.sources.dbPool?.();
+          return p
+            ? [
+                { labels: { state: 'total' }, value: p.total },
+                { labels: { state: 'idle' }, value: p.idle },
+                { labels: { state: 'waiting' }, value: p.waiting },
+              ]
+            : [];
+        },
+      ),
     );
   }
 

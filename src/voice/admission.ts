@@ -43,9 +43,7 @@ export type RefusalCode = 'calls_at_capacity' | 'concurrency_limit';
  * Retry-After. (`too_many_calls`, the tenant's earlier per-instance refusal, is still recognised.)
  */
 export function isRefusal(err: unknown): err is AppError {
-  return (
-    err instanceof AppError && (err.code === 'calls_at_capacity' || err.code === 'concurrency_limit' || err.code === 'too_many_calls')
-  );
+  return err instanceof AppError && (err.code === 'calls_at_capacity' || err.code === 'concurrency_limit' || err.code === 'too_many_calls');
 }
 
 interface Timers {
@@ -111,7 +109,9 @@ export class Admission {
     const now = this.now();
     await Promise.all(
       [...byTenant].map(([tenantId, ids]) =>
-        this.opts.leases.renewLeases(leaseKey(tenantId), ids, this.limits.leaseMs, now).catch((err: unknown) => this.opts.onStoreError?.(err)),
+        this.opts.leases
+          .renewLeases(leaseKey(tenantId), ids, this.limits.leaseMs, now)
+          .catch((err: unknown) => this.opts.onStoreError?.(err)),
       ),
     );
   }

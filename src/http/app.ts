@@ -211,6 +211,7 @@ export async function buildApp(domain: Deps): Promise<App> {
       components: {
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', description: 'An access token (JWT) or a tenant API key (vak_...)' },
+          metrics_token: { type: 'http', scheme: 'bearer', description: 'The operator’s METRICS_TOKEN (GET /metrics only)' },
         },
       },
     },

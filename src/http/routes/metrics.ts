@@ -20,6 +20,7 @@ export function metricsRoutes(app: App, deps: Deps): void {
       config: { auth: 'public' },
       schema: {
         tags: ['health'],
+        security: [{ metrics_token: [] }],
         summary: 'Operator metrics (Prometheus text format)',
         description:
           '`Authorization: Bearer <METRICS_TOKEN>`. Without METRICS_TOKEN configured the route answers 404 (as if absent); a ' +

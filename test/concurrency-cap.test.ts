@@ -89,6 +89,26 @@ describe.each([
   });
 });
 
+it('with the shared count unreachable, calls are admitted on this instance’s capacity alone, and said so', async () => {
+  const down = new Error('connect ECONNREFUSED');
+  const errors: unknown[] = [];
+  const fail = () => Promise.reject(down);
+  const a = new Admission(
+    { maxLiveCalls: 2, maxLiveCallsPerTenant: 1, connectTimeoutMs: 60_000, leaseMs: LEASE_MS },
+    {
+      leases: { acquireLease: fail, renewLeases: fail, releaseLease: fail, countLeases: fail },
+      onStoreError: (err) => errors.push(err),
+    },
+  );
+  const first = await a.admit('t', 'web');
+  await a.admit('t', 'web');
+  await expect(a.admit('t', 'web')).rejects.toMatchObject({ code: 'calls_at_capacity' });
+  await a.renew();
+  first.release();
+  await waitFor('the release to be tried', async () => (errors.length >= 4 ? true : undefined));
+  expect(errors.every((e) => e === down)).toBe(true);
+});
+
 const ACCOUNT = { accountSid: `AC${'7'.repeat(32)}`, authToken: 'twilio-test-auth-token' };
 const ADMIN = { email: 'ops-capacity@platform.example', password: 'platform admin password' };
 

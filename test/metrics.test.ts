@@ -240,8 +240,13 @@ describe('GET /metrics', () => {
     t.deps.metrics.setSource('analysisQueue', async () => {
       throw new Error('no such table');
     });
+    // The delivery worker times each attempt.
+    t.deps.metrics.webhookDelivery('delivered', 0.3);
     const first = await scrape(t);
     const second = await scrape(t);
+    expect(sum(first.families, 'webhook_delivery_seconds_count', { outcome: 'delivered' })).toBe(1);
+    expect(sum(first.families, 'webhook_delivery_seconds_bucket', { outcome: 'delivered', le: '0.5' })).toBe(1);
+    expect(sum(first.families, 'webhook_delivery_seconds_bucket', { outcome: 'delivered', le: '0.25' })).toBe(0);
     expect(sum(first.families, 'webhook_backlog')).toBe(7);
     expect(sum(second.families, 'webhook_backlog')).toBe(7);
     expect(reads).toBe(1);

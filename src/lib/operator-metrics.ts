@@ -53,6 +53,7 @@ export class OperatorMetrics implements CallObserver {
   private readonly stages: Histogram;
   private readonly providerErrors: Counter;
   private readonly fallbacks: Counter;
+  private readonly webhookDeliveries: Histogram;
 
   constructor(private readonly opts: OperatorMetricsOptions = {}) {
     this.tenantLabels = opts.tenantLabels ?? false;
@@ -98,6 +99,14 @@ export class OperatorMetrics implements CallObserver {
         this.bounded('ingestion', this.sources.ingestionQueue).then((rows) =>
           (rows ?? []).map((row) => ({ labels: { status: row.status }, value: row.count })),
         ),
+      ),
+    );
+    this.webhookDeliveries = r.register(
+      new Histogram(
+        'webhook_delivery_seconds',
+        'Webhook delivery attempts: time from the event to the receiver’s answer, by outcome (delivered, failed)',
+        ['outcome'],
+        [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
       ),
     );
     r.register(
@@ -167,6 +176,11 @@ export class OperatorMetrics implements CallObserver {
       const ms = metrics[stage];
       if (typeof ms === 'number') this.stages.observe({ stage }, ms / 1000);
     }
+  }
+
+  /** One delivery attempt of a webhook (the delivery worker calls it): seconds since the event was stored. */
+  webhookDelivery(outcome: 'delivered' | 'failed', seconds: number): void {
+    this.webhookDeliveries.observe({ outcome }, seconds);
   }
 
   refused(code: string, kind: string): void {

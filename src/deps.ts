@@ -5,6 +5,7 @@ import { MemoryCache } from './cache/memory-cache.js';
 import { RedisCache } from './cache/redis-cache.js';
 import type { Config } from './config.js';
 import { type Database, openDatabase } from './db/client.js';
+import { OperatorMetrics } from './lib/operator-metrics.js';
 import { OutboundGuard } from './lib/outbound.js';
 import { DocumentPool } from './rag/document-pool.js';
 import { LOCAL_EMBEDDING_MODEL, LocalEmbedder } from './rag/embedders/local-embedder.js';
@@ -58,8 +59,10 @@ export interface Deps {
   providers: ProviderRegistry;
   textChannel: TextChannel;
   voice: VoiceCalls;
-  /** The one admission point of new calls: per-instance and per-tenant limits of live calls. */
+  /** The one admission point of new calls: this instance's capacity, and each tenant's concurrent calls everywhere. */
   admission: Admission;
+  /** GET /metrics: counters moved by the call records and admission, gauges read from their sources at scrape time. */
+  metrics: OperatorMetrics;
   /** Ends calls whose media never connected, calls of a stopped instance, idle chat sessions. */
   sweeper: CallSweeper;
   control: CallControl;
@@ -123,7 +126,8 @@ export async function buildDeps(
     writeBatchRows: database.kind === 'embedded' ? 8 : 16,
   });
   const retriever = new Retriever(db, embedders);
-  const calls = new CallService(db);
+  const metrics = new OperatorMetrics({ tenantLabels: config.metrics.tenantLabels });
+  const calls = new CallService(db, metrics);
   const recordings = createRecordingStore(config, config.secretKey);
   // One guard for every request to a URL a tenant chose: tool URLs and OpenAI-compatible base URLs.
   const outbound = new OutboundGuard(config.outbound);
@@ -145,11 +149,24 @@ export async function buildDeps(
   // Commands for live calls (hang up, transfer) reach whichever instance holds the call's media.
   const control = new CallControl(cache, log.child({ component: 'call-control' }));
   await control.start();
-  const admission = new Admission({
-    maxLiveCalls: config.calls.maxLive,
-    maxLiveCallsPerTenant: config.calls.maxLivePerTenant,
-    connectTimeoutMs: config.calls.connectTimeoutMs,
-  });
+  const tenantAdmin = new TenantAdminService(db);
+  const admissionLog = log.child({ component: 'admission' });
+  const admission = new Admission(
+    {
+      maxLiveCalls: config.calls.maxLive,
+      maxLiveCallsPerTenant: config.calls.maxLivePerTenant,
+      connectTimeoutMs: config.calls.connectTimeoutMs,
+      leaseMs: config.calls.leaseMs,
+    },
+    {
+      // Redis with REDIS_URL (every instance counts the same leases), in-process otherwise (one instance).
+      leases: cache,
+      tenantCap: async (tenantId) => (await tenantAdmin.limits(tenantId)).maxConcurrentCalls,
+      onStoreError: (err) => admissionLog.warn({ err }, 'shared call count unreachable: admitting on this instance’s count'),
+      onRefusal: (code, kind) => metrics.refused(code, kind),
+    },
+  );
+  admission.start();
   const voice = new VoiceCalls(
     calls,
     providers,
@@ -184,7 +201,7 @@ export async function buildDeps(
     apiKeys,
     settings,
     signingSecrets,
-    tenantAdmin: new TenantAdminService(db),
+    tenantAdmin,
     embedders,
     documents: new DocumentService(db, config.documentMaxBytes, config.documentWork.limits, () => ingestion.wake()),
     documentPool,
@@ -196,6 +213,7 @@ export async function buildDeps(
     textChannel: new TextChannel(calls, providers),
     voice,
     admission,
+    metrics,
     sweeper,
     control,
     // A media token lasts as long as its call's place is kept for it: a call may connect until either runs out.
@@ -215,6 +233,11 @@ export async function buildDeps(
     livekitAgent,
     livekitWebhook: new LiveKitWebhook({ calls, admission, agent: livekitAgent, recordingsInBucket: config.recordings.s3 !== undefined }),
   };
+  metrics.setSource('activeCalls', () => voice.active);
+  metrics.setSource('admittedCalls', () => admission.liveCalls);
+  metrics.setSource('ingestionQueue', () => deps.documents.queueDepth());
+  metrics.setSource('dbPool', () => database.poolStats?.());
+  // webhookBacklog and analysisQueue: set where their tables are (the webhook delivery and analysis work).
   if (config.platformAdmin) await accounts.ensurePlatformAdmin(config.platformAdmin, log);
   const requeued = await deps.documents.requeueRetiredLocalModels(LOCAL_EMBEDDING_MODEL);
   if (requeued) log.info({ documents: requeued }, 'local embedder changed; documents re-queued for embedding');
@@ -228,6 +251,8 @@ export async function closeDeps(deps: Deps): Promise<void> {
   // and its calls that are ending close their rooms while the database is still there.
   await deps.livekitAgent.stop();
   deps.voice.close();
+  deps.admission.stop();
+  deps.metrics.close();
   await deps.sweeper.stop();
   await deps.ingestion.stop();
   await deps.documentPool.close();

@@ -466,3 +466,19 @@ export const webhookEvents = pgTable(
   },
   (t) => [index('webhook_events_tenant_created_idx').on(t.tenantId, t.createdAt)],
 );
+
+// ---- Tenant limits (issue 18, "Limits, enforced live") ----
+
+/**
+ * What the platform admin set for a tenant; a missing row or a null column means the platform default from config
+ * (concurrent calls: MAX_LIVE_CALLS_PER_TENANT). One row per tenant, so more caps are more columns.
+ */
+export const tenantLimits = pgTable('tenant_limits', {
+  tenantId: uuid('tenant_id')
+    .primaryKey()
+    .references(() => tenants.id, { onDelete: 'cascade' }),
+  /** Concurrent calls across every instance (admission.ts). */
+  maxConcurrentCalls: integer('max_concurrent_calls'),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});

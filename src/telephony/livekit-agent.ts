@@ -78,7 +78,7 @@ export class LiveKitAgent {
     let lease: Lease | undefined;
     let refused: AppError | undefined;
     try {
-      if (!callId) lease = this.deps.admission.admit(tenantId, 'inbound');
+      if (!callId) lease = await this.deps.admission.admit(tenantId, 'inbound');
     } catch (err) {
       if (!isRefusal(err)) throw err;
       refused = err;
@@ -102,6 +102,7 @@ export class LiveKitAgent {
     if (refused) {
       // Closing the room hangs the phone up; the tenant sees the call it missed and why.
       this.deps.log.warn({ tenantId, room, code: refused.code }, 'a phone call into a SIP room was refused: all lines busy');
+      await this.deps.calls.event(tenantId, call.id, 'call.refused', { reason: refused.code });
       await this.deps.calls.end(tenantId, call.id, 'busy', `${refused.code}: ${refused.message}`);
       await this.closeRoom(lk, tenantId, room);
       return call.id;

@@ -154,11 +154,12 @@ export class VoiceCalls {
     let lease: Lease;
     try {
       // (A chat session never runs here; its kind would not matter.)
-      lease = this.admission.claim(callId) ?? this.admission.admit(tenantId, call.direction === 'chat' ? 'web' : call.direction);
+      lease = this.admission.claim(callId) ?? (await this.admission.admit(tenantId, call.direction === 'chat' ? 'web' : call.direction));
     } catch (err) {
       if (!isRefusal(err)) throw err;
       log.warn({ code: err.code }, 'call refused as its media connected: no place on this instance');
       await transport.close(ALL_LINES_BUSY).catch(() => undefined);
+      await this.calls.event(tenantId, callId, 'call.refused', { reason: err.code });
       await this.calls.end(tenantId, callId, 'busy', `${err.code}: ${err.message}`);
       return { status: 'busy', reason: err.code };
     }

@@ -146,7 +146,7 @@ export function callRoutes(app: App, deps: Deps): void {
         description:
           'From `from_number_id` (one of the tenant’s numbers) or the tenant’s oldest active number. `overrides` change the agent for this call only. ' +
           'The call starts `queued`; Twilio’s status callbacks move it on. 422 call_rejected when Twilio refuses the destination, 503 twilio_not_configured without Twilio. ' +
-          'Like every new call it needs a place: 429 too_many_calls past the tenant’s live calls (MAX_LIVE_CALLS_PER_TENANT), 503 calls_at_capacity past the instance’s (MAX_LIVE_CALLS), both with Retry-After.',
+          'Like every new call it needs a place: 429 concurrency_limit past the tenant’s concurrent calls across all instances (its cap set by the platform admin, else MAX_LIVE_CALLS_PER_TENANT), 503 calls_at_capacity past the instance’s (MAX_LIVE_CALLS), both with Retry-After.',
         body: z.strictObject({
           to: z.string().regex(E164, 'must be an E.164 number such as +14155550100'),
           from_number_id: z.uuid().optional(),
@@ -180,7 +180,7 @@ export function callRoutes(app: App, deps: Deps): void {
           'The token opens one websocket. Audio is taken in real time: up to 1.5 s ahead of the wall clock, the excess dropped; a client ' +
           'sending much faster, or flooding messages, gets `{"type":"error","error":{"code":"media_policy"}}` and close code 1008.' +
           ' ' +
-          '429 too_many_calls past the tenant’s live calls, 503 calls_at_capacity past the instance’s, both with Retry-After; a call whose websocket does not open in time ends `failed` (no media).',
+          '429 concurrency_limit past the tenant’s concurrent calls, 503 calls_at_capacity past the instance’s, both with Retry-After; a call whose websocket does not open in time ends `failed` (no media).',
         body: z.strictObject({ overrides: agentOverridesSchema.optional() }).nullish(),
         response: {
           201: z.object({

@@ -11,7 +11,10 @@ import { LOCAL_EMBEDDING_MODEL, LocalEmbedder } from './rag/embedders/local-embe
 import { EmbedderRegistry } from './rag/embedders/registry.js';
 import { IngestionWorker } from './rag/ingestion.js';
 import { Retriever } from './rag/retriever.js';
+import { AnalyzerRegistry } from './analysis/analyzers.js';
+import { AnalysisWorker } from './analysis/worker.js';
 import { AccountService } from './services/accounts.js';
+import { CallAnalysisService } from './services/call-analyses.js';
 import { ApiKeyService } from './services/api-keys.js';
 import { CallService } from './services/calls.js';
 import { DocumentService } from './services/documents.js';
@@ -54,6 +57,9 @@ export interface Deps {
   ingestion: IngestionWorker;
   retriever: Retriever;
   calls: CallService;
+  /** Post-call analyses: their records, and the worker that runs them off the calls' path. */
+  analyses: CallAnalysisService;
+  analysisWorker: AnalysisWorker;
   phoneNumbers: PhoneNumberService;
   providers: ProviderRegistry;
   textChannel: TextChannel;
@@ -72,6 +78,8 @@ export interface Deps {
   /** What LiveKit's webhooks mean for our calls. */
   livekitWebhook: LiveKitWebhook;
 }
+
+const ANALYSIS_WORKER_OPTIONS = { concurrency: 1, leaseMs: 120_000, maxAttempts: 4, pollMs: 2_000, sweepWindowMs: 3_600_000 };
 
 /** `databaseSnapshot`: tests only, a migrated embedded database to start from (db/client.ts). */
 export async function buildDeps(
@@ -134,6 +142,17 @@ export async function buildDeps(
     log.child({ component: 'providers' }),
     { outbound, signingSecrets: (tenantId) => signingSecrets.forSigning(tenantId), log: log.child({ component: 'tools' }) },
   );
+  // Analyses: one at a time per instance (a cloud model's answer takes seconds; nothing waits for it).
+  let analysisWorker: AnalysisWorker | undefined;
+  const analyses = new CallAnalysisService(db, () => analysisWorker?.wake());
+  analysisWorker = new AnalysisWorker(
+    db,
+    calls,
+    analyses,
+    new AnalyzerRegistry(settings, config.credentials, outbound.fetch),
+    log.child({ component: 'analysis' }),
+    ANALYSIS_WORKER_OPTIONS,
+  );
   const { accountSid, authToken, apiBaseUrl } = config.twilio;
   // Who may register a number: the Twilio account's incoming numbers are checked unless the operator skips it.
   const numberOwnership = config.phoneNumbersSkipVerification
@@ -191,6 +210,8 @@ export async function buildDeps(
     ingestion,
     retriever,
     calls,
+    analyses,
+    analysisWorker,
     phoneNumbers,
     providers,
     textChannel: new TextChannel(calls, providers),
@@ -220,6 +241,7 @@ export async function buildDeps(
   if (requeued) log.info({ documents: requeued }, 'local embedder changed; documents re-queued for embedding');
   // PGlite is this process's alone, so whatever it left `processing` belonged to a process that is gone.
   await ingestion.start({ reclaimAbandoned: database.kind === 'embedded' });
+  await analysisWorker.start({ reclaimAbandoned: database.kind === 'embedded' });
   return deps;
 }
 
@@ -230,6 +252,7 @@ export async function closeDeps(deps: Deps): Promise<void> {
   deps.voice.close();
   await deps.sweeper.stop();
   await deps.ingestion.stop();
+  await deps.analysisWorker.stop();
   await deps.documentPool.close();
   await deps.cache.close();
   await deps.database.close();

@@ -82,6 +82,8 @@ const DAY = `(?:(?:next\\s+)?${WEEKDAY}|${MONTH}\\s+\\d{1,2}(?:st|nd|rd|th)?|\\d
 const WHEN = new RegExp(`(?:${DAY}(?:\\s+(?:at\\s+)?${CLOCK})?|${CLOCK}(?:\\s+(?:on\\s+)?${DAY})?)`, 'i');
 const REFERENCE = /\b(?:number|no\.?|#|id|reference|ref)\s*(?:is\s+)?([A-Z0-9][A-Z0-9-]{2,})\b/i;
 const DIGITS = /\b\d{3,}\b/;
+const HEADCOUNT =
+  /\b(\d+)\s+(?:people|persons|guests|adults|of us|seats)\b|\b(?:party|table|group) of (\d+)\b|\bfor (\d+)\b(?!\s*(?::|am\b|pm\b|a\.m|p\.m|o'clock))/i;
 
 const words = (name: string) =>
   name
@@ -107,11 +109,20 @@ function extractField(name: string, field: JsonSchema, text: string): unknown {
     return undefined;
   }
   if (field.type === 'number' || field.type === 'integer') {
-    if (!has('number', 'id', 'order', 'count', 'quantity', 'amount', 'age', 'size', 'people', 'guests', 'party', 'account'))
-      return undefined;
-    const m = field.type === 'integer' ? /\b\d+\b/.exec(text) : /\b\d+(?:\.\d+)?\b/.exec(text);
-    if (!m) return undefined;
-    const n = Number(m[0]);
+    let found: string | undefined;
+    if (has('people', 'guests', 'persons', 'party', 'size', 'seats', 'adults')) found = HEADCOUNT.exec(text)?.slice(1).find(Boolean);
+    else if (has('number', 'id', 'order', 'account', 'reference', 'invoice', 'ticket'))
+      found = /^\d+$/.exec(REFERENCE.exec(text)?.[1] ?? '')?.[0] ?? DIGITS.exec(text)?.[0];
+    else {
+      // A number next to a word of the field's name: "3 rooms", "quantity 2".
+      for (const word of w.filter((x) => x.length > 2)) {
+        const near = new RegExp(`\\b(\\d+(?:\\.\\d+)?)\\s+${word}|\\b${word}\\D{0,15}?(\\d+(?:\\.\\d+)?)`, 'i').exec(text);
+        found = near?.[1] ?? near?.[2];
+        if (found) break;
+      }
+    }
+    if (!found) return undefined;
+    const n = Number(found);
     if (!Number.isFinite(n) || (field.type === 'integer' && !Number.isSafeInteger(n))) return undefined;
     return field.enum && !field.enum.includes(n) ? undefined : n;
   }

@@ -175,7 +175,7 @@ export class AnalysisWorker {
       events: events.map((e) => e.type),
       outcomes: tenant.settings.outcomes ?? [...DEFAULT_OUTCOMES],
       rubric: tenant.settings.rubric,
-      extractionSchema: tenant.settings.extraction_schema,
+      extractionSchema: tenant.settings.extraction_schema ?? null,
       signal: this.abort.signal,
     };
     return tenant.analyzer.analyze(input);

@@ -174,12 +174,16 @@ export const analysisSchema = z.strictObject({
   rubric: z.string().trim().max(4_000).nullable().default(null),
   /**
    * The fields to extract (a JSON Schema object of the subset tools use: at most 5 levels, 50 properties per
-   * object). Given in a PUT, it replaces the stored schema whole; null: nothing is extracted.
+   * object). Given in a PUT, it replaces the stored schema whole; null or absent: nothing is extracted.
    */
   extraction_schema: toolParametersSchema
-    .refine((s) => JSON.stringify(s).length <= MAX_EXTRACTION_SCHEMA_CHARS, `must be at most ${MAX_EXTRACTION_SCHEMA_CHARS} characters as JSON`)
+    .refine(
+      (s) => JSON.stringify(s).length <= MAX_EXTRACTION_SCHEMA_CHARS,
+      `must be at most ${MAX_EXTRACTION_SCHEMA_CHARS} characters as JSON`,
+    )
+    // Optional rather than defaulting to null: the GET form is derived through the schema's preprocess only so.
     .nullable()
-    .default(null),
+    .optional(),
 });
 
 /**

@@ -120,7 +120,7 @@ describe('the local engine', () => {
       success: { passed: null },
       extracted: { caller_name: 'Maria Lopez', appointment_time: 'Tuesday at 3 pm', order_number: '48213', party_size: 4 },
     });
-    expect(r.result.filled.sort()).toEqual(['appointment_time', 'caller_name', 'order_number', 'party_size']);
+    expect([...r.result.filled].sort()).toEqual(['appointment_time', 'caller_name', 'order_number', 'party_size']);
     expect(r.result.summary).toContain('my name is Maria Lopez');
     expect(r.result.notes).toMatch(/no language model/);
 

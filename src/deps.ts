@@ -143,9 +143,10 @@ export async function buildDeps(
     { outbound, signingSecrets: (tenantId) => signingSecrets.forSigning(tenantId), log: log.child({ component: 'tools' }) },
   );
   // Analyses: one at a time per instance (a cloud model's answer takes seconds; nothing waits for it).
-  let analysisWorker: AnalysisWorker | undefined;
-  const analyses = new CallAnalysisService(db, () => analysisWorker?.wake());
-  analysisWorker = new AnalysisWorker(
+  // The service wakes the worker when it queues a re-run; the worker is built with the service.
+  const wakeAnalysis = { wake: () => {} };
+  const analyses = new CallAnalysisService(db, () => wakeAnalysis.wake());
+  const analysisWorker = new AnalysisWorker(
     db,
     calls,
     analyses,
@@ -153,6 +154,7 @@ export async function buildDeps(
     log.child({ component: 'analysis' }),
     ANALYSIS_WORKER_OPTIONS,
   );
+  wakeAnalysis.wake = () => analysisWorker.wake();
   const { accountSid, authToken, apiBaseUrl } = config.twilio;
   // Who may register a number: the Twilio account's incoming numbers are checked unless the operator skips it.
   const numberOwnership = config.phoneNumbersSkipVerification

@@ -1,6 +1,6 @@
 // Post-call analyses as records: the job row of each call's analysis (queued, running, done, failed) with its result.
 // The worker (analysis/worker.ts) claims and completes them; these are the queries around it.
-import { and, eq, sql } from 'drizzle-orm';
+import { and, count, eq, inArray, sql } from 'drizzle-orm';
 import { type Db, rowsOf } from '../db/client.js';
 import { callAnalyses, calls } from '../db/schema.js';
 import { AppError, notFound } from '../lib/errors.js';
@@ -63,6 +63,15 @@ export class CallAnalysisService {
       .returning();
     this.onQueued();
     return row!;
+  }
+
+  /** Jobs waiting or running, all tenants (the operator's analysis queue depth). */
+  async queueDepth(): Promise<number> {
+    const [row] = await this.db
+      .select({ n: count() })
+      .from(callAnalyses)
+      .where(inArray(callAnalyses.status, ['queued', 'running']));
+    return row?.n ?? 0;
   }
 
   /**

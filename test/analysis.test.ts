@@ -168,6 +168,18 @@ describe('the local engine', () => {
     expect((await analysisDone(a, silent.id)).result).toMatchObject({ outcome: 'abandoned', summary: 'The caller said nothing.' });
   });
 
+  it('analyses a chat session the idle sweep ended (CallService.endStale)', async () => {
+    const s = (await chat(a.access_token, { message: 'My name is John Smith, is my order 5521 ready?' })).json();
+    const ended = await t.deps.calls.endStale(
+      { connectTimeoutMs: 3_600_000, lostAfterMs: 3_600_000, chatIdleMs: 0 },
+      new Date(Date.now() + 1_000),
+    );
+    expect(ended).toContainEqual({ id: s.session_id, tenantId: a.tenant.id, reason: 'idle' });
+    const r = await analysisDone(a, s.session_id);
+    expect([r.engine, r.result.outcome]).toEqual(['local', 'resolved']);
+    expect(r.result.summary).toContain('John Smith');
+  });
+
   it('is tenant-scoped: another tenant gets 404 on the analysis routes and sees no analysis', async () => {
     for (const method of ['GET', 'POST'] as const) {
       const r = await call(t.app, method, `/api/v1/calls/${id}/analysis`, b.access_token);

@@ -34,16 +34,6 @@ export class CallAnalysisService {
     return row.analysis;
   }
 
-  /** The analyses of these calls of the tenant (the call list shows them). */
-  async forCalls(tenantId: string, callIds: string[]): Promise<Map<string, CallAnalysis>> {
-    if (!callIds.length) return new Map();
-    const rows = await this.db
-      .select()
-      .from(callAnalyses)
-      .where(and(eq(callAnalyses.tenantId, tenantId), sql`${callAnalyses.callId} in ${callIds}`));
-    return new Map(rows.map((r) => [r.callId, r]));
-  }
-
   /**
    * Runs the analysis again (after the tenant changed its rubric or schema): the row goes back to the queue with its
    * attempts reset; a run in flight loses its claim and its result is not stored. 409 while the call is live.

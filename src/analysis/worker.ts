@@ -7,6 +7,7 @@ import { and, eq, sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
 import { type Db, rowsOf } from '../db/client.js';
 import { callAnalyses } from '../db/schema.js';
+import { AppError } from '../lib/errors.js';
 import { ProviderError } from '../lib/provider-error.js';
 import type { CallAnalysisService } from '../services/call-analyses.js';
 import type { CallService } from '../services/calls.js';
@@ -226,7 +227,7 @@ export class AnalysisWorker {
         ? err.publicMessage
         : err instanceof InvalidAnalysis
           ? err.message
-          : (err as { statusCode?: number }).statusCode === 404
+          : err instanceof AppError && err.code === 'not_found'
             ? 'The call no longer exists'
             : 'Internal error';
     if (retryable && claim.attempts < this.opts.maxAttempts) {

@@ -259,6 +259,21 @@ describe('cloud engines', () => {
     expect(failed.error).toMatch(/outcome must be one of/);
   });
 
+  it('a provider refusing the key fails the analysis at once, with the provider’s status and no words of its own', async () => {
+    const s = await signup(t.app);
+    await settings(s, {
+      providers: { llm: { provider: 'openai', model: 'gpt-4o-mini' } },
+      provider_keys: { openai: 'sk-not-the-right-key' },
+      analysis: { enabled: true },
+    });
+    const first = (await chat(s.access_token, { message: 'Goodbye' })).json(); // answered by the local fallback
+    expect(first.ended).toBe(true);
+    const r = await analysisDone(s, first.session_id);
+    expect(r).toMatchObject({ status: 'failed', attempts: 1, result: null });
+    expect(r.error).toMatch(/^openai: HTTP 401/);
+    expect(r.error).not.toMatch(/Incorrect API key/);
+  });
+
   it('Anthropic: one tool whose input_schema is the schema, tool_choice forcing it', async () => {
     const s = await signup(t.app);
     await settings(s, {

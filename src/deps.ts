@@ -12,7 +12,10 @@ import { LOCAL_EMBEDDING_MODEL, LocalEmbedder } from './rag/embedders/local-embe
 import { EmbedderRegistry } from './rag/embedders/registry.js';
 import { IngestionWorker } from './rag/ingestion.js';
 import { Retriever } from './rag/retriever.js';
+import { AnalyzerRegistry } from './analysis/analyzers.js';
+import { AnalysisWorker } from './analysis/worker.js';
 import { AccountService } from './services/accounts.js';
+import { CallAnalysisService } from './services/call-analyses.js';
 import { ApiKeyService } from './services/api-keys.js';
 import { CallService } from './services/calls.js';
 import { DocumentService } from './services/documents.js';
@@ -55,6 +58,9 @@ export interface Deps {
   ingestion: IngestionWorker;
   retriever: Retriever;
   calls: CallService;
+  /** Post-call analyses: their records, and the worker that runs them off the calls' path. */
+  analyses: CallAnalysisService;
+  analysisWorker: AnalysisWorker;
   phoneNumbers: PhoneNumberService;
   providers: ProviderRegistry;
   textChannel: TextChannel;
@@ -75,6 +81,8 @@ export interface Deps {
   /** What LiveKit's webhooks mean for our calls. */
   livekitWebhook: LiveKitWebhook;
 }
+
+const ANALYSIS_WORKER_OPTIONS = { concurrency: 1, leaseMs: 120_000, maxAttempts: 4, pollMs: 2_000, sweepWindowMs: 3_600_000 };
 
 /** `databaseSnapshot`: tests only, a migrated embedded database to start from (db/client.ts). */
 export async function buildDeps(
@@ -138,6 +146,19 @@ export async function buildDeps(
     log.child({ component: 'providers' }),
     { outbound, signingSecrets: (tenantId) => signingSecrets.forSigning(tenantId), log: log.child({ component: 'tools' }) },
   );
+  // Analyses: one at a time per instance (a cloud model's answer takes seconds; nothing waits for it).
+  // The service wakes the worker when it queues a re-run; the worker is built with the service.
+  const wakeAnalysis = { wake: () => {} };
+  const analyses = new CallAnalysisService(db, () => wakeAnalysis.wake());
+  const analysisWorker = new AnalysisWorker(
+    db,
+    calls,
+    analyses,
+    new AnalyzerRegistry(settings, config.credentials, outbound.fetch),
+    log.child({ component: 'analysis' }),
+    ANALYSIS_WORKER_OPTIONS,
+  );
+  wakeAnalysis.wake = () => analysisWorker.wake();
   const { accountSid, authToken, apiBaseUrl } = config.twilio;
   // Who may register a number: the Twilio account's incoming numbers are checked unless the operator skips it.
   const numberOwnership = config.phoneNumbersSkipVerification
@@ -208,6 +229,8 @@ export async function buildDeps(
     ingestion,
     retriever,
     calls,
+    analyses,
+    analysisWorker,
     phoneNumbers,
     providers,
     textChannel: new TextChannel(calls, providers),
@@ -237,12 +260,14 @@ export async function buildDeps(
   metrics.setSource('admittedCalls', () => admission.liveCalls);
   metrics.setSource('ingestionQueue', () => deps.documents.queueDepth());
   metrics.setSource('dbPool', () => database.poolStats?.());
+  metrics.setSource('analysisQueue', () => analyses.queueDepth());
   // webhookBacklog and analysisQueue: set where their tables are (the webhook delivery and analysis work).
   if (config.platformAdmin) await accounts.ensurePlatformAdmin(config.platformAdmin, log);
   const requeued = await deps.documents.requeueRetiredLocalModels(LOCAL_EMBEDDING_MODEL);
   if (requeued) log.info({ documents: requeued }, 'local embedder changed; documents re-queued for embedding');
   // PGlite is this process's alone, so whatever it left `processing` belonged to a process that is gone.
   await ingestion.start({ reclaimAbandoned: database.kind === 'embedded' });
+  await analysisWorker.start({ reclaimAbandoned: database.kind === 'embedded' });
   return deps;
 }
 
@@ -255,6 +280,7 @@ export async function closeDeps(deps: Deps): Promise<void> {
   deps.metrics.close();
   await deps.sweeper.stop();
   await deps.ingestion.stop();
+  await deps.analysisWorker.stop();
   await deps.documentPool.close();
   await deps.cache.close();
   await deps.database.close();

@@ -96,7 +96,7 @@ export class OperatorMetrics implements CallObserver {
     );
     r.register(
       new Gauge('ingestion_queue_depth', 'Documents waiting for ingestion or being ingested, by status', ['status'], () =>
-        this.bounded('ingestion', this.sources.ingestionQueue).then((rows) =>
+        this.bounded('ingestionQueue', this.sources.ingestionQueue).then((rows) =>
           (rows ?? []).map((row) => ({ labels: { status: row.status }, value: row.count })),
         ),
       ),
@@ -110,11 +110,11 @@ export class OperatorMetrics implements CallObserver {
       ),
     );
     r.register(
-      new Gauge('webhook_backlog', 'Webhook deliveries not yet delivered', [], () => this.optional('webhook', this.sources.webhookBacklog)),
+      new Gauge('webhook_backlog', 'Webhook deliveries not yet delivered', [], () => this.optional('webhookBacklog', this.sources.webhookBacklog)),
     );
     r.register(
       new Gauge('analysis_queue_depth', 'Post-call analyses waiting or running', [], () =>
-        this.optional('analysis', this.sources.analysisQueue),
+        this.optional('analysisQueue', this.sources.analysisQueue),
       ),
     );
     this.loop.enable();
@@ -154,6 +154,8 @@ export class OperatorMetrics implements CallObserver {
   /** Points a scrape-time gauge at its source (the composition root; the lead's webhook and analysis tables). */
   setSource<K extends keyof MetricSources>(name: K, source: MetricSources[K]): void {
     this.sources[name] = source;
+    // A value cached from the source it replaces is not this source's.
+    this.cache.delete(name);
   }
 
   callEvent(tenantId: string, type: string, data: unknown): void {

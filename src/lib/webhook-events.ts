@@ -42,7 +42,20 @@ export const webhookEventSchemas = {
     .loose()
     .describe('A call ended (once per call): its status, why, timing, turns and latency summary.'),
   'call.analyzed': z
-    .object({ ...callRef })
+    .object({
+      ...callRef,
+      summary: z.string(),
+      /** One of the tenant's outcomes (default: resolved, transferred, voicemail, abandoned, failed); null when unknown. */
+      outcome: z.string().nullable(),
+      /** Judged against the tenant's rubric; passed is null when the engine does not judge (the local engine). */
+      success: z.object({ passed: z.boolean().nullable(), reason: z.string() }),
+      /** The fields of the tenant's extraction schema found in the conversation. */
+      extracted: z.record(z.string(), z.unknown()),
+      /** openai, anthropic, openai_compatible or local. */
+      engine: z.string(),
+      /** True when the engine did only part of it (the local engine: no rubric, only the fields its rules find). */
+      partial: z.boolean(),
+    })
     .loose()
     .describe('The post-call analysis of a call is ready (summary, outcome, evaluation, extracted fields).'),
   'transcript.turn': z

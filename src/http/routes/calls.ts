@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { callEventView, LEGACY_CALL_EVENT_NAMES } from '../../lib/call-events.js';
+import type { CallAnalysis } from '../../services/call-analyses.js';
 import type { Call, CallEvent, Turn } from '../../services/calls.js';
 import type { App } from '../context.js';
 import { principalOf } from '../auth.js';
@@ -10,6 +11,7 @@ import { E164 } from '../../services/phone-numbers.js';
 import { agentOverridesSchema } from '../../services/settings-schema.js';
 import { BROWSER_STREAM_PATH } from '../../telephony/telephony.js';
 import { publicBaseUrl } from '../public-url.js';
+import { notFound } from '../../lib/errors.js';
 
 const direction = z.enum(['inbound', 'outbound', 'web', 'chat']);
 export const callView = z.object({
@@ -38,6 +40,48 @@ const toCall = (c: Call): z.infer<typeof callView> => ({
   duration_ms: c.durationMs,
   metrics: c.metrics as z.infer<typeof callView>['metrics'],
   created_at: c.createdAt.toISOString(),
+});
+
+/** The post-call analysis (analysis/): its job's state and, once done, the result. */
+const analysisView = z
+  .object({
+    status: z.enum(['queued', 'running', 'done', 'failed']),
+    /** openai, anthropic, openai_compatible or local (once done). */
+    engine: z.string().nullable(),
+    model: z.string().nullable(),
+    /** Why the last attempt failed (a provider's status, the model's answer not matching the schema). */
+    error: z.string().nullable(),
+    attempts: z.number().int(),
+    result: z
+      .object({
+        summary: z.string(),
+        outcome: z.string().nullable(),
+        success: z.object({ passed: z.boolean().nullable(), reason: z.string() }),
+        extracted: z.record(z.string(), z.unknown()),
+        /** True when the engine did only part of it (the local engine: no rubric, only the fields its rules find). */
+        partial: z.boolean(),
+        /** The extracted fields found. */
+        filled: z.array(z.string()),
+        notes: z.string().optional(),
+      })
+      .nullable(),
+    queued_at: z.string(),
+    completed_at: z.string().nullable(),
+  })
+  .meta({ id: 'CallAnalysis' });
+const toAnalysis = (a: CallAnalysis): z.infer<typeof analysisView> => ({
+  status: a.status,
+  engine: a.engine,
+  model: a.model,
+  error: a.error,
+  attempts: a.attempts,
+  result: a.status === 'done' ? (a.result as z.infer<typeof analysisView>['result']) : null,
+  queued_at: a.createdAt.toISOString(),
+  completed_at: iso(a.completedAt),
+});
+const callDetailView = callView.extend({
+  /** Null until the call has ended and its analysis was queued (tenants with analysis enabled, or a POST .../analysis). */
+  analysis: analysisView.nullable(),
 });
 
 const turnView = z.object({
@@ -98,12 +142,54 @@ export function callRoutes(app: App, deps: Deps): void {
       config: { auth: 'tenant' },
       schema: {
         ...common,
-        summary: 'One call: status, timing, metrics summary',
+        summary: 'One call: status, timing, metrics summary, post-call analysis',
         params: idParams,
-        response: { 200: callView, ...errorResponses },
+        response: { 200: callDetailView, ...errorResponses },
       },
     },
-    async (request) => toCall(await deps.calls.get(principalOf(request).tenantId, request.params.id)),
+    async (request) => {
+      const { tenantId } = principalOf(request);
+      const call = await deps.calls.get(tenantId, request.params.id);
+      const analysis = await deps.analyses.get(tenantId, call.id);
+      return { ...toCall(call), analysis: analysis && toAnalysis(analysis) };
+    },
+  );
+
+  app.get(
+    '/api/v1/calls/:id/analysis',
+    {
+      config: { auth: 'tenant' },
+      schema: {
+        ...common,
+        summary: 'The call’s post-call analysis: summary, outcome, success against the rubric, extracted fields',
+        description:
+          '404 when the call is not the tenant’s or has no analysis (yet): analysis runs after a call ends, for tenants with `analysis.enabled`.',
+        params: idParams,
+        response: { 200: analysisView, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const analysis = await deps.analyses.get(principalOf(request).tenantId, request.params.id);
+      if (!analysis) throw notFound('Analysis');
+      return toAnalysis(analysis);
+    },
+  );
+
+  app.post(
+    '/api/v1/calls/:id/analysis',
+    {
+      config: { auth: 'tenant_write' },
+      schema: {
+        ...common,
+        summary: 'Run the call’s analysis again (after changing the rubric, outcomes or extraction schema)',
+        description:
+          'Queues the analysis with the current settings (even when `analysis.enabled` is off); `call.analyzed` is sent again when it is done. 409 conflict while the call is live.',
+        params: idParams,
+        response: { 202: analysisView, ...errorResponses },
+      },
+    },
+    async (request, reply) =>
+      reply.status(202).send(toAnalysis(await deps.analyses.rerun(principalOf(request).tenantId, request.params.id))),
   );
 
   app.get(

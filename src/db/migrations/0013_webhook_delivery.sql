@@ -19,6 +19,7 @@ CREATE TABLE "webhook_deliveries" (
 	"event_created_at" timestamp with time zone NOT NULL,
 	"status" text DEFAULT 'pending' NOT NULL,
 	"attempts" integer DEFAULT 0 NOT NULL,
+	"retry_until" timestamp with time zone DEFAULT now() + interval '24 hours' NOT NULL,
 	"next_attempt_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"locked_by" text,
 	"locked_at" timestamp with time zone,

@@ -35,6 +35,8 @@ import { CallSweeper } from './voice/call-sweeper.js';
 import { CallControl } from './voice/call-control.js';
 import { CallTokenService } from './services/call-tokens.js';
 import { Telephony } from './telephony/telephony.js';
+import { WebhookDeliveryWorker } from './services/webhook-delivery.js';
+import { WebhookService } from './services/webhooks.js';
 
 export interface Deps {
   config: Config;
@@ -71,6 +73,10 @@ export interface Deps {
   livekitAgent: LiveKitAgent;
   /** What LiveKit's webhooks mean for our calls. */
   livekitWebhook: LiveKitWebhook;
+  /** The tenant's webhook endpoints, their delivery log and replays. */
+  webhooks: WebhookService;
+  /** Sends the outbox's deliveries (every instance runs one; they share the rows). */
+  webhookDelivery: WebhookDeliveryWorker;
 }
 
 /** `databaseSnapshot`: tests only, a migrated embedded database to start from (db/client.ts). */
@@ -125,8 +131,15 @@ export async function buildDeps(
   const retriever = new Retriever(db, embedders);
   const calls = new CallService(db);
   const recordings = createRecordingStore(config, config.secretKey);
-  // One guard for every request to a URL a tenant chose: tool URLs and OpenAI-compatible base URLs.
+  // One guard for every request to a URL a tenant chose: tool URLs, OpenAI-compatible base URLs, webhooks.
   const outbound = new OutboundGuard(config.outbound);
+  // Queued deliveries (a ping, a replay) wake the worker instead of waiting for its next poll.
+  let webhookDelivery: WebhookDeliveryWorker | undefined;
+  const webhooks = new WebhookService(db, box, outbound, {
+    maxEndpointsPerTenant: config.webhooks.maxEndpointsPerTenant,
+    onQueued: () => webhookDelivery?.wake(),
+  });
+  webhookDelivery = new WebhookDeliveryWorker(db, webhooks, outbound.fetch, log.child({ component: 'webhooks' }), config.webhooks);
   const providers = new ProviderRegistry(
     settings,
     retriever,
@@ -214,12 +227,15 @@ export async function buildDeps(
     livekit: LiveKitService.fromConfig(config, log),
     livekitAgent,
     livekitWebhook: new LiveKitWebhook({ calls, admission, agent: livekitAgent, recordingsInBucket: config.recordings.s3 !== undefined }),
+    webhooks,
+    webhookDelivery,
   };
   if (config.platformAdmin) await accounts.ensurePlatformAdmin(config.platformAdmin, log);
   const requeued = await deps.documents.requeueRetiredLocalModels(LOCAL_EMBEDDING_MODEL);
   if (requeued) log.info({ documents: requeued }, 'local embedder changed; documents re-queued for embedding');
   // PGlite is this process's alone, so whatever it left `processing` belonged to a process that is gone.
   await ingestion.start({ reclaimAbandoned: database.kind === 'embedded' });
+  await webhookDelivery.start({ reclaimAbandoned: database.kind === 'embedded' });
   return deps;
 }
 
@@ -230,6 +246,7 @@ export async function closeDeps(deps: Deps): Promise<void> {
   deps.voice.close();
   await deps.sweeper.stop();
   await deps.ingestion.stop();
+  await deps.webhookDelivery.stop();
   await deps.documentPool.close();
   await deps.cache.close();
   await deps.database.close();

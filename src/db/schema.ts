@@ -538,12 +538,18 @@ export const webhookDeliveries = pgTable(
   (t) => [
     check('webhook_deliveries_status_check', sql`${t.status} in ('pending', 'delivered', 'failed')`),
     uniqueIndex('webhook_deliveries_endpoint_event_key').on(t.endpointId, t.eventId),
-    index('webhook_deliveries_due_idx').on(t.nextAttemptAt).where(sql`${t.status} = 'pending'`),
+    index('webhook_deliveries_due_idx')
+      .on(t.nextAttemptAt)
+      .where(sql`${t.status} = 'pending'`),
     // The in-order rule: is an earlier delivery of this call to this endpoint still pending?
-    index('webhook_deliveries_call_order_idx').on(t.endpointId, t.callId, t.seq).where(sql`${t.status} = 'pending'`),
+    index('webhook_deliveries_call_order_idx')
+      .on(t.endpointId, t.callId, t.seq)
+      .where(sql`${t.status} = 'pending'`),
     index('webhook_deliveries_endpoint_event_time_idx').on(t.endpointId, t.eventCreatedAt),
     // Retention: finished rows by when they finished.
-    index('webhook_deliveries_done_idx').on(t.updatedAt).where(sql`${t.status} <> 'pending'`),
+    index('webhook_deliveries_done_idx')
+      .on(t.updatedAt)
+      .where(sql`${t.status} <> 'pending'`),
   ],
 );
 

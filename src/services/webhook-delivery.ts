@@ -40,10 +40,7 @@ export interface WebhookDeliveryOptions {
 export type Fetch = (url: string, init: RequestInit) => Promise<Response>;
 
 export interface SigningSecrets {
-  secretsOf(
-    endpoint: { secret: string; previousSecret: string | null; previousSecretExpiresAt: Date | null },
-    nowMs: number,
-  ): string[];
+  secretsOf(endpoint: { secret: string; previousSecret: string | null; previousSecretExpiresAt: Date | null }, nowMs: number): string[];
 }
 
 interface Claimed {
@@ -135,7 +132,7 @@ export class WebhookDeliveryWorker {
   /** Runs until nothing is due (now). */
   async drain(): Promise<number> {
     let total = 0;
-    for (let n; (n = await this.runOnce()) > 0; ) total += n;
+    for (let n; (n = await this.runOnce()) > 0;) total += n;
     return total;
   }
 
@@ -314,9 +311,7 @@ export class WebhookDeliveryWorker {
       );
       if (changed.length === 0) return;
       const others = rowsOf<{ id: string }>(
-        await tx.execute(
-          sql`select id from webhook_endpoints where tenant_id = ${row.tenant_id} and enabled and id <> ${row.endpoint_id}`,
-        ),
+        await tx.execute(sql`select id from webhook_endpoints where tenant_id = ${row.tenant_id} and enabled and id <> ${row.endpoint_id}`),
       ).map((r) => r.id);
       await publishEvent(tx, row.tenant_id, 'endpoint.disabled', { endpoint_id: row.endpoint_id, url: row.url }, { endpointIds: others });
     });

@@ -134,12 +134,11 @@ export async function buildDeps(
   // One guard for every request to a URL a tenant chose: tool URLs, OpenAI-compatible base URLs, webhooks.
   const outbound = new OutboundGuard(config.outbound);
   // Queued deliveries (a ping, a replay) wake the worker instead of waiting for its next poll.
-  let webhookDelivery: WebhookDeliveryWorker | undefined;
   const webhooks = new WebhookService(db, box, outbound, {
     maxEndpointsPerTenant: config.webhooks.maxEndpointsPerTenant,
-    onQueued: () => webhookDelivery?.wake(),
+    onQueued: () => webhookDelivery.wake(),
   });
-  webhookDelivery = new WebhookDeliveryWorker(db, webhooks, outbound.fetch, log.child({ component: 'webhooks' }), config.webhooks);
+  const webhookDelivery = new WebhookDeliveryWorker(db, webhooks, outbound.fetch, log.child({ component: 'webhooks' }), config.webhooks);
   const providers = new ProviderRegistry(
     settings,
     retriever,

@@ -170,7 +170,8 @@ describe('webhook delivery worker', () => {
     const start = clock.now;
     let disabledAt: number | undefined;
     for (let h = 0; h < 4 * 24 && disabledAt === undefined; h++) {
-      if (h % 6 === 0) await publishEvent(t.deps.database.db, tenant.id, 'document.ready', { document_id: randomUUID(), name: `d${h}`, chunks: 1 });
+      if (h % 6 === 0)
+        await publishEvent(t.deps.database.db, tenant.id, 'document.ready', { document_id: randomUUID(), name: `d${h}`, chunks: 1 });
       await worker.drain();
       const ep = await t.deps.webhooks.get(tenant.id, dead.id);
       if (!ep.enabled) disabledAt = clock.now;

@@ -16,8 +16,10 @@ export interface ReceivedWebhook {
   event: { id: string; type: string; created_at: string; tenant_id: string; data: Record<string, unknown> };
   /** Which of the path's secrets verified it (by both verifiers); empty when none. */
   verifiedBy: string[];
-  /** The status it was answered with. */
+  /** The status it was answered with (none when `hung`). */
   status: number;
+  /** Held open, never answered. */
+  hung: boolean;
 }
 
 export interface Answer {
@@ -93,6 +95,7 @@ export class WebhookReceiver {
         event,
         verifiedBy,
         status: a.status,
+        hung: Boolean(a.hang),
       });
       if (a.hang) return;
       res.writeHead(a.status, a.headers).end(a.body ?? '');
@@ -112,7 +115,7 @@ export class WebhookReceiver {
 
   /** Answered 2xx. */
   delivered(path: string): ReceivedWebhook[] {
-    return this.at(path).filter((r) => r.status >= 200 && r.status < 300);
+    return this.at(path).filter((r) => !r.hung && r.status >= 200 && r.status < 300);
   }
 
   async stop(): Promise<void> {

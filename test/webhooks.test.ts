@@ -217,6 +217,28 @@ describe('webhook endpoints', () => {
     expect((await call(t.app, 'POST', `/api/v1/webhooks/${ep.id}/replay`, a.access_token, { from: 'yesterday' })).statusCode).toBe(422);
   });
 
+  it('disabling parks pending deliveries; enabling sends them', async () => {
+    const ep = await create(a, '/parked');
+    receiver.answer = (path) => (path === '/parked' ? { status: 500, body: 'not yet' } : { status: 200, body: 'ok' });
+    const id = await publishEvent(t.deps.database.db, a.tenant.id, 'document.ready', { document_id: randomUUID(), name: 'p', chunks: 1 });
+    t.deps.webhookDelivery.wake();
+    const url = `/api/v1/webhooks/${ep.id}/deliveries`;
+    await waitFor('a failed attempt', async () =>
+      (await call(t.app, 'GET', url, a.access_token)).json().items[0]?.attempt_log.length ? true : undefined,
+    );
+    await call(t.app, 'PATCH', `/api/v1/webhooks/${ep.id}`, a.access_token, { enabled: false });
+    const parked = (await call(t.app, 'GET', url, a.access_token)).json().items[0];
+    expect(parked).toMatchObject({ event_id: id, status: 'pending', next_attempt_at: null, last_status_code: 500 });
+    expect(parked.attempt_log[0]).toMatchObject({ status_code: 500, response_body: 'not yet' });
+    receiver.answer = () => ({ status: 200, body: 'ok' });
+    await call(t.app, 'PATCH', `/api/v1/webhooks/${ep.id}`, a.access_token, { enabled: true });
+    await waitFor('delivered', async () =>
+      (await call(t.app, 'GET', url, a.access_token)).json().items[0]?.status === 'delivered' ? true : undefined,
+    );
+    expect(receiver.delivered('/parked').map((r) => r.id)).toEqual([id]);
+    await call(t.app, 'DELETE', `/api/v1/webhooks/${ep.id}`, a.access_token);
+  });
+
   it('answers 404 for another tenant’s endpoint or delivery on every route', async () => {
     const ep = await create(a, '/mine');
     await call(t.app, 'POST', `/api/v1/webhooks/${ep.id}/test`, a.access_token);

@@ -310,6 +310,10 @@ export class WebhookDeliveryWorker {
           where id = ${row.endpoint_id} and enabled returning id`),
       );
       if (changed.length === 0) return;
+      // Parked until the endpoint is enabled again (services/webhooks.ts), so claims do not scan past them.
+      await tx.execute(
+        sql`update webhook_deliveries set next_attempt_at = 'infinity' where endpoint_id = ${row.endpoint_id} and status = 'pending'`,
+      );
       const others = rowsOf<{ id: string }>(
         await tx.execute(sql`select id from webhook_endpoints where tenant_id = ${row.tenant_id} and enabled and id <> ${row.endpoint_id}`),
       ).map((r) => r.id);

@@ -114,6 +114,20 @@ export class WebhookService {
       .where(and(eq(webhookEndpoints.tenantId, tenantId), eq(webhookEndpoints.id, id)))
       .returning();
     if (!row) throw notFound('Webhook endpoint');
+    if (patch.enabled !== undefined) {
+      // A disabled endpoint's pending deliveries are parked (due at infinity) so that claims do not scan past them;
+      // enabling makes them due again.
+      await this.db
+        .update(webhookDeliveries)
+        .set({ nextAttemptAt: patch.enabled ? sql`now()` : sql`'infinity'::timestamptz` })
+        .where(
+          and(
+            eq(webhookDeliveries.endpointId, id),
+            eq(webhookDeliveries.status, 'pending'),
+            patch.enabled ? sql`${webhookDeliveries.nextAttemptAt} = 'infinity'::timestamptz` : undefined,
+          ),
+        );
+    }
     if (patch.enabled) this.opts.onQueued?.();
     return row;
   }
@@ -211,7 +225,8 @@ export class WebhookService {
         event_created_at: r.eventCreatedAt.toISOString(),
         status: r.status,
         attempts: r.attempts,
-        next_attempt_at: r.status === 'pending' ? r.nextAttemptAt.toISOString() : null,
+        // Null when settled, or parked while the endpoint is disabled (due at infinity).
+        next_attempt_at: r.status === 'pending' && Number.isFinite(r.nextAttemptAt.getTime()) ? r.nextAttemptAt.toISOString() : null,
         delivered_at: r.deliveredAt?.toISOString() ?? null,
         last_status_code: r.lastStatusCode,
         attempt_log: byDelivery.get(r.id) ?? [],

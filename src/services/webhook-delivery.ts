@@ -81,6 +81,7 @@ export class WebhookDeliveryWorker {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly abort = new AbortController();
   private wakeUp: (() => void)[] = [];
+  private woken = false;
   private lastPurge = 0;
   private readonly now: () => number;
   private readonly random: () => number;
@@ -117,6 +118,8 @@ export class WebhookDeliveryWorker {
 
   /** Something was queued (a ping, a replay): look now instead of at the next poll. */
   wake(): void {
+    // Remembered when the loop is not asleep (claiming, say): its next sleep returns at once instead of missing it.
+    this.woken = true;
     const waiting = this.wakeUp;
     this.wakeUp = [];
     for (const w of waiting) w();
@@ -139,8 +142,11 @@ export class WebhookDeliveryWorker {
   private async loop(): Promise<void> {
     while (this.running) {
       const free = this.opts.concurrency - this.inFlight.size;
+      // Under load, claim when half the slots are free rather than one by one: half the claim statements.
+      const worthClaiming = free > 0 && (this.inFlight.size === 0 || free >= Math.ceil(this.opts.concurrency / 2));
       let claimed = 0;
-      if (free > 0) {
+      this.woken = false;
+      if (worthClaiming) {
         try {
           const rows = await this.claim(free);
           claimed = rows.length;
@@ -159,12 +165,13 @@ export class WebhookDeliveryWorker {
           this.log.error({ err }, 'webhook delivery loop error');
         }
       }
-      // Full: wait for a slot. Claimed less than there was room for: nothing more is due; poll (or be woken).
-      if (this.running && (free <= 0 || claimed < free)) await this.sleep(free <= 0 ? 60_000 : (this.opts.pollMs ?? 500));
+      // Busy: wait for requests to finish. Claimed less than there was room for: nothing more is due; poll (or be woken).
+      if (this.running && (!worthClaiming || claimed < free)) await this.sleep(!worthClaiming ? 60_000 : (this.opts.pollMs ?? 500));
     }
   }
 
   private sleep(ms: number): Promise<void> {
+    if (this.woken) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
       function done() {
@@ -282,7 +289,9 @@ export class WebhookDeliveryWorker {
     }
     const retryUntil = new Date(row.retry_until).getTime();
     const giveUp = now >= retryUntil;
-    const next = Math.min(retryUntil, now + (o.retryAfterMs ?? this.backoff(row.attempts)));
+    // Retry-After: 0 (or a date passed) would retry at once, forever: a second at least.
+    const delay = o.retryAfterMs !== undefined ? Math.max(1000, o.retryAfterMs) : this.backoff(row.attempts);
+    const next = Math.min(retryUntil, now + delay);
     const [ep] = rowsOf<{ failing_since: string | Date; enabled: boolean }>(
       await this.db.execute(sql`
         with a as (${attempt}),

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publishEvent } from '../src/services/outbox.js';
 import { WebhookReceiver } from './fakes/webhook-receiver.js';
-import { call, type Session, twoTenants, useTestApp, waitFor } from './helpers.js';
+import { call, type Session, twoTenants, uniqueEmail, useTestApp, waitFor } from './helpers.js';
 
 const receiver = new WebhookReceiver();
 beforeAll(() => receiver.start());
@@ -267,6 +267,27 @@ describe('webhook endpoints', () => {
     const mine = (await call(t.app, 'GET', `/api/v1/webhooks/${ep.id}`, a.access_token)).json();
     expect(mine).toMatchObject({ enabled: true });
     await call(t.app, 'DELETE', `/api/v1/webhooks/${ep.id}`, a.access_token);
+  });
+
+  it('members read but cannot write; API keys can write', async () => {
+    const ep = await create(a, '/roles');
+    const member = { email: uniqueEmail('member'), password: 'correct horse battery' };
+    expect((await call(t.app, 'POST', '/api/v1/users', a.access_token, { ...member, role: 'member' })).statusCode).toBe(201);
+    const token = (await t.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: member })).json().access_token as string;
+    expect((await call(t.app, 'GET', `/api/v1/webhooks/${ep.id}`, token)).statusCode).toBe(200);
+    expect((await call(t.app, 'GET', `/api/v1/webhooks/${ep.id}/deliveries`, token)).statusCode).toBe(200);
+    for (const [method, url, body] of [
+      ['POST', '/api/v1/webhooks', { url: receiver.url('/x'), events: ['*'] }],
+      ['PATCH', `/api/v1/webhooks/${ep.id}`, { enabled: false }],
+      ['POST', `/api/v1/webhooks/${ep.id}/rotate-secret`],
+      ['POST', `/api/v1/webhooks/${ep.id}/test`],
+      ['DELETE', `/api/v1/webhooks/${ep.id}`],
+    ] as const) {
+      expect((await call(t.app, method, url, token, body)).statusCode, `${method} ${url}`).toBe(403);
+    }
+    const key = (await call(t.app, 'POST', '/api/v1/api-keys', a.access_token, { name: 'hooks' })).json().key as string;
+    expect((await call(t.app, 'POST', `/api/v1/webhooks/${ep.id}/test`, key)).statusCode).toBe(202);
+    expect((await call(t.app, 'DELETE', `/api/v1/webhooks/${ep.id}`, key)).statusCode).toBe(204);
   });
 
   it('is published in /openapi.json', async () => {

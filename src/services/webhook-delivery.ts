@@ -276,8 +276,10 @@ export class WebhookDeliveryWorker {
   /** The attempt logged, the delivery settled or rescheduled, the endpoint's failure run updated: one statement. */
   private async settle(row: Claimed, o: Outcome): Promise<void> {
     const now = this.now();
+    // Nothing is logged for a delivery deleted meanwhile (its endpoint was).
     const attempt = sql`insert into webhook_attempts (delivery_id, attempted_at, status_code, latency_ms, response_body, error)
-      values (${row.id}, ${ts(now)}, ${o.statusCode}, ${o.latencyMs}, ${o.body}, ${o.error})`;
+      select id, ${ts(now)}, ${o.statusCode}::int, ${o.latencyMs}::int, ${o.body}::text, ${o.error}::text
+      from webhook_deliveries where id = ${row.id}`;
     if (o.ok) {
       await this.db.execute(sql`
         with a as (${attempt}),

@@ -26,6 +26,7 @@ const BURST = FULL ? 2000 : 200;
 const PACED = FULL ? 1000 : 50;
 const PACED_PER_S = 50;
 const CALLS = 20;
+let CONCURRENCY = 0;
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
@@ -52,6 +53,7 @@ async function run(db: 'embedded' | 'server') {
     INGEST_CONCURRENCY: '0',
     ...(server && { DATABASE_URL: server.url }),
   });
+  CONCURRENCY = config.webhooks.concurrency;
   const deps = await buildDeps(config, pino({ level: 'silent' }));
   const received = new Map<string, number>();
   let bad = 0;
@@ -128,9 +130,7 @@ async function run(db: 'embedded' | 'server') {
 
 const results = [];
 for (const db of DB === 'both' ? (['embedded', 'server'] as const) : [DB as 'embedded' | 'server']) results.push(await run(db));
-console.log(
-  `webhook delivery (${FULL ? 'full' : 'quick'}; concurrency ${loadConfig({ DATA_DIR: 'memory://' }).webhooks.concurrency}, poll 500 ms)`,
-);
+console.log(`webhook delivery (${FULL ? 'full' : 'quick'}; concurrency ${CONCURRENCY}, poll 500 ms)`);
 for (const r of results) {
   console.log(
     `${r.db.padEnd(9)} burst ${r.burst.delivered}/${r.burst.events}: ${r.burst.deliveries_per_s} deliveries/s ` +

@@ -132,6 +132,19 @@ describe('config', () => {
     expect(loadConfig({ DATA_DIR: tmp(), PHONE_NUMBERS_SKIP_VERIFICATION: 'false' }).phoneNumbersSkipVerification).toBe(false);
   });
 
+  it('webhook delivery: defaults, retention in days, a lease that outlasts the request timeout', () => {
+    expect(loadConfig({ DATA_DIR: tmp() }).webhooks).toEqual({
+      concurrency: 8,
+      leaseMs: 60_000,
+      retentionMs: 7 * 86_400_000,
+      maxEndpointsPerTenant: 20,
+    });
+    const c = loadConfig({ DATA_DIR: tmp(), WEBHOOK_DELIVERY_CONCURRENCY: '0', WEBHOOK_RETENTION_DAYS: '30' });
+    expect(c.webhooks).toMatchObject({ concurrency: 0, retentionMs: 30 * 86_400_000 });
+    expect(() => loadConfig({ DATA_DIR: tmp(), WEBHOOK_LEASE_SECONDS: '5' })).toThrow(/WEBHOOK_LEASE_SECONDS/);
+    expect(() => loadConfig({ DATA_DIR: tmp(), WEBHOOK_RETENTION_DAYS: '0' })).toThrow(/WEBHOOK_RETENTION_DAYS/);
+  });
+
   it('.env.example documents every variable, and nothing else', () => {
     const documented = readFileSync(path.join(import.meta.dirname, '..', '.env.example'), 'utf8')
       .split('\n')

@@ -116,6 +116,10 @@ const envSchema = z.object({
   INGEST_CONCURRENCY: int(1, 0, 64),
   INGEST_LEASE_SECONDS: int(60, 1, 3600),
   INGEST_MAX_ATTEMPTS: int(6, 1, 100),
+  WEBHOOK_DELIVERY_CONCURRENCY: int(8, 0, 256),
+  WEBHOOK_LEASE_SECONDS: int(60, 15, 3600),
+  WEBHOOK_RETENTION_DAYS: int(7, 1, 3650),
+  WEBHOOK_MAX_ENDPOINTS_PER_TENANT: int(20, 1, 1000),
   DOCUMENT_WORKER_MEMORY_MB: int(512, 16, 16_384),
   DOCUMENT_JOB_TIMEOUT_SECONDS: int(120, 1, 3600),
   DOCUMENT_MAX_DECOMPRESSED_BYTES: int(100 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024 - 1),
@@ -226,6 +230,11 @@ export interface Config {
   /** Documents one instance ingests at a time; 0 runs no ingestion worker in this instance. */
   ingest: { concurrency: number; leaseMs: number; maxAttempts: number };
   /**
+   * Webhook delivery: requests in flight per instance (0 runs no delivery worker here), how long a claim lasts
+   * before another instance takes it over, how long finished deliveries are kept, endpoints per tenant.
+   */
+  webhooks: { concurrency: number; leaseMs: number; retentionMs: number; maxEndpointsPerTenant: number };
+  /**
    * Document work (extraction, chunking, local embedding) runs in worker threads, one per ingestion slot: each
    * with a heap cap and a time budget per job, and these limits on what one document may make it do.
    */
@@ -326,6 +335,12 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       : undefined,
     documentMaxBytes: e.DOCUMENT_MAX_BYTES,
     ingest: { concurrency: e.INGEST_CONCURRENCY, leaseMs: e.INGEST_LEASE_SECONDS * 1000, maxAttempts: e.INGEST_MAX_ATTEMPTS },
+    webhooks: {
+      concurrency: e.WEBHOOK_DELIVERY_CONCURRENCY,
+      leaseMs: e.WEBHOOK_LEASE_SECONDS * 1000,
+      retentionMs: e.WEBHOOK_RETENTION_DAYS * 86_400_000,
+      maxEndpointsPerTenant: e.WEBHOOK_MAX_ENDPOINTS_PER_TENANT,
+    },
     documentWork: {
       workerMemoryMb: e.DOCUMENT_WORKER_MEMORY_MB,
       jobTimeoutMs: e.DOCUMENT_JOB_TIMEOUT_SECONDS * 1000,

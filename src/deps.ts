@@ -39,6 +39,8 @@ import { CallSweeper } from './voice/call-sweeper.js';
 import { CallControl } from './voice/call-control.js';
 import { CallTokenService } from './services/call-tokens.js';
 import { Telephony } from './telephony/telephony.js';
+import { WebhookDeliveryWorker } from './services/webhook-delivery.js';
+import { WebhookService } from './services/webhooks.js';
 
 export interface Deps {
   config: Config;
@@ -80,6 +82,10 @@ export interface Deps {
   livekitAgent: LiveKitAgent;
   /** What LiveKit's webhooks mean for our calls. */
   livekitWebhook: LiveKitWebhook;
+  /** The tenant's webhook endpoints, their delivery log and replays. */
+  webhooks: WebhookService;
+  /** Sends the outbox's deliveries (every instance runs one; they share the rows). */
+  webhookDelivery: WebhookDeliveryWorker;
 }
 
 const ANALYSIS_WORKER_OPTIONS = { concurrency: 1, leaseMs: 120_000, maxAttempts: 4, pollMs: 2_000, sweepWindowMs: 3_600_000 };
@@ -137,8 +143,17 @@ export async function buildDeps(
   const metrics = new OperatorMetrics({ tenantLabels: config.metrics.tenantLabels });
   const calls = new CallService(db, metrics);
   const recordings = createRecordingStore(config, config.secretKey);
-  // One guard for every request to a URL a tenant chose: tool URLs and OpenAI-compatible base URLs.
+  // One guard for every request to a URL a tenant chose: tool URLs, OpenAI-compatible base URLs, webhooks.
   const outbound = new OutboundGuard(config.outbound);
+  // Queued deliveries (a ping, a replay) wake the worker instead of waiting for its next poll.
+  const webhooks = new WebhookService(db, box, outbound, {
+    maxEndpointsPerTenant: config.webhooks.maxEndpointsPerTenant,
+    onQueued: () => webhookDelivery.wake(),
+  });
+  const webhookDelivery = new WebhookDeliveryWorker(db, webhooks, outbound.fetch, log.child({ component: 'webhooks' }), {
+    ...config.webhooks,
+    onAttempt: (outcome, seconds) => metrics.webhookDelivery(outcome, seconds),
+  });
   const providers = new ProviderRegistry(
     settings,
     retriever,
@@ -255,19 +270,22 @@ export async function buildDeps(
     livekit: LiveKitService.fromConfig(config, log),
     livekitAgent,
     livekitWebhook: new LiveKitWebhook({ calls, admission, agent: livekitAgent, recordingsInBucket: config.recordings.s3 !== undefined }),
+    webhooks,
+    webhookDelivery,
   };
   metrics.setSource('activeCalls', () => voice.active);
   metrics.setSource('admittedCalls', () => admission.liveCalls);
   metrics.setSource('ingestionQueue', () => deps.documents.queueDepth());
   metrics.setSource('dbPool', () => database.poolStats?.());
   metrics.setSource('analysisQueue', () => analyses.queueDepth());
-  // webhookBacklog and analysisQueue: set where their tables are (the webhook delivery and analysis work).
+  metrics.setSource('webhookBacklog', () => webhooks.backlog());
   if (config.platformAdmin) await accounts.ensurePlatformAdmin(config.platformAdmin, log);
   const requeued = await deps.documents.requeueRetiredLocalModels(LOCAL_EMBEDDING_MODEL);
   if (requeued) log.info({ documents: requeued }, 'local embedder changed; documents re-queued for embedding');
   // PGlite is this process's alone, so whatever it left `processing` belonged to a process that is gone.
   await ingestion.start({ reclaimAbandoned: database.kind === 'embedded' });
   await analysisWorker.start({ reclaimAbandoned: database.kind === 'embedded' });
+  await webhookDelivery.start({ reclaimAbandoned: database.kind === 'embedded' });
   return deps;
 }
 
@@ -281,6 +299,7 @@ export async function closeDeps(deps: Deps): Promise<void> {
   await deps.sweeper.stop();
   await deps.ingestion.stop();
   await deps.analysisWorker.stop();
+  await deps.webhookDelivery.stop();
   await deps.documentPool.close();
   await deps.cache.close();
   await deps.database.close();

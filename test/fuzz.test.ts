@@ -383,6 +383,8 @@ beforeAll(async () => {
   // for every OpenAI(-compatible) endpoint a fuzzed setting may point at, so nothing leaves the machine.
   t = await buildTestApp({
     INGEST_CONCURRENCY: '0',
+    // Nor a webhook worker: a fuzzed endpoint URL is never sent anything.
+    WEBHOOK_DELIVERY_CONCURRENCY: '0',
     OPENAI_BASE_URL: fakeOpenAI.baseURL,
     ANTHROPIC_BASE_URL: fakeOpenAI.baseURL,
     PLATFORM_ADMIN_EMAIL: PLATFORM_ADMIN.email,

@@ -2,6 +2,7 @@
 import { sql } from 'drizzle-orm';
 import {
   type AnyPgColumn,
+  bigserial,
   boolean,
   check,
   customType,
@@ -529,4 +530,106 @@ export const callAnalyses = pgTable(
       .on(t.nextAttemptAt)
       .where(sql`${t.status} in ('queued', 'running')`),
   ],
+);
+
+// ---- Webhook endpoints and their deliveries (services/webhooks.ts, services/webhook-delivery.ts) ----
+
+/**
+ * A tenant's webhook endpoint: where its events go. The signing secret (`whsec_...`, Standard Webhooks) is sealed
+ * like provider keys; after a rotation the previous one keeps signing next to the new one until
+ * previous_secret_expires_at. `failing_since` is the first failed attempt of an unbroken run of failures: three days
+ * of it disables the endpoint (`disabled_reason` says why).
+ */
+export const webhookEndpoints = pgTable(
+  'webhook_endpoints',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    url: text('url').notNull(),
+    /** Event types subscribed to; `*` is every type but the opt-in ones (transcript.turn). */
+    events: text('events').array().notNull(),
+    description: text('description'),
+    enabled: boolean('enabled').notNull().default(true),
+    secret: text('secret').notNull(),
+    previousSecret: text('previous_secret'),
+    previousSecretExpiresAt: timestamp('previous_secret_expires_at', { withTimezone: true }),
+    disabledReason: text('disabled_reason'),
+    failingSince: timestamp('failing_since', { withTimezone: true }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index('webhook_endpoints_tenant_idx').on(t.tenantId, t.createdAt)],
+);
+
+/**
+ * One event for one endpoint. `seq` is the order of publication: a later delivery of the same call and endpoint
+ * waits while an earlier one is pending. A pending row is claimed under a lease (locked_by/locked_at), so any
+ * number of instances share the work and a crashed instance's claims come back after the lease.
+ */
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    id: id(),
+    seq: bigserial('seq', { mode: 'number' }).notNull(),
+    tenantId: tenantId(),
+    endpointId: uuid('endpoint_id')
+      .notNull()
+      .references(() => webhookEndpoints.id, { onDelete: 'cascade' }),
+    eventId: text('event_id')
+      .notNull()
+      .references(() => webhookEvents.id, { onDelete: 'cascade' }),
+    eventType: text('event_type').notNull(),
+    callId: uuid('call_id'),
+    /** When the event was published: replays by time range and the 24 h retry window count from it. */
+    eventCreatedAt: timestamp('event_created_at', { withTimezone: true }).notNull(),
+    status: text('status', { enum: ['pending', 'delivered', 'failed'] })
+      .notNull()
+      .default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    /** Retries stop after this (24 h after the event, or after a replay). */
+    retryUntil: timestamp('retry_until', { withTimezone: true })
+      .notNull()
+      .default(sql`now() + interval '24 hours'`),
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }).notNull().defaultNow(),
+    lockedBy: text('locked_by'),
+    lockedAt: timestamp('locked_at', { withTimezone: true }),
+    lastStatusCode: integer('last_status_code'),
+    lastError: text('last_error'),
+    deliveredAt: timestamp('delivered_at', { withTimezone: true }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    check('webhook_deliveries_status_check', sql`${t.status} in ('pending', 'delivered', 'failed')`),
+    uniqueIndex('webhook_deliveries_endpoint_event_key').on(t.endpointId, t.eventId),
+    index('webhook_deliveries_due_idx')
+      .on(t.nextAttemptAt)
+      .where(sql`${t.status} = 'pending'`),
+    // The in-order rule: is an earlier delivery of this call to this endpoint still pending?
+    index('webhook_deliveries_call_order_idx')
+      .on(t.endpointId, t.callId, t.seq)
+      .where(sql`${t.status} = 'pending'`),
+    index('webhook_deliveries_endpoint_event_time_idx').on(t.endpointId, t.eventCreatedAt),
+    // Retention: finished rows by when they finished.
+    index('webhook_deliveries_done_idx')
+      .on(t.updatedAt)
+      .where(sql`${t.status} <> 'pending'`),
+  ],
+);
+
+/** Every attempt of a delivery, for the delivery log: the answer's status, latency, first 1 KB, or the error. */
+export const webhookAttempts = pgTable(
+  'webhook_attempts',
+  {
+    id: id(),
+    deliveryId: uuid('delivery_id')
+      .notNull()
+      .references(() => webhookDeliveries.id, { onDelete: 'cascade' }),
+    attemptedAt: timestamp('attempted_at', { withTimezone: true }).notNull(),
+    statusCode: integer('status_code'),
+    latencyMs: integer('latency_ms').notNull(),
+    responseBody: text('response_body'),
+    error: text('error'),
+  },
+  (t) => [index('webhook_attempts_delivery_idx').on(t.deliveryId, t.attemptedAt)],
 );

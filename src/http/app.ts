@@ -36,6 +36,7 @@ import { recordingRoutes } from './routes/recordings.js';
 import { settingsRoutes } from './routes/settings.js';
 import { twilioRoutes } from './routes/twilio.js';
 import { userRoutes } from './routes/users.js';
+import { webhookRoutes } from './routes/webhooks.js';
 
 /** Websocket messages: JSON control and text, or a few hundred ms of audio; anything bigger is refused. */
 const WS_MAX_MESSAGE_BYTES = 256 * 1024;
@@ -236,6 +237,7 @@ export async function buildApp(domain: Deps): Promise<App> {
   recordingRoutes(app, deps);
   phoneNumberRoutes(app, deps);
   chatRoutes(app, deps);
+  webhookRoutes(app, deps);
   // Registers its webhook in a scope of its own, where JSON bodies stay raw for the signature check.
   await liveKitRoutes(app, deps);
   await twilioRoutes(app, deps);

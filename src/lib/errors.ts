@@ -26,6 +26,10 @@ export const errorStatus = {
   /** An outbound call from a tenant with no (active) number to call from. */
   no_phone_number: 409,
   phone_number_inactive: 409,
+  /** The tenant has as many webhook endpoints as it may. */
+  webhook_limit_reached: 409,
+  /** A test ping to a disabled webhook endpoint. */
+  webhook_disabled: 409,
   /** Twilio refused to place the call (an invalid or unreachable destination, for example); the message says why. */
   call_rejected: 422,
   /** A number that is not one of the Twilio account's, or is registered already: one answer, so it tells nothing. */
@@ -37,6 +41,8 @@ export const errorStatus = {
   /** A Range outside the file (a recording download); Content-Range says its size. */
   range_not_satisfiable: 416,
   validation_error: 422,
+  /** A tenant URL (a webhook endpoint) that names or resolves to a private, loopback or link-local address. */
+  url_not_allowed: 422,
   empty_document: 422,
   corrupt_document: 422,
   encrypted_document: 422,

@@ -114,3 +114,11 @@ export type WebhookEventType = keyof typeof webhookEventSchemas;
 export type WebhookEventData<T extends WebhookEventType> = z.input<(typeof webhookEventSchemas)[T]>;
 export const WEBHOOK_EVENT_TYPES = Object.keys(webhookEventSchemas) as [WebhookEventType, ...WebhookEventType[]];
 export const isWebhookEventType = (type: string): type is WebhookEventType => Object.hasOwn(webhookEventSchemas, type);
+
+/** Sent only to endpoints that name them: `*` does not include them (one event per stored turn is a lot). */
+export const OPT_IN_EVENT_TYPES: readonly WebhookEventType[] = ['transcript.turn'];
+/**
+ * What an endpoint may subscribe to: every type but `ping` (sent by the test route to the one endpoint) and
+ * `endpoint.disabled` (sent to every other enabled endpoint of the tenant, subscribed or not: the tenant must hear).
+ */
+export const SUBSCRIBABLE_EVENT_TYPES = WEBHOOK_EVENT_TYPES.filter((t) => t !== 'ping' && t !== 'endpoint.disabled');

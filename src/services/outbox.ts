@@ -1,16 +1,28 @@
-// Publishing a webhook event: one row in the outbox (webhook_events), written with the executor the caller passes,
-// so that an event rides in the same transaction as the change that caused it (call ended, document ready, limit
-// reached): both are stored or neither. The delivery worker sends what the outbox holds; nothing here does I/O
-// beyond that insert. The data is checked against the catalog (lib/webhook-events.ts) before it is stored.
+// Publishing a webhook event: one row in the outbox (webhook_events) and one delivery row per endpoint that should
+// get it, written in one statement with the executor the caller passes, so that an event rides in the same
+// transaction as the change that caused it (call ended, document ready, limit reached): all are stored or none.
+// An endpoint gets the events published after it exists. The delivery worker (services/webhook-delivery.ts) sends
+// what the delivery rows hold; nothing here does I/O beyond that statement. The data is checked against the catalog
+// (lib/webhook-events.ts) before it is stored.
 import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { webhookEvents } from '../db/schema.js';
-import { type WebhookEventData, type WebhookEventType, webhookEventSchemas } from '../lib/webhook-events.js';
+import { OPT_IN_EVENT_TYPES, type WebhookEventData, type WebhookEventType, webhookEventSchemas } from '../lib/webhook-events.js';
 
 /** The database or a transaction of it (a Drizzle transaction is a Db for every query we make). */
 export type Executor = Pick<Db, 'insert' | 'select' | 'update' | 'delete' | 'execute'>;
 
 export const newEventId = () => `evt_${randomUUID().replaceAll('-', '')}`;
+
+export interface PublishOptions {
+  /** The call the event is about: events of one call reach each endpoint in order. */
+  callId?: string;
+  /**
+   * Exactly these endpoints (of the tenant, enabled), subscribed or not: `ping` to the endpoint tested,
+   * `endpoint.disabled` to the others. Without it: every enabled endpoint subscribed to the type.
+   */
+  endpointIds?: readonly string[];
+}
 
 /** Stores one event for the tenant's endpoints; returns its id (the receiver's idempotency key). */
 export async function publishEvent<T extends WebhookEventType>(
@@ -18,10 +30,28 @@ export async function publishEvent<T extends WebhookEventType>(
   tenantId: string,
   type: T,
   data: WebhookEventData<T>,
-  opts: { callId?: string } = {},
+  opts: PublishOptions = {},
 ): Promise<string> {
   const id = newEventId();
   const parsed = webhookEventSchemas[type].parse(data) as Record<string, unknown>;
-  await db.insert(webhookEvents).values({ id, tenantId, type, callId: opts.callId ?? null, data: parsed });
+  const optIn = (OPT_IN_EVENT_TYPES as readonly string[]).includes(type);
+  const who = opts.endpointIds
+    ? opts.endpointIds.length
+      ? sql`w.id in (${sql.join(
+          opts.endpointIds.map((e) => sql`${e}::uuid`),
+          sql`, `,
+        )})`
+      : sql`false`
+    : optIn
+      ? sql`${type} = any(w.events)`
+      : sql`(${type} = any(w.events) or '*' = any(w.events))`;
+  await db.execute(sql`
+    with e as (
+      insert into webhook_events (id, tenant_id, type, call_id, data)
+      values (${id}, ${tenantId}, ${type}, ${opts.callId ?? null}, ${JSON.stringify(parsed)}::jsonb)
+      returning id, tenant_id, type, call_id, created_at)
+    insert into webhook_deliveries (tenant_id, endpoint_id, event_id, event_type, call_id, event_created_at, next_attempt_at)
+    select e.tenant_id, w.id, e.id, e.type, e.call_id, e.created_at, e.created_at
+    from e join webhook_endpoints w on w.tenant_id = e.tenant_id and w.enabled and ${who}`);
   return id;
 }

@@ -149,6 +149,8 @@ const envSchema = z.object({
   CALL_CONNECT_TIMEOUT_SECONDS: int(120, 1, 3600),
   CHAT_IDLE_TIMEOUT_MINUTES: int(30, 1, 7 * 24 * 60),
   LOCAL_TTS_CONCURRENCY: int(4, 1, 256),
+  USAGE_MONTHLY_MINUTES_CAP: int(0, 0, 100_000_000),
+  USAGE_MONTHLY_SPEND_CAP_USD: z.preprocess(emptyToUndefined, z.coerce.number().min(0).max(1e9).default(0)),
 
   RECORDINGS_S3_BUCKET: optionalString,
   RECORDINGS_S3_ENDPOINT: url(['http:', 'https:']),
@@ -268,6 +270,11 @@ export interface Config {
   calls: { maxLive: number; maxLivePerTenant: number; connectTimeoutMs: number; chatIdleTimeoutMs: number };
   /** espeak-ng processes one instance runs at once; calls' sentences wait their turn beyond that. */
   localTtsConcurrency: number;
+  /**
+   * Every tenant's monthly caps unless the platform admin set its own (0: no cap): minutes of calls, and USD the
+   * platform bills (services/usage.ts). At a cap new calls are refused; calls in progress finish.
+   */
+  usage: { monthlyMinutesCap: number; monthlySpendCapUsd: number };
 }
 
 export type TrustProxy = false | number | string[];
@@ -373,6 +380,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       chatIdleTimeoutMs: e.CHAT_IDLE_TIMEOUT_MINUTES * 60_000,
     },
     localTtsConcurrency: e.LOCAL_TTS_CONCURRENCY,
+    usage: { monthlyMinutesCap: e.USAGE_MONTHLY_MINUTES_CAP, monthlySpendCapUsd: e.USAGE_MONTHLY_SPEND_CAP_USD },
   };
 }
 

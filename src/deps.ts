@@ -21,6 +21,7 @@ import { SecretBox } from './services/secret-box.js';
 import { SettingsService } from './services/settings.js';
 import { SigningSecretService } from './services/signing-secrets.js';
 import { TenantAdminService } from './services/tenants.js';
+import { UsageService } from './services/usage.js';
 import { LiveKitService } from './telephony/livekit.js';
 import { LiveKitAgent } from './telephony/livekit-agent.js';
 import { LiveKitWebhook } from './telephony/livekit-webhook.js';
@@ -71,6 +72,8 @@ export interface Deps {
   livekitAgent: LiveKitAgent;
   /** What LiveKit's webhooks mean for our calls. */
   livekitWebhook: LiveKitWebhook;
+  /** The usage ledger, prices and monthly caps. */
+  usage: UsageService;
 }
 
 /** `databaseSnapshot`: tests only, a migrated embedded database to start from (db/client.ts). */
@@ -124,6 +127,7 @@ export async function buildDeps(
   });
   const retriever = new Retriever(db, embedders);
   const calls = new CallService(db);
+  const usage = new UsageService(db, config.usage);
   const recordings = createRecordingStore(config, config.secretKey);
   // One guard for every request to a URL a tenant chose: tool URLs and OpenAI-compatible base URLs.
   const outbound = new OutboundGuard(config.outbound);
@@ -158,6 +162,7 @@ export async function buildDeps(
     config.recordings.spoolDir,
     control,
     admission,
+    usage,
   );
   await voice.sweepSpool();
   const livekitAgent = new LiveKitAgent({
@@ -193,7 +198,7 @@ export async function buildDeps(
     calls,
     phoneNumbers,
     providers,
-    textChannel: new TextChannel(calls, providers),
+    textChannel: new TextChannel(calls, providers, usage),
     voice,
     admission,
     sweeper,
@@ -209,11 +214,13 @@ export async function buildDeps(
       new CallTokenService(config.secretKey, cache, config.calls.connectTimeoutMs),
       log.child({ component: 'telephony' }),
       admission,
+      usage,
     ),
     recordings,
     livekit: LiveKitService.fromConfig(config, log),
     livekitAgent,
     livekitWebhook: new LiveKitWebhook({ calls, admission, agent: livekitAgent, recordingsInBucket: config.recordings.s3 !== undefined }),
+    usage,
   };
   if (config.platformAdmin) await accounts.ensurePlatformAdmin(config.platformAdmin, log);
   const requeued = await deps.documents.requeueRetiredLocalModels(LOCAL_EMBEDDING_MODEL);

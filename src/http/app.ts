@@ -34,6 +34,7 @@ import { phoneNumberRoutes } from './routes/phone-numbers.js';
 import { recordingRoutes } from './routes/recordings.js';
 import { settingsRoutes } from './routes/settings.js';
 import { twilioRoutes } from './routes/twilio.js';
+import { usageRoutes } from './routes/usage.js';
 import { userRoutes } from './routes/users.js';
 
 /** Websocket messages: JSON control and text, or a few hundred ms of audio; anything bigger is refused. */
@@ -233,6 +234,7 @@ export async function buildApp(domain: Deps): Promise<App> {
   recordingRoutes(app, deps);
   phoneNumberRoutes(app, deps);
   chatRoutes(app, deps);
+  usageRoutes(app, deps);
   // Registers its webhook in a scope of its own, where JSON bodies stay raw for the signature check.
   await liveKitRoutes(app, deps);
   await twilioRoutes(app, deps);

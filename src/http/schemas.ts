@@ -37,3 +37,26 @@ export const email = z
   .transform((e) => e.toLowerCase());
 export const password = z.string().min(8, 'must be at least 8 characters').max(256, 'must be at most 256 characters');
 export const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
+
+// ---- usage and cost (services/usage.ts): GET /api/v1/calls/{id} and GET /api/v1/usage ----
+const usd = z.number().describe('USD');
+export const costSplitView = z.object({
+  platform_usd: usd.describe('What the platform bills: components on the platform’s keys'),
+  tenant_usd: usd.describe('What the tenant’s own provider keys cost it (billed by the vendor, not the platform)'),
+  total_usd: usd,
+});
+export const costLineView = z.object({
+  component: z.enum(['telephony', 'stt', 'llm', 'tts', 'embeddings']),
+  provider: z.string(),
+  model: z.string(),
+  unit: z.enum(['seconds', 'input_tokens', 'output_tokens', 'characters', 'tokens']),
+  quantity: z.number(),
+  billed_to: z.enum(['platform', 'tenant']),
+  cost_usd: usd,
+});
+export const callCostView = z.object({
+  usage: z.array(costLineView).describe('What the call used, per component, provider, model and unit'),
+  cost: costSplitView.extend({
+    components: z.record(z.string(), costSplitView).describe('Per component: telephony, stt, llm, tts, embeddings'),
+  }),
+});

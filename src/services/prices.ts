@@ -63,7 +63,8 @@ export const LIST_PRICES: Readonly<Record<string, number>> = {
 };
 
 /** A price key as the admin writes it: 2 to 4 parts, lower-case names, dots and dashes allowed in the model. */
-export const PRICE_KEY = /^(telephony|stt|llm|tts|embeddings):[a-z0-9_]+(:[A-Za-z0-9._-]+)?:(seconds|input_tokens|output_tokens|characters|tokens)$/;
+export const PRICE_KEY =
+  /^(telephony|stt|llm|tts|embeddings):[a-z0-9_]+(:[A-Za-z0-9._-]+)?:(seconds|input_tokens|output_tokens|characters|tokens)$/;
 
 export interface PriceLine {
   component: UsageComponent;

@@ -178,6 +178,11 @@ export class UsageService {
     await this.exceeded(tenantId);
   }
 
+  /** A call's usage and cost (see callCost). */
+  callCost(tenantId: string, callId: string): Promise<CallCost> {
+    return callCost(this.db, tenantId, callId);
+  }
+
   /** Throws 402 `budget_exceeded` when a monthly cap is reached: new calls, web calls and chat sessions are refused. */
   async assertWithinBudget(tenantId: string): Promise<void> {
     const over = await this.exceeded(tenantId);
@@ -259,7 +264,12 @@ export class UsageService {
     const truncated = range.groupBy === 'call' && keys.length > MAX_CALL_GROUPS;
     const items = keys.slice(0, range.groupBy === 'call' ? MAX_CALL_GROUPS : undefined).map((k): UsageGroup => {
       const g = toLines(byKey.get(k)!);
-      return { key: k, minutes: g.minutes, cost: { platform_usd: g.cost.platform_usd, tenant_usd: g.cost.tenant_usd, total_usd: g.cost.total_usd }, usage: g.lines };
+      return {
+        key: k,
+        minutes: g.minutes,
+        cost: { platform_usd: g.cost.platform_usd, tenant_usd: g.cost.tenant_usd, total_usd: g.cost.total_usd },
+        usage: g.lines,
+      };
     });
     const { platform_usd, tenant_usd, total_usd } = all.cost;
     return { totals: { platform_usd, tenant_usd, total_usd, minutes: all.minutes }, items, truncated };

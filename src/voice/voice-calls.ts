@@ -20,6 +20,7 @@ import { mergeRecordings, type Recording, type RecordedTransport, recordTranspor
 import type { ProviderRegistry } from './registry.js';
 import { toHistory } from './text-channel.js';
 import type { Transport } from './transports/transport.js';
+import { type UsageLine, UsageTally } from './usage-meter.js';
 
 /**
  * A recording being made is written every second while the call's audio flows: a spool file untouched for this
@@ -66,6 +67,8 @@ export class VoiceCalls {
     private readonly control: CallControl,
     /** Every call run here holds a place: the one reserved when it was admitted, or one taken as its media connects. */
     private readonly admission: Admission,
+    /** Where a call's usage is written when it ends (services/usage.ts); none: not recorded. */
+    private readonly usage?: { record(tenantId: string, lines: UsageLine[], ref: { callId: string }): Promise<void> },
   ) {}
 
   /**
@@ -180,7 +183,10 @@ export class VoiceCalls {
     // The call's clock runs from its start, also across a restart: turn times never go backwards.
     const origin = performance.now() - (Date.now() - (call.startedAt ?? new Date()).getTime());
     const turns = await this.calls.transcript(tenantId, callId);
+    // Counted in memory as the call goes (audio seconds, tokens, characters), written once at its end.
+    const meter = new UsageTally();
     const parts = await this.registry.voiceFor(tenantId, {
+      meter,
       sampleRate: transport.sampleRate,
       // The dialled number's or the outbound request's agent settings, for this call only.
       overrides: call.overrides ?? undefined,
@@ -216,8 +222,27 @@ export class VoiceCalls {
       });
       transport = recorded.transport;
     }
+    // The call's usage is in the ledger before its end is written, so whatever announces the end can read its cost.
+    let usageRecorded: Promise<void> | undefined;
+    const lineKind = transport.kind;
+    const recordUsage = () =>
+      (usageRecorded ??= (async () => {
+        // The line's time, this part of the call (a call picked up again after a restart adds its next part).
+        const lineSeconds = (performance.now() - connectedAt) / 1000;
+        meter.add({ component: 'telephony', provider: lineKind, model: '', unit: 'seconds', billedTo: 'platform' }, lineSeconds);
+        await this.usage
+          ?.record(tenantId, meter.drain(), { callId })
+          .catch((err: unknown) => log.error({ err }, 'call usage could not be recorded'));
+      })());
+    const callLog = callLogFor(this.calls, tenantId, callId);
     const session = new CallSession({
-      callLog: callLogFor(this.calls, tenantId, callId),
+      callLog: {
+        ...callLog,
+        end: async (status, reason) => {
+          await recordUsage();
+          return callLog.end(status, reason);
+        },
+      },
       transport,
       agent: parts.agent,
       stt: parts.stt,
@@ -261,6 +286,7 @@ export class VoiceCalls {
         clearInterval(this.heartbeat);
         this.heartbeat = undefined;
       }
+      await recordUsage();
       await save();
     }
   }

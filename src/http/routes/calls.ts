@@ -5,7 +5,7 @@ import { callEventView, LEGACY_CALL_EVENT_NAMES } from '../../lib/call-events.js
 import type { Call, CallEvent, Turn } from '../../services/calls.js';
 import type { App } from '../context.js';
 import { principalOf } from '../auth.js';
-import { errorEnvelope, errorResponses, idParams, iso, page, pageQuery } from '../schemas.js';
+import { callCostView, errorEnvelope, errorResponses, idParams, iso, page, pageQuery } from '../schemas.js';
 import { E164 } from '../../services/phone-numbers.js';
 import { agentOverridesSchema } from '../../services/settings-schema.js';
 import { BROWSER_STREAM_PATH } from '../../telephony/telephony.js';
@@ -98,12 +98,16 @@ export function callRoutes(app: App, deps: Deps): void {
       config: { auth: 'tenant' },
       schema: {
         ...common,
-        summary: 'One call: status, timing, metrics summary',
+        summary: 'One call: status, timing, metrics summary, usage and cost',
         params: idParams,
-        response: { 200: callView, ...errorResponses },
+        response: { 200: callView.extend(callCostView.shape), ...errorResponses },
       },
     },
-    async (request) => toCall(await deps.calls.get(principalOf(request).tenantId, request.params.id)),
+    async (request) => {
+      const { tenantId } = principalOf(request);
+      const call = await deps.calls.get(tenantId, request.params.id);
+      return { ...toCall(call), ...(await deps.usage.callCost(tenantId, call.id)) };
+    },
   );
 
   app.get(

@@ -22,6 +22,9 @@ import { SettingsService } from './services/settings.js';
 import { SigningSecretService } from './services/signing-secrets.js';
 import { TenantAdminService } from './services/tenants.js';
 import { UsageService } from './services/usage.js';
+import { engineOf } from './providers/engines.js';
+import { keyOwner } from './providers/vendors.js';
+import { recordingEmbedder } from './voice/usage-meter.js';
 import { LiveKitService } from './telephony/livekit.js';
 import { LiveKitAgent } from './telephony/livekit-agent.js';
 import { LiveKitWebhook } from './telephony/livekit-webhook.js';
@@ -113,11 +116,21 @@ export async function buildDeps(
     limits: config.documentWork.limits,
     maxChunks: config.documentWork.maxChunks,
   });
+  const usage = new UsageService(db, config.usage);
   // Ingestion embeds with the local model in the pool (CPU work); search keeps embedding its one query in place.
+  // Its tokens go to the usage ledger per batch (the local model's too, at price 0).
   const ingestEmbedders = {
     forTenant: async (tenantId: string) => {
       const e = await embedders.forTenant(tenantId);
-      return e instanceof LocalEmbedder ? documentPool.embedder(e) : e;
+      const { settings: chosen, keys } = await settings.forProviders(tenantId);
+      const engine = engineOf('embeddings', chosen.providers.embeddings.provider);
+      return recordingEmbedder(
+        e instanceof LocalEmbedder ? documentPool.embedder(e) : e,
+        engine?.vendor ? engine.name : 'local',
+        engine?.vendor ? keyOwner(engine.vendor, keys) : 'platform',
+        (lines) =>
+          usage.record(tenantId, lines).catch((err: unknown) => log.error({ err, tenantId }, 'ingestion usage could not be recorded')),
+      );
     },
   };
   // The embedded database writes on the main thread: smaller write transactions, so no statement holds it long.
@@ -127,7 +140,6 @@ export async function buildDeps(
   });
   const retriever = new Retriever(db, embedders);
   const calls = new CallService(db);
-  const usage = new UsageService(db, config.usage);
   const recordings = createRecordingStore(config, config.secretKey);
   // One guard for every request to a URL a tenant chose: tool URLs and OpenAI-compatible base URLs.
   const outbound = new OutboundGuard(config.outbound);

@@ -204,6 +204,44 @@ describe('the ledger', () => {
   }, 60_000);
 });
 
+describe('embedding tokens', () => {
+  it('ingestion and the queries of a chat: OpenAI’s reported tokens, on the tenant’s key', async () => {
+    const s = await signup(t.app);
+    await settings(s, {
+      providers: { embeddings: { provider: 'openai', model: 'text-embedding-3-small', dimensions: 256 }, llm: { provider: 'openai' } },
+      provider_keys: { openai: openai.apiKey },
+    });
+    const tokensSince = (from: number) =>
+      openai.requests.slice(from).reduce((n, b) => n + (b.input as string[]).reduce((m, x) => m + estimateTokens(x), 0), 0);
+    const before = openai.requests.length;
+    const doc = await call(t.app, 'POST', '/api/v1/documents', s.access_token, {
+      title: 'Hours',
+      content: '# Opening hours\n\nWe open at nine on weekdays and close at noon on Saturdays.',
+    });
+    expect(doc.statusCode, doc.body).toBe(202);
+    for (let i = 0; i < 400; i++) {
+      if ((await call(t.app, 'GET', `/api/v1/documents/${doc.json().id}`, s.access_token)).json().status === 'ready') break;
+      await sleep(50);
+    }
+    const ingested = tokensSince(before);
+    expect(ingested).toBeGreaterThan(0);
+    const rows = (await ledger(s.tenant.id)).filter((r) => r.component === 'embeddings');
+    expect(rows.reduce((n, r) => n + r.quantity, 0)).toBe(ingested);
+    expect(rows.every((r) => r.callId === null && r.billedTo === 'tenant' && r.model === 'text-embedding-3-small')).toBe(true);
+
+    const asked = openai.requests.length;
+    const res = await chat(s, { message: 'When do you close on Saturdays?' });
+    expect(res.statusCode, res.body).toBe(200);
+    const record = (await call(t.app, 'GET', `/api/v1/calls/${res.json().session_id}`, s.access_token)).json();
+    expect(line(record.usage, 'embeddings', 'tokens')).toMatchObject({
+      provider: 'openai',
+      quantity: tokensSince(asked),
+      billed_to: 'tenant',
+    });
+    expect(record.cost.components.embeddings.platform_usd).toBe(0);
+  });
+});
+
 describe('GET /api/v1/usage', () => {
   let s: Session;
   let calls: string[] = [];

@@ -13,7 +13,7 @@ import {
   type ProviderKeyName,
   rateFor,
 } from '../providers/engines.js';
-import { credentialFor, type PlatformCredentials, type Vendor, type VendorName, VENDORS } from '../providers/vendors.js';
+import { credentialFor, keyOwner as billedTo, type PlatformCredentials, VENDORS } from '../providers/vendors.js';
 import type { Embedder } from '../rag/embedders/embedder.js';
 import type { Retriever } from '../rag/retriever.js';
 import type { AgentOverrides, ProviderSettings, SettingsService, TenantSettingsView, TenantTool } from '../services/settings.js';
@@ -280,9 +280,4 @@ export class ProviderRegistry {
       return [fallback()];
     }
   }
-}
-
-/** The tenant's own key (or its own server) for this vendor: the vendor bills the tenant, not the platform. */
-function billedTo(vendor: VendorName, keys: Keys): BilledTo {
-  return keys[vendor as ProviderKeyName] || !(VENDORS[vendor] as Vendor).env ? 'tenant' : 'platform';
 }

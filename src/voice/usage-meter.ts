@@ -40,8 +40,8 @@ export class UsageTally implements UsageMeter {
       const delta = line.quantity - line.reported;
       if (delta <= 0) continue;
       line.reported = line.quantity;
-      const { reported: _, ...key } = line;
-      out.push({ ...key, quantity: delta });
+      const { component, provider, model, unit, billedTo } = line;
+      out.push({ component, provider, model, unit, billedTo, quantity: delta });
     }
     return out;
   }
@@ -134,6 +134,27 @@ export function meteredEmbedder(embedder: Embedder, meter: UsageMeter, provider:
       },
     });
     meter.add(key, reported ?? texts.reduce((n, t) => n + estimateTokens(t), 0));
+    return vectors;
+  };
+  return wrapped;
+}
+
+/**
+ * An embedder whose usage is written after each request (`write`): for document ingestion, which has no call to
+ * write at the end of. One write per batch of chunks, never per chunk.
+ */
+export function recordingEmbedder(
+  embedder: Embedder,
+  provider: string,
+  billedTo: BilledTo,
+  write: (lines: UsageLine[]) => Promise<void>,
+): Embedder {
+  const tally = new UsageTally();
+  const metered = meteredEmbedder(embedder, tally, provider, billedTo);
+  const wrapped: Embedder = Object.create(metered) as Embedder;
+  wrapped.embed = async (texts, opts) => {
+    const vectors = await metered.embed(texts, opts);
+    await write(tally.drain());
     return vectors;
   };
   return wrapped;

@@ -184,6 +184,7 @@ export async function buildDeps(
     phoneNumbers,
     log: log.child({ component: 'livekit-agent' }),
     admission,
+    usage,
   });
   const sweeper = new CallSweeper(
     calls,

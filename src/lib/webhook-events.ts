@@ -63,7 +63,12 @@ export const webhookEventSchemas = {
     .object({ document_id: z.string().uuid(), name: z.string(), error: z.string() })
     .describe('A knowledge document could not be ingested.'),
   'usage.limit_reached': z
-    .object({ limit: z.string() })
+    .object({
+      limit: z.string().describe('monthly_minutes or monthly_spend'),
+      month: z.string().optional().describe('YYYY-MM (UTC)'),
+      cap: z.number().optional().describe('The cap: minutes, or USD the platform bills'),
+      used: z.number().optional().describe('What was used this month when the cap was reached'),
+    })
     .loose()
     .describe('A usage limit of the account was reached (monthly minutes or spend): new calls are refused.'),
   'endpoint.disabled': z

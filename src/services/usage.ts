@@ -153,7 +153,8 @@ export class UsageService {
   async record(tenantId: string, lines: UsageLine[], ref: { callId?: string; documentId?: string } = {}): Promise<void> {
     const used = lines.filter((l) => l.quantity > 0);
     if (used.length === 0) return;
-    const { prices } = await this.billing(tenantId);
+    const billing = await this.billing(tenantId);
+    const { prices } = billing;
     const occurredAt = this.now();
     await this.db.insert(usageRecords).values(
       used.map((l) => {
@@ -175,7 +176,7 @@ export class UsageService {
         };
       }),
     );
-    await this.exceeded(tenantId);
+    await this.exceeded(tenantId, billing);
   }
 
   /** A call's usage and cost (see callCost). */
@@ -193,8 +194,8 @@ export class UsageService {
   }
 
   /** The first cap reached this month (and its event, once), or null. */
-  private async exceeded(tenantId: string): Promise<UsageLimit | null> {
-    const billing = await this.billing(tenantId);
+  private async exceeded(tenantId: string, known?: Billing): Promise<UsageLimit | null> {
+    const billing = known ?? (await this.billing(tenantId));
     if (!billing.monthlyMinutesCap && !billing.monthlySpendCapUsd) return null;
     const now = this.now();
     const used = await this.monthToDate(tenantId, now);

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { calls as callsTable, usageRecords, webhookEvents } from '../src/db/schema.js';
 import { estimateTokens } from '../src/rag/chunking.js';
 import { LIST_PRICES, unitPrice } from '../src/services/prices.js';
-import { postSigned } from '../src/sim/simulated-call.js';
+import { postSigned, SimulatedCall } from '../src/sim/simulated-call.js';
 import { BUDGET_EXCEEDED_MESSAGE } from '../src/telephony/telephony.js';
 import { MemoryTransport } from '../src/voice/transports/memory.js';
 import { UsageTally } from '../src/voice/usage-meter.js';
@@ -201,6 +201,38 @@ describe('the ledger', () => {
     expect(record.cost.tenant_usd).toBeCloseTo(stt.cost_usd, 6);
     // Written once, at the end: one row per line.
     expect(await ledger(s.tenant.id)).toHaveLength(lines.length);
+  }, 60_000);
+});
+
+describe('a simulated phone call (simulate:call’s Twilio leg)', () => {
+  it('records the line’s seconds at Twilio’s price and the local engines’ use at price 0', async () => {
+    const s = await signup(t.app);
+    const number = '+15550107021';
+    expect((await call(t.app, 'POST', '/api/v1/phone-numbers', s.access_token, { number })).statusCode).toBe(201);
+    await settings(s, {
+      greeting: 'Hello, Sunrise clinic.',
+      providers: { stt: { provider: 'deepgram' }, llm: { provider: 'local' }, tts: { provider: 'local' } },
+      provider_keys: { deepgram: deepgram.apiKey },
+      rag: { enabled: false },
+    });
+    const sim = await SimulatedCall.inbound({ ...ACCOUNT, baseUrl: base, from: '+15557654321', to: number });
+    await sim.agentDone({ quietMs: 300 });
+    await sim.hangup();
+    let record: { ended_at: string | null; usage: Line[]; cost: { platform_usd: number; total_usd: number } } | undefined;
+    for (let i = 0; i < 200 && !record?.usage.length; i++) {
+      await sleep(50);
+      record = (await call(t.app, 'GET', `/api/v1/calls/${sim.callId}`, s.access_token)).json();
+    }
+    const line = record!.usage.find((l) => l.component === 'telephony')!;
+    expect(line).toMatchObject({ provider: 'twilio', billed_to: 'platform' });
+    expect(line.quantity).toBeGreaterThan(0.5);
+    expect(line.cost_usd).toBeCloseTo((line.quantity * 0.014) / 60, 6);
+    expect(record!.usage.find((l) => l.component === 'tts')).toMatchObject({
+      provider: 'local',
+      quantity: 'Hello, Sunrise clinic.'.length,
+      cost_usd: 0,
+    });
+    expect(record!.cost.platform_usd).toBeCloseTo(line.cost_usd, 6);
   }, 60_000);
 });
 

@@ -335,6 +335,10 @@ describe('GET /api/v1/usage', () => {
     expect((await usage(s, 'group_by=week')).json().error.code).toBe('validation_error');
     const past = (await usage(s, 'from=2025-01-01T00:00:00Z&to=2025-02-01T00:00:00Z')).json();
     expect(past.items).toEqual([]);
+    const today = new Date().toISOString().slice(0, 10);
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+    const byDate = (await usage(s, `from=${today}&to=${tomorrow}&group_by=month`)).json();
+    expect(byDate).toMatchObject({ from: `${today}T00:00:00.000Z`, totals: { minutes: 2.5 } });
   });
 
   it('billing is the platform admin’s: a tenant gets 403, an unknown tenant 404, a bad price key 422', async () => {

@@ -11,9 +11,11 @@ import { costLineView, costSplitView, errorResponses, idParams } from '../schema
 /** The longest range one request may cover: a year of days, or twelve months. */
 const MAX_RANGE_DAYS = 366;
 
+/** A date (midnight UTC) or a date-time with its offset. */
+const instant = z.union([z.iso.date(), z.iso.datetime({ offset: true })]);
 const usageQuery = z.strictObject({
-  from: z.iso.datetime({ offset: true }).optional().describe('Start (inclusive); default: the start of this month (UTC)'),
-  to: z.iso.datetime({ offset: true }).optional().describe('End (exclusive); default: now'),
+  from: instant.optional().describe('Start (inclusive), a date (UTC) or date-time; default: the start of this month (UTC)'),
+  to: instant.optional().describe('End (exclusive), a date (UTC) or date-time; default: now'),
   group_by: z.enum(['day', 'month', 'call', 'provider']).default('day'),
 });
 

@@ -147,10 +147,14 @@ const envSchema = z.object({
   MAX_LIVE_CALLS: int(100, 1, 100_000),
   MAX_LIVE_CALLS_PER_TENANT: int(20, 1, 100_000),
   CALL_CONNECT_TIMEOUT_SECONDS: int(120, 1, 3600),
+  CALL_LEASE_SECONDS: int(30, 3, 3600),
   CHAT_IDLE_TIMEOUT_MINUTES: int(30, 1, 7 * 24 * 60),
   LOCAL_TTS_CONCURRENCY: int(4, 1, 256),
   USAGE_MONTHLY_MINUTES_CAP: int(0, 0, 100_000_000),
   USAGE_MONTHLY_SPEND_CAP_USD: z.preprocess(emptyToUndefined, z.coerce.number().min(0).max(1e9).default(0)),
+
+  METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
+  METRICS_TENANT_LABELS: optionalBool,
 
   RECORDINGS_S3_BUCKET: optionalString,
   RECORDINGS_S3_ENDPOINT: url(['http:', 'https:']),
@@ -267,7 +271,12 @@ export interface Config {
    * media (its place, and its web-call token, last that long; a call still without media is then ended); how long a
    * chat session may stay silent before it is ended.
    */
-  calls: { maxLive: number; maxLivePerTenant: number; connectTimeoutMs: number; chatIdleTimeoutMs: number };
+  calls: { maxLive: number; maxLivePerTenant: number; connectTimeoutMs: number; chatIdleTimeoutMs: number; leaseMs: number };
+  /**
+   * GET /metrics (Prometheus): the bearer token that may scrape it (unset: the route answers 404), and whether call
+   * counters carry a tenant_id label (off: a label per tenant is an unbounded number of series).
+   */
+  metrics: { token: string | undefined; tenantLabels: boolean };
   /** espeak-ng processes one instance runs at once; calls' sentences wait their turn beyond that. */
   localTtsConcurrency: number;
   /**
@@ -378,7 +387,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxLivePerTenant: e.MAX_LIVE_CALLS_PER_TENANT,
       connectTimeoutMs: e.CALL_CONNECT_TIMEOUT_SECONDS * 1000,
       chatIdleTimeoutMs: e.CHAT_IDLE_TIMEOUT_MINUTES * 60_000,
+      leaseMs: e.CALL_LEASE_SECONDS * 1000,
     },
+    metrics: { token: e.METRICS_TOKEN, tenantLabels: e.METRICS_TENANT_LABELS ?? false },
     localTtsConcurrency: e.LOCAL_TTS_CONCURRENCY,
     usage: { monthlyMinutesCap: e.USAGE_MONTHLY_MINUTES_CAP, monthlySpendCapUsd: e.USAGE_MONTHLY_SPEND_CAP_USD },
   };

@@ -5,13 +5,17 @@ import { MemoryCache } from './cache/memory-cache.js';
 import { RedisCache } from './cache/redis-cache.js';
 import type { Config } from './config.js';
 import { type Database, openDatabase } from './db/client.js';
+import { OperatorMetrics } from './lib/operator-metrics.js';
 import { OutboundGuard } from './lib/outbound.js';
 import { DocumentPool } from './rag/document-pool.js';
 import { LOCAL_EMBEDDING_MODEL, LocalEmbedder } from './rag/embedders/local-embedder.js';
 import { EmbedderRegistry } from './rag/embedders/registry.js';
 import { IngestionWorker } from './rag/ingestion.js';
 import { Retriever } from './rag/retriever.js';
+import { AnalyzerRegistry } from './analysis/analyzers.js';
+import { AnalysisWorker } from './analysis/worker.js';
 import { AccountService } from './services/accounts.js';
+import { CallAnalysisService } from './services/call-analyses.js';
 import { ApiKeyService } from './services/api-keys.js';
 import { CallService } from './services/calls.js';
 import { DocumentService } from './services/documents.js';
@@ -58,12 +62,17 @@ export interface Deps {
   ingestion: IngestionWorker;
   retriever: Retriever;
   calls: CallService;
+  /** Post-call analyses: their records, and the worker that runs them off the calls' path. */
+  analyses: CallAnalysisService;
+  analysisWorker: AnalysisWorker;
   phoneNumbers: PhoneNumberService;
   providers: ProviderRegistry;
   textChannel: TextChannel;
   voice: VoiceCalls;
-  /** The one admission point of new calls: per-instance and per-tenant limits of live calls. */
+  /** The one admission point of new calls: this instance's capacity, and each tenant's concurrent calls everywhere. */
   admission: Admission;
+  /** GET /metrics: counters moved by the call records and admission, gauges read from their sources at scrape time. */
+  metrics: OperatorMetrics;
   /** Ends calls whose media never connected, calls of a stopped instance, idle chat sessions. */
   sweeper: CallSweeper;
   control: CallControl;
@@ -78,6 +87,8 @@ export interface Deps {
   /** The usage ledger, prices and monthly caps. */
   usage: UsageService;
 }
+
+const ANALYSIS_WORKER_OPTIONS = { concurrency: 1, leaseMs: 120_000, maxAttempts: 4, pollMs: 2_000, sweepWindowMs: 3_600_000 };
 
 /** `databaseSnapshot`: tests only, a migrated embedded database to start from (db/client.ts). */
 export async function buildDeps(
@@ -139,7 +150,8 @@ export async function buildDeps(
     writeBatchRows: database.kind === 'embedded' ? 8 : 16,
   });
   const retriever = new Retriever(db, embedders);
-  const calls = new CallService(db);
+  const metrics = new OperatorMetrics({ tenantLabels: config.metrics.tenantLabels });
+  const calls = new CallService(db, metrics);
   const recordings = createRecordingStore(config, config.secretKey);
   // One guard for every request to a URL a tenant chose: tool URLs and OpenAI-compatible base URLs.
   const outbound = new OutboundGuard(config.outbound);
@@ -150,6 +162,19 @@ export async function buildDeps(
     log.child({ component: 'providers' }),
     { outbound, signingSecrets: (tenantId) => signingSecrets.forSigning(tenantId), log: log.child({ component: 'tools' }) },
   );
+  // Analyses: one at a time per instance (a cloud model's answer takes seconds; nothing waits for it).
+  // The service wakes the worker when it queues a re-run; the worker is built with the service.
+  const wakeAnalysis = { wake: () => {} };
+  const analyses = new CallAnalysisService(db, () => wakeAnalysis.wake());
+  const analysisWorker = new AnalysisWorker(
+    db,
+    calls,
+    analyses,
+    new AnalyzerRegistry(settings, config.credentials, outbound.fetch),
+    log.child({ component: 'analysis' }),
+    ANALYSIS_WORKER_OPTIONS,
+  );
+  wakeAnalysis.wake = () => analysisWorker.wake();
   const { accountSid, authToken, apiBaseUrl } = config.twilio;
   // Who may register a number: the Twilio account's incoming numbers are checked unless the operator skips it.
   const numberOwnership = config.phoneNumbersSkipVerification
@@ -161,11 +186,24 @@ export async function buildDeps(
   // Commands for live calls (hang up, transfer) reach whichever instance holds the call's media.
   const control = new CallControl(cache, log.child({ component: 'call-control' }));
   await control.start();
-  const admission = new Admission({
-    maxLiveCalls: config.calls.maxLive,
-    maxLiveCallsPerTenant: config.calls.maxLivePerTenant,
-    connectTimeoutMs: config.calls.connectTimeoutMs,
-  });
+  const tenantAdmin = new TenantAdminService(db);
+  const admissionLog = log.child({ component: 'admission' });
+  const admission = new Admission(
+    {
+      maxLiveCalls: config.calls.maxLive,
+      maxLiveCallsPerTenant: config.calls.maxLivePerTenant,
+      connectTimeoutMs: config.calls.connectTimeoutMs,
+      leaseMs: config.calls.leaseMs,
+    },
+    {
+      // Redis with REDIS_URL (every instance counts the same leases), in-process otherwise (one instance).
+      leases: cache,
+      tenantCap: async (tenantId) => (await tenantAdmin.limits(tenantId)).maxConcurrentCalls,
+      onStoreError: (err) => admissionLog.warn({ err }, 'shared call count unreachable: admitting on this instance’s count'),
+      onRefusal: (code, kind) => metrics.refused(code, kind),
+    },
+  );
+  admission.start();
   const voice = new VoiceCalls(
     calls,
     providers,
@@ -202,18 +240,21 @@ export async function buildDeps(
     apiKeys,
     settings,
     signingSecrets,
-    tenantAdmin: new TenantAdminService(db),
+    tenantAdmin,
     embedders,
     documents: new DocumentService(db, config.documentMaxBytes, config.documentWork.limits, () => ingestion.wake()),
     documentPool,
     ingestion,
     retriever,
     calls,
+    analyses,
+    analysisWorker,
     phoneNumbers,
     providers,
     textChannel: new TextChannel(calls, providers, usage),
     voice,
     admission,
+    metrics,
     sweeper,
     control,
     // A media token lasts as long as its call's place is kept for it: a call may connect until either runs out.
@@ -235,11 +276,18 @@ export async function buildDeps(
     livekitWebhook: new LiveKitWebhook({ calls, admission, agent: livekitAgent, recordingsInBucket: config.recordings.s3 !== undefined }),
     usage,
   };
+  metrics.setSource('activeCalls', () => voice.active);
+  metrics.setSource('admittedCalls', () => admission.liveCalls);
+  metrics.setSource('ingestionQueue', () => deps.documents.queueDepth());
+  metrics.setSource('dbPool', () => database.poolStats?.());
+  metrics.setSource('analysisQueue', () => analyses.queueDepth());
+  // webhookBacklog and analysisQueue: set where their tables are (the webhook delivery and analysis work).
   if (config.platformAdmin) await accounts.ensurePlatformAdmin(config.platformAdmin, log);
   const requeued = await deps.documents.requeueRetiredLocalModels(LOCAL_EMBEDDING_MODEL);
   if (requeued) log.info({ documents: requeued }, 'local embedder changed; documents re-queued for embedding');
   // PGlite is this process's alone, so whatever it left `processing` belonged to a process that is gone.
   await ingestion.start({ reclaimAbandoned: database.kind === 'embedded' });
+  await analysisWorker.start({ reclaimAbandoned: database.kind === 'embedded' });
   return deps;
 }
 
@@ -248,8 +296,11 @@ export async function closeDeps(deps: Deps): Promise<void> {
   // and its calls that are ending close their rooms while the database is still there.
   await deps.livekitAgent.stop();
   deps.voice.close();
+  deps.admission.stop();
+  deps.metrics.close();
   await deps.sweeper.stop();
   await deps.ingestion.stop();
+  await deps.analysisWorker.stop();
   await deps.documentPool.close();
   await deps.cache.close();
   await deps.database.close();

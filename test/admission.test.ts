@@ -7,7 +7,8 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { calls as callsTable } from '../src/db/schema.js';
 import { postSigned } from '../src/sim/simulated-call.js';
-import { Admission } from '../src/voice/admission.js';
+import { MemoryCache } from '../src/cache/memory-cache.js';
+import { Admission, type AdmissionLimits } from '../src/voice/admission.js';
 import { MemoryTransport } from '../src/voice/transports/memory.js';
 import { ALL_LINES_BUSY, LOST_AFTER_MS } from '../src/voice/voice-calls.js';
 import { type FakeDeepgram, startFakeDeepgram } from './fakes/deepgram.js';
@@ -43,30 +44,38 @@ function manualTimers() {
   };
 }
 
+const limits = (l: Partial<AdmissionLimits> = {}): AdmissionLimits => ({
+  maxLiveCalls: 10,
+  maxLiveCallsPerTenant: 2,
+  connectTimeoutMs: 1000,
+  leaseMs: 30_000,
+  ...l,
+});
+
 describe('Admission', () => {
-  it('refuses past the tenant’s and the instance’s limits with distinct codes and Retry-After; a release frees the place once', () => {
-    const a = new Admission({ maxLiveCalls: 3, maxLiveCallsPerTenant: 2, connectTimeoutMs: 1000 });
-    const first = a.admit('t1', 'web');
-    a.admit('t1', 'inbound');
-    expect(() => a.admit('t1', 'outbound')).toThrow(expect.objectContaining({ code: 'too_many_calls', status: 429, retryAfterS: 5 }));
-    a.admit('t2', 'web');
-    expect(() => a.admit('t3', 'web')).toThrow(expect.objectContaining({ code: 'calls_at_capacity', status: 503, retryAfterS: 5 }));
+  it('refuses past the tenant’s and the instance’s limits with distinct codes and Retry-After; a release frees the place once', async () => {
+    const a = new Admission(limits({ maxLiveCalls: 3 }), { leases: new MemoryCache() });
+    const first = await a.admit('t1', 'web');
+    await a.admit('t1', 'inbound');
+    await expect(a.admit('t1', 'outbound')).rejects.toMatchObject({ code: 'concurrency_limit', status: 429, retryAfterS: 5 });
+    await a.admit('t2', 'web');
+    await expect(a.admit('t3', 'web')).rejects.toMatchObject({ code: 'calls_at_capacity', status: 503, retryAfterS: 5 });
     first.release();
     first.release();
-    expect([a.liveCalls, a.liveCallsOf('t1')]).toEqual([2, 1]);
-    a.admit('t3', 'web');
-    expect(() => a.admit('t3', 'web')).toThrow(expect.objectContaining({ code: 'calls_at_capacity' }));
+    expect([a.liveCalls, a.liveCallsOf('t1'), await a.concurrentCallsOf('t1')]).toEqual([2, 1, 1]);
+    await a.admit('t3', 'web');
+    await expect(a.admit('t3', 'web')).rejects.toMatchObject({ code: 'calls_at_capacity' });
   });
 
-  it('a reservation is released when its media never connects; a claimed one stays until the session releases it', () => {
+  it('a reservation is released when its media never connects; a claimed one stays until the session releases it', async () => {
     const timers = manualTimers();
-    const b = new Admission({ maxLiveCalls: 10, maxLiveCallsPerTenant: 2, connectTimeoutMs: 1000 }, timers);
-    b.reserve('never-connects', b.admit('t1', 'web'));
-    b.reserve('connects', b.admit('t1', 'web'));
+    const b = new Admission(limits(), { leases: new MemoryCache(), timers });
+    b.reserve('never-connects', await b.admit('t1', 'web'));
+    b.reserve('connects', await b.admit('t1', 'web'));
     const claimed = b.claim('connects')!;
     expect(claimed.kind).toBe('web');
     expect(b.claim('connects')).toBeUndefined();
-    expect(() => b.admit('t1', 'web')).toThrow(expect.objectContaining({ code: 'too_many_calls' }));
+    await expect(b.admit('t1', 'web')).rejects.toMatchObject({ code: 'concurrency_limit' });
     timers.elapse(1000);
     // The unclaimed one is free again; the connected call still holds its place.
     expect(b.liveCallsOf('t1')).toBe(1);
@@ -74,7 +83,7 @@ describe('Admission', () => {
     claimed.release();
     expect(b.liveCalls).toBe(0);
     // cancel(): a call that ended before connecting gives its place back at once.
-    b.reserve('ended-early', b.admit('t1', 'outbound'));
+    b.reserve('ended-early', await b.admit('t1', 'outbound'));
     b.cancel('ended-early');
     expect(b.liveCalls).toBe(0);
   });
@@ -105,7 +114,7 @@ describe('new calls past the limits', () => {
   });
   afterAll(() => t.close());
 
-  it('web calls: 429 too_many_calls past the tenant’s limit, 503 calls_at_capacity past the instance’s, both with Retry-After', async () => {
+  it('web calls: 429 concurrency_limit past the tenant’s limit, 503 calls_at_capacity past the instance’s, both with Retry-After', async () => {
     for (let i = 0; i < 2; i++) {
       const res = await webCall(a);
       expect(res.statusCode, res.body).toBe(201);
@@ -114,7 +123,7 @@ describe('new calls past the limits', () => {
     const before = await t.deps.database.db.$count(callsTable);
     const tenantFull = await webCall(a);
     expect(tenantFull.statusCode).toBe(429);
-    expect(tenantFull.json().error.code).toBe('too_many_calls');
+    expect(tenantFull.json().error.code).toBe('concurrency_limit');
     expect(tenantFull.headers['retry-after']).toBe('5');
     // A refused web call leaves no row behind.
     expect(await t.deps.database.db.$count(callsTable)).toBe(before);
@@ -153,8 +162,12 @@ describe('new calls past the limits', () => {
     const [row] = await t.deps.database.db.select().from(callsTable).where(eq(callsTable.providerCallSid, callSid));
     expect(row).toMatchObject({ tenantId: a.tenant.id, direction: 'inbound', status: 'busy' });
     expect(row!.endedAt).not.toBeNull();
-    const ended = (await t.deps.calls.events(a.tenant.id, row!.id)).find((e) => e.type === 'call.ended');
-    expect(ended?.extraData).toMatchObject({ status: 'busy', reason: expect.stringMatching(/^(too_many_calls|calls_at_capacity): /) });
+    const events = await t.deps.calls.events(a.tenant.id, row!.id);
+    const ended = events.find((e) => e.type === 'call.ended');
+    expect(ended?.extraData).toMatchObject({ status: 'busy', reason: expect.stringMatching(/^(concurrency_limit|calls_at_capacity): /) });
+    // The refusal is its own event, before the end; no pipeline ran (no turn, nothing connected).
+    expect(events.map((e) => e.type)).toEqual(['call.started', 'call.refused', 'call.ended']);
+    expect(events[1]!.extraData).toEqual({ reason: expect.stringMatching(/^(concurrency_limit|calls_at_capacity)$/) });
   });
 
   it('a call’s place comes back when it ends: its session held the place reserved for it, and released it', async () => {
@@ -277,10 +290,10 @@ describe('calls that never connect, calls of a lost instance, idle chats', () =>
     );
     const callId = await insertCall({ direction: 'web', createdAt: new Date() });
     // Its place was reserved on another instance; here the tenant's only place is taken.
-    const other = t.deps.admission.admit(s.tenant.id, 'web');
+    const other = await t.deps.admission.admit(s.tenant.id, 'web');
     try {
       const transport = new MemoryTransport(16000);
-      expect(await t.deps.voice.run(s.tenant.id, callId, transport)).toMatchObject({ status: 'busy', reason: 'too_many_calls' });
+      expect(await t.deps.voice.run(s.tenant.id, callId, transport)).toMatchObject({ status: 'busy', reason: 'concurrency_limit' });
       expect(transport.closedReason).toBe(ALL_LINES_BUSY);
       expect(await rowOf(callId)).toMatchObject({ status: 'busy' });
       expect(t.deps.admission.liveCallsOf(s.tenant.id)).toBe(1);

@@ -9,8 +9,10 @@
 // routes answer 503 livekit_not_configured.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { eq } from 'drizzle-orm';
 import { jwtVerify } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { webhookEvents } from '../src/db/schema.js';
 import { type AgentJoinSettings, LiveKitService, roomName } from '../src/telephony/livekit.js';
 import { liveKitSipTarget } from '../src/telephony/telephony.js';
 import { twilioSignature } from '../src/telephony/twilio-signature.js';
@@ -868,6 +870,11 @@ describe('Egress recordings in the recordings bucket', () => {
     expect((await call(ts3.app, 'GET', `/api/v1/calls/${callId}/recording`, other.access_token)).statusCode).toBe(404);
     const saved = (await ts3.deps.calls.events(s.tenant.id, callId)).find((e) => e.type === 'recording.saved')!;
     expect(saved.extraData).toMatchObject({ downloadable: true, duration_ms: 2500 });
+    // The tenant's systems hear of it once, with the key stored.
+    const webhooks = await ts3.deps.database.db.select().from(webhookEvents).where(eq(webhookEvents.callId, callId));
+    expect(webhooks.filter((e) => e.type === 'recording.ready').map((e) => [e.tenantId, e.data])).toEqual([
+      [s.tenant.id, { call_id: callId, duration_ms: 2500 }],
+    ]);
   });
 
   it('a file Egress wrote anywhere else is named in the event, not made the call’s recording', async () => {
@@ -879,6 +886,9 @@ describe('Egress recordings in the recordings bucket', () => {
     expect((await ts3.deps.calls.events(s.tenant.id, callId)).find((e) => e.type === 'recording.saved')!.extraData).toMatchObject({
       downloadable: false,
     });
+    // Not downloadable: no recording.ready.
+    const webhooks = await ts3.deps.database.db.select().from(webhookEvents).where(eq(webhookEvents.callId, callId));
+    expect(webhooks.map((e) => e.type)).not.toContain('recording.ready');
   });
 });
 

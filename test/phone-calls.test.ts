@@ -16,7 +16,8 @@ import { VoiceCalls } from '../src/voice/voice-calls.js';
 import { type FakeCall, type FakeTwilio, startFakeTwilio } from './fakes/twilio.js';
 import { speech as speakAs } from './fixtures/speech.js';
 import { buildTestApp, type Session, signup, TEST_REDIS_URL, type TestApp, waitFor } from './helpers.js';
-import { calls as callsTable } from '../src/db/schema.js';
+import { calls as callsTable, webhookEvents } from '../src/db/schema.js';
+import { asc, eq } from 'drizzle-orm';
 
 const ACCOUNT = { accountSid: `AC${'1'.repeat(32)}`, authToken: 'twilio-test-auth-token' };
 const NUMBER = '+15550001111';
@@ -330,6 +331,19 @@ describe('outbound phone call', () => {
     expect(fake.transferredTo).toBe('+15550007777');
     const evs = (await events(s, res.json.id)).map((e) => e.type);
     expect(evs).toEqual(expect.arrayContaining(['transfer.requested', 'transfer.connected']));
+    // The tenant's webhooks: the call began, then the transfer started and completed (the hand-over to Twilio).
+    const published = (
+      await t.deps.database.db
+        .select()
+        .from(webhookEvents)
+        .where(eq(webhookEvents.callId, res.json.id))
+        .orderBy(asc(webhookEvents.createdAt))
+    ).map((e) => [e.type, e.data]);
+    expect(published[0]).toEqual(['call.started', expect.objectContaining({ direction: 'outbound', status: 'queued', to: CALLER })]);
+    expect(published.filter(([type]) => String(type).startsWith('transfer.'))).toEqual([
+      ['transfer.started', expect.objectContaining({ to: '+15550007777' })],
+      ['transfer.completed', { call_id: res.json.id, to: '+15550007777' }],
+    ]);
   }, 60_000);
 
   it('refuses what it cannot do with stable codes, and other tenants’ calls are 404', async () => {

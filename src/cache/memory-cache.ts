@@ -1,10 +1,12 @@
 // In-process Cache for a single instance (the embedded default).
-import type { Cache, WindowCount } from './cache.js';
+import type { Cache, LeaseGrant, WindowCount } from './cache.js';
 
 export class MemoryCache implements Cache {
   private readonly windows = new Map<string, { count: number; expiresAt: number }>();
   private readonly sweeper: NodeJS.Timeout;
   private readonly channels = new Map<string, ((message: string) => void)[]>();
+  /** key -> lease id -> expiry (ms, on the caller's clock). */
+  private readonly leases = new Map<string, Map<string, number>>();
 
   constructor() {
     // Expired windows are dropped once a minute so memory does not grow with every client ever seen.
@@ -41,11 +43,44 @@ export class MemoryCache implements Cache {
     this.channels.set(channel, [...(this.channels.get(channel) ?? []), handler]);
   }
 
+  async acquireLease(key: string, leaseId: string, max: number, ttlMs: number, nowMs: number): Promise<LeaseGrant> {
+    const live = this.liveLeases(key, nowMs);
+    if (!live.has(leaseId) && live.size >= max) return { acquired: false, held: live.size };
+    live.set(leaseId, nowMs + ttlMs);
+    this.leases.set(key, live);
+    return { acquired: true, held: live.size };
+  }
+
+  async renewLeases(key: string, leaseIds: string[], ttlMs: number, nowMs: number): Promise<void> {
+    const live = this.leases.get(key) ?? new Map<string, number>();
+    for (const id of leaseIds) live.set(id, nowMs + ttlMs);
+    if (live.size) this.leases.set(key, live);
+  }
+
+  async releaseLease(key: string, leaseId: string): Promise<void> {
+    const live = this.leases.get(key);
+    live?.delete(leaseId);
+    if (live?.size === 0) this.leases.delete(key);
+  }
+
+  async countLeases(key: string, nowMs: number): Promise<number> {
+    return this.liveLeases(key, nowMs).size;
+  }
+
+  /** The key's leases with the expired ones dropped. */
+  private liveLeases(key: string, nowMs: number): Map<string, number> {
+    const live = this.leases.get(key) ?? new Map<string, number>();
+    for (const [id, expiresAt] of live) if (expiresAt <= nowMs) live.delete(id);
+    if (live.size === 0) this.leases.delete(key);
+    return live;
+  }
+
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.windows.clear();
     this.channels.clear();
+    this.leases.clear();
   }
 }

@@ -1,6 +1,6 @@
 // Redis-backed Cache, shared by every instance pointed at the same REDIS_URL.
 import { Redis } from 'ioredis';
-import type { Cache, WindowCount } from './cache.js';
+import type { Cache, LeaseGrant, WindowCount } from './cache.js';
 
 // INCR and the expiry are one atomic step, so a crash between them can never leave a counter without a TTL.
 const HIT_WINDOW = `
@@ -9,6 +9,19 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
 return {n, ttl}`;
+
+// A sorted set per key: lease id scored by its expiry. Dropping the expired, counting and adding are one atomic step
+// (a script runs alone), so two instances admitting at once cannot both take the last place. Expiry is on the
+// callers' clocks (passed in, so tests control time); instances' clocks must agree to well within a lease.
+const ACQUIRE_LEASE = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local held = redis.call('ZCARD', KEYS[1])
+local mine = redis.call('ZSCORE', KEYS[1], ARGV[3])
+if not mine and held >= tonumber(ARGV[4]) then return {0, held} end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+if mine then return {1, held} end
+return {1, held + 1}`;
 
 /** How long subscribe() waits for Redis to confirm before going on (it keeps trying in the background). */
 const SUBSCRIBE_WAIT_MS = 2000;
@@ -68,6 +81,33 @@ export class RedisCache implements Cache {
     subscribed.catch(() => {});
     // Redis down: the subscription waits in the offline queue and happens on connect; start-up must not hang on it.
     await Promise.race([subscribed, new Promise((r) => setTimeout(r, SUBSCRIBE_WAIT_MS).unref())]);
+  }
+
+  async acquireLease(key: string, leaseId: string, max: number, ttlMs: number, nowMs: number): Promise<LeaseGrant> {
+    const [acquired, held] = (await this.redis.eval(ACQUIRE_LEASE, 1, this.prefix + key, nowMs, nowMs + ttlMs, leaseId, max, ttlMs)) as [
+      number,
+      number,
+    ];
+    return { acquired: acquired === 1, held };
+  }
+
+  async renewLeases(key: string, leaseIds: string[], ttlMs: number, nowMs: number): Promise<void> {
+    if (!leaseIds.length) return;
+    const k = this.prefix + key;
+    // The set itself outlives its last lease by one lease time, so a tenant nobody calls leaves no key behind.
+    await this.redis
+      .multi()
+      .zadd(k, ...leaseIds.flatMap((id) => [nowMs + ttlMs, id]))
+      .pexpire(k, ttlMs)
+      .exec();
+  }
+
+  async releaseLease(key: string, leaseId: string): Promise<void> {
+    await this.redis.zrem(this.prefix + key, leaseId);
+  }
+
+  async countLeases(key: string, nowMs: number): Promise<number> {
+    return this.redis.zcount(this.prefix + key, `(${nowMs}`, '+inf');
   }
 
   async ping(): Promise<void> {

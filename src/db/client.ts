@@ -23,6 +23,8 @@ export interface Database {
   kind: 'embedded' | 'postgres';
   ping(): Promise<void>;
   close(): Promise<void>;
+  /** The `pg` pool's connections now (operator metrics); absent for PGlite, which has no pool. */
+  poolStats?(): { total: number; idle: number; waiting: number };
 }
 
 /** The extensions the migrations create; anything opening a PGlite database of ours loads the same. */
@@ -131,6 +133,7 @@ async function openPostgres(url: string, poolMax: number): Promise<Database> {
   return {
     db: db as unknown as Db,
     kind: 'postgres',
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     ping: async () => {
       await db.execute(sql`select 1`);
     },

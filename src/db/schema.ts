@@ -132,6 +132,11 @@ export const tenantConfigs = pgTable(
       .$type<NonNullable<StoredTenantSettings['tools']>>()
       .notNull()
       .default(sql`'[]'::jsonb`),
+    /** Post-call analysis: enabled, outcomes, rubric, extraction schema (services/settings-schema.ts). */
+    analysis: jsonb('analysis')
+      .$type<NonNullable<StoredTenantSettings['analysis']>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
     extraData: extraData(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
@@ -303,6 +308,8 @@ export const calls = pgTable(
       .on(t.createdAt)
       .where(sql`${t.endedAt} is null`),
     index('calls_tenant_created_idx').on(t.tenantId, t.createdAt),
+    // The analysis queue's scan for calls that ended lately (CallAnalysisService.enqueueEnded, every poll).
+    index('calls_ended_at_idx').on(t.endedAt),
     uniqueIndex('calls_provider_call_sid_key').on(t.providerCallSid),
     uniqueIndex('calls_livekit_room_key').on(t.livekitRoom),
   ],
@@ -468,11 +475,69 @@ export const webhookEvents = pgTable(
   (t) => [index('webhook_events_tenant_created_idx').on(t.tenantId, t.createdAt)],
 );
 
+// ---- Tenant limits (issue 18, "Limits, enforced live") ----
+
+/**
+ * What the platform admin set for a tenant; a missing row or a null column means the platform default from config
+ * (concurrent calls: MAX_LIVE_CALLS_PER_TENANT). One row per tenant, so more caps are more columns.
+ */
+export const tenantLimits = pgTable('tenant_limits', {
+  tenantId: uuid('tenant_id')
+    .primaryKey()
+    .references(() => tenants.id, { onDelete: 'cascade' }),
+  /** Concurrent calls across every instance (admission.ts). */
+  maxConcurrentCalls: integer('max_concurrent_calls'),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});
+
+// ---- post-call analysis (analysis/) ----
+
+/**
+ * One post-call analysis per call: a job in a database queue (claimed with FOR UPDATE SKIP LOCKED under a lease, like
+ * documents) and, once done, its result. Re-running an analysis re-queues the same row.
+ */
+export const callAnalyses = pgTable(
+  'call_analyses',
+  {
+    callId: uuid('call_id')
+      .primaryKey()
+      .references(() => calls.id, { onDelete: 'cascade' }),
+    tenantId: tenantId(),
+    status: text('status', { enum: ['queued', 'running', 'done', 'failed'] })
+      .notNull()
+      .default('queued'),
+    /** Claims so far (a worker that dies mid-job counts too); reset by a re-run. */
+    attempts: integer('attempts').notNull().default(0),
+    lockedBy: text('locked_by'),
+    lockedAt: timestamp('locked_at', { withTimezone: true }),
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }).notNull().defaultNow(),
+    /** The analysis (analysis/analyzer.ts: AnalysisResult) once done. */
+    result: jsonb('result').$type<Record<string, unknown>>(),
+    /** Which engine produced it: openai, anthropic, openai_compatible or local. */
+    engine: text('engine'),
+    model: text('model'),
+    /** Why it failed (a tenant may read it: no provider's own words). */
+    error: text('error'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+    completedAt: timestamp('completed_at', { withTimezone: true }),
+  },
+  (t) => [
+    index('call_analyses_tenant_id_idx').on(t.tenantId),
+    // The claim's scan: only jobs not finished.
+    index('call_analyses_pending_idx')
+      .on(t.nextAttemptAt)
+      .where(sql`${t.status} in ('queued', 'running')`),
+  ],
+);
+
 // ---- Usage and cost (services/usage.ts) ----
 
 /**
  * The usage ledger: what each call (or chat session, or document ingestion) consumed, one row per component,
- * provider, model and unit, written when the call ends (a chat session: per turn; ingestion: per document). The
+ * provider, model and unit, written as the call goes and when it ends (a chat session: per turn; ingestion: per
+ * batch). The
  * price is the one in force when the row was written, so a later price change never rewrites past costs.
  * `billed_to` is `tenant` when the tenant's own provider key (or own server) was used: the vendor bills the tenant.
  */

@@ -28,6 +28,7 @@ import { callRoutes } from './routes/calls.js';
 import { chatRoutes } from './routes/chat.js';
 import { documentRoutes } from './routes/documents.js';
 import { healthRoutes } from './routes/health.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { knowledgeRoutes } from './routes/knowledge.js';
 import { liveKitRoutes } from './routes/livekit.js';
 import { phoneNumberRoutes } from './routes/phone-numbers.js';
@@ -211,6 +212,7 @@ export async function buildApp(domain: Deps): Promise<App> {
       components: {
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', description: 'An access token (JWT) or a tenant API key (vak_...)' },
+          metrics_token: { type: 'http', scheme: 'bearer', description: 'The operator’s METRICS_TOKEN (GET /metrics only)' },
         },
       },
     },
@@ -222,6 +224,7 @@ export async function buildApp(domain: Deps): Promise<App> {
   app.get('/openapi.json', { schema: { hide: true }, config: { auth: 'public' } }, async () => app.swagger());
 
   healthRoutes(app, deps);
+  metricsRoutes(app, deps);
   authRoutes(app, deps);
   apiKeyRoutes(app, deps);
   userRoutes(app, deps);

@@ -75,7 +75,11 @@ export const callEventSchemas = {
       detail: z.string().optional().describe('Set when the sweeper ended the call: why it was considered gone.'),
     })
     .describe('The call ended, with its final status and why.'),
-  'call.refused': z.object({ reason: z.string() }).describe('The call may not run (tenant suspended, user deactivated): it ends failed.'),
+  'call.refused': z
+    .object({ reason: z.string() })
+    .describe(
+      'The call may not run: tenant suspended or user deactivated (it ends failed), or no line free (reason `concurrency_limit` or `calls_at_capacity`: the caller heard that all lines are busy, it ends busy).',
+    ),
   'turn.barge_in': z.object({ speech_ms: z.number(), voiced_ms: z.number() }).describe('The caller spoke over the agent, which stopped.'),
   'turn.forced': z
     .object({ reason: z.string(), words_ms_ago: z.number() })

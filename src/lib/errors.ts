@@ -45,7 +45,12 @@ export const errorStatus = {
   /** A document past an extraction limit (ZIP entries or declared size, XML elements, PDF pages, HTML nodes). */
   document_too_complex: 422,
   rate_limited: 429,
-  /** The tenant has as many live calls as it may (MAX_LIVE_CALLS_PER_TENANT); Retry-After says when to try again. */
+  /**
+   * The tenant has as many concurrent calls as it may, counted across every instance (its own cap set by the
+   * platform admin, else MAX_LIVE_CALLS_PER_TENANT); Retry-After says when to try again.
+   */
+  concurrency_limit: 429,
+  /** The earlier name of concurrency_limit (per instance then). No longer sent; kept so the code stays known. */
   too_many_calls: 429,
   internal_error: 500,
   /** An AI provider (embeddings, ...) refused or failed; the message names it, the HTTP status and a short reason. */

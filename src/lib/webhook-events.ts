@@ -15,10 +15,11 @@ export const webhookEventSchemas = {
     .object({
       ...callRef,
       direction: z.enum(['inbound', 'outbound', 'web', 'chat']),
+      status: z.string().describe('`queued` for an outbound call being placed; `in_progress` for the others.'),
       from: z.string().nullable(),
       to: z.string().nullable(),
     })
-    .describe('A call (or chat session) began.'),
+    .describe('A call (or chat session) began: its record was made.'),
   'call.ended': z
     .object({
       ...callRef,
@@ -33,35 +34,73 @@ export const webhookEventSchemas = {
       duration_ms: z.number().int().nullable(),
       turn_count: z.number().int(),
       metrics: z.record(z.string(), z.unknown()),
-      recording_available: z.boolean(),
+      recording_available: z
+        .boolean()
+        .describe('The recording is stored already; when it is stored after the end, `recording.ready` follows.'),
+      detail: z.string().optional().describe('Set when the service ended a call nobody carried any more: why.'),
     })
     .loose()
-    .describe('A call ended: its status, why, timing, turns and latency summary.'),
+    .describe('A call ended (once per call): its status, why, timing, turns and latency summary.'),
   'call.analyzed': z
-    .object({ ...callRef })
+    .object({
+      ...callRef,
+      summary: z.string(),
+      /** One of the tenant's outcomes (default: resolved, transferred, voicemail, abandoned, failed); null when unknown. */
+      outcome: z.string().nullable(),
+      /** Judged against the tenant's rubric; passed is null when the engine does not judge (the local engine). */
+      success: z.object({ passed: z.boolean().nullable(), reason: z.string() }),
+      /** The fields of the tenant's extraction schema found in the conversation. */
+      extracted: z.record(z.string(), z.unknown()),
+      /** openai, anthropic, openai_compatible or local. */
+      engine: z.string(),
+      /** True when the engine did only part of it (the local engine: no rubric, only the fields its rules find). */
+      partial: z.boolean(),
+    })
     .loose()
     .describe('The post-call analysis of a call is ready (summary, outcome, evaluation, extracted fields).'),
   'transcript.turn': z
     .object({
       ...callRef,
       seq: z.number().int(),
-      speaker: z.enum(['caller', 'agent']),
+      speaker: z.enum(['caller', 'agent', 'system']),
       text: z.string(),
-      interrupted: z.boolean(),
+      interrupted: z.boolean().describe('The caller spoke over the agent: `text` is what the caller heard.'),
+      start_ms: z.number().int().nullable().describe('On the call’s clock.'),
+      end_ms: z.number().int().nullable(),
+      citations: z.array(z.string()).describe('Ids of the knowledge chunks the agent’s answer used.'),
     })
     .describe('One stored turn of a conversation (opt-in: subscribe to it by name).'),
-  'transfer.started': z.object({ ...callRef, to: z.string() }).describe('A transfer of the caller began.'),
+  'transfer.started': z
+    .object({ ...callRef, to: z.string(), reason: z.string() })
+    .describe('The agent or the API asked to transfer the caller (a chat session records the request only).'),
   'transfer.completed': z.object({ ...callRef, to: z.string() }).describe('The caller was handed to the transfer number.'),
   'transfer.failed': z.object({ ...callRef, to: z.string(), error: z.string() }).describe('The transfer failed.'),
   'recording.ready': z
     .object({ ...callRef, duration_ms: z.number().int().nullable() })
-    .describe('The call’s recording is stored and can be downloaded.'),
+    .describe(
+      'The call’s recording is stored and can be downloaded (GET /api/v1/calls/{id}/recording); sent again when a call ' +
+        'resumed after a restart adds to it.',
+    ),
   'document.ready': z
-    .object({ document_id: z.string().uuid(), name: z.string(), chunks: z.number().int() })
-    .describe('A knowledge document was ingested and is searchable.'),
+    .object({
+      document_id: z.string().uuid(),
+      name: z.string(),
+      chunks: z.number().int(),
+      version: z.number().int().describe('Each upload or replacement of the document is a new version.'),
+      filename: z.string().nullable(),
+      embedding_model: z.string(),
+    })
+    .describe('A knowledge document (this version of it) was ingested and is searchable.'),
   'document.failed': z
-    .object({ document_id: z.string().uuid(), name: z.string(), error: z.string() })
-    .describe('A knowledge document could not be ingested.'),
+    .object({
+      document_id: z.string().uuid(),
+      name: z.string(),
+      error: z.string(),
+      version: z.number().int(),
+      filename: z.string().nullable(),
+      attempts: z.number().int().describe('Ingestion attempts made; a transient failure is retried before it fails.'),
+    })
+    .describe('A knowledge document could not be ingested (a replacement that failed leaves the previous version serving).'),
   'usage.limit_reached': z
     .object({
       limit: z.string().describe('monthly_minutes or monthly_spend'),

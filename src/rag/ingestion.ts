@@ -3,6 +3,7 @@
 // the document's progress, so a worker that dies loses at most one batch: whoever claims the document next
 // (after the lease runs out, or at once on an embedded database after a restart) skips what is stored.
 // Chunks are written under the document's new version and only become searchable in the final swap.
+// The swap (or the final failure) publishes `document.ready` (`document.failed`) in its own transaction.
 import { randomUUID } from 'node:crypto';
 import { and, eq, ne, sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
@@ -11,6 +12,7 @@ import { readParts } from '../db/document-parts.js';
 import { documentChunks, documents } from '../db/schema.js';
 import { nextTurn } from '../lib/event-loop.js';
 import { ProviderError } from '../lib/provider-error.js';
+import { publishEvent } from '../services/outbox.js';
 import type { Chunk } from './chunking.js';
 import type { Embedder } from './embedders/embedder.js';
 import { type DocumentFormat, ExtractError } from './extract.js';
@@ -279,7 +281,7 @@ export class IngestionWorker {
           sql`select count(*)::int as n from document_chunks where document_id = ${claim.id} and version = ${claim.version}`,
         ),
       );
-      await tx
+      const [doc] = await tx
         .update(documents)
         .set({
           status: 'ready',
@@ -294,7 +296,17 @@ export class IngestionWorker {
           lockedAt: null,
           readyAt: new Date(),
         })
-        .where(eq(documents.id, claim.id));
+        .where(eq(documents.id, claim.id))
+        .returning({ title: documents.title, filename: documents.filename });
+      // The tenant hears of it in the transaction that makes it live: a version is announced once, when it serves.
+      await publishEvent(tx, claim.tenant_id, 'document.ready', {
+        document_id: claim.id,
+        name: doc!.title,
+        chunks: n,
+        version: claim.version,
+        filename: doc!.filename,
+        embedding_model: embedder.model,
+      });
       return n;
     });
   }
@@ -342,10 +354,20 @@ export class IngestionWorker {
       await tx.execute(sql`
         delete from document_chunks c using documents d
         where d.id = c.document_id and c.document_id = ${claim.id} and c.version is distinct from d.live_version`);
-      await tx
+      const [doc] = await tx
         .update(documents)
         .set({ status: 'failed', error: message, lockedBy: null, lockedAt: null })
-        .where(eq(documents.id, claim.id));
+        .where(eq(documents.id, claim.id))
+        .returning({ title: documents.title, filename: documents.filename });
+      // A retry above is not a failure the tenant hears of: only this final one, with the status it sets.
+      await publishEvent(tx, claim.tenant_id, 'document.failed', {
+        document_id: claim.id,
+        name: doc!.title,
+        error: message,
+        version: claim.version,
+        filename: doc!.filename,
+        attempts: claim.attempts,
+      });
     });
   }
 }

@@ -1,11 +1,16 @@
 // Calls and chat sessions as records: the call row (status, timing, metrics summary), its transcript turns
 // (with citations and per-turn latencies) and its events (the audit trail). Everything is written as it
 // happens, so a restart loses nothing already said and a conversation is rebuilt from here, never from memory.
+// The webhook events a call causes (call.started/ended, transcript.turn, transfers, recording.ready) are written to
+// the outbox here, in the same transaction as the change that causes them: both are stored or neither.
 import { and, asc, count, desc, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { callEvents, calls, callTranscripts, tenants, users } from '../db/schema.js';
+import { callEvents, calls, callTranscripts, tenants, users, webhookEvents } from '../db/schema.js';
 import type { CallEventData, CallEventType } from '../lib/call-events.js';
 import { notFound } from '../lib/errors.js';
+import type { WebhookEventData } from '../lib/webhook-events.js';
+import { type Executor, publishEvent } from './outbox.js';
+import type { CallObserver } from '../lib/operator-metrics.js';
 import type { AgentOverrides } from './settings.js';
 
 export type Call = typeof calls.$inferSelect;
@@ -48,7 +53,11 @@ export interface NewTurn {
 }
 
 export class CallService {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    /** Told of every event and stored turn once written (the operator metrics). */
+    private readonly observer?: CallObserver,
+  ) {}
 
   async start(
     tenantId: string,
@@ -63,12 +72,14 @@ export class CallService {
     },
   ): Promise<Call> {
     const now = new Date();
-    const [call] = await this.db
-      .insert(calls)
-      .values({ tenantId, ...input, status: 'in_progress', startedAt: now, answeredAt: now })
-      .returning();
-    await this.event(tenantId, call!.id, 'call.started', { direction: input.direction });
-    return call!;
+    return this.db.transaction(async (tx) => {
+      const [call] = await tx
+        .insert(calls)
+        .values({ tenantId, ...input, status: 'in_progress', startedAt: now, answeredAt: now })
+        .returning();
+      await this.started(tx, call!);
+      return call!;
+    });
   }
 
   /**
@@ -90,14 +101,16 @@ export class CallService {
   ): Promise<Call> {
     const now = new Date();
     const answered = input.status === 'in_progress';
-    const [call] = await this.db
-      .insert(calls)
-      .values({ tenantId, ...input, startedAt: answered ? now : null, answeredAt: answered ? now : null })
-      .onConflictDoNothing({ target: calls.providerCallSid })
-      .returning();
-    if (!call) return (await this.bySid(input.providerCallSid!))!;
-    await this.event(tenantId, call.id, 'call.started', { direction: input.direction });
-    return call;
+    const call = await this.db.transaction(async (tx) => {
+      const [made] = await tx
+        .insert(calls)
+        .values({ tenantId, ...input, startedAt: answered ? now : null, answeredAt: answered ? now : null })
+        .onConflictDoNothing({ target: calls.providerCallSid })
+        .returning();
+      if (made) await this.started(tx, made);
+      return made;
+    });
+    return call ?? (await this.bySid(input.providerCallSid!))!;
   }
 
   /** The call Twilio knows by this SID, whichever tenant it belongs to (webhooks find their tenant through it). */
@@ -145,13 +158,28 @@ export class CallService {
       if (await this.byRoom(tenantId, room)) return undefined;
     }
     const now = new Date();
-    const [call] = await this.db
-      .insert(calls)
-      .values({ tenantId, direction: 'inbound', status: 'in_progress', ...values, livekitRoom: room, startedAt: now, answeredAt: now })
-      .onConflictDoNothing({ target: calls.livekitRoom })
-      .returning();
-    if (call) await this.event(tenantId, call.id, 'call.started', { direction: 'inbound' });
-    return call;
+    // The linked call above had its call.started when Twilio announced it: only a new record publishes one.
+    return this.db.transaction(async (tx) => {
+      const [call] = await tx
+        .insert(calls)
+        .values({ tenantId, direction: 'inbound', status: 'in_progress', ...values, livekitRoom: room, startedAt: now, answeredAt: now })
+        .onConflictDoNothing({ target: calls.livekitRoom })
+        .returning();
+      if (call) await this.started(tx, call);
+      return call;
+    });
+  }
+
+  /** A new call record's audit entry and webhook event, in the transaction that made it. */
+  private async started(tx: Executor, call: Call): Promise<void> {
+    await this.insertEvent(tx, call.tenantId, call.id, 'call.started', { direction: call.direction });
+    await publishEvent(
+      tx,
+      call.tenantId,
+      'call.started',
+      { call_id: call.id, direction: call.direction, status: call.status, from: call.fromNumber, to: call.toNumber },
+      { callId: call.id },
+    );
   }
 
   async setProviderSid(tenantId: string, callId: string, providerCallSid: string): Promise<void> {
@@ -193,28 +221,65 @@ export class CallService {
   }
 
   /** Appends a turn with the next sequence number; turns of one call are written by one session, in order. */
+  /** Appends a turn with the next sequence number, with its `transcript.turn` webhook event (one per stored turn). */
   async addTurn(tenantId: string, callId: string, turn: NewTurn): Promise<Turn> {
-    const [row] = await this.db
-      .insert(callTranscripts)
-      .values({
+    const stored = await this.db.transaction(async (tx) => {
+      const [row] = await tx
+        .insert(callTranscripts)
+        .values({
+          tenantId,
+          callId,
+          seq: sql`(select coalesce(max(seq), 0) + 1 from call_transcripts where call_id = ${callId})`,
+          speaker: turn.speaker,
+          text: turn.text,
+          startMs: turn.startMs,
+          endMs: turn.endMs,
+          interrupted: turn.interrupted ?? false,
+          citations: turn.citations ?? [],
+          metrics: turn.metrics ?? {},
+        })
+        .returning();
+      await publishEvent(
+        tx,
         tenantId,
-        callId,
-        seq: sql`(select coalesce(max(seq), 0) + 1 from call_transcripts where call_id = ${callId})`,
-        speaker: turn.speaker,
-        text: turn.text,
-        startMs: turn.startMs,
-        endMs: turn.endMs,
-        interrupted: turn.interrupted ?? false,
-        citations: turn.citations ?? [],
-        metrics: turn.metrics ?? {},
-      })
-      .returning();
-    return row!;
+        'transcript.turn',
+        {
+          call_id: callId,
+          seq: row!.seq,
+          speaker: row!.speaker,
+          text: row!.text,
+          interrupted: row!.interrupted,
+          start_ms: row!.startMs,
+          end_ms: row!.endMs,
+          citations: row!.citations,
+        },
+        { callId },
+      );
+      return row!;
+    });
+    this.observer?.turn(turn.metrics);
+    return stored;
   }
 
-  /** One entry of the call's audit trail: a type of the catalog (lib/call-events.ts) with its data. */
+  /**
+   * One entry of the call's audit trail: a type of the catalog (lib/call-events.ts) with its data. The types a
+   * tenant's systems hear about (transfers, see webhookOf) are published in the same transaction.
+   */
   async event<T extends CallEventType>(tenantId: string, callId: string, type: T, data: CallEventData<T>): Promise<void> {
-    await this.db.insert(callEvents).values({ tenantId, callId, type, extraData: data as Record<string, unknown> });
+    const publish = webhookOf(type, data);
+    if (!publish) await this.insertEvent(this.db, tenantId, callId, type, data);
+    else
+      await this.db.transaction(async (tx) => {
+        await this.insertEvent(tx, tenantId, callId, type, data);
+        await publish(tx, tenantId, callId);
+      });
+  }
+
+  private async insertEvent(db: Executor, tenantId: string, callId: string, type: CallEventType, data: object): Promise<void> {
+    await db.insert(callEvents).values({ tenantId, callId, type, extraData: data as Record<string, unknown> });
+    // Heard as written, before a surrounding transaction commits: only a payload the webhook catalog refuses (a bug)
+    // rolls one back, and a metric counted once too often is the lesser harm than threading hooks through commits.
+    this.observer?.callEvent(tenantId, type, data);
   }
 
   /**
@@ -223,27 +288,34 @@ export class CallService {
    * end can arrive before the session has written its last turn.
    */
   async end(tenantId: string, callId: string, status: CallStatus, reason: string, durationMs?: number): Promise<Call | undefined> {
-    const summary = await this.metricsSummary(callId);
-    const [row] = await this.db
-      .update(calls)
-      .set({
-        status,
-        endedAt: new Date(),
-        durationMs:
-          durationMs === undefined
-            ? sql`(extract(epoch from (now() - coalesce(${calls.answeredAt}, ${calls.startedAt}, ${calls.createdAt}))) * 1000)::int`
-            : Math.round(durationMs),
-        metrics: summary,
-      })
-      .where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId), sql`${calls.endedAt} is null`))
-      .returning();
-    if (row) await this.event(tenantId, callId, 'call.ended', { status, reason });
-    else
-      await this.db
+    // One transaction: the end, its audit entry and its `call.ended` webhook event are stored together or not at all.
+    // The `ended_at is null` condition makes the end (and so the webhook event) happen once, however often it comes.
+    return this.db.transaction(async (tx) => {
+      const { summary, turnCount } = await this.turnStats(tx, callId);
+      const [row] = await tx
         .update(calls)
-        .set({ metrics: summary })
-        .where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId)));
-    return row;
+        .set({
+          status,
+          endedAt: new Date(),
+          durationMs:
+            durationMs === undefined
+              ? sql`(extract(epoch from (now() - coalesce(${calls.answeredAt}, ${calls.startedAt}, ${calls.createdAt}))) * 1000)::int`
+              : Math.round(durationMs),
+          metrics: summary,
+        })
+        .where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId), sql`${calls.endedAt} is null`))
+        .returning();
+      if (!row) {
+        await tx
+          .update(calls)
+          .set({ metrics: summary })
+          .where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId)));
+        return undefined;
+      }
+      await this.insertEvent(tx, tenantId, callId, 'call.ended', { status, reason });
+      await publishEvent(tx, tenantId, 'call.ended', endedPayload(row, reason, turnCount), { callId });
+      return row;
+    });
   }
 
   /**
@@ -251,7 +323,11 @@ export class CallService {
    * request leaves no empty session behind.
    */
   async discard(tenantId: string, callId: string): Promise<void> {
-    await this.db.delete(calls).where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId)));
+    // Its webhook events (call.started, the greeting's turn) go too: the tenant never hears of a session that is not.
+    await this.db.transaction(async (tx) => {
+      await tx.delete(webhookEvents).where(and(eq(webhookEvents.tenantId, tenantId), eq(webhookEvents.callId, callId)));
+      await tx.delete(calls).where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId)));
+    });
   }
 
   /** Marks live calls as seen now (the heartbeat of the instance running their audio; a chat message). */
@@ -276,55 +352,65 @@ export class CallService {
   ): Promise<{ id: string; tenantId: string; reason: StaleReason }[]> {
     const before = (ms: number) => new Date(now.getTime() - ms);
     const chat = sql`${calls.direction} = 'chat'`;
-    const rows = await this.db
-      .update(calls)
-      .set({
-        status: sql`case when ${chat} then 'completed' else 'failed' end`,
-        endedAt: now,
-        // Up to when it was last seen: what happened after is not known.
-        durationMs: sql`greatest(0, extract(epoch from (coalesce(${calls.lastSeenAt}, ${calls.createdAt}) - coalesce(${calls.answeredAt}, ${calls.startedAt}, ${calls.createdAt}))) * 1000)::int`,
-      })
-      .where(
-        and(
-          isNull(calls.endedAt),
-          or(
-            and(chat, sql`coalesce(${calls.lastSeenAt}, ${calls.createdAt}) < ${before(limits.chatIdleMs).toISOString()}::timestamptz`),
-            and(sql`not (${chat})`, isNull(calls.lastSeenAt), lt(calls.createdAt, before(limits.connectTimeoutMs))),
-            and(sql`not (${chat})`, lt(calls.lastSeenAt, before(limits.lostAfterMs))),
-          ),
-        ),
-      )
-      .returning({
-        id: calls.id,
-        tenantId: calls.tenantId,
-        direction: calls.direction,
-        lastSeenAt: calls.lastSeenAt,
-        status: calls.status,
-      });
-    const ended = rows.map((r) => ({
-      id: r.id,
-      tenantId: r.tenantId,
-      status: r.status as CallStatus,
-      reason: (r.direction === 'chat' ? 'idle' : r.lastSeenAt ? 'instance_lost' : 'no_media') as StaleReason,
-    }));
-    for (const r of ended) {
-      await this.event(r.tenantId, r.id, 'call.ended', { status: r.status, reason: r.reason, detail: STALE_DETAIL[r.reason] });
-      await this.db
+    // One transaction: each call's end, audit entry and `call.ended` webhook event are stored together or not at all.
+    return this.db.transaction(async (tx) => {
+      const rows = await tx
         .update(calls)
-        .set({ metrics: await this.metricsSummary(r.id) })
-        .where(eq(calls.id, r.id));
-    }
-    return ended.map(({ id, tenantId, reason }) => ({ id, tenantId, reason }));
+        .set({
+          status: sql`case when ${chat} then 'completed' else 'failed' end`,
+          endedAt: now,
+          // Up to when it was last seen: what happened after is not known.
+          durationMs: sql`greatest(0, extract(epoch from (coalesce(${calls.lastSeenAt}, ${calls.createdAt}) - coalesce(${calls.answeredAt}, ${calls.startedAt}, ${calls.createdAt}))) * 1000)::int`,
+        })
+        .where(
+          and(
+            isNull(calls.endedAt),
+            or(
+              and(chat, sql`coalesce(${calls.lastSeenAt}, ${calls.createdAt}) < ${before(limits.chatIdleMs).toISOString()}::timestamptz`),
+              and(sql`not (${chat})`, isNull(calls.lastSeenAt), lt(calls.createdAt, before(limits.connectTimeoutMs))),
+              and(sql`not (${chat})`, lt(calls.lastSeenAt, before(limits.lostAfterMs))),
+            ),
+          ),
+        )
+        .returning();
+      const ended = rows.map((r) => ({
+        row: r,
+        reason: (r.direction === 'chat' ? 'idle' : r.lastSeenAt ? 'instance_lost' : 'no_media') as StaleReason,
+      }));
+      for (const { row, reason } of ended) {
+        const detail = STALE_DETAIL[reason];
+        const { summary, turnCount } = await this.turnStats(tx, row.id);
+        await tx.update(calls).set({ metrics: summary }).where(eq(calls.id, row.id));
+        await this.insertEvent(tx, row.tenantId, row.id, 'call.ended', { status: row.status as CallStatus, reason, detail });
+        await publishEvent(
+          tx,
+          row.tenantId,
+          'call.ended',
+          { ...endedPayload({ ...row, metrics: summary }, reason, turnCount), detail },
+          { callId: row.id },
+        );
+      }
+      return ended.map(({ row, reason }) => ({ id: row.id, tenantId: row.tenantId, reason }));
+    });
   }
 
-  /** Points the call at its stored recording (a call resumed after a restart replaces it with its own). */
-  async setRecording(tenantId: string, callId: string, key: string, durationMs: number | null): Promise<void> {
-    const rows = await this.db
-      .update(calls)
-      .set({ recordingKey: key, recordingMs: durationMs === null ? null : Math.round(durationMs) })
-      .where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId)))
-      .returning({ id: calls.id });
-    if (!rows.length) throw notFound('Call');
+  /**
+   * Points the call at its stored recording (a call resumed after a restart replaces it with its own), with the
+   * audit entry that says so (`stored`) and the `recording.ready` webhook event, in one transaction: the recording
+   * is downloadable from the moment the event exists.
+   */
+  async setRecording(tenantId: string, callId: string, key: string, durationMs: number | null, stored?: RecordingStored): Promise<void> {
+    const ms = durationMs === null ? null : Math.round(durationMs);
+    await this.db.transaction(async (tx) => {
+      const rows = await tx
+        .update(calls)
+        .set({ recordingKey: key, recordingMs: ms })
+        .where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId)))
+        .returning({ id: calls.id });
+      if (!rows.length) throw notFound('Call');
+      if (stored) await this.insertEvent(tx, tenantId, callId, stored.type, stored.data);
+      await publishEvent(tx, tenantId, 'recording.ready', { call_id: callId, duration_ms: ms }, { callId });
+    });
   }
 
   async list(tenantId: string, page: { limit: number; offset: number }, filter: { direction?: CallDirection } = {}) {
@@ -383,18 +469,78 @@ export class CallService {
 
   /** p50 and max of each per-turn metric: what the call list shows without reading every turn. */
   async metricsSummary(callId: string): Promise<Record<string, { p50: number; max: number; n: number }>> {
-    const turns = await this.db
-      .select({ metrics: callTranscripts.metrics })
-      .from(callTranscripts)
-      .where(eq(callTranscripts.callId, callId));
+    return (await this.turnStats(this.db, callId)).summary;
+  }
+
+  /** The metrics summary and the number of stored turns, read with the executor given (a transaction's). */
+  private async turnStats(db: Executor, callId: string): Promise<{ summary: MetricsSummary; turnCount: number }> {
+    const turns = await db.select({ metrics: callTranscripts.metrics }).from(callTranscripts).where(eq(callTranscripts.callId, callId));
     const byName = new Map<string, number[]>();
     for (const t of turns)
       for (const [k, v] of Object.entries(t.metrics)) if (Number.isFinite(v)) byName.set(k, [...(byName.get(k) ?? []), v]);
-    return Object.fromEntries(
+    const summary = Object.fromEntries(
       [...byName].map(([k, xs]) => {
         const sorted = xs.sort((a, b) => a - b);
         return [k, { p50: sorted[Math.floor((sorted.length - 1) / 2)]!, max: sorted.at(-1)!, n: sorted.length }];
       }),
     );
+    return { summary, turnCount: turns.length };
+  }
+}
+
+type MetricsSummary = Record<string, { p50: number; max: number; n: number }>;
+
+/** The audit entry of a stored recording: ours (saved, or recovered at start-up) or LiveKit Egress's. */
+export type RecordingStored =
+  | { type: 'recording.saved'; data: CallEventData<'recording.saved'> }
+  | { type: 'recording.recovered'; data: CallEventData<'recording.recovered'> };
+
+/** The `call.ended` webhook payload of a call row just ended. */
+function endedPayload(row: Call, reason: string, turnCount: number): WebhookEventData<'call.ended'> {
+  return {
+    call_id: row.id,
+    direction: row.direction,
+    status: row.status,
+    reason,
+    from: row.fromNumber,
+    to: row.toNumber,
+    started_at: row.startedAt?.toISOString() ?? null,
+    answered_at: row.answeredAt?.toISOString() ?? null,
+    ended_at: (row.endedAt ?? new Date()).toISOString(),
+    duration_ms: row.durationMs,
+    turn_count: turnCount,
+    metrics: row.metrics,
+    recording_available: row.recordingKey !== null,
+  };
+}
+
+/**
+ * The webhook event a call event causes, if any. The audit trail's transfer events map onto the webhook catalog's:
+ * - `transfer.requested` (the agent or the API asked for it) -> `transfer.started`;
+ * - `transfer.connected` (Twilio dials the number in the agent's place: the caller is handed over) -> `transfer.completed`;
+ * - `transfer.failed` (the hand-over to Twilio failed) -> `transfer.failed`.
+ * `recording.ready` is published by setRecording, and call.started/call.ended where the call is made and ended.
+ */
+function webhookOf<T extends CallEventType>(
+  type: T,
+  data: CallEventData<T>,
+): ((tx: Executor, tenantId: string, callId: string) => Promise<unknown>) | undefined {
+  switch (type) {
+    case 'transfer.requested': {
+      const d = data as CallEventData<'transfer.requested'>;
+      return (tx, tenantId, callId) =>
+        publishEvent(tx, tenantId, 'transfer.started', { call_id: callId, to: d.to, reason: d.reason }, { callId });
+    }
+    case 'transfer.connected': {
+      const d = data as CallEventData<'transfer.connected'>;
+      return (tx, tenantId, callId) => publishEvent(tx, tenantId, 'transfer.completed', { call_id: callId, to: d.to }, { callId });
+    }
+    case 'transfer.failed': {
+      const d = data as CallEventData<'transfer.failed'>;
+      return (tx, tenantId, callId) =>
+        publishEvent(tx, tenantId, 'transfer.failed', { call_id: callId, to: d.to, error: d.error }, { callId });
+    }
+    default:
+      return undefined;
   }
 }

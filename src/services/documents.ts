@@ -1,6 +1,6 @@
 // The knowledge base's documents: upload (checked cheaply at once), list, read, replace, delete, and re-queueing
 // when the tenant changes embedding model. Ingestion itself runs in rag/ingestion.ts, off the request path.
-import { and, count, desc, eq, exists, like, ne, sql } from 'drizzle-orm';
+import { and, count, desc, eq, exists, inArray, like, ne, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { storeParts } from '../db/document-parts.js';
 import { documentParts, documents } from '../db/schema.js';
@@ -145,6 +145,17 @@ export class DocumentService {
    * Documents embedded by an earlier version of the local embedder: their vectors no longer match the queries
    * the current version embeds, so they are embedded again (run at start-up, after an upgrade).
    */
+  /** Every tenant's documents waiting for ingestion or being ingested, by status (the operator metrics). */
+  async queueDepth(): Promise<{ status: string; count: number }[]> {
+    const rows = await this.db
+      .select({ status: documents.status, count: count() })
+      .from(documents)
+      .where(inArray(documents.status, ['pending', 'processing']))
+      .groupBy(documents.status);
+    // Both statuses always reported, 0 included, so a dashboard's series does not vanish when the queue is empty.
+    return (['pending', 'processing'] as const).map((status) => ({ status, count: rows.find((r) => r.status === status)?.count ?? 0 }));
+  }
+
   async requeueRetiredLocalModels(currentModel: string): Promise<number> {
     const rows = await this.db
       .update(documents)

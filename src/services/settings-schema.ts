@@ -153,6 +153,39 @@ const toolsSchema = z
       '({"configured": true, ...}) to keep its stored value.',
   );
 
+/** The outcomes an analysis chooses from when the tenant names none of its own. */
+export const DEFAULT_OUTCOMES = ['resolved', 'transferred', 'voicemail', 'abandoned', 'failed'] as const;
+/** A tenant's extraction schema as JSON text: bounded, so a prompt and a stored settings row stay small. */
+const MAX_EXTRACTION_SCHEMA_CHARS = 20_000;
+
+/** Post-call analysis (analysis/): summary, outcome, success against the rubric, fields into the tenant's schema. */
+export const analysisSchema = z.strictObject({
+  /** Off by default: an analysis with a cloud model spends the tenant's tokens on every call. */
+  enabled: z.boolean().default(false),
+  /** The tenant's own outcomes (null: resolved, transferred, voicemail, abandoned, failed). */
+  outcomes: z
+    .array(z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'must be 1 to 64 lowercase letters, digits or _, starting with a letter'))
+    .min(1)
+    .max(20)
+    .refine((o) => new Set(o).size === o.length, 'outcomes must be unique')
+    .nullable()
+    .default(null),
+  /** What a successful call is, in the tenant's words; the model judges the conversation against it. */
+  rubric: z.string().trim().max(4_000).nullable().default(null),
+  /**
+   * The fields to extract (a JSON Schema object of the subset tools use: at most 5 levels, 50 properties per
+   * object). Given in a PUT, it replaces the stored schema whole; null or absent: nothing is extracted.
+   */
+  extraction_schema: toolParametersSchema
+    .refine(
+      (s) => JSON.stringify(s).length <= MAX_EXTRACTION_SCHEMA_CHARS,
+      `must be at most ${MAX_EXTRACTION_SCHEMA_CHARS} characters as JSON`,
+    )
+    // Optional rather than defaulting to null: the GET form is derived through the schema's preprocess only so.
+    .nullable()
+    .optional(),
+});
+
 /**
  * THE tenant settings: every key, its limits and its default. A key added here is accepted by the PUT, stored,
  * and shown by the GET (test/settings-roundtrip.test.ts checks it).
@@ -171,6 +204,7 @@ export const tenantSettingsSchema = z.strictObject({
   providers: providersSchema.prefault({}),
   provider_keys: providerKeysSchema.prefault({}),
   tools: toolsSchema.default([]),
+  analysis: analysisSchema.prefault({}),
 });
 
 /** The settings as stored and used: defaults filled, secrets sealed. */
@@ -180,6 +214,7 @@ export type StoredTenantSettings = z.input<typeof tenantSettingsSchema>;
 export type RagSettings = TenantSettings['rag'];
 export type CallSettings = TenantSettings['call'];
 export type ProviderSettings = TenantSettings['providers'];
+export type AnalysisSettings = TenantSettings['analysis'];
 /** A tool as stored: header values sealed. */
 export type StoredTool = TenantSettings['tools'][number];
 /** A tenant's tool with its header values in clear: only where the tool is called (`forProviders`), never in a response. */

@@ -55,7 +55,10 @@ export class SettingsService {
         provider_keys: patch.provider_keys && this.sealKeys(patch.provider_keys),
         tools: patch.tools && this.sealTools(patch.tools, current.tools),
       };
-      const next = tenantSettingsSchema.parse(deepMerge(current, sealedPatch));
+      const merged = deepMerge(current, sealedPatch) as { analysis: Record<string, unknown> };
+      // A JSON Schema is one value, not settings to merge key by key: given, it replaces the stored one whole.
+      if (patch.analysis?.extraction_schema !== undefined) merged.analysis.extraction_schema = patch.analysis.extraction_schema;
+      const next = tenantSettingsSchema.parse(merged);
       const values = {
         agentName: next.agent_name,
         systemPrompt: next.system_prompt,
@@ -66,6 +69,7 @@ export class SettingsService {
         providers: next.providers,
         providerKeys: next.provider_keys,
         tools: next.tools,
+        analysis: next.analysis,
       };
       const [saved] = row
         ? await tx.update(tenantConfigs).set(values).where(eq(tenantConfigs.id, row.id)).returning()
@@ -173,6 +177,7 @@ function settingsOf(row: Row | undefined): TenantSettings {
     providers: row.providers,
     provider_keys: row.providerKeys,
     tools: row.tools,
+    analysis: row.analysis,
   });
 }
 

@@ -1,7 +1,7 @@
-// Platform administration: list tenants with their counts, suspend and reactivate.
+// Platform administration: list tenants with their counts, suspend and reactivate, set their limits.
 import { asc, count, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { apiKeys, calls, documents, phoneNumbers, tenants, users } from '../db/schema.js';
+import { apiKeys, calls, documents, phoneNumbers, tenantLimits, tenants, users } from '../db/schema.js';
 import { notFound } from '../lib/errors.js';
 
 // Columns are written qualified by hand: inside a correlated subquery Drizzle would print bare names, and
@@ -48,4 +48,25 @@ export class TenantAdminService {
     if (rows.length === 0) throw notFound('Tenant');
     return this.get(id);
   }
+
+  /** The caps the platform admin set for the tenant (null: the platform default applies). */
+  async limits(id: string): Promise<TenantLimits> {
+    const [row] = await this.db.select().from(tenantLimits).where(eq(tenantLimits.tenantId, id));
+    return { maxConcurrentCalls: row?.maxConcurrentCalls ?? null };
+  }
+
+  /** Sets the given caps (null: back to the platform default); the ones not given are kept. */
+  async setLimits(id: string, patch: Partial<TenantLimits>): Promise<TenantLimits> {
+    await this.get(id);
+    await this.db
+      .insert(tenantLimits)
+      .values({ tenantId: id, ...patch })
+      .onConflictDoUpdate({ target: tenantLimits.tenantId, set: { ...patch, updatedAt: new Date() } });
+    return this.limits(id);
+  }
+}
+
+export interface TenantLimits {
+  /** Concurrent calls across every instance; null: MAX_LIVE_CALLS_PER_TENANT. */
+  maxConcurrentCalls: number | null;
 }

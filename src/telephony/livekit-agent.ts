@@ -82,7 +82,7 @@ export class LiveKitAgent {
     try {
       if (!callId) {
         await this.deps.usage?.assertWithinBudget(tenantId);
-        lease = this.deps.admission.admit(tenantId, 'inbound');
+        lease = await this.deps.admission.admit(tenantId, 'inbound');
       }
     } catch (err) {
       if (!isRefusal(err) && !(err instanceof AppError && err.code === 'budget_exceeded')) throw err;
@@ -107,9 +107,10 @@ export class LiveKitAgent {
     if (refused) {
       // Closing the room hangs the phone up; the tenant sees the call it missed and why.
       this.deps.log.warn({ tenantId, room, code: refused.code }, 'a phone call into a SIP room was refused');
-      const budget = refused.code === 'budget_exceeded';
-      if (budget) await this.deps.calls.event(tenantId, call.id, 'call.refused', { reason: 'budget_exceeded' });
-      await this.deps.calls.end(tenantId, call.id, budget ? 'failed' : 'busy', `${refused.code}: ${refused.message}`);
+      await this.deps.calls.event(tenantId, call.id, 'call.refused', { reason: refused.code });
+      // At a monthly cap the call fails; with all lines busy it is `busy`, like a phone call refused at the webhook.
+      const status = refused.code === 'budget_exceeded' ? 'failed' : 'busy';
+      await this.deps.calls.end(tenantId, call.id, status, `${refused.code}: ${refused.message}`);
       await this.closeRoom(lk, tenantId, room);
       return call.id;
     }

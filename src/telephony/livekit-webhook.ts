@@ -108,13 +108,15 @@ export class LiveKitWebhook {
     // recording, downloadable like any other. Elsewhere (Egress's own disk) it is only named in the event.
     const key = egressRecordingKey(tenantId, callId);
     const stored = this.deps.recordingsInBucket && egress.fileResults.some((f) => f.filename === key);
-    if (stored) await calls.setRecording(tenantId, callId, key, durationMs);
-    await calls.event(tenantId, callId, 'recording.saved', {
+    const saved = {
       egress_id: egress.egressId,
       ...(file?.location && { location: file.location }),
       ...(file?.filename && { filename: file.filename }),
       ...(durationMs !== null && { duration_ms: durationMs }),
       downloadable: stored,
-    });
+    };
+    // Only a file in our bucket is the tenant's `recording.ready` (downloadable), published with the key and the entry.
+    if (stored) await calls.setRecording(tenantId, callId, key, durationMs, { type: 'recording.saved', data: saved });
+    else await calls.event(tenantId, callId, 'recording.saved', saved);
   }
 }

@@ -142,12 +142,13 @@ export class Telephony {
       }
       let lease: Lease;
       try {
-        lease = this.admission.admit(found.tenantId, 'inbound');
+        lease = await this.admission.admit(found.tenantId, 'inbound');
       } catch (err) {
         if (!isRefusal(err)) throw err;
         // The caller is told, and the tenant sees the call it missed and why.
         this.log.warn({ tenantId: found.tenantId, code: err.code }, 'inbound call refused: all lines busy');
         const refused = await this.calls.open(found.tenantId, inbound);
+        await this.calls.event(found.tenantId, refused.id, 'call.refused', { reason: err.code });
         await this.calls.end(found.tenantId, refused.id, 'busy', `${err.code}: ${err.message}`);
         return sayAndHangup(ALL_LINES_BUSY);
       }
@@ -306,7 +307,7 @@ export class Telephony {
     if (!from) throw new AppError('no_phone_number', 'Register a phone number first: outbound calls need a number to call from');
     if (!from.isActive) throw new AppError('phone_number_inactive', 'That phone number is not active');
     await this.usage?.assertWithinBudget(tenantId);
-    const lease = this.admission.admit(tenantId, 'outbound');
+    const lease = await this.admission.admit(tenantId, 'outbound');
     let call: Call;
     try {
       call = await this.calls.open(tenantId, {
@@ -345,7 +346,7 @@ export class Telephony {
   /** A browser call: the call row and the token its websocket presents. */
   async startWebCall(tenantId: string, userId: string | undefined, overrides: AgentOverrides | undefined) {
     await this.usage?.assertWithinBudget(tenantId);
-    const lease = this.admission.admit(tenantId, 'web');
+    const lease = await this.admission.admit(tenantId, 'web');
     let call: Call;
     try {
       call = await this.calls.start(tenantId, { direction: 'web', userId, overrides });

@@ -166,11 +166,12 @@ export class VoiceCalls {
     let lease: Lease;
     try {
       // (A chat session never runs here; its kind would not matter.)
-      lease = this.admission.claim(callId) ?? this.admission.admit(tenantId, call.direction === 'chat' ? 'web' : call.direction);
+      lease = this.admission.claim(callId) ?? (await this.admission.admit(tenantId, call.direction === 'chat' ? 'web' : call.direction));
     } catch (err) {
       if (!isRefusal(err)) throw err;
       log.warn({ code: err.code }, 'call refused as its media connected: no place on this instance');
       await transport.close(ALL_LINES_BUSY).catch(() => undefined);
+      await this.calls.event(tenantId, callId, 'call.refused', { reason: err.code });
       await this.calls.end(tenantId, callId, 'busy', `${err.code}: ${err.message}`);
       return { status: 'busy', reason: err.code };
     }
@@ -351,13 +352,9 @@ export class VoiceCalls {
         if (stored) recording = await mergeRecordings(stored, recording.file);
         const key = recordingKey(tenantId, callId);
         await this.recordings.put(key, recording.file, 'audio/wav');
-        await this.calls.setRecording(tenantId, callId, key, recording.durationMs);
-        await this.calls.event(tenantId, callId, event, {
-          duration_ms: recording.durationMs,
-          bytes: recording.bytes,
-          ...data,
-          ...(stored ? { merged: true } : {}),
-        });
+        // The key, its audit entry and the tenant's `recording.ready` are stored together.
+        const saved = { duration_ms: recording.durationMs, bytes: recording.bytes, ...data, ...(stored ? { merged: true as const } : {}) };
+        await this.calls.setRecording(tenantId, callId, key, recording.durationMs, { type: event, data: saved });
       } catch (err) {
         log.error({ err }, 'recording could not be stored');
         await this.calls

@@ -1,10 +1,12 @@
 // A local fake of Anthropic's Messages API speaking the real wire protocol: the key (x-api-key or Bearer) and
 // anthropic-version headers, the error envelope with request-id, and streaming as server-sent events where every event has both an
 // `event:` line and a `data:` line (message_start, content blocks with text and input_json deltas, ping,
-// message_delta, message_stop). It rejects what the real service rejects.
+// message_delta, message_stop). `tool_choice` as the API takes it (auto, any, none, or one named tool, which then is
+// all the answer holds). It rejects what the real service rejects.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { listenLocal, type LocalServer } from './local-server.js';
+import { valueOf } from './openai.js';
 
 export interface AnthropicScript {
   text?: string;
@@ -96,7 +98,30 @@ export class FakeAnthropic {
         return invalid('tools: each tool needs a valid name and an object input_schema');
     }
 
+    const toolChoice = body.tool_choice as Record<string, unknown> | undefined;
+    let forced: string | undefined;
+    if (toolChoice !== undefined) {
+      const tools = (body.tools as { name: string }[] | undefined) ?? [];
+      if (!toolChoice || typeof toolChoice !== 'object' || !['auto', 'any', 'tool', 'none'].includes(toolChoice.type as string))
+        return invalid("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'");
+      if (toolChoice.type !== 'none' && tools.length === 0) return invalid('tool_choice may only be specified while providing tools.');
+      if (toolChoice.type === 'tool') {
+        if (typeof toolChoice.name !== 'string') return invalid('tool_choice.tool.name: Field required');
+        if (!tools.some((t) => t.name === toolChoice.name))
+          return invalid(`tool_choice.name: Tool '${toolChoice.name}' not found in tools`);
+        forced = toolChoice.name;
+      }
+    }
+
     const script = this.script(body);
+    if (forced) {
+      // A forced tool: the answer is that one tool call (no text before it), its input from the script or a
+      // value of the tool's input_schema.
+      const tool = (body.tools as { name: string; input_schema: Record<string, unknown> }[]).find((t) => t.name === forced)!;
+      const scripted = script.toolCalls?.find((c) => c.name === forced);
+      script.text = undefined;
+      script.toolCalls = [{ name: forced, arguments: scripted?.arguments ?? (valueOf(tool.input_schema) as Record<string, unknown>) }];
+    }
     const id = `msg_${randomUUID().replace(/-/g, '').slice(0, 24)}`;
     const calls = (script.toolCalls ?? []).map((c) => ({ id: `toolu_${randomUUID().replace(/-/g, '').slice(0, 24)}`, ...c }));
     const stop = calls.length ? 'tool_use' : 'end_turn';

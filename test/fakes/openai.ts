@@ -1,7 +1,8 @@
 // A local fake of OpenAI's HTTP API speaking the real wire protocol: Bearer auth, JSON bodies, the error
 // envelope, x-request-id, Retry-After; embeddings (base64 float32 little-endian, vectors from LocalEmbedder so
 // similarity is meaningful) and chat completions (streamed as server-sent events exactly like the API:
-// role chunk, content deltas, tool-call fragments by index, finish_reason, the usage chunk, [DONE]).
+// role chunk, content deltas, tool-call fragments by index, finish_reason, the usage chunk, [DONE]); structured outputs
+// (`response_format` json_schema, its strict-mode rules on the schema, the answer as JSON text in `content`).
 // It rejects what the real service rejects.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -26,6 +27,8 @@ export interface ScriptedFailure {
 export interface ChatScript {
   text?: string;
   toolCalls?: { name: string; arguments: Record<string, unknown> }[];
+  /** A structured-output request's answer (sent as JSON text); by default a value of the requested schema. */
+  json?: unknown;
 }
 
 const CHAT_MODELS = new Set(['gpt-4o-mini', 'gpt-4o', 'gpt-4.1', 'gpt-4.1-mini', 'gpt-4.1-nano', 'gpt-5-mini']);
@@ -223,8 +226,11 @@ export class FakeOpenAI {
     }
     if (streamOptions !== undefined && stream !== true)
       return invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.", 'stream_options');
+    const format = checkResponseFormat(body.response_format, messages as { content?: unknown }[]);
+    if (format.error) return fail(400, format.error.message, 'invalid_request_error', format.error.code, format.error.param);
 
     const script = this.chatScript(body);
+    if (format.schema) script.text = JSON.stringify(script.json !== undefined ? script.json : valueOf(format.schema));
     const id = `chatcmpl-${randomUUID().replace(/-/g, '').slice(0, 24)}`;
     const created = Math.floor(Date.now() / 1000);
     const calls = (script.toolCalls ?? []).map((c) => ({ id: `call_${randomUUID().replace(/-/g, '').slice(0, 24)}`, ...c }));
@@ -295,5 +301,106 @@ export class FakeOpenAI {
     send([{ index: 0, delta: {}, logprobs: null, finish_reason: finishReason }]);
     if (includeUsage) send([], { usage });
     res.end('data: [DONE]\n\n');
+  }
+}
+
+type FormatCheck = { error?: { message: string; param: string; code: string | null }; schema?: Record<string, unknown> };
+
+/**
+ * `response_format` as the API checks it: text, json_object (the messages must mention JSON) or json_schema (a name
+ * of letters, digits, _ and -; a schema object; with `strict`, an object at the root, and on every object
+ * `additionalProperties: false` and every property in `required`).
+ */
+function checkResponseFormat(format: unknown, messages: { content?: unknown }[]): FormatCheck {
+  if (format === undefined) return {};
+  const f = format as Record<string, unknown>;
+  const err = (message: string, param: string, code: string | null = 'invalid_value') => ({ error: { message, param, code } });
+  if (!f || typeof f !== 'object' || !['text', 'json_object', 'json_schema'].includes(f.type as string))
+    return err(
+      `Invalid value: '${String(f?.type)}'. Supported values are: 'json_object', 'json_schema', and 'text'.`,
+      'response_format.type',
+    );
+  if (f.type === 'text') return {};
+  if (f.type === 'json_object') {
+    const mentions = messages.some((m) => typeof m.content === 'string' && /json/i.test(m.content));
+    return mentions
+      ? { schema: { type: 'object', properties: {} } }
+      : err("'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.", 'messages', null);
+  }
+  const js = f.json_schema as Record<string, unknown> | undefined;
+  if (!js || typeof js !== 'object')
+    return err("Missing required parameter: 'response_format.json_schema'.", 'response_format.json_schema', 'missing_required_parameter');
+  if (typeof js.name !== 'string')
+    return err(
+      "Missing required parameter: 'response_format.json_schema.name'.",
+      'response_format.json_schema.name',
+      'missing_required_parameter',
+    );
+  if (!/^[a-zA-Z0-9_-]{1,64}$/.test(js.name))
+    return err(
+      "Invalid 'response_format.json_schema.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+      'response_format.json_schema.name',
+    );
+  const schema = js.schema as Record<string, unknown> | undefined;
+  if (schema !== undefined && (typeof schema !== 'object' || schema === null || Array.isArray(schema)))
+    return err(
+      "Invalid type for 'response_format.json_schema.schema': expected an object.",
+      'response_format.json_schema.schema',
+      'invalid_type',
+    );
+  if (js.strict === true) {
+    const bad = (why: string) => err(`Invalid schema for response_format '${js.name}': ${why}`, 'response_format', null);
+    if (!schema || schema.type !== 'object')
+      return bad(`schema must be a JSON Schema of 'type: "object"', got 'type: "${String(schema?.type)}"'.`);
+    const problem = strictProblem(schema, []);
+    if (problem) return bad(problem);
+  }
+  return { schema: schema ?? { type: 'object', properties: {} } };
+}
+
+/** The first rule of strict mode `s` breaks, in the API's words (context = the path to the offending schema). */
+function strictProblem(s: Record<string, unknown>, path: string[]): string | undefined {
+  const context = `In context=(${path.map((p) => `'${p}'`).join(', ')}${path.length === 1 ? ',' : ''})`;
+  const types = Array.isArray(s.type) ? (s.type as string[]) : [s.type as string];
+  if (types.includes('object')) {
+    if (s.additionalProperties !== false) return `${context}, 'additionalProperties' is required to be supplied and to be false.`;
+    const props = (s.properties ?? {}) as Record<string, Record<string, unknown>>;
+    const required = Array.isArray(s.required) ? (s.required as string[]) : undefined;
+    const missing = Object.keys(props).find((k) => !required?.includes(k));
+    if (missing !== undefined)
+      return `${context}, 'required' is required to be supplied and to be an array including every key in properties. Missing '${missing}'.`;
+    for (const [k, v] of Object.entries(props)) {
+      const p = strictProblem(v, [...path, 'properties', k]);
+      if (p) return p;
+    }
+  }
+  if (types.includes('array') && s.items && typeof s.items === 'object')
+    return strictProblem(s.items as Record<string, unknown>, [...path, 'items']);
+  return undefined;
+}
+
+/** A value of schema `s`: what the model answers when a test does not script one (nullable fields null). */
+export function valueOf(s: Record<string, unknown>): unknown {
+  const types = Array.isArray(s.type) ? (s.type as string[]) : [s.type as string];
+  if (types.includes('null')) return null;
+  if (Array.isArray(s.enum)) return s.enum[0];
+  switch (types[0]) {
+    case 'object':
+      return Object.fromEntries(
+        Object.entries((s.properties ?? {}) as Record<string, Record<string, unknown>>)
+          .filter(([k]) => !Array.isArray(s.required) || (s.required as string[]).includes(k))
+          .map(([k, v]) => [k, valueOf(v)]),
+      );
+    case 'array':
+      return [];
+    case 'string':
+      return '';
+    case 'number':
+    case 'integer':
+      return 0;
+    case 'boolean':
+      return false;
+    default:
+      return null;
   }
 }

@@ -1,4 +1,4 @@
-// /api/v1/admin: platform administrators list tenants with counts, suspend and reactivate them.
+// /api/v1/admin: platform administrators list tenants with counts, suspend and reactivate them, set their limits.
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import type { App } from '../context.js';
@@ -72,5 +72,52 @@ export function adminRoutes(app: App, deps: Deps): void {
       },
     },
     async (request) => toView(await deps.tenantAdmin.setStatus(request.params.id, 'active')),
+  );
+
+  const limitsView = z.object({
+    max_concurrent_calls: z
+      .number()
+      .int()
+      .nullable()
+      .describe('Concurrent calls across every instance; null: the platform default (MAX_LIVE_CALLS_PER_TENANT).'),
+    effective: z.object({ max_concurrent_calls: z.number().int() }).describe('What applies now, defaults included.'),
+  });
+  const toLimits = (l: { maxConcurrentCalls: number | null }) => ({
+    max_concurrent_calls: l.maxConcurrentCalls,
+    effective: { max_concurrent_calls: l.maxConcurrentCalls ?? deps.config.calls.maxLivePerTenant },
+  });
+
+  app.get(
+    '/api/v1/admin/tenants/:id/limits',
+    {
+      config: { auth: 'platform_admin' },
+      schema: { ...common, summary: 'A tenant’s limits', params: idParams, response: { 200: limitsView, ...errorResponses } },
+    },
+    async (request) => {
+      await deps.tenantAdmin.get(request.params.id);
+      return toLimits(await deps.tenantAdmin.limits(request.params.id));
+    },
+  );
+
+  app.patch(
+    '/api/v1/admin/tenants/:id/limits',
+    {
+      config: { auth: 'platform_admin' },
+      schema: {
+        ...common,
+        summary: 'Set a tenant’s limits (null: back to the platform default); new calls past them are refused at once',
+        params: idParams,
+        body: z.strictObject({ max_concurrent_calls: z.number().int().min(0).max(100_000).nullable().optional() }),
+        response: { 200: limitsView, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { max_concurrent_calls } = request.body;
+      return toLimits(
+        await deps.tenantAdmin.setLimits(request.params.id, {
+          ...(max_concurrent_calls !== undefined && { maxConcurrentCalls: max_concurrent_calls }),
+        }),
+      );
+    },
   );
 }

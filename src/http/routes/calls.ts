@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { callEventView, LEGACY_CALL_EVENT_NAMES } from '../../lib/call-events.js';
+import type { CallAnalysis } from '../../services/call-analyses.js';
 import type { Call, CallEvent, Turn } from '../../services/calls.js';
 import type { App } from '../context.js';
 import { principalOf } from '../auth.js';
@@ -10,6 +11,7 @@ import { E164 } from '../../services/phone-numbers.js';
 import { agentOverridesSchema } from '../../services/settings-schema.js';
 import { BROWSER_STREAM_PATH } from '../../telephony/telephony.js';
 import { publicBaseUrl } from '../public-url.js';
+import { notFound } from '../../lib/errors.js';
 
 const direction = z.enum(['inbound', 'outbound', 'web', 'chat']);
 export const callView = z.object({
@@ -38,6 +40,50 @@ const toCall = (c: Call): z.infer<typeof callView> => ({
   duration_ms: c.durationMs,
   metrics: c.metrics as z.infer<typeof callView>['metrics'],
   created_at: c.createdAt.toISOString(),
+});
+
+/** The post-call analysis (analysis/): its job's state and, once done, the result. */
+const analysisView = z
+  .object({
+    status: z.enum(['queued', 'running', 'done', 'failed']),
+    /** openai, anthropic, openai_compatible or local (once done). */
+    engine: z.string().nullable(),
+    model: z.string().nullable(),
+    /** Why the last attempt failed (a provider's status, the model's answer not matching the schema). */
+    error: z.string().nullable(),
+    attempts: z.number().int(),
+    result: z
+      .object({
+        summary: z.string(),
+        outcome: z.string().nullable(),
+        success: z.object({ passed: z.boolean().nullable(), reason: z.string() }),
+        extracted: z.record(z.string(), z.unknown()),
+        /** True when the engine did only part of it (the local engine: no rubric, only the fields its rules find). */
+        partial: z.boolean(),
+        /** The extracted fields found. */
+        filled: z.array(z.string()),
+        notes: z.string().optional(),
+      })
+      .nullable(),
+    queued_at: z.string(),
+    completed_at: z.string().nullable(),
+  })
+  .meta({ id: 'CallAnalysis' });
+const toAnalysis = (a: CallAnalysis): z.infer<typeof analysisView> => ({
+  status: a.status,
+  engine: a.engine,
+  model: a.model,
+  error: a.error,
+  attempts: a.attempts,
+  result: a.status === 'done' ? (a.result as z.infer<typeof analysisView>['result']) : null,
+  queued_at: a.createdAt.toISOString(),
+  completed_at: iso(a.completedAt),
+});
+const callDetailView = callView.extend({
+  /** Null until the call has ended and its analysis was queued (tenants with analysis enabled, or a POST .../analysis). */
+  analysis: analysisView.nullable(),
+  /** What the call used and cost (services/usage.ts), written as it goes and complete once it has ended. */
+  ...callCostView.shape,
 });
 
 const turnView = z.object({
@@ -98,16 +144,54 @@ export function callRoutes(app: App, deps: Deps): void {
       config: { auth: 'tenant' },
       schema: {
         ...common,
-        summary: 'One call: status, timing, metrics summary, usage and cost',
+        summary: 'One call: status, timing, metrics summary, post-call analysis, usage and cost',
         params: idParams,
-        response: { 200: callView.extend(callCostView.shape), ...errorResponses },
+        response: { 200: callDetailView, ...errorResponses },
       },
     },
     async (request) => {
       const { tenantId } = principalOf(request);
       const call = await deps.calls.get(tenantId, request.params.id);
-      return { ...toCall(call), ...(await deps.usage.callCost(tenantId, call.id)) };
+      const [analysis, cost] = await Promise.all([deps.analyses.get(tenantId, call.id), deps.usage.callCost(tenantId, call.id)]);
+      return { ...toCall(call), analysis: analysis && toAnalysis(analysis), ...cost };
     },
+  );
+
+  app.get(
+    '/api/v1/calls/:id/analysis',
+    {
+      config: { auth: 'tenant' },
+      schema: {
+        ...common,
+        summary: 'The call’s post-call analysis: summary, outcome, success against the rubric, extracted fields',
+        description:
+          '404 when the call is not the tenant’s or has no analysis (yet): analysis runs after a call ends, for tenants with `analysis.enabled`.',
+        params: idParams,
+        response: { 200: analysisView, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const analysis = await deps.analyses.get(principalOf(request).tenantId, request.params.id);
+      if (!analysis) throw notFound('Analysis');
+      return toAnalysis(analysis);
+    },
+  );
+
+  app.post(
+    '/api/v1/calls/:id/analysis',
+    {
+      config: { auth: 'tenant_write' },
+      schema: {
+        ...common,
+        summary: 'Run the call’s analysis again (after changing the rubric, outcomes or extraction schema)',
+        description:
+          'Queues the analysis with the current settings (even when `analysis.enabled` is off); `call.analyzed` is sent again when it is done. 409 conflict while the call is live.',
+        params: idParams,
+        response: { 202: analysisView, ...errorResponses },
+      },
+    },
+    async (request, reply) =>
+      reply.status(202).send(toAnalysis(await deps.analyses.rerun(principalOf(request).tenantId, request.params.id))),
   );
 
   app.get(
@@ -150,7 +234,7 @@ export function callRoutes(app: App, deps: Deps): void {
         description:
           'From `from_number_id` (one of the tenant’s numbers) or the tenant’s oldest active number. `overrides` change the agent for this call only. ' +
           'The call starts `queued`; Twilio’s status callbacks move it on. 422 call_rejected when Twilio refuses the destination, 503 twilio_not_configured without Twilio. ' +
-          'Like every new call it needs a place: 429 too_many_calls past the tenant’s live calls (MAX_LIVE_CALLS_PER_TENANT), 503 calls_at_capacity past the instance’s (MAX_LIVE_CALLS), both with Retry-After.',
+          'Like every new call it needs a place: 429 concurrency_limit past the tenant’s concurrent calls across all instances (its cap set by the platform admin, else MAX_LIVE_CALLS_PER_TENANT), 503 calls_at_capacity past the instance’s (MAX_LIVE_CALLS), both with Retry-After.',
         body: z.strictObject({
           to: z.string().regex(E164, 'must be an E.164 number such as +14155550100'),
           from_number_id: z.uuid().optional(),
@@ -184,7 +268,7 @@ export function callRoutes(app: App, deps: Deps): void {
           'The token opens one websocket. Audio is taken in real time: up to 1.5 s ahead of the wall clock, the excess dropped; a client ' +
           'sending much faster, or flooding messages, gets `{"type":"error","error":{"code":"media_policy"}}` and close code 1008.' +
           ' ' +
-          '429 too_many_calls past the tenant’s live calls, 503 calls_at_capacity past the instance’s, both with Retry-After; a call whose websocket does not open in time ends `failed` (no media).',
+          '429 concurrency_limit past the tenant’s concurrent calls, 503 calls_at_capacity past the instance’s, both with Retry-After; a call whose websocket does not open in time ends `failed` (no media).',
         body: z.strictObject({ overrides: agentOverridesSchema.optional() }).nullish(),
         response: {
           201: z.object({

@@ -50,7 +50,7 @@ export async function liveKitRoutes(app: App, deps: HttpDeps): Promise<void> {
     const lk = liveKitOf(deps);
     // At a monthly cap: 402 budget_exceeded, before anything is created.
     await deps.usage.assertWithinBudget(tenantId);
-    const lease = deps.admission.admit(tenantId, 'web');
+    const lease = await deps.admission.admit(tenantId, 'web');
     const call = await deps.calls.start(tenantId, { direction: 'web', userId }).catch((err: unknown) => {
       lease.release();
       throw err;
@@ -129,7 +129,7 @@ export async function liveKitRoutes(app: App, deps: HttpDeps): Promise<void> {
       // The trunk's numbers are the caller ids its provider lets us present; wildcards and SIP users are not numbers.
       const fromNumber = trunk.numbers.find((n) => E164.test(n));
       await deps.usage.assertWithinBudget(p.tenantId);
-      const lease = deps.admission.admit(p.tenantId, 'outbound');
+      const lease = await deps.admission.admit(p.tenantId, 'outbound');
       const call = await deps.calls
         .open(p.tenantId, {
           direction: 'outbound',

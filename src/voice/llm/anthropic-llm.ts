@@ -132,7 +132,7 @@ function parseInput(json: string): Record<string, unknown> {
   }
 }
 
-function toProviderError(err: unknown): unknown {
+export function toProviderError(err: unknown): unknown {
   if (err instanceof ProviderError || err instanceof Anthropic.APIUserAbortError) return err;
   if (err instanceof Anthropic.APIConnectionError)
     return new ProviderError(

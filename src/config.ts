@@ -154,6 +154,8 @@ const envSchema = z.object({
   CALL_LEASE_SECONDS: int(30, 3, 3600),
   CHAT_IDLE_TIMEOUT_MINUTES: int(30, 1, 7 * 24 * 60),
   LOCAL_TTS_CONCURRENCY: int(4, 1, 256),
+  USAGE_MONTHLY_MINUTES_CAP: int(0, 0, 100_000_000),
+  USAGE_MONTHLY_SPEND_CAP_USD: z.preprocess(emptyToUndefined, z.coerce.number().min(0).max(1e9).default(0)),
 
   METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
   METRICS_TENANT_LABELS: optionalBool,
@@ -286,6 +288,11 @@ export interface Config {
   metrics: { token: string | undefined; tenantLabels: boolean };
   /** espeak-ng processes one instance runs at once; calls' sentences wait their turn beyond that. */
   localTtsConcurrency: number;
+  /**
+   * Every tenant's monthly caps unless the platform admin set its own (0: no cap): minutes of calls, and USD the
+   * platform bills (services/usage.ts). At a cap new calls are refused; calls in progress finish.
+   */
+  usage: { monthlyMinutesCap: number; monthlySpendCapUsd: number };
 }
 
 export type TrustProxy = false | number | string[];
@@ -399,6 +406,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     metrics: { token: e.METRICS_TOKEN, tenantLabels: e.METRICS_TENANT_LABELS ?? false },
     localTtsConcurrency: e.LOCAL_TTS_CONCURRENCY,
+    usage: { monthlyMinutesCap: e.USAGE_MONTHLY_MINUTES_CAP, monthlySpendCapUsd: e.USAGE_MONTHLY_SPEND_CAP_USD },
   };
 }
 

@@ -25,6 +25,10 @@ import { SecretBox } from './services/secret-box.js';
 import { SettingsService } from './services/settings.js';
 import { SigningSecretService } from './services/signing-secrets.js';
 import { TenantAdminService } from './services/tenants.js';
+import { UsageService } from './services/usage.js';
+import { engineOf } from './providers/engines.js';
+import { keyOwner } from './providers/vendors.js';
+import { recordingEmbedder } from './voice/usage-meter.js';
 import { LiveKitService } from './telephony/livekit.js';
 import { LiveKitAgent } from './telephony/livekit-agent.js';
 import { LiveKitWebhook } from './telephony/livekit-webhook.js';
@@ -86,6 +90,8 @@ export interface Deps {
   webhooks: WebhookService;
   /** Sends the outbox's deliveries (every instance runs one; they share the rows). */
   webhookDelivery: WebhookDeliveryWorker;
+  /** The usage ledger, prices and monthly caps. */
+  usage: UsageService;
 }
 
 const ANALYSIS_WORKER_OPTIONS = { concurrency: 1, leaseMs: 120_000, maxAttempts: 4, pollMs: 2_000, sweepWindowMs: 3_600_000 };
@@ -127,11 +133,21 @@ export async function buildDeps(
     limits: config.documentWork.limits,
     maxChunks: config.documentWork.maxChunks,
   });
+  const usage = new UsageService(db, config.usage);
   // Ingestion embeds with the local model in the pool (CPU work); search keeps embedding its one query in place.
+  // Its tokens go to the usage ledger per batch (the local model's too, at price 0).
   const ingestEmbedders = {
     forTenant: async (tenantId: string) => {
       const e = await embedders.forTenant(tenantId);
-      return e instanceof LocalEmbedder ? documentPool.embedder(e) : e;
+      const { settings: chosen, keys } = await settings.forProviders(tenantId);
+      const engine = engineOf('embeddings', chosen.providers.embeddings.provider);
+      return recordingEmbedder(
+        e instanceof LocalEmbedder ? documentPool.embedder(e) : e,
+        engine?.vendor ? engine.name : 'local',
+        engine?.vendor ? keyOwner(engine.vendor, keys) : 'platform',
+        (lines) =>
+          usage.record(tenantId, lines).catch((err: unknown) => log.error({ err, tenantId }, 'ingestion usage could not be recorded')),
+      );
     },
   };
   // The embedded database writes on the main thread: smaller write transactions, so no statement holds it long.
@@ -211,6 +227,7 @@ export async function buildDeps(
     config.recordings.spoolDir,
     control,
     admission,
+    usage,
   );
   await voice.sweepSpool();
   const livekitAgent = new LiveKitAgent({
@@ -220,6 +237,7 @@ export async function buildDeps(
     phoneNumbers,
     log: log.child({ component: 'livekit-agent' }),
     admission,
+    usage,
   });
   const sweeper = new CallSweeper(
     calls,
@@ -248,7 +266,7 @@ export async function buildDeps(
     analysisWorker,
     phoneNumbers,
     providers,
-    textChannel: new TextChannel(calls, providers),
+    textChannel: new TextChannel(calls, providers, usage),
     voice,
     admission,
     metrics,
@@ -265,6 +283,7 @@ export async function buildDeps(
       new CallTokenService(config.secretKey, cache, config.calls.connectTimeoutMs),
       log.child({ component: 'telephony' }),
       admission,
+      usage,
     ),
     recordings,
     livekit: LiveKitService.fromConfig(config, log),
@@ -272,6 +291,7 @@ export async function buildDeps(
     livekitWebhook: new LiveKitWebhook({ calls, admission, agent: livekitAgent, recordingsInBucket: config.recordings.s3 !== undefined }),
     webhooks,
     webhookDelivery,
+    usage,
   };
   metrics.setSource('activeCalls', () => voice.active);
   metrics.setSource('admittedCalls', () => admission.liveCalls);

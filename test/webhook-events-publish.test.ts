@@ -101,6 +101,8 @@ describe('a chat session', () => {
       turn_count: transcript.length,
       metrics: row.metrics,
       recording_available: false,
+      // The local engines' usage, at price 0 (test/usage.test.ts checks a priced call's).
+      cost: (await t.deps.usage.callCost(a.tenant.id, id)).cost,
     });
 
     // Ended again (a late end from anywhere, the sweeper): nothing changes and nothing more is published.

@@ -6,6 +6,7 @@ import {
   boolean,
   check,
   customType,
+  doublePrecision,
   index,
   integer,
   jsonb,
@@ -632,4 +633,71 @@ export const webhookAttempts = pgTable(
     error: text('error'),
   },
   (t) => [index('webhook_attempts_delivery_idx').on(t.deliveryId, t.attemptedAt)],
+);
+
+// ---- Usage and cost (services/usage.ts) ----
+
+/**
+ * The usage ledger: what each call (or chat session, or document ingestion) consumed, one row per component,
+ * provider, model and unit, written as the call goes and when it ends (a chat session: per turn; ingestion: per
+ * batch). The
+ * price is the one in force when the row was written, so a later price change never rewrites past costs.
+ * `billed_to` is `tenant` when the tenant's own provider key (or own server) was used: the vendor bills the tenant.
+ */
+export const usageRecords = pgTable(
+  'usage_records',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    /** The call or chat session; null for ingestion. Kept when the call row is deleted: the usage happened. */
+    callId: uuid('call_id'),
+    documentId: uuid('document_id'),
+    /** telephony, stt, llm, tts, embeddings. */
+    component: text('component').notNull(),
+    provider: text('provider').notNull(),
+    model: text('model').notNull().default(''),
+    /** seconds (telephony, stt), input_tokens, output_tokens, characters (tts), tokens (embeddings). */
+    unit: text('unit').notNull(),
+    quantity: doublePrecision('quantity').notNull(),
+    /** USD per one unit, from the price table (tenant override, else the platform's list price). */
+    unitPriceUsd: doublePrecision('unit_price_usd').notNull(),
+    costUsd: doublePrecision('cost_usd').notNull(),
+    billedTo: text('billed_to', { enum: ['platform', 'tenant'] }).notNull(),
+    occurredAt: timestamp('occurred_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    index('usage_records_tenant_occurred_idx').on(t.tenantId, t.occurredAt),
+    index('usage_records_call_idx').on(t.callId),
+    check('usage_records_billed_to_check', sql`${t.billedTo} in ('platform', 'tenant')`),
+  ],
+);
+
+/**
+ * What the platform admin set for a tenant: monthly caps (null: the platform's default from config; 0: none) and
+ * prices that replace the list prices for it (price key -> USD per unit, services/prices.ts).
+ */
+export const tenantBilling = pgTable('tenant_billing', {
+  tenantId: uuid('tenant_id')
+    .primaryKey()
+    .references(() => tenants.id, { onDelete: 'cascade' }),
+  monthlyMinutesCap: integer('monthly_minutes_cap'),
+  monthlySpendCapUsd: doublePrecision('monthly_spend_cap_usd'),
+  prices: jsonb('prices')
+    .$type<Record<string, number>>()
+    .notNull()
+    .default(sql`'{}'::jsonb`),
+  updatedAt: updatedAt(),
+});
+
+/** A cap reached, once per tenant, month and limit: `usage.limit_reached` is published when the row is inserted. */
+export const usageLimitNotices = pgTable(
+  'usage_limit_notices',
+  {
+    tenantId: tenantId(),
+    /** 'YYYY-MM' (UTC). */
+    month: text('month').notNull(),
+    limit: text('limit').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.month, t.limit] })],
 );

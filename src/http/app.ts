@@ -35,6 +35,7 @@ import { phoneNumberRoutes } from './routes/phone-numbers.js';
 import { recordingRoutes } from './routes/recordings.js';
 import { settingsRoutes } from './routes/settings.js';
 import { twilioRoutes } from './routes/twilio.js';
+import { usageRoutes } from './routes/usage.js';
 import { userRoutes } from './routes/users.js';
 import { webhookRoutes } from './routes/webhooks.js';
 
@@ -238,6 +239,7 @@ export async function buildApp(domain: Deps): Promise<App> {
   phoneNumberRoutes(app, deps);
   chatRoutes(app, deps);
   webhookRoutes(app, deps);
+  usageRoutes(app, deps);
   // Registers its webhook in a scope of its own, where JSON bodies stay raw for the signature check.
   await liveKitRoutes(app, deps);
   await twilioRoutes(app, deps);

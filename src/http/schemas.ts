@@ -37,3 +37,7 @@ export const email = z
   .transform((e) => e.toLowerCase());
 export const password = z.string().min(8, 'must be at least 8 characters').max(256, 'must be at most 256 characters');
 export const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
+
+// Usage and cost (services/usage.ts): GET /api/v1/calls/{id} and GET /api/v1/usage; the same schemas are in the
+// call.ended webhook event.
+export { callCostView, costLineView, costSplitView } from '../lib/cost-schema.js';

@@ -9,6 +9,8 @@ export const errorStatus = {
   unauthorized: 401,
   invalid_credentials: 401,
   invalid_token: 401,
+  /** A monthly cap of the account (minutes or spend, set by the platform admin) is reached: new calls are refused. */
+  budget_exceeded: 402,
   forbidden: 403,
   account_disabled: 403,
   tenant_suspended: 403,

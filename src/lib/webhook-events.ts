@@ -4,6 +4,7 @@
 // never renamed or removed: add, never change. Every event on the wire is `{ id, type, created_at, tenant_id, data }`;
 // `id` is the idempotency key (a redelivery carries the same id).
 import { z } from 'zod';
+import { callCostView } from './cost-schema.js';
 
 const callRef = {
   call_id: z.string().uuid(),
@@ -38,6 +39,9 @@ export const webhookEventSchemas = {
         .boolean()
         .describe('The recording is stored already; when it is stored after the end, `recording.ready` follows.'),
       detail: z.string().optional().describe('Set when the service ended a call nobody carried any more: why.'),
+      cost: callCostView.shape.cost
+        .optional()
+        .describe('What the call cost so far, per component and by who pays (usage written after the end is not in it)'),
     })
     .loose()
     .describe('A call ended (once per call): its status, why, timing, turns and latency summary.'),
@@ -102,7 +106,12 @@ export const webhookEventSchemas = {
     })
     .describe('A knowledge document could not be ingested (a replacement that failed leaves the previous version serving).'),
   'usage.limit_reached': z
-    .object({ limit: z.string() })
+    .object({
+      limit: z.string().describe('monthly_minutes or monthly_spend'),
+      month: z.string().optional().describe('YYYY-MM (UTC)'),
+      cap: z.number().optional().describe('The cap: minutes, or USD the platform bills'),
+      used: z.number().optional().describe('What was used this month when the cap was reached'),
+    })
     .loose()
     .describe('A usage limit of the account was reached (monthly minutes or spend): new calls are refused.'),
   'endpoint.disabled': z

@@ -75,3 +75,11 @@ export function credentialFor(
   if (!apiKey && required) return undefined;
   return { apiKey: apiKey ?? '', baseUrl: baseUrlOf(vendor, platform) };
 }
+
+/**
+ * Who the vendor bills for an engine of `vendor`: the tenant when its own key is used (or its own server, a vendor
+ * the platform holds no credential for), else the platform. The usage ledger shows cost on both sides.
+ */
+export function keyOwner(vendor: VendorName, tenantKeys: Partial<Record<string, string>>): 'tenant' | 'platform' {
+  return tenantKeys[vendor] || !isPlatformVendor(vendor) ? 'tenant' : 'platform';
+}

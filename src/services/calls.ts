@@ -10,6 +10,7 @@ import type { CallEventData, CallEventType } from '../lib/call-events.js';
 import { notFound } from '../lib/errors.js';
 import type { WebhookEventData } from '../lib/webhook-events.js';
 import { type Executor, publishEvent } from './outbox.js';
+import { callCost } from './usage.js';
 import type { CallObserver } from '../lib/operator-metrics.js';
 import type { AgentOverrides } from './settings.js';
 
@@ -313,7 +314,8 @@ export class CallService {
         return undefined;
       }
       await this.insertEvent(tx, tenantId, callId, 'call.ended', { status, reason });
-      await publishEvent(tx, tenantId, 'call.ended', endedPayload(row, reason, turnCount), { callId });
+      const { cost } = await callCost(tx, tenantId, callId);
+      await publishEvent(tx, tenantId, 'call.ended', { ...endedPayload(row, reason, turnCount), cost }, { callId });
       return row;
     });
   }
@@ -386,7 +388,11 @@ export class CallService {
           tx,
           row.tenantId,
           'call.ended',
-          { ...endedPayload({ ...row, metrics: summary }, reason, turnCount), detail },
+          {
+            ...endedPayload({ ...row, metrics: summary }, reason, turnCount),
+            detail,
+            cost: (await callCost(tx, row.tenantId, row.id)).cost,
+          },
           { callId: row.id },
         );
       }

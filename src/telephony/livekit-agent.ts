@@ -22,6 +22,8 @@ export interface LiveKitAgentDeps {
   phoneNumbers: PhoneNumberService;
   log: FastifyBaseLogger;
   admission: Admission;
+  /** The monthly caps (services/usage.ts): a new phone call at a cap is refused (recorded, the room closed). */
+  usage?: { assertWithinBudget(tenantId: string): Promise<void> };
 }
 
 export interface OutboundDial {
@@ -78,9 +80,12 @@ export class LiveKitAgent {
     let lease: Lease | undefined;
     let refused: AppError | undefined;
     try {
-      if (!callId) lease = await this.deps.admission.admit(tenantId, 'inbound');
+      if (!callId) {
+        await this.deps.usage?.assertWithinBudget(tenantId);
+        lease = await this.deps.admission.admit(tenantId, 'inbound');
+      }
     } catch (err) {
-      if (!isRefusal(err)) throw err;
+      if (!isRefusal(err) && !(err instanceof AppError && err.code === 'budget_exceeded')) throw err;
       refused = err;
     }
     const call = await this.deps.calls
@@ -101,9 +106,11 @@ export class LiveKitAgent {
     }
     if (refused) {
       // Closing the room hangs the phone up; the tenant sees the call it missed and why.
-      this.deps.log.warn({ tenantId, room, code: refused.code }, 'a phone call into a SIP room was refused: all lines busy');
+      this.deps.log.warn({ tenantId, room, code: refused.code }, 'a phone call into a SIP room was refused');
       await this.deps.calls.event(tenantId, call.id, 'call.refused', { reason: refused.code });
-      await this.deps.calls.end(tenantId, call.id, 'busy', `${refused.code}: ${refused.message}`);
+      // At a monthly cap the call fails; with all lines busy it is `busy`, like a phone call refused at the webhook.
+      const status = refused.code === 'budget_exceeded' ? 'failed' : 'busy';
+      await this.deps.calls.end(tenantId, call.id, status, `${refused.code}: ${refused.message}`);
       await this.closeRoom(lk, tenantId, room);
       return call.id;
     }

@@ -34,6 +34,8 @@ const TWILIO_STATUS: Record<string, CallStatus> = {
 };
 
 export const NOT_IN_SERVICE = 'Sorry, the number you have called is not in service. Goodbye.';
+/** What an inbound caller hears when the tenant's monthly minutes or spend cap is reached (no agent is started). */
+export const BUDGET_EXCEEDED_MESSAGE = 'Sorry, we cannot take your call right now. Please try again later. Goodbye.';
 
 /**
  * Where Twilio dials a call it hands to LiveKit: LIVEKIT_SIP_URI, with the dialled number as its user when the URI
@@ -86,6 +88,8 @@ export class Telephony {
     private readonly log: FastifyBaseLogger,
     /** Every new call (web, inbound, outbound) is admitted here first, or refused. */
     private readonly admission: Admission,
+    /** The monthly caps (services/usage.ts): at one, new calls are refused (402 budget_exceeded, or said on the line). */
+    private readonly usage?: { assertWithinBudget(tenantId: string): Promise<void> },
   ) {
     const { accountSid, authToken, apiBaseUrl } = config.twilio;
     this.twilio = accountSid && authToken ? new TwilioRest({ accountSid, authToken, apiBaseUrl }) : undefined;
@@ -125,6 +129,17 @@ export class Telephony {
         providerCallSid: callSid,
         overrides: found.phoneNumber.overrides,
       } as const;
+      try {
+        await this.usage?.assertWithinBudget(found.tenantId);
+      } catch (err) {
+        if (!(err instanceof AppError) || err.code !== 'budget_exceeded') throw err;
+        // Recorded like any missed call, with why; no agent, no media stream.
+        this.log.warn({ tenantId: found.tenantId }, 'inbound call refused: monthly cap reached');
+        const refused = await this.calls.open(found.tenantId, inbound);
+        await this.calls.event(found.tenantId, refused.id, 'call.refused', { reason: 'budget_exceeded' });
+        await this.calls.end(found.tenantId, refused.id, 'failed', `budget_exceeded: ${err.message}`);
+        return sayAndHangup(BUDGET_EXCEEDED_MESSAGE);
+      }
       let lease: Lease;
       try {
         lease = await this.admission.admit(found.tenantId, 'inbound');
@@ -291,6 +306,7 @@ export class Telephony {
       : await this.phoneNumbers.firstActive(tenantId);
     if (!from) throw new AppError('no_phone_number', 'Register a phone number first: outbound calls need a number to call from');
     if (!from.isActive) throw new AppError('phone_number_inactive', 'That phone number is not active');
+    await this.usage?.assertWithinBudget(tenantId);
     const lease = await this.admission.admit(tenantId, 'outbound');
     let call: Call;
     try {
@@ -329,6 +345,7 @@ export class Telephony {
 
   /** A browser call: the call row and the token its websocket presents. */
   async startWebCall(tenantId: string, userId: string | undefined, overrides: AgentOverrides | undefined) {
+    await this.usage?.assertWithinBudget(tenantId);
     const lease = await this.admission.admit(tenantId, 'web');
     let call: Call;
     try {

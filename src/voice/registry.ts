@@ -13,7 +13,7 @@ import {
   type ProviderKeyName,
   rateFor,
 } from '../providers/engines.js';
-import { credentialFor, type PlatformCredentials, VENDORS } from '../providers/vendors.js';
+import { credentialFor, keyOwner as billedTo, type PlatformCredentials, VENDORS } from '../providers/vendors.js';
 import type { Embedder } from '../rag/embedders/embedder.js';
 import type { Retriever } from '../rag/retriever.js';
 import type { AgentOverrides, ProviderSettings, SettingsService, TenantSettingsView, TenantTool } from '../services/settings.js';
@@ -29,6 +29,7 @@ import type { TTS } from './tts/tts.js';
 import { EnergyVad } from './vad/energy-vad.js';
 import { SileroVad } from './vad/silero-vad.js';
 import type { VAD } from './vad/vad.js';
+import { type BilledTo, meteredEmbedder, meteredLlm, meteredStt, meteredTts, type UsageMeter } from './usage-meter.js';
 
 export interface TenantAgent {
   agent: Agent;
@@ -81,15 +82,16 @@ export class ProviderRegistry {
     this.espeakSlots = new Semaphore(platform.localTtsConcurrency ?? DEFAULT_LOCAL_TTS_CONCURRENCY);
   }
 
-  async agentFor(tenantId: string, onFallback?: FallbackListener): Promise<TenantAgent> {
+  /** `meter`: where the agent's LLM tokens and query embeddings are counted (a chat session's). */
+  async agentFor(tenantId: string, onFallback?: FallbackListener, meter?: UsageMeter): Promise<TenantAgent> {
     const { settings, keys, tools } = await this.settings.forProviders(tenantId);
-    return { agent: this.agent(tenantId, settings, keys, tools, onFallback), settings };
+    return { agent: this.agent(tenantId, settings, keys, tools, onFallback, meter), settings };
   }
 
   /** The tenant's agent and engines for a call whose audio runs at `sampleRate`. */
   async voiceFor(
     tenantId: string,
-    opts: { sampleRate: number; onFallback?: FallbackListener; overrides?: AgentOverrides },
+    opts: { sampleRate: number; onFallback?: FallbackListener; overrides?: AgentOverrides; meter?: UsageMeter },
   ): Promise<VoiceParts> {
     const stored = await this.settings.forProviders(tenantId);
     const { keys, tools } = stored;
@@ -97,7 +99,7 @@ export class ProviderRegistry {
     const notify = opts.onFallback ?? (() => {});
     const call = settings.call;
     return {
-      agent: this.agent(tenantId, settings, keys, tools, opts.onFallback),
+      agent: this.agent(tenantId, settings, keys, tools, opts.onFallback, opts.meter),
       settings,
       stt: this.stt(
         tenantId,
@@ -106,8 +108,9 @@ export class ProviderRegistry {
         opts.sampleRate,
         notify,
         await this.domainCorpus(tenantId, settings.providers.stt),
+        opts.meter,
       ),
-      tts: this.tts(tenantId, settings.providers.tts, keys, opts.sampleRate, notify),
+      tts: this.tts(tenantId, settings.providers.tts, keys, opts.sampleRate, notify, opts.meter),
       vad: call.vad === 'energy' ? new EnergyVad() : new SileroVad({ offThread: true }),
       behaviour: {
         greeting: settings.greeting,
@@ -119,14 +122,29 @@ export class ProviderRegistry {
     };
   }
 
-  private agent(tenantId: string, settings: TenantSettingsView, keys: Keys, tools: TenantTool[], onFallback?: FallbackListener): Agent {
-    const llm = this.llm(settings.providers.llm, keys, tenantId, onFallback);
+  private agent(
+    tenantId: string,
+    settings: TenantSettingsView,
+    keys: Keys,
+    tools: TenantTool[],
+    onFallback?: FallbackListener,
+    meter?: UsageMeter,
+  ): Agent {
+    const llm = this.llm(settings.providers.llm, keys, tenantId, onFallback, meter);
+    const embeddingsEngine = engineOf('embeddings', settings.providers.embeddings.provider);
+    // Query embeddings are the call's usage; the local embedder's are recorded too, at price 0.
+    const meterEmbedder = (e: Embedder): Embedder =>
+      !meter
+        ? e
+        : embeddingsEngine?.vendor
+          ? meteredEmbedder(e, meter, embeddingsEngine.name, billedTo(embeddingsEngine.vendor, keys))
+          : meteredEmbedder(e, meter, 'local', 'platform');
     // Resolved at the first search and kept for the agent's life (a call): each search is then one query.
     let embedder: Promise<Embedder> | undefined;
     const search: KnowledgeSearch = async (query) => {
       if (!settings.rag.enabled) return [];
       // A failure (a missing key, say) is not kept: the next search asks again.
-      embedder ??= this.retriever.embedderFor(tenantId).catch((err: unknown) => {
+      embedder ??= this.retriever.embedderFor(tenantId).then(meterEmbedder, (err: unknown) => {
         embedder = undefined;
         throw err;
       });
@@ -145,9 +163,14 @@ export class ProviderRegistry {
     );
   }
 
-  private llm(choice: ProviderSettings['llm'], keys: Keys, tenantId: string, onFallback?: FallbackListener): LLM {
-    const [primary, local] = this.chain('llm', tenantId, choice, keys, (engine, base) =>
-      engine.create({ ...base, outboundFetch: this.toolRuntime.outbound.fetch }),
+  private llm(choice: ProviderSettings['llm'], keys: Keys, tenantId: string, onFallback?: FallbackListener, meter?: UsageMeter): LLM {
+    const [primary, local] = this.chain(
+      'llm',
+      tenantId,
+      choice,
+      keys,
+      (engine, base) => engine.create({ ...base, outboundFetch: this.toolRuntime.outbound.fetch }),
+      meter && ((llm, paidBy) => meteredLlm(llm, meter, paidBy)),
     );
     if (!local) return primary;
     return new FallbackLlm([primary, local], (failed, err) => {
@@ -174,9 +197,15 @@ export class ProviderRegistry {
     lineRate: number,
     notify: FallbackListener,
     corpus: string,
+    meter?: UsageMeter,
   ): STT {
-    const chain = this.chain('stt', tenantId, choice, keys, (engine, base) =>
-      engine.create({ ...base, sampleRate: rateFor(engine, lineRate), corpus }),
+    const chain = this.chain(
+      'stt',
+      tenantId,
+      choice,
+      keys,
+      (engine, base) => engine.create({ ...base, sampleRate: rateFor(engine, lineRate), corpus }),
+      meter && ((stt, paidBy) => meteredStt(stt, meter, paidBy)),
     );
     if (chain.length === 1) return chain[0]!;
     return new FallbackStt(chain, (failed, err) => {
@@ -186,9 +215,21 @@ export class ProviderRegistry {
   }
 
   /** The chosen TTS, then the local one, each at its own rate nearest the line's (the fallback resamples to the first's). */
-  private tts(tenantId: string, choice: ProviderSettings['tts'], keys: Keys, lineRate: number, notify: FallbackListener): TTS {
-    const chain = this.chain('tts', tenantId, choice, keys, (engine, base) =>
-      engine.create({ ...base, sampleRate: rateFor(engine, lineRate), localTtsSlots: this.espeakSlots }),
+  private tts(
+    tenantId: string,
+    choice: ProviderSettings['tts'],
+    keys: Keys,
+    lineRate: number,
+    notify: FallbackListener,
+    meter?: UsageMeter,
+  ): TTS {
+    const chain = this.chain(
+      'tts',
+      tenantId,
+      choice,
+      keys,
+      (engine, base) => engine.create({ ...base, sampleRate: rateFor(engine, lineRate), localTtsSlots: this.espeakSlots }),
+      meter && ((tts, paidBy) => meteredTts(tts, meter, paidBy)),
     );
     if (chain.length === 1) return chain[0]!;
     return new FallbackTts(chain, (failed, err) => {
@@ -207,10 +248,16 @@ export class ProviderRegistry {
     tenantId: string,
     choice: Choices[K] & { provider: string },
     keys: Keys,
-    make: (engine: Engine<K>, base: BaseContext<K>) => Products[K],
+    build: (engine: Engine<K>, base: BaseContext<K>) => Products[K],
+    /** Wraps each engine made in the usage meter, told who pays its vendor. */
+    metered?: (product: Products[K], paidBy: BilledTo) => Products[K],
   ): [Products[K]] | [Products[K], Products[K]] {
     const local = localEngineOf(kind);
     const chosen = engineOf(kind, choice.provider) ?? local;
+    const make = (engine: Engine<K>, base: BaseContext<K>) => {
+      const product = build(engine, base);
+      return metered ? metered(product, engine.vendor ? billedTo(engine.vendor, keys) : 'platform') : product;
+    };
     if (chosen === local) return [make(local, { choice, apiKey: '', baseUrl: undefined })];
     // The settings' model or voice name the chosen engine's; the local one runs on its own defaults.
     const fallback = () => make(local, { choice: {} as Choices[K], apiKey: '', baseUrl: undefined });

@@ -6,6 +6,7 @@ import type { CallService, Turn } from '../services/calls.js';
 import { type AgentAction, toolCalledEvent } from './agent.js';
 import type { ChatMessage } from './llm/llm.js';
 import type { ProviderRegistry, TenantAgent } from './registry.js';
+import { type UsageLine, UsageTally } from './usage-meter.js';
 
 export interface ChatReply {
   sessionId: string;
@@ -25,6 +26,11 @@ export class TextChannel {
   constructor(
     private readonly calls: CallService,
     private readonly registry: ProviderRegistry,
+    /** The ledger (services/usage.ts): each turn's usage is written, and a new session is refused at a monthly cap. */
+    private readonly usage?: {
+      record(tenantId: string, lines: UsageLine[], ref: { callId: string }): Promise<void>;
+      assertWithinBudget(tenantId: string): Promise<void>;
+    },
   ) {}
 
   /** One message and its whole reply (POST /api/v1/chat). */
@@ -42,7 +48,10 @@ export class TextChannel {
     input: { sessionId?: string; message: string; userId?: string },
     signal?: AbortSignal,
   ): AsyncGenerator<ChatEvent> {
-    const { agent, settings } = await this.registry.agentFor(tenantId);
+    // A session in progress goes on at a cap (like a call in progress); a new one is refused (402 budget_exceeded).
+    if (!input.sessionId) await this.usage?.assertWithinBudget(tenantId);
+    const meter = new UsageTally();
+    const { agent, settings } = await this.registry.agentFor(tenantId, undefined, meter);
     let greeting: string | null = null;
     let callId: string;
     let history: ChatMessage[];
@@ -52,7 +61,7 @@ export class TextChannel {
       if (call.endedAt) throw new AppError('conflict', 'This chat session has ended; start a new one without session_id');
       callId = call.id;
       history = toHistory(await this.calls.transcript(tenantId, callId));
-      yield* this.turn(tenantId, callId, greeting, history, input.message, agent, signal);
+      yield* this.turn(tenantId, callId, greeting, history, input.message, agent, meter, signal);
       return;
     }
     callId = (await this.calls.start(tenantId, { direction: 'chat', userId: input.userId })).id;
@@ -63,7 +72,7 @@ export class TextChannel {
         await this.calls.addTurn(tenantId, callId, { speaker: 'agent', text: greeting });
         history.push({ role: 'assistant', content: greeting });
       }
-      yield* this.turn(tenantId, callId, greeting, history, input.message, agent, signal);
+      yield* this.turn(tenantId, callId, greeting, history, input.message, agent, meter, signal);
     } catch (err) {
       await this.calls.discard(tenantId, callId).catch(() => undefined);
       throw err;
@@ -77,6 +86,7 @@ export class TextChannel {
     history: ChatMessage[],
     message: string,
     agent: TenantAgent['agent'],
+    meter: UsageTally,
     signal: AbortSignal | undefined,
   ): AsyncGenerator<ChatEvent> {
     yield { type: 'session', sessionId: callId, greeting };
@@ -88,6 +98,8 @@ export class TextChannel {
       if (event.type === 'text') yield { type: 'delta', text: event.text };
       else turn = event.turn;
     }
+    // The turn's tokens are in the ledger before anything can end the session (its cost is then complete).
+    await this.usage?.record(tenantId, meter.drain(), { callId });
     if (!turn) throw new Error('agent produced no turn');
     // A reply cut short (the client cancelled or left) keeps what was written, marked as interrupted.
     const interrupted = signal?.aborted ?? false;

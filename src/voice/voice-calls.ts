@@ -20,6 +20,7 @@ import { mergeRecordings, type Recording, type RecordedTransport, recordTranspor
 import type { ProviderRegistry } from './registry.js';
 import { toHistory } from './text-channel.js';
 import type { Transport } from './transports/transport.js';
+import { type UsageLine, UsageTally } from './usage-meter.js';
 
 /**
  * A recording being made is written every second while the call's audio flows: a spool file untouched for this
@@ -39,6 +40,11 @@ export const HEARTBEAT_MS = 15_000;
  * picked up again after a restart (which beats at once) is normally back well within it.
  */
 export const LOST_AFTER_MS = 6 * HEARTBEAT_MS;
+/**
+ * A live call's usage so far is written every this many heartbeats (and at its end): an instance that stops
+ * mid-call loses at most this much of it, and a long call writes a few rows a minute, never one per frame.
+ */
+const USAGE_FLUSH_BEATS = 4;
 
 /** What a caller refused at connect time (no place on this instance) hears before the line closes. */
 export const ALL_LINES_BUSY = 'Sorry, all our lines are busy. Please call again later. Goodbye.';
@@ -48,6 +54,9 @@ const outboundGreeting = (agentName: string) => `Hello, this is ${agentName}. Is
 
 export class VoiceCalls {
   private readonly live = new Map<string, CallSession>();
+  /** Per live call, the write of its usage so far (every USAGE_FLUSH_BEATS heartbeats). */
+  private readonly usageFlushes = new Map<string, () => Promise<void>>();
+  private beats = 0;
   private readonly runs = new Set<Promise<unknown>>();
   /** Per call, the storing of its recording parts, one after another (each may merge into the one before). */
   private readonly storing = new Map<string, Promise<void>>();
@@ -66,6 +75,8 @@ export class VoiceCalls {
     private readonly control: CallControl,
     /** Every call run here holds a place: the one reserved when it was admitted, or one taken as its media connects. */
     private readonly admission: Admission,
+    /** Where a call's usage is written when it ends (services/usage.ts); none: not recorded. */
+    private readonly usage?: { record(tenantId: string, lines: UsageLine[], ref: { callId: string }): Promise<void> },
   ) {}
 
   /**
@@ -118,6 +129,7 @@ export class VoiceCalls {
   /** Marks every call running here as alive, so no instance's sweeper takes it for lost. Never throws. */
   private async beat(): Promise<void> {
     await this.calls.touch([...this.live.keys()]).catch((err: unknown) => this.log.warn({ err }, 'call heartbeat failed'));
+    if (++this.beats % USAGE_FLUSH_BEATS === 0) await Promise.all([...this.usageFlushes.values()].map((flush) => flush()));
   }
 
   /** Calls whose audio this instance is handling now. */
@@ -181,7 +193,10 @@ export class VoiceCalls {
     // The call's clock runs from its start, also across a restart: turn times never go backwards.
     const origin = performance.now() - (Date.now() - (call.startedAt ?? new Date()).getTime());
     const turns = await this.calls.transcript(tenantId, callId);
+    // Counted in memory as the call goes (audio seconds, tokens, characters), written once at its end.
+    const meter = new UsageTally();
     const parts = await this.registry.voiceFor(tenantId, {
+      meter,
       sampleRate: transport.sampleRate,
       // The dialled number's or the outbound request's agent settings, for this call only.
       overrides: call.overrides ?? undefined,
@@ -217,8 +232,36 @@ export class VoiceCalls {
       });
       transport = recorded.transport;
     }
+    // The call's usage is written as it goes (flushUsage, from the heartbeat) and is all in the ledger before its end
+    // is written, so whatever announces the end can read its cost. One write at a time per call.
+    const lineKind = transport.kind;
+    let lineCountedTo = connectedAt;
+    let writing: Promise<void> = Promise.resolve();
+    const flushUsage = () =>
+      (writing = writing.then(async () => {
+        // The line's time since the last write (a call picked up again after a restart adds its next part).
+        const now = performance.now();
+        const lineSeconds = (now - lineCountedTo) / 1000;
+        lineCountedTo = now;
+        meter.add({ component: 'telephony', provider: lineKind, model: '', unit: 'seconds', billedTo: 'platform' }, lineSeconds);
+        await this.usage
+          ?.record(tenantId, meter.drain(), { callId })
+          .catch((err: unknown) => log.error({ err }, 'call usage could not be recorded'));
+      }));
+    let usageRecorded: Promise<void> | undefined;
+    const recordUsage = () => {
+      this.usageFlushes.delete(callId);
+      return (usageRecorded ??= flushUsage());
+    };
+    const callLog = callLogFor(this.calls, tenantId, callId);
     const session = new CallSession({
-      callLog: callLogFor(this.calls, tenantId, callId),
+      callLog: {
+        ...callLog,
+        end: async (status, reason) => {
+          await recordUsage();
+          return callLog.end(status, reason);
+        },
+      },
       transport,
       agent: parts.agent,
       stt: parts.stt,
@@ -240,6 +283,7 @@ export class VoiceCalls {
     // Seen alive now (a call picked up again must not look lost), then every HEARTBEAT_MS while anything runs here.
     await this.calls.touch([callId]).catch((err: unknown) => log.warn({ err }, 'call heartbeat failed'));
     this.live.set(callId, session);
+    if (this.usage) this.usageFlushes.set(callId, flushUsage);
     this.heartbeat ??= setInterval(() => void this.beat(), HEARTBEAT_MS).unref();
     // Hang-up and transfer reach the session from any instance of the service.
     const detach = this.control.attach(
@@ -262,6 +306,7 @@ export class VoiceCalls {
         clearInterval(this.heartbeat);
         this.heartbeat = undefined;
       }
+      await recordUsage();
       await save();
     }
   }

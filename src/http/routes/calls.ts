@@ -6,7 +6,7 @@ import type { CallAnalysis } from '../../services/call-analyses.js';
 import type { Call, CallEvent, Turn } from '../../services/calls.js';
 import type { App } from '../context.js';
 import { principalOf } from '../auth.js';
-import { errorEnvelope, errorResponses, idParams, iso, page, pageQuery } from '../schemas.js';
+import { callCostView, errorEnvelope, errorResponses, idParams, iso, page, pageQuery } from '../schemas.js';
 import { E164 } from '../../services/phone-numbers.js';
 import { agentOverridesSchema } from '../../services/settings-schema.js';
 import { BROWSER_STREAM_PATH } from '../../telephony/telephony.js';
@@ -82,6 +82,8 @@ const toAnalysis = (a: CallAnalysis): z.infer<typeof analysisView> => ({
 const callDetailView = callView.extend({
   /** Null until the call has ended and its analysis was queued (tenants with analysis enabled, or a POST .../analysis). */
   analysis: analysisView.nullable(),
+  /** What the call used and cost (services/usage.ts), written as it goes and complete once it has ended. */
+  ...callCostView.shape,
 });
 
 const turnView = z.object({
@@ -142,7 +144,7 @@ export function callRoutes(app: App, deps: Deps): void {
       config: { auth: 'tenant' },
       schema: {
         ...common,
-        summary: 'One call: status, timing, metrics summary, post-call analysis',
+        summary: 'One call: status, timing, metrics summary, post-call analysis, usage and cost',
         params: idParams,
         response: { 200: callDetailView, ...errorResponses },
       },
@@ -150,8 +152,8 @@ export function callRoutes(app: App, deps: Deps): void {
     async (request) => {
       const { tenantId } = principalOf(request);
       const call = await deps.calls.get(tenantId, request.params.id);
-      const analysis = await deps.analyses.get(tenantId, call.id);
-      return { ...toCall(call), analysis: analysis && toAnalysis(analysis) };
+      const [analysis, cost] = await Promise.all([deps.analyses.get(tenantId, call.id), deps.usage.callCost(tenantId, call.id)]);
+      return { ...toCall(call), analysis: analysis && toAnalysis(analysis), ...cost };
     },
   );
 

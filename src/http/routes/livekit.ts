@@ -48,6 +48,8 @@ export async function liveKitRoutes(app: App, deps: HttpDeps): Promise<void> {
   /** A web call: the call row, then its room; a room that cannot be made leaves the call failed, not dangling. */
   const startWebCall = async (tenantId: string, userId: string | undefined) => {
     const lk = liveKitOf(deps);
+    // At a monthly cap: 402 budget_exceeded, before anything is created.
+    await deps.usage.assertWithinBudget(tenantId);
     const lease = await deps.admission.admit(tenantId, 'web');
     const call = await deps.calls.start(tenantId, { direction: 'web', userId }).catch((err: unknown) => {
       lease.release();
@@ -126,6 +128,7 @@ export async function liveKitRoutes(app: App, deps: HttpDeps): Promise<void> {
       const trunk = await lk.outboundTrunk(p.tenantId, request.body.trunk_id);
       // The trunk's numbers are the caller ids its provider lets us present; wildcards and SIP users are not numbers.
       const fromNumber = trunk.numbers.find((n) => E164.test(n));
+      await deps.usage.assertWithinBudget(p.tenantId);
       const lease = await deps.admission.admit(p.tenantId, 'outbound');
       const call = await deps.calls
         .open(p.tenantId, {

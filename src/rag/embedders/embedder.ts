@@ -1,4 +1,9 @@
 // Embedder: text -> unit vectors. One interface for the local engine and the OpenAI adapter.
+export interface EmbedOptions {
+  signal?: AbortSignal;
+  onUsage?: (tokens: number) => void;
+}
+
 export interface Embedder {
   /** Recorded with every stored vector, so a model change can be detected and re-embedded. */
   readonly model: string;
@@ -10,7 +15,8 @@ export interface Embedder {
    * does not already do better, and hybrid search ranks by full text and uses vectors to break ties and fill gaps.
    */
   readonly lexical?: boolean;
-  embed(texts: string[], opts?: { signal?: AbortSignal }): Promise<Float32Array[]>;
+  /** `onUsage`: told the tokens the vendor billed for this request, when it reports them (usage metering). */
+  embed(texts: string[], opts?: EmbedOptions): Promise<Float32Array[]>;
 }
 
 export function l2normalize(v: Float32Array): Float32Array {

@@ -3,7 +3,7 @@
 import OpenAI from 'openai';
 import { toProviderError } from '../../lib/openai-error.js';
 import { ProviderError } from '../../lib/provider-error.js';
-import { type Embedder, l2normalize } from './embedder.js';
+import { type EmbedOptions, type Embedder, l2normalize } from './embedder.js';
 
 const NATIVE_DIMENSIONS: Record<string, number> = {
   'text-embedding-3-small': 1536,
@@ -48,7 +48,7 @@ export class OpenAIEmbedder implements Embedder {
     });
   }
 
-  async embed(texts: string[], opts: { signal?: AbortSignal } = {}): Promise<Float32Array[]> {
+  async embed(texts: string[], opts: EmbedOptions = {}): Promise<Float32Array[]> {
     if (texts.length === 0) return [];
     try {
       // The SDK asks for base64 by default and decodes it to numbers; we keep its default for smaller responses.
@@ -56,6 +56,7 @@ export class OpenAIEmbedder implements Embedder {
         { model: this.model, input: texts, ...(this.requestDimensions && { dimensions: this.requestDimensions }) },
         { signal: opts.signal },
       );
+      if (res.usage) opts.onUsage?.(res.usage.prompt_tokens);
       const out = new Array<Float32Array>(texts.length);
       for (const d of res.data) out[d.index] = l2normalize(Float32Array.from(d.embedding));
       if (out.some((v) => !v || v.length !== this.dimensions)) {

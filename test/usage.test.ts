@@ -212,7 +212,10 @@ describe('the ledger', () => {
     const cost = (ended!.data as { cost: typeof record.cost }).cost;
     expect(cost).toEqual(record.cost);
     const parts = Object.values(cost.components as Record<string, { total_usd: number }>);
-    expect(cost.total_usd).toBeCloseTo(parts.reduce((n, c) => n + c.total_usd, 0), 5); // each rounded to 6 places
+    expect(cost.total_usd).toBeCloseTo(
+      parts.reduce((n, c) => n + c.total_usd, 0),
+      5,
+    ); // each rounded to 6 places
     expect(cost.total_usd).toBeGreaterThan(0);
     // Written during the call and at its end, never per frame: the lines again at most.
     const rows = await ledger(s.tenant.id);

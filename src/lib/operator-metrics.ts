@@ -110,7 +110,9 @@ export class OperatorMetrics implements CallObserver {
       ),
     );
     r.register(
-      new Gauge('webhook_backlog', 'Webhook deliveries not yet delivered', [], () => this.optional('webhookBacklog', this.sources.webhookBacklog)),
+      new Gauge('webhook_backlog', 'Webhook deliveries not yet delivered', [], () =>
+        this.optional('webhookBacklog', this.sources.webhookBacklog),
+      ),
     );
     r.register(
       new Gauge('analysis_queue_depth', 'Post-call analyses waiting or running', [], () =>

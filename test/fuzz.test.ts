@@ -9,11 +9,13 @@ import { LiveKitService } from '../src/telephony/livekit.js';
 import { FakeLiveKit } from './fakes/livekit.js';
 import { FakeOpenAI } from './fakes/openai.js';
 import { type FakeTwilio, startFakeTwilio } from './fakes/twilio.js';
-import { bearer, buildTestApp, call, multipart, type Session, signup, type TestApp, waitFor } from './helpers.js';
+import { bearer, buildTestApp, call, multipart, type Session, signup, type TestApp, waitFor, WIRE_PASS } from './helpers.js';
 
-const SEED = 0x16f022;
-const AUTHENTICATED_PER_OPERATION = 150;
-const ANONYMOUS_PER_OPERATION = 30;
+// The wire pass sends half as many, from another seed: new inputs where the driver's errors differ (node-postgres'
+// DatabaseError, not PGlite's), and the embedded pass has already sent the first 10,000.
+const SEED = WIRE_PASS ? 0x2b9e41 : 0x16f022;
+const AUTHENTICATED_PER_OPERATION = WIRE_PASS ? 75 : 150;
+const ANONYMOUS_PER_OPERATION = WIRE_PASS ? 15 : 30;
 
 // ---- a small deterministic PRNG (mulberry32) ------------------------------------------------------------------
 function prng(seed: number) {
@@ -494,7 +496,7 @@ describe('fuzzing every operation of /openapi.json', () => {
           .join(', ')}`,
     );
     const report = [...failures].map(([key, causes]) => `${key}\n    x${causes.length}: ${[...new Set(causes)].slice(0, 5).join(' | ')}`);
-    expect(sent).toBeGreaterThanOrEqual(10_000);
+    expect(sent).toBeGreaterThanOrEqual(WIRE_PASS ? 5_000 : 10_000);
     expect(report, `server errors:\n${report.join('\n')}`).toEqual([]);
     // Nothing was corrupted: the admin still works.
     expect((await t.app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: bearer(admin.access_token) })).statusCode).toBe(200);

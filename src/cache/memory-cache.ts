@@ -52,9 +52,12 @@ export class MemoryCache implements Cache {
   }
 
   async renewLeases(key: string, leaseIds: string[], ttlMs: number, nowMs: number): Promise<void> {
-    const live = this.leases.get(key) ?? new Map<string, number>();
-    for (const id of leaseIds) live.set(id, nowMs + ttlMs);
-    if (live.size) this.leases.set(key, live);
+    // Only leases still held: one that expired is not brought back (like the Redis implementation's ZADD XX).
+    const live = this.leases.get(key);
+    for (const id of leaseIds) {
+      const until = live?.get(id);
+      if (until !== undefined && until > nowMs) live!.set(id, nowMs + ttlMs);
+    }
   }
 
   async releaseLease(key: string, leaseId: string): Promise<void> {

@@ -94,10 +94,11 @@ export class RedisCache implements Cache {
   async renewLeases(key: string, leaseIds: string[], ttlMs: number, nowMs: number): Promise<void> {
     if (!leaseIds.length) return;
     const k = this.prefix + key;
-    // The set itself outlives its last lease by one lease time, so a tenant nobody calls leaves no key behind.
+    // The set itself outlives its last lease by one lease time, so a tenant nobody calls leaves no key behind. XX:
+    // only leases still held are renewed; one that expired (its place may be someone else's now) is not brought back.
     await this.redis
       .multi()
-      .zadd(k, ...leaseIds.flatMap((id) => [nowMs + ttlMs, id]))
+      .zadd(k, 'XX', ...leaseIds.flatMap((id) => [nowMs + ttlMs, id]))
       .pexpire(k, ttlMs)
       .exec();
   }

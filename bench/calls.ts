@@ -20,6 +20,9 @@
 //                                                     # the default pool of 10 connections, as with PostgreSQL)
 //   npm run bench:calls -- --calls 200 --profile /tmp/prof  # the service's CPU profile (.cpuprofile) per step
 //   npm run bench:calls -- --service-flags "--trace-gc" --keep 1  # node flags for the service (log kept)
+//   npm run bench:calls -- --calls 50 --webhooks 1    # the tenant also has a webhook endpoint (every event and
+//                                                     # transcript.turn, to a receiver in this process) and post-call
+//                                                     # analysis on (OpenAI fake's structured output); deliveries counted
 //   other options: --questions 2|3  --spread-ms 2000  --max-run-s 240  --out bench/results/calls.json  --keep 1
 //                  --stt-final-ms 250 --llm-first-token-ms 400 --llm-tokens-per-s 50 --tts-first-byte-ms 200
 //
@@ -43,6 +46,8 @@ import path from 'node:path';
 import { setMaxListeners } from 'node:events';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { ENV_VARIABLES } from '../src/config.js';
 import { SimulatedCall } from '../src/sim/simulated-call.js';
@@ -69,6 +74,8 @@ const STT_FINAL_MS = Number(args.get('stt-final-ms') ?? 250);
 const LLM_FIRST_TOKEN_MS = Number(args.get('llm-first-token-ms') ?? 400);
 const LLM_TOKENS_PER_S = Number(args.get('llm-tokens-per-s') ?? 50);
 const TTS_FIRST_BYTE_MS = Number(args.get('tts-first-byte-ms') ?? 200);
+/** The tenant's webhook endpoint and post-call analysis on: what issue 18 adds to every call, measured with it. */
+const WEBHOOKS = args.get('webhooks') === '1';
 if (CALLS.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--calls takes positive integers, e.g. 10,50');
 if (VAD !== 'silero' && VAD !== 'energy') throw new Error('--vad is silero or energy');
 if (DB !== 'embedded' && DB !== 'server') throw new Error('--db is embedded or server');
@@ -247,6 +254,8 @@ async function startService(dir: string, fakes: ProviderFakesInfo, databaseUrl: 
     // Capacity is measured past the admission limits (MAX_LIVE_CALLS defaults to 100) on purpose.
     MAX_LIVE_CALLS: '100000',
     MAX_LIVE_CALLS_PER_TENANT: '100000',
+    // The webhook receiver is this process, on loopback: allowed by name, as an operator allows an internal host.
+    ...(WEBHOOKS && { OUTBOUND_ALLOW_HOSTS: '127.0.0.1' }),
     OPENAI_BASE_URL: fakes.openai.baseURL,
     OPENAI_API_KEY: fakes.openai.apiKey,
     DEEPGRAM_BASE_URL: fakes.deepgram.url,
@@ -307,6 +316,24 @@ async function api<T>(service: Service, method: string, url: string, token?: str
   return (text ? JSON.parse(text) : null) as T;
 }
 
+/** The tenant's webhook receiver (with --webhooks 1): answers 200 to everything and counts the events by type. */
+const delivered = new Map<string, number>();
+const receiver = WEBHOOKS
+  ? await new Promise<string>((resolve) => {
+      const server = createServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          const type = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { type: string }).type;
+          delivered.set(type, (delivered.get(type) ?? 0) + 1);
+          res.writeHead(200).end();
+        });
+      });
+      server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`));
+      server.unref();
+    })
+  : undefined;
+
 /** A tenant made as a customer would: signup, a document (ingested), the cloud engines with keys, a number. */
 async function setUpTenant(service: Service, fakes: ProviderFakesInfo): Promise<string> {
   const { access_token: token } = await api<{ access_token: string }>(service, 'POST', '/api/v1/auth/signup', undefined, {
@@ -331,7 +358,15 @@ async function setUpTenant(service: Service, fakes: ProviderFakesInfo): Promise<
     },
     provider_keys: { deepgram: fakes.deepgram.apiKey, openai: fakes.openai.apiKey, elevenlabs: fakes.elevenlabs.apiKey },
     call: { vad: VAD, endpointing_ms: ENDPOINTING_MS },
+    ...(WEBHOOKS && {
+      analysis: {
+        enabled: true,
+        rubric: 'The caller got the answer.',
+        extraction_schema: { type: 'object', properties: { caller_name: { type: 'string' }, topic: { type: 'string' } } },
+      },
+    }),
   });
+  if (receiver) await api(service, 'POST', '/api/v1/webhooks', token, { url: receiver, events: ['*', 'transcript.turn'] });
   await api(service, 'POST', '/api/v1/phone-numbers', token, { number: NUMBER });
   return token;
 }
@@ -583,6 +618,13 @@ async function runStep(n: number, speech: Int16Array[]) {
       service_stage_p50_ms: Object.fromEntries([...stages].map(([k, xs]) => [k, Math.round(pct(xs, 50))])),
       service_stage_p95_ms: Object.fromEntries([...stages].map(([k, xs]) => [k, Math.round(pct(xs, 95))])),
     };
+    if (WEBHOOKS) {
+      // Events still arriving when the calls are done (call.ended, call.analyzed) get a few seconds before the count.
+      for (let i = 0; i < 50 && (delivered.get('call.analyzed') ?? 0) < n + 1; i++) await sleep(200);
+      log(`${n} calls: webhooks received ${JSON.stringify(Object.fromEntries(delivered))} (the warm-up call included)`);
+      Object.assign(result, { webhooks_received: Object.fromEntries(delivered) });
+      delivered.clear();
+    }
     if (warnings)
       log(`${n} calls: the service logged ${warnings} warn/error lines (${service.logFile}${KEEP ? '' : '; --keep 1 keeps it'})`);
     return result;

@@ -1,6 +1,7 @@
 // `npm run simulate:call` end to end: the script as a child process against a listening app on the local engines,
 // asking a question from an espeak-ng WAV; and its explanations (exit code and message) when the number is not
-// registered, the auth token is wrong, the service is down or the WAV is unreadable.
+// registered, the auth token is wrong, the service is down or the WAV is unreadable. The tenant has a webhook endpoint
+// and post-call analysis on: the simulated call's call.ended and call.analyzed reach the receiver, signed.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -10,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dbfs, parseWav } from '../src/voice/audio.js';
+import { WebhookReceiver } from './fakes/webhook-receiver.js';
 import { buildTestApp, call, signup, type Session, type TestApp, waitFor, WIRE_PASS } from './helpers.js';
 
 const ACCOUNT = { accountSid: `AC${'2'.repeat(32)}`, authToken: 'simulate-call-test-token' };
@@ -29,6 +31,7 @@ let base: string;
 let apiKey: string;
 let dir: string;
 let question: string;
+const receiver = new WebhookReceiver();
 
 interface Run {
   code: number | null;
@@ -60,9 +63,15 @@ beforeAll(async () => {
   await waitFor('document ready', async () =>
     (await call(t.app, 'GET', `/api/v1/documents/${doc.json().id}`, s.access_token)).json().status === 'ready' ? true : undefined,
   );
-  expect((await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, { greeting: 'Hello, Sunrise clinic.' })).statusCode).toBe(
-    200,
-  );
+  const put = await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, {
+    greeting: 'Hello, Sunrise clinic.',
+    analysis: { enabled: true, extraction_schema: { type: 'object', properties: { topic: { type: 'string' } } } },
+  });
+  expect(put.statusCode, put.body).toBe(200);
+  await receiver.start();
+  const hook = await call(t.app, 'POST', '/api/v1/webhooks', s.access_token, { url: receiver.url('/hooks'), events: ['*'] });
+  expect(hook.statusCode, hook.body).toBe(201);
+  receiver.secrets.set('/hooks', [hook.json().secret]);
   expect((await call(t.app, 'POST', '/api/v1/phone-numbers', s.access_token, { number: NUMBER })).statusCode).toBe(201);
   const key = await call(t.app, 'POST', '/api/v1/api-keys', s.access_token, { name: 'simulator' });
   expect(key.statusCode).toBe(201);
@@ -74,6 +83,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await t?.close();
+  await receiver.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -129,6 +139,21 @@ describe('npm run simulate:call', () => {
       expect(heard.sampleRate).toBe(8000);
       expect(heard.pcm.length).toBeGreaterThan(3 * 8000);
       expect(dbfs(heard.pcm)).toBeGreaterThan(-40);
+
+      // The tenant's systems heard of it: call.ended, then call.analyzed (the local engine), each signed.
+      const got = await waitFor('call.ended and call.analyzed delivered', async () => {
+        const mine = receiver.delivered('/hooks').filter((r) => r.event.data.call_id === calls[0]!.id);
+        return mine.some((r) => r.event.type === 'call.analyzed') ? mine : undefined;
+      });
+      // (The recording may be stored just before or just after Twilio's status callback ends the call.)
+      const types = got.map((r) => r.event.type);
+      expect([...types].sort()).toEqual(['call.analyzed', 'call.ended', 'call.started', 'recording.ready']);
+      expect(types[0]).toBe('call.started');
+      expect(types.indexOf('call.ended')).toBeLessThan(types.indexOf('call.analyzed'));
+      expect(got.every((r) => r.verifiedBy.length === 1)).toBe(true);
+      const byType = (type: string) => got.find((r) => r.event.type === type)!.event.data;
+      expect(byType('call.ended')).toMatchObject({ direction: 'inbound', status: 'completed' });
+      expect(byType('call.analyzed')).toMatchObject({ engine: 'local', partial: true, outcome: 'resolved' });
     },
     50_000,
   );

@@ -12,7 +12,7 @@ import type { AgentOverrides } from '../services/settings-schema.js';
 import type { SettingsService } from '../services/settings.js';
 import type { CallControl, CallScope } from '../voice/call-control.js';
 import type { CallOutcome } from '../voice/call-session.js';
-import { BrowserTransport } from '../voice/transports/browser-ws.js';
+import { BrowserTransport, holdEarlyMessages } from '../voice/transports/browser-ws.js';
 import { TwilioMediaStreamTransport } from '../voice/transports/twilio-media-stream.js';
 import { type Admission, isRefusal, type Lease } from '../voice/admission.js';
 import { ALL_LINES_BUSY, type VoiceCalls } from '../voice/voice-calls.js';
@@ -225,6 +225,8 @@ export class Telephony {
 
   /** A browser's websocket for a web call. */
   async acceptBrowser(socket: WebSocket, token: string): Promise<void> {
+    // Before the first await: what the browser sends while this is checked is kept for the transport.
+    const early = holdEarlyMessages(socket);
     const grant = await this.tokens.verify(token, 'browser');
     const call = grant && (await this.calls.get(grant.tenantId, grant.callId).catch(() => undefined));
     if (!call || call.endedAt) {
@@ -243,7 +245,7 @@ export class Telephony {
       socket.close(1008, refused);
       return;
     }
-    await this.run(call, new BrowserTransport(socket));
+    await this.run(call, new BrowserTransport(socket, { early: early.take() }));
   }
 
   /**

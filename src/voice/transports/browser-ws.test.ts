@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import type { AudioFrame } from '../audio.js';
-import { BrowserTransport, type BrowserTransportOptions } from './browser-ws.js';
+import { BrowserTransport, type BrowserTransportOptions, holdEarlyMessages } from './browser-ws.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const ramp = (samples: number, from = 0) => Int16Array.from({ length: samples }, (_, i) => (((from + i) * 37) % 30000) - 15000);
@@ -265,5 +265,68 @@ describe('BrowserTransport', () => {
     await audioDone;
     expect(json()).toEqual([{ type: 'end', reason: 'agent ended the call' }]);
     expect(hangups).toBe(0);
+  });
+});
+
+describe('BrowserTransport: what the browser sends while its call is set up', () => {
+  /** A server that holds the socket's messages (as the call's token is checked) and makes the transport on `ready()`. */
+  async function slowSetup() {
+    let now = 1000;
+    const clock = () => now;
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise<void>((r) => wss.once('listening', () => r()));
+    const held = new Promise<{ socket: WebSocket; early: ReturnType<typeof holdEarlyMessages> }>((r) =>
+      wss.once('connection', (socket) => r({ socket, early: holdEarlyMessages(socket, clock) })),
+    );
+    const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}/browser`);
+    const control: Record<string, unknown>[] = [];
+    client.on('message', (data, isBinary) => !isBinary && control.push(JSON.parse(String(data)) as Record<string, unknown>));
+    const clientClosed = new Promise<number>((r) => client.once('close', (code) => r(code)));
+    await new Promise((r) => client.once('open', r));
+    const { socket, early } = await held;
+    cleanups.push(async () => {
+      client.terminate();
+      await new Promise<void>((r) => wss.close(() => r()));
+    });
+    /** The setup took `ms`: the transport is made with what was held. */
+    const ready = (ms: number) => {
+      now += ms;
+      const transport = new BrowserTransport(socket, { clock, early: early.take() });
+      cleanups.unshift(() => transport.close('test over'));
+      return transport;
+    };
+    return { client, control, clientClosed, ready };
+  }
+
+  it('replays audio sent before the transport existed, in order, on the clock that started when the socket opened', async () => {
+    const { client, ready } = await slowSetup();
+    const pcm = ramp(16000); // 1 s, sent at once as a browser flushing its buffer
+    client.send(le(pcm.subarray(0, 8000)));
+    client.send(le(pcm.subarray(8000)));
+    await sleep(200); // both delivered to the server's socket, nobody listening but the hold
+    // The setup took 1 s: 1 s of audio is within the lead, none of it is dropped.
+    const transport = ready(1000);
+    const frames: AudioFrame[] = [];
+    const done = (async () => {
+      for await (const f of transport.audio()) frames.push(f);
+    })();
+    client.send(JSON.stringify({ type: 'end' }));
+    await done;
+    expect(frames).toHaveLength(50);
+    expect(frames[0]!.timestampMs).toBe(0);
+    expect(Int16Array.from(frames.flatMap((f) => [...f.pcm]))).toEqual(pcm);
+    expect(transport.admission.violation).toBeUndefined();
+  });
+
+  it('past 1 MiB held, the caller is refused with 1008 as a flood, after the transport is made', async () => {
+    const { client, control, clientClosed, ready } = await slowSetup();
+    for (let i = 0; i < 40; i++) client.send(Buffer.alloc(32000, 0x11));
+    await sleep(300);
+    const transport = ready(100);
+    let violation: string | undefined;
+    transport.onHangup((v) => (violation = v));
+    expect(await clientClosed).toBe(1008);
+    expect(violation).toBe('audio sent faster than real time');
+    expect(control).toContainEqual({ type: 'error', error: { code: 'media_policy', message: 'audio sent faster than real time' } });
   });
 });

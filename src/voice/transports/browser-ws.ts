@@ -29,10 +29,49 @@ const DIGIT = /^[0-9*#]$/;
 
 type Json = Record<string, unknown>;
 
+/** What a browser may send before its call's transport exists (32 s of audio): far more than any setup takes. */
+const EARLY_MAX_BYTES = 1024 * 1024;
+
 export interface BrowserTransportOptions {
   /** The wall clock, ms (performance.now by default); tests drive it by hand. */
   clock?: () => number;
   limits?: AdmissionLimits;
+  /** The messages held while the call was being set up (holdEarlyMessages), replayed first and in order. */
+  early?: EarlyMessages;
+}
+
+export interface EarlyMessages {
+  /** When the socket opened, on the transport's clock: the stream starts then, not when the transport is made. */
+  openedAt: number;
+  held: { data: RawData; isBinary: boolean }[];
+  /** More than EARLY_MAX_BYTES came: the rest was dropped, and the transport refuses the caller. */
+  overflowed: boolean;
+}
+
+/**
+ * Holds what a browser sends while its call token and call are checked: a browser starts its microphone as soon as
+ * the socket opens, and a websocket message nobody listens to is lost (under load, or over a slow database, the
+ * whole first seconds of the call). Bounded by EARLY_MAX_BYTES; `take()` stops holding and hands them over.
+ */
+export function holdEarlyMessages(socket: WebSocket, clock: () => number = () => performance.now()): { take(): EarlyMessages } {
+  const early: EarlyMessages = { openedAt: clock(), held: [], overflowed: false };
+  let bytes = 0;
+  const hold = (data: RawData, isBinary: boolean) => {
+    const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
+    if (early.overflowed || bytes + size > EARLY_MAX_BYTES) {
+      early.overflowed = true;
+      return;
+    }
+    bytes += size;
+    early.held.push({ data, isBinary });
+  };
+  socket.on('message', hold);
+  return {
+    take: () => {
+      socket.off('message', hold);
+      return early;
+    },
+  };
 }
 
 export class BrowserTransport implements Transport {
@@ -61,8 +100,8 @@ export class BrowserTransport implements Transport {
     opts: BrowserTransportOptions = {},
   ) {
     this.clock = opts.clock ?? (() => performance.now());
-    this.startedAt = this.clock();
-    this.admission = new InboundAdmission(SAMPLE_RATE, this.clock, opts.limits);
+    this.startedAt = opts.early?.openedAt ?? this.clock();
+    this.admission = new InboundAdmission(SAMPLE_RATE, this.clock, opts.limits, this.startedAt);
     this.playout = new Playout(SAMPLE_RATE, (frame, playedAt) => {
       if (socket.readyState === OPEN) {
         if (socket.bufferedAmount > MAX_UNREAD_BYTES) return this.refuse('the client does not read the agent audio');
@@ -75,6 +114,9 @@ export class BrowserTransport implements Transport {
     socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     socket.on('close', () => this.hangup());
     socket.on('error', () => this.hangup());
+    // What came while the call was set up, through the same admission (its clock started when the socket opened).
+    for (const m of opts.early?.held ?? []) this.onMessage(m.data, m.isBinary);
+    if (opts.early?.overflowed) this.refuse('audio sent faster than real time');
   }
 
   audio(): AsyncIterable<AudioFrame> {

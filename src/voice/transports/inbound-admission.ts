@@ -84,8 +84,10 @@ export class InboundAdmission {
     private readonly sampleRate: number,
     private readonly now: () => number,
     private readonly limits: AdmissionLimits = DEFAULT_ADMISSION,
+    /** When the stream started, on `now`'s clock (by default: now). */
+    startedAt = now(),
   ) {
-    this.startedAt = now();
+    this.startedAt = startedAt;
     this.excessAt = this.startedAt;
     this.messages = new Bucket(limits.messagesPerSecond, limits.messageBurst, this.startedAt);
     this.controls = new Bucket(limits.controlPerSecond, limits.controlBurst, this.startedAt);

@@ -120,7 +120,7 @@ describe('the ledger', () => {
     expect(line(record.usage, 'llm', 'output_tokens')).toMatchObject({ quantity: output, billed_to: 'platform' });
     const expected =
       input * LIST_PRICES['llm:openai:gpt-4o-mini:input_tokens']! + output * LIST_PRICES['llm:openai:gpt-4o-mini:output_tokens']!;
-    expect(record.cost.components.llm.platform_usd).toBeCloseTo(expected, 6);
+    expect(record.cost.components.llm.platform_usd).toBeCloseTo(expected, 5); // costs are rounded to 6 places (and quantities to 3): precision 5 throughout, not 6
     expect(record.cost.components.llm.tenant_usd).toBe(0);
     expect(record.cost.total_usd).toBeCloseTo(
       record.usage.reduce((n: number, l: Line) => n + l.cost_usd, 0),
@@ -194,16 +194,16 @@ describe('the ledger', () => {
     expect(stt).toMatchObject({ provider: 'deepgram', billed_to: 'tenant' });
     // At least the question's audio went to Deepgram (and the silence around it).
     expect(stt.quantity).toBeGreaterThanOrEqual(said.length / RATE - 0.05);
-    expect(stt.cost_usd).toBeCloseTo(stt.quantity * LIST_PRICES['stt:deepgram:seconds']!, 6);
+    expect(stt.cost_usd).toBeCloseTo(stt.quantity * LIST_PRICES['stt:deepgram:seconds']!, 5);
     const { input, output } = openaiUsage(from, ['We open at nine.']);
     expect(line(lines, 'llm', 'input_tokens')).toMatchObject({ quantity: input, billed_to: 'platform' });
     expect(line(lines, 'llm', 'output_tokens')).toMatchObject({ quantity: output });
     const chars = elevenlabs.requests.slice(ttsFrom).reduce((n, r) => n + String(r.body.text).length, 0);
     expect(chars).toBe('Hello, Sunrise clinic.'.length + 'We open at nine.'.length);
     expect(line(lines, 'tts', 'characters')).toMatchObject({ provider: 'elevenlabs', quantity: chars, billed_to: 'platform' });
-    expect(record.cost.components.tts.platform_usd).toBeCloseTo(chars * LIST_PRICES['tts:elevenlabs:characters']!, 6);
+    expect(record.cost.components.tts.platform_usd).toBeCloseTo(chars * LIST_PRICES['tts:elevenlabs:characters']!, 5);
     expect(record.cost.components.stt).toMatchObject({ platform_usd: 0 });
-    expect(record.cost.tenant_usd).toBeCloseTo(stt.cost_usd, 6);
+    expect(record.cost.tenant_usd).toBeCloseTo(stt.cost_usd, 5);
     // The call.ended webhook carries the same cost, its total the sum of its components.
     const [ended] = await t.deps.database.db
       .select()
@@ -249,13 +249,13 @@ describe('a simulated phone call (simulate:call’s Twilio leg)', () => {
     const line = record!.usage.find((l) => l.component === 'telephony')!;
     expect(line).toMatchObject({ provider: 'twilio', billed_to: 'platform' });
     expect(line.quantity).toBeGreaterThan(0.5);
-    expect(line.cost_usd).toBeCloseTo((line.quantity * 0.014) / 60, 6);
+    expect(line.cost_usd).toBeCloseTo((line.quantity * 0.014) / 60, 5);
     expect(record!.usage.find((l) => l.component === 'tts')).toMatchObject({
       provider: 'local',
       quantity: 'Hello, Sunrise clinic.'.length,
       cost_usd: 0,
     });
-    expect(record!.cost.platform_usd).toBeCloseTo(line.cost_usd, 6);
+    expect(record!.cost.platform_usd).toBeCloseTo(line.cost_usd, 5);
   }, 60_000);
 });
 
@@ -324,8 +324,8 @@ describe('GET /api/v1/usage', () => {
     const twilio = (150 / 60) * 0.014;
     const llm = 2000 * LIST_PRICES['llm:openai:gpt-4o:input_tokens']!;
     expect(byCall.totals).toMatchObject({ minutes: 2.5 });
-    expect(byCall.totals.platform_usd).toBeCloseTo(twilio, 6);
-    expect(byCall.totals.tenant_usd).toBeCloseTo(llm, 6);
+    expect(byCall.totals.platform_usd).toBeCloseTo(twilio, 5);
+    expect(byCall.totals.tenant_usd).toBeCloseTo(llm, 5);
     const today = new Date().toISOString().slice(0, 10);
     const byDay = (await usage(s, 'group_by=day')).json();
     expect(byDay.items.map((i: { key: string }) => i.key)).toEqual([today]);

@@ -23,6 +23,7 @@
 //   npm run bench:calls -- --calls 50 --webhooks 1    # the tenant also has a webhook endpoint (every event and
 //                                                     # transcript.turn, to a receiver in this process) and post-call
 //                                                     # analysis on (OpenAI fake's structured output); deliveries counted
+//   taskset -c 1 npm run bench:calls -- --calls 50 --service-cpus 0  # the service alone on core 0, the rest on 1
 //   other options: --questions 2|3  --spread-ms 2000  --max-run-s 240  --out bench/results/calls.json  --keep 1
 //                  --stt-final-ms 250 --llm-first-token-ms 400 --llm-tokens-per-s 50 --tts-first-byte-ms 200
 //
@@ -76,6 +77,9 @@ const LLM_TOKENS_PER_S = Number(args.get('llm-tokens-per-s') ?? 50);
 const TTS_FIRST_BYTE_MS = Number(args.get('tts-first-byte-ms') ?? 200);
 /** The tenant's webhook endpoint and post-call analysis on: what issue 18 adds to every call, measured with it. */
 const WEBHOOKS = args.get('webhooks') === '1';
+/** Pin the service process to these cores (taskset -c), e.g. --service-cpus 0 with the bench itself run as
+ *  `taskset -c 1 npm run bench:calls ...`, so the simulated callers and fakes do not share the service's core. */
+const SERVICE_CPUS = args.get('service-cpus');
 if (CALLS.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--calls takes positive integers, e.g. 10,50');
 if (VAD !== 'silero' && VAD !== 'energy') throw new Error('--vad is silero or energy');
 if (DB !== 'embedded' && DB !== 'server') throw new Error('--db is embedded or server');
@@ -269,10 +273,13 @@ async function startService(dir: string, fakes: ProviderFakesInfo, databaseUrl: 
   mkdirSync(path.join(dir, 'data'), { recursive: true });
   const logFile = path.join(dir, 'service.log');
   const fd = openSync(logFile, 'a');
+  // taskset execs node, so the child's pid is the service's (its /proc stats are read by pid).
+  const pinned = SERVICE_CPUS ? ['-c', SERVICE_CPUS, process.execPath] : [];
   const child = track(
     spawn(
-      process.execPath,
+      SERVICE_CPUS ? 'taskset' : process.execPath,
       [
+        ...pinned,
         ...SERVICE_FLAGS,
         ...(PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(PROFILE_DIR)] : []),
         '--import',

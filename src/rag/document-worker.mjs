@@ -1,9 +1,15 @@
 // A document worker thread (document-pool.ts): runs the jobs of document-job.ts one at a time. Plain JavaScript so
-// that any Node starts it (a worker does not inherit the tsx loader); the job code itself is loaded through tsx.
+// that any Node starts it (a worker does not inherit the tsx loader); the job code itself is loaded through tsx
+// in development.
 import { parentPort } from 'node:worker_threads';
-import { tsImport } from 'tsx/esm/api';
+import { existsSync } from 'node:fs';
 
-const { runDocumentJob } = await tsImport('./document-job.ts', import.meta.url);
+// In the compiled build (dist/) the module is JavaScript next to this file; in development it is TypeScript, loaded
+// through tsx (imported only then: production has no TypeScript toolchain).
+const compiled = new URL('./document-job.js', import.meta.url);
+const { runDocumentJob } = existsSync(compiled)
+  ? await import(compiled.href)
+  : await (await import('tsx/esm/api')).tsImport('./document-job.ts', import.meta.url);
 
 parentPort.on('message', async ({ id, job }) => {
   try {

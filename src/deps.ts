@@ -107,6 +107,7 @@ export async function buildDeps(
     dataDir: config.dataDir === 'memory://' ? 'memory://' : `${config.dataDir}/pglite`,
     poolMax: config.databasePoolMax,
     snapshot: opts.databaseSnapshot,
+    thread: config.embeddedDbThread,
   });
   let cache: Cache;
   if (config.redisUrl) {

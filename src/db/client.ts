@@ -1,11 +1,11 @@
 // Database connection: embedded PGlite (with pgvector) in the data folder by default, PostgreSQL through `pg`
 // when DATABASE_URL is set. Both give the same Drizzle API; migrations are applied here at start-up.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { PGlite } from '@electric-sql/pglite';
-import { btree_gin } from '@electric-sql/pglite/contrib/btree_gin';
-import { vector } from '@electric-sql/pglite-pgvector';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
@@ -13,22 +13,22 @@ import { migrate as migrateNodePg } from 'drizzle-orm/node-postgres/migrator';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
+import { PGLITE_EXTENSIONS } from './pglite-extensions.js';
 import * as schema from './schema.js';
+
+export { PGLITE_EXTENSIONS };
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 
 export interface Database {
   db: Db;
-  /** 'embedded' (PGlite in-process) or 'postgres' (a server over the wire). */
+  /** 'embedded' (PGlite, in-process or in its own thread) or 'postgres' (a server over the wire). */
   kind: 'embedded' | 'postgres';
   ping(): Promise<void>;
   close(): Promise<void>;
   /** The `pg` pool's connections now (operator metrics); absent for PGlite, which has no pool. */
   poolStats?(): { total: number; idle: number; waiting: number };
 }
-
-/** The extensions the migrations create; anything opening a PGlite database of ours loads the same. */
-export const PGLITE_EXTENSIONS = { vector, btree_gin };
 
 /**
  * pgvector's search beam: the most rows one HNSW scan returns, so the most candidates a search may ask for (top_k
@@ -60,10 +60,17 @@ export interface OpenDatabaseOptions {
    * migration (seconds per test app). The migrations still run, and find nothing left to apply.
    */
   snapshot?: Blob;
+  /**
+   * PGlite in a thread of its own, reached through `pg` over a Unix socket (EMBEDDED_DB_THREAD): its queries then
+   * run beside the event loop instead of on it.
+   */
+  thread?: boolean;
 }
 
 export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database> {
-  return opts.url ? openPostgres(opts.url, opts.poolMax) : openPglite(opts.dataDir, opts.snapshot);
+  if (opts.url) return openPostgres({ connectionString: opts.url }, opts.poolMax, 'postgres');
+  if (opts.thread) return openPgliteThread(opts.dataDir, opts.poolMax, opts.snapshot);
+  return openPglite(opts.dataDir, opts.snapshot);
 }
 
 const BYTEA = 17;
@@ -114,8 +121,56 @@ async function openPglite(dataDir: string, snapshot?: Blob): Promise<Database> {
   };
 }
 
-async function openPostgres(url: string, poolMax: number): Promise<Database> {
-  const pool = new pg.Pool({ connectionString: url, max: poolMax, connectionTimeoutMillis: 5_000 });
+/**
+ * The database thread: PGlite served on a Unix socket (pglite-server.ts) in a worker, and a `pg` pool to it. The
+ * socket sits in the data folder (only its owner may open it: the server has no password), or in a private
+ * temporary folder when that path is too long for a socket (about 100 bytes) or the database is in memory.
+ */
+async function openPgliteThread(dataDir: string, poolMax: number, snapshot?: Blob): Promise<Database> {
+  const inMemory = dataDir.startsWith('memory://');
+  if (!inMemory) mkdirSync(dataDir, { recursive: true });
+  const socketDir = !inMemory && path.resolve(dataDir).length < 80 ? path.resolve(dataDir) : mkdtempSync(path.join(os.tmpdir(), 'pglite-'));
+  const socketPath = path.join(socketDir, '.s.PGSQL.5432');
+  const loadDataDir = snapshot && (await snapshot.arrayBuffer());
+  const worker = new Worker(new URL('./pglite-thread.mjs', import.meta.url), {
+    workerData: { dataDir, socketPath, loadDataDir },
+    ...(loadDataDir && { transferList: [loadDataDir] }),
+  });
+  await new Promise<void>((resolve, reject) => {
+    worker.once('message', (m: { ready?: true; error?: string }) =>
+      m.ready ? resolve() : reject(new Error(`the embedded database did not start: ${m.error}`)),
+    );
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`the embedded database thread exited (${code}) while starting`)));
+  });
+  let closing = false;
+  // Without its database the service can do nothing right: end the process (a supervisor starts it again) rather
+  // than answer every request with a connection error.
+  worker.on('exit', (code) => {
+    if (!closing)
+      setImmediate(() => {
+        throw new Error(`the embedded database thread stopped (exit code ${code})`);
+      });
+  });
+  const database = await openPostgres({ host: socketDir, port: 5432, user: 'postgres', database: 'postgres' }, poolMax, 'embedded');
+  return {
+    ...database,
+    close: async () => {
+      await database.close();
+      closing = true;
+      const closed = new Promise<void>((resolve) => {
+        worker.on('message', (m: { closed?: true }) => m.closed && resolve());
+        worker.once('exit', () => resolve());
+      });
+      worker.postMessage('close');
+      await closed;
+      await worker.terminate();
+    },
+  };
+}
+
+async function openPostgres(connection: pg.PoolConfig, poolMax: number, kind: Database['kind']): Promise<Database> {
+  const pool = new pg.Pool({ ...connection, max: poolMax, connectionTimeoutMillis: 5_000 });
   // An idle client that loses its server emits 'error'; without a listener it would crash the process.
   pool.on('error', () => {});
   // Queued on a new connection before anything else it runs. A server whose pgvector lacks these settings fails
@@ -132,7 +187,7 @@ async function openPostgres(url: string, poolMax: number): Promise<Database> {
   const db = drizzleNodePg({ client: pool, schema });
   return {
     db: db as unknown as Db,
-    kind: 'postgres',
+    kind,
     poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     ping: async () => {
       await db.execute(sql`select 1`);

@@ -3,6 +3,7 @@
 // in development.
 import { parentPort } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
+import { URL } from 'node:url';
 
 // In the compiled build (dist/) the module is JavaScript next to this file; in development it is TypeScript, loaded
 // through tsx (imported only then: production has no TypeScript toolchain).

@@ -1,0 +1,159 @@
+// PGlite (with pgvector) served over the Postgres wire protocol: the embedded database in a thread of its own
+// (pglite-thread.mjs, EMBEDDED_DB_THREAD), so its queries, which run synchronously inside PGlite's WebAssembly,
+// never hold up the event loop that carries live calls' audio; and the benchmarks' database server process
+// (bench/pg-server.ts). The service talks to it with `pg`, as to PostgreSQL.
+//
+// Many connections, as a real server takes, so a `pg` pool works as it does against PostgreSQL: its round trips
+// overlap instead of queueing behind one connection. PGlite itself runs one statement at a time, so the
+// connections take turns a whole batch at a time (everything up to a Sync or a simple Query, which is what one
+// statement's round trip is), and a connection that leaves a transaction open keeps its turn until it ends it.
+// (pglite-socket's own multiplexer takes turns message by message, which lets one connection's Parse meet
+// another's Bind.) There is no authentication: listen on a Unix socket only its owner can open (or loopback, for
+// a benchmark).
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { PGlite } from '@electric-sql/pglite';
+import { PGLITE_EXTENSIONS } from './pglite-extensions.js';
+
+const SSL_REQUEST = 80877103;
+const CANCEL_REQUEST = 80877102;
+const PROTOCOL_3 = 196608;
+
+/** Serves `pglite` to every connection `server` accepts (the caller listens). */
+export function servePglite(pglite: PGlite): Server {
+  /** Whose turn it is: the turns are a promise chain; `owner` holds on while its transaction is open. */
+  let turns: Promise<void> = Promise.resolve();
+  let owner: Connection | undefined;
+  let ownerRelease: (() => void) | undefined;
+
+  function takeTurn(conn: Connection): Promise<() => void> {
+    if (owner === conn && ownerRelease) {
+      const release = ownerRelease;
+      ownerRelease = undefined;
+      return Promise.resolve(release);
+    }
+    const before = turns;
+    let release!: () => void;
+    turns = new Promise((r) => (release = r));
+    return before.then(() => {
+      owner = conn;
+      return release;
+    });
+  }
+
+  class Connection {
+    private buffer: Buffer = Buffer.alloc(0);
+    private batch: Buffer[] = [];
+    private work: Promise<void> = Promise.resolve();
+    private started = false;
+
+    constructor(private readonly socket: Socket) {
+      socket.setNoDelay?.(true);
+      socket.on('data', (data) => this.onData(data));
+      socket.on('error', () => socket.destroy());
+      // A connection that goes away inside its transaction must not keep the others waiting.
+      socket.on('close', () => {
+        this.work = this.work.then(async () => {
+          if (owner !== this || !ownerRelease) return;
+          if (pglite.isInTransaction()) await pglite.exec('rollback').catch(() => {});
+          owner = undefined;
+          const release = ownerRelease;
+          ownerRelease = undefined;
+          release();
+        });
+      });
+    }
+
+    private onData(data: Buffer): void {
+      this.buffer = this.buffer.length ? Buffer.concat([this.buffer, data]) : data;
+      for (;;) {
+        if (!this.started) {
+          // Untyped start-up messages: length, then a code.
+          if (this.buffer.length < 8) return;
+          const length = this.buffer.readInt32BE(0);
+          const code = this.buffer.readInt32BE(4);
+          if (this.buffer.length < length) return;
+          const message = this.buffer.subarray(0, length);
+          this.buffer = this.buffer.subarray(length);
+          if (code === SSL_REQUEST) this.socket.write('N');
+          else if (code === CANCEL_REQUEST) this.socket.destroy();
+          else if (code === PROTOCOL_3) {
+            this.started = true;
+            this.run([Buffer.from(message)]);
+          }
+          continue;
+        }
+        if (this.buffer.length < 5) return;
+        const length = 1 + this.buffer.readInt32BE(1);
+        if (this.buffer.length < length) return;
+        const message = Buffer.from(this.buffer.subarray(0, length));
+        this.buffer = this.buffer.subarray(length);
+        const type = String.fromCharCode(message[0]!);
+        if (type === 'X') return void this.socket.end();
+        this.batch.push(message);
+        // Sync ends an extended-protocol round trip; a simple Query is one by itself.
+        if (type === 'S' || type === 'Q') {
+          this.run(this.batch);
+          this.batch = [];
+        }
+      }
+    }
+
+    private run(messages: Buffer[]): void {
+      this.work = this.work.then(async () => {
+        const release = await takeTurn(this);
+        try {
+          for (const message of messages) {
+            const reply = await pglite.execProtocolRaw(message);
+            if (reply.length && !this.socket.destroyed) this.socket.write(reply);
+          }
+        } finally {
+          if (pglite.isInTransaction() && !this.socket.destroyed) {
+            ownerRelease = release;
+          } else {
+            // Gone in the middle of its transaction: nobody else may run inside it.
+            if (pglite.isInTransaction()) await pglite.exec('rollback').catch(() => {});
+            owner = undefined;
+            release();
+          }
+        }
+      });
+    }
+  }
+
+  return createServer((socket) => new Connection(socket));
+}
+
+export interface PgliteServerOptions {
+  /** PGlite's data directory (created if missing), or `memory://`. */
+  dataDir: string;
+  /** The Unix socket to listen on (a stale one from a crashed run is replaced); made readable by its owner only. */
+  socketPath: string;
+  /** A database to start from (a `dumpDataDir` tarball: tests' migrated snapshot). */
+  loadDataDir?: ArrayBuffer;
+}
+
+/** The embedded database thread's work (pglite-thread.mjs): PGlite opened on `dataDir`, served on `socketPath`. */
+export async function startPgliteServer(opts: PgliteServerOptions): Promise<{ close(): Promise<void> }> {
+  if (!opts.dataDir.startsWith('memory://')) mkdirSync(opts.dataDir, { recursive: true });
+  const pglite = await PGlite.create({
+    dataDir: opts.dataDir,
+    extensions: PGLITE_EXTENSIONS,
+    ...(opts.loadDataDir && { loadDataDir: new Blob([opts.loadDataDir]) }),
+  });
+  const server = servePglite(pglite);
+  rmSync(opts.socketPath, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.socketPath, resolve);
+  });
+  chmodSync(opts.socketPath, 0o600);
+  return {
+    close: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // Closing PGlite writes what it holds to the data directory: after the last connection's work.
+      await pglite.close();
+      rmSync(opts.socketPath, { force: true });
+    },
+  };
+}

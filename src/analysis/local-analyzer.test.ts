@@ -17,6 +17,24 @@ const base: AnalysisInput = {
 const analyze = (input: Partial<AnalysisInput>) => new LocalAnalyzer().analyze({ ...base, ...input });
 
 describe('LocalAnalyzer', () => {
+  it('says voicemail when an outbound call reached an answering machine, and only then', async () => {
+    const machine = [
+      { speaker: 'agent' as const, text: 'Hello, this is the clinic calling about your appointment.' },
+      {
+        speaker: 'caller' as const,
+        text: "Hi, you've reached Sam. I can't come to the phone right now, please leave a message after the tone.",
+      },
+    ];
+    expect((await analyze({ direction: 'outbound', turns: machine })).outcome).toBe('voicemail');
+    // The same words from someone who called in are a person talking about voicemail, not a machine.
+    expect((await analyze({ direction: 'inbound', turns: machine })).outcome).toBe('resolved');
+    const person = [
+      { speaker: 'agent' as const, text: 'Hello, this is the clinic calling about your appointment.' },
+      { speaker: 'caller' as const, text: 'Oh hi, yes, Tuesday works for me.' },
+    ];
+    expect((await analyze({ direction: 'outbound', turns: person })).outcome).toBe('resolved');
+  });
+
   it('fills the fields its patterns find in the caller’s words, by name and type, and says it is partial', async () => {
     const r = await analyze({
       turns: [

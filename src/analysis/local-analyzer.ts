@@ -22,7 +22,7 @@ export class LocalAnalyzer implements Analyzer {
       .filter(Boolean);
     const notes: string[] = ['Analysed by rules (no language model): success is not judged against the rubric.'];
 
-    const ruled = ruleOutcome(input, caller.length);
+    const ruled = ruleOutcome(input, caller);
     let outcome: string | null = ruled;
     if (!input.outcomes.includes(ruled)) {
       outcome = null;
@@ -52,11 +52,22 @@ export class LocalAnalyzer implements Analyzer {
   }
 }
 
-/** A transfer wins, then a failed call, then silence from the caller; anything else counts as resolved. */
-function ruleOutcome(input: AnalysisInput, callerTurns: number): string {
+/**
+ * A voicemail greeting heard on an outbound call: the answering machine's usual words in the other side's first
+ * turns ("please leave a message after the tone", "is not available", "the mailbox is full").
+ */
+const VOICEMAIL =
+  /\b(?:leave (?:me |us )?(?:a |your )?(?:message|name and number)|after the (?:tone|beep)|(?:is|am|are) (?:not available|unavailable)|can'?t (?:come|get) to the phone|voice ?mail|mailbox is full|record your message)\b/i;
+
+/**
+ * A transfer wins, then a failed call, then an answering machine (outbound), then silence from the caller; anything
+ * else counts as resolved.
+ */
+function ruleOutcome(input: AnalysisInput, caller: string[]): string {
   if (input.events.some((e) => e === 'transfer.connected' || e === 'transfer.requested')) return 'transferred';
   if (FAILED_STATUSES.has(input.status)) return 'failed';
-  if (callerTurns === 0) return 'abandoned';
+  if (input.direction === 'outbound' && caller.slice(0, 2).some((t) => VOICEMAIL.test(t))) return 'voicemail';
+  if (caller.length === 0) return 'abandoned';
   return 'resolved';
 }
 

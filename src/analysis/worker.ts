@@ -15,6 +15,7 @@ import { publishEvent } from '../services/outbox.js';
 import { DEFAULT_OUTCOMES } from '../services/settings-schema.js';
 import { type AnalysisInput, type AnalysisResult, InvalidAnalysis } from './analyzer.js';
 import type { AnalyzerSource } from './analyzers.js';
+import { WorkerLoops } from '../lib/worker-loops.js';
 
 export interface AnalysisWorkerOptions {
   /** Jobs run at once by this instance. */
@@ -39,10 +40,8 @@ const BACKOFF_MAX_MS = 10 * 60_000;
 
 export class AnalysisWorker {
   readonly workerId = `analysis-${randomUUID()}`;
-  private running = false;
-  private loops: Promise<void>[] = [];
   private abort = new AbortController();
-  private wakeUp: (() => void)[] = [];
+  private readonly loops: WorkerLoops;
 
   constructor(
     private readonly db: Db,
@@ -51,7 +50,16 @@ export class AnalysisWorker {
     private readonly analyzers: AnalyzerSource,
     private readonly log: FastifyBaseLogger,
     private readonly opts: AnalysisWorkerOptions,
-  ) {}
+  ) {
+    this.loops = new WorkerLoops(
+      async () => {
+        await this.analyses.enqueueEnded(this.opts.sweepWindowMs);
+        return this.runOnce();
+      },
+      (err) => this.log.error({ err }, 'analysis loop error'),
+      opts.pollMs,
+    );
+  }
 
   /** `reclaimAbandoned`: an embedded database is this process's alone, so a `running` job belongs to a process that is gone. */
   async start(opts: { reclaimAbandoned?: boolean } = {}): Promise<void> {
@@ -61,50 +69,20 @@ export class AnalysisWorker {
         .set({ status: 'queued', lockedBy: null, lockedAt: null, nextAttemptAt: new Date() })
         .where(eq(callAnalyses.status, 'running'));
     }
-    if (this.opts.concurrency < 1 || this.running) return;
-    this.running = true;
+    if (this.loops.isRunning) return;
     this.abort = new AbortController();
-    for (let i = 0; i < this.opts.concurrency; i++) this.loops.push(this.loop());
+    this.loops.start(this.opts.concurrency);
   }
 
   /** Starts nothing new; a job in flight is aborted and handed back to the queue. */
   async stop(): Promise<void> {
-    this.running = false;
+    const stopped = this.loops.stop(); // first, so that the aborted job's error is not logged as a failure
     this.abort.abort();
-    this.wake();
-    await Promise.allSettled(this.loops);
-    this.loops = [];
+    await stopped;
   }
 
   wake(): void {
-    const waiting = this.wakeUp;
-    this.wakeUp = [];
-    for (const w of waiting) w();
-  }
-
-  private async loop(): Promise<void> {
-    while (this.running) {
-      let worked = false;
-      try {
-        await this.analyses.enqueueEnded(this.opts.sweepWindowMs);
-        worked = await this.runOnce();
-      } catch (err) {
-        if (!this.running) return;
-        this.log.error({ err }, 'analysis loop error');
-      }
-      if (!worked && this.running) await this.sleep(this.opts.pollMs);
-    }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wakeUp.push(done);
-    });
+    this.loops.wake();
   }
 
   /** Claims and runs one job; false when nothing was due. */

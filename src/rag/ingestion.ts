@@ -16,6 +16,7 @@ import { publishEvent } from '../services/outbox.js';
 import type { Chunk } from './chunking.js';
 import type { Embedder } from './embedders/embedder.js';
 import { type DocumentFormat, ExtractError } from './extract.js';
+import { WorkerLoops } from '../lib/worker-loops.js';
 
 export interface IngestionOptions {
   /** Documents processed at once by this instance. */
@@ -59,10 +60,8 @@ const BACKOFF_MAX_MS = 5 * 60_000;
 
 export class IngestionWorker {
   readonly workerId = `worker-${randomUUID()}`;
-  private running = false;
-  private loops: Promise<void>[] = [];
   private readonly abort = new AbortController();
-  private wakeUp: (() => void)[] = [];
+  private readonly loops: WorkerLoops;
 
   constructor(
     private readonly db: Db,
@@ -70,7 +69,13 @@ export class IngestionWorker {
     private readonly processor: DocumentProcessor,
     private readonly log: FastifyBaseLogger,
     private readonly opts: IngestionOptions,
-  ) {}
+  ) {
+    this.loops = new WorkerLoops(
+      () => this.runOnce(),
+      (err) => this.log.error({ err: loggable(err) }, 'ingestion loop error'),
+      opts.pollMs ?? 1_000,
+    );
+  }
 
   /**
    * `reclaimOwn`: an embedded database belongs to this process alone, so anything left `processing` was held
@@ -83,48 +88,18 @@ export class IngestionWorker {
         .set({ status: 'pending', lockedBy: null, lockedAt: null, nextAttemptAt: new Date() })
         .where(eq(documents.status, 'processing'));
     }
-    if (this.opts.concurrency < 1) return;
-    this.running = true;
-    for (let i = 0; i < this.opts.concurrency; i++) this.loops.push(this.loop());
+    this.loops.start(this.opts.concurrency);
   }
 
   /** Starts nothing new; the document in flight stops after its current batch and is released to the queue. */
   async stop(): Promise<void> {
-    this.running = false;
+    const stopped = this.loops.stop(); // first, so that the aborted work's error is not logged as a failure
     this.abort.abort();
-    this.wake();
-    await Promise.allSettled(this.loops);
-    this.loops = [];
+    await stopped;
   }
 
   wake(): void {
-    const waiting = this.wakeUp;
-    this.wakeUp = [];
-    for (const w of waiting) w();
-  }
-
-  private async loop(): Promise<void> {
-    while (this.running) {
-      let worked = false;
-      try {
-        worked = await this.runOnce();
-      } catch (err) {
-        if (!this.running) return;
-        this.log.error({ err: loggable(err) }, 'ingestion loop error');
-      }
-      if (!worked && this.running) await this.sleep(this.opts.pollMs ?? 1_000);
-    }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wakeUp.push(done);
-    });
+    this.loops.wake();
   }
 
   /** Claims and processes one document; false when the queue had nothing due. */

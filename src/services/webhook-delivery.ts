@@ -12,6 +12,7 @@ import { type Db, rowsOf } from '../db/client.js';
 import { refusedByGuard } from '../lib/outbound.js';
 import { webhookHeaders } from '../lib/webhook-signature.js';
 import { publishEvent } from './outbox.js';
+import { Waker } from '../lib/worker-loops.js';
 
 export interface WebhookDeliveryOptions {
   /** Deliveries in flight at once in this instance; 0 runs no worker here. */
@@ -82,8 +83,7 @@ export class WebhookDeliveryWorker {
   private loopDone: Promise<void> | undefined;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly abort = new AbortController();
-  private wakeUp: (() => void)[] = [];
-  private woken = false;
+  private readonly waker = new Waker();
   private lastPurge = 0;
   private readonly now: () => number;
   private readonly random: () => number;
@@ -120,11 +120,7 @@ export class WebhookDeliveryWorker {
 
   /** Something was queued (a ping, a replay): look now instead of at the next poll. */
   wake(): void {
-    // Remembered when the loop is not asleep (claiming, say): its next sleep returns at once instead of missing it.
-    this.woken = true;
-    const waiting = this.wakeUp;
-    this.wakeUp = [];
-    for (const w of waiting) w();
+    this.waker.wake();
   }
 
   /** Claims what is due (up to `concurrency`) and delivers it; the number claimed. For tests and benchmarks. */
@@ -147,7 +143,7 @@ export class WebhookDeliveryWorker {
       // Under load, claim when half the slots are free rather than one by one: half the claim statements.
       const worthClaiming = free > 0 && (this.inFlight.size === 0 || free >= Math.ceil(this.opts.concurrency / 2));
       let claimed = 0;
-      this.woken = false;
+      this.waker.reset();
       if (worthClaiming) {
         try {
           const rows = await this.claim(free);
@@ -168,20 +164,8 @@ export class WebhookDeliveryWorker {
         }
       }
       // Busy: wait for requests to finish. Claimed less than there was room for: nothing more is due; poll (or be woken).
-      if (this.running && (!worthClaiming || claimed < free)) await this.sleep(!worthClaiming ? 60_000 : (this.opts.pollMs ?? 500));
+      if (this.running && (!worthClaiming || claimed < free)) await this.waker.sleep(!worthClaiming ? 60_000 : (this.opts.pollMs ?? 500));
     }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    if (this.woken) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wakeUp.push(done);
-    });
   }
 
   /**

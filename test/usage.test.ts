@@ -14,7 +14,7 @@ import { postSigned, SimulatedCall } from '../src/sim/simulated-call.js';
 import { BUDGET_EXCEEDED_MESSAGE } from '../src/telephony/telephony.js';
 import { MemoryTransport } from '../src/voice/transports/memory.js';
 import { UsageTally } from '../src/voice/usage-meter.js';
-import { FakeAnthropic } from './fakes/anthropic.js';
+import { anthropicUsage, FakeAnthropic } from './fakes/anthropic.js';
 import { type FakeDeepgram, startFakeDeepgram } from './fakes/deepgram.js';
 import { FakeElevenLabs } from './fakes/elevenlabs.js';
 import { FakeOpenAI } from './fakes/openai.js';
@@ -138,13 +138,24 @@ describe('the ledger', () => {
       rag: { enabled: false },
     });
     expect((await billing(s.tenant.id, { prices: { 'llm:anthropic:claude-haiku-4-5:output_tokens': 0.001 } })).statusCode).toBe(200);
+    const from = anthropic.requests.length;
     const res = await chat(s, { message: 'Hello there' });
     expect(res.statusCode, res.body).toBe(200);
+    const sent = anthropic.requests.slice(from);
+    expect(sent).toHaveLength(1);
+    // The fake reports input_tokens in message_start and output_tokens in message_delta, like the API.
+    const usage = anthropicUsage(sent[0]!, res.json().reply, 0);
+    expect(usage.input_tokens).toBeGreaterThan(0);
     const record = (await call(t.app, 'GET', `/api/v1/calls/${res.json().session_id}`, s.access_token)).json();
-    // The fake reports message_start input_tokens 50 and message_delta output_tokens 20, like the API.
-    expect(line(record.usage, 'llm', 'input_tokens')).toMatchObject({ provider: 'anthropic', quantity: 50, billed_to: 'tenant' });
-    expect(line(record.usage, 'llm', 'output_tokens')).toMatchObject({ quantity: 20, billed_to: 'tenant' });
-    expect(record.cost.components.llm).toEqual({ platform_usd: 0, tenant_usd: 0.02005, total_usd: 0.02005 });
+    expect(line(record.usage, 'llm', 'input_tokens')).toMatchObject({
+      provider: 'anthropic',
+      quantity: usage.input_tokens,
+      billed_to: 'tenant',
+    });
+    expect(line(record.usage, 'llm', 'output_tokens')).toMatchObject({ quantity: usage.output_tokens, billed_to: 'tenant' });
+    const llmUsd = usage.input_tokens * LIST_PRICES['llm:anthropic:claude-haiku-4-5:input_tokens']! + usage.output_tokens * 0.001;
+    expect(record.cost.components.llm.platform_usd).toBe(0);
+    expect(record.cost.components.llm.tenant_usd).toBeCloseTo(llmUsd, 5);
     expect(record.cost.platform_usd).toBe(0);
   });
 

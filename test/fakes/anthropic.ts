@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { listenLocal, type LocalServer } from './local-server.js';
 import { valueOf } from './openai.js';
+import { estimateTokens } from '../../src/rag/chunking.js';
 
 export interface AnthropicScript {
   text?: string;
@@ -125,6 +126,9 @@ export class FakeAnthropic {
     const id = `msg_${randomUUID().replace(/-/g, '').slice(0, 24)}`;
     const calls = (script.toolCalls ?? []).map((c) => ({ id: `toolu_${randomUUID().replace(/-/g, '').slice(0, 24)}`, ...c }));
     const stop = calls.length ? 'tool_use' : 'end_turn';
+    // Counted from what was sent and what is answered (the API's own tokenizer is not ours to copy): a bigger prompt
+    // or a longer answer costs more, as it does at Anthropic.
+    const usage = anthropicUsage(body, script.text, calls.length);
     if (body.stream !== true) {
       res.writeHead(200, { 'content-type': 'application/json' });
       const content = [
@@ -140,7 +144,7 @@ export class FakeAnthropic {
           content,
           stop_reason: stop,
           stop_sequence: null,
-          usage: { input_tokens: 50, output_tokens: 20 },
+          usage,
         }),
       );
     }
@@ -156,7 +160,7 @@ export class FakeAnthropic {
         model: body.model,
         stop_reason: null,
         stop_sequence: null,
-        usage: { input_tokens: 50, output_tokens: 1 },
+        usage: { input_tokens: usage.input_tokens, output_tokens: 1 },
       },
     });
     let index = 0;
@@ -177,8 +181,20 @@ export class FakeAnthropic {
       send('content_block_stop', { index });
       index++;
     }
-    send('message_delta', { delta: { stop_reason: stop, stop_sequence: null }, usage: { output_tokens: 20 } });
+    send('message_delta', { delta: { stop_reason: stop, stop_sequence: null }, usage: { output_tokens: usage.output_tokens } });
     send('message_stop', {});
     res.end();
   }
+}
+
+/** The fake's token counts for a request and its answer (the OpenAI fake counts the same way). */
+export function anthropicUsage(
+  body: Record<string, unknown>,
+  text: string | undefined,
+  toolCalls: number,
+): { input_tokens: number; output_tokens: number } {
+  return {
+    input_tokens: estimateTokens(JSON.stringify({ system: body.system, messages: body.messages, tools: body.tools })),
+    output_tokens: estimateTokens(text ?? '') + toolCalls * 10,
+  };
 }

@@ -104,6 +104,7 @@ const envSchema = z.object({
 
   DATABASE_URL: url(['postgres:', 'postgresql:']),
   DATABASE_POOL_MAX: int(10, 1, 500),
+  MIGRATE_ON_START: optionalBool,
   REDIS_URL: url(['redis:', 'rediss:']),
 
   SECRET_KEY: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
@@ -223,6 +224,8 @@ export interface Config {
   bodyLimitBytes: number;
   databaseUrl: string | undefined;
   databasePoolMax: number;
+  /** Apply pending migrations at start-up (default); false: only check none is pending (`npm run migrate` applies them). */
+  migrateOnStart: boolean;
   redisUrl: string | undefined;
   secretKey: string;
   accessTokenTtlMs: number;
@@ -333,6 +336,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
+    migrateOnStart: e.MIGRATE_ON_START ?? true,
     redisUrl: e.REDIS_URL,
     secretKey: e.SECRET_KEY ?? developmentSecretKey(e.NODE_ENV, dataDir),
     accessTokenTtlMs: e.JWT_ACCESS_TOKEN_EXPIRE_MINUTES * 60_000,

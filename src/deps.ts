@@ -107,6 +107,7 @@ export async function buildDeps(
     dataDir: config.dataDir === 'memory://' ? 'memory://' : `${config.dataDir}/pglite`,
     poolMax: config.databasePoolMax,
     snapshot: opts.databaseSnapshot,
+    migrate: config.migrateOnStart,
   });
   let cache: Cache;
   if (config.redisUrl) {

@@ -36,6 +36,8 @@ const url = (protocols: string[]) =>
         },
         `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
       )
+      // How docs/configuration.md (scripts/config-docs.ts) names the type; the refinement above cannot be read back.
+      .meta({ type: `URL (${protocols.map((p) => p.slice(0, -1)).join(', ')})` })
       .optional(),
   );
 
@@ -57,6 +59,7 @@ const trustProxy = z.preprocess(
   emptyToUndefined,
   z
     .string()
+    .meta({ type: 'false, a hop count, or a comma list of addresses/CIDRs' })
     .default('false')
     .transform((raw, ctx): TrustProxy => {
       const v = raw.trim().toLowerCase();
@@ -176,6 +179,7 @@ const envSchema = z.object({
     emptyToUndefined,
     z
       .string()
+      .meta({ type: 'comma list of host, host:port or CIDR' })
       .default('')
       .transform((v) =>
         v
@@ -209,6 +213,8 @@ const vendorEnvSchema = z.object(
 );
 
 type Env = z.infer<typeof envSchema>;
+/** The schemas of every variable read: docs/configuration.md is generated from them (`npm run docs:config`). */
+export const ENV_SCHEMAS = [envSchema, vendorEnvSchema] as const;
 /** The names of every variable read; the config test checks `.env.example` documents each. */
 export const ENV_VARIABLES = [...Object.keys(envSchema.shape), ...Object.keys(vendorEnvSchema.shape)];
 

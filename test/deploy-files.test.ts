@@ -103,3 +103,14 @@ describe('Dockerfile', () => {
     for (const entry of ['node_modules', 'dist', 'data', '.env', '.git']) expect(ignored).toContain(entry);
   });
 });
+
+describe('railway.toml', () => {
+  it('builds the Dockerfile, starts the compiled build under tini, checks /health/ready, restarts on failure', () => {
+    const toml = read('railway.toml');
+    expect(toml).toMatch(/^builder = "DOCKERFILE"$/m);
+    expect(toml).toMatch(/^startCommand = "\/usr\/bin\/tini -- node --enable-source-maps dist\/main\.js"$/m);
+    expect(toml).toMatch(/^preDeployCommand = \["node --enable-source-maps dist\/migrate\.js"\]$/m);
+    expect(toml).toMatch(/^healthcheckPath = "\/health\/ready"$/m);
+    expect(toml).toMatch(/^restartPolicyType = "ON_FAILURE"$/m);
+  });
+});

@@ -36,6 +36,8 @@ const url = (protocols: string[]) =>
         },
         `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
       )
+      // How docs/configuration.md (scripts/config-docs.ts) names the type; the refinement above cannot be read back.
+      .meta({ type: `URL (${protocols.map((p) => p.slice(0, -1)).join(', ')})` })
       .optional(),
   );
 
@@ -57,6 +59,7 @@ const trustProxy = z.preprocess(
   emptyToUndefined,
   z
     .string()
+    .meta({ type: 'false, a hop count, or a comma list of addresses/CIDRs' })
     .default('false')
     .transform((raw, ctx): TrustProxy => {
       const v = raw.trim().toLowerCase();
@@ -105,6 +108,7 @@ const envSchema = z.object({
   DATABASE_URL: url(['postgres:', 'postgresql:']),
   DATABASE_POOL_MAX: int(10, 1, 500),
   EMBEDDED_DB_THREAD: optionalBool,
+  MIGRATE_ON_START: optionalBool,
   REDIS_URL: url(['redis:', 'rediss:']),
 
   SECRET_KEY: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
@@ -176,6 +180,7 @@ const envSchema = z.object({
     emptyToUndefined,
     z
       .string()
+      .meta({ type: 'comma list of host, host:port or CIDR' })
       .default('')
       .transform((v) =>
         v
@@ -209,6 +214,8 @@ const vendorEnvSchema = z.object(
 );
 
 type Env = z.infer<typeof envSchema>;
+/** The schemas of every variable read: docs/configuration.md is generated from them (`npm run docs:config`). */
+export const ENV_SCHEMAS = [envSchema, vendorEnvSchema] as const;
 /** The names of every variable read; the config test checks `.env.example` documents each. */
 export const ENV_VARIABLES = [...Object.keys(envSchema.shape), ...Object.keys(vendorEnvSchema.shape)];
 
@@ -226,6 +233,8 @@ export interface Config {
   databasePoolMax: number;
   /** The embedded database in a thread of its own (reached through `pg` on a Unix socket), off the event loop. */
   embeddedDbThread: boolean;
+  /** Apply pending migrations at start-up (default); false: only check none is pending (`npm run migrate` applies them). */
+  migrateOnStart: boolean;
   redisUrl: string | undefined;
   secretKey: string;
   accessTokenTtlMs: number;
@@ -337,6 +346,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
     embeddedDbThread: e.EMBEDDED_DB_THREAD ?? false,
+    migrateOnStart: e.MIGRATE_ON_START ?? true,
     redisUrl: e.REDIS_URL,
     secretKey: e.SECRET_KEY ?? developmentSecretKey(e.NODE_ENV, dataDir),
     accessTokenTtlMs: e.JWT_ACCESS_TOKEN_EXPIRE_MINUTES * 60_000,

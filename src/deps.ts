@@ -108,6 +108,7 @@ export async function buildDeps(
     poolMax: config.databasePoolMax,
     snapshot: opts.databaseSnapshot,
     thread: config.embeddedDbThread,
+    migrate: config.migrateOnStart,
   });
   let cache: Cache;
   if (config.redisUrl) {

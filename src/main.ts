@@ -1,6 +1,7 @@
 // Entry point: config -> deps -> server, and a graceful shutdown on SIGTERM/SIGINT.
 import pino from 'pino';
 import { ConfigError, loadConfig } from './config.js';
+import { SchemaNotCurrentError } from './db/client.js';
 import { buildDeps, closeDeps } from './deps.js';
 import { buildApp, LOG_SERIALIZERS, REDACT_PATHS } from './http/app.js';
 
@@ -16,7 +17,12 @@ try {
   throw err;
 }
 const log = pino({ level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, serializers: LOG_SERIALIZERS });
-const deps = await buildDeps(config, log);
+const deps = await buildDeps(config, log).catch((err: unknown) => {
+  // MIGRATE_ON_START=false and migrations pending: one line saying what to run, not a stack trace.
+  if (!(err instanceof SchemaNotCurrentError)) throw err;
+  console.error(err.message);
+  process.exit(1);
+});
 const app = await buildApp(deps);
 await app.listen({ host: config.host, port: config.port });
 log.info(

@@ -1,6 +1,7 @@
 // Database connection: embedded PGlite (with pgvector) in the data folder by default, PostgreSQL through `pg`
-// when DATABASE_URL is set. Both give the same Drizzle API; migrations are applied here at start-up.
-import { mkdirSync, mkdtempSync } from 'node:fs';
+// when DATABASE_URL is set. Both give the same Drizzle API; migrations are applied here at start-up (or, with
+// MIGRATE_ON_START=false, only checked: `npm run migrate` applies them as a release step).
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,6 +62,11 @@ export interface OpenDatabaseOptions {
    */
   snapshot?: Blob;
   /**
+   * Apply pending migrations (the default). false: apply none and refuse to open (`SchemaNotCurrentError`) unless
+   * every migration is already applied, for operators who run `npm run migrate` as a release step.
+   */
+  migrate?: boolean;
+  /**
    * PGlite in a thread of its own, reached through `pg` over a Unix socket (EMBEDDED_DB_THREAD): its queries then
    * run beside the event loop instead of on it.
    */
@@ -68,9 +74,53 @@ export interface OpenDatabaseOptions {
 }
 
 export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database> {
-  if (opts.url) return openPostgres({ connectionString: opts.url }, opts.poolMax, 'postgres');
-  if (opts.thread) return openPgliteThread(opts.dataDir, opts.poolMax, opts.snapshot);
-  return openPglite(opts.dataDir, opts.snapshot);
+  const migrate = opts.migrate ?? true;
+  const database = opts.url
+    ? await openPostgres({ connectionString: opts.url }, opts.poolMax, migrate, 'postgres')
+    : opts.thread
+      ? await openPgliteThread(opts.dataDir, opts.poolMax, migrate, opts.snapshot)
+      : await openPglite(opts.dataDir, migrate, opts.snapshot);
+  if (!migrate) {
+    const pending = await pendingMigrations(database.db).catch(async (err) => {
+      await database.close();
+      throw err;
+    });
+    if (pending.length) {
+      await database.close();
+      throw new SchemaNotCurrentError(pending);
+    }
+  }
+  return database;
+}
+
+/** The database lacks migrations this code needs, and we were told not to apply them (MIGRATE_ON_START=false). */
+export class SchemaNotCurrentError extends Error {
+  constructor(readonly pending: string[]) {
+    super(
+      `The database schema is not current: ${pending.length} migration(s) pending (${pending[0]}${pending.length > 1 ? ` .. ${pending.at(-1)}` : ''}); ` +
+        'run `npm run migrate`, or start with MIGRATE_ON_START unset to apply them at start-up.',
+    );
+  }
+}
+
+/**
+ * The committed migrations the database has not applied yet, by tag, in order. Drizzle's migrator records each
+ * applied migration's journal time in drizzle.__drizzle_migrations and applies every later one, so this is the
+ * same rule: the journal's entries newer than the last recorded.
+ */
+export async function pendingMigrations(db: Db): Promise<string[]> {
+  const journal = JSON.parse(readFileSync(path.join(migrationsFolder, 'meta', '_journal.json'), 'utf8')) as {
+    entries: { when: number; tag: string }[];
+  };
+  const [table] = rowsOf<{ t: string | null }>(await db.execute(sql`select to_regclass('drizzle.__drizzle_migrations')::text as t`));
+  let last = -1;
+  if (table?.t) {
+    const [row] = rowsOf<{ at: string | number | null }>(
+      await db.execute(sql`select max(created_at) as at from drizzle.__drizzle_migrations`),
+    );
+    last = row?.at == null ? -1 : Number(row.at);
+  }
+  return journal.entries.filter((e) => e.when > last).map((e) => e.tag);
 }
 
 const BYTEA = 17;
@@ -79,7 +129,7 @@ const BYTEA = 17;
 const byteaToHex = (v: Uint8Array) => `\\x${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex')}`;
 const byteaFromHex = (v: string) => new Uint8Array(Buffer.from(v.slice(2), 'hex'));
 
-async function startPglite(dataDir: string, loadDataDir?: Blob) {
+async function startPglite(dataDir: string, loadDataDir?: Blob, migrate = true) {
   // A fresh deployment given its SECRET_KEY has nothing else that creates the data folder.
   if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
   const client = await PGlite.create({
@@ -91,7 +141,7 @@ async function startPglite(dataDir: string, loadDataDir?: Blob) {
   });
   const db = drizzlePglite({ client, schema });
   // PGlite is a single connection in this process, so no lock is needed around migrations.
-  await migratePglite(db, { migrationsFolder });
+  if (migrate) await migratePglite(db, { migrationsFolder });
   return { client, db };
 }
 
@@ -108,8 +158,8 @@ export async function migratedPgliteSnapshot(): Promise<Blob> {
   }
 }
 
-async function openPglite(dataDir: string, snapshot?: Blob): Promise<Database> {
-  const { client, db } = await startPglite(dataDir, snapshot);
+async function openPglite(dataDir: string, migrate: boolean, snapshot?: Blob): Promise<Database> {
+  const { client, db } = await startPglite(dataDir, snapshot, migrate);
   await client.exec(SESSION_SETTINGS);
   return {
     db: db as unknown as Db,
@@ -126,7 +176,7 @@ async function openPglite(dataDir: string, snapshot?: Blob): Promise<Database> {
  * socket sits in the data folder (only its owner may open it: the server has no password), or in a private
  * temporary folder when that path is too long for a socket (about 100 bytes) or the database is in memory.
  */
-async function openPgliteThread(dataDir: string, poolMax: number, snapshot?: Blob): Promise<Database> {
+async function openPgliteThread(dataDir: string, poolMax: number, migrate: boolean, snapshot?: Blob): Promise<Database> {
   const inMemory = dataDir.startsWith('memory://');
   if (!inMemory) mkdirSync(dataDir, { recursive: true });
   const socketDir = !inMemory && path.resolve(dataDir).length < 80 ? path.resolve(dataDir) : mkdtempSync(path.join(os.tmpdir(), 'pglite-'));
@@ -152,7 +202,12 @@ async function openPgliteThread(dataDir: string, poolMax: number, snapshot?: Blo
         throw new Error(`the embedded database thread stopped (exit code ${code})`);
       });
   });
-  const database = await openPostgres({ host: socketDir, port: 5432, user: 'postgres', database: 'postgres' }, poolMax, 'embedded');
+  const database = await openPostgres(
+    { host: socketDir, port: 5432, user: 'postgres', database: 'postgres' },
+    poolMax,
+    migrate,
+    'embedded',
+  );
   return {
     ...database,
     close: async () => {
@@ -169,20 +224,22 @@ async function openPgliteThread(dataDir: string, poolMax: number, snapshot?: Blo
   };
 }
 
-async function openPostgres(connection: pg.PoolConfig, poolMax: number, kind: Database['kind']): Promise<Database> {
+async function openPostgres(connection: pg.PoolConfig, poolMax: number, migrate: boolean, kind: Database['kind']): Promise<Database> {
   const pool = new pg.Pool({ ...connection, max: poolMax, connectionTimeoutMillis: 5_000 });
   // An idle client that loses its server emits 'error'; without a listener it would crash the process.
   pool.on('error', () => {});
   // Queued on a new connection before anything else it runs. A server whose pgvector lacks these settings fails
   // the statement; searches then still work, with pgvector's defaults.
   pool.on('connect', (client) => void client.query(SESSION_SETTINGS).catch(() => {}));
-  const lockClient = await pool.connect();
-  try {
-    await lockClient.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
-    await migrateNodePg(drizzleNodePg({ client: lockClient, schema }), { migrationsFolder });
-  } finally {
-    await lockClient.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch(() => {});
-    lockClient.release();
+  if (migrate) {
+    const lockClient = await pool.connect();
+    try {
+      await lockClient.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
+      await migrateNodePg(drizzleNodePg({ client: lockClient, schema }), { migrationsFolder });
+    } finally {
+      await lockClient.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch(() => {});
+      lockClient.release();
+    }
   }
   const db = drizzleNodePg({ client: pool, schema });
   return {

@@ -1,6 +1,7 @@
 // The Fastify app: logging, request ids, error envelope, rate limits, authentication, OpenAPI, and the
 // explicit list of route modules.
 import { randomUUID } from 'node:crypto';
+import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import fastifyWebsocket from '@fastify/websocket';
@@ -164,6 +165,9 @@ export async function buildApp(domain: Deps): Promise<App> {
       handleProtocols: (protocols) => (protocols.has('bearer') ? 'bearer' : false),
     },
   });
+
+  // Cookies are parsed for the browser's refresh cookie (http/session-cookie.ts); nothing else reads them.
+  await app.register(fastifyCookie);
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);

@@ -20,6 +20,7 @@ import { findUnsafeInput } from '../lib/safe-input.js';
 import { AppError, unsafeInputError } from '../lib/errors.js';
 import { Authenticator } from './auth.js';
 import type { App, HttpDeps } from './context.js';
+import { consoleRoutes } from './console.js';
 import { classify } from './errors.js';
 import { RateLimiter } from './rate-limit.js';
 import { adminRoutes } from './routes/admin.js';
@@ -247,6 +248,8 @@ export async function buildApp(domain: Deps): Promise<App> {
   // Registers its webhook in a scope of its own, where JSON bodies stay raw for the signature check.
   await liveKitRoutes(app, deps);
   await twilioRoutes(app, deps);
+  // Last: the console answers only what no route above does (and `/`).
+  await consoleRoutes(app, config);
 
   await app.ready();
   return app;

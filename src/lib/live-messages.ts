@@ -50,3 +50,26 @@ export function latencyMessage(metrics: Record<string, number> | undefined): Liv
   const stages = LATENCY_STAGES.filter((s) => Number.isFinite(metrics[s])).map((s) => [s, Math.max(0, metrics[s]!)]);
   return stages.length ? { type: 'turn.latency', ...Object.fromEntries(stages) } : undefined;
 }
+
+/**
+ * Every JSON text message a browser call's websocket sends (the live messages above, and the transport's own:
+ * voice/transports/browser-ws.ts), as one named schema: /openapi.json publishes it as `WebCallServerMessage` (the
+ * web-call stream's 101 response), so the console's generated types cover the protocol.
+ */
+export const webCallServerMessage = z
+  .discriminatedUnion('type', [
+    liveMessageSchemas['caller.interim'],
+    liveMessageSchemas['caller.final'],
+    liveMessageSchemas['agent.sentence'],
+    liveMessageSchemas['agent.state'],
+    liveMessageSchemas['turn.latency'],
+    z.object({ type: z.literal('mark'), name: z.string() }).describe('The audio queued before this mark has been played.'),
+    z.object({ type: z.literal('clear') }).describe('The caller interrupted: drop the agent audio not yet played, at once.'),
+    z.object({ type: z.literal('end'), reason: z.string() }).describe('The call ended (the socket closes next).'),
+    z
+      .object({ type: z.literal('error'), error: z.object({ code: z.enum(['bad_message', 'media_policy']), message: z.string() }) })
+      .describe(
+        'bad_message: a message was refused, the call goes on; media_policy: the caller broke the media rules, the socket closes with 1008.',
+      ),
+  ])
+  .meta({ id: 'WebCallServerMessage' });

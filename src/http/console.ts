@@ -7,6 +7,7 @@ import fastifyStatic from '@fastify/static';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import type { App } from './context.js';
+import { publicBaseUrl } from './public-url.js';
 
 /** Paths that are never the console's, even when nothing else answers them: their 404 stays the API's JSON. */
 const RESERVED = /^\/(?:api|docs|health|metrics|openapi\.json)(?:[/?#]|$)/;
@@ -20,11 +21,14 @@ const PLAIN_HOST = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
  * styles also inline, because Mantine writes its CSS variables in <style> elements and style props as style
  * attributes; the audio of the Talk page and recordings may be blob: URLs, and a recording may come from the
  * bucket; connections to our origin, websockets included (named explicitly for browsers whose 'self' does not cover
- * ws:/wss:). An AudioWorklet is a script to CSP (script-src, not worker-src): load its module from our origin
+ * ws:/wss:), and the web-call socket, whose stream_url is built from PUBLIC_BASE_URL or the address we listen on
+ * (a page opened at http://localhost:8000 gets ws://127.0.0.1:8000/...). An AudioWorklet is a script to CSP (script-src, not worker-src): load its module from our origin
  * (a built asset), not from a blob: URL.
  */
-export function consoleCsp(host: string, s3: Config['recordings']['s3']): string {
-  const self = PLAIN_HOST.test(host) ? ` ws://${host} wss://${host}` : '';
+export function consoleCsp(host: string, s3: Config['recordings']['s3'], streamOrigin?: string): string {
+  const sockets = PLAIN_HOST.test(host) ? [`ws://${host}`, `wss://${host}`] : [];
+  if (streamOrigin && !sockets.includes(streamOrigin)) sockets.push(streamOrigin);
+  const self = sockets.map((s) => ` ${s}`).join('');
   const bucket = s3 ? ` ${bucketOrigins(s3).join(' ')}` : '';
   return [
     "default-src 'self'",
@@ -51,7 +55,8 @@ function bucketOrigins(s3: NonNullable<Config['recordings']['s3']>): string[] {
 }
 
 export function setConsoleHeaders(request: FastifyRequest, reply: FastifyReply, config: Config): void {
-  reply.header('content-security-policy', consoleCsp(request.host, config.recordings.s3));
+  const stream = new URL(publicBaseUrl({ config }, request).replace(/^http/, 'ws')).origin;
+  reply.header('content-security-policy', consoleCsp(request.host, config.recordings.s3, stream));
   reply.header('x-content-type-options', 'nosniff');
   reply.header('referrer-policy', 'no-referrer');
   reply.header('x-frame-options', 'DENY');

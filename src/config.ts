@@ -104,6 +104,8 @@ const envSchema = z.object({
   PUBLIC_BASE_URL: url(['http:', 'https:']),
   TRUST_PROXY: trustProxy,
   BODY_LIMIT_BYTES: int(1_048_576, 1024, 1024 * 1024 * 1024),
+  /** The web console's build (index.html and assets), served at /; without one, / leads to /docs. */
+  CONSOLE_DIR: z.preprocess(emptyToUndefined, z.string().default('web/dist')),
 
   DATABASE_URL: url(['postgres:', 'postgresql:']),
   DATABASE_POOL_MAX: int(10, 1, 500),
@@ -229,6 +231,8 @@ export interface Config {
   /** X-Forwarded-For is believed from: nobody (false), the last N hops, or these proxy addresses/CIDRs. */
   trustProxy: TrustProxy;
   bodyLimitBytes: number;
+  /** Absolute path of the web console's build, served at / when it holds an index.html (http/console.ts). */
+  consoleDir: string;
   databaseUrl: string | undefined;
   databasePoolMax: number;
   /** The embedded database in a thread of its own (reached through `pg` on a Unix socket), off the event loop. */
@@ -343,6 +347,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     publicBaseUrl: e.PUBLIC_BASE_URL?.replace(/\/+$/, ''),
     trustProxy: e.TRUST_PROXY,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    consoleDir: path.resolve(e.CONSOLE_DIR),
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
     embeddedDbThread: e.EMBEDDED_DB_THREAD ?? false,

@@ -125,6 +125,9 @@ describe('call tokens are single-use', () => {
     // The first socket still carries the call: the agent's greeting reaches it.
     await waitFor('agent audio on the first socket', async () => (first.agentBytes() > 0 ? true : undefined), 20_000);
     expect(first.ws.readyState).toBe(first.ws.OPEN);
+    // The page is told as the greeting goes out (the web-call protocol's live messages, lib/live-messages.ts).
+    expect(first.control).toContainEqual({ type: 'agent.state', state: 'speaking' });
+    expect(first.control).toContainEqual({ type: 'agent.sentence', text: 'Hello.' });
     first.ws.send(JSON.stringify({ type: 'end' }));
     expect(await first.closed).toBe(1000);
     expect((await ended(s.tenant.id, callId)).status).toBe('completed');

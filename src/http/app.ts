@@ -1,6 +1,7 @@
 // The Fastify app: logging, request ids, error envelope, rate limits, authentication, OpenAPI, and the
 // explicit list of route modules.
 import { randomUUID } from 'node:crypto';
+import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import fastifyWebsocket from '@fastify/websocket';
@@ -19,6 +20,7 @@ import { findUnsafeInput } from '../lib/safe-input.js';
 import { AppError, unsafeInputError } from '../lib/errors.js';
 import { Authenticator } from './auth.js';
 import type { App, HttpDeps } from './context.js';
+import { consoleRoutes } from './console.js';
 import { classify } from './errors.js';
 import { RateLimiter } from './rate-limit.js';
 import { adminRoutes } from './routes/admin.js';
@@ -165,6 +167,9 @@ export async function buildApp(domain: Deps): Promise<App> {
     },
   });
 
+  // Cookies are parsed for the browser's refresh cookie (http/session-cookie.ts); nothing else reads them.
+  await app.register(fastifyCookie);
+
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     const { rateLimits } = config;
@@ -243,6 +248,8 @@ export async function buildApp(domain: Deps): Promise<App> {
   // Registers its webhook in a scope of its own, where JSON bodies stay raw for the signature check.
   await liveKitRoutes(app, deps);
   await twilioRoutes(app, deps);
+  // Last: the console answers only what no route above does (and `/`).
+  await consoleRoutes(app, config);
 
   await app.ready();
   return app;

@@ -507,3 +507,92 @@ describe('CallSession: actions and the end of the call', () => {
     expect(c.callLog.ended).toEqual({ status: 'failed', reason: 'speech-to-text failed' });
   });
 });
+
+describe('CallSession: what the caller’s screen is told (live messages)', () => {
+  it('the caller’s words as recognised, the agent’s state and sentences, and the turn’s latencies as stored', async () => {
+    const c = startCall({ transcripts: ['When does the clinic open on Saturdays?'], behaviour: { greeting: null } });
+    await c.clock.advanceAsync(500);
+    await c.say(speech(900));
+    await c.waitTurns(2);
+    await c.until('the answer to end', () => c.transport.notified.at(-1)?.message.type === 'agent.state');
+    const messages = c.transport.notified.map((n) => n.message);
+    const types = messages.map((m) => (m.type === 'agent.state' ? `state:${m.state}` : m.type));
+    // Interims while the caller speaks (each at least as long as the last), then the stored turn, then the answer.
+    const firstFinal = types.indexOf('caller.final');
+    expect(types[0]).toBe('state:listening');
+    expect(types.slice(1, firstFinal).every((t) => t === 'caller.interim')).toBe(true);
+    expect(firstFinal).toBeGreaterThan(1);
+    expect(types.slice(firstFinal)).toEqual([
+      'caller.final',
+      'state:thinking',
+      'state:speaking',
+      'agent.sentence',
+      'agent.sentence',
+      'turn.latency',
+      'state:listening',
+    ]);
+    const interims = messages.filter((m) => m.type === 'caller.interim').map((m) => m.text);
+    expect(interims.at(-1)).toBe('When does the clinic open on Saturdays?');
+    const caller = c.callLog.turns[0]!;
+    expect(messages[firstFinal]).toEqual({
+      type: 'caller.final',
+      text: caller.text,
+      start_ms: Math.round(caller.startMs!),
+      end_ms: Math.round(caller.endMs!),
+    });
+    expect(
+      messages
+        .filter((m) => m.type === 'agent.sentence')
+        .map((m) => m.text)
+        .join(' '),
+    ).toBe(hours.text);
+    // The latencies are the stored turn's, stage for stage.
+    const m = c.callLog.turns[1]!.metrics!;
+    expect(messages.find((x) => x.type === 'turn.latency')).toEqual({
+      type: 'turn.latency',
+      endpointing: 501,
+      stt_final: 250,
+      retrieval: m.retrieval,
+      llm_ttft: m.llm_ttft,
+      tts_ttfb: 200,
+      voice_to_voice: 701,
+    });
+    // The sentence is announced when its audio starts going out: the first at the TTS's first byte.
+    const speaking = c.transport.notified.find((n) => n.message.type === 'agent.sentence')!;
+    expect(speaking.atMs).toBe(Math.round(caller.endMs! + 501 + 200));
+    await c.end();
+  });
+
+  it('a barge-in: the screen hears the agent stop (listening), then the new turn', async () => {
+    const long = 'First, our clinic is open every weekday. Second, we have free parking. Third, bring your insurance card.';
+    const c = startCall({
+      transcripts: ['Tell me everything.', 'Stop, please.'],
+      llm: (clock) =>
+        new FakeLlm({ reply: (said) => (/stop/i.test(said) ? 'Of course.' : long), firstTokenMs: 100, tokensPerSecond: 50, clock }),
+      behaviour: { greeting: null },
+    });
+    await c.say(speech(700));
+    await c.until('the answer to be under way', () => c.transport.heardMs() >= 2500);
+    const before = c.transport.notified.length;
+    await c.say(speech(700));
+    await c.waitTurns(4);
+    await c.until(
+      'the second answer to end',
+      () => c.transport.notified.at(-1)?.message.type === 'agent.state' && c.transport.notified.length > before + 3,
+    );
+    const after = c.transport.notified
+      .slice(before)
+      .map((n) => (n.message.type === 'agent.state' ? `state:${n.message.state}` : n.message.type));
+    const final = after.indexOf('caller.final');
+    expect(after.slice(0, final)).toContain('state:listening');
+    expect(after.slice(final)).toEqual([
+      'caller.final',
+      'state:thinking',
+      'state:speaking',
+      'agent.sentence',
+      'turn.latency',
+      'state:listening',
+    ]);
+    await c.end();
+  });
+});

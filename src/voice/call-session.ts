@@ -3,8 +3,12 @@
 // of turn-taking are in turns.ts (this file acts on its decisions), the agent's voice in speaker.ts. Every turn,
 // event and latency is written to the call's log (call-log.ts) as it happens.
 //
+// What the caller's screen is told as the call goes (a browser call's transcript and latencies) is sent from the
+// same points, from the same values as what is written: lib/live-messages.ts.
+//
 // Time: every duration is measured on the session's clock (ms since the call started).
 import type { FastifyBaseLogger } from 'fastify';
+import { type AgentState, latencyMessage, type LiveMessage } from '../lib/live-messages.js';
 import type { CallStatus } from '../services/calls.js';
 import { type Agent, type AgentAction, toolCalledEvent } from './agent.js';
 import { durationMs, StreamResampler } from './audio.js';
@@ -12,7 +16,7 @@ import type { CallLog } from './call-log.js';
 import type { Clock } from './clock.js';
 import type { ChatMessage } from './llm/llm.js';
 import { sentencesOf, type Spoken, speak } from './speaker.js';
-import type { STT, SttStream } from './stt/stt.js';
+import type { STT, SttEvent, SttStream } from './stt/stt.js';
 import type { Transport } from './transports/transport.js';
 import type { TTS } from './tts/tts.js';
 import { type TurnDecision, TurnDetector, type TurnRules } from './turns.js';
@@ -72,6 +76,10 @@ export class CallSession {
   private outcome: CallOutcome | undefined;
   /** Writes happen in order, off the audio path. */
   private records: Promise<unknown> = Promise.resolve();
+  /** What the caller's screen was last told the agent is doing. */
+  private state: AgentState | undefined;
+  /** The recogniser's final pieces of the caller's current turn (its interim words follow them). */
+  private callerWords: string[] = [];
 
   constructor(private readonly p: CallSessionParts) {
     this.history = [...(p.history ?? [])];
@@ -95,6 +103,7 @@ export class CallSession {
     });
     transport.onDtmf((digit) => this.turns.digit(digit));
     this.turns.start({ agentSpeaksFirst: Boolean(behaviour.greeting) });
+    this.setState('listening');
     const listening = this.listen();
     // Without speech-to-text the call cannot go on (every engine in its chain failed): end it, recorded as failed.
     const transcribing = this.transcribe().catch((err: unknown) => {
@@ -134,13 +143,27 @@ export class CallSession {
   }
 
   private async transcribe(): Promise<void> {
-    for await (const event of this.stt.events) this.turns.stt(event);
+    for await (const event of this.stt.events) {
+      this.turns.stt(event);
+      this.showCallerWords(event);
+    }
+  }
+
+  /** The caller's words so far in this turn, for the screen: the final pieces, then the piece being revised. */
+  private showCallerWords(event: SttEvent): void {
+    if ((event.type !== 'interim' && event.type !== 'final') || !event.text.trim()) return;
+    if (event.type === 'final') this.callerWords.push(event.text.trim());
+    const words = event.type === 'interim' ? [...this.callerWords, event.text.trim()] : this.callerWords;
+    this.live({ type: 'caller.interim', text: words.join(' ') });
   }
 
   private onDecision(d: TurnDecision): void {
     switch (d.type) {
       case 'turn':
         this.record(() => this.callLog.addTurn({ speaker: 'caller', text: d.text, startMs: d.startMs, endMs: d.endMs }));
+        this.callerWords = [];
+        this.live({ type: 'caller.final', text: d.text, start_ms: Math.round(d.startMs), end_ms: Math.round(d.endMs) });
+        this.setState('thinking');
         this.reply?.controller.abort();
         this.startReply(this.respond(d.text, d.metrics));
         return;
@@ -184,6 +207,7 @@ export class CallSession {
           if (this.reply === reply) {
             this.reply = undefined;
             this.turns.replyEnded(reply.interrupted === true);
+            this.setState('listening');
           }
         }),
     };
@@ -198,7 +222,11 @@ export class CallSession {
     onFirstAudio?: (atMs: number) => void,
   ): Promise<Spoken> {
     this.turns.agentSpeakingStarted();
-    return speak(this.p, sentences, signal, onFirstAudio);
+    const onSentence = (text: string) => {
+      this.setState('speaking');
+      this.live({ type: 'agent.sentence', text });
+    };
+    return speak({ ...this.p, onSentence }, sentences, signal, onFirstAudio);
   }
 
   /** Says fixed text (greeting, prompts) as an agent turn. */
@@ -238,6 +266,8 @@ export class CallSession {
       Object.assign(metrics, turn?.metrics ?? {});
       if (spoken.ttsFirstByteMs !== undefined) metrics.tts_ttfb = spoken.ttsFirstByteMs;
       const { text, interrupted } = spoken;
+      const latency = latencyMessage(metrics);
+      if (latency) this.live(latency);
       this.record(() =>
         this.callLog.addTurn({
           speaker: 'agent',
@@ -286,6 +316,17 @@ export class CallSession {
     this.outcome = outcome;
     this.turns.stop();
     this.finished?.(outcome);
+  }
+
+  /** Tells the caller's screen, if the transport has one (a browser call). */
+  private live(message: LiveMessage): void {
+    if (!this.outcome) this.p.transport.notify?.(message);
+  }
+
+  private setState(state: AgentState): void {
+    if (state === this.state) return;
+    this.state = state;
+    this.live({ type: 'agent.state', state });
   }
 
   /** Queues a database write behind the previous ones; a failed write is logged, the call goes on. */

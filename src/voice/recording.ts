@@ -404,6 +404,8 @@ export function recordTransport(transport: Transport, opts: RecordOptions): Reco
     onDtmf: (listener) => transport.onDtmf(listener),
     onHangup: (listener) => transport.onHangup(listener),
     onPlayed: (listener) => transport.onPlayed(listener),
+    // A wrapper passes on everything the session may use; a transport without a screen stays without one.
+    ...(transport.notify && { notify: (message) => transport.notify!(message) }),
     now: () => transport.now(),
     close: async (reason) => {
       try {

@@ -67,7 +67,7 @@ export function sentencesOf(
  * (sentences whose mark was reached) once the last mark is reached or dropped.
  */
 export async function speak(
-  out: { transport: Transport; tts: TTS; clock: Clock },
+  out: { transport: Transport; tts: TTS; clock: Clock; onSentence?: (sentence: string) => void },
   sentences: Iterable<string> | AsyncIterable<string>,
   signal: AbortSignal,
   onFirstAudio?: (atMs: number) => void,
@@ -81,8 +81,13 @@ export async function speak(
     if (signal.aborted) break;
     const asked = clock.now();
     let toTransport: StreamResampler | undefined;
+    let started = false;
     for await (const frame of tts.synthesize(sentence, { signal })) {
       if (signal.aborted) break;
+      if (!started) {
+        started = true;
+        out.onSentence?.(sentence);
+      }
       if (first) {
         first = false;
         ttsFirstByteMs = Math.round(clock.now() - asked);

@@ -10,6 +10,7 @@ import { callCostView, errorEnvelope, errorResponses, idParams, iso, page, pageQ
 import { E164 } from '../../services/phone-numbers.js';
 import { agentOverridesSchema } from '../../services/settings-schema.js';
 import { BROWSER_STREAM_PATH } from '../../telephony/telephony.js';
+import { webCallServerMessage } from '../../lib/live-messages.js';
 import { publicBaseUrl } from '../public-url.js';
 import { notFound } from '../../lib/errors.js';
 
@@ -305,7 +306,11 @@ export function callRoutes(app: App, deps: Deps): void {
       schema: {
         ...common,
         summary: 'A browser call’s audio websocket (see POST /api/v1/calls/web); the token in the query names the call',
+        description:
+          'Binary messages: 16 kHz 16-bit mono PCM both ways. Text messages from the browser: {"type":"dtmf","digit"} and ' +
+          '{"type":"end"}; from the service: WebCallServerMessage (the 101 response below describes them).',
         querystring: z.object({ token: z.string().max(2000) }),
+        response: { 101: webCallServerMessage },
       },
     },
     (socket, request) => {

@@ -1,7 +1,8 @@
 // Tests for BrowserTransport over a real websocket, with a raw `ws` client playing the browser.
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
+import { type LiveMessage, liveMessageSchemas, type LiveMessageType } from '../../lib/live-messages.js';
 import type { AudioFrame } from '../audio.js';
 import { BrowserTransport, type BrowserTransportOptions, holdEarlyMessages } from './browser-ws.js';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -208,6 +209,26 @@ describe('BrowserTransport', () => {
     expect(resolvedAt).toBeGreaterThanOrEqual(played[14]!.timestampMs + 19);
     expect(json()).toEqual([{ type: 'mark', name: 'sentence-1' }]);
     expect('json' in received[received.length - 1]!).toBe(true);
+  });
+
+  it('notify() sends each live message as a JSON text message, each valid against its schema; none after close', async () => {
+    const { transport, json, clientClosed } = await connect();
+    const messages: LiveMessage[] = [
+      { type: 'agent.state', state: 'listening' },
+      { type: 'caller.interim', text: 'when does' },
+      { type: 'caller.final', text: 'When does the clinic open?', start_ms: 60, end_ms: 1400 },
+      { type: 'agent.state', state: 'thinking' },
+      { type: 'agent.sentence', text: 'We open at nine.' },
+      { type: 'turn.latency', endpointing: 501, stt_final: 250, retrieval: 3.2, llm_ttft: 120.5, tts_ttfb: 200, voice_to_voice: 701 },
+    ];
+    for (const m of messages) transport.notify(m);
+    await vi.waitFor(() => expect(json()).toHaveLength(messages.length));
+    expect(json()).toEqual(messages);
+    for (const m of json()) expect(liveMessageSchemas[m.type as LiveMessageType].parse(m)).toEqual(m);
+    await transport.close('done');
+    transport.notify({ type: 'agent.state', state: 'speaking' });
+    await clientClosed;
+    expect(json().map((m) => m.type)).toEqual([...messages.map((m) => m.type), 'end']);
   });
 
   it('clear() drops the queued audio, tells the browser and fails the pending mark', async () => {

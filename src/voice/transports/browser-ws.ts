@@ -4,6 +4,7 @@
 import type { RawData, WebSocket } from 'ws';
 import { type AudioFrame, FRAME_MS } from '../audio.js';
 import { EventQueue } from '../../lib/event-queue.js';
+import type { LiveMessage } from '../../lib/live-messages.js';
 import { type AdmissionLimits, InboundAdmission, POLICY_VIOLATION } from './inbound-admission.js';
 import { Playout } from './playout.js';
 import type { Transport } from './transport.js';
@@ -138,6 +139,12 @@ export class BrowserTransport implements Transport {
     if (this.ended) return;
     this.playout.clear();
     this.sendJson({ type: 'clear' });
+  }
+
+  /** A live message (lib/live-messages.ts) as a JSON text message, in order with the audio and marks. */
+  notify(message: LiveMessage): void {
+    if (this.ended) return;
+    this.sendJson(message);
   }
 
   onDtmf(listener: (digit: string) => void): void {

@@ -7,6 +7,7 @@ import { type Clock, realClock, type Timer } from '../clock.js';
 import { Playout } from './playout.js';
 import type { Transport } from './transport.js';
 import { Listeners, OnceEvent } from '../../lib/listeners.js';
+import type { LiveMessage } from '../../lib/live-messages.js';
 
 export interface HeardFrame {
   pcm: Int16Array;
@@ -21,6 +22,8 @@ export class MemoryTransport implements Transport {
   /** When (ms since start) clear() was called: barge-in reactions. */
   readonly clears: number[] = [];
   closedReason: string | undefined;
+  /** The live messages the caller's screen got (notify), with when (ms since start). */
+  readonly notified: { atMs: number; message: LiveMessage }[] = [];
 
   private readonly started: number;
   private readonly playout: Playout;
@@ -123,6 +126,10 @@ export class MemoryTransport implements Transport {
   clear(): void {
     this.clears.push(this.now());
     this.playout.clear();
+  }
+
+  notify(message: LiveMessage): void {
+    if (!this.ended) this.notified.push({ atMs: this.now(), message });
   }
 
   onDtmf(listener: (digit: string) => void): void {

@@ -2,6 +2,7 @@
 // played in real time; marks tell when what was queued has actually been heard, and clear() drops the queue
 // (barge-in). Twilio Media Streams, LiveKit rooms, browser websockets and the in-memory test transport all
 // implement it.
+import type { LiveMessage } from '../../lib/live-messages.js';
 import type { AudioFrame } from '../audio.js';
 
 export interface Transport {
@@ -27,6 +28,11 @@ export interface Transport {
    * timestampMs on the same clock as the caller's frames (ms since the transport started). For recordings.
    */
   onPlayed(listener: (frame: AudioFrame) => void): void;
+  /**
+   * Tells the caller's screen what is happening (the caller's words, the agent's sentences and state, latencies:
+   * lib/live-messages.ts). Only transports with a screen implement it (browser calls); a phone line has none.
+   */
+  notify?(message: LiveMessage): void;
   close(reason: string): Promise<void>;
   /** ms since the transport started: the clock of caller frames and of onPlayed (a recording never outgrows it). */
   now(): number;

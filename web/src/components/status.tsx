@@ -63,5 +63,10 @@ export function Guard<T>({
 }) {
   if (state.error !== undefined && state.data === undefined) return <ErrorAlert error={state.error} onRetry={() => void state.reload()} />;
   if (state.data === undefined) return <Loading />;
-  return <>{children(state.data)}</>;
+  return (
+    <>
+      {state.error !== undefined && <ErrorAlert error={state.error} onRetry={() => void state.reload()} />}
+      {children(state.data)}
+    </>
+  );
 }

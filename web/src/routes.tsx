@@ -14,6 +14,7 @@ export interface PageRoute {
 export const pages: PageRoute[] = [
   { path: '/agent', label: 'Agent', nav: true, access: 'user', component: lazy(() => import('./pages/agent-page')) },
   { path: '/knowledge', label: 'Knowledge', nav: true, access: 'user', component: lazy(() => import('./pages/knowledge-page')) },
+  { path: '/talk', label: 'Talk', nav: true, access: 'user', component: lazy(() => import('./pages/talk-page')) },
   { path: '/calls', label: 'Calls', nav: true, access: 'user', component: lazy(() => import('./pages/calls-page')) },
   { path: '/calls/:id', label: 'Call', nav: false, access: 'user', component: lazy(() => import('./pages/call-page')) },
   {

@@ -226,7 +226,7 @@ function Conversation({ call, turns }: { call: CallDetail; turns: Turn[] }) {
                       </Badge>
                     )}
                     {t.metrics.voice_to_voice !== undefined && (
-                      <Badge size="xs" variant="outline">
+                      <Badge size="xs" color="gray">
                         {Math.round(t.metrics.voice_to_voice)} ms
                       </Badge>
                     )}
@@ -313,21 +313,22 @@ function Waterfall({ turn }: { turn: Turn }) {
       <Text size="sm" c="dimmed" lineClamp={1}>
         Turn {turn.seq}: “{turn.text}”
       </Text>
-      <BarChart
-        h={40 + bars.length * 36}
-        data={data}
-        dataKey="stage"
-        type="stacked"
-        orientation="vertical"
-        withTooltip={false}
-        yAxisProps={{ width: 110 }}
-        xAxisProps={{ domain: [0, Math.ceil(span / 100) * 100] }}
-        series={[
-          { name: 'offset', color: 'transparent', label: 'waiting' },
-          { name: 'duration', color: 'indigo.6', label: 'duration' },
-        ]}
-        aria-label="Latency waterfall"
-      />
+      <div role="img" aria-label={`Latency waterfall: ${bars.map((b) => `${b.label} ${b.durationMs} ms`).join(', ')}`}>
+        <BarChart
+          h={40 + bars.length * 36}
+          data={data}
+          dataKey="stage"
+          type="stacked"
+          orientation="vertical"
+          withTooltip={false}
+          yAxisProps={{ width: 110 }}
+          xAxisProps={{ domain: [0, Math.ceil(span / 100) * 100] }}
+          series={[
+            { name: 'offset', color: 'transparent', label: 'waiting' },
+            { name: 'duration', color: 'indigo.6', label: 'duration' },
+          ]}
+        />
+      </div>
       <Table fz="xs" withRowBorders={false}>
         <Table.Tbody>
           {bars.map((b) => (

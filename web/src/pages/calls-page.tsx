@@ -19,7 +19,7 @@ const STATUSES = ['queued', 'ringing', 'in_progress', 'completed', 'failed', 'bu
 export function StatusBadge({ status }: { status: string }) {
   const color = status === 'in_progress' ? 'red' : status === 'completed' ? 'green' : status === 'failed' ? 'orange' : 'gray';
   return (
-    <Badge color={color} variant={status === 'in_progress' ? 'filled' : 'light'}>
+    <Badge color={status === 'in_progress' ? 'red.8' : color} variant={status === 'in_progress' ? 'filled' : 'light'}>
       {status === 'in_progress' ? 'live' : status.replace('_', ' ')}
     </Badge>
   );

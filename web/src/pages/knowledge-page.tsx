@@ -131,7 +131,14 @@ export default function KnowledgePage() {
     <Stack maw={1100}>
       <Title order={2}>Knowledge</Title>
       {isAdmin && (
-        <Dropzone onDrop={drop} onReject={reject} accept={ACCEPT} multiple aria-label="Upload documents">
+        <Dropzone
+          onDrop={drop}
+          onReject={reject}
+          accept={ACCEPT}
+          multiple
+          aria-label="Upload documents"
+          inputProps={{ 'aria-label': 'Choose documents to upload' }}
+        >
           <Stack align="center" gap={4} py="lg" style={{ pointerEvents: 'none' }}>
             <Text fw={500}>Drop documents here, or click to choose</Text>
             <Text size="sm" c="dimmed">

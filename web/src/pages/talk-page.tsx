@@ -101,7 +101,7 @@ export default function TalkPage() {
               <Stack>
                 <Group justify="space-between" wrap="wrap">
                   <Group gap="xs">
-                    <Badge color={state === 'live' ? 'red' : 'gray'} variant={state === 'live' ? 'filled' : 'light'}>
+                    <Badge color={state === 'live' ? 'red.8' : 'gray'} variant={state === 'live' ? 'filled' : 'light'}>
                       {state === 'live' ? 'live' : state}
                     </Badge>
                     {state === 'live' && <Badge variant="light">{speaking ? 'agent speaking' : (agentState ?? 'listening')}</Badge>}
@@ -178,7 +178,7 @@ export default function TalkPage() {
                           </Badge>
                         )}
                         {t.metrics.voice_to_voice !== undefined && (
-                          <Badge size="xs" variant="outline">
+                          <Badge size="xs" color="gray">
                             {Math.round(t.metrics.voice_to_voice)} ms
                           </Badge>
                         )}

@@ -1,5 +1,6 @@
-// Vitest: the whole suite as three projects (the third, `web`, is the console's component tests) in one run, sharing the workers: `embedded` (every file, PGlite in
-// process) and `wire` (the files whose database TEST_DB changes, over the Postgres wire protocol: test/wire-pass.ts).
+// Vitest: the whole suite as projects in one run, sharing the workers: `embedded` (every file, PGlite in process),
+// `wire` (the files whose database TEST_DB changes, over the Postgres wire protocol: test/wire-pass.ts) and `web`
+// (the console's component tests, in jsdom).
 import react from '@vitejs/plugin-react';
 import { defineConfig } from 'vitest/config';
 import { wirePassFiles } from './test/wire-pass.js';

@@ -1,5 +1,7 @@
-// Vitest: the whole suite as two projects in one run, sharing the workers: `embedded` (every file, PGlite in
-// process) and `wire` (the files whose database TEST_DB changes, over the Postgres wire protocol: test/wire-pass.ts).
+// Vitest: the whole suite as projects in one run, sharing the workers: `embedded` (every file, PGlite in process),
+// `wire` (the files whose database TEST_DB changes, over the Postgres wire protocol: test/wire-pass.ts) and `web`
+// (the console's component tests, in jsdom).
+import react from '@vitejs/plugin-react';
 import { defineConfig } from 'vitest/config';
 import { wirePassFiles } from './test/wire-pass.js';
 
@@ -21,6 +23,11 @@ export default defineConfig({
     projects: [
       { extends: true, test: { name: 'embedded', include: ['src/**/*.test.ts', 'test/**/*.test.ts'] } },
       { extends: true, test: { name: 'wire', include: wirePassFiles(['src', 'test']), env: { TEST_DB: 'wire' } } },
+      // The console's component tests: a browser-like DOM, no database (so not extending the global setup).
+      {
+        plugins: [react()],
+        test: { name: 'web', environment: 'jsdom', include: ['web/src/**/*.test.{ts,tsx}'], setupFiles: ['web/src/test-setup.ts'] },
+      },
     ],
   },
 });

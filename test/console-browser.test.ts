@@ -5,7 +5,7 @@
 // -> hang up -> the call is in the list, its page shows the latency waterfall and its recording plays -> log out,
 // reload, signed out. Screenshots of each page go to test/artifacts/console/.
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';

@@ -82,7 +82,8 @@ describe('a chat session', () => {
         interrupted: turn.interrupted,
         start_ms: turn.startMs,
         end_ms: turn.endMs,
-        citations: turn.citations,
+        citations: turn.citations.map((c) => c.chunk_id),
+        citation_details: turn.citations,
       })),
     );
     expect(events.find((e) => e.type === 'transfer.started')!.data).toMatchObject({ call_id: id, to: '+14155550100' });

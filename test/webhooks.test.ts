@@ -131,6 +131,7 @@ describe('webhook endpoints', () => {
       start_ms: 0,
       end_ms: 500,
       citations: [],
+      citation_details: [],
     };
     const before = await publishEvent(db, a.tenant.id, 'recording.ready', { call_id: callId, duration_ms: 1 }, { callId });
     const all = await create(a, '/all', ['*']);

@@ -4,6 +4,7 @@
 // never renamed or removed: add, never change. Every event on the wire is `{ id, type, created_at, tenant_id, data }`;
 // `id` is the idempotency key (a redelivery carries the same id).
 import { z } from 'zod';
+import { citationSchema } from './citation.js';
 import { callCostView } from './cost-schema.js';
 
 const callRef = {
@@ -72,6 +73,9 @@ export const webhookEventSchemas = {
       start_ms: z.number().int().nullable().describe('On the call’s clock.'),
       end_ms: z.number().int().nullable(),
       citations: z.array(z.string()).describe('Ids of the knowledge chunks the agent’s answer used.'),
+      citation_details: z
+        .array(citationSchema)
+        .describe('The same citations whole: document, title, heading path, page and a short snippet.'),
     })
     .describe('One stored turn of a conversation (opt-in: subscribe to it by name).'),
   'transfer.started': z

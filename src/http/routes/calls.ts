@@ -12,6 +12,7 @@ import { agentOverridesSchema } from '../../services/settings-schema.js';
 import { BROWSER_STREAM_PATH } from '../../telephony/telephony.js';
 import { publicBaseUrl } from '../public-url.js';
 import { notFound } from '../../lib/errors.js';
+import { citationSchema } from '../../lib/citation.js';
 
 const direction = z.enum(['inbound', 'outbound', 'web', 'chat']);
 export const callView = z.object({
@@ -93,7 +94,7 @@ const turnView = z.object({
   start_ms: z.number().int().nullable(),
   end_ms: z.number().int().nullable(),
   interrupted: z.boolean(),
-  citations: z.array(z.string()),
+  citations: z.array(citationSchema),
   metrics: z.record(z.string(), z.number()),
   created_at: z.string(),
 });

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { sql } from 'drizzle-orm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { rowsOf } from '../src/db/client.js';
-import { makeDocx, makePdf } from './fixtures/documents.js';
+import { makeDocx } from './fixtures/documents.js';
 import { bearer, call, multipart, type Session, signup, twoTenants, uniqueEmail, useTestApp, waitFor } from './helpers.js';
 
 const MAX_BYTES = 200_000;

@@ -80,6 +80,7 @@ describe('a chat session', () => {
         speaker: turn.speaker,
         text: turn.text,
         interrupted: turn.interrupted,
+        truncated: turn.truncated,
         start_ms: turn.startMs,
         end_ms: turn.endMs,
         citations: turn.citations.map((c) => c.chunk_id),

@@ -128,6 +128,7 @@ describe('webhook endpoints', () => {
       speaker: 'caller' as const,
       text: 'hi',
       interrupted: false,
+      truncated: false,
       start_ms: 0,
       end_ms: 500,
       citations: [],

@@ -348,6 +348,8 @@ export const callTranscripts = pgTable(
     startMs: integer('start_ms'),
     endMs: integer('end_ms'),
     interrupted: boolean('interrupted').notNull().default(false),
+    /** h22-knowledge: `text` ends with the words heard of a sentence a barge-in cut (estimated from the audio played). */
+    truncated: boolean('truncated').notNull().default(false),
     /** The knowledge passages the agent's turn was grounded on (lib/citation.ts; older rows: chunk ids). */
     citations: jsonb('citations')
       .$type<StoredCitation[]>()

@@ -70,6 +70,9 @@ export const webhookEventSchemas = {
       speaker: z.enum(['caller', 'agent', 'system']),
       text: z.string(),
       interrupted: z.boolean().describe('The caller spoke over the agent: `text` is what the caller heard.'),
+      truncated: z
+        .boolean()
+        .describe('`text` ends with part of a sentence: the words the caller heard of it, estimated from the audio played.'),
       start_ms: z.number().int().nullable().describe('On the call’s clock.'),
       end_ms: z.number().int().nullable(),
       citations: z.array(z.string()).describe('Ids of the knowledge chunks the agent’s answer used.'),

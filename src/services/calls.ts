@@ -53,6 +53,8 @@ export interface NewTurn {
   startMs?: number;
   endMs?: number;
   interrupted?: boolean;
+  /** `text` ends with part of a sentence: what the caller heard of it before a barge-in. */
+  truncated?: boolean;
   citations?: Citation[];
   metrics?: Record<string, number>;
 }
@@ -240,6 +242,7 @@ export class CallService {
           startMs: turn.startMs,
           endMs: turn.endMs,
           interrupted: turn.interrupted ?? false,
+          truncated: turn.truncated ?? false,
           citations: turn.citations ?? [],
           metrics: turn.metrics ?? {},
         })
@@ -254,6 +257,7 @@ export class CallService {
           speaker: row!.speaker,
           text: row!.text,
           interrupted: row!.interrupted,
+          truncated: row!.truncated,
           start_ms: row!.startMs,
           end_ms: row!.endMs,
           // Published as chunk ids before citations were stored whole: kept so, with the whole form beside them.

@@ -242,6 +242,33 @@ describe('CallSession: barge-in', () => {
     await c.end();
   });
 
+  it('the transcript keeps the words heard of the sentence the barge-in cut, and marks the turn truncated', async () => {
+    const c = startCall({ transcripts: ['Tell me everything.', 'Stop, please.'], llm: talker, behaviour: { greeting: null } });
+    await c.say(speech(700));
+    // The fake TTS speaks 40 ms a character: the first sentence (40 characters) plays for 1,600 ms, the second
+    // ("Second, we have free parking.", 29) for 1,160 ms. The clear comes 360-380 ms into the caller's speech.
+    await c.until('the second sentence to be under way', () => c.transport.heardMs() >= 1800);
+    const replyStart = c.transport.heard[0]!.atMs;
+    await c.say(speech(700));
+    await c.waitTurns(4);
+    const cleared = c.transport.clears[0]!;
+    // What the caller heard of the second sentence: the audio played before the clear, past the first sentence.
+    const playedMs = c.transport.heardMs(replyStart, cleared) - 1600;
+    expect(playedMs).toBeGreaterThan(500);
+    expect(playedMs).toBeLessThan(640);
+    // About half of 29 characters: "Second, we" (10 characters) is heard whole, "have" (ending at 15) is not.
+    expect(c.callLog.turns[1]).toMatchObject({
+      speaker: 'agent',
+      text: 'First, our clinic is open every weekday. Second, we',
+      interrupted: true,
+      truncated: true,
+    });
+    expect(c.requests[1]!.messages[1]).toMatchObject({ role: 'assistant', content: 'First, our clinic is open every weekday. Second, we' });
+    // An answer heard whole is not truncated.
+    expect(c.callLog.turns[3]).toMatchObject({ speaker: 'agent', text: 'Of course.', interrupted: false, truncated: false });
+    await c.end();
+  });
+
   it('a short noise or backchannel while the agent talks does not interrupt it, and its words are dropped', async () => {
     const llm = (clock: ManualClock) =>
       new FakeLlm({

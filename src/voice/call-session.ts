@@ -213,6 +213,7 @@ export class CallSession {
           startMs: Math.round(started),
           endMs: Math.round(this.now()),
           interrupted: heard.interrupted,
+          truncated: heard.truncated,
         }),
       );
       if (heard.text) this.history.push({ role: 'assistant', content: heard.text });
@@ -237,7 +238,7 @@ export class CallSession {
       const turn = await result;
       Object.assign(metrics, turn?.metrics ?? {});
       if (spoken.ttsFirstByteMs !== undefined) metrics.tts_ttfb = spoken.ttsFirstByteMs;
-      const { text, interrupted } = spoken;
+      const { text, interrupted, truncated } = spoken;
       this.record(() =>
         this.callLog.addTurn({
           speaker: 'agent',
@@ -245,6 +246,7 @@ export class CallSession {
           startMs: Math.round(turnStart),
           endMs: Math.round(this.now()),
           interrupted,
+          truncated,
           citations: turn?.citations ?? [],
           metrics,
         }),

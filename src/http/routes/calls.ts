@@ -94,6 +94,8 @@ const turnView = z.object({
   start_ms: z.number().int().nullable(),
   end_ms: z.number().int().nullable(),
   interrupted: z.boolean(),
+  /** `text` ends with the words heard of a sentence cut by a barge-in (estimated from the audio played). */
+  truncated: z.boolean(),
   citations: z.array(citationSchema),
   metrics: z.record(z.string(), z.number()),
   created_at: z.string(),
@@ -105,6 +107,7 @@ const toTurn = (t: Turn): z.infer<typeof turnView> => ({
   start_ms: t.startMs,
   end_ms: t.endMs,
   interrupted: t.interrupted,
+  truncated: t.truncated,
   citations: t.citations,
   metrics: t.metrics,
   created_at: t.createdAt.toISOString(),

@@ -70,8 +70,7 @@ interface Queued {
   text: string;
   firstSentAt: number;
   sentMs: number;
-  /** All its audio was queued (its mark follows). */
-  complete: boolean;
+  /** Set once all its audio is queued. */
   mark?: Promise<boolean>;
   /** When the mark resolved (reached, or dropped by clear/close). */
   markAt?: number;
@@ -123,7 +122,7 @@ export async function speak(
       let toTransport: StreamResampler | undefined;
       let current: Queued | undefined;
       const send = (frame: AudioFrame) => {
-        current ??= queued[queued.push({ text: sentence, firstSentAt: clock.now(), sentMs: 0, complete: false }) - 1]!;
+        current ??= queued[queued.push({ text: sentence, firstSentAt: clock.now(), sentMs: 0 }) - 1]!;
         current.sentMs += durationMs(frame.pcm.length, frame.sampleRate);
         transport.send(frame);
       };
@@ -146,7 +145,6 @@ export async function speak(
       if (tail?.length) send({ pcm: tail, sampleRate: transport.sampleRate, timestampMs: 0 });
       const q: Queued | undefined = current;
       if (!q) continue;
-      q.complete = true;
       q.mark = transport.mark(`s${queued.length - 1}`).then((reached) => {
         q.markAt = clock.now();
         return reached;

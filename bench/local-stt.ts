@@ -26,6 +26,7 @@ import { digitsFrom, type PocketsphinxMode, PocketsphinxStt, type PocketsphinxSt
 import type { SttEvent } from '../src/voice/stt/stt.js';
 import { EspeakTts } from '../src/voice/tts/espeak-tts.js';
 import { terms } from '../src/rag/embedders/local-embedder.js';
+import { FSDD_DIR, SQUAD_FILE } from './data.js';
 
 export const SENTENCES = [
   'I would like to book an appointment with the doctor on Tuesday morning',
@@ -788,7 +789,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
   const out = args.get('out') ?? 'bench/results/local-stt.json';
   const started = performance.now();
-  const squadFile = args.get('squad') ?? '../shared/data/squad-notre-dame.json';
+  const squadFile = args.get('squad') ?? SQUAD_FILE;
   const log = (line: string) => console.error(line);
   if (args.get('only') === 'domain') {
     const domain = await runDomainSection({ squadFile, log });
@@ -806,7 +807,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     process.exit(0);
   }
   const result = await runLocalSttBench({
-    fsddDir: args.get('fsdd') ?? '../shared/data/fsdd',
+    fsddDir: args.get('fsdd') ?? FSDD_DIR,
     squadFile,
     latencySentences: Number(args.get('latency-sentences') ?? 8),
     log,

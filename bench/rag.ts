@@ -5,7 +5,7 @@
 //   npm run bench:rag                         # everything: quality + 10k and 100k chunks, embedded and wire
 //   npm run bench:rag -- --scales 10000 --dbs embedded --queries 100
 //
-// 1. Quality: the 55 SQuAD passages (../shared/data/squad-notre-dame.json, CC BY-SA 4.0) are one tenant's
+// 1. Quality: the 55 SQuAD passages (bench/data/squad-notre-dame.json, CC BY-SA 4.0) are one tenant's
 //    documents; five other tenants hold identical copies as decoys, so any leak across tenants shows up as a
 //    miss. Every one of the 269 questions is asked in vector (local embedder), full-text and hybrid mode:
 //    hit@1/3/5 (the source passage is among the first k results), MRR@5, latency p50/p95.
@@ -27,6 +27,7 @@ import { tenants } from '../src/db/schema.js';
 import { buildDeps, closeDeps, type Deps } from '../src/deps.js';
 import { LOCAL_EMBEDDING_MODEL, LocalEmbedder } from '../src/rag/embedders/local-embedder.js';
 import { IngestionWorker } from '../src/rag/ingestion.js';
+import { progress, SQUAD_FILE } from './data.js';
 import type { SearchMode } from '../src/rag/retriever.js';
 
 const args = new Map<string, string>();
@@ -35,7 +36,7 @@ const SCALES = (args.get('scales') ?? '10000,100000').split(',').filter(Boolean)
 const DBS = (args.get('dbs') ?? 'embedded,wire').split(',').filter(Boolean) as ('embedded' | 'wire')[];
 const QUERIES = Number(args.get('queries') ?? 200);
 const OUT = args.get('out') ?? 'bench/results/rag.json';
-const SQUAD = args.get('squad') ?? process.env.SQUAD_PATH ?? path.resolve('../shared/data/squad-notre-dame.json');
+const SQUAD = args.get('squad') ?? process.env.SQUAD_PATH ?? SQUAD_FILE;
 const TENANTS = 50;
 const CHUNKS_PER_DOC = 100;
 
@@ -107,11 +108,14 @@ async function makeTenants(deps: Deps, n: number, prefix: string): Promise<strin
 async function ingest(stack: Awaited<ReturnType<typeof openStack>>, docs: { tenantId: string; title: string; text: string }[]) {
   const t0 = performance.now();
   const ids: string[] = [];
-  for (const d of docs) ids.push((await stack.deps.documents.create(d.tenantId, { title: d.title, bytes: Buffer.from(d.text) })).id);
-  const uploadMs = performance.now() - t0;
-  while (await stack.worker.runOnce()) {
-    /* next document */
+  const uploading = progress('  uploaded', docs.length);
+  for (const d of docs) {
+    ids.push((await stack.deps.documents.create(d.tenantId, { title: d.title, bytes: Buffer.from(d.text) })).id);
+    uploading.tick();
   }
+  const uploadMs = performance.now() - t0;
+  const ingesting = progress('  ingested', docs.length);
+  while (await stack.worker.runOnce()) ingesting.tick();
   const totalMs = performance.now() - t0;
   const [{ n } = { n: 0 }] = rowsOf<{ n: number }>(
     await stack.deps.database.db.execute(sql`select count(*)::int as n from document_chunks`),
@@ -136,6 +140,7 @@ async function quality(db: 'embedded' | 'wire') {
     const own = new Set(ownIds);
     const out: Record<string, unknown>[] = [];
     for (const mode of ['vector', 'fulltext', 'hybrid'] as SearchMode[]) {
+      console.error(`  ${questions.length} questions, ${mode}...`);
       const hits = [0, 0, 0];
       let mrr = 0;
       let leaks = 0;
@@ -273,7 +278,9 @@ async function scale(db: 'embedded' | 'wire', total: number) {
       hnsw_iterative_ef100: { ms: [] as number[], recall: [] as number[] },
       hnsw_no_iterative: { ms: [] as number[], recall: [] as number[] },
     };
+    const querying = progress('  queries', QUERIES);
     for (let i = 0; i < QUERIES; i++) {
+      querying.tick();
       const tenantId = pick(tenantIds);
       const question = pick(questions).question;
       const literal = `[${Array.from(embedder.embedOne(question)).join(',')}]`;

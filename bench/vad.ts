@@ -1,10 +1,10 @@
 // VAD benchmark (not a test): which VAD should calls use by default, the energy VAD or Silero, and at what cost.
 //
 //   npx tsx bench/vad.ts                                   # 8 and 16 kHz, every noise, writes bench/results/vad.json
-//   npx tsx bench/vad.ts --rates 8000 --fsdd ../shared/data/fsdd --silero-model other.onnx
+//   npx tsx bench/vad.ts --rates 8000 --fsdd bench/data/fsdd --silero-model other.onnx
 //
 // Audio: espeak-ng sentences in several voices and the FSDD recordings (real human digits, 8 kHz,
-// ../shared/data/fsdd, CC BY-SA 4.0), each trimmed to where its own level says the voice is, set to -26 dBFS of
+// bench/data/fsdd, CC BY-SA 4.0), each trimmed to where its own level says the voice is, set to -26 dBFS of
 // active speech and placed with 0.6-2 s of background between them. The background is a -70 dBFS floor plus, per
 // condition, white noise, babble (six espeak talkers at once) or hum (50 Hz mains with harmonics and a fan's brown
 // noise) at 20, 10 and 5 dB SNR, or nothing ("clean"); every condition at 8 and 16 kHz, with the same utterances and
@@ -23,11 +23,12 @@
 // `measureVads()` is exported for bench/voice.ts; run directly, this file prints tables and writes the JSON.
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { type AudioFrame, concatPcm, parseWav, resample, toFrames } from '../src/voice/audio.js';
 import { EspeakTts } from '../src/voice/tts/espeak-tts.js';
 import { ENERGY_VAD_DEFAULTS, EnergyVad } from '../src/voice/vad/energy-vad.js';
 import { ThresholdVad, type VAD } from '../src/voice/vad/vad.js';
+import { FSDD_DIR } from './data.js';
 
 export type NoiseKind = 'none' | 'white' | 'babble' | 'hum';
 
@@ -362,7 +363,7 @@ export async function measureVads(options: VadBenchOptions = {}): Promise<VadBen
   const snrs = options.snrsDb ?? [20, 10, 5];
   const voices = options.voices ?? ['en-us', 'en-gb', 'en-us+f3', 'en-gb-scotland'];
   const thresholds = options.sileroThresholds ?? [0.3, 0.5, 0.7];
-  const fsddDir = options.fsddDir ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/data/fsdd');
+  const fsddDir = options.fsddDir ?? FSDD_DIR;
   const seed = options.seed ?? 42;
   const log = options.log ?? ((line: string) => console.error(line));
 

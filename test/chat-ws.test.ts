@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { FakeOpenAI } from './fakes/openai.js';
-import { buildTestApp, call, type Session, type TestApp, twoTenants } from './helpers.js';
+import { buildTestApp, call, type Session, signup, type TestApp, twoTenants, waitFor } from './helpers.js';
 
 let t: TestApp;
 let fake: FakeOpenAI;
@@ -91,6 +91,31 @@ describe('chat websocket', () => {
       ['caller', 'When do you open?'],
       ['agent', reply.reply],
     ]);
+  });
+
+  it('gives each citation readably in the reply: document, title, heading path, page and a short snippet', async () => {
+    const s = await signup(t.app);
+    const doc = await call(t.app, 'POST', '/api/v1/documents', s.access_token, {
+      title: 'Clinic hours',
+      content: '# Opening hours\n\nOn Saturdays the clinic closes at noon.\n\n# Parking\n\nFree parking is on Elm Street.',
+    });
+    await waitFor('document ready', async () =>
+      (await call(t.app, 'GET', `/api/v1/documents/${doc.json().id}`, s.access_token)).json().status === 'ready' ? true : undefined,
+    );
+    const c = await connect({ token: s.access_token });
+    c.send({ type: 'message', text: 'When does the clinic close on Saturdays?' });
+    const reply = await c.next('reply');
+    c.ws.close();
+    const citations = reply.citations as Record<string, unknown>[];
+    expect(citations.length).toBeGreaterThan(0);
+    expect(citations[0]).toEqual({
+      chunk_id: expect.any(String),
+      document_id: doc.json().id,
+      title: 'Clinic hours',
+      heading_path: ['Opening hours'],
+      page: null,
+      snippet: expect.stringContaining('Saturdays the clinic closes at noon'),
+    });
   });
 
   it('resumes a session with the history from the database (Authorization header), and closes when the agent ends it', async () => {

@@ -1,5 +1,6 @@
 // The text channel end to end on the local engines: answers grounded in the tenant's documents, goodbye ends
 // the session, transfer requests are recorded, and everything lands in the calls API; isolated per tenant.
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FakeOpenAI } from './fakes/openai.js';
 import { buildTestApp, call, type Session, signup, type TestApp, twoTenants, waitFor } from './helpers.js';
@@ -9,6 +10,7 @@ let fake: FakeOpenAI;
 let a: Session;
 let b: Session;
 let chunkIds: string[] = [];
+let docId = '';
 beforeAll(async () => {
   fake = await new FakeOpenAI().start();
   t = await buildTestApp({ OPENAI_BASE_URL: fake.baseURL });
@@ -18,6 +20,7 @@ beforeAll(async () => {
     content:
       '# Opening hours\n\nThe Sunrise clinic opens at seven thirty on weekdays. On Saturdays the clinic closes at noon.\n\n# Parking\n\nFree parking is in the garage on Elm Street.',
   });
+  docId = doc.json().id;
   await waitFor('document ready', async () =>
     (await call(t.app, 'GET', `/api/v1/documents/${doc.json().id}`, a.access_token)).json().status === 'ready' ? true : undefined,
   );
@@ -45,7 +48,16 @@ describe('text channel', () => {
     expect(r1.greeting).toBe('Hello, Sunrise clinic, how can I help?');
     expect(r1.reply).toContain('On Saturdays the clinic closes at noon.');
     expect(r1.citations.length).toBeGreaterThan(0);
-    expect(chunkIds).toContain(r1.citations[0]);
+    // Readable where it is given: the document, its title, the headings above the passage, the page, a snippet.
+    expect(r1.citations[0]).toEqual({
+      chunk_id: expect.any(String),
+      document_id: docId,
+      title: 'Clinic hours',
+      heading_path: ['Opening hours'],
+      page: null,
+      snippet: expect.stringContaining('On Saturdays the clinic closes at noon.'),
+    });
+    expect(chunkIds).toContain(r1.citations[0].chunk_id);
     expect(r1).toMatchObject({ action: null, ended: false });
 
     const second = (await chat(a.access_token, { session_id: r1.session_id, message: 'Great, thanks. Goodbye!' })).json();
@@ -74,6 +86,43 @@ describe('text channel', () => {
     expect(record.metrics.retrieval).toMatchObject({ n: 2 });
     const list = (await call(t.app, 'GET', '/api/v1/calls?direction=chat', a.access_token)).json();
     expect(list.items.map((c: { id: string }) => c.id)).toContain(id);
+  });
+
+  it('resolves a cited chunk by id for its tenant only (another tenant: 404, like a missing one)', async () => {
+    const r = (await chat(a.access_token, { message: 'Where is the free parking?' })).json();
+    const cited = r.citations.find((c: { heading_path: string[] }) => c.heading_path[0] === 'Parking');
+    expect(cited, JSON.stringify(r.citations)).toBeDefined();
+    const own = await call(t.app, 'GET', `/api/v1/knowledge/chunks/${cited.chunk_id}`, a.access_token);
+    expect(own.statusCode, own.body).toBe(200);
+    expect(own.json()).toEqual({
+      chunk_id: cited.chunk_id,
+      document_id: docId,
+      title: 'Clinic hours',
+      heading_path: ['Parking'],
+      page: null,
+      text: expect.stringContaining('Free parking is in the garage on Elm Street.'),
+      chunk_index: expect.any(Number),
+      version: 1,
+      live: true,
+    });
+    const theirs = await call(t.app, 'GET', `/api/v1/knowledge/chunks/${cited.chunk_id}`, b.access_token);
+    expect([theirs.statusCode, theirs.json().error.code]).toEqual([404, 'not_found']);
+    const missing = await call(t.app, 'GET', `/api/v1/knowledge/chunks/${crypto.randomUUID()}`, a.access_token);
+    expect(missing.statusCode).toBe(404);
+    expect((await call(t.app, 'GET', '/api/v1/knowledge/chunks/not-an-id', a.access_token)).statusCode).toBe(422);
+  });
+
+  it('reads turns stored with bare chunk ids (before citations were stored whole) as whole citations', async () => {
+    const { id: callId } = await t.deps.calls.start(a.tenant.id, { direction: 'chat' });
+    const gone = crypto.randomUUID();
+    // As rows were written before: the ids alone (the column's JSON, bypassing today's typed write).
+    await t.deps.database.db.execute(
+      sql`insert into call_transcripts (tenant_id, call_id, seq, speaker, text, citations)
+          values (${a.tenant.id}, ${callId}, 1, 'agent', 'old', ${JSON.stringify([chunkIds[0], gone])}::jsonb)`,
+    );
+    const items = (await call(t.app, 'GET', `/api/v1/calls/${callId}/transcript`, a.access_token)).json().items;
+    // The chunk still stored is described; one since deleted cannot be and is left out.
+    expect(items[0].citations).toEqual([expect.objectContaining({ chunk_id: chunkIds[0], document_id: docId, title: 'Clinic hours' })]);
   });
 
   it('says plainly when the documents do not know, and records a request for a person', async () => {

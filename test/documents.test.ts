@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { sql } from 'drizzle-orm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { rowsOf } from '../src/db/client.js';
-import { makeDocx, makePdf } from './fixtures/documents.js';
+import { makeDocx } from './fixtures/documents.js';
 import { bearer, call, multipart, type Session, signup, twoTenants, uniqueEmail, useTestApp, waitFor } from './helpers.js';
 
 const MAX_BYTES = 200_000;
@@ -78,11 +78,10 @@ describe('documents: all five formats through HTTP', () => {
     {
       format: 'pdf',
       filename: 'policy.pdf',
-      body: async () =>
-        makePdf([['Cover page of the travel policy.'], ['Baggage allowance is two checked bags of twenty three kilograms each.']]),
-      query: 'baggage allowance checked bags kilograms',
-      // Both short pages fit one chunk, which cites the page it starts on (per-page numbering: extract tests).
-      expect: { heading_path: [] as string[], page: 1 },
+      // Printed from HTML by Chromium: 3 pages, h1/h2 headings (test/fixtures/pdf/handbook.html).
+      body: async () => readFileSync(new URL('./fixtures/pdf/handbook.pdf', import.meta.url)),
+      query: 'which insurance plans do you accept, Medicaid?',
+      expect: { heading_path: ['Sunrise Clinic', 'Insurance'], page: 2 },
     },
     {
       format: 'docx',

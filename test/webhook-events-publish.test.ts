@@ -80,9 +80,11 @@ describe('a chat session', () => {
         speaker: turn.speaker,
         text: turn.text,
         interrupted: turn.interrupted,
+        truncated: turn.truncated,
         start_ms: turn.startMs,
         end_ms: turn.endMs,
-        citations: turn.citations,
+        citations: turn.citations.map((c) => c.chunk_id),
+        citation_details: turn.citations,
       })),
     );
     expect(events.find((e) => e.type === 'transfer.started')!.data).toMatchObject({ call_id: id, to: '+14155550100' });

@@ -128,9 +128,11 @@ describe('webhook endpoints', () => {
       speaker: 'caller' as const,
       text: 'hi',
       interrupted: false,
+      truncated: false,
       start_ms: 0,
       end_ms: 500,
       citations: [],
+      citation_details: [],
     };
     const before = await publishEvent(db, a.tenant.id, 'recording.ready', { call_id: callId, duration_ms: 1 }, { callId });
     const all = await create(a, '/all', ['*']);

@@ -19,6 +19,7 @@ import {
 } from 'drizzle-orm/pg-core';
 // Types only: the JSON columns hold what these schemas check on the way in (services/settings-schema.ts).
 import type { AgentOverrides, StoredTenantSettings } from '../services/settings-schema.js';
+import type { StoredCitation } from '../lib/citation.js';
 
 /**
  * pgvector without a fixed dimension: one table holds vectors of every embedding model, and each dimension in use
@@ -347,9 +348,11 @@ export const callTranscripts = pgTable(
     startMs: integer('start_ms'),
     endMs: integer('end_ms'),
     interrupted: boolean('interrupted').notNull().default(false),
-    /** Knowledge chunk ids the agent's turn was grounded on. */
+    /** h22-knowledge: `text` ends with the words heard of a sentence a barge-in cut (estimated from the audio played). */
+    truncated: boolean('truncated').notNull().default(false),
+    /** The knowledge passages the agent's turn was grounded on (lib/citation.ts; older rows: chunk ids). */
     citations: jsonb('citations')
-      .$type<string[]>()
+      .$type<StoredCitation[]>()
       .notNull()
       .default(sql`'[]'::jsonb`),
     /** Per-turn latencies in ms (endpointing, stt_final, retrieval, llm_ttft, tts_ttfb, voice_to_voice, ...). */

@@ -4,6 +4,7 @@
 // never renamed or removed: add, never change. Every event on the wire is `{ id, type, created_at, tenant_id, data }`;
 // `id` is the idempotency key (a redelivery carries the same id).
 import { z } from 'zod';
+import { citationSchema } from './citation.js';
 import { callCostView } from './cost-schema.js';
 
 const callRef = {
@@ -69,9 +70,15 @@ export const webhookEventSchemas = {
       speaker: z.enum(['caller', 'agent', 'system']),
       text: z.string(),
       interrupted: z.boolean().describe('The caller spoke over the agent: `text` is what the caller heard.'),
+      truncated: z
+        .boolean()
+        .describe('`text` ends with part of a sentence: the words the caller heard of it, estimated from the audio played.'),
       start_ms: z.number().int().nullable().describe('On the call’s clock.'),
       end_ms: z.number().int().nullable(),
       citations: z.array(z.string()).describe('Ids of the knowledge chunks the agent’s answer used.'),
+      citation_details: z
+        .array(citationSchema)
+        .describe('The same citations whole: document, title, heading path, page and a short snippet.'),
     })
     .describe('One stored turn of a conversation (opt-in: subscribe to it by name).'),
   'transfer.started': z

@@ -56,17 +56,21 @@ describe('chunking', () => {
     expect(Math.max(...chunks.map((c) => c.tokenCount))).toBeLessThanOrEqual(50);
   });
 
-  it('records the first page of a chunk that spans pages, and skips empty blocks', () => {
+  it('never lets a chunk straddle two pages (the heading path goes on), and skips empty blocks', () => {
     const chunks = chunkBlocks(
       [
+        { kind: 'heading', level: 1, text: 'Policy', page: 1 },
         { kind: 'paragraph', text: 'End of page one.', page: 1 },
         { kind: 'paragraph', text: '   ', page: 2 },
         { kind: 'paragraph', text: 'Start of page two.', page: 2 },
+        { kind: 'paragraph', text: 'More of page two.', page: 2 },
       ],
       { maxTokens: 100, overlapTokens: 10 },
     );
-    expect(chunks).toHaveLength(1);
-    expect(chunks[0]).toMatchObject({ page: 1, text: 'End of page one.\n\nStart of page two.' });
+    expect(chunks.map((c) => [c.page, c.headingPath, c.text])).toEqual([
+      [1, ['Policy'], 'End of page one.'],
+      [2, ['Policy'], 'Start of page two.\n\nMore of page two.'],
+    ]);
   });
 
   it('rejects nonsensical budgets', () => {

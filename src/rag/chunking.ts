@@ -1,5 +1,6 @@
 // Structure-aware chunking: headings, then paragraphs, then sentences, packed within a token budget with
-// overlap. Each chunk keeps its heading path and page so answers can cite where they came from.
+// overlap. Each chunk keeps its heading path and page so answers can cite where they came from: a chunk never
+// straddles two sections nor two pages.
 
 /** A piece of extracted text in reading order. Extractors (text, Markdown, HTML, PDF, DOCX) produce these. */
 export type Block = { kind: 'heading'; level: number; text: string; page?: number } | { kind: 'paragraph'; text: string; page?: number };
@@ -101,6 +102,8 @@ export function chunkBlocks(blocks: Block[], options: ChunkOptions = DEFAULT_CHU
       headings.push({ level: block.level, text });
       continue;
     }
+    // A new page closes the section's chunk too (the heading path goes on): a chunk's page is where all of it is.
+    if (section.length && block.page !== section[section.length - 1]!.page) flushSection();
     const paragraphTokens = estimateTokens(text);
     const pieces =
       paragraphTokens <= options.maxTokens

@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import JSZip from 'jszip';
 import { describe, expect, it } from 'vitest';
 import { makeDocx, makePdf } from '../../test/fixtures/documents.js';
+import { chunkBlocks } from './chunking.js';
 import {
   DEFAULT_EXTRACT_LIMITS,
   detectFormat,
@@ -100,6 +102,46 @@ describe('PDF and DOCX', () => {
     expect(text).toContain('We open at nine every weekday.');
     expect(blocks.find((b) => b.text.includes('Parking'))?.page).toBe(2);
     expect(blocks.find((b) => b.text.includes('nine'))?.page).toBe(1);
+  });
+
+  it('PDF: headings found by font size (largest level 1), wrapped lines joined, paragraphs split by spacing', async () => {
+    const h1 = (text: string) => ({ text, size: 24, bold: true });
+    const h2 = (text: string) => ({ text, size: 18, bold: true, gapBefore: 8 });
+    const p = (text: string, gapBefore = 8) => ({ text, size: 12, gapBefore });
+    const pdf = makePdf([
+      [h1('Clinic handbook'), p('Welcome to the clinic.'), h2('Opening hours'), p('We open at nine'), p('on every weekday.', 0)],
+      [h2('Insurance'), p('We accept Medicaid.'), p('Bring your card.', 10)],
+      [h1('Visiting'), h2('Parking'), p('Parking is free behind the building.')],
+    ]);
+    const blocks = await extractBlocks(pdf, 'pdf');
+    expect(blocks).toEqual([
+      { kind: 'heading', level: 1, text: 'Clinic handbook', page: 1 },
+      { kind: 'paragraph', text: 'Welcome to the clinic.', page: 1 },
+      { kind: 'heading', level: 2, text: 'Opening hours', page: 1 },
+      { kind: 'paragraph', text: 'We open at nine on every weekday.', page: 1 },
+      { kind: 'heading', level: 2, text: 'Insurance', page: 2 },
+      { kind: 'paragraph', text: 'We accept Medicaid.', page: 2 },
+      { kind: 'paragraph', text: 'Bring your card.', page: 2 },
+      { kind: 'heading', level: 1, text: 'Visiting', page: 3 },
+      { kind: 'heading', level: 2, text: 'Parking', page: 3 },
+      { kind: 'paragraph', text: 'Parking is free behind the building.', page: 3 },
+    ]);
+  });
+
+  it('PDF printed from HTML (Chromium) with h1/h2 on 3 pages: a chunk per section and page, with heading path and page', async () => {
+    // test/fixtures/pdf/handbook.pdf: `chromium --headless --no-pdf-header-footer --print-to-pdf` of handbook.html.
+    const pdf = readFileSync(new URL('../../test/fixtures/pdf/handbook.pdf', import.meta.url));
+    const chunks = chunkBlocks(await extractBlocks(pdf, 'pdf'));
+    expect(chunks.map((c) => [c.page, c.headingPath, c.text])).toEqual([
+      [1, ['Sunrise Clinic'], 'Welcome to the Sunrise Clinic handbook for patients and visitors.'],
+      [1, ['Sunrise Clinic', 'Opening hours'], 'The clinic opens at seven thirty on weekdays. On Saturdays it closes at noon.'],
+      [
+        2,
+        ['Sunrise Clinic', 'Insurance'],
+        'We accept Medicaid and most private insurance plans. Bring your insurance card to every visit.',
+      ],
+      [3, ['Visiting', 'Parking'], 'Free parking is in the garage on Elm Street, level two.'],
+    ]);
   });
 
   it('PDF: corrupt and text-less files get stable codes', async () => {

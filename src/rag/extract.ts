@@ -348,10 +348,15 @@ function countTags(html: string): number {
   return n;
 }
 
-/** PDF: each page's text, with its page number kept for citations. */
+/**
+ * PDF: each page's text as paragraphs and headings, with its page number kept for citations. A PDF printed from
+ * HTML or a word processor has no heading markup (and rarely an outline), but its headings are set larger than its
+ * body text: lines in a font size clearly above the body's (the size most characters use) are headings, the largest
+ * size level 1. Lines further apart than the body's line spacing start a new paragraph.
+ */
 export async function extractPdf(bytes: Uint8Array, limits: Pick<ExtractLimits, 'maxPdfPages'> = DEFAULT_EXTRACT_LIMITS): Promise<Block[]> {
-  const { getDocumentProxy, extractText } = await import('unpdf');
-  let pages: string[];
+  const { getDocumentProxy, extractTextItems } = await import('unpdf');
+  let pages: PdfTextItem[][];
   try {
     // pdf.js takes ownership of the buffer it is given, so it gets a copy.
     const doc = await getDocumentProxy(new Uint8Array(bytes));
@@ -359,16 +364,101 @@ export async function extractPdf(bytes: Uint8Array, limits: Pick<ExtractLimits, 
     if (doc.numPages > limits.maxPdfPages) {
       throw new ExtractError('document_too_complex', `The PDF has ${doc.numPages} pages (the limit is ${limits.maxPdfPages})`);
     }
-    pages = (await extractText(doc, { mergePages: false })).text;
+    pages = (await extractTextItems(doc)).items;
   } catch (err) {
     if (err instanceof ExtractError) throw err;
     const name = (err as { name?: string }).name ?? '';
     if (name === 'PasswordException') throw new ExtractError('encrypted_document', 'The PDF is password-protected');
     throw new ExtractError('corrupt_document', `The PDF could not be read (${(err as Error).message})`);
   }
+  return pdfBlocks(pages.map(pdfLines));
+}
+
+/** What pdf.js gives for each piece of text on a page (unpdf's extractTextItems): PDF coordinates, y upwards. */
+interface PdfTextItem {
+  str: string;
+  x: number;
+  y: number;
+  width: number;
+  fontSize: number;
+  hasEOL: boolean;
+}
+
+interface PdfLine {
+  text: string;
+  /** The font size most of the line's characters are set in (pt, rounded to a quarter). */
+  size: number;
+  /** Baseline, PDF coordinates (larger is higher on the page). */
+  y: number;
+}
+
+const quarter = (n: number) => Math.round(n * 4) / 4;
+
+/** A page's text items joined into lines: items on one baseline are one line, `hasEOL` or a new baseline ends it. */
+function pdfLines(items: PdfTextItem[]): PdfLine[] {
+  const lines: PdfLine[] = [];
+  let text = '';
+  let y = 0;
+  let end = 0;
+  let sizes = new Map<number, number>();
+  const close = () => {
+    const t = text.replace(/\s+/g, ' ').trim();
+    if (t) lines.push({ text: t, y, size: [...sizes].sort((a, b) => b[1] - a[1])[0]![0] });
+    text = '';
+    sizes = new Map();
+  };
+  for (const item of items) {
+    const size = quarter(item.fontSize);
+    if (item.str.trim()) {
+      if (text && Math.abs(item.y - y) > size / 2) close();
+      // Runs of one line (another font, a link) come as separate items; a visible gap between them is a space.
+      if (text && !/\s$/.test(text) && !/^\s/.test(item.str) && item.x - end > size * 0.15) text += ' ';
+      if (!text) y = item.y;
+      text += item.str;
+      end = item.x + item.width;
+      sizes.set(size, (sizes.get(size) ?? 0) + item.str.length);
+    } else if (item.str) text += ' ';
+    if (item.hasEOL) close();
+  }
+  close();
+  return lines;
+}
+
+/** Lines of every page to Blocks: headings by font size, paragraphs by line spacing, each with its page. */
+function pdfBlocks(pages: PdfLine[][]): Block[] {
+  // The body's size: the one most characters are set in.
+  const chars = new Map<number, number>();
+  for (const line of pages.flat()) chars.set(line.size, (chars.get(line.size) ?? 0) + line.text.length);
+  const ranked = [...chars].sort((a, b) => b[1] - a[1]);
+  const body = ranked[0]?.[0] ?? 0;
+  // Heading sizes: clearly larger than the body (15%, so a rounding or a superscript is not one), largest first.
+  const headingSizes = ranked
+    .map(([size]) => size)
+    .filter((size) => size > body * 1.15)
+    .sort((a, b) => b - a)
+    .slice(0, 6);
   const blocks: Block[] = [];
-  pages.forEach((text, i) => {
-    for (const p of extractPlainText(text)) blocks.push({ ...p, page: i + 1 });
+  pages.forEach((lines, i) => {
+    const page = i + 1;
+    let previous: PdfLine | undefined;
+    for (const line of lines) {
+      const level = headingSizes.indexOf(line.size) + 1;
+      const last = blocks.at(-1);
+      // Close enough to the line above to continue its block: within 1.6 line heights, below it, same size.
+      const continues =
+        previous !== undefined &&
+        last?.page === page &&
+        previous.size === line.size &&
+        previous.y > line.y &&
+        previous.y - line.y <= line.size * 1.6;
+      // A long line in a large size is display text, not a heading.
+      if (level > 0 && line.text.length <= 200) {
+        if (continues && last.kind === 'heading') last.text += ` ${line.text}`;
+        else blocks.push({ kind: 'heading', level, text: line.text, page });
+      } else if (continues && last.kind === 'paragraph') last.text += ` ${line.text}`;
+      else blocks.push({ kind: 'paragraph', text: line.text, page });
+      previous = line;
+    }
   });
   return blocks;
 }

@@ -5,8 +5,9 @@
 // the outbox here, in the same transaction as the change that causes them: both are stored or neither.
 import { and, asc, count, desc, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { callEvents, calls, callTranscripts, tenants, users, webhookEvents } from '../db/schema.js';
+import { callEvents, calls, callTranscripts, documentChunks, documents, tenants, users, webhookEvents } from '../db/schema.js';
 import type { CallEventData, CallEventType } from '../lib/call-events.js';
+import { type Citation, citationOf } from '../lib/citation.js';
 import { notFound } from '../lib/errors.js';
 import type { WebhookEventData } from '../lib/webhook-events.js';
 import { type Executor, publishEvent } from './outbox.js';
@@ -15,7 +16,8 @@ import type { CallObserver } from '../lib/operator-metrics.js';
 import type { AgentOverrides } from './settings.js';
 
 export type Call = typeof calls.$inferSelect;
-export type Turn = typeof callTranscripts.$inferSelect;
+/** A transcript turn as read: its citations whole (older rows' bare chunk ids are resolved by `transcript`). */
+export type Turn = Omit<typeof callTranscripts.$inferSelect, 'citations'> & { citations: Citation[] };
 export type CallEvent = typeof callEvents.$inferSelect;
 export type CallDirection = Call['direction'];
 
@@ -35,6 +37,8 @@ const STATUS_RANK: Record<CallStatus, number> = {
   canceled: 3,
 };
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** Why the sweeper ended a call (CallService.endStale). */
 export type StaleReason = 'no_media' | 'instance_lost' | 'idle';
 const STALE_DETAIL: Record<StaleReason, string> = {
@@ -49,7 +53,9 @@ export interface NewTurn {
   startMs?: number;
   endMs?: number;
   interrupted?: boolean;
-  citations?: string[];
+  /** `text` ends with part of a sentence: what the caller heard of it before a barge-in. */
+  truncated?: boolean;
+  citations?: Citation[];
   metrics?: Record<string, number>;
 }
 
@@ -236,6 +242,7 @@ export class CallService {
           startMs: turn.startMs,
           endMs: turn.endMs,
           interrupted: turn.interrupted ?? false,
+          truncated: turn.truncated ?? false,
           citations: turn.citations ?? [],
           metrics: turn.metrics ?? {},
         })
@@ -250,13 +257,16 @@ export class CallService {
           speaker: row!.speaker,
           text: row!.text,
           interrupted: row!.interrupted,
+          truncated: row!.truncated,
           start_ms: row!.startMs,
           end_ms: row!.endMs,
-          citations: row!.citations,
+          // Published as chunk ids before citations were stored whole: kept so, with the whole form beside them.
+          citations: (turn.citations ?? []).map((c) => c.chunk_id),
+          citation_details: turn.citations ?? [],
         },
         { callId },
       );
-      return row!;
+      return { ...row!, citations: turn.citations ?? [] };
     });
     this.observer?.turn(turn.metrics);
     return stored;
@@ -457,11 +467,42 @@ export class CallService {
 
   async transcript(tenantId: string, callId: string): Promise<Turn[]> {
     await this.get(tenantId, callId);
-    return this.db
+    const rows = await this.db
       .select()
       .from(callTranscripts)
       .where(and(eq(callTranscripts.tenantId, tenantId), eq(callTranscripts.callId, callId)))
       .orderBy(asc(callTranscripts.seq));
+    return this.withCitations(tenantId, rows);
+  }
+
+  /**
+   * Rows written before citations were stored whole hold bare chunk ids: those are resolved from the chunks still
+   * stored (one query); a chunk since deleted (its document replaced or removed) can no longer be described, and
+   * is left out rather than shown as an empty citation.
+   */
+  private async withCitations(tenantId: string, rows: (typeof callTranscripts.$inferSelect)[]): Promise<Turn[]> {
+    const isId = (c: unknown): c is string => typeof c === 'string' && UUID.test(c);
+    const legacy = [...new Set(rows.flatMap((r) => r.citations.filter(isId)))];
+    const found = new Map<string, Citation>();
+    if (legacy.length) {
+      const chunks = await this.db
+        .select({
+          chunkId: documentChunks.id,
+          documentId: documentChunks.documentId,
+          documentTitle: documents.title,
+          headingPath: documentChunks.headingPath,
+          page: documentChunks.page,
+          text: documentChunks.content,
+        })
+        .from(documentChunks)
+        .innerJoin(documents, and(eq(documents.id, documentChunks.documentId), eq(documents.tenantId, documentChunks.tenantId)))
+        .where(and(eq(documentChunks.tenantId, tenantId), inArray(documentChunks.id, legacy)));
+      for (const c of chunks) found.set(c.chunkId, citationOf(c));
+    }
+    return rows.map((r) => ({
+      ...r,
+      citations: r.citations.flatMap((c) => (typeof c !== 'string' ? [c] : found.has(c) ? [found.get(c)!] : [])),
+    }));
   }
 
   async events(tenantId: string, callId: string): Promise<CallEvent[]> {

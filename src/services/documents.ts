@@ -3,12 +3,26 @@
 import { and, count, desc, eq, exists, inArray, like, ne, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { storeParts } from '../db/document-parts.js';
-import { documentParts, documents } from '../db/schema.js';
+import { documentChunks, documentParts, documents } from '../db/schema.js';
 import { AppError, notFound } from '../lib/errors.js';
 import { ExtractError, type ExtractLimits, inspectDocument } from '../rag/extract.js';
 import { sha256 } from './secret-box.js';
 
 export type DocumentRow = typeof documents.$inferSelect;
+
+/** One stored passage of a document, with where it is (what a citation's chunk id resolves to). */
+export interface KnowledgeChunk {
+  chunkId: string;
+  documentId: string;
+  documentTitle: string;
+  version: number;
+  /** Its version is the document's live one (searched); otherwise it is being ingested. */
+  live: boolean;
+  chunkIndex: number;
+  headingPath: string[];
+  page: number | null;
+  text: string;
+}
 
 /** A document has stored content: what re-queueing can process again. */
 const hasParts = (db: Db) =>
@@ -90,6 +104,31 @@ export class DocumentService {
       .where(and(eq(documents.tenantId, tenantId), eq(documents.id, id)));
     if (!row) throw notFound('Document');
     return row;
+  }
+
+  /**
+   * A chunk of one of the tenant's documents by id: another tenant's chunk is not found, exactly like a missing one.
+   * Chunks of a replaced version are deleted once the new one is live, so an old citation may no longer resolve.
+   */
+  async chunk(tenantId: string, id: string): Promise<KnowledgeChunk> {
+    const [row] = await this.db
+      .select({
+        chunkId: documentChunks.id,
+        documentId: documentChunks.documentId,
+        documentTitle: documents.title,
+        version: documentChunks.version,
+        liveVersion: documents.liveVersion,
+        chunkIndex: documentChunks.chunkIndex,
+        headingPath: documentChunks.headingPath,
+        page: documentChunks.page,
+        text: documentChunks.content,
+      })
+      .from(documentChunks)
+      .innerJoin(documents, and(eq(documents.id, documentChunks.documentId), eq(documents.tenantId, documentChunks.tenantId)))
+      .where(and(eq(documentChunks.tenantId, tenantId), eq(documentChunks.id, id)));
+    if (!row) throw notFound('Chunk');
+    const { liveVersion, ...chunk } = row;
+    return { ...chunk, live: liveVersion === chunk.version };
   }
 
   /** New content becomes a new version; the current chunks keep answering searches until it is ready. */

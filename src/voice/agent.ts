@@ -2,6 +2,7 @@
 // reply text as it is produced, with the citations and latencies of the turn. The voice session speaks it; the
 // text channel returns it. Tools: end_call, transfer_call (when a number is set), search_knowledge, and the
 // tenant's own HTTP tools (tools/http-tool.ts).
+import { type Citation, citationOf } from '../lib/citation.js';
 import type { ChatMessage, KnowledgePassage, LLM, ToolCall, ToolSpec } from './llm/llm.js';
 import type { HttpTool, ToolOutcome, ToolStatus } from './tools/http-tool.js';
 
@@ -43,7 +44,8 @@ export interface TurnContext {
 
 export interface TurnResult {
   text: string;
-  citations: string[];
+  /** The passages the turn was given (retrieved for the caller's words, or found by search_knowledge), once each. */
+  citations: Citation[];
   /** ms: retrieval, llm_ttft (first text or tool call), llm_total. */
   metrics: Record<string, number>;
   action?: AgentAction;
@@ -97,7 +99,7 @@ export class Agent {
     const metrics: Record<string, number> = {};
     const knowledge = await this.search(said, signal);
     metrics.retrieval = round(performance.now() - started);
-    const citations = new Set(knowledge.map((k) => k.chunkId));
+    const citations = new Map(knowledge.map((k) => [k.chunkId, citationOf(k)]));
     const messages: ChatMessage[] = [...history, { role: 'user', content: said }];
     const system = `${this.settings.systemPrompt ?? DEFAULT_SYSTEM_PROMPT}\nYour name is ${this.settings.agentName}.`;
     const toolCalls: TurnResult['toolCalls'] = [];
@@ -135,14 +137,14 @@ export class Agent {
         });
         if (result.passages) {
           knowledge.push(...result.passages);
-          for (const p of result.passages) citations.add(p.chunkId);
+          for (const p of result.passages) if (!citations.has(p.chunkId)) citations.set(p.chunkId, citationOf(p));
         }
         action ??= result.action;
         messages.push({ role: 'tool', toolCallId: call.id, content: result.output });
       }
     }
     metrics.llm_total = round(performance.now() - llmStarted);
-    yield { type: 'done', turn: { text: text.trim(), citations: [...citations], metrics, action, toolCalls } };
+    yield { type: 'done', turn: { text: text.trim(), citations: [...citations.values()], metrics, action, toolCalls } };
   }
 
   private async runTool(

@@ -28,9 +28,21 @@ import type { VAD } from './vad/vad.js';
 const RATE = 16000;
 const hours: KnowledgePassage = {
   chunkId: '00000000-0000-4000-8000-000000000001',
+  documentId: '00000000-0000-4000-8000-0000000000d1',
   documentTitle: 'Hours',
+  headingPath: ['Opening hours'],
+  page: null,
   score: 0.7,
   text: 'The clinic opens at nine on weekdays. On Saturdays it closes at noon.',
+};
+/** The voice turn cites the passage readably: where it came from and how it begins (lib/citation.ts). */
+const hoursCitation = {
+  chunk_id: hours.chunkId,
+  document_id: hours.documentId,
+  title: 'Hours',
+  heading_path: ['Opening hours'],
+  page: null,
+  snippet: hours.text,
 };
 /** What the simulated caller "says": a voiced sound with four syllables a second (speech dips between them). */
 const speech = (ms: number) =>
@@ -138,7 +150,7 @@ describe('CallSession: greeting and answers', () => {
     await c.say(speech(900));
     await c.waitTurns(2);
     expect(c.callLog.turns[0]).toMatchObject({ speaker: 'caller', text: 'When does the clinic open on Saturdays?' });
-    expect(c.callLog.turns[1]).toMatchObject({ speaker: 'agent', text: hours.text, interrupted: false, citations: [hours.chunkId] });
+    expect(c.callLog.turns[1]).toMatchObject({ speaker: 'agent', text: hours.text, interrupted: false, citations: [hoursCitation] });
     const m = c.callLog.turns[1]!.metrics!;
     // The STT's final (250 ms) comes within the endpointing time (500 ms, +1 waited out); the TTS's first byte 200 ms.
     expect(m).toMatchObject({ endpointing: 501, stt_final: 250, tts_ttfb: 200, voice_to_voice: 701 });
@@ -154,7 +166,7 @@ describe('CallSession: greeting and answers', () => {
     const c = startCall({ transcripts: ['When does the clinic open?'], behaviour: { greeting: null }, lineRate: 8000 });
     await c.say(resample(speech(900), RATE, 8000));
     await c.waitTurns(2);
-    expect(c.callLog.turns[1]).toMatchObject({ speaker: 'agent', citations: [hours.chunkId] });
+    expect(c.callLog.turns[1]).toMatchObject({ speaker: 'agent', citations: [hoursCitation] });
     await c.until('the answer to play', () => c.transport.heardMs() >= 500);
     // What the caller hears is 8 kHz audio of the answer (the TTS made it at 16 kHz).
     expect(c.transport.heard.every((f) => f.pcm.length === 160)).toBe(true);
@@ -230,6 +242,33 @@ describe('CallSession: barge-in', () => {
     await c.end();
   });
 
+  it('the transcript keeps the words heard of the sentence the barge-in cut, and marks the turn truncated', async () => {
+    const c = startCall({ transcripts: ['Tell me everything.', 'Stop, please.'], llm: talker, behaviour: { greeting: null } });
+    await c.say(speech(700));
+    // The fake TTS speaks 40 ms a character: the first sentence (40 characters) plays for 1,600 ms, the second
+    // ("Second, we have free parking.", 29) for 1,160 ms. The clear comes 360-380 ms into the caller's speech.
+    await c.until('the second sentence to be under way', () => c.transport.heardMs() >= 1800);
+    const replyStart = c.transport.heard[0]!.atMs;
+    await c.say(speech(700));
+    await c.waitTurns(4);
+    const cleared = c.transport.clears[0]!;
+    // What the caller heard of the second sentence: the audio played before the clear, past the first sentence.
+    const playedMs = c.transport.heardMs(replyStart, cleared) - 1600;
+    expect(playedMs).toBeGreaterThan(500);
+    expect(playedMs).toBeLessThan(640);
+    // About half of 29 characters: "Second, we" (10 characters) is heard whole, "have" (ending at 15) is not.
+    expect(c.callLog.turns[1]).toMatchObject({
+      speaker: 'agent',
+      text: 'First, our clinic is open every weekday. Second, we',
+      interrupted: true,
+      truncated: true,
+    });
+    expect(c.requests[1]!.messages[1]).toMatchObject({ role: 'assistant', content: 'First, our clinic is open every weekday. Second, we' });
+    // An answer heard whole is not truncated.
+    expect(c.callLog.turns[3]).toMatchObject({ speaker: 'agent', text: 'Of course.', interrupted: false, truncated: false });
+    await c.end();
+  });
+
   it('a short noise or backchannel while the agent talks does not interrupt it, and its words are dropped', async () => {
     const llm = (clock: ManualClock) =>
       new FakeLlm({
@@ -277,7 +316,7 @@ describe('CallSession: a speech detector stuck on background noise', () => {
     events.push({ type: 'final', text: 'When does the clinic open?', startMs: 0, endMs: saidAt, confidence: 0.9, endOfTurn: true });
     await c.waitTurns(2);
     expect(c.callLog.turns[0]).toMatchObject({ speaker: 'caller', text: 'When does the clinic open?' });
-    expect(c.callLog.turns[1]).toMatchObject({ speaker: 'agent', citations: [hours.chunkId] });
+    expect(c.callLog.turns[1]).toMatchObject({ speaker: 'agent', citations: [hoursCitation] });
     expect(c.callLog.events[0]).toEqual({
       type: 'turn.forced',
       data: { reason: 'speech detector still hearing speech', words_ms_ago: 2000 },

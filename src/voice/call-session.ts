@@ -241,6 +241,7 @@ export class CallSession {
           startMs: Math.round(started),
           endMs: Math.round(this.now()),
           interrupted: heard.interrupted,
+          truncated: heard.truncated,
         }),
       );
       if (heard.text) this.history.push({ role: 'assistant', content: heard.text });
@@ -265,7 +266,7 @@ export class CallSession {
       const turn = await result;
       Object.assign(metrics, turn?.metrics ?? {});
       if (spoken.ttsFirstByteMs !== undefined) metrics.tts_ttfb = spoken.ttsFirstByteMs;
-      const { text, interrupted } = spoken;
+      const { text, interrupted, truncated } = spoken;
       const latency = latencyMessage(metrics);
       if (latency) this.live(latency);
       this.record(() =>
@@ -275,6 +276,7 @@ export class CallSession {
           startMs: Math.round(turnStart),
           endMs: Math.round(this.now()),
           interrupted,
+          truncated,
           citations: turn?.citations ?? [],
           metrics,
         }),

@@ -153,7 +153,15 @@ export class ProviderRegistry {
         minScore: settings.rag.min_score,
         embedder: await embedder,
       });
-      return hits.map((h) => ({ chunkId: h.chunkId, documentTitle: h.documentTitle, text: h.text, score: h.score }));
+      return hits.map((h) => ({
+        chunkId: h.chunkId,
+        documentId: h.documentId,
+        documentTitle: h.documentTitle,
+        headingPath: h.headingPath,
+        page: h.page,
+        text: h.text,
+        score: h.score,
+      }));
     };
     return new Agent(
       llm,

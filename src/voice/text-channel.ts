@@ -1,6 +1,7 @@
 // The agent over text: each message is one turn of a chat session stored exactly like a call (direction
 // `chat`), so tenants can try their agent without audio and read it back through the calls API. The history
 // is read from the database on every message: a restart or another instance continues the same session.
+import type { Citation } from '../lib/citation.js';
 import { AppError } from '../lib/errors.js';
 import type { CallService, Turn } from '../services/calls.js';
 import { type AgentAction, toolCalledEvent } from './agent.js';
@@ -13,7 +14,7 @@ export interface ChatReply {
   /** The greeting, when this message opened the session and a greeting is configured. */
   greeting: string | null;
   reply: string;
-  citations: string[];
+  citations: Citation[];
   action: AgentAction | null;
   ended: boolean;
 }

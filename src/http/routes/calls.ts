@@ -13,6 +13,7 @@ import { BROWSER_STREAM_PATH } from '../../telephony/telephony.js';
 import { webCallServerMessage } from '../../lib/live-messages.js';
 import { publicBaseUrl } from '../public-url.js';
 import { notFound } from '../../lib/errors.js';
+import { citationSchema } from '../../lib/citation.js';
 
 const direction = z.enum(['inbound', 'outbound', 'web', 'chat']);
 export const callView = z.object({
@@ -94,7 +95,9 @@ const turnView = z.object({
   start_ms: z.number().int().nullable(),
   end_ms: z.number().int().nullable(),
   interrupted: z.boolean(),
-  citations: z.array(z.string()),
+  /** `text` ends with the words heard of a sentence cut by a barge-in (estimated from the audio played). */
+  truncated: z.boolean(),
+  citations: z.array(citationSchema),
   metrics: z.record(z.string(), z.number()),
   created_at: z.string(),
 });
@@ -105,6 +108,7 @@ const toTurn = (t: Turn): z.infer<typeof turnView> => ({
   start_ms: t.startMs,
   end_ms: t.endMs,
   interrupted: t.interrupted,
+  truncated: t.truncated,
   citations: t.citations,
   metrics: t.metrics,
   created_at: t.createdAt.toISOString(),

@@ -10,6 +10,7 @@ import { AppError, unsafeInputError, validationError } from '../../lib/errors.js
 import { classify } from '../errors.js';
 import { RateLimitedError } from '../rate-limit.js';
 import { errorEnvelope, errorResponses } from '../schemas.js';
+import { citationSchema } from '../../lib/citation.js';
 
 /** What a client sends on the chat websocket. */
 const clientMessage = z.discriminatedUnion('type', [
@@ -33,7 +34,7 @@ export function chatRoutes(app: App, deps: HttpDeps): void {
             session_id: z.uuid(),
             greeting: z.string().nullable(),
             reply: z.string(),
-            citations: z.array(z.string()),
+            citations: z.array(citationSchema),
             action: z.object({ type: z.enum(['end_call', 'transfer_call']), reason: z.string(), to: z.string().optional() }).nullable(),
             ended: z.boolean(),
           }),
@@ -66,7 +67,8 @@ export function chatRoutes(app: App, deps: HttpDeps): void {
           'Authenticate with `Authorization: Bearer`, or from a browser with the subprotocols `bearer, <token>`. ' +
           'One socket is one session (`session_id` resumes one). Send `{"type":"message","text":"..."}` or ' +
           '`{"type":"cancel"}`; receive `{"type":"session","session_id","greeting"}` once, then per message ' +
-          '`{"type":"delta","text"}`... and `{"type":"reply","reply","citations","action","ended"}`; problems come as ' +
+          '`{"type":"delta","text"}`... and `{"type":"reply","reply","citations","action","ended"}` (each citation a `Citation`: ' +
+          '`chunk_id`, `document_id`, `title`, `heading_path`, `page`, `snippet`); problems come as ' +
           '`{"type":"error","error":{"code","message"}}` and leave the socket open (when the message that opened the ' +
           'session fails, the session is not kept, and the next message opens a new one). When the agent ends the session ' +
           'the socket closes with 1000. Messages sent while a reply is being written wait their turn. Each message counts ' +

@@ -1,9 +1,10 @@
-// /api/v1/knowledge/search: what the agent would find in the caller's knowledge base, with where it came from.
+// /api/v1/knowledge: search (what the agent would find in the caller's knowledge base, with where it came from) and
+// one chunk by id (what a citation's chunk_id resolves to).
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import type { App } from '../context.js';
 import { principalOf } from '../auth.js';
-import { errorEnvelope, errorResponses } from '../schemas.js';
+import { errorEnvelope, errorResponses, idParams } from '../schemas.js';
 
 const hitView = z.object({
   chunk_id: z.uuid(),
@@ -15,7 +16,48 @@ const hitView = z.object({
   page: z.number().int().nullable(),
 });
 
+const chunkView = z.object({
+  chunk_id: z.uuid(),
+  document_id: z.uuid(),
+  title: z.string(),
+  heading_path: z.array(z.string()),
+  page: z.number().int().nullable(),
+  text: z.string(),
+  chunk_index: z.number().int(),
+  version: z.number().int(),
+  live: z.boolean().describe('Its version is the document’s live one (searched); false while a new version is ingested.'),
+});
+
 export function knowledgeRoutes(app: App, deps: Deps): void {
+  app.get(
+    '/api/v1/knowledge/chunks/:id',
+    {
+      config: { auth: 'tenant' },
+      schema: {
+        tags: ['knowledge'],
+        security: [{ bearer: [] }],
+        summary: 'One passage of the tenant’s documents: what a citation’s chunk_id resolves to',
+        description: 'A replaced document’s old chunks are deleted once its new version is live: their citations keep their snippet.',
+        params: idParams,
+        response: { 200: chunkView, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const c = await deps.documents.chunk(principalOf(request).tenantId, request.params.id);
+      return {
+        chunk_id: c.chunkId,
+        document_id: c.documentId,
+        title: c.documentTitle,
+        heading_path: c.headingPath,
+        page: c.page,
+        text: c.text,
+        chunk_index: c.chunkIndex,
+        version: c.version,
+        live: c.live,
+      };
+    },
+  );
+
   app.post(
     '/api/v1/knowledge/search',
     {

@@ -19,10 +19,13 @@ export interface ToolSpec {
   parameters: Record<string, unknown>;
 }
 
-/** A passage found in the tenant's knowledge base for the caller's last words; its id is the citation. */
+/** A passage found in the tenant's knowledge base for the caller's last words; what it cites (lib/citation.ts). */
 export interface KnowledgePassage {
   chunkId: string;
+  documentId: string;
   documentTitle: string;
+  headingPath: string[];
+  page: number | null;
   text: string;
   score: number;
 }

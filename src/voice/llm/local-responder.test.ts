@@ -8,7 +8,10 @@ const tools: ToolSpec[] = [
 ];
 const hours: KnowledgePassage = {
   chunkId: 'c1',
+  documentId: 'd1',
   documentTitle: 'Clinic',
+  headingPath: [],
+  page: null,
   score: 0.6,
   text: 'Welcome to Sunrise Clinic. The clinic opens at seven thirty on weekdays. On Saturdays it closes at noon. Parking is free.',
 };
@@ -64,7 +67,15 @@ describe('LocalResponder', () => {
   });
 
   it('extractAnswer prefers the better-ranked passage on ties and keeps reading order', () => {
-    const other: KnowledgePassage = { chunkId: 'c2', documentTitle: 'Other', score: 0.3, text: 'The clinic opens late on holidays.' };
+    const other: KnowledgePassage = {
+      chunkId: 'c2',
+      documentId: 'd1',
+      headingPath: [],
+      page: null,
+      documentTitle: 'Other',
+      score: 0.3,
+      text: 'The clinic opens late on holidays.',
+    };
     expect(extractAnswer('When does the clinic open?', [other, hours])).toBe(
       'The clinic opens late on holidays. The clinic opens at seven thirty on weekdays.',
     );

@@ -14,7 +14,9 @@ afterAll(() => fake.stop());
 const request = (extra: Partial<ChatRequest> = {}): ChatRequest => ({
   system: 'You answer phone calls.',
   messages: [{ role: 'user', content: 'When do you open?' }],
-  knowledge: [{ chunkId: 'c1', documentTitle: 'Hours', text: 'We open at nine.', score: 0.8 }],
+  knowledge: [
+    { chunkId: 'c1', documentId: 'd1', documentTitle: 'Hours', headingPath: [], page: null, text: 'We open at nine.', score: 0.8 },
+  ],
   tools: [{ name: 'end_call', description: 'Hang up', parameters: { type: 'object', properties: { reason: { type: 'string' } } } }],
   ...extra,
 });

@@ -6072,6 +6072,193 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/knowledge/chunks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One passage of the tenant’s documents: what a citation’s chunk_id resolves to
+         * @description A replaced document’s old chunks are deleted once its new version is live: their citations keep their snippet.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** Format: uuid */
+                            chunk_id: string;
+                            /** Format: uuid */
+                            document_id: string;
+                            title: string;
+                            heading_path: string[];
+                            page: number | null;
+                            text: string;
+                            chunk_index: number;
+                            version: number;
+                            /** @description Its version is the document’s live one (searched); false while a new version is ingested. */
+                            live: boolean;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                message: string;
+                                request_id: string;
+                                details?: {
+                                    field: string;
+                                    message: string;
+                                }[];
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                message: string;
+                                request_id: string;
+                                details?: {
+                                    field: string;
+                                    message: string;
+                                }[];
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                message: string;
+                                request_id: string;
+                                details?: {
+                                    field: string;
+                                    message: string;
+                                }[];
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                message: string;
+                                request_id: string;
+                                details?: {
+                                    field: string;
+                                    message: string;
+                                }[];
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                message: string;
+                                request_id: string;
+                                details?: {
+                                    field: string;
+                                    message: string;
+                                }[];
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                message: string;
+                                request_id: string;
+                                details?: {
+                                    field: string;
+                                    message: string;
+                                }[];
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                message: string;
+                                request_id: string;
+                                details?: {
+                                    field: string;
+                                    message: string;
+                                }[];
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/knowledge/search": {
         parameters: {
             query?: never;
@@ -7283,7 +7470,8 @@ export interface paths {
                                 start_ms: number | null;
                                 end_ms: number | null;
                                 interrupted: boolean;
-                                citations: string[];
+                                truncated: boolean;
+                                citations: components["schemas"]["Citation"][];
                                 metrics: {
                                     [key: string]: number;
                                 };
@@ -9356,7 +9544,7 @@ export interface paths {
                             session_id: string;
                             greeting: string | null;
                             reply: string;
-                            citations: string[];
+                            citations: components["schemas"]["Citation"][];
                             action: {
                                 /** @enum {string} */
                                 type: "end_call" | "transfer_call";
@@ -13544,6 +13732,23 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        CitationInput: {
+            /**
+             * Format: uuid
+             * @description The knowledge chunk: GET /api/v1/knowledge/chunks/{id} gives its whole text while it is live.
+             */
+            chunk_id: string;
+            /** Format: uuid */
+            document_id: string;
+            /** @description The document’s title when the answer was given. */
+            title: string;
+            /** @description Headings above the passage, outermost first. */
+            heading_path: string[];
+            /** @description The page the passage starts on (PDF), else null. */
+            page: number | null;
+            /** @description The passage’s beginning, at most 200 characters. */
+            snippet: string;
+        };
         /** @description A JSON Schema for one argument (the subset tools may use) */
         ToolArgumentSchemaInput: {
             /** @enum {string} */
@@ -14016,6 +14221,23 @@ export interface components {
             } & {
                 [key: string]: unknown;
             };
+        };
+        Citation: {
+            /**
+             * Format: uuid
+             * @description The knowledge chunk: GET /api/v1/knowledge/chunks/{id} gives its whole text while it is live.
+             */
+            chunk_id: string;
+            /** Format: uuid */
+            document_id: string;
+            /** @description The document’s title when the answer was given. */
+            title: string;
+            /** @description Headings above the passage, outermost first. */
+            heading_path: string[];
+            /** @description The page the passage starts on (PDF), else null. */
+            page: number | null;
+            /** @description The passage’s beginning, at most 200 characters. */
+            snippet: string;
         };
         /** @description A JSON Schema for one argument (the subset tools may use) */
         ToolArgumentSchema: {

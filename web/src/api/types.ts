@@ -37,3 +37,11 @@ export type Delivery = ResponseOf<'/api/v1/webhooks/{id}/deliveries', 'get'>['it
 export type Usage = ResponseOf<'/api/v1/usage', 'get'>;
 export type TenantAdminView = ResponseOf<'/api/v1/admin/tenants', 'get'>['items'][number];
 export type WebCall = ResponseOf<'/api/v1/calls/web', 'post'>;
+
+/** A reply's source: the chunk, its document and where in it (lib/citation.ts on the server). */
+export type Citation = components['schemas']['Citation'];
+
+/** How a source is shown: the document's title, its heading path and page. */
+export function citationLabel(c: Citation): string {
+  return [c.title, ...c.heading_path].join(' › ') + (c.page ? ` (p. ${c.page})` : '');
+}

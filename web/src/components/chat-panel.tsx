@@ -2,12 +2,13 @@
 import { Alert, Button, Group, Paper, Stack, Text, TextInput } from '@mantine/core';
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { messageOf } from '../api/errors';
+import { type Citation, citationLabel } from '../api/types';
 import { openChat, type ChatEvent } from '../lib/chat-socket';
 
 interface Line {
   who: 'you' | 'agent';
   text: string;
-  citations?: string[];
+  citations?: Citation[];
 }
 
 export function ChatPanel() {
@@ -78,7 +79,7 @@ export function ChatPanel() {
               </Text>
               {l.citations && l.citations.length > 0 && (
                 <Text size="xs" c="dimmed">
-                  Sources: {l.citations.map((c) => c.slice(0, 8)).join(', ')}
+                  Sources: {l.citations.map(citationLabel).join('; ')}
                 </Text>
               )}
             </div>

@@ -2,11 +2,12 @@
 // `reply` with citations. Browsers authenticate with the subprotocols `bearer, <access token>`.
 import { getAccessToken } from '../api/auth';
 import { api, must } from '../api/client';
+import type { Citation } from '../api/types';
 
 export type ChatEvent =
   | { type: 'session'; session_id: string; greeting: string | null }
   | { type: 'delta'; text: string }
-  | { type: 'reply'; reply: string; citations: string[]; ended: boolean }
+  | { type: 'reply'; reply: string; citations: Citation[]; ended: boolean }
   | { type: 'error'; error: { code: string; message: string } }
   | { type: 'closed'; reason: string };
 

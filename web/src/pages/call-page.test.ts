@@ -6,6 +6,7 @@ const turn = (seq: number, start_ms: number | null, end_ms: number | null): Turn
   seq,
   speaker: seq % 2 ? 'agent' : 'caller',
   text: '',
+  truncated: false,
   start_ms,
   end_ms,
   interrupted: false,

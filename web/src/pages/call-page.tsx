@@ -24,7 +24,7 @@ import { useMemo, useRef, useState } from 'react';
 import { Link, useParams } from 'react-router';
 import { api, must } from '../api/client';
 import { ApiError } from '../api/errors';
-import type { CallDetail, CallEvent, Turn } from '../api/types';
+import { type CallDetail, type CallEvent, citationLabel, type Turn } from '../api/types';
 import { Section } from '../components/section';
 import { ErrorAlert, Guard, Loading, notifyError, notifyOk } from '../components/status';
 import { formatClock, formatDate, formatDuration, formatUsd } from '../lib/format';
@@ -236,7 +236,7 @@ function Conversation({ call, turns }: { call: CallDetail; turns: Turn[] }) {
                   </Text>
                   {t.citations.length > 0 && (
                     <Text size="xs" c="dimmed">
-                      Sources: {t.citations.map((c) => c.slice(0, 8)).join(', ')}
+                      Sources: {t.citations.map(citationLabel).join('; ')}
                     </Text>
                   )}
                 </UnstyledButton>

@@ -1,11 +1,13 @@
-// The real entry point as a process: refuses bad configuration with a named variable, serves, and shuts down
-// gracefully on SIGTERM (exit 0).
+// The real entry point as a process: refuses bad configuration with a named variable, explains each start-up failure
+// in one line with its own exit code, serves, and shuts down gracefully on SIGTERM (exit 0).
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const main = ['--import', 'tsx', 'src/main.ts'];
 const baseEnv = () => ({ PATH: process.env.PATH ?? '', DATA_DIR: mkdtempSync(path.join(tmpdir(), 'va-main-')), LOG_LEVEL: 'warn' });
@@ -51,5 +53,97 @@ describe('main', () => {
     expect(ok).toBe(true);
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
+  });
+});
+
+/** A port nothing listens on: bound, then released. */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as { port: number };
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** stderr as lines, without the blank ones: each failure must be exactly one. */
+const lines = (stderr: string) => stderr.split('\n').filter((l) => l.trim() !== '');
+
+// A PostgreSQL server without pgvector (this machine's, at 5432 with trust authentication; TEST_POSTGRES_URL to
+// point elsewhere). The tests below skip when there is none.
+const SERVER_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+async function serverWithoutPgvector(): Promise<boolean> {
+  const client = new pg.Client({ connectionString: SERVER_URL, connectionTimeoutMillis: 2_000 });
+  try {
+    await client.connect();
+    const { rows } = await client.query("select count(*)::int as n from pg_available_extensions where name = 'vector'");
+    return rows[0].n === 0;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+const hasServer = await serverWithoutPgvector();
+
+// Each test starts the process through tsx: seconds alone, many more beside other test files.
+describe('main: start-up failures explain themselves', { timeout: 120_000 }, () => {
+  it('an unreachable database: one line naming host and port, exit 69', async () => {
+    const port = await closedPort();
+    const res = spawnSync(process.execPath, main, {
+      env: { ...baseEnv(), DATABASE_URL: `postgres://postgres:secret-pw@127.0.0.1:${port}/voice` },
+      encoding: 'utf8',
+    });
+    expect(res.status).toBe(69);
+    expect(lines(res.stderr)).toEqual([
+      `cannot reach the database at 127.0.0.1:${port} (ECONNREFUSED): start PostgreSQL there or fix DATABASE_URL`,
+    ]);
+    expect(res.stderr).not.toContain('secret-pw');
+  });
+
+  it.skipIf(!hasServer)('a login the server refuses: one line naming the user, exit 77', () => {
+    // The server trusts local connections whatever the password, so the refused login is a user it does not know.
+    const url = new URL(SERVER_URL);
+    url.username = 'h22_no_such_user';
+    url.password = 'bad-password';
+    const res = spawnSync(process.execPath, main, { env: { ...baseEnv(), DATABASE_URL: url.toString() }, encoding: 'utf8' });
+    expect(res.status).toBe(77);
+    expect(lines(res.stderr)).toHaveLength(1);
+    expect(res.stderr).toContain(`refused the login of user "h22_no_such_user"`);
+    expect(res.stderr).toContain('fix the user and password in DATABASE_URL');
+    expect(res.stderr).not.toContain('bad-password');
+  });
+
+  it.skipIf(!hasServer)('PostgreSQL without pgvector: one line saying so and what to do, exit 72, nothing migrated', async () => {
+    const res = spawnSync(process.execPath, main, { env: { ...baseEnv(), DATABASE_URL: SERVER_URL }, encoding: 'utf8' });
+    expect(res.status).toBe(72);
+    expect(lines(res.stderr)).toHaveLength(1);
+    expect(res.stderr).toMatch(
+      /^pgvector is not installed in this database .*: install the extension .* or unset DATABASE_URL to use the embedded default/,
+    );
+    // Checked before the migrations: the server was left as it was.
+    const client = new pg.Client(SERVER_URL);
+    await client.connect();
+    const { rows } = await client.query("select count(*)::int as n from pg_namespace where nspname = 'drizzle'");
+    await client.end();
+    expect(rows[0].n).toBe(0);
+  });
+
+  describe('a port in use', () => {
+    let holder: Server;
+    let port: number;
+    beforeAll(async () => {
+      holder = createServer();
+      await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+      port = (holder.address() as { port: number }).port;
+    });
+    afterAll(() => new Promise<void>((r) => holder.close(() => r())));
+
+    it('one line naming the port and PORT, exit 75, before the embedded database is created', () => {
+      const env = { ...baseEnv(), PORT: String(port) };
+      const res = spawnSync(process.execPath, main, { env, encoding: 'utf8' });
+      expect(res.status).toBe(75);
+      expect(lines(res.stderr)).toEqual([`port ${port} is in use on 127.0.0.1: stop what holds it or set PORT`]);
+      expect(existsSync(path.join(env.DATA_DIR, 'pglite'))).toBe(false);
+    });
   });
 });

@@ -18,10 +18,12 @@ export class TwilioError extends ProviderError {
   constructor(
     status: number,
     readonly code: number | undefined,
-    message: string,
+    /** Twilio's own message ("The 'To' number ... is not a valid phone number."). */
+    readonly twilioMessage: string,
     retryAfter: string | undefined,
     readonly moreInfo?: string,
   ) {
+    const message = twilioMessage;
     // The retry rule (429, 5xx, ...) and Retry-After parsing are the ones every provider uses.
     const base = httpProviderError('twilio', status, code === undefined ? message : `${code} ${message}`, retryAfter);
     super('twilio', base.message.slice('twilio: '.length), base.retryable, status, base.retryAfterMs);
@@ -81,6 +83,22 @@ function errorFromResponse(status: number, body: unknown, headers: unknown): Twi
   );
 }
 
+/**
+ * Twilio was not reached, or did not answer: `errno` is the socket's code (ECONNREFUSED, ENOTFOUND, ETIMEDOUT...) or
+ * axios's ECONNABORTED for our own timeout; `sent` says whether the request may have reached Twilio.
+ */
+export class TwilioNetworkError extends ProviderError {
+  constructor(
+    readonly errno: string | undefined,
+    message: string,
+    retryable: boolean,
+    readonly sent: boolean,
+  ) {
+    super('twilio', message, retryable, undefined, undefined, sent ? 'timeout' : 'unreachable');
+    this.name = 'TwilioNetworkError';
+  }
+}
+
 // Error codes of a request that never reached Twilio, so sending it again cannot do anything twice.
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
@@ -96,7 +114,8 @@ function toProviderError(err: unknown, idempotent: boolean): ProviderError {
   const message = typeof e.message === 'string' ? e.message : String(err);
   if (e.isAxiosError === true || code) {
     // A timed-out or reset create may still have placed the call: retrying it could ring someone twice.
-    return new ProviderError('twilio', `request failed: ${code ?? message}`, idempotent || (code !== undefined && NOT_SENT.has(code)));
+    const sent = code === undefined || !NOT_SENT.has(code);
+    return new TwilioNetworkError(code, `request failed: ${code ?? message}`, idempotent || !sent, sent);
   }
   // The SDK's own argument checks ("Required parameter ... missing") and anything unexpected.
   return new ProviderError('twilio', message, false);

@@ -1,5 +1,5 @@
 // Twilio's REST API through the official SDK: place, fetch, redirect and hang up calls; look up the account's
-// incoming phone numbers (who may register a number). Every failure
+// incoming phone numbers (who may register a number) and point their voice and status webhooks at us. Every failure
 // becomes a ProviderError (a TwilioError, with Twilio's numeric code, when Twilio answered with an error).
 import twilio from 'twilio';
 import type RequestClient from 'twilio/lib/base/RequestClient.js';
@@ -142,6 +142,18 @@ export interface CreateCallParams {
   machineDetection?: 'Enable' | 'DetectMessageEnd';
 }
 
+/** Where an incoming number's calls (voice webhook) and status callbacks go; '' is none. */
+export interface NumberWebhooks {
+  voiceUrl: string;
+  voiceMethod: string;
+  statusCallback: string;
+  statusCallbackMethod: string;
+}
+
+export interface IncomingNumber extends NumberWebhooks {
+  sid: string;
+}
+
 export interface TwilioCall {
   sid: string;
   status: TwilioCallStatus;
@@ -210,8 +222,34 @@ export class TwilioRest {
    * number. Twilio's PhoneNumber filter also matches partial numbers, so only an exact match counts.
    */
   async incomingNumberSid(number: string): Promise<string | undefined> {
+    return (await this.incomingNumber(number))?.sid;
+  }
+
+  /** The account's incoming number `number` (exact match) with where its calls and status callbacks go, or undefined. */
+  async incomingNumber(number: string): Promise<IncomingNumber | undefined> {
     const found = await this.#run(true, () => this.#client.incomingPhoneNumbers.list({ phoneNumber: number, limit: 20 }));
-    return found.find((n) => n.phoneNumber === number)?.sid;
+    const n = found.find((x) => x.phoneNumber === number);
+    return (
+      n && {
+        sid: n.sid,
+        voiceUrl: n.voiceUrl ?? '',
+        voiceMethod: n.voiceMethod ?? 'POST',
+        statusCallback: n.statusCallback ?? '',
+        statusCallbackMethod: n.statusCallbackMethod ?? 'POST',
+      }
+    );
+  }
+
+  /** Points an incoming number's calls and status callbacks at these URLs (POST IncomingPhoneNumbers/{Sid}.json). */
+  async configureIncomingNumber(sid: string, w: NumberWebhooks): Promise<void> {
+    await this.#run(true, () =>
+      this.#client.incomingPhoneNumbers(sid).update({
+        voiceUrl: w.voiceUrl,
+        voiceMethod: w.voiceMethod,
+        statusCallback: w.statusCallback,
+        statusCallbackMethod: w.statusCallbackMethod,
+      }),
+    );
   }
 
   async #run<T>(idempotent: boolean, call: () => Promise<T>): Promise<T> {

@@ -1,7 +1,7 @@
 // Entry point: config -> deps -> server, and a graceful shutdown on SIGTERM/SIGINT.
 import { createServer } from 'node:net';
 import pino from 'pino';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, productionWarnings } from './config.js';
 import { buildDeps, closeDeps } from './deps.js';
 import { buildApp, LOG_SERIALIZERS, REDACT_PATHS } from './http/app.js';
 import { EXIT_CODES, socketErrorCode, StartupError } from './lib/startup-error.js';
@@ -57,6 +57,7 @@ try {
   exitOn(err);
 }
 const log = pino({ level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, serializers: LOG_SERIALIZERS });
+for (const warning of productionWarnings(config)) log.warn(warning);
 const deps = await buildDeps(config, log).catch(exitOn);
 const app = await buildApp(deps);
 await app.listen({ host: config.host, port: config.port }).catch(async (err: unknown) => {

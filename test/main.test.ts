@@ -128,6 +128,32 @@ describe('main: start-up failures explain themselves', { timeout: 120_000 }, () 
     expect(rows[0].n).toBe(0);
   });
 
+  it('in production, warns once each about HOST at 127.0.0.1 and the embedded database, before it starts', async () => {
+    const env = {
+      ...baseEnv(),
+      NODE_ENV: 'production',
+      SECRET_KEY: 'main-test-secret-key-that-is-long-enough-0123',
+      PORT: String(await closedPort()),
+    };
+    const child = spawn(process.execPath, main, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    // Said before the database starts: no need to wait for it to be ready.
+    for (const deadline = Date.now() + 90_000; Date.now() < deadline && !/embedded database/.test(out);) await sleep(50);
+    child.kill('SIGKILL');
+    await exited;
+    const warnings = out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { level: number; msg: string })
+      .filter((l) => l.level === 40);
+    expect(warnings.map((w) => w.msg)).toEqual([
+      expect.stringMatching(/^HOST is 127\.0\.0\.1: only this machine can reach the service/),
+      expect.stringMatching(/^the embedded database .* is running in production/),
+    ]);
+  });
+
   describe('a port in use', () => {
     let holder: Server;
     let port: number;

@@ -48,9 +48,22 @@ async function checkPortFree(host: string, port: number): Promise<void> {
   await new Promise<void>((resolve) => probe.close(() => resolve()));
 }
 
+/**
+ * ./.env, as the simulator reads it: variables already set in the environment win (Node's loadEnvFile sets only
+ * the missing ones). No file is fine; config.ts still does all the parsing.
+ */
+function loadDotEnv(): void {
+  try {
+    process.loadEnvFile('.env');
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ENOENT') throw new ConfigError(`Invalid configuration:\n  .env: ${(err as Error).message}`);
+  }
+}
+
 const startedAt = performance.now();
 let config;
 try {
+  loadDotEnv();
   config = loadConfig();
   await checkPortFree(config.host, config.port);
 } catch (err) {

@@ -1,6 +1,7 @@
 // Entry point: config -> deps -> server, and a graceful shutdown on SIGTERM/SIGINT.
 import { createServer } from 'node:net';
-import pino from 'pino';
+import { createRequire } from 'node:module';
+import pino, { type DestinationStream } from 'pino';
 import { ConfigError, loadConfig, productionWarnings } from './config.js';
 import { buildDeps, closeDeps } from './deps.js';
 import { buildApp, LOG_SERIALIZERS, REDACT_PATHS } from './http/app.js';
@@ -60,6 +61,20 @@ function loadDotEnv(): void {
   }
 }
 
+/**
+ * In a terminal outside production, lines a person reads (pino-pretty, in pino's worker thread); JSON otherwise (a
+ * pipe, a file, a log collector). Without pino-pretty installed, JSON everywhere.
+ */
+function prettyStream(env: string): DestinationStream | undefined {
+  if (!process.stdout.isTTY || env === 'production') return undefined;
+  try {
+    createRequire(import.meta.url).resolve('pino-pretty');
+  } catch {
+    return undefined;
+  }
+  return pino.transport({ target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } });
+}
+
 const startedAt = performance.now();
 let config;
 try {
@@ -69,7 +84,10 @@ try {
 } catch (err) {
   exitOn(err);
 }
-const log = pino({ level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, serializers: LOG_SERIALIZERS });
+const log = pino(
+  { level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, serializers: LOG_SERIALIZERS },
+  prettyStream(config.env),
+);
 for (const warning of productionWarnings(config)) log.warn(warning);
 const deps = await buildDeps(config, log).catch(exitOn);
 const app = await buildApp(deps);

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, ENV_VARIABLES, loadConfig } from './config.js';
+import { ConfigError, ENV_VARIABLES, loadConfig, productionWarnings } from './config.js';
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'va-config-'));
 
@@ -85,6 +85,18 @@ describe('config', () => {
       const msg = (err as Error).message;
       for (const name of ['PORT', 'DATABASE_URL', 'JWT_ACCESS_TOKEN_EXPIRE_MINUTES', 'TWILIO_ACCOUNT_SID']) expect(msg).toContain(name);
     }
+  });
+
+  it('production warns, one line each, about HOST left at 127.0.0.1 and the embedded database; not otherwise', () => {
+    const key = { SECRET_KEY: 'k'.repeat(32), DATA_DIR: mkdtempSync(path.join(tmpdir(), 'cfg-')) };
+    const warnings = productionWarnings(loadConfig({ ...key, NODE_ENV: 'production' }));
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toMatch(/^HOST is 127\.0\.0\.1: .*set HOST=0\.0\.0\.0/);
+    expect(warnings[1]).toMatch(/^the embedded database .* in production: .*set DATABASE_URL/);
+    for (const w of warnings) expect(w).not.toContain('\n');
+    const served = { ...key, NODE_ENV: 'production', HOST: '0.0.0.0', DATABASE_URL: 'postgres://db.internal/voice' };
+    expect(productionWarnings(loadConfig(served))).toEqual([]);
+    expect(productionWarnings(loadConfig({ ...key, NODE_ENV: 'development' }))).toEqual([]);
   });
 
   it('production refuses to start without SECRET_KEY and says why', () => {

@@ -452,3 +452,21 @@ function developmentSecretKey(env: Env['NODE_ENV'], dataDir: string): string {
   chmodSync(file, 0o600);
   return key;
 }
+
+/**
+ * What production should not run with but may (so it is said, not refused): one line each, logged at start-up.
+ * Unsafe combinations (no SECRET_KEY; Twilio or LiveKit without PUBLIC_BASE_URL) are refused by loadConfig instead.
+ */
+export function productionWarnings(config: Pick<Config, 'env' | 'host' | 'databaseUrl'>): string[] {
+  if (config.env !== 'production') return [];
+  const warnings: string[] = [];
+  if (config.host === '127.0.0.1' || config.host === 'localhost' || config.host === '::1') {
+    warnings.push(`HOST is ${config.host}: only this machine can reach the service; set HOST=0.0.0.0 behind a proxy or in a container`);
+  }
+  if (!config.databaseUrl) {
+    warnings.push(
+      'the embedded database (PGlite in DATA_DIR) is running in production: one process, no replicas or managed backups; set DATABASE_URL to a PostgreSQL server with pgvector',
+    );
+  }
+  return warnings;
+}

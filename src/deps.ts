@@ -5,6 +5,7 @@ import { MemoryCache } from './cache/memory-cache.js';
 import { RedisCache } from './cache/redis-cache.js';
 import type { Config } from './config.js';
 import { type Database, openDatabase } from './db/client.js';
+import { allObservers, CallLogLines } from './lib/call-log-lines.js';
 import { OperatorMetrics } from './lib/operator-metrics.js';
 import { OutboundGuard } from './lib/outbound.js';
 import { DocumentPool } from './rag/document-pool.js';
@@ -159,7 +160,7 @@ export async function buildDeps(
   });
   const retriever = new Retriever(db, embedders);
   const metrics = new OperatorMetrics({ tenantLabels: config.metrics.tenantLabels });
-  const calls = new CallService(db, metrics);
+  const calls = new CallService(db, allObservers(metrics, new CallLogLines(log.child({ component: 'calls' }))));
   const recordings = createRecordingStore(config, config.secretKey);
   // One guard for every request to a URL a tenant chose: tool URLs, OpenAI-compatible base URLs, webhooks.
   const outbound = new OutboundGuard(config.outbound);

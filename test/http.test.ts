@@ -149,6 +149,11 @@ describe('health and docs', () => {
     const docs = await t.app.inject({ method: 'GET', url: '/docs/' });
     expect(docs.statusCode).toBe(200);
     expect(docs.body).toContain('swagger');
+    // Where to start, at the top of /docs; and / leads there.
+    expect(spec.info.description).toContain('Authorization: Bearer <access_token>');
+    expect(spec.info.description).toContain('POST /api/v1/api-keys');
+    const root = await t.app.inject({ method: 'GET', url: '/' });
+    expect([root.statusCode, root.headers.location]).toEqual([302, '/docs']);
   });
   it('every route declares its access level', () => {
     const undeclared: string[] = [];

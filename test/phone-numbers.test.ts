@@ -253,6 +253,7 @@ describe('phone numbers: only the Twilio account’s numbers (checked against th
       TWILIO_AUTH_TOKEN: TOKEN,
       TWILIO_API_BASE_URL: fake.baseUrl,
       PHONE_NUMBERS_SKIP_VERIFICATION: 'false',
+      PUBLIC_BASE_URL: 'https://voice.example.com',
     });
     ({ a: x, b: y } = await twoTenants(v.app));
   });
@@ -305,6 +306,52 @@ describe('phone numbers: only the Twilio account’s numbers (checked against th
     const moved = await vreq('PATCH', `${URL}/${own.id}`, y.access_token, { number: bought });
     expect(moved.statusCode, moved.body).toBe(200);
     expect(moved.json()).toMatchObject({ number: bought, provider_sid: fake.incomingNumbers.get(bought) });
+    // The new number reaches us; the one left has its webhooks from before registration back.
+    expect(fake.numberConfig.get(fake.incomingNumbers.get(bought)!)!.VoiceUrl).toBe(
+      'https://voice.example.com/api/v1/webhooks/twilio/voice',
+    );
+    expect(fake.numberConfig.get(fake.incomingNumbers.get(OWNED[2]!)!)!.VoiceUrl).toBe('https://demo.twilio.com/welcome/voice/');
+  });
+
+  it('registering points the number’s voice and status webhooks at us on Twilio; removing gives the old ones back', async () => {
+    const number = '+15550003011';
+    const sid = fake.addIncomingNumber(number, {
+      VoiceUrl: 'https://old.example.com/voice',
+      StatusCallback: 'https://old.example.com/status',
+    });
+    const before = { ...fake.numberConfig.get(sid)! };
+    const res = await vreq('POST', URL, x.access_token, { number });
+    expect(res.statusCode, res.body).toBe(201);
+    expect(fake.numberConfig.get(sid)).toEqual({
+      VoiceUrl: 'https://voice.example.com/api/v1/webhooks/twilio/voice',
+      VoiceMethod: 'POST',
+      StatusCallback: 'https://voice.example.com/api/v1/webhooks/twilio/status',
+      StatusCallbackMethod: 'POST',
+    });
+    expect(fake.requests.filter((r) => r.path === `/2010-04-01/Accounts/${ACCOUNT}/IncomingPhoneNumbers/${sid}.json`)).toMatchObject([
+      { method: 'POST', status: 200 },
+    ]);
+    // Another tenant can neither take it nor remove it; the number keeps pointing at us.
+    expect((await vreq('POST', URL, y.access_token, { number })).statusCode).toBe(422);
+    expect((await vreq('DELETE', `${URL}/${res.json().id}`, y.access_token)).statusCode).toBe(404);
+    expect(fake.numberConfig.get(sid)!.VoiceUrl).toBe('https://voice.example.com/api/v1/webhooks/twilio/voice');
+    expect((await vreq('DELETE', `${URL}/${res.json().id}`, x.access_token)).statusCode).toBe(204);
+    expect(fake.numberConfig.get(sid)).toEqual(before);
+  });
+
+  it('a number Twilio will not configure is not registered; a number the account no longer has is removed anyway', async () => {
+    const number = '+15550003012';
+    const sid = fake.addIncomingNumber(number);
+    fake.fail({ status: 500, code: 20500, message: 'Internal Server Error', path: /\/IncomingPhoneNumbers\/PN[0-9a-f]+\.json$/ });
+    const refused = await vreq('POST', URL, x.access_token, { number });
+    expect(refused.statusCode).toBe(502);
+    expect(await v.deps.database.db.select().from(phoneNumbers).where(eq(phoneNumbers.number, number))).toHaveLength(0);
+    const registered = await vreq('POST', URL, x.access_token, { number });
+    expect(registered.statusCode, registered.body).toBe(201);
+    // Released from the account: Twilio answers 404 for it; the removal still goes through.
+    fake.incomingNumbers.delete(number);
+    expect((await vreq('DELETE', `${URL}/${registered.json().id}`, x.access_token)).statusCode).toBe(204);
+    expect(fake.numberConfig.get(sid)!.VoiceUrl).toBe('https://voice.example.com/api/v1/webhooks/twilio/voice');
   });
 
   it('without Twilio, and with the check on, numbers cannot be registered (503 twilio_not_configured)', async () => {

@@ -14,6 +14,7 @@ import { migrate as migrateNodePg } from 'drizzle-orm/node-postgres/migrator';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
+import { socketErrorCode, StartupError } from '../lib/startup-error.js';
 import { PGLITE_EXTENSIONS } from './pglite-extensions.js';
 import * as schema from './schema.js';
 
@@ -231,15 +232,20 @@ async function openPostgres(connection: pg.PoolConfig, poolMax: number, migrate:
   // Queued on a new connection before anything else it runs. A server whose pgvector lacks these settings fails
   // the statement; searches then still work, with pgvector's defaults.
   pool.on('connect', (client) => void client.query(SESSION_SETTINGS).catch(() => {}));
-  if (migrate) {
-    const lockClient = await pool.connect();
-    try {
+  const url = connection.connectionString ?? 'postgres://postgres@localhost/postgres';
+  const lockClient = await pool.connect().catch(async (err: unknown) => {
+    await pool.end().catch(() => {});
+    throw connectionFailure(url, err);
+  });
+  try {
+    await requirePgvector(lockClient, url);
+    if (migrate) {
       await lockClient.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
       await migrateNodePg(drizzleNodePg({ client: lockClient, schema }), { migrationsFolder });
-    } finally {
-      await lockClient.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch(() => {});
-      lockClient.release();
     }
+  } finally {
+    if (migrate) await lockClient.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch(() => {});
+    lockClient.release();
   }
   const db = drizzleNodePg({ client: pool, schema });
   return {
@@ -251,6 +257,58 @@ async function openPostgres(connection: pg.PoolConfig, poolMax: number, migrate:
     },
     close: () => pool.end(),
   };
+}
+
+/** Where a URL points, for messages: host:port/database, never the user or password. */
+function describeServer(url: string): { where: string; user: string; database: string } {
+  const u = new URL(url);
+  const database = decodeURIComponent(u.pathname.replace(/^\//, '')) || 'postgres';
+  return { where: `${u.hostname || 'localhost'}:${u.port || '5432'}`, user: decodeURIComponent(u.username) || 'postgres', database };
+}
+
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ECONNRESET']);
+
+/**
+ * A failed first connection as one line a person can act on: a server that does not answer, or one that refuses
+ * the login or has no such database (PostgreSQL's SQLSTATE 28000/28P01, 3D000). Anything else is left as it is.
+ */
+function connectionFailure(url: string, err: unknown): unknown {
+  const { where, user, database } = describeServer(url);
+  const code = socketErrorCode(err);
+  const message = err instanceof Error ? err.message : String(err);
+  if ((code && UNREACHABLE.has(code)) || /timeout/i.test(message)) {
+    return new StartupError(
+      'databaseUnreachable',
+      `cannot reach the database at ${where} (${code ?? 'connection timed out'}): start PostgreSQL there or fix DATABASE_URL`,
+    );
+  }
+  if (code === '28P01' || code === '28000') {
+    return new StartupError(
+      'databaseLogin',
+      `the database at ${where} refused the login of user "${user}" (${message}): fix the user and password in DATABASE_URL`,
+    );
+  }
+  if (code === '3D000') {
+    return new StartupError('databaseLogin', `the database "${database}" does not exist at ${where}: create it or fix DATABASE_URL`);
+  }
+  return err;
+}
+
+/**
+ * The first migration creates pgvector; a server without it would fail there with a long error and its useful line
+ * buried. Checked before migrating, so nothing is written to such a server.
+ */
+async function requirePgvector(client: pg.PoolClient, url: string): Promise<void> {
+  const { rows } = await client.query<{ ok: boolean }>(
+    "select exists (select 1 from pg_extension where extname = 'vector') or exists (select 1 from pg_available_extensions where name = 'vector') as ok",
+  );
+  if (!rows[0]?.ok) {
+    throw new StartupError(
+      'pgvectorMissing',
+      `pgvector is not installed in this database (${describeServer(url).where}): install the extension ` +
+        '(https://github.com/pgvector/pgvector#installation) or unset DATABASE_URL to use the embedded default',
+    );
+  }
 }
 
 /** PGlite answers { rows }, node-postgres answers a QueryResult with rows too; both are normalised here. */

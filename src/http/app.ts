@@ -214,7 +214,7 @@ export async function buildApp(domain: Deps): Promise<App> {
 
   await app.register(fastifySwagger, {
     openapi: {
-      info: { title: 'Voice Agent Platform API', version: '0.1.0' },
+      info: { title: 'Voice Agent Platform API', version: '0.1.0', description: API_DESCRIPTION },
       components: {
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', description: 'An access token (JWT) or a tenant API key (vak_...)' },
@@ -228,6 +228,8 @@ export async function buildApp(domain: Deps): Promise<App> {
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true }, config: { auth: 'public' } }, async () => app.swagger());
+  // Someone opening the service's address lands on the docs (the console will take / over once it exists).
+  app.get('/', { schema: { hide: true }, config: { auth: 'public' } }, async (_request, reply) => reply.redirect('/docs', 302));
 
   healthRoutes(app, deps);
   metricsRoutes(app, deps);
@@ -254,3 +256,20 @@ export async function buildApp(domain: Deps): Promise<App> {
   await app.ready();
   return app;
 }
+
+/** The top of /docs: how to authenticate and where to start (Markdown, as OpenAPI's info.description allows). */
+const API_DESCRIPTION = `A multi-tenant voice agent: phone and browser calls answered from the tenant's documents.
+
+**Authenticate.** \`POST /api/v1/auth/signup\` (email, password, tenant_name) or \`POST /api/v1/auth/login\` returns an
+\`access_token\` (a JWT, short-lived) and a \`refresh_token\` (\`POST /api/v1/auth/refresh\`). Send
+\`Authorization: Bearer <access_token>\`; press **Authorize** above to try requests here. For servers, create an API
+key (\`POST /api/v1/api-keys\`, shown once, \`vak_...\`) and send it the same way.
+
+**Where to start.** 1. Add knowledge: \`POST /api/v1/documents\` (JSON text or a file). 2. Shape the agent:
+\`PUT /api/v1/settings/tenant\` (greeting, prompt, the STT/LLM/TTS providers and their keys; local engines by default).
+3. Talk to it: \`POST /api/v1/chat\` (text), \`POST /api/v1/calls/web\` (a browser call), or register a Twilio
+number (\`POST /api/v1/phone-numbers\`) and call it. 4. Read what happened: \`GET /api/v1/calls\`, each call's
+transcript and events; or receive them with webhooks (\`POST /api/v1/webhooks\`).
+
+**Errors** are \`{ error: { code, message, request_id } }\` with a stable \`code\`; a 422 names the field in
+\`details\`. Another tenant's resource answers 404, exactly like a missing one.`;

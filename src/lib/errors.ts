@@ -61,6 +61,10 @@ export const errorStatus = {
   internal_error: 500,
   /** An AI provider (embeddings, ...) refused or failed; the message names it, the HTTP status and a short reason. */
   provider_error: 502,
+  /** Twilio could not be reached (or did not answer) while placing an outbound call; the message says which. */
+  twilio_unreachable: 502,
+  /** Twilio refused this deployment's credentials (401): TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN are wrong. */
+  twilio_auth_failed: 502,
   service_unavailable: 503,
   /** This instance carries as many live calls as it can (MAX_LIVE_CALLS); Retry-After says when to try again. */
   calls_at_capacity: 503,

@@ -37,8 +37,16 @@ export interface OperatorMetricsOptions {
 }
 
 /** What the call records tell the metrics (CallService's observer). */
+/** What an observer may read of a call (services/calls.ts's row has these fields). */
+export interface ObservedCall {
+  id: string;
+  direction: string;
+  durationMs: number | null;
+}
+
 export interface CallObserver {
-  callEvent(tenantId: string, type: string, data: unknown): void;
+  /** `call`: the call as stored with its start or end, for `call.started` and `call.ended`. */
+  callEvent(tenantId: string, type: string, data: unknown, call?: ObservedCall): void;
   turn(metrics: Record<string, number> | undefined): void;
 }
 

@@ -12,7 +12,7 @@ import { notFound } from '../lib/errors.js';
 import type { WebhookEventData } from '../lib/webhook-events.js';
 import { type Executor, publishEvent } from './outbox.js';
 import { callCost } from './usage.js';
-import type { CallObserver } from '../lib/operator-metrics.js';
+import type { CallObserver, ObservedCall } from '../lib/operator-metrics.js';
 import type { AgentOverrides } from './settings.js';
 
 export type Call = typeof calls.$inferSelect;
@@ -179,7 +179,7 @@ export class CallService {
 
   /** A new call record's audit entry and webhook event, in the transaction that made it. */
   private async started(tx: Executor, call: Call): Promise<void> {
-    await this.insertEvent(tx, call.tenantId, call.id, 'call.started', { direction: call.direction });
+    await this.insertEvent(tx, call.tenantId, call.id, 'call.started', { direction: call.direction }, call);
     await publishEvent(
       tx,
       call.tenantId,
@@ -286,11 +286,18 @@ export class CallService {
       });
   }
 
-  private async insertEvent(db: Executor, tenantId: string, callId: string, type: CallEventType, data: object): Promise<void> {
+  private async insertEvent(
+    db: Executor,
+    tenantId: string,
+    callId: string,
+    type: CallEventType,
+    data: object,
+    call?: ObservedCall,
+  ): Promise<void> {
     await db.insert(callEvents).values({ tenantId, callId, type, extraData: data as Record<string, unknown> });
     // Heard as written, before a surrounding transaction commits: only a payload the webhook catalog refuses (a bug)
     // rolls one back, and a metric counted once too often is the lesser harm than threading hooks through commits.
-    this.observer?.callEvent(tenantId, type, data);
+    this.observer?.callEvent(tenantId, type, data, call);
   }
 
   /**
@@ -323,7 +330,7 @@ export class CallService {
           .where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId)));
         return undefined;
       }
-      await this.insertEvent(tx, tenantId, callId, 'call.ended', { status, reason });
+      await this.insertEvent(tx, tenantId, callId, 'call.ended', { status, reason }, row);
       const { cost } = await callCost(tx, tenantId, callId);
       await publishEvent(tx, tenantId, 'call.ended', { ...endedPayload(row, reason, turnCount), cost }, { callId });
       return row;
@@ -393,7 +400,7 @@ export class CallService {
         const detail = STALE_DETAIL[reason];
         const { summary, turnCount } = await this.turnStats(tx, row.id);
         await tx.update(calls).set({ metrics: summary }).where(eq(calls.id, row.id));
-        await this.insertEvent(tx, row.tenantId, row.id, 'call.ended', { status: row.status as CallStatus, reason, detail });
+        await this.insertEvent(tx, row.tenantId, row.id, 'call.ended', { status: row.status as CallStatus, reason, detail }, row);
         await publishEvent(
           tx,
           row.tenantId,

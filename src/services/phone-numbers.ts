@@ -1,6 +1,6 @@
 // A tenant's phone numbers: registration (a number of the platform's Twilio account, one owner per number across
-// the platform), per-number call mode and agent overrides, and the lookup that tells an inbound call which tenant
-// it belongs to.
+// the platform, its voice and status webhooks pointed at us on Twilio and given back on removal), per-number call
+// mode and agent overrides, and the lookup that tells an inbound call which tenant it belongs to.
 import { and, asc, count, desc, eq } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { phoneNumbers, tenants } from '../db/schema.js';
@@ -42,13 +42,40 @@ function isNumberTaken(err: unknown): boolean {
   return false;
 }
 
+/** Where an incoming number's calls (voice webhook) and status callbacks go on Twilio; '' is none. */
+export interface NumberWebhooks {
+  voiceUrl: string;
+  voiceMethod: string;
+  statusCallback: string;
+  statusCallbackMethod: string;
+}
+
 /**
- * Where a number's ownership is checked: the platform's Twilio account (TwilioRest.incomingNumberSid: the SID of
- * the account's incoming number, or undefined).
+ * The platform's Twilio account (TwilioRest): whether a number is one of its incoming numbers (with its SID and
+ * current webhooks), and the change of a number's webhooks.
  */
 export interface NumberOwnership {
-  incomingNumberSid(number: string): Promise<string | undefined>;
+  incomingNumber(number: string): Promise<({ sid: string } & NumberWebhooks) | undefined>;
+  configureIncomingNumber(sid: string, webhooks: NumberWebhooks): Promise<void>;
 }
+
+/** Our webhooks on a number, from our public base URL (http/public-url.ts) and the webhook paths (telephony). */
+export interface OurWebhooks {
+  voiceUrl: string;
+  statusCallback: string;
+}
+
+/** Where `extra_data` keeps a number's webhooks as they were before registration, to give them back on removal. */
+const PREVIOUS_WEBHOOKS = 'twilio_previous_webhooks';
+const previousWebhooks = (row: PhoneNumber): NumberWebhooks | undefined => row.extraData[PREVIOUS_WEBHOOKS] as NumberWebhooks | undefined;
+const withoutPrevious = (extra: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(extra).filter(([k]) => k !== PREVIOUS_WEBHOOKS));
+const ours = (w: OurWebhooks): NumberWebhooks => ({
+  voiceUrl: w.voiceUrl,
+  voiceMethod: 'POST',
+  statusCallback: w.statusCallback,
+  statusCallbackMethod: 'POST',
+});
 /** `skip`: numbers are not checked (development, PHONE_NUMBERS_SKIP_VERIFICATION); undefined: Twilio is not configured. */
 export type NumberVerification = NumberOwnership | 'skip' | undefined;
 
@@ -60,6 +87,13 @@ const unavailable = () =>
     'This phone number cannot be registered: it is not one of the platform’s Twilio numbers, or it is registered already',
   );
 
+const webhooksOf = (n: NumberWebhooks): NumberWebhooks => ({
+  voiceUrl: n.voiceUrl,
+  voiceMethod: n.voiceMethod,
+  statusCallback: n.statusCallback,
+  statusCallbackMethod: n.statusCallbackMethod,
+});
+
 export class PhoneNumberService {
   constructor(
     private readonly db: Db,
@@ -67,43 +101,66 @@ export class PhoneNumberService {
   ) {}
 
   /**
-   * The number's SID on the Twilio account; refuses a number that is not the account's (as `unavailable`), or one
-   * given with another SID than the account's. Undefined when numbers are not checked.
+   * The number on the Twilio account (its SID and current webhooks); refuses a number that is not the account's (as
+   * `unavailable`), or one given with another SID than the account's. Undefined when numbers are not checked.
    */
-  private async verify(number: string, providerSid: string | null | undefined): Promise<string | undefined> {
+  private async verify(number: string, providerSid: string | null | undefined): Promise<({ sid: string } & NumberWebhooks) | undefined> {
     if (this.verification === 'skip') return undefined;
     if (!this.verification)
       throw new AppError(
         'twilio_not_configured',
         'Phone numbers are checked against the platform’s Twilio account, which is not configured',
       );
-    const sid = await this.verification.incomingNumberSid(number);
-    if (!sid || (providerSid && providerSid !== sid)) throw unavailable();
-    return sid;
+    const found = await this.verification.incomingNumber(number);
+    if (!found || (providerSid && providerSid !== found.sid)) throw unavailable();
+    return found;
+  }
+
+  /** Gives a number its webhooks from before registration back; a number the account no longer has is left alone. */
+  private async restore(row: PhoneNumber): Promise<void> {
+    const previous = previousWebhooks(row);
+    if (typeof this.verification !== 'object' || !previous || !row.providerSid) return;
+    await this.verification.configureIncomingNumber(row.providerSid, previous).catch((err: unknown) => {
+      if ((err as { status?: number }).status !== 404) throw err;
+    });
   }
 
   /**
    * Registers a number of the Twilio account. Uniqueness is left to the database's unique index, not to a prior
    * lookup, so two concurrent registrations of one number give one row and one `phone_number_unavailable`.
+   * `webhooks`: ours, set on the number at Twilio once it is registered (the ones it had are kept for its removal),
+   * so nobody configures them by hand. Numbers are not touched on Twilio when they are not checked (`skip`).
    */
-  async create(tenantId: string, input: NewPhoneNumber): Promise<PhoneNumber> {
-    const sid = await this.verify(input.number, input.providerSid);
+  async create(tenantId: string, input: NewPhoneNumber, webhooks?: OurWebhooks): Promise<PhoneNumber> {
+    const found = await this.verify(input.number, input.providerSid);
+    const configure = found && webhooks;
     const [row] = await this.db
       .insert(phoneNumbers)
       .values({
         tenantId,
         number: input.number,
         friendlyName: input.friendlyName ?? null,
-        providerSid: input.providerSid ?? sid ?? null,
+        providerSid: input.providerSid ?? found?.sid ?? null,
         isActive: input.isActive ?? true,
         mode: input.mode ?? null,
         overrides: input.overrides ?? {},
+        extraData: configure ? { [PREVIOUS_WEBHOOKS]: webhooksOf(found) } : {},
       })
       // Only a clash on the number is absorbed (another unique index failing still throws); a concurrent insert
       // of the same number makes this one wait for it and then return no row.
       .onConflictDoNothing({ target: phoneNumbers.number })
       .returning();
+    // A number held already is not touched on Twilio: its owner's webhooks stay.
     if (!row) throw unavailable();
+    if (configure && typeof this.verification === 'object') {
+      try {
+        await this.verification.configureIncomingNumber(found.sid, ours(webhooks));
+      } catch (err) {
+        // Not registered unless it reaches us: the row goes, Twilio's error is the answer.
+        await this.db.delete(phoneNumbers).where(eq(phoneNumbers.id, row.id));
+        throw err;
+      }
+    }
     return row;
   }
 
@@ -131,12 +188,18 @@ export class PhoneNumberService {
     return row;
   }
 
-  async update(tenantId: string, id: string, patch: PhoneNumberPatch): Promise<PhoneNumber> {
+  async update(tenantId: string, id: string, patch: PhoneNumberPatch, webhooks?: OurWebhooks): Promise<PhoneNumber> {
     // Moving to another number checks it like a registration; another tenant's id is 404 before Twilio is asked.
-    let sid: string | undefined;
-    if (patch.number !== undefined && patch.number !== (await this.get(tenantId, id)).number)
-      sid = await this.verify(patch.number, patch.providerSid);
+    let found: ({ sid: string } & NumberWebhooks) | undefined;
+    let before: PhoneNumber | undefined;
+    if (patch.number !== undefined) {
+      before = await this.get(tenantId, id);
+      if (patch.number !== before.number) found = await this.verify(patch.number, patch.providerSid);
+    }
+    const sid = found?.sid;
+    const configure = found && webhooks && before ? { found, webhooks, before } : undefined;
     const values = {
+      ...(configure && { extraData: { ...withoutPrevious(configure.before.extraData), [PREVIOUS_WEBHOOKS]: webhooksOf(configure.found) } }),
       ...(patch.number !== undefined && { number: patch.number }),
       ...(patch.friendlyName !== undefined && { friendlyName: patch.friendlyName }),
       ...((patch.providerSid !== undefined || sid) && { providerSid: patch.providerSid ?? sid }),
@@ -159,6 +222,11 @@ export class PhoneNumberService {
           .returning(),
       );
       if (!row) throw notFound('Phone number');
+      // The new number reaches us; the one left gets its webhooks back.
+      if (configure && typeof this.verification === 'object') {
+        await this.verification.configureIncomingNumber(configure.found.sid, ours(configure.webhooks));
+        await this.restore(configure.before);
+      }
       return row;
     } catch (err) {
       if (isNumberTaken(err)) throw unavailable();
@@ -166,8 +234,13 @@ export class PhoneNumberService {
     }
   }
 
-  /** Calls that came in on the number keep their records; the database sets their phone_number_id to null. */
+  /**
+   * Calls that came in on the number keep their records; the database sets their phone_number_id to null. The
+   * number's webhooks on Twilio are given back first (as they were before registration); if Twilio cannot be told,
+   * the number stays registered and the error is the answer, so a retry can finish it.
+   */
   async remove(tenantId: string, id: string): Promise<void> {
+    if (typeof this.verification === 'object') await this.restore(await this.get(tenantId, id));
     const rows = await this.db
       .delete(phoneNumbers)
       .where(and(eq(phoneNumbers.tenantId, tenantId), eq(phoneNumbers.id, id)))

@@ -16,7 +16,7 @@ import { BrowserTransport, holdEarlyMessages } from '../voice/transports/browser
 import { TwilioMediaStreamTransport } from '../voice/transports/twilio-media-stream.js';
 import { type Admission, isRefusal, type Lease } from '../voice/admission.js';
 import { ALL_LINES_BUSY, type VoiceCalls } from '../voice/voice-calls.js';
-import { TwilioError, TwilioRest } from './twilio-rest.js';
+import { TwilioError, TwilioNetworkError, TwilioRest } from './twilio-rest.js';
 import { connectStream, dialNumber, dialSip, sayAndHangup } from './twiml.js';
 
 /** Twilio's CallStatus values -> ours. */
@@ -337,11 +337,13 @@ export class Telephony {
       return { ...call, providerCallSid: placed.sid };
     } catch (err) {
       this.admission.cancel(call.id);
-      await this.calls.end(tenantId, call.id, 'failed', 'twilio refused the call');
-      if (err instanceof TwilioError && err.status >= 400 && err.status < 500 && err.status !== 401 && err.status !== 429) {
-        throw new AppError('call_rejected', `Twilio refused the call: ${err.message}`);
-      }
-      throw new AppError('provider_error', 'Twilio could not place the call; try again');
+      const failure = outboundFailure(err);
+      this.log.warn(
+        { tenantId, callId: call.id, err, twilioStatus: failure.twilioStatus, twilioCode: failure.twilioCode },
+        `outbound call not placed: ${failure.reason}`,
+      );
+      await this.calls.end(tenantId, call.id, 'failed', failure.reason);
+      throw failure.error;
     }
   }
 
@@ -394,4 +396,55 @@ export class Telephony {
     if (call.endedAt) throw new AppError('call_not_active', 'The call has already ended');
     return call;
   }
+}
+
+/**
+ * Why Twilio did not place an outbound call, said the same way in the API error, the log line and the call's end
+ * (`call.ended` reason): never reached (a network error), our credentials refused (401), or Twilio's own error code
+ * and message (21211 invalid 'To', ...). Only a refusal of the request itself is the tenant's to fix (422).
+ */
+export function outboundFailure(err: unknown): { error: AppError; reason: string; twilioStatus?: number; twilioCode?: number } {
+  if (err instanceof TwilioNetworkError) {
+    const what = err.errno ?? 'network error';
+    return err.sent
+      ? {
+          reason: `twilio did not answer (${what})`,
+          error: new AppError(
+            'twilio_unreachable',
+            `Twilio did not answer (${what}); the call is marked failed: check the call list before trying again`,
+          ),
+        }
+      : {
+          reason: `twilio unreachable (${what})`,
+          error: new AppError('twilio_unreachable', `Twilio could not be reached (${what}); the call was not placed: try again`),
+        };
+  }
+  if (err instanceof TwilioError) {
+    const said = `${err.code ?? `HTTP ${err.status}`} ${err.twilioMessage}`;
+    const info = err.moreInfo ? ` (${err.moreInfo})` : '';
+    const twilio = { twilioStatus: err.status, twilioCode: err.code };
+    if (err.status === 401) {
+      return {
+        ...twilio,
+        reason: `twilio authentication refused (${said})`,
+        error: new AppError(
+          'twilio_auth_failed',
+          `Twilio refused this deployment's credentials (${said}): the operator must fix TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN`,
+        ),
+      };
+    }
+    if (err.status >= 400 && err.status < 500 && err.status !== 429) {
+      return {
+        ...twilio,
+        reason: `twilio refused the call (${said})`,
+        error: new AppError('call_rejected', `Twilio refused the call: ${said}${info}`),
+      };
+    }
+    return {
+      ...twilio,
+      reason: `twilio failed (HTTP ${err.status}: ${said})`,
+      error: new AppError('provider_error', `Twilio could not place the call (HTTP ${err.status}: ${said}); try again`),
+    };
+  }
+  return { reason: 'twilio request failed', error: new AppError('provider_error', 'Twilio could not place the call; try again') };
 }

@@ -1,5 +1,5 @@
 // Twilio's REST API through the official SDK: place, fetch, redirect and hang up calls; look up the account's
-// incoming phone numbers (who may register a number). Every failure
+// incoming phone numbers (who may register a number) and point their voice and status webhooks at us. Every failure
 // becomes a ProviderError (a TwilioError, with Twilio's numeric code, when Twilio answered with an error).
 import twilio from 'twilio';
 import type RequestClient from 'twilio/lib/base/RequestClient.js';
@@ -18,10 +18,12 @@ export class TwilioError extends ProviderError {
   constructor(
     status: number,
     readonly code: number | undefined,
-    message: string,
+    /** Twilio's own message ("The 'To' number ... is not a valid phone number."). */
+    readonly twilioMessage: string,
     retryAfter: string | undefined,
     readonly moreInfo?: string,
   ) {
+    const message = twilioMessage;
     // The retry rule (429, 5xx, ...) and Retry-After parsing are the ones every provider uses.
     const base = httpProviderError('twilio', status, code === undefined ? message : `${code} ${message}`, retryAfter);
     super('twilio', base.message.slice('twilio: '.length), base.retryable, status, base.retryAfterMs);
@@ -81,6 +83,22 @@ function errorFromResponse(status: number, body: unknown, headers: unknown): Twi
   );
 }
 
+/**
+ * Twilio was not reached, or did not answer: `errno` is the socket's code (ECONNREFUSED, ENOTFOUND, ETIMEDOUT...) or
+ * axios's ECONNABORTED for our own timeout; `sent` says whether the request may have reached Twilio.
+ */
+export class TwilioNetworkError extends ProviderError {
+  constructor(
+    readonly errno: string | undefined,
+    message: string,
+    retryable: boolean,
+    readonly sent: boolean,
+  ) {
+    super('twilio', message, retryable, undefined, undefined, sent ? 'timeout' : 'unreachable');
+    this.name = 'TwilioNetworkError';
+  }
+}
+
 // Error codes of a request that never reached Twilio, so sending it again cannot do anything twice.
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
@@ -96,7 +114,8 @@ function toProviderError(err: unknown, idempotent: boolean): ProviderError {
   const message = typeof e.message === 'string' ? e.message : String(err);
   if (e.isAxiosError === true || code) {
     // A timed-out or reset create may still have placed the call: retrying it could ring someone twice.
-    return new ProviderError('twilio', `request failed: ${code ?? message}`, idempotent || (code !== undefined && NOT_SENT.has(code)));
+    const sent = code === undefined || !NOT_SENT.has(code);
+    return new TwilioNetworkError(code, `request failed: ${code ?? message}`, idempotent || !sent, sent);
   }
   // The SDK's own argument checks ("Required parameter ... missing") and anything unexpected.
   return new ProviderError('twilio', message, false);
@@ -121,6 +140,18 @@ export interface CreateCallParams {
   /** How long Twilio lets it ring, in seconds (Twilio's unit; it allows 5 to 600). */
   timeoutS?: number;
   machineDetection?: 'Enable' | 'DetectMessageEnd';
+}
+
+/** Where an incoming number's calls (voice webhook) and status callbacks go; '' is none. */
+export interface NumberWebhooks {
+  voiceUrl: string;
+  voiceMethod: string;
+  statusCallback: string;
+  statusCallbackMethod: string;
+}
+
+export interface IncomingNumber extends NumberWebhooks {
+  sid: string;
 }
 
 export interface TwilioCall {
@@ -191,8 +222,34 @@ export class TwilioRest {
    * number. Twilio's PhoneNumber filter also matches partial numbers, so only an exact match counts.
    */
   async incomingNumberSid(number: string): Promise<string | undefined> {
+    return (await this.incomingNumber(number))?.sid;
+  }
+
+  /** The account's incoming number `number` (exact match) with where its calls and status callbacks go, or undefined. */
+  async incomingNumber(number: string): Promise<IncomingNumber | undefined> {
     const found = await this.#run(true, () => this.#client.incomingPhoneNumbers.list({ phoneNumber: number, limit: 20 }));
-    return found.find((n) => n.phoneNumber === number)?.sid;
+    const n = found.find((x) => x.phoneNumber === number);
+    return (
+      n && {
+        sid: n.sid,
+        voiceUrl: n.voiceUrl ?? '',
+        voiceMethod: n.voiceMethod ?? 'POST',
+        statusCallback: n.statusCallback ?? '',
+        statusCallbackMethod: n.statusCallbackMethod ?? 'POST',
+      }
+    );
+  }
+
+  /** Points an incoming number's calls and status callbacks at these URLs (POST IncomingPhoneNumbers/{Sid}.json). */
+  async configureIncomingNumber(sid: string, w: NumberWebhooks): Promise<void> {
+    await this.#run(true, () =>
+      this.#client.incomingPhoneNumbers(sid).update({
+        voiceUrl: w.voiceUrl,
+        voiceMethod: w.voiceMethod,
+        statusCallback: w.statusCallback,
+        statusCallbackMethod: w.statusCallbackMethod,
+      }),
+    );
   }
 
   async #run<T>(idempotent: boolean, call: () => Promise<T>): Promise<T> {

@@ -1,6 +1,7 @@
 // A strict local fake of Twilio's Calls REST API (2010-04-01) that also plays the network side of each call it
 // places: signed status callbacks, the signed voice webhook on answer, hang-ups and redirects (transfers); and the
-// account's IncomingPhoneNumbers list (read: filters and paging as Twilio answers them).
+// account's IncomingPhoneNumbers (the list: filters and paging as Twilio answers them; one number: fetch, and the
+// update of its voice and status callback URLs).
 // It rejects what Twilio rejects, with Twilio's error codes and JSON error body.
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -49,6 +50,8 @@ export interface FakeTwilioFailure {
   code: number;
   message: string;
   retryAfter?: number;
+  /** Only a request to a path matching this fails (the next one that does); any request when unset. */
+  path?: RegExp;
 }
 
 export interface FakeTwilioOptions {
@@ -66,14 +69,24 @@ export interface FakeTwilioOptions {
   incomingNumbers?: string[];
 }
 
+/** What an incoming number does with calls (Twilio's fields, as its update request names them). */
+export interface FakeNumberConfig {
+  VoiceUrl: string;
+  VoiceMethod: string;
+  StatusCallback: string;
+  StatusCallbackMethod: string;
+}
+
 export interface FakeTwilio {
   baseUrl: string;
   calls: Map<string, FakeCall>;
   requests: { method: string; path: string; params: TwilioParams; status: number }[];
   /** The account's incoming phone numbers: E.164 number -> its PN SID. */
   incomingNumbers: Map<string, string>;
-  /** Buys a number onto the account; returns its SID. */
-  addIncomingNumber(number: string): string;
+  /** Buys a number onto the account (configured as `config` says, else as Twilio configures a new one); returns its SID. */
+  addIncomingNumber(number: string, config?: Partial<FakeNumberConfig>): string;
+  /** Each incoming number's call configuration: PN SID -> its voice and status callback URLs and methods. */
+  numberConfig: Map<string, FakeNumberConfig>;
   /** The next request is answered with this error instead. */
   fail(next: FakeTwilioFailure): void;
   /** Resolves once the call has ended and its last status callback was delivered. */
@@ -131,9 +144,18 @@ function dialTarget(twiml: string): string | undefined {
 export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeTwilio> {
   const { accountSid, authToken, onCall, ringMs = 0 } = options;
   const incomingNumbers = new Map<string, string>();
-  const addIncomingNumber = (number: string) => {
+  const numberConfig = new Map<string, FakeNumberConfig>();
+  const addIncomingNumber = (number: string, config: Partial<FakeNumberConfig> = {}) => {
     const sid = incomingNumbers.get(number) ?? `PN${randomBytes(16).toString('hex')}`;
     incomingNumbers.set(number, sid);
+    // A number bought in the console answers with Twilio's demo message until someone points it elsewhere.
+    numberConfig.set(sid, {
+      VoiceUrl: 'https://demo.twilio.com/welcome/voice/',
+      VoiceMethod: 'POST',
+      StatusCallback: '',
+      StatusCallbackMethod: 'POST',
+      ...config,
+    });
     return sid;
   };
   for (const n of options.incomingNumbers ?? []) addIncomingNumber(n);
@@ -310,44 +332,67 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
   // ---- the REST API ---------------------------------------------------------------------------------------
 
   const created = new Date();
-  const incomingNumberJson = (number: string, sid: string) => ({
-    account_sid: accountSid,
-    address_requirements: 'none',
-    address_sid: null,
-    api_version: API_VERSION,
-    beta: false,
-    capabilities: { fax: false, mms: true, sms: true, voice: true },
-    date_created: rfc2822(created),
-    date_updated: rfc2822(created),
-    emergency_address_sid: null,
-    emergency_address_status: 'unregistered',
-    emergency_status: 'Inactive',
-    friendly_name: number,
-    identity_sid: null,
-    origin: 'twilio',
-    phone_number: number,
-    sid,
-    sms_application_sid: '',
-    sms_fallback_method: 'POST',
-    sms_fallback_url: '',
-    sms_method: 'POST',
-    sms_url: '',
-    status: 'in-use',
-    status_callback: '',
-    status_callback_method: 'POST',
-    subresource_uris: { assigned_add_ons: `${base}/IncomingPhoneNumbers/${sid}/AssignedAddOns.json` },
-    trunk_sid: null,
-    type: 'local',
-    uri: `${base}/IncomingPhoneNumbers/${sid}.json`,
-    voice_application_sid: null,
-    voice_caller_id_lookup: false,
-    voice_fallback_method: 'POST',
-    voice_fallback_url: null,
-    voice_method: 'POST',
-    voice_receive_mode: 'voice',
-    voice_url: null,
-    bundle_sid: null,
-  });
+  const incomingNumberJson = (number: string, sid: string) => {
+    const config = numberConfig.get(sid)!;
+    return {
+      account_sid: accountSid,
+      address_requirements: 'none',
+      address_sid: null,
+      api_version: API_VERSION,
+      beta: false,
+      capabilities: { fax: false, mms: true, sms: true, voice: true },
+      date_created: rfc2822(created),
+      date_updated: rfc2822(created),
+      emergency_address_sid: null,
+      emergency_address_status: 'unregistered',
+      emergency_status: 'Inactive',
+      friendly_name: number,
+      identity_sid: null,
+      origin: 'twilio',
+      phone_number: number,
+      sid,
+      sms_application_sid: '',
+      sms_fallback_method: 'POST',
+      sms_fallback_url: '',
+      sms_method: 'POST',
+      sms_url: '',
+      status: 'in-use',
+      status_callback: config.StatusCallback,
+      status_callback_method: config.StatusCallbackMethod,
+      subresource_uris: { assigned_add_ons: `${base}/IncomingPhoneNumbers/${sid}/AssignedAddOns.json` },
+      trunk_sid: null,
+      type: 'local',
+      uri: `${base}/IncomingPhoneNumbers/${sid}.json`,
+      voice_application_sid: null,
+      voice_caller_id_lookup: false,
+      voice_fallback_method: 'POST',
+      voice_fallback_url: null,
+      voice_method: config.VoiceMethod,
+      voice_receive_mode: 'voice',
+      voice_url: config.VoiceUrl,
+      bundle_sid: null,
+    };
+  };
+
+  /**
+   * POST IncomingPhoneNumbers/{Sid}.json: changes what was sent, leaves the rest. A URL is an http(s) URL or empty
+   * (no URL); a method GET or POST (Twilio's 21502 and 21503 otherwise).
+   */
+  function updateIncomingNumber(sid: string, p: TwilioParams): void {
+    const config = numberConfig.get(sid)!;
+    for (const name of ['VoiceUrl', 'StatusCallback'] as const) {
+      const v = one(p[name]);
+      if (v === undefined) continue;
+      if (v !== '' && !isHttpUrl(v)) throw new TwilioHttpError(400, 21502, `Invalid ${name}: ${v}`);
+      config[name] = v;
+    }
+    for (const name of ['VoiceMethod', 'StatusCallbackMethod'] as const) {
+      const v = one(p[name]);
+      if (v === undefined) continue;
+      if (!/^(GET|POST)$/i.test(v)) throw new TwilioHttpError(400, 21503, `${name} must be GET or POST`);
+      config[name] = v.toUpperCase();
+    }
+  }
 
   /**
    * GET IncomingPhoneNumbers.json: `PhoneNumber` matches any number containing it, `*` standing for any one digit
@@ -496,6 +541,14 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
     const creds = /^Basic (.+)$/i.exec(auth ?? '')?.[1];
     const [user, ...rest] = creds ? Buffer.from(creds, 'base64').toString('utf8').split(':') : [];
     if (user !== accountSid || rest.join(':') !== authToken) throw new TwilioHttpError(401, 20003, 'Authenticate');
+    const number = /^\/2010-04-01\/Accounts\/([^/]+)\/IncomingPhoneNumbers\/([^/]+)\.json$/.exec(path);
+    if (number) {
+      const entry = [...incomingNumbers].find(([, sid]) => sid === number[2]);
+      if (number[1] !== accountSid || !entry) throw new TwilioHttpError(404, 20404, `The requested resource ${path} was not found`);
+      if (method === 'POST') updateIncomingNumber(entry[1], params);
+      else if (method !== 'GET') throw new TwilioHttpError(405, 20004, 'Method not allowed');
+      return { status: 200, body: incomingNumberJson(entry[0], entry[1]) };
+    }
     const numbers = /^\/2010-04-01\/Accounts\/([^/]+)\/IncomingPhoneNumbers\.json$/.exec(path);
     if (numbers) {
       if (numbers[1] !== accountSid) throw new TwilioHttpError(404, 20404, `The requested resource ${path} was not found`);
@@ -531,7 +584,8 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
     };
     let answer: { status: number; body: unknown };
     try {
-      const injected = failures.shift();
+      const at = failures.findIndex((f) => !f.path || f.path.test(url.pathname));
+      const injected = at < 0 ? undefined : failures.splice(at, 1)[0];
       if (injected) {
         if (injected.retryAfter !== undefined) headers['retry-after'] = String(injected.retryAfter);
         throw new TwilioHttpError(injected.status, injected.code, injected.message);
@@ -564,6 +618,7 @@ export async function startFakeTwilio(options: FakeTwilioOptions): Promise<FakeT
     requests,
     incomingNumbers,
     addIncomingNumber,
+    numberConfig,
     fail: (next) => void failures.push(next),
     settled: (callSid) => lifecycles.get(callSid) ?? Promise.reject(new Error(`no call ${callSid}`)),
     async close() {

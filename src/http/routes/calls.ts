@@ -238,7 +238,7 @@ export function callRoutes(app: App, deps: Deps): void {
         summary: 'Place an outbound phone call (Twilio); the agent speaks first when it is answered',
         description:
           'From `from_number_id` (one of the tenant’s numbers) or the tenant’s oldest active number. `overrides` change the agent for this call only. ' +
-          'The call starts `queued`; Twilio’s status callbacks move it on. 422 call_rejected when Twilio refuses the destination, 503 twilio_not_configured without Twilio. ' +
+          'The call starts `queued`; Twilio’s status callbacks move it on. 422 call_rejected when Twilio refuses the call (its code and message), 502 twilio_auth_failed when it refuses the platform’s credentials, 502 twilio_unreachable when it cannot be reached, 503 twilio_not_configured without Twilio. ' +
           'Like every new call it needs a place: 429 concurrency_limit past the tenant’s concurrent calls across all instances (its cap set by the platform admin, else MAX_LIVE_CALLS_PER_TENANT), 503 calls_at_capacity past the instance’s (MAX_LIVE_CALLS), both with Retry-After.',
         body: z.strictObject({
           to: z.string().regex(E164, 'must be an E.164 number such as +14155550100'),

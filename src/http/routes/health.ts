@@ -10,6 +10,8 @@ export function healthRoutes(app: App, deps: Deps): void {
   app.get(
     '/health',
     {
+      // Probes every few seconds: their request lines would bury everything else at info.
+      logLevel: 'warn',
       config: { auth: 'public' },
       schema: { tags: ['health'], summary: 'Liveness', response: { 200: z.object({ status: z.literal('ok'), uptime_ms: z.number() }) } },
     },
@@ -19,6 +21,8 @@ export function healthRoutes(app: App, deps: Deps): void {
   app.get(
     '/health/ready',
     {
+      // Probes every few seconds: their request lines would bury everything else at info.
+      logLevel: 'warn',
       config: { auth: 'public' },
       schema: {
         tags: ['health'],

@@ -16,6 +16,8 @@ export function metricsRoutes(app: App, deps: Deps): void {
   app.get(
     '/metrics',
     {
+      // Probes every few seconds: their request lines would bury everything else at info.
+      logLevel: 'warn',
       // Not a tenant's credential: the operator's own token, checked here.
       config: { auth: 'public' },
       schema: {

@@ -2,10 +2,12 @@
 // and the agent settings each number overrides. Anyone of the tenant reads; admins and API keys change them.
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
-import { E164, type PhoneNumber, TELEPHONY_MODES, TWILIO_NUMBER_SID } from '../../services/phone-numbers.js';
+import { E164, type OurWebhooks, type PhoneNumber, TELEPHONY_MODES, TWILIO_NUMBER_SID } from '../../services/phone-numbers.js';
+import { TWILIO_STATUS_PATH, TWILIO_VOICE_PATH } from '../../telephony/telephony.js';
 import { agentOverridesSchema } from '../../services/settings-schema.js';
 import type { App } from '../context.js';
 import { principalOf } from '../auth.js';
+import { publicBaseUrl } from '../public-url.js';
 import { errorResponses, idParams, page, pageQuery } from '../schemas.js';
 
 const number = z.string().regex(E164, 'must be an E.164 number such as +14155550100');
@@ -54,6 +56,11 @@ const createBody = z.strictObject({
 const patchBody = createBody.partial();
 
 export function phoneNumberRoutes(app: App, deps: Deps): void {
+  /** Our voice and status webhooks, set on a number at Twilio when it is registered. */
+  const webhooks = (request: Parameters<typeof publicBaseUrl>[1]): OurWebhooks => {
+    const base = publicBaseUrl(deps, request);
+    return { voiceUrl: `${base}${TWILIO_VOICE_PATH}`, statusCallback: `${base}${TWILIO_STATUS_PATH}` };
+  };
   const common = { tags: ['phone-numbers'], security: [{ bearer: [] }] };
 
   app.get(
@@ -83,21 +90,28 @@ export function phoneNumberRoutes(app: App, deps: Deps): void {
         description:
           'The number must be an incoming number of the platform’s Twilio account (unless the operator switched the ' +
           'check off with PHONE_NUMBERS_SKIP_VERIFICATION) and not registered already. Either failing is the same ' +
-          '422 `phone_number_unavailable`, which does not say which. Without Twilio configured: 503 `twilio_not_configured`.',
+          '422 `phone_number_unavailable`, which does not say which. Once registered, the number’s voice webhook and status ' +
+          'callback on Twilio point at this service (POST; the ones it had are given back when it is removed), so nothing ' +
+          'is configured by hand; with the check switched off the number is not touched on Twilio. Without Twilio ' +
+          'configured: 503 `twilio_not_configured`.',
         body: createBody,
         response: { 201: phoneNumberView, ...errorResponses },
       },
     },
     async (request, reply) => {
       const b = request.body;
-      const created = await deps.phoneNumbers.create(principalOf(request).tenantId, {
-        number: b.number,
-        friendlyName: b.friendly_name,
-        providerSid: b.provider_sid,
-        isActive: b.is_active,
-        mode: b.mode,
-        overrides: b.overrides,
-      });
+      const created = await deps.phoneNumbers.create(
+        principalOf(request).tenantId,
+        {
+          number: b.number,
+          friendlyName: b.friendly_name,
+          providerSid: b.provider_sid,
+          isActive: b.is_active,
+          mode: b.mode,
+          overrides: b.overrides,
+        },
+        webhooks(request),
+      );
       return reply.status(201).send(toView(created));
     },
   );
@@ -126,14 +140,19 @@ export function phoneNumberRoutes(app: App, deps: Deps): void {
     },
     async (request) => {
       const b = request.body;
-      const updated = await deps.phoneNumbers.update(principalOf(request).tenantId, request.params.id, {
-        number: b.number,
-        friendlyName: b.friendly_name,
-        providerSid: b.provider_sid,
-        isActive: b.is_active,
-        mode: b.mode,
-        overrides: b.overrides,
-      });
+      const updated = await deps.phoneNumbers.update(
+        principalOf(request).tenantId,
+        request.params.id,
+        {
+          number: b.number,
+          friendlyName: b.friendly_name,
+          providerSid: b.provider_sid,
+          isActive: b.is_active,
+          mode: b.mode,
+          overrides: b.overrides,
+        },
+        webhooks(request),
+      );
       return toView(updated);
     },
   );
@@ -144,7 +163,7 @@ export function phoneNumberRoutes(app: App, deps: Deps): void {
       config: { auth: 'tenant_write' },
       schema: {
         ...common,
-        summary: 'Remove a number; its past calls stay, no longer linked to it',
+        summary: 'Remove a number; its past calls stay, no longer linked to it; its webhooks on Twilio are given back',
         params: idParams,
         response: { 204: z.null(), ...errorResponses },
       },

@@ -298,6 +298,9 @@ export const calls = pgTable(
      * connected. The sweeper ends both (CallService.endStale).
      */
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
+    /** h22-calls: why the call ended (the reason of its `call.ended`), written with its end. */
+    endedReason: text('ended_reason'),
+    /** The tenant's `metadata` of the call (outbound and web calls: a bounded JSON object, services/call-input.ts). */
     extraData: extraData(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
@@ -361,7 +364,12 @@ export const callTranscripts = pgTable(
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [index('call_transcripts_tenant_id_idx').on(t.tenantId), uniqueIndex('call_transcripts_call_seq_key').on(t.callId, t.seq)],
+  (t) => [
+    index('call_transcripts_tenant_id_idx').on(t.tenantId),
+    uniqueIndex('call_transcripts_call_seq_key').on(t.callId, t.seq),
+    // h22-calls: the call list's transcript search (`q`, services/calls.ts) matches this expression exactly.
+    index('call_transcripts_text_search_idx').using('gin', sql`to_tsvector('english', ${t.text})`),
+  ],
 );
 
 /**

@@ -16,6 +16,7 @@ import { AnalyzerRegistry } from './analysis/analyzers.js';
 import { AnalysisWorker } from './analysis/worker.js';
 import { AccountService } from './services/accounts.js';
 import { CallAnalysisService } from './services/call-analyses.js';
+import { CallDeletion } from './services/call-deletion.js';
 import { ApiKeyService } from './services/api-keys.js';
 import { CallService } from './services/calls.js';
 import { DocumentService } from './services/documents.js';
@@ -80,6 +81,8 @@ export interface Deps {
   control: CallControl;
   telephony: Telephony;
   recordings: RecordingStore;
+  /** Deletes calls with what they left (transcript, events, webhook events, recording): the API and retention. */
+  callDeletion: CallDeletion;
   /** Undefined when LIVEKIT_URL, _API_KEY and _API_SECRET are not all set: the LiveKit routes answer 503. */
   livekit: LiveKitService | undefined;
   /** The agent's side of LiveKit calls (joins rooms, runs their conversations). */
@@ -286,6 +289,7 @@ export async function buildDeps(
       usage,
     ),
     recordings,
+    callDeletion: new CallDeletion(db, recordings, log.child({ component: 'call-deletion' })),
     livekit: LiveKitService.fromConfig(config, log),
     livekitAgent,
     livekitWebhook: new LiveKitWebhook({ calls, admission, agent: livekitAgent, recordingsInBucket: config.recordings.s3 !== undefined }),

@@ -237,6 +237,27 @@ export function callRoutes(app: App, deps: Deps): void {
     },
   );
 
+  app.delete(
+    '/api/v1/calls/:id',
+    {
+      config: { auth: 'tenant_write' },
+      schema: {
+        ...common,
+        summary: 'Delete an ended call with its transcript, events, analysis, webhook events and recording',
+        description:
+          'The recording is deleted from storage first; then the call, its transcript turns, audit events, analysis and ' +
+          'its webhook events (with their deliveries and attempts: a pending delivery is not sent) in one transaction. ' +
+          'The usage ledger keeps its rows (the usage happened). 409 call_active while the call is live: hang it up first.',
+        params: idParams,
+        response: { 204: z.null().describe('Deleted'), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      await deps.callDeletion.delete(principalOf(request).tenantId, request.params.id);
+      return reply.status(204).send(null);
+    },
+  );
+
   app.get(
     '/api/v1/calls/:id/analysis',
     {

@@ -300,7 +300,12 @@ export const calls = pgTable(
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
     /** h22-calls: why the call ended (the reason of its `call.ended`), written with its end. */
     endedReason: text('ended_reason'),
-    /** The tenant's `metadata` of the call (outbound and web calls: a bounded JSON object, services/call-input.ts). */
+    /** h22-calls: the `{{name}}` values of the call's prompt and greeting (lib/call-input.ts). */
+    variables: jsonb('variables')
+      .$type<Record<string, string>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
+    /** The tenant's `metadata` of the call (outbound and web calls: a bounded JSON object, lib/call-input.ts). */
     extraData: extraData(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),

@@ -13,6 +13,7 @@ import { type Executor, publishEvent } from './outbox.js';
 import { callCost } from './usage.js';
 import type { CallObserver } from '../lib/operator-metrics.js';
 import type { AgentOverrides } from './settings.js';
+import type { CallMetadata, CallVariables } from '../lib/call-input.js';
 
 export type Call = typeof calls.$inferSelect;
 export type Turn = typeof callTranscripts.$inferSelect;
@@ -70,13 +71,16 @@ export class CallService {
       phoneNumberId?: string;
       providerCallSid?: string;
       overrides?: AgentOverrides;
+      metadata?: CallMetadata;
+      variables?: CallVariables;
     },
   ): Promise<Call> {
     const now = new Date();
+    const { metadata, ...values } = input;
     return this.db.transaction(async (tx) => {
       const [call] = await tx
         .insert(calls)
-        .values({ tenantId, ...input, status: 'in_progress', startedAt: now, answeredAt: now })
+        .values({ tenantId, ...values, extraData: metadata ?? {}, status: 'in_progress', startedAt: now, answeredAt: now })
         .returning();
       await this.started(tx, call!);
       return call!;
@@ -98,14 +102,17 @@ export class CallService {
       providerCallSid?: string;
       overrides?: AgentOverrides;
       userId?: string;
+      metadata?: CallMetadata;
+      variables?: CallVariables;
     },
   ): Promise<Call> {
     const now = new Date();
     const answered = input.status === 'in_progress';
+    const { metadata, ...values } = input;
     const call = await this.db.transaction(async (tx) => {
       const [made] = await tx
         .insert(calls)
-        .values({ tenantId, ...input, startedAt: answered ? now : null, answeredAt: answered ? now : null })
+        .values({ tenantId, ...values, extraData: metadata ?? {}, startedAt: answered ? now : null, answeredAt: answered ? now : null })
         .onConflictDoNothing({ target: calls.providerCallSid })
         .returning();
       if (made) await this.started(tx, made);
@@ -178,7 +185,14 @@ export class CallService {
       tx,
       call.tenantId,
       'call.started',
-      { call_id: call.id, direction: call.direction, status: call.status, from: call.fromNumber, to: call.toNumber },
+      {
+        call_id: call.id,
+        direction: call.direction,
+        status: call.status,
+        from: call.fromNumber,
+        to: call.toNumber,
+        metadata: call.extraData,
+      },
       { callId: call.id },
     );
   }
@@ -584,6 +598,7 @@ function endedPayload(row: Call, reason: string, turnCount: number): WebhookEven
     turn_count: turnCount,
     metrics: row.metrics,
     recording_available: row.recordingKey !== null,
+    metadata: row.extraData,
   };
 }
 

@@ -8,6 +8,7 @@ import { AppError, notFound } from '../lib/errors.js';
 import type { CallTokenService, VerifiedMediaToken } from '../services/call-tokens.js';
 import type { Call, CallService, CallStatus } from '../services/calls.js';
 import { E164, type PhoneNumberService } from '../services/phone-numbers.js';
+import type { CallMetadata, CallVariables } from '../lib/call-input.js';
 import type { AgentOverrides } from '../services/settings-schema.js';
 import type { SettingsService } from '../services/settings.js';
 import type { CallControl, CallScope } from '../voice/call-control.js';
@@ -71,6 +72,15 @@ export interface OutboundCall {
   to: string;
   fromNumberId?: string;
   overrides?: AgentOverrides;
+  metadata?: CallMetadata;
+  variables?: CallVariables;
+}
+
+/** What a tenant attaches to a call it starts (lib/call-input.ts). */
+export interface CallInput {
+  overrides?: AgentOverrides;
+  metadata?: CallMetadata;
+  variables?: CallVariables;
 }
 
 export class Telephony {
@@ -319,6 +329,8 @@ export class Telephony {
         toNumber: input.to,
         phoneNumberId: from.id,
         overrides: { ...from.overrides, ...input.overrides },
+        metadata: input.metadata,
+        variables: input.variables,
       });
     } catch (err) {
       lease.release();
@@ -346,12 +358,12 @@ export class Telephony {
   }
 
   /** A browser call: the call row and the token its websocket presents. */
-  async startWebCall(tenantId: string, userId: string | undefined, overrides: AgentOverrides | undefined) {
+  async startWebCall(tenantId: string, userId: string | undefined, input: CallInput = {}) {
     await this.usage?.assertWithinBudget(tenantId);
     const lease = await this.admission.admit(tenantId, 'web');
     let call: Call;
     try {
-      call = await this.calls.start(tenantId, { direction: 'web', userId, overrides });
+      call = await this.calls.start(tenantId, { direction: 'web', userId, ...input });
     } catch (err) {
       lease.release();
       throw err;

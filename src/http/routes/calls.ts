@@ -9,6 +9,7 @@ import { principalOf } from '../auth.js';
 import { callCostView, errorEnvelope, errorResponses, idParams, iso, page, pageQuery } from '../schemas.js';
 import { E164 } from '../../services/phone-numbers.js';
 import { agentOverridesSchema } from '../../services/settings-schema.js';
+import { callMetadataSchema, callVariablesSchema } from '../../lib/call-input.js';
 import { BROWSER_STREAM_PATH } from '../../telephony/telephony.js';
 import { publicBaseUrl } from '../public-url.js';
 import { AppError, notFound } from '../../lib/errors.js';
@@ -34,6 +35,8 @@ export const callView = z.object({
   /** True once a recording is stored and downloadable (GET /api/v1/calls/{id}/recording). */
   recording_available: z.boolean(),
   recording_duration_ms: z.number().int().nullable(),
+  /** The `metadata` given when the call was started ({} when none). */
+  metadata: z.record(z.string(), z.unknown()),
   /** Per metric (ms): median and worst over the call's turns. */
   metrics: z.record(z.string(), z.object({ p50: z.number(), max: z.number(), n: z.number().int() })),
   created_at: z.string(),
@@ -53,6 +56,7 @@ const toCall = (c: Call): z.infer<typeof callView> => ({
   duration_ms: c.durationMs,
   recording_available: c.recordingKey !== null,
   recording_duration_ms: c.recordingKey !== null ? c.recordingMs : null,
+  metadata: c.extraData,
   metrics: c.metrics as z.infer<typeof callView>['metrics'],
   created_at: c.createdAt.toISOString(),
 });
@@ -340,15 +344,17 @@ export function callRoutes(app: App, deps: Deps): void {
           to: z.string().regex(E164, 'must be an E.164 number such as +14155550100'),
           from_number_id: z.uuid().optional(),
           overrides: agentOverridesSchema.optional(),
+          metadata: callMetadataSchema.optional(),
+          variables: callVariablesSchema.optional(),
         }),
         response: { 201: callView, ...errorResponses, 503: errorEnvelope },
       },
     },
     async (request, reply) => {
-      const { to, from_number_id: fromNumberId, overrides } = request.body;
+      const { to, from_number_id: fromNumberId, overrides, metadata, variables } = request.body;
       const call = await deps.telephony.placeCall(
         principalOf(request).tenantId,
-        { to, fromNumberId, overrides },
+        { to, fromNumberId, overrides, metadata, variables },
         publicBaseUrl(deps, request),
       );
       return reply.status(201).send(toCall(call));
@@ -370,7 +376,13 @@ export function callRoutes(app: App, deps: Deps): void {
           'sending much faster, or flooding messages, gets `{"type":"error","error":{"code":"media_policy"}}` and close code 1008.' +
           ' ' +
           '429 concurrency_limit past the tenant’s concurrent calls, 503 calls_at_capacity past the instance’s, both with Retry-After; a call whose websocket does not open in time ends `failed` (no media).',
-        body: z.strictObject({ overrides: agentOverridesSchema.optional() }).nullish(),
+        body: z
+          .strictObject({
+            overrides: agentOverridesSchema.optional(),
+            metadata: callMetadataSchema.optional(),
+            variables: callVariablesSchema.optional(),
+          })
+          .nullish(),
         response: {
           201: z.object({
             call_id: z.uuid(),
@@ -386,11 +398,11 @@ export function callRoutes(app: App, deps: Deps): void {
     },
     async (request, reply) => {
       const p = principalOf(request);
-      const { call, token, expiresAt } = await deps.telephony.startWebCall(
-        p.tenantId,
-        p.kind === 'user' ? p.userId : undefined,
-        request.body?.overrides,
-      );
+      const { call, token, expiresAt } = await deps.telephony.startWebCall(p.tenantId, p.kind === 'user' ? p.userId : undefined, {
+        overrides: request.body?.overrides,
+        metadata: request.body?.metadata,
+        variables: request.body?.variables,
+      });
       const streamUrl = `${publicBaseUrl(deps, request).replace(/^http/, 'ws')}${BROWSER_STREAM_PATH}?token=${encodeURIComponent(token)}`;
       return reply
         .status(201)

@@ -1,0 +1,1 @@
+ALTER TABLE "calls" ADD COLUMN "variables" jsonb DEFAULT '{}'::jsonb NOT NULL;

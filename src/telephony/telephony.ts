@@ -4,7 +4,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { Config } from '../config.js';
-import { AppError, notFound } from '../lib/errors.js';
+import { AppError } from '../lib/errors.js';
 import type { CallTokenService, VerifiedMediaToken } from '../services/call-tokens.js';
 import type { Call, CallService, CallStatus } from '../services/calls.js';
 import { E164, type PhoneNumberService } from '../services/phone-numbers.js';
@@ -402,7 +402,12 @@ export class Telephony {
 
   private async live(tenantId: string, callId: string): Promise<Call> {
     const call = await this.calls.get(tenantId, callId);
-    if (call.direction === 'chat') throw notFound('Call');
+    // The tenant's own chat session: say what it is, not that it does not exist.
+    if (call.direction === 'chat')
+      throw new AppError(
+        'not_a_phone_call',
+        'A chat session is not a phone call: it ends when the agent says goodbye or after CHAT_IDLE_TIMEOUT_MINUTES without a message',
+      );
     if (call.endedAt) throw new AppError('call_not_active', 'The call has already ended');
     return call;
   }

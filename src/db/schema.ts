@@ -138,6 +138,11 @@ export const tenantConfigs = pgTable(
       .$type<NonNullable<StoredTenantSettings['analysis']>>()
       .notNull()
       .default(sql`'{}'::jsonb`),
+    /** h22-calls: how long calls and recordings are kept (services/retention.ts). */
+    retention: jsonb('retention')
+      .$type<NonNullable<StoredTenantSettings['retention']>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
     extraData: extraData(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
@@ -714,3 +719,21 @@ export const usageLimitNotices = pgTable(
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.month, t.limit] })],
 );
+
+// ---- h22-calls: scheduled jobs (services/retention.ts) ----
+
+/**
+ * A job that runs every so often across all instances, once: an instance takes it when it is due and not held
+ * (`locked_until` passed), under a lease it renews while working; a crashed holder's lease lapses. `next_run_at` is
+ * stored, so a restart neither skips nor repeats a run.
+ */
+export const scheduledJobs = pgTable('scheduled_jobs', {
+  name: text('name').primaryKey(),
+  nextRunAt: timestamp('next_run_at', { withTimezone: true }).notNull().defaultNow(),
+  lockedBy: text('locked_by'),
+  lockedUntil: timestamp('locked_until', { withTimezone: true }),
+  lastRunAt: timestamp('last_run_at', { withTimezone: true }),
+  /** What the last run did or why it failed (for operators). */
+  lastResult: jsonb('last_result').$type<Record<string, unknown>>(),
+  updatedAt: updatedAt(),
+});

@@ -17,6 +17,8 @@ import { AnalyzerRegistry } from './analysis/analyzers.js';
 import { AnalysisWorker } from './analysis/worker.js';
 import { AccountService } from './services/accounts.js';
 import { CallAnalysisService } from './services/call-analyses.js';
+import { CallDeletion } from './services/call-deletion.js';
+import { RetentionJob } from './services/retention.js';
 import { ApiKeyService } from './services/api-keys.js';
 import { CallService } from './services/calls.js';
 import { DocumentService } from './services/documents.js';
@@ -81,6 +83,10 @@ export interface Deps {
   control: CallControl;
   telephony: Telephony;
   recordings: RecordingStore;
+  /** Deletes calls with what they left (transcript, events, webhook events, recording): the API and retention. */
+  callDeletion: CallDeletion;
+  /** The tenants' retention: deletes old calls and recordings, hourly, once across instances. */
+  retention: RetentionJob;
   /** Undefined when LIVEKIT_URL, _API_KEY and _API_SECRET are not all set: the LiveKit routes answer 503. */
   livekit: LiveKitService | undefined;
   /** The agent's side of LiveKit calls (joins rooms, runs their conversations). */
@@ -242,6 +248,9 @@ export async function buildDeps(
     admission,
     usage,
   });
+  const callDeletion = new CallDeletion(db, recordings, log.child({ component: 'call-deletion' }));
+  const retention = new RetentionJob(db, callDeletion, log.child({ component: 'retention' }));
+  retention.start();
   const sweeper = new CallSweeper(
     calls,
     { connectTimeoutMs: config.calls.connectTimeoutMs, chatIdleMs: config.calls.chatIdleTimeoutMs },
@@ -289,6 +298,8 @@ export async function buildDeps(
       usage,
     ),
     recordings,
+    callDeletion,
+    retention,
     livekit: LiveKitService.fromConfig(config, log),
     livekitAgent,
     livekitWebhook: new LiveKitWebhook({ calls, admission, agent: livekitAgent, recordingsInBucket: config.recordings.s3 !== undefined }),
@@ -320,6 +331,7 @@ export async function closeDeps(deps: Deps): Promise<void> {
   deps.admission.stop();
   deps.metrics.close();
   await deps.sweeper.stop();
+  await deps.retention.stop();
   await deps.ingestion.stop();
   await deps.analysisWorker.stop();
   await deps.webhookDelivery.stop();

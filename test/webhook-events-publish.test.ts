@@ -71,7 +71,7 @@ describe('a chat session', () => {
       'transcript.turn',
       'call.ended',
     ]);
-    expect(events[0]!.data).toEqual({ call_id: id, direction: 'chat', status: 'in_progress', from: null, to: null });
+    expect(events[0]!.data).toEqual({ call_id: id, direction: 'chat', status: 'in_progress', from: null, to: null, metadata: {} });
     const transcript = await t.deps.calls.transcript(a.tenant.id, id);
     expect(events.filter((e) => e.type === 'transcript.turn').map((e) => e.data)).toEqual(
       transcript.map((turn) => ({
@@ -103,6 +103,7 @@ describe('a chat session', () => {
       turn_count: transcript.length,
       metrics: row.metrics,
       recording_available: false,
+      metadata: {},
       // The local engines' usage, at price 0 (test/usage.test.ts checks a priced call's).
       cost: (await t.deps.usage.callCost(a.tenant.id, id)).cost,
     });
@@ -179,7 +180,7 @@ describe('a voice call', () => {
     await t.deps.calls.event(a.tenant.id, row.id, 'transfer.failed', { to: '+14155550101', error: 'twilio: 400' });
     const events = await outbox(a.tenant.id, row.id);
     expect(events.map((e) => [e.type, e.data])).toEqual([
-      ['call.started', { call_id: row.id, direction: 'web', status: 'in_progress', from: null, to: null }],
+      ['call.started', { call_id: row.id, direction: 'web', status: 'in_progress', from: null, to: null, metadata: {} }],
       ['transfer.started', { call_id: row.id, to: '+14155550100', reason: 'asked for a person' }],
       ['transfer.completed', { call_id: row.id, to: '+14155550100' }],
       ['transfer.failed', { call_id: row.id, to: '+14155550101', error: 'twilio: 400' }],

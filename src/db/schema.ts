@@ -139,6 +139,11 @@ export const tenantConfigs = pgTable(
       .$type<NonNullable<StoredTenantSettings['analysis']>>()
       .notNull()
       .default(sql`'{}'::jsonb`),
+    /** h22-calls: how long calls and recordings are kept (services/retention.ts). */
+    retention: jsonb('retention')
+      .$type<NonNullable<StoredTenantSettings['retention']>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
     extraData: extraData(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
@@ -299,6 +304,14 @@ export const calls = pgTable(
      * connected. The sweeper ends both (CallService.endStale).
      */
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
+    /** h22-calls: why the call ended (the reason of its `call.ended`), written with its end. */
+    endedReason: text('ended_reason'),
+    /** h22-calls: the `{{name}}` values of the call's prompt and greeting (lib/call-input.ts). */
+    variables: jsonb('variables')
+      .$type<Record<string, string>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
+    /** The tenant's `metadata` of the call (outbound and web calls: a bounded JSON object, lib/call-input.ts). */
     extraData: extraData(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
@@ -364,7 +377,12 @@ export const callTranscripts = pgTable(
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [index('call_transcripts_tenant_id_idx').on(t.tenantId), uniqueIndex('call_transcripts_call_seq_key').on(t.callId, t.seq)],
+  (t) => [
+    index('call_transcripts_tenant_id_idx').on(t.tenantId),
+    uniqueIndex('call_transcripts_call_seq_key').on(t.callId, t.seq),
+    // h22-calls: the call list's transcript search (`q`, services/calls.ts) matches this expression exactly.
+    index('call_transcripts_text_search_idx').using('gin', sql`to_tsvector('english', ${t.text})`),
+  ],
 );
 
 /**
@@ -704,3 +722,21 @@ export const usageLimitNotices = pgTable(
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.month, t.limit] })],
 );
+
+// ---- h22-calls: scheduled jobs (services/retention.ts) ----
+
+/**
+ * A job that runs every so often across all instances, once: an instance takes it when it is due and not held
+ * (`locked_until` passed), under a lease it renews while working; a crashed holder's lease lapses. `next_run_at` is
+ * stored, so a restart neither skips nor repeats a run.
+ */
+export const scheduledJobs = pgTable('scheduled_jobs', {
+  name: text('name').primaryKey(),
+  nextRunAt: timestamp('next_run_at', { withTimezone: true }).notNull().defaultNow(),
+  lockedBy: text('locked_by'),
+  lockedUntil: timestamp('locked_until', { withTimezone: true }),
+  lastRunAt: timestamp('last_run_at', { withTimezone: true }),
+  /** What the last run did or why it failed (for operators). */
+  lastResult: jsonb('last_result').$type<Record<string, unknown>>(),
+  updatedAt: updatedAt(),
+});

@@ -109,6 +109,9 @@ export const callEventSchemas = {
   'recording.failed': z
     .object({ error: z.string().nullable(), egress_id: z.string().optional(), egress_status: z.string().optional() })
     .describe('The recording could not be written or stored (or Egress failed).'),
+  'recording.deleted': z
+    .object({ reason: z.enum(['retention']) })
+    .describe('The recording was deleted (the tenant’s retention setting); the call stays.'),
   'media.token_reused': z
     .object({ channel: z.enum(['twilio', 'browser']) })
     .describe('A media token was presented again: the second socket was refused.'),

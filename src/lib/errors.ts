@@ -23,6 +23,10 @@ export const errorStatus = {
   last_admin: 409,
   /** Hang-up or transfer of a call that has already ended. */
   call_not_active: 409,
+  /** Deleting a call that is still live (hang it up first; a chat session ends after its idle timeout). */
+  call_active: 409,
+  /** Hang-up or transfer of a chat session (it ends by itself: goodbye, or its idle timeout). */
+  not_a_phone_call: 409,
   /** Transfer of a call that is not a phone call. */
   transfer_not_supported: 409,
   /** An outbound call from a tenant with no (active) number to call from. */

@@ -20,6 +20,10 @@ export const webhookEventSchemas = {
       status: z.string().describe('`queued` for an outbound call being placed; `in_progress` for the others.'),
       from: z.string().nullable(),
       to: z.string().nullable(),
+      metadata: z
+        .record(z.string(), z.unknown())
+        .optional()
+        .describe('The `metadata` given when the call was started (POST /api/v1/calls, /api/v1/calls/web); {} when none.'),
     })
     .describe('A call (or chat session) began: its record was made.'),
   'call.ended': z
@@ -40,6 +44,11 @@ export const webhookEventSchemas = {
         .boolean()
         .describe('The recording is stored already; when it is stored after the end, `recording.ready` follows.'),
       detail: z.string().optional().describe('Set when the service ended a call nobody carried any more: why.'),
+      metadata: z
+        .record(z.string(), z.unknown())
+        .optional()
+        .describe('The `metadata` given when the call was started (POST /api/v1/calls, /api/v1/calls/web); {} when none.'),
+
       cost: callCostView.shape.cost
         .optional()
         .describe('What the call cost so far, per component and by who pays (usage written after the end is not in it)'),

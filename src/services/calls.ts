@@ -3,7 +3,7 @@
 // happens, so a restart loses nothing already said and a conversation is rebuilt from here, never from memory.
 // The webhook events a call causes (call.started/ended, transcript.turn, transfers, recording.ready) are written to
 // the outbox here, in the same transaction as the change that causes them: both are stored or neither.
-import { and, asc, count, desc, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gte, inArray, isNull, lt, or, type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { callEvents, calls, callTranscripts, documentChunks, documents, tenants, users, webhookEvents } from '../db/schema.js';
 import type { CallEventData, CallEventType } from '../lib/call-events.js';
@@ -14,6 +14,7 @@ import { type Executor, publishEvent } from './outbox.js';
 import { callCost } from './usage.js';
 import type { CallObserver, ObservedCall } from '../lib/operator-metrics.js';
 import type { AgentOverrides } from './settings.js';
+import type { CallMetadata, CallVariables } from '../lib/call-input.js';
 
 export type Call = typeof calls.$inferSelect;
 /** A transcript turn as read: its citations whole (older rows' bare chunk ids are resolved by `transcript`). */
@@ -76,13 +77,16 @@ export class CallService {
       phoneNumberId?: string;
       providerCallSid?: string;
       overrides?: AgentOverrides;
+      metadata?: CallMetadata;
+      variables?: CallVariables;
     },
   ): Promise<Call> {
     const now = new Date();
+    const { metadata, ...values } = input;
     return this.db.transaction(async (tx) => {
       const [call] = await tx
         .insert(calls)
-        .values({ tenantId, ...input, status: 'in_progress', startedAt: now, answeredAt: now })
+        .values({ tenantId, ...values, extraData: metadata ?? {}, status: 'in_progress', startedAt: now, answeredAt: now })
         .returning();
       await this.started(tx, call!);
       return call!;
@@ -104,14 +108,17 @@ export class CallService {
       providerCallSid?: string;
       overrides?: AgentOverrides;
       userId?: string;
+      metadata?: CallMetadata;
+      variables?: CallVariables;
     },
   ): Promise<Call> {
     const now = new Date();
     const answered = input.status === 'in_progress';
+    const { metadata, ...values } = input;
     const call = await this.db.transaction(async (tx) => {
       const [made] = await tx
         .insert(calls)
-        .values({ tenantId, ...input, startedAt: answered ? now : null, answeredAt: answered ? now : null })
+        .values({ tenantId, ...values, extraData: metadata ?? {}, startedAt: answered ? now : null, answeredAt: answered ? now : null })
         .onConflictDoNothing({ target: calls.providerCallSid })
         .returning();
       if (made) await this.started(tx, made);
@@ -184,7 +191,14 @@ export class CallService {
       tx,
       call.tenantId,
       'call.started',
-      { call_id: call.id, direction: call.direction, status: call.status, from: call.fromNumber, to: call.toNumber },
+      {
+        call_id: call.id,
+        direction: call.direction,
+        status: call.status,
+        from: call.fromNumber,
+        to: call.toNumber,
+        metadata: call.extraData,
+      },
       { callId: call.id },
     );
   }
@@ -315,6 +329,7 @@ export class CallService {
         .set({
           status,
           endedAt: new Date(),
+          endedReason: reason,
           durationMs:
             durationMs === undefined
               ? sql`(extract(epoch from (now() - coalesce(${calls.answeredAt}, ${calls.startedAt}, ${calls.createdAt}))) * 1000)::int`
@@ -378,6 +393,8 @@ export class CallService {
         .set({
           status: sql`case when ${chat} then 'completed' else 'failed' end`,
           endedAt: now,
+          // The StaleReason the mapping below gives the same row.
+          endedReason: sql`case when ${chat} then 'idle' when ${calls.lastSeenAt} is null then 'no_media' else 'instance_lost' end`,
           // Up to when it was last seen: what happened after is not known.
           durationMs: sql`greatest(0, extract(epoch from (coalesce(${calls.lastSeenAt}, ${calls.createdAt}) - coalesce(${calls.answeredAt}, ${calls.startedAt}, ${calls.createdAt}))) * 1000)::int`,
         })
@@ -436,13 +453,32 @@ export class CallService {
     });
   }
 
-  async list(tenantId: string, page: { limit: number; offset: number }, filter: { direction?: CallDirection } = {}) {
-    const where = and(eq(calls.tenantId, tenantId), filter.direction ? eq(calls.direction, filter.direction) : undefined);
-    const [items, [total]] = await Promise.all([
-      this.db.select().from(calls).where(where).orderBy(desc(calls.createdAt), desc(calls.id)).limit(page.limit).offset(page.offset),
+  /**
+   * A page of the tenant's calls, newest first (created_at desc, id desc: a stable order). `after` is the position
+   * of the last call of the previous page (`cursor`): the next page starts strictly after it, so calls made
+   * meanwhile never shift it, unlike an offset. `nextAfter` is there when more calls may follow.
+   */
+  async list(tenantId: string, page: { limit: number; offset: number; after?: CallCursor }, filter: CallFilter = {}) {
+    const where = and(eq(calls.tenantId, tenantId), ...filterConditions(filter));
+    // The position as PostgreSQL holds it (microseconds): a JS Date would round it to milliseconds and skip or repeat.
+    const position = sql<string>`to_char(${calls.createdAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')`;
+    const after = page.after
+      ? sql`(${calls.createdAt}, ${calls.id}) < ((${page.after.at}::timestamp at time zone 'UTC'), ${page.after.id}::uuid)`
+      : undefined;
+    const [rows, [total]] = await Promise.all([
+      this.db
+        .select({ call: calls, position })
+        .from(calls)
+        .where(and(where, after))
+        .orderBy(desc(calls.createdAt), desc(calls.id))
+        .limit(page.limit + 1)
+        .offset(page.offset),
       this.db.select({ n: count() }).from(calls).where(where),
     ]);
-    return { items, total: total?.n ?? 0 };
+    const items = rows.slice(0, page.limit);
+    const last = rows.length > page.limit ? rows[page.limit - 1] : undefined;
+    const nextAfter: CallCursor | undefined = last && { at: last.position, id: last.call.id };
+    return { items: items.map((r) => r.call), total: total?.n ?? 0, nextAfter };
   }
 
   /**
@@ -542,6 +578,51 @@ export class CallService {
   }
 }
 
+/** Where a page of the call list starts: after this call (its created_at to the microsecond, UTC, and id). */
+export interface CallCursor {
+  at: string;
+  id: string;
+}
+
+/** What the call list can be narrowed to; every given field must hold. */
+export interface CallFilter {
+  direction?: CallDirection;
+  /** phone: inbound and outbound; web; chat. */
+  channel?: CallChannel;
+  status?: CallStatus;
+  createdAfter?: Date;
+  createdBefore?: Date;
+  /** An E.164 number the call was from or to. */
+  phoneNumber?: string;
+  /** The tenant's number the call came in on or went out from. */
+  phoneNumberId?: string;
+  /** Words any of the call's transcript turns contains (English full text: stemmed, all words, any order). */
+  text?: string;
+}
+
+export type CallChannel = 'phone' | 'web' | 'chat';
+export const channelOf = (direction: CallDirection): CallChannel =>
+  direction === 'inbound' || direction === 'outbound' ? 'phone' : direction;
+
+function filterConditions(f: CallFilter): SQL[] {
+  const where: SQL[] = [];
+  if (f.direction) where.push(eq(calls.direction, f.direction));
+  if (f.channel) where.push(f.channel === 'phone' ? inArray(calls.direction, ['inbound', 'outbound']) : eq(calls.direction, f.channel));
+  if (f.status) where.push(eq(calls.status, f.status));
+  if (f.createdAfter) where.push(gte(calls.createdAt, f.createdAfter));
+  if (f.createdBefore) where.push(lt(calls.createdAt, f.createdBefore));
+  if (f.phoneNumber) where.push(or(eq(calls.fromNumber, f.phoneNumber), eq(calls.toNumber, f.phoneNumber))!);
+  if (f.phoneNumberId) where.push(eq(calls.phoneNumberId, f.phoneNumberId));
+  if (f.text)
+    // The expression is the one call_transcripts_text_search_idx indexes; plainto_tsquery takes any text safely
+    // (no operators), and a query of stop words only matches nothing.
+    where.push(
+      sql`exists (select 1 from ${callTranscripts} t where t.call_id = ${calls.id} and t.tenant_id = ${calls.tenantId}
+        and to_tsvector('english', t.text) @@ plainto_tsquery('english', ${f.text}))`,
+    );
+  return where;
+}
+
 type MetricsSummary = Record<string, { p50: number; max: number; n: number }>;
 
 /** The audit entry of a stored recording: ours (saved, or recovered at start-up) or LiveKit Egress's. */
@@ -565,6 +646,7 @@ function endedPayload(row: Call, reason: string, turnCount: number): WebhookEven
     turn_count: turnCount,
     metrics: row.metrics,
     recording_available: row.recordingKey !== null,
+    metadata: row.extraData,
   };
 }
 

@@ -186,6 +186,14 @@ export const analysisSchema = z.strictObject({
     .optional(),
 });
 
+/** How long calls and recordings are kept (services/retention.ts): days after the call was made; null keeps them. */
+export const retentionSchema = z.strictObject({
+  /** Ended calls older than this are deleted with their transcript, events, analysis and recording. */
+  calls_days: z.number().int().min(1).max(36_500).nullable().default(null),
+  /** Recordings older than this are deleted; the calls stay. */
+  recordings_days: z.number().int().min(1).max(36_500).nullable().default(null),
+});
+
 /**
  * THE tenant settings: every key, its limits and its default. A key added here is accepted by the PUT, stored,
  * and shown by the GET (test/settings-roundtrip.test.ts checks it).
@@ -205,6 +213,8 @@ export const tenantSettingsSchema = z.strictObject({
   provider_keys: providerKeysSchema.prefault({}),
   tools: toolsSchema.default([]),
   analysis: analysisSchema.prefault({}),
+  /** Deletes calls and/or recordings older than N days (null: kept forever), hourly, in bounded batches. */
+  retention: retentionSchema.prefault({}),
 });
 
 /** The settings as stored and used: defaults filled, secrets sealed. */

@@ -70,6 +70,7 @@ export class SettingsService {
         providerKeys: next.provider_keys,
         tools: next.tools,
         analysis: next.analysis,
+        retention: next.retention,
       };
       const [saved] = row
         ? await tx.update(tenantConfigs).set(values).where(eq(tenantConfigs.id, row.id)).returning()
@@ -178,6 +179,7 @@ function settingsOf(row: Row | undefined): TenantSettings {
     provider_keys: row.providerKeys,
     tools: row.tools,
     analysis: row.analysis,
+    retention: row.retention,
   });
 }
 

@@ -1,13 +1,15 @@
 // Phone and browser calls around the voice pipeline: Twilio's voice and status webhooks (after the route checked
 // their signature), the media websockets (Twilio Media Streams, browser PCM) that become a call's Transport,
 // outbound calls through Twilio's REST API, and hang-up and transfer of live calls from any instance.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { Config } from '../config.js';
-import { AppError, notFound } from '../lib/errors.js';
+import { AppError } from '../lib/errors.js';
 import type { CallTokenService, VerifiedMediaToken } from '../services/call-tokens.js';
 import type { Call, CallService, CallStatus } from '../services/calls.js';
 import { E164, type PhoneNumberService } from '../services/phone-numbers.js';
+import type { CallMetadata, CallVariables } from '../lib/call-input.js';
 import type { AgentOverrides } from '../services/settings-schema.js';
 import type { SettingsService } from '../services/settings.js';
 import type { CallControl, CallScope } from '../voice/call-control.js';
@@ -15,7 +17,7 @@ import type { CallOutcome } from '../voice/call-session.js';
 import { BrowserTransport, holdEarlyMessages } from '../voice/transports/browser-ws.js';
 import { TwilioMediaStreamTransport } from '../voice/transports/twilio-media-stream.js';
 import { type Admission, isRefusal, type Lease } from '../voice/admission.js';
-import { ALL_LINES_BUSY, type VoiceCalls } from '../voice/voice-calls.js';
+import { ALL_LINES_BUSY, LOST_AFTER_MS, type VoiceCalls } from '../voice/voice-calls.js';
 import { TwilioError, TwilioNetworkError, TwilioRest } from './twilio-rest.js';
 import { connectStream, dialNumber, dialSip, sayAndHangup } from './twiml.js';
 
@@ -50,6 +52,14 @@ export function liveKitSipTarget(sipUri: string, dialled: string): string {
 
 /** Twilio's longest call (its time limit is at most 24 hours). */
 const MAX_CALL_SECONDS = 24 * 3600;
+/** Twilio's terminal statuses (ours): the call is over. */
+const TERMINAL = new Set<CallStatus>(['completed', 'failed', 'busy', 'no_answer', 'canceled']);
+/**
+ * How long a status callback saying the call is over waits for the session carrying its audio to end it (its
+ * recording stored first). Well within Twilio's 15 s for a callback's answer; a session gone (its instance stopped)
+ * is not waited for longer than this.
+ */
+const SESSION_END_WAIT_MS = 5_000;
 
 /**
  * Twilio's CallDuration (whole seconds) in ms, or undefined when it is not a plausible duration (negative, a
@@ -71,6 +81,15 @@ export interface OutboundCall {
   to: string;
   fromNumberId?: string;
   overrides?: AgentOverrides;
+  metadata?: CallMetadata;
+  variables?: CallVariables;
+}
+
+/** What a tenant attaches to a call it starts (lib/call-input.ts). */
+export interface CallInput {
+  overrides?: AgentOverrides;
+  metadata?: CallMetadata;
+  variables?: CallVariables;
 }
 
 export class Telephony {
@@ -186,6 +205,12 @@ export class Telephony {
     const status = TWILIO_STATUS[twilioStatus];
     if (!call || !status || params.AccountSid !== this.config.twilio.accountSid) return;
     const durationMs = twilioDurationMs(params.CallDuration);
+    // A call whose audio a session carries is ended by that session: it stores the recording, then the end, so
+    // `recording.saved`/`recording.ready` come before `call.ended` (voice/README.md). Ending it here first would
+    // race the recording (Twilio's callback and the stream's stop arrive together). So the session is told to hang
+    // up and given a moment; what Twilio reports applies after, and ends the call only if the session did not.
+    if (TERMINAL.has(status) && !call.endedAt && call.lastSeenAt && Date.now() - call.lastSeenAt.getTime() < LOST_AFTER_MS)
+      await this.letSessionEnd(call, `twilio: ${twilioStatus}`);
     const changed = await this.calls.applyProviderStatus(call.tenantId, call.id, status, {
       reason: `twilio: ${twilioStatus}`,
       ...(durationMs !== undefined && { durationMs }),
@@ -200,6 +225,20 @@ export class Telephony {
       this.admission.cancel(call.id);
       await this.control.send(call.id, { type: 'hangup', reason: `twilio: ${params.CallStatus}` });
     }
+  }
+
+  /** Asks the session carrying the call to hang up and waits (at most SESSION_END_WAIT_MS) until the call has ended. */
+  private async letSessionEnd(call: Call, reason: string): Promise<void> {
+    await this.control
+      .send(call.id, { type: 'hangup', reason })
+      .catch((err: unknown) => this.log.warn({ err, callId: call.id }, 'hang-up could not be sent'));
+    const deadline = Date.now() + SESSION_END_WAIT_MS;
+    while (Date.now() < deadline) {
+      const now = await this.calls.get(call.tenantId, call.id).catch(() => undefined);
+      if (!now || now.endedAt) return;
+      await sleep(100);
+    }
+    this.log.warn({ callId: call.id }, 'the session did not end the call in time; ending it as Twilio reports');
   }
 
   // ---- media websockets ----
@@ -319,6 +358,8 @@ export class Telephony {
         toNumber: input.to,
         phoneNumberId: from.id,
         overrides: { ...from.overrides, ...input.overrides },
+        metadata: input.metadata,
+        variables: input.variables,
       });
     } catch (err) {
       lease.release();
@@ -348,12 +389,12 @@ export class Telephony {
   }
 
   /** A browser call: the call row and the token its websocket presents. */
-  async startWebCall(tenantId: string, userId: string | undefined, overrides: AgentOverrides | undefined) {
+  async startWebCall(tenantId: string, userId: string | undefined, input: CallInput = {}) {
     await this.usage?.assertWithinBudget(tenantId);
     const lease = await this.admission.admit(tenantId, 'web');
     let call: Call;
     try {
-      call = await this.calls.start(tenantId, { direction: 'web', userId, overrides });
+      call = await this.calls.start(tenantId, { direction: 'web', userId, ...input });
     } catch (err) {
       lease.release();
       throw err;
@@ -392,7 +433,12 @@ export class Telephony {
 
   private async live(tenantId: string, callId: string): Promise<Call> {
     const call = await this.calls.get(tenantId, callId);
-    if (call.direction === 'chat') throw notFound('Call');
+    // The tenant's own chat session: say what it is, not that it does not exist.
+    if (call.direction === 'chat')
+      throw new AppError(
+        'not_a_phone_call',
+        'A chat session is not a phone call: it ends when the agent says goodbye or after CHAT_IDLE_TIMEOUT_MINUTES without a message',
+      );
     if (call.endedAt) throw new AppError('call_not_active', 'The call has already ended');
     return call;
   }

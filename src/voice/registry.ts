@@ -16,6 +16,7 @@ import {
 import { credentialFor, keyOwner as billedTo, type PlatformCredentials, VENDORS } from '../providers/vendors.js';
 import type { Embedder } from '../rag/embedders/embedder.js';
 import type { Retriever } from '../rag/retriever.js';
+import { type CallVariables, fillVariables } from '../lib/call-input.js';
 import type { AgentOverrides, ProviderSettings, SettingsService, TenantSettingsView, TenantTool } from '../services/settings.js';
 import { Agent, type KnowledgeSearch } from './agent.js';
 import type { CallBehaviour } from './call-session.js';
@@ -91,11 +92,23 @@ export class ProviderRegistry {
   /** The tenant's agent and engines for a call whose audio runs at `sampleRate`. */
   async voiceFor(
     tenantId: string,
-    opts: { sampleRate: number; onFallback?: FallbackListener; overrides?: AgentOverrides; meter?: UsageMeter },
+    opts: {
+      sampleRate: number;
+      onFallback?: FallbackListener;
+      overrides?: AgentOverrides;
+      meter?: UsageMeter;
+      /** The call's `{{name}}` values, filled into its prompt and greeting (lib/call-input.ts). */
+      variables?: CallVariables;
+    },
   ): Promise<VoiceParts> {
     const stored = await this.settings.forProviders(tenantId);
     const { keys, tools } = stored;
-    const settings: TenantSettingsView = { ...stored.settings, ...opts.overrides };
+    const merged: TenantSettingsView = { ...stored.settings, ...opts.overrides };
+    const settings: TenantSettingsView = {
+      ...merged,
+      system_prompt: fillVariables(merged.system_prompt, opts.variables),
+      greeting: fillVariables(merged.greeting, opts.variables),
+    };
     const notify = opts.onFallback ?? (() => {});
     const call = settings.call;
     return {

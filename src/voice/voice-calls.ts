@@ -200,6 +200,7 @@ export class VoiceCalls {
       sampleRate: transport.sampleRate,
       // The dialled number's or the outbound request's agent settings, for this call only.
       overrides: call.overrides ?? undefined,
+      variables: call.variables,
       onFallback: (stage, provider, err) => {
         log.warn({ stage, provider, err }, 'provider failed during the call; the next one took over');
         // The tenant reads events: the status and a short reason, never the provider's answer (publicFailure).

@@ -3,29 +3,42 @@ import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { callEventView, LEGACY_CALL_EVENT_NAMES } from '../../lib/call-events.js';
 import type { CallAnalysis } from '../../services/call-analyses.js';
-import type { Call, CallEvent, Turn } from '../../services/calls.js';
+import { CALL_STATUSES, type Call, type CallCursor, type CallEvent, channelOf, type Turn } from '../../services/calls.js';
 import type { App } from '../context.js';
 import { principalOf } from '../auth.js';
 import { callCostView, errorEnvelope, errorResponses, idParams, iso, page, pageQuery } from '../schemas.js';
 import { E164 } from '../../services/phone-numbers.js';
 import { agentOverridesSchema } from '../../services/settings-schema.js';
+import { callMetadataSchema, callVariablesSchema } from '../../lib/call-input.js';
 import { BROWSER_STREAM_PATH } from '../../telephony/telephony.js';
 import { webCallServerMessage } from '../../lib/live-messages.js';
 import { publicBaseUrl } from '../public-url.js';
-import { notFound } from '../../lib/errors.js';
+import { AppError, notFound } from '../../lib/errors.js';
 import { citationSchema } from '../../lib/citation.js';
 
 const direction = z.enum(['inbound', 'outbound', 'web', 'chat']);
+const channel = z.enum(['phone', 'web', 'chat']);
 export const callView = z.object({
   id: z.uuid(),
   direction,
+  /** phone (inbound and outbound), web (browser audio) or chat (text). */
+  channel,
   status: z.string(),
   from_number: z.string().nullable(),
   to_number: z.string().nullable(),
+  /** The tenant's number the call came in on or went out from (null for web and chat, or once the number is deleted). */
+  phone_number_id: z.uuid().nullable(),
   started_at: z.string().nullable(),
   answered_at: z.string().nullable(),
   ended_at: z.string().nullable(),
+  /** Why it ended (the `reason` of its call.ended event); null while live, and for calls ended before it was kept. */
+  ended_reason: z.string().nullable(),
   duration_ms: z.number().int().nullable(),
+  /** True once a recording is stored and downloadable (GET /api/v1/calls/{id}/recording). */
+  recording_available: z.boolean(),
+  recording_duration_ms: z.number().int().nullable(),
+  /** The `metadata` given when the call was started ({} when none). */
+  metadata: z.record(z.string(), z.unknown()),
   /** Per metric (ms): median and worst over the call's turns. */
   metrics: z.record(z.string(), z.object({ p50: z.number(), max: z.number(), n: z.number().int() })),
   created_at: z.string(),
@@ -33,16 +46,60 @@ export const callView = z.object({
 const toCall = (c: Call): z.infer<typeof callView> => ({
   id: c.id,
   direction: c.direction,
+  channel: channelOf(c.direction),
   status: c.status,
   from_number: c.fromNumber,
   to_number: c.toNumber,
+  phone_number_id: c.phoneNumberId,
   started_at: iso(c.startedAt),
   answered_at: iso(c.answeredAt),
   ended_at: iso(c.endedAt),
+  ended_reason: c.endedReason,
   duration_ms: c.durationMs,
+  recording_available: c.recordingKey !== null,
+  recording_duration_ms: c.recordingKey !== null ? c.recordingMs : null,
+  metadata: c.extraData,
   metrics: c.metrics as z.infer<typeof callView>['metrics'],
   created_at: c.createdAt.toISOString(),
 });
+
+/** A date (midnight UTC) or a date-time with its offset. */
+const instant = z.union([z.iso.date(), z.iso.datetime({ offset: true })]);
+const listQuery = pageQuery.extend({
+  direction: direction.optional(),
+  channel: channel.optional(),
+  status: z.enum(CALL_STATUSES).optional(),
+  created_after: instant.optional().describe('Calls made at or after this date (UTC) or date-time'),
+  created_before: instant.optional().describe('Calls made before this date (UTC) or date-time'),
+  phone_number: z.string().regex(E164, 'must be an E.164 number such as +14155550100').optional().describe('Calls from or to this number'),
+  phone_number_id: z.uuid().optional().describe('Calls on this one of the tenant’s numbers'),
+  q: z
+    .string()
+    .trim()
+    .min(1)
+    .max(200)
+    .optional()
+    .describe('Words in the transcript (English full text: every word, stemmed, in any order)'),
+  cursor: z.string().max(200).optional().describe('`next_cursor` of the previous page (then `offset` must be 0)'),
+});
+
+/** The opaque cursor: the last call's position (created_at to the microsecond, and id), base64url JSON. */
+const encodeCursor = (c: CallCursor) => Buffer.from(JSON.stringify([c.at, c.id])).toString('base64url');
+const cursorShape = z.tuple([z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}$/), z.uuid()]);
+function decodeCursor(cursor: string): CallCursor {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    parsed = undefined;
+  }
+  const ok = cursorShape.safeParse(parsed);
+  if (!ok.success)
+    throw new AppError('validation_error', 'querystring.cursor: not a cursor this API gave', [
+      { field: 'querystring.cursor', message: 'not a cursor this API gave' },
+    ]);
+  return { at: ok.data[0], id: ok.data[1] };
+}
 
 /** The post-call analysis (analysis/): its job's state and, once done, the result. */
 const analysisView = z
@@ -132,14 +189,41 @@ export function callRoutes(app: App, deps: Deps): void {
       schema: {
         ...common,
         summary: 'Calls and chat sessions, newest first',
-        querystring: pageQuery.extend({ direction: direction.optional() }),
-        response: { 200: page(callView), ...errorResponses },
+        description:
+          'Filters combine (all must hold); `total` counts every call that matches. Page with `limit` and `offset`, or ' +
+          'with `cursor`: pass the `next_cursor` of a page to get the next one (null on the last page); calls made ' +
+          'meanwhile do not shift it.',
+        querystring: listQuery,
+        response: { 200: page(callView).extend({ next_cursor: z.string().nullable() }), ...errorResponses },
       },
     },
     async (request) => {
-      const { direction: d, ...p } = request.query;
-      const { items, total } = await deps.calls.list(principalOf(request).tenantId, p, { direction: d });
-      return { items: items.map(toCall), total, ...p };
+      const q = request.query;
+      if (q.cursor && q.offset)
+        throw new AppError('validation_error', 'querystring.offset: must be 0 with a cursor', [
+          { field: 'querystring.offset', message: 'must be 0 with a cursor' },
+        ]);
+      const { items, total, nextAfter } = await deps.calls.list(
+        principalOf(request).tenantId,
+        { limit: q.limit, offset: q.offset, after: q.cursor ? decodeCursor(q.cursor) : undefined },
+        {
+          direction: q.direction,
+          channel: q.channel,
+          status: q.status,
+          createdAfter: q.created_after ? new Date(q.created_after) : undefined,
+          createdBefore: q.created_before ? new Date(q.created_before) : undefined,
+          phoneNumber: q.phone_number,
+          phoneNumberId: q.phone_number_id,
+          text: q.q,
+        },
+      );
+      return {
+        items: items.map(toCall),
+        total,
+        limit: q.limit,
+        offset: q.offset,
+        next_cursor: nextAfter ? encodeCursor(nextAfter) : null,
+      };
     },
   );
 
@@ -159,6 +243,27 @@ export function callRoutes(app: App, deps: Deps): void {
       const call = await deps.calls.get(tenantId, request.params.id);
       const [analysis, cost] = await Promise.all([deps.analyses.get(tenantId, call.id), deps.usage.callCost(tenantId, call.id)]);
       return { ...toCall(call), analysis: analysis && toAnalysis(analysis), ...cost };
+    },
+  );
+
+  app.delete(
+    '/api/v1/calls/:id',
+    {
+      config: { auth: 'tenant_write' },
+      schema: {
+        ...common,
+        summary: 'Delete an ended call with its transcript, events, analysis, webhook events and recording',
+        description:
+          'The recording is deleted from storage first; then the call, its transcript turns, audit events, analysis and ' +
+          'its webhook events (with their deliveries and attempts: a pending delivery is not sent) in one transaction. ' +
+          'The usage ledger keeps its rows (the usage happened). 409 call_active while the call is live: hang it up first.',
+        params: idParams,
+        response: { 204: z.null().describe('Deleted'), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      await deps.callDeletion.delete(principalOf(request).tenantId, request.params.id);
+      return reply.status(204).send(null);
     },
   );
 
@@ -244,15 +349,17 @@ export function callRoutes(app: App, deps: Deps): void {
           to: z.string().regex(E164, 'must be an E.164 number such as +14155550100'),
           from_number_id: z.uuid().optional(),
           overrides: agentOverridesSchema.optional(),
+          metadata: callMetadataSchema.optional(),
+          variables: callVariablesSchema.optional(),
         }),
         response: { 201: callView, ...errorResponses, 503: errorEnvelope },
       },
     },
     async (request, reply) => {
-      const { to, from_number_id: fromNumberId, overrides } = request.body;
+      const { to, from_number_id: fromNumberId, overrides, metadata, variables } = request.body;
       const call = await deps.telephony.placeCall(
         principalOf(request).tenantId,
-        { to, fromNumberId, overrides },
+        { to, fromNumberId, overrides, metadata, variables },
         publicBaseUrl(deps, request),
       );
       return reply.status(201).send(toCall(call));
@@ -274,7 +381,13 @@ export function callRoutes(app: App, deps: Deps): void {
           'sending much faster, or flooding messages, gets `{"type":"error","error":{"code":"media_policy"}}` and close code 1008.' +
           ' ' +
           '429 concurrency_limit past the tenant’s concurrent calls, 503 calls_at_capacity past the instance’s, both with Retry-After; a call whose websocket does not open in time ends `failed` (no media).',
-        body: z.strictObject({ overrides: agentOverridesSchema.optional() }).nullish(),
+        body: z
+          .strictObject({
+            overrides: agentOverridesSchema.optional(),
+            metadata: callMetadataSchema.optional(),
+            variables: callVariablesSchema.optional(),
+          })
+          .nullish(),
         response: {
           201: z.object({
             call_id: z.uuid(),
@@ -290,11 +403,11 @@ export function callRoutes(app: App, deps: Deps): void {
     },
     async (request, reply) => {
       const p = principalOf(request);
-      const { call, token, expiresAt } = await deps.telephony.startWebCall(
-        p.tenantId,
-        p.kind === 'user' ? p.userId : undefined,
-        request.body?.overrides,
-      );
+      const { call, token, expiresAt } = await deps.telephony.startWebCall(p.tenantId, p.kind === 'user' ? p.userId : undefined, {
+        overrides: request.body?.overrides,
+        metadata: request.body?.metadata,
+        variables: request.body?.variables,
+      });
       const streamUrl = `${publicBaseUrl(deps, request).replace(/^http/, 'ws')}${BROWSER_STREAM_PATH}?token=${encodeURIComponent(token)}`;
       return reply
         .status(201)

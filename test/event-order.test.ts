@@ -1,0 +1,90 @@
+// Events in order (issue 22): a phone call's recording is stored before its end, also when Twilio's status callback
+// (the caller hung up) arrives while the session is still writing the recording: `recording.saved` comes before
+// `call.ended` in the audit trail, and `recording.ready` before `call.ended` in the webhooks, with
+// `recording_available: true` (voice/README.md).
+import { asc, eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { webhookEvents } from '../src/db/schema.js';
+import { postSigned } from '../src/sim/simulated-call.js';
+import { MemoryTransport } from '../src/voice/transports/memory.js';
+import { type FakeDeepgram, startFakeDeepgram } from './fakes/deepgram.js';
+import { buildTestApp, type Session, signup, type TestApp, waitFor } from './helpers.js';
+
+const ACCOUNT = { accountSid: `AC${'5'.repeat(32)}`, authToken: 'twilio-test-auth-token' };
+let t: TestApp;
+let deepgram: FakeDeepgram;
+let s: Session;
+let base = '';
+
+beforeAll(async () => {
+  deepgram = await startFakeDeepgram({});
+  t = await buildTestApp({
+    TWILIO_ACCOUNT_SID: ACCOUNT.accountSid,
+    TWILIO_AUTH_TOKEN: ACCOUNT.authToken,
+    TWILIO_API_BASE_URL: 'http://127.0.0.1:9',
+  });
+  await t.app.listen({ port: 0, host: '127.0.0.1' });
+  const addr = t.app.server.address();
+  base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  s = await signup(t.app);
+  await t.deps.settings.putTenant(s.tenant.id, {
+    greeting: 'Hello, Sunrise clinic.',
+    providers: { stt: { provider: 'deepgram' } },
+    provider_keys: { deepgram: deepgram.apiKey },
+  });
+});
+afterAll(async () => {
+  await t.close();
+  await deepgram.close();
+});
+
+describe('event order at the end of a phone call', () => {
+  it('Twilio’s completed callback while the recording is being stored: recording first, then the end', async () => {
+    const sid = `CA${'e'.repeat(32)}`;
+    const call = await t.deps.calls.open(s.tenant.id, {
+      direction: 'inbound',
+      status: 'in_progress',
+      fromNumber: '+14155550100',
+      toNumber: '+15550001111',
+      providerCallSid: sid,
+    });
+    const transport = new MemoryTransport(8000);
+    const running = t.deps.voice.run(s.tenant.id, call.id, transport);
+    await waitFor('the greeting', async () => ((await t.deps.calls.transcript(s.tenant.id, call.id)).length ? true : undefined));
+    // Storage takes its time (an S3 upload): the status callback lands while the recording is still being stored.
+    const store = t.deps.recordings;
+    const put = store.put.bind(store);
+    store.put = async (...args) => {
+      await new Promise((r) => setTimeout(r, 1500));
+      return put(...args);
+    };
+    try {
+      const res = await postSigned(ACCOUNT, `${base}/api/v1/webhooks/twilio/status`, {
+        AccountSid: ACCOUNT.accountSid,
+        CallSid: sid,
+        CallStatus: 'completed',
+        CallDuration: '3',
+      });
+      expect(res.status).toBe(204);
+      await running;
+    } finally {
+      store.put = put;
+    }
+    const audit = (await t.deps.calls.events(s.tenant.id, call.id)).map((e) => e.type);
+    expect(audit.indexOf('recording.saved')).toBeGreaterThan(-1);
+    expect(audit.indexOf('recording.saved')).toBeLessThan(audit.indexOf('call.ended'));
+    const published = await t.deps.database.db
+      .select({ type: webhookEvents.type, data: webhookEvents.data })
+      .from(webhookEvents)
+      .where(eq(webhookEvents.callId, call.id))
+      .orderBy(asc(webhookEvents.createdAt));
+    const types = published.map((e) => e.type).filter((x) => x !== 'transcript.turn');
+    expect(types).toEqual(['call.started', 'recording.ready', 'call.ended']);
+    expect(published.find((e) => e.type === 'call.ended')!.data).toMatchObject({
+      status: 'completed',
+      reason: 'twilio: completed',
+      recording_available: true,
+    });
+    expect(await t.deps.calls.get(s.tenant.id, call.id)).toMatchObject({ status: 'completed', endedReason: 'twilio: completed' });
+  }, 60_000);
+});

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { documentChunks, documents, tenants } from '../src/db/schema.js';
 import { LocalEmbedder } from '../src/rag/embedders/local-embedder.js';
+import { chunkTerms, chunkVector } from '../src/rag/bm25.js';
 import { orQuery, Retriever } from '../src/rag/retriever.js';
+import { replaceInTermStats } from '../src/rag/term-stats.js';
 import { buildTestApp, type TestApp } from './helpers.js';
 
 let t: TestApp;
@@ -30,9 +32,15 @@ async function addDocument(tenantId: string, title: string, chunks: { text: stri
         embedding: Array.from(vectors[i]!),
         embeddingModel: embedder.model,
         embeddingDimensions: embedder.dimensions,
+        ...(() => {
+          const v = chunkVector(chunkTerms(c.text, c.headingPath));
+          return { bm25: v.literal, termIds: v.termIds };
+        })(),
       })),
     );
   }
+  // What ingestion does when a version goes live.
+  await db.transaction((tx) => replaceInTermStats(tx, tenantId, doc!.id, null, 1));
   return doc!.id;
 }
 

@@ -5,7 +5,7 @@
 // walking the graph until enough of the tenant's rows are found instead of silently returning fewer.
 import { type SQL, sql } from 'drizzle-orm';
 import { type Db, HNSW_EF_SEARCH, rowsOf } from '../db/client.js';
-import { BM25_DIMENSIONS, PAIR_WEIGHT, queryTerms } from './bm25.js';
+import { BM25_DIMENSIONS, DEFAULT_MIN_RELEVANCE, PAIR_WEIGHT, queryTerms } from './bm25.js';
 import type { Embedder } from './embedders/embedder.js';
 import { terms } from './embedders/local-embedder.js';
 import { withWrittenForms } from './spoken-forms.js';
@@ -13,14 +13,6 @@ import type { EmbedderSource } from './ingestion.js';
 import { intArray } from './term-stats.js';
 
 export type SearchMode = 'hybrid' | 'vector' | 'fulltext';
-
-/**
- * The answerability gate's default: the best result must weigh at least this share of the question's IDF. Chosen on
- * data (npm run bench:rag: SQuAD questions against 122 off-topic ones across clinic, travel, eSIM, retail, banking...
- * to a tenant holding only Notre Dame): at 0.4, 0.92 of the questions keep their passage in the top 5 and 0.92 of
- * the off-topic ones get nothing; 0.3 keeps 0.93 / silences 0.85; 0.5 keeps 0.86 / silences 0.98.
- */
-export const DEFAULT_MIN_RELEVANCE = 0.4;
 
 export interface SearchOptions {
   topK: number;

@@ -139,7 +139,7 @@ describe('the answerability gate', () => {
       [
         '# Hours\n\nThe clinic is open Monday to Friday from 8 am to 6 pm.',
         // Long, as a PDF page is: one word of it has a low cosine with the chunk (below the old 0.2 floor).
-        `# Insurance\n\nWe accept Medicaid. ${'Bring your card, a photo identity document and the referral letter from your family doctor to every visit. '.repeat(4)}Ask at reception about payment plans, receipts for reimbursement, and the forms your employer may need.`,
+        `# Insurance\n\nWe accept Medicaid. ${'Show your card, a photo identity document and the referral letter from your family doctor at every visit. '.repeat(4)}Ask at reception about payment plans, receipts for reimbursement, and the forms your employer may need.`,
         '# Parking\n\nFree parking is on Elm Street behind the building.',
       ].join('\n\n'),
     );

@@ -5,7 +5,7 @@
 // walking the graph until enough of the tenant's rows are found instead of silently returning fewer.
 import { type SQL, sql } from 'drizzle-orm';
 import { type Db, HNSW_EF_SEARCH, rowsOf } from '../db/client.js';
-import { BM25_DIMENSIONS, DEFAULT_MIN_RELEVANCE, PAIR_WEIGHT, queryTerms } from './bm25.js';
+import { BM25_DIMENSIONS, DEFAULT_MIN_RELEVANCE, GATE_PRIOR_CHUNKS, PAIR_WEIGHT, queryTerms } from './bm25.js';
 import type { Embedder } from './embedders/embedder.js';
 import { terms } from './embedders/local-embedder.js';
 import { withWrittenForms } from './spoken-forms.js';
@@ -41,7 +41,8 @@ export interface SearchHit {
   page: number | null;
   /**
    * Relevance, 0..1: the chunk's BM25 score over the question's total IDF (what a chunk holding each word of the
-   * question once, at the average length, would score), capped at 1. What minRelevance is compared with.
+   * question once, at the average length, would score), capped at 1, both with the gate's IDF (GATE_PRIOR_CHUNKS).
+   * What minRelevance is compared with.
    */
   score: number;
   /** Cosine similarity between query and chunk embeddings, 0..1 (0 for another model's vectors). */
@@ -125,25 +126,29 @@ export class Retriever {
     const terms = queryTerms(query);
     const sparseDims = sql.raw(String(BM25_DIMENSIONS));
 
-    // The query's BM25 vector, built in the statement from the tenant's statistics: each word weighs its IDF
+    // The query's BM25 vectors, built in the statement from the tenant's statistics: each word weighs its IDF
     // (ln(1 + (N - df + 0.5) / (df + 0.5)), N the tenant's live chunks), each adjacent pair PAIR_WEIGHT x the smaller
-    // IDF of its two words; `total` (the words' IDF summed) is what a relevance of 1 means.
+    // IDF of its two words. `v` ranks; `g` is the gate's, with GATE_PRIOR_CHUNKS added to N, and `total` (its words'
+    // IDF summed) is what a relevance of 1 means.
     const q = sql`
       qt as (
-        select u.term, ln(1 + (n.chunks - coalesce(s.df, 0) + 0.5) / (coalesce(s.df, 0) + 0.5)) as idf
+        select u.term,
+               ln(1 + (n.chunks - coalesce(s.df, 0) + 0.5) / (coalesce(s.df, 0) + 0.5)) as idf,
+               ln(1 + (n.chunks + ${GATE_PRIOR_CHUNKS} - coalesce(s.df, 0) + 0.5) / (coalesce(s.df, 0) + 0.5)) as gidf
         from unnest(${intArray(terms.termIds)}::int[]) u(term)
         cross join (select coalesce((select chunks from knowledge_corpus_stats where tenant_id = ${tenantId}), 0)::float8 as chunks) n
         left join knowledge_term_stats s on s.tenant_id = ${tenantId} and s.term = u.term),
       qw as (
-        select term, idf as w from qt
+        select term, idf as w, gidf as gw from qt
         union all
-        select p.term, ${PAIR_WEIGHT}::float8 * least(a.idf, b.idf)
+        select p.term, ${PAIR_WEIGHT}::float8 * least(a.idf, b.idf), ${PAIR_WEIGHT}::float8 * least(a.gidf, b.gidf)
         from unnest(${intArray(terms.pairIds)}::int[], ${intArray(terms.pairLeft)}::int[], ${intArray(terms.pairRight)}::int[]) p(term, l, r)
         join qt a on a.term = p.l join qt b on b.term = p.r),
+      qs as (select term, sum(w) as w, sum(gw) as gw from qw group by term),
       q as (
-        select (select ('{' || coalesce(string_agg(term || ':' || w, ',' order by term), '') || '}/${sparseDims}')::sparsevec
-                from (select term, sum(w) as w from qw group by term) x) as v,
-               (select coalesce(sum(idf), 0) from qt)::float8 as total)`;
+        select (select ('{' || coalesce(string_agg(term || ':' || w, ',' order by term), '') || '}/${sparseDims}')::sparsevec from qs) as v,
+               (select ('{' || coalesce(string_agg(term || ':' || gw, ',' order by term), '') || '}/${sparseDims}')::sparsevec from qs) as g,
+               (select coalesce(sum(gidf), 0) from qt)::float8 as total)`;
 
     // Each ranking is numbered in its own order (equal distances keep the index scan's order, as the exact scan's
     // own ties would); the fusion adds weight / (RRF_K + rank) per ranking.
@@ -183,7 +188,7 @@ export class Retriever {
         select c.id, c.document_id, d.title, c.content, c.heading_path, c.page, f.fused,
                case when c.embedding_dimensions = ${dims} and c.embedding_model = ${embedder.model}
                     then 1 - (c.embedding::${vec} <=> ${literal}::${vec}) end as similarity,
-               case when q.total > 0 then least(1, greatest(0, -(c.bm25 <#> q.v)) / q.total) end as relevance
+               case when q.total > 0 then least(1, greatest(0, -(c.bm25 <#> q.g)) / q.total) end as relevance
         from fused f
         cross join q
         join document_chunks c on c.id = f.id

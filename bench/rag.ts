@@ -3,12 +3,19 @@
 // ingestion worker and Retriever.
 //
 //   npm run bench:rag                         # everything: quality + 10k and 100k chunks, embedded and wire
-//   npm run bench:rag -- --scales 10000 --dbs embedded --queries 100
+//   npm run bench:rag -- --scales 10000 --dbs embedded --queries 100   # quick
+//   npm run bench:rag -- --scales '' --dbs embedded                    # quality and the gate only
 //
 // 1. Quality: the 55 SQuAD passages (bench/data/squad-notre-dame.json, CC BY-SA 4.0) are one tenant's
 //    documents; five other tenants hold identical copies as decoys, so any leak across tenants shows up as a
 //    miss. Every one of the 269 questions is asked in vector (local embedder), full-text and hybrid mode:
-//    hit@1/3/5 (the source passage is among the first k results), MRR@5, latency p50/p95.
+//    hit@1/3/5 (the source passage is among the first k results), MRR@5, latency p50/p95: ranking alone (gate
+//    off), then at the default settings (the answerability gate on). Beside them: a plain BM25 over the passages
+//    computed here (k1 1.2, b 0.75, the local embedder's light stemming and stop words), and "before": ts_rank
+//    full text with the cosine min_score, as search ranked and filtered until BM25.
+//    The gate's trade-off: for each min_relevance, the questions that keep their passage in the top 5 vs the
+//    off-topic questions (bench/data/off-topic-questions.json: 122 across clinic, travel, eSIM, retail, banking...)
+//    answered with nothing; and the same for the old cosine min_score.
 // 2. Scale: N chunks over 50 tenants, ingested as documents through the worker (chunks/s). Then queries on
 //    random tenants: latency p50/p95 of the production vector and hybrid search, and recall@10 of the filtered
 //    ANN search against an exact scan; the same for a forced HNSW scan with and without iterative scanning,
@@ -25,16 +32,19 @@ import { loadConfig } from '../src/config.js';
 import { PGLITE_EXTENSIONS, rowsOf } from '../src/db/client.js';
 import { tenants } from '../src/db/schema.js';
 import { buildDeps, closeDeps, type Deps } from '../src/deps.js';
-import { LOCAL_EMBEDDING_MODEL, LocalEmbedder } from '../src/rag/embedders/local-embedder.js';
+import { LOCAL_EMBEDDING_MODEL, LocalEmbedder, terms } from '../src/rag/embedders/local-embedder.js';
 import { IngestionWorker } from '../src/rag/ingestion.js';
 import { progress, SQUAD_FILE } from './data.js';
-import type { SearchMode } from '../src/rag/retriever.js';
+import { orQuery, type SearchMode } from '../src/rag/retriever.js';
+import { ragSchema } from '../src/services/settings-schema.js';
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
 const SCALES = (args.get('scales') ?? '10000,100000').split(',').filter(Boolean).map(Number);
 const DBS = (args.get('dbs') ?? 'embedded,wire').split(',').filter(Boolean) as ('embedded' | 'wire')[];
 const QUERIES = Number(args.get('queries') ?? 200);
+const OFF_TOPIC_PATH = args.get('off-topic') ?? 'bench/data/off-topic-questions.json';
+const DEFAULTS = ragSchema.parse({});
 const OUT = args.get('out') ?? 'bench/results/rag.json';
 const SQUAD = args.get('squad') ?? process.env.SQUAD_PATH ?? SQUAD_FILE;
 const TENANTS = 50;
@@ -127,6 +137,73 @@ async function ingest(stack: Awaited<ReturnType<typeof openStack>>, docs: { tena
   return { ids, chunks: n, uploadMs, totalMs };
 }
 
+/** Ranks of a question's passage among results (several chunks of a passage count once, at its first). */
+function passageRank(documentIds: string[], passageId: string): number {
+  return [...new Set(documentIds)].indexOf(passageId) + 1;
+}
+
+function qualityRow(db: string, mode: string, ranks: number[], ms: number[], leaks: number | string) {
+  const n = ranks.length;
+  const within = (k: number) => round(ranks.filter((r) => r >= 1 && r <= k).length / n, 3);
+  return {
+    db,
+    mode,
+    questions: n,
+    hit_at_1: within(1),
+    hit_at_3: within(3),
+    hit_at_5: within(5),
+    mrr_at_5: round(ranks.reduce((a, r) => a + (r >= 1 && r <= 5 ? 1 / r : 0), 0) / n, 3),
+    p50_ms: ms.length ? round(pct(ms, 50)) : '',
+    p95_ms: ms.length ? round(pct(ms, 95)) : '',
+    cross_tenant_results: leaks,
+  };
+}
+
+/** Plain BM25 over the passages, in memory: the baseline the search must match (k1 1.2, b 0.75). */
+function bm25Baseline(): number[] {
+  const k1 = 1.2;
+  const b = 0.75;
+  const docs = passages.map((p) => {
+    const words = terms(p);
+    const tf = new Map<string, number>();
+    for (const w of words) tf.set(w, (tf.get(w) ?? 0) + 1);
+    return { tf, len: words.length };
+  });
+  const avg = docs.reduce((a, d) => a + d.len, 0) / docs.length;
+  const df = new Map<string, number>();
+  for (const d of docs) for (const w of d.tf.keys()) df.set(w, (df.get(w) ?? 0) + 1);
+  const idf = (w: string) => Math.log(1 + (docs.length - (df.get(w) ?? 0) + 0.5) / ((df.get(w) ?? 0) + 0.5));
+  return questions.map((q) => {
+    const qt = [...new Set(terms(q.question))];
+    const scores = docs.map((d, i) => {
+      let s = 0;
+      for (const w of qt) {
+        const f = d.tf.get(w) ?? 0;
+        if (f) s += (idf(w) * f * (k1 + 1)) / (f + k1 * (1 - b + (b * d.len) / avg));
+      }
+      return [s, i] as const;
+    });
+    const order = scores.filter(([s]) => s > 0).sort((x, y) => y[0] - x[0] || x[1] - y[1]);
+    return order.findIndex(([, i]) => i === q.passage) + 1;
+  });
+}
+
+/** Search as it ranked and filtered before BM25: ts_rank full text (hybrid fused it with a 0.01 vector weight), cosine >= minScore. */
+async function searchBefore(deps: Deps, tenantId: string, question: string, minScore: number): Promise<string[]> {
+  const tsquery = orQuery(question);
+  if (!tsquery) return [];
+  const literal = `[${Array.from(new LocalEmbedder().embedOne(question)).join(',')}]`;
+  const rows = rowsOf<{ document_id: string; similarity: number }>(
+    await deps.database.db.execute(sql`
+      select c.document_id, 1 - (c.embedding::vector(384) <=> ${literal}::vector(384)) as similarity
+      from document_chunks c, to_tsquery('english', ${tsquery}) q
+      where c.tenant_id = ${tenantId} and c.tsv @@ q and c.version = (select d.live_version from documents d where d.id = c.document_id)
+      order by ts_rank(c.tsv, q, 1) desc, c.id
+      limit 5`),
+  );
+  return rows.filter((r) => Number(r.similarity) >= minScore).map((r) => r.document_id);
+}
+
 async function quality(db: 'embedded' | 'wire') {
   const stack = await openStack(db);
   try {
@@ -138,87 +215,75 @@ async function quality(db: 'embedded' | 'wire') {
     ]);
     const ownIds = ids.slice(0, passages.length);
     const own = new Set(ownIds);
-    const out: Record<string, unknown>[] = [];
-    for (const mode of ['vector', 'fulltext', 'hybrid'] as SearchMode[]) {
-      console.error(`  ${questions.length} questions, ${mode}...`);
-      const hits = [0, 0, 0];
-      let mrr = 0;
-      let leaks = 0;
+    const out: Record<string, unknown>[] = [qualityRow(db, 'baseline: plain BM25 (in memory)', bm25Baseline(), [], '')];
+    {
+      const ranks: number[] = [];
       const ms: number[] = [];
       for (const q of questions) {
         const t0 = performance.now();
-        const results = await stack.deps.retriever.search(owner!, q.question, { topK: 5, minScore: 0, mode });
+        const found = await searchBefore(stack.deps, owner!, q.question, 0);
         ms.push(performance.now() - t0);
-        leaks += results.filter((r) => !own.has(r.documentId)).length;
-        // Long passages are several chunks: the rank is that of the passage's first chunk.
-        const docOrder = [...new Set(results.map((r) => r.documentId))];
-        const rank = docOrder.indexOf(ownIds[q.passage]!) + 1;
-        if (rank >= 1 && rank <= 1) hits[0]!++;
-        if (rank >= 1 && rank <= 3) hits[1]!++;
-        if (rank >= 1 && rank <= 5) hits[2]!++;
-        if (rank >= 1) mrr += 1 / rank;
+        ranks.push(passageRank(found, ownIds[q.passage]!));
       }
-      const n = questions.length;
-      out.push({
-        db,
-        mode: mode === 'vector' ? 'vector (local embedder)' : mode,
-        questions: n,
-        hit_at_1: round(hits[0]! / n, 3),
-        hit_at_3: round(hits[1]! / n, 3),
-        hit_at_5: round(hits[2]! / n, 3),
-        mrr_at_5: round(mrr / n, 3),
-        p50_ms: round(pct(ms, 50)),
-        p95_ms: round(pct(ms, 95)),
-        cross_tenant_results: leaks,
-      });
+      out.push(qualityRow(db, 'before: ts_rank full text', ranks, ms, ''));
     }
-    // The minimum score: on-topic questions should keep their answer, off-topic ones should find nothing.
-    for (const minScore of [0, 0.1, 0.2, 0.3]) {
-      let kept = 0;
-      for (const q of questions) {
-        const results = await stack.deps.retriever.search(owner!, q.question, { topK: 5, minScore, mode: 'hybrid' });
-        if (results.some((r) => r.documentId === ownIds[q.passage])) kept++;
+    const gated = { label: `default settings (min_relevance ${DEFAULTS.min_relevance})`, minRelevance: DEFAULTS.min_relevance };
+    for (const gate of [{ label: 'gate off', minRelevance: 0 }, gated]) {
+      for (const mode of ['vector', 'fulltext', 'hybrid'] as SearchMode[]) {
+        let leaks = 0;
+        const ms: number[] = [];
+        const ranks: number[] = [];
+        for (const q of questions) {
+          const t0 = performance.now();
+          const results = await stack.deps.retriever.search(owner!, q.question, {
+            topK: 5,
+            minScore: gate.minRelevance ? DEFAULTS.min_score : 0,
+            minRelevance: gate.minRelevance,
+            mode,
+          });
+          ms.push(performance.now() - t0);
+          leaks += results.filter((r) => !own.has(r.documentId)).length;
+          ranks.push(
+            passageRank(
+              results.map((r) => r.documentId),
+              ownIds[q.passage]!,
+            ),
+          );
+        }
+        out.push(qualityRow(db, `${mode === 'vector' ? 'vector (local embedder)' : mode}, ${gate.label}`, ranks, ms, leaks));
       }
-      let silent = 0;
-      for (const q of OFF_TOPIC)
-        if ((await stack.deps.retriever.search(owner!, q, { topK: 5, minScore, mode: 'hybrid' })).length === 0) silent++;
-      minScores.push({
-        db,
-        min_score: minScore,
-        hybrid_hit_at_5: round(kept / questions.length, 3),
-        off_topic_with_no_result: round(silent / OFF_TOPIC.length, 3),
-      });
     }
+    // The gate: on-topic questions should keep their answer, off-topic ones should find nothing.
+    const curve = async (label: string, values: number[], search: (q: string, v: number) => Promise<string[]>) => {
+      for (const v of values) {
+        let kept = 0;
+        for (const q of questions) if ((await search(q.question, v)).includes(ownIds[q.passage]!)) kept++;
+        let silent = 0;
+        for (const q of OFF_TOPIC) if ((await search(q, v)).length === 0) silent++;
+        gates.push({
+          db,
+          gate: label,
+          threshold: v,
+          default: v === (label === 'min_relevance' ? DEFAULTS.min_relevance : 0.2) ? 'yes' : '',
+          hit_at_5: round(kept / questions.length, 3),
+          off_topic_with_no_result: round(silent / OFF_TOPIC.length, 3),
+        });
+      }
+    };
+    await curve('min_relevance', [0, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6], async (q, v) =>
+      (await stack.deps.retriever.search(owner!, q, { topK: 5, minScore: DEFAULTS.min_score, minRelevance: v })).map((r) => r.documentId),
+    );
+    await curve('before: cosine min_score', [0, 0.1, 0.2, 0.3], (q, v) => searchBefore(stack.deps, owner!, q, v));
     return out;
   } finally {
     await stack.close();
   }
 }
 
-/** Questions a caller of a clinic or travel business might ask, none answerable from the Notre Dame article. */
-const OFF_TOPIC = [
-  'How much does an eSIM for Japan cost?',
-  'Can I bring my dog on the flight?',
-  'What are your opening hours on Sunday?',
-  'Do you accept health insurance cards?',
-  'How do I reset my voicemail PIN?',
-  'Is there parking near the clinic?',
-  'Can I get a refund for my hotel booking?',
-  'Which vaccines do I need for Thailand?',
-  'How long does shipping to Canada take?',
-  'My data plan stopped working abroad, what should I do?',
-  'Can I change my dentist appointment to Friday?',
-  'What is the baggage allowance for economy class?',
-  'Do you offer teeth whitening?',
-  'How do I activate roaming on an iPhone?',
-  'Is the pharmacy open late tonight?',
-  'What is the cancellation fee for a rental car?',
-  'Can children under two fly for free?',
-  'How many gigabytes are in the unlimited plan?',
-  'Do I need a referral to see a dermatologist?',
-  'Where is the nearest airport shuttle stop?',
-];
-const minScores: Record<string, unknown>[] = [];
+/** Questions callers of the businesses we serve ask, none answerable from the Notre Dame article. */
+const offTopicFile = JSON.parse(readFileSync(OFF_TOPIC_PATH, 'utf8')) as { questions: Record<string, string[]> };
+const OFF_TOPIC = Object.values(offTopicFile.questions).flat();
+const gates: Record<string, unknown>[] = [];
 
 /** Synthetic but natural text: sections of SQuAD sentences recombined, each tagged so no two are identical. */
 function syntheticDocument(sentences: string[], docNo: number): string {
@@ -292,7 +357,7 @@ async function scale(db: 'embedded' | 'wire', total: number) {
       const recall = (ids: string[]) => ids.filter((id) => exact.includes(id)).length / Math.min(10, exact.length);
 
       t0 = performance.now();
-      const prod = await stack.deps.retriever.search(tenantId, question, { topK: 10, minScore: 0, mode: 'vector' });
+      const prod = await stack.deps.retriever.search(tenantId, question, { topK: 10, minScore: 0, minRelevance: 0, mode: 'vector' });
       variants.production_vector.ms.push(performance.now() - t0);
       variants.production_vector.recall.push(recall(prod.map((h) => h.chunkId)));
 
@@ -362,7 +427,7 @@ function table(rows: Record<string, unknown>[]): string {
 
 const results: {
   quality: Record<string, unknown>[];
-  min_score?: Record<string, unknown>[];
+  gate?: Record<string, unknown>[];
   scale: Awaited<ReturnType<typeof scale>>[];
   environment: Record<string, unknown>;
 } = {
@@ -379,10 +444,10 @@ console.log(
 );
 console.log(table(results.quality));
 console.log(
-  `\nMinimum score (hybrid, top 5): on-topic questions that keep their passage vs ${OFF_TOPIC.length} off-topic questions answered with nothing\n`,
+  `\nAnswerability gate (hybrid, top 5): questions that keep their passage vs ${OFF_TOPIC.length} off-topic questions answered with nothing\n`,
 );
-console.log(table(minScores));
-results.min_score = minScores;
+console.log(table(gates));
+results.gate = gates;
 for (const total of SCALES) {
   for (const db of DBS) {
     console.error(`scale ${total} on ${db}...`);

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { documentChunks, documents, tenants } from '../src/db/schema.js';
 import { LocalEmbedder } from '../src/rag/embedders/local-embedder.js';
+import { chunkTerms, chunkVector } from '../src/rag/bm25.js';
 import { orQuery, Retriever } from '../src/rag/retriever.js';
+import { replaceInTermStats } from '../src/rag/term-stats.js';
 import { buildTestApp, type TestApp } from './helpers.js';
 
 let t: TestApp;
@@ -30,9 +32,15 @@ async function addDocument(tenantId: string, title: string, chunks: { text: stri
         embedding: Array.from(vectors[i]!),
         embeddingModel: embedder.model,
         embeddingDimensions: embedder.dimensions,
+        ...(() => {
+          const v = chunkVector(chunkTerms(c.text, c.headingPath));
+          return { bm25: v.literal, termIds: v.termIds };
+        })(),
       })),
     );
   }
+  // What ingestion does when a version goes live.
+  await db.transaction((tx) => replaceInTermStats(tx, tenantId, doc!.id, null, 1));
   return doc!.id;
 }
 
@@ -87,12 +95,16 @@ describe('Retriever', () => {
     expect(b.every((h) => h.documentTitle !== 'Clinic handbook')).toBe(true);
   });
 
-  it('minimum score keeps irrelevant text out', async () => {
-    expect(await retriever.search(tenantA, 'quantum chromodynamics lecture', { topK: 5, minScore: 0.3 })).toEqual([]);
-    const all = await retriever.search(tenantA, 'parking', { topK: 5, minScore: 0 });
+  // min_score used to drop any result under a cosine of 0.2, full-text matches included (a third of the right
+  // answers on SQuAD); the answerability gate (min_relevance) now keeps irrelevant text out, and min_score only
+  // drops what matched no word of the question.
+  it('the answerability gate keeps irrelevant text out; min_score only drops results that share no word', async () => {
+    expect(await retriever.search(tenantA, 'quantum chromodynamics lecture', { topK: 5, minScore: 0 })).toEqual([]);
+    const all = await retriever.search(tenantA, 'parking', { topK: 5, minScore: 0, minRelevance: 0 });
     const strict = await retriever.search(tenantA, 'parking', { topK: 5, minScore: 0.2 });
     expect(strict.length).toBeLessThan(all.length);
     expect(strict[0]!.text).toContain('Parking');
+    expect(strict.every((h) => h.score > 0 || h.similarity >= 0.2)).toBe(true);
   });
 
   it('finds what documents write as “eSIM” and “20 GB” when the question comes transcribed from speech', async () => {

@@ -31,6 +31,8 @@ const anyVector = customType<{ data: number[]; driverData: string }>({
   fromDriver: (v) => JSON.parse(v) as number[],
 });
 const tsvector = customType<{ data: string }>({ dataType: () => 'tsvector' });
+/** pgvector's sparse vector, written and read as its text form (`{id:weight,...}/dimensions`): rag/bm25.ts. */
+const sparsevec = customType<{ data: string }>({ dataType: () => 'sparsevec' });
 /** Raw bytes; PGlite hands back a Uint8Array and node-postgres a Buffer, both become a Buffer. */
 const bytea = customType<{ data: Buffer; driverData: Uint8Array }>({
   dataType: () => 'bytea',
@@ -468,6 +470,10 @@ export const documentChunks = pgTable(
     embeddingDimensions: integer('embedding_dimensions'),
     /** Full-text side of hybrid search; English stemming. */
     tsv: tsvector('tsv').generatedAlwaysAs(sql`to_tsvector('english', content)`),
+    /** BM25 side of search (h21-retrieval): saturated term frequencies and word pairs (rag/bm25.ts); null before 0017. */
+    bm25: sparsevec('bm25'),
+    /** The distinct word ids of `bm25`: what the chunk adds to its tenant's document frequencies when it goes live. */
+    termIds: integer('term_ids').array(),
     extraData: extraData(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
@@ -739,4 +745,29 @@ export const scheduledJobs = pgTable('scheduled_jobs', {
   /** What the last run did or why it failed (for operators). */
   lastResult: jsonb('last_result').$type<Record<string, unknown>>(),
   updatedAt: updatedAt(),
+});
+
+// --- h21-retrieval: per-tenant term statistics for BM25 (rag/bm25.ts) ---
+
+/**
+ * Document frequency of each word id among a tenant's live chunks: the IDF of a query word is read from here. Kept
+ * by ingestion when a version goes live (its chunks added, the previous version's taken away) and by a document's
+ * deletion, in the same transaction; a tenant's rows are its own, so no other tenant's documents change its IDF.
+ */
+export const knowledgeTermStats = pgTable(
+  'knowledge_term_stats',
+  {
+    tenantId: tenantId(),
+    term: integer('term').notNull(),
+    df: integer('df').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.term] })],
+);
+
+/** A tenant's count of live chunks (the N of IDF); its row is also the lock that orders updates of the statistics. */
+export const knowledgeCorpusStats = pgTable('knowledge_corpus_stats', {
+  tenantId: uuid('tenant_id')
+    .primaryKey()
+    .references(() => tenants.id, { onDelete: 'cascade' }),
+  chunks: integer('chunks').notNull().default(0),
 });

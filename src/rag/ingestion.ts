@@ -13,10 +13,12 @@ import { documentChunks, documents } from '../db/schema.js';
 import { nextTurn } from '../lib/event-loop.js';
 import { ProviderError } from '../lib/provider-error.js';
 import { publishEvent } from '../services/outbox.js';
+import { chunkTerms, chunkVector } from './bm25.js';
 import type { Chunk } from './chunking.js';
 import type { Embedder } from './embedders/embedder.js';
 import { type DocumentFormat, ExtractError } from './extract.js';
 import { WorkerLoops } from '../lib/worker-loops.js';
+import { replaceInTermStats } from './term-stats.js';
 
 export interface IngestionOptions {
   /** Documents processed at once by this instance. */
@@ -218,6 +220,7 @@ export class IngestionWorker {
       for (let k = 0; k < batch.length; k += writeBatch) {
         if (k > 0) await nextTurn();
         const rows = batch.slice(k, k + writeBatch);
+        const sparse = rows.map((c) => chunkVector(chunkTerms(c.text, c.headingPath)));
         await this.db.transaction(async (tx) => {
           await this.lockOwned(tx, claim);
           const inserted = await tx
@@ -235,6 +238,8 @@ export class IngestionWorker {
                 embedding: Array.from(vectors[k + j]!),
                 embeddingModel: embedder.model,
                 embeddingDimensions: embedder.dimensions,
+                bm25: sparse[j]!.literal,
+                termIds: sparse[j]!.termIds,
               })),
             )
             .onConflictDoNothing()
@@ -247,9 +252,11 @@ export class IngestionWorker {
       }
     }
 
-    // The swap: the new version goes live and every other version's chunks go, in one transaction.
+    // The swap: the new version goes live and every other version's chunks go, in one transaction, with the
+    // tenant's term statistics moved from the old live version to the new one.
     return this.db.transaction(async (tx) => {
-      await this.lockOwned(tx, claim);
+      const live = await this.lockOwned(tx, claim);
+      await replaceInTermStats(tx, claim.tenant_id, claim.id, live, claim.version);
       await tx.delete(documentChunks).where(and(eq(documentChunks.documentId, claim.id), ne(documentChunks.version, claim.version)));
       const [{ n } = { n: 0 }] = rowsOf<{ n: number }>(
         await tx.execute(
@@ -287,12 +294,14 @@ export class IngestionWorker {
   }
 
   /** Row-locks the document and checks it is still this worker's claim on this version. */
-  private async lockOwned(tx: Pick<Db, 'execute'>, claim: Claim): Promise<void> {
-    const rows = rowsOf<{ version: number; locked_by: string | null }>(
-      await tx.execute(sql`select version, locked_by from documents where id = ${claim.id} for update`),
+  private async lockOwned(tx: Pick<Db, 'execute'>, claim: Claim): Promise<number | null> {
+    const rows = rowsOf<{ version: number; locked_by: string | null; live_version: number | null }>(
+      await tx.execute(sql`select version, locked_by, live_version from documents where id = ${claim.id} for update`),
     );
     const row = rows[0];
     if (!row || row.version !== claim.version || row.locked_by !== this.workerId) throw new Superseded();
+    /** The version serving now. */
+    return row.live_version;
   }
 
   private async fail(claim: Claim, err: unknown, log: FastifyBaseLogger): Promise<void> {

@@ -1,18 +1,31 @@
-// Tenant-scoped hybrid retrieval: pgvector HNSW (cosine) and PostgreSQL full text, fused by reciprocal rank.
+// Tenant-scoped hybrid retrieval: pgvector HNSW (cosine) and BM25 (a sparse dot product weighed by the tenant's
+// term statistics, rag/bm25.ts), fused by reciprocal rank, then an answerability gate: the best result must carry
+// enough of the question's words (relevance >= minRelevance) or the tenant's knowledge answers with nothing.
 // Every query filters by tenant; pgvector applies that filter after the index scan, so iterative scans keep
 // walking the graph until enough of the tenant's rows are found instead of silently returning fewer.
 import { type SQL, sql } from 'drizzle-orm';
 import { type Db, HNSW_EF_SEARCH, rowsOf } from '../db/client.js';
+import { BM25_DIMENSIONS, DEFAULT_MIN_RELEVANCE, GATE_PRIOR_CHUNKS, PAIR_WEIGHT, queryTerms } from './bm25.js';
 import type { Embedder } from './embedders/embedder.js';
 import { terms } from './embedders/local-embedder.js';
 import { withWrittenForms } from './spoken-forms.js';
 import type { EmbedderSource } from './ingestion.js';
+import { intArray } from './term-stats.js';
 
 export type SearchMode = 'hybrid' | 'vector' | 'fulltext';
 
 export interface SearchOptions {
   topK: number;
-  /** Results whose cosine similarity to the query is below this are dropped (0 keeps everything). */
+  /**
+   * The answerability gate, 0..1 (default DEFAULT_MIN_RELEVANCE; 0 turns it off): when no result reaches this
+   * relevance, the search returns nothing. Results are then not filtered one by one: the top k are the best the
+   * tenant has for a question its knowledge answers.
+   */
+  minRelevance?: number;
+  /**
+   * Deprecated (the tenant setting `rag.min_score`): a cosine floor, now applied only to results that matched no
+   * word of the question (found by the vectors alone); before BM25 it dropped full-text matches too (issue 22).
+   */
   minScore: number;
   mode?: SearchMode;
   /** The tenant's embedder when the caller already has it (embedderFor); otherwise it is looked up. */
@@ -26,8 +39,14 @@ export interface SearchHit {
   text: string;
   headingPath: string[];
   page: number | null;
-  /** Cosine similarity between query and chunk embeddings, 0..1: what minScore is compared with. */
+  /**
+   * Relevance, 0..1: the chunk's BM25 score over the question's total IDF (what a chunk holding each word of the
+   * question once, at the average length, would score), capped at 1, both with the gate's IDF (GATE_PRIOR_CHUNKS).
+   * What minRelevance is compared with.
+   */
   score: number;
+  /** Cosine similarity between query and chunk embeddings, 0..1 (0 for another model's vectors). */
+  similarity: number;
   /** Reciprocal-rank-fusion value that ordered the results. */
   fusedScore: number;
 }
@@ -104,6 +123,32 @@ export class Retriever {
     // The cast's type modifier cannot be a bind parameter; dims is a checked integer.
     const vec = sql.raw(`vector(${dims})`);
     const tsquery = orQuery(query);
+    const terms = queryTerms(query);
+    const sparseDims = sql.raw(String(BM25_DIMENSIONS));
+
+    // The query's BM25 vectors, built in the statement from the tenant's statistics: each word weighs its IDF
+    // (ln(1 + (N - df + 0.5) / (df + 0.5)), N the tenant's live chunks), each adjacent pair PAIR_WEIGHT x the smaller
+    // IDF of its two words. `v` ranks; `g` is the gate's, with GATE_PRIOR_CHUNKS added to N, and `total` (its words'
+    // IDF summed) is what a relevance of 1 means.
+    const q = sql`
+      qt as (
+        select u.term,
+               ln(1 + (n.chunks - coalesce(s.df, 0) + 0.5) / (coalesce(s.df, 0) + 0.5)) as idf,
+               ln(1 + (n.chunks + ${GATE_PRIOR_CHUNKS} - coalesce(s.df, 0) + 0.5) / (coalesce(s.df, 0) + 0.5)) as gidf
+        from unnest(${intArray(terms.termIds)}::int[]) u(term)
+        cross join (select coalesce((select chunks from knowledge_corpus_stats where tenant_id = ${tenantId}), 0)::float8 as chunks) n
+        left join knowledge_term_stats s on s.tenant_id = ${tenantId} and s.term = u.term),
+      qw as (
+        select term, idf as w, gidf as gw from qt
+        union all
+        select p.term, ${PAIR_WEIGHT}::float8 * least(a.idf, b.idf), ${PAIR_WEIGHT}::float8 * least(a.gidf, b.gidf)
+        from unnest(${intArray(terms.pairIds)}::int[], ${intArray(terms.pairLeft)}::int[], ${intArray(terms.pairRight)}::int[]) p(term, l, r)
+        join qt a on a.term = p.l join qt b on b.term = p.r),
+      qs as (select term, sum(w) as w, sum(gw) as gw from qw group by term),
+      q as (
+        select (select ('{' || coalesce(string_agg(term || ':' || w, ',' order by term), '') || '}/${sparseDims}')::sparsevec from qs) as v,
+               (select ('{' || coalesce(string_agg(term || ':' || gw, ',' order by term), '') || '}/${sparseDims}')::sparsevec from qs) as g,
+               (select coalesce(sum(gidf), 0) from qt)::float8 as total)`;
 
     // Each ranking is numbered in its own order (equal distances keep the index scan's order, as the exact scan's
     // own ties would); the fusion adds weight / (RRF_K + rank) per ranking.
@@ -117,10 +162,12 @@ export class Retriever {
           limit ${candidates}) v`);
     }
     if (mode !== 'vector' && tsquery) {
-      ranked.push(sql`select id, 1::float8 / (${RRF_K} + row_number() over (order by rank desc, id)) as part from (
-          select c.id, ts_rank(c.tsv, q, 1) as rank from document_chunks c, to_tsquery('english', ${tsquery}) q
-          where c.tenant_id = ${tenantId} and c.tsv @@ q and ${LIVE}
-          order by ts_rank(c.tsv, q, 1) desc, c.id
+      // Candidates are the chunks sharing a word with the question (the GIN index on tsv), ranked by exact BM25.
+      // Chunks stored before BM25 (no vector yet; re-queued at start-up) come last.
+      ranked.push(sql`select id, 1::float8 / (${RRF_K} + row_number() over (order by distance nulls last, id)) as part from (
+          select c.id, c.bm25 <#> q.v as distance from document_chunks c, q, to_tsquery('english', ${tsquery}) tq
+          where c.tenant_id = ${tenantId} and c.tsv @@ tq and ${LIVE}
+          order by c.bm25 <#> q.v nulls last, c.id
           limit ${candidates}) f`);
     }
     if (!ranked.length) return [];
@@ -132,19 +179,23 @@ export class Retriever {
       heading_path: string[] | string;
       page: number | null;
       similarity: number | null;
+      relevance: number | string | null;
       fused: number | string;
     }>(
       await this.db.execute(sql`
-        with fused as (select id, sum(part) as fused from (${sql.join(ranked, sql` union all `)}) r group by id)
+        with ${q},
+        fused as (select id, sum(part) as fused from (${sql.join(ranked, sql` union all `)}) r group by id)
         select c.id, c.document_id, d.title, c.content, c.heading_path, c.page, f.fused,
                case when c.embedding_dimensions = ${dims} and c.embedding_model = ${embedder.model}
-                    then 1 - (c.embedding::${vec} <=> ${literal}::${vec}) end as similarity
+                    then 1 - (c.embedding::${vec} <=> ${literal}::${vec}) end as similarity,
+               case when q.total > 0 then least(1, greatest(0, -(c.bm25 <#> q.g)) / q.total) end as relevance
         from fused f
+        cross join q
         join document_chunks c on c.id = f.id
         join documents d on d.id = c.document_id and d.tenant_id = c.tenant_id
         where c.tenant_id = ${tenantId} and c.version = d.live_version`),
     );
-    return rows
+    const hits = rows
       .map((r) => ({
         chunkId: r.id,
         documentId: r.document_id,
@@ -152,12 +203,16 @@ export class Retriever {
         text: r.content,
         headingPath: typeof r.heading_path === 'string' ? JSON.parse(r.heading_path) : r.heading_path,
         page: r.page,
-        score: Math.max(0, Number(r.similarity ?? 0)),
+        score: Number(r.relevance ?? 0),
+        similarity: Math.max(0, Number(r.similarity ?? 0)),
         fusedScore: Number(r.fused),
       }))
-      .filter((h) => h.score >= opts.minScore)
-      .sort((a, b) => b.fusedScore - a.fusedScore || b.score - a.score)
-      .slice(0, opts.topK);
+      // The deprecated cosine floor: only for what matched no word of the question.
+      .filter((h) => h.score > 0 || h.similarity >= opts.minScore);
+    // The gate: a question the tenant's knowledge does not answer gets nothing, rather than its nearest passages.
+    const minRelevance = opts.minRelevance ?? DEFAULT_MIN_RELEVANCE;
+    if (!hits.some((h) => h.score >= minRelevance)) return [];
+    return hits.sort((a, b) => b.fusedScore - a.fusedScore || b.score - a.score).slice(0, opts.topK);
   }
 }
 

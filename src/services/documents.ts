@@ -6,6 +6,7 @@ import { storeParts } from '../db/document-parts.js';
 import { documentChunks, documentParts, documents } from '../db/schema.js';
 import { AppError, notFound } from '../lib/errors.js';
 import { ExtractError, type ExtractLimits, inspectDocument } from '../rag/extract.js';
+import { replaceInTermStats } from '../rag/term-stats.js';
 import { sha256 } from './secret-box.js';
 
 export type DocumentRow = typeof documents.$inferSelect;
@@ -161,12 +162,39 @@ export class DocumentService {
   }
 
   async remove(tenantId: string, id: string): Promise<void> {
-    // Chunks go with it (foreign key cascade); a worker busy on it notices at its next write and stops.
+    // Chunks go with it (foreign key cascade); a worker busy on it notices at its next write and stops. The row lock
+    // comes first, so a version going live meanwhile is either counted and then taken away, or never counted.
+    await this.db.transaction(async (tx) => {
+      const [doc] = await tx
+        .select({ liveVersion: documents.liveVersion })
+        .from(documents)
+        .where(and(eq(documents.tenantId, tenantId), eq(documents.id, id)))
+        .for('update');
+      if (!doc) throw notFound('Document');
+      await replaceInTermStats(tx, tenantId, id, doc.liveVersion, null);
+      await tx.delete(documents).where(and(eq(documents.tenantId, tenantId), eq(documents.id, id)));
+    });
+  }
+
+  /**
+   * Documents whose live chunks were stored before BM25 (no term vector): embedded again, so that full-text search
+   * finds them and the term statistics count them (run at start-up, after the upgrade; old chunks serve meanwhile).
+   */
+  async requeueWithoutTermVectors(): Promise<number> {
     const rows = await this.db
-      .delete(documents)
-      .where(and(eq(documents.tenantId, tenantId), eq(documents.id, id)))
+      .update(documents)
+      .set(queued())
+      .where(
+        and(
+          ne(documents.status, 'pending'),
+          ne(documents.status, 'processing'),
+          sql`exists (select 1 from document_chunks c where c.document_id = ${documents.id} and c.version = ${documents.liveVersion} and c.term_ids is null)`,
+          hasParts(this.db),
+        ),
+      )
       .returning({ id: documents.id });
-    if (rows.length === 0) throw notFound('Document');
+    if (rows.length) this.onQueued();
+    return rows.length;
   }
 
   /** The tenant's embedding model changed: every document is embedded again, serving its old chunks meanwhile. */

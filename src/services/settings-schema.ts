@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { toolParametersSchema } from '../lib/json-schema.js';
 import { patchSchemaOf, sealed, type ViewOf, viewSchemaOf } from '../lib/schema-forms.js';
 import { ENGINE_NAMES, PROVIDER_KEY_NAMES, type ProviderKeyName } from '../providers/engines.js';
+import { DEFAULT_MIN_RELEVANCE } from '../rag/bm25.js';
 import { BUILT_IN_TOOL_NAMES } from '../voice/tools/built-in.js';
 export type { SecretStatus } from '../lib/schema-forms.js';
 // Engine names and key names come from the engine table.
@@ -14,7 +15,17 @@ const model = z.string().min(1).max(200);
 export const ragSchema = z.strictObject({
   enabled: z.boolean().default(true),
   top_k: z.number().int().min(1).max(50).default(5),
+  /**
+   * Deprecated: a cosine floor that now applies only to results matching no word of the question (found by the
+   * vectors alone). It used to drop full-text matches too, and kept a third of the right answers out (issue 21).
+   */
   min_score: z.number().min(0).max(1).default(0.2),
+  /**
+   * The answerability gate: when no passage carries at least this share of the question's weight (BM25 relevance,
+   * 0..1), the agent gets no knowledge for it and says it does not know. 0 turns the gate off. Default chosen on
+   * data (npm run bench:rag: trade-off between questions answered and off-topic questions kept quiet).
+   */
+  min_relevance: z.number().min(0).max(1).default(DEFAULT_MIN_RELEVANCE),
 });
 
 export const callSchema = z.strictObject({

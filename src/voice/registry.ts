@@ -164,6 +164,7 @@ export class ProviderRegistry {
       const hits = await this.retriever.search(tenantId, query, {
         topK: settings.rag.top_k,
         minScore: settings.rag.min_score,
+        minRelevance: settings.rag.min_relevance,
         embedder: await embedder,
       });
       return hits.map((h) => ({

@@ -65,11 +65,15 @@ export function knowledgeRoutes(app: App, deps: Deps): void {
       schema: {
         tags: ['knowledge'],
         security: [{ bearer: [] }],
-        summary: 'Search the tenant’s documents (hybrid: vectors + full text); top_k and min_score default to the RAG settings',
+        summary:
+          'Search the tenant’s documents (hybrid: vectors + BM25 full text); top_k, min_relevance and min_score default to the RAG settings',
+        description:
+          'Nothing is returned when no passage reaches `min_relevance` (the answerability gate). `score` is that relevance (0..1: the BM25 weight of the question’s words the passage carries); `min_score` (deprecated) is a cosine floor for results that match no word of the question.',
         body: z.strictObject({
           query: z.string().trim().min(1).max(2000),
           top_k: z.number().int().min(1).max(50).optional(),
           min_score: z.number().min(0).max(1).optional(),
+          min_relevance: z.number().min(0).max(1).optional(),
           mode: z.enum(['hybrid', 'vector', 'fulltext']).default('hybrid'),
         }),
         response: { 200: z.object({ results: z.array(hitView) }), 502: errorEnvelope, ...errorResponses },
@@ -82,6 +86,7 @@ export function knowledgeRoutes(app: App, deps: Deps): void {
       const hits = await deps.retriever.search(tenantId, b.query, {
         topK: b.top_k ?? rag.top_k,
         minScore: b.min_score ?? rag.min_score,
+        minRelevance: b.min_relevance ?? rag.min_relevance,
         mode: b.mode,
       });
       return {

@@ -2597,6 +2597,8 @@ export interface paths {
                                 top_k: number;
                                 /** @default 0.2 */
                                 min_score: number;
+                                /** @default 0.45 */
+                                min_relevance: number;
                             };
                             call: {
                                 /** @default null */
@@ -2733,6 +2735,12 @@ export interface paths {
                                     };
                                     required?: string[];
                                 } | null;
+                            };
+                            retention: {
+                                /** @default null */
+                                calls_days: number | null;
+                                /** @default null */
+                                recordings_days: number | null;
                             };
                             updated_at: string | null;
                         };
@@ -2892,6 +2900,7 @@ export interface paths {
                             enabled?: boolean;
                             top_k?: number;
                             min_score?: number;
+                            min_relevance?: number;
                         };
                         call?: {
                             transfer_number?: string | null;
@@ -2987,6 +2996,10 @@ export interface paths {
                                 required?: string[];
                             } | null;
                         };
+                        retention?: {
+                            calls_days?: number | null;
+                            recordings_days?: number | null;
+                        };
                     };
                 };
             };
@@ -3013,6 +3026,8 @@ export interface paths {
                                 top_k: number;
                                 /** @default 0.2 */
                                 min_score: number;
+                                /** @default 0.45 */
+                                min_relevance: number;
                             };
                             call: {
                                 /** @default null */
@@ -3149,6 +3164,12 @@ export interface paths {
                                     };
                                     required?: string[];
                                 } | null;
+                            };
+                            retention: {
+                                /** @default null */
+                                calls_days: number | null;
+                                /** @default null */
+                                recordings_days: number | null;
                             };
                             updated_at: string | null;
                         };
@@ -6268,7 +6289,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Search the tenant’s documents (hybrid: vectors + full text); top_k and min_score default to the RAG settings */
+        /**
+         * Search the tenant’s documents (hybrid: vectors + BM25 full text); top_k, min_relevance and min_score default to the RAG settings
+         * @description Nothing is returned when no passage reaches `min_relevance` (the answerability gate). `score` is that relevance (0..1: the BM25 weight of the question’s words the passage carries); `min_score` (deprecated) is a cosine floor for results that match no word of the question.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -6282,6 +6306,7 @@ export interface paths {
                         query: string;
                         top_k?: number;
                         min_score?: number;
+                        min_relevance?: number;
                         /**
                          * @default hybrid
                          * @enum {string}
@@ -6479,13 +6504,30 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Calls and chat sessions, newest first */
+        /**
+         * Calls and chat sessions, newest first
+         * @description Filters combine (all must hold); `total` counts every call that matches. Page with `limit` and `offset`, or with `cursor`: pass the `next_cursor` of a page to get the next one (null on the last page); calls made meanwhile do not shift it.
+         */
         get: {
             parameters: {
                 query?: {
                     limit?: number;
                     offset?: number;
                     direction?: "inbound" | "outbound" | "web" | "chat";
+                    channel?: "phone" | "web" | "chat";
+                    status?: "queued" | "ringing" | "in_progress" | "completed" | "failed" | "busy" | "no_answer" | "canceled";
+                    /** @description Calls made at or after this date (UTC) or date-time */
+                    created_after?: string;
+                    /** @description Calls made before this date (UTC) or date-time */
+                    created_before?: string;
+                    /** @description Calls from or to this number */
+                    phone_number?: string;
+                    /** @description Calls on this one of the tenant’s numbers */
+                    phone_number_id?: string;
+                    /** @description Words in the transcript (English full text: every word, stemmed, in any order) */
+                    q?: string;
+                    /** @description `next_cursor` of the previous page (then `offset` must be 0) */
+                    cursor?: string;
                 };
                 header?: never;
                 path?: never;
@@ -6505,13 +6547,23 @@ export interface paths {
                                 id: string;
                                 /** @enum {string} */
                                 direction: "inbound" | "outbound" | "web" | "chat";
+                                /** @enum {string} */
+                                channel: "phone" | "web" | "chat";
                                 status: string;
                                 from_number: string | null;
                                 to_number: string | null;
+                                /** Format: uuid */
+                                phone_number_id: string | null;
                                 started_at: string | null;
                                 answered_at: string | null;
                                 ended_at: string | null;
+                                ended_reason: string | null;
                                 duration_ms: number | null;
+                                recording_available: boolean;
+                                recording_duration_ms: number | null;
+                                metadata: {
+                                    [key: string]: unknown;
+                                };
                                 metrics: {
                                     [key: string]: {
                                         p50: number;
@@ -6524,6 +6576,7 @@ export interface paths {
                             total: number;
                             limit: number;
                             offset: number;
+                            next_cursor: string | null;
                         };
                     };
                 };
@@ -6665,7 +6718,7 @@ export interface paths {
         put?: never;
         /**
          * Place an outbound phone call (Twilio); the agent speaks first when it is answered
-         * @description From `from_number_id` (one of the tenant’s numbers) or the tenant’s oldest active number. `overrides` change the agent for this call only. The call starts `queued`; Twilio’s status callbacks move it on. 422 call_rejected when Twilio refuses the destination, 503 twilio_not_configured without Twilio. Like every new call it needs a place: 429 concurrency_limit past the tenant’s concurrent calls across all instances (its cap set by the platform admin, else MAX_LIVE_CALLS_PER_TENANT), 503 calls_at_capacity past the instance’s (MAX_LIVE_CALLS), both with Retry-After.
+         * @description From `from_number_id` (one of the tenant’s numbers) or the tenant’s oldest active number. `overrides` change the agent for this call only. The call starts `queued`; Twilio’s status callbacks move it on. 422 call_rejected when Twilio refuses the call (its code and message), 502 twilio_auth_failed when it refuses the platform’s credentials, 502 twilio_unreachable when it cannot be reached, 503 twilio_not_configured without Twilio. Like every new call it needs a place: 429 concurrency_limit past the tenant’s concurrent calls across all instances (its cap set by the platform admin, else MAX_LIVE_CALLS_PER_TENANT), 503 calls_at_capacity past the instance’s (MAX_LIVE_CALLS), both with Retry-After.
          */
         post: {
             parameters: {
@@ -6686,6 +6739,14 @@ export interface paths {
                             greeting?: string | null;
                             language?: string;
                         };
+                        /** @description Your data about the call, returned with it and in its call.started and call.ended webhook events: at most 50 keys of up to 64 characters, each value at most 1000 characters as JSON. */
+                        metadata?: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Values for `{{name}}` placeholders in the agent’s prompt and greeting, for this call: plain text, inserted as is (a value holding `{{...}}` is not expanded again). A placeholder with no value here is left as written. */
+                        variables?: {
+                            [key: string]: string;
+                        };
                     };
                 };
             };
@@ -6701,13 +6762,23 @@ export interface paths {
                             id: string;
                             /** @enum {string} */
                             direction: "inbound" | "outbound" | "web" | "chat";
+                            /** @enum {string} */
+                            channel: "phone" | "web" | "chat";
                             status: string;
                             from_number: string | null;
                             to_number: string | null;
+                            /** Format: uuid */
+                            phone_number_id: string | null;
                             started_at: string | null;
                             answered_at: string | null;
                             ended_at: string | null;
+                            ended_reason: string | null;
                             duration_ms: number | null;
+                            recording_available: boolean;
+                            recording_duration_ms: number | null;
+                            metadata: {
+                                [key: string]: unknown;
+                            };
                             metrics: {
                                 [key: string]: {
                                     p50: number;
@@ -6909,13 +6980,23 @@ export interface paths {
                             id: string;
                             /** @enum {string} */
                             direction: "inbound" | "outbound" | "web" | "chat";
+                            /** @enum {string} */
+                            channel: "phone" | "web" | "chat";
                             status: string;
                             from_number: string | null;
                             to_number: string | null;
+                            /** Format: uuid */
+                            phone_number_id: string | null;
                             started_at: string | null;
                             answered_at: string | null;
                             ended_at: string | null;
+                            ended_reason: string | null;
                             duration_ms: number | null;
+                            recording_available: boolean;
+                            recording_duration_ms: number | null;
+                            metadata: {
+                                [key: string]: unknown;
+                            };
                             metrics: {
                                 [key: string]: {
                                     p50: number;
@@ -7098,7 +7179,165 @@ export interface paths {
         };
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete an ended call with its transcript, events, analysis, webhook events and recording
+         * @description The recording is deleted from storage first; then the call, its transcript turns, audit events, analysis and its webhook events (with their deliveries and attempts: a pending delivery is not sent) in one transaction. The usage ledger keeps its rows (the usage happened). 409 call_active while the call is live: hang it up first.
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Deleted */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": null;
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                message: string;
+                                request_id: string;
+                                details?: {
+                                    field: string;
+                                    message: string;
+                                }[];
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                message: string;
+                                request_id: string;
+                                details?: {
+                                    field: string;
+                                    message: string;
+                                }[];
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                message: string;
+                                request_id: string;
+                                details?: {
+                                    field: string;
+                                    message: string;
+                                }[];
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                message: string;
+                                request_id: string;
+                                details?: {
+                                    field: string;
+                                    message: string;
+                                }[];
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                message: string;
+                                request_id: string;
+                                details?: {
+                                    field: string;
+                                    message: string;
+                                }[];
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                message: string;
+                                request_id: string;
+                                details?: {
+                                    field: string;
+                                    message: string;
+                                }[];
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                message: string;
+                                request_id: string;
+                                details?: {
+                                    field: string;
+                                    message: string;
+                                }[];
+                            };
+                        };
+                    };
+                };
+            };
+        };
         options?: never;
         head?: never;
         patch?: never;
@@ -7824,6 +8063,14 @@ export interface paths {
                             system_prompt?: string | null;
                             greeting?: string | null;
                             language?: string;
+                        };
+                        /** @description Your data about the call, returned with it and in its call.started and call.ended webhook events: at most 50 keys of up to 64 characters, each value at most 1000 characters as JSON. */
+                        metadata?: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Values for `{{name}}` placeholders in the agent’s prompt and greeting, for this call: plain text, inserted as is (a value holding `{{...}}` is not expanded again). A placeholder with no value here is left as written. */
+                        variables?: {
+                            [key: string]: string;
                         };
                     } | null;
                 };
@@ -8770,7 +9017,7 @@ export interface paths {
         put?: never;
         /**
          * Register one of the Twilio account’s numbers
-         * @description The number must be an incoming number of the platform’s Twilio account (unless the operator switched the check off with PHONE_NUMBERS_SKIP_VERIFICATION) and not registered already. Either failing is the same 422 `phone_number_unavailable`, which does not say which. Without Twilio configured: 503 `twilio_not_configured`.
+         * @description The number must be an incoming number of the platform’s Twilio account (unless the operator switched the check off with PHONE_NUMBERS_SKIP_VERIFICATION) and not registered already. Either failing is the same 422 `phone_number_unavailable`, which does not say which. Once registered, the number’s voice webhook and status callback on Twilio point at this service (POST; the ones it had are given back when it is removed), so nothing is configured by hand; with the check switched off the number is not touched on Twilio. Without Twilio configured: 503 `twilio_not_configured`.
          */
         post: {
             parameters: {
@@ -9152,7 +9399,7 @@ export interface paths {
         };
         put?: never;
         post?: never;
-        /** Remove a number; its past calls stay, no longer linked to it */
+        /** Remove a number; its past calls stay, no longer linked to it; its webhooks on Twilio are given back */
         delete: {
             parameters: {
                 query?: never;
@@ -14041,6 +14288,16 @@ export interface components {
             };
         } | {
             /** @enum {string} */
+            type: "recording.deleted";
+            occurred_at: string;
+            data: {
+                /** @enum {string} */
+                reason: "retention";
+            } & {
+                [key: string]: unknown;
+            };
+        } | {
+            /** @enum {string} */
             type: "media.token_reused";
             occurred_at: string;
             data: {
@@ -14526,6 +14783,16 @@ export interface components {
                 error: string | null;
                 egress_id?: string;
                 egress_status?: string;
+            } & {
+                [key: string]: unknown;
+            };
+        } | {
+            /** @enum {string} */
+            type: "recording.deleted";
+            occurred_at: string;
+            data: {
+                /** @enum {string} */
+                reason: "retention";
             } & {
                 [key: string]: unknown;
             };

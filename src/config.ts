@@ -105,6 +105,7 @@ const envSchema = z.object({
   DATABASE_URL: url(['postgres:', 'postgresql:']),
   DATABASE_POOL_MAX: int(10, 1, 500),
   REDIS_URL: url(['redis:', 'rediss:']),
+  REDIS_KEY_PREFIX: z.preprocess(emptyToUndefined, z.string().max(100).default('va:')),
 
   SECRET_KEY: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
   JWT_ACCESS_TOKEN_EXPIRE_MINUTES: int(30, 1, 60 * 24),
@@ -152,6 +153,7 @@ const envSchema = z.object({
   MAX_LIVE_CALLS_PER_TENANT: int(20, 1, 100_000),
   CALL_CONNECT_TIMEOUT_SECONDS: int(120, 1, 3600),
   CALL_LEASE_SECONDS: int(30, 3, 3600),
+  CALL_HEARTBEAT_SECONDS: int(15, 1, 600),
   CHAT_IDLE_TIMEOUT_MINUTES: int(30, 1, 7 * 24 * 60),
   LOCAL_TTS_CONCURRENCY: int(4, 1, 256),
   USAGE_MONTHLY_MINUTES_CAP: int(0, 0, 100_000_000),
@@ -224,6 +226,8 @@ export interface Config {
   databaseUrl: string | undefined;
   databasePoolMax: number;
   redisUrl: string | undefined;
+  /** Every Redis key and channel starts with it: deployments (or test runs) sharing one Redis stay apart. */
+  redisKeyPrefix: string;
   secretKey: string;
   accessTokenTtlMs: number;
   refreshTokenTtlMs: number;
@@ -280,7 +284,18 @@ export interface Config {
    * media (its place, and its web-call token, last that long; a call still without media is then ended); how long a
    * chat session may stay silent before it is ended.
    */
-  calls: { maxLive: number; maxLivePerTenant: number; connectTimeoutMs: number; chatIdleTimeoutMs: number; leaseMs: number };
+  calls: {
+    maxLive: number;
+    maxLivePerTenant: number;
+    connectTimeoutMs: number;
+    chatIdleTimeoutMs: number;
+    leaseMs: number;
+    /**
+     * How often an instance marks its live calls alive; a call unmarked for 6 beats belongs to a stopped instance
+     * and is ended by the sweep every instance runs every 2 beats.
+     */
+    heartbeatMs: number;
+  };
   /**
    * GET /metrics (Prometheus): the bearer token that may scrape it (unset: the route answers 404), and whether call
    * counters carry a tenant_id label (off: a label per tenant is an unbounded number of series).
@@ -334,6 +349,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
     redisUrl: e.REDIS_URL,
+    redisKeyPrefix: e.REDIS_KEY_PREFIX,
     secretKey: e.SECRET_KEY ?? developmentSecretKey(e.NODE_ENV, dataDir),
     accessTokenTtlMs: e.JWT_ACCESS_TOKEN_EXPIRE_MINUTES * 60_000,
     refreshTokenTtlMs: e.JWT_REFRESH_TOKEN_EXPIRE_DAYS * 86_400_000,
@@ -403,6 +419,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       connectTimeoutMs: e.CALL_CONNECT_TIMEOUT_SECONDS * 1000,
       chatIdleTimeoutMs: e.CHAT_IDLE_TIMEOUT_MINUTES * 60_000,
       leaseMs: e.CALL_LEASE_SECONDS * 1000,
+      heartbeatMs: e.CALL_HEARTBEAT_SECONDS * 1000,
     },
     metrics: { token: e.METRICS_TOKEN, tenantLabels: e.METRICS_TENANT_LABELS ?? false },
     localTtsConcurrency: e.LOCAL_TTS_CONCURRENCY,

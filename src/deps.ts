@@ -37,7 +37,7 @@ import { createRecordingStore } from './storage/create-recording-store.js';
 import type { RecordingStore } from './storage/recording-store.js';
 import { ProviderRegistry } from './voice/registry.js';
 import { TextChannel } from './voice/text-channel.js';
-import { VoiceCalls } from './voice/voice-calls.js';
+import { lostAfterMs, VoiceCalls } from './voice/voice-calls.js';
 import { Admission } from './voice/admission.js';
 import { CallSweeper } from './voice/call-sweeper.js';
 import { CallControl } from './voice/call-control.js';
@@ -110,7 +110,7 @@ export async function buildDeps(
   });
   let cache: Cache;
   if (config.redisUrl) {
-    const redis = new RedisCache(config.redisUrl, opts.cachePrefix);
+    const redis = new RedisCache(config.redisUrl, opts.cachePrefix ?? config.redisKeyPrefix);
     // Start even when Redis is down (readiness reports it); ioredis keeps reconnecting in the background.
     await redis.connect().catch((err) => log.warn({ err }, 'redis not reachable at start-up'));
     cache = redis;
@@ -228,6 +228,7 @@ export async function buildDeps(
     control,
     admission,
     usage,
+    { heartbeatMs: config.calls.heartbeatMs },
   );
   await voice.sweepSpool();
   const livekitAgent = new LiveKitAgent({
@@ -241,7 +242,12 @@ export async function buildDeps(
   });
   const sweeper = new CallSweeper(
     calls,
-    { connectTimeoutMs: config.calls.connectTimeoutMs, chatIdleMs: config.calls.chatIdleTimeoutMs },
+    {
+      connectTimeoutMs: config.calls.connectTimeoutMs,
+      chatIdleMs: config.calls.chatIdleTimeoutMs,
+      lostAfterMs: lostAfterMs(config.calls.heartbeatMs),
+      everyMs: 2 * config.calls.heartbeatMs,
+    },
     log.child({ component: 'call-sweeper' }),
   );
   sweeper.start();

@@ -1,6 +1,7 @@
 // A Postgres server for benchmarks: PGlite (with pgvector) served over the Postgres wire protocol in its own
 // process, as a real database server would run beside the service. Prints its URL on the first line of stdout.
-//   npx tsx bench/pg-server.ts
+//   npx tsx bench/pg-server.ts [--load <data-dir dump>]   (--load: start from a PGlite dumpDataDir tarball, e.g. the
+//                                                        migrated test snapshot, instead of an empty database)
 //
 // Many connections, as a real server takes, so the service's pool works as it does against PostgreSQL: its
 // round trips overlap instead of queueing behind one connection. PGlite itself runs one statement at a time, so
@@ -8,6 +9,7 @@
 // one statement's round trip is), and a connection that leaves a transaction open keeps its turn until it ends
 // it. (pglite-socket's own multiplexer takes turns message by message, which lets one connection's Parse meet
 // another's Bind.)
+import { readFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLITE_EXTENSIONS } from '../src/db/client.js';
@@ -16,7 +18,9 @@ const SSL_REQUEST = 80877103;
 const CANCEL_REQUEST = 80877102;
 const PROTOCOL_3 = 196608;
 
-const pglite = await PGlite.create({ dataDir: 'memory://', extensions: PGLITE_EXTENSIONS });
+const loadAt = process.argv.indexOf('--load');
+const load = loadAt > 0 ? new Blob([readFileSync(process.argv[loadAt + 1]!)]) : undefined;
+const pglite = await PGlite.create({ dataDir: 'memory://', extensions: PGLITE_EXTENSIONS, ...(load && { loadDataDir: load }) });
 
 /** Whose turn it is: the turns are a promise chain; `owner` holds on while its transaction is open. */
 let turns: Promise<void> = Promise.resolve();

@@ -108,6 +108,20 @@ const envSchema = z.object({
   REDIS_KEY_PREFIX: z.preprocess(emptyToUndefined, z.string().max(100).default('va:')),
 
   SECRET_KEY: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
+  SECRET_KEY_PREVIOUS: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .default('')
+      .transform((v) =>
+        v
+          .split(',')
+          .map((k) => k.trim())
+          .filter(Boolean),
+      )
+      .refine((keys) => keys.length <= 5, 'at most 5 previous keys')
+      .refine((keys) => keys.every((k) => k.length >= 32), 'each key must be at least 32 characters'),
+  ),
   JWT_ACCESS_TOKEN_EXPIRE_MINUTES: int(30, 1, 60 * 24),
   JWT_REFRESH_TOKEN_EXPIRE_DAYS: int(30, 1, 365),
   PLATFORM_ADMIN_EMAIL: optionalString.pipe(z.email('must be an email address').optional()),
@@ -228,7 +242,13 @@ export interface Config {
   redisUrl: string | undefined;
   /** Every Redis key and channel starts with it: deployments (or test runs) sharing one Redis stay apart. */
   redisKeyPrefix: string;
+  /** SECRET_KEY: signs tokens and URLs, seals secrets at rest. */
   secretKey: string;
+  /**
+   * The key ring: SECRET_KEY first, then SECRET_KEY_PREVIOUS. Tokens, media tokens and recording URLs signed with
+   * any of them verify, and secrets sealed with any of them open; `npm run secrets:rotate` re-seals under the first.
+   */
+  secretKeys: [string, ...string[]];
   accessTokenTtlMs: number;
   refreshTokenTtlMs: number;
   platformAdmin: { email: string; password: string | undefined } | undefined;
@@ -337,6 +357,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   }
   // memory:// keeps the embedded database in memory (tests, throw-away demos).
   const dataDir = e.DATA_DIR === 'memory://' ? e.DATA_DIR : path.resolve(e.DATA_DIR);
+  const secretKey = e.SECRET_KEY ?? developmentSecretKey(e.NODE_ENV, dataDir);
+  if (e.SECRET_KEY_PREVIOUS.includes(secretKey) || new Set(e.SECRET_KEY_PREVIOUS).size !== e.SECRET_KEY_PREVIOUS.length) {
+    throw new ConfigError(
+      'Invalid configuration:\n  SECRET_KEY_PREVIOUS: lists SECRET_KEY or a key twice (it holds the keys SECRET_KEY replaced, ' +
+        'newest first, comma-separated)',
+    );
+  }
   return {
     env: e.NODE_ENV,
     host: e.HOST,
@@ -350,7 +377,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     databasePoolMax: e.DATABASE_POOL_MAX,
     redisUrl: e.REDIS_URL,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
-    secretKey: e.SECRET_KEY ?? developmentSecretKey(e.NODE_ENV, dataDir),
+    secretKey,
+    secretKeys: [secretKey, ...e.SECRET_KEY_PREVIOUS],
     accessTokenTtlMs: e.JWT_ACCESS_TOKEN_EXPIRE_MINUTES * 60_000,
     refreshTokenTtlMs: e.JWT_REFRESH_TOKEN_EXPIRE_DAYS * 86_400_000,
     platformAdmin: e.PLATFORM_ADMIN_EMAIL

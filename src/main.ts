@@ -16,7 +16,12 @@ try {
   throw err;
 }
 const log = pino({ level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, serializers: LOG_SERIALIZERS });
-const deps = await buildDeps(config, log);
+const deps = await buildDeps(config, log).catch((err: unknown) => {
+  // A configuration only the stored data shows to be wrong (a SECRET_KEY that opens none of the stored secrets).
+  if (!(err instanceof ConfigError)) throw err;
+  console.error(err.message);
+  process.exit(78);
+});
 const app = await buildApp(deps);
 await app.listen({ host: config.host, port: config.port });
 log.info(

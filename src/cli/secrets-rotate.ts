@@ -3,6 +3,7 @@
 // On the embedded database, stop the service first (PGlite is one process's); on PostgreSQL it may run beside it.
 import { ConfigError, loadConfig } from '../config.js';
 import { openDatabase } from '../db/client.js';
+import { DataDirBusyError } from '../db/data-dir-lock.js';
 import { SecretBox } from '../services/secret-box.js';
 import { resealStoredSecrets } from '../services/secret-rotation.js';
 
@@ -18,6 +19,12 @@ const database = await openDatabase({
   url: config.databaseUrl,
   dataDir: config.dataDir === 'memory://' ? 'memory://' : `${config.dataDir}/pglite`,
   poolMax: 2,
+  holder: 'secrets:rotate',
+}).catch((err: unknown) => {
+  // The embedded database is open in the service: stop it first.
+  if (!(err instanceof DataDirBusyError)) throw err;
+  console.error(`secrets:rotate refused: ${err.message}`);
+  process.exit(75);
 });
 try {
   const report = await resealStoredSecrets(database.db, new SecretBox(config.secretKeys), {

@@ -13,6 +13,7 @@ import { migrate as migrateNodePg } from 'drizzle-orm/node-postgres/migrator';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
+import { lockDataDir } from './data-dir-lock.js';
 import * as schema from './schema.js';
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -60,10 +61,12 @@ export interface OpenDatabaseOptions {
    * migration (seconds per test app). The migrations still run, and find nothing left to apply.
    */
   snapshot?: Blob;
+  /** Who opens an embedded folder, named in the refusal another process gets meanwhile (db/data-dir-lock.ts). */
+  holder?: string;
 }
 
 export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database> {
-  return opts.url ? openPostgres(opts.url, opts.poolMax) : openPglite(opts.dataDir, opts.snapshot);
+  return opts.url ? openPostgres(opts.url, opts.poolMax) : openPglite(opts.dataDir, opts.snapshot, opts.holder ?? 'the service');
 }
 
 const BYTEA = 17;
@@ -101,8 +104,19 @@ export async function migratedPgliteSnapshot(): Promise<Blob> {
   }
 }
 
-async function openPglite(dataDir: string, snapshot?: Blob): Promise<Database> {
-  const { client, db } = await startPglite(dataDir, snapshot);
+async function openPglite(dataDir: string, snapshot: Blob | undefined, holder: string): Promise<Database> {
+  // A folder is one process's at a time: a backup, restore or second service meanwhile is refused.
+  const release = dataDir.startsWith('memory://')
+    ? () => {}
+    : (mkdirSync(path.dirname(dataDir), { recursive: true }), lockDataDir(dataDir, holder));
+  let started;
+  try {
+    started = await startPglite(dataDir, snapshot);
+  } catch (err) {
+    release();
+    throw err;
+  }
+  const { client, db } = started;
   await client.exec(SESSION_SETTINGS);
   return {
     db: db as unknown as Db,
@@ -110,7 +124,10 @@ async function openPglite(dataDir: string, snapshot?: Blob): Promise<Database> {
     ping: async () => {
       await client.query('select 1');
     },
-    close: () => client.close(),
+    close: async () => {
+      await client.close();
+      release();
+    },
   };
 }
 

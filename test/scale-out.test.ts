@@ -31,6 +31,8 @@ const GREETING = 'Hello, Sunrise clinic.';
 const QUESTION = 'When does the clinic open on Saturday?';
 const REPLY = 'The clinic opens at nine on Saturdays.';
 const CALLS = 30;
+/** Calls at once. */
+const WAVE = 10;
 /** Failed logins of one account allowed in 15 minutes (RATE_LIMIT_LOGIN_PER_EMAIL_PER_15_MINUTES). */
 const LOGIN_FAILURES_ALLOWED = 4;
 
@@ -173,6 +175,25 @@ class RoundRobinProxy {
   }
 }
 
+// ---- Twilio's REST API, as far as a hang-up needs it: the service ends the call at Twilio too ----
+
+const twilioHangups: string[] = [];
+let twilioRest: Server;
+async function startTwilioRest(): Promise<string> {
+  twilioRest = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += String(d)));
+    req.on('end', () => {
+      const m = /^\/2010-04-01\/Accounts\/(AC[0-9a-f]{32})\/Calls\/(CA[0-9a-f]{32})\.json$/.exec(req.url ?? '');
+      if (req.method !== 'POST' || !m || new URLSearchParams(body).get('Status') !== 'completed') return void res.writeHead(404).end('{}');
+      twilioHangups.push(m[2]!);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ sid: m[2], account_sid: m[1], status: 'completed' }));
+    });
+  });
+  await new Promise<void>((r) => twilioRest.listen(0, '127.0.0.1', r));
+  return `http://127.0.0.1:${(twilioRest.address() as { port: number }).port}`;
+}
+
 // ---- the instances ----
 
 interface Instance {
@@ -195,7 +216,7 @@ const instances: Instance[] = [];
 let sampler: NodeJS.Timeout | undefined;
 let speech: Int16Array;
 
-function instanceEnv(port: number, databaseUrl: string, secretKey: string, redisPrefix: string): NodeJS.ProcessEnv {
+function instanceEnv(port: number, databaseUrl: string, secretKey: string, redisPrefix: string, twilioApi: string): NodeJS.ProcessEnv {
   // Only what is set here configures an instance: none of the service's variables leak in from this shell.
   const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !ENV_VARIABLES.includes(k)));
   return Object.assign(env, {
@@ -206,7 +227,7 @@ function instanceEnv(port: number, databaseUrl: string, secretKey: string, redis
     PUBLIC_BASE_URL: proxy.url,
     // One data folder for all three: the local recording store is a shared volume, as S3 would be.
     DATA_DIR: path.join(dir, 'data'),
-    LOG_LEVEL: 'info',
+    LOG_LEVEL: process.env.SCALE_OUT_LOG_LEVEL ?? 'info',
     SECRET_KEY: secretKey,
     DATABASE_URL: databaseUrl,
     DATABASE_POOL_MAX: '4',
@@ -214,6 +235,7 @@ function instanceEnv(port: number, databaseUrl: string, secretKey: string, redis
     REDIS_KEY_PREFIX: redisPrefix,
     TWILIO_ACCOUNT_SID: ACCOUNT.accountSid,
     TWILIO_AUTH_TOKEN: ACCOUNT.authToken,
+    TWILIO_API_BASE_URL: twilioApi,
     PHONE_NUMBERS_SKIP_VERIFICATION: 'true',
     RATE_LIMIT_PER_IP_PER_MINUTE: '1000000',
     RATE_LIMIT_PER_TENANT_PER_MINUTE: '1000000',
@@ -297,6 +319,22 @@ async function endedEvent(token: string, id: string): Promise<Json> {
   return (evs.items ?? evs).find((e: Json) => e.type === 'call.ended');
 }
 
+/** The instances' log lines about a document's ingestion finishing: `[instance index, the line]`. */
+function readyLines(documentId: string): [number, Json][] {
+  return instances.flatMap((s) =>
+    readFileSync(s.logFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(documentId) && l.includes('"document ready"'))
+      .map((l) => [s.index, JSON.parse(l)] as [number, Json]),
+  );
+}
+
+/** Prints how long the steps of a test took (the figures for the closing note). */
+function stopwatch(test: string): (step: string) => void {
+  const start = performance.now();
+  return (step) => console.log(`[scale-out] ${test}: ${step} at ${Math.round(performance.now() - start)} ms`);
+}
+
 describe('three instances of the build behind a load balancer', () => {
   let token: string;
 
@@ -329,10 +367,13 @@ describe('three instances of the build behind a load balancer', () => {
     await proxy.start(await freePort());
     const secretKey = randomBytes(32).toString('base64url');
     const redisPrefix = `scale-out:${randomUUID()}:`;
+    const twilioApi = await startTwilioRest();
     const ports = [await freePort(), await freePort(), await freePort()];
     proxy.backends.push(...ports);
     instances.push(
-      ...(await Promise.all(ports.map((port, i) => startInstance(i, port, instanceEnv(port, database.line, secretKey, redisPrefix))))),
+      ...(await Promise.all(
+        ports.map((port, i) => startInstance(i, port, instanceEnv(port, database.line, secretKey, redisPrefix, twilioApi))),
+      )),
     );
     sampler = setInterval(() => {
       for (const s of instances) s.cpuMs = cpuMs(s.pid) ?? s.cpuMs;
@@ -359,10 +400,13 @@ describe('three instances of the build behind a load balancer', () => {
     }
     await Promise.allSettled(instances.filter((s) => s.fate === 'running').map((s) => stop(s.child, 'SIGTERM', 15_000)));
     await proxy?.close();
+    await new Promise((r) => (twilioRest ? twilioRest.close(r) : r(undefined)));
     await db?.end().catch(() => {});
     for (const c of [...children]) await stop(c, null, 5_000);
     killAll();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    // SCALE_OUT_KEEP=1 keeps the instances' logs (the folder is printed).
+    if (process.env.SCALE_OUT_KEEP === '1') console.log(`[scale-out] logs kept in ${dir}`);
+    else if (dir) rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
   it('sign-up and logins spread over the instances; a token from one is good on all', async () => {
@@ -429,6 +473,7 @@ describe('three instances of the build behind a load balancer', () => {
       [doc.json.id],
     );
     expect(events.rows[0].n).toBeLessThanOrEqual(1);
+    expect(readyLines(doc.json.id)).toHaveLength(1);
 
     // The tenant's phone agent, for the calls: the cloud engines (their fakes), the energy VAD, a number.
     const put = await lb('PUT', '/api/v1/settings/tenant', token, {
@@ -439,32 +484,57 @@ describe('three instances of the build behind a load balancer', () => {
         tts: { provider: 'elevenlabs', voice: fakes.elevenlabs.voiceId, model: 'eleven_flash_v2_5' },
       },
       provider_keys: { deepgram: fakes.deepgram.apiKey, openai: fakes.openai.apiKey, elevenlabs: fakes.elevenlabs.apiKey },
-      call: { vad: 'energy', endpointing_ms: 300 },
+      // No silence prompt within the test: a call waiting on a busy machine must not end by itself.
+      call: { vad: 'energy', endpointing_ms: 300, silence_prompt_s: 600 },
     });
     expect(put.status, JSON.stringify(put.json)).toBe(200);
     expect((await lb('POST', '/api/v1/phone-numbers', token, { number: NUMBER })).status).toBe(201);
   });
 
   it(`${CALLS} phone calls spread over the instances all complete`, async () => {
+    const mark = stopwatch(`${CALLS} calls`);
+    // In waves of WAVE at once: the 2 shared cores also run the callers, the fakes and the database.
     const placed: { sim: SimulatedCall; backend: number }[] = [];
-    for (let i = 0; i < CALLS; i++) {
-      placed.push(await placeCall());
-      await sleep(50);
+    const outcomes: PromiseSettledResult<void>[] = [];
+    for (let wave = 0; wave < CALLS / WAVE; wave++) {
+      const calls: { sim: SimulatedCall; backend: number }[] = [];
+      for (let i = 0; i < WAVE; i++) {
+        calls.push(await placeCall());
+        await sleep(50);
+      }
+      placed.push(...calls);
+      outcomes.push(
+        ...(await Promise.allSettled(
+          calls.map(async ({ sim }) => {
+            await sim.agentDone({ quietMs: 600, timeoutMs: 20_000 });
+            const turn = await sim.say(speech);
+            await sim.answer(turn, 20_000);
+            await sim.agentDone({ sinceMs: turn.saidEndMs, quietMs: 600, timeoutMs: 20_000 });
+            await sim.hangup();
+          }),
+        )),
+      );
+      mark(`wave ${wave + 1} of ${CALLS / WAVE} done`);
     }
-    const outcomes = await Promise.all(
-      placed.map(async ({ sim }) => {
-        await sim.agentDone({ quietMs: 600, timeoutMs: 30_000 });
-        const turn = await sim.say(speech);
-        await sim.answer(turn, 30_000);
-        await sim.agentDone({ sinceMs: turn.saidEndMs, quietMs: 600, timeoutMs: 30_000 });
-        await sim.hangup();
-        return sim.callId!;
-      }),
-    );
+    mark('all hung up');
+    // A failed call says why: where its media was, and what the service recorded of it.
+    const failures: string[] = [];
+    for (const [i, o] of outcomes.entries()) {
+      if (o.status === 'fulfilled') continue;
+      const { sim, backend } = placed[i]!;
+      await sim.hangup().catch(() => {});
+      const turns = (await lb('GET', `/api/v1/calls/${sim.callId}/transcript`, token)).json;
+      const events = (await lb('GET', `/api/v1/calls/${sim.callId}/events`, token)).json;
+      failures.push(
+        `call ${sim.callId} on instance ${backend}: ${(o.reason as Error).message}; heard ${sim.leg.heard.length} frames; ` +
+          `turns ${JSON.stringify(turns)}; events ${JSON.stringify(events?.items?.map((e: Json) => e.type))}`,
+      );
+    }
+    expect(failures).toEqual([]);
     const perInstance = [0, 1, 2].map((b) => placed.filter((p) => p.backend === b).length);
     expect(Math.min(...perInstance)).toBeGreaterThanOrEqual(5);
-    for (const id of outcomes) expect(await callEnded(token, id)).toMatchObject({ status: 'completed' });
-  }, 120_000);
+    for (const { sim } of placed) expect(await callEnded(token, sim.callId!)).toMatchObject({ status: 'completed' });
+  }, 240_000);
 
   it('a hang-up sent to an instance that does not hold the media ends the call', async () => {
     const { sim, backend } = await placeCall();
@@ -473,9 +543,11 @@ describe('three instances of the build behind a load balancer', () => {
     expect((await api(other.url, 'POST', `/api/v1/calls/${sim.callId}/hangup`, token)).status).toBe(202);
     await Promise.race([sim.leg.closed, sleep(10_000).then(() => Promise.reject(new Error('the media stream was not closed')))]);
     expect(await callEnded(token, sim.callId!)).toMatchObject({ status: 'completed' });
+    expect(twilioHangups).toContain(sim.callSid);
   });
 
   it('SIGTERM ends an instance’s calls as hung up; SIGKILL leaves its calls to the sweeper and its ingestion to the lease', async () => {
+    const mark = stopwatch('kill');
     const placed: { sim: SimulatedCall; backend: number }[] = [];
     for (let i = 0; i < 6; i++) placed.push(await placeCall());
     await Promise.all(placed.map(({ sim }) => sim.agentDone({ quietMs: 600, timeoutMs: 30_000 })));
@@ -483,7 +555,7 @@ describe('three instances of the build behind a load balancer', () => {
     // A document large enough to be in flight when its instance dies.
     const words = ['clinic', 'parking', 'saturday', 'opening', 'garage', 'doctor', 'appointment', 'weekday', 'street', 'nurse'];
     const paragraphs: string[] = [];
-    for (let i = 0; paragraphs.join('\n\n').length < 600_000; i++) {
+    for (let i = 0; paragraphs.join('\n\n').length < 250_000; i++) {
       paragraphs.push(`## Section ${i}\n\n` + Array.from({ length: 80 }, (_, j) => words[(i * 7 + j * 3) % words.length]).join(' ') + '.');
     }
     const doc = await lb('POST', '/api/v1/documents', token, { title: 'Handbook', content: paragraphs.join('\n\n') });
@@ -499,6 +571,7 @@ describe('three instances of the build behind a load balancer', () => {
       },
       30_000,
     );
+    mark('document in flight');
     const killed = holder;
     const termed = instances.find((s) => s !== killed && placed.some((p) => p.backend === s.index))!;
     const survivor = instances.find((s) => s !== killed && s !== termed)!;
@@ -518,6 +591,7 @@ describe('three instances of the build behind a load balancer', () => {
     const termExit = new Promise<number | null>((r) => termed.child.once('exit', (code) => r(code)));
     termed.child.kill('SIGTERM');
     expect(await termExit).toBe(0);
+    mark('SIGTERMed instance exited');
 
     // The stopped instance's calls ended as hung up, their records and recordings written.
     for (const { sim } of onTermed) {
@@ -527,6 +601,7 @@ describe('three instances of the build behind a load balancer', () => {
       const rec = await lb('GET', `/api/v1/calls/${sim.callId}/recording`, token);
       expect(rec.status, JSON.stringify(rec.json)).toBe(200);
     }
+    mark('its calls checked');
     // The killed instance's calls: ended by a survivor's sweeper once their heartbeat is 6 beats old.
     for (const { sim } of onKilled) {
       await sim.leg.closed;
@@ -534,6 +609,7 @@ describe('three instances of the build behind a load balancer', () => {
       expect(c.status).toBe('failed');
       expect((await endedEvent(token, sim.callId!))?.data).toMatchObject({ reason: 'instance_lost' });
     }
+    mark('the killed instance’s calls ended by the sweeper');
     // Its document: taken over after the lease by the survivor, finished once.
     const done = await waitFor(
       'the document taken over and ready',
@@ -545,6 +621,12 @@ describe('three instances of the build behind a load balancer', () => {
       },
       45_000,
     );
+    mark(`document taken over and ready (${done.chunks_total} chunks)`);
+    // Finished once, by the survivor, on the claim after the killed one's.
+    const finished = readyLines(doc.json.id);
+    expect(finished).toHaveLength(1);
+    expect(finished[0]![0]).toBe(survivor.index);
+    expect(finished[0]![1].attempt).toBe(2);
     expect(done.chunks_done).toBe(done.chunks_total);
     const dupes = await db.query(
       'select count(*)::int as n from (select chunk_index from document_chunks where document_id = $1 group by chunk_index, version having count(*) > 1) d',
@@ -554,7 +636,7 @@ describe('three instances of the build behind a load balancer', () => {
     // The other calls go on: the survivor still answers.
     expect((await api(survivor.url, 'GET', '/health/ready')).status).toBe(200);
     for (const { sim } of placed.filter((p) => p.backend === survivor.index)) await sim.hangup();
-  }, 120_000);
+  }, 180_000);
 });
 
 /** Asks a child to end (stdin closes, then `signal`), and kills it if it has not within `graceMs`. */

@@ -112,8 +112,23 @@ const envSchema = z.object({
   EMBEDDED_DB_THREAD: optionalBool,
   MIGRATE_ON_START: optionalBool,
   REDIS_URL: url(['redis:', 'rediss:']),
+  REDIS_KEY_PREFIX: z.preprocess(emptyToUndefined, z.string().max(100).default('va:')),
 
   SECRET_KEY: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
+  SECRET_KEY_PREVIOUS: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .default('')
+      .transform((v) =>
+        v
+          .split(',')
+          .map((k) => k.trim())
+          .filter(Boolean),
+      )
+      .refine((keys) => keys.length <= 5, 'at most 5 previous keys')
+      .refine((keys) => keys.every((k) => k.length >= 32), 'each key must be at least 32 characters'),
+  ),
   JWT_ACCESS_TOKEN_EXPIRE_MINUTES: int(30, 1, 60 * 24),
   JWT_REFRESH_TOKEN_EXPIRE_DAYS: int(30, 1, 365),
   PLATFORM_ADMIN_EMAIL: optionalString.pipe(z.email('must be an email address').optional()),
@@ -159,6 +174,7 @@ const envSchema = z.object({
   MAX_LIVE_CALLS_PER_TENANT: int(20, 1, 100_000),
   CALL_CONNECT_TIMEOUT_SECONDS: int(120, 1, 3600),
   CALL_LEASE_SECONDS: int(30, 3, 3600),
+  CALL_HEARTBEAT_SECONDS: int(15, 1, 600),
   CHAT_IDLE_TIMEOUT_MINUTES: int(30, 1, 7 * 24 * 60),
   LOCAL_TTS_CONCURRENCY: int(4, 1, 256),
   USAGE_MONTHLY_MINUTES_CAP: int(0, 0, 100_000_000),
@@ -240,7 +256,15 @@ export interface Config {
   /** Apply pending migrations at start-up (default); false: only check none is pending (`npm run migrate` applies them). */
   migrateOnStart: boolean;
   redisUrl: string | undefined;
+  /** Every Redis key and channel starts with it: deployments (or test runs) sharing one Redis stay apart. */
+  redisKeyPrefix: string;
+  /** SECRET_KEY: signs tokens and URLs, seals secrets at rest. */
   secretKey: string;
+  /**
+   * The key ring: SECRET_KEY first, then SECRET_KEY_PREVIOUS. Tokens, media tokens and recording URLs signed with
+   * any of them verify, and secrets sealed with any of them open; `npm run secrets:rotate` re-seals under the first.
+   */
+  secretKeys: [string, ...string[]];
   accessTokenTtlMs: number;
   refreshTokenTtlMs: number;
   platformAdmin: { email: string; password: string | undefined } | undefined;
@@ -296,7 +320,18 @@ export interface Config {
    * media (its place, and its web-call token, last that long; a call still without media is then ended); how long a
    * chat session may stay silent before it is ended.
    */
-  calls: { maxLive: number; maxLivePerTenant: number; connectTimeoutMs: number; chatIdleTimeoutMs: number; leaseMs: number };
+  calls: {
+    maxLive: number;
+    maxLivePerTenant: number;
+    connectTimeoutMs: number;
+    chatIdleTimeoutMs: number;
+    leaseMs: number;
+    /**
+     * How often an instance marks its live calls alive; a call unmarked for 6 beats belongs to a stopped instance
+     * and is ended by the sweep every instance runs every 2 beats.
+     */
+    heartbeatMs: number;
+  };
   /**
    * GET /metrics (Prometheus): the bearer token that may scrape it (unset: the route answers 404), and whether call
    * counters carry a tenant_id label (off: a label per tenant is an unbounded number of series).
@@ -338,6 +373,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   }
   // memory:// keeps the embedded database in memory (tests, throw-away demos).
   const dataDir = e.DATA_DIR === 'memory://' ? e.DATA_DIR : path.resolve(e.DATA_DIR);
+  const secretKey = e.SECRET_KEY ?? developmentSecretKey(e.NODE_ENV, dataDir);
+  if (e.SECRET_KEY_PREVIOUS.includes(secretKey) || new Set(e.SECRET_KEY_PREVIOUS).size !== e.SECRET_KEY_PREVIOUS.length) {
+    throw new ConfigError(
+      'Invalid configuration:\n  SECRET_KEY_PREVIOUS: lists SECRET_KEY or a key twice (it holds the keys SECRET_KEY replaced, ' +
+        'newest first, comma-separated)',
+    );
+  }
   return {
     env: e.NODE_ENV,
     host: e.HOST,
@@ -353,7 +395,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     embeddedDbThread: e.EMBEDDED_DB_THREAD ?? false,
     migrateOnStart: e.MIGRATE_ON_START ?? true,
     redisUrl: e.REDIS_URL,
-    secretKey: e.SECRET_KEY ?? developmentSecretKey(e.NODE_ENV, dataDir),
+    redisKeyPrefix: e.REDIS_KEY_PREFIX,
+    secretKey,
+    secretKeys: [secretKey, ...e.SECRET_KEY_PREVIOUS],
     accessTokenTtlMs: e.JWT_ACCESS_TOKEN_EXPIRE_MINUTES * 60_000,
     refreshTokenTtlMs: e.JWT_REFRESH_TOKEN_EXPIRE_DAYS * 86_400_000,
     platformAdmin: e.PLATFORM_ADMIN_EMAIL
@@ -422,6 +466,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       connectTimeoutMs: e.CALL_CONNECT_TIMEOUT_SECONDS * 1000,
       chatIdleTimeoutMs: e.CHAT_IDLE_TIMEOUT_MINUTES * 60_000,
       leaseMs: e.CALL_LEASE_SECONDS * 1000,
+      heartbeatMs: e.CALL_HEARTBEAT_SECONDS * 1000,
     },
     metrics: { token: e.METRICS_TOKEN, tenantLabels: e.METRICS_TENANT_LABELS ?? false },
     localTtsConcurrency: e.LOCAL_TTS_CONCURRENCY,

@@ -3,7 +3,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Cache } from './cache/cache.js';
 import { MemoryCache } from './cache/memory-cache.js';
 import { RedisCache } from './cache/redis-cache.js';
-import type { Config } from './config.js';
+import { type Config, ConfigError } from './config.js';
 import { type Database, openDatabase } from './db/client.js';
 import { allObservers, CallLogLines } from './lib/call-log-lines.js';
 import { OperatorMetrics } from './lib/operator-metrics.js';
@@ -25,6 +25,7 @@ import { DocumentService } from './services/documents.js';
 import { PhoneNumberService } from './services/phone-numbers.js';
 import { TwilioRest } from './telephony/twilio-rest.js';
 import { SecretBox } from './services/secret-box.js';
+import { checkKeyRing } from './services/secret-rotation.js';
 import { SettingsService } from './services/settings.js';
 import { SigningSecretService } from './services/signing-secrets.js';
 import { TenantAdminService } from './services/tenants.js';
@@ -40,7 +41,7 @@ import { createRecordingStore } from './storage/create-recording-store.js';
 import type { RecordingStore } from './storage/recording-store.js';
 import { ProviderRegistry } from './voice/registry.js';
 import { TextChannel } from './voice/text-channel.js';
-import { VoiceCalls } from './voice/voice-calls.js';
+import { lostAfterMs, VoiceCalls } from './voice/voice-calls.js';
 import { Admission } from './voice/admission.js';
 import { CallSweeper } from './voice/call-sweeper.js';
 import { CallControl } from './voice/call-control.js';
@@ -119,7 +120,7 @@ export async function buildDeps(
   });
   let cache: Cache;
   if (config.redisUrl) {
-    const redis = new RedisCache(config.redisUrl, opts.cachePrefix);
+    const redis = new RedisCache(config.redisUrl, opts.cachePrefix ?? config.redisKeyPrefix);
     // Start even when Redis is down (readiness reports it); ioredis keeps reconnecting in the background.
     await redis.connect().catch((err) => log.warn({ err }, 'redis not reachable at start-up'));
     cache = redis;
@@ -127,10 +128,17 @@ export async function buildDeps(
     cache = new MemoryCache();
   }
   const db = database.db;
-  const tokens = new TokenService(db, config.secretKey, config.accessTokenTtlMs, config.refreshTokenTtlMs);
+  const tokens = new TokenService(db, config.secretKeys, config.accessTokenTtlMs, config.refreshTokenTtlMs);
   const accounts = new AccountService(db, tokens);
   const apiKeys = new ApiKeyService(db);
-  const box = new SecretBox(config.secretKey);
+  const box = new SecretBox(config.secretKeys);
+  // A SECRET_KEY changed without its predecessor in SECRET_KEY_PREVIOUS: refuse to start rather than run with every
+  // stored provider key and signing secret unreadable.
+  const ringProblem = await checkKeyRing(db, box);
+  if (ringProblem) {
+    await database.close();
+    throw new ConfigError(`Invalid configuration:\n  SECRET_KEY: ${ringProblem}`);
+  }
   const settings = new SettingsService(db, box);
   const signingSecrets = new SigningSecretService(db, box);
   const embedders = new EmbedderRegistry(settings, config.credentials);
@@ -167,7 +175,7 @@ export async function buildDeps(
   const retriever = new Retriever(db, embedders);
   const metrics = new OperatorMetrics({ tenantLabels: config.metrics.tenantLabels });
   const calls = new CallService(db, allObservers(metrics, new CallLogLines(log.child({ component: 'calls' }))));
-  const recordings = createRecordingStore(config, config.secretKey);
+  const recordings = createRecordingStore(config, config.secretKeys);
   // One guard for every request to a URL a tenant chose: tool URLs, OpenAI-compatible base URLs, webhooks.
   const outbound = new OutboundGuard(config.outbound);
   // Queued deliveries (a ping, a replay) wake the worker instead of waiting for its next poll.
@@ -237,6 +245,7 @@ export async function buildDeps(
     control,
     admission,
     usage,
+    { heartbeatMs: config.calls.heartbeatMs },
   );
   await voice.sweepSpool();
   const livekitAgent = new LiveKitAgent({
@@ -253,7 +262,12 @@ export async function buildDeps(
   retention.start();
   const sweeper = new CallSweeper(
     calls,
-    { connectTimeoutMs: config.calls.connectTimeoutMs, chatIdleMs: config.calls.chatIdleTimeoutMs },
+    {
+      connectTimeoutMs: config.calls.connectTimeoutMs,
+      chatIdleMs: config.calls.chatIdleTimeoutMs,
+      lostAfterMs: lostAfterMs(config.calls.heartbeatMs),
+      everyMs: 2 * config.calls.heartbeatMs,
+    },
     log.child({ component: 'call-sweeper' }),
   );
   sweeper.start();
@@ -292,7 +306,7 @@ export async function buildDeps(
       settings,
       voice,
       control,
-      new CallTokenService(config.secretKey, cache, config.calls.connectTimeoutMs),
+      new CallTokenService(config.secretKeys, cache, config.calls.connectTimeoutMs),
       log.child({ component: 'telephony' }),
       admission,
       usage,

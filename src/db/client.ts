@@ -16,6 +16,7 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
 import { socketErrorCode, StartupError } from '../lib/startup-error.js';
 import { PGLITE_EXTENSIONS } from './pglite-extensions.js';
+import { lockDataDir } from './data-dir-lock.js';
 import * as schema from './schema.js';
 
 export { PGLITE_EXTENSIONS };
@@ -72,6 +73,8 @@ export interface OpenDatabaseOptions {
    * run beside the event loop instead of on it.
    */
   thread?: boolean;
+  /** Who opens an embedded folder, named in the refusal another process gets meanwhile (db/data-dir-lock.ts). */
+  holder?: string;
 }
 
 export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database> {
@@ -79,8 +82,8 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
   const database = opts.url
     ? await openPostgres({ connectionString: opts.url }, opts.poolMax, migrate, 'postgres')
     : opts.thread
-      ? await openPgliteThread(opts.dataDir, opts.poolMax, migrate, opts.snapshot)
-      : await openPglite(opts.dataDir, migrate, opts.snapshot);
+      ? await openPgliteThread(opts.dataDir, opts.poolMax, migrate, opts.snapshot, opts.holder ?? 'the service')
+      : await openPglite(opts.dataDir, migrate, opts.snapshot, opts.holder ?? 'the service');
   if (!migrate) {
     const pending = await pendingMigrations(database.db).catch(async (err) => {
       await database.close();
@@ -159,8 +162,23 @@ export async function migratedPgliteSnapshot(): Promise<Blob> {
   }
 }
 
-async function openPglite(dataDir: string, migrate: boolean, snapshot?: Blob): Promise<Database> {
-  const { client, db } = await startPglite(dataDir, snapshot, migrate);
+/** A folder is one process's at a time: a backup, restore or second service meanwhile is refused. */
+function lockFolder(dataDir: string, holder: string): () => void {
+  if (dataDir.startsWith('memory://')) return () => {};
+  mkdirSync(path.dirname(dataDir), { recursive: true });
+  return lockDataDir(dataDir, holder);
+}
+
+async function openPglite(dataDir: string, migrate: boolean, snapshot: Blob | undefined, holder: string): Promise<Database> {
+  const release = lockFolder(dataDir, holder);
+  let started;
+  try {
+    started = await startPglite(dataDir, snapshot, migrate);
+  } catch (err) {
+    release();
+    throw err;
+  }
+  const { client, db } = started;
   await client.exec(SESSION_SETTINGS);
   return {
     db: db as unknown as Db,
@@ -168,7 +186,10 @@ async function openPglite(dataDir: string, migrate: boolean, snapshot?: Blob): P
     ping: async () => {
       await client.query('select 1');
     },
-    close: () => client.close(),
+    close: async () => {
+      await client.close();
+      release();
+    },
   };
 }
 
@@ -177,7 +198,29 @@ async function openPglite(dataDir: string, migrate: boolean, snapshot?: Blob): P
  * socket sits in the data folder (only its owner may open it: the server has no password), or in a private
  * temporary folder when that path is too long for a socket (about 100 bytes) or the database is in memory.
  */
-async function openPgliteThread(dataDir: string, poolMax: number, migrate: boolean, snapshot?: Blob): Promise<Database> {
+async function openPgliteThread(
+  dataDir: string,
+  poolMax: number,
+  migrate: boolean,
+  snapshot: Blob | undefined,
+  holder: string,
+): Promise<Database> {
+  const release = lockFolder(dataDir, holder);
+  try {
+    return await startPgliteThread(dataDir, poolMax, migrate, snapshot, release);
+  } catch (err) {
+    release();
+    throw err;
+  }
+}
+
+async function startPgliteThread(
+  dataDir: string,
+  poolMax: number,
+  migrate: boolean,
+  snapshot: Blob | undefined,
+  release: () => void,
+): Promise<Database> {
   const inMemory = dataDir.startsWith('memory://');
   if (!inMemory) mkdirSync(dataDir, { recursive: true });
   const socketDir = !inMemory && path.resolve(dataDir).length < 80 ? path.resolve(dataDir) : mkdtempSync(path.join(os.tmpdir(), 'pglite-'));
@@ -203,24 +246,31 @@ async function openPgliteThread(dataDir: string, poolMax: number, migrate: boole
         throw new Error(`the embedded database thread stopped (exit code ${code})`);
       });
   });
+  const stopThread = async () => {
+    closing = true;
+    const closed = new Promise<void>((resolve) => {
+      worker.on('message', (m: { closed?: true }) => m.closed && resolve());
+      worker.once('exit', () => resolve());
+    });
+    worker.postMessage('close');
+    await closed;
+    await worker.terminate();
+  };
   const database = await openPostgres(
     { host: socketDir, port: 5432, user: 'postgres', database: 'postgres' },
     poolMax,
     migrate,
     'embedded',
-  );
+  ).catch(async (err: unknown) => {
+    await stopThread();
+    throw err;
+  });
   return {
     ...database,
     close: async () => {
       await database.close();
-      closing = true;
-      const closed = new Promise<void>((resolve) => {
-        worker.on('message', (m: { closed?: true }) => m.closed && resolve());
-        worker.once('exit', () => resolve());
-      });
-      worker.postMessage('close');
-      await closed;
-      await worker.terminate();
+      await stopThread();
+      release();
     },
   };
 }

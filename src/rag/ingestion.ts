@@ -5,6 +5,7 @@
 // Chunks are written under the document's new version and only become searchable in the final swap.
 // The swap (or the final failure) publishes `document.ready` (`document.failed`) in its own transaction.
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { and, eq, ne, sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
 import { type Db, rowsOf } from '../db/client.js';
@@ -61,7 +62,8 @@ const BACKOFF_BASE_MS = 2_000;
 const BACKOFF_MAX_MS = 5 * 60_000;
 
 export class IngestionWorker {
-  readonly workerId = `worker-${randomUUID()}`;
+  /** Names the host and process too, so an operator (or the scale-out test) sees which instance holds a document. */
+  readonly workerId = `worker-${hostname()}-${process.pid}-${randomUUID()}`;
   private readonly abort = new AbortController();
   private readonly loops: WorkerLoops;
 

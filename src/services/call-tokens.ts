@@ -3,9 +3,10 @@
 // POST /api/v1/calls/web. A token names one call of one tenant and one channel, expires in minutes, and opens one
 // media socket: the first to claim it (through the cache, so on any instance: Redis when REDIS_URL is set) wins.
 import { randomUUID } from 'node:crypto';
-import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import { errors as joseErrors, SignJWT } from 'jose';
 import type { Cache } from '../cache/cache.js';
-import { deriveKey } from '../lib/derive-key.js';
+import { deriveKeys, type SecretKeys } from '../lib/derive-key.js';
+import { verifyWithRing } from '../lib/jwt-ring.js';
 
 const ISSUER = 'voice-agent';
 const AUDIENCE = 'voice-agent-media';
@@ -24,15 +25,15 @@ export interface VerifiedMediaToken extends MediaGrant {
 }
 
 export class CallTokenService {
-  private readonly key: Uint8Array;
+  private readonly keys: [Uint8Array, ...Uint8Array[]];
 
   constructor(
-    secretKey: string,
+    secretKeys: SecretKeys,
     private readonly cache: Cache,
     /** Long enough for Twilio to answer and connect, short enough that a leaked TwiML is soon worthless. */
     readonly ttlMs = 5 * 60_000,
   ) {
-    this.key = deriveKey(secretKey, 'media-token-hs256');
+    this.keys = deriveKeys(secretKeys, 'media-token-hs256');
   }
 
   async sign(grant: MediaGrant): Promise<{ token: string; expiresAt: Date }> {
@@ -45,14 +46,14 @@ export class CallTokenService {
       .setAudience(AUDIENCE)
       .setIssuedAt()
       .setExpirationTime(expiresAt)
-      .sign(this.key);
+      .sign(this.keys[0]);
     return { token, expiresAt };
   }
 
   /** The grant, or null when the token is invalid, expired, or for another channel. Does not use the token up. */
   async verify(token: string, channel: MediaChannel): Promise<VerifiedMediaToken | null> {
     try {
-      const { payload } = await jwtVerify(token, this.key, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'] });
+      const { payload } = await verifyWithRing(token, this.keys, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'] });
       if (payload.ch !== channel || typeof payload.sub !== 'string' || typeof payload.tid !== 'string' || typeof payload.exp !== 'number')
         return null;
       // The id is in the signed payload (a token string has several valid spellings); one signed before ids were

@@ -1,11 +1,12 @@
 // Access tokens (HS256 JWTs, jose) and rotating refresh tokens with reuse detection.
 import { randomUUID } from 'node:crypto';
 import { and, eq, isNull } from 'drizzle-orm';
-import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import { errors as joseErrors, SignJWT } from 'jose';
 import type { Db } from '../db/client.js';
 import { refreshTokens } from '../db/schema.js';
 import { AppError } from '../lib/errors.js';
-import { deriveKey } from '../lib/derive-key.js';
+import { deriveKeys, type SecretKeys } from '../lib/derive-key.js';
+import { verifyWithRing } from '../lib/jwt-ring.js';
 import { randomToken, sha256 } from './secret-box.js';
 
 const ISSUER = 'voice-agent';
@@ -22,14 +23,14 @@ export interface TokenPair {
 }
 
 export class TokenService {
-  private readonly key: Uint8Array;
+  private readonly keys: [Uint8Array, ...Uint8Array[]];
   constructor(
     private readonly db: Db,
-    secretKey: string,
+    secretKeys: SecretKeys,
     private readonly accessTtlMs: number,
     private readonly refreshTtlMs: number,
   ) {
-    this.key = deriveKey(secretKey, 'jwt-hs256');
+    this.keys = deriveKeys(secretKeys, 'jwt-hs256');
   }
 
   async signAccess(userId: string, tenantId: string): Promise<string> {
@@ -41,7 +42,7 @@ export class TokenService {
       .setIssuedAt()
       .setJti(randomUUID())
       .setExpirationTime(new Date(Date.now() + this.accessTtlMs))
-      .sign(this.key);
+      .sign(this.keys[0]);
   }
 
   /** Returns the user and tenant ids, or throws 401 invalid_token. */
@@ -49,7 +50,7 @@ export class TokenService {
     try {
       // Every token we sign expires; one without `exp` (or with ids we never issue) is not ours to honour, and an id
       // that is not a UUID must not reach the database (it would fail there, as a 500).
-      const { payload } = await jwtVerify(token, this.key, {
+      const { payload } = await verifyWithRing(token, this.keys, {
         issuer: ISSUER,
         audience: AUDIENCE,
         algorithms: ['HS256'],

@@ -4,7 +4,7 @@ import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { copyFile, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { deriveKey } from '../lib/derive-key.js';
+import { deriveKeys, type SecretKeys } from '../lib/derive-key.js';
 import { assertRecordingKey, isRecordingKey, type RecordingStore } from './recording-store.js';
 
 export const RECORDINGS_PATH = '/api/v1/recordings/';
@@ -23,7 +23,8 @@ export interface OpenRecording {
 export interface LocalStoreOptions {
   /** A folder, or 'memory://' to keep recordings in this process (tests). */
   dir: string;
-  secretKey: string;
+  /** SECRET_KEY, or the key ring (newest first). */
+  secretKey: SecretKeys;
   /** Prefix of the URLs handed out (PUBLIC_BASE_URL); relative URLs without it. */
   publicBaseUrl?: string;
   now?: () => number;
@@ -32,13 +33,14 @@ export interface LocalStoreOptions {
 export class LocalRecordingStore implements RecordingStore {
   private readonly memory: Map<string, Buffer> | undefined;
   private readonly root: string;
-  private readonly signingKey: Buffer;
+  /** Signs with the first (the newest secret's), verifies with any: URLs signed before a rotation stay good. */
+  private readonly signingKeys: [Buffer, ...Buffer[]];
   private readonly now: () => number;
 
   constructor(private readonly opts: LocalStoreOptions) {
     this.memory = opts.dir === 'memory://' ? new Map() : undefined;
     this.root = path.resolve(opts.dir);
-    this.signingKey = deriveKey(opts.secretKey, 'recording-urls');
+    this.signingKeys = deriveKeys(opts.secretKey, 'recording-urls');
     this.now = opts.now ?? Date.now;
   }
 
@@ -135,13 +137,14 @@ export class LocalRecordingStore implements RecordingStore {
   verifyRecordingUrl(key: string, expires: string | undefined, signature: string | undefined): UrlCheck {
     if (!isRecordingKey(key) || !expires || !signature || !/^\d{1,12}$/.test(expires) || !/^[0-9a-f]{64}$/.test(signature))
       return 'invalid';
-    if (!timingSafeEqual(Buffer.from(this.sign(key, expires), 'hex'), Buffer.from(signature, 'hex'))) return 'invalid';
+    const given = Buffer.from(signature, 'hex');
+    if (!this.signingKeys.some((k) => timingSafeEqual(Buffer.from(this.sign(key, expires, k), 'hex'), given))) return 'invalid';
     return Number(expires) * 1000 < this.now() ? 'expired' : 'valid';
   }
 
-  private sign(key: string, expires: string): string {
+  private sign(key: string, expires: string, signingKey = this.signingKeys[0]): string {
     // A newline cannot occur in a key, so key and expiry cannot be shifted into each other.
-    return createHmac('sha256', this.signingKey).update(`${key}\n${expires}`).digest('hex');
+    return createHmac('sha256', signingKey).update(`${key}\n${expires}`).digest('hex');
   }
 
   /** The key's file, checked again after resolving: it must stay inside the recordings folder. */

@@ -16,6 +16,8 @@ export interface SweepLimits {
   chatIdleMs: number;
   /** A voice call whose heartbeat is this old was carried by an instance that is gone (default LOST_AFTER_MS). */
   lostAfterMs?: number;
+  /** How often this instance sweeps (default CALL_SWEEP_EVERY_MS). */
+  everyMs?: number;
 }
 
 export class CallSweeper {
@@ -29,9 +31,9 @@ export class CallSweeper {
     private readonly log: FastifyBaseLogger,
   ) {}
 
-  /** Sweeps now and then every CALL_SWEEP_EVERY_MS until stop(). */
+  /** Sweeps now and then every `everyMs` until stop(). */
   start(): void {
-    this.timer ??= setInterval(() => void this.sweep(), CALL_SWEEP_EVERY_MS).unref();
+    this.timer ??= setInterval(() => void this.sweep(), this.limits.everyMs ?? CALL_SWEEP_EVERY_MS).unref();
     void this.sweep();
   }
 

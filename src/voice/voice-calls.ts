@@ -39,7 +39,8 @@ export const HEARTBEAT_MS = 15_000;
  * Several beats, so a busy event loop or a slow database does not end a live call; short enough that a call
  * picked up again after a restart (which beats at once) is normally back well within it.
  */
-export const LOST_AFTER_MS = 6 * HEARTBEAT_MS;
+export const lostAfterMs = (heartbeatMs: number) => 6 * heartbeatMs;
+export const LOST_AFTER_MS = lostAfterMs(HEARTBEAT_MS);
 /**
  * A live call's usage so far is written every this many heartbeats (and at its end): an instance that stops
  * mid-call loses at most this much of it, and a long call writes a few rows a minute, never one per frame.
@@ -77,6 +78,8 @@ export class VoiceCalls {
     private readonly admission: Admission,
     /** Where a call's usage is written when it ends (services/usage.ts); none: not recorded. */
     private readonly usage?: { record(tenantId: string, lines: UsageLine[], ref: { callId: string }): Promise<void> },
+    /** How often live calls are marked alive (CALL_HEARTBEAT_SECONDS; the sweepers' lost-after is 6 beats). */
+    private readonly timing: { heartbeatMs: number } = { heartbeatMs: HEARTBEAT_MS },
   ) {}
 
   /**
@@ -285,7 +288,7 @@ export class VoiceCalls {
     await this.calls.touch([callId]).catch((err: unknown) => log.warn({ err }, 'call heartbeat failed'));
     this.live.set(callId, session);
     if (this.usage) this.usageFlushes.set(callId, flushUsage);
-    this.heartbeat ??= setInterval(() => void this.beat(), HEARTBEAT_MS).unref();
+    this.heartbeat ??= setInterval(() => void this.beat(), this.timing.heartbeatMs).unref();
     // Hang-up and transfer reach the session from any instance of the service.
     const detach = this.control.attach(
       callId,

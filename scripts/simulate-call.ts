@@ -1,6 +1,7 @@
 // `npm run simulate:call`: one phone call exactly as Twilio makes it against a running service (SimulatedCall), a
 // WAV as the caller's words, what the agent said saved as a WAV, and the call's latencies and transcript printed.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs, parseEnv } from 'node:util';
 import { type HeardTurn, SimulatedCall } from '../src/sim/simulated-call.js';
 import { dbfs, durationMs, FRAME_MS, parseWav, resample } from '../src/voice/audio.js';
@@ -18,7 +19,7 @@ waits for the greeting, says the WAV, waits for the answer, optionally presses k
   --account-sid <AC..>  default TWILIO_ACCOUNT_SID (environment, then ./.env): the service's value
   --auth-token <token>  default TWILIO_AUTH_TOKEN (environment, then ./.env): the service's value
   --api-key <vak_...>   a tenant API key: prints the call's transcript with each turn's latencies
-  --out <file.wav>      what the agent said, 8 kHz (default agent-<call id>.wav)
+  --out <file.wav>      what the agent said, 8 kHz (default data/simulator/agent-<call id>.wav)
   --digits <keys>       keys pressed after the answer (0-9 * #), one at a time
   --interrupt           says the WAV again while the agent answers (barge-in)
   --help                this text
@@ -258,7 +259,9 @@ async function main(argv: string[]): Promise<number> {
   }
   // Hung up even after a failure, so the service ends the call; what was heard is kept either way.
   await call.hangup();
-  const out = o.out ?? `agent-${callId}.wav`;
+  // Under data/ (git-ignored, like the service's own files) unless told otherwise.
+  const out = o.out ?? path.join('data', 'simulator', `agent-${callId}.wav`);
+  mkdirSync(path.dirname(out), { recursive: true });
   writeFileSync(out, call.leg.heardWav());
   console.log(`what the agent said: ${out} (8 kHz, ${(call.leg.heardMs() / 1000).toFixed(1)} s of speech)`);
   const pacing = call.leg.pacing();

@@ -1,6 +1,6 @@
 // The Anthropic adapter with the official SDK against the local fake that speaks the Messages streaming protocol.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FakeAnthropic } from '../../../test/fakes/anthropic.js';
+import { anthropicUsage, FakeAnthropic } from '../../../test/fakes/anthropic.js';
 import { ProviderError } from '../../lib/provider-error.js';
 import { AnthropicLlm } from './anthropic-llm.js';
 import type { ChatRequest, LlmChunk } from './llm.js';
@@ -39,8 +39,14 @@ describe('AnthropicLlm (official SDK, fake server)', () => {
     const call = chunks.find((c) => c.type === 'tool_call') as { call: { id: string; name: string; arguments: unknown } };
     expect(call.call).toMatchObject({ name: 'end_call', arguments: { reason: 'done' } });
     expect(call.call.id).toMatch(/^toolu_/);
-    expect(chunks.at(-1)).toEqual({ type: 'done', finishReason: 'tool_calls', usage: { inputTokens: 50, outputTokens: 20 } });
     const sent = fake.requests.at(-1)!;
+    // The usage the fake reported (message_start's input, message_delta's output), as the SDK's events carry it.
+    const usage = anthropicUsage(sent, 'We open at nine. Goodbye!', 1);
+    expect(chunks.at(-1)).toEqual({
+      type: 'done',
+      finishReason: 'tool_calls',
+      usage: { inputTokens: usage.input_tokens, outputTokens: usage.output_tokens },
+    });
     expect(sent).toMatchObject({ model: 'claude-haiku-4-5', max_tokens: 1024, stream: true });
     expect(sent.system).toContain('[1] (Hours) We open at nine.');
     expect((sent.tools as { name: string; input_schema: unknown }[])[0]).toMatchObject({

@@ -226,7 +226,10 @@ async function startPgliteThread(
   const socketDir = !inMemory && path.resolve(dataDir).length < 80 ? path.resolve(dataDir) : mkdtempSync(path.join(os.tmpdir(), 'pglite-'));
   const socketPath = path.join(socketDir, '.s.PGSQL.5432');
   const loadDataDir = snapshot && (await snapshot.arrayBuffer());
+  // execArgv []: the parent's flags (`--import` of a loader or a preload) are not the thread's business, and a
+  // TypeScript preload would fail there (the thread loads its own code, pglite-thread.mjs).
   const worker = new Worker(new URL('./pglite-thread.mjs', import.meta.url), {
+    execArgv: [],
     workerData: { dataDir, socketPath, loadDataDir },
     ...(loadDataDir && { transferList: [loadDataDir] }),
   });

@@ -16,8 +16,8 @@
 //
 //   npm run bench:calls                               # 10, 50, 100, 200 calls, one fresh service per step
 //   npm run bench:calls -- --calls 5,20 --vad energy  # --vad silero (the tenant default) | energy
-//   npm run bench:calls -- --db thread                # the embedded database in the service's database thread
-//                                                     # (EMBEDDED_DB_THREAD=true), off its event loop
+//   npm run bench:calls -- --db inline                # the embedded database on the service's event loop
+//                                                     # (EMBEDDED_DB_THREAD=false; the default is its own thread)
 //   npm run bench:calls -- --db server                # the database in its own process (bench/pg-server.ts, with
 //                                                     # the default pool of 10 connections, as with PostgreSQL)
 //   npm run bench:calls -- --calls 200 --profile /tmp/prof  # the service's CPU profile (.cpuprofile) per step
@@ -84,7 +84,7 @@ const WEBHOOKS = args.get('webhooks') === '1';
 const SERVICE_CPUS = args.get('service-cpus');
 if (CALLS.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--calls takes positive integers, e.g. 10,50');
 if (VAD !== 'silero' && VAD !== 'energy') throw new Error('--vad is silero or energy');
-if (DB !== 'embedded' && DB !== 'server' && DB !== 'thread') throw new Error('--db is embedded, thread or server');
+if (DB !== 'embedded' && DB !== 'server' && DB !== 'inline') throw new Error('--db is embedded, inline or server');
 if (!(QUESTION_COUNT >= 1 && QUESTION_COUNT <= 3)) throw new Error('--questions is 1 to 3');
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -262,8 +262,8 @@ async function startService(dir: string, fakes: ProviderFakesInfo, databaseUrl: 
     MAX_LIVE_CALLS_PER_TENANT: '100000',
     // The webhook receiver is this process, on loopback: allowed by name, as an operator allows an internal host.
     ...(WEBHOOKS && { OUTBOUND_ALLOW_HOSTS: '127.0.0.1' }),
-    // --db thread: the embedded database in the service's own database thread (EMBEDDED_DB_THREAD).
-    ...(DB === 'thread' && { EMBEDDED_DB_THREAD: 'true' }),
+    // --db inline: the embedded database on the service's event loop, as before it had a thread of its own.
+    ...(DB === 'inline' && { EMBEDDED_DB_THREAD: 'false' }),
     OPENAI_BASE_URL: fakes.openai.baseURL,
     OPENAI_API_KEY: fakes.openai.apiKey,
     DEEPGRAM_BASE_URL: fakes.deepgram.url,

@@ -73,6 +73,9 @@ export async function buildTestApp(env: Record<string, string> = {}, opts: { cac
     RATE_LIMIT_LOGIN_PER_EMAIL_PER_15_MINUTES: '100000',
     // PGlite is one connection: the socket server serves one client at a time.
     DATABASE_POOL_MAX: '1',
+    // PGlite in-process, started from the migrated snapshot (the service's default thread is tested by the tests that
+    // start the real process, and by embedded-db-thread.test.ts).
+    EMBEDDED_DB_THREAD: 'false',
     // No console unless a test gives one: the repository's web/dist comes and goes as other test files build it.
     CONSOLE_DIR: 'test/no-console-build',
     ...(database.url && { DATABASE_URL: database.url }),

@@ -40,8 +40,9 @@ const outcome = deps.voice.run(tenantId, callId, transport);
 
 // Report every turn as soon as it is in the database.
 let reported = 0;
+let closing = false;
 const watching = (async () => {
-  for (;;) {
+  while (!closing) {
     const turns = await deps.calls.transcript(tenantId, callId);
     for (const t of turns.slice(reported)) out({ turn: { seq: t.seq, speaker: t.speaker, text: t.text } });
     reported = turns.length;
@@ -71,5 +72,8 @@ for (const [n, text] of utterances.entries()) {
 }
 transport.hangup();
 out({ done: await outcome });
+// The watcher's last query must end before the database closes (a query on a closed pool rejects).
+closing = true;
+await watching;
 await closeDeps(deps);
 process.exit(0);

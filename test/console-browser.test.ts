@@ -94,25 +94,18 @@ beforeAll(async () => {
   expect(existsSync(path.join(REPO, 'web/dist/index.html'))).toBe(true);
   dir = mkdtempSync(path.join(tmpdir(), 'va-console-'));
   mkdirSync(ARTIFACTS, { recursive: true });
-  // The microphone: quiet while the greeting plays, the question, quiet while the answer starts, then the caller
-  // talks over the answer (twice, in case the first lands before it: the machine may be slow), then quiet.
+  // The microphone: quiet while the greeting plays, the question, then the caller keeps interrupting, then quiet.
   mic = path.join(dir, 'mic.wav');
   const interrupt = speak('Sorry, wait a moment, I have another question.');
   writeWav(mic, [
     // The greeting is about 2 s of speech; a loaded machine may start it late, and words over it are not a question.
     silence(9),
     speak('Where is the free parking?'),
-    // The answer is about 15 s of speech and starts 1 to 3 s after the question: the first interruption lands in its
-    // middle. The next ones make sure of a barge-in however the timing goes on a slow machine: one that comes while
-    // the agent is quiet is a new question, whose answer the following one talks over.
-    silence(9),
-    interrupt,
-    silence(6),
-    interrupt,
-    silence(6),
-    interrupt,
-    silence(6),
-    interrupt,
+    // Then the caller keeps talking over the agent: an interruption every 3 s of quiet. Whatever the machine's speed,
+    // some land while an answer is playing (one that comes while the agent is quiet is a new question, and the next
+    // one talks over its answer). On a fast machine the parking answer is over before the first one.
+    silence(5),
+    ...Array.from({ length: 8 }, () => [interrupt, silence(3)]).flat(),
     silence(30),
   ]);
   const port = await freePort();

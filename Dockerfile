@@ -11,7 +11,8 @@ ARG NODE_IMAGE=node:20.20.2-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
-# Dependencies first, so a code change does not reinstall them. .npmrc skips onnxruntime-node's CUDA download.
+# Dependencies first, so a code change does not reinstall them. package.json's allowScripts skips onnxruntime-node's
+# CUDA download.
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./

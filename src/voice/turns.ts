@@ -69,6 +69,8 @@ export class TurnDetector {
   private maxTimer: Timer | undefined;
   /** The text of the last turn-preview not yet cancelled or followed by its turn. */
   private previewed: string | undefined;
+  /** The STT has given a final since the caller last started speaking: the words are complete so far. */
+  private finalSinceSpeech = false;
 
   constructor(
     private readonly rules: TurnRules,
@@ -117,6 +119,7 @@ export class TurnDetector {
     if (event.type === 'interim') return;
     this.heardText = `${this.heardText} ${event.text.trim()}`.trim();
     this.lastFinalAt = this.clock.now();
+    this.finalSinceSpeech = true;
     this.maybeEndTurn();
     this.maybePreview();
     if (this.callerSpeaking)
@@ -164,6 +167,7 @@ export class TurnDetector {
   private onSpeechStart(): void {
     this.callerSpeaking = true;
     this.speechStartedAt = this.clock.now();
+    this.finalSinceSpeech = false;
     this.cancelPreview('caller_resumed');
     this.clock.clearTimeout(this.endpointTimer);
     this.clock.clearTimeout(this.silenceTimer);
@@ -181,9 +185,13 @@ export class TurnDetector {
     this.maybePreview();
   }
 
-  /** The caller is silent with words heard and the turn not yet ended: a reply to them may be prepared. */
+  /**
+   * The caller is silent, the STT has given the words of their last speech, and the turn has not ended yet: a reply
+   * to them may be prepared.
+   */
   private maybePreview(): void {
-    if (!this.opts.previews || this.stopped || this.callerSpeaking || this.agentSpeaking || !this.heardText) return;
+    if (!this.opts.previews || this.stopped || this.callerSpeaking || this.agentSpeaking || !this.heardText || !this.finalSinceSpeech)
+      return;
     if (this.previewed === this.heardText) return;
     this.previewed = this.heardText;
     this.decide({ type: 'turn-preview', text: this.heardText });

@@ -8,6 +8,8 @@
 //   npm run bench:voice -- --db server       # the database in its own process (as with DATABASE_URL), not embedded
 //   npm run bench:voice -- --quick           # 1 and 50 concurrent calls
 //   npm run bench:voice -- --preemptive on   # only with preemptive replies (default: off, then on: before and after)
+//   npm run bench:voice -- --pause-ms 600    # the third question with a pause mid-sentence ("Can I book an
+//                                            # appointment ... for Monday"): a prepared reply dropped each time
 //
 // Reports voice-to-voice (caller stops speaking -> first agent audio) p50/p95/p99, the pipeline's own overhead
 // (voice-to-voice minus the simulated stages on the critical path: max(endpointing, STT final) + LLM time to the
@@ -88,6 +90,9 @@ const QUESTIONS = await Promise.all([
   'Can I book an appointment for Monday',
 ]).then((q) => Promise.all(q.map(utterance)));
 const INTERRUPTION = await utterance('Wait wait stop please');
+/** The caller pauses this long inside the third question (0: no pause). */
+const PAUSE_MS = Number(args.get('pause-ms') || 0);
+const PAUSED = PAUSE_MS > 0 ? await Promise.all(['Can I book an appointment', 'for Monday'].map(utterance)) : [];
 
 /** A database server in a child process; its URL. */
 async function databaseServer(): Promise<{ url: string; stop(): void }> {
@@ -173,7 +178,11 @@ async function run(n: number, preemptive: boolean) {
       const agentTurns = async () => agentTurnCount.get(call.id) ?? 0;
       for (let turn = 0; turn < TURNS; turn++) {
         const before = await agentTurns();
-        await transport.say(QUESTIONS[turn % QUESTIONS.length]!);
+        if (PAUSED.length && turn % QUESTIONS.length === 2) {
+          await transport.say(PAUSED[0]!);
+          await sleep(PAUSE_MS);
+          await transport.say(PAUSED[1]!);
+        } else await transport.say(QUESTIONS[turn % QUESTIONS.length]!);
         if (turn === 1) {
           // Interrupt the answer a second into its playback.
           const asked = transport.now();

@@ -339,6 +339,18 @@ describe('TurnDetector: previews (a reply prepared while the endpointing time ru
     expect(d.of('turn-preview')).toMatchObject([{ text: 'Hello', at: 600 }]);
   });
 
+  it('waits for the last words when the STT gave a final mid-speech and interim words after it', () => {
+    const d = previews();
+    d.speak(1200, { end: false });
+    d.final('When does the clinic');
+    d.interim('open on');
+    d.turns.vad('speech-end', false, 20);
+    expect(d.of('turn-preview')).toEqual([]);
+    d.clock.advance(250);
+    d.final('open on Saturdays?');
+    expect(d.of('turn-preview')).toMatchObject([{ text: 'When does the clinic open on Saturdays?', at: 1450 }]);
+  });
+
   it('cancels when the caller speaks again, and previews the longer words once their final comes', () => {
     const d = previews();
     d.speak(600);

@@ -71,6 +71,8 @@ export class TurnDetector {
   private previewed: string | undefined;
   /** The STT has given a final since the caller last started speaking: the words are complete so far. */
   private finalSinceSpeech = false;
+  /** The STT has given interim words since its last final: more words are coming (a streaming STT's mid-speech final). */
+  private wordsPending = false;
 
   constructor(
     private readonly rules: TurnRules,
@@ -116,6 +118,7 @@ export class TurnDetector {
     if (this.stopped) return;
     if ((event.type !== 'final' && event.type !== 'interim') || !event.text.trim()) return;
     this.clock.clearTimeout(this.stuckTimer);
+    this.wordsPending = event.type === 'interim';
     if (event.type === 'interim') return;
     this.heardText = `${this.heardText} ${event.text.trim()}`.trim();
     this.lastFinalAt = this.clock.now();
@@ -190,7 +193,15 @@ export class TurnDetector {
    * to them may be prepared.
    */
   private maybePreview(): void {
-    if (!this.opts.previews || this.stopped || this.callerSpeaking || this.agentSpeaking || !this.heardText || !this.finalSinceSpeech)
+    if (
+      !this.opts.previews ||
+      this.stopped ||
+      this.callerSpeaking ||
+      this.agentSpeaking ||
+      !this.heardText ||
+      !this.finalSinceSpeech ||
+      this.wordsPending
+    )
       return;
     if (this.previewed === this.heardText) return;
     this.previewed = this.heardText;

@@ -759,6 +759,23 @@ describe('CallSession: preemptive replies (prepared while the endpointing time r
     await c.end();
   });
 
+  it('a prepared reply that is spoken is aborted by a barge-in like any other', async () => {
+    const long = 'First, our clinic is open every weekday. Second, we have free parking. Third, bring your insurance card.';
+    const llm = (clock: ManualClock) =>
+      new FakeLlm({ reply: (said) => (/stop/i.test(said) ? 'Of course.' : long), firstTokenMs: 100, tokensPerSecond: 10, clock });
+    const c = startCall({ transcripts: ['Tell me everything.', 'Stop, please.'], llm, behaviour: { greeting: null } });
+    await c.say(speech(700));
+    await c.until('the answer to be under way', () => c.transport.heardMs() >= 1000);
+    expect(c.requests[0]!.signal!.aborted).toBe(false);
+    await c.say(speech(700));
+    expect(c.transport.clears).toHaveLength(1);
+    expect(c.requests[0]!.signal!.aborted).toBe(true);
+    await c.waitTurns(4);
+    expect(c.callLog.turns[1]).toMatchObject({ speaker: 'agent', interrupted: true, metrics: { preemptive: 1 } });
+    expect(c.callLog.turns[3]).toMatchObject({ speaker: 'agent', text: 'Of course.', metrics: { preemptive: 1 } });
+    await c.end();
+  });
+
   it('a reply prepared when the call ends is aborted and counted', async () => {
     const c = startCall({ transcripts: ['The clinic hours.'], llm: referenceLlm, behaviour: { greeting: null, endpointingMs: 700 } });
     await c.say(speech(900));

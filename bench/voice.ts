@@ -6,11 +6,17 @@
 //   npm run bench:voice                      # 1, 50 and 200 concurrent calls
 //   npm run bench:voice -- --sessions 1,20 --turns 3
 //   npm run bench:voice -- --db server       # the database in its own process (as with DATABASE_URL), not embedded
+//   npm run bench:voice -- --quick           # 1 and 50 concurrent calls
+//   npm run bench:voice -- --preemptive on   # only with preemptive replies (default: off, then on: before and after)
+//   npm run bench:voice -- --pause-ms 600    # the third question with a pause mid-sentence ("Can I book an
+//                                            # appointment ... for Monday"): a prepared reply dropped each time
 //
 // Reports voice-to-voice (caller stops speaking -> first agent audio) p50/p95/p99, the pipeline's own overhead
 // (voice-to-voice minus the simulated stages on the critical path: max(endpointing, STT final) + LLM time to the
 // first complete sentence + TTS first byte), barge-in reaction (from the moment caller speech qualifies as an
-// interruption to the transport being cleared, and from speech onset) and resident memory per call.
+// interruption to the transport being cleared, and from speech onset) and resident memory per call. Each size runs
+// without preemptive replies (the reply starts at the end of turn) and with them (started at the STT's final, while the
+// endpointing time runs): how many prepared replies were dropped (per turn) and the tokens they had produced.
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -34,8 +40,14 @@ import { ENERGY_VAD_DEFAULTS, EnergyVad } from '../src/voice/vad/energy-vad.js';
 import { SileroVad } from '../src/voice/vad/silero-vad.js';
 
 const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
-const SESSIONS = (args.get('sessions') ?? '1,50,200').split(',').map(Number);
+for (let i = 2; i < process.argv.length; i++) {
+  const value = process.argv[i + 1];
+  const flag = value === undefined || value.startsWith('--');
+  args.set(process.argv[i]!.replace(/^--/, ''), flag ? '' : value);
+  if (!flag) i++;
+}
+const SESSIONS = (args.get('sessions') ?? (args.has('quick') ? '1,50' : '1,50,200')).split(',').map(Number);
+const PREEMPTIVE = ({ on: [true], off: [false] } as Record<string, boolean[]>)[args.get('preemptive') ?? ''] ?? [false, true];
 const TURNS = Number(args.get('turns') ?? 4);
 const OUT = args.get('out') ?? 'bench/results/voice.json';
 const VAD_KIND = args.get('vad') ?? 'energy';
@@ -53,8 +65,10 @@ const QUALIFIES_MS = ENERGY_VAD_DEFAULTS.minSpeechMs + MIN_INTERRUPTION_MS;
 // Six words to the first full stop: the first sentence is complete 5 token intervals after the first token.
 const REPLY = 'Sure, the clinic opens at nine. We close at six on weekdays and at noon on Saturdays. Is there anything else?';
 const FIRST_SENTENCE_WORDS = 6;
-const IDEAL_MS =
-  Math.max(ENDPOINTING_MS, STT_FINAL_MS) + LLM_TTFT_MS + ((FIRST_SENTENCE_WORDS - 1) * 1000) / TOKENS_PER_S + TTS_FIRST_BYTE_MS;
+const FIRST_SENTENCE_MS = LLM_TTFT_MS + ((FIRST_SENTENCE_WORDS - 1) * 1000) / TOKENS_PER_S;
+const IDEAL_MS = Math.max(ENDPOINTING_MS, STT_FINAL_MS) + FIRST_SENTENCE_MS + TTS_FIRST_BYTE_MS;
+/** With preemptive replies the model starts at the STT's final: its first sentence may be ready by the end of turn. */
+const IDEAL_PREEMPTIVE_MS = Math.max(ENDPOINTING_MS, STT_FINAL_MS + FIRST_SENTENCE_MS) + TTS_FIRST_BYTE_MS;
 
 const pct = (xs: number[], p: number) =>
   xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]! : NaN;
@@ -76,6 +90,9 @@ const QUESTIONS = await Promise.all([
   'Can I book an appointment for Monday',
 ]).then((q) => Promise.all(q.map(utterance)));
 const INTERRUPTION = await utterance('Wait wait stop please');
+/** The caller pauses this long inside the third question (0: no pause). */
+const PAUSE_MS = Number(args.get('pause-ms') || 0);
+const PAUSED = PAUSE_MS > 0 ? await Promise.all(['Can I book an appointment', 'for Monday'].map(utterance)) : [];
 
 /** A database server in a child process; its URL. */
 async function databaseServer(): Promise<{ url: string; stop(): void }> {
@@ -93,7 +110,8 @@ async function databaseServer(): Promise<{ url: string; stop(): void }> {
   return { url, stop: () => child.kill() };
 }
 
-async function run(n: number) {
+async function run(n: number, preemptive: boolean) {
+  const ideal = preemptive ? IDEAL_PREEMPTIVE_MS : IDEAL_MS;
   const server = DB === 'server' ? await databaseServer() : undefined;
   const config = loadConfig({
     NODE_ENV: 'test',
@@ -146,6 +164,7 @@ async function run(n: number) {
         behaviour: {
           greeting: null,
           endpointingMs: ENDPOINTING_MS,
+          preemptive,
           minInterruptionMs: MIN_INTERRUPTION_MS,
           silencePromptMs: 120_000,
           maxDurationMs: 600_000,
@@ -159,7 +178,11 @@ async function run(n: number) {
       const agentTurns = async () => agentTurnCount.get(call.id) ?? 0;
       for (let turn = 0; turn < TURNS; turn++) {
         const before = await agentTurns();
-        await transport.say(QUESTIONS[turn % QUESTIONS.length]!);
+        if (PAUSED.length && turn % QUESTIONS.length === 2) {
+          await transport.say(PAUSED[0]!);
+          await sleep(PAUSE_MS);
+          await transport.say(PAUSED[1]!);
+        } else await transport.say(QUESTIONS[turn % QUESTIONS.length]!);
         if (turn === 1) {
           // Interrupt the answer a second into its playback.
           const asked = transport.now();
@@ -187,24 +210,41 @@ async function run(n: number) {
   const v2v: number[] = [];
   const overhead: number[] = [];
   const stages = new Map<string, number[]>();
+  let callerTurns = 0;
+  let prepared = 0;
+  let discarded = 0;
+  let wastedTokens = 0;
   for (const { callId } of sessions) {
     for (const t of await deps.calls.transcript(tenant!.id, callId)) {
+      if (t.speaker === 'caller') callerTurns++;
+      if (t.metrics.preemptive) prepared++;
       if (t.speaker !== 'agent' || t.metrics.voice_to_voice === undefined) continue;
       v2v.push(t.metrics.voice_to_voice);
-      for (const [k, v] of Object.entries(t.metrics)) stages.set(k, [...(stages.get(k) ?? []), v]);
-      overhead.push(t.metrics.voice_to_voice - IDEAL_MS);
+      for (const [k, v] of Object.entries(t.metrics)) if (!k.startsWith('preemptive')) stages.set(k, [...(stages.get(k) ?? []), v]);
+      overhead.push(t.metrics.voice_to_voice - ideal);
+    }
+    for (const e of await deps.calls.events(tenant!.id, callId)) {
+      if (e.type !== 'turn.preemptive_discarded') continue;
+      discarded++;
+      wastedTokens += Number((e.extraData as { llm_tokens?: number }).llm_tokens ?? 0);
     }
   }
   await closeDeps(deps);
   server?.stop();
   return {
     sessions: n,
+    preemptive: preemptive ? 'on' : 'off',
     db: DB,
     turns: v2v.length,
     v2v_p50_ms: pct(v2v, 50),
     v2v_p95_ms: pct(v2v, 95),
     v2v_p99_ms: pct(v2v, 99),
-    ideal_ms: IDEAL_MS,
+    ideal_ms: ideal,
+    // Caller turns answered with a reply prepared before the turn ended; prepared replies dropped (the caller went
+    // on, the words changed, the call ended) per caller turn, and the model's tokens they had produced.
+    preemptive_used: prepared,
+    wasted_per_turn: callerTurns ? Math.round((discarded / callerTurns) * 1000) / 1000 : 0,
+    wasted_llm_tokens: wastedTokens,
     overhead_p50_ms: pct(overhead, 50),
     overhead_p95_ms: pct(overhead, 95),
     overhead_p99_ms: pct(overhead, 99),
@@ -225,12 +265,14 @@ async function run(n: number) {
 
 const results = [];
 for (const n of SESSIONS) {
-  console.error(`${n} concurrent calls...`);
-  results.push(await run(n));
+  for (const preemptive of PREEMPTIVE) {
+    console.error(`${n} concurrent calls, preemptive replies ${preemptive ? 'on' : 'off'}...`);
+    results.push(await run(n, preemptive));
+  }
 }
 const cols = Object.keys(results[0]!);
 console.log(
-  `\nVoice pipeline, simulated providers (STT final ${STT_FINAL_MS} ms, LLM first token ${LLM_TTFT_MS} ms at ${TOKENS_PER_S} tokens/s, TTS first byte ${TTS_FIRST_BYTE_MS} ms, endpointing ${ENDPOINTING_MS} ms; ideal voice-to-voice ${IDEAL_MS} ms)\n`,
+  `\nVoice pipeline, simulated providers (STT final ${STT_FINAL_MS} ms, LLM first token ${LLM_TTFT_MS} ms at ${TOKENS_PER_S} tokens/s, TTS first byte ${TTS_FIRST_BYTE_MS} ms, endpointing ${ENDPOINTING_MS} ms; ideal voice-to-voice ${IDEAL_MS} ms, ${IDEAL_PREEMPTIVE_MS} ms with preemptive replies)\n`,
 );
 console.log(`| ${cols.join(' | ')} |\n|${cols.map(() => '---').join('|')}|`);
 for (const r of results)

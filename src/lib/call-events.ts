@@ -84,6 +84,17 @@ export const callEventSchemas = {
   'turn.forced': z
     .object({ reason: z.string(), words_ms_ago: z.number() })
     .describe('The caller’s turn was ended although the speech detector still heard speech (words had stopped coming).'),
+  'turn.preemptive_discarded': z
+    .object({
+      reason: z.enum(['caller_resumed', 'agent_speaking', 'text_changed', 'context_changed', 'call_ended']),
+      llm_chars: z.number().int(),
+      llm_tokens: z.number().int(),
+      tts_chars: z.number().int(),
+      ms_prepared: z.number(),
+    })
+    .describe(
+      'A reply prepared before the caller’s turn ended was dropped (the caller went on, the words changed): what the model had produced (tokens as reported, else estimated) and the speech characters synthesized for it (none: speech starts only once a turn has ended). Nothing of it was played or stored.',
+    ),
   'dtmf.received': z.object({ digit: z.string() }).describe('A keypad digit from the caller.'),
   'tool.called': z
     .object({

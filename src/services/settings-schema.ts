@@ -37,6 +37,12 @@ export const callSchema = z.strictObject({
     .default(null),
   /** Silence after the caller's last words before the agent answers. */
   endpointing_ms: z.number().int().min(100).max(5000).default(700),
+  /**
+   * The reply is prepared (knowledge search and the model's answer) as soon as the caller stops and the words are
+   * recognised, while the endpointing time runs; it is spoken only once the turn ends with the same words, else
+   * dropped (its tokens are counted). Faster answers for some wasted tokens; off: the reply starts at the end of turn.
+   */
+  preemptive_generation: z.boolean().default(true),
   /** Caller speech must last this long to interrupt the agent (shorter: a noise or an "uh-huh"). */
   min_interruption_ms: z.number().int().min(0).max(3000).default(400),
   /** The agent checks in after this long without a word from the caller. */

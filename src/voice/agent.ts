@@ -40,6 +40,8 @@ export const toolCalledEvent = (t: ToolCallRecord) => ({
 /** What a turn knows about where it happens; tenant tools tell the tenant's server which call asked. */
 export interface TurnContext {
   callId?: string;
+  /** Told of the tokens each model request used, when the provider reports them (a reply prepared and dropped counts them). */
+  onUsage?: (usage: { inputTokens: number; outputTokens: number }) => void;
 }
 
 export interface TurnResult {
@@ -112,7 +114,10 @@ export class Agent {
       let roundText = '';
       for await (const chunk of this.llm.chat({ system, messages, knowledge, tools: this.tools, signal })) {
         if (signal?.aborted) break;
-        if (chunk.type === 'done') continue;
+        if (chunk.type === 'done') {
+          if (chunk.usage) context.onUsage?.(chunk.usage);
+          continue;
+        }
         metrics.llm_ttft ??= round(performance.now() - llmStarted);
         if (chunk.type === 'text') {
           roundText += chunk.text;

@@ -635,3 +635,155 @@ describe('CallSession: what the caller’s screen is told (live messages)', () =
     await c.end();
   });
 });
+
+describe('CallSession: preemptive replies (prepared while the endpointing time runs)', () => {
+  // The benchmark's reference stages: STT final 250 ms, LLM first token 400 ms at 50 tokens/s, TTS first byte 200 ms,
+  // endpointing 700 ms. The first sentence (6 words) is complete 5 tokens after the first.
+  const referenceLlm = (clock: ManualClock) =>
+    new FakeLlm({
+      reply: (said) => `Sure, you asked about ${said.toLowerCase()} Anything else?`,
+      firstTokenMs: 400,
+      tokensPerSecond: 50,
+      clock,
+    });
+  const ask = async (preemptive: boolean) => {
+    const c = startCall({
+      transcripts: ['The clinic hours.'],
+      llm: referenceLlm,
+      behaviour: { greeting: null, endpointingMs: 700, preemptive },
+    });
+    await c.clock.advanceAsync(500);
+    await c.say(speech(900));
+    await c.waitTurns(2);
+    await c.until('the answer to be heard', () => c.transport.heard.length > 0);
+    return c;
+  };
+
+  it('used when the turn ends with the same words: one model request, started at the STT’s final, and voice-to-voice 451 ms lower', async () => {
+    const on = await ask(true);
+    const off = await ask(false);
+    for (const c of [on, off]) {
+      expect(c.turns()).toEqual([
+        ['caller', 'The clinic hours.'],
+        ['agent', 'Sure, you asked about the clinic hours. Anything else?'],
+      ]);
+      expect(c.requests).toHaveLength(1);
+    }
+    const mOn = on.callLog.turns[1]!.metrics!;
+    const mOff = off.callLog.turns[1]!.metrics!;
+    // Off: end of turn (701) + first token (400) + 6 tokens to the first full stop (120) + TTS first byte (200).
+    expect(mOff.voice_to_voice).toBe(1421);
+    expect(mOff).not.toHaveProperty('preemptive');
+    // On: the model started at the STT's final (250), so the first sentence was ready at 770, its audio at 970.
+    expect(mOn.voice_to_voice).toBe(970);
+    expect(mOn).toMatchObject({ preemptive: 1, preemptive_head_start: 451 });
+    expect(mOn).not.toHaveProperty('preemptive_discarded');
+    // Nothing was played before the turn ended (701 ms after the speech).
+    const callerEnd = on.callLog.turns[0]!.endMs!;
+    expect(on.transport.heard[0]!.atMs).toBe(callerEnd + 970);
+    expect(on.callLog.events).toEqual([]);
+    await on.end();
+    await off.end();
+  });
+
+  it('its audio starts at the end of turn plus the TTS’s first byte when the model was faster than the endpointing time', async () => {
+    const llm = (clock: ManualClock) => new FakeLlm({ reply: () => 'We open at nine.', firstTokenMs: 100, tokensPerSecond: 50, clock });
+    const c = startCall({ transcripts: ['When do you open?'], llm, behaviour: { greeting: null, endpointingMs: 700 } });
+    await c.say(speech(900));
+    await c.waitTurns(2);
+    await c.until('the answer to be heard', () => c.transport.heard.length > 0);
+    expect(c.callLog.turns[1]!.metrics).toMatchObject({ preemptive: 1, endpointing: 701, voice_to_voice: 901 });
+    await c.end();
+  });
+
+  it('discarded when the caller goes on speaking: the model is aborted, nothing is heard or stored of it, and its tokens are counted', async () => {
+    const llm = (clock: ManualClock) =>
+      new FakeLlm({ reply: (said) => `You asked: ${said} We open at nine.`, firstTokenMs: 100, tokensPerSecond: 50, clock });
+    const c = startCall({
+      transcripts: ['When does the clinic', 'open on Saturdays?'],
+      llm,
+      behaviour: { greeting: null, endpointingMs: 700 },
+    });
+    await c.say(speech(900));
+    // A pause: the VAD's end after 200 ms, the STT's final 250 ms later (a reply is prepared), then the caller goes
+    // on 700 ms into the pause, before the endpointing time (700 ms from the VAD's end) is up.
+    await c.clock.advanceAsync(700);
+    expect(c.requests).toHaveLength(1);
+    expect(c.requests[0]!.signal!.aborted).toBe(false);
+    await c.say(speech(900));
+    expect(c.requests[0]!.signal!.aborted).toBe(true);
+    expect(c.transport.heard).toEqual([]);
+    expect(c.callLog.turns).toEqual([]);
+    await c.waitTurns(2);
+    expect(c.turns()).toEqual([
+      ['caller', 'When does the clinic open on Saturdays?'],
+      ['agent', 'You asked: When does the clinic open on Saturdays? We open at nine.'],
+    ]);
+    expect(c.requests.map((r) => r.messages.at(-1)!.content)).toEqual(['When does the clinic', 'When does the clinic open on Saturdays?']);
+    // The dropped reply had produced its first tokens ("You asked: When "...) before the caller went on.
+    const discarded = c.callLog.events.filter((e) => e.type === 'turn.preemptive_discarded');
+    expect(discarded).toHaveLength(1);
+    expect(discarded[0]!.data).toMatchObject({ reason: 'caller_resumed', tts_chars: 0 });
+    const { llm_chars: chars, llm_tokens: tokens } = discarded[0]!.data as { llm_chars: number; llm_tokens: number };
+    expect(chars).toBeGreaterThan(0);
+    expect(tokens).toBeGreaterThan(0);
+    // The waste is stored with the agent's turn that followed, whose own reply was prepared too.
+    expect(c.callLog.turns[1]!.metrics).toMatchObject({
+      preemptive: 1,
+      preemptive_discarded: 1,
+      preemptive_wasted_llm_chars: chars,
+      preemptive_wasted_llm_tokens: tokens,
+      preemptive_wasted_tts_chars: 0,
+    });
+    // Every heard frame is the answer to the whole turn, after it ended.
+    const turnEnd = c.callLog.turns[0]!.endMs! + 700;
+    expect(c.transport.heard[0]!.atMs).toBeGreaterThan(turnEnd);
+    await c.end();
+  });
+
+  it('off: no reply is started before the end of turn, whatever the caller does', async () => {
+    const llm = (clock: ManualClock) => new FakeLlm({ reply: () => 'We open at nine.', firstTokenMs: 100, tokensPerSecond: 50, clock });
+    const c = startCall({
+      transcripts: ['When does the clinic', 'open on Saturdays?'],
+      llm,
+      behaviour: { greeting: null, endpointingMs: 700, preemptive: false },
+    });
+    await c.say(speech(900));
+    await c.clock.advanceAsync(700);
+    expect(c.requests).toHaveLength(0);
+    await c.say(speech(900));
+    await c.waitTurns(2);
+    expect(c.requests).toHaveLength(1);
+    expect(c.callLog.events).toEqual([]);
+    expect(c.callLog.turns[1]!.metrics).not.toHaveProperty('preemptive');
+    await c.end();
+  });
+
+  it('a prepared reply that is spoken is aborted by a barge-in like any other', async () => {
+    const long = 'First, our clinic is open every weekday. Second, we have free parking. Third, bring your insurance card.';
+    const llm = (clock: ManualClock) =>
+      new FakeLlm({ reply: (said) => (/stop/i.test(said) ? 'Of course.' : long), firstTokenMs: 100, tokensPerSecond: 10, clock });
+    const c = startCall({ transcripts: ['Tell me everything.', 'Stop, please.'], llm, behaviour: { greeting: null } });
+    await c.say(speech(700));
+    await c.until('the answer to be under way', () => c.transport.heardMs() >= 1000);
+    expect(c.requests[0]!.signal!.aborted).toBe(false);
+    await c.say(speech(700));
+    expect(c.transport.clears).toHaveLength(1);
+    expect(c.requests[0]!.signal!.aborted).toBe(true);
+    await c.waitTurns(4);
+    expect(c.callLog.turns[1]).toMatchObject({ speaker: 'agent', interrupted: true, metrics: { preemptive: 1 } });
+    expect(c.callLog.turns[3]).toMatchObject({ speaker: 'agent', text: 'Of course.', metrics: { preemptive: 1 } });
+    await c.end();
+  });
+
+  it('a reply prepared when the call ends is aborted and counted', async () => {
+    const c = startCall({ transcripts: ['The clinic hours.'], llm: referenceLlm, behaviour: { greeting: null, endpointingMs: 700 } });
+    await c.say(speech(900));
+    await c.clock.advanceAsync(500); // the final came at 450: the reply is being prepared
+    expect(c.requests).toHaveLength(1);
+    await c.end();
+    expect(c.requests[0]!.signal!.aborted).toBe(true);
+    expect(c.callLog.turns).toEqual([]);
+    expect(c.callLog.events).toMatchObject([{ type: 'turn.preemptive_discarded', data: { reason: 'call_ended' } }]);
+  });
+});

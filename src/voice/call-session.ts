@@ -3,6 +3,11 @@
 // of turn-taking are in turns.ts (this file acts on its decisions), the agent's voice in speaker.ts. Every turn,
 // event and latency is written to the call's log (call-log.ts) as it happens.
 //
+// Preemptive replies: when the turn detector previews the caller's words (they stopped, the STT gave its final, the
+// endpointing time still runs), the agent's reply is started at once and its text kept, unspoken; if the turn then
+// ends with the same words, that reply is spoken (the TTS starts only then: no audio is made or sent for a turn
+// that has not ended); otherwise it is aborted and what it produced is counted as waste.
+//
 // What the caller's screen is told as the call goes (a browser call's transcript and latencies) is sent from the
 // same points, from the same values as what is written: lib/live-messages.ts.
 //
@@ -10,7 +15,8 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { type AgentState, latencyMessage, type LiveMessage } from '../lib/live-messages.js';
 import type { CallStatus } from '../services/calls.js';
-import { type Agent, type AgentAction, toolCalledEvent } from './agent.js';
+import { estimateTokens } from '../rag/chunking.js';
+import { type Agent, type AgentAction, type AgentEvent, type TurnResult, toolCalledEvent } from './agent.js';
 import { durationMs, StreamResampler } from './audio.js';
 import type { CallLog } from './call-log.js';
 import type { Clock } from './clock.js';
@@ -24,6 +30,8 @@ import type { VAD } from './vad/vad.js';
 
 export interface CallBehaviour extends TurnRules {
   greeting: string | null;
+  /** Prepare the reply while the endpointing time runs (the tenant's `call.preemptive_generation`); default on. */
+  preemptive?: boolean;
 }
 
 export interface CallSessionParts {
@@ -57,6 +65,29 @@ export const SILENCE_PROMPT = 'Are you still there?';
 export const SILENCE_GOODBYE = 'I have not heard from you, so I will end the call now. Goodbye!';
 export const MAX_DURATION_GOODBYE = 'We have reached the maximum length for this call. Thank you for calling, goodbye!';
 
+/** A reply started before its turn ended: its text is kept, unspoken, until the turn ends or it is dropped. */
+interface Prepared {
+  /** The caller's words it answers. */
+  said: string;
+  /** The conversation it was given (this.history's length then: the history only grows). */
+  historyLength: number;
+  controller: AbortController;
+  sentences: AsyncIterable<string>;
+  result: Promise<TurnResult | undefined>;
+  startedAt: number;
+  /** The text the model produced so far, and the tokens it reported. */
+  produced: { text: string; outputTokens?: number };
+}
+
+/** What dropped preemptive replies cost during one caller turn: stored with the agent's next turn. */
+interface Waste {
+  discarded: number;
+  llmChars: number;
+  llmTokens: number;
+}
+
+type DiscardReason = 'caller_resumed' | 'agent_speaking' | 'text_changed' | 'context_changed' | 'call_ended';
+
 interface Reply {
   controller: AbortController;
   done: Promise<void>;
@@ -80,11 +111,13 @@ export class CallSession {
   private state: AgentState | undefined;
   /** The recogniser's final pieces of the caller's current turn (its interim words follow them). */
   private callerWords: string[] = [];
+  private prepared: Prepared | undefined;
+  private waste: Waste = { discarded: 0, llmChars: 0, llmTokens: 0 };
 
   constructor(private readonly p: CallSessionParts) {
     this.history = [...(p.history ?? [])];
     this.callLog = p.callLog;
-    this.turns = new TurnDetector(p.behaviour, p.clock, (d) => this.onDecision(d));
+    this.turns = new TurnDetector(p.behaviour, p.clock, (d) => this.onDecision(d), { previews: p.behaviour.preemptive !== false });
   }
 
   private now(): number {
@@ -113,6 +146,7 @@ export class CallSession {
     if (behaviour.greeting) this.startReply(this.speakFixed(behaviour.greeting));
 
     const outcome = await done;
+    this.discardPrepared('call_ended');
     this.reply?.controller.abort();
     await this.stt.close();
     await this.p
@@ -159,14 +193,20 @@ export class CallSession {
 
   private onDecision(d: TurnDecision): void {
     switch (d.type) {
-      case 'turn':
+      case 'turn': {
         this.record(() => this.callLog.addTurn({ speaker: 'caller', text: d.text, startMs: d.startMs, endMs: d.endMs }));
         this.callerWords = [];
         this.live({ type: 'caller.final', text: d.text, start_ms: Math.round(d.startMs), end_ms: Math.round(d.endMs) });
         this.setState('thinking');
         this.reply?.controller.abort();
-        this.startReply(this.respond(d.text, d.metrics));
+        const prepared = this.takePrepared(d.text);
+        this.startReply(this.respond(d.text, d.metrics, prepared));
         return;
+      }
+      case 'turn-preview':
+        return this.prepare(d.text);
+      case 'turn-preview-cancel':
+        return this.discardPrepared(d.reason);
       case 'barge-in':
         return this.bargeIn(d.speechMs, d.voicedMs);
       case 'turn-forced':
@@ -248,17 +288,86 @@ export class CallSession {
     };
   }
 
-  private respond(said: string, metrics: Record<string, number>) {
+  // ---- preemptive replies ----
+
+  /** Starts the reply to `said` before the turn has ended: its text is kept, nothing is spoken. */
+  private prepare(said: string): void {
+    if (this.prepared?.said === said) return;
+    this.discardPrepared('text_changed');
+    if (this.outcome) return;
+    const controller = new AbortController();
+    const produced: Prepared['produced'] = { text: '' };
+    const events = this.p.agent.reply([...this.history], said, controller.signal, {
+      callId: this.callLog.callId,
+      onUsage: (u) => (produced.outputTokens = (produced.outputTokens ?? 0) + u.outputTokens),
+    });
+    const { sentences, result } = sentencesOf(countOutput(events, produced), (err) => {
+      if (!controller.signal.aborted) this.p.log.error({ err, callId: this.callLog.callId }, 'the agent could not answer');
+    });
+    this.prepared = { said, historyLength: this.history.length, controller, sentences, result, startedAt: this.now(), produced };
+  }
+
+  /** The prepared reply, if it answers exactly these words in this conversation; any other is dropped. */
+  private takePrepared(said: string): Prepared | undefined {
+    const prepared = this.prepared;
+    if (!prepared) return undefined;
+    if (prepared.said !== said) return void this.discardPrepared('text_changed');
+    if (prepared.historyLength !== this.history.length) return void this.discardPrepared('context_changed');
+    this.prepared = undefined;
+    return prepared;
+  }
+
+  /** Aborts the prepared reply (the model, the search) and counts what it produced as waste. */
+  private discardPrepared(reason: DiscardReason): void {
+    const prepared = this.prepared;
+    if (!prepared) return;
+    this.prepared = undefined;
+    prepared.controller.abort();
+    // The tokens the provider reported, else estimated from the text (an aborted stream reports none).
+    const llmChars = prepared.produced.text.length;
+    const llmTokens = prepared.produced.outputTokens ?? estimateTokens(prepared.produced.text);
+    this.waste.discarded++;
+    this.waste.llmChars += llmChars;
+    this.waste.llmTokens += llmTokens;
+    // Nothing was synthesized for it: the TTS starts only once a turn has ended.
+    this.record(() =>
+      this.callLog.event('turn.preemptive_discarded', {
+        reason,
+        llm_chars: llmChars,
+        llm_tokens: llmTokens,
+        tts_chars: 0,
+        ms_prepared: Math.round(this.now() - prepared.startedAt),
+      }),
+    );
+  }
+
+  private respond(said: string, metrics: Record<string, number>, prepared?: Prepared) {
     return async (signal: AbortSignal) => {
       const turnStart = this.now();
       this.history.push({ role: 'user', content: said });
-      // The LLM streams into sentences while each one is turned into audio as it arrives.
-      const { sentences, result } = sentencesOf(
-        this.p.agent.reply(this.history.slice(0, -1), said, signal, { callId: this.callLog.callId }),
-        (err) => {
+      if (this.waste.discarded > 0) {
+        metrics.preemptive_discarded = this.waste.discarded;
+        metrics.preemptive_wasted_llm_tokens = this.waste.llmTokens;
+        metrics.preemptive_wasted_llm_chars = this.waste.llmChars;
+        metrics.preemptive_wasted_tts_chars = 0;
+      }
+      this.waste = { discarded: 0, llmChars: 0, llmTokens: 0 };
+      // The LLM streams into sentences while each one is turned into audio as it arrives; a prepared reply has
+      // been streaming since the preview, and is aborted with this one (barge-in, hang-up).
+      let reply: ReturnType<typeof sentencesOf>;
+      if (prepared) {
+        const abort = () => prepared.controller.abort();
+        if (signal.aborted) abort();
+        else signal.addEventListener('abort', abort, { once: true });
+        reply = prepared;
+        metrics.preemptive = 1;
+        metrics.preemptive_head_start = Math.round(turnStart - prepared.startedAt);
+      } else {
+        reply = sentencesOf(this.p.agent.reply(this.history.slice(0, -1), said, signal, { callId: this.callLog.callId }), (err) => {
           if (!signal.aborted) this.p.log.error({ err, callId: this.callLog.callId }, 'the agent could not answer');
-        },
-      );
+        });
+      }
+      const { sentences, result } = reply;
       const spoken = await this.speak(sentences, signal, (firstAudioAt) => {
         metrics.voice_to_voice = Math.round(firstAudioAt - this.turns.speechEndedAt);
         metrics.first_audio = Math.round(firstAudioAt - turnStart);
@@ -334,5 +443,13 @@ export class CallSession {
   /** Queues a database write behind the previous ones; a failed write is logged, the call goes on. */
   private record(write: () => Promise<unknown>): void {
     this.records = this.records.then(write).catch((err) => this.p.log.error({ err, callId: this.callLog.callId }, 'could not record'));
+  }
+}
+
+/** Passes the agent's events on, keeping the text as it comes (what a dropped reply produced). */
+async function* countOutput(events: AsyncIterable<AgentEvent>, produced: { text: string }): AsyncGenerator<AgentEvent> {
+  for await (const event of events) {
+    if (event.type === 'text') produced.text += event.text;
+    yield event;
   }
 }

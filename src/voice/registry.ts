@@ -128,6 +128,7 @@ export class ProviderRegistry {
       behaviour: {
         greeting: settings.greeting,
         endpointingMs: call.endpointing_ms,
+        preemptive: call.preemptive_generation,
         minInterruptionMs: call.min_interruption_ms,
         silencePromptMs: call.silence_prompt_s * 1000,
         maxDurationMs: call.max_duration_s * 1000,
@@ -154,8 +155,9 @@ export class ProviderRegistry {
           : meteredEmbedder(e, meter, 'local', 'platform');
     // Resolved at the first search and kept for the agent's life (a call): each search is then one query.
     let embedder: Promise<Embedder> | undefined;
-    const search: KnowledgeSearch = async (query) => {
-      if (!settings.rag.enabled) return [];
+    const search: KnowledgeSearch = async (query, signal) => {
+      // A reply prepared ahead and dropped before it searched (the caller went on speaking) does not search.
+      if (!settings.rag.enabled || signal?.aborted) return [];
       // A failure (a missing key, say) is not kept: the next search asks again.
       embedder ??= this.retriever.embedderFor(tenantId).then(meterEmbedder, (err: unknown) => {
         embedder = undefined;

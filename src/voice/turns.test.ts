@@ -7,10 +7,10 @@ import { DTMF_GAP_MS, STUCK_SPEECH_GRACE_MS, type TurnDecision, TurnDetector, ty
 
 const RULES: TurnRules = { endpointingMs: 500, minInterruptionMs: 300, silencePromptMs: 10_000, maxDurationMs: 60_000 };
 
-function detector(rules: Partial<TurnRules> = {}, opts = { agentSpeaksFirst: true }) {
+function detector(rules: Partial<TurnRules> = {}, opts = { agentSpeaksFirst: true }, previews = false) {
   const clock = new ManualClock();
   const decisions: (TurnDecision & { at: number })[] = [];
-  const turns = new TurnDetector({ ...RULES, ...rules }, clock, (d) => decisions.push({ ...d, at: clock.now() }));
+  const turns = new TurnDetector({ ...RULES, ...rules }, clock, (d) => decisions.push({ ...d, at: clock.now() }), { previews });
   turns.start(opts);
   const final = (text: string): SttEvent => ({ type: 'final', text, startMs: 0, endMs: 0, confidence: 0.9, endOfTurn: true });
   return {
@@ -309,5 +309,89 @@ describe('TurnDetector: silence and the maximum duration', () => {
     d.clock.advance(120_000);
     expect(d.decisions.map((x) => x.type)).toEqual(['digit']);
     expect(d.clock.pending).toBe(0);
+  });
+});
+
+describe('TurnDetector: previews (a reply prepared while the endpointing time runs)', () => {
+  const previews = () => detector({}, { agentSpeaksFirst: true }, true);
+  const kinds = (d: ReturnType<typeof detector>) => d.decisions.filter((x) => x.type !== 'silence-prompt').map((x) => [x.type, x.at]);
+
+  it('previews the words when the STT’s final comes after the speech ended, then ends the turn with the same words', () => {
+    const d = previews();
+    d.speak(900); // ends at 900
+    d.clock.advance(250);
+    d.final('When do you open?');
+    expect(d.of('turn-preview')).toEqual([{ type: 'turn-preview', text: 'When do you open?', at: 1150 }]);
+    d.clock.advance(251);
+    expect(d.of('turn')).toMatchObject([{ text: 'When do you open?', at: 1401 }]);
+    expect(kinds(d)).toEqual([
+      ['turn-preview', 1150],
+      ['turn', 1401],
+    ]);
+  });
+
+  it('previews at the speech’s end when the final came while the caller was speaking', () => {
+    const d = previews();
+    d.speak(600, { end: false });
+    d.final('Hello');
+    expect(d.of('turn-preview')).toEqual([]);
+    d.turns.vad('speech-end', false, 20);
+    expect(d.of('turn-preview')).toMatchObject([{ text: 'Hello', at: 600 }]);
+  });
+
+  it('waits for the last words when the STT gave a final mid-speech and interim words after it', () => {
+    const d = previews();
+    d.speak(1200, { end: false });
+    d.final('When does the clinic');
+    d.interim('open on');
+    d.turns.vad('speech-end', false, 20);
+    expect(d.of('turn-preview')).toEqual([]);
+    d.clock.advance(250);
+    d.final('open on Saturdays?');
+    expect(d.of('turn-preview')).toMatchObject([{ text: 'When does the clinic open on Saturdays?', at: 1450 }]);
+  });
+
+  it('cancels when the caller speaks again, and previews the longer words once their final comes', () => {
+    const d = previews();
+    d.speak(600);
+    d.final('Sorry,');
+    d.clock.advance(300);
+    d.speak(400); // resumed before the endpointing time: 900 to 1300
+    // The speech ended but its words are not in yet: the earlier words alone are not previewed again.
+    expect(d.of('turn-preview')).toHaveLength(1);
+    d.clock.advance(200);
+    d.final('my question is');
+    d.clock.advance(501);
+    expect(kinds(d)).toEqual([
+      ['turn-preview', 600],
+      ['turn-preview-cancel', 900],
+      ['turn-preview', 1500],
+      ['turn', 1801],
+    ]);
+    expect(d.of('turn-preview-cancel')).toMatchObject([{ reason: 'caller_resumed' }]);
+    expect(d.of('turn-preview')[1]).toMatchObject({ text: 'Sorry, my question is' });
+  });
+
+  it('nothing is previewed while the agent talks, and a preview is cancelled when the agent starts talking', () => {
+    const d = previews();
+    d.agentTalks();
+    d.speak(100);
+    d.final('uh-huh');
+    expect(d.of('turn-preview')).toEqual([]);
+    d.turns.replyEnded(false);
+    d.speak(300);
+    d.final('Hello');
+    d.agentTalks();
+    expect(d.of('turn-preview-cancel')).toMatchObject([{ reason: 'agent_speaking' }]);
+  });
+
+  it('off (the default): never a preview', () => {
+    const d = detector();
+    d.speak(600);
+    d.final('Hello');
+    d.speak(400);
+    d.final('again');
+    d.clock.advance(1000);
+    expect(d.decisions.map((x) => x.type)).toEqual(['turn']);
   });
 });

@@ -1,7 +1,8 @@
 // Turn-taking: decides, from the VAD, the STT, keypad digits and whether the agent is talking, when the caller's
 // turn is over (endpointing, a VAD stuck on noise, a keypad entry), when the caller interrupts the agent (barge-in
-// vs backchannel), when to prompt a silent caller, and when the call has lasted long enough. Pure apart from its
-// clock: it says what it decided (TurnDecision) and the call session acts on it.
+// vs backchannel), when to prompt a silent caller, and when the call has lasted long enough; with previews on, also
+// when the caller's words are complete enough to prepare a reply before the turn ends (and when that no longer
+// holds). Pure apart from its clock: it says what it decided (TurnDecision) and the call session acts on it.
 import type { Clock, Timer } from './clock.js';
 import type { SttEvent } from './stt/stt.js';
 import type { VadEvent } from './vad/vad.js';
@@ -29,6 +30,13 @@ const MAX_DIGITS = 32;
 export type TurnDecision =
   /** The caller's turn is over: the agent answers `text` (what it says replaces any reply in progress). */
   | { type: 'turn'; text: string; startMs: number; endMs: number; metrics: Record<string, number> }
+  /**
+   * The caller has stopped and the STT has given its words, but the endpointing time still runs: a reply to `text`
+   * may be prepared, not spoken. The turn that follows with the same text may use it (only `previews` on).
+   */
+  | { type: 'turn-preview'; text: string }
+  /** The last preview no longer holds (the caller speaks again, or the agent does): drop what was prepared. */
+  | { type: 'turn-preview-cancel'; reason: 'caller_resumed' | 'agent_speaking' }
   /** The caller interrupts the agent: stop talking and drop the queued audio. */
   | { type: 'barge-in'; speechMs: number; voicedMs: number }
   /** The turn was ended on the STT's words while the VAD still hears speech (it is stuck on noise). */
@@ -59,11 +67,19 @@ export class TurnDetector {
   private stuckTimer: Timer | undefined;
   private dtmfTimer: Timer | undefined;
   private maxTimer: Timer | undefined;
+  /** The text of the last turn-preview not yet cancelled or followed by its turn. */
+  private previewed: string | undefined;
+  /** The STT has given a final since the caller last started speaking: the words are complete so far. */
+  private finalSinceSpeech = false;
+  /** The STT has given interim words since its last final: more words are coming (a streaming STT's mid-speech final). */
+  private wordsPending = false;
 
   constructor(
     private readonly rules: TurnRules,
     private readonly clock: Clock,
     private readonly decide: (decision: TurnDecision) => void,
+    /** previews: say turn-preview / turn-preview-cancel (preemptive replies); off, they are never said. */
+    private readonly opts: { previews?: boolean } = {},
   ) {}
 
   /** When the caller's last speech (or keypad entry) ended, on the clock: voice-to-voice is measured from it. */
@@ -102,10 +118,13 @@ export class TurnDetector {
     if (this.stopped) return;
     if ((event.type !== 'final' && event.type !== 'interim') || !event.text.trim()) return;
     this.clock.clearTimeout(this.stuckTimer);
+    this.wordsPending = event.type === 'interim';
     if (event.type === 'interim') return;
     this.heardText = `${this.heardText} ${event.text.trim()}`.trim();
     this.lastFinalAt = this.clock.now();
+    this.finalSinceSpeech = true;
     this.maybeEndTurn();
+    this.maybePreview();
     if (this.callerSpeaking)
       this.stuckTimer = this.clock.setTimeout(() => this.endStuckSpeech(), this.rules.endpointingMs + STUCK_SPEECH_GRACE_MS);
   }
@@ -130,6 +149,8 @@ export class TurnDetector {
   /** The agent's audio started: the caller is not silent at us. */
   agentSpeakingStarted(): void {
     this.agentSpeaking = true;
+    // Words heard from now wait to be a barge-in or a backchannel: a reply prepared for them no longer holds.
+    this.cancelPreview('agent_speaking');
     this.clock.clearTimeout(this.silenceTimer);
   }
 
@@ -149,6 +170,8 @@ export class TurnDetector {
   private onSpeechStart(): void {
     this.callerSpeaking = true;
     this.speechStartedAt = this.clock.now();
+    this.finalSinceSpeech = false;
+    this.cancelPreview('caller_resumed');
     this.clock.clearTimeout(this.endpointTimer);
     this.clock.clearTimeout(this.silenceTimer);
     this.interruptVoicedMs = 0;
@@ -162,6 +185,33 @@ export class TurnDetector {
     if (!this.replying) this.armSilenceTimer();
     this.clock.clearTimeout(this.endpointTimer);
     this.endpointTimer = this.clock.setTimeout(() => this.maybeEndTurn(), this.rules.endpointingMs);
+    this.maybePreview();
+  }
+
+  /**
+   * The caller is silent, the STT has given the words of their last speech, and the turn has not ended yet: a reply
+   * to them may be prepared.
+   */
+  private maybePreview(): void {
+    if (
+      !this.opts.previews ||
+      this.stopped ||
+      this.callerSpeaking ||
+      this.agentSpeaking ||
+      !this.heardText ||
+      !this.finalSinceSpeech ||
+      this.wordsPending
+    )
+      return;
+    if (this.previewed === this.heardText) return;
+    this.previewed = this.heardText;
+    this.decide({ type: 'turn-preview', text: this.heardText });
+  }
+
+  private cancelPreview(reason: 'caller_resumed' | 'agent_speaking'): void {
+    if (this.previewed === undefined || this.stopped) return;
+    this.previewed = undefined;
+    this.decide({ type: 'turn-preview-cancel', reason });
   }
 
   /** The turn ends when the caller has been silent for the endpointing time and the STT has given its text. */
@@ -179,6 +229,7 @@ export class TurnDetector {
     }
     const text = this.heardText;
     this.heardText = '';
+    this.previewed = undefined;
     this.silencePrompts = 0;
     const metrics = { endpointing: Math.round(silentFor), stt_final: Math.max(0, Math.round(this.lastFinalAt - this.endedAt)) };
     this.decide({ type: 'turn', text, startMs: Math.round(this.speechStartedAt), endMs: Math.round(this.endedAt), metrics });
@@ -203,6 +254,7 @@ export class TurnDetector {
     if (!digits || this.stopped) return;
     const at = Math.round(this.clock.now());
     this.endedAt = this.clock.now();
+    this.previewed = undefined;
     this.silencePrompts = 0;
     this.decide({ type: 'turn', text: `(pressed on the keypad: ${digits.split('').join(' ')})`, startMs: at, endMs: at, metrics: {} });
   }

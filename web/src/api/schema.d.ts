@@ -2605,6 +2605,8 @@ export interface paths {
                                 transfer_number: string | null;
                                 /** @default 700 */
                                 endpointing_ms: number;
+                                /** @default true */
+                                preemptive_generation: boolean;
                                 /** @default 400 */
                                 min_interruption_ms: number;
                                 /** @default 12 */
@@ -2905,6 +2907,7 @@ export interface paths {
                         call?: {
                             transfer_number?: string | null;
                             endpointing_ms?: number;
+                            preemptive_generation?: boolean;
                             min_interruption_ms?: number;
                             silence_prompt_s?: number;
                             max_duration_s?: number;
@@ -3034,6 +3037,8 @@ export interface paths {
                                 transfer_number: string | null;
                                 /** @default 700 */
                                 endpointing_ms: number;
+                                /** @default true */
+                                preemptive_generation: boolean;
                                 /** @default 400 */
                                 min_interruption_ms: number;
                                 /** @default 12 */
@@ -14157,6 +14162,20 @@ export interface components {
             };
         } | {
             /** @enum {string} */
+            type: "turn.preemptive_discarded";
+            occurred_at: string;
+            data: {
+                /** @enum {string} */
+                reason: "caller_resumed" | "agent_speaking" | "text_changed" | "context_changed" | "call_ended";
+                llm_chars: number;
+                llm_tokens: number;
+                tts_chars: number;
+                ms_prepared: number;
+            } & {
+                [key: string]: unknown;
+            };
+        } | {
+            /** @enum {string} */
             type: "dtmf.received";
             occurred_at: string;
             data: {
@@ -14652,6 +14671,20 @@ export interface components {
             data: {
                 reason: string;
                 words_ms_ago: number;
+            } & {
+                [key: string]: unknown;
+            };
+        } | {
+            /** @enum {string} */
+            type: "turn.preemptive_discarded";
+            occurred_at: string;
+            data: {
+                /** @enum {string} */
+                reason: "caller_resumed" | "agent_speaking" | "text_changed" | "context_changed" | "call_ended";
+                llm_chars: number;
+                llm_tokens: number;
+                tts_chars: number;
+                ms_prepared: number;
             } & {
                 [key: string]: unknown;
             };

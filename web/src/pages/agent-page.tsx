@@ -116,6 +116,7 @@ function GeneralCard({ settings, save }: CardProps) {
     max_duration_s: settings.call.max_duration_s,
   });
   const [recording, setRecording] = useState(settings.call.recording);
+  const [preemptive, setPreemptive] = useState(settings.call.preemptive_generation);
   const [vad, setVad] = useState(settings.call.vad);
   const [errors, setErrors] = useState<Errors>({});
   const [busy, setBusy] = useState(false);
@@ -149,6 +150,7 @@ function GeneralCard({ settings, save }: CardProps) {
             silence_prompt_s: v.silence_prompt_s,
             max_duration_s: v.max_duration_s,
             recording,
+            preemptive_generation: preemptive,
             vad,
           },
         }),
@@ -226,6 +228,11 @@ function GeneralCard({ settings, save }: CardProps) {
         label="Record calls (stereo WAV: caller left, agent right)"
         checked={recording}
         onChange={(e) => setRecording(e.currentTarget.checked)}
+      />
+      <Switch
+        label="Prepare replies while the caller pauses (faster answers; a reply dropped when the caller goes on costs its tokens)"
+        checked={preemptive}
+        onChange={(e) => setPreemptive(e.currentTarget.checked)}
       />
       <Group justify="flex-end">
         <Button onClick={() => void submit()} loading={busy}>

@@ -343,6 +343,7 @@ export async function closeDeps(deps: Deps): Promise<void> {
   // First: the LiveKit agent stops joining rooms and waiting for callers (main.ts has drained live conversations),
   // and its calls that are ending close their rooms while the database is still there.
   await deps.livekitAgent.stop();
+  await deps.telephony.stop();
   deps.voice.close();
   deps.admission.stop();
   deps.metrics.close();

@@ -48,6 +48,7 @@ import { CallControl } from './voice/call-control.js';
 import { CallTokenService } from './services/call-tokens.js';
 import { Telephony } from './telephony/telephony.js';
 import { WebhookDeliveryWorker } from './services/webhook-delivery.js';
+import { WEBHOOK_CHANNEL } from './services/outbox.js';
 import { WebhookService } from './services/webhooks.js';
 
 export interface Deps {
@@ -186,6 +187,8 @@ export async function buildDeps(
   const webhookDelivery = new WebhookDeliveryWorker(db, webhooks, outbound.fetch, log.child({ component: 'webhooks' }), {
     ...config.webhooks,
     onAttempt: (outcome, seconds) => metrics.webhookDelivery(outcome, seconds),
+    // Woken by publishEvent's NOTIFY at commit, from this instance or another.
+    listen: (onNotify) => database.listen(WEBHOOK_CHANNEL, onNotify),
   });
   const providers = new ProviderRegistry(
     settings,

@@ -196,6 +196,8 @@ export class ProviderRegistry {
     );
     if (!local) return primary;
     return new FallbackLlm([primary, local], (failed, err) => {
+      // The last engine failing is no fallback: the session records it (`provider.failed`).
+      if (failed === local) return;
       this.log.warn({ tenantId, provider: failed.provider, err }, 'LLM failed before answering; falling back');
       onFallback?.('llm', failed.provider, err);
     });
@@ -231,6 +233,7 @@ export class ProviderRegistry {
     );
     if (chain.length === 1) return chain[0]!;
     return new FallbackStt(chain, (failed, err) => {
+      if (failed === chain.at(-1)) return;
       this.log.warn({ tenantId, provider: failed.provider, err }, 'STT failed; the next engine took over');
       notify('stt', failed.provider, err);
     });
@@ -255,6 +258,7 @@ export class ProviderRegistry {
     );
     if (chain.length === 1) return chain[0]!;
     return new FallbackTts(chain, (failed, err) => {
+      if (failed === chain.at(-1)) return;
       this.log.warn({ tenantId, provider: failed.provider, err }, 'TTS failed; the next engine took over');
       notify('tts', failed.provider, err);
     });

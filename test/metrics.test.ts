@@ -264,7 +264,12 @@ describe('GET /metrics', () => {
       t.deps.metrics.callEvent(s.tenant.id, 'call.ended', { status: `weird-${i}`, reason: 'caller hung up' });
       t.deps.metrics.callEvent(s.tenant.id, 'provider.failed', { stage: `s${i}`, provider: `Not A Name ${i}`, reason: `r${i}` });
     }
-    await t.deps.calls.event(s.tenant.id, callId, 'provider.fallback', { stage: 'llm', provider: 'x'.repeat(60), status: null, reason: 'error' });
+    await t.deps.calls.event(s.tenant.id, callId, 'provider.fallback', {
+      stage: 'llm',
+      provider: 'x'.repeat(60),
+      status: null,
+      reason: 'error',
+    });
     const { families } = await scrape(t);
     const labelValues = (name: string, label: string) => new Set(families.get(name)!.samples.map((x) => x.labels[label]));
     for (const v of labelValues('calls_ended_total', 'reason')) expect(ENDED_REASONS as readonly string[]).toContain(v);

@@ -118,10 +118,12 @@ export class WebhookDeliveryWorker {
     }
     if (this.opts.concurrency < 1) return;
     if (this.opts.listen) {
-      this.unlisten = await this.opts.listen(() => this.wake()).catch((err: unknown) => {
-        this.log.warn({ err }, 'webhook notifications unavailable: the delivery worker polls');
-        return undefined;
-      });
+      this.unlisten = await this.opts
+        .listen(() => this.wake())
+        .catch((err: unknown) => {
+          this.log.warn({ err }, 'webhook notifications unavailable: the delivery worker polls');
+          return undefined;
+        });
     }
     this.running = true;
     this.loopDone = this.loop();

@@ -269,7 +269,8 @@ export class LiveKitAgent {
     try {
       const transport = await this.join(lk, tenantId, callId, room).catch(() => undefined);
       if (!transport) return;
-      if ((await transport.waitForCaller(deadline.signal)) === 'ready') await this.deps.voice.announce(tenantId, transport, message, overrides);
+      if ((await transport.waitForCaller(deadline.signal)) === 'ready')
+        await this.deps.voice.announce(tenantId, transport, message, overrides);
       else await transport.close('the caller left').catch(() => undefined);
     } finally {
       deadline.clear();

@@ -7,13 +7,14 @@ import type { FastifyBaseLogger } from 'fastify';
 import { AppError } from '../lib/errors.js';
 import type { CallService, CallStatus } from '../services/calls.js';
 import type { PhoneNumberService } from '../services/phone-numbers.js';
-import type { SettingsService } from '../services/settings.js';
+import type { AgentOverrides, SettingsService } from '../services/settings.js';
 import { type Admission, isRefusal, type Lease } from '../voice/admission.js';
-import type { AgentOverrides } from '../services/settings.js';
 import { ALL_LINES_BUSY, type VoiceCalls } from '../voice/voice-calls.js';
 import { BUDGET_EXCEEDED_MESSAGE } from './telephony.js';
 import { type AgentRoomTransport, callIdAttribute, type CallerWait, callRoom, LiveKitError, type LiveKitService } from './livekit.js';
 
+/** Refused phone calls told why at once, at most (each is an agent in a room and a synthesized message). */
+const MAX_ANNOUNCING = 20;
 /** On shutdown, calls that are ending get this long to close their rooms before the database goes. */
 const STOP_WAIT_MS = 3_000;
 
@@ -49,6 +50,8 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
 export class LiveKitAgent {
   private readonly running = new Set<Promise<void>>();
   private readonly stopping = new AbortController();
+  /** Refused calls being told why now (sayRefusal). */
+  private announcing = 0;
 
   constructor(private readonly deps: LiveKitAgentDeps) {}
 
@@ -114,7 +117,13 @@ export class LiveKitAgent {
       // At a monthly cap the call fails; with all lines busy it is `busy`, like a phone call refused at the webhook.
       const budget = refused.code === 'budget_exceeded';
       await this.deps.calls.end(tenantId, call.id, budget ? 'failed' : 'busy', `${refused.code}: ${refused.message}`);
-      this.track(() => this.sayRefusal(lk, tenantId, call.id, room, budget ? BUDGET_EXCEEDED_MESSAGE : ALL_LINES_BUSY, number?.overrides));
+      // Refusals said at once are bounded too: past MAX_ANNOUNCING the phone is hung up without a word.
+      if (this.announcing >= MAX_ANNOUNCING) await this.closeRoom(lk, tenantId, room);
+      else {
+        this.announcing += 1;
+        const message = budget ? BUDGET_EXCEEDED_MESSAGE : ALL_LINES_BUSY;
+        this.track(() => this.sayRefusal(lk, tenantId, call.id, room, message, number?.overrides).finally(() => (this.announcing -= 1)));
+      }
       return call.id;
     }
     if (lease) this.deps.admission.reserve(call.id, lease);

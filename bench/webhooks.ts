@@ -1,7 +1,8 @@
 // Webhook delivery throughput and latency: events published as a state change would publish them (one transaction
 // each), delivered by the service's own worker to a local receiver that checks every signature. Two phases per
-// database: a burst (N events at once: deliveries per second) and a paced stream (publish-to-receipt p50/p99, the
-// worker's poll interval included, as in production). The database embedded (PGlite in process) and over the wire
+// database: a burst (N events at once: deliveries per second), a paced stream (publish-to-receipt p50/p99 while the
+// worker is busy) and a sparse one (2 events a second: each finds the worker idle, so its latency is the worker's
+// wake-up: the NOTIFY at commit, or its poll interval where nothing notifies it). The database embedded (PGlite in process) and over the wire
 // (bench/pg-server.ts in its own process, the `pg` driver).
 //   npm run bench:webhooks                     # quick: both databases, < 1 min
 //   npm run bench:webhooks -- --full           # 10x the events
@@ -25,6 +26,8 @@ const DB = args.includes('--db') ? args[args.indexOf('--db') + 1] : 'both';
 const BURST = FULL ? 2000 : 200;
 const PACED = FULL ? 1000 : 50;
 const PACED_PER_S = 50;
+const SPARSE = FULL ? 100 : 20;
+const SPARSE_PER_S = 2;
 const CALLS = 20;
 let CONCURRENCY = 0;
 
@@ -115,6 +118,18 @@ async function run(db: 'embedded' | 'server') {
     }
     await waitAll(PACED);
     const latencies = [...published].flatMap(([id, at]) => (received.has(id) ? [received.get(id)! - at] : []));
+
+    // Sparse: the worker is idle when each event comes.
+    received.clear();
+    published.clear();
+    const sparseStart = performance.now();
+    for (let i = 0; i < SPARSE; i++) {
+      const due = sparseStart + (i * 1000) / SPARSE_PER_S;
+      if (due > performance.now()) await new Promise((r) => setTimeout(r, due - performance.now()));
+      await publish(BURST + PACED + i);
+    }
+    await waitAll(SPARSE);
+    const sparse = [...published].flatMap(([id, at]) => (received.has(id) ? [received.get(id)! - at] : []));
     return {
       db,
       burst: { events: BURST, delivered: burstTimes.length, publish_ms: Math.round(publishedIn), deliveries_per_s: Math.round(burstRate) },
@@ -125,6 +140,14 @@ async function run(db: 'embedded' | 'server') {
         p50_ms: Math.round(pct(latencies, 50)),
         p99_ms: Math.round(pct(latencies, 99)),
         max_ms: Math.round(Math.max(...latencies)),
+      },
+      sparse: {
+        events: SPARSE,
+        per_s: SPARSE_PER_S,
+        delivered: sparse.length,
+        p50_ms: Math.round(pct(sparse, 50)),
+        p99_ms: Math.round(pct(sparse, 99)),
+        max_ms: Math.round(Math.max(...sparse)),
       },
       bad_signatures: bad,
     };
@@ -137,12 +160,13 @@ async function run(db: 'embedded' | 'server') {
 
 const results = [];
 for (const db of DB === 'both' ? (['embedded', 'server'] as const) : [DB as 'embedded' | 'server']) results.push(await run(db));
-console.log(`webhook delivery (${FULL ? 'full' : 'quick'}; concurrency ${CONCURRENCY}, poll 500 ms)`);
+console.log(`webhook delivery (${FULL ? 'full' : 'quick'}; concurrency ${CONCURRENCY})`);
 for (const r of results) {
   console.log(
     `${r.db.padEnd(9)} burst ${r.burst.delivered}/${r.burst.events}: ${r.burst.deliveries_per_s} deliveries/s ` +
       `(published in ${r.burst.publish_ms} ms) | paced ${r.paced.per_s}/s: p50 ${r.paced.p50_ms} ms, p99 ${r.paced.p99_ms} ms, ` +
-      `max ${r.paced.max_ms} ms (${r.paced.delivered}/${r.paced.events}) | bad signatures ${r.bad_signatures}`,
+      `max ${r.paced.max_ms} ms (${r.paced.delivered}/${r.paced.events}) | sparse ${r.sparse.per_s}/s: p50 ${r.sparse.p50_ms} ms, ` +
+      `p99 ${r.sparse.p99_ms} ms (${r.sparse.delivered}/${r.sparse.events}) | bad signatures ${r.bad_signatures}`,
   );
 }
 console.log(JSON.stringify(results));

@@ -48,6 +48,7 @@ import { CallControl } from './voice/call-control.js';
 import { CallTokenService } from './services/call-tokens.js';
 import { Telephony } from './telephony/telephony.js';
 import { WebhookDeliveryWorker } from './services/webhook-delivery.js';
+import { WEBHOOK_CHANNEL } from './services/outbox.js';
 import { WebhookService } from './services/webhooks.js';
 
 export interface Deps {
@@ -186,6 +187,8 @@ export async function buildDeps(
   const webhookDelivery = new WebhookDeliveryWorker(db, webhooks, outbound.fetch, log.child({ component: 'webhooks' }), {
     ...config.webhooks,
     onAttempt: (outcome, seconds) => metrics.webhookDelivery(outcome, seconds),
+    // Woken by publishEvent's NOTIFY at commit, from this instance or another.
+    listen: (onNotify) => database.listen(WEBHOOK_CHANNEL, onNotify),
   });
   const providers = new ProviderRegistry(
     settings,
@@ -343,6 +346,7 @@ export async function closeDeps(deps: Deps): Promise<void> {
   // First: the LiveKit agent stops joining rooms and waiting for callers (main.ts has drained live conversations),
   // and its calls that are ending close their rooms while the database is still there.
   await deps.livekitAgent.stop();
+  await deps.telephony.stop();
   deps.voice.close();
   deps.admission.stop();
   deps.metrics.close();

@@ -1,7 +1,8 @@
 // The embedded database in a thread of its own (EMBEDDED_DB_THREAD): PGlite served on a Unix socket, the service
 // reaching it through `pg`. Data survives a close and reopen; transactions of two connections do not interleave;
 // the socket is its owner's alone; and a long query leaves the event loop free (in-process, PGlite's WebAssembly
-// holds it for the whole statement).
+// holds it for the whole statement). LISTEN/NOTIFY works through the thread as in-process: a notification committed
+// on any connection reaches the listening one (and none of a transaction rolled back).
 import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -114,6 +115,45 @@ describe('embedded database thread', () => {
       // Counts, not times: the loop turned freely beside the thread, and hardly at all around in-process PGlite.
       expect(inProcess).toBeLessThan(20);
       expect(inThread).toBeGreaterThan(10 * Math.max(inProcess, 5));
+    },
+    SLOW,
+  );
+
+  it.each([
+    ['in the thread', true],
+    ['in process', false],
+  ])(
+    'LISTEN/NOTIFY %s: notified at commit, from any connection; nothing for a rollback',
+    async (_name, thread) => {
+      const db = await openDatabase({ dataDir: 'memory://', poolMax: 4, thread, snapshot: await databaseSnapshot() });
+      try {
+        const heard: string[] = [];
+        const stop = await db.listen('test_channel', () => heard.push('notified'));
+        await db.db.transaction(async (tx) => {
+          await tx.execute(sql`select pg_notify('test_channel', '')`);
+          // Not before the commit.
+          await tx.execute(sql`select 1`);
+          expect(heard).toEqual([]);
+        });
+        await expect(
+          db.db.transaction(async (tx) => {
+            await tx.execute(sql`select pg_notify('test_channel', '')`);
+            throw new Error('rolled back');
+          }),
+        ).rejects.toThrow('rolled back');
+        // Another channel is not this listener's business.
+        await db.db.execute(sql`select pg_notify('other_channel', '')`);
+        await db.db.execute(sql`select pg_notify('test_channel', '')`);
+        const deadline = Date.now() + 10_000;
+        while (heard.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        expect(heard).toEqual(['notified', 'notified']);
+        await stop();
+        await db.db.execute(sql`select pg_notify('test_channel', '')`);
+        await db.db.execute(sql`select 1`);
+        expect(heard).toHaveLength(2);
+      } finally {
+        await db.close();
+      }
     },
     SLOW,
   );

@@ -1,7 +1,9 @@
 // Events in order (issue 22): a phone call's recording is stored before its end, also when Twilio's status callback
 // (the caller hung up) arrives while the session is still writing the recording: `recording.saved` comes before
 // `call.ended` in the audit trail, and `recording.ready` before `call.ended` in the webhooks, with
-// `recording_available: true` (voice/README.md).
+// `recording_available: true` (voice/README.md). And `call.ended` carries the call's whole cost: when the session
+// takes longer than the callback waits (a slow upload), the end still waits for it, so the call's last usage (the
+// line's seconds, the last speech) is in the ledger before the event is built.
 import { asc, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { webhookEvents } from '../src/db/schema.js';
@@ -86,5 +88,62 @@ describe('event order at the end of a phone call', () => {
       recording_available: true,
     });
     expect(await t.deps.calls.get(s.tenant.id, call.id)).toMatchObject({ status: 'completed', endedReason: 'twilio: completed' });
+  }, 60_000);
+
+  it('a session slower to end than the callback waits: the callback answers, and call.ended still has the whole usage', async () => {
+    const sid = `CA${'f'.repeat(32)}`;
+    const call = await t.deps.calls.open(s.tenant.id, {
+      direction: 'inbound',
+      status: 'in_progress',
+      fromNumber: '+14155550100',
+      toNumber: '+15550001111',
+      providerCallSid: sid,
+    });
+    const transport = new MemoryTransport(8000);
+    const running = t.deps.voice.run(s.tenant.id, call.id, transport);
+    await waitFor('the greeting', async () => ((await t.deps.calls.transcript(s.tenant.id, call.id)).length ? true : undefined));
+    // The callback waits 100 ms; storing the recording (before the usage and the end are written) takes 1.5 s.
+    const telephony = t.deps.telephony;
+    telephony.sessionEndWaitMs = 100;
+    const store = t.deps.recordings;
+    const put = store.put.bind(store);
+    let release!: () => void;
+    const stored = new Promise<void>((r) => (release = r));
+    store.put = async (...args) => {
+      await stored;
+      return put(...args);
+    };
+    try {
+      const res = await postSigned(ACCOUNT, `${base}/api/v1/webhooks/twilio/status`, {
+        AccountSid: ACCOUNT.accountSid,
+        CallSid: sid,
+        CallStatus: 'completed',
+        CallDuration: '3',
+      });
+      expect(res.status).toBe(204);
+      // Answered while the session is still ending: the call is not ended by the callback meanwhile.
+      expect((await t.deps.calls.get(s.tenant.id, call.id)).endedAt).toBeNull();
+      release();
+      await running;
+    } finally {
+      store.put = put;
+      telephony.sessionEndWaitMs = 5000;
+    }
+    // The callback's status is applied after (changing nothing: the session ended the call).
+    await waitFor('twilio.status', async () =>
+      (await t.deps.calls.events(s.tenant.id, call.id)).find((e) => e.type === 'twilio.status') ? true : undefined,
+    );
+    const published = await t.deps.database.db
+      .select({ type: webhookEvents.type, data: webhookEvents.data })
+      .from(webhookEvents)
+      .where(eq(webhookEvents.callId, call.id))
+      .orderBy(asc(webhookEvents.createdAt));
+    const ended = published.find((e) => e.type === 'call.ended')!.data as { cost: { components: Record<string, unknown> } };
+    const final = await t.deps.usage.callCost(s.tenant.id, call.id);
+    // The line's seconds and the speech recognised are in the event, as they are in the final ledger.
+    expect(final.usage.map((u) => u.component)).toEqual(expect.arrayContaining(['telephony', 'stt']));
+    expect(ended.cost).toEqual(final.cost);
+    expect(Object.keys(ended.cost.components)).toEqual(expect.arrayContaining(['telephony', 'stt']));
+    expect(published.find((e) => e.type === 'call.ended')!.data).toMatchObject({ status: 'completed', recording_available: true });
   }, 60_000);
 });

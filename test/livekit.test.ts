@@ -16,6 +16,7 @@ import { webhookEvents } from '../src/db/schema.js';
 import { type AgentJoinSettings, LiveKitService, roomName } from '../src/telephony/livekit.js';
 import { liveKitSipTarget } from '../src/telephony/telephony.js';
 import { twilioSignature } from '../src/telephony/twilio-signature.js';
+import { ALL_LINES_BUSY } from '../src/voice/voice-calls.js';
 import { FakeLiveKit } from './fakes/livekit.js';
 import { FakeS3 } from './fakes/s3.js';
 import { bearer, buildTestApp, call, type Session, signup, type TestApp, twoTenants, uniqueEmail, waitFor } from './helpers.js';
@@ -689,6 +690,28 @@ describe('inbound phone calls through LiveKit SIP', () => {
       participant_identity: 'sip_+14155550111',
       participant_kind: 'SIP',
     });
+  });
+
+  it('at the tenant’s concurrency cap a phone that dialled in hears that all lines are busy, then the room closes: busy, no agent run', async () => {
+    const { s } = await connected('+14155557106');
+    // A cap of 0: no call may run.
+    await t.deps.tenantAdmin.setLimits(s.tenant.id, { maxConcurrentCalls: 0 });
+    fake.callerPresent = true;
+    const { room, event } = fake.sipInbound({ from: '+14155550116', to: '+14155557106' });
+    expect(await recordedOf(event)).toBe(true);
+    const [refused] = await inboundCalls(s);
+    // Recorded at once, as a Twilio call refused at its webhook is.
+    expect(await callOf(s, refused!.id)).toMatchObject({ status: 'busy' });
+    const agent = await agentIn(room);
+    await waitFor('the room to close', async () => (fake.rooms.has(room) ? undefined : true));
+    // The caller heard the message (seconds of speech), and the line closed with it.
+    expect(agent.caller.heardMs()).toBeGreaterThan(1000);
+    expect(agent.closedReason).toBe(ALL_LINES_BUSY);
+    const events = (await eventsOf(s, refused!.id)).map((e) => e.type);
+    expect(events).toEqual(expect.arrayContaining(['call.refused', 'call.ended']));
+    expect(events).not.toContain('livekit.sip_answered');
+    expect(await turnsOf(s, refused!.id)).toEqual([]);
+    expect(t.deps.voice.active).toBe(0);
   });
 
   it('a call Twilio handed over (X-Call-Id) is that call; another tenant’s call id in the header takes nothing', async () => {

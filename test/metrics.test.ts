@@ -1,8 +1,11 @@
 // GET /metrics (issue 18, "Operator metrics"): the Prometheus text format, parsed line by line (HELP and TYPE for
 // every family, histograms with cumulative buckets up to le="+Inf"); the token guards it; calls and turns move the
-// counters and stage histograms; and tenants never become label values unless the operator turns that on.
+// counters and stage histograms; calls ended count by status and a closed set of reasons, providers that failed with
+// no fallback count as errors; label values never leave their closed sets; and tenants never become label values
+// unless the operator turns that on.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ENDED_REASONS, endedReasonOf } from '../src/lib/operator-metrics.js';
 import { MAX_SERIES_PER_METRIC, Counter, Registry } from '../src/lib/prometheus.js';
 import { MemoryTransport } from '../src/voice/transports/memory.js';
 import { type FakeDeepgram, startFakeDeepgram } from './fakes/deepgram.js';
@@ -224,12 +227,75 @@ describe('GET /metrics', () => {
     expect(moved('calls_started_total', { direction: 'chat' })).toBe(1);
     expect(moved('calls_started_total', { direction: 'web' })).toBe(1);
     expect(moved('calls_ended_total', { status: 'completed' })).toBe(1);
+    // ...and why: the caller hung up (a closed set of reasons, whatever the stored words).
+    expect(moved('calls_ended_total', { status: 'completed', reason: 'caller_hangup' })).toBe(1);
     expect(sum(after, 'voice_calls_active')).toBe(0);
     // The chat's agent turn: retrieval and the LLM's first token, timed.
     for (const stage of ['retrieval', 'llm_ttft']) expect(moved('voice_turn_stage_seconds_count', { stage }), stage).toBe(1);
     expect(moved('provider_fallbacks_total', { stage: 'tts', provider: 'elevenlabs' })).toBe(1);
     expect(moved('provider_errors_total', { stage: 'tts', provider: 'elevenlabs', reason: 'rate_limited' })).toBe(1);
   }, 60_000);
+
+  it('a provider failing with no engine to take over counts as an error, not a fallback', async () => {
+    const s = await signup(t.app);
+    const chat = await call(t.app, 'POST', '/api/v1/chat', s.access_token, { message: 'Hello?' });
+    expect(chat.statusCode, chat.body).toBe(200);
+    const before = (await scrape(t)).families;
+    // As CallSession records it when the last engine of a chain (or the only one) fails.
+    await t.deps.calls.event(s.tenant.id, chat.json().session_id, 'provider.failed', {
+      stage: 'stt',
+      provider: 'deepgram',
+      status: 503,
+      reason: 'server_error',
+    });
+    const after = (await scrape(t)).families;
+    const moved = (name: string, where: Record<string, string> = {}) => sum(after, name, where) - sum(before, name, where);
+    expect(moved('provider_errors_total', { stage: 'stt', provider: 'deepgram', reason: 'server_error' })).toBe(1);
+    expect(moved('provider_fallbacks_total')).toBe(0);
+  });
+
+  it('label values stay in their closed sets whatever the events carry: end reasons, providers, failure reasons', async () => {
+    const s = await signup(t.app);
+    const chat = await call(t.app, 'POST', '/api/v1/chat', s.access_token, { message: 'Hello?' });
+    const callId = chat.json().session_id as string;
+    // Reasons in the model's words (an agent's end_call), providers and reasons nobody knows: none becomes a label.
+    for (let i = 0; i < 40; i++) {
+      t.deps.metrics.callEvent(s.tenant.id, 'call.ended', { status: 'completed', reason: `the caller said goodbye ${randomUUID()}` });
+      t.deps.metrics.callEvent(s.tenant.id, 'call.ended', { status: `weird-${i}`, reason: 'caller hung up' });
+      t.deps.metrics.callEvent(s.tenant.id, 'provider.failed', { stage: `s${i}`, provider: `Not A Name ${i}`, reason: `r${i}` });
+    }
+    await t.deps.calls.event(s.tenant.id, callId, 'provider.fallback', {
+      stage: 'llm',
+      provider: 'x'.repeat(60),
+      status: null,
+      reason: 'error',
+    });
+    const { families } = await scrape(t);
+    const labelValues = (name: string, label: string) => new Set(families.get(name)!.samples.map((x) => x.labels[label]));
+    for (const v of labelValues('calls_ended_total', 'reason')) expect(ENDED_REASONS as readonly string[]).toContain(v);
+    for (const v of labelValues('calls_ended_total', 'status'))
+      expect(['queued', 'ringing', 'in_progress', 'completed', 'failed', 'busy', 'no_answer', 'canceled', 'other']).toContain(v);
+    for (const v of labelValues('provider_errors_total', 'stage')) expect(['stt', 'llm', 'tts', 'other']).toContain(v);
+    for (const v of labelValues('provider_errors_total', 'provider')) expect(v).toMatch(/^[a-z0-9][a-z0-9_.-]{0,39}$/);
+    expect(sum(families, 'calls_ended_total', { status: 'completed', reason: 'agent_or_other' })).toBeGreaterThanOrEqual(40);
+    expect(sum(families, 'calls_ended_total', { status: 'other', reason: 'caller_hangup' })).toBeGreaterThanOrEqual(40);
+    expect(families.get('calls_ended_total')!.samples.length).toBeLessThanOrEqual(9 * ENDED_REASONS.length);
+    expect(families.get('provider_errors_total')!.samples.length).toBeLessThan(50);
+  });
+
+  it('end reasons as stored map onto their labels', () => {
+    expect(endedReasonOf('caller hung up')).toBe('caller_hangup');
+    expect(endedReasonOf('twilio: completed')).toBe('caller_hangup');
+    expect(endedReasonOf('twilio: no-answer')).toBe('telephony');
+    expect(endedReasonOf('concurrency_limit: This account has 2 concurrent calls, its limit (2)')).toBe('refused');
+    expect(endedReasonOf('budget_exceeded: The monthly minutes are used up')).toBe('refused');
+    expect(endedReasonOf('media policy: audio faster than real time')).toBe('media_policy');
+    expect(endedReasonOf('speech-to-text failed')).toBe('provider_error');
+    expect(endedReasonOf('maximum duration reached')).toBe('max_duration');
+    expect(endedReasonOf('transferred')).toBe('transferred');
+    expect(endedReasonOf('instance_lost')).toBe('instance_lost');
+    expect(endedReasonOf('The caller has what they needed')).toBe('agent_or_other');
+  });
 
   it('queue gauges come from the sources they are pointed at, read at most once per few seconds', async () => {
     let reads = 0;

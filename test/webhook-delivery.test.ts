@@ -2,16 +2,17 @@
 // gets every event, in order per call; Retry-After is honoured to the second; the backoff grows with jitter and
 // gives up after 24 h; an endpoint failing for 3 days is disabled and the tenant's other endpoint told; a claim
 // abandoned mid-request (a crashed instance) is taken over after the lease, with the same webhook-id; the guard
-// refuses a private address at delivery; a hung receiver times out; the log keeps 1 KB; retention purges.
+// refuses a private address at delivery; a hung receiver times out; the log keeps 1 KB; retention purges. An idle
+// worker is woken by the NOTIFY its delivery's transaction sends at commit, not by its poll.
 import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { webhookAttempts, webhookDeliveries, webhookEndpoints, webhookEvents } from '../src/db/schema.js';
 import { OutboundGuard } from '../src/lib/outbound.js';
-import { publishEvent } from '../src/services/outbox.js';
+import { publishEvent, WEBHOOK_CHANNEL } from '../src/services/outbox.js';
 import { type WebhookDeliveryOptions, WebhookDeliveryWorker } from '../src/services/webhook-delivery.js';
 import { WebhookReceiver } from './fakes/webhook-receiver.js';
-import { signup, useTestApp } from './helpers.js';
+import { signup, useTestApp, waitFor, WIRE_PASS } from './helpers.js';
 
 // The app's own worker is off: each test drives its own, in its own virtual time.
 const t = useTestApp({ WEBHOOK_DELIVERY_CONCURRENCY: '0' });
@@ -353,5 +354,41 @@ describe('webhook delivery worker', () => {
     const db = t.deps.database.db;
     expect(await db.select().from(webhookAttempts).where(eq(webhookAttempts.deliveryId, row!.id))).toHaveLength(0);
     expect(await db.select().from(webhookEvents).where(eq(webhookEvents.id, id))).toHaveLength(0);
+  });
+
+  // The wire pass's server (pglite-socket) hands a notification to the connection that committed it, not to the
+  // listening one; the service's own (db/pglite-server.ts) routes it: test/embedded-db-thread.test.ts.
+  it.skipIf(WIRE_PASS)('an idle worker is woken by the NOTIFY of a committed delivery, not by its poll (an hour here)', async () => {
+    const { tenant } = await signup(t.app);
+    await endpoint(tenant.id, '/prompt');
+    const worker = new WebhookDeliveryWorker(t.deps.database.db, t.deps.webhooks, openGuard.fetch, t.deps.log, {
+      concurrency: 2,
+      leaseMs: 60_000,
+      retentionMs: DAY,
+      pollMs: HOUR,
+      listen: (onNotify) => t.deps.database.listen(WEBHOOK_CHANNEL, onNotify),
+    });
+    const publish = (n: number) =>
+      t.deps.database.db.transaction((tx) =>
+        publishEvent(tx, tenant.id, 'document.ready', {
+          document_id: randomUUID(),
+          name: `doc ${n}`,
+          chunks: 1,
+          version: 1,
+          filename: null,
+          embedding_model: 'local',
+        }),
+      );
+    await worker.start();
+    try {
+      const first = await publish(1);
+      await waitFor('the first delivery', async () => (receiver.delivered('/prompt').some((r) => r.id === first) ? true : undefined));
+      // The worker looked again after it and found nothing: it sleeps its hour unless told.
+      await new Promise((r) => setTimeout(r, 300));
+      const second = await publish(2);
+      await waitFor('the second delivery', async () => (receiver.delivered('/prompt').some((r) => r.id === second) ? true : undefined));
+    } finally {
+      await worker.stop();
+    }
   });
 });

@@ -31,6 +31,12 @@ export interface Database {
   close(): Promise<void>;
   /** The `pg` pool's connections now (operator metrics); absent for PGlite, which has no pool. */
   poolStats?(): { total: number; idle: number; waiting: number };
+  /**
+   * Calls `onNotify` for each NOTIFY on `channel` (sent at commit by any connection of any instance) until the
+   * returned function is called. Over the wire a connection of its own listens; when it is lost it is made again
+   * (every second until it is back) and `onNotify` is called once then, for what may have been sent meanwhile.
+   */
+  listen(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
 }
 
 /**
@@ -186,6 +192,11 @@ async function openPglite(dataDir: string, migrate: boolean, snapshot: Blob | un
     ping: async () => {
       await client.query('select 1');
     },
+    // PGlite delivers its notifications to listeners in this process (at commit, as PostgreSQL does).
+    listen: async (channel, onNotify) => {
+      const unlisten = await client.listen(channel, () => onNotify());
+      return () => unlisten();
+    },
     close: async () => {
       await client.close();
       release();
@@ -305,10 +316,50 @@ async function openPostgres(connection: pg.PoolConfig, poolMax: number, migrate:
     db: db as unknown as Db,
     kind,
     poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
+    listen: (channel, onNotify) => listenOverWire(connection, channel, onNotify),
     ping: async () => {
       await db.execute(sql`select 1`);
     },
     close: () => pool.end(),
+  };
+}
+
+/** A connection of its own LISTENing on `channel` (Database.listen), made again whenever it is lost. */
+async function listenOverWire(connection: pg.PoolConfig, channel: string, onNotify: () => void): Promise<() => Promise<void>> {
+  let active: pg.Client | undefined;
+  let stopped = false;
+  let retry: NodeJS.Timeout | undefined;
+  const connect = async () => {
+    const client = new pg.Client(connection);
+    client.on('notification', (m) => m.channel === channel && onNotify());
+    // A lost connection emits 'error' then 'end': reconnecting is 'end''s business.
+    client.on('error', () => {});
+    client.on('end', () => {
+      if (active !== client) return;
+      active = undefined;
+      if (!stopped) retry = setTimeout(reconnect, 1000).unref();
+    });
+    try {
+      await client.connect();
+      await client.query(`listen ${client.escapeIdentifier(channel)}`);
+    } catch (err) {
+      await client.end().catch(() => {});
+      throw err;
+    }
+    if (stopped) return void (await client.end().catch(() => {}));
+    active = client;
+  };
+  const reconnect = () =>
+    void connect().then(onNotify, () => {
+      if (!stopped) retry = setTimeout(reconnect, 1000).unref();
+    });
+  await connect();
+  return async () => {
+    stopped = true;
+    clearTimeout(retry);
+    const client = active;
+    active = undefined;
+    await client?.end().catch(() => {});
   };
 }
 

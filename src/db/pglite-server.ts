@@ -10,6 +10,10 @@
 // (pglite-socket's own multiplexer takes turns message by message, which lets one connection's Parse meet
 // another's Bind.) There is no authentication: listen on a Unix socket only its owner can open (or loopback, for
 // a benchmark).
+//
+// LISTEN/NOTIFY: the connections share PGlite's one session, so a notification comes out in the reply of whichever
+// connection's statement committed it. It is taken out of that reply and sent to the connections that asked to
+// LISTEN on its channel (a simple-protocol `LISTEN name`, as `pg` sends it), as PostgreSQL would.
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { PGlite } from '@electric-sql/pglite';
@@ -25,6 +29,8 @@ export function servePglite(pglite: PGlite): Server {
   let turns: Promise<void> = Promise.resolve();
   let owner: Connection | undefined;
   let ownerRelease: (() => void) | undefined;
+  /** Who listens on what: channel -> connections. */
+  const listeners = new Map<string, Set<Connection>>();
 
   function takeTurn(conn: Connection): Promise<() => void> {
     if (owner === conn && ownerRelease) {
@@ -53,6 +59,7 @@ export function servePglite(pglite: PGlite): Server {
       socket.on('error', () => socket.destroy());
       // A connection that goes away inside its transaction must not keep the others waiting.
       socket.on('close', () => {
+        for (const [channel, conns] of listeners) if (conns.delete(this) && conns.size === 0) listeners.delete(channel);
         this.work = this.work.then(async () => {
           if (owner !== this || !ownerRelease) return;
           if (pglite.isInTransaction()) await pglite.exec('rollback').catch(() => {});
@@ -90,6 +97,7 @@ export function servePglite(pglite: PGlite): Server {
         this.buffer = this.buffer.subarray(length);
         const type = String.fromCharCode(message[0]!);
         if (type === 'X') return void this.socket.end();
+        if (type === 'Q') this.noteListen(message);
         this.batch.push(message);
         // Sync ends an extended-protocol round trip; a simple Query is one by itself.
         if (type === 'S' || type === 'Q') {
@@ -99,12 +107,32 @@ export function servePglite(pglite: PGlite): Server {
       }
     }
 
+    /** Sent whenever it comes: a listening connection is idle between its statements. */
+    notify(message: Buffer): void {
+      if (!this.socket.destroyed) this.socket.write(message);
+    }
+
+    /** A simple-protocol LISTEN or UNLISTEN: who gets which channel's notifications. */
+    private noteListen(message: Buffer): void {
+      const m = LISTEN.exec(message.toString('utf8', 5, message.length - 1));
+      if (!m) return;
+      const channel = m[3] ?? m[2]!.toLowerCase();
+      if (!m[1]) {
+        if (!listeners.has(channel)) listeners.set(channel, new Set());
+        listeners.get(channel)!.add(this);
+        return;
+      }
+      for (const [name, conns] of listeners)
+        if ((channel === '*' || name === channel) && conns.delete(this) && conns.size === 0) listeners.delete(name);
+    }
+
     private run(messages: Buffer[]): void {
       this.work = this.work.then(async () => {
         const release = await takeTurn(this);
         try {
           for (const message of messages) {
-            const reply = await pglite.execProtocolRaw(message);
+            const raw = await pglite.execProtocolRaw(message);
+            const reply = listeners.size ? routeNotifications(raw) : raw;
             if (reply.length && !this.socket.destroyed) this.socket.write(reply);
           }
         } finally {
@@ -121,8 +149,34 @@ export function servePglite(pglite: PGlite): Server {
     }
   }
 
+  /** The reply without its NotificationResponse messages, which go to the connections listening on their channel. */
+  function routeNotifications(reply: Uint8Array): Uint8Array {
+    const buf = Buffer.from(reply.buffer, reply.byteOffset, reply.byteLength);
+    const kept: Buffer[] = [];
+    let at = 0;
+    let from = 0;
+    while (at + 5 <= buf.length) {
+      const end = at + 1 + buf.readInt32BE(at + 1);
+      if (buf[at] === NOTIFICATION) {
+        if (at > from) kept.push(buf.subarray(from, at));
+        const message = Buffer.from(buf.subarray(at, end));
+        const channel = message.toString('utf8', 9, message.indexOf(0, 9));
+        for (const conn of listeners.get(channel) ?? []) conn.notify(message);
+        from = end;
+      }
+      at = end;
+    }
+    if (from === 0) return reply;
+    if (from < buf.length) kept.push(buf.subarray(from));
+    return Buffer.concat(kept);
+  }
+
   return createServer((socket) => new Connection(socket));
 }
+
+/** NotificationResponse: 'A', length, the notifying process id, the channel and the payload (C strings). */
+const NOTIFICATION = 'A'.charCodeAt(0);
+const LISTEN = /^\s*(un)?listen\s+(\*|"([^"]+)"|[A-Za-z_][A-Za-z0-9_$]*)\s*;?\s*$/i;
 
 export interface PgliteServerOptions {
   /** PGlite's data directory (created if missing), or `memory://`. */

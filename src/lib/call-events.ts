@@ -112,6 +112,11 @@ export const callEventSchemas = {
   'provider.fallback': z
     .object({ stage: z.enum(['stt', 'llm', 'tts']), provider: z.string(), status: z.number().int().nullable(), reason: providerFailure })
     .describe('A provider failed during the call and the next one took over: its HTTP status and a short reason, never its own words.'),
+  'provider.failed': z
+    .object({ stage: z.enum(['stt', 'llm', 'tts']), provider: z.string(), status: z.number().int().nullable(), reason: providerFailure })
+    .describe(
+      'A provider failed with no engine left to take over: the call ended (speech-to-text) or went on without that reply (language model, text-to-speech). Its HTTP status and a short reason, never its own words.',
+    ),
   'recording.started': z.object({ egress_id: z.string() }).describe('LiveKit’s Egress started recording the room.'),
   'recording.saved': z
     .union([localRecording, egressRecording])

@@ -2,13 +2,100 @@
 // Counters are moved by the call records (CallService tells us each call event and each stored turn's latencies:
 // never the audio path) and by admission; gauges are read at scrape time from callbacks the composition root points
 // at their source, the ones that count database rows cached for a few seconds so scrapes cannot hammer the database.
-// Labels take bounded values only (direction, status, stage, provider); a tenant_id label only behind a flag.
+// Labels take bounded values only (direction, status, end reason, stage, provider, failure reason), each checked
+// against its closed set (anything else is `other`); a tenant_id label only behind a flag.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry } from './prometheus.js';
+import type { ProviderFailure } from './provider-error.js';
 
 /** The turn latencies (ms, as stored on each turn: see voice/turns.ts, agent.ts, call-session.ts) timed as stages. */
 export const TURN_STAGES = ['endpointing', 'stt_final', 'retrieval', 'llm_ttft', 'tts_ttfb', 'voice_to_voice'] as const;
 const STAGE_BUCKETS_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10];
+
+/** Why a call ended, as the `reason` label of calls_ended_total: a closed set, whatever the stored reason's words. */
+export const ENDED_REASONS = [
+  'caller_hangup',
+  'agent_or_other',
+  'transferred',
+  'api_hangup',
+  'max_duration',
+  'silence',
+  'refused',
+  'provider_error',
+  'telephony',
+  'not_answered',
+  'room_closed',
+  'no_media',
+  'instance_lost',
+  'idle',
+  'shutdown',
+  'media_policy',
+  'error',
+] as const;
+export type EndedReason = (typeof ENDED_REASONS)[number];
+
+const EXACT_REASONS: Record<string, EndedReason> = {
+  'caller hung up': 'caller_hangup',
+  // Twilio's `completed` before the session ended the call: the caller hung up (the agent's end comes first).
+  'twilio: completed': 'caller_hangup',
+  transferred: 'transferred',
+  'hung up through the API': 'api_hangup',
+  'maximum duration reached': 'max_duration',
+  'caller silent': 'silence',
+  'tenant suspended': 'refused',
+  'user deactivated': 'refused',
+  'speech-to-text failed': 'provider_error',
+  'livekit room could not be created': 'provider_error',
+  'livekit could not dial the number': 'provider_error',
+  'the agent could not join the livekit room': 'provider_error',
+  'twilio request failed': 'provider_error',
+  'the phone was not answered': 'not_answered',
+  'the caller left before the call began': 'not_answered',
+  'the caller did not join the room': 'not_answered',
+  'livekit room closed': 'room_closed',
+  'livekit room finished': 'room_closed',
+  'livekit room deleted': 'room_closed',
+  no_media: 'no_media',
+  instance_lost: 'instance_lost',
+  idle: 'idle',
+  'service shutting down': 'shutdown',
+  'internal error': 'error',
+};
+
+/**
+ * The label of a stored end reason. Reasons are written by our code (CallSession, telephony, the sweeper) except the
+ * agent's own `end_call` and a chat's end, whose reason is the model's words: those, and anything not known here, are
+ * `agent_or_other`.
+ */
+export function endedReasonOf(reason: string): EndedReason {
+  const exact = EXACT_REASONS[reason];
+  if (exact) return exact;
+  if (/^(concurrency_limit|calls_at_capacity|too_many_calls|budget_exceeded):/.test(reason)) return 'refused';
+  if (reason.startsWith('media policy:')) return 'media_policy';
+  if (reason.startsWith('twilio: ')) return 'telephony';
+  if (reason.startsWith('twilio failed')) return 'provider_error';
+  return 'agent_or_other';
+}
+
+const CALL_STATUSES = ['queued', 'ringing', 'in_progress', 'completed', 'failed', 'busy', 'no_answer', 'canceled'] as const;
+const PROVIDER_FAILURES = [
+  'unauthorized',
+  'forbidden',
+  'not_found',
+  'bad_request',
+  'rate_limited',
+  'timeout',
+  'server_error',
+  'redirect',
+  'unreachable',
+  'address_refused',
+  'error',
+] as const satisfies readonly ProviderFailure[];
+/** Engine names (providers/engines.ts) look like this; anything else is `other`. */
+const PROVIDER_NAME = /^[a-z0-9][a-z0-9_.-]{0,39}$/;
+/** `value` when it is one of `allowed`, else `other`: a label never takes a value from outside its set. */
+const oneOf = (allowed: readonly string[], value: unknown): string =>
+  typeof value === 'string' && allowed.includes(value) ? value : 'other';
 
 /** Where the scrape-time gauges read their value. Any left unset is left out of the exposition. */
 export interface MetricSources {
@@ -79,7 +166,13 @@ export class OperatorMetrics implements CallObserver {
     this.callsStarted = r.register(
       new Counter('calls_started_total', 'Calls and chat sessions started, by direction', ['direction', ...tenant]),
     );
-    this.callsEnded = r.register(new Counter('calls_ended_total', 'Calls and chat sessions ended, by final status', ['status', ...tenant]));
+    this.callsEnded = r.register(
+      new Counter('calls_ended_total', `Calls and chat sessions ended, by final status and why (${ENDED_REASONS.join(', ')})`, [
+        'status',
+        'reason',
+        ...tenant,
+      ]),
+    );
     this.callsRefused = r.register(
       new Counter('calls_refused_total', 'New calls refused: concurrency_limit (the tenant) or calls_at_capacity (this instance)', [
         'code',
@@ -172,12 +265,14 @@ export class OperatorMetrics implements CallObserver {
     const d = (data ?? {}) as Record<string, unknown>;
     const tenant: Record<string, string> = this.tenantLabels ? { tenant_id: tenantId } : {};
     if (type === 'call.started') this.callsStarted.inc({ direction: String(d.direction), ...tenant });
-    else if (type === 'call.ended') this.callsEnded.inc({ status: String(d.status), ...tenant });
-    else if (type === 'provider.fallback') {
-      const stage = String(d.stage);
-      const provider = String(d.provider);
-      this.fallbacks.inc({ stage, provider });
-      this.providerErrors.inc({ stage, provider, reason: String(d.reason) });
+    else if (type === 'call.ended')
+      this.callsEnded.inc({ status: oneOf(CALL_STATUSES, d.status), reason: endedReasonOf(String(d.reason)), ...tenant });
+    else if (type === 'provider.fallback' || type === 'provider.failed') {
+      const stage = oneOf(['stt', 'llm', 'tts'], d.stage);
+      const provider = typeof d.provider === 'string' && PROVIDER_NAME.test(d.provider) ? d.provider : 'other';
+      // A fallback: the next engine took over. A failure: none was left (the call ended or went on without that reply).
+      if (type === 'provider.fallback') this.fallbacks.inc({ stage, provider });
+      this.providerErrors.inc({ stage, provider, reason: oneOf(PROVIDER_FAILURES, d.reason) });
     }
   }
 

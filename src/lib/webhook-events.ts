@@ -51,7 +51,7 @@ export const webhookEventSchemas = {
 
       cost: callCostView.shape.cost
         .optional()
-        .describe('What the call cost so far, per component and by who pays (usage written after the end is not in it)'),
+        .describe('What the call cost, per component and by who pays (its last usage is written before its end)'),
     })
     .loose()
     .describe('A call ended (once per call): its status, why, timing, turns and latency summary.'),

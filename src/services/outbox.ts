@@ -2,8 +2,8 @@
 // get it, written in one statement with the executor the caller passes, so that an event rides in the same
 // transaction as the change that caused it (call ended, document ready, limit reached): all are stored or none.
 // An endpoint gets the events published after it exists. The delivery worker (services/webhook-delivery.ts) sends
-// what the delivery rows hold; nothing here does I/O beyond that statement. The data is checked against the catalog
-// (lib/webhook-events.ts) before it is stored.
+// what the delivery rows hold, woken by the statement's NOTIFY; nothing here does I/O beyond that statement. The
+// data is checked against the catalog (lib/webhook-events.ts) before it is stored.
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
@@ -11,6 +11,12 @@ import { OPT_IN_EVENT_TYPES, type WebhookEventData, type WebhookEventType, webho
 
 /** The database or a transaction of it (a Drizzle transaction is a Db for every query we make). */
 export type Executor = Pick<Db, 'insert' | 'select' | 'update' | 'delete' | 'execute'>;
+
+/**
+ * The LISTEN/NOTIFY channel told of new deliveries (at commit), so idle delivery workers look at once rather than at
+ * their next poll (services/webhook-delivery.ts).
+ */
+export const WEBHOOK_CHANNEL = 'webhook_deliveries';
 
 export const newEventId = () => `evt_${randomUUID().replaceAll('-', '')}`;
 
@@ -45,13 +51,18 @@ export async function publishEvent<T extends WebhookEventType>(
     : optIn
       ? sql`${type} = any(w.events)`
       : sql`(${type} = any(w.events) or '*' = any(w.events))`;
+  // The notification is sent when the transaction commits (never for one rolled back), to every instance's worker
+  // listening on the channel; an event no endpoint gets wakes nobody.
   await db.execute(sql`
     with e as (
       insert into webhook_events (id, tenant_id, type, call_id, data)
       values (${id}, ${tenantId}, ${type}, ${opts.callId ?? null}, ${JSON.stringify(parsed)}::jsonb)
-      returning id, tenant_id, type, call_id, created_at)
-    insert into webhook_deliveries (tenant_id, endpoint_id, event_id, event_type, call_id, event_created_at, next_attempt_at)
-    select e.tenant_id, w.id, e.id, e.type, e.call_id, e.created_at, e.created_at
-    from e join webhook_endpoints w on w.tenant_id = e.tenant_id and w.enabled and ${who}`);
+      returning id, tenant_id, type, call_id, created_at),
+    d as (
+      insert into webhook_deliveries (tenant_id, endpoint_id, event_id, event_type, call_id, event_created_at, next_attempt_at)
+      select e.tenant_id, w.id, e.id, e.type, e.call_id, e.created_at, e.created_at
+      from e join webhook_endpoints w on w.tenant_id = e.tenant_id and w.enabled and ${who}
+      returning 1)
+    select pg_notify(${WEBHOOK_CHANNEL}, '')::text as notified where exists (select 1 from d)`);
   return id;
 }

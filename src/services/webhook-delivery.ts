@@ -29,8 +29,16 @@ export interface WebhookDeliveryOptions {
   disableAfterMs?: number;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
-  /** How often an idle worker looks for due deliveries. */
+  /**
+   * How often an idle worker looks for due deliveries (retries coming due; anything a lost notification left):
+   * 500 ms without `listen`, 5 s with it.
+   */
   pollMs?: number;
+  /**
+   * Calls `onNotify` for each new delivery committed by any instance (the database's LISTEN on WEBHOOK_CHANNEL,
+   * which publishEvent NOTIFYs); returns how to stop. Without it (or when it fails at start) the worker polls.
+   */
+  listen?: (onNotify: () => void) => Promise<() => Promise<void>>;
   /** Epoch ms; virtual in tests. */
   now?: () => number;
   /** [0, 1); the jitter's source. */
@@ -73,6 +81,9 @@ interface Outcome {
 
 export const RESPONSE_LOG_BYTES = 1024;
 const PURGE_EVERY_MS = 3600_000;
+/** An idle worker's poll without notifications, and with them (then only a fallback). */
+const POLL_MS = 500;
+const LISTENING_POLL_MS = 5000;
 const PURGE_BATCH = 1000;
 
 const ts = (ms: number) => sql`${new Date(ms).toISOString()}::timestamptz`;
@@ -84,6 +95,7 @@ export class WebhookDeliveryWorker {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly abort = new AbortController();
   private readonly waker = new Waker();
+  private unlisten: (() => Promise<void>) | undefined;
   private lastPurge = 0;
   private readonly now: () => number;
   private readonly random: () => number;
@@ -105,8 +117,21 @@ export class WebhookDeliveryWorker {
       await this.db.execute(sql`update webhook_deliveries set locked_by = null, locked_at = null where locked_by is not null`);
     }
     if (this.opts.concurrency < 1) return;
+    if (this.opts.listen) {
+      this.unlisten = await this.opts
+        .listen(() => this.wake())
+        .catch((err: unknown) => {
+          this.log.warn({ err }, 'webhook notifications unavailable: the delivery worker polls');
+          return undefined;
+        });
+    }
     this.running = true;
     this.loopDone = this.loop();
+  }
+
+  /** An idle worker's wait between looks: short while nothing tells it of new deliveries. */
+  private get pollMs(): number {
+    return this.opts.pollMs ?? (this.unlisten ? LISTENING_POLL_MS : POLL_MS);
   }
 
   /** Claims nothing new; requests in flight are aborted and their deliveries released (sent again later, same id). */
@@ -114,6 +139,8 @@ export class WebhookDeliveryWorker {
     this.running = false;
     this.abort.abort();
     this.wake();
+    await this.unlisten?.().catch(() => {});
+    this.unlisten = undefined;
     await this.loopDone;
     await Promise.allSettled([...this.inFlight]);
   }
@@ -164,7 +191,7 @@ export class WebhookDeliveryWorker {
         }
       }
       // Busy: wait for requests to finish. Claimed less than there was room for: nothing more is due; poll (or be woken).
-      if (this.running && (!worthClaiming || claimed < free)) await this.waker.sleep(!worthClaiming ? 60_000 : (this.opts.pollMs ?? 500));
+      if (this.running && (!worthClaiming || claimed < free)) await this.waker.sleep(!worthClaiming ? 60_000 : this.pollMs);
     }
   }
 

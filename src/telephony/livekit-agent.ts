@@ -7,11 +7,14 @@ import type { FastifyBaseLogger } from 'fastify';
 import { AppError } from '../lib/errors.js';
 import type { CallService, CallStatus } from '../services/calls.js';
 import type { PhoneNumberService } from '../services/phone-numbers.js';
-import type { SettingsService } from '../services/settings.js';
+import type { AgentOverrides, SettingsService } from '../services/settings.js';
 import { type Admission, isRefusal, type Lease } from '../voice/admission.js';
-import type { VoiceCalls } from '../voice/voice-calls.js';
+import { ALL_LINES_BUSY, type VoiceCalls } from '../voice/voice-calls.js';
+import { BUDGET_EXCEEDED_MESSAGE } from './telephony.js';
 import { type AgentRoomTransport, callIdAttribute, type CallerWait, callRoom, LiveKitError, type LiveKitService } from './livekit.js';
 
+/** Refused phone calls told why at once, at most (each is an agent in a room and a synthesized message). */
+const MAX_ANNOUNCING = 20;
 /** On shutdown, calls that are ending get this long to close their rooms before the database goes. */
 const STOP_WAIT_MS = 3_000;
 
@@ -47,6 +50,8 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
 export class LiveKitAgent {
   private readonly running = new Set<Promise<void>>();
   private readonly stopping = new AbortController();
+  /** Refused calls being told why now (sayRefusal). */
+  private announcing = 0;
 
   constructor(private readonly deps: LiveKitAgentDeps) {}
 
@@ -105,13 +110,20 @@ export class LiveKitAgent {
       return undefined;
     }
     if (refused) {
-      // Closing the room hangs the phone up; the tenant sees the call it missed and why.
+      // The tenant sees the call it missed and why, at once; the caller hears why (as Twilio's <Say> says it on a
+      // Twilio call), then closing the room hangs the phone up. No agent, no speech recognition, no place taken.
       this.deps.log.warn({ tenantId, room, code: refused.code }, 'a phone call into a SIP room was refused');
       await this.deps.calls.event(tenantId, call.id, 'call.refused', { reason: refused.code });
       // At a monthly cap the call fails; with all lines busy it is `busy`, like a phone call refused at the webhook.
-      const status = refused.code === 'budget_exceeded' ? 'failed' : 'busy';
-      await this.deps.calls.end(tenantId, call.id, status, `${refused.code}: ${refused.message}`);
-      await this.closeRoom(lk, tenantId, room);
+      const budget = refused.code === 'budget_exceeded';
+      await this.deps.calls.end(tenantId, call.id, budget ? 'failed' : 'busy', `${refused.code}: ${refused.message}`);
+      // Refusals said at once are bounded too: past MAX_ANNOUNCING the phone is hung up without a word.
+      if (this.announcing >= MAX_ANNOUNCING) await this.closeRoom(lk, tenantId, room);
+      else {
+        this.announcing += 1;
+        const message = budget ? BUDGET_EXCEEDED_MESSAGE : ALL_LINES_BUSY;
+        this.track(() => this.sayRefusal(lk, tenantId, call.id, room, message, number?.overrides).finally(() => (this.announcing -= 1)));
+      }
       return call.id;
     }
     if (lease) this.deps.admission.reserve(call.id, lease);
@@ -250,6 +262,28 @@ export class LiveKitAgent {
       // The caller never came (or the run failed before taking it): the call's place is free again.
       this.deps.admission.cancel(callId);
       await this.closeRoom(lk, tenantId, callRoom(tenantId, callId, sipRoom));
+    }
+  }
+
+  /** Joins the refused call's room, says `message` to the phone in it, and closes the room. Never throws. */
+  private async sayRefusal(
+    lk: LiveKitService,
+    tenantId: string,
+    callId: string,
+    room: string,
+    message: string,
+    overrides?: AgentOverrides,
+  ): Promise<void> {
+    const deadline = this.deadline(lk.agent.callerTimeoutMs, () => new Error('caller timeout'));
+    try {
+      const transport = await this.join(lk, tenantId, callId, room).catch(() => undefined);
+      if (!transport) return;
+      if ((await transport.waitForCaller(deadline.signal)) === 'ready')
+        await this.deps.voice.announce(tenantId, transport, message, overrides);
+      else await transport.close('the caller left').catch(() => undefined);
+    } finally {
+      deadline.clear();
+      await this.closeRoom(lk, tenantId, room);
     }
   }
 

@@ -17,7 +17,7 @@ import type { CallOutcome } from '../voice/call-session.js';
 import { BrowserTransport, holdEarlyMessages } from '../voice/transports/browser-ws.js';
 import { TwilioMediaStreamTransport } from '../voice/transports/twilio-media-stream.js';
 import { type Admission, isRefusal, type Lease } from '../voice/admission.js';
-import { ALL_LINES_BUSY, LOST_AFTER_MS, type VoiceCalls } from '../voice/voice-calls.js';
+import { ALL_LINES_BUSY, lostAfterMs, type VoiceCalls } from '../voice/voice-calls.js';
 import { TwilioError, TwilioNetworkError, TwilioRest } from './twilio-rest.js';
 import { connectStream, dialNumber, dialSip, sayAndHangup } from './twiml.js';
 
@@ -204,13 +204,47 @@ export class Telephony {
     const twilioStatus = params.CallStatus ?? '';
     const status = TWILIO_STATUS[twilioStatus];
     if (!call || !status || params.AccountSid !== this.config.twilio.accountSid) return;
+    // A call whose audio a session carries is ended by that session: it stores the recording and writes the call's
+    // last usage, then the end, so `recording.ready` comes before `call.ended` and `call.ended` carries the whole
+    // cost (voice/README.md). Ending it here first would race both (Twilio's callback and the stream's stop arrive
+    // together). So the session is told to hang up and given a moment; a session still ending after it (a slow
+    // recording upload) is waited for in the background, as long as its heartbeat says it lives, and Twilio gets its
+    // answer now. What Twilio reports applies after, and ends the call only if the session did not.
+    if (TERMINAL.has(status) && !call.endedAt && this.carried(call)) {
+      const reason = `twilio: ${twilioStatus}`;
+      await this.control
+        .send(call.id, { type: 'hangup', reason })
+        .catch((err: unknown) => this.log.warn({ err, callId: call.id }, 'hang-up could not be sent'));
+      if (!(await this.sessionEnded(call, Date.now() + this.sessionEndWaitMs))) {
+        this.afterSession(call, params);
+        return;
+      }
+    }
+    await this.applyStatus(call, params);
+  }
+
+  /** How long a status callback saying the call is over waits, before answering, for the session to end the call. */
+  sessionEndWaitMs = SESSION_END_WAIT_MS;
+  /** Status callbacks waiting in the background for the session carrying their call to end it (stop() drops them). */
+  private readonly waitingForSessions = new Set<Promise<void>>();
+  private readonly stopping = new AbortController();
+
+  /** Stops waiting for sessions (shutdown): their sessions end their calls themselves, or the sweeper does. */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await Promise.allSettled([...this.waitingForSessions]);
+  }
+
+  /** A session is carrying the call's audio: its heartbeat is recent. */
+  private carried(call: Call): boolean {
+    return call.lastSeenAt !== null && Date.now() - call.lastSeenAt.getTime() < lostAfterMs(this.config.calls.heartbeatMs);
+  }
+
+  /** Applies what Twilio reported (CallService.applyProviderStatus) and records it. */
+  private async applyStatus(call: Call, params: Record<string, string>): Promise<void> {
+    const twilioStatus = params.CallStatus ?? '';
+    const status = TWILIO_STATUS[twilioStatus]!;
     const durationMs = twilioDurationMs(params.CallDuration);
-    // A call whose audio a session carries is ended by that session: it stores the recording, then the end, so
-    // `recording.saved`/`recording.ready` come before `call.ended` (voice/README.md). Ending it here first would
-    // race the recording (Twilio's callback and the stream's stop arrive together). So the session is told to hang
-    // up and given a moment; what Twilio reports applies after, and ends the call only if the session did not.
-    if (TERMINAL.has(status) && !call.endedAt && call.lastSeenAt && Date.now() - call.lastSeenAt.getTime() < LOST_AFTER_MS)
-      await this.letSessionEnd(call, `twilio: ${twilioStatus}`);
     const changed = await this.calls.applyProviderStatus(call.tenantId, call.id, status, {
       reason: `twilio: ${twilioStatus}`,
       ...(durationMs !== undefined && { durationMs }),
@@ -227,18 +261,38 @@ export class Telephony {
     }
   }
 
-  /** Asks the session carrying the call to hang up and waits (at most SESSION_END_WAIT_MS) until the call has ended. */
-  private async letSessionEnd(call: Call, reason: string): Promise<void> {
-    await this.control
-      .send(call.id, { type: 'hangup', reason })
-      .catch((err: unknown) => this.log.warn({ err, callId: call.id }, 'hang-up could not be sent'));
-    const deadline = Date.now() + SESSION_END_WAIT_MS;
-    while (Date.now() < deadline) {
+  /** Whether the call has ended by `deadline` (epoch ms), looking every 100 ms. */
+  private async sessionEnded(call: Call, deadline: number): Promise<boolean> {
+    for (;;) {
       const now = await this.calls.get(call.tenantId, call.id).catch(() => undefined);
-      if (!now || now.endedAt) return;
+      if (!now || now.endedAt) return true;
+      if (Date.now() >= deadline || this.stopping.signal.aborted) return false;
       await sleep(100);
     }
-    this.log.warn({ callId: call.id }, 'the session did not end the call in time; ending it as Twilio reports');
+  }
+
+  /**
+   * The callback's status, applied once the session has ended the call (its usage and recording written first), or
+   * once its heartbeat has stopped (its instance is gone: Twilio's word is then the best there is), or after a
+   * lost-after time in any case. Never throws.
+   */
+  private afterSession(call: Call, params: Record<string, string>): void {
+    const lostMs = lostAfterMs(this.config.calls.heartbeatMs);
+    const giveUpAt = Date.now() + lostMs;
+    const waiting = (async () => {
+      for (;;) {
+        if (await this.sessionEnded(call, Math.min(giveUpAt, Date.now() + 1000))) break;
+        if (this.stopping.signal.aborted) return;
+        const now = await this.calls.get(call.tenantId, call.id).catch(() => undefined);
+        if (!now || !this.carried(now) || Date.now() >= giveUpAt) {
+          this.log.warn({ callId: call.id }, 'the session did not end the call; ending it as Twilio reports');
+          break;
+        }
+      }
+      await this.applyStatus(call, params);
+    })().catch((err: unknown) => this.log.error({ err, callId: call.id }, 'status callback could not be applied'));
+    this.waitingForSessions.add(waiting);
+    void waiting.finally(() => this.waitingForSessions.delete(waiting));
   }
 
   // ---- media websockets ----

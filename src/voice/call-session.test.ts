@@ -3,6 +3,7 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { EventQueue } from '../lib/event-queue.js';
+import { ProviderError } from '../lib/provider-error.js';
 import { Agent } from './agent.js';
 import { resample } from './audio.js';
 import { MemoryCallLog } from './call-log.js';
@@ -535,7 +536,11 @@ describe('CallSession: actions and the end of the call', () => {
       provider: 'broken',
       sampleRate: RATE,
       stream: () => ({
-        events: { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error('every engine failed')) }) },
+        events: {
+          [Symbol.asyncIterator]: () => ({
+            next: () => Promise.reject(new ProviderError('deepgram', '503 busy', true, 503)),
+          }),
+        },
         push: () => {},
         flush: () => {},
         close: async () => events.end(),
@@ -544,6 +549,10 @@ describe('CallSession: actions and the end of the call', () => {
     const c = startCall({ behaviour: { greeting: null }, stt });
     expect(await c.end(false)).toEqual({ status: 'failed', reason: 'speech-to-text failed' });
     expect(c.callLog.ended).toEqual({ status: 'failed', reason: 'speech-to-text failed' });
+    // No engine took over: the failure is recorded as such (the operator's provider_errors_total counts it).
+    expect(c.callLog.events.filter((e) => e.type === 'provider.failed').map((e) => e.data)).toEqual([
+      { stage: 'stt', provider: 'deepgram', status: 503, reason: 'server_error' },
+    ]);
   });
 });
 

@@ -14,6 +14,7 @@
 // Time: every duration is measured on the session's clock (ms since the call started).
 import type { FastifyBaseLogger } from 'fastify';
 import { type AgentState, latencyMessage, type LiveMessage } from '../lib/live-messages.js';
+import { ProviderError, publicFailure } from '../lib/provider-error.js';
 import type { CallStatus } from '../services/calls.js';
 import { estimateTokens } from '../rag/chunking.js';
 import { type Agent, type AgentAction, type AgentEvent, type TurnResult, toolCalledEvent } from './agent.js';
@@ -141,6 +142,7 @@ export class CallSession {
     // Without speech-to-text the call cannot go on (every engine in its chain failed): end it, recorded as failed.
     const transcribing = this.transcribe().catch((err: unknown) => {
       this.p.log.error({ err, callId: this.callLog.callId }, 'speech-to-text failed');
+      this.providerFailed('stt', err);
       this.finish({ status: 'failed', reason: 'speech-to-text failed' });
     });
     if (behaviour.greeting) this.startReply(this.speakFixed(behaviour.greeting));
@@ -242,7 +244,11 @@ export class CallSession {
     const reply: Reply = {
       controller,
       done: run(controller.signal)
-        .catch((err) => this.p.log.error({ err, callId: this.callLog.callId }, 'reply failed'))
+        .catch((err) => {
+          this.p.log.error({ err, callId: this.callLog.callId }, 'reply failed');
+          // The language model's failures are caught where it streams: what reaches here is the voice's.
+          if (err instanceof ProviderError && !controller.signal.aborted) this.providerFailed('tts', err);
+        })
         .finally(() => {
           if (this.reply === reply) {
             this.reply = undefined;
@@ -301,9 +307,7 @@ export class CallSession {
       callId: this.callLog.callId,
       onUsage: (u) => (produced.outputTokens = (produced.outputTokens ?? 0) + u.outputTokens),
     });
-    const { sentences, result } = sentencesOf(countOutput(events, produced), (err) => {
-      if (!controller.signal.aborted) this.p.log.error({ err, callId: this.callLog.callId }, 'the agent could not answer');
-    });
+    const { sentences, result } = sentencesOf(countOutput(events, produced), (err) => this.agentFailed(err, controller.signal));
     this.prepared = { said, historyLength: this.history.length, controller, sentences, result, startedAt: this.now(), produced };
   }
 
@@ -341,6 +345,13 @@ export class CallSession {
     );
   }
 
+  /** The agent's reply failed (not aborted): logged, and a provider's failure counted as one. */
+  private agentFailed(err: unknown, signal: AbortSignal): void {
+    if (signal.aborted) return;
+    this.p.log.error({ err, callId: this.callLog.callId }, 'the agent could not answer');
+    if (err instanceof ProviderError) this.providerFailed('llm', err);
+  }
+
   private respond(said: string, metrics: Record<string, number>, prepared?: Prepared) {
     return async (signal: AbortSignal) => {
       const turnStart = this.now();
@@ -363,9 +374,9 @@ export class CallSession {
         metrics.preemptive = 1;
         metrics.preemptive_head_start = Math.round(turnStart - prepared.startedAt);
       } else {
-        reply = sentencesOf(this.p.agent.reply(this.history.slice(0, -1), said, signal, { callId: this.callLog.callId }), (err) => {
-          if (!signal.aborted) this.p.log.error({ err, callId: this.callLog.callId }, 'the agent could not answer');
-        });
+        reply = sentencesOf(this.p.agent.reply(this.history.slice(0, -1), said, signal, { callId: this.callLog.callId }), (err) =>
+          this.agentFailed(err, signal),
+        );
       }
       const { sentences, result } = reply;
       const spoken = await this.speak(sentences, signal, (firstAudioAt) => {
@@ -438,6 +449,16 @@ export class CallSession {
     if (state === this.state) return;
     this.state = state;
     this.live({ type: 'agent.state', state });
+  }
+
+  /**
+   * A provider failed with no engine left to take over (a chain's last, or a chain of one): its stage, name, status
+   * and short reason only (publicFailure), in the call's events and the operator's provider_errors_total.
+   */
+  private providerFailed(stage: 'stt' | 'llm' | 'tts', err: unknown): void {
+    const { status, reason } = publicFailure(err);
+    const provider = err instanceof ProviderError ? err.provider : stage === 'stt' ? this.p.stt.provider : this.p.tts.provider;
+    this.record(() => this.callLog.event('provider.failed', { stage, provider, status, reason }));
   }
 
   /** Queues a database write behind the previous ones; a failed write is logged, the call goes on. */

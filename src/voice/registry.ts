@@ -136,6 +136,16 @@ export class ProviderRegistry {
     };
   }
 
+  /**
+   * The tenant's voice alone (its TTS chain, unmetered): for a fixed message said to a caller no agent will answer
+   * (all lines busy on a LiveKit phone call, as Twilio's `<Say>` says it on a Twilio one).
+   */
+  async ttsFor(tenantId: string, opts: { sampleRate: number; overrides?: AgentOverrides }): Promise<TTS> {
+    const { settings, keys } = await this.settings.forProviders(tenantId);
+    const providers = { ...settings, ...opts.overrides }.providers;
+    return this.tts(tenantId, providers.tts, keys, opts.sampleRate, () => {});
+  }
+
   private agent(
     tenantId: string,
     settings: TenantSettingsView,
@@ -198,6 +208,8 @@ export class ProviderRegistry {
     );
     if (!local) return primary;
     return new FallbackLlm([primary, local], (failed, err) => {
+      // The last engine failing is no fallback: the session records it (`provider.failed`).
+      if (failed === local) return;
       this.log.warn({ tenantId, provider: failed.provider, err }, 'LLM failed before answering; falling back');
       onFallback?.('llm', failed.provider, err);
     });
@@ -233,6 +245,7 @@ export class ProviderRegistry {
     );
     if (chain.length === 1) return chain[0]!;
     return new FallbackStt(chain, (failed, err) => {
+      if (failed === chain.at(-1)) return;
       this.log.warn({ tenantId, provider: failed.provider, err }, 'STT failed; the next engine took over');
       notify('stt', failed.provider, err);
     });
@@ -257,6 +270,7 @@ export class ProviderRegistry {
     );
     if (chain.length === 1) return chain[0]!;
     return new FallbackTts(chain, (failed, err) => {
+      if (failed === chain.at(-1)) return;
       this.log.warn({ tenantId, provider: failed.provider, err }, 'TTS failed; the next engine took over');
       notify('tts', failed.provider, err);
     });

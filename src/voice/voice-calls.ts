@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import { publicFailure } from '../lib/provider-error.js';
 import type { Call, CallService } from '../services/calls.js';
+import type { AgentOverrides } from '../services/settings.js';
 import { type Admission, isRefusal, type Lease } from './admission.js';
 import type { CallControl } from './call-control.js';
 import { type RecordingStore, recordingKey } from '../storage/recording-store.js';
@@ -18,6 +19,7 @@ import { type CallOutcome, CallSession } from './call-session.js';
 import { realClock, withNow } from './clock.js';
 import { mergeRecordings, type Recording, type RecordedTransport, recordTransport, recoverSpooledRecording } from './recording.js';
 import type { ProviderRegistry } from './registry.js';
+import { speak } from './speaker.js';
 import { toHistory } from './text-channel.js';
 import type { Transport } from './transports/transport.js';
 import { type UsageLine, UsageTally } from './usage-meter.js';
@@ -46,6 +48,9 @@ export const LOST_AFTER_MS = lostAfterMs(HEARTBEAT_MS);
  * mid-call loses at most this much of it, and a long call writes a few rows a minute, never one per frame.
  */
 const USAGE_FLUSH_BEATS = 4;
+
+/** The longest a message to a refused caller may take (synthesis and playout). */
+const ANNOUNCE_MAX_MS = 20_000;
 
 /** What a caller refused at connect time (no place on this instance) hears before the line closes. */
 export const ALL_LINES_BUSY = 'Sorry, all our lines are busy. Please call again later. Goodbye.';
@@ -312,6 +317,23 @@ export class VoiceCalls {
       }
       await recordUsage();
       await save();
+    }
+  }
+
+  /**
+   * Says `text` in the tenant's voice to a caller no agent will talk to (a call refused at the cap), then closes the
+   * transport with it as the reason. No speech recognition, no agent, no recording; at most ANNOUNCE_MAX_MS. Never
+   * throws: a message that cannot be said still closes the line.
+   */
+  async announce(tenantId: string, transport: Transport, text: string, overrides?: AgentOverrides): Promise<void> {
+    const signal = AbortSignal.timeout(ANNOUNCE_MAX_MS);
+    try {
+      const tts = await this.registry.ttsFor(tenantId, { sampleRate: transport.sampleRate, overrides });
+      await speak({ transport, tts, clock: realClock }, [text], signal);
+    } catch (err) {
+      this.log.warn({ err, tenantId }, 'the message to a refused caller could not be said');
+    } finally {
+      await transport.close(text).catch(() => undefined);
     }
   }
 

@@ -14253,6 +14253,20 @@ export interface components {
             };
         } | {
             /** @enum {string} */
+            type: "provider.failed";
+            occurred_at: string;
+            data: {
+                /** @enum {string} */
+                stage: "stt" | "llm" | "tts";
+                provider: string;
+                status: number | null;
+                /** @enum {string} */
+                reason: "unauthorized" | "forbidden" | "not_found" | "bad_request" | "rate_limited" | "timeout" | "server_error" | "redirect" | "unreachable" | "address_refused" | "error";
+            } & {
+                [key: string]: unknown;
+            };
+        } | {
+            /** @enum {string} */
             type: "recording.started";
             occurred_at: string;
             data: {
@@ -14754,6 +14768,20 @@ export interface components {
         } | {
             /** @enum {string} */
             type: "provider.fallback";
+            occurred_at: string;
+            data: {
+                /** @enum {string} */
+                stage: "stt" | "llm" | "tts";
+                provider: string;
+                status: number | null;
+                /** @enum {string} */
+                reason: "unauthorized" | "forbidden" | "not_found" | "bad_request" | "rate_limited" | "timeout" | "server_error" | "redirect" | "unreachable" | "address_refused" | "error";
+            } & {
+                [key: string]: unknown;
+            };
+        } | {
+            /** @enum {string} */
+            type: "provider.failed";
             occurred_at: string;
             data: {
                 /** @enum {string} */

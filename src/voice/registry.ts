@@ -128,6 +128,7 @@ export class ProviderRegistry {
       behaviour: {
         greeting: settings.greeting,
         endpointingMs: call.endpointing_ms,
+        adaptiveEndpointing: call.adaptive_endpointing,
         minInterruptionMs: call.min_interruption_ms,
         silencePromptMs: call.silence_prompt_s * 1000,
         maxDurationMs: call.max_duration_s * 1000,

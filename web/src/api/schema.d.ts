@@ -2605,6 +2605,8 @@ export interface paths {
                                 transfer_number: string | null;
                                 /** @default 700 */
                                 endpointing_ms: number;
+                                /** @default true */
+                                adaptive_endpointing: boolean;
                                 /** @default 400 */
                                 min_interruption_ms: number;
                                 /** @default 12 */
@@ -2905,6 +2907,7 @@ export interface paths {
                         call?: {
                             transfer_number?: string | null;
                             endpointing_ms?: number;
+                            adaptive_endpointing?: boolean;
                             min_interruption_ms?: number;
                             silence_prompt_s?: number;
                             max_duration_s?: number;
@@ -3034,6 +3037,8 @@ export interface paths {
                                 transfer_number: string | null;
                                 /** @default 700 */
                                 endpointing_ms: number;
+                                /** @default true */
+                                adaptive_endpointing: boolean;
                                 /** @default 400 */
                                 min_interruption_ms: number;
                                 /** @default 12 */

@@ -116,6 +116,7 @@ function GeneralCard({ settings, save }: CardProps) {
     max_duration_s: settings.call.max_duration_s,
   });
   const [recording, setRecording] = useState(settings.call.recording);
+  const [adaptive, setAdaptive] = useState(settings.call.adaptive_endpointing);
   const [vad, setVad] = useState(settings.call.vad);
   const [errors, setErrors] = useState<Errors>({});
   const [busy, setBusy] = useState(false);
@@ -150,6 +151,7 @@ function GeneralCard({ settings, save }: CardProps) {
             max_duration_s: v.max_duration_s,
             recording,
             vad,
+            adaptive_endpointing: adaptive,
           },
         }),
       setErrors,
@@ -222,6 +224,11 @@ function GeneralCard({ settings, save }: CardProps) {
           allowDeselect={false}
         />
       </SimpleGrid>
+      <Switch
+        label="Adaptive end of turn: answer sooner after a complete question, wait longer after “um”, “and” or digits being read out"
+        checked={adaptive}
+        onChange={(e) => setAdaptive(e.currentTarget.checked)}
+      />
       <Switch
         label="Record calls (stereo WAV: caller left, agent right)"
         checked={recording}

@@ -57,6 +57,8 @@ describe('classifyEnding', () => {
     ['the code is seven seven double three', 'digits'],
     ['my number is for five', 'digits'], // the STT's "for" for "four"
     ['one two three', 'digits'],
+    ['my card ends in four', 'digits'],
+    ['the one that ends in four', 'digits'],
     ['a table for two', 'complete'],
     ['for two people at eight', 'complete'],
     ['oh', 'neutral'],

@@ -166,5 +166,7 @@ function trailingDigits(words: string[]): boolean {
   if (count === 1 && /^(oh|o)$/.test(words[words.length - 1]!)) return false;
   if (real >= 2) return true;
   const intro = words[i];
+  // "my card ends in four", "ending with six"
+  if ((intro === 'in' || intro === 'with') && /^(ends|ending|end|ended)$/.test(words[i - 1] ?? '')) return true;
   return intro !== undefined && NUMBER_INTROS.has(intro);
 }

@@ -159,11 +159,19 @@ export function buildManifest(seed = 21): Utterance[] {
           pieces.push({ pauseMs: ms });
           pauses.push({ afterWord: words.length, ms });
         }
-        for (const bit of part.trim().split(/(<\d+>)/).filter((b) => b.trim())) {
+        for (const bit of part
+          .trim()
+          .split(/(<\d+>)/)
+          .filter((b) => b.trim())) {
           const group = /^<(\d+)>$/.exec(bit);
           if (!group) {
             pieces.push({ say: bit.trim() });
-            words.push(...bit.trim().split(/\s+/).filter((w) => wordCount(w) > 0));
+            words.push(
+              ...bit
+                .trim()
+                .split(/\s+/)
+                .filter((w) => wordCount(w) > 0),
+            );
             continue;
           }
           [...group[1]!].forEach((d, k) => {

@@ -63,8 +63,7 @@ function vadTrack(frames: AudioFrame[], vad: VAD): { event: VadEvent | null; voi
 }
 
 /** When each VAD speech-end happened (the end of the frame that raised it). */
-const speechEnds = (track: ReturnType<typeof vadTrack>) =>
-  track.flatMap((t, i) => (t.event === 'speech-end' ? [(i + 1) * FRAME_MS] : []));
+const speechEnds = (track: ReturnType<typeof vadTrack>) => track.flatMap((t, i) => (t.event === 'speech-end' ? [(i + 1) * FRAME_MS] : []));
 
 /**
  * Oracle finals: every word said, timed within its piece of speech, is in the final of the first speech-end after it;
@@ -210,8 +209,7 @@ export async function measureTurns(opts: TurnsBenchOptions = {}) {
     const track = vadTrack(frames, vad);
     const ends = speechEnds(track);
     for (const source of sources) {
-      const finals =
-        source === 'oracle' ? oracleFinals(r, ends, latencyMs) : await pocketsphinxFinals(frames, track, latencyMs);
+      const finals = source === 'oracle' ? oracleFinals(r, ends, latencyMs) : await pocketsphinxFinals(frames, track, latencyMs);
       if (source === 'pocketsphinx') heard.push({ id: u.id, said: u.text, pocketsphinx: finals.map((f) => f.text).join(' | ') });
       for (const [mode, adaptive] of [
         ['fixed', false],
@@ -272,7 +270,12 @@ async function main() {
   const out = value('--out') ?? (args.includes('--quick') ? undefined : path.join('bench', 'results', 'turns.json'));
   if (out) {
     mkdirSync(path.dirname(out), { recursive: true });
-    const environment = { node: process.version, cpus: os.cpus().length, load: os.loadavg().map((x) => round(x, 2)), date: new Date().toISOString() };
+    const environment = {
+      node: process.version,
+      cpus: os.cpus().length,
+      load: os.loadavg().map((x) => round(x, 2)),
+      date: new Date().toISOString(),
+    };
     writeFileSync(out, `${JSON.stringify({ environment, ...result }, null, 1)}\n`);
     console.log(`\nwrote ${out}`);
   }

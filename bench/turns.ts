@@ -16,14 +16,14 @@
 //     VAD speech-end, audio pushed as fast as the engine takes it (its own timing replaced by the latency above).
 // A false cut-in: the turn ended (the agent would answer) before the caller's last word. End-of-turn delay: from the
 // end of the caller's last word to the turn ending, per utterance (the last turn), including the VAD's hangover.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type AudioFrame, toFrames } from '../src/voice/audio.js';
 import { ManualClock } from '../src/voice/clock.js';
 import { PocketsphinxStt } from '../src/voice/stt/pocketsphinx-stt.js';
-import type { SttEvent } from '../src/voice/stt/stt.js';
 import { TurnDetector } from '../src/voice/turns.js';
 import { EnergyVad } from '../src/voice/vad/energy-vad.js';
 import type { VAD, VadEvent } from '../src/voice/vad/vad.js';
@@ -37,6 +37,7 @@ const ENDS_COMPLETE = new Set(['question', 'statement', 'short', 'filler', 'conj
 interface Final {
   atMs: number;
   text: string;
+  confidence?: number;
 }
 
 interface Run {
@@ -85,26 +86,65 @@ function oracleFinals(r: RenderedUtterance, ends: number[], latencyMs: number): 
   return finals;
 }
 
-/** What pocketsphinx heard, one stream per utterance, flushed at each VAD speech-end (as a call does). */
-async function pocketsphinxFinals(frames: AudioFrame[], track: ReturnType<typeof vadTrack>, latencyMs: number): Promise<Final[]> {
-  const stream = new PocketsphinxStt({ sampleRate: RATE }).stream({});
-  const got: Extract<SttEvent, { type: 'final' }>[] = [];
-  const collecting = (async () => {
-    for await (const e of stream.events) if (e.type === 'final') got.push(e);
-  })();
-  frames.forEach((f, i) => {
-    stream.push(f);
-    if (track[i]!.event === 'speech-end') stream.flush();
-  });
-  await stream.close();
-  await collecting;
+/**
+ * What pocketsphinx heard, one stream per utterance, flushed at each VAD speech-end (as a call does), up to the last
+ * one (the silence after it has nothing to say). Kept in a file in the temp folder by audio and VAD: the words do
+ * not depend on the endpointing rules, so a second run is quick.
+ */
+async function pocketsphinxFinals(
+  u: Utterance,
+  frames: AudioFrame[],
+  track: ReturnType<typeof vadTrack>,
+  latencyMs: number,
+): Promise<Final[]> {
+  const key = createHash('sha256')
+    .update(JSON.stringify(['v2', u.id, track.map((t) => t.event)]))
+    .update(new Uint8Array(frames.flatMap((f) => [...new Uint8Array(f.pcm.buffer, f.pcm.byteOffset, 64)])))
+    .digest('hex');
+  const cached = readCache()[key];
+  const got = cached ?? (await transcribe(frames, track));
+  if (!cached) writeCache(key, got);
   const ends = speechEnds(track);
   const finals: Final[] = [];
   for (const f of got) {
     const end = ends.find((e) => e >= f.endMs) ?? ends[ends.length - 1] ?? f.endMs;
-    finals.push({ atMs: end + latencyMs, text: f.text });
+    finals.push({ atMs: end + latencyMs, text: f.text, confidence: f.confidence });
   }
   return finals;
+}
+
+async function transcribe(frames: AudioFrame[], track: ReturnType<typeof vadTrack>): Promise<Heard[]> {
+  const stream = new PocketsphinxStt({ sampleRate: RATE }).stream({});
+  const got: Heard[] = [];
+  const collecting = (async () => {
+    for await (const e of stream.events) if (e.type === 'final') got.push({ text: e.text, endMs: e.endMs, confidence: e.confidence });
+  })();
+  const last = track.map((t) => t.event).lastIndexOf('speech-end');
+  for (let i = 0; i <= last; i++) {
+    stream.push(frames[i]!);
+    if (track[i]!.event === 'speech-end') stream.flush();
+  }
+  await stream.close();
+  await collecting;
+  return got;
+}
+
+type Heard = { text: string; endMs: number; confidence?: number };
+const CACHE_FILE = path.join(os.tmpdir(), 'bench-turns-pocketsphinx.json');
+let cache: Record<string, Heard[]> | undefined;
+function readCache(): Record<string, Heard[]> {
+  if (!cache) {
+    try {
+      cache = JSON.parse(readFileSync(CACHE_FILE, 'utf8')) as Record<string, Heard[]>;
+    } catch {
+      cache = {};
+    }
+  }
+  return cache;
+}
+function writeCache(key: string, value: Heard[]) {
+  readCache()[key] = value;
+  writeFileSync(CACHE_FILE, JSON.stringify(cache));
 }
 
 /** The TurnDetector over the utterance in virtual time. */
@@ -126,7 +166,7 @@ function simulate(
   );
   detector.start({ agentSpeaksFirst: true });
   for (const f of finals)
-    clock.setTimeout(() => detector.stt({ type: 'final', text: f.text, startMs: 0, endMs: f.atMs, endOfTurn: true }), f.atMs);
+    clock.setTimeout(() => detector.stt({ type: 'final', text: f.text, startMs: 0, endMs: f.atMs, confidence: f.confidence, endOfTurn: true }), f.atMs);
   for (const t of track) {
     clock.advance(FRAME_MS);
     detector.vad(t.event, t.voiced, FRAME_MS);
@@ -209,8 +249,12 @@ export async function measureTurns(opts: TurnsBenchOptions = {}) {
     const track = vadTrack(frames, vad);
     const ends = speechEnds(track);
     for (const source of sources) {
-      const finals = source === 'oracle' ? oracleFinals(r, ends, latencyMs) : await pocketsphinxFinals(frames, track, latencyMs);
-      if (source === 'pocketsphinx') heard.push({ id: u.id, said: u.text, pocketsphinx: finals.map((f) => f.text).join(' | ') });
+      const finals = source === 'oracle' ? oracleFinals(r, ends, latencyMs) : await pocketsphinxFinals(u, frames, track, latencyMs);
+      if (source === 'pocketsphinx') heard.push({
+          id: u.id,
+          said: u.text,
+          pocketsphinx: finals.map((f) => `${f.text} (${f.confidence === undefined ? '-' : round(f.confidence, 2)})`).join(' | '),
+        });
       for (const [mode, adaptive] of [
         ['fixed', false],
         ['adaptive', true],

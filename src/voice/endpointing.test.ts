@@ -46,6 +46,10 @@ describe('classifyEnding', () => {
     ['I think that', 'continuation'],
     ['and then I', 'continuation'],
     ['Sorry,', 'continuation'],
+    ['My card ends in', 'continuation'],
+    ['I am interested in', 'continuation'],
+    ['can I check in', 'question'],
+    ['please hold on', 'complete'],
     ['I need', 'continuation'],
   ])('%s -> %s', (text, ending) => expect(classifyEnding(text)).toBe(ending));
 

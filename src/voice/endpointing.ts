@@ -68,6 +68,10 @@ const CONTINUATIONS = set(`
 `);
 /** "that" needs more after these ("I think that"), not after others ("can you help me with that"). */
 const BEFORE_THAT_CLAUSE = set('think know said say says sure hope mean believe so is was guess realize see told saying wish');
+const PARTICLE_VERBS = set(`
+  come came check checked log logged sign signed get got fill drop call plug turn turned hand walk move stay let hold
+  go carry put switch switched hang logging moving going
+`);
 /** Verbs that need more after them unless a pronoun came before ("my number is" vs "yes it is"). */
 const AUXILIARIES = set('is are was were am be been being can could would will should shall may might must do does did have has had');
 const PRONOUNS = set('i we you they he she it that this there who');
@@ -129,6 +133,8 @@ export function classifyEnding(text: string): Ending {
   if (digits) return 'digits';
 
   if (CONTINUATIONS.has(last)) return 'continuation';
+  // "in" and "on" need more ("I live in", "my card ends in") unless they end a phrasal verb ("can I check in").
+  if ((last === 'in' || last === 'on') && !(before && PARTICLE_VERBS.has(before))) return 'continuation';
   if (last === 'that' && before && BEFORE_THAT_CLAUSE.has(before)) return 'continuation';
   if (AUXILIARIES.has(last) && !(before && PRONOUNS.has(before))) return 'continuation';
   if (trailingMark) return 'continuation';

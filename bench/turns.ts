@@ -87,8 +87,7 @@ function oracleFinals(r: RenderedUtterance, ends: number[], latencyMs: number): 
 }
 
 /**
- * What pocketsphinx heard, one stream per utterance, flushed at each VAD speech-end (as a call does), up to the last
- * one (the silence after it has nothing to say). Kept in a file in the temp folder by audio and VAD: the words do
+ * What pocketsphinx heard, one stream per utterance, flushed at each VAD speech-end (as a call does). Kept in a file in the temp folder by audio and VAD: the words do
  * not depend on the endpointing rules, so a second run is quick.
  */
 async function pocketsphinxFinals(
@@ -98,7 +97,7 @@ async function pocketsphinxFinals(
   latencyMs: number,
 ): Promise<Final[]> {
   const key = createHash('sha256')
-    .update(JSON.stringify(['v2', u.id, track.map((t) => t.event)]))
+    .update(JSON.stringify(['v3', u.id, track.map((t) => t.event)]))
     .update(new Uint8Array(frames.flatMap((f) => [...new Uint8Array(f.pcm.buffer, f.pcm.byteOffset, 64)])))
     .digest('hex');
   const cached = readCache()[key];
@@ -119,11 +118,12 @@ async function transcribe(frames: AudioFrame[], track: ReturnType<typeof vadTrac
   const collecting = (async () => {
     for await (const e of stream.events) if (e.type === 'final') got.push({ text: e.text, endMs: e.endMs, confidence: e.confidence });
   })();
-  const last = track.map((t) => t.event).lastIndexOf('speech-end');
-  for (let i = 0; i <= last; i++) {
-    stream.push(frames[i]!);
+  // All of it: stopping at the last speech-end (its flush written, then close) lost the last words of a third of
+  // the utterances.
+  frames.forEach((f, i) => {
+    stream.push(f);
     if (track[i]!.event === 'speech-end') stream.flush();
-  }
+  });
   await stream.close();
   await collecting;
   return got;
@@ -166,7 +166,10 @@ function simulate(
   );
   detector.start({ agentSpeaksFirst: true });
   for (const f of finals)
-    clock.setTimeout(() => detector.stt({ type: 'final', text: f.text, startMs: 0, endMs: f.atMs, confidence: f.confidence, endOfTurn: true }), f.atMs);
+    clock.setTimeout(
+      () => detector.stt({ type: 'final', text: f.text, startMs: 0, endMs: f.atMs, confidence: f.confidence, endOfTurn: true }),
+      f.atMs,
+    );
   for (const t of track) {
     clock.advance(FRAME_MS);
     detector.vad(t.event, t.voiced, FRAME_MS);
@@ -250,7 +253,8 @@ export async function measureTurns(opts: TurnsBenchOptions = {}) {
     const ends = speechEnds(track);
     for (const source of sources) {
       const finals = source === 'oracle' ? oracleFinals(r, ends, latencyMs) : await pocketsphinxFinals(u, frames, track, latencyMs);
-      if (source === 'pocketsphinx') heard.push({
+      if (source === 'pocketsphinx')
+        heard.push({
           id: u.id,
           said: u.text,
           pocketsphinx: finals.map((f) => `${f.text} (${f.confidence === undefined ? '-' : round(f.confidence, 2)})`).join(' | '),

@@ -2,7 +2,7 @@
 // TurnDetector in virtual time: the wait follows the words heard so far and is asked again as more arrive.
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from './clock.js';
-import { classifyEnding, ENDING_FACTORS, endpointingDelay, MAX_EXTRA_MS, MIN_ENDPOINTING_MS } from './endpointing.js';
+import { classifyEnding, ENDING_FACTORS, endpointingDelay, MAX_EXTRA_MS, MIN_CONFIDENCE, MIN_ENDPOINTING_MS } from './endpointing.js';
 import { type TurnDecision, TurnDetector } from './turns.js';
 
 const caughtUp = { sttCaughtUp: true, endOfTurn: true };
@@ -93,6 +93,12 @@ describe('endpointingDelay', () => {
     expect(endpointingDelay('What time do you open?', 700, { sttCaughtUp: false, endOfTurn: true })).toBe(700);
     // ...but lengthens at once: stale words that need more still mean more is coming.
     expect(endpointingDelay('My number is', 700, { sttCaughtUp: false })).toBe(1750);
+  });
+
+  it('does not shorten on words the STT is unsure of, but still lengthens', () => {
+    expect(endpointingDelay('I need a refill of my prescription.', 700, { ...caughtUp, confidence: MIN_CONFIDENCE - 0.01 })).toBe(700);
+    expect(endpointingDelay('I need a refill of my prescription.', 700, { ...caughtUp, confidence: MIN_CONFIDENCE })).toBe(315);
+    expect(endpointingDelay('my number is four', 700, { ...caughtUp, confidence: 0.1 })).toBe(1750);
   });
 
   it('keeps within its bounds whatever the base', () => {

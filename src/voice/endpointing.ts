@@ -16,6 +16,11 @@ export interface EndpointingHints {
    * It shortens the wait only when the words say nothing either way.
    */
   endOfTurn?: boolean;
+  /**
+   * The engine's confidence (0..1) in the last words, when it gives one: words it is unsure of are not trusted to
+   * end the turn sooner (a misheard "four five" reads as a complete sentence), only to make it wait longer.
+   */
+  confidence?: number;
 }
 
 /** How the words end, from most sure the caller goes on to most sure they are done. */
@@ -32,6 +37,8 @@ export const ENDING_FACTORS: Record<Ending, number> = {
 };
 /** Neutral words with the STT's own end-of-utterance flag. */
 const END_OF_TURN_FACTOR = 0.8;
+/** Words the STT is less sure of than this do not shorten the wait (see EndpointingHints.confidence). */
+export const MIN_CONFIDENCE = 0.6;
 /** A short wait is never below this: the VAD's own hangover (about 200 ms) is already behind it. */
 export const MIN_ENDPOINTING_MS = 150;
 /** A long wait is at most this much longer than the base: a caller who stopped after "um" still gets an answer. */
@@ -43,8 +50,8 @@ export function endpointingDelay(text: string, baseMs: number, hints: Endpointin
   let factor = ENDING_FACTORS[ending];
   if (ending === 'neutral' && hints.endOfTurn) factor = END_OF_TURN_FACTOR;
   if (factor > 1) return Math.round(Math.min(baseMs * factor, baseMs + MAX_EXTRA_MS));
-  // Shorter than the base only on words that cover all the caller said.
-  if (!hints.sttCaughtUp) return baseMs;
+  // Shorter than the base only on words that cover all the caller said, and that the engine is sure of.
+  if (!hints.sttCaughtUp || (hints.confidence !== undefined && hints.confidence < MIN_CONFIDENCE)) return baseMs;
   return Math.round(Math.min(baseMs, Math.max(MIN_ENDPOINTING_MS, baseMs * factor)));
 }
 

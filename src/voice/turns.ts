@@ -54,9 +54,10 @@ export class TurnDetector {
   private endedAt = 0;
   private heardText = '';
   private lastFinalAt = 0;
-  /** The STT gave a final (even an empty one) since the speech last ended, and whether it said the utterance ended. */
+  /** The STT gave a final (even an empty one) since the speech last ended; what its last words said of themselves. */
   private sttCaughtUp = false;
   private sttEndOfTurn: boolean | undefined;
+  private sttConfidence: number | undefined;
   /** A reply of the agent is under way (thinking or speaking). */
   private replying = false;
   private agentSpeaking = false;
@@ -112,6 +113,7 @@ export class TurnDetector {
     if (event.type === 'final') {
       this.sttCaughtUp = true;
       this.sttEndOfTurn = event.endOfTurn;
+      if (event.text.trim()) this.sttConfidence = event.confidence;
       // Caught up with nothing new: the words heard may now end the turn sooner.
       if (!event.text.trim() && this.rules.adaptiveEndpointing) this.maybeEndTurn();
     }
@@ -183,7 +185,7 @@ export class TurnDetector {
   /** The silence that ends the turn after the words heard so far (asked again as new words arrive). */
   private endpointingMs(): number {
     if (!this.rules.adaptiveEndpointing) return this.rules.endpointingMs;
-    const hints = { sttCaughtUp: this.sttCaughtUp, endOfTurn: this.sttEndOfTurn };
+    const hints = { sttCaughtUp: this.sttCaughtUp, endOfTurn: this.sttEndOfTurn, confidence: this.sttConfidence };
     return endpointingDelay(this.heardText, this.rules.endpointingMs, hints);
   }
 

@@ -43,6 +43,11 @@ export const callSchema = z.strictObject({
    * dropped (its tokens are counted). Faster answers for some wasted tokens; off: the reply starts at the end of turn.
    */
   preemptive_generation: z.boolean().default(true),
+  /**
+   * Read the caller's words: endpointing_ms is the base, shortened after a complete question or sentence and lengthened
+   * after "um", a trailing "and"/"to"/"the" or digits being dictated (npm run bench:turns). Off: always endpointing_ms.
+   */
+  adaptive_endpointing: z.boolean().default(true),
   /** Caller speech must last this long to interrupt the agent (shorter: a noise or an "uh-huh"). */
   min_interruption_ms: z.number().int().min(0).max(3000).default(400),
   /** The agent checks in after this long without a word from the caller. */

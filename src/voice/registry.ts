@@ -129,6 +129,7 @@ export class ProviderRegistry {
         greeting: settings.greeting,
         endpointingMs: call.endpointing_ms,
         preemptive: call.preemptive_generation,
+        adaptiveEndpointing: call.adaptive_endpointing,
         minInterruptionMs: call.min_interruption_ms,
         silencePromptMs: call.silence_prompt_s * 1000,
         maxDurationMs: call.max_duration_s * 1000,

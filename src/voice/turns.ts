@@ -4,12 +4,18 @@
 // when the caller's words are complete enough to prepare a reply before the turn ends (and when that no longer
 // holds). Pure apart from its clock: it says what it decided (TurnDecision) and the call session acts on it.
 import type { Clock, Timer } from './clock.js';
+import { endpointingDelay } from './endpointing.js';
 import type { SttEvent } from './stt/stt.js';
 import type { VadEvent } from './vad/vad.js';
 
 export interface TurnRules {
   /** Silence after the caller's last words before the turn is taken as finished. */
   endpointingMs: number;
+  /**
+   * Read the words (endpointing.ts): shorter than endpointingMs after a complete question or sentence, longer after
+   * "um", "and", "my number is four five". Off (or absent): always endpointingMs.
+   */
+  adaptiveEndpointing?: boolean;
   /** Caller speech shorter than this does not interrupt the agent (noises, "uh-huh"). */
   minInterruptionMs: number;
   silencePromptMs: number;
@@ -56,6 +62,10 @@ export class TurnDetector {
   private endedAt = 0;
   private heardText = '';
   private lastFinalAt = 0;
+  /** The STT gave a final (even an empty one) since the speech last ended; what its last words said of themselves. */
+  private sttCaughtUp = false;
+  private sttEndOfTurn: boolean | undefined;
+  private sttConfidence: number | undefined;
   /** A reply of the agent is under way (thinking or speaking). */
   private replying = false;
   private agentSpeaking = false;
@@ -116,6 +126,13 @@ export class TurnDetector {
 
   stt(event: SttEvent): void {
     if (this.stopped) return;
+    if (event.type === 'final') {
+      this.sttCaughtUp = true;
+      this.sttEndOfTurn = event.endOfTurn;
+      if (event.text.trim()) this.sttConfidence = event.confidence;
+      // Caught up with nothing new: the words heard may now end the turn sooner.
+      if (!event.text.trim() && this.rules.adaptiveEndpointing) this.maybeEndTurn();
+    }
     if ((event.type !== 'final' && event.type !== 'interim') || !event.text.trim()) return;
     this.clock.clearTimeout(this.stuckTimer);
     this.wordsPending = event.type === 'interim';
@@ -182,9 +199,10 @@ export class TurnDetector {
     this.clock.clearTimeout(this.stuckTimer);
     this.callerSpeaking = false;
     this.endedAt = this.clock.now();
+    this.sttCaughtUp = false;
     if (!this.replying) this.armSilenceTimer();
     this.clock.clearTimeout(this.endpointTimer);
-    this.endpointTimer = this.clock.setTimeout(() => this.maybeEndTurn(), this.rules.endpointingMs);
+    this.endpointTimer = this.clock.setTimeout(() => this.maybeEndTurn(), this.endpointingMs());
     this.maybePreview();
   }
 
@@ -214,6 +232,13 @@ export class TurnDetector {
     this.decide({ type: 'turn-preview-cancel', reason });
   }
 
+  /** The silence that ends the turn after the words heard so far (asked again as new words arrive). */
+  private endpointingMs(): number {
+    if (!this.rules.adaptiveEndpointing) return this.rules.endpointingMs;
+    const hints = { sttCaughtUp: this.sttCaughtUp, endOfTurn: this.sttEndOfTurn, confidence: this.sttConfidence };
+    return endpointingDelay(this.heardText, this.rules.endpointingMs, hints);
+  }
+
   /** The turn ends when the caller has been silent for the endpointing time and the STT has given its text. */
   private maybeEndTurn(): void {
     if (this.callerSpeaking || !this.heardText || this.stopped) return;
@@ -221,10 +246,11 @@ export class TurnDetector {
     // ("Sorry, | stop there"), or are dropped as a backchannel ("uh-huh") when the agent finishes.
     if (this.agentSpeaking) return;
     const silentFor = this.clock.now() - this.endedAt;
-    if (silentFor < this.rules.endpointingMs) {
+    const endpointingMs = this.endpointingMs();
+    if (silentFor < endpointingMs) {
       // Timers may fire a fraction of a millisecond early on this clock: wait out the rest.
       this.clock.clearTimeout(this.endpointTimer);
-      this.endpointTimer = this.clock.setTimeout(() => this.maybeEndTurn(), this.rules.endpointingMs - silentFor + 1);
+      this.endpointTimer = this.clock.setTimeout(() => this.maybeEndTurn(), endpointingMs - silentFor + 1);
       return;
     }
     const text = this.heardText;

@@ -2607,6 +2607,8 @@ export interface paths {
                                 endpointing_ms: number;
                                 /** @default true */
                                 preemptive_generation: boolean;
+                                /** @default true */
+                                adaptive_endpointing: boolean;
                                 /** @default 400 */
                                 min_interruption_ms: number;
                                 /** @default 12 */
@@ -2908,6 +2910,7 @@ export interface paths {
                             transfer_number?: string | null;
                             endpointing_ms?: number;
                             preemptive_generation?: boolean;
+                            adaptive_endpointing?: boolean;
                             min_interruption_ms?: number;
                             silence_prompt_s?: number;
                             max_duration_s?: number;
@@ -3039,6 +3042,8 @@ export interface paths {
                                 endpointing_ms: number;
                                 /** @default true */
                                 preemptive_generation: boolean;
+                                /** @default true */
+                                adaptive_endpointing: boolean;
                                 /** @default 400 */
                                 min_interruption_ms: number;
                                 /** @default 12 */

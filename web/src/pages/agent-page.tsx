@@ -117,6 +117,7 @@ function GeneralCard({ settings, save }: CardProps) {
   });
   const [recording, setRecording] = useState(settings.call.recording);
   const [preemptive, setPreemptive] = useState(settings.call.preemptive_generation);
+  const [adaptive, setAdaptive] = useState(settings.call.adaptive_endpointing);
   const [vad, setVad] = useState(settings.call.vad);
   const [errors, setErrors] = useState<Errors>({});
   const [busy, setBusy] = useState(false);
@@ -152,6 +153,7 @@ function GeneralCard({ settings, save }: CardProps) {
             recording,
             preemptive_generation: preemptive,
             vad,
+            adaptive_endpointing: adaptive,
           },
         }),
       setErrors,
@@ -224,6 +226,11 @@ function GeneralCard({ settings, save }: CardProps) {
           allowDeselect={false}
         />
       </SimpleGrid>
+      <Switch
+        label="Adaptive end of turn: answer sooner after a complete question, wait longer after “um”, “and” or digits being read out"
+        checked={adaptive}
+        onChange={(e) => setAdaptive(e.currentTarget.checked)}
+      />
       <Switch
         label="Record calls (stereo WAV: caller left, agent right)"
         checked={recording}

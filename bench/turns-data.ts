@@ -1,0 +1,316 @@
+// The caller utterances of bench:turns: what each says, where they pause and for how long, and how its audio is made.
+// Speech is espeak-ng (five voices) at 8 kHz, phone rate; the dictated digits of the `fsdd` ones are Free Spoken
+// Digit Dataset recordings (real people, bench/data/fsdd). Every piece is trimmed to its voice and set to -26 dBFS;
+// pauses are inserted silence (a -70 dBFS noise floor), 300-1500 ms after fillers, conjunctions, prepositions and
+// articles and between groups of digits, drawn from a seeded generator so every run hears the same audio.
+//
+//   npx tsx bench/turns-data.ts               # writes bench/data/turns-manifest.json (text, pauses, categories)
+//   npx tsx bench/turns-data.ts --wav /tmp/t  # also writes each utterance as a WAV to listen to
+//
+// The audio (about 6 MB) is made again at bench time from the manifest's pieces (a few seconds), not committed.
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { concatPcm, encodeWav, parseWav, resample } from '../src/voice/audio.js';
+import { EspeakTts } from '../src/voice/tts/espeak-tts.js';
+import { BENCH_DATA_DIR, FSDD_DIR } from './data.js';
+
+export const RATE = 8000;
+export const MANIFEST_FILE = path.join(BENCH_DATA_DIR, 'turns-manifest.json');
+
+/**
+ * What the caller says, in groups: 'complete' ones have no pause; the others pause after the word before each "|".
+ * In the fsdd ones, "<4571>" is dictated with FSDD recordings, one digit after the other (80-250 ms apart).
+ */
+const SCRIPT: Record<string, string[]> = {
+  question: [
+    'What time do you open on Saturday?',
+    'Can I change my appointment to next week?',
+    'Do you take walk in patients?',
+    'Is there a parking lot near the clinic?',
+    'How much does a blood test cost?',
+    'Do you have any cheap hotels in Paris?',
+    'Is breakfast included in the price?',
+    'How do I install the eSIM on my phone?',
+    'Which countries are covered by the plan?',
+    'Can I get a refund for my data plan?',
+    'Does the plan include phone calls?',
+    'Where can I pick up my prescription?',
+  ],
+  statement: [
+    'I need to cancel my appointment for tomorrow.',
+    'My daughter has a fever and a bad cough.',
+    'I need a refill of my prescription.',
+    'I want to book a flight to London.',
+    'My flight was cancelled and I need a new one.',
+    'We are two adults and one child.',
+    'I bought an eSIM and it does not work.',
+    'My phone says no service.',
+    'I would like a table for two.',
+    'Please send the tickets to my email address.',
+  ],
+  short: ['Yes, that is right.', 'No thanks.', 'Okay.', 'Thank you very much, that is all.'],
+  filler: [
+    'I would like to um | book an appointment for Tuesday.',
+    'My name is uh | John Smith.',
+    'I am calling because er | my card was charged twice.',
+    'Can I um | speak to a nurse please?',
+    'The problem is, you know | the app keeps crashing.',
+    'I was wondering if uh | you have any rooms for Friday night.',
+    'So it is like | the screen goes black after a minute.',
+    'Um | I need to change the date of my trip.',
+    'My booking reference is um | I think it is on the email.',
+    'I want to uh | upgrade my data plan.',
+  ],
+  conjunction: [
+    'I need to cancel my appointment and | book a new one next week.',
+    'I tried to pay online but | the page would not load.',
+    'I would like to travel to | Rome in the first week of June.',
+    'Can you send the invoice to | my work address?',
+    'I am looking for | a hotel near the station.',
+    'The charge was for the | premium plan I never ordered.',
+    'I want to speak with my | doctor about the results.',
+    'My account number is | in the letter you sent me.',
+    'I moved house so | I need to update my address.',
+    'Could you check if | there is a flight on Sunday?',
+    'I need the appointment for my | son, he is six.',
+    'We will arrive late because | our train is delayed.',
+    'I would like to add a bag and | choose a seat by the window.',
+    'The package never arrived and | I have been waiting for two weeks.',
+  ],
+  digits: [
+    'My account number is | four five seven | two nine one.',
+    'My phone number is | five five five | two three four | eight eight one zero.',
+    'The code is seven | three | nine two.',
+    'My member number is | one two | three four | five six.',
+    'My zip code is | nine oh two | one oh.',
+    'The reference is | six six one | eight four.',
+    'My date of birth is | oh three | one two | nineteen eighty.',
+    'My card ends in | four | four two one.',
+  ],
+  fsdd: [
+    'My phone number is | <555> | <2348> | <810>',
+    'My account number is | <457> | <291>',
+    'The order number is | <3306> | <72>',
+    'My pin is | <49> | <16>',
+    'My member number is | <812> | <559>',
+    'The code on the card is | <70> | <4>',
+    'It is | <2> | <918> | <63>',
+    'My reference is | <11> | <5820>',
+  ],
+  // A complete sentence, a pause, then more: no rule on the words can know; the set keeps two to show it.
+  afterthought: ['I need to book an appointment. | For Tuesday morning if possible.', 'Yes. | And can you send me the receipt too?'],
+};
+
+const VOICES = [
+  { voice: 'en-us', wordsPerMinute: 165 },
+  { voice: 'en-us+klatt', wordsPerMinute: 160 },
+  { voice: 'en-gb', wordsPerMinute: 170 },
+  { voice: 'en-us+klatt2', wordsPerMinute: 150 },
+  { voice: 'en-gb-x-rp', wordsPerMinute: 160 },
+];
+const DIGIT_NAMES = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
+const PAUSE_MS = [300, 1500] as const;
+const DIGIT_GAP_MS = [80, 250] as const;
+
+/** One piece of an utterance: speech (espeak text or an FSDD digit) or inserted silence. */
+export type Piece = { say: string } | { digit: number; speaker: string; take: number; gapBeforeMs: number } | { pauseMs: number };
+
+export interface Utterance {
+  id: string;
+  category: string;
+  voice: string;
+  wordsPerMinute: number;
+  /** Everything the caller says, in words (digits spelled). */
+  text: string;
+  /** Pauses: after how many words of `text`, and how long. */
+  pauses: { afterWord: number; ms: number }[];
+  pieces: Piece[];
+}
+
+function prng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+const wordCount = (s: string) => s.split(/\s+/).filter((w) => /[a-z0-9]/i.test(w)).length;
+
+/** The utterances, their pauses drawn with `seed`. */
+export function buildManifest(seed = 21): Utterance[] {
+  const random = prng(seed);
+  const between = ([lo, hi]: readonly [number, number]) => Math.round((lo + random() * (hi - lo)) / 10) * 10;
+  const out: Utterance[] = [];
+  let n = 0;
+  for (const [category, lines] of Object.entries(SCRIPT)) {
+    lines.forEach((line, i) => {
+      const { voice, wordsPerMinute } = VOICES[n++ % VOICES.length]!;
+      const pieces: Piece[] = [];
+      const words: string[] = [];
+      const pauses: Utterance['pauses'] = [];
+      line.split('|').forEach((part, j) => {
+        if (j > 0) {
+          const ms = between(PAUSE_MS);
+          pieces.push({ pauseMs: ms });
+          pauses.push({ afterWord: words.length, ms });
+        }
+        for (const bit of part
+          .trim()
+          .split(/(<\d+>)/)
+          .filter((b) => b.trim())) {
+          const group = /^<(\d+)>$/.exec(bit);
+          if (!group) {
+            pieces.push({ say: bit.trim() });
+            words.push(
+              ...bit
+                .trim()
+                .split(/\s+/)
+                .filter((w) => wordCount(w) > 0),
+            );
+            continue;
+          }
+          [...group[1]!].forEach((d, k) => {
+            const speaker = (i + k) % 2 === 0 ? 'jackson' : 'nicolas';
+            pieces.push({ digit: Number(d), speaker, take: Math.floor(random() * 5), gapBeforeMs: k === 0 ? 0 : between(DIGIT_GAP_MS) });
+            words.push(DIGIT_NAMES[Number(d)]!);
+          });
+        }
+      });
+      out.push({ id: `${category}-${i + 1}`, category, voice, wordsPerMinute, text: words.join(' '), pauses, pieces });
+    });
+  }
+  return out;
+}
+
+export function loadManifest(file = MANIFEST_FILE): Utterance[] {
+  return JSON.parse(readFileSync(file, 'utf8')) as Utterance[];
+}
+
+// ---- audio ----
+
+const SPEECH_DBFS = -26;
+const FLOOR_DBFS = -70;
+
+function levels(pcm: Int16Array): number[] {
+  const size = RATE / 100;
+  const out: number[] = [];
+  for (let at = 0; at + size <= pcm.length; at += size) {
+    let sum = 0;
+    for (let i = at; i < at + size; i++) sum += pcm[i]! * pcm[i]!;
+    out.push(10 * Math.log10(sum / size / 32768 ** 2 + 1e-12));
+  }
+  return out;
+}
+
+/** From the first to the last 10 ms within 35 dB of the loudest, with 5 ms fades, active speech at -26 dBFS. */
+function trimAndLevel(pcm: Int16Array): Float32Array {
+  const l = levels(pcm);
+  const threshold = Math.max(Math.max(...l) - 35, -60);
+  const first = l.findIndex((x) => x > threshold);
+  const last = l.length - 1 - [...l].reverse().findIndex((x) => x > threshold);
+  const size = RATE / 100;
+  const voiced = pcm.subarray(first * size, (last + 1) * size);
+  const active = l.slice(first, last + 1).filter((x) => x > threshold);
+  const activeDb = 10 * Math.log10(active.reduce((s, x) => s + 10 ** (x / 10), 0) / active.length);
+  const gain = 10 ** ((SPEECH_DBFS - activeDb) / 20);
+  const fade = RATE / 200;
+  return Float32Array.from(voiced, (s, i) => s * gain * Math.min(1, i / fade, (voiced.length - 1 - i) / fade));
+}
+
+export interface RenderedUtterance {
+  pcm: Int16Array;
+  /** Each stretch of speech between inserted pauses: where it is (ms) and its words. */
+  chunks: { startMs: number; endMs: number; text: string }[];
+  /** Where the caller's last word ends (ms). */
+  endMs: number;
+}
+
+const espeakCache = new Map<string, Float32Array>();
+async function espeak(text: string, voice: string, wordsPerMinute: number): Promise<Float32Array> {
+  const key = `${voice}|${wordsPerMinute}|${text}`;
+  const known = espeakCache.get(key);
+  if (known) return known;
+  const parts: Int16Array[] = [];
+  for await (const f of new EspeakTts({ sampleRate: RATE, voice, wordsPerMinute }).synthesize(text)) parts.push(f.pcm);
+  const out = trimAndLevel(concatPcm(parts));
+  espeakCache.set(key, out);
+  return out;
+}
+
+function fsdd(dir: string, digit: number, speaker: string, take: number): Float32Array {
+  const { pcm, sampleRate } = parseWav(readFileSync(path.join(dir, `${digit}_${speaker}_${take}.wav`)));
+  return trimAndLevel(resample(pcm, sampleRate, RATE));
+}
+
+/** The utterance's audio: `leadMs` of floor, its pieces, `tailMs` of floor. */
+export async function render(u: Utterance, opts: { leadMs?: number; tailMs?: number; fsddDir?: string } = {}): Promise<RenderedUtterance> {
+  const parts: Float32Array[] = [];
+  const chunks: RenderedUtterance['chunks'] = [];
+  let atMs = 0;
+  const add = (pcm: Float32Array) => {
+    parts.push(pcm);
+    atMs += (pcm.length * 1000) / RATE;
+  };
+  const silence = (ms: number) => add(new Float32Array(Math.round((ms * RATE) / 1000)));
+  let chunk: { startMs: number; words: string[] } | undefined;
+  const closeChunk = () => {
+    if (chunk) chunks.push({ startMs: chunk.startMs, endMs: atMs, text: chunk.words.join(' ') });
+    chunk = undefined;
+  };
+  silence(opts.leadMs ?? 600);
+  for (const p of u.pieces) {
+    if ('pauseMs' in p) {
+      closeChunk();
+      silence(p.pauseMs);
+      continue;
+    }
+    if ('digit' in p) silence(p.gapBeforeMs);
+    chunk ??= { startMs: atMs, words: [] };
+    if ('say' in p) {
+      add(await espeak(p.say, u.voice, u.wordsPerMinute));
+      chunk.words.push(p.say);
+    } else {
+      add(fsdd(opts.fsddDir ?? FSDD_DIR, p.digit, p.speaker, p.take));
+      chunk.words.push(DIGIT_NAMES[p.digit]!);
+    }
+  }
+  closeChunk();
+  const endMs = atMs;
+  silence(opts.tailMs ?? 4000);
+  // A faint noise floor (seeded per utterance): digital silence is no line.
+  const random = prng(u.id.split('').reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7));
+  const floor = 32768 * 10 ** (FLOOR_DBFS / 20);
+  const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    all.set(p, o);
+    o += p.length;
+  }
+  const pcm = Int16Array.from(all, (s) => {
+    const noise = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random()) * floor;
+    return Math.max(-32768, Math.min(32767, Math.round(s + noise)));
+  });
+  return { pcm, chunks, endMs };
+}
+
+async function main() {
+  const args = process.argv.slice(2);
+  const wavDir = args.includes('--wav') ? args[args.indexOf('--wav') + 1] : undefined;
+  const manifest = buildManifest();
+  writeFileSync(MANIFEST_FILE, `${JSON.stringify(manifest, null, 1)}\n`);
+  const counts: Record<string, number> = {};
+  for (const u of manifest) counts[u.category] = (counts[u.category] ?? 0) + 1;
+  console.log(`wrote ${MANIFEST_FILE}: ${manifest.length} utterances`, counts);
+  if (!wavDir) return;
+  if (readdirSync(FSDD_DIR).length === 0) throw new Error(`no FSDD recordings in ${FSDD_DIR}`);
+  mkdirSync(wavDir, { recursive: true });
+  for (const u of manifest) writeFileSync(path.join(wavDir, `${u.id}.wav`), encodeWav((await render(u)).pcm, RATE));
+  console.log(`wrote ${manifest.length} WAVs to ${wavDir}`);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();

@@ -1,0 +1,222 @@
+// The endpointing rules on words alone (which endings shorten the wait, which lengthen it, the bounds), then in the
+// TurnDetector in virtual time: the wait follows the words heard so far and is asked again as more arrive.
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from './clock.js';
+import { classifyEnding, ENDING_FACTORS, endpointingDelay, MAX_EXTRA_MS, MIN_CONFIDENCE, MIN_ENDPOINTING_MS } from './endpointing.js';
+import { type TurnDecision, TurnDetector } from './turns.js';
+
+const caughtUp = { sttCaughtUp: true, endOfTurn: true };
+
+describe('classifyEnding', () => {
+  it.each([
+    ['What time do you open on Saturday?', 'question'],
+    ['what time do you open on saturday', 'question'],
+    ['Can you tell me what time you open', 'question'],
+    ['Who am I speaking with?', 'continuation'], // a stranded preposition reads as unfinished: a longer wait, no cut-in
+    ['Do you know', 'question'],
+    ['I need a refill of my prescription.', 'complete'],
+    ['i would like to book a table for two', 'complete'],
+    ['Yes.', 'complete'],
+    ['no thanks', 'complete'],
+    ['thank you', 'complete'],
+    ['yes it is', 'complete'],
+    ['yes I do', 'complete'],
+    ['can you help me with that', 'question'],
+    ['I am in room 12', 'complete'],
+    ['I will let you know', 'complete'],
+    ['what does it look like', 'question'],
+    ['I am not feeling well', 'complete'],
+  ])('%s -> %s', (text, ending) => expect(classifyEnding(text)).toBe(ending));
+
+  it.each([
+    ['My account number is... um', 'filler'],
+    ['uh', 'filler'],
+    ['I wanted to ask, you know', 'filler'],
+    ['it is kind of', 'filler'],
+    ['so it is like', 'filler'],
+    ['I would like', 'filler'],
+    ['Well', 'filler'],
+    ['I need to book an appointment and', 'continuation'],
+    ['I am calling about', 'continuation'],
+    ['can I speak to', 'continuation'],
+    ['I want to change the', 'continuation'],
+    ['My account number is', 'continuation'],
+    ['My account number is...', 'continuation'],
+    ['the problem is', 'continuation'],
+    ['I think that', 'continuation'],
+    ['and then I', 'continuation'],
+    ['Sorry,', 'continuation'],
+    ['My card ends in', 'continuation'],
+    ['I am interested in', 'continuation'],
+    ['can I check in', 'question'],
+    ['please hold on', 'complete'],
+    ['I need', 'continuation'],
+  ])('%s -> %s', (text, ending) => expect(classifyEnding(text)).toBe(ending));
+
+  it.each([
+    ['my number is four five', 'digits'],
+    ['My number is 4 5', 'digits'],
+    ['my account number is four', 'digits'],
+    ['it is 4572.', 'digits'],
+    ['the code is seven seven double three', 'digits'],
+    ['my number is for five', 'digits'], // the STT's "for" for "four"
+    ['one two three', 'digits'],
+    ['my card ends in four', 'digits'],
+    ['the one that ends in four', 'digits'],
+    ['a table for two', 'complete'],
+    ['for two people at eight', 'complete'],
+    ['oh', 'neutral'],
+  ])('%s -> %s', (text, ending) => expect(classifyEnding(text)).toBe(ending));
+
+  it('nothing heard, or a lone word that is no answer, says nothing either way', () => {
+    expect(classifyEnding('')).toBe('neutral');
+    expect(classifyEnding('Saturday')).toBe('neutral');
+  });
+});
+
+describe('endpointingDelay', () => {
+  it('shortens after a question and a complete sentence, lengthens after a filler, a trailing word or digits', () => {
+    expect(endpointingDelay('What time do you open on Saturday?', 700, caughtUp)).toBe(Math.round(700 * ENDING_FACTORS.question));
+    expect(endpointingDelay('I need a refill of my prescription.', 700, caughtUp)).toBe(Math.round(700 * ENDING_FACTORS.complete));
+    expect(endpointingDelay('My account number is um', 700, caughtUp)).toBe(1750);
+    expect(endpointingDelay('I want to book a flight to', 700, caughtUp)).toBe(1750);
+    expect(endpointingDelay('my number is four five', 700, caughtUp)).toBe(1750);
+  });
+
+  it('waits the base time on words that say nothing; a little less when the STT says the utterance ended', () => {
+    expect(endpointingDelay('Saturday', 700, { sttCaughtUp: true, endOfTurn: false })).toBe(700);
+    expect(endpointingDelay('Saturday', 700, { sttCaughtUp: true, endOfTurn: true })).toBe(560);
+    expect(endpointingDelay('', 700, { sttCaughtUp: false })).toBe(700);
+  });
+
+  it('never shortens before the STT has given the words for all the speech', () => {
+    expect(endpointingDelay('What time do you open?', 700, { sttCaughtUp: false, endOfTurn: true })).toBe(700);
+    // ...but lengthens at once: stale words that need more still mean more is coming.
+    expect(endpointingDelay('My number is', 700, { sttCaughtUp: false })).toBe(1750);
+  });
+
+  it('does not shorten on words the STT is unsure of, but still lengthens', () => {
+    expect(endpointingDelay('I need a refill of my prescription.', 700, { ...caughtUp, confidence: MIN_CONFIDENCE - 0.01 })).toBe(700);
+    expect(endpointingDelay('I need a refill of my prescription.', 700, { ...caughtUp, confidence: MIN_CONFIDENCE })).toBe(315);
+    expect(endpointingDelay('my number is four', 700, { ...caughtUp, confidence: 0.1 })).toBe(1750);
+  });
+
+  it('keeps within its bounds whatever the base', () => {
+    expect(endpointingDelay('Yes.', 200, caughtUp)).toBe(MIN_ENDPOINTING_MS);
+    expect(endpointingDelay('Yes.', 100, caughtUp)).toBe(100); // never longer than a base below the minimum
+    expect(endpointingDelay('and', 3000, caughtUp)).toBe(3000 + MAX_EXTRA_MS);
+    expect(endpointingDelay('and', 100, caughtUp)).toBe(250);
+  });
+});
+
+describe('TurnDetector with adaptive endpointing (base 700 ms)', () => {
+  function detector(adaptiveEndpointing = true) {
+    const clock = new ManualClock();
+    const turns: (TurnDecision & { type: 'turn' } & { at: number })[] = [];
+    const d = new TurnDetector(
+      { endpointingMs: 700, adaptiveEndpointing, minInterruptionMs: 300, silencePromptMs: 60_000, maxDurationMs: 600_000 },
+      clock,
+      (x) => x.type === 'turn' && turns.push({ ...x, at: clock.now() }),
+    );
+    d.start({ agentSpeaksFirst: true });
+    return {
+      clock,
+      turns,
+      /** The caller speaks for `ms`, then (unless `end` is false) the VAD hears silence. */
+      speak(ms: number, end = true) {
+        d.vad('speech-start', true, 20);
+        clock.advance(ms);
+        if (end) d.vad('speech-end', false, 20);
+      },
+      end: () => d.vad('speech-end', false, 20),
+      final: (text: string, endOfTurn = true) => d.stt({ type: 'final', text, startMs: 0, endMs: 0, endOfTurn }),
+    };
+  }
+
+  it('answers a complete question after a short silence', () => {
+    const d = detector();
+    d.speak(1500); // speech ends at 1500
+    d.clock.advance(200);
+    d.final('What time do you open on Saturday?');
+    d.clock.advance(44);
+    expect(d.turns).toEqual([]);
+    d.clock.advance(2); // 245 ms (0.35 x 700) + 1 after the speech ended
+    expect(d.turns).toMatchObject([{ text: 'What time do you open on Saturday?', at: 1746, metrics: { endpointing: 246 } }]);
+  });
+
+  it('with it off, the same question waits the fixed time', () => {
+    const d = detector(false);
+    d.speak(1500);
+    d.clock.advance(200);
+    d.final('What time do you open on Saturday?');
+    d.clock.advance(499);
+    expect(d.turns).toEqual([]);
+    d.clock.advance(2);
+    expect(d.turns).toMatchObject([{ at: 2201 }]);
+  });
+
+  it('ends at once when the words come after the short wait is over', () => {
+    const d = detector();
+    d.speak(1000);
+    d.clock.advance(400);
+    expect(d.turns).toEqual([]); // no words yet: nothing to answer
+    d.final('Yes, that is right.');
+    expect(d.turns).toMatchObject([{ text: 'Yes, that is right.', at: 1400 }]);
+  });
+
+  it('waits longer after "my number is four five", and the caller goes on within it', () => {
+    const d = detector();
+    d.speak(1800);
+    d.clock.advance(200);
+    d.final('my number is four five');
+    d.clock.advance(1200); // 1.4 s of silence: a fixed 700 ms would have cut in
+    expect(d.turns).toEqual([]);
+    d.speak(900); // "six seven" (speech ends at 4100)
+    d.clock.advance(200);
+    d.final('six seven');
+    d.clock.advance(1549); // digits still: 1750 ms
+    expect(d.turns).toEqual([]);
+    d.clock.advance(2);
+    expect(d.turns).toMatchObject([{ text: 'my number is four five six seven', at: 5851 }]);
+  });
+
+  it('asks again when more words arrive in the silence: a trailing "and" lengthens the wait already running', () => {
+    const d = detector();
+    d.speak(1000, false);
+    d.final('I need a refill of my prescription'); // a final before the VAD's end: the last stretch is not in it
+    d.end();
+    // Until the STT's next final, the base wait (700 ms) stands.
+    d.clock.advance(600);
+    expect(d.turns).toEqual([]);
+    d.final('and');
+    d.clock.advance(1000); // 1600 ms after the speech ended: a 700 ms or 315 ms wait would have ended the turn
+    expect(d.turns).toEqual([]);
+    d.clock.advance(151);
+    expect(d.turns).toMatchObject([{ text: 'I need a refill of my prescription and', at: 2751 }]);
+  });
+
+  it('asks again when more words arrive: a complete sentence shortens a wait set on stale words', () => {
+    const d = detector();
+    d.speak(1000, false);
+    d.final('I would like to book a table for'); // a final before the VAD's end: stale
+    d.end();
+    d.clock.advance(300);
+    expect(d.turns).toEqual([]);
+    d.final('two people at eight.');
+    d.clock.advance(15);
+    expect(d.turns).toEqual([]);
+    d.clock.advance(1); // 315 ms (0.45 x 700) + 1
+    expect(d.turns).toMatchObject([{ text: 'I would like to book a table for two people at eight.', at: 1316 }]);
+  });
+
+  it('an empty final says the STT has caught up: the words already heard may end the turn', () => {
+    const d = detector();
+    d.speak(1000, false);
+    d.final('What time do you close?');
+    d.end();
+    d.clock.advance(300);
+    expect(d.turns).toEqual([]); // the final came before the speech ended: the words may be stale
+    d.final('', false);
+    expect(d.turns).toMatchObject([{ text: 'What time do you close?', at: 1300 }]);
+  });
+});

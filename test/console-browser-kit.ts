@@ -95,11 +95,7 @@ export async function shot(page: Page, name: string): Promise<void> {
 }
 
 /** Signs up through the page; returns the tenant's access token from a JSON login (the test's own API client). */
-export async function signUpInPage(
-  page: Page,
-  base: string,
-  who: { business: string; email: string; password: string },
-): Promise<string> {
+export async function signUpInPage(page: Page, base: string, who: { business: string; email: string; password: string }): Promise<string> {
   await page.goto(`${base}/signup`);
   await page.getByLabel('Business name').fill(who.business);
   await page.getByLabel('Email').fill(who.email);

@@ -168,7 +168,7 @@ describe.skipIf(WIRE_PASS)('the console in Chromium: security', () => {
 
   it('keeps the refresh token in an HttpOnly, SameSite=Strict cookie that another site neither sends nor spends', async () => {
     const { context, page } = mallory!;
-    const { base, port } = svc!;
+    const { port } = svc!;
     // (context.cookies(url) filters by path: the cookie's is /api/v1/auth.)
     const cookies = await context.cookies();
     const refresh = cookies.find((c) => c.name === 'va_refresh');
@@ -177,7 +177,9 @@ describe.skipIf(WIRE_PASS)('the console in Chromium: security', () => {
 
     // Another site: a page at http://localhost:<another port> (a different site from 127.0.0.1 for cookies) that
     // asks the service to refresh, as a form would (no custom header) and as a script would (with them).
-    const attacker: Server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<title>elsewhere</title>'));
+    const attacker: Server = createServer((_req, res) =>
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<title>elsewhere</title>'),
+    );
     await new Promise<void>((r) => attacker.listen(0, '127.0.0.1', r));
     try {
       const evil = watch(await context.newPage());
@@ -239,18 +241,25 @@ describe.skipIf(WIRE_PASS)('the console in Chromium: security', () => {
 describe.skipIf(WIRE_PASS)('the console in Chromium: every page', () => {
   const found: string[] = [];
 
+  /** The layout's transitions (the navigation sliding away at phone width) are over. */
+  const settled = (page: Page) =>
+    until('the transitions over', () => page.evaluate(() => document.getAnimations().every((a) => a.playState !== 'running')), 10_000);
+
   async function check(page: Page, name: string, phone = false): Promise<void> {
     await until('the page loaded', async () => (await page.locator('[aria-busy=true]').count()) === 0, 30_000);
     await shot(page, `page-${name}`);
     const violations = await axeViolations(page);
     const minor = violations.filter((v) => !isSerious(v)).map((v) => `${v.id} (${v.impact})`);
     console.log(`[console-a11y] ${name}: ${violations.length} axe violations${minor.length ? `; minor: ${minor.join(', ')}` : ''}`);
-    for (const v of violations.filter(isSerious)) found.push(`${name}: ${v.id} (${v.impact}) ${v.help} at ${JSON.stringify(v.nodes.map((n) => n.target))}`);
+    for (const v of violations.filter(isSerious))
+      found.push(`${name}: ${v.id} (${v.impact}) ${v.help} at ${JSON.stringify(v.nodes.map((n) => n.target))}`);
     if (phone) {
       await page.setViewportSize({ width: 390, height: 844 });
+      await settled(page);
       await shot(page, `page-${name}-phone`);
       for (const v of (await axeViolations(page)).filter(isSerious)) found.push(`${name} (phone): ${v.id} (${v.impact}) ${v.help}`);
       await page.setViewportSize({ width: 1280, height: 800 });
+      await settled(page);
     }
   }
 
@@ -299,6 +308,9 @@ describe.skipIf(WIRE_PASS)('the console in Chromium: every page', () => {
     await anon.getByRole('link', { name: 'Tenants' }).click();
     await anon.getByRole('heading', { name: 'Tenants', exact: true }).waitFor({ timeout: 30_000 });
     await anon.getByText('Sunrise Clinic').first().waitFor({ timeout: 30_000 });
+    // Another tenant's name with markup in it, as text here too.
+    await anon.getByText(`Mallory ${IMG}`, { exact: true }).waitFor();
+    expect(await injected(anon)).toBe(0);
     await check(anon, 'tenants', true);
     await anon.close();
 

@@ -3,7 +3,7 @@
 // the page, the test's own API client, screenshots under test/artifacts/console/ (git-ignored), and axe-core.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -43,10 +43,35 @@ export interface ConsoleService {
   stop(): Promise<void>;
 }
 
-/** Builds the console if stale (scripts/ensure-console.mjs, as `npm start` does) and starts the service on it. */
+/**
+ * Builds the console if stale (scripts/ensure-console.mjs, as `npm start` does). Two test files starting together
+ * would run two Vite builds, and the second refuses to run: the lock (a directory, created atomically; the one
+ * test/compiled-build.ts takes) makes the second wait, then find the first one's build fresh.
+ */
+async function ensureConsole(): Promise<void> {
+  const lock = path.join(REPO, '.build-lock');
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      // Another file is building (or a crashed run left the lock: it goes after 10 minutes).
+      const held = statSync(lock, { throwIfNoEntry: false });
+      if (held && Date.now() - held.mtimeMs > 600_000) rmSync(lock, { recursive: true, force: true });
+      await sleep(500);
+    }
+  }
+  try {
+    const built = spawnSync(process.execPath, ['scripts/ensure-console.mjs'], { cwd: REPO, stdio: 'inherit' });
+    if (built.status !== 0 || !existsSync(path.join(REPO, 'web/dist/index.html'))) throw new Error('the console did not build');
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/** Builds the console if stale and starts the service on it. */
 export async function startService(env: Record<string, string> = {}): Promise<ConsoleService> {
-  const built = spawnSync(process.execPath, ['scripts/ensure-console.mjs'], { cwd: REPO, stdio: 'inherit' });
-  if (built.status !== 0 || !existsSync(path.join(REPO, 'web/dist/index.html'))) throw new Error('the console did not build');
+  await ensureConsole();
   const dir = mkdtempSync(path.join(tmpdir(), 'va-console-'));
   mkdirSync(ARTIFACTS, { recursive: true });
   const port = await freePort();

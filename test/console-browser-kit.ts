@@ -90,7 +90,13 @@ export async function startService(env: Record<string, string> = {}): Promise<Co
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await until('service ready', async () => (await fetch(`${base}/health/ready`)).ok, 120_000);
+    // A minute at a load of 19 on 2 cores; stop waiting at once if it exits.
+    await until(
+      'service ready',
+      async () => service.exitCode !== null || (await fetch(`${base}/health/ready`)).ok,
+      240_000,
+    );
+    if (service.exitCode !== null) throw new Error(`the service exited (${service.exitCode})`);
   } catch (err) {
     await stop();
     throw err;

@@ -171,7 +171,7 @@ beforeAll(async () => {
     offset += (p.length / RATE) * 1000;
   }
   browser = await launchChromium(mic);
-}, 300_000);
+}, 600_000);
 
 afterAll(async () => {
   await browser?.close();

@@ -94,7 +94,7 @@ beforeAll(async () => {
   await api(base, s.token, 'POST', '/api/v1/users', { email: `desk-${Date.now()}@example.com`, password: PASSWORD, role: 'member' });
   sunrise = { ...s, callId: c.session_id };
   await documentReady(m.token, `Notes ${SCRIPT}`);
-}, 300_000);
+}, 600_000);
 
 afterAll(async () => {
   await browser?.close();

@@ -91,11 +91,7 @@ export async function startService(env: Record<string, string> = {}): Promise<Co
   };
   try {
     // A minute at a load of 19 on 2 cores; stop waiting at once if it exits.
-    await until(
-      'service ready',
-      async () => service.exitCode !== null || (await fetch(`${base}/health/ready`)).ok,
-      240_000,
-    );
+    await until('service ready', async () => service.exitCode !== null || (await fetch(`${base}/health/ready`)).ok, 240_000);
     if (service.exitCode !== null) throw new Error(`the service exited (${service.exitCode})`);
   } catch (err) {
     await stop();

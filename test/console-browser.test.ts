@@ -278,11 +278,13 @@ describe.skipIf(WIRE_PASS)('the console in Chromium', () => {
     );
     const captured = capturedUtterances(heard.micFrames);
     const ends = captured.map((c, i) => c.startMs + (spoken[i]!.endMs - spoken[i]!.startMs));
+    // (The utterance's turn ended before the next utterance did; the answer played before the next turn ended.)
     const pageV2v = ends.map((end, i) => {
-      const next = captured[i + 1]?.startMs ?? Infinity;
-      const turnEnded = heard.callerFinals.find((t) => t > end && t < next);
-      const played = turnEnded === undefined ? undefined : heard.playing.find((t) => t > turnEnded);
-      return played !== undefined && played < next ? Math.round(played - end) : null;
+      const turnEnded = heard.callerFinals.find((t) => t > end && t < (ends[i + 1] ?? Infinity));
+      if (turnEnded === undefined) return null;
+      const nextTurnEnded = heard.callerFinals.find((t) => t > turnEnded) ?? Infinity;
+      const played = heard.playing.find((t) => t > turnEnded);
+      return played !== undefined && played < nextTurnEnded ? Math.round(played - end) : null;
     });
     console.log(
       `[console-browser] voice-to-voice in the page (ms, end of speech in the microphone file -> first agent audio ` +

@@ -288,7 +288,7 @@ describe.skipIf(WIRE_PASS)('the console in Chromium', () => {
     });
     console.log(
       `[console-browser] voice-to-voice in the page (ms, end of speech in the microphone file -> first agent audio ` +
-        `played; - when the caller spoke again or hung up first): ${pageV2v.map((v, i) => `${i ? `interruption ${i}` : 'question'} ${v ?? '-'}`).join(', ')}. ` +
+        `played; - when none played before the next turn ended or the hang-up): ${pageV2v.map((v, i) => `${i ? `interruption ${i}` : 'question'} ${v ?? '-'}`).join(', ')}. ` +
         `Alignment check: the question's last loud sample was captured ${Math.round(captured[0]!.endMs - ends[0]!)} ms from ` +
         `its end by the file; ${heard.playing.length} playback starts`,
     );

@@ -37,6 +37,8 @@ export type Delivery = ResponseOf<'/api/v1/webhooks/{id}/deliveries', 'get'>['it
 export type Usage = ResponseOf<'/api/v1/usage', 'get'>;
 export type TenantAdminView = ResponseOf<'/api/v1/admin/tenants', 'get'>['items'][number];
 export type WebCall = ResponseOf<'/api/v1/calls/web', 'post'>;
+/** Every JSON message of a web call's websocket, live transcript included (lib/live-messages.ts on the server). */
+export type WebCallServerMessage = components['schemas']['WebCallServerMessage'];
 
 /** A reply's source: the chunk, its document and where in it (lib/citation.ts on the server). */
 export type Citation = components['schemas']['Citation'];

@@ -18,8 +18,11 @@ export interface WebCallOptions {
   onState?: (state: CallState, reason?: string) => void;
   /** Every JSON message from the server (after `clear` and `end` have been acted on). */
   onMessage?: (msg: ServerMessage) => void;
-  /** The agent's audio started (true) or stopped (false) coming out of the speaker. */
-  onPlaying?: (playing: boolean) => void;
+  /**
+   * The agent's audio started (true) or stopped (false) coming out of the speaker. A start comes with its time on
+   * the page's clock (performance.now()), and is also a User Timing mark named PLAYING_MARK.
+   */
+  onPlaying?: (playing: boolean, atMs?: number) => void;
   onError?: (message: string) => void;
 }
 
@@ -31,6 +34,12 @@ export function sameOriginStreamUrl(streamUrl: string, location: { protocol: str
   const u = new URL(streamUrl);
   return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}${u.pathname}${u.search}`;
 }
+
+/**
+ * The performance mark made each time the agent's audio starts playing (a reply's first audio, or again after the
+ * jitter buffer ran dry): with the caller's end of speech, the voice-to-voice latency as the caller hears it.
+ */
+export const PLAYING_MARK = 'web-call:agent-audio-playing';
 
 export class WebCallClient {
   private state: CallState = 'idle';
@@ -58,7 +67,12 @@ export class WebCallClient {
       this.context = context;
       await context.audioWorklet.addModule(workletUrl);
       this.player = new AudioWorkletNode(context, 'player', { numberOfInputs: 0, outputChannelCount: [1] });
-      this.player.port.onmessage = (e: MessageEvent<{ type: string }>) => this.options.onPlaying?.(e.data.type === 'playing');
+      this.player.port.onmessage = (e: MessageEvent<{ type: string; at?: number }>) => {
+        if (e.data.type !== 'playing') return this.options.onPlaying?.(false);
+        const atMs = this.pageTime(e.data.at);
+        performance.mark(PLAYING_MARK, { startTime: atMs });
+        this.options.onPlaying?.(true, atMs);
+      };
       this.player.connect(context.destination);
       this.capture = new AudioWorkletNode(context, 'capture', { numberOfOutputs: 0 });
       context.createMediaStreamSource(this.media).connect(this.capture);
@@ -105,6 +119,19 @@ export class WebCallClient {
     }
     this.options.onMessage?.(msg);
     if (msg.type === 'end') this.finish(typeof msg.reason === 'string' ? msg.reason : 'ended');
+  }
+
+  /**
+   * A time on the audio clock (seconds) on the page's clock (ms), through the context's own pairing of the two
+   * (getOutputTimestamp: which sample the speaker plays, and when), so the output latency is included: a sample
+   * rendered now is heard a little later. Now, when there is no believable pairing (no output device).
+   */
+  private pageTime(audioSeconds: number | undefined): number {
+    const now = performance.now();
+    const ts = this.context?.getOutputTimestamp?.();
+    if (audioSeconds === undefined || !ts?.performanceTime || ts.contextTime === undefined) return now;
+    const at = ts.performanceTime + (audioSeconds - ts.contextTime) * 1000;
+    return Math.abs(at - now) < 1000 ? at : now;
   }
 
   /** Sends silence instead of the microphone (the call keeps its timing). */

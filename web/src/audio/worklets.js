@@ -1,8 +1,9 @@
 // The browser call's two audio worklets (plain JS: loaded by URL into the AudioWorklet scope, no bundling).
 // `capture`: microphone at the context's rate -> 16 kHz PCM16 in 20 ms messages (linear resampling; zeros when muted).
 // `player`: 16 kHz PCM16 from the agent -> the context's rate, through a jitter buffer that starts after 60 ms are
-// queued, refills after an underrun, and empties at once on `clear` (barge-in).
-/* global AudioWorkletProcessor, registerProcessor, sampleRate */
+// queued, refills after an underrun, and empties at once on `clear` (barge-in); it says when its audio starts
+// (`playing`, with the audio clock's time of the first sample) and stops (`drained`).
+/* global AudioWorkletProcessor, registerProcessor, sampleRate, currentTime */
 
 const RATE = 16000;
 const FRAME = 320;
@@ -74,7 +75,8 @@ class PlayerProcessor extends AudioWorkletProcessor {
       let v = 0;
       if (!this.playing && this.written - this.read >= PREBUFFER) {
         this.playing = true;
-        this.port.postMessage({ type: 'playing' });
+        // When its first sample is rendered, on the audio clock (the context's currentTime, in seconds).
+        this.port.postMessage({ type: 'playing', at: currentTime + k / sampleRate });
       }
       if (this.playing) {
         if (this.read + 1 >= this.written) {

@@ -33,7 +33,9 @@ export function EmptyState({ title, children, action }: { title: string; childre
   return (
     <Paper withBorder p="xl" radius="md">
       <Stack align="center" gap="xs" ta="center">
-        <Title order={4}>{title}</Title>
+        <Title order={3} size="h4">
+          {title}
+        </Title>
         {children && (
           <Text c="dimmed" size="sm" maw={520}>
             {children}

@@ -1,5 +1,5 @@
 // API keys (admins): make one (shown once), see when each was last used, revoke.
-import { Button, Group, Stack, Table, Text, TextInput, Title } from '@mantine/core';
+import { Button, Group, Stack, Table, Text, TextInput, Title, VisuallyHidden } from '@mantine/core';
 import { useState, type FormEvent } from 'react';
 import { api, must } from '../api/client';
 import { fieldErrors } from '../api/errors';
@@ -79,7 +79,9 @@ export default function ApiKeysPage() {
                     <Table.Th>Key</Table.Th>
                     <Table.Th>Last used</Table.Th>
                     <Table.Th>Created</Table.Th>
-                    <Table.Th />
+                    <Table.Th>
+                      <VisuallyHidden>Actions</VisuallyHidden>
+                    </Table.Th>
                   </Table.Tr>
                 </Table.Thead>
                 <Table.Tbody>

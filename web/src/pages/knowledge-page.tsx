@@ -17,6 +17,7 @@ import {
   Text,
   TextInput,
   Title,
+  VisuallyHidden,
 } from '@mantine/core';
 import { Dropzone, type FileRejection } from '@mantine/dropzone';
 import { useRef, useState, type FormEvent } from 'react';
@@ -192,7 +193,11 @@ export default function KnowledgePage() {
                       <Table.Th>Status</Table.Th>
                       <Table.Th>Chunks</Table.Th>
                       <Table.Th>Updated</Table.Th>
-                      {isAdmin && <Table.Th />}
+                      {isAdmin && (
+                        <Table.Th>
+                          <VisuallyHidden>Actions</VisuallyHidden>
+                        </Table.Th>
+                      )}
                     </Table.Tr>
                   </Table.Thead>
                   <Table.Tbody>

@@ -1,5 +1,5 @@
 // The tenant's phone numbers: add one (E.164), switch it on or off, remove it; and how to connect Twilio.
-import { Alert, Badge, Button, Code, Group, Select, Stack, Switch, Table, Text, TextInput, Title } from '@mantine/core';
+import { Alert, Badge, Button, Code, Group, Select, Stack, Switch, Table, Text, TextInput, Title, VisuallyHidden } from '@mantine/core';
 import { useState, type FormEvent } from 'react';
 import { api, must } from '../api/client';
 import { fieldErrors } from '../api/errors';
@@ -87,7 +87,11 @@ export default function PhoneNumbersPage() {
                     <Table.Th>Mode</Table.Th>
                     <Table.Th>Active</Table.Th>
                     <Table.Th>Added</Table.Th>
-                    {isAdmin && <Table.Th />}
+                    {isAdmin && (
+                      <Table.Th>
+                        <VisuallyHidden>Actions</VisuallyHidden>
+                      </Table.Th>
+                    )}
                   </Table.Tr>
                 </Table.Thead>
                 <Table.Tbody>

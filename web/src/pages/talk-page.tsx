@@ -1,23 +1,30 @@
 // "Talk to your agent": a browser call through the microphone (audio/web-call-client.ts), with mute, keypad and
-// hang-up, and the conversation as it is stored (polled) plus whatever live messages the server sends.
+// hang-up. The conversation is built as it happens from the call's live messages (lib/live-transcript.ts); once the
+// call ends, the stored transcript (what the caller actually heard) replaces it.
 import { Alert, Anchor, Badge, Button, Group, Paper, SimpleGrid, Stack, Tabs, Text, Title } from '@mantine/core';
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useReducer, useRef, useState } from 'react';
 import { Link } from 'react-router';
 import { api, must } from '../api/client';
 import { messageOf } from '../api/errors';
 import type { Turn } from '../api/types';
 import { ChatPanel } from '../components/chat-panel';
 import { sameOriginStreamUrl, WebCallClient, type CallState, type ServerMessage } from '../audio/web-call-client';
-import { useInterval } from '../lib/use-load';
+import { applyLiveMessage, emptyTranscript } from '../lib/live-transcript';
 
 const KEYS = ['1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '0', '#'];
 
-/** What a live message says, if it is one the page knows how to show (the protocol is growing). */
-function describe(msg: ServerMessage): string | null {
-  if (msg.type === 'state' && typeof msg.state === 'string') return `Agent is ${msg.state}`;
-  const text = typeof msg.text === 'string' ? msg.text : null;
-  if (text === null) return null;
-  return `${msg.type}: ${text}`;
+/** A line of the conversation, live or stored. */
+interface Line {
+  key: number;
+  speaker: string;
+  text: string;
+  interrupted: boolean;
+  voiceToVoiceMs?: number;
+}
+
+const RESET = { type: 'reset' } as const;
+function reducer(s: typeof emptyTranscript, msg: ServerMessage | typeof RESET) {
+  return msg.type === 'reset' ? emptyTranscript : applyLiveMessage(s, msg);
 }
 
 export default function TalkPage() {
@@ -27,35 +34,38 @@ export default function TalkPage() {
   const [error, setError] = useState<string | null>(null);
   const [muted, setMuted] = useState(false);
   const [speaking, setSpeaking] = useState(false);
-  const [agentState, setAgentState] = useState<string | null>(null);
-  const [live, setLive] = useState<string | null>(null);
-  const [turns, setTurns] = useState<Turn[]>([]);
+  const [live, dispatch] = useReducer(reducer, emptyTranscript);
+  const [stored, setStored] = useState<Turn[] | null>(null);
 
   useEffect(() => () => client.current?.hangup(), []);
 
-  // The stored transcript, while the call is live and once more after it ends.
-  const poll = async () => {
-    if (!callId) return;
-    try {
-      const t = await must(api.GET('/api/v1/calls/{id}/transcript', { params: { path: { id: callId } } }));
-      setTurns(t.items);
-    } catch {
-      // The next poll tries again; the call page has the full record.
-    }
-  };
-  useInterval(() => void poll(), 1500, state === 'live');
+  // Once the call is over: the transcript as stored (what was heard, interruptions as the service decided them).
   const ended = state === 'ended';
-  const pollOnce = useRef(poll);
-  pollOnce.current = poll;
   useEffect(() => {
-    if (ended) void pollOnce.current();
-  }, [ended]);
+    if (!ended || !callId) return;
+    let stale = false;
+    must(api.GET('/api/v1/calls/{id}/transcript', { params: { path: { id: callId } } }))
+      .then((t) => !stale && setStored(t.items))
+      .catch(() => undefined); // the live lines stay; the call page has the full record
+    return () => {
+      stale = true;
+    };
+  }, [ended, callId]);
+
+  const lines: Line[] = stored
+    ? stored.map((t) => ({
+        key: t.seq,
+        speaker: t.speaker,
+        text: t.text,
+        interrupted: t.interrupted,
+        voiceToVoiceMs: t.metrics.voice_to_voice,
+      }))
+    : live.turns.map((t) => ({ ...t, key: t.id, voiceToVoiceMs: t.latency?.voice_to_voice }));
 
   async function talk() {
     setError(null);
-    setTurns([]);
-    setLive(null);
-    setAgentState(null);
+    setStored(null);
+    dispatch(RESET);
     setMuted(false);
     if (!navigator.mediaDevices?.getUserMedia) {
       setError('This browser cannot use a microphone here (a secure page, https or localhost, is needed).');
@@ -69,11 +79,7 @@ export default function TalkPage() {
         onState: setState,
         onPlaying: setSpeaking,
         onError: setError,
-        onMessage: (msg) => {
-          if (msg.type === 'state' && typeof msg.state === 'string') setAgentState(msg.state);
-          const said = describe(msg);
-          if (said) setLive(said);
-        },
+        onMessage: dispatch,
       });
       client.current = c;
       await c.start();
@@ -104,7 +110,7 @@ export default function TalkPage() {
                     <Badge color={state === 'live' ? 'red.8' : 'gray'} variant={state === 'live' ? 'filled' : 'light'}>
                       {state === 'live' ? 'live' : state}
                     </Badge>
-                    {state === 'live' && <Badge variant="light">{speaking ? 'agent speaking' : (agentState ?? 'listening')}</Badge>}
+                    {state === 'live' && <Badge variant="light">{speaking ? 'agent speaking' : (live.agentState ?? 'listening')}</Badge>}
                   </Group>
                   {!inCall ? (
                     <Button size="md" onClick={() => void talk()}>
@@ -148,14 +154,9 @@ export default function TalkPage() {
                     ))}
                   </SimpleGrid>
                 )}
-                {live && (
-                  <Text size="sm" c="dimmed" aria-live="polite">
-                    {live}
-                  </Text>
-                )}
               </Stack>
             </Paper>
-            {(turns.length > 0 || callId) && (
+            {(lines.length > 0 || callId) && (
               <Paper withBorder p="md" aria-live="polite">
                 <Group justify="space-between" mb="xs">
                   <Text fw={500}>Conversation</Text>
@@ -166,8 +167,8 @@ export default function TalkPage() {
                   )}
                 </Group>
                 <Stack gap={6}>
-                  {turns.map((t) => (
-                    <div key={t.seq}>
+                  {lines.map((t) => (
+                    <div key={t.key}>
                       <Group gap={6}>
                         <Text size="xs" fw={700} tt="capitalize">
                           {t.speaker}
@@ -177,9 +178,9 @@ export default function TalkPage() {
                             interrupted
                           </Badge>
                         )}
-                        {t.metrics.voice_to_voice !== undefined && (
-                          <Badge size="xs" color="gray">
-                            {Math.round(t.metrics.voice_to_voice)} ms
+                        {t.voiceToVoiceMs !== undefined && (
+                          <Badge size="xs" color="gray" title="From the end of your speech to the agent’s first audio">
+                            {Math.round(t.voiceToVoiceMs)} ms
                           </Badge>
                         )}
                       </Group>
@@ -188,7 +189,17 @@ export default function TalkPage() {
                       </Text>
                     </div>
                   ))}
-                  {turns.length === 0 && (
+                  {!stored && live.interim && (
+                    <div>
+                      <Text size="xs" fw={700}>
+                        Caller
+                      </Text>
+                      <Text size="sm" c="dimmed" fs="italic">
+                        {live.interim}…
+                      </Text>
+                    </div>
+                  )}
+                  {lines.length === 0 && !live.interim && (
                     <Text size="sm" c="dimmed">
                       The conversation appears here as it happens.
                     </Text>

@@ -1,5 +1,5 @@
 // Every tenant (platform admins): counts, suspend with a reason, reactivate.
-import { Badge, Button, Pagination, Stack, Table, Text, Title } from '@mantine/core';
+import { Badge, Button, Pagination, Stack, Table, Text, Title, VisuallyHidden } from '@mantine/core';
 import { useState } from 'react';
 import { api, must } from '../api/client';
 import type { TenantAdminView } from '../api/types';
@@ -55,7 +55,9 @@ export default function TenantsPage() {
                     <Table.Th>Documents</Table.Th>
                     <Table.Th>Numbers</Table.Th>
                     <Table.Th>Created</Table.Th>
-                    <Table.Th />
+                    <Table.Th>
+                      <VisuallyHidden>Actions</VisuallyHidden>
+                    </Table.Th>
                   </Table.Tr>
                 </Table.Thead>
                 <Table.Tbody>

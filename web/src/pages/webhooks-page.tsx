@@ -1,6 +1,21 @@
 // Webhook endpoints: add one (its signing secret shown once), switch it on or off, send a test, rotate the secret,
 // delete it; and each endpoint's delivery log with replays.
-import { Badge, Button, Checkbox, Code, Group, Paper, SimpleGrid, Stack, Switch, Table, Text, TextInput, Title } from '@mantine/core';
+import {
+  Badge,
+  Button,
+  Checkbox,
+  Code,
+  Group,
+  Paper,
+  SimpleGrid,
+  Stack,
+  Switch,
+  Table,
+  Text,
+  TextInput,
+  Title,
+  VisuallyHidden,
+} from '@mantine/core';
 import { useState, type FormEvent } from 'react';
 import { api, must } from '../api/client';
 import { fieldErrors } from '../api/errors';
@@ -243,7 +258,9 @@ function Deliveries({ id, canReplay }: { id: string; canReplay: boolean }) {
                     <Table.Th>Attempts</Table.Th>
                     <Table.Th>Last answer</Table.Th>
                     <Table.Th>When</Table.Th>
-                    <Table.Th />
+                    <Table.Th>
+                      <VisuallyHidden>Actions</VisuallyHidden>
+                    </Table.Th>
                   </Table.Tr>
                 </Table.Thead>
                 <Table.Tbody>

@@ -193,6 +193,9 @@ export async function buildDeps(
           (outcome, seconds) => metrics.webhookDelivery(outcome, seconds),
         )
       : undefined;
+  // Started now, awaited at the end: its start-up (loading its modules) overlaps the rest of this one.
+  const backgroundReady = background?.start();
+  backgroundReady?.catch(() => {});
   const webhooks = new WebhookService(db, box, outbound, {
     maxEndpointsPerTenant: config.webhooks.maxEndpointsPerTenant,
     onQueued: () => (background ? background.wake('webhooks') : webhookDelivery.wake()),
@@ -349,7 +352,7 @@ export async function buildDeps(
   if (withoutTerms) log.info({ documents: withoutTerms }, 'documents stored before BM25 re-queued for indexing');
   // PGlite is this process's alone, so whatever it left `processing` belonged to a process that is gone.
   await ingestion.start({ reclaimAbandoned: database.kind === 'embedded' });
-  if (background) await background.start();
+  if (backgroundReady) await backgroundReady;
   else {
     await analysisWorker.start({ reclaimAbandoned: database.kind === 'embedded' });
     await webhookDelivery.start({ reclaimAbandoned: database.kind === 'embedded' });

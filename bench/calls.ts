@@ -25,6 +25,8 @@
 //   npm run bench:calls -- --calls 50 --webhooks 1    # the tenant also has a webhook endpoint (every event and
 //                                                     # transcript.turn, to a receiver in this process) and post-call
 //                                                     # analysis on (OpenAI fake's structured output); deliveries counted
+//   npm run bench:calls -- --calls 50 --webhooks 1 --background-thread 0  # delivery and analysis on the event loop
+//                                                     # (BACKGROUND_THREAD=false; the default is a thread of their own)
 //   taskset -c 1 npm run bench:calls -- --calls 50 --service-cpus 0  # the service alone on core 0, the rest on 1
 //   other options: --questions 2|3  --spread-ms 2000  --max-run-s 240  --out bench/results/calls.json  --keep 1
 //                  --stt-final-ms 250 --llm-first-token-ms 400 --llm-tokens-per-s 50 --tts-first-byte-ms 200
@@ -82,6 +84,8 @@ const WEBHOOKS = args.get('webhooks') === '1';
 /** Pin the service process to these cores (taskset -c), e.g. --service-cpus 0 with the bench itself run as
  *  `taskset -c 1 npm run bench:calls ...`, so the simulated callers and fakes do not share the service's core. */
 const SERVICE_CPUS = args.get('service-cpus');
+/** --background-thread 0: webhook delivery and analysis on the service's event loop (BACKGROUND_THREAD=false), to compare. */
+const BACKGROUND_THREAD = args.get('background-thread') !== '0';
 if (CALLS.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--calls takes positive integers, e.g. 10,50');
 if (VAD !== 'silero' && VAD !== 'energy') throw new Error('--vad is silero or energy');
 if (DB !== 'embedded' && DB !== 'server' && DB !== 'inline') throw new Error('--db is embedded, inline or server');
@@ -264,6 +268,7 @@ async function startService(dir: string, fakes: ProviderFakesInfo, databaseUrl: 
     ...(WEBHOOKS && { OUTBOUND_ALLOW_HOSTS: '127.0.0.1' }),
     // --db inline: the embedded database on the service's event loop, as before it had a thread of its own.
     ...(DB === 'inline' && { EMBEDDED_DB_THREAD: 'false' }),
+    ...(!BACKGROUND_THREAD && { BACKGROUND_THREAD: 'false' }),
     OPENAI_BASE_URL: fakes.openai.baseURL,
     OPENAI_API_KEY: fakes.openai.apiKey,
     DEEPGRAM_BASE_URL: fakes.deepgram.url,

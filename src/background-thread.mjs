@@ -16,4 +16,6 @@ try {
   await runBackgroundWork(workerData, parentPort);
 } catch (err) {
   parentPort.postMessage({ type: 'error', message: String(err?.stack ?? err?.message ?? err) });
+  // The thread ends (its pool would keep it alive): the service starts it again.
+  process.exit(1);
 }

@@ -61,18 +61,23 @@ export async function runBackgroundWork(data: BackgroundData, port: MessagePort)
   );
   wake.analysis = () => analysis.wake();
   let stopping: Promise<void> | undefined;
+  const started = (async () => {
+    await analysis.start({ reclaimAbandoned: data.reclaimAbandoned });
+    await delivery.start({ reclaimAbandoned: data.reclaimAbandoned });
+  })();
   port.on('message', (m: ToBackground) => {
     if (m === 'wake-webhooks') delivery.wake();
     else if (m === 'wake-analysis') analysis.wake();
     else if (m === 'stop')
       stopping ??= (async () => {
+        // A stop that comes while the workers start waits for them, so none is left running.
+        await started.catch(() => {});
         await analysis.stop();
         await delivery.stop();
         await database.close().catch(() => {});
         send({ type: 'stopped' });
       })();
   });
-  await analysis.start({ reclaimAbandoned: data.reclaimAbandoned });
-  await delivery.start({ reclaimAbandoned: data.reclaimAbandoned });
+  await started;
   send({ type: 'ready' });
 }

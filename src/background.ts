@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import type { FastifyBaseLogger } from 'fastify';
 import type { BackgroundData, FromBackground, ToBackground } from './background-work.js';
 
-const RESTART_DELAY_MS = 1_000;
+const RESTART_DELAY_MS = 5_000;
 const STOP_WAIT_MS = 15_000;
 
 export class BackgroundThread {
@@ -21,7 +21,10 @@ export class BackgroundThread {
     private readonly onAttempt: (outcome: 'delivered' | 'failed', seconds: number) => void,
   ) {}
 
-  /** Resolves once both workers run in the thread; rejects if it could not start. */
+  /**
+   * Starts the thread; resolves once both workers run in it, rejects if this first start failed (the thread is
+   * started again after RESTART_DELAY_MS all the same, as after any exit).
+   */
   async start(): Promise<void> {
     const worker = this.spawn();
     await new Promise<void>((resolve, reject) => {
@@ -30,10 +33,6 @@ export class BackgroundThread {
         else if (m.type === 'error') reject(new Error(`the background thread did not start: ${m.message}`));
       });
       worker.once('exit', (code) => reject(new Error(`the background thread exited (${code}) while starting`)));
-    }).catch(async (err: unknown) => {
-      this.closing = true;
-      await worker.terminate();
-      throw err;
     });
   }
 

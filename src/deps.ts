@@ -193,9 +193,9 @@ export async function buildDeps(
           (outcome, seconds) => metrics.webhookDelivery(outcome, seconds),
         )
       : undefined;
-  // Started now, awaited at the end: its start-up (loading its modules) overlaps the rest of this one.
-  const backgroundReady = background?.start();
-  backgroundReady?.catch(() => {});
+  // Not waited for: its start-up (loading its modules, on a loaded machine seconds) is not the service's; what is
+  // queued meanwhile waits in the database. A thread that fails is logged and started again.
+  void background?.start().catch((err: unknown) => log.error({ err }, 'the background thread did not start; trying again'));
   const webhooks = new WebhookService(db, box, outbound, {
     maxEndpointsPerTenant: config.webhooks.maxEndpointsPerTenant,
     onQueued: () => (background ? background.wake('webhooks') : webhookDelivery.wake()),
@@ -352,8 +352,7 @@ export async function buildDeps(
   if (withoutTerms) log.info({ documents: withoutTerms }, 'documents stored before BM25 re-queued for indexing');
   // PGlite is this process's alone, so whatever it left `processing` belonged to a process that is gone.
   await ingestion.start({ reclaimAbandoned: database.kind === 'embedded' });
-  if (backgroundReady) await backgroundReady;
-  else {
+  if (!background) {
     await analysisWorker.start({ reclaimAbandoned: database.kind === 'embedded' });
     await webhookDelivery.start({ reclaimAbandoned: database.kind === 'embedded' });
   }

@@ -1,6 +1,7 @@
 // The background thread (background.ts): webhook delivery and post-call analysis, off the event loop that carries
 // live calls. Plain JavaScript so that any Node starts it (a worker does not inherit the tsx loader); the work itself
 // is loaded through tsx in development.
+import process from 'node:process';
 import { parentPort, workerData } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
 import { URL } from 'node:url';

@@ -14,6 +14,8 @@ export class BackgroundThread {
   private worker: Worker | undefined;
   private closing = false;
   private restartTimer: NodeJS.Timeout | undefined;
+  /** The current thread's workers run (it said `ready`). */
+  private ready = false;
 
   constructor(
     private readonly data: BackgroundData,
@@ -32,7 +34,10 @@ export class BackgroundThread {
         if (m.type === 'ready') resolve();
         else if (m.type === 'error') reject(new Error(`the background thread did not start: ${m.message}`));
       });
-      worker.once('exit', (code) => reject(new Error(`the background thread exited (${code}) while starting`)));
+      // Stopped while starting (the service is closing): not a failure.
+      worker.once('exit', (code) =>
+        this.closing ? resolve() : reject(new Error(`the background thread exited (${code}) while starting`)),
+      );
     });
   }
 
@@ -46,6 +51,13 @@ export class BackgroundThread {
     clearTimeout(this.restartTimer);
     const worker = this.worker;
     if (!worker) return;
+    if (!this.ready) {
+      // Still loading its modules: ended at once, as a crash would end it (a claim it made meanwhile comes back
+      // after its lease, at once on the embedded database).
+      await worker.terminate();
+      this.worker = undefined;
+      return;
+    }
     const done = new Promise<void>((resolve) => {
       worker.on('message', (m: FromBackground) => m.type === 'stopped' && resolve());
       worker.once('exit', () => resolve());
@@ -63,8 +75,10 @@ export class BackgroundThread {
     // TypeScript preload would fail there (the thread loads its own code, background-thread.mjs).
     const worker = new Worker(new URL('./background-thread.mjs', import.meta.url), { execArgv: [], workerData: this.data });
     this.worker = worker;
+    this.ready = false;
     worker.on('message', (m: FromBackground) => {
-      if (m.type === 'attempt') this.onAttempt(m.outcome, m.seconds);
+      if (m.type === 'ready') this.ready = true;
+      else if (m.type === 'attempt') this.onAttempt(m.outcome, m.seconds);
       else if (m.type === 'error') this.log.error({ error: m.message }, 'background thread failed');
     });
     worker.on('error', (err) => this.log.error({ err }, 'background thread error'));

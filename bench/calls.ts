@@ -25,6 +25,8 @@
 //   npm run bench:calls -- --calls 50 --webhooks 1    # the tenant also has a webhook endpoint (every event and
 //                                                     # transcript.turn, to a receiver in this process) and post-call
 //                                                     # analysis on (OpenAI fake's structured output); deliveries counted
+//   npm run bench:calls -- --calls 50 --webhooks 1 --background-thread 0  # delivery and analysis on the event loop
+//                                                     # (BACKGROUND_THREAD=false; the default is a thread of their own)
 //   taskset -c 1 npm run bench:calls -- --calls 50 --service-cpus 0  # the service alone on core 0, the rest on 1
 //   other options: --questions 2|3  --spread-ms 2000  --max-run-s 240  --out bench/results/calls.json  --keep 1
 //                  --stt-final-ms 250 --llm-first-token-ms 400 --llm-tokens-per-s 50 --tts-first-byte-ms 200
@@ -36,7 +38,7 @@
 // gap longer than that is a hole the caller hears), voice-to-voice p50/p95 at
 // the phone (end of the caller's speech to the first agent audio heard), the service process's CPU
 // (/proc/<pid>/stat utime+stime over the run: % of one core and ms of CPU per call-second), its RSS per call
-// ((peak - idle) VmRSS / N); and, to tell where the time goes: the service's main (event-loop) thread CPU, how busy
+// ((peak - idle) VmRSS / N); and, to tell where the time goes: the service's main (event-loop) thread CPU (% of a core, ms per call-second), how busy
 // the simulator was (its CPU and event-loop delay: gaps are timed in this process, so a saturated simulator shows
 // up as late frames too), the fakes' CPU, the whole machine's busy share, clears (answers cut because they stalled
 // for over a second and the caller went on), and the service's own per-stage latencies from the transcripts.
@@ -82,6 +84,8 @@ const WEBHOOKS = args.get('webhooks') === '1';
 /** Pin the service process to these cores (taskset -c), e.g. --service-cpus 0 with the bench itself run as
  *  `taskset -c 1 npm run bench:calls ...`, so the simulated callers and fakes do not share the service's core. */
 const SERVICE_CPUS = args.get('service-cpus');
+/** --background-thread 0: webhook delivery and analysis on the service's event loop (BACKGROUND_THREAD=false), to compare. */
+const BACKGROUND_THREAD = args.get('background-thread') !== '0';
 if (CALLS.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--calls takes positive integers, e.g. 10,50');
 if (VAD !== 'silero' && VAD !== 'energy') throw new Error('--vad is silero or energy');
 if (DB !== 'embedded' && DB !== 'server' && DB !== 'inline') throw new Error('--db is embedded, inline or server');
@@ -264,6 +268,7 @@ async function startService(dir: string, fakes: ProviderFakesInfo, databaseUrl: 
     ...(WEBHOOKS && { OUTBOUND_ALLOW_HOSTS: '127.0.0.1' }),
     // --db inline: the embedded database on the service's event loop, as before it had a thread of its own.
     ...(DB === 'inline' && { EMBEDDED_DB_THREAD: 'false' }),
+    ...(!BACKGROUND_THREAD && { BACKGROUND_THREAD: 'false' }),
     OPENAI_BASE_URL: fakes.openai.baseURL,
     OPENAI_API_KEY: fakes.openai.apiKey,
     DEEPGRAM_BASE_URL: fakes.deepgram.url,
@@ -611,6 +616,8 @@ async function runStep(n: number, speech: Int16Array[]) {
       service_cpu_pct_of_core: Math.round((serviceCpuMs / wallMs) * 100),
       service_cpu_ms_per_call_s: round1(serviceCpuMs / Math.max(1, callSeconds)),
       service_main_thread_cpu_pct: Math.round((mainCpuMs / wallMs) * 100),
+      // The event loop's share: what holds up the calls' audio (the database and background threads run beside it).
+      service_main_thread_cpu_ms_per_call_s: round1(mainCpuMs / Math.max(1, callSeconds)),
       service_idle_cpu_pct_of_core: round1(idleCpuPct),
       service_rss_idle_mb: Math.round(rssIdle / 2 ** 20),
       service_rss_peak_mb: Math.round(rssPeak / 2 ** 20),
@@ -710,7 +717,7 @@ const columns: [string, (r: (typeof results)[number]) => string | number][] = [
   ['service CPU % of a core', (r) => r.service_cpu_pct_of_core],
   ['CPU ms per call-s', (r) => r.service_cpu_ms_per_call_s],
   ['RSS per call MB', (r) => r.service_rss_per_call_mb],
-  ['service main thread %', (r) => r.service_main_thread_cpu_pct],
+  ['service main thread % (ms per call-s)', (r) => `${r.service_main_thread_cpu_pct} (${r.service_main_thread_cpu_ms_per_call_s})`],
   ['simulator CPU % / loop p99 ms', (r) => `${r.sim_cpu_pct_of_core} / ${r.sim_loop_delay_p99_ms}`],
   ['machine busy % (all cores)', (r) => r.machine_busy_pct_of_all_cores],
 ];

@@ -110,6 +110,7 @@ const envSchema = z.object({
   DATABASE_URL: url(['postgres:', 'postgresql:']),
   DATABASE_POOL_MAX: int(10, 1, 500),
   EMBEDDED_DB_THREAD: optionalBool,
+  BACKGROUND_THREAD: optionalBool,
   MIGRATE_ON_START: optionalBool,
   REDIS_URL: url(['redis:', 'rediss:']),
   REDIS_KEY_PREFIX: z.preprocess(emptyToUndefined, z.string().max(100).default('va:')),
@@ -253,6 +254,11 @@ export interface Config {
   databasePoolMax: number;
   /** The embedded database in a thread of its own (reached through `pg` on a Unix socket), off the event loop. */
   embeddedDbThread: boolean;
+  /**
+   * Webhook delivery and post-call analysis in a thread of their own (when the database is reachable from one:
+   * PostgreSQL, or the embedded database in its thread), off the event loop that carries live calls' audio.
+   */
+  backgroundThread: boolean;
   /** Apply pending migrations at start-up (default); false: only check none is pending (`npm run migrate` applies them). */
   migrateOnStart: boolean;
   redisUrl: string | undefined;
@@ -394,6 +400,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     databasePoolMax: e.DATABASE_POOL_MAX,
     // In a thread by default: at 50 calls on one core it took late frames as sent from 655 to 181 (bench:calls).
     embeddedDbThread: e.EMBEDDED_DB_THREAD ?? true,
+    backgroundThread: e.BACKGROUND_THREAD ?? true,
     migrateOnStart: e.MIGRATE_ON_START ?? true,
     redisUrl: e.REDIS_URL,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,

@@ -14,7 +14,8 @@ import { EmbedderRegistry } from './rag/embedders/registry.js';
 import { IngestionWorker } from './rag/ingestion.js';
 import { Retriever } from './rag/retriever.js';
 import { AnalyzerRegistry } from './analysis/analyzers.js';
-import { AnalysisWorker } from './analysis/worker.js';
+import { ANALYSIS_WORKER_OPTIONS, AnalysisWorker } from './analysis/worker.js';
+import { BackgroundThread } from './background.js';
 import { AccountService } from './services/accounts.js';
 import { CallAnalysisService } from './services/call-analyses.js';
 import { CallDeletion } from './services/call-deletion.js';
@@ -101,9 +102,12 @@ export interface Deps {
   webhookDelivery: WebhookDeliveryWorker;
   /** The usage ledger, prices and monthly caps. */
   usage: UsageService;
+  /**
+   * Where webhook delivery and post-call analysis run when the database is reachable from another thread
+   * (BACKGROUND_THREAD): `webhookDelivery` and `analysisWorker` are then not started in this thread.
+   */
+  background?: BackgroundThread;
 }
-
-const ANALYSIS_WORKER_OPTIONS = { concurrency: 1, leaseMs: 120_000, maxAttempts: 4, pollMs: 2_000, sweepWindowMs: 3_600_000 };
 
 /** `databaseSnapshot`: tests only, a migrated embedded database to start from (db/client.ts). */
 export async function buildDeps(
@@ -180,9 +184,22 @@ export async function buildDeps(
   // One guard for every request to a URL a tenant chose: tool URLs, OpenAI-compatible base URLs, webhooks.
   const outbound = new OutboundGuard(config.outbound);
   // Queued deliveries (a ping, a replay) wake the worker instead of waiting for its next poll.
+  // Off the event loop when another thread can reach the database (background.ts): their HTTP, signatures and
+  // queries then do not hold up live calls' audio.
+  const background =
+    config.backgroundThread && database.connection
+      ? new BackgroundThread(
+          { config, connection: database.connection, kind: database.kind, reclaimAbandoned: database.kind === 'embedded' },
+          log.child({ component: 'background' }),
+          (outcome, seconds) => metrics.webhookDelivery(outcome, seconds),
+        )
+      : undefined;
+  // Not waited for: its start-up (loading its modules, on a loaded machine seconds) is not the service's; what is
+  // queued meanwhile waits in the database. A thread that fails is logged and started again.
+  void background?.start().catch((err: unknown) => log.error({ err }, 'the background thread did not start; trying again'));
   const webhooks = new WebhookService(db, box, outbound, {
     maxEndpointsPerTenant: config.webhooks.maxEndpointsPerTenant,
-    onQueued: () => webhookDelivery.wake(),
+    onQueued: () => (background ? background.wake('webhooks') : webhookDelivery.wake()),
   });
   const webhookDelivery = new WebhookDeliveryWorker(db, webhooks, outbound.fetch, log.child({ component: 'webhooks' }), {
     ...config.webhooks,
@@ -200,7 +217,7 @@ export async function buildDeps(
   // Analyses: one at a time per instance (a cloud model's answer takes seconds; nothing waits for it).
   // The service wakes the worker when it queues a re-run; the worker is built with the service.
   const wakeAnalysis = { wake: () => {} };
-  const analyses = new CallAnalysisService(db, () => wakeAnalysis.wake());
+  const analyses = new CallAnalysisService(db, () => (background ? background.wake('analysis') : wakeAnalysis.wake()));
   const analysisWorker = new AnalysisWorker(
     db,
     calls,
@@ -323,6 +340,7 @@ export async function buildDeps(
     webhooks,
     webhookDelivery,
     usage,
+    background,
   };
   metrics.setSource('activeCalls', () => voice.active);
   metrics.setSource('admittedCalls', () => admission.liveCalls);
@@ -337,8 +355,10 @@ export async function buildDeps(
   if (withoutTerms) log.info({ documents: withoutTerms }, 'documents stored before BM25 re-queued for indexing');
   // PGlite is this process's alone, so whatever it left `processing` belonged to a process that is gone.
   await ingestion.start({ reclaimAbandoned: database.kind === 'embedded' });
-  await analysisWorker.start({ reclaimAbandoned: database.kind === 'embedded' });
-  await webhookDelivery.start({ reclaimAbandoned: database.kind === 'embedded' });
+  if (!background) {
+    await analysisWorker.start({ reclaimAbandoned: database.kind === 'embedded' });
+    await webhookDelivery.start({ reclaimAbandoned: database.kind === 'embedded' });
+  }
   return deps;
 }
 
@@ -353,6 +373,7 @@ export async function closeDeps(deps: Deps): Promise<void> {
   await deps.sweeper.stop();
   await deps.retention.stop();
   await deps.ingestion.stop();
+  await deps.background?.stop();
   await deps.analysisWorker.stop();
   await deps.webhookDelivery.stop();
   await deps.documentPool.close();

@@ -76,6 +76,8 @@ export async function buildTestApp(env: Record<string, string> = {}, opts: { cac
     // PGlite in-process, started from the migrated snapshot (the service's default thread is tested by the tests that
     // start the real process, and by embedded-db-thread.test.ts).
     EMBEDDED_DB_THREAD: 'false',
+    // The app's own workers run in its thread, where tests stop, wake and drain them.
+    BACKGROUND_THREAD: 'false',
     // No console unless a test gives one: the repository's web/dist comes and goes as other test files build it.
     CONSOLE_DIR: 'test/no-console-build',
     ...(database.url && { DATABASE_URL: database.url }),

@@ -35,6 +35,15 @@ interface Claim {
   attempts: number;
 }
 
+/** The service's analysis worker: one job at a time per instance (a cloud model's answer takes seconds; nothing waits for it). */
+export const ANALYSIS_WORKER_OPTIONS: AnalysisWorkerOptions = {
+  concurrency: 1,
+  leaseMs: 120_000,
+  maxAttempts: 4,
+  pollMs: 2_000,
+  sweepWindowMs: 3_600_000,
+};
+
 const BACKOFF_BASE_MS = 5_000;
 const BACKOFF_MAX_MS = 10 * 60_000;
 

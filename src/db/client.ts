@@ -37,7 +37,15 @@ export interface Database {
    * (every second until it is back) and `onNotify` is called once then, for what may have been sent meanwhile.
    */
   listen(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
+  /**
+   * How another thread of this process reaches the same database (`connectDatabase`): the server's URL, or the
+   * embedded database thread's socket. Absent for PGlite on the event loop, which only this thread can reach.
+   */
+  connection?: DatabaseConnection;
 }
+
+/** A `pg` connection (plain data: it is handed to worker threads). */
+export type DatabaseConnection = Pick<pg.PoolConfig, 'connectionString' | 'host' | 'port' | 'user' | 'database'>;
 
 /**
  * pgvector's search beam: the most rows one HNSW scan returns, so the most candidates a search may ask for (top_k
@@ -289,13 +297,43 @@ async function startPgliteThread(
   };
 }
 
-async function openPostgres(connection: pg.PoolConfig, poolMax: number, migrate: boolean, kind: Database['kind']): Promise<Database> {
-  const pool = new pg.Pool({ ...connection, max: poolMax, connectionTimeoutMillis: 5_000 });
+/** A pool of `pg` connections with the session settings every connection gets. */
+function newPool(connection: DatabaseConnection, poolMax: number): pg.Pool {
+  const pool = new pg.Pool({
+    ...connection,
+    max: poolMax,
+    connectionTimeoutMillis: 5_000,
+    // Run and awaited before the new connection is handed out (a query queued from the 'connect' event would run
+    // beside the caller's, which pg deprecates). A server whose pgvector lacks these settings fails the statement;
+    // searches then still work, with pgvector's defaults.
+    onConnect: async (client) => {
+      await client.query(SESSION_SETTINGS).catch(() => {});
+    },
+  });
   // An idle client that loses its server emits 'error'; without a listener it would crash the process.
   pool.on('error', () => {});
-  // Queued on a new connection before anything else it runs. A server whose pgvector lacks these settings fails
-  // the statement; searches then still work, with pgvector's defaults.
-  pool.on('connect', (client) => void client.query(SESSION_SETTINGS).catch(() => {}));
+  return pool;
+}
+
+/** The database another thread opened (its `connection`), from a worker thread: no migrations, no locks. */
+export function connectDatabase(connection: DatabaseConnection, poolMax: number, kind: Database['kind']): Database {
+  const pool = newPool(connection, poolMax);
+  const db = drizzleNodePg({ client: pool, schema });
+  return {
+    db: db as unknown as Db,
+    kind,
+    connection,
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
+    listen: (channel, onNotify) => listenOverWire(connection, channel, onNotify),
+    ping: async () => {
+      await db.execute(sql`select 1`);
+    },
+    close: () => pool.end(),
+  };
+}
+
+async function openPostgres(connection: DatabaseConnection, poolMax: number, migrate: boolean, kind: Database['kind']): Promise<Database> {
+  const pool = newPool(connection, poolMax);
   const url = connection.connectionString ?? 'postgres://postgres@localhost/postgres';
   const lockClient = await pool.connect().catch(async (err: unknown) => {
     await pool.end().catch(() => {});
@@ -315,6 +353,7 @@ async function openPostgres(connection: pg.PoolConfig, poolMax: number, migrate:
   return {
     db: db as unknown as Db,
     kind,
+    connection,
     poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     listen: (channel, onNotify) => listenOverWire(connection, channel, onNotify),
     ping: async () => {

@@ -7,6 +7,7 @@ import { rowsOf } from '../src/db/client.js';
 import { tenants } from '../src/db/schema.js';
 import { analyze, chunkVector, idf, queryTerms, termId } from '../src/rag/bm25.js';
 import { IngestionWorker } from '../src/rag/ingestion.js';
+import { CANDIDATE_MAX_DF } from '../src/rag/retriever.js';
 import { reindexTermVectors, replaceInTermStats } from '../src/rag/term-stats.js';
 import { buildTestApp, type TestApp } from './helpers.js';
 
@@ -85,6 +86,18 @@ describe('BM25 search', () => {
     expect(hits[0]?.documentId).toBe(target);
     expect(hits[0]!.score).toBeGreaterThan(0.4);
     expect(hits[0]!.score).toBeLessThanOrEqual(1);
+  });
+
+  it('past CANDIDATE_MAX_DF chunks holding a word, candidates come from the rarer words, or the rarest alone', async () => {
+    const id = await tenant('Large');
+    const n = CANDIDATE_MAX_DF + 20;
+    await upload(id, 'Notices', Array.from({ length: n }, (_, i) => `# Notice ${i}\n\nThe clinic garden is open, notice ${i}.`).join('\n\n'));
+    const target = await upload(id, 'Equipment', 'A defibrillator hangs next to the clinic entrance.');
+    expect((await stats(id)).df.get(word('clinic'))).toBeGreaterThan(CANDIDATE_MAX_DF);
+    const hits = await search(id, 'Where is the clinic defibrillator?');
+    expect(hits[0]?.documentId).toBe(target);
+    // Every word common: still answered, from the chunks holding the rarest.
+    expect((await search(id, 'clinic garden', { minRelevance: 0 })).length).toBe(5);
   });
 
   it('one tenant’s documents never change another’s statistics or scores', async () => {

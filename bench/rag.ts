@@ -493,8 +493,12 @@ async function directFill(deps: Deps, tenantIds: string[], total: number): Promi
         select ${to}, md5(c.document_id::text || ${to})::uuid, c.version, c.chunk_index, c.content, c.heading_path,
           c.token_count, c.embedding, c.embedding_model, c.embedding_dimensions, c.bm25, c.term_ids, c.extra_data
         from document_chunks c where c.tenant_id = ${from}`);
-      await tx.execute(sql`insert into knowledge_corpus_stats (tenant_id, chunks) select ${to}, chunks from knowledge_corpus_stats where tenant_id = ${from}`);
-      await tx.execute(sql`insert into knowledge_term_stats (tenant_id, term, df) select ${to}, term, df from knowledge_term_stats where tenant_id = ${from}`);
+      await tx.execute(
+        sql`insert into knowledge_corpus_stats (tenant_id, chunks) select ${to}, chunks from knowledge_corpus_stats where tenant_id = ${from}`,
+      );
+      await tx.execute(
+        sql`insert into knowledge_term_stats (tenant_id, term, df) select ${to}, term, df from knowledge_term_stats where tenant_id = ${from}`,
+      );
     });
     copying.tick();
   }
@@ -537,9 +541,13 @@ async function latency(total: number, tenantCount: number) {
     await embedded.close(true);
   }
   // The same data over the wire: the folder served by a database server process of its own.
-  const server = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'pg-server.ts'), '--data-dir', embedded.pgliteDir], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const server = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(import.meta.dirname, 'pg-server.ts'), '--data-dir', embedded.pgliteDir],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   try {
     const url = await new Promise<string>((resolve, reject) => {
       server.stdout.setEncoding('utf8').once('data', (line: string) => resolve(line.split('\n')[0]!.trim()));

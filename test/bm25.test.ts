@@ -91,7 +91,11 @@ describe('BM25 search', () => {
   it('past CANDIDATE_MAX_DF chunks holding a word, candidates come from the rarer words, or the rarest alone', async () => {
     const id = await tenant('Large');
     const n = CANDIDATE_MAX_DF + 20;
-    await upload(id, 'Notices', Array.from({ length: n }, (_, i) => `# Notice ${i}\n\nThe clinic garden is open, notice ${i}.`).join('\n\n'));
+    await upload(
+      id,
+      'Notices',
+      Array.from({ length: n }, (_, i) => `# Notice ${i}\n\nThe clinic garden is open, notice ${i}.`).join('\n\n'),
+    );
     const target = await upload(id, 'Equipment', 'A defibrillator hangs next to the clinic entrance.');
     expect((await stats(id)).df.get(word('clinic'))).toBeGreaterThan(CANDIDATE_MAX_DF);
     const hits = await search(id, 'Where is the clinic defibrillator?');

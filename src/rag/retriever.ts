@@ -5,16 +5,7 @@
 // walking the graph until enough of the tenant's rows are found instead of silently returning fewer.
 import { type SQL, sql } from 'drizzle-orm';
 import { type Db, HNSW_EF_SEARCH, rowsOf } from '../db/client.js';
-import {
-  analyzedWords,
-  BM25_DIMENSIONS,
-  DEFAULT_MIN_RELEVANCE,
-  GATE_PRIOR_CHUNKS,
-  PAIR_WEIGHT,
-  queryTerms,
-  stem,
-  termId,
-} from './bm25.js';
+import { analyzedWords, BM25_DIMENSIONS, DEFAULT_MIN_RELEVANCE, GATE_PRIOR_CHUNKS, PAIR_WEIGHT, queryTerms, stem, termId } from './bm25.js';
 import type { Embedder } from './embedders/embedder.js';
 import { terms } from './embedders/local-embedder.js';
 import { withWrittenForms } from './spoken-forms.js';

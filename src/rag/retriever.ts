@@ -1,6 +1,7 @@
 // Tenant-scoped hybrid retrieval: pgvector HNSW (cosine) and BM25 (a sparse dot product weighed by the tenant's
-// term statistics, rag/bm25.ts), fused by reciprocal rank (BM25 alone with the local embedder), then an answerability gate: the best result must carry
-// enough of the question's words (relevance >= minRelevance) or the tenant's knowledge answers with nothing.
+// term statistics, rag/bm25.ts), fused by reciprocal rank (BM25 alone with the local embedder), then an
+// answerability gate: the best result must carry enough of the question's words (relevance >= minRelevance) or the
+// tenant's knowledge answers with nothing.
 // Every query filters by tenant; pgvector applies that filter after the index scan, so iterative scans keep
 // walking the graph until enough of the tenant's rows are found instead of silently returning fewer.
 import { type SQL, sql } from 'drizzle-orm';

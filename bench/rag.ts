@@ -60,6 +60,8 @@ const LATENCY = (args.get('latency') ?? '10000:1,100000:50')
 const DBS = (args.get('dbs') ?? 'embedded,wire').split(',').filter(Boolean) as ('embedded' | 'wire')[];
 const QUERIES = Number(args.get('queries') ?? 200);
 const KEEP_HNSW = args.has('keep-hnsw');
+/** Chunks the latency part writes from the client at most; the rest are copies made in the database. */
+const WRITE_MAX = Number(args.get('write-max') ?? 1000);
 const OFF_TOPIC_PATH = args.get('off-topic') ?? 'bench/data/off-topic-questions.json';
 const DEFAULTS = ragSchema.parse({});
 const OUT = args.get('out') ?? 'bench/results/rag.json';
@@ -441,8 +443,11 @@ async function scale(db: 'embedded' | 'wire', total: number) {
 async function directFill(deps: Deps, tenantIds: string[], total: number): Promise<{ chunks: number; ms: number }> {
   const embedder = new LocalEmbedder();
   const sentences = passages.flatMap((p) => p.match(/[^.!?]+[.!?]+/g) ?? []).map((s) => s.trim());
-  // The first tenant's share is written; the other tenants get copies of it, made inside the database (quick).
-  const docs = Math.ceil(total / tenantIds.length / CHUNKS_PER_DOC);
+  // At most WRITE_MAX chunks are written for the first tenant; they are repeated inside the database to fill its share
+  // and the other tenants get copies of that (quick: the machine is shared).
+  const share = Math.ceil(total / tenantIds.length);
+  const docs = Math.ceil(Math.min(share, WRITE_MAX) / CHUNKS_PER_DOC);
+  const repeats = Math.max(1, Math.round(share / (docs * CHUNKS_PER_DOC)));
   const filling = progress('  written documents', docs);
   // The local embedder's hybrid search reads no vector index (BM25 alone, retriever.ts); without it the write is
   // several times quicker (--keep-hnsw 1 keeps it).
@@ -450,7 +455,7 @@ async function directFill(deps: Deps, tenantIds: string[], total: number): Promi
   const t0 = performance.now();
   for (let d = 0; d < docs; d++) {
     const tenantId = tenantIds[0]!;
-    const rows = Array.from({ length: Math.min(CHUNKS_PER_DOC, total / tenantIds.length - d * CHUNKS_PER_DOC) }, (_, s) => {
+    const rows = Array.from({ length: CHUNKS_PER_DOC }, (_, s) => {
       const headingPath = [`Record ${d}-${s}`];
       const content = `${Array.from({ length: 4 }, () => pick(sentences)).join(' ')} Reference code R${d}x${s}.`;
       const bm25 = chunkVector(chunkTerms(content, headingPath));
@@ -480,6 +485,23 @@ async function directFill(deps: Deps, tenantIds: string[], total: number): Promi
     filling.tick();
   }
   const db = deps.database.db;
+  for (let r = 1; r < repeats; r++) {
+    await db.transaction(async (tx) => {
+      const from = tenantIds[0]!;
+      await tx.execute(sql`insert into documents (id, tenant_id, title, status, live_version, chunk_count, chunks_done)
+        select md5(d.id::text || ${r})::uuid, ${from}, 'Copy ' || d.title, d.status, d.live_version, d.chunk_count, d.chunks_done
+        from documents d where d.tenant_id = ${from} and d.title like 'Doc %'`);
+      await tx.execute(sql`insert into document_chunks (tenant_id, document_id, version, chunk_index, content, heading_path,
+          token_count, embedding, embedding_model, embedding_dimensions, bm25, term_ids, extra_data)
+        select ${from}, md5(c.document_id::text || ${r})::uuid, c.version, c.chunk_index, c.content, c.heading_path,
+          c.token_count, c.embedding, c.embedding_model, c.embedding_dimensions, c.bm25, c.term_ids, c.extra_data
+        from document_chunks c join documents d on d.id = c.document_id where c.tenant_id = ${from} and d.title like 'Doc %'`);
+    });
+  }
+  if (repeats > 1) {
+    await db.execute(sql`update knowledge_term_stats set df = df * ${repeats} where tenant_id = ${tenantIds[0]!}`);
+    await db.execute(sql`update knowledge_corpus_stats set chunks = chunks * ${repeats} where tenant_id = ${tenantIds[0]!}`);
+  }
   const copying = progress('  copied to tenants', tenantIds.length - 1);
   for (const to of tenantIds.slice(1)) {
     await db.transaction(async (tx) => {
@@ -621,6 +643,7 @@ results.gate = gates;
 for (const [total, tenantCount] of LATENCY) {
   console.error(`latency at ${total} chunks, ${tenantCount} tenants...`);
   results.latency.push(...(await latency(total, tenantCount)));
+  console.error(table(results.latency));
 }
 if (results.latency.length) {
   console.log(

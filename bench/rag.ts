@@ -2,9 +2,10 @@
 // database and over the Postgres wire (PGlite behind pglite-socket, the `pg` driver), through the real
 // ingestion worker and Retriever.
 //
-//   npm run bench:rag                         # everything: quality + 10k and 100k chunks, embedded and wire
-//   npm run bench:rag -- --scales 10000 --dbs embedded --queries 100   # quick
-//   npm run bench:rag -- --scales '' --dbs embedded                    # quality and the gate only
+//   npm run bench:rag                         # quality and the gate, search latency at 10k (1 tenant) and 100k (50)
+//   npm run bench:rag -- --latency '' --dbs embedded                   # quality and the gate only
+//   npm run bench:rag -- --latency 10000:1 --queries 100               # latency at 10k chunks only
+//   npm run bench:rag -- --scales 10000,100000                          # also ingestion through the worker at scale
 //
 // 1. Quality: the 55 SQuAD passages (bench/data/squad-notre-dame.json, CC BY-SA 4.0) are one tenant's
 //    documents; five other tenants hold identical copies as decoys, so any leak across tenants shows up as a
@@ -16,13 +17,22 @@
 //    The gate's trade-off: for each min_relevance, the questions that keep their passage in the top 5 vs the
 //    off-topic questions (bench/data/off-topic-questions.json: 122 across clinic, travel, eSIM, retail, banking...)
 //    answered with nothing; and the same for the old cosine min_score.
-// 2. Scale: N chunks over 50 tenants, ingested as documents through the worker (chunks/s). Then queries on
+// 2. Latency (--latency chunks:tenants,...): a synthetic corpus of SQuAD sentences (sections of four random
+//    sentences, each tagged) written straight into the tables as ingestion leaves them (vectors, BM25, term
+//    statistics; no extraction or worker, to keep 100k quick) for the first tenant and copied inside the database to
+//    the others (each tenant holds the same chunks: 2,000 each at 100k over 50), then the production search at the default settings
+//    (hybrid, top_k, the gate) for random SQuAD questions on random tenants: p50/p95 on the embedded database (the
+//    default: PGlite in its own thread) and over the wire (the same data folder served by bench/pg-server.ts in a
+//    process of its own, the `pg` driver over TCP). The load average is printed with the figures. The 384-d HNSW
+//    index is dropped before the write (the default search with the local embedder does not read it; --keep-hnsw 1 keeps it).
+// 3. Scale (--scales): N chunks over 50 tenants, ingested as documents through the worker (chunks/s). Then queries on
 //    random tenants: latency p50/p95 of the production vector and hybrid search, and recall@10 of the filtered
 //    ANN search against an exact scan; the same for a forced HNSW scan with and without iterative scanning,
 //    which shows what post-filtering alone would cost.
 // Results: a table on stdout and JSON in bench/results/rag.json (or --out).
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
@@ -30,19 +40,28 @@ import { sql } from 'drizzle-orm';
 import pino from 'pino';
 import { loadConfig } from '../src/config.js';
 import { PGLITE_EXTENSIONS, rowsOf } from '../src/db/client.js';
-import { tenants } from '../src/db/schema.js';
+import { documentChunks, documents, tenants } from '../src/db/schema.js';
 import { buildDeps, closeDeps, type Deps } from '../src/deps.js';
 import { LOCAL_EMBEDDING_MODEL, LocalEmbedder, terms } from '../src/rag/embedders/local-embedder.js';
 import { IngestionWorker } from '../src/rag/ingestion.js';
 import { progress, SQUAD_FILE } from './data.js';
 import { orQuery, type SearchMode } from '../src/rag/retriever.js';
+import { BM25_ANALYZER, chunkTerms, chunkVector } from '../src/rag/bm25.js';
+import { replaceInTermStats } from '../src/rag/term-stats.js';
 import { ragSchema } from '../src/services/settings-schema.js';
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
-const SCALES = (args.get('scales') ?? '10000,100000').split(',').filter(Boolean).map(Number);
+const SCALES = (args.get('scales') ?? '').split(',').filter(Boolean).map(Number);
+const LATENCY = (args.get('latency') ?? '10000:1,100000:50')
+  .split(',')
+  .filter(Boolean)
+  .map((s) => s.split(':').map(Number) as [number, number]);
 const DBS = (args.get('dbs') ?? 'embedded,wire').split(',').filter(Boolean) as ('embedded' | 'wire')[];
 const QUERIES = Number(args.get('queries') ?? 200);
+const KEEP_HNSW = args.has('keep-hnsw');
+/** Chunks the latency part writes from the client at most; the rest are copies made in the database. */
+const WRITE_MAX = Number(args.get('write-max') ?? 1000);
 const OFF_TOPIC_PATH = args.get('off-topic') ?? 'bench/data/off-topic-questions.json';
 const DEFAULTS = ragSchema.parse({});
 const OUT = args.get('out') ?? 'bench/results/rag.json';
@@ -66,11 +85,11 @@ const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 3
 const pick = <T>(xs: T[]) => xs[Math.floor(random() * xs.length)]!;
 
 /** A fresh service stack on a throw-away database; no background worker (the bench drives ingestion). */
-async function openStack(db: 'embedded' | 'wire') {
+async function openStack(db: 'embedded' | 'wire', wireUrl?: string) {
   const dir = mkdtempSync(path.join(tmpdir(), 'va-bench-rag-'));
   let stopWire = async () => {};
-  let url: string | undefined;
-  if (db === 'wire') {
+  let url = wireUrl;
+  if (db === 'wire' && !url) {
     const pglite = await PGlite.create({ dataDir: path.join(dir, 'wire'), extensions: PGLITE_EXTENSIONS });
     const server = new PGLiteSocketServer({ db: pglite, port: 0, host: '127.0.0.1' });
     await server.start();
@@ -98,10 +117,12 @@ async function openStack(db: 'embedded' | 'wire') {
   return {
     deps,
     worker,
-    close: async () => {
+    /** The embedded database's folder (PGlite's data). */
+    pgliteDir: path.join(dir, 'pglite'),
+    close: async (keep = false) => {
       await closeDeps(deps);
       await stopWire();
-      rmSync(dir, { recursive: true, force: true });
+      if (!keep) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
@@ -415,6 +436,175 @@ async function scale(db: 'embedded' | 'wire', total: number) {
   }
 }
 
+/**
+ * Writes `total` chunks over the tenants as ingestion would leave them (a document per 100 sections, live, with its
+ * vectors, BM25 vector and the tenant's term statistics), without the extraction and worker round trips.
+ */
+async function directFill(deps: Deps, tenantIds: string[], total: number): Promise<{ chunks: number; ms: number }> {
+  const embedder = new LocalEmbedder();
+  const sentences = passages.flatMap((p) => p.match(/[^.!?]+[.!?]+/g) ?? []).map((s) => s.trim());
+  // At most WRITE_MAX chunks are written for the first tenant; they are repeated inside the database to fill its share
+  // and the other tenants get copies of that (quick: the machine is shared).
+  const share = Math.ceil(total / tenantIds.length);
+  const docs = Math.ceil(Math.min(share, WRITE_MAX) / CHUNKS_PER_DOC);
+  const repeats = Math.max(1, Math.round(share / (docs * CHUNKS_PER_DOC)));
+  const filling = progress('  written documents', docs);
+  // The local embedder's hybrid search reads no vector index (BM25 alone, retriever.ts); without it the write is
+  // several times quicker (--keep-hnsw 1 keeps it).
+  if (!KEEP_HNSW) await deps.database.db.execute(sql`drop index if exists document_chunks_embedding_384_idx`);
+  const t0 = performance.now();
+  for (let d = 0; d < docs; d++) {
+    const tenantId = tenantIds[0]!;
+    const rows = Array.from({ length: CHUNKS_PER_DOC }, (_, s) => {
+      const headingPath = [`Record ${d}-${s}`];
+      const content = `${Array.from({ length: 4 }, () => pick(sentences)).join(' ')} Reference code R${d}x${s}.`;
+      const bm25 = chunkVector(chunkTerms(content, headingPath));
+      return {
+        chunkIndex: s,
+        content,
+        headingPath,
+        tokenCount: 0,
+        embedding: Array.from(embedder.embedOne(`${headingPath.join(' > ')}\n${content}`)),
+        embeddingModel: embedder.model,
+        embeddingDimensions: embedder.dimensions,
+        bm25: bm25.literal,
+        termIds: bm25.termIds,
+        extraData: { bm25: BM25_ANALYZER },
+      };
+    });
+    await deps.database.db.transaction(async (tx) => {
+      const [doc] = await tx
+        .insert(documents)
+        .values({ tenantId, title: `Doc ${d}`, status: 'ready', liveVersion: 1, chunkCount: rows.length, chunksDone: rows.length })
+        .returning({ id: documents.id });
+      for (let i = 0; i < rows.length; i += 25) {
+        await tx.insert(documentChunks).values(rows.slice(i, i + 25).map((r) => ({ ...r, tenantId, documentId: doc!.id, version: 1 })));
+      }
+      await replaceInTermStats(tx, tenantId, doc!.id, null, 1);
+    });
+    filling.tick();
+  }
+  const db = deps.database.db;
+  for (let r = 1; r < repeats; r++) {
+    await db.transaction(async (tx) => {
+      const from = tenantIds[0]!;
+      await tx.execute(sql`insert into documents (id, tenant_id, title, status, live_version, chunk_count, chunks_done)
+        select md5(d.id::text || ${r})::uuid, ${from}, 'Copy ' || d.title, d.status, d.live_version, d.chunk_count, d.chunks_done
+        from documents d where d.tenant_id = ${from} and d.title like 'Doc %'`);
+      await tx.execute(sql`insert into document_chunks (tenant_id, document_id, version, chunk_index, content, heading_path,
+          token_count, embedding, embedding_model, embedding_dimensions, bm25, term_ids, extra_data)
+        select ${from}, md5(c.document_id::text || ${r})::uuid, c.version, c.chunk_index, c.content, c.heading_path,
+          c.token_count, c.embedding, c.embedding_model, c.embedding_dimensions, c.bm25, c.term_ids, c.extra_data
+        from document_chunks c join documents d on d.id = c.document_id where c.tenant_id = ${from} and d.title like 'Doc %'`);
+    });
+  }
+  if (repeats > 1) {
+    await db.execute(sql`update knowledge_term_stats set df = df * ${repeats} where tenant_id = ${tenantIds[0]!}`);
+    await db.execute(sql`update knowledge_corpus_stats set chunks = chunks * ${repeats} where tenant_id = ${tenantIds[0]!}`);
+  }
+  const copying = progress('  copied to tenants', tenantIds.length - 1);
+  for (const to of tenantIds.slice(1)) {
+    await db.transaction(async (tx) => {
+      const from = tenantIds[0]!;
+      // Document ids derived from the source's and the tenant's, so the chunks find their copy.
+      await tx.execute(sql`insert into documents (id, tenant_id, title, status, live_version, chunk_count, chunks_done)
+        select md5(d.id::text || ${to})::uuid, ${to}, d.title, d.status, d.live_version, d.chunk_count, d.chunks_done
+        from documents d where d.tenant_id = ${from}`);
+      await tx.execute(sql`insert into document_chunks (tenant_id, document_id, version, chunk_index, content, heading_path,
+          token_count, embedding, embedding_model, embedding_dimensions, bm25, term_ids, extra_data)
+        select ${to}, md5(c.document_id::text || ${to})::uuid, c.version, c.chunk_index, c.content, c.heading_path,
+          c.token_count, c.embedding, c.embedding_model, c.embedding_dimensions, c.bm25, c.term_ids, c.extra_data
+        from document_chunks c where c.tenant_id = ${from}`);
+      await tx.execute(
+        sql`insert into knowledge_corpus_stats (tenant_id, chunks) select ${to}, chunks from knowledge_corpus_stats where tenant_id = ${from}`,
+      );
+      await tx.execute(
+        sql`insert into knowledge_term_stats (tenant_id, term, df) select ${to}, term, df from knowledge_term_stats where tenant_id = ${from}`,
+      );
+    });
+    copying.tick();
+  }
+  const [{ n } = { n: 0 }] = rowsOf<{ n: number }>(await deps.database.db.execute(sql`select count(*)::int as n from document_chunks`));
+  return { chunks: n, ms: performance.now() - t0 };
+}
+
+/** The production search at the default settings, QUERIES random SQuAD questions on random tenants. */
+async function searchLatency(deps: Deps, tenantIds: string[]) {
+  const ms: Record<'hybrid' | 'fulltext', number[]> = { hybrid: [], fulltext: [] };
+  let empty = 0;
+  const opts = { topK: DEFAULTS.top_k, minScore: DEFAULTS.min_score, minRelevance: DEFAULTS.min_relevance };
+  for (let i = 0; i < 20; i++) await deps.retriever.search(pick(tenantIds), pick(questions).question, opts); // warm-up
+  const querying = progress('  queries', QUERIES);
+  for (let i = 0; i < QUERIES; i++) {
+    querying.tick();
+    const tenantId = pick(tenantIds);
+    const question = pick(questions).question;
+    for (const mode of ['hybrid', 'fulltext'] as const) {
+      const t0 = performance.now();
+      const hits = await deps.retriever.search(tenantId, question, { ...opts, mode });
+      ms[mode].push(performance.now() - t0);
+      if (mode === 'hybrid' && !hits.length) empty++;
+    }
+  }
+  return { ms, empty };
+}
+
+async function latency(total: number, tenantCount: number) {
+  const rows: Record<string, unknown>[] = [];
+  const embedded = await openStack('embedded');
+  let fill: { chunks: number; ms: number };
+  let tenantIds: string[];
+  try {
+    tenantIds = await makeTenants(embedded.deps, tenantCount, 'latency');
+    fill = await directFill(embedded.deps, tenantIds, total);
+    const r = await searchLatency(embedded.deps, tenantIds);
+    rows.push(latencyRow('embedded', fill, tenantCount, r));
+  } finally {
+    await embedded.close(true);
+  }
+  // The same data over the wire: the folder served by a database server process of its own.
+  const server = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(import.meta.dirname, 'pg-server.ts'), '--data-dir', embedded.pgliteDir],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      server.stdout.setEncoding('utf8').once('data', (line: string) => resolve(line.split('\n')[0]!.trim()));
+      server.once('exit', (code) => reject(new Error(`pg-server exited (${code})`)));
+    });
+    const wire = await openStack('wire', url);
+    try {
+      rows.push(latencyRow('wire', fill, tenantCount, await searchLatency(wire.deps, tenantIds)));
+    } finally {
+      await wire.close();
+    }
+  } finally {
+    server.kill();
+    rmSync(path.dirname(embedded.pgliteDir), { recursive: true, force: true });
+  }
+  return rows;
+}
+
+function latencyRow(db: string, fill: { chunks: number; ms: number }, tenantCount: number, r: Awaited<ReturnType<typeof searchLatency>>) {
+  return {
+    db,
+    chunks: fill.chunks,
+    tenants: tenantCount,
+    'written chunks/s': db === 'embedded' ? round(fill.chunks / (fill.ms / 1000), 0) : '',
+    'hybrid p50 ms': round(pct(r.ms.hybrid, 50)),
+    'hybrid p95 ms': round(pct(r.ms.hybrid, 95)),
+    'fulltext p50 ms': round(pct(r.ms.fulltext, 50)),
+    'fulltext p95 ms': round(pct(r.ms.fulltext, 95)),
+    'gated (no result)': round(r.empty / QUERIES, 3),
+    'load avg (1 5 15 min)': loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' '),
+  };
+}
+
 function table(rows: Record<string, unknown>[]): string {
   const cols = Object.keys(rows[0] ?? {});
   const cell = (v: unknown) => String(v ?? '');
@@ -428,10 +618,12 @@ function table(rows: Record<string, unknown>[]): string {
 const results: {
   quality: Record<string, unknown>[];
   gate?: Record<string, unknown>[];
+  latency: Record<string, unknown>[];
   scale: Awaited<ReturnType<typeof scale>>[];
   environment: Record<string, unknown>;
 } = {
   quality: [],
+  latency: [],
   scale: [],
   environment: { node: process.version, cpus: (await import('node:os')).cpus().length, date: new Date().toISOString(), queries: QUERIES },
 };
@@ -448,6 +640,17 @@ console.log(
 );
 console.log(table(gates));
 results.gate = gates;
+for (const [total, tenantCount] of LATENCY) {
+  console.error(`latency at ${total} chunks, ${tenantCount} tenants...`);
+  results.latency.push(...(await latency(total, tenantCount)));
+  console.error(table(results.latency));
+}
+if (results.latency.length) {
+  console.log(
+    `\nSearch latency at the default settings (${QUERIES} random SQuAD questions on random tenants; synthetic corpus written directly)\n`,
+  );
+  console.log(table(results.latency));
+}
 for (const total of SCALES) {
   for (const db of DBS) {
     console.error(`scale ${total} on ${db}...`);

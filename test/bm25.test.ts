@@ -5,9 +5,10 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rowsOf } from '../src/db/client.js';
 import { tenants } from '../src/db/schema.js';
-import { chunkVector, idf, queryTerms, termId } from '../src/rag/bm25.js';
-import { terms } from '../src/rag/embedders/local-embedder.js';
+import { analyze, chunkVector, idf, queryTerms, termId } from '../src/rag/bm25.js';
 import { IngestionWorker } from '../src/rag/ingestion.js';
+import { CANDIDATE_MAX_DF } from '../src/rag/retriever.js';
+import { reindexTermVectors, replaceInTermStats } from '../src/rag/term-stats.js';
 import { buildTestApp, type TestApp } from './helpers.js';
 
 let t: TestApp;
@@ -46,7 +47,7 @@ async function stats(tenantId: string) {
   return { chunks: corpus?.chunks ?? 0, df: new Map(terms.map((r) => [Number(r.term), Number(r.df)])) };
 }
 /** The id of a word as the analyzer stems it ("Exchanges" -> exchang). */
-const word = (w: string) => termId(terms(w)[0]!);
+const word = (w: string) => termId(analyze(w)[0]!);
 const search = (
   tenantId: string,
   query: string,
@@ -87,6 +88,22 @@ describe('BM25 search', () => {
     expect(hits[0]!.score).toBeLessThanOrEqual(1);
   });
 
+  it('past CANDIDATE_MAX_DF chunks holding a word, candidates come from the rarer words, or the rarest alone', async () => {
+    const id = await tenant('Large');
+    const n = CANDIDATE_MAX_DF + 20;
+    await upload(
+      id,
+      'Notices',
+      Array.from({ length: n }, (_, i) => `# Notice ${i}\n\nThe clinic garden is open, notice ${i}.`).join('\n\n'),
+    );
+    const target = await upload(id, 'Equipment', 'A defibrillator hangs next to the clinic entrance.');
+    expect((await stats(id)).df.get(word('clinic'))).toBeGreaterThan(CANDIDATE_MAX_DF);
+    const hits = await search(id, 'Where is the clinic defibrillator?');
+    expect(hits[0]?.documentId).toBe(target);
+    // Every word common: still answered, from the chunks holding the rarest.
+    expect((await search(id, 'clinic garden', { minRelevance: 0 })).length).toBe(5);
+  });
+
   it('one tenant’s documents never change another’s statistics or scores', async () => {
     const a = await tenant('A');
     const b = await tenant('B');
@@ -125,7 +142,42 @@ describe('BM25 search', () => {
     s = await stats(id);
     expect(s.chunks).toBe(1);
     expect(s.df.get(word('exchanges'))).toBeUndefined();
-    expect([...s.df.keys()].sort()).toEqual(chunkVector(terms('Vouchers never expire.')).termIds.sort());
+    expect([...s.df.keys()].sort()).toEqual(chunkVector(analyze('Vouchers never expire.')).termIds.sort());
+  });
+});
+
+describe('a new analyzer version', () => {
+  it('re-indexes live chunks from their text, moving the tenant’s statistics and no other tenant’s', async () => {
+    const id = await tenant('Upgrade');
+    const other = await tenant('Upgrade neighbour');
+    const doc = await upload(id, 'Menu', "The chef's tasting menus change on Mondays.");
+    await upload(other, 'Menu', 'Tasting menus for groups.');
+    const current = await stats(id);
+    const neighbour = await stats(other);
+    const old = 123_456;
+    // As an older analyzer left it: other word ids, counted in the statistics, no version mark.
+    await db().transaction(async (tx) => {
+      const [{ v } = { v: 0 }] = rowsOf<{ v: number }>(await tx.execute(sql`select live_version as v from documents where id = ${doc}`));
+      await replaceInTermStats(tx, id, doc, v, null);
+      await tx.execute(
+        sql`update document_chunks set term_ids = ${`{${old}}`}::int[], bm25 = ${`{${old}:1}/1000000000`}::sparsevec, extra_data = '{}'::jsonb where document_id = ${doc}`,
+      );
+      await replaceInTermStats(tx, id, doc, null, v);
+    });
+    expect((await stats(id)).df.get(old)).toBe(1);
+    expect(await search(id, 'tasting menus')).toEqual([]);
+
+    expect(await reindexTermVectors(db())).toBe(1);
+    expect(await stats(id)).toEqual(current);
+    expect(await stats(other)).toEqual(neighbour);
+    expect((await search(id, 'tasting menus'))[0]?.documentId).toBe(doc);
+    expect(await reindexTermVectors(db())).toBe(0);
+  });
+
+  it('stems plurals, -ing/-ed and possessives to one form', () => {
+    expect(analyze("The chef's buildings")).toEqual(analyze('chef building'));
+    expect(analyze('statues churches libraries planning created')).toEqual(analyze('statue church library plan create'));
+    expect(analyze('1858 bus class')).toEqual(['1858', 'bus', 'class']);
   });
 });
 

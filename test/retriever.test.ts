@@ -100,11 +100,16 @@ describe('Retriever', () => {
   // drops what matched no word of the question.
   it('the answerability gate keeps irrelevant text out; min_score only drops results that share no word', async () => {
     expect(await retriever.search(tenantA, 'quantum chromodynamics lecture', { topK: 5, minScore: 0 })).toEqual([]);
-    const all = await retriever.search(tenantA, 'parking', { topK: 5, minScore: 0, minRelevance: 0 });
-    const strict = await retriever.search(tenantA, 'parking', { topK: 5, minScore: 0.2 });
+    // Vector mode: with the local embedder, hybrid is BM25 alone (every result shares a word).
+    const all = await retriever.search(tenantA, 'parking', { topK: 5, minScore: 0, minRelevance: 0, mode: 'vector' });
+    const strict = await retriever.search(tenantA, 'parking', { topK: 5, minScore: 0.2, mode: 'vector' });
     expect(strict.length).toBeLessThan(all.length);
     expect(strict[0]!.text).toContain('Parking');
     expect(strict.every((h) => h.score > 0 || h.similarity >= 0.2)).toBe(true);
+    const hybrid = await retriever.search(tenantA, 'parking', { topK: 5, minScore: 0, minRelevance: 0 });
+    expect(hybrid.map((h) => h.chunkId)).toEqual(
+      (await retriever.search(tenantA, 'parking', { topK: 5, minScore: 0, minRelevance: 0, mode: 'fulltext' })).map((h) => h.chunkId),
+    );
   });
 
   it('finds what documents write as “eSIM” and “20 GB” when the question comes transcribed from speech', async () => {

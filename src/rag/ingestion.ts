@@ -14,7 +14,7 @@ import { documentChunks, documents } from '../db/schema.js';
 import { nextTurn } from '../lib/event-loop.js';
 import { ProviderError } from '../lib/provider-error.js';
 import { publishEvent } from '../services/outbox.js';
-import { chunkTerms, chunkVector } from './bm25.js';
+import { BM25_ANALYZER, chunkTerms, chunkVector } from './bm25.js';
 import type { Chunk } from './chunking.js';
 import type { Embedder } from './embedders/embedder.js';
 import { type DocumentFormat, ExtractError } from './extract.js';
@@ -242,6 +242,7 @@ export class IngestionWorker {
                 embeddingDimensions: embedder.dimensions,
                 bm25: sparse[j]!.literal,
                 termIds: sparse[j]!.termIds,
+                extraData: { bm25: BM25_ANALYZER },
               })),
             )
             .onConflictDoNothing()

@@ -3,6 +3,7 @@
 // that match the live chunks.
 import { sql } from 'drizzle-orm';
 import { type Db, rowsOf } from '../db/client.js';
+import { BM25_ANALYZER, chunkTerms, chunkVector } from './bm25.js';
 
 type Tx = Pick<Db, 'execute'>;
 
@@ -44,4 +45,47 @@ export async function replaceInTermStats(tx: Tx, tenantId: string, documentId: s
 /** An int[] as one bind parameter (drizzle's template would expand a JS array into a list). */
 export function intArray(ids: readonly number[]): string {
   return `{${ids.map((n) => Math.trunc(n)).join(',')}}`;
+}
+
+/**
+ * Live chunks indexed by another analyzer version (BM25_ANALYZER) get their BM25 vectors again from their stored
+ * text, a document per transaction, with the tenant's statistics moved from the old word ids to the new ones (the
+ * document's row locked first, as ingestion's swap does). No re-embedding: a tenant on a paid embedder pays nothing.
+ * Run at start-up; returns the documents re-indexed.
+ */
+export async function reindexTermVectors(db: Db): Promise<number> {
+  const docs = rowsOf<{ id: string; tenant_id: string }>(
+    await db.execute(sql`
+      select d.id, d.tenant_id from documents d
+      where d.live_version is not null and exists (
+        select 1 from document_chunks c where c.document_id = d.id and c.version = d.live_version
+          and c.term_ids is not null and c.extra_data->>'bm25' is distinct from ${BM25_ANALYZER})`),
+  );
+  let done = 0;
+  for (const doc of docs) {
+    await db.transaction(async (tx) => {
+      const [row] = rowsOf<{ live_version: number | null }>(
+        await tx.execute(sql`select live_version from documents where id = ${doc.id} for update`),
+      );
+      if (row?.live_version == null) return;
+      const live = Number(row.live_version);
+      const chunks = rowsOf<{ id: string; content: string; heading_path: string[] | string }>(
+        await tx.execute(
+          sql`select id, content, heading_path from document_chunks where document_id = ${doc.id} and version = ${live} and term_ids is not null`,
+        ),
+      );
+      await replaceInTermStats(tx, doc.tenant_id, doc.id, live, null);
+      for (const c of chunks) {
+        const headings = typeof c.heading_path === 'string' ? (JSON.parse(c.heading_path) as string[]) : c.heading_path;
+        const v = chunkVector(chunkTerms(c.content, headings));
+        await tx.execute(sql`
+          update document_chunks set bm25 = ${v.literal}::sparsevec, term_ids = ${intArray(v.termIds)}::int[],
+            extra_data = extra_data || ${JSON.stringify({ bm25: BM25_ANALYZER })}::jsonb
+          where id = ${c.id}`);
+      }
+      await replaceInTermStats(tx, doc.tenant_id, doc.id, null, live);
+      done++;
+    });
+  }
+  return done;
 }

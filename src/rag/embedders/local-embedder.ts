@@ -5,7 +5,8 @@
 // (trigrams of common words drown the rare words that identify a passage), so only words are hashed.
 import { type Embedder, l2normalize } from './embedder.js';
 
-const STOPWORDS = new Set(
+/** Words too common to tell passages apart (also BM25's, rag/bm25.ts). */
+export const STOPWORDS: ReadonlySet<string> = new Set(
   'a an and are as at be by can could did do does for from had has have how i if in into is it its me my of on or our so than that the their them then there these they this to us was we were what when where which who why will with would you your'.split(
     ' ',
   ),

@@ -25,8 +25,11 @@ export function buildIsFresh(): boolean {
   return inputs.every((p) => newest(path.join(ROOT, p)) <= built);
 }
 
-/** Runs `npm run build` unless dist/ is fresh; returns how long the build took (0 when reused). */
-export async function ensureBuild(): Promise<number> {
+/**
+ * Runs `build` holding the repo's build lock (a directory, created atomically): test files starting together take
+ * turns (two Vite or tsc builds at once would clash), and each then finds the one before it fresh.
+ */
+export async function withBuildLock<T>(build: () => T): Promise<T> {
   const lock = path.join(ROOT, '.build-lock');
   for (;;) {
     try {
@@ -40,12 +43,19 @@ export async function ensureBuild(): Promise<number> {
     }
   }
   try {
+    return build();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/** Runs `npm run build` unless dist/ is fresh; returns how long the build took (0 when reused). */
+export function ensureBuild(): Promise<number> {
+  return withBuildLock(() => {
     if (buildIsFresh()) return 0;
     const t0 = performance.now();
     const run = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
     if (run.status !== 0) throw new Error(`npm run build failed:\n${run.stdout}\n${run.stderr}`);
     return performance.now() - t0;
-  } finally {
-    rmSync(lock, { recursive: true, force: true });
-  }
+  });
 }

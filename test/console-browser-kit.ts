@@ -3,13 +3,14 @@
 // the page, the test's own API client, screenshots under test/artifacts/console/ (git-ignored), and axe-core.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
+import { withBuildLock } from './compiled-build.js';
 
 export const REPO = fileURLToPath(new URL('..', import.meta.url));
 export const ARTIFACTS = path.join(REPO, 'test/artifacts/console');
@@ -43,30 +44,12 @@ export interface ConsoleService {
   stop(): Promise<void>;
 }
 
-/**
- * Builds the console if stale (scripts/ensure-console.mjs, as `npm start` does). Two test files starting together
- * would run two Vite builds, and the second refuses to run: the lock (a directory, created atomically; the one
- * test/compiled-build.ts takes) makes the second wait, then find the first one's build fresh.
- */
+/** Builds the console if stale (scripts/ensure-console.mjs, as `npm start` does), taking turns with other builds. */
 async function ensureConsole(): Promise<void> {
-  const lock = path.join(REPO, '.build-lock');
-  for (;;) {
-    try {
-      mkdirSync(lock);
-      break;
-    } catch {
-      // Another file is building (or a crashed run left the lock: it goes after 10 minutes).
-      const held = statSync(lock, { throwIfNoEntry: false });
-      if (held && Date.now() - held.mtimeMs > 600_000) rmSync(lock, { recursive: true, force: true });
-      await sleep(500);
-    }
-  }
-  try {
+  await withBuildLock(() => {
     const built = spawnSync(process.execPath, ['scripts/ensure-console.mjs'], { cwd: REPO, stdio: 'inherit' });
     if (built.status !== 0 || !existsSync(path.join(REPO, 'web/dist/index.html'))) throw new Error('the console did not build');
-  } finally {
-    rmSync(lock, { recursive: true, force: true });
-  }
+  });
 }
 
 /** Builds the console if stale and starts the service on it. */

@@ -317,7 +317,10 @@ function newPool(connection: DatabaseConnection, poolMax: number): pg.Pool {
 
 /** The database another thread opened (its `connection`), from a worker thread: no migrations, no locks. */
 export function connectDatabase(connection: DatabaseConnection, poolMax: number, kind: Database['kind']): Database {
-  const pool = newPool(connection, poolMax);
+  return databaseOn(newPool(connection, poolMax), connection, kind);
+}
+
+function databaseOn(pool: pg.Pool, connection: DatabaseConnection, kind: Database['kind']): Database {
   const db = drizzleNodePg({ client: pool, schema });
   return {
     db: db as unknown as Db,
@@ -349,18 +352,7 @@ async function openPostgres(connection: DatabaseConnection, poolMax: number, mig
     if (migrate) await lockClient.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch(() => {});
     lockClient.release();
   }
-  const db = drizzleNodePg({ client: pool, schema });
-  return {
-    db: db as unknown as Db,
-    kind,
-    connection,
-    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
-    listen: (channel, onNotify) => listenOverWire(connection, channel, onNotify),
-    ping: async () => {
-      await db.execute(sql`select 1`);
-    },
-    close: () => pool.end(),
-  };
+  return databaseOn(pool, connection, kind);
 }
 
 /** A connection of its own LISTENing on `channel` (Database.listen), made again whenever it is lost. */

@@ -5,9 +5,10 @@
 // Enums repeated from their owners (call statuses, tool statuses) are checked by tsc at each event(...) call: a
 // value the owner adds that the catalog lacks does not compile.
 import { z } from 'zod';
+import { PROVIDER_FAILURES } from './provider-error.js';
 
 const direction = z.enum(['inbound', 'outbound', 'web', 'chat']);
-const callStatus = z.enum(['queued', 'ringing', 'in_progress', 'completed', 'failed', 'busy', 'no_answer', 'canceled']);
+export const callStatus = z.enum(['queued', 'ringing', 'in_progress', 'completed', 'failed', 'busy', 'no_answer', 'canceled']);
 const toolStatus = z.enum([
   'ok',
   'invalid_arguments',
@@ -19,19 +20,7 @@ const toolStatus = z.enum([
   'cancelled',
   'error',
 ]);
-const providerFailure = z.enum([
-  'unauthorized',
-  'forbidden',
-  'not_found',
-  'bad_request',
-  'rate_limited',
-  'timeout',
-  'server_error',
-  'redirect',
-  'unreachable',
-  'address_refused',
-  'error',
-]);
+const providerFailure = z.enum(PROVIDER_FAILURES);
 
 /** A recording the service wrote itself (media streams, browser calls): its length and size. */
 const localRecording = z.object({

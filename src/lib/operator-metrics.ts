@@ -6,7 +6,8 @@
 // against its closed set (anything else is `other`); a tenant_id label only behind a flag.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry } from './prometheus.js';
-import type { ProviderFailure } from './provider-error.js';
+import { callStatus } from './call-events.js';
+import { PROVIDER_FAILURES } from './provider-error.js';
 
 /** The turn latencies (ms, as stored on each turn: see voice/turns.ts, agent.ts, call-session.ts) timed as stages. */
 export const TURN_STAGES = ['endpointing', 'stt_final', 'retrieval', 'llm_ttft', 'tts_ttfb', 'voice_to_voice'] as const;
@@ -77,20 +78,7 @@ export function endedReasonOf(reason: string): EndedReason {
   return 'agent_or_other';
 }
 
-const CALL_STATUSES = ['queued', 'ringing', 'in_progress', 'completed', 'failed', 'busy', 'no_answer', 'canceled'] as const;
-const PROVIDER_FAILURES = [
-  'unauthorized',
-  'forbidden',
-  'not_found',
-  'bad_request',
-  'rate_limited',
-  'timeout',
-  'server_error',
-  'redirect',
-  'unreachable',
-  'address_refused',
-  'error',
-] as const satisfies readonly ProviderFailure[];
+const CALL_STATUSES = callStatus.options;
 /** Engine names (providers/engines.ts) look like this; anything else is `other`. */
 const PROVIDER_NAME = /^[a-z0-9][a-z0-9_.-]{0,39}$/;
 /** `value` when it is one of `allowed`, else `other`: a label never takes a value from outside its set. */

@@ -2,18 +2,20 @@
 // retrying later and giving up by `retryable` alone, whatever the vendor. What a tenant may read of it
 // (`publicMessage`, `reason`) never carries the provider's own words: a tenant can point a provider URL at any
 // server, and that server's error body must not come back to them (it may be one of our internal services).
-export type ProviderFailure =
-  | 'unauthorized'
-  | 'forbidden'
-  | 'not_found'
-  | 'bad_request'
-  | 'rate_limited'
-  | 'timeout'
-  | 'server_error'
-  | 'redirect'
-  | 'unreachable'
-  | 'address_refused'
-  | 'error';
+export const PROVIDER_FAILURES = [
+  'unauthorized',
+  'forbidden',
+  'not_found',
+  'bad_request',
+  'rate_limited',
+  'timeout',
+  'server_error',
+  'redirect',
+  'unreachable',
+  'address_refused',
+  'error',
+] as const;
+export type ProviderFailure = (typeof PROVIDER_FAILURES)[number];
 
 export class ProviderError extends Error {
   /** A short classification of the failure, safe to show the tenant. */

@@ -120,7 +120,7 @@ describe.skipIf(WIRE_PASS)('the console in Chromium: security', () => {
 
     // The header shows the business name as typed.
     await page.goto(`${base}/agent`);
-    await page.getByRole('heading', { name: 'Agent' }).waitFor();
+    await page.getByRole('heading', { name: 'Agent', exact: true }).waitFor();
     expect(await page.locator('header').innerText()).toContain(`Mallory ${IMG}`);
 
     // Knowledge: the title in the list, the text in the search playground (split by the highlighting).

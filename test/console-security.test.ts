@@ -73,8 +73,8 @@ beforeAll(async () => {
   svc = await startService({
     PLATFORM_ADMIN_EMAIL: ROOT.email,
     PLATFORM_ADMIN_PASSWORD: ROOT.password,
-    // Every page.goto reloads the app, which spends a refresh: the auth routes' limit (10 a minute per IP, and all
-    // of the test's browsers are 127.0.0.1) would sign the pages out halfway through.
+    // All of the test's sign-ups and logins come from 127.0.0.1: the auth routes' limit (10 a minute per IP) is
+    // for guessing, not for this test. (Page reloads spend refreshes, which count only when refused.)
     RATE_LIMIT_AUTH_PER_IP_PER_MINUTE: '1000',
   });
   browser = await launchChromium();

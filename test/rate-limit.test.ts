@@ -64,6 +64,23 @@ describe('rate limits (in-process)', () => {
     expect(refresh).toEqual([401, 401, 401, 429]);
   });
 
+  it('does not count a working refresh: a page reloaded often is not signed out', async () => {
+    const t = await app({ RATE_LIMIT_AUTH_PER_IP_PER_MINUTE: '3' });
+    let token = (await signup(t.app)).refresh_token;
+    const refresh = (refresh_token: string) =>
+      t.app.inject({ method: 'POST', url: '/api/v1/auth/refresh', payload: { refresh_token }, remoteAddress: '10.5.0.1' });
+    const codes = [];
+    for (let i = 0; i < 8; i++) {
+      const res = await refresh(token);
+      codes.push(res.statusCode);
+      token = res.json().refresh_token;
+    }
+    expect(codes).toEqual(Array(8).fill(200));
+    // Refused tokens still count, and past the limit even a good one waits.
+    for (let i = 0; i < 3; i++) expect((await refresh('vrt_guess')).statusCode).toBe(401);
+    expect((await refresh(token)).statusCode).toBe(429);
+  });
+
   it('limits per tenant across users and IPs', async () => {
     const t = await app({ RATE_LIMIT_PER_TENANT_PER_MINUTE: '4' });
     const s = await signup(t.app);

@@ -176,6 +176,8 @@ export async function buildApp(domain: Deps): Promise<App> {
     if (request.routeOptions.config.rateLimit !== 'signed') await deps.rateLimiter.perIp(reply, request.ip, rateLimits.perIpPerMinute);
     if (request.routeOptions.config.rateLimit === 'auth') {
       await deps.rateLimiter.enforce(reply, `auth:${request.ip}`, rateLimits.authPerIpPerMinute, MINUTE_MS);
+    } else if (request.routeOptions.config.rateLimit === 'refresh') {
+      await deps.rateLimiter.beforeRefresh(reply, request.ip, rateLimits.authPerIpPerMinute);
     }
     await deps.authenticator.authenticate(request);
     if (request.principal) await deps.rateLimiter.perTenant(reply, request.principal.tenantId, rateLimits.perTenantPerMinute);

@@ -24,8 +24,9 @@ declare module 'fastify' {
      * 'auth' puts the route under the strict brute-force limit. 'signed' (provider webhooks) takes the route out of
      * the per-IP limit: a phone provider sends every call's webhooks, for every tenant, from a few addresses, and
      * refusing one drops a call. Only requests whose signature fails count against their IP (RateLimiter.perIp).
+     * 'refresh' (token refresh and logout) shares the strict limit's bucket, but only a refused token counts.
      */
-    rateLimit?: 'auth' | 'signed';
+    rateLimit?: 'auth' | 'signed' | 'refresh';
   }
   interface FastifyRequest {
     principal: Principal | null;

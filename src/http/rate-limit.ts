@@ -81,6 +81,34 @@ export class RateLimiter {
     }
   }
 
+  /**
+   * Refresh tokens cannot be guessed, but a refusal costs a lookup: refused refreshes count in the strict per-IP
+   * bucket, and past its limit this refuses the next ones. A working refresh does not count, so a browser page that
+   * refreshes on every load (the console keeps its access token only in memory) is not signed out for reloading.
+   */
+  async beforeRefresh(reply: FastifyReply, ip: string, limit: number): Promise<void> {
+    let fails;
+    try {
+      fails = await this.cache.peekWindow(`rl:auth:${ip}`);
+    } catch (err) {
+      this.cacheDown(err);
+      return;
+    }
+    if (fails.count < limit) return;
+    const resetS = Math.max(1, Math.ceil(fails.resetMs / 1000));
+    reply.header('retry-after', resetS);
+    throw new RateLimitedError(resetS);
+  }
+
+  /** Counts a refused refresh (or logout) token against its address (beforeRefresh). */
+  async refreshRefused(ip: string): Promise<void> {
+    try {
+      await this.cache.hitWindow(`rl:auth:${ip}`, 60_000);
+    } catch (err) {
+      this.cacheDown(err);
+    }
+  }
+
   /** Counts a hit on `key`; past `limit` in the window, throws 429 (with Retry-After when there is a reply). */
   async enforce(reply: FastifyReply | undefined, key: string, limit: number, windowMs: number): Promise<void> {
     let hit;

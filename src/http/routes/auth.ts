@@ -95,7 +95,7 @@ export function authRoutes(app: App, deps: HttpDeps): void {
   app.post(
     '/api/v1/auth/refresh',
     {
-      config: { auth: 'public', rateLimit: 'auth' },
+      config: { auth: 'public', rateLimit: 'refresh' },
       schema: {
         tags,
         summary: 'Rotate a refresh token: the old one stops working; reusing it revokes the whole login',
@@ -115,6 +115,7 @@ export function authRoutes(app: App, deps: HttpDeps): void {
       } catch (err) {
         // A cookie that no longer works (expired, revoked, reused) is dropped, so the page stops presenting it.
         if (inCookie) cookie.clear(request, reply);
+        if (err instanceof AppError && err.code === 'invalid_token') await deps.rateLimiter.refreshRefused(request.ip);
         throw err;
       }
     },

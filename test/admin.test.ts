@@ -30,6 +30,14 @@ describe('platform admin', () => {
     expect((await req('GET', '/api/v1/admin/tenants/00000000-0000-4000-8000-000000000000', root)).statusCode).toBe(404);
   });
 
+  it('cannot suspend its own tenant (nobody could reactivate it)', async () => {
+    const me = (await req('GET', '/api/v1/auth/me', root)).json();
+    const res = await req('POST', `/api/v1/admin/tenants/${me.tenant.id}/suspend`, root, {});
+    expect(res.statusCode).toBe(409);
+    expect(res.json().error.code).toBe('own_tenant');
+    expect((await req('GET', '/api/v1/auth/me', root)).statusCode).toBe(200);
+  });
+
   it('is out of reach of tenant admins and API keys', async () => {
     expect((await req('GET', '/api/v1/admin/tenants', a.access_token)).statusCode).toBe(403);
     expect((await req('POST', `/api/v1/admin/tenants/${a.tenant.id}/suspend`, a.access_token, {})).statusCode).toBe(403);

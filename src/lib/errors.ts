@@ -21,6 +21,8 @@ export const errorStatus = {
   conflict: 409,
   email_taken: 409,
   last_admin: 409,
+  /** A platform admin suspending the tenant they belong to (their own sign-in would stop working). */
+  own_tenant: 409,
   /** Hang-up or transfer of a call that has already ended. */
   call_not_active: 409,
   /** Deleting a call that is still live (hang it up first; a chat session ends after its idle timeout). */

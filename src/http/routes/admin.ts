@@ -1,6 +1,8 @@
 // /api/v1/admin: platform administrators list tenants with counts, suspend and reactivate them, set their limits.
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
+import { AppError } from '../../lib/errors.js';
+import { userOf } from '../auth.js';
 import type { App } from '../context.js';
 import { errorResponses, idParams, page, pageQuery } from '../schemas.js';
 import { tenantView, toTenant } from '../views.js';
@@ -53,6 +55,9 @@ export function adminRoutes(app: App, deps: Deps): void {
       },
     },
     async (request) => {
+      // Suspending it would sign the platform admin out for good: nobody would be left to reactivate it.
+      if (request.params.id === userOf(request).tenantId)
+        throw new AppError('own_tenant', 'The platform administrators’ own tenant cannot be suspended');
       const tenant = await deps.tenantAdmin.setStatus(request.params.id, 'suspended', request.body?.reason);
       // Its live calls end too, wherever they run: their tokens were issued before the suspension.
       await deps.telephony.endLiveCalls({ tenantId: request.params.id }, 'tenant suspended');

@@ -6,10 +6,12 @@ import type { TenantAdminView } from '../api/types';
 import { Guard, notifyError, notifyOk } from '../components/status';
 import { formatDate } from '../lib/format';
 import { useLoad } from '../lib/use-load';
+import { useSession } from '../session';
 
 const PAGE = 50;
 
 export default function TenantsPage() {
+  const { me } = useSession();
   const [page, setPage] = useState(1);
   const tenants = useLoad(
     () => must(api.GET('/api/v1/admin/tenants', { params: { query: { limit: PAGE, offset: (page - 1) * PAGE } } })),
@@ -82,9 +84,12 @@ export default function TenantsPage() {
                       <Table.Td>{t.counts.phone_numbers}</Table.Td>
                       <Table.Td>{formatDate(t.created_at)}</Table.Td>
                       <Table.Td ta="right">
-                        <Button size="xs" variant="light" color={t.status === 'active' ? 'red' : 'green'} onClick={() => void toggle(t)}>
-                          {t.status === 'active' ? 'Suspend' : 'Reactivate'}
-                        </Button>
+                        {/* The platform administrators' own tenant cannot be suspended (409 own_tenant). */}
+                        {t.id !== me?.tenant.id && (
+                          <Button size="xs" variant="light" color={t.status === 'active' ? 'red' : 'green'} onClick={() => void toggle(t)}>
+                            {t.status === 'active' ? 'Suspend' : 'Reactivate'}
+                          </Button>
+                        )}
                       </Table.Td>
                     </Table.Tr>
                   ))}

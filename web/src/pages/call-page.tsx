@@ -311,7 +311,7 @@ function Waterfall({ turn }: { turn: Turn }) {
   return (
     <Stack gap="xs">
       <Text size="sm" c="dimmed" lineClamp={1}>
-        Turn {turn.seq}: “{turn.text}”
+        Turn {turn.seq}: {turn.text ? `“${turn.text}”` : turn.interrupted ? '(interrupted before any word was heard)' : '(nothing said)'}
       </Text>
       <div role="img" aria-label={`Latency waterfall: ${bars.map((b) => `${b.label} ${b.durationMs} ms`).join(', ')}`}>
         <BarChart

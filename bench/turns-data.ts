@@ -14,6 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { concatPcm, encodeWav, parseWav, resample } from '../src/voice/audio.js';
 import { EspeakTts } from '../src/voice/tts/espeak-tts.js';
 import { BENCH_DATA_DIR, FSDD_DIR } from './data.js';
+import { FLOOR_DBFS, trimAndLevel } from './speech-level.js';
 
 export const RATE = 8000;
 export const MANIFEST_FILE = path.join(BENCH_DATA_DIR, 'turns-manifest.json');
@@ -193,35 +194,6 @@ export function loadManifest(file = MANIFEST_FILE): Utterance[] {
 
 // ---- audio ----
 
-const SPEECH_DBFS = -26;
-const FLOOR_DBFS = -70;
-
-function levels(pcm: Int16Array): number[] {
-  const size = RATE / 100;
-  const out: number[] = [];
-  for (let at = 0; at + size <= pcm.length; at += size) {
-    let sum = 0;
-    for (let i = at; i < at + size; i++) sum += pcm[i]! * pcm[i]!;
-    out.push(10 * Math.log10(sum / size / 32768 ** 2 + 1e-12));
-  }
-  return out;
-}
-
-/** From the first to the last 10 ms within 35 dB of the loudest, with 5 ms fades, active speech at -26 dBFS. */
-function trimAndLevel(pcm: Int16Array): Float32Array {
-  const l = levels(pcm);
-  const threshold = Math.max(Math.max(...l) - 35, -60);
-  const first = l.findIndex((x) => x > threshold);
-  const last = l.length - 1 - [...l].reverse().findIndex((x) => x > threshold);
-  const size = RATE / 100;
-  const voiced = pcm.subarray(first * size, (last + 1) * size);
-  const active = l.slice(first, last + 1).filter((x) => x > threshold);
-  const activeDb = 10 * Math.log10(active.reduce((s, x) => s + 10 ** (x / 10), 0) / active.length);
-  const gain = 10 ** ((SPEECH_DBFS - activeDb) / 20);
-  const fade = RATE / 200;
-  return Float32Array.from(voiced, (s, i) => s * gain * Math.min(1, i / fade, (voiced.length - 1 - i) / fade));
-}
-
 export interface RenderedUtterance {
   pcm: Int16Array;
   /** Each stretch of speech between inserted pauses: where it is (ms) and its words. */
@@ -237,14 +209,14 @@ async function espeak(text: string, voice: string, wordsPerMinute: number): Prom
   if (known) return known;
   const parts: Int16Array[] = [];
   for await (const f of new EspeakTts({ sampleRate: RATE, voice, wordsPerMinute }).synthesize(text)) parts.push(f.pcm);
-  const out = trimAndLevel(concatPcm(parts));
+  const out = trimAndLevel(concatPcm(parts), RATE);
   espeakCache.set(key, out);
   return out;
 }
 
 function fsdd(dir: string, digit: number, speaker: string, take: number): Float32Array {
   const { pcm, sampleRate } = parseWav(readFileSync(path.join(dir, `${digit}_${speaker}_${take}.wav`)));
-  return trimAndLevel(resample(pcm, sampleRate, RATE));
+  return trimAndLevel(resample(pcm, sampleRate, RATE), RATE);
 }
 
 /** The utterance's audio: `leadMs` of floor, its pieces, `tailMs` of floor. */

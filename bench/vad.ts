@@ -29,6 +29,7 @@ import { EspeakTts } from '../src/voice/tts/espeak-tts.js';
 import { ENERGY_VAD_DEFAULTS, EnergyVad } from '../src/voice/vad/energy-vad.js';
 import { ThresholdVad, type VAD } from '../src/voice/vad/vad.js';
 import { FSDD_DIR } from './data.js';
+import { FLOOR_DBFS, SPEECH_DBFS, trimAndLevel } from './speech-level.js';
 
 export type NoiseKind = 'none' | 'white' | 'babble' | 'hum';
 
@@ -85,8 +86,6 @@ export interface VadBenchResult {
   recommendation: { default: string; reason: string };
 }
 
-const SPEECH_DBFS = -26;
-const FLOOR_DBFS = -70;
 const FRAME_MS = 20;
 const START_EARLY_MS = 100;
 const NOISE_ONLY_BEFORE_MS = 300;
@@ -134,36 +133,6 @@ async function speak(text: string, voice: string, rate: number): Promise<Int16Ar
   const parts: Int16Array[] = [];
   for await (const f of new EspeakTts({ sampleRate: rate, voice }).synthesize(text)) parts.push(f.pcm);
   return concatPcm(parts);
-}
-
-/** RMS level of 10 ms pieces, in dBFS. */
-function levels(pcm: Int16Array | Float32Array, rate: number): number[] {
-  const size = rate / 100;
-  const out: number[] = [];
-  for (let at = 0; at + size <= pcm.length; at += size) {
-    let sum = 0;
-    for (let i = at; i < at + size; i++) sum += pcm[i]! * pcm[i]!;
-    out.push(10 * Math.log10(sum / size / 32768 ** 2 + 1e-12));
-  }
-  return out;
-}
-
-/**
- * The source from its first to its last piece within 35 dB of its loudest (and above -60 dBFS), with 5 ms fades,
- * scaled so its active speech sits at SPEECH_DBFS: the label then covers voice, not the recording's own silence.
- */
-function trimAndLevel(pcm: Int16Array, rate: number): Float32Array {
-  const l = levels(pcm, rate);
-  const threshold = Math.max(Math.max(...l) - 35, -60);
-  const first = l.findIndex((x) => x > threshold);
-  const last = l.length - 1 - [...l].reverse().findIndex((x) => x > threshold);
-  const size = rate / 100;
-  const voiced = pcm.subarray(first * size, (last + 1) * size);
-  const active = l.slice(first, last + 1).filter((x) => x > threshold);
-  const activeDb = 10 * Math.log10(active.reduce((s, x) => s + 10 ** (x / 10), 0) / active.length);
-  const gain = 10 ** ((SPEECH_DBFS - activeDb) / 20);
-  const fade = rate / 200;
-  return Float32Array.from(voiced, (s, i) => s * gain * Math.min(1, i / fade, (voiced.length - 1 - i) / fade));
 }
 
 /** Unit-RMS noise of the given kind. Babble: six talkers reading different sentences, each looped from a random point. */

@@ -40,19 +40,24 @@ afterAll(async () => {
   await deepgram.close();
 });
 
+/** An inbound phone call (Twilio sid CA + 32 × `ch`) carried by a session, past its greeting. */
+async function liveInboundCall(ch: string) {
+  const sid = `CA${ch.repeat(32)}`;
+  const call = await t.deps.calls.open(s.tenant.id, {
+    direction: 'inbound',
+    status: 'in_progress',
+    fromNumber: '+14155550100',
+    toNumber: '+15550001111',
+    providerCallSid: sid,
+  });
+  const running = t.deps.voice.run(s.tenant.id, call.id, new MemoryTransport(8000));
+  await waitFor('the greeting', async () => ((await t.deps.calls.transcript(s.tenant.id, call.id)).length ? true : undefined));
+  return { sid, call, running };
+}
+
 describe('event order at the end of a phone call', () => {
   it('Twilio’s completed callback while the recording is being stored: recording first, then the end', async () => {
-    const sid = `CA${'e'.repeat(32)}`;
-    const call = await t.deps.calls.open(s.tenant.id, {
-      direction: 'inbound',
-      status: 'in_progress',
-      fromNumber: '+14155550100',
-      toNumber: '+15550001111',
-      providerCallSid: sid,
-    });
-    const transport = new MemoryTransport(8000);
-    const running = t.deps.voice.run(s.tenant.id, call.id, transport);
-    await waitFor('the greeting', async () => ((await t.deps.calls.transcript(s.tenant.id, call.id)).length ? true : undefined));
+    const { sid, call, running } = await liveInboundCall('e');
     // Storage takes its time (an S3 upload): the status callback lands while the recording is still being stored.
     const store = t.deps.recordings;
     const put = store.put.bind(store);
@@ -91,17 +96,7 @@ describe('event order at the end of a phone call', () => {
   }, 60_000);
 
   it('a session slower to end than the callback waits: the callback answers, and call.ended still has the whole usage', async () => {
-    const sid = `CA${'f'.repeat(32)}`;
-    const call = await t.deps.calls.open(s.tenant.id, {
-      direction: 'inbound',
-      status: 'in_progress',
-      fromNumber: '+14155550100',
-      toNumber: '+15550001111',
-      providerCallSid: sid,
-    });
-    const transport = new MemoryTransport(8000);
-    const running = t.deps.voice.run(s.tenant.id, call.id, transport);
-    await waitFor('the greeting', async () => ((await t.deps.calls.transcript(s.tenant.id, call.id)).length ? true : undefined));
+    const { sid, call, running } = await liveInboundCall('f');
     // The callback waits 100 ms; storing the recording (before the usage and the end are written) takes 1.5 s.
     const telephony = t.deps.telephony;
     telephony.sessionEndWaitMs = 100;

@@ -31,6 +31,8 @@ export function servePglite(pglite: PGlite): Server {
   let ownerRelease: (() => void) | undefined;
   /** Who listens on what: channel -> connections. */
   const listeners = new Map<string, Set<Connection>>();
+  /** PGlite's session has listened on something (UNLISTEN never reaches it): replies may carry notifications. */
+  let subscribed = false;
 
   function takeTurn(conn: Connection): Promise<() => void> {
     if (owner === conn && ownerRelease) {
@@ -97,7 +99,10 @@ export function servePglite(pglite: PGlite): Server {
         this.buffer = this.buffer.subarray(length);
         const type = String.fromCharCode(message[0]!);
         if (type === 'X') return void this.socket.end();
-        if (type === 'Q') this.noteListen(message);
+        if (type === 'Q' && this.noteListen(message) === 'unlisten' && this.batch.length === 0) {
+          this.answerUnlisten();
+          continue;
+        }
         this.batch.push(message);
         // Sync ends an extended-protocol round trip; a simple Query is one by itself.
         if (type === 'S' || type === 'Q') {
@@ -113,17 +118,34 @@ export function servePglite(pglite: PGlite): Server {
     }
 
     /** A simple-protocol LISTEN or UNLISTEN: who gets which channel's notifications. */
-    private noteListen(message: Buffer): void {
+    private noteListen(message: Buffer): 'listen' | 'unlisten' | undefined {
       const m = LISTEN.exec(message.toString('utf8', 5, message.length - 1));
-      if (!m) return;
+      if (!m) return undefined;
       const channel = m[3] ?? m[2]!.toLowerCase();
       if (!m[1]) {
         if (!listeners.has(channel)) listeners.set(channel, new Set());
         listeners.get(channel)!.add(this);
-        return;
+        subscribed = true;
+        return 'listen';
       }
       for (const [name, conns] of listeners)
         if ((channel === '*' || name === channel) && conns.delete(this) && conns.size === 0) listeners.delete(name);
+      return 'unlisten';
+    }
+
+    /**
+     * UNLISTEN is answered here and never reaches PGlite: its one session is every connection's, so it would stop
+     * the channel for the other connections still listening. PGlite staying subscribed costs nothing: a
+     * notification nobody listens to is dropped by routeNotifications.
+     */
+    private answerUnlisten(): void {
+      this.work = this.work.then(() => {
+        if (this.socket.destroyed) return;
+        const inTransaction = owner === this && pglite.isInTransaction();
+        this.socket.write(
+          Buffer.concat([backendMessage('C', cString('UNLISTEN')), backendMessage('Z', Buffer.from(inTransaction ? 'T' : 'I'))]),
+        );
+      });
     }
 
     private run(messages: Buffer[]): void {
@@ -132,7 +154,7 @@ export function servePglite(pglite: PGlite): Server {
         try {
           for (const message of messages) {
             const raw = await pglite.execProtocolRaw(message);
-            const reply = listeners.size ? routeNotifications(raw) : raw;
+            const reply = subscribed ? routeNotifications(raw) : raw;
             if (reply.length && !this.socket.destroyed) this.socket.write(reply);
           }
         } finally {
@@ -176,6 +198,14 @@ export function servePglite(pglite: PGlite): Server {
 
 /** NotificationResponse: 'A', length, the notifying process id, the channel and the payload (C strings). */
 const NOTIFICATION = 'A'.charCodeAt(0);
+const cString = (text: string): Buffer => Buffer.from(`${text}\0`, 'utf8');
+/** A backend message: its type, its length (which counts itself), its body. */
+function backendMessage(type: string, body: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head.write(type, 0, 'latin1');
+  head.writeInt32BE(4 + body.length, 1);
+  return Buffer.concat([head, body]);
+}
 const LISTEN = /^\s*(un)?listen\s+(\*|"([^"]+)"|[A-Za-z_][A-Za-z0-9_$]*)\s*;?\s*$/i;
 
 export interface PgliteServerOptions {

@@ -260,7 +260,10 @@ describe('GET /metrics', () => {
     const callId = chat.json().session_id as string;
     // Reasons in the model's words (an agent's end_call), providers and reasons nobody knows: none becomes a label.
     for (let i = 0; i < 40; i++) {
-      t.deps.metrics.callEvent(s.tenant.id, 'call.ended', { status: 'completed', reason: `the caller said goodbye ${randomUUID()}` });
+      t.deps.metrics.callEvent(s.tenant.id, 'call.ended', {
+        status: 'completed',
+        reason: `agent ended the call: the caller said goodbye ${randomUUID()}`,
+      });
       t.deps.metrics.callEvent(s.tenant.id, 'call.ended', { status: `weird-${i}`, reason: 'caller hung up' });
       t.deps.metrics.callEvent(s.tenant.id, 'provider.failed', { stage: `s${i}`, provider: `Not A Name ${i}`, reason: `r${i}` });
     }
@@ -277,7 +280,7 @@ describe('GET /metrics', () => {
       expect(['queued', 'ringing', 'in_progress', 'completed', 'failed', 'busy', 'no_answer', 'canceled', 'other']).toContain(v);
     for (const v of labelValues('provider_errors_total', 'stage')) expect(['stt', 'llm', 'tts', 'other']).toContain(v);
     for (const v of labelValues('provider_errors_total', 'provider')) expect(v).toMatch(/^[a-z0-9][a-z0-9_.-]{0,39}$/);
-    expect(sum(families, 'calls_ended_total', { status: 'completed', reason: 'agent_or_other' })).toBeGreaterThanOrEqual(40);
+    expect(sum(families, 'calls_ended_total', { status: 'completed', reason: 'agent' })).toBeGreaterThanOrEqual(40);
     expect(sum(families, 'calls_ended_total', { status: 'other', reason: 'caller_hangup' })).toBeGreaterThanOrEqual(40);
     expect(families.get('calls_ended_total')!.samples.length).toBeLessThanOrEqual(9 * ENDED_REASONS.length);
     expect(families.get('provider_errors_total')!.samples.length).toBeLessThan(50);
@@ -294,7 +297,9 @@ describe('GET /metrics', () => {
     expect(endedReasonOf('maximum duration reached')).toBe('max_duration');
     expect(endedReasonOf('transferred')).toBe('transferred');
     expect(endedReasonOf('instance_lost')).toBe('instance_lost');
-    expect(endedReasonOf('The caller has what they needed')).toBe('agent_or_other');
+    expect(endedReasonOf('agent ended the call: The caller has what they needed')).toBe('agent');
+    expect(endedReasonOf('agent ended the call')).toBe('agent');
+    expect(endedReasonOf('The caller has what they needed')).toBe('other');
   });
 
   it('queue gauges come from the sources they are pointed at, read at most once per few seconds', async () => {

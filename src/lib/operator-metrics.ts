@@ -16,7 +16,7 @@ const STAGE_BUCKETS_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 
 /** Why a call ended, as the `reason` label of calls_ended_total: a closed set, whatever the stored reason's words. */
 export const ENDED_REASONS = [
   'caller_hangup',
-  'agent_or_other',
+  'agent',
   'transferred',
   'api_hangup',
   'max_duration',
@@ -32,6 +32,7 @@ export const ENDED_REASONS = [
   'shutdown',
   'media_policy',
   'error',
+  'other',
 ] as const;
 export type EndedReason = (typeof ENDED_REASONS)[number];
 
@@ -64,9 +65,9 @@ const EXACT_REASONS: Record<string, EndedReason> = {
 };
 
 /**
- * The label of a stored end reason. Reasons are written by our code (CallSession, telephony, the sweeper) except the
- * agent's own `end_call` and a chat's end, whose reason is the model's words: those, and anything not known here, are
- * `agent_or_other`.
+ * The label of a stored end reason. Reasons are written by our code (CallSession, telephony, the sweeper); the
+ * agent's own `end_call` (a call's or a chat's) stores `agent ended the call: <the model's words>`. Anything not known
+ * here is `other`.
  */
 export function endedReasonOf(reason: string): EndedReason {
   const exact = EXACT_REASONS[reason];
@@ -75,7 +76,8 @@ export function endedReasonOf(reason: string): EndedReason {
   if (reason.startsWith('media policy:')) return 'media_policy';
   if (reason.startsWith('twilio: ')) return 'telephony';
   if (reason.startsWith('twilio failed')) return 'provider_error';
-  return 'agent_or_other';
+  if (reason.startsWith('agent ended the call')) return 'agent';
+  return 'other';
 }
 
 const CALL_STATUSES = callStatus.options;

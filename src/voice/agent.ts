@@ -17,6 +17,11 @@ export interface AgentSettings {
 
 export type AgentAction = { type: 'end_call'; reason: string } | { type: 'transfer_call'; to: string; reason: string };
 
+/** What a call or chat ended by the agent's `end_call` stores as its end reason: the model's words, marked as the agent's. */
+export const AGENT_ENDED = 'agent ended the call';
+export const agentEndReason = (action: { reason: string }): string =>
+  action.reason === AGENT_ENDED ? AGENT_ENDED : `${AGENT_ENDED}: ${action.reason}`;
+
 /** One tool call of a turn, for the audit trail (`tool.called` events). */
 export interface ToolCallRecord {
   name: string;
@@ -163,7 +168,7 @@ export class Agent {
         return {
           status: 'ok',
           output: 'The call will end after your goodbye.',
-          action: { type: 'end_call', reason: reason || 'agent ended the call' },
+          action: { type: 'end_call', reason: reason || AGENT_ENDED },
         };
       case 'transfer_call':
         if (!this.settings.transferNumber) return { status: 'unknown_tool', output: 'Transfers are not available.' };

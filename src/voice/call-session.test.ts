@@ -181,7 +181,11 @@ describe('CallSession: greeting and answers', () => {
     await c.waitTurns(3);
     await c.say(speech(600));
     const outcome = await c.end(false);
-    expect(outcome).toMatchObject({ status: 'completed', reason: 'caller said goodbye', action: { type: 'end_call' } });
+    expect(outcome).toMatchObject({
+      status: 'completed',
+      reason: 'agent ended the call: caller said goodbye',
+      action: { type: 'end_call' },
+    });
     expect(c.turns()).toEqual([
       ['agent', 'Hello, Sunrise clinic.'],
       ['caller', 'When does the clinic open on Saturdays?'],
@@ -189,9 +193,9 @@ describe('CallSession: greeting and answers', () => {
       ['caller', 'Thank you, goodbye.'],
       ['agent', 'Thank you for calling. Goodbye!'],
     ]);
-    expect(c.transport.closedReason).toBe('caller said goodbye');
+    expect(c.transport.closedReason).toBe('agent ended the call: caller said goodbye');
     expect(c.callLog.events.map((e) => e.type)).toEqual(['tool.called']);
-    expect(c.callLog.ended).toEqual({ status: 'completed', reason: 'caller said goodbye' });
+    expect(c.callLog.ended).toEqual({ status: 'completed', reason: 'agent ended the call: caller said goodbye' });
   });
 });
 

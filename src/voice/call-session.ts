@@ -17,7 +17,7 @@ import { type AgentState, latencyMessage, type LiveMessage } from '../lib/live-m
 import { ProviderError, publicFailure } from '../lib/provider-error.js';
 import type { CallStatus } from '../services/calls.js';
 import { estimateTokens } from '../rag/chunking.js';
-import { type Agent, type AgentAction, type AgentEvent, type TurnResult, toolCalledEvent } from './agent.js';
+import { type Agent, type AgentAction, type AgentEvent, type TurnResult, agentEndReason, toolCalledEvent } from './agent.js';
 import { durationMs, StreamResampler } from './audio.js';
 import type { CallLog } from './call-log.js';
 import type { Clock } from './clock.js';
@@ -406,7 +406,7 @@ export class CallSession {
       if (text) this.history.push({ role: 'assistant', content: text });
       const action = turn?.action;
       if (!action || interrupted) return;
-      if (action.type === 'end_call') return this.finish({ status: 'completed', reason: action.reason, action });
+      if (action.type === 'end_call') return this.finish({ status: 'completed', reason: agentEndReason(action), action });
       this.record(() => this.callLog.event('transfer.requested', { to: action.to, reason: action.reason }));
       this.finish({ status: 'completed', reason: 'transferred', action });
     };

@@ -4,7 +4,7 @@
 import type { Citation } from '../lib/citation.js';
 import { AppError } from '../lib/errors.js';
 import type { CallService, Turn } from '../services/calls.js';
-import { type AgentAction, toolCalledEvent } from './agent.js';
+import { type AgentAction, agentEndReason, toolCalledEvent } from './agent.js';
 import type { ChatMessage } from './llm/llm.js';
 import type { ProviderRegistry, TenantAgent } from './registry.js';
 import { type UsageLine, UsageTally } from './usage-meter.js';
@@ -115,7 +115,7 @@ export class TextChannel {
     let ended = false;
     if (turn.action?.type === 'end_call' && !interrupted) {
       ended = true;
-      await this.calls.end(tenantId, callId, 'completed', turn.action.reason);
+      await this.calls.end(tenantId, callId, 'completed', agentEndReason(turn.action));
     } else if (turn.action?.type === 'transfer_call' && !interrupted) {
       // Text cannot be transferred: the request is recorded for a person to follow up.
       await this.calls.event(tenantId, callId, 'transfer.requested', { to: turn.action.to, reason: turn.action.reason });

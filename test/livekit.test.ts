@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { eq } from 'drizzle-orm';
 import { jwtVerify } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { webhookEvents } from '../src/db/schema.js';
+import { usageRecords, webhookEvents } from '../src/db/schema.js';
 import { type AgentJoinSettings, LiveKitService, roomName } from '../src/telephony/livekit.js';
 import { liveKitSipTarget } from '../src/telephony/telephony.js';
 import { twilioSignature } from '../src/telephony/twilio-signature.js';
@@ -712,6 +712,12 @@ describe('inbound phone calls through LiveKit SIP', () => {
     expect(events).not.toContain('livekit.sip_answered');
     expect(await turnsOf(s, refused!.id)).toEqual([]);
     expect(t.deps.voice.active).toBe(0);
+    // The message's speech is metered on the call (a cloud voice bills it): the message's characters, nothing else.
+    const usage = await waitFor('the message metered', async () => {
+      const rows = await t.deps.database.db.select().from(usageRecords).where(eq(usageRecords.callId, refused!.id));
+      return rows.length ? rows : undefined;
+    });
+    expect(usage.map((u) => [u.component, u.unit, Number(u.quantity)])).toEqual([['tts', 'characters', ALL_LINES_BUSY.length]]);
   });
 
   it('a call Twilio handed over (X-Call-Id) is that call; another tenant’s call id in the header takes nothing', async () => {

@@ -279,7 +279,7 @@ export class LiveKitAgent {
       const transport = await this.join(lk, tenantId, callId, room).catch(() => undefined);
       if (!transport) return;
       if ((await transport.waitForCaller(deadline.signal)) === 'ready')
-        await this.deps.voice.announce(tenantId, transport, message, overrides);
+        await this.deps.voice.announce(tenantId, callId, transport, message, overrides);
       else await transport.close('the caller left').catch(() => undefined);
     } finally {
       deadline.clear();

@@ -138,13 +138,13 @@ export class ProviderRegistry {
   }
 
   /**
-   * The tenant's voice alone (its TTS chain, unmetered): for a fixed message said to a caller no agent will answer
-   * (all lines busy on a LiveKit phone call, as Twilio's `<Say>` says it on a Twilio one).
+   * The tenant's voice alone (its TTS chain, metered in `meter`): for a fixed message said to a caller no agent will
+   * answer (all lines busy on a LiveKit phone call, as Twilio's `<Say>` says it on a Twilio one).
    */
-  async ttsFor(tenantId: string, opts: { sampleRate: number; overrides?: AgentOverrides }): Promise<TTS> {
+  async ttsFor(tenantId: string, opts: { sampleRate: number; overrides?: AgentOverrides; meter?: UsageMeter }): Promise<TTS> {
     const { settings, keys } = await this.settings.forProviders(tenantId);
     const providers = { ...settings, ...opts.overrides }.providers;
-    return this.tts(tenantId, providers.tts, keys, opts.sampleRate, () => {});
+    return this.tts(tenantId, providers.tts, keys, opts.sampleRate, () => {}, opts.meter);
   }
 
   private agent(

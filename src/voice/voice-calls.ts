@@ -322,18 +322,23 @@ export class VoiceCalls {
 
   /**
    * Says `text` in the tenant's voice to a caller no agent will talk to (a call refused at the cap), then closes the
-   * transport with it as the reason. No speech recognition, no agent, no recording; at most ANNOUNCE_MAX_MS. Never
-   * throws: a message that cannot be said still closes the line.
+   * transport with it as the reason. No speech recognition, no agent, no recording; at most ANNOUNCE_MAX_MS. The
+   * speech is metered on `callId` (a cloud voice bills the characters, refused call or not). Never throws: a message
+   * that cannot be said still closes the line.
    */
-  async announce(tenantId: string, transport: Transport, text: string, overrides?: AgentOverrides): Promise<void> {
+  async announce(tenantId: string, callId: string, transport: Transport, text: string, overrides?: AgentOverrides): Promise<void> {
     const signal = AbortSignal.timeout(ANNOUNCE_MAX_MS);
+    const meter = new UsageTally();
     try {
-      const tts = await this.registry.ttsFor(tenantId, { sampleRate: transport.sampleRate, overrides });
+      const tts = await this.registry.ttsFor(tenantId, { sampleRate: transport.sampleRate, overrides, meter });
       await speak({ transport, tts, clock: realClock }, [text], signal);
     } catch (err) {
       this.log.warn({ err, tenantId }, 'the message to a refused caller could not be said');
     } finally {
       await transport.close(text).catch(() => undefined);
+      await this.usage
+        ?.record(tenantId, meter.drain(), { callId })
+        .catch((err: unknown) => this.log.error({ err, tenantId }, 'usage of a refused call could not be recorded'));
     }
   }
 

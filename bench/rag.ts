@@ -47,7 +47,7 @@ import { IngestionWorker } from '../src/rag/ingestion.js';
 import { progress, SQUAD_FILE } from './data.js';
 import { orQuery, type SearchMode } from '../src/rag/retriever.js';
 import { BM25_ANALYZER, chunkTerms, chunkVector } from '../src/rag/bm25.js';
-import { replaceInTermStats } from '../src/rag/term-stats.js';
+import { analyzeKnowledgeIfStale, replaceInTermStats } from '../src/rag/term-stats.js';
 import { ragSchema } from '../src/services/settings-schema.js';
 
 const args = new Map<string, string>();
@@ -524,6 +524,8 @@ async function directFill(deps: Deps, tenantIds: string[], total: number): Promi
     });
     copying.tick();
   }
+  // What the ingestion worker does after a document goes live (the copies above bypass it).
+  await analyzeKnowledgeIfStale(db);
   const [{ n } = { n: 0 }] = rowsOf<{ n: number }>(await deps.database.db.execute(sql`select count(*)::int as n from document_chunks`));
   return { chunks: n, ms: performance.now() - t0 };
 }

@@ -642,7 +642,7 @@ function table(rows: Record<string, unknown>[]): string {
  */
 const DENSE_FUSION =
   'Dense fusion (OpenAI embedder, weight 1, reciprocal rank): not measured. No semantic embedder runs on this machine and the ' +
-  'fake OpenAI server returns the local embedder\'s word-hash vectors, so fusing them would measure BM25 with a noisy copy of itself.';
+  "fake OpenAI server returns the local embedder's word-hash vectors, so fusing them would measure BM25 with a noisy copy of itself.";
 const results: {
   quality: Record<string, unknown>[];
   gate?: Record<string, unknown>[];

@@ -13,7 +13,7 @@ import { LOCAL_EMBEDDING_MODEL, LocalEmbedder } from './rag/embedders/local-embe
 import { EmbedderRegistry } from './rag/embedders/registry.js';
 import { IngestionWorker } from './rag/ingestion.js';
 import { Retriever } from './rag/retriever.js';
-import { reindexTermVectors } from './rag/term-stats.js';
+import { analyzeKnowledgeIfStale, reindexTermVectors } from './rag/term-stats.js';
 import { AnalyzerRegistry } from './analysis/analyzers.js';
 import { ANALYSIS_WORKER_OPTIONS, AnalysisWorker } from './analysis/worker.js';
 import { BackgroundThread } from './background.js';
@@ -356,6 +356,8 @@ export async function buildDeps(
   if (withoutTerms) log.info({ documents: withoutTerms }, 'documents stored before BM25 re-queued for indexing');
   const reindexed = await reindexTermVectors(db);
   if (reindexed) log.info({ documents: reindexed }, 'BM25 analyzer changed; documents re-indexed');
+  // Knowledge stored before ingestion kept the planner's statistics (or by a process that stopped first).
+  if (await analyzeKnowledgeIfStale(db)) log.info('knowledge tables analyzed');
   // PGlite is this process's alone, so whatever it left `processing` belonged to a process that is gone.
   await ingestion.start({ reclaimAbandoned: database.kind === 'embedded' });
   if (!background) {

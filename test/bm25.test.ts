@@ -8,7 +8,7 @@ import { tenants } from '../src/db/schema.js';
 import { analyze, chunkVector, idf, queryTerms, termId } from '../src/rag/bm25.js';
 import { IngestionWorker } from '../src/rag/ingestion.js';
 import { CANDIDATE_MAX_DF } from '../src/rag/retriever.js';
-import { reindexTermVectors, replaceInTermStats } from '../src/rag/term-stats.js';
+import { ANALYZE_GROWTH, analyzeKnowledgeIfStale, reindexTermVectors, replaceInTermStats } from '../src/rag/term-stats.js';
 import { buildTestApp, type TestApp } from './helpers.js';
 
 let t: TestApp;
@@ -224,5 +224,36 @@ describe('the answerability gate', () => {
     expect(await search(id, q)).toEqual([]);
     expect((await search(id, q, { minRelevance: 0.1 }))[0]?.text).toMatch(/Monday/);
     expect(await search(id, q, { minRelevance: 0.9 })).toEqual([]);
+  });
+});
+
+describe('the planner’s statistics (the embedded database has no autovacuum)', () => {
+  const chunksTable = async () =>
+    rowsOf<{ pages: number | string; relpages: number | string; reltuples: number | string }>(
+      await db().execute(
+        sql`select pg_relation_size(oid) / current_setting('block_size')::int as pages, relpages, reltuples from pg_class where oid = 'document_chunks'::regclass`,
+      ),
+    ).map((r) => ({ pages: Number(r.pages), relpages: Number(r.relpages), reltuples: Number(r.reltuples) }))[0]!;
+
+  it('a never-analyzed table is analyzed; then again only once it has grown ANALYZE_GROWTH-fold, by ingestion', async () => {
+    const id = await tenant('planner stats');
+    await upload(id, 'Small', 'Opening hours: Monday to Friday, 9 to 5.');
+    // Whatever earlier tests left, the tables have been analyzed by now (never-analyzed reads reltuples -1).
+    expect((await chunksTable()).reltuples).toBeGreaterThanOrEqual(0);
+    expect(await analyzeKnowledgeIfStale(db())).toBe(false);
+
+    // Grow document_chunks past twice its analyzed pages: the worker analyzes after the document goes live.
+    const before = await chunksTable();
+    const paragraph = (i: number) =>
+      `Section ${i}. ${Array.from({ length: 60 }, (_, w) => `word${i}x${w} clinic parking insurance`).join(' ')}.`;
+    let n = 0;
+    while ((await chunksTable()).pages < ANALYZE_GROWTH * Math.max(1, before.relpages)) {
+      await upload(id, `Large ${n}`, Array.from({ length: 40 }, (_, i) => paragraph(n * 40 + i)).join('\n\n'));
+      n++;
+    }
+    const after = await chunksTable();
+    expect(after.relpages).toBeGreaterThan(before.relpages);
+    expect(after.relpages).toBe(after.pages);
+    expect(await analyzeKnowledgeIfStale(db())).toBe(false);
   });
 });

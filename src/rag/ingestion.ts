@@ -19,7 +19,7 @@ import type { Chunk } from './chunking.js';
 import type { Embedder } from './embedders/embedder.js';
 import { type DocumentFormat, ExtractError } from './extract.js';
 import { WorkerLoops } from '../lib/worker-loops.js';
-import { replaceInTermStats } from './term-stats.js';
+import { analyzeKnowledgeIfStale, replaceInTermStats } from './term-stats.js';
 
 export interface IngestionOptions {
   /** Documents processed at once by this instance. */
@@ -119,6 +119,8 @@ export class IngestionWorker {
       const started = Date.now();
       const chunks = await this.ingest(claim);
       log.info({ chunks, ms: Date.now() - started }, 'document ready');
+      // The embedded database never analyzes its tables by itself (no autovacuum); search's plan depends on it.
+      await analyzeKnowledgeIfStale(this.db).catch((err: unknown) => log.warn({ err }, 'ANALYZE of the knowledge tables failed'));
     } catch (err) {
       if (err instanceof Superseded) log.info('document changed or was taken over during ingestion; stopped');
       else if (this.abort.signal.aborted) await this.release(claim, log);

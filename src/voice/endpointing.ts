@@ -203,13 +203,19 @@ function isOpener(text: string): boolean {
   const clauses = text
     .split(/[.,;!?]+/)
     .map((c) => wordsOf(c))
-    .map((w) => {
-      let i = 0;
-      while (i < w.length - 1 && OPENER_SOFTENERS.has(w[i]!)) i++;
-      return w.slice(i).join(' ');
+    .filter((w) => w.length > 0);
+  const opens = (w: string[]) => OPENERS.some((re) => re.test(w.join(' ')));
+  return (
+    clauses.length > 0 &&
+    clauses.every((w) => {
+      // Each softener off the front in turn: "yes hi" is "hi", "hi there" stays "hi there".
+      for (let i = 0; i < w.length; i++) {
+        if (opens(w.slice(i))) return true;
+        if (!OPENER_SOFTENERS.has(w[i]!)) return false;
+      }
+      return false;
     })
-    .filter(Boolean);
-  return clauses.length > 0 && clauses.every((c) => OPENERS.some((re) => re.test(c)));
+  );
 }
 
 /** The run of code tokens that ends the words, when it is a number or code being dictated. */

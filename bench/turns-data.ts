@@ -154,7 +154,12 @@ const ADDED: Record<string, string[]> = {
     'I was born in | nineteen | eighty five.',
     'The booking code is | X J four | seven K.',
   ],
-  fsdd: ['My phone number is | <202> | <555> | <0143>', 'My card number is | <4532> | <1122> | <3344> | <5566>', 'My pin is | <7> | <2> | <9> | <4>', 'My zip code is | <941> | <07>'],
+  fsdd: [
+    'My phone number is | <202> | <555> | <0143>',
+    'My card number is | <4532> | <1122> | <3344> | <5566>',
+    'My pin is | <7> | <2> | <9> | <4>',
+    'My zip code is | <941> | <07>',
+  ],
 };
 
 const VOICES = [
@@ -243,7 +248,16 @@ export function buildManifest(seed = 21): Utterance[] {
           });
         }
       });
-      out.push({ id: `${category}-${i + 1}`, category, voice, wordsPerMinute, text: words.join(' '), pauses, pieces, ...(added ? { added: true as const } : {}) });
+      out.push({
+        id: `${category}-${i + 1}`,
+        category,
+        voice,
+        wordsPerMinute,
+        text: words.join(' '),
+        pauses,
+        pieces,
+        ...(added ? { added: true as const } : {}),
+      });
     });
   }
   return out;

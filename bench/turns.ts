@@ -288,9 +288,21 @@ export async function measureTurns(opts: TurnsBenchOptions = {}) {
     ...Object.fromEntries(Object.entries(runs).map(([k, rs]) => [k, rs[i]!.cutIn ? 'cut-in' : (rs[i]!.delayMs ?? null)])),
   }));
   const cutIns = Object.fromEntries(
-    Object.entries(runs).map(([k, rs]) => [k, rs.filter((r) => r.cutIn).map((r) => ({ id: r.id, resumed_after_ms: r.resumedAfterMs, turns: r.turns.map((t) => t.text) }))]),
+    Object.entries(runs).map(([k, rs]) => [
+      k,
+      rs.filter((r) => r.cutIn).map((r) => ({ id: r.id, resumed_after_ms: r.resumedAfterMs, turns: r.turns.map((t) => t.text) })),
+    ]),
   );
-  return { baseMs, latencyMs, vad: opts.vad ?? 'silero', summaries, summaries_first_68: summariesFirst, cut_ins: cutIns, per_utterance: perUtterance, heard };
+  return {
+    baseMs,
+    latencyMs,
+    vad: opts.vad ?? 'silero',
+    summaries,
+    summaries_first_68: summariesFirst,
+    cut_ins: cutIns,
+    per_utterance: perUtterance,
+    heard,
+  };
 }
 
 async function main() {
@@ -333,13 +345,22 @@ async function main() {
     console.log('\nby category (cut-ins / mean delay ms):');
     const cats = Object.keys(Object.values(summaries)[0]!.by_category);
     for (const [k, s] of Object.entries(summaries))
-      console.log(`  ${k.padEnd(22)} ${cats.map((c) => `${c} ${s.by_category[c]!.cut_ins}/${s.by_category[c]!.mean_delay_ms}`).join('  ')}`);
+      console.log(
+        `  ${k.padEnd(22)} ${cats.map((c) => `${c} ${s.by_category[c]!.cut_ins}/${s.by_category[c]!.mean_delay_ms}`).join('  ')}`,
+      );
     console.log('');
   };
-  table(`the first ${Object.values(result.summaries_first_68)[0]!.utterances} (the rules were written against them)`, result.summaries_first_68);
+  table(
+    `the first ${Object.values(result.summaries_first_68)[0]!.utterances} (the rules were written against them)`,
+    result.summaries_first_68,
+  );
   table(`all ${Object.values(result.summaries)[0]!.utterances}`, result.summaries);
   for (const [k, list] of Object.entries(result.cut_ins))
-    for (const c of list) if (k.endsWith('adaptive')) console.log(`  cut in (${k}): ${c.id}: ${c.turns.map((t) => `"${t}"`).join(' / ')} (the caller went on ${c.resumed_after_ms} ms after)`);
+    for (const c of list)
+      if (k.endsWith('adaptive'))
+        console.log(
+          `  cut in (${k}): ${c.id}: ${c.turns.map((t) => `"${t}"`).join(' / ')} (the caller went on ${c.resumed_after_ms} ms after)`,
+        );
   const out = value('--out') ?? (args.includes('--quick') ? undefined : path.join('bench', 'results', 'turns.json'));
   if (out) {
     mkdirSync(path.dirname(out), { recursive: true });

@@ -232,7 +232,20 @@ interface DictatedRun {
   openTens: boolean;
 }
 
-const DIGIT_OF: Record<string, string> = { zero: '0', oh: '0', o: '0', one: '1', two: '2', three: '3', four: '4', five: '5', six: '6', seven: '7', eight: '8', nine: '9' };
+const DIGIT_OF: Record<string, string> = {
+  zero: '0',
+  oh: '0',
+  o: '0',
+  one: '1',
+  two: '2',
+  three: '3',
+  four: '4',
+  five: '5',
+  six: '6',
+  seven: '7',
+  eight: '8',
+  nine: '9',
+};
 
 /**
  * Digits (or a code) at the end being dictated: two or more digits, or one after a word that introduces a number
@@ -317,7 +330,11 @@ function numberComplete(words: string[], run: DictatedRun): boolean {
   const before = words.slice(Math.max(0, run.start - 6), run.start);
   const has = (re: RegExp) => before.some((w) => re.test(w));
   // The first word that names a kind is the head ("the code on the card": a code, not a card).
-  const kind = before.find((w) => /^(phone|mobile|cell|cellphone|telephone|card|pin|zip|zipcode|born|year|birth|birthday|dob|code|number|account|reference|order|member|id)$/.test(w));
+  const kind = before.find((w) =>
+    /^(phone|mobile|cell|cellphone|telephone|card|pin|zip|zipcode|born|year|birth|birthday|dob|code|number|account|reference|order|member|id)$/.test(
+      w,
+    ),
+  );
   let lengths: number[] = [];
   if (kind === undefined || kind === 'number' || kind === 'code') {
     if (has(/^(ends|ending|last)$/)) lengths = [4];

@@ -185,7 +185,8 @@ function simulate(
   detector.stop();
   const after = turns.find((t) => t.atMs >= r.endMs);
   const cut = turns.find((t) => t.atMs < r.endMs);
-  const resumed = cut && r.chunks.find((c) => c.startMs > cut.atMs);
+  // The stretch of speech the turn cut (negative: the caller had started it again before the VAD heard it).
+  const resumed = cut && r.chunks.find((c) => c.endMs > cut.atMs);
   return {
     id: u.id,
     category: u.category,

@@ -103,6 +103,65 @@ const SCRIPT: Record<string, string[]> = {
   afterthought: ['I need to book an appointment. | For Tuesday morning if possible.', 'Yes. | And can you send me the receipt too?'],
 };
 
+/**
+ * Added after the rules were written for the set above (issue 21, part 3), to check them on utterances they were not
+ * written against: more of the same kinds, more afterthoughts, openers (a greeting or an announcement, a pause,
+ * then the request), numbers dictated to their full length (a 10-digit phone number, a 16-digit card, a 4-digit
+ * PIN, a 5-digit zip code, a year said in words) and an alphanumeric code. Appended after the first set, so its
+ * pauses and voices are drawn after the first set's and leave them as they were. `npm run bench:turns` reports both
+ * sets.
+ */
+const ADDED: Record<string, string[]> = {
+  question: [
+    'Are you open on public holidays?',
+    'How long does delivery take to Spain?',
+    'Can I pay by credit card?',
+    'What is the cancellation fee?',
+    'Could you repeat that please?',
+    'Is it possible to bring my dog?',
+  ],
+  statement: [
+    'I would like to speak to someone about my bill.',
+    'I lost my luggage at the airport.',
+    'The heating in my room is not working.',
+    'I never received the confirmation email.',
+    'I want to cancel my subscription.',
+    'We need a room with two beds.',
+  ],
+  short: ['Yes please.', 'No, that is it.', 'Sure.', 'That works for me.', 'Perfect, thank you.'],
+  filler: ['I think it was uh | last Thursday.', 'Hmm | let me check my calendar.', 'The name on the booking is er | Maria Lopez.'],
+  conjunction: [
+    'I paid with my card but | the money was taken twice.',
+    'Can you tell me if | the pharmacy is open late?',
+    'I need a room for | three nights starting Friday.',
+  ],
+  afterthought: [
+    'I need a taxi to the airport. | At six in the morning.',
+    'My internet is not working. | Since yesterday evening.',
+    'That is all. | Oh wait, can I also change my seat?',
+    'I would like to make a reservation. | For four people on Friday.',
+  ],
+  opener: [
+    'Hi. | I am calling about my order.',
+    'I have a question. | Do you deliver on Sundays?',
+    'Can you help me? | I was charged twice this month.',
+    'Hello, good morning. | I would like to book a table.',
+  ],
+  digits: [
+    'My phone number is | two zero two | five five five | zero one four three.',
+    'My card number is | four five three two | one one two two | three three four four | five five six six.',
+    'My pin is | one | nine | eight | four.',
+    'I was born in | nineteen | eighty five.',
+    'The booking code is | X J four | seven K.',
+  ],
+  fsdd: [
+    'My phone number is | <202> | <555> | <0143>',
+    'My card number is | <4532> | <1122> | <3344> | <5566>',
+    'My pin is | <7> | <2> | <9> | <4>',
+    'My zip code is | <941> | <07>',
+  ],
+};
+
 const VOICES = [
   { voice: 'en-us', wordsPerMinute: 165 },
   { voice: 'en-us+klatt', wordsPerMinute: 160 },
@@ -127,6 +186,8 @@ export interface Utterance {
   /** Pauses: after how many words of `text`, and how long. */
   pauses: { afterWord: number; ms: number }[];
   pieces: Piece[];
+  /** One of the utterances added after the rules were written (ADDED); absent in the first 68. */
+  added?: true;
 }
 
 function prng(seed: number) {
@@ -148,8 +209,13 @@ export function buildManifest(seed = 21): Utterance[] {
   const between = ([lo, hi]: readonly [number, number]) => Math.round((lo + random() * (hi - lo)) / 10) * 10;
   const out: Utterance[] = [];
   let n = 0;
-  for (const [category, lines] of Object.entries(SCRIPT)) {
-    lines.forEach((line, i) => {
+  const scripts = [
+    ...Object.entries(SCRIPT).map(([category, lines]) => ({ category, lines, added: false, first: 0 })),
+    ...Object.entries(ADDED).map(([category, lines]) => ({ category, lines, added: true, first: SCRIPT[category]?.length ?? 0 })),
+  ];
+  for (const { category, lines, added, first } of scripts) {
+    lines.forEach((line, li) => {
+      const i = first + li;
       const { voice, wordsPerMinute } = VOICES[n++ % VOICES.length]!;
       const pieces: Piece[] = [];
       const words: string[] = [];
@@ -182,7 +248,16 @@ export function buildManifest(seed = 21): Utterance[] {
           });
         }
       });
-      out.push({ id: `${category}-${i + 1}`, category, voice, wordsPerMinute, text: words.join(' '), pauses, pieces });
+      out.push({
+        id: `${category}-${i + 1}`,
+        category,
+        voice,
+        wordsPerMinute,
+        text: words.join(' '),
+        pauses,
+        pieces,
+        ...(added ? { added: true as const } : {}),
+      });
     });
   }
   return out;

@@ -2,7 +2,15 @@
 // TurnDetector in virtual time: the wait follows the words heard so far and is asked again as more arrive.
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from './clock.js';
-import { classifyEnding, ENDING_FACTORS, endpointingDelay, MAX_EXTRA_MS, MIN_CONFIDENCE, MIN_ENDPOINTING_MS } from './endpointing.js';
+import {
+  BRIEF_MAX_WORDS,
+  classifyEnding,
+  ENDING_FACTORS,
+  endpointingDelay,
+  MAX_EXTRA_MS,
+  MIN_CONFIDENCE,
+  MIN_ENDPOINTING_MS,
+} from './endpointing.js';
 import { type TurnDecision, TurnDetector } from './turns.js';
 
 const caughtUp = { sttCaughtUp: true, endOfTurn: true };
@@ -22,10 +30,10 @@ describe('classifyEnding', () => {
     ['yes it is', 'complete'],
     ['yes I do', 'complete'],
     ['can you help me with that', 'question'],
-    ['I am in room 12', 'complete'],
-    ['I will let you know', 'complete'],
+    ['I am in room 12', 'brief'], // not digits: a number said as one; brief: a short statement waits the base time
+    ['I will let you know', 'brief'],
     ['what does it look like', 'question'],
-    ['I am not feeling well', 'complete'],
+    ['I am not feeling well', 'brief'],
   ])('%s -> %s', (text, ending) => expect(classifyEnding(text)).toBe(ending));
 
   it.each([
@@ -63,10 +71,62 @@ describe('classifyEnding', () => {
     ['one two three', 'digits'],
     ['my card ends in four', 'digits'],
     ['the one that ends in four', 'digits'],
-    ['a table for two', 'complete'],
-    ['for two people at eight', 'complete'],
+    ['a table for two', 'brief'], // not digits
+    ['for two people at eight', 'brief'],
+    ['i would like a table for two people at eight thirty', 'complete'], // a time of day, not dictation
     ['oh', 'neutral'],
   ])('%s -> %s', (text, ending) => expect(classifyEnding(text)).toBe(ending));
+
+  it.each([
+    ['Hi.', 'opener'],
+    ['Hello, good morning.', 'opener'],
+    ['yes hi, I have a quick question', 'opener'],
+    ['I have a question.', 'opener'],
+    ['Can you help me?', 'opener'],
+    ['Hi there. Sorry to bother you.', 'opener'],
+    ['Hello?', 'neutral'], // checking the line is up: answered at once
+    ['Hi, I have a question about my bill.', 'complete'], // the request is there
+    ['Hi. I am calling about my order.', 'complete'],
+    ['Can you help me change my seat?', 'question'],
+  ])('an opener, with the request still to come: %s -> %s', (text, ending) => expect(classifyEnding(text)).toBe(ending));
+
+  it.each([
+    ['I need to book an appointment.', 'brief'],
+    ['My internet is not working.', 'brief'],
+    ['My name is uh John Smith.', 'brief'], // fillers are not counted
+    ['I need to book an appointment for Tuesday morning.', 'complete'],
+    ['No, that is it.', 'complete'], // an answer however short
+    ['Yes please.', 'complete'],
+    ['That is all, thank you.', 'complete'],
+  ])('a statement of at most BRIEF_MAX_WORDS words is brief: %s -> %s', (text, ending) => {
+    expect(BRIEF_MAX_WORDS).toBe(6);
+    expect(classifyEnding(text)).toBe(ending);
+  });
+
+  it.each([
+    ['my phone number is five five five two three four eight eight one', 'digits'], // 9
+    ['my phone number is five five five two three four eight eight one zero', 'number'], // 10
+    ['My phone number is 202 555 0143.', 'number'],
+    ['my phone number is one two zero two five five five zero one four', 'digits'], // 10, but a leading 1: 11 due
+    ['my phone number is one two zero two five five five zero one four three', 'number'],
+    ['my mobile is oh seven seven double oh nine double oh four six one', 'number'], // UK: 11 with its 0, "double" twice
+    ['my card number is four five three two one one two two three three four four', 'digits'], // 12 of 16
+    ['my card number is four five three two one one two two three three four four five five six six', 'number'],
+    ['my card ends in four four two one', 'number'],
+    ['my pin is one nine eight', 'digits'],
+    ['my pin is one nine eight four', 'number'],
+    ['my zip code is nine oh two one oh', 'number'],
+    ['I was born in nineteen', 'digits'],
+    ['I was born in nineteen eighty', 'digits'], // "eighty" may still get its "five"
+    ['I was born in nineteen eighty five', 'number'],
+    ['my date of birth is oh three one two one nine eight five', 'number'], // 8
+    ['my account number is four five seven two nine one', 'digits'], // a length it does not know: the long wait stays
+    ['the code on the card is seven zero four', 'digits'], // a code, not the card's number
+    ['the booking code is X J four', 'digits'], // letters dictated in a code
+    ['the booking code is XJ4 7K', 'digits'],
+    ['I want plan b', 'brief'], // a lone letter is a word
+    ['we can come at eight thirty', 'brief'], // a time of day
+  ])('a number dictated to its full length for its kind: %s -> %s', (text, ending) => expect(classifyEnding(text)).toBe(ending));
 
   it('nothing heard, or a lone word that is no answer, says nothing either way', () => {
     expect(classifyEnding('')).toBe('neutral');
@@ -99,6 +159,14 @@ describe('endpointingDelay', () => {
     expect(endpointingDelay('I need a refill of my prescription.', 700, { ...caughtUp, confidence: MIN_CONFIDENCE - 0.01 })).toBe(700);
     expect(endpointingDelay('I need a refill of my prescription.', 700, { ...caughtUp, confidence: MIN_CONFIDENCE })).toBe(315);
     expect(endpointingDelay('my number is four', 700, { ...caughtUp, confidence: 0.1 })).toBe(1750);
+  });
+
+  it('waits twice the base after an opener, the base after a brief statement or a complete number, whatever the STT flag', () => {
+    expect(endpointingDelay('Hi.', 700, caughtUp)).toBe(1400);
+    expect(endpointingDelay('I have a question.', 700, caughtUp)).toBe(1400);
+    expect(endpointingDelay('I need to book an appointment.', 700, caughtUp)).toBe(700);
+    expect(endpointingDelay('my pin is one nine eight four', 700, caughtUp)).toBe(700);
+    expect(endpointingDelay('my pin is one nine eight', 700, caughtUp)).toBe(1750);
   });
 
   it('keeps within its bounds whatever the base', () => {
@@ -218,5 +286,50 @@ describe('TurnDetector with adaptive endpointing (base 700 ms)', () => {
     expect(d.turns).toEqual([]); // the final came before the speech ended: the words may be stale
     d.final('', false);
     expect(d.turns).toMatchObject([{ text: 'What time do you close?', at: 1300 }]);
+  });
+  it('waits after a greeting for the request that follows it', () => {
+    const d = detector();
+    d.speak(500); // "Hi." (speech ends at 500)
+    d.clock.advance(250);
+    d.final('Hi.');
+    d.clock.advance(1000); // 1250 ms of silence: a complete sentence (315 ms) or the fixed 700 ms would have ended it
+    expect(d.turns).toEqual([]);
+    d.speak(1500); // "I am calling about my order." (speech ends at 3250)
+    d.clock.advance(250);
+    d.final('I am calling about my order.');
+    d.clock.advance(66);
+    expect(d.turns).toMatchObject([{ text: 'Hi. I am calling about my order.', at: 3566 }]); // 315 ms + 1
+  });
+
+  it('a phone number waits long between its groups and the base time once it has its 10 digits', () => {
+    const d = detector();
+    d.speak(1500);
+    d.clock.advance(250);
+    d.final('My phone number is five five five');
+    d.clock.advance(1200); // a pause of 1450 ms between groups: no turn
+    expect(d.turns).toEqual([]);
+    d.speak(1000); // ends at 3950
+    d.clock.advance(250);
+    d.final('two three four');
+    d.clock.advance(1200);
+    expect(d.turns).toEqual([]);
+    d.speak(1000); // ends at 6400
+    d.clock.advance(250);
+    d.final('eight eight one zero');
+    d.clock.advance(449);
+    expect(d.turns).toEqual([]);
+    d.clock.advance(2); // 700 ms + 1, not 1750
+    expect(d.turns).toMatchObject([{ text: 'My phone number is five five five two three four eight eight one zero', at: 7101 }]);
+  });
+
+  it('a brief statement waits the base time, not the short one', () => {
+    const d = detector();
+    d.speak(1200);
+    d.clock.advance(250);
+    d.final('I need to book an appointment.');
+    d.clock.advance(449);
+    expect(d.turns).toEqual([]); // 700 ms after the speech: a complete sentence's 315 ms is long past
+    d.clock.advance(2);
+    expect(d.turns).toMatchObject([{ text: 'I need to book an appointment.', at: 1901 }]);
   });
 });

@@ -23,18 +23,31 @@ export interface EndpointingHints {
   confidence?: number;
 }
 
-/** How the words end, from most sure the caller goes on to most sure they are done. */
-export type Ending = 'filler' | 'continuation' | 'digits' | 'neutral' | 'complete' | 'question';
+/**
+ * How the words end, from most sure the caller goes on to most sure they are done:
+ * - opener: all the caller said is a greeting or an announcement ("Hi.", "I have a question.", "Can you help me?"):
+ *   the request comes next;
+ * - number: a number dictated to a full length for its kind (10 digits after "my phone number is", 16 after "my card
+ *   number is", 4 after "my pin is"): probably done, but it may still have more (an extension, a 6-digit PIN);
+ * - brief: a statement of a few words, not a short answer ("I need to book an appointment."): often the first part
+ *   of what the caller has to say ("... For Tuesday morning."), so not shortened.
+ */
+export type Ending = 'filler' | 'continuation' | 'digits' | 'opener' | 'neutral' | 'number' | 'brief' | 'complete' | 'question';
 
 /** The wait, as a multiple of the base (the tenant's endpointing_ms), per kind of ending. */
 export const ENDING_FACTORS: Record<Ending, number> = {
   filler: 2.5,
   continuation: 2.5,
   digits: 2.5,
+  opener: 2,
   neutral: 1,
+  number: 1,
+  brief: 1,
   complete: 0.45,
   question: 0.35,
 };
+/** A statement of at most this many words (fillers not counted) is brief. */
+export const BRIEF_MAX_WORDS = 6;
 /** Neutral words with the STT's own end-of-utterance flag. */
 const END_OF_TURN_FACTOR = 0.8;
 /** Words the STT is less sure of than this do not shorten the wait (see EndpointingHints.confidence). */
@@ -92,6 +105,14 @@ const QUESTION_STARTS = set(`
   were should shall may have has am isn't aren't don't doesn't didn't can't couldn't won't wouldn't
 `);
 const DIGIT_WORDS = set('zero oh o one two three four five six seven eight nine double triple');
+const UNITS = set('one two three four five six seven eight nine');
+/** Said as two digits ("nineteen eighty five"); a tens word may still get its unit ("eighty... five"). */
+const TEENS = set('ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen');
+const TENS = set('twenty thirty forty fifty sixty seventy eighty ninety');
+/** A letter spelled out in a code or a name ("X J four seven K"); not "a", "i" (words) or "o" (a digit). */
+const isLetter = (w: string) => /^[b-hj-np-z]$/.test(w);
+/** Before a short number, a time of day ("at eight thirty"), not dictation. */
+const TIME_INTROS = set('at around by before after until till about');
 /** Words an STT writes for a spoken digit ("for five" for "four five"); digits only next to a real one. */
 const DIGIT_HOMOPHONES = set('for to too won ate');
 /** Before a number these mean it is being dictated ("my number is four"); "table for two" is not. */
@@ -111,7 +132,9 @@ function wordsOf(text: string): string[] {
     .filter(Boolean);
 }
 
-const isDigitToken = (w: string) => /^\d+$/.test(w) || DIGIT_WORDS.has(w);
+const isDigitToken = (w: string) => /^\d+$/.test(w) || DIGIT_WORDS.has(w) || TEENS.has(w) || TENS.has(w);
+/** A token of a code being read out: a digit, a letter, or both ("xj4"). */
+const isCodeToken = (w: string) => isDigitToken(w) || isLetter(w) || /^(?=[a-z]*\d)[a-z\d]{2,}$/.test(w);
 
 /** How `text` (everything the caller said this turn) ends. */
 export function classifyEnding(text: string): Ending {
@@ -136,8 +159,8 @@ export function classifyEnding(text: string): Ending {
   // "well" and "so" alone open a sentence: the caller is about to speak.
   if (last === 'well' && (words.length === 1 || /,\s*well\W*$/i.test(trimmed))) return 'filler';
 
-  const digits = trailingDigits(words);
-  if (digits) return 'digits';
+  const number = trailingNumber(words);
+  if (number) return numberComplete(words, number) ? 'number' : 'digits';
 
   if (CONTINUATIONS.has(last)) return 'continuation';
   // "in" and "on" need more ("I live in", "my card ends in") unless they end a phrasal verb ("can I check in").
@@ -149,37 +172,177 @@ export function classifyEnding(text: string): Ending {
   // Complete: a question or a sentence ending in a word that can end one.
   const sentences = trimmed.split(/(?<=[.?!])\s+/).filter((s) => wordsOf(s).length > 0);
   const lastSentence = wordsOf(sentences[sentences.length - 1] ?? trimmed);
+  if (isOpener(trimmed)) return 'opener';
   if (trimmed.endsWith('?') || QUESTION_STARTS.has(lastSentence[0]!)) return lastSentence.length >= 2 ? 'question' : 'neutral';
   if (SHORT_ANSWERS.has(last) || tail(2) === 'thank you') return 'complete';
-  if (/[.!]$/.test(trimmed) || words.length >= 3) return 'complete';
-  return 'neutral';
+  if (!/[.!]$/.test(trimmed) && words.length < 3) return 'neutral';
+  // An answer ("yes it is", "no, that is it") is complete however short; a few words of a statement are not yet.
+  if (SHORT_ANSWERS.has(words[0]!)) return 'complete';
+  return words.filter((w) => !FILLERS.has(w)).length <= BRIEF_MAX_WORDS ? 'brief' : 'complete';
 }
 
+// ---- openers: a greeting or an announcement, with the request still to come ----
+
+/** Said before the request: greetings, and announcing one ("I have a question", "can you help me"). */
+const OPENERS = [
+  /^(hi|hello|hey|hiya|good (morning|afternoon|evening|day))( there| again)?$/,
+  /^(i|i've|i have|i've got|i got) (a|one|another|some|a few|a quick|a small) (quick |small |simple )?(question|questions|problem|issue|query)( for you)?$/,
+  /^(a )?quick question$/,
+  /^(can|could|would) you (help|assist) (me|us)( please| out)?$/,
+  /^(can|could|may) i ask (you )?(something|a question|you a question)$/,
+  /^i (need|want) (some )?help( please)?$/,
+  /^sorry to (bother|trouble) you$/,
+];
+/** Said around an opener without changing it ("yes hello", "oh hi"). */
+const OPENER_SOFTENERS = set('yes yeah yep oh ok okay so um uh er well hi hello hey please');
+
+/** All of `text` is openers (one or more, each a sentence or a clause), with nothing of the request yet. */
+function isOpener(text: string): boolean {
+  // "Hello?" checks the line is up: the agent should answer at once.
+  if (/^\W*(hi|hello|hey)\W*\?\W*$/i.test(text)) return false;
+  const clauses = text
+    .split(/[.,;!?]+/)
+    .map((c) => wordsOf(c))
+    .filter((w) => w.length > 0);
+  const opens = (w: string[]) => OPENERS.some((re) => re.test(w.join(' ')));
+  return (
+    clauses.length > 0 &&
+    clauses.every((w) => {
+      // Each softener off the front in turn: "yes hi" is "hi", "hi there" stays "hi there".
+      for (let i = 0; i < w.length; i++) {
+        if (opens(w.slice(i))) return true;
+        if (!OPENER_SOFTENERS.has(w[i]!)) return false;
+      }
+      return false;
+    })
+  );
+}
+
+/** The run of code tokens that ends the words, when it is a number or code being dictated. */
+interface DictatedRun {
+  /** Index of its first word. */
+  start: number;
+  /** How many digits (and letters) it stands for: "nineteen eighty five" 4, "double three" 2, "4572" 4. */
+  length: number;
+  /** Its first digit ('0' for "oh"), for the phone number's length. */
+  first: string | undefined;
+  /** It has letters ("X J four"): a code whose length the rules do not know. */
+  letters: boolean;
+  /** It ends in a tens word: "nineteen eighty" may still get its "five". */
+  openTens: boolean;
+}
+
+const DIGIT_OF: Record<string, string> = {
+  zero: '0',
+  oh: '0',
+  o: '0',
+  one: '1',
+  two: '2',
+  three: '3',
+  four: '4',
+  five: '5',
+  six: '6',
+  seven: '7',
+  eight: '8',
+  nine: '9',
+};
+
 /**
- * Digits at the end being dictated: two or more digits, or one after a word that introduces a number ("my number is
- * four"); an STT's "for" or "to" between them counts as a digit.
+ * Digits (or a code) at the end being dictated: two or more digits, or one after a word that introduces a number
+ * ("my number is four"); an STT's "for" or "to" between them counts as a digit; letters count in a code ("X J four").
  */
-function trailingDigits(words: string[]): boolean {
+function trailingNumber(words: string[]): DictatedRun | undefined {
   let i = words.length - 1;
   let real = 0;
   let count = 0;
   while (i >= 0) {
     const w = words[i]!;
-    if (isDigitToken(w)) {
+    if (isCodeToken(w)) {
       // "12" is a number said as one ("room 12"); "4572" is dictated digits.
       real += /^\d{3,}$/.test(w) ? w.length : w === 'double' || w === 'triple' ? 0 : 1;
       count++;
-    } else if (DIGIT_HOMOPHONES.has(w) && real > 0 && i > 0 && (isDigitToken(words[i - 1]!) || NUMBER_INTROS.has(words[i - 1]!))) {
+    } else if (DIGIT_HOMOPHONES.has(w) && real > 0 && i > 0 && (isCodeToken(words[i - 1]!) || NUMBER_INTROS.has(words[i - 1]!))) {
       count++;
     } else break;
     i--;
   }
-  if (real === 0) return false;
-  // "oh" or "o" alone is an answer, not a digit.
-  if (count === 1 && /^(oh|o)$/.test(words[words.length - 1]!)) return false;
-  if (real >= 2) return true;
+  if (real === 0) return undefined;
+  const start = i + 1;
+  const run = words.slice(start);
+  // "oh" or "o" alone is an answer, not a digit; a lone letter is a word ("plan b").
+  if (count === 1 && (/^(oh|o)$/.test(run[0]!) || isLetter(run[0]!))) return undefined;
+  const measured = measure(run);
   const intro = words[i];
-  // "my card ends in four", "ending with six"
-  if ((intro === 'in' || intro === 'with') && /^(ends|ending|end|ended)$/.test(words[i - 1] ?? '')) return true;
-  return intro !== undefined && NUMBER_INTROS.has(intro);
+  // "at eight thirty" is a time of day.
+  if (intro !== undefined && TIME_INTROS.has(intro) && !measured.letters && measured.length <= 4) return undefined;
+  if (real < 2) {
+    // "my card ends in four", "ending with six", "born in nineteen"
+    const endsIn = (intro === 'in' || intro === 'with') && /^(ends|ending|end|ended|born)$/.test(words[i - 1] ?? '');
+    if (!endsIn && !(intro !== undefined && NUMBER_INTROS.has(intro))) return undefined;
+  }
+  return { start, ...measured };
+}
+
+/** How many digits a run of spoken code tokens stands for. */
+function measure(run: string[]): Omit<DictatedRun, 'start'> {
+  let length = 0;
+  let first: string | undefined;
+  let letters = false;
+  let repeat = 1;
+  let afterTens = false;
+  for (const w of run) {
+    const tens = afterTens;
+    afterTens = false;
+    if (w === 'double' || w === 'triple') {
+      repeat = w === 'double' ? 2 : 3;
+      continue;
+    }
+    if (/^\d+$/.test(w)) {
+      first ??= w[0];
+      length += w.length;
+    } else if (DIGIT_OF[w] !== undefined) {
+      first ??= DIGIT_OF[w];
+      // "eighty five" is two digits, not three.
+      if (!(tens && UNITS.has(w))) length += repeat;
+    } else if (TEENS.has(w) || TENS.has(w)) {
+      first ??= '1';
+      length += 2;
+      afterTens = TENS.has(w);
+    } else if (DIGIT_HOMOPHONES.has(w)) {
+      length += 1;
+    } else {
+      letters = true;
+      length += w.length;
+    }
+    repeat = 1;
+  }
+  return { length, first, letters, openTens: afterTens };
+}
+
+/**
+ * The number has a full length for its kind, named before it ("my phone number is", "my pin is"): 10 digits for a
+ * phone number (11 when it starts with 1 or 0: a country or trunk prefix), 16 for a card, 4 for the last digits of
+ * a card, a PIN or a year, 5 for a zip code, 8 for a date of birth. A kind it does not know (an account, a
+ * reference, an order) never is: those keep the long wait.
+ */
+function numberComplete(words: string[], run: DictatedRun): boolean {
+  if (run.letters || run.openTens) return false;
+  const before = words.slice(Math.max(0, run.start - 6), run.start);
+  const has = (re: RegExp) => before.some((w) => re.test(w));
+  // The first word that names a kind is the head ("the code on the card": a code, not a card).
+  const kind = before.find((w) =>
+    /^(phone|mobile|cell|cellphone|telephone|card|pin|zip|zipcode|born|year|birth|birthday|dob|code|number|account|reference|order|member|id)$/.test(
+      w,
+    ),
+  );
+  let lengths: number[] = [];
+  if (kind === undefined || kind === 'number' || kind === 'code') {
+    if (has(/^(ends|ending|last)$/)) lengths = [4];
+  } else if (/^(phone|mobile|cell|cellphone|telephone)$/.test(kind)) lengths = run.first === '1' || run.first === '0' ? [11] : [10];
+  else if (kind === 'card') lengths = has(/^(ends|ending|last)$/) ? [4] : [16];
+  else if (kind === 'pin') lengths = [4, 6];
+  else if (kind === 'zip' || kind === 'zipcode') lengths = [5, 9];
+  else if (kind === 'born' || kind === 'year') lengths = [4];
+  else if (/^(birth|birthday|dob)$/.test(kind)) lengths = [8];
+  return lengths.includes(run.length);
 }

@@ -261,13 +261,36 @@ export class Telephony {
     }
   }
 
-  /** Whether the call has ended by `deadline` (epoch ms), looking every 100 ms. */
+  /**
+   * Whether the call has ended by `deadline` (epoch ms). A session running here is waited for (it ends the call
+   * before its run settles), then the call is read again; one running elsewhere is looked for every 100 ms.
+   */
   private async sessionEnded(call: Call, deadline: number): Promise<boolean> {
     for (;;) {
       const now = await this.calls.get(call.tenantId, call.id).catch(() => undefined);
       if (!now || now.endedAt) return true;
       if (Date.now() >= deadline || this.stopping.signal.aborted) return false;
-      await sleep(100);
+      const here = this.voice.sessionRun(call.id);
+      await (here ? this.waitUntil(here, deadline) : sleep(100));
+    }
+  }
+
+  /** Until `done` settles, `deadline` (epoch ms) passes or stop() is called, whichever comes first. */
+  private async waitUntil(done: Promise<void>, deadline: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    let onStop: (() => void) | undefined;
+    try {
+      await Promise.race([
+        done,
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+          onStop = resolve;
+          this.stopping.signal.addEventListener('abort', onStop, { once: true });
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      if (onStop) this.stopping.signal.removeEventListener('abort', onStop);
     }
   }
 

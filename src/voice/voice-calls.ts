@@ -64,6 +64,8 @@ export class VoiceCalls {
   private readonly usageFlushes = new Map<string, () => Promise<void>>();
   private beats = 0;
   private readonly runs = new Set<Promise<unknown>>();
+  /** Per call whose session runs here, that run (it settles once the session has written the call's end). */
+  private readonly running = new Map<string, Promise<unknown>>();
   /** Per call, the storing of its recording parts, one after another (each may merge into the one before). */
   private readonly storing = new Map<string, Promise<void>>();
   private sweeper: NodeJS.Timeout | undefined;
@@ -138,6 +140,17 @@ export class VoiceCalls {
   private async beat(): Promise<void> {
     await this.calls.touch([...this.live.keys()]).catch((err: unknown) => this.log.warn({ err }, 'call heartbeat failed'));
     if (++this.beats % USAGE_FLUSH_BEATS === 0) await Promise.all([...this.usageFlushes.values()].map((flush) => flush()));
+  }
+
+  /**
+   * Settles when the session of this call, if it runs here, has ended (its end written, or failed); undefined when
+   * it does not run here. Never rejects.
+   */
+  sessionRun(callId: string): Promise<void> | undefined {
+    return this.running.get(callId)?.then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   /** Calls whose audio this instance is handling now. */
@@ -305,10 +318,12 @@ export class VoiceCalls {
     );
     const running = session.run();
     this.runs.add(running);
+    this.running.set(callId, running);
     try {
       return await running;
     } finally {
       this.runs.delete(running);
+      if (this.running.get(callId) === running) this.running.delete(callId);
       detach();
       this.live.delete(callId);
       if (!this.live.size) {

@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFile
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { migratedPgliteSnapshot } from '../src/db/client.js';
+import { PGlite } from '@electric-sql/pglite';
+import { migratedPgliteSnapshot, PGLITE_EXTENSIONS } from '../src/db/client.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const migrationsFolder = path.join(root, 'src/db/migrations');
@@ -22,14 +23,30 @@ function snapshotPath(): string {
       .flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name)) : [path.join(dir, e.name)]))
       .sort();
   for (const file of files(migrationsFolder)) hash.update(path.relative(migrationsFolder, file)).update(readFileSync(file));
+  hash.update(TEST_SETTINGS);
   return path.join(tmpdir(), `voice-agent-test-db-${hash.digest('hex').slice(0, 16)}.tar`);
+}
+
+// initdb's 128 MB of shared buffers are set up (in WebAssembly) at every start: with 16 MB, a test database starts in
+// 1.5 s instead of 2.5 s (medians of 5, load 8). Tests hold kilobytes to a few megabytes; the service's own databases
+// keep initdb's settings.
+const TEST_SETTINGS = "ALTER SYSTEM SET shared_buffers = '16MB'";
+
+async function withTestSettings(snapshot: Blob): Promise<Blob> {
+  const client = await PGlite.create({ loadDataDir: snapshot, extensions: PGLITE_EXTENSIONS });
+  try {
+    await client.exec(TEST_SETTINGS);
+    return await client.dumpDataDir('none');
+  } finally {
+    await client.close();
+  }
 }
 
 /** Builds the snapshot file unless it exists; returns its path. */
 export async function ensureDatabaseSnapshot(): Promise<string> {
   const file = snapshotPath();
   if (!existsSync(file)) {
-    const blob = await migratedPgliteSnapshot();
+    const blob = await withTestSettings(await migratedPgliteSnapshot());
     // Written aside, then renamed: a concurrent reader never sees half a file.
     const partial = `${file}.${process.pid}.partial`;
     writeFileSync(partial, Buffer.from(await blob.arrayBuffer()));

@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { withBuildLock } from './compiled-build.js';
+import { seedDataDir } from './db-snapshot.js';
 
 export const REPO = fileURLToPath(new URL('..', import.meta.url));
 export const ARTIFACTS = path.join(REPO, 'test/artifacts/console');
@@ -56,6 +57,8 @@ async function ensureConsole(): Promise<void> {
 export async function startService(env: Record<string, string> = {}): Promise<ConsoleService> {
   await ensureConsole();
   const dir = mkdtempSync(path.join(tmpdir(), 'va-console-'));
+  // The migrated database unpacked into its data folder: the service skips initdb and the migrations.
+  await seedDataDir(path.join(dir, 'data'));
   mkdirSync(ARTIFACTS, { recursive: true });
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;

@@ -10,6 +10,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PGLITE_EXTENSIONS } from '../src/db/client.js';
 import { FakeOpenAI } from './fakes/openai.js';
+import { seedDataDir } from './db-snapshot.js';
 
 const main = ['--import', 'tsx', 'src/main.ts'];
 let fake: FakeOpenAI;
@@ -39,7 +40,7 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, timeo
 
 describe('ingestion survives a crash', () => {
   it('SIGKILL mid-document, restart: the document ends ready, no chunk twice, finished batches kept', async () => {
-    const dataDir = mkdtempSync(path.join(tmpdir(), 'va-ingest-crash-'));
+    const dataDir = await seedDataDir(mkdtempSync(path.join(tmpdir(), 'va-ingest-crash-')));
     const port = 20_000 + Math.floor(Math.random() * 1000);
     const first = startService(dataDir, port);
     await until('service up', async () => ((await fetch(`${first.base}/health`)).ok ? true : undefined));

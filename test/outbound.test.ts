@@ -13,7 +13,7 @@ import { MemoryTransport } from '../src/voice/transports/memory.js';
 import { type FakeDeepgram, startFakeDeepgram } from './fakes/deepgram.js';
 import { FakeElevenLabs } from './fakes/elevenlabs.js';
 import { FakeOpenAI } from './fakes/openai.js';
-import { buildTestApp, call, signup, type TestApp } from './helpers.js';
+import { buildTestApp, call, signup, type TestApp, useTestApp } from './helpers.js';
 
 const SECRET = 'internal-secret-d41d8cd98f00b204';
 let openai: FakeOpenAI;
@@ -80,23 +80,20 @@ describe('providers.llm.base_url (openai_compatible) goes through the outbound g
     }
   }, 90_000);
 
-  it('does not follow a redirect from the base URL', async () => {
-    const t = await buildTestApp();
-    try {
+  describe('with the default settings', () => {
+    // One app for both: each test signs up a tenant of its own.
+    const t = useTestApp();
+
+    it('does not follow a redirect from the base URL', async () => {
       internalHits = [];
       const before = openai.chatRequests.length;
       const reply = await chatWith(t, `${internalUrl}/redirect`);
       expect(internalHits.length).toBeGreaterThan(0);
       expect(openai.chatRequests.length).toBe(before);
       expect(reply.reply).not.toContain('You said');
-    } finally {
-      await t.close();
-    }
-  }, 90_000);
+    }, 90_000);
 
-  it('refuses a base URL with a query string, a fragment or credentials when saved (422, the field named)', async () => {
-    const t = await buildTestApp();
-    try {
+    it('refuses a base URL with a query string, a fragment or credentials when saved (422, the field named)', async () => {
       const s = await signup(t.app);
       for (const base_url of [
         'http://ollama.example/v1?x=1',
@@ -115,10 +112,8 @@ describe('providers.llm.base_url (openai_compatible) goes through the outbound g
         providers: { llm: { provider: 'openai_compatible', base_url: 'https://ollama.example:11434/v1' } },
       });
       expect(ok.statusCode).toBe(200);
-    } finally {
-      await t.close();
-    }
-  }, 90_000);
+    }, 90_000);
+  });
 });
 
 describe("a provider's error body never reaches the tenant", () => {

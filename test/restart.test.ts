@@ -9,6 +9,7 @@ import { buildDeps, closeDeps } from '../src/deps.js';
 import { buildApp } from '../src/http/app.js';
 import { FakeOpenAI } from './fakes/openai.js';
 import { bearer, signup } from './helpers.js';
+import { seedDataDir } from './db-snapshot.js';
 
 async function start(dataDir: string, env: Record<string, string> = {}) {
   // No SECRET_KEY: the development key generated into the data folder must be reused.
@@ -20,7 +21,7 @@ async function start(dataDir: string, env: Record<string, string> = {}) {
 
 describe('restart on the embedded database', () => {
   it('keeps tenants, users, settings and API keys; old access and refresh tokens still work', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'va-restart-'));
+    const dir = await seedDataDir(mkdtempSync(path.join(tmpdir(), 'va-restart-')));
     const first = await start(dir);
     const s = await signup(first.app);
     await first.app.inject({
@@ -61,7 +62,7 @@ describe('restart on the embedded database', () => {
 
   it('a conversation continues after a restart: the model sees every earlier turn, read from the database', async () => {
     const fake = await new FakeOpenAI().start();
-    const dir = mkdtempSync(path.join(tmpdir(), 'va-restart-chat-'));
+    const dir = await seedDataDir(mkdtempSync(path.join(tmpdir(), 'va-restart-chat-')));
     const env = { OPENAI_BASE_URL: fake.baseURL };
     try {
       const first = await start(dir, env);

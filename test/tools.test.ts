@@ -344,16 +344,16 @@ describe('tools in a conversation', () => {
 
   it('a tool that does not answer in time: the turn still completes, with an answer', async () => {
     modelCalls('slow_lookup', {});
-    const started = Date.now();
     const res = await chat(a, 'Is there a table free tonight?');
     expect(res.statusCode, res.body).toBe(200);
     expect(res.json().reply).toBe('Tool said: The slow_lookup tool did not answer in time.');
-    expect(Date.now() - started).toBeLessThan(5000);
     expect(received.map((r) => r.path)).toEqual(['/hang']);
-    expect((await events(a, res.json().session_id)).find((e) => e.type === 'tool.called')!.data).toMatchObject({
-      name: 'slow_lookup',
-      status: 'timeout',
-    });
+    const called = (await events(a, res.json().session_id)).find((e) => e.type === 'tool.called')!.data;
+    expect(called).toMatchObject({ name: 'slow_lookup', status: 'timeout' });
+    // /hang never answers: given up at its 300 ms, not much later. Bounded on the tool's own time rather than the whole
+    // turn's (two model calls and the database besides, which a loaded machine stretches past any bound).
+    expect(called.duration_ms).toBeGreaterThanOrEqual(290); // a timer may fire within a millisecond of its time
+    expect(called.duration_ms).toBeLessThan(5000);
   });
 
   it('a tool that fails with 500: the turn completes and the error text stays with us', async () => {

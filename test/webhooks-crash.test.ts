@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/db/client.js';
 import { publishEvent } from '../src/services/outbox.js';
 import { WebhookReceiver } from './fakes/webhook-receiver.js';
+import { seedDataDir } from './db-snapshot.js';
 
 const main = ['--import', 'tsx', 'src/main.ts'];
 const receiver = new WebhookReceiver();
@@ -37,7 +38,7 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, timeo
 
 describe('webhook delivery survives a crash', () => {
   it('SIGKILL with requests in flight, restart: every event at least once, same webhook-id, each call in order', async () => {
-    const dataDir = mkdtempSync(path.join(tmpdir(), 'va-webhooks-crash-'));
+    const dataDir = await seedDataDir(mkdtempSync(path.join(tmpdir(), 'va-webhooks-crash-')));
     const port = 21_000 + Math.floor(Math.random() * 1000);
     const up = (base: string) => until('service up', async () => ((await fetch(`${base}/health`)).ok ? true : undefined));
     const json = (token?: string) => ({ 'content-type': 'application/json', ...(token && { authorization: `Bearer ${token}` }) });

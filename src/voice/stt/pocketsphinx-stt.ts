@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { EventQueue } from '../../lib/event-queue.js';
 import { ProviderError } from '../../lib/provider-error.js';
+import { DIGIT_OF } from '../spoken-digits.js';
 import { type AudioFrame, dbfs, StreamResampler } from '../audio.js';
 import type { STT, SttEvent, SttStream } from './stt.js';
 
@@ -376,22 +377,8 @@ export class PocketsphinxStream implements SttStream {
  * skipped, so the general model's "for" or "to" do not count as digits.
  */
 export function digitsFrom(text: string): string {
-  const value: Record<string, string> = {
-    zero: '0',
-    oh: '0',
-    o: '0',
-    one: '1',
-    two: '2',
-    three: '3',
-    four: '4',
-    five: '5',
-    six: '6',
-    seven: '7',
-    eight: '8',
-    nine: '9',
-  };
   return tokens(text)
-    .map((w) => (/^\d+$/.test(w) ? w : (value[w] ?? '')))
+    .map((w) => (/^\d+$/.test(w) ? w : (DIGIT_OF[w] ?? '')))
     .join('');
 }
 

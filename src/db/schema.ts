@@ -477,10 +477,21 @@ export const documentChunks = pgTable(
     extraData: extraData(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
+    /**
+     * `term_ids` keyed by tenant (knowledge_term_keys(), migration 0020: each word id XOR a hash of the tenant), so
+     * its GIN index reads only this tenant's chunks holding the question's words: BM25's candidates. The (tenant_id,
+     * tsv) index read the tenant's whole posting list for every search; a tsv-only index, every tenant's matches.
+     * Generated, so ingestion, copies and old rows need nothing. Search still filters by tenant_id: two tenants'
+     * keys can meet.
+     */
+    termKeys: integer('term_keys')
+      .array()
+      .generatedAlwaysAs(sql`knowledge_term_keys(tenant_id, term_ids)`),
   },
   (t) => [
     index('document_chunks_tenant_id_idx').on(t.tenantId),
     uniqueIndex('document_chunks_document_version_index_key').on(t.documentId, t.version, t.chunkIndex),
+    index('document_chunks_term_keys_idx').using('gin', t.termKeys),
   ],
 );
 

@@ -6,4 +6,4 @@ CREATE FUNCTION knowledge_term_keys(tenant uuid, terms integer[]) RETURNS intege
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ select array_agg(('x' || substr(md5(tenant::text), 1, 8))::bit(32)::int # t) from unnest(terms) t $$;--> statement-breakpoint
 ALTER TABLE "document_chunks" ADD COLUMN "term_keys" integer[] GENERATED ALWAYS AS (knowledge_term_keys(tenant_id, term_ids)) STORED;--> statement-breakpoint
-CREATE INDEX "document_chunks_term_keys_idx" ON "document_chunks" USING gin ("term_keys");
+CREATE INDEX "document_chunks_term_keys_idx" ON "document_chunks" USING gin ("term_keys") WITH (fastupdate=false);

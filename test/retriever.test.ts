@@ -1,4 +1,6 @@
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rowsOf } from '../src/db/client.js';
 import { documentChunks, documents, tenants } from '../src/db/schema.js';
 import { LocalEmbedder } from '../src/rag/embedders/local-embedder.js';
 import { chunkTerms, chunkVector } from '../src/rag/bm25.js';
@@ -93,6 +95,46 @@ describe('Retriever', () => {
     }
     const b = await retriever.search(tenantB, 'clinic open Monday', { topK: 5, minScore: 0 });
     expect(b.every((h) => h.documentTitle !== 'Clinic handbook')).toBe(true);
+  });
+
+  // BM25's candidates come from term_keys, each word id keyed by tenant (knowledge_term_keys): two tenants' keys can
+  // meet, and then only the tenant_id filter keeps the other tenant's chunk out. Forge such a meeting.
+  it('a chunk of another tenant whose word keys collide with this tenant’s never comes back', async () => {
+    const db = t.deps.database.db;
+    const tenantC = (await db.insert(tenants).values({ name: 'C' }).returning())[0]!.id;
+    const docC = (
+      await db.insert(documents).values({ tenantId: tenantC, title: 'Collider', status: 'ready', liveVersion: 1 }).returning()
+    )[0]!.id;
+    const hash = async (tenantId: string) =>
+      rowsOf<{ k: number[] }>(await db.execute(sql`select knowledge_term_keys(${tenantId}::uuid, array[0]) as k`))[0]!.k[0]!;
+    const v = chunkVector(chunkTerms('The clinic is open Monday to Friday from 8 am to 6 pm.'));
+    const hA = await hash(tenantA);
+    const hC = await hash(tenantC);
+    // Word ids that C's key turns into exactly A's keys for this chunk's words.
+    const [row] = await db
+      .insert(documentChunks)
+      .values({
+        tenantId: tenantC,
+        documentId: docC,
+        chunkIndex: 0,
+        content: 'COLLIDER clinic open Monday',
+        bm25: v.literal,
+        termIds: v.termIds.map((id) => id ^ hA ^ hC),
+      })
+      .returning({ id: documentChunks.id });
+    const [{ meets } = { meets: false }] = rowsOf<{ meets: boolean }>(
+      await db.execute(sql`select term_keys && knowledge_term_keys(${tenantA}::uuid, ${`{${v.termIds.join(',')}}`}::int[]) as meets
+        from document_chunks where id = ${row!.id}`),
+    );
+    expect(meets).toBe(true);
+    for (const mode of ['hybrid', 'fulltext'] as const) {
+      const r = await retriever.search(tenantA, 'clinic open Monday', { topK: 10, minScore: 0, minRelevance: 0, mode });
+      expect(r.length, mode).toBeGreaterThan(0);
+      expect(
+        r.some((h) => h.text.includes('COLLIDER') || h.chunkId === row!.id),
+        mode,
+      ).toBe(false);
+    }
   });
 
   // min_score used to drop any result under a cosine of 0.2, full-text matches included (a third of the right

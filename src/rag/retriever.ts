@@ -160,11 +160,11 @@ export class Retriever {
                (select ('{' || coalesce(string_agg(term || ':' || gw, ',' order by term), '') || '}/${sparseDims}')::sparsevec from qs) as g,
                (select coalesce(sum(gidf), 0) from qt)::float8 as total),
       cw as (
-        select w.word, coalesce(t.df, 0) as df
-        from unnest(${textArray(words.map((w) => w.word))}::text[], ${intArray(words.map((w) => w.term))}::int[]) w(word, term)
+        select w.term, coalesce(t.df, 0) as df
+        from unnest(${intArray(words.map((w) => w.term))}::int[]) w(term)
         left join qt t on t.term = w.term),
-      tq as (
-        select to_tsquery('english', coalesce(string_agg(word, ' | '), '')) as q from cw
+      tk as (
+        select knowledge_term_keys(${tenantId}::uuid, array_agg(term)) as keys from cw
         where df <= greatest(${CANDIDATE_MAX_DF}, (select min(df) from cw)))`;
 
     // Each ranking is numbered in its own order (equal distances keep the index scan's order, as the exact scan's
@@ -182,13 +182,15 @@ export class Retriever {
           limit ${candidates}) v`);
     }
     if (mode !== 'vector' && words.length) {
-      // Candidates are the chunks sharing a rare enough word with the question (the GIN index on tsv; see
-      // CANDIDATE_MAX_DF), ranked by exact BM25. Chunks stored before BM25 (no vector yet; re-queued at start-up)
-      // come last. The live version by a join: the candidates can be many, and a lookup per row cost as much as BM25.
+      // Candidates are the chunks sharing a rare enough word with the question (see CANDIDATE_MAX_DF), found by the
+      // GIN index on term_keys (the words keyed by tenant: only this tenant's postings of these words are read; the
+      // tenant_id filter stays, since two tenants' keys can meet), ranked by exact BM25. Chunks stored before BM25
+      // have no keys (re-queued at start-up). The live version by a join: the candidates can be many, and a lookup
+      // per row cost as much as BM25.
       ranked.push(sql`select id, 1::float8 / (${RRF_K} + row_number() over (order by distance nulls last, id)) as part from (
           select c.id, c.bm25 <#> q.v as distance
           from document_chunks c join documents d on d.id = c.document_id and d.live_version = c.version, q
-          where c.tenant_id = ${tenantId} and d.tenant_id = ${tenantId} and c.tsv @@ (select tq.q from tq)
+          where c.tenant_id = ${tenantId} and d.tenant_id = ${tenantId} and c.term_keys && (select tk.keys from tk)
           order by c.bm25 <#> q.v nulls last, c.id
           limit ${candidates}) f`);
     }
@@ -239,8 +241,8 @@ export class Retriever {
 }
 
 /**
- * The question's words as full text finds them (the local embedder's stem, sanitized for to_tsquery; PostgreSQL's
- * English stemmer then applies) with the BM25 word id whose document frequency decides whether it finds candidates.
+ * The question's words that can find candidates (at least two letters or digits; a single letter matches nearly
+ * everything) with their BM25 word ids: the ids decide by their document frequency and find the chunks (term_keys).
  */
 export function candidateWords(query: string): { word: string; term: number }[] {
   const out = new Map<string, number>();
@@ -250,11 +252,6 @@ export function candidateWords(query: string): { word: string; term: number }[] 
     if (word.length >= 2 && !out.has(word)) out.set(word, termId(stem(w)));
   }
   return [...out].map(([word, term]) => ({ word, term }));
-}
-
-/** A text[] of words (letters and digits only) as one bind parameter. */
-function textArray(words: readonly string[]): string {
-  return `{${words.join(',')}}`;
 }
 
 /** Questions match passages that share any of their words: OR of the stemmed terms, sanitized for to_tsquery. */

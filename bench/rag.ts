@@ -363,7 +363,7 @@ async function scale(db: 'embedded' | 'wire', total: number) {
       .join('\n');
     const planUses = /embedding_384_idx/.test(plan)
       ? 'hnsw'
-      : /tenant_id_idx|tenant_tsv_idx/.test(plan)
+      : /tenant_id_idx/.test(plan)
         ? 'tenant index + exact sort'
         : 'seq scan + exact sort';
 

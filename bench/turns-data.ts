@@ -252,8 +252,14 @@ export function buildManifest(seed = 21): Utterance[] {
   const out: Utterance[] = [];
   let n = 0;
   const scripts = [
-    ...Object.entries(SCRIPT).map(([category, lines]) => ({ category, lines, added: false, first: 0 })),
-    ...Object.entries(ADDED).map(([category, lines]) => ({ category, lines, added: true, first: SCRIPT[category]?.length ?? 0 })),
+    ...Object.entries(SCRIPT).map(([category, lines]) => ({ category, lines, added: false, heldOut: false, first: 0 })),
+    ...Object.entries(ADDED).map(([category, lines]) => ({
+      category,
+      lines,
+      added: true,
+      heldOut: false,
+      first: SCRIPT[category]?.length ?? 0,
+    })),
     ...Object.entries(HELD_OUT).map(([category, lines]) => ({
       category,
       lines,

@@ -357,8 +357,9 @@ async function main() {
       const adaptive = summaries[`${source} adaptive`];
       if (!fixed || !adaptive) continue;
       const lower = 100 * (1 - adaptive.mean_delay_complete_ms / fixed.mean_delay_complete_ms);
+      const change = lower >= 0 ? `${round(lower)}% lower` : `${round(-lower)}% higher`;
       console.log(
-        `${source}: false cut-ins ${fixed.false_cut_in_pct}% -> ${adaptive.false_cut_in_pct}%; mean end-of-turn delay on complete utterances ${fixed.mean_delay_complete_ms} -> ${adaptive.mean_delay_complete_ms} ms (${round(lower)}% lower)`,
+        `${source}: false cut-ins ${fixed.false_cut_in_pct}% -> ${adaptive.false_cut_in_pct}%; mean end-of-turn delay on complete utterances ${fixed.mean_delay_complete_ms} -> ${adaptive.mean_delay_complete_ms} ms (${change})`,
       );
     }
     console.log('\nby category (cut-ins / mean delay ms):');

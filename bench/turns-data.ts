@@ -162,6 +162,46 @@ const ADDED: Record<string, string[]> = {
   ],
 };
 
+/**
+ * Written before the rules were tuned for afterthoughts (issue 21, part 3, second round), and held out: the rules are
+ * designed on half of the 108 above and these check them. More afterthoughts (a complete question or sentence, a
+ * pause, then more), more complete questions and statements, and some of every other kind so the mix stays like a
+ * call's. Appended after ADDED, so the 108 keep their pauses and voices.
+ */
+const HELD_OUT: Record<string, string[]> = {
+  question: [
+    'Do you have anything available this afternoon?',
+    'How late is the pharmacy open tonight?',
+    'Can I use my plan in Japan?',
+    'Is the airport shuttle free?',
+    'Why was I charged a roaming fee?',
+    'Which documents do I need to bring?',
+  ],
+  statement: [
+    'My order arrived damaged.',
+    'I would like to change my delivery address.',
+    'The app will not let me log in.',
+    'I need to renew my prescription before Friday.',
+  ],
+  short: ['No, thank you.', 'Yes, exactly.'],
+  afterthought: [
+    'Do you have a room for tonight? | With a sea view if possible.',
+    'I want to change my flight. | To the one on Monday.',
+    'Can I pay in cash? | Or only by card?',
+    'My package has not arrived. | It was due on Tuesday.',
+    'Thanks. | Actually, one more thing, do you sell gift cards?',
+    'I need an appointment with doctor Patel. | Sometime next week.',
+  ],
+  filler: ['Is it possible to uh | move my booking to May?'],
+  conjunction: ['I would like to know if | the hotel has a pool.', 'I called yesterday and | nobody called me back.'],
+  opener: ['Good afternoon. | I would like to check my balance.', 'I have a quick question. | Is the museum open on Mondays?'],
+  digits: [
+    'My order number is | eight one | four four | two seven.',
+    'My phone number is | three one two | five five five | zero nine eight seven.',
+  ],
+  fsdd: ['My account number is | <6034> | <18>', 'My pin is | <5> | <0> | <3> | <8>'],
+};
+
 const VOICES = [
   { voice: 'en-us', wordsPerMinute: 165 },
   { voice: 'en-us+klatt', wordsPerMinute: 160 },
@@ -188,6 +228,8 @@ export interface Utterance {
   pieces: Piece[];
   /** One of the utterances added after the rules were written (ADDED); absent in the first 68. */
   added?: true;
+  /** One of the held-out utterances (HELD_OUT), written before the afterthought rules were tuned. */
+  heldOut?: true;
 }
 
 function prng(seed: number) {
@@ -210,10 +252,23 @@ export function buildManifest(seed = 21): Utterance[] {
   const out: Utterance[] = [];
   let n = 0;
   const scripts = [
-    ...Object.entries(SCRIPT).map(([category, lines]) => ({ category, lines, added: false, first: 0 })),
-    ...Object.entries(ADDED).map(([category, lines]) => ({ category, lines, added: true, first: SCRIPT[category]?.length ?? 0 })),
+    ...Object.entries(SCRIPT).map(([category, lines]) => ({ category, lines, added: false, heldOut: false, first: 0 })),
+    ...Object.entries(ADDED).map(([category, lines]) => ({
+      category,
+      lines,
+      added: true,
+      heldOut: false,
+      first: SCRIPT[category]?.length ?? 0,
+    })),
+    ...Object.entries(HELD_OUT).map(([category, lines]) => ({
+      category,
+      lines,
+      added: true,
+      heldOut: true,
+      first: (SCRIPT[category]?.length ?? 0) + (ADDED[category]?.length ?? 0),
+    })),
   ];
-  for (const { category, lines, added, first } of scripts) {
+  for (const { category, lines, added, heldOut, first } of scripts) {
     lines.forEach((line, li) => {
       const i = first + li;
       const { voice, wordsPerMinute } = VOICES[n++ % VOICES.length]!;
@@ -257,6 +312,7 @@ export function buildManifest(seed = 21): Utterance[] {
         pauses,
         pieces,
         ...(added ? { added: true as const } : {}),
+        ...(heldOut ? { heldOut: true as const } : {}),
       });
     });
   }

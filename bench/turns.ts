@@ -1,7 +1,10 @@
 // End-of-turn benchmark (not a test): the fixed endpointing time against the adaptive one (src/voice/endpointing.ts)
-// on 108 scripted caller utterances with pauses in them (bench/turns-data.ts: espeak-ng and FSDD digit recordings,
-// 8 kHz, pauses of 300-1500 ms after fillers, conjunctions, prepositions and articles and between dictated digits).
-// Reported for the first 68, which the rules were written against, and for all 108 (40 added after the rules).
+// on 135 scripted caller utterances with pauses in them (bench/turns-data.ts: espeak-ng and FSDD digit recordings,
+// 8 kHz, pauses of 300-1500 ms after fillers, conjunctions, prepositions and articles, between dictated digits and
+// after a complete sentence the caller adds to). Reported apart for: the first 68, which the first rules were written
+// against; the 108 (40 added after those rules); the two halves of the 108 (every other utterance: the afterthought
+// rules were designed on the first half, the second checks them); the 27 held out (written before the afterthought
+// rules were tuned, never tuned on); and all 135.
 //
 //   npm run bench:turns                       # Silero VAD; oracle words and pocketsphinx words; writes bench/results/turns.json
 //   npm run bench:turns -- --quick            # oracle words only (about a minute)
@@ -46,6 +49,8 @@ interface Run {
   category: string;
   /** One of the utterances added after the rules were written (turns-data.ts ADDED). */
   added: boolean;
+  /** One of the held-out utterances (turns-data.ts HELD_OUT). */
+  heldOut: boolean;
   cutIn: boolean;
   /**
    * After a cut-in, how long after the turn ended the caller spoke again: a reply not yet heard by then could still
@@ -63,7 +68,7 @@ const percentile = (xs: number[], p: number) =>
   xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]! : NaN;
 
 /** The VAD over the utterance: each frame's event and whether the frame itself is speech. */
-function vadTrack(frames: AudioFrame[], vad: VAD): { event: VadEvent | null; voiced: boolean }[] {
+export function vadTrack(frames: AudioFrame[], vad: VAD): { event: VadEvent | null; voiced: boolean }[] {
   vad.reset();
   return frames.map((f) => {
     const event = vad.push(f);
@@ -72,13 +77,14 @@ function vadTrack(frames: AudioFrame[], vad: VAD): { event: VadEvent | null; voi
 }
 
 /** When each VAD speech-end happened (the end of the frame that raised it). */
-const speechEnds = (track: ReturnType<typeof vadTrack>) => track.flatMap((t, i) => (t.event === 'speech-end' ? [(i + 1) * FRAME_MS] : []));
+export const speechEnds = (track: ReturnType<typeof vadTrack>) =>
+  track.flatMap((t, i) => (t.event === 'speech-end' ? [(i + 1) * FRAME_MS] : []));
 
 /**
  * Oracle finals: every word said, timed within its piece of speech, is in the final of the first speech-end after it;
  * a speech-end with no new words gives an empty final (as Deepgram answers a Finalize).
  */
-function oracleFinals(r: RenderedUtterance, ends: number[], latencyMs: number): Final[] {
+export function oracleFinals(r: RenderedUtterance, ends: number[], latencyMs: number): Final[] {
   const words: { atMs: number; word: string }[] = [];
   for (const c of r.chunks) {
     const w = c.text.split(/\s+/).filter(Boolean);
@@ -98,7 +104,7 @@ function oracleFinals(r: RenderedUtterance, ends: number[], latencyMs: number): 
  * What pocketsphinx heard, one stream per utterance, flushed at each VAD speech-end (as a call does). Kept in a file in the temp folder by audio and VAD: the words do
  * not depend on the endpointing rules, so a second run is quick.
  */
-async function pocketsphinxFinals(
+export async function pocketsphinxFinals(
   u: Utterance,
   frames: AudioFrame[],
   track: ReturnType<typeof vadTrack>,
@@ -156,7 +162,7 @@ function writeCache(key: string, value: Heard[]) {
 }
 
 /** The TurnDetector over the utterance in virtual time. */
-function simulate(
+export function simulate(
   u: Utterance,
   r: RenderedUtterance,
   track: ReturnType<typeof vadTrack>,
@@ -191,6 +197,7 @@ function simulate(
     id: u.id,
     category: u.category,
     added: u.added === true,
+    heldOut: u.heldOut === true,
     cutIn: cut !== undefined,
     resumedAfterMs: cut && resumed ? Math.round(resumed.startMs - cut.atMs) : undefined,
     delayMs: after ? after.atMs - r.endMs : undefined,
@@ -281,9 +288,20 @@ export async function measureTurns(opts: TurnsBenchOptions = {}) {
     tick.tick();
   }
   const summaries = Object.fromEntries(Object.entries(runs).map(([k, rs]) => [k, summarize(rs)]));
-  // The first 68, which the rules were written against, apart: the added ones check the rules on utterances they
-  // were not written for.
-  const summariesFirst = Object.fromEntries(Object.entries(runs).map(([k, rs]) => [k, summarize(rs.filter((r) => !r.added))]));
+  // Each set apart: the later ones check the rules on utterances they were not written (or tuned) for.
+  const sets: Record<string, (r: Run, i: number) => boolean> = {
+    first_68: (r) => !r.added,
+    all_108: (r) => !r.heldOut,
+    design_half_of_108: (r, i) => !r.heldOut && i % 2 === 0,
+    check_half_of_108: (r, i) => !r.heldOut && i % 2 === 1,
+    held_out_27: (r) => r.heldOut,
+  };
+  const summariesBySet = Object.fromEntries(
+    Object.entries(sets).map(([set, keep]) => [
+      set,
+      Object.fromEntries(Object.entries(runs).map(([k, rs]) => [k, summarize(rs.filter((r, i) => keep(r, i)))])),
+    ]),
+  );
   const perUtterance = manifest.map((u, i) => ({
     id: u.id,
     ...Object.fromEntries(Object.entries(runs).map(([k, rs]) => [k, rs[i]!.cutIn ? 'cut-in' : (rs[i]!.delayMs ?? null)])),
@@ -299,7 +317,7 @@ export async function measureTurns(opts: TurnsBenchOptions = {}) {
     latencyMs,
     vad: opts.vad ?? 'silero',
     summaries,
-    summaries_first_68: summariesFirst,
+    summaries_by_set: summariesBySet,
     cut_ins: cutIns,
     per_utterance: perUtterance,
     heard,
@@ -339,8 +357,9 @@ async function main() {
       const adaptive = summaries[`${source} adaptive`];
       if (!fixed || !adaptive) continue;
       const lower = 100 * (1 - adaptive.mean_delay_complete_ms / fixed.mean_delay_complete_ms);
+      const change = lower >= 0 ? `${round(lower)}% lower` : `${round(-lower)}% higher`;
       console.log(
-        `${source}: false cut-ins ${fixed.false_cut_in_pct}% -> ${adaptive.false_cut_in_pct}%; mean end-of-turn delay on complete utterances ${fixed.mean_delay_complete_ms} -> ${adaptive.mean_delay_complete_ms} ms (${round(lower)}% lower)`,
+        `${source}: false cut-ins ${fixed.false_cut_in_pct}% -> ${adaptive.false_cut_in_pct}%; mean end-of-turn delay on complete utterances ${fixed.mean_delay_complete_ms} -> ${adaptive.mean_delay_complete_ms} ms (${change})`,
       );
     }
     console.log('\nby category (cut-ins / mean delay ms):');
@@ -351,17 +370,23 @@ async function main() {
       );
     console.log('');
   };
-  table(
-    `the first ${Object.values(result.summaries_first_68)[0]!.utterances} (the rules were written against them)`,
-    result.summaries_first_68,
-  );
+  const titles: Record<string, string> = {
+    first_68: 'the first 68 (the first rules were written against them)',
+    all_108: 'the 108 (the first 68 and 40 added after the first rules)',
+    design_half_of_108: 'the design half of the 108 (every other one, from the first: the afterthought rules were designed on it)',
+    check_half_of_108: 'the check half of the 108 (the others)',
+    held_out_27: 'the 27 held out (written before the afterthought rules were tuned)',
+  };
+  for (const [set, summaries] of Object.entries(result.summaries_by_set)) table(titles[set] ?? set, summaries);
   table(`all ${Object.values(result.summaries)[0]!.utterances}`, result.summaries);
   for (const [k, list] of Object.entries(result.cut_ins))
     for (const c of list)
-      if (k.endsWith('adaptive'))
+      if (k.endsWith('adaptive')) {
+        const atFixed = result.cut_ins[k.replace('adaptive', 'fixed')]?.some((f) => f.id === c.id) ? 'also' : 'not';
         console.log(
-          `  cut in (${k}): ${c.id}: ${c.turns.map((t) => `"${t}"`).join(' / ')} (the caller went on ${c.resumed_after_ms} ms after)`,
+          `  cut in (${k}): ${c.id}: ${c.turns.map((t) => `"${t}"`).join(' / ')} (the caller went on ${c.resumed_after_ms} ms after; ${atFixed} cut in at the fixed time)`,
         );
+      }
   const out = value('--out') ?? (args.includes('--quick') ? undefined : path.join('bench', 'results', 'turns.json'));
   if (out) {
     mkdirSync(path.dirname(out), { recursive: true });

@@ -22,7 +22,7 @@ describe('classifyEnding', () => {
     ['Can you tell me what time you open', 'question'],
     ['Who am I speaking with?', 'continuation'], // a stranded preposition reads as unfinished: a longer wait, no cut-in
     ['Do you know', 'question'],
-    ['I need a refill of my prescription.', 'complete'],
+    ['My daughter has a fever and a bad cough.', 'complete'],
     ['i would like to book a table for two', 'complete'],
     ['Yes.', 'complete'],
     ['no thanks', 'complete'],
@@ -91,7 +91,7 @@ describe('classifyEnding', () => {
   ])('an opener, with the request still to come: %s -> %s', (text, ending) => expect(classifyEnding(text)).toBe(ending));
 
   it.each([
-    ['I need to book an appointment.', 'brief'],
+    ['My phone says no service.', 'brief'],
     ['My internet is not working.', 'brief'],
     ['My name is uh John Smith.', 'brief'], // fillers are not counted
     ['I need to book an appointment for Tuesday morning.', 'complete'],
@@ -124,9 +124,36 @@ describe('classifyEnding', () => {
     ['the code on the card is seven zero four', 'digits'], // a code, not the card's number
     ['the booking code is X J four', 'digits'], // letters dictated in a code
     ['the booking code is XJ4 7K', 'digits'],
-    ['I want plan b', 'brief'], // a lone letter is a word
+    ['I want plan b', 'request'], // a lone letter is a word: not digits
     ['we can come at eight thirty', 'brief'], // a time of day
   ])('a number dictated to its full length for its kind: %s -> %s', (text, ending) => expect(classifyEnding(text)).toBe(ending));
+
+  it.each([
+    ['I need a taxi to the airport.', 'request'],
+    ['I would like to make a reservation.', 'request'],
+    ["I'd like to change my flight", 'request'],
+    ['I need to book an appointment.', 'request'],
+    ['I need a refill of my prescription.', 'request'],
+    ['Hello, good morning. I would like to book a table.', 'request'], // the last sentence counts
+    ['We really need a bigger room.', 'request'],
+    ['I need to book an appointment for Tuesday morning.', 'complete'], // when: it has its particulars
+    ['I would like a table for two.', 'complete'], // how many
+    ['I need a taxi at six tomorrow.', 'complete'],
+    ['I want to cancel my appointment next week.', 'complete'],
+    ['I would like to know if the hotel has a pool.', 'complete'], // an indirect question, answered like one
+    ['I want to check whether my order shipped', 'complete'],
+    ['My internet is not working.', 'brief'], // a report, not a request
+    ['They need a new card.', 'brief'], // someone else's need: a statement
+    ['Do you need my address?', 'question'],
+  ])('a request with nothing yet of when or how many: %s -> %s', (text, ending) => expect(classifyEnding(text)).toBe(ending));
+
+  it.each([
+    ['Is it possible to move my booking to May?', 'question'],
+    ['I would like to come in May.', 'complete'],
+    ['the appointment I had in may', 'brief'],
+    ['I think it may', 'brief'], // "it may": a pronoun before, as with "it is"
+    ['the doctor may', 'continuation'],
+  ])('"may" after a preposition is the month: %s -> %s', (text, ending) => expect(classifyEnding(text)).toBe(ending));
 
   it('nothing heard, or a lone word that is no answer, says nothing either way', () => {
     expect(classifyEnding('')).toBe('neutral');
@@ -137,7 +164,7 @@ describe('classifyEnding', () => {
 describe('endpointingDelay', () => {
   it('shortens after a question and a complete sentence, lengthens after a filler, a trailing word or digits', () => {
     expect(endpointingDelay('What time do you open on Saturday?', 700, caughtUp)).toBe(Math.round(700 * ENDING_FACTORS.question));
-    expect(endpointingDelay('I need a refill of my prescription.', 700, caughtUp)).toBe(Math.round(700 * ENDING_FACTORS.complete));
+    expect(endpointingDelay('My daughter has a fever and a bad cough.', 700, caughtUp)).toBe(Math.round(700 * ENDING_FACTORS.complete));
     expect(endpointingDelay('My account number is um', 700, caughtUp)).toBe(1750);
     expect(endpointingDelay('I want to book a flight to', 700, caughtUp)).toBe(1750);
     expect(endpointingDelay('my number is four five', 700, caughtUp)).toBe(1750);
@@ -156,17 +183,27 @@ describe('endpointingDelay', () => {
   });
 
   it('does not shorten on words the STT is unsure of, but still lengthens', () => {
-    expect(endpointingDelay('I need a refill of my prescription.', 700, { ...caughtUp, confidence: MIN_CONFIDENCE - 0.01 })).toBe(700);
-    expect(endpointingDelay('I need a refill of my prescription.', 700, { ...caughtUp, confidence: MIN_CONFIDENCE })).toBe(315);
+    const complete = 'My daughter has a fever and a bad cough.';
+    expect(endpointingDelay(complete, 700, { ...caughtUp, confidence: MIN_CONFIDENCE - 0.01 })).toBe(700);
+    expect(endpointingDelay(complete, 700, { ...caughtUp, confidence: MIN_CONFIDENCE })).toBe(245);
     expect(endpointingDelay('my number is four', 700, { ...caughtUp, confidence: 0.1 })).toBe(1750);
   });
 
   it('waits twice the base after an opener, the base after a brief statement or a complete number, whatever the STT flag', () => {
     expect(endpointingDelay('Hi.', 700, caughtUp)).toBe(1400);
     expect(endpointingDelay('I have a question.', 700, caughtUp)).toBe(1400);
-    expect(endpointingDelay('I need to book an appointment.', 700, caughtUp)).toBe(700);
+    expect(endpointingDelay('My phone says no service.', 700, caughtUp)).toBe(700);
     expect(endpointingDelay('my pin is one nine eight four', 700, caughtUp)).toBe(700);
     expect(endpointingDelay('my pin is one nine eight', 700, caughtUp)).toBe(1750);
+  });
+
+  it('waits longer than the base after a request with nothing of when or how many, whatever the STT flag or confidence', () => {
+    expect(ENDING_FACTORS.request).toBeGreaterThan(1);
+    const wait = Math.round(700 * ENDING_FACTORS.request);
+    expect(endpointingDelay('I need a taxi to the airport.', 700, caughtUp)).toBe(wait);
+    expect(endpointingDelay('I need a taxi to the airport.', 700, { sttCaughtUp: false })).toBe(wait);
+    expect(endpointingDelay('I need a taxi to the airport.', 700, { ...caughtUp, confidence: 0.1 })).toBe(wait);
+    expect(endpointingDelay('I need a taxi to the airport at six.', 700, caughtUp)).toBe(245);
   });
 
   it('keeps within its bounds whatever the base', () => {
@@ -268,13 +305,13 @@ describe('TurnDetector with adaptive endpointing (base 700 ms)', () => {
     d.speak(1000, false);
     d.final('I would like to book a table for'); // a final before the VAD's end: stale
     d.end();
-    d.clock.advance(300);
+    d.clock.advance(200);
     expect(d.turns).toEqual([]);
     d.final('two people at eight.');
-    d.clock.advance(15);
+    d.clock.advance(45);
     expect(d.turns).toEqual([]);
-    d.clock.advance(1); // 315 ms (0.45 x 700) + 1
-    expect(d.turns).toMatchObject([{ text: 'I would like to book a table for two people at eight.', at: 1316 }]);
+    d.clock.advance(1); // 245 ms (0.35 x 700) + 1
+    expect(d.turns).toMatchObject([{ text: 'I would like to book a table for two people at eight.', at: 1246 }]);
   });
 
   it('an empty final says the STT has caught up: the words already heard may end the turn', () => {
@@ -295,10 +332,12 @@ describe('TurnDetector with adaptive endpointing (base 700 ms)', () => {
     d.clock.advance(1000); // 1250 ms of silence: a complete sentence (315 ms) or the fixed 700 ms would have ended it
     expect(d.turns).toEqual([]);
     d.speak(1500); // "I am calling about my order." (speech ends at 3250)
-    d.clock.advance(250);
+    d.clock.advance(200);
     d.final('I am calling about my order.');
-    d.clock.advance(66);
-    expect(d.turns).toMatchObject([{ text: 'Hi. I am calling about my order.', at: 3566 }]); // 315 ms + 1
+    d.clock.advance(45);
+    expect(d.turns).toEqual([]);
+    d.clock.advance(1);
+    expect(d.turns).toMatchObject([{ text: 'Hi. I am calling about my order.', at: 3496 }]); // 245 ms + 1
   });
 
   it('a phone number waits long between its groups and the base time once it has its 10 digits', () => {
@@ -322,14 +361,44 @@ describe('TurnDetector with adaptive endpointing (base 700 ms)', () => {
     expect(d.turns).toMatchObject([{ text: 'My phone number is five five five two three four eight eight one zero', at: 7101 }]);
   });
 
+  it('waits for the particulars after a request: "I need a taxi to the airport." ... "At six in the morning."', () => {
+    const run = (adaptive: boolean) => {
+      const d = detector(adaptive);
+      d.speak(1500); // speech ends at 1500
+      d.clock.advance(250);
+      d.final('I need a taxi to the airport.');
+      d.clock.advance(650); // 900 ms of silence: longer than 700 ms, shorter than 1.4 x 700 = 980 ms
+      d.speak(1200); // ends at 3600
+      d.clock.advance(250);
+      d.final('At six in the morning.');
+      d.clock.advance(2000);
+      return d.turns;
+    };
+    // A fixed 700 ms answers the request before the caller has said when.
+    expect(run(false).map((t) => t.text)).toEqual(['I need a taxi to the airport.', 'At six in the morning.']);
+    // Adaptive: one turn; the particulars made it complete, so its end is the short wait (245 ms + 1).
+    expect(run(true)).toMatchObject([{ text: 'I need a taxi to the airport. At six in the morning.', at: 3850 }]);
+  });
+
+  it('a request waits 1.4 x the base and no more', () => {
+    const d = detector();
+    d.speak(1500);
+    d.clock.advance(250);
+    d.final('I would like to make a reservation.');
+    d.clock.advance(729);
+    expect(d.turns).toEqual([]);
+    d.clock.advance(2); // 980 ms + 1
+    expect(d.turns).toMatchObject([{ text: 'I would like to make a reservation.', at: 2481 }]);
+  });
+
   it('a brief statement waits the base time, not the short one', () => {
     const d = detector();
     d.speak(1200);
     d.clock.advance(250);
-    d.final('I need to book an appointment.');
+    d.final('My phone says no service.');
     d.clock.advance(449);
-    expect(d.turns).toEqual([]); // 700 ms after the speech: a complete sentence's 315 ms is long past
+    expect(d.turns).toEqual([]); // 700 ms after the speech: a complete sentence's 245 ms is long past
     d.clock.advance(2);
-    expect(d.turns).toMatchObject([{ text: 'I need to book an appointment.', at: 1901 }]);
+    expect(d.turns).toMatchObject([{ text: 'My phone says no service.', at: 1901 }]);
   });
 });

@@ -30,10 +30,15 @@ export interface EndpointingHints {
  *   the request comes next;
  * - number: a number dictated to a full length for its kind (10 digits after "my phone number is", 16 after "my card
  *   number is", 4 after "my pin is"): probably done, but it may still have more (an extension, a 6-digit PIN);
- * - brief: a statement of a few words, not a short answer ("I need to book an appointment."): often the first part
- *   of what the caller has to say ("... For Tuesday morning."), so not shortened.
+ * - request: the caller asks for something and has said nothing yet of when or how many ("I need a taxi to the
+ *   airport.", "I would like to make a reservation."): they often add it after a pause ("At six in the morning."),
+ *   so it waits longer than the base;
+ * - brief: a statement of a few words, not a short answer ("My phone says no service."): often the first part of
+ *   what the caller has to say, so not shortened.
+ * A complete sentence and a question both wait x0.35: on bench:turns the statement's extra time (x0.45) caught no
+ * cut-in and paid for the request's.
  */
-export type Ending = 'filler' | 'continuation' | 'digits' | 'opener' | 'neutral' | 'number' | 'brief' | 'complete' | 'question';
+export type Ending = 'filler' | 'continuation' | 'digits' | 'opener' | 'request' | 'neutral' | 'number' | 'brief' | 'complete' | 'question';
 
 /** The wait, as a multiple of the base (the tenant's endpointing_ms), per kind of ending. */
 export const ENDING_FACTORS: Record<Ending, number> = {
@@ -41,10 +46,11 @@ export const ENDING_FACTORS: Record<Ending, number> = {
   continuation: 2.5,
   digits: 2.5,
   opener: 2,
+  request: 1.4,
   neutral: 1,
   number: 1,
   brief: 1,
-  complete: 0.45,
+  complete: 0.35,
   question: 0.35,
 };
 /** A statement of at most this many words (fillers not counted) is brief. */
@@ -96,6 +102,8 @@ const PARTICLE_VERBS = set(`
 /** Verbs that need more after them unless a pronoun came before ("my number is" vs "yes it is"). */
 const AUXILIARIES = set('is are was were am be been being can could would will should shall may might must do does did have has had');
 const PRONOUNS = set('i we you they he she it that this there who');
+/** Before "may", these make it the month ("until May"). */
+const MONTH_INTROS = set('in to of until till since from by for before after during early late mid next last this');
 /** Answers complete in a word or two. */
 const SHORT_ANSWERS = set(`
   yes yeah yep yup no nope nah okay ok sure right correct exactly thanks bye goodbye hello hi hey please great perfect
@@ -167,7 +175,9 @@ export function classifyEnding(text: string): Ending {
   // "in" and "on" need more ("I live in", "my card ends in") unless they end a phrasal verb ("can I check in").
   if ((last === 'in' || last === 'on') && !(before && PARTICLE_VERBS.has(before))) return 'continuation';
   if (last === 'that' && before && BEFORE_THAT_CLAUSE.has(before)) return 'continuation';
-  if (AUXILIARIES.has(last) && !(before && PRONOUNS.has(before))) return 'continuation';
+  // "to May", "in May": the month, not the verb that needs more.
+  const month = last === 'may' && before !== undefined && MONTH_INTROS.has(before);
+  if (AUXILIARIES.has(last) && !(before && PRONOUNS.has(before)) && !month) return 'continuation';
   if (trailingMark) return 'continuation';
 
   // Complete: a question or a sentence ending in a word that can end one.
@@ -175,11 +185,40 @@ export function classifyEnding(text: string): Ending {
   const lastSentence = wordsOf(sentences[sentences.length - 1] ?? trimmed);
   if (isOpener(trimmed)) return 'opener';
   if (trimmed.endsWith('?') || QUESTION_STARTS.has(lastSentence[0]!)) return lastSentence.length >= 2 ? 'question' : 'neutral';
+  if (isOpenRequest(lastSentence)) return 'request';
   if (SHORT_ANSWERS.has(last) || tail(2) === 'thank you') return 'complete';
   if (!/[.!]$/.test(trimmed) && words.length < 3) return 'neutral';
   // An answer ("yes it is", "no, that is it") is complete however short; a few words of a statement are not yet.
   if (SHORT_ANSWERS.has(words[0]!)) return 'complete';
   return words.filter((w) => !FILLERS.has(w)).length <= BRIEF_MAX_WORDS ? 'brief' : 'complete';
+}
+
+// ---- requests that name what the caller wants but none of its particulars ----
+
+/** "I need", "we would like", "I'd like to", "I'm looking for": the caller asks for something. */
+const REQUEST_START =
+  /^(?:(?:so|and|um|uh|er|yes|yeah|hi|hello|well|okay|ok) )*(?:i|we)(?: really| just| also)? (?:need|want|wanna|would like|would love|am looking for)\b/;
+const INDIRECT_QUESTION = /\b(?:know|ask|check|find out|see) (?:if|whether|what|when|where|which|who|why|how)\b/;
+/** When, and how many: a request with one of these already carries its particulars. */
+const PARTICULARS = set(`
+  today tonight tomorrow yesterday morning afternoon evening night noon midnight week weekend month year now asap soon
+  later earlier o'clock am pm monday tuesday wednesday thursday friday saturday sunday january february march april
+  may june july august september october november december next
+`);
+
+/**
+ * A request with nothing yet of when or how many ("I need a taxi to the airport.", "I would like to make a
+ * reservation."): callers often add them after a pause ("At six in the morning."), so it waits longer than a complete
+ * sentence. "I need to cancel my appointment for tomorrow." and "a table for two" have theirs.
+ */
+function isOpenRequest(words: string[]): boolean {
+  const text = words
+    .join(' ')
+    .replace(/\b(i|we)'d\b/g, '$1 would')
+    .replace(/\bi'm\b/g, 'i am');
+  // "I would like to know if the hotel has a pool" asks a question: answered like one.
+  if (INDIRECT_QUESTION.test(text)) return false;
+  return REQUEST_START.test(text) && !words.some((w) => PARTICULARS.has(w) || isDigitToken(w));
 }
 
 // ---- openers: a greeting or an announcement, with the request still to come ----

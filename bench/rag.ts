@@ -15,8 +15,9 @@
 //    off), then at the default settings (the answerability gate on). Beside them: a plain BM25 over the passages
 //    computed here (k1 1.2, b 0.75, the local embedder's light stemming and stop words), and "before": ts_rank
 //    full text with the cosine min_score, as search ranked and filtered until BM25.
-//    The gate's trade-off: for each min_relevance, the questions that keep their passage in the top 5 vs the
-//    off-topic questions answered with nothing, in all and per group (bench/data/off-topic-questions.json, "domains":
+//    The gate's trade-off: for each min_relevance, the questions that keep their passage in the top 5 (and first) vs
+//    the off-topic questions answered with nothing, in all, per group, and per half of each set (even and odd
+//    positions: choose a threshold on one half, check it on the other) (bench/data/off-topic-questions.json, "domains":
 //    122 across clinic, travel, eSIM, retail, banking...; bench/data/off-topic-squad.json, "squad_other_articles": 150 SQuAD questions
 //    of five other articles); and the same for the old cosine min_score.
 // 2. Latency (--latency chunks:tenants,...): a synthetic corpus of SQuAD sentences (sections of four random
@@ -280,30 +281,43 @@ async function quality(db: 'embedded' | 'wire') {
       }
     }
     // The gate: on-topic questions should keep their answer, off-topic ones should find nothing.
+    // Each set is also split in halves (even and odd positions in its file), so a threshold chosen on one half can be
+    // checked on the other.
     const curve = async (label: string, values: number[], search: (q: string, v: number) => Promise<string[]>) => {
+      const share = (xs: boolean[], half?: 0 | 1) => {
+        const part = half === undefined ? xs : xs.filter((_, i) => i % 2 === half);
+        return round(part.filter(Boolean).length / part.length, 3);
+      };
       for (const v of values) {
-        let kept = 0;
-        for (const q of questions) if ((await search(q.question, v)).includes(ownIds[q.passage]!)) kept++;
-        const silent: Record<string, number> = {};
-        for (const [group, qs] of Object.entries(OFF_TOPIC)) {
-          silent[group] = 0;
-          for (const q of qs) if ((await search(q, v)).length === 0) silent[group]++;
+        const top5: boolean[] = [];
+        const top1: boolean[] = [];
+        for (const q of questions) {
+          const found = await search(q.question, v);
+          top5.push(found.slice(0, 5).includes(ownIds[q.passage]!));
+          top1.push(found[0] === ownIds[q.passage]);
         }
-        const all = Object.values(OFF_TOPIC).flat().length;
+        const silent: Record<string, boolean[]> = {};
+        for (const [group, qs] of Object.entries(OFF_TOPIC)) {
+          silent[group] = [];
+          for (const q of qs) silent[group].push((await search(q, v)).length === 0);
+        }
+        const halves = ([0, 1] as const).map((h) =>
+          [share(top5, h), share(top1, h), ...Object.values(silent).map((xs) => share(xs, h))].join(' '),
+        );
         gates.push({
           db,
           gate: label,
           threshold: v,
           default: v === (label === 'min_relevance' ? DEFAULTS.min_relevance : 0.2) ? 'yes' : '',
-          hit_at_5: round(kept / questions.length, 3),
-          off_topic_with_no_result: round(Object.values(silent).reduce((a, b) => a + b, 0) / all, 3),
-          ...Object.fromEntries(
-            Object.entries(silent).map(([group, n]) => [`no_result: ${group}`, round(n / OFF_TOPIC[group]!.length, 3)]),
-          ),
+          hit_at_5: share(top5),
+          hit_at_1: share(top1),
+          off_topic_with_no_result: share(Object.values(silent).flat()),
+          ...Object.fromEntries(Object.entries(silent).map(([group, xs]) => [`no_result: ${group}`, share(xs)])),
+          'halves, even / odd: hit@5 hit@1, no result per group': halves.join(' / '),
         });
       }
     };
-    await curve('min_relevance', [0, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6], async (q, v) =>
+    await curve('min_relevance', [0, 0.2, 0.3, 0.35, 0.4, 0.42, 0.44, 0.45, 0.46, 0.48, 0.5, 0.6], async (q, v) =>
       (await stack.deps.retriever.search(owner!, q, { topK: 5, minScore: DEFAULTS.min_score, minRelevance: v })).map((r) => r.documentId),
     );
     await curve('before: cosine min_score', [0, 0.1, 0.2, 0.3], (q, v) => searchBefore(stack.deps, owner!, q, v));

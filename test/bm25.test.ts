@@ -225,6 +225,39 @@ describe('the answerability gate', () => {
     expect((await search(id, q, { minRelevance: 0.1 }))[0]?.text).toMatch(/Monday/);
     expect(await search(id, q, { minRelevance: 0.9 })).toEqual([]);
   });
+
+  it('refuses a question that shares only common words with the knowledge, and weighs words the tenant never saw (its own)', async () => {
+    // A university's knowledge, where "university", "students", "first" and "year" are in nearly every section.
+    const university = await tenant('University');
+    await upload(
+      university,
+      'University',
+      [
+        '# History\n\nThe university was founded in 1842 by Father Edward Sorin. In its first year the university had six students; the first degrees were awarded in 1849.',
+        '# Campus\n\nThe university campus has two lakes and a grotto. The first building of the university burned in 1879, and students rebuilt it in one year.',
+        '# Students\n\nThe university enrolls 8,000 undergraduate students a year; most students live in one of the university residence halls during their first year.',
+        '# Library\n\nThe university library was built in 1963. Students borrow more than a million volumes a year from it; it was the largest university library building of its first decade.',
+        '# Sports\n\nThe university football team plays in the stadium every autumn. Students have cheered the team since its first season in 1887.',
+        '# Research\n\nThe university spends 200 million dollars a year on research; its first research institute studied aerodynamics. Graduate students work in its laboratories.',
+        '# Music\n\nThe university band, founded in 1846, is the oldest in the country. Students march with it before every home game; its first director was a priest.',
+        '# Newspaper\n\nThe student newspaper, The Observer, was first published in 1966 and appears every weekday of the university year.',
+      ].join('\n\n'),
+    );
+    // On topic: answered from the right section.
+    expect((await search(university, "Who was the band's first director?"))[0]?.text).toMatch(/oldest in the country/);
+    expect((await search(university, 'When were the first degrees awarded?'))[0]?.text).toMatch(/1849/);
+    // Off topic, sharing only "first" (in every section) with the knowledge: "Norman" and "duke" are words no chunk
+    // holds, and they weigh more than the words the tenant has. (With the gate's IDF prior of 500 chunks and unseen
+    // words weighed like the others, its relevance was 0.55 and it passed the default.)
+    const offTopic = 'Who was the first Norman duke?';
+    expect(await search(university, offTopic)).toEqual([]);
+    expect((await search(university, offTopic, { minRelevance: 0 })).length).toBeGreaterThan(0);
+    // Another tenant's documents about the Normans change nothing here: the words stay unseen for this tenant.
+    const normans = await tenant('Normans');
+    await upload(normans, 'Normans', 'Rollo was the first Norman duke; the duke ruled Normandy from 911.');
+    expect(await search(university, offTopic)).toEqual([]);
+    expect((await search(normans, offTopic))[0]?.text).toMatch(/Rollo/);
+  });
 });
 
 describe('the planner’s statistics (the embedded database has no autovacuum)', () => {

@@ -6,7 +6,17 @@
 // walking the graph until enough of the tenant's rows are found instead of silently returning fewer.
 import { type SQL, sql } from 'drizzle-orm';
 import { type Db, HNSW_EF_SEARCH, rowsOf } from '../db/client.js';
-import { analyzedWords, BM25_DIMENSIONS, DEFAULT_MIN_RELEVANCE, GATE_PRIOR_CHUNKS, PAIR_WEIGHT, queryTerms, stem, termId } from './bm25.js';
+import {
+  analyzedWords,
+  BM25_DIMENSIONS,
+  DEFAULT_MIN_RELEVANCE,
+  GATE_PRIOR_CHUNKS,
+  GATE_UNSEEN_WEIGHT,
+  PAIR_WEIGHT,
+  queryTerms,
+  stem,
+  termId,
+} from './bm25.js';
 import type { Embedder } from './embedders/embedder.js';
 import { terms } from './embedders/local-embedder.js';
 import { withWrittenForms } from './spoken-forms.js';
@@ -42,8 +52,9 @@ export interface SearchHit {
   page: number | null;
   /**
    * Relevance, 0..1: the chunk's BM25 score over the question's total IDF (what a chunk holding each word of the
-   * question once, at the average length, would score), capped at 1, both with the gate's IDF (GATE_PRIOR_CHUNKS).
-   * What minRelevance is compared with.
+   * question once, at the average length, would score), capped at 1, both with the gate's IDF (GATE_PRIOR_CHUNKS);
+   * in the total, a word none of the tenant's chunks holds counts GATE_UNSEEN_WEIGHT times. What minRelevance is
+   * compared with.
    */
   score: number;
   /** Cosine similarity between query and chunk embeddings, 0..1 (0 for another model's vectors). */
@@ -138,7 +149,8 @@ export class Retriever {
     // The query's BM25 vectors, built in the statement from the tenant's statistics: each word weighs its IDF
     // (ln(1 + (N - df + 0.5) / (df + 0.5)), N the tenant's live chunks), each adjacent pair PAIR_WEIGHT x the smaller
     // IDF of its two words. `v` ranks; `g` is the gate's, with GATE_PRIOR_CHUNKS added to N, and `total` (its words'
-    // IDF summed) is what a relevance of 1 means.
+    // IDF summed, a word none of the tenant's chunks holds counted GATE_UNSEEN_WEIGHT times) is what a relevance of 1
+    // means.
     const q = sql`
       qt as (
         select u.term,
@@ -158,7 +170,7 @@ export class Retriever {
       q as (
         select (select ('{' || coalesce(string_agg(term || ':' || w, ',' order by term), '') || '}/${sparseDims}')::sparsevec from qs) as v,
                (select ('{' || coalesce(string_agg(term || ':' || gw, ',' order by term), '') || '}/${sparseDims}')::sparsevec from qs) as g,
-               (select coalesce(sum(gidf), 0) from qt)::float8 as total),
+               (select coalesce(sum(gidf * case when df = 0 then ${GATE_UNSEEN_WEIGHT}::float8 else 1 end), 0) from qt)::float8 as total),
       cw as (
         select w.term, coalesce(t.df, 0) as df
         from unnest(${intArray(words.map((w) => w.term))}::int[]) w(term)

@@ -508,6 +508,14 @@ export class CallService {
 
   async transcript(tenantId: string, callId: string): Promise<Turn[]> {
     await this.get(tenantId, callId);
+    return this.turns(tenantId, callId);
+  }
+
+  /**
+   * The call's turns in order, for a call the caller has just read (tenant and id checked): `transcript` without
+   * reading the call row again (a call's session starts with it).
+   */
+  async turns(tenantId: string, callId: string): Promise<Turn[]> {
     const rows = await this.db
       .select()
       .from(callTranscripts)

@@ -137,8 +137,7 @@ export class Telephony {
         this.log.info({ to: params.To }, 'call to a number no tenant has');
         return sayAndHangup(NOT_IN_SERVICE);
       }
-      const { settings } = await this.settings.forProviders(found.tenantId);
-      mode = found.phoneNumber.mode ?? settings.call.telephony_mode;
+      mode = found.phoneNumber.mode ?? (await this.settings.forProviders(found.tenantId)).settings.call.telephony_mode;
       const inbound = {
         direction: 'inbound',
         status: 'in_progress',

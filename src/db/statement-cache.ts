@@ -101,7 +101,7 @@ export class StatementCache {
   }
 }
 
-/** Bind, Describe or Close naming the unnamed statement (or a portal: those are left as they are), or Execute/Sync/Flush. */
+/** Bind or Describe naming the unnamed statement (or a portal: those are left as they are), or Execute/Sync/Flush. */
 function isUnnamedReference(m: Buffer): boolean {
   switch (m[0]) {
     case PARSE:
@@ -111,9 +111,11 @@ function isUnnamedReference(m: Buffer): boolean {
       return m[5] === 0 && m[6] === 0;
     }
     case DESCRIBE:
-    case CLOSE:
       // 'S' names a statement ('' only), 'P' a portal.
       return m[5] !== 0x53 || m[6] === 0;
+    case CLOSE:
+      // Closing the statement would close the cached one: such a round trip goes as it is.
+      return false;
     default:
       return true;
   }
@@ -122,7 +124,7 @@ function isUnnamedReference(m: Buffer): boolean {
 /** The message with the unnamed statement it refers to replaced by `name` (portals and other messages unchanged). */
 function named(m: Buffer, name: string): Buffer {
   if (m[0] === BIND) return message(BIND, Buffer.concat([Buffer.from([0]), cString(name), m.subarray(7)]));
-  if ((m[0] === DESCRIBE || m[0] === CLOSE) && m[5] === 0x53) return message(m[0], Buffer.concat([Buffer.from('S'), cString(name)]));
+  if (m[0] === DESCRIBE && m[5] === 0x53) return message(DESCRIBE, Buffer.concat([Buffer.from('S'), cString(name)]));
   return m;
 }
 

@@ -141,4 +141,37 @@ describe('event order at the end of a phone call', () => {
     expect(Object.keys(ended.cost.components)).toEqual(expect.arrayContaining(['telephony', 'stt']));
     expect(published.find((e) => e.type === 'call.ended')!.data).toMatchObject({ status: 'completed', recording_available: true });
   }, 60_000);
+
+  it('the call’s end is written once: Twilio’s completed callbacks after the session ended it write only their event', async () => {
+    const { sid, call, running } = await liveInboundCall('a');
+    const calls = t.deps.calls;
+    const end = calls.end.bind(calls);
+    let ends = 0;
+    calls.end = async (...args) => {
+      if (args[1] === call.id) ends++;
+      return end(...args);
+    };
+    const completed = () =>
+      postSigned(ACCOUNT, `${base}/api/v1/webhooks/twilio/status`, {
+        AccountSid: ACCOUNT.accountSid,
+        CallSid: sid,
+        CallStatus: 'completed',
+        CallDuration: '3',
+      });
+    try {
+      // While the session runs (it is told to hang up and ends the call), then again once it has ended.
+      expect((await completed()).status).toBe(204);
+      await running;
+      expect((await completed()).status).toBe(204);
+    } finally {
+      calls.end = end;
+    }
+    expect(ends).toBe(1);
+    const statuses = (await calls.events(s.tenant.id, call.id)).filter((e) => e.type === 'twilio.status').map((e) => e.extraData);
+    expect(statuses).toEqual([
+      expect.objectContaining({ status: 'completed', applied: false }),
+      expect.objectContaining({ applied: false }),
+    ]);
+    expect(await calls.get(s.tenant.id, call.id)).toMatchObject({ status: 'completed', endedReason: 'twilio: completed' });
+  }, 60_000);
 });

@@ -79,6 +79,27 @@ describe('tenant settings', () => {
     expect((await t.deps.settings.forProviders(a.tenant.id)).keys).toEqual({ openai: secret });
     const removed = (await req('PUT', '/api/v1/settings/tenant', a.access_token, { provider_keys: { openai: null } })).json();
     expect(removed.provider_keys.openai.configured).toBe(false);
+    expect((await t.deps.settings.forProviders(a.tenant.id)).keys).toEqual({});
+  });
+
+  it('the settings in clear are opened once per change of the stored row, shared frozen, and each tenant’s own', async () => {
+    const settings = t.deps.settings;
+    await req('PUT', '/api/v1/settings/tenant', a.access_token, { provider_keys: { openai: 'sk-test-first-0123456789' } });
+    const first = await settings.forProviders(a.tenant.id);
+    // Unchanged row: the same object (no parse, no decryption), which no caller can change for the others.
+    expect(await settings.forProviders(a.tenant.id)).toBe(first);
+    expect(Object.isFrozen(first.settings.call)).toBe(true);
+    expect(() => {
+      (first.keys as Record<string, string>).openai = 'changed';
+    }).toThrow(TypeError);
+    expect((await settings.forProviders(b.tenant.id)).keys).toEqual({});
+    // Changed (here by a write to the row itself, as another instance would make it): read anew.
+    await req('PUT', '/api/v1/settings/tenant', a.access_token, { provider_keys: { openai: 'sk-test-second-0123456789' } });
+    const second = await settings.forProviders(a.tenant.id);
+    expect(second).not.toBe(first);
+    expect(second.keys).toEqual({ openai: 'sk-test-second-0123456789' });
+    await t.deps.database.db.update(tenantConfigs).set({ agentName: 'Written elsewhere' }).where(eq(tenantConfigs.tenantId, a.tenant.id));
+    expect((await settings.forProviders(a.tenant.id)).settings.agent_name).toBe('Written elsewhere');
   });
 
   it('validation errors name the field and change nothing', async () => {

@@ -52,3 +52,73 @@ describe('servePglite: LISTEN/UNLISTEN over one shared PGlite session', () => {
     expect(heard.sort()).toEqual(['a:jobs:one', 'b:jobs:one', 'b:jobs:two']);
   });
 });
+
+describe('servePglite: query texts parsed once for every connection', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pglite-server-'));
+  const socketPath = join(dir, '.s.PGSQL.5432');
+  let pglite: PGlite;
+  let server: Server;
+  const pools: pg.Pool[] = [];
+  const pool = () => {
+    const p = new pg.Pool({ host: dir, port: 5432, user: 'postgres', database: 'postgres', max: 3 });
+    pools.push(p);
+    return p;
+  };
+  /** The statements PGlite's session holds for this text. */
+  const preparedFor = async (text: string) =>
+    (await pglite.query<{ n: number }>('select count(*)::int as n from pg_prepared_statements where statement = $1', [text])).rows[0]!.n;
+
+  beforeAll(async () => {
+    pglite = await PGlite.create('memory://');
+    await pglite.exec('create table t (id int primary key, v text); insert into t values (1, $$one$$), (2, $$two$$)');
+    server = servePglite(pglite, { statementCacheSize: 3 });
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  });
+  afterAll(async () => {
+    await Promise.all(pools.map((p) => p.end().catch(() => {})));
+    await new Promise((resolve) => server.close(resolve));
+    await pglite.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('many connections running the same query get their own rows, from one prepared statement', async () => {
+    const p = pool();
+    const text = 'select v from t where id = $1';
+    const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => p.query(text, [(i % 2) + 1])));
+    expect(answers.map((a) => a.rows[0].v)).toEqual(Array.from({ length: 12 }, (_, i) => (i % 2 ? 'two' : 'one')));
+    expect(await preparedFor(text)).toBe(1);
+  });
+
+  it('errors, transactions and a changed table behave as without the cache', async () => {
+    const p = pool();
+    await expect(p.query('selec v from t where id = $1', [1])).rejects.toThrow(/syntax error/);
+    await expect(p.query('select v from t where id = $1', ['x'])).rejects.toThrow(/invalid input syntax/);
+    const client = await p.connect();
+    try {
+      await client.query('begin');
+      await client.query('insert into t values ($1, $2)', [3, 'three']);
+      await client.query('insert into t values ($1, $2)', [4, 'four']);
+      await client.query('rollback');
+    } finally {
+      client.release();
+    }
+    expect((await p.query('select count(*)::int as n from t where id > $1', [0])).rows).toEqual([{ n: 2 }]);
+    // `select *` cached, then the table gains a column: the next run sees it (the stale statement is parsed again).
+    const all = 'select * from t where id = $1';
+    expect((await p.query(all, [1])).rows).toEqual([{ id: 1, v: 'one' }]);
+    await p.query('alter table t add column w int');
+    expect((await p.query(all, [1])).rows).toEqual([{ id: 1, v: 'one', w: null }]);
+    // Statements dropped behind the cache's back are parsed again too.
+    await p.query('deallocate all');
+    expect((await p.query(all, [2])).rows).toEqual([{ id: 2, v: 'two', w: null }]);
+  });
+
+  it('keeps at most its size of texts: the least recently used are closed', async () => {
+    const p = pool();
+    for (let i = 0; i < 8; i++) await p.query(`select v, ${i} as i from t where id = $1`, [1]);
+    // The statement evicted last is closed before the next round trip.
+    await p.query('select v, 7 as i from t where id = $1', [1]);
+    const held = await pglite.query<{ n: number }>('select count(*)::int as n from pg_prepared_statements');
+    expect(held.rows[0]!.n).toBeLessThanOrEqual(3);
+  });
+});

@@ -18,13 +18,17 @@ import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLITE_EXTENSIONS } from './pglite-extensions.js';
+import { StatementCache } from './statement-cache.js';
 
 const SSL_REQUEST = 80877103;
 const CANCEL_REQUEST = 80877102;
 const PROTOCOL_3 = 196608;
 
-/** Serves `pglite` to every connection `server` accepts (the caller listens). */
-export function servePglite(pglite: PGlite): Server {
+/**
+ * Serves `pglite` to every connection `server` accepts (the caller listens). `statementCacheSize`: the query texts
+ * kept parsed (statement-cache.ts).
+ */
+export function servePglite(pglite: PGlite, opts: { statementCacheSize?: number } = {}): Server {
   /** Whose turn it is: the turns are a promise chain; `owner` holds on while its transaction is open. */
   let turns: Promise<void> = Promise.resolve();
   let owner: Connection | undefined;
@@ -33,6 +37,31 @@ export function servePglite(pglite: PGlite): Server {
   const listeners = new Map<string, Set<Connection>>();
   /** PGlite's session has listened on something (UNLISTEN never reaches it): replies may carry notifications. */
   let subscribed = false;
+  /** Each query text is parsed once for every connection (statement-cache.ts). */
+  const statements = new StatementCache(opts.statementCacheSize);
+
+  /**
+   * Statements are planned for their parameters at every run, as unnamed ones are (PostgreSQL would switch a
+   * prepared statement to a generic plan after five runs: a search's plan would then no longer see its tenant).
+   * Set outside any transaction, so no rollback undoes it; until then nothing is cached.
+   */
+  let customPlans = false;
+
+  /** One round trip's reply from PGlite, through the statement cache. */
+  async function execute(messages: Buffer[]): Promise<Uint8Array> {
+    if (!pglite.isInTransaction()) {
+      if (!customPlans) {
+        await pglite.exec('set plan_cache_mode = force_custom_plan');
+        customPlans = true;
+      }
+      const closes = statements.takeCloses();
+      if (closes) await pglite.execProtocolRaw(closes);
+    }
+    const rewritten = customPlans ? statements.rewrite(messages) : undefined;
+    if (!rewritten) return pglite.execProtocolRaw(messages.length === 1 ? messages[0]! : Buffer.concat(messages));
+    const { reply, retry } = rewritten.reply(await pglite.execProtocolRaw(rewritten.input), pglite.isInTransaction());
+    return retry ? pglite.execProtocolRaw(retry) : reply;
+  }
 
   function takeTurn(conn: Connection): Promise<() => void> {
     if (owner === conn && ownerRelease) {
@@ -155,7 +184,7 @@ export function servePglite(pglite: PGlite): Server {
           // The round trip's messages (Parse, Bind, Describe, Execute, Sync) in one call and its reply in one write:
           // PGlite runs every message of the buffer it is given (after an error it skips to Sync, as PostgreSQL
           // does), and a call and a write per message cost both threads about five times the CPU of a query.
-          const raw = await pglite.execProtocolRaw(messages.length === 1 ? messages[0]! : Buffer.concat(messages));
+          const raw = await execute(messages);
           const reply = subscribed ? routeNotifications(raw) : raw;
           if (reply.length && !this.socket.destroyed) this.socket.write(reply);
         } finally {

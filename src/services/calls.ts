@@ -3,6 +3,7 @@
 // happens, so a restart loses nothing already said and a conversation is rebuilt from here, never from memory.
 // The webhook events a call causes (call.started/ended, transcript.turn, transfers, recording.ready) are written to
 // the outbox here, in the same transaction as the change that causes them: both are stored or neither.
+import { randomUUID } from 'node:crypto';
 import { and, asc, count, desc, eq, gte, inArray, isNull, lt, or, type SQL, sql } from 'drizzle-orm';
 import { type Db, fromRow, rowsOf } from '../db/client.js';
 import { callEvents, calls, callTranscripts, documentChunks, documents, tenants, users, webhookEvents } from '../db/schema.js';
@@ -83,14 +84,15 @@ export class CallService {
   ): Promise<Call> {
     const now = new Date();
     const { metadata, ...values } = input;
-    return this.db.transaction(async (tx) => {
-      const [call] = await tx
-        .insert(calls)
-        .values({ tenantId, ...values, extraData: metadata ?? {}, status: 'in_progress', startedAt: now, answeredAt: now })
-        .returning();
-      await this.started(tx, call!);
-      return call!;
+    const call = await this.create({
+      tenantId,
+      ...values,
+      extraData: metadata ?? {},
+      status: 'in_progress',
+      startedAt: now,
+      answeredAt: now,
     });
+    return call!;
   }
 
   /**
@@ -115,15 +117,10 @@ export class CallService {
     const now = new Date();
     const answered = input.status === 'in_progress';
     const { metadata, ...values } = input;
-    const call = await this.db.transaction(async (tx) => {
-      const [made] = await tx
-        .insert(calls)
-        .values({ tenantId, ...values, extraData: metadata ?? {}, startedAt: answered ? now : null, answeredAt: answered ? now : null })
-        .onConflictDoNothing({ target: calls.providerCallSid })
-        .returning();
-      if (made) await this.started(tx, made);
-      return made;
-    });
+    const call = await this.create(
+      { tenantId, ...values, extraData: metadata ?? {}, startedAt: answered ? now : null, answeredAt: answered ? now : null },
+      'providerCallSid',
+    );
     return call ?? (await this.bySid(input.providerCallSid!))!;
   }
 
@@ -173,34 +170,49 @@ export class CallService {
     }
     const now = new Date();
     // The linked call above had its call.started when Twilio announced it: only a new record publishes one.
-    return this.db.transaction(async (tx) => {
-      const [call] = await tx
-        .insert(calls)
-        .values({ tenantId, direction: 'inbound', status: 'in_progress', ...values, livekitRoom: room, startedAt: now, answeredAt: now })
-        .onConflictDoNothing({ target: calls.livekitRoom })
-        .returning();
-      if (call) await this.started(tx, call);
-      return call;
-    });
+    return this.create(
+      { tenantId, direction: 'inbound', status: 'in_progress', ...values, livekitRoom: room, startedAt: now, answeredAt: now },
+      'livekitRoom',
+    );
   }
 
-  /** A new call record's audit entry and webhook event, in the transaction that made it. */
-  private async started(tx: Executor, call: Call): Promise<void> {
-    await this.insertEvent(tx, call.tenantId, call.id, 'call.started', { direction: call.direction }, call);
-    await publishEvent(
-      tx,
-      call.tenantId,
+  /**
+   * A new call record with its `call.started` audit entry and webhook event, in one statement (one round trip where
+   * a transaction took five, at every call's setup): both are made from the inserted row, so a record not made (the
+   * `unique` column's value is taken: a webhook delivered twice) gets neither, and undefined is returned.
+   */
+  private async create(values: typeof calls.$inferInsert, unique?: 'providerCallSid' | 'livekitRoom'): Promise<Call | undefined> {
+    // The id is ours rather than the database's, so the event's data is complete before the row exists.
+    const row = { ...values, id: values.id ?? randomUUID() };
+    const insert = this.db.insert(calls).values(row);
+    const made = (unique ? insert.onConflictDoNothing({ target: calls[unique] }) : insert).returning();
+    const started = { direction: row.direction };
+    const { ctes } = eventCtes(
+      row.tenantId,
       'call.started',
       {
-        call_id: call.id,
-        direction: call.direction,
-        status: call.status,
-        from: call.fromNumber,
-        to: call.toNumber,
-        metadata: call.extraData,
+        call_id: row.id,
+        direction: row.direction,
+        status: row.status ?? 'queued',
+        from: row.fromNumber ?? null,
+        to: row.toNumber ?? null,
+        metadata: row.extraData ?? {},
       },
-      { callId: call.id },
+      { callId: row.id },
+      { from: sql`c`, value: sql`'{}'::jsonb` },
     );
+    const result = await this.db.execute(sql`
+      with c as (${made.getSQL()}),
+      a as (
+        insert into ${callEvents} (tenant_id, call_id, type, extra_data)
+        select tenant_id, id, 'call.started', ${JSON.stringify(started)}::jsonb from c returning 1),
+      ${ctes}
+      select c.*, (select pg_notify(${WEBHOOK_CHANNEL}, '')::text where exists (select 1 from d)) as notified from c`);
+    const [raw] = rowsOf<Record<string, unknown>>(result);
+    if (!raw) return undefined;
+    const call = fromRow(calls, raw);
+    this.observer?.callEvent(call.tenantId, 'call.started', started, call);
+    return call;
   }
 
   async setProviderSid(tenantId: string, callId: string, providerCallSid: string): Promise<void> {
@@ -434,21 +446,33 @@ export class CallService {
 
   /**
    * Points the call at its stored recording (a call resumed after a restart replaces it with its own), with the
-   * audit entry that says so (`stored`) and the `recording.ready` webhook event, in one transaction: the recording
+   * audit entry that says so (`stored`) and the `recording.ready` webhook event, all or none: the recording
    * is downloadable from the moment the event exists.
    */
   async setRecording(tenantId: string, callId: string, key: string, durationMs: number | null, stored?: RecordingStored): Promise<void> {
     const ms = durationMs === null ? null : Math.round(durationMs);
-    await this.db.transaction(async (tx) => {
-      const rows = await tx
-        .update(calls)
-        .set({ recordingKey: key, recordingMs: ms })
-        .where(and(eq(calls.tenantId, tenantId), eq(calls.id, callId)))
-        .returning({ id: calls.id });
-      if (!rows.length) throw notFound('Call');
-      if (stored) await this.insertEvent(tx, tenantId, callId, stored.type, stored.data);
-      await publishEvent(tx, tenantId, 'recording.ready', { call_id: callId, duration_ms: ms }, { callId });
-    });
+    // One statement, so one round trip (a transaction took five at the end of every call): the audit entry and the
+    // event are made from the updated row, so a call of another tenant (or none) gets neither.
+    const { ctes } = eventCtes(
+      tenantId,
+      'recording.ready',
+      { call_id: callId, duration_ms: ms },
+      { callId },
+      { from: sql`u`, value: sql`'{}'::jsonb` },
+    );
+    const audit = stored
+      ? sql`a as (insert into ${callEvents} (tenant_id, call_id, type, extra_data)
+          select ${tenantId}, ${callId}, ${stored.type}, ${JSON.stringify(stored.data)}::jsonb from u returning 1),`
+      : sql``;
+    const result = await this.db.execute(sql`
+      with u as (
+        update ${calls} set recording_key = ${key}, recording_ms = ${ms}, updated_at = now()
+        where tenant_id = ${tenantId} and id = ${callId} returning id),
+      ${audit}
+      ${ctes}
+      select (select count(*) from u)::int as updated, (select pg_notify(${WEBHOOK_CHANNEL}, '')::text where exists (select 1 from d)) as notified`);
+    if (!rowsOf<{ updated: number }>(result)[0]?.updated) throw notFound('Call');
+    if (stored) this.observer?.callEvent(tenantId, stored.type, stored.data);
   }
 
   /**
@@ -508,6 +532,14 @@ export class CallService {
 
   async transcript(tenantId: string, callId: string): Promise<Turn[]> {
     await this.get(tenantId, callId);
+    return this.turns(tenantId, callId);
+  }
+
+  /**
+   * The call's turns in order, for a call the caller has just read (tenant and id checked): `transcript` without
+   * reading the call row again (a call's session starts with it).
+   */
+  async turns(tenantId: string, callId: string): Promise<Turn[]> {
     const rows = await this.db
       .select()
       .from(callTranscripts)

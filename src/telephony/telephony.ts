@@ -137,8 +137,7 @@ export class Telephony {
         this.log.info({ to: params.To }, 'call to a number no tenant has');
         return sayAndHangup(NOT_IN_SERVICE);
       }
-      const { settings } = await this.settings.forProviders(found.tenantId);
-      mode = found.phoneNumber.mode ?? settings.call.telephony_mode;
+      mode = found.phoneNumber.mode ?? (await this.settings.forProviders(found.tenantId)).settings.call.telephony_mode;
       const inbound = {
         direction: 'inbound',
         status: 'in_progress',
@@ -215,12 +214,14 @@ export class Telephony {
       await this.control
         .send(call.id, { type: 'hangup', reason })
         .catch((err: unknown) => this.log.warn({ err, callId: call.id }, 'hang-up could not be sent'));
-      if (!(await this.sessionEnded(call, Date.now() + this.sessionEndWaitMs))) {
+      const ended = await this.sessionEnded(call, Date.now() + this.sessionEndWaitMs);
+      if (!ended) {
         this.afterSession(call, params);
         return;
       }
+      return this.applyStatus(call, params, ended);
     }
-    await this.applyStatus(call, params);
+    await this.applyStatus(call, params, call.endedAt ? 'ended' : undefined);
   }
 
   /** How long a status callback saying the call is over waits, before answering, for the session to end the call. */
@@ -240,15 +241,22 @@ export class Telephony {
     return call.lastSeenAt !== null && Date.now() - call.lastSeenAt.getTime() < lostAfterMs(this.config.calls.heartbeatMs);
   }
 
-  /** Applies what Twilio reported (CallService.applyProviderStatus) and records it. */
-  private async applyStatus(call: Call, params: Record<string, string>): Promise<void> {
+  /**
+   * Applies what Twilio reported (CallService.applyProviderStatus) and records it. `ended`: the call was just seen
+   * ended (its session writes its end after its last turn, so the end and its metrics are complete): an end reported
+   * now changes nothing, and is not written a second time.
+   */
+  private async applyStatus(call: Call, params: Record<string, string>, ended?: 'ended' | 'gone'): Promise<void> {
     const twilioStatus = params.CallStatus ?? '';
     const status = TWILIO_STATUS[twilioStatus]!;
     const durationMs = twilioDurationMs(params.CallDuration);
-    const changed = await this.calls.applyProviderStatus(call.tenantId, call.id, status, {
-      reason: `twilio: ${twilioStatus}`,
-      ...(durationMs !== undefined && { durationMs }),
-    });
+    const changed =
+      ended === 'ended' && TERMINAL.has(status)
+        ? false
+        : await this.calls.applyProviderStatus(call.tenantId, call.id, status, {
+            reason: `twilio: ${twilioStatus}`,
+            ...(durationMs !== undefined && { durationMs }),
+          });
     await this.calls.event(call.tenantId, call.id, 'twilio.status', {
       status: twilioStatus,
       sequence: params.SequenceNumber ?? null,
@@ -262,16 +270,19 @@ export class Telephony {
   }
 
   /**
-   * Whether the call has ended by `deadline` (epoch ms). A session running here is waited for (it ends the call
-   * before its run settles), then the call is read again; one running elsewhere is looked for every 100 ms.
+   * Whether the call has ended by `deadline` (epoch ms): 'ended' when it was seen ended, 'gone' when it is no more.
+   * A session running here is waited for first (it ends the call before its run settles), then the call is read;
+   * one running elsewhere is looked for every 100 ms.
    */
-  private async sessionEnded(call: Call, deadline: number): Promise<boolean> {
+  private async sessionEnded(call: Call, deadline: number): Promise<'ended' | 'gone' | false> {
     for (;;) {
-      const now = await this.calls.get(call.tenantId, call.id).catch(() => undefined);
-      if (!now || now.endedAt) return true;
-      if (Date.now() >= deadline || this.stopping.signal.aborted) return false;
       const here = this.voice.sessionRun(call.id);
-      await (here ? this.waitUntil(here, deadline) : sleep(100));
+      if (here) await this.waitUntil(here, deadline);
+      const now = await this.calls.get(call.tenantId, call.id).catch(() => undefined);
+      if (!now) return 'gone';
+      if (now.endedAt) return 'ended';
+      if (Date.now() >= deadline || this.stopping.signal.aborted) return false;
+      if (!here) await sleep(100);
     }
   }
 
@@ -303,8 +314,10 @@ export class Telephony {
     const lostMs = lostAfterMs(this.config.calls.heartbeatMs);
     const giveUpAt = Date.now() + lostMs;
     const waiting = (async () => {
+      let ended: Awaited<ReturnType<Telephony['sessionEnded']>> = false;
       for (;;) {
-        if (await this.sessionEnded(call, Math.min(giveUpAt, Date.now() + 1000))) break;
+        ended = await this.sessionEnded(call, Math.min(giveUpAt, Date.now() + 1000));
+        if (ended) break;
         if (this.stopping.signal.aborted) return;
         const now = await this.calls.get(call.tenantId, call.id).catch(() => undefined);
         if (!now || !this.carried(now) || Date.now() >= giveUpAt) {
@@ -312,7 +325,7 @@ export class Telephony {
           break;
         }
       }
-      await this.applyStatus(call, params);
+      await this.applyStatus(call, params, ended || undefined);
     })().catch((err: unknown) => this.log.error({ err, callId: call.id }, 'status callback could not be applied'));
     this.waitingForSessions.add(waiting);
     void waiting.finally(() => this.waitingForSessions.delete(waiting));
@@ -389,7 +402,7 @@ export class Telephony {
   private async run(call: Call, transport: TwilioMediaStreamTransport | BrowserTransport): Promise<void> {
     const log = this.log.child({ tenantId: call.tenantId, callId: call.id });
     try {
-      await this.voice.run(call.tenantId, call.id, transport, { beforeClose: (outcome) => this.handOff(call, outcome, log) });
+      await this.voice.run(call.tenantId, call.id, transport, { call, beforeClose: (outcome) => this.handOff(call, outcome, log) });
     } catch (err) {
       log.error({ err }, 'call failed');
       await transport.close('error');

@@ -178,12 +178,17 @@ export class VoiceCalls {
     tenantId: string,
     callId: string,
     transport: Transport,
-    opts: { beforeClose?: (outcome: CallOutcome) => Promise<void> } = {},
+    opts: {
+      beforeClose?: (outcome: CallOutcome) => Promise<void>;
+      /** The call's row as the caller just read it for this tenant and id (the media socket's check): not read again. */
+      call?: Call;
+    } = {},
   ): Promise<CallOutcome> {
     // About when the transport's clock started (it was connected just before): where its audio goes in the recording.
     const connectedAt = performance.now();
     const log = this.log.child({ tenantId, callId });
-    const call = await this.calls.get(tenantId, callId);
+    const known = opts.call?.tenantId === tenantId && opts.call.id === callId ? opts.call : undefined;
+    const call = known ?? (await this.calls.get(tenantId, callId));
     let lease: Lease;
     try {
       // (A chat session never runs here; its kind would not matter.)
@@ -213,7 +218,8 @@ export class VoiceCalls {
     const { tenantId, id: callId } = call;
     // The call's clock runs from its start, also across a restart: turn times never go backwards.
     const origin = performance.now() - (Date.now() - (call.startedAt ?? new Date()).getTime());
-    const turns = await this.calls.transcript(tenantId, callId);
+    // The call row was read for this tenant and id just now (run).
+    const turns = await this.calls.turns(tenantId, callId);
     // Counted in memory as the call goes (audio seconds, tokens, characters), written once at its end.
     const meter = new UsageTally();
     const parts = await this.registry.voiceFor(tenantId, {

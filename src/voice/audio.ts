@@ -342,8 +342,10 @@ export function concatPcm(parts: Int16Array[]): Int16Array {
 /** Level in dBFS (0 = full scale; silence is -Infinity). */
 export function dbfs(pcm: Int16Array): number {
   if (pcm.length === 0) return -Infinity;
+  // An indexed loop: for-of over a typed array goes through the iterator protocol, an object per sample wherever
+  // it is not optimised away (this runs for every caller frame, in the VAD).
   let sum = 0;
-  for (const s of pcm) sum += s * s;
+  for (let i = 0; i < pcm.length; i++) sum += pcm[i]! * pcm[i]!;
   const rms = Math.sqrt(sum / pcm.length);
   return rms === 0 ? -Infinity : 20 * Math.log10(rms / 32768);
 }

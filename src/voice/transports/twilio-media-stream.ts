@@ -376,7 +376,9 @@ export class TwilioMediaStreamTransport implements Transport {
     MEDIA_SUFFIX.copy(msg, muLawBase64Into(frame.pcm, msg, prefix.length));
     if (this.socket.readyState === OPEN) this.socket.send(msg, TEXT);
     this.framesSent++;
-    this.unheard.push({ pcm: frame.pcm, sampleRate: SAMPLE_RATE, timestampMs: playedAt - this.startedAt });
+    // The playout made this frame object for this call alone: restamped on the stream clock rather than copied.
+    frame.timestampMs = playedAt - this.startedAt;
+    this.unheard.push(frame);
     this.reportHeard();
     this.releaseMarks();
   }

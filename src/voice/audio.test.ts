@@ -5,12 +5,16 @@ import {
   dbfs,
   encodeWav,
   muLawBase64,
+  muLawBase64Into,
+  muLawBase64Length,
   muLawDecode,
+  muLawDecodeBase64,
   muLawEncode,
   parseWav,
   PcmArena,
   resample,
   StreamResampler,
+  strictBase64Length,
   toFrames,
 } from './audio.js';
 
@@ -45,6 +49,37 @@ describe('mu-law (G.711)', () => {
     const long = Int16Array.from({ length: 5000 }, (_, i) => Math.round(Math.sin(i / 3) * 20000));
     const frame = long.subarray(100, 260);
     for (const pcm of [frame, long, frame.subarray(0, 7)]) expect(muLawBase64(pcm)).toBe(Buffer.from(muLawEncode(pcm)).toString('base64'));
+  });
+
+  it('as base64 written into bytes: what muLawBase64 gives, for every 16-bit value and every length mod 3', () => {
+    const all = Int16Array.from({ length: 65536 }, (_, i) => i - 32768);
+    for (const pcm of [all, all.subarray(1), all.subarray(2), all.subarray(0, 0), all.subarray(5, 6), all.subarray(7, 9)]) {
+      const out = Buffer.alloc(muLawBase64Length(pcm.length) + 4, 0x21);
+      expect(muLawBase64Into(pcm, out, 2)).toBe(2 + muLawBase64Length(pcm.length));
+      expect(out.toString('latin1', 2, out.length - 2)).toBe(muLawBase64(pcm));
+      // Nothing written outside.
+      expect([out[0], out[1], out[out.length - 2], out[out.length - 1]]).toEqual([0x21, 0x21, 0x21, 0x21]);
+    }
+  });
+
+  it('decoded from base64 bytes: what Buffer.from(text, "base64") then muLawDecode give, for every byte value', () => {
+    const bytes = Uint8Array.from({ length: 256 * 3 + 2 }, (_, i) => (i * 7) % 256);
+    for (const n of [0, 1, 2, 3, 160, 256, bytes.length]) {
+      const text = Buffer.from(Buffer.from(bytes.subarray(0, n)).toString('base64'), 'latin1');
+      // Placed inside a longer message, as the payload of a media message is.
+      const message = Buffer.concat([Buffer.from('{"payload":"'), text, Buffer.from('"}')]);
+      const start = 12;
+      const end = start + text.length;
+      expect(strictBase64Length(message, start, end)).toBe(n);
+      const pcm = muLawDecodeBase64(message, start, end, new Int16Array(n));
+      expect(Array.from(pcm)).toEqual(Array.from(muLawDecode(bytes.subarray(0, n))));
+    }
+  });
+
+  it('leaves base64 that is not strict (no padding, URL-safe, spaces, misplaced "=") to Buffer.from', () => {
+    for (const text of ['QUJD', 'QUI=', 'QQ==']) expect(strictBase64Length(Buffer.from(text), 0, text.length)).toBeGreaterThan(0);
+    for (const text of ['QUI', 'QQ', 'Q===', '====', 'QU=D', 'Q=I=', 'QU-_', 'QU J', 'QUJD\n', 'QUJ\u00e9'])
+      expect(strictBase64Length(Buffer.from(text), 0, Buffer.byteLength(text))).toBe(-1);
   });
 });
 

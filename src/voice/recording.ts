@@ -58,7 +58,8 @@ class Blocks {
       if (!block) this.blocks.set(index, (block = this.spare.pop() ?? new Int16Array(this.blockSize)));
       const offset = pos - index * this.blockSize;
       const n = Math.min(pcm.length - done, this.blockSize - offset);
-      block.set(pcm.subarray(done, done + n), offset);
+      // A whole frame inside one block (nearly always) is copied without a view made of it.
+      block.set(done === 0 && n === pcm.length ? pcm : pcm.subarray(done, done + n), offset);
       done += n;
     }
     this.length = Math.max(this.length, at + pcm.length);
@@ -388,12 +389,13 @@ export function recordTransport(transport: Transport, opts: RecordOptions): Reco
     audio: () => ({
       [Symbol.asyncIterator]() {
         const frames = transport.audio()[Symbol.asyncIterator]();
+        // One callback for the whole call, not a closure per frame.
+        const record = (r: IteratorResult<AudioFrame>) => {
+          if (!r.done) recorder.addCaller(r.value);
+          return r;
+        };
         return {
-          next: () =>
-            frames.next().then((r) => {
-              if (!r.done) recorder.addCaller(r.value);
-              return r;
-            }),
+          next: () => frames.next().then(record),
           return: async (value?: unknown) => (frames.return ? frames.return(value) : { done: true as const, value }),
         };
       },

@@ -1,6 +1,6 @@
 // Deepgram live STT against the local fake of its websocket protocol, fed with real speech from espeak-ng.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { type FakeDeepgram, startFakeDeepgram } from '../../../test/fakes/deepgram.js';
 import { ProviderError } from '../../lib/provider-error.js';
@@ -194,6 +194,21 @@ describe('DeepgramStt (live websocket, fake server)', () => {
     expect(err).toMatchObject({ retryable: true, message: expect.stringMatching(/1011 .*NET-0001/i) });
     expect(latest().keepAlives).toBe(0);
     expect(latest().closed?.code).toBe(1011);
+  });
+
+  it('sends no KeepAlive while audio flows, and one once it has stopped for the KeepAlive time', async () => {
+    const stream = stt({ keepAliveMs: 1000 }).stream({});
+    const events = collect(stream.events);
+    // A 200 ms chunk every 50 ms for 1.5 s: audio goes out far more often than the KeepAlive time.
+    for (let i = 0; i < 30; i++) {
+      stream.push({ pcm: silence(200), sampleRate: RATE, timestampMs: i * 200 });
+      await sleep(50);
+    }
+    await vi.waitFor(() => expect(latest().audioMessages).toBe(30), { timeout: 5000, interval: 20 });
+    expect(latest().keepAlives).toBe(0);
+    await vi.waitFor(() => expect(latest().keepAlives).toBeGreaterThanOrEqual(1), { timeout: 5000, interval: 50 });
+    await stream.close();
+    await events;
   });
 
   it('surfaces refused handshakes: a bad key is permanent with the server message, 429 retryable with Retry-After', async () => {

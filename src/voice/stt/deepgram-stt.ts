@@ -103,6 +103,8 @@ export class DeepgramSttStream implements SttStream {
   /** Deepgram's times count from the first audio it got; this is that audio's place in the caller's timeline. */
   private baseMs: number | undefined;
   private keepAlive: NodeJS.Timeout | undefined;
+  /** When audio last went out (performance.now()): KeepAlive waits for that long without any. */
+  private audioSentAt = 0;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -214,20 +216,29 @@ export class DeepgramSttStream implements SttStream {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     if (item.ms > 0) {
       this.baseMs ??= item.atMs;
-      this.armKeepAlive();
+      this.audioSentAt = performance.now();
+      if (!this.keepAlive) this.armKeepAlive();
     }
     this.ws.send(item.data);
   }
 
-  /** Restarted by every audio frame, so KeepAlive only goes out while the caller's audio has stopped. */
-  private armKeepAlive(): void {
+  /**
+   * KeepAlive goes out only while the caller's audio has stopped: once `every` ms have passed with none. One timer
+   * per stream, pushed back when it finds audio went out meanwhile (rather than a timer replaced with each chunk of
+   * audio, five a second per call).
+   */
+  private armKeepAlive(delayMs?: number): void {
     clearTimeout(this.keepAlive);
+    this.keepAlive = undefined;
     const every = this.opts.keepAliveMs ?? 4000;
     if (every <= 0 || this.ws.readyState !== WebSocket.OPEN) return;
     this.keepAlive = setTimeout(() => {
+      this.keepAlive = undefined;
+      const quietMs = performance.now() - this.audioSentAt;
+      if (quietMs < every) return void this.armKeepAlive(every - quietMs);
       this.send({ data: JSON.stringify({ type: 'KeepAlive' }), ms: 0 });
       this.armKeepAlive();
-    }, every);
+    }, delayMs ?? every);
   }
 
   private onMessage(text: string): void {

@@ -17,6 +17,8 @@ const REPLAY_MS = 15_000;
  */
 class Replay {
   private chunks: { startMs: number; sampleRate: number; pcm: Int16Array; length: number }[] = [];
+  /** The chunks' audio in ms, kept as they change (this runs for every caller frame). */
+  private totalMs = 0;
 
   push(frame: AudioFrame): void {
     const { pcm, sampleRate, timestampMs } = frame;
@@ -29,22 +31,22 @@ class Replay {
     }
     last.pcm.set(pcm, last.length);
     last.length += pcm.length;
+    this.totalMs += durationMs(pcm.length, sampleRate);
     // Whole chunks go once the rest still covers REPLAY_MS.
-    while (this.chunks.length > 1 && this.lengthMs() - durationMs(this.chunks[0]!.length, this.chunks[0]!.sampleRate) >= REPLAY_MS)
-      this.chunks.shift();
+    while (this.chunks.length > 1 && this.totalMs - durationMs(this.chunks[0]!.length, this.chunks[0]!.sampleRate) >= REPLAY_MS) {
+      const first = this.chunks.shift()!;
+      this.totalMs -= durationMs(first.length, first.sampleRate);
+    }
   }
 
   clear(): void {
     this.chunks = [];
+    this.totalMs = 0;
   }
 
   /** The audio again, as 20 ms frames at their original times. */
   frames(): AudioFrame[] {
     return this.chunks.flatMap((c) => toFrames(c.pcm.subarray(0, c.length), c.sampleRate, c.startMs));
-  }
-
-  private lengthMs(): number {
-    return this.chunks.reduce((ms, c) => ms + durationMs(c.length, c.sampleRate), 0);
   }
 }
 

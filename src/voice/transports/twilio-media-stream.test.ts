@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { parseConnectStream, TwilioCallerLeg } from '../../sim/twilio-caller.js';
-import { type AudioFrame, muLawDecode, muLawEncode, parseWav } from '../audio.js';
+import { EventEmitter } from 'node:events';
+import { type AudioFrame, muLawBase64, muLawDecode, muLawEncode, parseWav } from '../audio.js';
 import { type TwilioStart, TwilioMediaStreamTransport } from './twilio-media-stream.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -426,6 +427,118 @@ describe('TwilioMediaStreamTransport', () => {
     expect(frames).toHaveLength(1);
     expect(frames[0]!.timestampMs).toBe(20);
     expect(frames[0]!.pcm.every((x) => x === 0)).toBe(true);
+  });
+});
+
+/** A socket the test feeds by hand: what the transport sends is kept as it was handed to ws. */
+function fakeSocket() {
+  const socket = Object.assign(new EventEmitter(), {
+    readyState: 1,
+    bufferedAmount: 0,
+    sent: [] as { data: unknown; options: unknown }[],
+    send(data: unknown, options?: unknown) {
+      socket.sent.push({ data, options });
+    },
+    close() {
+      socket.readyState = 3;
+      socket.emit('close', 1000, Buffer.alloc(0));
+    },
+    terminate() {
+      socket.close();
+    },
+  });
+  return socket;
+}
+
+function fakeTransport(streamSid = STREAM_SID, leadMs = 0) {
+  const socket = fakeSocket();
+  const start: TwilioStart = {
+    streamSid,
+    callSid: 'CA1',
+    accountSid: 'AC1',
+    customParameters: {},
+    mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
+    tracks: ['inbound'],
+  };
+  const transport = new TwilioMediaStreamTransport(socket as unknown as WebSocket, start, leadMs, { clock: () => 10_000 });
+  const frames: AudioFrame[] = [];
+  void (async () => {
+    for await (const f of transport.audio()) frames.push(f);
+  })();
+  const deliver = async (text: string) => {
+    socket.emit('message', Buffer.from(text), false);
+    await sleep(0);
+  };
+  return { socket, transport, frames, deliver };
+}
+
+describe('TwilioMediaStreamTransport media messages', () => {
+  const pcm = tone(20, 12000);
+  const payload = muLawBase64(pcm);
+  const expected = Array.from(muLawDecode(Buffer.from(payload, 'base64')));
+
+  it('reads media messages however their fields are ordered and spaced, as JSON.parse reads them', async () => {
+    const variants = [
+      // Twilio's order, and the simulated leg's.
+      `{"event":"media","sequenceNumber":"3","media":{"track":"inbound","chunk":"1","timestamp":"20","payload":"${payload}"},"streamSid":"${STREAM_SID}"}`,
+      `{"event":"media","sequenceNumber":"4","streamSid":"${STREAM_SID}","media":{"track":"inbound","chunk":"2","timestamp":"40","payload":"${payload}"}}`,
+      `\n { "media" : { "payload" :\t"${payload}" , "timestamp":"60" } ,"event": "media" }\r\n`,
+      // Read by JSON.parse: an escape, a number timestamp, an unknown nested value, a repeated field.
+      `{"event":"media","streamSid":"MZ\\u0031","media":{"timestamp":"80","payload":"${payload}"}}`,
+      `{"event":"media","media":{"timestamp":100,"payload":"${payload}"}}`,
+      `{"event":"media","extra":{"a":[1,2]},"media":{"timestamp":"120","payload":"${payload}"}}`,
+      `{"event":"media","media":{"timestamp":"1","timestamp":"140","payload":"${payload}"}}`,
+      // No timestamp: continues from the previous frame.
+      `{"event":"media","media":{"payload":"${payload}"}}`,
+      // Base64 without its padding (Buffer.from reads it).
+      `{"event":"media","media":{"timestamp":"180","payload":"${payload.replace(/=+$/, '')}"}}`,
+    ];
+    const { frames, deliver, transport } = fakeTransport();
+    for (const v of variants) await deliver(v);
+    expect(frames.map((f) => f.timestampMs)).toEqual([20, 40, 60, 80, 100, 120, 140, 160, 180]);
+    for (const f of frames) expect(Array.from(f.pcm)).toEqual(expected);
+    expect(transport.ignoredMessages).toBe(0);
+  });
+
+  it('ignores what JSON.parse would have it ignore: other tracks, no payload, other events, not an object', async () => {
+    const { frames, deliver, transport } = fakeTransport();
+    for (const v of [
+      `{"event":"media","media":{"track":"outbound","timestamp":"20","payload":"${payload}"}}`,
+      `{"event":"media","media":{"timestamp":"20"}}`,
+      `{"event":"media","media":"${payload}"}`,
+      `{"event":"nothing","media":{"timestamp":"20","payload":"${payload}"}}`,
+      `{"event":"media","media":{"timestamp":"20","payload":"${payload}"}} x`,
+      `{"event":"media","media":{"timestamp":"20","payload":"${payload}"}`,
+    ])
+      await deliver(v);
+    expect(frames).toEqual([]);
+    expect(transport.ignoredMessages).toBe(6);
+  });
+
+  it('refuses a payload over a second of audio either way', async () => {
+    const long = muLawBase64(tone(1100));
+    const { deliver, socket } = fakeTransport();
+    await deliver(`{"event":"media","media":{"timestamp":"20","payload":"${long}"}}`);
+    expect(socket.readyState).toBe(3);
+  });
+
+  it('sends agent audio as the bytes JSON.stringify gives for a media message', () => {
+    for (const sid of [STREAM_SID, 'MZ "quoted" \\ é']) {
+      // Sent ahead (a lead of a second): all three frames go at once.
+      const { socket, transport } = fakeTransport(sid, 1000);
+      for (const ms of [20, 40]) transport.send({ pcm: tone(ms, 9000, 300), sampleRate: 8000, timestampMs: 0 });
+      const media = socket.sent.filter((s) => String(s.data).includes('"media"'));
+      expect(media).toHaveLength(3);
+      const frames = [tone(20, 9000, 300), tone(40, 9000, 300).subarray(0, 160), tone(40, 9000, 300).subarray(160)];
+      media.forEach((m, i) => {
+        expect(Buffer.isBuffer(m.data)).toBe(true);
+        expect(m.options).toEqual({ binary: false });
+        expect((m.data as Buffer).toString('utf8')).toBe(
+          JSON.stringify({ event: 'media', streamSid: sid, media: { payload: muLawBase64(frames[i]!) } }),
+        );
+      });
+      void transport.close('over');
+    }
   });
 });
 

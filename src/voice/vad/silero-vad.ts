@@ -277,7 +277,9 @@ export function runEntries(entries: WorkerEntry[]): WorkerResult[] {
     const groups = new Map<string, typeof round>();
     for (const e of round) {
       const key = `${e.modelPath}:${e.rate}`;
-      groups.set(key, [...(groups.get(key) ?? []), e]);
+      const group = groups.get(key);
+      if (group) group.push(e);
+      else groups.set(key, [e]);
     }
     for (const group of groups.values()) {
       const items = group.map((e) => ({ window: e.window, state: workerStates.get(e.id)?.state ?? new Float32Array(STATE_SIZE) }));

@@ -14181,6 +14181,20 @@ export interface components {
             };
         } | {
             /** @enum {string} */
+            type: "turn.resumed";
+            occurred_at: string;
+            data: {
+                after_ms: number;
+                resumes: number;
+                llm_chars: number;
+                llm_tokens: number;
+                tts_chars: number;
+                ms_replying: number;
+            } & {
+                [key: string]: unknown;
+            };
+        } | {
+            /** @enum {string} */
             type: "dtmf.received";
             occurred_at: string;
             data: {
@@ -14704,6 +14718,20 @@ export interface components {
                 llm_tokens: number;
                 tts_chars: number;
                 ms_prepared: number;
+            } & {
+                [key: string]: unknown;
+            };
+        } | {
+            /** @enum {string} */
+            type: "turn.resumed";
+            occurred_at: string;
+            data: {
+                after_ms: number;
+                resumes: number;
+                llm_chars: number;
+                llm_tokens: number;
+                tts_chars: number;
+                ms_replying: number;
             } & {
                 [key: string]: unknown;
             };

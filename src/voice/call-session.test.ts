@@ -870,6 +870,27 @@ describe('CallSession: turn resumption (the caller goes on before any of the ans
     await c.end();
   });
 
+  it('off (call.turn_resumption): the speech interrupts the unheard reply and is a turn of its own, as before', async () => {
+    const c = startCall({
+      transcripts: ['Yes.', 'And can you send me the receipt too?'],
+      llm: slow,
+      behaviour: { greeting: null, endpointingMs: 700, preemptive: false, turnResumption: false },
+    });
+    await c.say(speech(600));
+    await c.until('the turn to end (the model asked)', () => c.requests.length === 1);
+    await c.clock.advanceAsync(500);
+    await c.say(speech(900));
+    await c.waitTurns(4);
+    expect(c.turns()).toEqual([
+      ['caller', 'Yes.'],
+      ['agent', ''],
+      ['caller', 'And can you send me the receipt too?'],
+      ['agent', 'Of course, I will send the receipt by email today.'],
+    ]);
+    expect(c.callLog.events.map((e) => e.type)).toEqual(['turn.barge_in']);
+    await c.end();
+  });
+
   it('a reply prepared before the turn ended is dropped the same way (preemptive on)', async () => {
     const c = startCall({
       transcripts: ['Yes.', 'And can you send me the receipt too?'],

@@ -38,6 +38,8 @@ export interface CallBehaviour extends TurnRules {
   greeting: string | null;
   /** Prepare the reply while the endpointing time runs (the tenant's `call.preemptive_generation`); default on. */
   preemptive?: boolean;
+  /** Take the caller's turn up again when they go on before the reply is heard (`call.turn_resumption`); default on. */
+  turnResumption?: boolean;
 }
 
 export interface CallSessionParts {
@@ -152,7 +154,7 @@ export class CallSession {
     this.callLog = p.callLog;
     this.turns = new TurnDetector(p.behaviour, p.clock, (d) => this.onDecision(d), {
       previews: p.behaviour.preemptive !== false,
-      resumption: true,
+      resumption: p.behaviour.turnResumption !== false,
     });
   }
 

@@ -2609,6 +2609,8 @@ export interface paths {
                                 preemptive_generation: boolean;
                                 /** @default true */
                                 adaptive_endpointing: boolean;
+                                /** @default true */
+                                turn_resumption: boolean;
                                 /** @default 400 */
                                 min_interruption_ms: number;
                                 /** @default 12 */
@@ -2911,6 +2913,7 @@ export interface paths {
                             endpointing_ms?: number;
                             preemptive_generation?: boolean;
                             adaptive_endpointing?: boolean;
+                            turn_resumption?: boolean;
                             min_interruption_ms?: number;
                             silence_prompt_s?: number;
                             max_duration_s?: number;
@@ -3044,6 +3047,8 @@ export interface paths {
                                 preemptive_generation: boolean;
                                 /** @default true */
                                 adaptive_endpointing: boolean;
+                                /** @default true */
+                                turn_resumption: boolean;
                                 /** @default 400 */
                                 min_interruption_ms: number;
                                 /** @default 12 */

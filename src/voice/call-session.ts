@@ -118,6 +118,8 @@ interface OpenTurn {
   committed: boolean;
   /** The caller went on before any audio: the reply was dropped, nothing of this turn is stored. */
   resumed: boolean;
+  /** The reply answering it. */
+  reply?: Reply;
 }
 
 interface Reply {
@@ -250,6 +252,7 @@ export class CallSession {
         };
         this.openTurn = turn;
         this.startReply(this.respond(turn, prepared));
+        turn.reply = this.reply;
         return;
       }
       case 'turn-resumed':
@@ -412,7 +415,10 @@ export class CallSession {
   private commitTurn(turn: OpenTurn): void {
     if (turn.committed || turn.resumed) return;
     turn.committed = true;
-    if (this.openTurn === turn) this.openTurn = undefined;
+    if (this.openTurn === turn) {
+      this.openTurn = undefined;
+      this.turns.callerTurnStored();
+    }
     const { text, startMs, endMs, metrics } = turn;
     this.record(() => this.callLog.addTurn({ speaker: 'caller', text, startMs, endMs }));
     this.live({ type: 'caller.final', text, start_ms: Math.round(startMs), end_ms: Math.round(endMs) });
@@ -440,7 +446,7 @@ export class CallSession {
   private resumeTurn(text: string, afterMs: number, resumes: number): void {
     const turn = this.openTurn;
     const reply = this.reply;
-    if (!turn || turn.committed || !reply) return;
+    if (!turn || turn.committed || !reply || turn.reply !== reply) return;
     turn.resumed = true;
     this.openTurn = undefined;
     // Detached: the turn detector already knows this reply is over, its end must not tell it again.

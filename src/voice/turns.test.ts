@@ -397,13 +397,27 @@ describe('TurnDetector: previews (a reply prepared while the endpointing time ru
 });
 
 describe('TurnDetector: resumption (the caller goes on before the reply is heard)', () => {
+  /** A detector with resumption on whose session starts a reply at each turn and stops it at a barge-in. */
   function resuming() {
     const clock = new ManualClock();
     const decisions: (TurnDecision & { at: number })[] = [];
-    const turns = new TurnDetector(RULES, clock, (d) => decisions.push({ ...d, at: clock.now() }), { resumption: true });
+    const turns: TurnDetector = new TurnDetector(
+      RULES,
+      clock,
+      (d) => {
+        decisions.push({ ...d, at: clock.now() });
+        // As the session does: the reply starts at once (thinking: no audio yet).
+        if (d.type === 'turn') {
+          turns.replyStarted();
+          turns.agentSpeakingStarted();
+        }
+        if (d.type === 'barge-in') turns.replyEnded(true);
+      },
+      { resumption: true },
+    );
     turns.start({ agentSpeaksFirst: true });
     const of = (type: TurnDecision['type']) => decisions.filter((d) => d.type === type);
-    /** The caller says `text` (600 ms), then the turn ends and the session starts a reply (no audio yet). */
+    /** The caller says `text` (600 ms), then the STT's final; the turn ends 501 ms after the speech. */
     const say = (text: string) => {
       turns.vad('speech-start', true, 20);
       for (let t = 0; t < 600; t += 20) {
@@ -415,11 +429,7 @@ describe('TurnDetector: resumption (the caller goes on before the reply is heard
       turns.stt({ type: 'final', text, startMs: 0, endMs: 0, confidence: 0.9, endOfTurn: true });
       clock.advance(260);
     };
-    const answer = () => {
-      turns.replyStarted();
-      turns.agentSpeakingStarted();
-    };
-    return { clock, turns, decisions, of, say, answer };
+    return { clock, turns, decisions, of, say };
   }
 
   it('speech before the reply’s first audio takes the turn up again; the next turn has all the words, from the first start', () => {
@@ -427,9 +437,9 @@ describe('TurnDetector: resumption (the caller goes on before the reply is heard
     d.clock.advance(1000);
     d.say('Yes.');
     expect(d.of('turn')).toMatchObject([{ text: 'Yes.', startMs: 1000 }]);
-    d.answer();
     d.clock.advance(300);
     d.say('And the receipt too?');
+    // The turn was decided at 2101 (501 ms after the speech's end), the caller went on at 2410.
     expect(d.of('turn-resumed')).toEqual([{ type: 'turn-resumed', text: 'Yes.', afterMs: 309, resumes: 1, at: 2410 }]);
     expect(d.of('barge-in')).toEqual([]);
     expect(d.of('turn')).toHaveLength(2);
@@ -439,7 +449,6 @@ describe('TurnDetector: resumption (the caller goes on before the reply is heard
   it('once the reply’s audio has started, speech is a barge-in or a backchannel as before', () => {
     const d = resuming();
     d.say('Yes.');
-    d.answer();
     d.turns.agentAudioStarted();
     d.clock.advance(300);
     d.say('And the receipt too?');
@@ -462,38 +471,39 @@ describe('TurnDetector: resumption (the caller goes on before the reply is heard
   it('at most MAX_RESUMES times in a row; the agent’s audio starts the count again', () => {
     const d = resuming();
     d.say('One.');
-    for (let i = 0; i < MAX_RESUMES; i++) {
-      d.answer();
-      d.say('more.');
-    }
+    for (let i = 0; i < MAX_RESUMES; i++) d.say('more.');
     expect(d.of('turn-resumed').map((r) => (r as { resumes: number }).resumes)).toEqual([1, 2, 3]);
-    const last = d.of('turn').at(-1)!;
-    expect(last).toMatchObject({ text: 'One. more. more. more.' });
+    expect(d.of('turn').at(-1)).toMatchObject({ text: 'One. more. more. more.' });
     // The fourth time the reply stands: speech over it is an interruption (minInterruptionMs of voiced speech).
-    d.answer();
     d.say('again.');
     expect(d.of('turn-resumed')).toHaveLength(MAX_RESUMES);
     expect(d.of('barge-in')).toHaveLength(1);
     expect(d.of('turn').at(-1)).toMatchObject({ text: 'again.' });
     // Heard audio resets the count.
-    d.turns.replyEnded(true);
-    d.answer();
     d.turns.agentAudioStarted();
     d.turns.replyEnded(false);
     d.say('Hello?');
-    d.answer();
     d.say('Anyone there?');
     expect(d.of('turn-resumed')).toHaveLength(MAX_RESUMES + 1);
     expect(d.of('turn').at(-1)).toMatchObject({ text: 'Hello? Anyone there?' });
   });
 
-  it('a keypad entry is not taken up again by speech', () => {
+  it('neither a keypad entry nor a turn whose reply was replaced (a goodbye) or ended unheard is taken up again', () => {
     const d = resuming();
     d.turns.digit('4');
     d.turns.digit('#');
     expect(d.of('turn')).toHaveLength(1);
-    d.answer();
     d.say('Yes.');
+    expect(d.of('turn-resumed')).toEqual([]);
+    d.turns.agentAudioStarted();
+    d.turns.replyEnded(false);
+    d.say('Hello.');
+    d.turns.replyStarted(); // the maximum duration's goodbye replaces the reply
+    d.say('Wait.');
+    d.turns.replyEnded(false);
+    d.say('Hello.');
+    d.turns.callerTurnStored(); // the reply ended without audio: the turn is stored
+    d.say('Wait.');
     expect(d.of('turn-resumed')).toEqual([]);
   });
 });

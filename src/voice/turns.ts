@@ -182,6 +182,8 @@ export class TurnDetector {
   /** A reply of the agent started (it replaces any other). */
   replyStarted(): void {
     this.replying = true;
+    // A reply that does not answer a turn just ended (a goodbye at the maximum duration) is not taken back.
+    this.openTurn = undefined;
   }
 
   /** The agent's audio started: the caller is not silent at us. */
@@ -199,6 +201,11 @@ export class TurnDetector {
   agentAudioStarted(): void {
     this.openTurn = undefined;
     this.resumes = 0;
+  }
+
+  /** The session stored the caller's last turn (its reply ended without audio): it is not taken up again. */
+  callerTurnStored(): void {
+    this.openTurn = undefined;
   }
 
   /**
@@ -311,8 +318,10 @@ export class TurnDetector {
     this.previewed = undefined;
     this.silencePrompts = 0;
     const metrics = { endpointing: Math.round(silentFor), stt_final: Math.max(0, Math.round(this.lastFinalAt - this.endedAt)) };
-    this.openTurn = this.opts.resumption ? { text, startedAt: this.speechStartedAt, decidedAt: this.clock.now() } : undefined;
+    const turn = { text, startedAt: this.speechStartedAt, decidedAt: this.clock.now() };
     this.decide({ type: 'turn', text, startMs: Math.round(this.speechStartedAt), endMs: Math.round(this.endedAt), metrics });
+    // After the session started the reply to it (replyStarted): until its first audio the caller may take it up.
+    if (this.opts.resumption && !this.stopped) this.openTurn = turn;
   }
 
   /**

@@ -20,6 +20,14 @@
 //     VAD speech-end, audio pushed as fast as the engine takes it (its own timing replaced by the latency above).
 // A false cut-in: the turn ended (the agent would answer) before the caller's last word. End-of-turn delay: from the
 // end of the caller's last word to the turn ending, per utterance (the last turn), including the VAD's hangover.
+//
+// Turn resumption (the call takes a turn up again when the caller goes on before any reply audio was sent): the rows
+// marked "resume" model the agent's reply and tell the detector when its first audio goes out; a turn the caller
+// took up again before then is no cut-in (the agent had not answered). The first audio comes, with the reference
+// stages of bench:voice (LLM first token 400 ms, 50 tokens/s, a first sentence of 6 tokens, TTS first byte 200 ms):
+//   - resume-720: 720 ms after the turn ended (the reply starts at the end of turn; preemptive replies off);
+//   - resume-prep: with the reply prepared from the STT final whose words the turn has (preemptive replies, the
+//     default): 200 ms after the turn ended or after the first sentence was ready (the final + 520 ms), the later.
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -35,6 +43,12 @@ import { progress } from './data.js';
 import { loadManifest, RATE, render, type RenderedUtterance, type Utterance } from './turns-data.js';
 
 const FRAME_MS = 20;
+/** The reference stages of bench:voice: LLM first token, 6 tokens to the first full stop at 50/s, TTS first byte. */
+const LLM_FIRST_SENTENCE_MS = 400 + 6 * 20;
+const TTS_FIRST_BYTE_MS = 200;
+
+/** How the agent's reply is modelled: none (the detector alone, as before resumption), or when its first audio goes out. */
+export type ReplyModel = 'none' | 'resume-720' | 'resume-prep';
 /** Categories whose utterance ends in a complete question or sentence (the others end in digits). */
 const ENDS_COMPLETE = new Set(['question', 'statement', 'short', 'filler', 'conjunction', 'afterthought', 'opener']);
 
@@ -52,6 +66,8 @@ interface Run {
   /** One of the held-out utterances (turns-data.ts HELD_OUT). */
   heldOut: boolean;
   cutIn: boolean;
+  /** Turns the caller took up again before the reply's first audio (resume rows). */
+  resumed: number;
   /**
    * After a cut-in, how long after the turn ended the caller spoke again: a reply not yet heard by then could still
    * be dropped and the turn taken again with all the words.
@@ -168,15 +184,40 @@ export function simulate(
   track: ReturnType<typeof vadTrack>,
   finals: Final[],
   rules: { endpointingMs: number; adaptiveEndpointing: boolean },
+  reply: ReplyModel = 'none',
 ): Run {
   const clock = new ManualClock();
-  const turns: Run['turns'] = [];
-  const detector = new TurnDetector(
+  const turns: (Run['turns'][number] & { resumed?: boolean })[] = [];
+  let preview: { atMs: number; text: string } | undefined;
+  let firstAudio: ReturnType<ManualClock['setTimeout']> | undefined;
+  const detector: TurnDetector = new TurnDetector(
     { ...rules, minInterruptionMs: 400, silencePromptMs: 3_600_000, maxDurationMs: 3_600_000 },
     clock,
     (d) => {
-      if (d.type === 'turn') turns.push({ atMs: clock.now(), text: d.text });
+      if (d.type === 'turn-preview') preview = { atMs: clock.now(), text: d.text };
+      if (d.type === 'turn-preview-cancel') preview = undefined;
+      if (d.type === 'turn') {
+        turns.push({ atMs: clock.now(), text: d.text });
+        if (reply === 'none') return;
+        // The session starts the reply at once (the detector knows the agent is replying, not yet heard).
+        detector.replyStarted();
+        detector.agentSpeakingStarted();
+        const prepared = reply === 'resume-prep' && preview?.text === d.text ? preview.atMs : undefined;
+        const at =
+          prepared === undefined
+            ? clock.now() + LLM_FIRST_SENTENCE_MS + TTS_FIRST_BYTE_MS
+            : Math.max(clock.now(), prepared + LLM_FIRST_SENTENCE_MS) + TTS_FIRST_BYTE_MS;
+        preview = undefined;
+        firstAudio = clock.setTimeout(() => detector.agentAudioStarted(), at - clock.now());
+      }
+      if (d.type === 'turn-resumed') {
+        clock.clearTimeout(firstAudio);
+        turns.at(-1)!.resumed = true;
+      }
+      // The session stops the reply at once.
+      if (d.type === 'barge-in') detector.replyEnded(true);
     },
+    { previews: reply === 'resume-prep', resumption: reply !== 'none' },
   );
   detector.start({ agentSpeaksFirst: true });
   for (const f of finals)
@@ -190,7 +231,8 @@ export function simulate(
   }
   detector.stop();
   const after = turns.find((t) => t.atMs >= r.endMs);
-  const cut = turns.find((t) => t.atMs < r.endMs);
+  // A turn the caller took up again before the reply was heard is no cut-in: the agent had not answered.
+  const cut = turns.find((t) => t.atMs < r.endMs && !t.resumed);
   // The stretch of speech the turn cut (negative: the caller had started it again before the VAD heard it).
   const resumed = cut && r.chunks.find((c) => c.endMs > cut.atMs);
   return {
@@ -199,9 +241,10 @@ export function simulate(
     added: u.added === true,
     heldOut: u.heldOut === true,
     cutIn: cut !== undefined,
+    resumed: turns.filter((t) => t.resumed).length,
     resumedAfterMs: cut && resumed ? Math.round(resumed.startMs - cut.atMs) : undefined,
     delayMs: after ? after.atMs - r.endMs : undefined,
-    turns,
+    turns: turns.map((t) => ({ atMs: t.atMs, text: t.resumed ? `${t.text} [resumed]` : t.text })),
   };
 }
 
@@ -217,6 +260,8 @@ interface Summary {
   mean_delay_digits_ms: number;
   mean_delay_all_ms: number;
   unanswered: number;
+  /** Turns taken up again before the reply was heard (resume rows). */
+  resumed: number;
   by_category: Record<string, { n: number; cut_ins: number; mean_delay_ms: number }>;
 }
 
@@ -239,6 +284,7 @@ function summarize(runs: Run[]): Summary {
     mean_delay_digits_ms: round(mean(delays(runs.filter((r) => !ENDS_COMPLETE.has(r.category)))), 0),
     mean_delay_all_ms: round(mean(delays(runs)), 0),
     unanswered: runs.filter((r) => r.delayMs === undefined).length,
+    resumed: runs.reduce((n, r) => n + r.resumed, 0),
     by_category: byCategory,
   };
 }
@@ -283,7 +329,10 @@ export async function measureTurns(opts: TurnsBenchOptions = {}) {
         ['fixed', false],
         ['adaptive', true],
       ] as const)
-        (runs[`${source} ${mode}`] ??= []).push(simulate(u, r, track, finals, { endpointingMs: baseMs, adaptiveEndpointing: adaptive }));
+        for (const reply of ['none', 'resume-720', 'resume-prep'] as const)
+          (runs[reply === 'none' ? `${source} ${mode}` : `${source} ${mode} ${reply}`] ??= []).push(
+            simulate(u, r, track, finals, { endpointingMs: baseMs, adaptiveEndpointing: adaptive }, reply),
+          );
     }
     tick.tick();
   }
@@ -336,10 +385,12 @@ async function main() {
     log: (l) => console.error(l),
   });
   console.log(`\nEnd of turn: ${result.vad} VAD, STT final ${result.latencyMs} ms after each speech-end, base ${result.baseMs} ms`);
-  console.log('rows: words given to the turn detector, then fixed (before) or adaptive (after) endpointing\n');
+  console.log('rows: words given to the turn detector, then fixed (before) or adaptive (after) endpointing; then');
+  console.log('  without turn resumption, or with it and the reply first heard 720 ms after the turn (resume-720: preemptive');
+  console.log('  replies off) or 200 ms after the turn or after the first sentence prepared from the STT final (resume-prep)\n');
   const table = (title: string, summaries: Record<string, Summary>) => {
     console.log(`${title}\n`);
-    const header = ['', 'cut-ins', 'cut-in %', 'delay complete mean', 'p50', 'p95', 'delay digits mean', 'unanswered'];
+    const header = ['', 'cut-ins', 'cut-in %', 'delay complete mean', 'p50', 'p95', 'delay digits mean', 'unanswered', 'resumed'];
     const rows = Object.entries(summaries).map(([k, s]) => [
       k,
       `${s.false_cut_ins}/${s.utterances}`,
@@ -349,19 +400,21 @@ async function main() {
       String(s.p95_delay_complete_ms),
       String(s.mean_delay_digits_ms),
       String(s.unanswered),
+      String(s.resumed),
     ]);
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     for (const r of [header, ...rows]) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
-    for (const source of ['oracle', 'pocketsphinx']) {
-      const fixed = summaries[`${source} fixed`];
-      const adaptive = summaries[`${source} adaptive`];
-      if (!fixed || !adaptive) continue;
-      const lower = 100 * (1 - adaptive.mean_delay_complete_ms / fixed.mean_delay_complete_ms);
-      const change = lower >= 0 ? `${round(lower)}% lower` : `${round(-lower)}% higher`;
-      console.log(
-        `${source}: false cut-ins ${fixed.false_cut_in_pct}% -> ${adaptive.false_cut_in_pct}%; mean end-of-turn delay on complete utterances ${fixed.mean_delay_complete_ms} -> ${adaptive.mean_delay_complete_ms} ms (${change})`,
-      );
-    }
+    for (const source of ['oracle', 'pocketsphinx'])
+      for (const reply of ['', ' resume-720', ' resume-prep']) {
+        const fixed = summaries[`${source} fixed`];
+        const adaptive = summaries[`${source} adaptive${reply}`];
+        if (!fixed || !adaptive) continue;
+        const lower = 100 * (1 - adaptive.mean_delay_complete_ms / fixed.mean_delay_complete_ms);
+        const change = lower >= 0 ? `${round(lower)}% lower` : `${round(-lower)}% higher`;
+        console.log(
+          `${source} fixed -> adaptive${reply}: false cut-ins ${fixed.false_cut_in_pct}% -> ${adaptive.false_cut_in_pct}%; mean end-of-turn delay on complete utterances ${fixed.mean_delay_complete_ms} -> ${adaptive.mean_delay_complete_ms} ms (${change})`,
+        );
+      }
     console.log('\nby category (cut-ins / mean delay ms):');
     const cats = Object.keys(Object.values(summaries)[0]!.by_category);
     for (const [k, s] of Object.entries(summaries))
@@ -381,7 +434,7 @@ async function main() {
   table(`all ${Object.values(result.summaries)[0]!.utterances}`, result.summaries);
   for (const [k, list] of Object.entries(result.cut_ins))
     for (const c of list)
-      if (k.endsWith('adaptive')) {
+      if (k.includes('adaptive')) {
         const atFixed = result.cut_ins[k.replace('adaptive', 'fixed')]?.some((f) => f.id === c.id) ? 'also' : 'not';
         console.log(
           `  cut in (${k}): ${c.id}: ${c.turns.map((t) => `"${t}"`).join(' / ')} (the caller went on ${c.resumed_after_ms} ms after; ${atFixed} cut in at the fixed time)`,

@@ -84,6 +84,18 @@ export const callEventSchemas = {
     .describe(
       'A reply prepared before the caller’s turn ended was dropped (the caller went on, the words changed): what the model had produced (tokens as reported, else estimated) and the speech characters synthesized for it (none: speech starts only once a turn has ended). Nothing of it was played or stored.',
     ),
+  'turn.resumed': z
+    .object({
+      after_ms: z.number(),
+      resumes: z.number().int(),
+      llm_chars: z.number().int(),
+      llm_tokens: z.number().int(),
+      tts_chars: z.number().int(),
+      ms_replying: z.number(),
+    })
+    .describe(
+      'The caller went on after their turn ended (`after_ms` later), before any of the reply was heard: the reply was dropped and the turn goes on, stored once as one caller turn with all the words. What the model had produced (tokens as reported, else estimated) and the characters given to speech synthesis; `resumes`: times in a row (at most 3).',
+    ),
   'dtmf.received': z.object({ digit: z.string() }).describe('A keypad digit from the caller.'),
   'tool.called': z
     .object({

@@ -15,14 +15,16 @@ export const liveMessageSchemas = {
     .describe('The caller’s words so far in this turn, as recognised; revised by the next one, replaced by caller.final.'),
   'caller.final': z
     .object({ type: z.literal('caller.final'), text: z.string(), start_ms: ms, end_ms: ms })
-    .describe('The caller’s turn ended: its text as stored in the transcript, and when it was spoken (ms since the call started).'),
+    .describe(
+      'The caller’s turn ended and is stored: its text as in the transcript, and when it was spoken (ms since the call started). Sent as the answer’s first audio goes out (or the answer ends without any): until then the caller may go on, and the turn grows.',
+    ),
   'agent.sentence': z
     .object({ type: z.literal('agent.sentence'), text: z.string() })
     .describe('The agent starts saying this sentence (its first audio is being sent). A `clear` cuts it short.'),
   'agent.state': z
     .object({ type: z.literal('agent.state'), state: z.enum(['listening', 'thinking', 'speaking']) })
     .describe(
-      'listening: waiting for the caller; thinking: the caller’s turn ended, the answer is being prepared; speaking: agent audio is being sent.',
+      'listening: waiting for the caller; thinking: the caller’s turn ended, the answer is being prepared (back to listening if the caller goes on before it is heard); speaking: agent audio is being sent.',
     ),
   'turn.latency': z
     .object({

@@ -48,6 +48,12 @@ export const callSchema = z.strictObject({
    * after "um", a trailing "and"/"to"/"the" or digits being dictated (npm run bench:turns). Off: always endpointing_ms.
    */
   adaptive_endpointing: z.boolean().default(true),
+  /**
+   * A caller who goes on after the turn ended but before any of the reply was heard ("Yes." ... "And the receipt
+   * too?") has not been answered: the reply is dropped (its tokens are counted) and the turn goes on, stored as one.
+   * Off: that speech interrupts the reply like any barge-in and the rest is a turn of its own.
+   */
+  turn_resumption: z.boolean().default(true),
   /** Caller speech must last this long to interrupt the agent (shorter: a noise or an "uh-huh"). */
   min_interruption_ms: z.number().int().min(0).max(3000).default(400),
   /** The agent checks in after this long without a word from the caller. */

@@ -489,8 +489,10 @@ describe('CallSession: actions and the end of the call', () => {
     try {
       const c = startCall({ transcripts: ['When does the clinic open?'], behaviour: { greeting: null }, llm: stalled });
       await c.say(speech(900));
-      await c.waitTurns(1);
+      // The caller's turn is stored once its answer is heard or over: here, at the hang-up.
+      await c.until('the model to be asked', () => c.requests.length > 0);
       await c.clock.advanceAsync(300);
+      expect(c.callLog.turns).toEqual([]);
       expect(await c.end()).toEqual({ status: 'completed', reason: 'caller hung up' });
       await new Promise((r) => setImmediate(r));
       expect(unhandled).toEqual([]);
@@ -569,14 +571,15 @@ describe('CallSession: what the caller’s screen is told (live messages)', () =
     await c.until('the answer to end', () => c.transport.notified.at(-1)?.message.type === 'agent.state');
     const messages = c.transport.notified.map((n) => n.message);
     const types = messages.map((m) => (m.type === 'agent.state' ? `state:${m.state}` : m.type));
-    // Interims while the caller speaks (each at least as long as the last), then the stored turn, then the answer.
+    // Interims while the caller speaks (each at least as long as the last), thinking at the end of turn, then the
+    // stored turn as the answer's first audio goes out (until then the caller could still go on), then the answer.
     const firstFinal = types.indexOf('caller.final');
     expect(types[0]).toBe('state:listening');
-    expect(types.slice(1, firstFinal).every((t) => t === 'caller.interim')).toBe(true);
-    expect(firstFinal).toBeGreaterThan(1);
-    expect(types.slice(firstFinal)).toEqual([
-      'caller.final',
+    expect(types.slice(1, firstFinal - 1).every((t) => t === 'caller.interim')).toBe(true);
+    expect(firstFinal).toBeGreaterThan(2);
+    expect(types.slice(firstFinal - 1)).toEqual([
       'state:thinking',
+      'caller.final',
       'state:speaking',
       'agent.sentence',
       'agent.sentence',
@@ -637,9 +640,9 @@ describe('CallSession: what the caller’s screen is told (live messages)', () =
       .map((n) => (n.message.type === 'agent.state' ? `state:${n.message.state}` : n.message.type));
     const final = after.indexOf('caller.final');
     expect(after.slice(0, final)).toContain('state:listening');
-    expect(after.slice(final)).toEqual([
-      'caller.final',
+    expect(after.slice(final - 1)).toEqual([
       'state:thinking',
+      'caller.final',
       'state:speaking',
       'agent.sentence',
       'turn.latency',
@@ -798,5 +801,150 @@ describe('CallSession: preemptive replies (prepared while the endpointing time r
     expect(c.requests[0]!.signal!.aborted).toBe(true);
     expect(c.callLog.turns).toEqual([]);
     expect(c.callLog.events).toMatchObject([{ type: 'turn.preemptive_discarded', data: { reason: 'call_ended' } }]);
+  });
+});
+
+describe('CallSession: turn resumption (the caller goes on before any of the answer is heard)', () => {
+  // A slow first sentence: its words come at 10 a second after the first at 100 ms, so the answer is heard about
+  // 1.3 s after the turn ends (the TTS's first byte 200 ms after the sentence).
+  const slow = (clock: ManualClock) =>
+    new FakeLlm({
+      reply: (said) =>
+        /receipt/.test(said) ? 'Of course, I will send the receipt by email today.' : 'Of course, I can help you with that.',
+      firstTokenMs: 100,
+      tokensPerSecond: 10,
+      clock,
+    });
+  const afterthought = () =>
+    startCall({
+      transcripts: ['Yes.', 'And can you send me the receipt too?'],
+      llm: slow,
+      behaviour: { greeting: null, endpointingMs: 700, preemptive: false },
+    });
+
+  it('the answer is dropped unheard, its waste counted, and the turn goes on: one caller turn with both parts', async () => {
+    const c = afterthought();
+    await c.clock.advanceAsync(500);
+    await c.say(speech(600));
+    await c.until('the turn to end (the model asked)', () => c.requests.length === 1);
+    const turnEndedAt = c.clock.now();
+    await c.clock.advanceAsync(500); // the model has given its first words, the first sentence is not complete
+    expect(c.transport.heard).toEqual([]);
+    await c.say(speech(900));
+    // The VAD heard speech (60 ms): the model was aborted, nothing was played or stored.
+    expect(c.requests[0]!.signal!.aborted).toBe(true);
+    expect(c.callLog.turns).toEqual([]);
+    expect(c.transport.heard).toEqual([]);
+    await c.waitTurns(2);
+    expect(c.turns()).toEqual([
+      ['caller', 'Yes. And can you send me the receipt too?'],
+      ['agent', 'Of course, I will send the receipt by email today.'],
+    ]);
+    // The turn spans both parts: from the first speech's start (60 ms in) to the second's end.
+    expect(c.callLog.turns[0]!.startMs).toBe(560);
+    expect(c.callLog.turns[0]!.endMs!).toBeGreaterThan(turnEndedAt + 500 + 900);
+    // The model's second request holds one caller message with all the words.
+    expect(c.requests).toHaveLength(2);
+    expect(c.requests[1]!.messages.filter((m) => m.role === 'user').map((m) => m.content)).toEqual([
+      'Yes. And can you send me the receipt too?',
+    ]);
+    // Everything heard is the second answer, after the turn that has both parts ended.
+    expect(c.transport.heard[0]!.atMs).toBeGreaterThan(c.callLog.turns[0]!.endMs! + 700);
+    // The dropped answer's words so far are waste, in the event and with the agent's turn.
+    const resumed = c.callLog.events.filter((e) => e.type === 'turn.resumed');
+    expect(resumed).toHaveLength(1);
+    const data = resumed[0]!.data as { after_ms: number; llm_chars: number; llm_tokens: number; tts_chars: number; resumes: number };
+    expect(data).toMatchObject({ resumes: 1, tts_chars: 0 });
+    expect(data.after_ms).toBeGreaterThanOrEqual(540);
+    expect(data.after_ms).toBeLessThanOrEqual(580);
+    expect(data.llm_chars).toBeGreaterThan(0);
+    expect(data.llm_chars).toBeLessThan('Of course, I can help you with that.'.length);
+    expect(data.llm_tokens).toBeGreaterThan(0);
+    expect(c.callLog.turns[1]!.metrics).toMatchObject({
+      turn_resumed: 1,
+      resumed_wasted_llm_chars: data.llm_chars,
+      resumed_wasted_llm_tokens: data.llm_tokens,
+      resumed_wasted_tts_chars: 0,
+    });
+    expect(c.callLog.events.map((e) => e.type)).toEqual(['turn.resumed']);
+    await c.end();
+  });
+
+  it('off (call.turn_resumption): the speech interrupts the unheard reply and is a turn of its own, as before', async () => {
+    const c = startCall({
+      transcripts: ['Yes.', 'And can you send me the receipt too?'],
+      llm: slow,
+      behaviour: { greeting: null, endpointingMs: 700, preemptive: false, turnResumption: false },
+    });
+    await c.say(speech(600));
+    await c.until('the turn to end (the model asked)', () => c.requests.length === 1);
+    await c.clock.advanceAsync(500);
+    await c.say(speech(900));
+    await c.waitTurns(4);
+    expect(c.turns()).toEqual([
+      ['caller', 'Yes.'],
+      ['agent', ''],
+      ['caller', 'And can you send me the receipt too?'],
+      ['agent', 'Of course, I will send the receipt by email today.'],
+    ]);
+    expect(c.callLog.events.map((e) => e.type)).toEqual(['turn.barge_in']);
+    await c.end();
+  });
+
+  it('a reply prepared before the turn ended is dropped the same way (preemptive on)', async () => {
+    const c = startCall({
+      transcripts: ['Yes.', 'And can you send me the receipt too?'],
+      llm: slow,
+      behaviour: { greeting: null, endpointingMs: 700 },
+    });
+    await c.say(speech(600));
+    await c.until('the turn to end', () =>
+      c.transport.notified.some((n) => n.message.type === 'agent.state' && n.message.state === 'thinking'),
+    );
+    await c.clock.advanceAsync(100);
+    await c.say(speech(900));
+    expect(c.requests[0]!.signal!.aborted).toBe(true);
+    await c.waitTurns(2);
+    expect(c.turns()).toEqual([
+      ['caller', 'Yes. And can you send me the receipt too?'],
+      ['agent', 'Of course, I will send the receipt by email today.'],
+    ]);
+    expect(c.callLog.events.map((e) => e.type)).toEqual(['turn.resumed']);
+    expect(c.callLog.turns[1]!.metrics).toMatchObject({ turn_resumed: 1, preemptive: 1 });
+    await c.end();
+  });
+
+  it('once the answer’s audio has gone out, the caller’s speech is a barge-in as before, and two turns are stored', async () => {
+    const c = afterthought();
+    await c.say(speech(600));
+    await c.until('the answer to be heard', () => c.transport.heard.length > 0);
+    await c.say(speech(900));
+    expect(c.transport.clears).toHaveLength(1);
+    await c.waitTurns(4);
+    expect(c.turns().map(([speaker, text]) => [speaker, speaker === 'agent' ? undefined : text])).toEqual([
+      ['caller', 'Yes.'],
+      ['agent', undefined],
+      ['caller', 'And can you send me the receipt too?'],
+      ['agent', undefined],
+    ]);
+    expect(c.callLog.turns[1]).toMatchObject({ interrupted: true });
+    expect(c.callLog.events.map((e) => e.type)).toEqual(['turn.barge_in']);
+    await c.end();
+  });
+
+  it('a noise too short for the speech detector does not drop the answer', async () => {
+    const c = afterthought();
+    await c.say(speech(600));
+    await c.until('the turn to end (the model asked)', () => c.requests.length === 1);
+    await c.clock.advanceAsync(300);
+    await c.say(speech(40)); // the VAD needs 60 ms of speech
+    await c.waitTurns(2);
+    expect(c.requests[0]!.signal!.aborted).toBe(false);
+    expect(c.turns()).toEqual([
+      ['caller', 'Yes.'],
+      ['agent', 'Of course, I can help you with that.'],
+    ]);
+    expect(c.callLog.events).toEqual([]);
+    await c.end();
   });
 });

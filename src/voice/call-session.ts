@@ -8,6 +8,11 @@
 // ends with the same words, that reply is spoken (the TTS starts only then: no audio is made or sent for a turn
 // that has not ended); otherwise it is aborted and what it produced is counted as waste.
 //
+// Turn resumption: the caller's turn is stored (transcript, the model's history, the screen's caller.final) when
+// its reply's first audio is sent, or when the reply ends without any. Until then the caller may go on ("Yes." ...
+// "And can you send me the receipt too?"): the turn detector says turn-resumed, the reply is aborted and counted as
+// waste like a dropped prepared reply, and the turn ends again with all the words: one caller turn, not two.
+//
 // What the caller's screen is told as the call goes (a browser call's transcript and latencies) is sent from the
 // same points, from the same values as what is written: lib/live-messages.ts.
 //
@@ -33,6 +38,8 @@ export interface CallBehaviour extends TurnRules {
   greeting: string | null;
   /** Prepare the reply while the endpointing time runs (the tenant's `call.preemptive_generation`); default on. */
   preemptive?: boolean;
+  /** Take the caller's turn up again when they go on before the reply is heard (`call.turn_resumption`); default on. */
+  turnResumption?: boolean;
 }
 
 export interface CallSessionParts {
@@ -89,6 +96,32 @@ interface Waste {
 
 type DiscardReason = 'caller_resumed' | 'agent_speaking' | 'text_changed' | 'context_changed' | 'call_ended';
 
+/** What replies dropped by turn resumption cost during one caller turn: stored with the agent's next turn. */
+interface ResumedWaste {
+  resumed: number;
+  llmChars: number;
+  llmTokens: number;
+  ttsChars: number;
+}
+
+/** A caller turn being answered, stored once the caller hears the answer begin (or the reply ends without audio). */
+interface OpenTurn {
+  text: string;
+  startMs: number;
+  endMs: number;
+  metrics: Record<string, number>;
+  /** When the turn ended (the reply started). */
+  startedAt: number;
+  /** What the reply's model produced so far, and the characters given to the TTS. */
+  produced: { text: string; outputTokens?: number };
+  ttsChars: number;
+  committed: boolean;
+  /** The caller went on before any audio: the reply was dropped, nothing of this turn is stored. */
+  resumed: boolean;
+  /** The reply answering it. */
+  reply?: Reply;
+}
+
 interface Reply {
   controller: AbortController;
   done: Promise<void>;
@@ -114,11 +147,17 @@ export class CallSession {
   private callerWords: string[] = [];
   private prepared: Prepared | undefined;
   private waste: Waste = { discarded: 0, llmChars: 0, llmTokens: 0 };
+  private resumedWaste: ResumedWaste = { resumed: 0, llmChars: 0, llmTokens: 0, ttsChars: 0 };
+  /** The caller turn whose reply has sent no audio yet. */
+  private openTurn: OpenTurn | undefined;
 
   constructor(private readonly p: CallSessionParts) {
     this.history = [...(p.history ?? [])];
     this.callLog = p.callLog;
-    this.turns = new TurnDetector(p.behaviour, p.clock, (d) => this.onDecision(d), { previews: p.behaviour.preemptive !== false });
+    this.turns = new TurnDetector(p.behaviour, p.clock, (d) => this.onDecision(d), {
+      previews: p.behaviour.preemptive !== false,
+      resumption: p.behaviour.turnResumption !== false,
+    });
   }
 
   private now(): number {
@@ -196,15 +235,28 @@ export class CallSession {
   private onDecision(d: TurnDecision): void {
     switch (d.type) {
       case 'turn': {
-        this.record(() => this.callLog.addTurn({ speaker: 'caller', text: d.text, startMs: d.startMs, endMs: d.endMs }));
         this.callerWords = [];
-        this.live({ type: 'caller.final', text: d.text, start_ms: Math.round(d.startMs), end_ms: Math.round(d.endMs) });
         this.setState('thinking');
         this.reply?.controller.abort();
         const prepared = this.takePrepared(d.text);
-        this.startReply(this.respond(d.text, d.metrics, prepared));
+        const turn: OpenTurn = {
+          text: d.text,
+          startMs: d.startMs,
+          endMs: d.endMs,
+          metrics: d.metrics,
+          startedAt: this.now(),
+          produced: prepared?.produced ?? { text: '' },
+          ttsChars: 0,
+          committed: false,
+          resumed: false,
+        };
+        this.openTurn = turn;
+        this.startReply(this.respond(turn, prepared));
+        turn.reply = this.reply;
         return;
       }
+      case 'turn-resumed':
+        return this.resumeTurn(d.text, d.afterMs, d.resumes);
       case 'turn-preview':
         return this.prepare(d.text);
       case 'turn-preview-cancel':
@@ -266,9 +318,13 @@ export class CallSession {
     sentences: Iterable<string> | AsyncIterable<string>,
     signal: AbortSignal,
     onFirstAudio?: (atMs: number) => void,
+    beforeFirstAudio?: () => void,
   ): Promise<Spoken> {
     this.turns.agentSpeakingStarted();
     const onSentence = (text: string) => {
+      // Called as the first frame of each sentence is about to be sent.
+      beforeFirstAudio?.();
+      beforeFirstAudio = undefined;
       this.setState('speaking');
       this.live({ type: 'agent.sentence', text });
     };
@@ -352,17 +408,75 @@ export class CallSession {
     if (err instanceof ProviderError) this.providerFailed('llm', err);
   }
 
-  private respond(said: string, metrics: Record<string, number>, prepared?: Prepared) {
+  /**
+   * The caller's turn is final: stored in the transcript and the history, told to the screen, and what dropped
+   * replies cost during it goes with the agent's answer.
+   */
+  private commitTurn(turn: OpenTurn): void {
+    if (turn.committed || turn.resumed) return;
+    turn.committed = true;
+    if (this.openTurn === turn) {
+      this.openTurn = undefined;
+      this.turns.callerTurnStored();
+    }
+    const { text, startMs, endMs, metrics } = turn;
+    this.record(() => this.callLog.addTurn({ speaker: 'caller', text, startMs, endMs }));
+    this.live({ type: 'caller.final', text, start_ms: Math.round(startMs), end_ms: Math.round(endMs) });
+    this.history.push({ role: 'user', content: text });
+    if (this.waste.discarded > 0) {
+      metrics.preemptive_discarded = this.waste.discarded;
+      metrics.preemptive_wasted_llm_tokens = this.waste.llmTokens;
+      metrics.preemptive_wasted_llm_chars = this.waste.llmChars;
+      metrics.preemptive_wasted_tts_chars = 0;
+    }
+    this.waste = { discarded: 0, llmChars: 0, llmTokens: 0 };
+    if (this.resumedWaste.resumed > 0) {
+      metrics.turn_resumed = this.resumedWaste.resumed;
+      metrics.resumed_wasted_llm_tokens = this.resumedWaste.llmTokens;
+      metrics.resumed_wasted_llm_chars = this.resumedWaste.llmChars;
+      metrics.resumed_wasted_tts_chars = this.resumedWaste.ttsChars;
+    }
+    this.resumedWaste = { resumed: 0, llmChars: 0, llmTokens: 0, ttsChars: 0 };
+  }
+
+  /**
+   * The caller went on before the reply to their turn was heard: the reply is aborted (model, search, TTS) and
+   * counted as waste; nothing of the turn is stored, the turn detector ends it again with all the words.
+   */
+  private resumeTurn(text: string, afterMs: number, resumes: number): void {
+    const turn = this.openTurn;
+    const reply = this.reply;
+    if (!turn || turn.committed || !reply || turn.reply !== reply) return;
+    turn.resumed = true;
+    this.openTurn = undefined;
+    // Detached: the turn detector already knows this reply is over, its end must not tell it again.
+    this.reply = undefined;
+    reply.controller.abort();
+    const llmChars = turn.produced.text.length;
+    const llmTokens = turn.produced.outputTokens ?? estimateTokens(turn.produced.text);
+    this.resumedWaste.resumed++;
+    this.resumedWaste.llmChars += llmChars;
+    this.resumedWaste.llmTokens += llmTokens;
+    this.resumedWaste.ttsChars += turn.ttsChars;
+    this.record(() =>
+      this.callLog.event('turn.resumed', {
+        after_ms: afterMs,
+        resumes,
+        llm_chars: llmChars,
+        llm_tokens: llmTokens,
+        tts_chars: turn.ttsChars,
+        ms_replying: Math.round(this.now() - turn.startedAt),
+      }),
+    );
+    // The screen's interim words go on from the turn's.
+    this.callerWords = [text];
+    this.setState('listening');
+  }
+
+  private respond(turn: OpenTurn, prepared?: Prepared) {
+    const { text: said, metrics } = turn;
     return async (signal: AbortSignal) => {
       const turnStart = this.now();
-      this.history.push({ role: 'user', content: said });
-      if (this.waste.discarded > 0) {
-        metrics.preemptive_discarded = this.waste.discarded;
-        metrics.preemptive_wasted_llm_tokens = this.waste.llmTokens;
-        metrics.preemptive_wasted_llm_chars = this.waste.llmChars;
-        metrics.preemptive_wasted_tts_chars = 0;
-      }
-      this.waste = { discarded: 0, llmChars: 0, llmTokens: 0 };
       // The LLM streams into sentences while each one is turned into audio as it arrives; a prepared reply has
       // been streaming since the preview, and is aborted with this one (barge-in, hang-up).
       let reply: ReturnType<typeof sentencesOf>;
@@ -374,17 +488,31 @@ export class CallSession {
         metrics.preemptive = 1;
         metrics.preemptive_head_start = Math.round(turnStart - prepared.startedAt);
       } else {
-        reply = sentencesOf(this.p.agent.reply(this.history.slice(0, -1), said, signal, { callId: this.callLog.callId }), (err) =>
-          this.agentFailed(err, signal),
-        );
+        const produced = turn.produced;
+        const events = this.p.agent.reply([...this.history], said, signal, {
+          callId: this.callLog.callId,
+          onUsage: (u) => (produced.outputTokens = (produced.outputTokens ?? 0) + u.outputTokens),
+        });
+        reply = sentencesOf(countOutput(events, produced), (err) => this.agentFailed(err, signal));
       }
       const { sentences, result } = reply;
-      const spoken = await this.speak(sentences, signal, (firstAudioAt) => {
-        metrics.voice_to_voice = Math.round(firstAudioAt - this.turns.speechEndedAt);
-        metrics.first_audio = Math.round(firstAudioAt - turnStart);
-      });
-      const turn = await result;
-      Object.assign(metrics, turn?.metrics ?? {});
+      const spoken = await this.speak(
+        countSpoken(sentences, turn),
+        signal,
+        (firstAudioAt) => {
+          metrics.voice_to_voice = Math.round(firstAudioAt - this.turns.speechEndedAt);
+          metrics.first_audio = Math.round(firstAudioAt - turnStart);
+        },
+        () => {
+          this.turns.agentAudioStarted();
+          this.commitTurn(turn);
+        },
+      );
+      // The caller went on before hearing anything: this turn and its reply are not stored.
+      if (turn.resumed) return;
+      this.commitTurn(turn);
+      const agentTurn = await result;
+      Object.assign(metrics, agentTurn?.metrics ?? {});
       if (spoken.ttsFirstByteMs !== undefined) metrics.tts_ttfb = spoken.ttsFirstByteMs;
       const { text, interrupted, truncated } = spoken;
       const latency = latencyMessage(metrics);
@@ -397,14 +525,14 @@ export class CallSession {
           endMs: Math.round(this.now()),
           interrupted,
           truncated,
-          citations: turn?.citations ?? [],
+          citations: agentTurn?.citations ?? [],
           metrics,
         }),
       );
-      for (const t of turn?.toolCalls ?? []) this.record(() => this.callLog.event('tool.called', toolCalledEvent(t)));
+      for (const t of agentTurn?.toolCalls ?? []) this.record(() => this.callLog.event('tool.called', toolCalledEvent(t)));
       // History keeps what the caller actually heard.
       if (text) this.history.push({ role: 'assistant', content: text });
-      const action = turn?.action;
+      const action = agentTurn?.action;
       if (!action || interrupted) return;
       if (action.type === 'end_call') return this.finish({ status: 'completed', reason: agentEndReason(action), action });
       this.record(() => this.callLog.event('transfer.requested', { to: action.to, reason: action.reason }));
@@ -472,5 +600,13 @@ async function* countOutput(events: AsyncIterable<AgentEvent>, produced: { text:
   for await (const event of events) {
     if (event.type === 'text') produced.text += event.text;
     yield event;
+  }
+}
+
+/** Passes the sentences on to the speaker, counting the characters given to the TTS (waste if the turn resumes). */
+async function* countSpoken(sentences: AsyncIterable<string>, turn: { ttsChars: number }): AsyncGenerator<string> {
+  for await (const sentence of sentences) {
+    turn.ttsChars += sentence.length;
+    yield sentence;
   }
 }

@@ -130,6 +130,7 @@ export class ProviderRegistry {
         endpointingMs: call.endpointing_ms,
         preemptive: call.preemptive_generation,
         adaptiveEndpointing: call.adaptive_endpointing,
+        turnResumption: call.turn_resumption,
         minInterruptionMs: call.min_interruption_ms,
         silencePromptMs: call.silence_prompt_s * 1000,
         maxDurationMs: call.max_duration_s * 1000,

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from './clock.js';
 import type { SttEvent } from './stt/stt.js';
-import { DTMF_GAP_MS, STUCK_SPEECH_GRACE_MS, type TurnDecision, TurnDetector, type TurnRules } from './turns.js';
+import { DTMF_GAP_MS, MAX_RESUMES, STUCK_SPEECH_GRACE_MS, type TurnDecision, TurnDetector, type TurnRules } from './turns.js';
 
 const RULES: TurnRules = { endpointingMs: 500, minInterruptionMs: 300, silencePromptMs: 10_000, maxDurationMs: 60_000 };
 
@@ -393,5 +393,117 @@ describe('TurnDetector: previews (a reply prepared while the endpointing time ru
     d.final('again');
     d.clock.advance(1000);
     expect(d.decisions.map((x) => x.type)).toEqual(['turn']);
+  });
+});
+
+describe('TurnDetector: resumption (the caller goes on before the reply is heard)', () => {
+  /** A detector with resumption on whose session starts a reply at each turn and stops it at a barge-in. */
+  function resuming() {
+    const clock = new ManualClock();
+    const decisions: (TurnDecision & { at: number })[] = [];
+    const turns: TurnDetector = new TurnDetector(
+      RULES,
+      clock,
+      (d) => {
+        decisions.push({ ...d, at: clock.now() });
+        // As the session does: the reply starts at once (thinking: no audio yet).
+        if (d.type === 'turn') {
+          turns.replyStarted();
+          turns.agentSpeakingStarted();
+        }
+        if (d.type === 'barge-in') turns.replyEnded(true);
+      },
+      { resumption: true },
+    );
+    turns.start({ agentSpeaksFirst: true });
+    const of = (type: TurnDecision['type']) => decisions.filter((d) => d.type === type);
+    /** The caller says `text` (600 ms), then the STT's final; the turn ends 501 ms after the speech. */
+    const say = (text: string) => {
+      turns.vad('speech-start', true, 20);
+      for (let t = 0; t < 600; t += 20) {
+        clock.advance(20);
+        turns.vad(null, true, 20);
+      }
+      turns.vad('speech-end', false, 20);
+      clock.advance(250);
+      turns.stt({ type: 'final', text, startMs: 0, endMs: 0, confidence: 0.9, endOfTurn: true });
+      clock.advance(260);
+    };
+    return { clock, turns, decisions, of, say };
+  }
+
+  it('speech before the reply’s first audio takes the turn up again; the next turn has all the words, from the first start', () => {
+    const d = resuming();
+    d.clock.advance(1000);
+    d.say('Yes.');
+    expect(d.of('turn')).toMatchObject([{ text: 'Yes.', startMs: 1000 }]);
+    d.clock.advance(300);
+    d.say('And the receipt too?');
+    // The turn was decided at 2101 (501 ms after the speech's end), the caller went on at 2410.
+    expect(d.of('turn-resumed')).toEqual([{ type: 'turn-resumed', text: 'Yes.', afterMs: 309, resumes: 1, at: 2410 }]);
+    expect(d.of('barge-in')).toEqual([]);
+    expect(d.of('turn')).toHaveLength(2);
+    expect(d.of('turn')[1]).toMatchObject({ text: 'Yes. And the receipt too?', startMs: 1000, endMs: 3010 });
+  });
+
+  it('once the reply’s audio has started, speech is a barge-in or a backchannel as before', () => {
+    const d = resuming();
+    d.say('Yes.');
+    d.turns.agentAudioStarted();
+    d.clock.advance(300);
+    d.say('And the receipt too?');
+    expect(d.of('turn-resumed')).toEqual([]);
+    expect(d.of('barge-in')).toHaveLength(1);
+  });
+
+  it('off by default: speech before the first audio is an interruption as before', () => {
+    const d = detector();
+    d.speak(600);
+    d.final('Yes.');
+    d.clock.advance(600);
+    expect(d.of('turn')).toHaveLength(1);
+    d.agentTalks();
+    d.speak(600);
+    expect(d.of('turn-resumed')).toEqual([]);
+    expect(d.of('barge-in')).toHaveLength(1);
+  });
+
+  it('at most MAX_RESUMES times in a row; the agent’s audio starts the count again', () => {
+    const d = resuming();
+    d.say('One.');
+    for (let i = 0; i < MAX_RESUMES; i++) d.say('more.');
+    expect(d.of('turn-resumed').map((r) => (r as { resumes: number }).resumes)).toEqual([1, 2, 3]);
+    expect(d.of('turn').at(-1)).toMatchObject({ text: 'One. more. more. more.' });
+    // The fourth time the reply stands: speech over it is an interruption (minInterruptionMs of voiced speech).
+    d.say('again.');
+    expect(d.of('turn-resumed')).toHaveLength(MAX_RESUMES);
+    expect(d.of('barge-in')).toHaveLength(1);
+    expect(d.of('turn').at(-1)).toMatchObject({ text: 'again.' });
+    // Heard audio resets the count.
+    d.turns.agentAudioStarted();
+    d.turns.replyEnded(false);
+    d.say('Hello?');
+    d.say('Anyone there?');
+    expect(d.of('turn-resumed')).toHaveLength(MAX_RESUMES + 1);
+    expect(d.of('turn').at(-1)).toMatchObject({ text: 'Hello? Anyone there?' });
+  });
+
+  it('neither a keypad entry nor a turn whose reply was replaced (a goodbye) or ended unheard is taken up again', () => {
+    const d = resuming();
+    d.turns.digit('4');
+    d.turns.digit('#');
+    expect(d.of('turn')).toHaveLength(1);
+    d.say('Yes.');
+    expect(d.of('turn-resumed')).toEqual([]);
+    d.turns.agentAudioStarted();
+    d.turns.replyEnded(false);
+    d.say('Hello.');
+    d.turns.replyStarted(); // the maximum duration's goodbye replaces the reply
+    d.say('Wait.');
+    d.turns.replyEnded(false);
+    d.say('Hello.');
+    d.turns.callerTurnStored(); // the reply ended without audio: the turn is stored
+    d.say('Wait.');
+    expect(d.of('turn-resumed')).toEqual([]);
   });
 });

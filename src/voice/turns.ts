@@ -2,7 +2,9 @@
 // turn is over (endpointing, a VAD stuck on noise, a keypad entry), when the caller interrupts the agent (barge-in
 // vs backchannel), when to prompt a silent caller, and when the call has lasted long enough; with previews on, also
 // when the caller's words are complete enough to prepare a reply before the turn ends (and when that no longer
-// holds). Pure apart from its clock: it says what it decided (TurnDecision) and the call session acts on it.
+// holds); with resumption on, when the caller goes on after their turn ended but before any of the reply was heard
+// (the reply is dropped and the turn taken up again). Pure apart from its clock: it says what it decided
+// (TurnDecision) and the call session acts on it.
 import type { Clock, Timer } from './clock.js';
 import { endpointingDelay } from './endpointing.js';
 import type { SttEvent } from './stt/stt.js';
@@ -32,6 +34,12 @@ export const STUCK_SPEECH_GRACE_MS = 1500;
 export const DTMF_GAP_MS = 1500;
 /** An entry this long is taken at once. */
 const MAX_DIGITS = 32;
+/**
+ * A caller turn is taken up again (turn-resumed) at most this many times in a row: a caller whose breathing or
+ * background the VAD hears as speech must not keep the agent silent. Past it, speech before the reply's audio is
+ * an interruption as it was before resumption (barge-in rules).
+ */
+export const MAX_RESUMES = 3;
 
 export type TurnDecision =
   /** The caller's turn is over: the agent answers `text` (what it says replaces any reply in progress). */
@@ -41,6 +49,12 @@ export type TurnDecision =
    * may be prepared, not spoken. The turn that follows with the same text may use it (only `previews` on).
    */
   | { type: 'turn-preview'; text: string }
+  /**
+   * The caller spoke again after their turn ended, before any audio of the reply was sent: drop the reply, the
+   * turn goes on (its next `turn` carries `text`, the words so far, and more). `afterMs`: from the turn's end to
+   * the speech; `resumes`: how many times in a row (at most MAX_RESUMES). Only with `resumption` on.
+   */
+  | { type: 'turn-resumed'; text: string; afterMs: number; resumes: number }
   /** The last preview no longer holds (the caller speaks again, or the agent does): drop what was prepared. */
   | { type: 'turn-preview-cancel'; reason: 'caller_resumed' | 'agent_speaking' }
   /** The caller interrupts the agent: stop talking and drop the queued audio. */
@@ -83,13 +97,20 @@ export class TurnDetector {
   private finalSinceSpeech = false;
   /** The STT has given interim words since its last final: more words are coming (a streaming STT's mid-speech final). */
   private wordsPending = false;
+  /** The spoken turn the reply under way answers, until the reply's first audio: the caller may still take it up. */
+  private openTurn: { text: string; startedAt: number; decidedAt: number } | undefined;
+  /** Turns taken up again since the agent was last heard. */
+  private resumes = 0;
 
   constructor(
     private readonly rules: TurnRules,
     private readonly clock: Clock,
     private readonly decide: (decision: TurnDecision) => void,
-    /** previews: say turn-preview / turn-preview-cancel (preemptive replies); off, they are never said. */
-    private readonly opts: { previews?: boolean } = {},
+    /**
+     * previews: say turn-preview / turn-preview-cancel (preemptive replies); off, they are never said.
+     * resumption: say turn-resumed when the caller goes on before the reply's first audio (agentAudioStarted).
+     */
+    private readonly opts: { previews?: boolean; resumption?: boolean } = {},
   ) {}
 
   /** When the caller's last speech (or keypad entry) ended, on the clock: voice-to-voice is measured from it. */
@@ -161,6 +182,8 @@ export class TurnDetector {
   /** A reply of the agent started (it replaces any other). */
   replyStarted(): void {
     this.replying = true;
+    // A reply that does not answer a turn just ended (a goodbye at the maximum duration) is not taken back.
+    this.openTurn = undefined;
   }
 
   /** The agent's audio started: the caller is not silent at us. */
@@ -172,11 +195,26 @@ export class TurnDetector {
   }
 
   /**
+   * The reply's first audio is being sent to the caller: from now on speech over it is an interruption or a
+   * backchannel, never the caller's turn going on.
+   */
+  agentAudioStarted(): void {
+    this.openTurn = undefined;
+    this.resumes = 0;
+  }
+
+  /** The session stored the caller's last turn (its reply ended without audio): it is not taken up again. */
+  callerTurnStored(): void {
+    this.openTurn = undefined;
+  }
+
+  /**
    * The agent's reply is over. Words the caller said over it that did not interrupt it were a backchannel
    * ("uh-huh"): dropped, unless the caller is still speaking.
    */
   replyEnded(interrupted: boolean): void {
     if (!interrupted && !this.callerSpeaking) this.heardText = '';
+    this.openTurn = undefined;
     this.replying = false;
     this.agentSpeaking = false;
     this.armSilenceTimer();
@@ -192,7 +230,29 @@ export class TurnDetector {
     this.clock.clearTimeout(this.endpointTimer);
     this.clock.clearTimeout(this.silenceTimer);
     this.interruptVoicedMs = 0;
+    if (this.openTurn && this.replying && this.resumes < MAX_RESUMES) this.resume(this.openTurn);
     if (this.agentSpeaking && this.rules.minInterruptionMs === 0) this.bargeIn();
+  }
+
+  /**
+   * The caller goes on before the reply to their turn was heard (VAD speech: a noise too short for the VAD does not
+   * count): the agent had not answered yet, so the turn is not over. Its words and start are taken back; the reply
+   * is dropped (the session aborts it) and the turn ends again as any turn does, with all the words.
+   */
+  private resume(turn: NonNullable<TurnDetector['openTurn']>): void {
+    this.openTurn = undefined;
+    this.resumes++;
+    this.replying = false;
+    this.agentSpeaking = false;
+    // Words the STT gave after the turn ended (a late final) follow the turn's.
+    this.heardText = `${turn.text} ${this.heardText}`.trim();
+    this.speechStartedAt = turn.startedAt;
+    this.decide({
+      type: 'turn-resumed',
+      text: this.heardText,
+      afterMs: Math.round(this.clock.now() - turn.decidedAt),
+      resumes: this.resumes,
+    });
   }
 
   private onSpeechEnd(): void {
@@ -258,7 +318,10 @@ export class TurnDetector {
     this.previewed = undefined;
     this.silencePrompts = 0;
     const metrics = { endpointing: Math.round(silentFor), stt_final: Math.max(0, Math.round(this.lastFinalAt - this.endedAt)) };
+    const turn = { text, startedAt: this.speechStartedAt, decidedAt: this.clock.now() };
     this.decide({ type: 'turn', text, startMs: Math.round(this.speechStartedAt), endMs: Math.round(this.endedAt), metrics });
+    // After the session started the reply to it (replyStarted): until its first audio the caller may take it up.
+    if (this.opts.resumption && !this.stopped) this.openTurn = turn;
   }
 
   /**
@@ -282,12 +345,16 @@ export class TurnDetector {
     this.endedAt = this.clock.now();
     this.previewed = undefined;
     this.silencePrompts = 0;
+    // A keypad entry is not taken up again by speech.
+    this.openTurn = undefined;
     this.decide({ type: 'turn', text: `(pressed on the keypad: ${digits.split('').join(' ')})`, startMs: at, endMs: at, metrics: {} });
   }
 
   private bargeIn(): void {
     if (!this.replying) return;
     this.agentSpeaking = false;
+    // The reply is stopped as an interruption: its turn stands.
+    this.openTurn = undefined;
     this.decide({
       type: 'barge-in',
       speechMs: Math.round(this.clock.now() - this.speechStartedAt),

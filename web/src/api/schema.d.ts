@@ -2609,6 +2609,8 @@ export interface paths {
                                 preemptive_generation: boolean;
                                 /** @default true */
                                 adaptive_endpointing: boolean;
+                                /** @default true */
+                                turn_resumption: boolean;
                                 /** @default 400 */
                                 min_interruption_ms: number;
                                 /** @default 12 */
@@ -2911,6 +2913,7 @@ export interface paths {
                             endpointing_ms?: number;
                             preemptive_generation?: boolean;
                             adaptive_endpointing?: boolean;
+                            turn_resumption?: boolean;
                             min_interruption_ms?: number;
                             silence_prompt_s?: number;
                             max_duration_s?: number;
@@ -3044,6 +3047,8 @@ export interface paths {
                                 preemptive_generation: boolean;
                                 /** @default true */
                                 adaptive_endpointing: boolean;
+                                /** @default true */
+                                turn_resumption: boolean;
                                 /** @default 400 */
                                 min_interruption_ms: number;
                                 /** @default 12 */
@@ -14181,6 +14186,20 @@ export interface components {
             };
         } | {
             /** @enum {string} */
+            type: "turn.resumed";
+            occurred_at: string;
+            data: {
+                after_ms: number;
+                resumes: number;
+                llm_chars: number;
+                llm_tokens: number;
+                tts_chars: number;
+                ms_replying: number;
+            } & {
+                [key: string]: unknown;
+            };
+        } | {
+            /** @enum {string} */
             type: "dtmf.received";
             occurred_at: string;
             data: {
@@ -14704,6 +14723,20 @@ export interface components {
                 llm_tokens: number;
                 tts_chars: number;
                 ms_prepared: number;
+            } & {
+                [key: string]: unknown;
+            };
+        } | {
+            /** @enum {string} */
+            type: "turn.resumed";
+            occurred_at: string;
+            data: {
+                after_ms: number;
+                resumes: number;
+                llm_chars: number;
+                llm_tokens: number;
+                tts_chars: number;
+                ms_replying: number;
             } & {
                 [key: string]: unknown;
             };

@@ -118,6 +118,7 @@ function GeneralCard({ settings, save }: CardProps) {
   const [recording, setRecording] = useState(settings.call.recording);
   const [preemptive, setPreemptive] = useState(settings.call.preemptive_generation);
   const [adaptive, setAdaptive] = useState(settings.call.adaptive_endpointing);
+  const [resumption, setResumption] = useState(settings.call.turn_resumption);
   const [vad, setVad] = useState(settings.call.vad);
   const [errors, setErrors] = useState<Errors>({});
   const [busy, setBusy] = useState(false);
@@ -154,6 +155,7 @@ function GeneralCard({ settings, save }: CardProps) {
             preemptive_generation: preemptive,
             vad,
             adaptive_endpointing: adaptive,
+            turn_resumption: resumption,
           },
         }),
       setErrors,
@@ -230,6 +232,11 @@ function GeneralCard({ settings, save }: CardProps) {
         label="Adaptive end of turn: answer sooner after a complete question, wait longer after “um”, “and” or digits being read out"
         checked={adaptive}
         onChange={(e) => setAdaptive(e.currentTarget.checked)}
+      />
+      <Switch
+        label="Let the caller go on: speech before the reply is heard (“Yes.” … “And the receipt too?”) drops the reply and makes one longer turn"
+        checked={resumption}
+        onChange={(e) => setResumption(e.currentTarget.checked)}
       />
       <Switch
         label="Record calls (stereo WAV: caller left, agent right)"

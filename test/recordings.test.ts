@@ -46,6 +46,22 @@ async function shortCall(t: TestApp, s: Session) {
   // Connected just before run(), as a media socket is: the recording takes run()'s start as the transport's time 0,
   // and a transport made before the call's row would be off by that insert (long on a busy machine).
   const transport = new MemoryTransport(RATE, 0);
+  // The end of the last caller frame the call has read (and recorded): the caller hangs up once the call has caught
+  // up with the line, since frames still queued at a hang-up are not recorded and a busy machine reads them late.
+  let readToMs = 0;
+  const audio = transport.audio.bind(transport);
+  transport.audio = () => ({
+    [Symbol.asyncIterator]: () => {
+      const frames = audio()[Symbol.asyncIterator]();
+      return {
+        next: async () => {
+          const next = await frames.next();
+          if (!next.done) readToMs = next.value.timestampMs + 20;
+          return next;
+        },
+      };
+    },
+  });
   const outcome = t.deps.voice.run(s.tenant.id, row.id, transport);
   const deadline = Date.now() + 20_000;
   while ((await t.deps.calls.transcript(s.tenant.id, row.id)).length < 1) {
@@ -55,6 +71,7 @@ async function shortCall(t: TestApp, s: Session) {
   const words = await speech('Hello there.');
   const saidAtMs = transport.now();
   await transport.say(words);
+  while (readToMs < transport.now() - 40) await sleep(5);
   const hungUpAtMs = transport.now();
   transport.hangup();
   expect(await outcome).toMatchObject({ status: 'completed', reason: 'caller hung up' });

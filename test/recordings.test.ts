@@ -100,7 +100,11 @@ function expectChannels(wav: Buffer, c: Awaited<ReturnType<typeof shortCall>>) {
   // The words go out from the transport's next frame slot; when the event loop ran late (a busy machine) the line
   // is catching up, so that slot may be some way before the moment say() was called (seconds, when the machine is
   // loaded: the window only has to hold the right slot, the match itself is bit-exact).
-  for (let at = Math.max(0, Math.floor(((c.saidAtMs - 5000) * RATE) / 1000 / frame) * frame); at <= ((c.saidAtMs + 200) * RATE) / 1000; at += frame)
+  for (
+    let at = Math.max(0, Math.floor(((c.saidAtMs - 5000) * RATE) / 1000 / frame) * frame);
+    at <= ((c.saidAtMs + 200) * RATE) / 1000;
+    at += frame
+  )
     slots.push(shift + at);
   const callerAt = slots.find((at) => matchesAt(left, c.words, at));
   expect(callerAt, 'caller speech in the left channel where it was said').toBeDefined();

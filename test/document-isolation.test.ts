@@ -137,7 +137,8 @@ describe('hostile documents do not hurt the service', () => {
     expect(r.doc).toMatchObject({ status: 'ready' });
     expect(r.loopMaxMs).toBeLessThan(LOOP_BOUND_MS);
     expect(r.healthMaxMs).toBeLessThan(LOOP_BOUND_MS);
-  });
+    // Only a hang must fail here: with 2 cores busy elsewhere the ingestion took over 30 s (the default).
+  }, 300_000);
 
   it('a 19 MB plain-text document is stored, extracted and chunked while /health keeps answering; past the chunk limit it fails once', async () => {
     const file = bigText(19 * 1024 * 1024);

@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import { type AudioFrame, muLawBase64, muLawDecode, muLawEncode, parseWav } from '../audio.js';
 import { type TwilioStart, TwilioMediaStreamTransport } from './twilio-media-stream.js';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type Clock, ManualClock } from '../clock.js';
 
 const tone = (ms: number, amplitude = 8000, hz = 440) =>
   Int16Array.from({ length: (8000 * ms) / 1000 }, (_, i) => Math.round(amplitude * Math.sin((2 * Math.PI * hz * i) / 8000)));
@@ -214,69 +215,84 @@ describe('TwilioMediaStreamTransport', () => {
     for (const [i, f] of played.entries()) expect(Math.abs(f.timestampMs - leg.heard[i]!.atMs)).toBeLessThan(40);
   });
 
+  // Pacing is checked in virtual time, against a model of Twilio's playback (virtualTwilio): on a busy machine the
+  // real leg's gaps and the service's timers drift, and a stall made with a busy loop is not the only one.
   it('sends agent audio 200 ms ahead, so the caller hears a stall of the service shorter than that as nothing at all', async () => {
     const stalled = async (leadMs: number | undefined) => {
-      const { transport, leg } = await call(undefined, {}, leadMs);
+      const v = await virtualTwilio(leadMs);
       const played: { frame: AudioFrame; at: number }[] = [];
-      transport.onPlayed((frame) => played.push({ frame, at: transport.now() }));
-      transport.send({ pcm: tone(1000), sampleRate: 8000, timestampMs: 0 });
-      const marked = transport.mark('s');
-      await sleep(300);
-      // The whole process stops for 150 ms (the caller leg is in it too, but its playout keeps its schedule).
-      const until = performance.now() + 150;
-      while (performance.now() < until) {
-        // Busy: no timer fires, no message is read.
-      }
+      v.transport.onPlayed((frame) => played.push({ frame, at: v.transport.now() }));
+      v.transport.send({ pcm: tone(1000), sampleRate: 8000, timestampMs: 0 });
+      const marked = v.transport.mark('s');
+      v.clock.advance(300);
+      // The service stops for 150 ms (its timers fire late, at once); Twilio's playout keeps its schedule.
+      v.stall(150);
+      v.clock.advance(1000);
       expect(await marked).toBe(true);
-      expect(leg.heardMs()).toBe(1000);
-      return { leg, played };
+      expect(v.heardMs()).toBe(1000);
+      return { v, played };
     };
 
     const ahead = await stalled(undefined);
-    // The first 200 ms went at once (the first frame and ten more), then one frame per 20 ms: of the 37 later
-    // gaps, sent all at once every one would be short; paced, only the catch-up after the stall (~8) and a busy
-    // machine's timer jitter are (13 were seen under load, so the bound leaves room).
-    expect(ahead.leg.outboundGapsMs.slice(0, 10).every((g) => g < 15)).toBe(true);
-    expect(ahead.leg.outboundGapsMs.slice(12).filter((g) => g < 15).length).toBeLessThan(20);
+    // Each frame goes 200 ms before its play time, the first 200 ms (eleven frames) at once; the frames due during
+    // the stall go when it ends, and never more than 200 ms ahead.
+    const sentAt = ahead.v.media.map((m) => m.sentAt);
+    expect(sentAt).toHaveLength(50);
+    expect(sentAt.slice(0, 11).every((t) => t === 0)).toBe(true);
+    for (const [i, t] of sentAt.entries()) {
+      const due = Math.max(0, i * 20 - 200);
+      expect(t, `frame ${i}`).toBeGreaterThanOrEqual(due);
+      expect(t, `frame ${i}`).toBeLessThanOrEqual(due > 300 && due < 450 ? 450 : due + 5);
+    }
     // Heard unbroken: every frame started as the one before ended.
-    expect(ahead.leg.heardGapsMs).toHaveLength(49);
-    expect(ahead.leg.heardGapsMs.every((g) => g === 20)).toBe(true);
+    expect(ahead.v.heardGapsMs).toHaveLength(49);
+    expect(ahead.v.heardGapsMs.every((g) => g === 20)).toBe(true);
     // onPlayed reports each frame once its play time has come, stamped with that time, not when it was sent.
     expect(ahead.played).toHaveLength(50);
     for (const [i, p] of ahead.played.entries()) {
-      expect(p.at).toBeGreaterThanOrEqual(p.frame.timestampMs - 1);
-      expect(Math.abs(p.frame.timestampMs - ahead.leg.heard[i]!.atMs)).toBeLessThan(40);
+      expect(p.frame.timestampMs).toBe(ahead.v.heard[i]!.atMs);
+      expect(p.at).toBeGreaterThanOrEqual(p.frame.timestampMs);
     }
 
     // Sent as it plays, the same stall is a hole of over 100 ms in what the caller hears.
     const onTime = await stalled(0);
-    expect(Math.max(...onTime.leg.heardGapsMs)).toBeGreaterThan(100);
+    expect(Math.max(...onTime.v.heardGapsMs)).toBeGreaterThan(100);
   });
 
   it('clear() drops the rest, sends clear, fails pending marks and ignores their echoes', async () => {
-    const { transport, leg } = await call();
+    const v = await virtualTwilio();
     let playedFrames = 0;
-    transport.onPlayed(() => playedFrames++);
-    transport.send({ pcm: tone(1000), sampleRate: 8000, timestampMs: 0 });
-    const first = transport.mark('s0');
-    await sleep(200);
-    transport.clear();
+    v.transport.onPlayed(() => playedFrames++);
+    v.transport.send({ pcm: tone(1000), sampleRate: 8000, timestampMs: 0 });
+    const first = v.transport.mark('s0');
+    v.clock.advance(200);
+    v.transport.clear();
     expect(await first).toBe(false);
-    await sleep(150);
-    expect(leg.clears).toHaveLength(1);
-    const heardAfterClear = leg.heardMs();
-    expect(heardAfterClear).toBeGreaterThanOrEqual(20);
-    expect(heardAfterClear).toBeLessThanOrEqual(280);
-    expect(playedFrames * 20).toBeLessThanOrEqual(heardAfterClear + 40);
-    await sleep(100);
-    expect(leg.heardMs()).toBe(heardAfterClear);
+    expect(v.clears).toEqual([200]);
+    const sentBeforeClear = v.media.length;
+    // Twilio played what started before the clear and dropped the rest.
+    const heardAfterClear = v.heardMs();
+    expect(heardAfterClear).toBe(220);
+    expect(playedFrames * 20).toBeLessThanOrEqual(heardAfterClear);
+    v.clock.advance(250);
+    // Nothing more was sent or heard.
+    expect(v.media).toHaveLength(sentBeforeClear);
+    expect(v.heardMs()).toBe(heardAfterClear);
 
-    // Audio after a clear plays again.
-    transport.send({ pcm: tone(200), sampleRate: 8000, timestampMs: 0 });
-    const t0 = performance.now();
-    expect(await transport.mark('s1')).toBe(true);
-    expect(performance.now() - t0).toBeGreaterThanOrEqual(195);
-    expect(leg.heardMs()).toBe(heardAfterClear + 200);
+    // Audio after a clear plays again; its mark holds until Twilio's echo says it played.
+    const t0 = v.clock.now();
+    v.transport.send({ pcm: tone(200), sampleRate: 8000, timestampMs: 0 });
+    let resolvedAt: number | undefined;
+    const second = v.transport.mark('s1').then((played) => {
+      resolvedAt = v.clock.now();
+      return played;
+    });
+    await v.clock.advanceAsync(199);
+    expect(resolvedAt).toBeUndefined();
+    await v.clock.advanceAsync(100);
+    expect(await second).toBe(true);
+    expect(resolvedAt! - t0).toBeGreaterThanOrEqual(200);
+    expect(v.heardMs()).toBe(heardAfterClear + 200);
   });
 
   it('fails a mark already handed to Twilio on clear(), and its echo does not resolve a later mark of that name', async () => {
@@ -429,6 +445,99 @@ describe('TwilioMediaStreamTransport', () => {
     expect(frames[0]!.pcm.every((x) => x === 0)).toBe(true);
   });
 });
+
+/**
+ * A transport accepted on a fake socket, paced on a ManualClock, and a model of Twilio's side of it: a media message
+ * plays when it arrives or when the audio queued before it ends, whichever is later (later than that end is a hole
+ * the caller hears), a mark is echoed once the audio before it has played, and clear drops what has not started
+ * and echoes the marks it drops. `stall(ms)` stops the service for that long: its timers and the echoes it would
+ * read wait, then run at once, while Twilio's clock goes on.
+ */
+async function virtualTwilio(leadMs?: number) {
+  const clock = new ManualClock();
+  let stalled = false;
+  const held: (() => void)[] = [];
+  const pacing: Clock = {
+    now: () => clock.now(),
+    setTimeout: (fn, ms) => clock.setTimeout(() => (stalled ? held.push(fn) : fn()), ms),
+    clearTimeout: (timer) => clock.clearTimeout(timer),
+  };
+  const socket = fakeSocket();
+  const accepted = TwilioMediaStreamTransport.accept(socket as unknown as WebSocket, {
+    authorize: async () => true,
+    leadMs,
+    clock: () => clock.now(),
+    pacing,
+  });
+  const start = {
+    event: 'start',
+    sequenceNumber: '1',
+    streamSid: STREAM_SID,
+    start: {
+      streamSid: STREAM_SID,
+      accountSid: 'AC1',
+      callSid: 'CA1',
+      tracks: ['inbound'],
+      customParameters: {},
+      mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
+    },
+  };
+  socket.emit('message', Buffer.from(JSON.stringify(start)), false);
+  const transport = (await accepted)!.transport;
+
+  const media: { sentAt: number }[] = [];
+  const heard: { atMs: number }[] = [];
+  const heardGapsMs: number[] = [];
+  const clears: number[] = [];
+  let pendingEchoes: { name: string; timer: unknown }[] = [];
+  /** When the audio Twilio holds has all played. */
+  let playingUntil = 0;
+  let lastMedia = false;
+  const echo = (name: string, inMs: number) => {
+    const entry = { name, timer: undefined as unknown };
+    // The service reads the echo when its event loop runs.
+    entry.timer = pacing.setTimeout(() => {
+      pendingEchoes = pendingEchoes.filter((e) => e !== entry);
+      socket.emit('message', Buffer.from(JSON.stringify({ event: 'mark', streamSid: STREAM_SID, mark: { name } })), false);
+    }, inMs);
+    pendingEchoes.push(entry);
+  };
+  const send = socket.send.bind(socket);
+  socket.send = (data: unknown, options?: unknown) => {
+    send(data, options);
+    const now = clock.now();
+    const msg = JSON.parse(String(data)) as { event: string; mark?: { name: string } };
+    if (msg.event === 'media') {
+      media.push({ sentAt: now });
+      if (lastMedia) heardGapsMs.push(20 + Math.max(0, now - playingUntil));
+      const at = Math.max(now, playingUntil);
+      heard.push({ atMs: at });
+      playingUntil = at + 20;
+      lastMedia = true;
+    } else if (msg.event === 'mark') {
+      echo(msg.mark!.name, Math.max(0, playingUntil - now));
+      lastMedia = false;
+    } else if (msg.event === 'clear') {
+      clears.push(now);
+      heard.splice(heard.findIndex((h) => h.atMs > now) >>> 0);
+      playingUntil = now;
+      for (const e of pendingEchoes.splice(0)) {
+        pacing.clearTimeout(e.timer);
+        echo(e.name, 0);
+      }
+      lastMedia = false;
+    }
+  };
+  const stall = (ms: number) => {
+    stalled = true;
+    clock.advance(ms);
+    stalled = false;
+    for (const fn of held.splice(0)) fn();
+  };
+  /** Audio that has started playing by now, in ms. */
+  const heardMs = () => heard.filter((h) => h.atMs <= clock.now()).length * 20;
+  return { clock, transport, stall, media, heard, heardGapsMs, clears, heardMs };
+}
 
 /** A socket the test feeds by hand: what the transport sends is kept as it was handed to ws. */
 function fakeSocket() {

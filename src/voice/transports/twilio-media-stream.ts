@@ -16,6 +16,7 @@ import {
 import { EventQueue } from '../../lib/event-queue.js';
 import { type AdmissionLimits, InboundAdmission, POLICY_VIOLATION } from './inbound-admission.js';
 import { Playout } from './playout.js';
+import type { Clock } from '../clock.js';
 import type { Transport } from './transport.js';
 import { Listeners, OnceEvent } from '../../lib/listeners.js';
 
@@ -67,6 +68,11 @@ export interface TwilioAcceptOptions {
   leadMs?: number;
   /** The wall clock, ms (performance.now by default); tests drive it by hand. */
   clock?: () => number;
+  /**
+   * The clock the agent audio is paced on (realClock by default). Tests pass a ManualClock (and its now() as
+   * `clock`) so pacing, lead and stalls are checked in virtual time, which a busy machine cannot disturb.
+   */
+  pacing?: Clock;
   limits?: AdmissionLimits;
 }
 
@@ -185,7 +191,7 @@ export class TwilioMediaStreamTransport implements Transport {
     private readonly socket: WebSocket,
     readonly start: TwilioStart,
     leadMs = 0,
-    opts: Pick<TwilioAcceptOptions, 'clock' | 'limits'> = {},
+    opts: Pick<TwilioAcceptOptions, 'clock' | 'pacing' | 'limits'> = {},
   ) {
     this.streamSid = start.streamSid;
     // The bytes JSON.stringify({ event: 'media', streamSid, media: { payload } }) gives, up to the payload.
@@ -193,7 +199,7 @@ export class TwilioMediaStreamTransport implements Transport {
     this.clock = opts.clock ?? (() => performance.now());
     this.startedAt = this.clock();
     this.admission = new InboundAdmission(SAMPLE_RATE, this.clock, opts.limits);
-    this.playout = new Playout(SAMPLE_RATE, (frame, playedAt) => this.sendFrame(frame, playedAt), leadMs);
+    this.playout = new Playout(SAMPLE_RATE, (frame, playedAt) => this.sendFrame(frame, playedAt), leadMs, opts.pacing);
     this.socketClosed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     socket.on('close', () => this.onSocketGone());

@@ -87,22 +87,38 @@ interface Prepared {
   produced: { text: string; outputTokens?: number };
 }
 
-/** What dropped preemptive replies cost during one caller turn: stored with the agent's next turn. */
-interface Waste {
-  discarded: number;
-  llmChars: number;
-  llmTokens: number;
+/**
+ * What dropped replies cost during one caller turn (prepared ones, and those taken back by turn resumption, each
+ * counted apart): stored with the agent's next turn.
+ */
+class Waste {
+  replies = 0;
+  llmChars = 0;
+  llmTokens = 0;
+  ttsChars = 0;
+
+  /** Counts a dropped reply's output: the tokens the provider reported, else estimated from the text (an aborted stream reports none). */
+  add(produced: { text: string; outputTokens?: number }, ttsChars: number): { llm_chars: number; llm_tokens: number; tts_chars: number } {
+    const llmChars = produced.text.length;
+    const llmTokens = produced.outputTokens ?? estimateTokens(produced.text);
+    this.replies++;
+    this.llmChars += llmChars;
+    this.llmTokens += llmTokens;
+    this.ttsChars += ttsChars;
+    return { llm_chars: llmChars, llm_tokens: llmTokens, tts_chars: ttsChars };
+  }
+
+  /** Into an agent turn's metrics, when a reply was dropped: `count`, and `<prefix>_wasted_*`. */
+  report(metrics: Record<string, number>, count: string, prefix: string): void {
+    if (this.replies === 0) return;
+    metrics[count] = this.replies;
+    metrics[`${prefix}_wasted_llm_tokens`] = this.llmTokens;
+    metrics[`${prefix}_wasted_llm_chars`] = this.llmChars;
+    metrics[`${prefix}_wasted_tts_chars`] = this.ttsChars;
+  }
 }
 
 type DiscardReason = 'caller_resumed' | 'agent_speaking' | 'text_changed' | 'context_changed' | 'call_ended';
-
-/** What replies dropped by turn resumption cost during one caller turn: stored with the agent's next turn. */
-interface ResumedWaste {
-  resumed: number;
-  llmChars: number;
-  llmTokens: number;
-  ttsChars: number;
-}
 
 /** A caller turn being answered, stored once the caller hears the answer begin (or the reply ends without audio). */
 interface OpenTurn {
@@ -146,8 +162,8 @@ export class CallSession {
   /** The recogniser's final pieces of the caller's current turn (its interim words follow them). */
   private callerWords: string[] = [];
   private prepared: Prepared | undefined;
-  private waste: Waste = { discarded: 0, llmChars: 0, llmTokens: 0 };
-  private resumedWaste: ResumedWaste = { resumed: 0, llmChars: 0, llmTokens: 0, ttsChars: 0 };
+  private waste = new Waste();
+  private resumedWaste = new Waste();
   /** The caller turn whose reply has sent no audio yet. */
   private openTurn: OpenTurn | undefined;
 
@@ -383,21 +399,10 @@ export class CallSession {
     if (!prepared) return;
     this.prepared = undefined;
     prepared.controller.abort();
-    // The tokens the provider reported, else estimated from the text (an aborted stream reports none).
-    const llmChars = prepared.produced.text.length;
-    const llmTokens = prepared.produced.outputTokens ?? estimateTokens(prepared.produced.text);
-    this.waste.discarded++;
-    this.waste.llmChars += llmChars;
-    this.waste.llmTokens += llmTokens;
     // Nothing was synthesized for it: the TTS starts only once a turn has ended.
+    const wasted = this.waste.add(prepared.produced, 0);
     this.record(() =>
-      this.callLog.event('turn.preemptive_discarded', {
-        reason,
-        llm_chars: llmChars,
-        llm_tokens: llmTokens,
-        tts_chars: 0,
-        ms_prepared: Math.round(this.now() - prepared.startedAt),
-      }),
+      this.callLog.event('turn.preemptive_discarded', { reason, ...wasted, ms_prepared: Math.round(this.now() - prepared.startedAt) }),
     );
   }
 
@@ -423,20 +428,10 @@ export class CallSession {
     this.record(() => this.callLog.addTurn({ speaker: 'caller', text, startMs, endMs }));
     this.live({ type: 'caller.final', text, start_ms: Math.round(startMs), end_ms: Math.round(endMs) });
     this.history.push({ role: 'user', content: text });
-    if (this.waste.discarded > 0) {
-      metrics.preemptive_discarded = this.waste.discarded;
-      metrics.preemptive_wasted_llm_tokens = this.waste.llmTokens;
-      metrics.preemptive_wasted_llm_chars = this.waste.llmChars;
-      metrics.preemptive_wasted_tts_chars = 0;
-    }
-    this.waste = { discarded: 0, llmChars: 0, llmTokens: 0 };
-    if (this.resumedWaste.resumed > 0) {
-      metrics.turn_resumed = this.resumedWaste.resumed;
-      metrics.resumed_wasted_llm_tokens = this.resumedWaste.llmTokens;
-      metrics.resumed_wasted_llm_chars = this.resumedWaste.llmChars;
-      metrics.resumed_wasted_tts_chars = this.resumedWaste.ttsChars;
-    }
-    this.resumedWaste = { resumed: 0, llmChars: 0, llmTokens: 0, ttsChars: 0 };
+    this.waste.report(metrics, 'preemptive_discarded', 'preemptive');
+    this.waste = new Waste();
+    this.resumedWaste.report(metrics, 'turn_resumed', 'resumed');
+    this.resumedWaste = new Waste();
   }
 
   /**
@@ -452,21 +447,9 @@ export class CallSession {
     // Detached: the turn detector already knows this reply is over, its end must not tell it again.
     this.reply = undefined;
     reply.controller.abort();
-    const llmChars = turn.produced.text.length;
-    const llmTokens = turn.produced.outputTokens ?? estimateTokens(turn.produced.text);
-    this.resumedWaste.resumed++;
-    this.resumedWaste.llmChars += llmChars;
-    this.resumedWaste.llmTokens += llmTokens;
-    this.resumedWaste.ttsChars += turn.ttsChars;
+    const wasted = this.resumedWaste.add(turn.produced, turn.ttsChars);
     this.record(() =>
-      this.callLog.event('turn.resumed', {
-        after_ms: afterMs,
-        resumes,
-        llm_chars: llmChars,
-        llm_tokens: llmTokens,
-        tts_chars: turn.ttsChars,
-        ms_replying: Math.round(this.now() - turn.startedAt),
-      }),
+      this.callLog.event('turn.resumed', { after_ms: afterMs, resumes, ...wasted, ms_replying: Math.round(this.now() - turn.startedAt) }),
     );
     // The screen's interim words go on from the turn's.
     this.callerWords = [text];

@@ -55,6 +55,13 @@ const liveKitWebhook = z.object({
   files: z.array(z.object({ filename: z.string(), location: z.string() })).optional(),
 });
 
+/** What a dropped reply had produced (turn.preemptive_discarded, turn.resumed): the session's `Waste` tally. */
+const droppedReplyOutput = {
+  llm_chars: z.number().int(),
+  llm_tokens: z.number().int(),
+  tts_chars: z.number().int(),
+};
+
 export const callEventSchemas = {
   'call.started': z.object({ direction }).describe('The call record was made (inbound, outbound, web or chat).'),
   'call.ended': z
@@ -76,9 +83,7 @@ export const callEventSchemas = {
   'turn.preemptive_discarded': z
     .object({
       reason: z.enum(['caller_resumed', 'agent_speaking', 'text_changed', 'context_changed', 'call_ended']),
-      llm_chars: z.number().int(),
-      llm_tokens: z.number().int(),
-      tts_chars: z.number().int(),
+      ...droppedReplyOutput,
       ms_prepared: z.number(),
     })
     .describe(
@@ -88,9 +93,7 @@ export const callEventSchemas = {
     .object({
       after_ms: z.number(),
       resumes: z.number().int(),
-      llm_chars: z.number().int(),
-      llm_tokens: z.number().int(),
-      tts_chars: z.number().int(),
+      ...droppedReplyOutput,
       ms_replying: z.number(),
     })
     .describe(

@@ -73,6 +73,23 @@ async function call(
 
 const STREAM_SID = 'MZ0123456789abcdef0123456789abcdef';
 
+/** Twilio's `start` message for STREAM_SID, with the TwiML's custom parameters. */
+function startMessage(customParameters: Record<string, string>) {
+  return {
+    event: 'start',
+    sequenceNumber: '1',
+    streamSid: STREAM_SID,
+    start: {
+      streamSid: STREAM_SID,
+      accountSid: 'AC1',
+      callSid: 'CA1',
+      tracks: ['inbound'],
+      customParameters,
+      mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
+    },
+  };
+}
+
 /** A hand-driven "Twilio" on a raw socket: the test decides what it sends and when it echoes. */
 async function rawTwilio(opts: { clock?: () => number } = {}) {
   const s = await server(opts);
@@ -83,19 +100,7 @@ async function rawTwilio(opts: { clock?: () => number } = {}) {
   cleanups.push(() => raw.terminate());
   raw.send(JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0' }));
   const send = (msg: unknown) => raw.send(typeof msg === 'string' ? msg : JSON.stringify(msg));
-  const start = {
-    event: 'start',
-    sequenceNumber: '1',
-    streamSid: STREAM_SID,
-    start: {
-      streamSid: STREAM_SID,
-      accountSid: 'AC1',
-      callSid: 'CA1',
-      tracks: ['inbound'],
-      customParameters: { token: 'good' },
-      mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
-    },
-  };
+  const start = startMessage({ token: 'good' });
   return { raw, send, start, received, next: s.next };
 }
 
@@ -469,19 +474,7 @@ async function virtualTwilio(leadMs?: number) {
     clock: () => clock.now(),
     pacing,
   });
-  const start = {
-    event: 'start',
-    sequenceNumber: '1',
-    streamSid: STREAM_SID,
-    start: {
-      streamSid: STREAM_SID,
-      accountSid: 'AC1',
-      callSid: 'CA1',
-      tracks: ['inbound'],
-      customParameters: {},
-      mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
-    },
-  };
+  const start = startMessage({});
   socket.emit('message', Buffer.from(JSON.stringify(start)), false);
   const transport = (await accepted)!.transport;
 

@@ -7,6 +7,9 @@
 //
 //   taskset -c 1 npx tsx bench/sim-check.ts --calls 150 --sender-cpus 0 [--seconds 40]
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -87,7 +90,7 @@ if (args.get('serve') === '1') {
   server.listen(0, '127.0.0.1', () => console.log((server.address() as AddressInfo).port));
   process.stdin.resume();
   process.stdin.on('end', () => {
-    console.log(JSON.stringify(gaps));
+    writeFileSync(args.get('gaps-file')!, JSON.stringify(gaps));
     process.exit(0);
   });
 } else {
@@ -99,9 +102,15 @@ if (args.get('serve') === '1') {
   );
   const script = fileURLToPath(import.meta.url);
   const pinned = SENDER_CPUS ? ['-c', SENDER_CPUS, process.execPath] : [];
-  const sender = spawn(SENDER_CPUS ? 'taskset' : process.execPath, [...pinned, '--import', 'tsx', script, '--serve', '1'], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sim-check-'));
+  const gapsFile = path.join(dir, 'gaps.json');
+  const sender = spawn(
+    SENDER_CPUS ? 'taskset' : process.execPath,
+    [...pinned, '--import', 'tsx', script, '--serve', '1', '--gaps-file', gapsFile],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   let out = '';
   sender.stdout.on('data', (d: Buffer) => (out += String(d)));
   while (!out.includes('\n')) await new Promise((r) => setTimeout(r, 50));
@@ -128,10 +137,10 @@ if (args.get('serve') === '1') {
   const cpu = process.cpuUsage(cpu0);
   const wallMs = performance.now() - t0;
   await Promise.all(legs.map((l) => l.hangup()));
-  out = '';
   sender.stdin.end();
   await new Promise((r) => sender.once('exit', r));
-  const sent = JSON.parse(out.trim()) as Record<string, number[]>;
+  const sent = JSON.parse(readFileSync(gapsFile, 'utf8')) as Record<string, number[]>;
+  rmSync(dir, { recursive: true, force: true });
   // The same frames' gaps on both sides (a frame still in flight at the hang-up is left out).
   const senderGaps: number[] = [];
   const simGaps: number[] = [];

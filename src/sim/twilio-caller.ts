@@ -3,12 +3,45 @@
 // service sends the way Twilio does (real-time buffer, marks echoed once played, clear), recording what was heard.
 import { randomBytes } from 'node:crypto';
 import { type RawData, WebSocket } from 'ws';
-import { durationMs, encodeWav, FRAME_MS, muLawBase64, muLawDecode, PcmArena } from '../voice/audio.js';
+import {
+  durationMs,
+  encodeWav,
+  FRAME_MS,
+  muLawBase64Into,
+  muLawBase64Length,
+  muLawDecode,
+  muLawDecodeBase64,
+  PcmArena,
+  strictBase64Length,
+} from '../voice/audio.js';
 
 const SAMPLE_RATE = 8000;
 const FRAME_SAMPLES = (SAMPLE_RATE * FRAME_MS) / 1000;
 /** How often the sender looks at the clock; frames still go out on the 20 ms grid. */
 const TICK_MS = 5;
+const PAYLOAD_CHARS = muLawBase64Length(FRAME_SAMPLES);
+/** Line noise is drawn from this many frames made in advance (2 s of it), one picked at random for each frame sent. */
+const NOISE_FRAMES = 100;
+const MEDIA_SUFFIX = Buffer.from('"}}');
+
+/**
+ * The line noise of one amplitude: NOISE_FRAMES frames of uniform noise within +-amplitude, as PCM (to fill the end
+ * of a frame the caller's speech does not fill) and as each frame's base64 mu-law payload. Random numbers and
+ * mu-law encoding per sample were most of the simulator's sending work, 50 frames a second for every caller.
+ */
+const noiseByAmplitude = new Map<number, { pcm: Int16Array; payloads: Buffer }>();
+function lineNoise(amplitude: number): { pcm: Int16Array; payloads: Buffer } {
+  let noise = noiseByAmplitude.get(amplitude);
+  if (!noise) {
+    const pcm = Int16Array.from({ length: NOISE_FRAMES * FRAME_SAMPLES }, () => Math.round((Math.random() * 2 - 1) * amplitude));
+    const payloads = Buffer.alloc(NOISE_FRAMES * PAYLOAD_CHARS);
+    for (let f = 0; f < NOISE_FRAMES; f++)
+      muLawBase64Into(pcm.subarray(f * FRAME_SAMPLES, (f + 1) * FRAME_SAMPLES), payloads, f * PAYLOAD_CHARS);
+    noise = { pcm, payloads };
+    noiseByAmplitude.set(amplitude, noise);
+  }
+  return noise;
+}
 
 export interface HeardAudio {
   pcm: Int16Array;
@@ -176,6 +209,12 @@ export class TwilioCallerLeg {
   /** What the service sends is decoded into one-second buffers (every frame is kept in `heard`). */
   private readonly arena = new PcmArena(SAMPLE_RATE);
   private ended = false;
+  private readonly noise: { pcm: Int16Array; payloads: Buffer };
+  /** The frame being filled with the caller's speech. */
+  private readonly frame = new Int16Array(FRAME_SAMPLES);
+  /** A media message of the service up to its payload: `{"event":"media","streamSid":...,"media":{"payload":"`. */
+  private readonly mediaPrefix: Buffer;
+  private readonly streamSidJson: string;
 
   private constructor(
     private readonly socket: WebSocket,
@@ -183,9 +222,12 @@ export class TwilioCallerLeg {
     readonly callSid: string,
     readonly accountSid: string,
     private readonly parameters: Record<string, string>,
-    private readonly noiseAmplitude: number,
+    noiseAmplitude: number,
     private readonly playoutDelayMs: number,
   ) {
+    this.noise = lineNoise(noiseAmplitude);
+    this.streamSidJson = JSON.stringify(streamSid);
+    this.mediaPrefix = Buffer.from(`{"event":"media","streamSid":${this.streamSidJson},"media":{"payload":"`);
     this.closed = new Promise((resolve) => {
       socket.once('close', (code, reason) => {
         this.stop();
@@ -329,7 +371,7 @@ export class TwilioCallerLeg {
   }
 
   private sendMedia(): void {
-    const pcm = new Int16Array(FRAME_SAMPLES);
+    const pcm = this.frame;
     let filled = 0;
     const finished: (() => void)[] = [];
     while (filled < pcm.length && this.pending.length) {
@@ -340,20 +382,31 @@ export class TwilioCallerLeg {
       if (take === head.pcm.length) finished.push(this.pending.shift()!.done);
       else head.pcm = head.pcm.subarray(take);
     }
-    for (let i = filled; i < pcm.length; i++) pcm[i] = Math.round((Math.random() * 2 - 1) * this.noiseAmplitude);
+    const n = Math.floor(Math.random() * NOISE_FRAMES);
     this.chunk++;
     // Stamped like Twilio's first chunk ("chunk":"1","timestamp":"20"): ms since start when the chunk is complete.
-    this.sendJson({
-      event: 'media',
-      sequenceNumber: this.nextSequence(),
-      streamSid: this.streamSid,
-      media: { track: 'inbound', chunk: String(this.chunk), timestamp: String(this.chunk * FRAME_MS), payload: muLawBase64(pcm) },
-    });
+    // The bytes JSON.stringify gives for { event: 'media', sequenceNumber, streamSid, media: { track, chunk,
+    // timestamp, payload } }, with the payload written in place.
+    const head =
+      `{"event":"media","sequenceNumber":"${this.nextSequence()}","streamSid":${this.streamSidJson},` +
+      `"media":{"track":"inbound","chunk":"${this.chunk}","timestamp":"${this.chunk * FRAME_MS}","payload":"`;
+    const msg = Buffer.allocUnsafe(head.length + PAYLOAD_CHARS + MEDIA_SUFFIX.length);
+    msg.write(head, 0, 'latin1');
+    if (filled) {
+      pcm.set(this.noise.pcm.subarray(n * FRAME_SAMPLES + filled, (n + 1) * FRAME_SAMPLES), filled);
+      muLawBase64Into(pcm, msg, head.length);
+    } else this.noise.payloads.copy(msg, head.length, n * PAYLOAD_CHARS, (n + 1) * PAYLOAD_CHARS);
+    MEDIA_SUFFIX.copy(msg, head.length + PAYLOAD_CHARS);
+    if (this.socket.readyState === WebSocket.OPEN) this.socket.send(msg, { binary: false });
     for (const done of finished) done();
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
+    // Timed before anything else this process does with the message: its own work is not the service's pacing.
+    const now = performance.now();
     if (isBinary) return void this.protocolErrors.push('binary message');
+    // The service's media messages are read from their bytes; anything else goes through JSON.parse below.
+    if (Buffer.isBuffer(data) && this.onMediaBytes(data, now)) return;
     let msg: Json;
     try {
       const parsed: unknown = JSON.parse(rawText(data));
@@ -364,20 +417,12 @@ export class TwilioCallerLeg {
     }
     if (msg.streamSid !== this.streamSid)
       return void this.protocolErrors.push(`${String(msg.event)}: wrong streamSid ${String(msg.streamSid)}`);
-    const now = performance.now();
     switch (msg.event) {
       case 'media': {
         const payload = (msg.media as Json | undefined)?.payload;
         if (typeof payload !== 'string') return void this.protocolErrors.push('media without payload');
-        if (this.lastMediaAt !== undefined) {
-          this.outboundGapsMs.push(now - this.lastMediaAt);
-          this.heardGapsMs.push(FRAME_MS + Math.max(0, now - this.queuedUntil()));
-        }
-        this.lastMediaAt = now;
         const bytes = Buffer.from(payload, 'base64');
-        const pcm = muLawDecode(bytes, this.arena.take(bytes.length));
-        if (!pcm.length) return;
-        this.enqueue({ pcm });
+        this.onMedia(muLawDecode(bytes, this.arena.take(bytes.length)), now);
         return;
       }
       case 'mark': {
@@ -399,6 +444,29 @@ export class TwilioCallerLeg {
       default:
         this.protocolErrors.push(`unknown event ${String(msg.event)}`);
     }
+  }
+
+  /**
+   * A media message exactly as the service writes it (`{"event":"media","streamSid":<ours>,"media":{"payload":"<strict
+   * base64>"}}`), decoded from its bytes: what the JSON path does with it, without the parse. False for anything else.
+   */
+  private onMediaBytes(data: Buffer, now: number): boolean {
+    const prefix = this.mediaPrefix;
+    const end = data.length - MEDIA_SUFFIX.length;
+    if (end <= prefix.length || prefix.compare(data, 0, prefix.length) !== 0 || MEDIA_SUFFIX.compare(data, end) !== 0) return false;
+    const n = strictBase64Length(data, prefix.length, end);
+    if (n <= 0) return false;
+    this.onMedia(muLawDecodeBase64(data, prefix.length, end, this.arena.take(n)), now);
+    return true;
+  }
+
+  private onMedia(pcm: Int16Array, now: number): void {
+    if (this.lastMediaAt !== undefined) {
+      this.outboundGapsMs.push(now - this.lastMediaAt);
+      this.heardGapsMs.push(FRAME_MS + Math.max(0, now - this.queuedUntil()));
+    }
+    this.lastMediaAt = now;
+    if (pcm.length) this.enqueue({ pcm });
   }
 
   private enqueue(item: Buffered): void {

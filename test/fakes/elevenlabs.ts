@@ -26,6 +26,8 @@ export class FakeElevenLabs {
   dropAfterBytes: number | undefined;
   private failures: { status: number; retryAfterS?: number }[] = [];
   private listening?: LocalServer;
+  /** The tone for each length and format made so far: a benchmark asks for the same sentences thousands of times. */
+  private readonly audioCache = new Map<string, Buffer>();
 
   failNext(...f: { status: number; retryAfterS?: number }[]): void {
     this.failures.push(...f);
@@ -83,8 +85,13 @@ export class FakeElevenLabs {
     if (this.firstByteMs) await sleep(this.firstByteMs);
     // About 70 ms of speech per character, as a voiced tone.
     const samples = Math.round(body.text.length * 0.07 * spec.rate);
-    const pcm = Int16Array.from({ length: samples }, (_, i) => Math.round(6000 * Math.sin((2 * Math.PI * 200 * i) / spec.rate)));
-    const audio = spec.ulaw ? Buffer.from(muLawEncode(pcm)) : Buffer.from(pcm.buffer);
+    const key = `${format}:${samples}`;
+    let audio = this.audioCache.get(key);
+    if (!audio) {
+      const pcm = Int16Array.from({ length: samples }, (_, i) => Math.round(6000 * Math.sin((2 * Math.PI * 200 * i) / spec.rate)));
+      audio = spec.ulaw ? Buffer.from(muLawEncode(pcm)) : Buffer.from(pcm.buffer);
+      this.audioCache.set(key, audio);
+    }
     res.writeHead(200, { 'content-type': spec.ulaw ? 'audio/basic' : 'audio/pcm', 'transfer-encoding': 'chunked' });
     // Odd-sized chunks, as a network delivers them.
     for (let offset = 0; offset < audio.length; offset += 4001) {

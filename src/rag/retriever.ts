@@ -6,6 +6,7 @@
 // walking the graph until enough of the tenant's rows are found instead of silently returning fewer.
 import { type SQL, sql } from 'drizzle-orm';
 import { type Db, HNSW_EF_SEARCH, rowsOf } from '../db/client.js';
+import { CUSTOM_PLAN } from '../db/statement-cache.js';
 import {
   analyzedWords,
   BM25_DIMENSIONS,
@@ -218,7 +219,8 @@ export class Retriever {
       relevance: number | string | null;
       fused: number | string;
     }>(
-      await this.db.execute(sql`
+      // Planned for its tenant at every run (a generic plan would read a large tenant's chunks as a small one's).
+      await this.db.execute(sql`${sql.raw(CUSTOM_PLAN)}
         with ${q},
         fused as (select id, sum(part) as fused from (${sql.join(ranked, sql` union all `)}) r group by id)
         select c.id, c.document_id, d.title, c.content, c.heading_path, c.page, f.fused,

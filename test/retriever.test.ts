@@ -1,6 +1,8 @@
-import { sql } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
+import { PgDialect } from 'drizzle-orm/pg-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rowsOf } from '../src/db/client.js';
+import { type Db, rowsOf } from '../src/db/client.js';
+import { CUSTOM_PLAN } from '../src/db/statement-cache.js';
 import { documentChunks, documents, tenants } from '../src/db/schema.js';
 import { LocalEmbedder } from '../src/rag/embedders/local-embedder.js';
 import { chunkTerms, chunkVector } from '../src/rag/bm25.js';
@@ -167,6 +169,38 @@ describe('Retriever', () => {
     const data = await retriever.search(t2, 'which plan has twenty gigabytes for thirty days', { topK: 1, minScore: 0 });
     expect(data[0]?.text).toMatch(/20 GB/);
     expect(data[0]?.documentId).toBe(plan);
+  });
+
+  // Over the embedded database's wire server, a text without CUSTOM_PLAN is planned once for every run.
+  it('a small tenant’s BM25 search is planned once; a large tenant’s, or one ranked by vectors, for its tenant each time', async () => {
+    const db = t.deps.database.db;
+    const dialect = new PgDialect();
+    const texts: string[] = [];
+    const recording = new Proxy(db, {
+      get: (target, key) =>
+        key === 'execute'
+          ? (query: SQL) => {
+              texts.push(dialect.sqlToQuery(query).sql);
+              return target.execute(query);
+            }
+          : Reflect.get(target, key),
+    }) as Db;
+    const r = new Retriever(recording, { forTenant: async () => embedder });
+    const custom = async (tenantId: string, mode?: 'vector') => {
+      texts.length = 0;
+      const hits = await r.search(tenantId, 'When is the clinic open?', { topK: 3, minScore: 0, mode });
+      expect(hits.length).toBeGreaterThan(0);
+      expect(texts).toHaveLength(1);
+      return texts[0]!.includes(CUSTOM_PLAN);
+    };
+    // Tenant A (3 chunks) is small once a search has seen it; B holds 601.
+    expect(await custom(tenantA)).toBe(true);
+    const first = await retriever.search(tenantA, 'When is the clinic open?', { topK: 3, minScore: 0 });
+    expect(await custom(tenantA)).toBe(false);
+    expect(await r.search(tenantA, 'When is the clinic open?', { topK: 3, minScore: 0 })).toEqual(first);
+    expect(await custom(tenantA, 'vector')).toBe(true);
+    expect(await custom(tenantB)).toBe(true);
+    expect(await custom(tenantB)).toBe(true);
   });
 
   it('builds a safe OR query from any input', () => {

@@ -148,9 +148,10 @@ export class AnalysisWorker {
   private async analyze(claim: Claim): Promise<AnalysisResult> {
     const tenantId = claim.tenant_id;
     const call = await this.calls.get(tenantId, claim.call_id);
+    // The call was read for this tenant and id just now: not again for its turns and events.
     const [turns, events, tenant] = await Promise.all([
-      this.calls.transcript(tenantId, call.id),
-      this.calls.events(tenantId, call.id),
+      this.calls.turns(tenantId, call.id),
+      this.calls.eventsOf(tenantId, call.id),
       this.analyzers.forTenant(tenantId),
     ]);
     const ended = events.findLast((e) => e.type === 'call.ended');

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import type { Server } from 'node:net';
 import { servePglite } from './pglite-server.js';
+import { CUSTOM_PLAN } from './statement-cache.js';
 
 describe('servePglite: LISTEN/UNLISTEN over one shared PGlite session', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pglite-server-'));
@@ -111,6 +112,38 @@ describe('servePglite: query texts parsed once for every connection', () => {
     // Statements dropped behind the cache's back are parsed again too.
     await p.query('deallocate all');
     expect((await p.query(all, [2])).rows).toEqual([{ id: 2, v: 'two', w: null }]);
+  });
+
+  it('plans a cached text once, as PostgreSQL plans prepared statements, except texts marked CUSTOM_PLAN', async () => {
+    const p = pool();
+    const plans = async (text: string) =>
+      (
+        await pglite.query<{ generic: number; custom: number }>(
+          'select generic_plans::int as generic, custom_plans::int as custom from pg_prepared_statements where statement = $1',
+          [text],
+        )
+      ).rows[0];
+    const plain = 'select v, 100 as plain from t where id = $1';
+    const marked = `${CUSTOM_PLAN} select v, 101 as marked from t where id = $1`;
+    for (let i = 0; i < 8; i++) {
+      expect((await p.query(plain, [1])).rows).toEqual([{ v: 'one', plain: 100 }]);
+      expect((await p.query(marked, [2])).rows).toEqual([{ v: 'two', marked: 101 }]);
+    }
+    // PostgreSQL's auto mode: five custom plans, then the generic one.
+    expect(await plans(plain)).toEqual({ generic: 3, custom: 5 });
+    expect(await plans(marked)).toEqual({ generic: 0, custom: 8 });
+    // Inside a transaction a marked text goes as sent (no switch a rollback could undo): still planned for its values.
+    const client = await p.connect();
+    try {
+      await client.query('begin');
+      expect((await client.query(marked, [1])).rows).toEqual([{ v: 'one', marked: 101 }]);
+      await client.query('rollback');
+    } finally {
+      client.release();
+    }
+    expect(await plans(marked)).toEqual({ generic: 0, custom: 8 });
+    await p.query(plain, [1]);
+    expect(await plans(plain)).toEqual({ generic: 4, custom: 5 });
   });
 
   it('keeps at most its size of texts: the least recently used are closed', async () => {

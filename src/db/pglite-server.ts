@@ -41,24 +41,39 @@ export function servePglite(pglite: PGlite, opts: { statementCacheSize?: number 
   const statements = new StatementCache(opts.statementCacheSize);
 
   /**
-   * Statements are planned for their parameters at every run, as unnamed ones are (PostgreSQL would switch a
-   * prepared statement to a generic plan after five runs: a search's plan would then no longer see its tenant).
-   * Set outside any transaction, so no rollback undoes it; until then nothing is cached.
+   * How PostgreSQL plans a cached statement (plan_cache_mode). By default as it does any prepared statement (auto):
+   * for its parameters at its first five runs, then once for all runs (a generic plan) when that is estimated no
+   * dearer. Planning was most of the database's time for a call's statements (a transcript turn's insert took
+   * twice as long planned at every run). A text marked CUSTOM_PLAN is planned for its parameters at every run (a
+   * search must see its tenant): the mode is switched before it, outside a transaction (where no rollback undoes
+   * the switch); inside one, its round trip goes as sent (an unnamed statement is planned at every run).
    */
-  let customPlans = false;
+  let planMode: 'auto' | 'force_custom_plan' = 'auto';
+  /**
+   * Generic plans are made again every PLAN_REFRESH_MS: a plan is otherwise kept until its tables are analyzed, and
+   * PGlite has no autovacuum to analyze them as they grow (only the knowledge tables are, rag/term-stats.ts).
+   */
+  let plansMadeAt = performance.now();
 
   /** One round trip's reply from PGlite, through the statement cache. */
   async function execute(messages: Buffer[]): Promise<Uint8Array> {
-    if (!pglite.isInTransaction()) {
-      if (!customPlans) {
-        await pglite.exec('set plan_cache_mode = force_custom_plan');
-        customPlans = true;
-      }
+    const inTransaction = pglite.isInTransaction();
+    if (!inTransaction) {
       const closes = statements.takeCloses();
       if (closes) await pglite.execProtocolRaw(closes);
+      if (performance.now() - plansMadeAt > PLAN_REFRESH_MS) {
+        await pglite.exec('discard plans');
+        plansMadeAt = performance.now();
+      }
     }
-    const rewritten = customPlans ? statements.rewrite(messages) : undefined;
-    if (!rewritten) return pglite.execProtocolRaw(messages.length === 1 ? messages[0]! : Buffer.concat(messages));
+    const rewritten = statements.rewrite(messages);
+    if (!rewritten || (rewritten.customPlan && inTransaction))
+      return pglite.execProtocolRaw(messages.length === 1 ? messages[0]! : Buffer.concat(messages));
+    const mode = rewritten.customPlan ? 'force_custom_plan' : 'auto';
+    if (!inTransaction && mode !== planMode) {
+      await pglite.exec(`set plan_cache_mode = ${mode}`);
+      planMode = mode;
+    }
     const { reply, retry } = rewritten.reply(await pglite.execProtocolRaw(rewritten.input), pglite.isInTransaction());
     return retry ? pglite.execProtocolRaw(retry) : reply;
   }
@@ -226,6 +241,8 @@ export function servePglite(pglite: PGlite, opts: { statementCacheSize?: number 
   return createServer((socket) => new Connection(socket));
 }
 
+/** How often cached statements' generic plans are made again (servePglite's plansMadeAt). */
+const PLAN_REFRESH_MS = 60_000;
 /** NotificationResponse: 'A', length, the notifying process id, the channel and the payload (C strings). */
 const NOTIFICATION = 'A'.charCodeAt(0);
 const cString = (text: string): Buffer => Buffer.from(`${text}\0`, 'utf8');

@@ -10,6 +10,13 @@
 // naming the unnamed statement. Anything else (a client's own named statement, several Parses in one round trip)
 // goes through as sent.
 
+/**
+ * Marks a query text (an SQL comment anywhere in it) whose plan must be made for its parameters at every run: the
+ * server otherwise lets PostgreSQL plan a cached statement once (generic plan; see pglite-server.ts), and a search's
+ * plan must see its tenant (a small tenant's chunks are read by the tenant index, a large one's by GIN or HNSW).
+ */
+export const CUSTOM_PLAN = '/* custom plan */';
+
 /** Texts kept at most; the least recently used are closed beyond it (a few hundred distinct queries in practice). */
 export const STATEMENT_CACHE_SIZE = 500;
 
@@ -29,6 +36,8 @@ const STALE = new Set(['0A000', '26000']);
 export interface Rewritten {
   /** The messages to give PGlite. */
   input: Buffer;
+  /** The text is marked CUSTOM_PLAN. */
+  customPlan: boolean;
   /** Fixes PGlite's reply up for the client, and says whether to run the original round trip again (stale). */
   reply(raw: Uint8Array, inTransaction: boolean): { reply: Uint8Array; retry?: Buffer };
 }
@@ -58,6 +67,7 @@ export class StatementCache {
     const key = first.toString('latin1', 6);
     const rest = messages.slice(1);
     if (!rest.every(isUnnamedReference)) return undefined;
+    const customPlan = key.includes(CUSTOM_PLAN);
     const known = this.names.get(key);
     if (known !== undefined) {
       // Most recently used last.
@@ -66,6 +76,7 @@ export class StatementCache {
       const input = Buffer.concat(rest.map((m) => named(m, known)));
       return {
         input,
+        customPlan,
         reply: (raw, inTransaction) => {
           const code = errorCode(raw);
           if (code !== undefined && STALE.has(code)) {
@@ -80,6 +91,7 @@ export class StatementCache {
     const input = Buffer.concat([message(PARSE, Buffer.concat([cString(name), first.subarray(6)])), ...rest.map((m) => named(m, name))]);
     return {
       input,
+      customPlan,
       reply: (raw) => {
         // Kept only when PGlite parsed it (a failed Parse makes no statement).
         if (raw[0] === PARSE_COMPLETE[0]) this.remember(key, name);

@@ -61,7 +61,7 @@ export class TextChannel {
       if (call.direction !== 'chat') throw new AppError('conflict', 'This id is a call, not a chat session');
       if (call.endedAt) throw new AppError('conflict', 'This chat session has ended; start a new one without session_id');
       callId = call.id;
-      history = toHistory(await this.calls.transcript(tenantId, callId));
+      history = toHistory(await this.calls.turns(tenantId, callId));
       yield* this.turn(tenantId, callId, greeting, history, input.message, agent, meter, signal);
       return;
     }

@@ -3,6 +3,7 @@
 // same database. Their HTTP requests, JSON, signatures, decryption and queries then run beside the event loop that
 // carries live calls' audio, not on it. Messages from the service: `wake-webhooks`, `wake-analysis`, `stop`; to it:
 // `ready`, `attempt` (each delivery attempt, for the operator metrics), `stopped`, `error`.
+import { lowerThreadPriority, THREAD_NICE } from './lib/thread-priority.js';
 import type { MessagePort } from 'node:worker_threads';
 import pino from 'pino';
 import { AnalyzerRegistry } from './analysis/analyzers.js';
@@ -38,6 +39,8 @@ export type FromBackground =
 const POOL_MAX = 3;
 
 export async function runBackgroundWork(data: BackgroundData, port: MessagePort): Promise<void> {
+  // Below the event loop that carries the calls (lib/thread-priority.ts).
+  lowerThreadPriority('background', THREAD_NICE.background);
   const { config } = data;
   const send = (m: FromBackground) => port.postMessage(m);
   const log = pino({ level: config.logLevel, serializers: { err: errSerializer } }).child({ thread: 'background' });

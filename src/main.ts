@@ -7,6 +7,7 @@ import { SchemaNotCurrentError } from './db/client.js';
 import { buildDeps, closeDeps } from './deps.js';
 import { buildApp, LOG_SERIALIZERS, REDACT_PATHS } from './http/app.js';
 import { EXIT_CODES, socketErrorCode, StartupError } from './lib/startup-error.js';
+import { lowerOtherThreads, THREAD_NICE } from './lib/thread-priority.js';
 
 /** A start-up failure a person can act on: one line on stderr, an exit code per cause (lib/startup-error.ts). */
 function exitOn(err: unknown): never {
@@ -76,6 +77,8 @@ function prettyStream(env: string): DestinationStream | undefined {
   return pino.transport({ target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } });
 }
 
+// First, while the only other threads are Node's own (V8's GC and compiler workers...): below the event loop.
+lowerOtherThreads(THREAD_NICE.node);
 const startedAt = performance.now();
 let config;
 try {

@@ -10,6 +10,8 @@ import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { THREAD_NICE } from '../src/lib/thread-priority.js';
+import { threads, threadsNamed, threadStat } from './threads.js';
 
 // Absolute paths, run from a folder of their own: a developer's ./.env (which the service reads) stays out of it.
 const root = path.resolve(import.meta.dirname, '..');
@@ -67,6 +69,20 @@ describe('main', () => {
     }
     if (!ok) child.kill('SIGKILL'); // not left running after the test
     expect(ok).toBe(true);
+    if (process.platform === 'linux') {
+      // The embedded database's thread and the background thread (started after /health answers) run below the
+      // event loop, each at its own distance (src/lib/thread-priority.ts); so do Node's own threads.
+      const main = threadStat(child.pid!, child.pid!).nice;
+      const nices = () => ({
+        pglite: threadsNamed('pglite', child.pid!).map((t) => t.nice - main),
+        background: threadsNamed('background', child.pid!).map((t) => t.nice - main),
+      });
+      for (const deadline = Date.now() + 30_000; nices().background.length === 0 && Date.now() < deadline;) await sleep(50);
+      expect(nices()).toEqual({ pglite: [THREAD_NICE.pglite], background: [THREAD_NICE.background] });
+      // Node's own threads, lowered by main.ts before anything else: at least V8's 4 platform workers.
+      const node = threads(child.pid!).filter((t) => t.comm !== 'background' && t.nice - main === THREAD_NICE.node);
+      expect(node.length).toBeGreaterThanOrEqual(4);
+    }
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
   });

@@ -14,6 +14,7 @@
 // LISTEN/NOTIFY: the connections share PGlite's one session, so a notification comes out in the reply of whichever
 // connection's statement committed it. It is taken out of that reply and sent to the connections that asked to
 // LISTEN on its channel (a simple-protocol `LISTEN name`, as `pg` sends it), as PostgreSQL would.
+import { lowerThreadPriority, THREAD_NICE } from '../lib/thread-priority.js';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { PGlite } from '@electric-sql/pglite';
@@ -266,6 +267,8 @@ export interface PgliteServerOptions {
 
 /** The embedded database thread's work (pglite-thread.mjs): PGlite opened on `dataDir`, served on `socketPath`. */
 export async function startPgliteServer(opts: PgliteServerOptions): Promise<{ close(): Promise<void> }> {
+  // On the database's own thread (pglite-thread.mjs): below the event loop, a little (lib/thread-priority.ts).
+  lowerThreadPriority('pglite', THREAD_NICE.pglite);
   if (!opts.dataDir.startsWith('memory://')) mkdirSync(opts.dataDir, { recursive: true });
   const pglite = await PGlite.create({
     dataDir: opts.dataDir,

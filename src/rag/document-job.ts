@@ -1,6 +1,7 @@
 // What a document worker thread does (document-pool.ts sends the jobs): extract and chunk one document within the
 // limits, or embed a batch with the local embedder. Runs off the main thread; any failure comes back as an
 // ExtractError-shaped { code, message }, so a bad file is always a readable, permanent refusal.
+import { lowerThreadPriority, THREAD_NICE } from '../lib/thread-priority.js';
 import { type Chunk, chunkBlocks } from './chunking.js';
 import { LocalEmbedder } from './embedders/local-embedder.js';
 import { type DocumentFormat, ExtractError, type ExtractLimits, extractBlocks } from './extract.js';
@@ -14,6 +15,8 @@ export type DocumentJobResult = { kind: 'chunk'; chunks: Chunk[] } | { kind: 'em
 const embedders = new Map<number, LocalEmbedder>();
 
 export async function runDocumentJob(job: DocumentJob): Promise<DocumentJobResult> {
+  // On a document worker thread: below the event loop (lib/thread-priority.ts); in effect once, at its first job.
+  lowerThreadPriority('documents', THREAD_NICE.documents);
   if (job.kind === 'embed') {
     let embedder = embedders.get(job.dimensions);
     if (!embedder) embedders.set(job.dimensions, (embedder = new LocalEmbedder(job.dimensions)));

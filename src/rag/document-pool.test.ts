@@ -3,6 +3,8 @@ import { makeDocx } from '../../test/fixtures/documents.js';
 import { DocumentPool, type DocumentPoolOptions } from './document-pool.js';
 import { LocalEmbedder } from './embedders/local-embedder.js';
 import { DEFAULT_EXTRACT_LIMITS } from './extract.js';
+import { THREAD_NICE } from '../lib/thread-priority.js';
+import { threadsNamed, threadStat } from '../../test/threads.js';
 
 const pools: DocumentPool[] = [];
 const pool = (o: Partial<DocumentPoolOptions> = {}) => {
@@ -35,6 +37,11 @@ describe('DocumentPool (worker threads running the TypeScript job code through t
     const local = new LocalEmbedder();
     const [v] = await p.embedder(local).embed(['free parking']);
     expect(Array.from(v!)).toEqual(Array.from(local.embedOne('free parking')));
+    // Its worker runs below the event loop (src/lib/thread-priority.ts).
+    if (process.platform === 'linux') {
+      const main = threadStat(process.pid).nice;
+      expect(threadsNamed('documents').map((t) => t.nice - main)).toEqual([THREAD_NICE.documents]);
+    }
   });
 
   it('a bad file is an ExtractError with its code; the limits and the chunk cap apply in the worker', async () => {

@@ -5,6 +5,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { type AudioFrame, concatPcm, dbfs, parseWav, toFrames } from '../audio.js';
 import { EspeakTts } from '../tts/espeak-tts.js';
 import { EnergyVad } from './energy-vad.js';
+import { THREAD_NICE } from '../../lib/thread-priority.js';
+import { threadsNamed, threadStat } from '../../../test/threads.js';
 import { SileroVad, sileroRuns } from './silero-vad.js';
 import type { VAD } from './vad.js';
 
@@ -113,6 +115,11 @@ describe('SileroVad', () => {
     // Nothing ran on this thread.
     expect(sileroRuns).toEqual(before);
     expectSameTraces(traces, alone);
+    // The worker runs below the event loop (src/lib/thread-priority.ts).
+    if (process.platform === 'linux') {
+      const main = threadStat(process.pid).nice;
+      expect(threadsNamed('silero-vad').map((t) => t.nice - main)).toEqual([THREAD_NICE['silero-vad']]);
+    }
   });
 
   it('off the event loop also in a process started with a TypeScript preload (the worker does not inherit it)', async () => {

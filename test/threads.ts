@@ -1,0 +1,32 @@
+// A process's threads as Linux shows them (/proc/<pid>/task/<tid>): names and nice values, for the tests of the
+// threads that lower their own priority (src/lib/thread-priority.ts).
+import { readdirSync, readFileSync } from 'node:fs';
+
+export interface ThreadStat {
+  tid: number;
+  comm: string;
+  nice: number;
+}
+
+export function threadStat(tid: number, pid: number | 'self' = 'self'): ThreadStat {
+  const dir = `/proc/${pid}/task/${tid}`;
+  const stat = readFileSync(`${dir}/stat`, 'utf8');
+  // "tid (comm) state ppid ...": the comm may hold spaces and parentheses, so fields are counted from the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { tid, comm: readFileSync(`${dir}/comm`, 'utf8').trim(), nice: Number(fields[16]) };
+}
+
+/** The live threads of the process (a thread that ends meanwhile is skipped). */
+export function threads(pid: number | 'self' = 'self'): ThreadStat[] {
+  const found: ThreadStat[] = [];
+  for (const tid of readdirSync(`/proc/${pid}/task`).map(Number)) {
+    try {
+      found.push(threadStat(tid, pid));
+    } catch {
+      // ended
+    }
+  }
+  return found;
+}
+
+export const threadsNamed = (name: string, pid: number | 'self' = 'self'): ThreadStat[] => threads(pid).filter((t) => t.comm === name);

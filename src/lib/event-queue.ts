@@ -5,7 +5,9 @@ export class EventQueue<T> implements AsyncIterable<T> {
   private items: T[] = [];
   /** Items refused because the queue was full. */
   dropped = 0;
-  private waiting: { resolve: (r: IteratorResult<T>) => void; reject: (err: unknown) => void } | undefined;
+  /** The consumer's pending next(), as its promise's two functions (no object per wait: one per item of a live call). */
+  private waitingResolve: ((r: IteratorResult<T>) => void) | undefined;
+  private waitingReject: ((err: unknown) => void) | undefined;
   private ended = false;
   private error: { err: unknown } | undefined;
 
@@ -15,10 +17,10 @@ export class EventQueue<T> implements AsyncIterable<T> {
   /** False when the item was dropped: the queue is full (or ended). */
   push(item: T): boolean {
     if (this.ended) return false;
-    if (this.waiting) {
-      const w = this.waiting;
-      this.waiting = undefined;
-      w.resolve({ value: item, done: false });
+    if (this.waitingResolve) {
+      const resolve = this.waitingResolve;
+      this.waitingResolve = this.waitingReject = undefined;
+      resolve({ value: item, done: false });
     } else if (this.items.length >= this.capacity) {
       this.dropped++;
       return false;
@@ -35,8 +37,9 @@ export class EventQueue<T> implements AsyncIterable<T> {
 
   end(): void {
     this.ended = true;
-    this.waiting?.resolve({ value: undefined, done: true });
-    this.waiting = undefined;
+    const resolve = this.waitingResolve;
+    this.waitingResolve = this.waitingReject = undefined;
+    resolve?.({ value: undefined, done: true });
   }
 
   /** Ends the queue with an error: the consumer gets the items already pushed, then the error is thrown. */
@@ -44,8 +47,9 @@ export class EventQueue<T> implements AsyncIterable<T> {
     if (this.ended) return;
     this.ended = true;
     this.error = { err };
-    this.waiting?.reject(err);
-    this.waiting = undefined;
+    const reject = this.waitingReject;
+    this.waitingResolve = this.waitingReject = undefined;
+    reject?.(err);
   }
 
   [Symbol.asyncIterator](): AsyncIterator<T> {
@@ -55,7 +59,10 @@ export class EventQueue<T> implements AsyncIterable<T> {
         if (item !== undefined) return Promise.resolve({ value: item, done: false });
         if (this.error) return Promise.reject(this.error.err);
         if (this.ended) return Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve, reject) => (this.waiting = { resolve, reject }));
+        return new Promise((resolve, reject) => {
+          this.waitingResolve = resolve;
+          this.waitingReject = reject;
+        });
       },
     };
   }

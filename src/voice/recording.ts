@@ -45,6 +45,9 @@ class Blocks {
   length = 0;
   /** Samples before this are written out: audio for them comes too late and is dropped. */
   writtenUpTo = 0;
+  /** The block written last, and its index (write's shortcut; undefined once taken). */
+  private lastIndex = -1;
+  private lastBlock: Int16Array | undefined;
 
   constructor(private readonly blockSize: number) {}
 
@@ -54,8 +57,11 @@ class Blocks {
     while (done < pcm.length) {
       const pos = at + done;
       const index = Math.floor(pos / this.blockSize);
-      let block = this.blocks.get(index);
+      // The block of the previous frame, nearly always: no lookup.
+      let block = index === this.lastIndex ? this.lastBlock : this.blocks.get(index);
       if (!block) this.blocks.set(index, (block = this.spare.pop() ?? new Int16Array(this.blockSize)));
+      this.lastIndex = index;
+      this.lastBlock = block;
       const offset = pos - index * this.blockSize;
       const n = Math.min(pcm.length - done, this.blockSize - offset);
       // A whole frame inside one block (nearly always) is copied without a view made of it.
@@ -69,6 +75,7 @@ class Blocks {
   take(index: number): Int16Array | null {
     const block = this.blocks.get(index) ?? null;
     this.blocks.delete(index);
+    if (index === this.lastIndex) this.lastBlock = undefined;
     this.writtenUpTo = (index + 1) * this.blockSize;
     return block;
   }
@@ -153,6 +160,8 @@ export class CallRecorder {
   private finished = false;
   /** Whether a block with audio has been written: silent blocks before it are skipped (see offsetMs). */
   private started = false;
+  /** now() + RECORDING_SLACK_MS as last read (see limitFor). */
+  private limitMs = -Infinity;
 
   /**
    * `file` is created (or truncated) when the first audio is written out. `now`: the transport's clock (ms since it
@@ -174,14 +183,26 @@ export class CallRecorder {
 
   addCaller(frame: AudioFrame): void {
     if (this.finished) return;
-    this.caller.add(frame, this.now() + RECORDING_SLACK_MS);
+    this.caller.add(frame, this.limitFor(frame));
     this.writeOut();
   }
 
   addAgent(frame: AudioFrame): void {
     if (this.finished) return;
-    this.agent.add(frame, this.now() + RECORDING_SLACK_MS);
+    this.agent.add(frame, this.limitFor(frame));
     this.writeOut();
+  }
+
+  /**
+   * The end of the recording for this frame: now() + RECORDING_SLACK_MS, the clock read only when the frame reaches
+   * past the value last read (the limit only grows, so a frame within an earlier one is within the current one):
+   * frames come stamped well inside it, and this runs for every frame of both channels.
+   */
+  private limitFor(frame: AudioFrame): number {
+    // CONTINUITY_MS: a frame may be placed that much later than its stamp (Track.add).
+    const endMs = frame.timestampMs + (frame.pcm.length * 1000) / frame.sampleRate + CONTINUITY_MS;
+    if (endMs > this.limitMs) this.limitMs = this.now() + RECORDING_SLACK_MS;
+    return this.limitMs;
   }
 
   /**

@@ -5,7 +5,7 @@
 import WebSocket from 'ws';
 import { EventQueue } from '../../lib/event-queue.js';
 import { httpProviderError, ProviderError } from '../../lib/provider-error.js';
-import { type AudioFrame, concatPcm, durationMs } from '../audio.js';
+import { type AudioFrame, durationMs } from '../audio.js';
 import type { STT, SttEvent, SttStream } from './stt.js';
 
 export interface DeepgramSttOptions {
@@ -96,9 +96,12 @@ export class DeepgramSttStream implements SttStream {
   private ended = false;
   private pending: Outgoing[] = [];
   private pendingMs = 0;
-  /** Frames not sent yet (less than CHUNK_MS), and where the first of them starts in the caller's timeline. */
-  private held: Int16Array[] = [];
-  private heldMs = 0;
+  /**
+   * Audio not sent yet (less than CHUNK_MS), copied into one chunk as it comes (one array a chunk, not one per frame
+   * joined at the end), and where it starts in the caller's timeline.
+   */
+  private held = new Int16Array(0);
+  private heldSamples = 0;
   private heldAtMs = 0;
   /** Deepgram's times count from the first audio it got; this is that audio's place in the caller's timeline. */
   private baseMs: number | undefined;
@@ -106,12 +109,15 @@ export class DeepgramSttStream implements SttStream {
   /** When audio last went out (performance.now()): KeepAlive waits for that long without any. */
   private audioSentAt = 0;
   private closing: Promise<void> | undefined;
+  /** CHUNK_MS of audio at the stream's rate. */
+  private readonly chunkSamples: number;
 
   constructor(
     url: string,
     private readonly opts: DeepgramSttOptions,
     signal?: AbortSignal,
   ) {
+    this.chunkSamples = Math.ceil((opts.sampleRate * CHUNK_MS) / 1000);
     this.ws = new WebSocket(url, { headers: { Authorization: `Token ${opts.apiKey}` }, handshakeTimeout: opts.connectTimeoutMs ?? 5000 });
     // A refused upgrade carries Deepgram's reason in the body ({err_code, err_msg}) and the dg-error header.
     this.ws.on('unexpected-response', (_req, res) => {
@@ -157,10 +163,17 @@ export class DeepgramSttStream implements SttStream {
       throw new Error(`deepgram stream expects ${this.opts.sampleRate} Hz frames, got ${frame.sampleRate}`);
     // An empty binary frame is Deepgram's old "close stream" signal: never send one.
     if (this.closing || this.ended || this.failure || frame.pcm.length === 0) return;
-    if (!this.held.length) this.heldAtMs = frame.timestampMs;
-    this.held.push(frame.pcm);
-    this.heldMs += durationMs(frame.pcm.length, frame.sampleRate);
-    if (this.heldMs >= CHUNK_MS) this.sendHeld();
+    const pcm = frame.pcm;
+    if (!this.heldSamples) this.heldAtMs = frame.timestampMs;
+    if (this.heldSamples + pcm.length > this.held.length) {
+      // A new chunk (the last one went to the socket), or a frame longer than what is left of this one.
+      const grown = new Int16Array(Math.max(this.chunkSamples, this.heldSamples + pcm.length));
+      grown.set(this.held.subarray(0, this.heldSamples));
+      this.held = grown;
+    }
+    this.held.set(pcm, this.heldSamples);
+    this.heldSamples += pcm.length;
+    if (this.heldSamples >= this.chunkSamples) this.sendHeld();
   }
 
   flush(): void {
@@ -190,13 +203,13 @@ export class DeepgramSttStream implements SttStream {
   }
 
   private sendHeld(): void {
-    if (!this.held.length) return;
-    const pcm = this.held.length === 1 ? this.held[0]! : concatPcm(this.held);
-    // linear16 is little-endian, as Int16Array already is on every platform Node runs us on.
-    const data = Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength);
-    this.send({ data, ms: this.heldMs, atMs: this.heldAtMs });
-    this.held = [];
-    this.heldMs = 0;
+    if (!this.heldSamples) return;
+    // linear16 is little-endian, as Int16Array already is on every platform Node runs us on. The chunk is handed
+    // over (the socket, or the queue while it opens, keeps it): the next audio goes into a new one.
+    const data = Buffer.from(this.held.buffer, this.held.byteOffset, this.heldSamples * 2);
+    this.send({ data, ms: durationMs(this.heldSamples, this.opts.sampleRate), atMs: this.heldAtMs });
+    this.held = new Int16Array(0);
+    this.heldSamples = 0;
   }
 
   private send(item: Outgoing): void {

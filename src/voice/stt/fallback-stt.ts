@@ -9,6 +9,8 @@ import type { STT, SttEvent, SttStream } from './stt.js';
 
 /** Enough to replay an utterance in progress; older audio has been transcribed already. */
 const REPLAY_MS = 15_000;
+/** Replay buffers kept for reuse per stream (see Replay.spare): a few seconds' worth. */
+const MAX_SPARE = 4;
 
 /**
  * The caller's audio since the last final result, copied into buffers of a second each rather than kept as the
@@ -19,6 +21,12 @@ class Replay {
   private chunks: { startMs: number; sampleRate: number; pcm: Int16Array; length: number }[] = [];
   /** The chunks' audio in ms, kept as they change (this runs for every caller frame). */
   private totalMs = 0;
+  /**
+   * Chunk buffers dropped from the replay, up to MAX_SPARE of them, kept for the next chunks: while the caller
+   * listens the replay drops a second and starts one every second, and a call then allocates no buffer a second
+   * (each a native allocation the garbage collector tracks and frees).
+   */
+  private spare: Int16Array[] = [];
 
   push(frame: AudioFrame): void {
     const { pcm, sampleRate, timestampMs } = frame;
@@ -26,7 +34,7 @@ class Replay {
     const continues =
       last && last.sampleRate === sampleRate && Math.abs(last.startMs + durationMs(last.length, sampleRate) - timestampMs) < 1;
     if (!last || !continues || last.length + pcm.length > last.pcm.length) {
-      last = { startMs: timestampMs, sampleRate, pcm: new Int16Array(Math.max(sampleRate, pcm.length)), length: 0 };
+      last = { startMs: timestampMs, sampleRate, pcm: this.buffer(Math.max(sampleRate, pcm.length)), length: 0 };
       this.chunks.push(last);
     }
     last.pcm.set(pcm, last.length);
@@ -36,17 +44,31 @@ class Replay {
     while (this.chunks.length > 1 && this.totalMs - durationMs(this.chunks[0]!.length, this.chunks[0]!.sampleRate) >= REPLAY_MS) {
       const first = this.chunks.shift()!;
       this.totalMs -= durationMs(first.length, first.sampleRate);
+      this.recycle(first.pcm);
     }
   }
 
   clear(): void {
+    for (const c of this.chunks) this.recycle(c.pcm);
     this.chunks = [];
     this.totalMs = 0;
   }
 
-  /** The audio again, as 20 ms frames at their original times. */
+  /** The audio again, as 20 ms frames at their original times (copies: the buffers are reused). */
   frames(): AudioFrame[] {
     return this.chunks.flatMap((c) => toFrames(c.pcm.subarray(0, c.length), c.sampleRate, c.startMs));
+  }
+
+  private recycle(buffer: Int16Array): void {
+    if (this.spare.length < MAX_SPARE) this.spare.push(buffer);
+  }
+
+  /** A buffer of exactly `samples`, a spare one when there is one (its old samples are written over before use). */
+  private buffer(samples: number): Int16Array {
+    const i = this.spare.findIndex((b) => b.length === samples);
+    if (i < 0) return new Int16Array(samples);
+    const [b] = this.spare.splice(i, 1);
+    return b!;
   }
 }
 

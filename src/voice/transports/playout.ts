@@ -129,16 +129,18 @@ export class Playout {
     // Frames are released back to back on a fixed schedule (timer lateness is absorbed); after an underrun of
     // more than a frame (nothing was queued) the schedule restarts from now.
     if (this.playingUntil < now - FRAME_MS) this.playingUntil = now;
+    // What may go now: frames starting up to the lead ahead (the clock read once; the sink takes no time of its own).
+    const due = now + this.leadMs + 1;
     while (this.queue.length) {
       const next = this.queue[0]!;
       if ('mark' in next) {
         // A mark is reached when the audio before it has finished playing (or, with a lead, has been handed over).
-        if (this.playingUntil > this.clock.now() + this.leadMs + 1) break;
+        if (this.playingUntil > due) break;
         this.queue.shift();
         next.resolve(true);
         continue;
       }
-      if (this.playingUntil > this.clock.now() + this.leadMs + 1) break;
+      if (this.playingUntil > due) break;
       const at = next.next;
       next.next += this.frameSamples;
       if (next.next >= next.pcm.length) this.queue.shift();

@@ -587,6 +587,8 @@ describe('TwilioMediaStreamTransport media messages', () => {
       `\n { "media" : { "payload" :\t"${payload}" , "timestamp":"60" } ,"event": "media" }\r\n`,
       // Read by JSON.parse: an escape, a number timestamp, an unknown nested value, a repeated field.
       `{"event":"media","streamSid":"MZ\\u0031","media":{"timestamp":"80","payload":"${payload}"}}`,
+      // An escape inside the payload (the scan finds its end natively, and leaves it to JSON.parse).
+      `{"event":"media","media":{"timestamp":"90","payload":"\\u00${payload.charCodeAt(0).toString(16)}${payload.slice(1)}"}}`,
       `{"event":"media","media":{"timestamp":100,"payload":"${payload}"}}`,
       `{"event":"media","extra":{"a":[1,2]},"media":{"timestamp":"120","payload":"${payload}"}}`,
       `{"event":"media","media":{"timestamp":"1","timestamp":"140","payload":"${payload}"}}`,
@@ -597,7 +599,7 @@ describe('TwilioMediaStreamTransport media messages', () => {
     ];
     const { frames, deliver, transport } = fakeTransport();
     for (const v of variants) await deliver(v);
-    expect(frames.map((f) => f.timestampMs)).toEqual([20, 40, 60, 80, 100, 120, 140, 160, 180]);
+    expect(frames.map((f) => f.timestampMs)).toEqual([20, 40, 60, 80, 90, 100, 120, 140, 160, 180]);
     for (const f of frames) expect(Array.from(f.pcm)).toEqual(expected);
     expect(transport.ignoredMessages).toBe(0);
   });

@@ -392,9 +392,8 @@ export class TwilioMediaStreamTransport implements Transport {
   /** onPlayed for the frames sent whose play time has come. */
   private reportHeard(): void {
     const now = this.now();
-    let n = 0;
-    while (n < this.unheard.length && this.unheard[n]!.timestampMs <= now + 1) this.playedListeners.emit(this.unheard[n++]!);
-    if (n) this.unheard.splice(0, n);
+    // shift(), not splice(): nearly always one frame, and splice makes an array of what it removes.
+    while (this.unheard.length && this.unheard[0]!.timestampMs <= now + 1) this.playedListeners.emit(this.unheard.shift()!);
   }
 
   /** Sends the marks whose audio has all been sent, right behind it. */
@@ -495,7 +494,8 @@ function closeSocket(socket: WebSocket, code: number, reason: string): void {
 // MediaScan reads the one shape Twilio sends (an object of string fields and the `media` object of string fields,
 // in any order, with any whitespace), finds the payload and the timestamp in the bytes, and says false for anything
 // else (escapes, other value types, repeated fields, another event, a track other than inbound), which then goes
-// through JSON.parse as before. What it accepts, JSON.parse reads the same way. ws has already checked that a text
+// through JSON.parse as before (an escape in the payload is found by the payload's strict base64 check instead, in
+// onMediaBytes). What it accepts, JSON.parse reads the same way. ws has already checked that a text
 // message is valid UTF-8, and the bytes it looks for are all ASCII (never part of a multi-byte character).
 
 const QUOTE = 0x22;
@@ -612,14 +612,21 @@ class MediaScan {
   /** A field of `media`: every one a string; `track` must be "inbound" and `timestamp` digits. */
   private mediaField(key: number, keyEnd: number, value: number): number {
     const b = this.b;
-    const end = stringEnd(b, value);
-    if (end < 0) return -1;
     if (stringIs(b, key, keyEnd, PAYLOAD_KEY)) {
-      if (this.payload) return -1;
+      // The payload (most of the message) up to the first quote, found natively rather than byte by byte here: what
+      // stringEnd would refuse in it (an escape, a control character) is not base64 either, and onMediaBytes leaves
+      // a payload that is not strict base64 to JSON.parse.
+      if (this.payload || b[value] !== QUOTE) return -1;
+      const close = b.indexOf(QUOTE, value + 1);
+      if (close < 0) return -1;
       this.payload = true;
       this.payloadStart = value + 1;
-      this.payloadEnd = end - 1;
-    } else if (stringIs(b, key, keyEnd, TIMESTAMP_KEY)) {
+      this.payloadEnd = close;
+      return close + 1;
+    }
+    const end = stringEnd(b, value);
+    if (end < 0) return -1;
+    if (stringIs(b, key, keyEnd, TIMESTAMP_KEY)) {
       const digits = end - value - 2;
       if (this.timestamp || digits < 1 || digits > MAX_TIMESTAMP_DIGITS) return -1;
       this.timestamp = true;

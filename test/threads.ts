@@ -30,3 +30,13 @@ export function threads(pid: number | 'self' = 'self'): ThreadStat[] {
 }
 
 export const threadsNamed = (name: string, pid: number | 'self' = 'self'): ThreadStat[] => threads(pid).filter((t) => t.comm === name);
+
+/**
+ * How many nice levels below the process's main thread the threads named `name` run, each distinct value once ([]
+ * when there is none). Distinct: threads a worker starts after naming itself (onnxruntime's, say) carry its name and
+ * priority, and a test process may hold a second such worker left by an earlier test.
+ */
+export function loweredBy(name: string, pid: number | 'self' = 'self'): number[] {
+  const main = threadStat(pid === 'self' ? process.pid : pid, pid).nice;
+  return [...new Set(threadsNamed(name, pid).map((t) => t.nice - main))].sort((a, b) => a - b);
+}

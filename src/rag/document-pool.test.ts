@@ -4,7 +4,7 @@ import { DocumentPool, type DocumentPoolOptions } from './document-pool.js';
 import { LocalEmbedder } from './embedders/local-embedder.js';
 import { DEFAULT_EXTRACT_LIMITS } from './extract.js';
 import { THREAD_NICE } from '../lib/thread-priority.js';
-import { threadsNamed, threadStat } from '../../test/threads.js';
+import { loweredBy } from '../../test/threads.js';
 
 const pools: DocumentPool[] = [];
 const pool = (o: Partial<DocumentPoolOptions> = {}) => {
@@ -39,8 +39,7 @@ describe('DocumentPool (worker threads running the TypeScript job code through t
     expect(Array.from(v!)).toEqual(Array.from(local.embedOne('free parking')));
     // Its worker runs below the event loop (src/lib/thread-priority.ts).
     if (process.platform === 'linux') {
-      const main = threadStat(process.pid).nice;
-      expect(threadsNamed('documents').map((t) => t.nice - main)).toEqual([THREAD_NICE.documents]);
+      expect(loweredBy('documents')).toEqual([THREAD_NICE.documents]);
     }
   });
 

@@ -6,7 +6,7 @@ import { type AudioFrame, concatPcm, dbfs, parseWav, toFrames } from '../audio.j
 import { EspeakTts } from '../tts/espeak-tts.js';
 import { EnergyVad } from './energy-vad.js';
 import { THREAD_NICE } from '../../lib/thread-priority.js';
-import { threadsNamed, threadStat } from '../../../test/threads.js';
+import { loweredBy } from '../../../test/threads.js';
 import { SileroVad, sileroRuns } from './silero-vad.js';
 import type { VAD } from './vad.js';
 
@@ -117,8 +117,7 @@ describe('SileroVad', () => {
     expectSameTraces(traces, alone);
     // The worker runs below the event loop (src/lib/thread-priority.ts).
     if (process.platform === 'linux') {
-      const main = threadStat(process.pid).nice;
-      expect(threadsNamed('silero-vad').map((t) => t.nice - main)).toEqual([THREAD_NICE['silero-vad']]);
+      expect(loweredBy('silero-vad')).toEqual([THREAD_NICE['silero-vad']]);
     }
   });
 

@@ -23,3 +23,13 @@ export async function freePort(): Promise<number> {
   if (!address || typeof address === 'string') throw new Error('no free port');
   return address.port;
 }
+
+/** The clinic agent's call settings in the in-process media-path benchmarks (the tenant defaults bench:calls uses). */
+export const CLINIC_BEHAVIOUR = {
+  greeting: 'Hello, Sunrise clinic. How can I help?',
+  endpointingMs: 700,
+  adaptiveEndpointing: true,
+  maxDurationMs: 600_000,
+  silencePromptMs: 12_000,
+  minInterruptionMs: 400,
+};

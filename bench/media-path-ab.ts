@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pino from 'pino';
-import { utterance } from './call-bench-kit.js';
+import { CLINIC_BEHAVIOUR, utterance } from './call-bench-kit.js';
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
@@ -153,14 +153,7 @@ async function round(v: Variant, messages: Buffer[], dir: string): Promise<{ cpu
         transferNumber: null,
       }),
       callLog: new v.callLog.MemoryCallLog(),
-      behaviour: {
-        greeting: 'Hello, Sunrise clinic. How can I help?',
-        endpointingMs: 700,
-        adaptiveEndpointing: true,
-        maxDurationMs: 600_000,
-        silencePromptMs: 12_000,
-        minInterruptionMs: 400,
-      },
+      behaviour: CLINIC_BEHAVIOUR,
       log,
       clock,
     });

@@ -36,7 +36,7 @@ import { FallbackTts } from '../src/voice/tts/fallback-tts.js';
 import { FakeTts } from '../src/voice/tts/fake.js';
 import { meteredLlm, meteredStt, meteredTts, UsageTally } from '../src/voice/usage-meter.js';
 import { SileroVad } from '../src/voice/vad/silero-vad.js';
-import { utterance } from './call-bench-kit.js';
+import { CLINIC_BEHAVIOUR, utterance } from './call-bench-kit.js';
 import type { ProviderFakesInfo } from './provider-fakes.js';
 
 const args = new Map<string, string>();
@@ -45,7 +45,6 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
 const QUESTIONS = ['When does the clinic open on Saturday?', 'Is there free parking near the clinic?'];
 const REPLY = 'The clinic opens at nine on Saturdays. It closes at noon. Anything else?';
-const GREETING = 'Hello, Sunrise clinic. How can I help?';
 
 /** The child process: N calls through SimulatedCall's media leg, started over 2 s; prints a line when all ended. */
 async function callers(url: string, n: number): Promise<void> {
@@ -156,14 +155,7 @@ async function main(): Promise<void> {
           tts,
           agent: new Agent(llm, async () => [], { agentName: 'Sunrise', systemPrompt: 'You answer for the clinic.', transferNumber: null }),
           callLog: new MemoryCallLog(),
-          behaviour: {
-            greeting: GREETING,
-            endpointingMs: 700,
-            adaptiveEndpointing: true,
-            maxDurationMs: 600_000,
-            silencePromptMs: 12_000,
-            minInterruptionMs: 400,
-          },
+          behaviour: CLINIC_BEHAVIOUR,
           log,
           clock: withNow(realClock, () => performance.now() - origin),
         });

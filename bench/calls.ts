@@ -33,7 +33,8 @@
 //
 // For each N: calls completed / dropped (the media websocket closed before the caller hung up, no greeting, or no
 // answer within 20 s), late frames (gaps > 40 ms between the service's consecutive media messages within an
-// utterance, as TwilioCallerLeg.outboundGapsMs measures them) and the gap p50/p99/max; the same gaps as heard at
+// utterance, as TwilioCallerLeg.outboundGapsMs measures them), their share per 5 s of the run (the calls' setup or all
+// along), and the gap p50/p99/max; the same gaps as heard at
 // the phone (TwilioCallerLeg.heardGapsMs: the service sends up to 200 ms ahead and Twilio buffers it, so only a
 // gap longer than that is a hole the caller hears), voice-to-voice p50/p95 at
 // the phone (end of the caller's speech to the first agent audio heard), the service process's CPU
@@ -133,6 +134,8 @@ const ANSWER_TIMEOUT_MS = 20_000;
 const LOOP_RESOLUTION_MS = 10;
 /** A gap between two media messages longer than this is a late frame (a frame is 20 ms). */
 const LATE_GAP_MS = 40;
+/** Late frames are also counted per this many seconds of a run (late_frames_pct_by_5s). */
+const LATE_BUCKET_S = 5;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pct = (xs: ArrayLike<number>, p: number) => {
@@ -401,6 +404,7 @@ interface CallResult {
   v2vMs: number[];
   greetingMs?: number;
   gapsMs: number[];
+  gapsAtMs: number[];
   heardGapsMs: number[];
   callSeconds: number;
   protocolErrors: number;
@@ -411,7 +415,16 @@ interface CallResult {
 class Dropped extends Error {}
 
 async function oneCall(service: Service, speech: Int16Array[], startInMs: number, cutOff: AbortSignal): Promise<CallResult> {
-  const result: CallResult = { ok: false, v2vMs: [], gapsMs: [], heardGapsMs: [], callSeconds: 0, protocolErrors: 0, clears: 0 };
+  const result: CallResult = {
+    ok: false,
+    v2vMs: [],
+    gapsMs: [],
+    gapsAtMs: [],
+    heardGapsMs: [],
+    callSeconds: 0,
+    protocolErrors: 0,
+    clears: 0,
+  };
   await sleep(startInMs);
   if (cutOff.aborted) return { ...result, reason: 'run time limit' };
   let call: SimulatedCall;
@@ -466,6 +479,7 @@ async function oneCall(service: Service, speech: Int16Array[], startInMs: number
   }
   result.callSeconds = (performance.now() - startedAt) / 1000;
   result.gapsMs = call.leg.outboundGapsMs;
+  result.gapsAtMs = call.leg.outboundGapsAtMs;
   result.heardGapsMs = call.leg.heardGapsMs;
   result.protocolErrors = call.leg.protocolErrors.length;
   result.clears = call.leg.clears.length;
@@ -586,6 +600,16 @@ async function runStep(n: number, speech: Int16Array[]) {
     }
 
     const gaps = results.flatMap((r) => r.gapsMs);
+    // Where in the run the late frames fall (the calls' setup, their first seconds, or all along): the share of
+    // gaps over LATE_GAP_MS in each LATE_BUCKET_S of the run, from its start.
+    const buckets: { gaps: number; late: number }[] = [];
+    for (const r of results)
+      r.gapsAtMs.forEach((at, i) => {
+        const b = (buckets[Math.max(0, Math.floor((at - t0) / (LATE_BUCKET_S * 1000)))] ??= { gaps: 0, late: 0 });
+        b.gaps++;
+        if (r.gapsMs[i]! > LATE_GAP_MS) b.late++;
+      });
+    const lateByTime = Array.from(buckets, (b) => (b ? round1((100 * b.late) / Math.max(1, b.gaps)) : 0));
     const heardGaps = results.flatMap((r) => r.heardGapsMs);
     const v2v = results.flatMap((r) => r.v2vMs);
     const callSeconds = results.reduce((s, r) => s + r.callSeconds, 0);
@@ -600,6 +624,7 @@ async function runStep(n: number, speech: Int16Array[]) {
       answers: v2v.length,
       frames: gaps.length,
       late_frames: gaps.filter((g) => g > LATE_GAP_MS).length,
+      late_frames_pct_by_5s: lateByTime,
       gap_p50_ms: round1(pct(gaps, 50)),
       gap_p99_ms: round1(pct(gaps, 99)),
       gap_max_ms: round1(gaps.reduce((m, g) => Math.max(m, g), 0)),
@@ -703,6 +728,7 @@ for (const n of CALLS) {
   log(
     `${n} calls: ${r.completed} completed, ${r.dropped} dropped, gap p99 ${r.gap_p99_ms} ms, v2v p50 ${r.v2v_p50_ms} ms, service CPU ${r.service_cpu_pct_of_core}% of a core`,
   );
+  log(`${n} calls: late frames by ${LATE_BUCKET_S} s of the run (% of gaps): ${r.late_frames_pct_by_5s.join(' ')}`);
 }
 
 const largest = (ok: (r: (typeof results)[number]) => boolean) => {

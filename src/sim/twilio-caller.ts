@@ -189,6 +189,8 @@ export class TwilioCallerLeg {
    * messages starts a new run, since the pause between utterances is not a pacing fault.
    */
   readonly outboundGapsMs: number[] = [];
+  /** When each of those gaps ended (performance.now()): where in a run the late ones fall. */
+  readonly outboundGapsAtMs: number[] = [];
   /**
    * What the caller hears of the same: for each of those messages, the time from the start of the previous frame
    * at the phone to the start of this one. 20 ms while the audio is unbroken (the frame came before the audio
@@ -463,6 +465,7 @@ export class TwilioCallerLeg {
   private onMedia(pcm: Int16Array, now: number): void {
     if (this.lastMediaAt !== undefined) {
       this.outboundGapsMs.push(now - this.lastMediaAt);
+      this.outboundGapsAtMs.push(now);
       this.heardGapsMs.push(FRAME_MS + Math.max(0, now - this.queuedUntil()));
     }
     this.lastMediaAt = now;

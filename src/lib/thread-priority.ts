@@ -37,6 +37,9 @@ export const THREAD_NICE = {
   node: 10,
 };
 
+/** Whether lowerThreadPriority ran on this thread (each worker thread has its own copy of this module). */
+let loweredThisThread = false;
+
 /** Nice values go from -20 (first served) to 19 (last). */
 const NICE_MAX = 19;
 
@@ -49,6 +52,9 @@ const NICE_MAX = 19;
  * its value.
  */
 export function lowerThreadPriority(name: string, by: number): void {
+  // Module state is per thread: a thread that called this already (a document worker calls it with every job) is done.
+  if (loweredThisThread) return;
+  loweredThisThread = true;
   if (process.platform !== 'linux') {
     debug('%s: not lowered, a thread has a priority of its own only on Linux (%s here)', name, process.platform);
     return;

@@ -15,7 +15,7 @@ export type DocumentJobResult = { kind: 'chunk'; chunks: Chunk[] } | { kind: 'em
 const embedders = new Map<number, LocalEmbedder>();
 
 export async function runDocumentJob(job: DocumentJob): Promise<DocumentJobResult> {
-  // On a document worker thread: below the event loop (lib/thread-priority.ts); in effect once, at its first job.
+  // On a document worker thread: below the event loop (lib/thread-priority.ts); done at its first job, then a no-op.
   lowerThreadPriority('documents', THREAD_NICE.documents);
   if (job.kind === 'embed') {
     let embedder = embedders.get(job.dimensions);

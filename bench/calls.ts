@@ -1,7 +1,8 @@
 // Phone-call capacity benchmark (not a test): N simultaneous simulated Twilio calls against ONE service instance
-// running as its own process (`node --import tsx src/main.ts`, production mode, embedded PGlite in a temp DATA_DIR
-// or, with `--db server`, a database server process as with DATABASE_URL), the cloud providers replaced by their
-// wire-protocol fakes in another process (bench/provider-fakes.ts) with these latencies:
+// running as its own process (`node --import tsx src/main.ts`, or with --service dist the compiled build; production
+// mode, embedded PGlite in a temp DATA_DIR or, with `--db server`, a database server process as with DATABASE_URL),
+// the cloud providers replaced by their wire-protocol fakes in another process (bench/provider-fakes.ts) with these
+// latencies:
 //   Deepgram STT: a final result 250 ms after it is due (the service's Finalize at its VAD's speech end, or the
 //     fake's own endpointing); interim results about once a second of speech.
 //   OpenAI LLM: first streamed token 400 ms after the request, then 50 tokens/s (one word per streamed piece).
@@ -16,6 +17,11 @@
 //
 //   npm run bench:calls                               # 10, 50, 100, 200 calls, one fresh service per step
 //   npm run bench:calls -- --calls 5,20 --vad energy  # --vad silero (the tenant default) | energy
+//   npm run bench:calls -- --recording 0              # the calls not recorded (recorded by default, as tenants are)
+//   npm run bench:calls -- --service dist             # the compiled service, as the Docker image runs it (built
+//                                                     # first); by default the TypeScript through tsx (npm start)
+//   npm run bench:calls -- --warm-calls 50            # 50 short calls first (JIT-compiled hot code, as in a service
+//                                                     # up a while); by default one
 //   npm run bench:calls -- --db inline                # the embedded database on the service's event loop
 //                                                     # (EMBEDDED_DB_THREAD=false; the default is its own thread)
 //   npm run bench:calls -- --db server                # the database in its own process (bench/pg-server.ts, with
@@ -39,7 +45,9 @@
 // gap longer than that is a hole the caller hears), voice-to-voice p50/p95 at
 // the phone (end of the caller's speech to the first agent audio heard), the service process's CPU
 // (/proc/<pid>/stat utime+stime over the run: % of one core and ms of CPU per call-second), its RSS per call
-// ((peak - idle) VmRSS / N); and, to tell where the time goes: the service's main (event-loop) thread CPU (% of a core, ms per call-second), how busy
+// ((peak - idle) VmRSS / N); and, to tell where the time goes: the service's main (event-loop) thread CPU (% of a core, ms per call-second),
+// how long it waited runnable for the core and how often another thread took the core from it (its schedstat and
+// nonvoluntary switches), the CPU of each of the service's threads by name and nice value, how busy
 // the simulator was (its CPU and event-loop delay: gaps are timed in this process, so a saturated simulator shows
 // up as late frames too), the fakes' CPU, the whole machine's busy share, clears (answers cut because they stalled
 // for over a second and the caller went on), and the service's own per-stage latencies from the transcripts.
@@ -51,7 +59,7 @@
 // Then the largest N with no dropped call and a gap p99 under 40 ms (as sent, and as heard), a markdown table, and
 // bench/results/calls.json.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setMaxListeners } from 'node:events';
@@ -70,9 +78,13 @@ const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
 const CALLS = (args.get('calls') ?? '10,50,100,200').split(',').map(Number);
 const VAD = args.get('vad') ?? 'silero';
+/** Whether the calls are recorded (the tenant default: yes); --recording 0 to see what recording costs. */
+const RECORDING = args.get('recording') !== '0';
 const DB = args.get('db') ?? 'embedded';
 const QUESTION_COUNT = Number(args.get('questions') ?? 3);
 const SPREAD_MS = Number(args.get('spread-ms') ?? 2000);
+/** Calls made, and ended, before the measured ones (see the warm-up below). */
+const WARM_CALLS = Number(args.get('warm-calls') ?? 1);
 /** Each step is cut off after this long: its unfinished calls are hung up and counted as dropped. */
 const MAX_RUN_MS = Number(args.get('max-run-s') ?? 240) * 1000;
 const OUT = args.get('out') ?? 'bench/results/calls.json';
@@ -81,6 +93,12 @@ const PROFILE_DIR = args.get('profile');
 const KEEP = args.get('keep') === '1';
 /** Extra node flags for the service process, e.g. --service-flags "--trace-gc" (its output goes to service.log). */
 const SERVICE_FLAGS = (args.get('service-flags') ?? '').split(' ').filter(Boolean);
+/**
+ * How the service is run: `tsx` (`npm start`: the TypeScript through tsx's loader) or `dist` (what the Docker image
+ * runs: `node --enable-source-maps dist/main.js`, built first with `npm run build`).
+ */
+const SERVICE_BUILD = args.get('service') ?? 'tsx';
+if (SERVICE_BUILD !== 'tsx' && SERVICE_BUILD !== 'dist') throw new Error('--service is tsx or dist');
 const STT_FINAL_MS = Number(args.get('stt-final-ms') ?? 250);
 const LLM_FIRST_TOKEN_MS = Number(args.get('llm-first-token-ms') ?? 400);
 const LLM_TOKENS_PER_S = Number(args.get('llm-tokens-per-s') ?? 50);
@@ -214,6 +232,63 @@ function cpuMs(pid: number, thread?: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
 }
 
+/** CPU time (ms) of each of a process's live threads, by thread id, with its name (/proc/<pid>/task/<tid>/comm). */
+function threadCpu(pid: number): Map<string, { name: string; ms: number }> {
+  const threads = new Map<string, { name: string; ms: number }>();
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        // The name with the thread's nice value (the 19th field) and its policy when not SCHED_OTHER (the 41st: 3 batch,
+        // 5 idle): Node's pool threads are all "node", some lowered.
+        const name = `${readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim()}${tid === String(pid) ? ' (main)' : ''} nice ${fields[16]}${fields[38] === '0' ? '' : ` policy ${fields[38]}`}`;
+        threads.set(tid, { name, ms: ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS });
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  } catch {
+    // the process is gone
+  }
+  return threads;
+}
+
+/**
+ * CPU per thread name over a run, % of one core: where the service's time goes besides the event loop (its threads
+ * are named: pglite, silero-vad, background, documents; V8's and libuv's by Node). Threads that ended during the run
+ * are not counted.
+ */
+function threadCpuPctByName(
+  before: Map<string, { name: string; ms: number }>,
+  after: Map<string, { name: string; ms: number }>,
+  wallMs: number,
+): Record<string, number> {
+  const byName: Record<string, number> = {};
+  for (const [tid, { name, ms }] of after) byName[name] = (byName[name] ?? 0) + ms - (before.get(tid)?.ms ?? 0);
+  return Object.fromEntries(
+    Object.entries(byName)
+      .filter(([, ms]) => ms > 0)
+      .sort((a, b) => b[1] - a[1])
+      .map(([name, ms]) => [name, round1((ms / wallMs) * 100)]),
+  );
+}
+
+/**
+ * How long a thread has waited, runnable, for a core (ms, /proc/<pid>/task/<tid>/schedstat's second field) and how
+ * often it was switched out while runnable: for the main thread, the time its timers and sockets were due and
+ * another thread had the core.
+ */
+function runQueueWait(pid: number, tid: number): { waitMs: number; preempted: number } {
+  try {
+    const waitNs = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[1]);
+    const preempted = Number(/nonvoluntary_ctxt_switches:\s*(\d+)/.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))?.[1] ?? 0);
+    return { waitMs: waitNs / 1e6, preempted };
+  } catch {
+    return { waitMs: NaN, preempted: NaN };
+  }
+}
+
 /** cpuMs, or `last` once the process is gone. */
 function cpuOr(pid: number, last: number, thread?: number): number {
   try {
@@ -299,11 +374,10 @@ async function startService(dir: string, fakes: ProviderFakesInfo, databaseUrl: 
         ...pinned,
         ...SERVICE_FLAGS,
         ...(PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(PROFILE_DIR)] : []),
+        ...(SERVICE_BUILD === 'dist' ? ['--enable-source-maps'] : ['--import', 'tsx']),
         '--import',
-        'tsx',
-        '--import',
-        path.join(HERE, 'exit-with-parent.ts'),
-        'src/main.ts',
+        path.join(HERE, 'exit-with-parent.mjs'),
+        SERVICE_BUILD === 'dist' ? 'dist/main.js' : 'src/main.ts',
       ],
       { cwd: ROOT, env, stdio: ['pipe', fd, fd] },
     ),
@@ -381,7 +455,7 @@ async function setUpTenant(service: Service, fakes: ProviderFakesInfo): Promise<
       tts: { provider: 'elevenlabs', voice: fakes.elevenlabs.voiceId, model: 'eleven_flash_v2_5' },
     },
     provider_keys: { deepgram: fakes.deepgram.apiKey, openai: fakes.openai.apiKey, elevenlabs: fakes.elevenlabs.apiKey },
-    call: { vad: VAD, endpointing_ms: ENDPOINTING_MS },
+    call: { vad: VAD, endpointing_ms: ENDPOINTING_MS, recording: RECORDING },
     ...(WEBHOOKS && {
       analysis: {
         enabled: true,
@@ -511,10 +585,17 @@ async function runStep(n: number, speech: Int16Array[]) {
   try {
     service = await startService(dir, fakesInfo, db?.line);
     const token = await setUpTenant(service, fakesInfo);
-    // Warm-up: one short call loads what the first call loads (modules, the VAD model, JIT), so it is not counted
-    // as memory per call.
-    const warm = await oneCall(service, speech.slice(0, 1), 0, new AbortController().signal);
-    if (!warm.ok) throw new Error(`the warm-up call failed: ${warm.reason}; the service's log: ${service.logFile}`);
+    // Warm-up: one short call loads what the first call loads (modules, the VAD model), so it is not counted as
+    // memory per call; --warm-calls K makes it K short calls at once, spread as the measured ones, so that V8 has
+    // compiled the hot code with its optimizing compiler, as in a service that has been up a while (on a fresh one
+    // that compiling, on threads of its own, runs through the measured calls).
+    const warm = await Promise.all(
+      Array.from({ length: WARM_CALLS }, () =>
+        oneCall(service!, speech.slice(0, 1), WARM_CALLS > 1 ? Math.random() * SPREAD_MS : 0, new AbortController().signal),
+      ),
+    );
+    const failed = warm.find((w) => !w.ok);
+    if (failed) throw new Error(`a warm-up call failed: ${failed.reason}; the service's log: ${service.logFile}`);
     await sleep(2000);
     const idleSamples: number[] = [];
     const idleCpu0 = cpuMs(service.pid);
@@ -553,6 +634,8 @@ async function runStep(n: number, speech: Int16Array[]) {
     const t0 = performance.now();
     const cpu0 = cpuMs(pid);
     const mainCpu0 = cpuMs(pid, pid);
+    const threads0 = threadCpu(pid);
+    const wait0 = runQueueWait(pid, pid);
     const machine0 = machineTicks();
     const fakesCpu0 = cpuMs(fakesInfo.pid);
     const dbCpu0 = db ? cpuMs(db.child.pid!) : 0;
@@ -561,6 +644,8 @@ async function runStep(n: number, speech: Int16Array[]) {
     const wallMs = performance.now() - t0;
     const serviceCpuMs = cpuOr(pid, serviceCpuLast) - cpu0;
     const mainCpuMs = cpuOr(pid, mainCpuLast, pid) - mainCpu0;
+    const threadsPct = threadCpuPctByName(threads0, threadCpu(pid), wallMs);
+    const wait1 = runQueueWait(pid, pid);
     const machine1 = machineTicks();
     const fakesCpuMs = cpuOr(fakesInfo.pid, fakesCpu0) - fakesCpu0;
     const dbCpuMs = db ? cpuOr(db.child.pid!, dbCpu0) - dbCpu0 : 0;
@@ -648,6 +733,9 @@ async function runStep(n: number, speech: Int16Array[]) {
       service_main_thread_cpu_pct: Math.round((mainCpuMs / wallMs) * 100),
       // The event loop's share: what holds up the calls' audio (the database and background threads run beside it).
       service_main_thread_cpu_ms_per_call_s: round1(mainCpuMs / Math.max(1, callSeconds)),
+      service_thread_cpu_pct_by_name: threadsPct,
+      service_main_thread_runqueue_wait_pct: round1(((wait1.waitMs - wait0.waitMs) / wallMs) * 100),
+      service_main_thread_preempted_per_s: Math.round(((wait1.preempted - wait0.preempted) / wallMs) * 1000),
       service_idle_cpu_pct_of_core: round1(idleCpuPct),
       service_rss_idle_mb: Math.round(rssIdle / 2 ** 20),
       service_rss_peak_mb: Math.round(rssPeak / 2 ** 20),
@@ -694,6 +782,10 @@ async function runStep(n: number, speech: Int16Array[]) {
 
 // ---- main ----
 
+if (SERVICE_BUILD === 'dist') {
+  log('building the service (npm run build)...');
+  execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+}
 log(`making the caller's speech with espeak-ng...`);
 const speech = await Promise.all(QUESTIONS.map(utterance));
 const environment = {
@@ -704,6 +796,9 @@ const environment = {
   memory_gb: Math.round(os.totalmem() / 2 ** 30),
   load_average_at_start: os.loadavg().map(round1),
   vad: VAD,
+  recording: RECORDING,
+  warm_calls: WARM_CALLS,
+  service: SERVICE_BUILD,
   db: DB,
   questions_per_call: QUESTION_COUNT,
   question_speech_ms: speech.map((s) => Math.round(s.length / 8)),
@@ -749,6 +844,10 @@ const columns: [string, (r: (typeof results)[number]) => string | number][] = [
   ['CPU ms per call-s', (r) => r.service_cpu_ms_per_call_s],
   ['RSS per call MB', (r) => r.service_rss_per_call_mb],
   ['service main thread % (ms per call-s)', (r) => `${r.service_main_thread_cpu_pct} (${r.service_main_thread_cpu_ms_per_call_s})`],
+  [
+    'main thread waiting for the core % (preempted /s)',
+    (r) => `${r.service_main_thread_runqueue_wait_pct} (${r.service_main_thread_preempted_per_s})`,
+  ],
   ['simulator CPU % / loop p99 ms', (r) => `${r.sim_cpu_pct_of_core} / ${r.sim_loop_delay_p99_ms}`],
   ['machine busy % (all cores)', (r) => r.machine_busy_pct_of_all_cores],
 ];

@@ -140,7 +140,7 @@ async function startService(dir: string, fakes: ProviderFakesInfo): Promise<{ ch
   mkdirSync(path.join(dir, 'data'), { recursive: true });
   const logFile = path.join(dir, 'service.log');
   const fd = openSync(logFile, 'a');
-  const node = [process.execPath, '--import', 'tsx', '--import', path.join(HERE, 'exit-with-parent.ts'), 'src/main.ts'];
+  const node = [process.execPath, '--import', 'tsx', '--import', path.join(HERE, 'exit-with-parent.mjs'), 'src/main.ts'];
   const [cmd, ...argv] = PIN ? ['taskset', '-c', '1', ...node] : node;
   const child = spawn(cmd!, argv, { cwd: ROOT, env, stdio: ['pipe', fd, fd] });
   children.add(child);

@@ -1,5 +1,5 @@
 // An off-thread Silero VAD in a process started the way bench:calls starts the service (`node --import tsx --import
-// bench/exit-with-parent.ts ...`): prints where the model ran, as one JSON line {mainThreadRuns, pending, warnings}.
+// bench/exit-with-parent.mjs ...`): prints where the model ran, as one JSON line {mainThreadRuns, pending, warnings}.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SileroVad, sileroRuns } from '../../src/voice/vad/silero-vad.js';
 

@@ -122,11 +122,11 @@ describe('SileroVad', () => {
   });
 
   it('off the event loop also in a process started with a TypeScript preload (the worker does not inherit it)', async () => {
-    // bench:calls starts the service with `--import bench/exit-with-parent.ts` (stdin kept open): inherited, that
+    // bench:calls starts the service with `--import bench/exit-with-parent.mjs` (stdin kept open): inherited, that
     // preload killed the worker at start, and every call's model ran on the main thread without a word.
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', '--import', './bench/exit-with-parent.ts', 'test/harness/silero-off-thread.ts'],
+      ['--import', 'tsx', '--import', './bench/exit-with-parent.mjs', 'test/harness/silero-off-thread.ts'],
       { stdio: ['pipe', 'pipe', 'pipe'] },
     );
     let stdout = '';

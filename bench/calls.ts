@@ -27,6 +27,8 @@
 //   npm run bench:calls -- --db server                # the database in its own process (bench/pg-server.ts, with
 //                                                     # the default pool of 10 connections, as with PostgreSQL)
 //   npm run bench:calls -- --calls 200 --profile /tmp/prof  # the service's CPU profile (.cpuprofile) per step
+//   npm run bench:calls -- --calls 150 --alloc-profile /tmp/alloc  # what it allocates during the calls, garbage
+//                                                     # included (.heapprofile, bench/alloc-profile.mjs)
 //   npm run bench:calls -- --service-flags "--trace-gc" --keep 1  # node flags for the service (log kept)
 //   npm run bench:calls -- --calls 50 --webhooks 1    # the tenant also has a webhook endpoint (every event and
 //                                                     # transcript.turn, to a receiver in this process) and post-call
@@ -90,6 +92,8 @@ const MAX_RUN_MS = Number(args.get('max-run-s') ?? 240) * 1000;
 const OUT = args.get('out') ?? 'bench/results/calls.json';
 /** A folder for the service process's CPU profile (node --cpu-prof), one per step, to see where its time goes. */
 const PROFILE_DIR = args.get('profile');
+/** Where to write what the service allocates during each step's calls (bench/alloc-profile.mjs). */
+const ALLOC_PROFILE_DIR = args.get('alloc-profile');
 const KEEP = args.get('keep') === '1';
 /** Extra node flags for the service process, e.g. --service-flags "--trace-gc" (its output goes to service.log). */
 const SERVICE_FLAGS = (args.get('service-flags') ?? '').split(' ').filter(Boolean);
@@ -360,6 +364,7 @@ async function startService(dir: string, fakes: ProviderFakesInfo, databaseUrl: 
     ELEVENLABS_API_KEY: fakes.elevenlabs.apiKey,
     // bench/pg-server.ts takes many connections (they take turns on one PGlite); the pool is the default size.
     ...(databaseUrl && { DATABASE_URL: databaseUrl }),
+    ...(ALLOC_PROFILE_DIR && { BENCH_ALLOC_PROFILE_DIR: path.resolve(ALLOC_PROFILE_DIR) }),
   });
   // Made here: with SECRET_KEY set the service does not create DATA_DIR itself, and PGlite only makes its last level.
   mkdirSync(path.join(dir, 'data'), { recursive: true });
@@ -374,6 +379,7 @@ async function startService(dir: string, fakes: ProviderFakesInfo, databaseUrl: 
         ...pinned,
         ...SERVICE_FLAGS,
         ...(PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(PROFILE_DIR)] : []),
+        ...(ALLOC_PROFILE_DIR ? ['--import', path.join(HERE, 'alloc-profile.mjs')] : []),
         ...(SERVICE_BUILD === 'dist' ? ['--enable-source-maps'] : ['--import', 'tsx']),
         '--import',
         path.join(HERE, 'exit-with-parent.mjs'),
@@ -640,7 +646,9 @@ async function runStep(n: number, speech: Int16Array[]) {
     const fakesCpu0 = cpuMs(fakesInfo.pid);
     const dbCpu0 = db ? cpuMs(db.child.pid!) : 0;
     const simCpu0 = process.cpuUsage();
+    if (ALLOC_PROFILE_DIR) process.kill(pid, 'SIGUSR2');
     const results = await Promise.all(Array.from({ length: n }, () => oneCall(service!, speech, Math.random() * SPREAD_MS, cutOff.signal)));
+    if (ALLOC_PROFILE_DIR) process.kill(pid, 'SIGUSR2');
     const wallMs = performance.now() - t0;
     const serviceCpuMs = cpuOr(pid, serviceCpuLast) - cpu0;
     const mainCpuMs = cpuOr(pid, mainCpuLast, pid) - mainCpu0;
@@ -782,6 +790,7 @@ async function runStep(n: number, speech: Int16Array[]) {
 
 // ---- main ----
 
+if (ALLOC_PROFILE_DIR) mkdirSync(ALLOC_PROFILE_DIR, { recursive: true });
 if (SERVICE_BUILD === 'dist') {
   log('building the service (npm run build)...');
   execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });

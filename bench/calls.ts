@@ -228,12 +228,18 @@ const CLOCK_TICKS = (() => {
   }
 })();
 
+/** The fields of /proc/<pid>/stat (or a thread's) after "pid (comm) ": the line's 3rd field is the first here. */
+function statFields(pid: number, thread?: number | string): string[] {
+  const stat = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** utime (the line's 14th field) + stime (15th), ms. */
+const cpuOfStat = (fields: string[]) => ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+
 /** CPU time (user + system, every thread) a process has used, ms; with `thread`, that thread's alone. */
 function cpuMs(pid: number, thread?: number): number {
-  const stat = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
-  // Fields after "pid (comm) ": the 3rd field of the line is the first here; utime is the 14th, stime the 15th.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  return cpuOfStat(statFields(pid, thread));
 }
 
 /** CPU time (ms) of each of a process's live threads, by thread id, with its name (/proc/<pid>/task/<tid>/comm). */
@@ -242,12 +248,11 @@ function threadCpu(pid: number): Map<string, { name: string; ms: number }> {
   try {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       try {
-        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const fields = statFields(pid, tid);
         // The name with the thread's nice value (the 19th field) and its policy when not SCHED_OTHER (the 41st: 3 batch,
         // 5 idle): Node's pool threads are all "node", some lowered.
         const name = `${readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim()}${tid === String(pid) ? ' (main)' : ''} nice ${fields[16]}${fields[38] === '0' ? '' : ` policy ${fields[38]}`}`;
-        threads.set(tid, { name, ms: ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS });
+        threads.set(tid, { name, ms: cpuOfStat(fields) });
       } catch {
         // the thread ended meanwhile
       }

@@ -663,6 +663,11 @@ async function runStep(n: number, speech: Int16Array[]) {
     const fakesCpuMs = cpuOr(fakesInfo.pid, fakesCpu0) - fakesCpu0;
     const dbCpuMs = db ? cpuOr(db.child.pid!, dbCpu0) - dbCpu0 : 0;
     const simCpu = process.cpuUsage(simCpu0);
+    if (ALLOC_PROFILE_DIR) {
+      // The service writes the profile a moment after the signal; it is not stopped before it has (10 s at most).
+      const file = path.join(ALLOC_PROFILE_DIR, `alloc-${pid}.heapprofile`);
+      for (const end = Date.now() + 10_000; !existsSync(file) && Date.now() < end;) await sleep(100);
+    }
     clearTimeout(limit);
     clearInterval(memTimer);
     loop.disable();

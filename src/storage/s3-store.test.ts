@@ -158,6 +158,39 @@ describe('S3RecordingStore with the AWS SDK', () => {
     store.destroy();
   });
 
+  it('retries a put that met throttling or a dropped connection, sending the whole file again; a refusal is not retried', async () => {
+    const store = new S3RecordingStore(options());
+    const puts = () => s3.requests.filter((r) => r.method === 'PUT').map((r) => [r.status, r.code ?? null]);
+    const data = wav(300_000);
+    const before = s3.requests.length;
+    // A keep-alive socket S3 had just closed, then throttling: the SDK alone would give up (a stream is not rewound).
+    s3.failNext('hang-up', { status: 503, code: 'SlowDown', message: 'Please reduce your request rate.' });
+    const file = fileOf(data);
+    await store.put('tenant-a/retried.wav', file, 'audio/wav');
+    expect(puts().slice(-3)).toEqual([
+      [0, 'hang-up'],
+      [503, 'SlowDown'],
+      [200, null],
+    ]);
+    expect(s3.object(BUCKET, 'tenant-a/retried.wav')!.body.equals(data)).toBe(true);
+    expect(existsSync(file)).toBe(false);
+
+    s3.failNext({ status: 403, code: 'AccessDenied', message: 'Access Denied' });
+    expect(await sdkError(store.put('tenant-a/refused.wav', fileOf(data), 'audio/wav'))).toMatchObject({
+      name: 'AccessDenied',
+      status: 403,
+    });
+    expect(s3.object(BUCKET, 'tenant-a/refused.wav')).toBeUndefined();
+
+    // Four attempts, then the failure is the caller's (the call records recording.failed).
+    const internal = { status: 500, code: 'InternalError', message: 'We encountered an internal error. Please try again.' };
+    s3.failNext(internal, internal, internal, internal);
+    expect(await sdkError(store.put('tenant-a/lost.wav', fileOf(data), 'audio/wav'))).toMatchObject({ name: 'InternalError', status: 500 });
+    expect(puts().slice(-5)).toEqual([[403, 'AccessDenied'], ...Array(4).fill([500, 'InternalError'])]);
+    expect(s3.requests.length - before).toBe(3 + 1 + 4);
+    store.destroy();
+  });
+
   it('hands out presigned URLs that download the recording, and are refused once tampered with or expired', async () => {
     const store = new S3RecordingStore(options());
     const data = wav(3000);

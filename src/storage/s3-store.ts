@@ -2,6 +2,7 @@
 // to the bucket with presigned GetObject URLs, so the audio never passes through this service.
 import { createReadStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DeleteObjectCommand, GetObjectCommand, NoSuchKey, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Config } from '../config.js';
@@ -11,6 +12,20 @@ export type S3StoreOptions = NonNullable<Config['recordings']['s3']>;
 
 /** SigV4 presigned URLs are valid for at most seven days. */
 const MAX_PRESIGN_S = 7 * 86_400;
+/** A recording's upload is tried this many times (the file is deleted whatever the outcome). */
+const PUT_ATTEMPTS = 4;
+const PUT_RETRY_BASE_MS = 200;
+
+/** S3's answers worth another try: throttling, server errors, timeouts, and connections lost before an answer. */
+function retryable(err: unknown): boolean {
+  if (err instanceof S3ServiceException) {
+    const status = err.$metadata.httpStatusCode ?? 0;
+    return status >= 500 || status === 429 || ['SlowDown', 'RequestTimeout', 'Throttling', 'ThrottlingException'].includes(err.name);
+  }
+  const e = err as { code?: unknown; name?: unknown } | null;
+  // `socket hang up` (a keep-alive socket the server had just closed) is ECONNRESET.
+  return ['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ETIMEDOUT'].includes(String(e?.code)) || e?.name === 'TimeoutError';
+}
 
 export class S3RecordingStore implements RecordingStore {
   private readonly client: S3Client;
@@ -30,11 +45,25 @@ export class S3RecordingStore implements RecordingStore {
 
   async put(key: string, file: string, contentType: string): Promise<void> {
     assertRecordingKey(key);
-    // Streamed from the file (a long call's WAV is tens of MB), as aws-chunked with a checksum trailer.
+    // Streamed from the file (a long call's WAV is tens of MB), as aws-chunked with a checksum trailer. The SDK
+    // does not retry a streamed body (it cannot rewind it), and the recording is lost if this fails, so a
+    // transient failure is retried here with the file opened again.
     const { size } = await stat(file);
-    await this.client.send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: createReadStream(file), ContentType: contentType, ContentLength: size }),
-    );
+    for (let attempt = 1; ; attempt++) {
+      const Body = createReadStream(file);
+      try {
+        await this.client.send(
+          new PutObjectCommand({ Bucket: this.bucket, Key: key, Body, ContentType: contentType, ContentLength: size }),
+        );
+        break;
+      } catch (err) {
+        if (attempt >= PUT_ATTEMPTS || !retryable(err)) throw err;
+        // Exponential, with full jitter: 0-200 ms, 0-800 ms, 0-3.2 s.
+        await sleep(Math.random() * PUT_RETRY_BASE_MS * 4 ** (attempt - 1));
+      } finally {
+        Body.destroy();
+      }
+    }
     await rm(file, { force: true });
   }
 

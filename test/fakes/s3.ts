@@ -76,7 +76,7 @@ export class FakeS3 {
   /** S3's clock, ms since the epoch (tests move it to expire URLs). */
   now: () => number = Date.now;
   baseUrl = '';
-  private failures: { status: number; code: string; message: string }[] = [];
+  private failures: ({ status: number; code: string; message: string } | 'hang-up')[] = [];
   private listening?: LocalServer;
 
   constructor(opts: { region?: string; buckets?: string[] } = {}) {
@@ -85,8 +85,11 @@ export class FakeS3 {
     for (const b of opts.buckets ?? []) this.buckets.set(b, new Map());
   }
 
-  /** The next requests (after authentication) fail with these, e.g. 503 SlowDown or 500 InternalError. */
-  failNext(...f: { status: number; code: string; message: string }[]): void {
+  /**
+   * The next requests (after authentication) fail with these, e.g. 503 SlowDown or 500 InternalError; 'hang-up'
+   * closes the connection without an answer, as a server does to a keep-alive socket it has just timed out.
+   */
+  failNext(...f: ({ status: number; code: string; message: string } | 'hang-up')[]): void {
     this.failures.push(...f);
   }
 
@@ -132,6 +135,11 @@ export class FakeS3 {
       resource = target.resource;
       const payload = this.authenticate(req, target, raw);
       const failure = this.failures.shift();
+      if (failure === 'hang-up') {
+        log.code = 'hang-up';
+        req.socket.destroy();
+        return;
+      }
       if (failure) refuse(failure.status, failure.code, failure.message);
       const status = this.operate(req, res, target, payload);
       log.status = status;

@@ -6,7 +6,7 @@
 // espeak-ng's.
 //
 // Robust on a busy 2-core machine: the deciding check is the main thread's CPU time while the upload is processed
-// (a CPU clock, not a wall clock: other processes do not move it), beyond the call's own rate: ~80 ms with the
+// (a CPU clock, not a wall clock: other processes do not move it), beyond the call's own rate: ~150-250 ms with the
 // document work in the worker, ~700 ms more if it runs on the main thread (checked by running the pool's jobs
 // inline: the test fails). The wall-clock checks are the issue's criteria with room for a loaded machine (measured
 // here under load from other tests: gap p99 up to 60 ms, longest gap up to 280 ms with the worker): gap p99 under
@@ -37,11 +37,13 @@ const STALL_BOUND_MS = 1000;
 const V2V_RATIO_BOUND = 1.1;
 const V2V_SLACK_MS = 250;
 /**
- * Main-thread CPU the upload may add while it is processed, over what the call itself uses (HTTP, validation,
- * database rows, which embedded PGlite runs on the main thread: measured ~50-100 ms, 330 ms once with the machine's
- * load average at 12); this document's extraction and chunking on the main thread is ~700 ms.
+ * Main-thread CPU the upload may add while it is processed, over what the call itself uses (HTTP, multipart, database
+ * rows, the test's own polls): measured 157-260 ms on an idle machine, 479 ms once in CI (polling every 50 ms then);
+ * with this document's extraction and chunking on the main thread it is 930 ms on an idle machine.
  */
-const MAIN_THREAD_EXTRA_CPU_BOUND_MS = 450;
+const MAIN_THREAD_EXTRA_CPU_BOUND_MS = 550;
+/** How often the test asks whether the upload has been processed. */
+const POLL_MS = 250;
 
 /**
  * CPU time (user + system) of this process's main thread, ms: where the service's event loop runs (vitest runs
@@ -213,16 +215,14 @@ describe.skipIf(WIRE_PASS)('a hostile upload during a phone call', () => {
       });
       expect(uploaded.status).toBe(202);
       const { id } = (await uploaded.json()) as { id: string };
-      return waitFor(
-        'bomb processed',
-        async () => {
-          const d = (await call(t.app, 'GET', `/api/v1/documents/${id}`, s.access_token)).json();
-          return d.status === 'ready' || d.status === 'failed'
-            ? { status: d.status as string, error: d.error as string | null, at: performance.now(), cpuMs: mainThreadCpuMs() }
-            : undefined;
-        },
-        180_000,
-      );
+      // Each poll is main-thread work of its own, and their number grows with the machine's load (polling every 50 ms,
+      // the CI run that measured 479 ms polled ~65 times in its 3.2 s of processing).
+      for (const deadline = performance.now() + 180_000; performance.now() < deadline; await sleep(POLL_MS)) {
+        const d = (await call(t.app, 'GET', `/api/v1/documents/${id}`, s.access_token)).json();
+        if (d.status === 'ready' || d.status === 'failed')
+          return { status: d.status as string, error: d.error as string | null, at: performance.now(), cpuMs: mainThreadCpuMs() };
+      }
+      throw new Error('timed out waiting for the bomb to be processed');
     };
     const loadedCall = phoneCall(() => {
       if (processed) return;

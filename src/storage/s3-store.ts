@@ -12,7 +12,7 @@ export type S3StoreOptions = NonNullable<Config['recordings']['s3']>;
 
 /** SigV4 presigned URLs are valid for at most seven days. */
 const MAX_PRESIGN_S = 7 * 86_400;
-/** A recording's upload is tried this many times (the file is deleted whatever the outcome). */
+/** A recording's upload is tried this many times before the call reports `recording.failed`. */
 const PUT_ATTEMPTS = 4;
 const PUT_RETRY_BASE_MS = 200;
 

@@ -61,7 +61,7 @@
 // Then the largest N with no dropped call and a gap p99 under 40 ms (as sent, and as heard), a markdown table, and
 // bench/results/calls.json.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setMaxListeners } from 'node:events';
@@ -73,6 +73,7 @@ import { fileURLToPath } from 'node:url';
 import { ENV_VARIABLES } from '../src/config.js';
 import { SimulatedCall } from '../src/sim/simulated-call.js';
 import { ENERGY_VAD_DEFAULTS } from '../src/voice/vad/energy-vad.js';
+import { threads } from '../test/threads.js';
 import { freePort, utterance } from './call-bench-kit.js';
 import type { ProviderFakesInfo } from './provider-fakes.js';
 
@@ -242,25 +243,19 @@ function cpuMs(pid: number, thread?: number): number {
   return cpuOfStat(statFields(pid, thread));
 }
 
-/** CPU time (ms) of each of a process's live threads, by thread id, with its name (/proc/<pid>/task/<tid>/comm). */
+/** CPU time (ms) of each of a process's live threads, by thread id, with its name, nice value and policy. */
 function threadCpu(pid: number): Map<string, { name: string; ms: number }> {
-  const threads = new Map<string, { name: string; ms: number }>();
+  const byTid = new Map<string, { name: string; ms: number }>();
   try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      try {
-        const fields = statFields(pid, tid);
-        // The name with the thread's nice value (the 19th field) and its policy when not SCHED_OTHER (the 41st: 3 batch,
-        // 5 idle): Node's pool threads are all "node", some lowered.
-        const name = `${readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim()}${tid === String(pid) ? ' (main)' : ''} nice ${fields[16]}${fields[38] === '0' ? '' : ` policy ${fields[38]}`}`;
-        threads.set(tid, { name, ms: cpuOfStat(fields) });
-      } catch {
-        // the thread ended meanwhile
-      }
+    for (const t of threads(pid)) {
+      // Node's pool threads are all "node", some lowered: the nice value, and the policy when not SCHED_OTHER.
+      const name = `${t.comm}${t.tid === pid ? ' (main)' : ''} nice ${t.nice}${t.policy ? ` policy ${t.policy}` : ''}`;
+      byTid.set(String(t.tid), { name, ms: (t.cpuTicks * 1000) / CLOCK_TICKS });
     }
   } catch {
     // the process is gone
   }
-  return threads;
+  return byTid;
 }
 
 /**

@@ -6,6 +6,10 @@ export interface ThreadStat {
   tid: number;
   comm: string;
   nice: number;
+  /** Scheduling policy (0 SCHED_OTHER, 3 SCHED_BATCH, 5 SCHED_IDLE, ...). */
+  policy: number;
+  /** CPU time used, user + system, in clock ticks (sysconf CLK_TCK a second). */
+  cpuTicks: number;
 }
 
 export function threadStat(tid: number, pid: number | 'self' = 'self'): ThreadStat {
@@ -13,7 +17,14 @@ export function threadStat(tid: number, pid: number | 'self' = 'self'): ThreadSt
   const stat = readFileSync(`${dir}/stat`, 'utf8');
   // "tid (comm) state ppid ...": the comm may hold spaces and parentheses, so fields are counted from the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { tid, comm: readFileSync(`${dir}/comm`, 'utf8').trim(), nice: Number(fields[16]) };
+  // After the comm, the line's 3rd field is the first here: utime 14th, stime 15th, nice 19th, policy 41st.
+  return {
+    tid,
+    comm: readFileSync(`${dir}/comm`, 'utf8').trim(),
+    nice: Number(fields[16]),
+    policy: Number(fields[38]),
+    cpuTicks: Number(fields[11]) + Number(fields[12]),
+  };
 }
 
 /** The live threads of the process (a thread that ends meanwhile is skipped). */

@@ -25,12 +25,19 @@ export class FakeElevenLabs {
   /** Drop the connection after this many bytes of audio (a broken stream). */
   dropAfterBytes: number | undefined;
   private failures: { status: number; retryAfterS?: number }[] = [];
+  /** Requests still to be answered by closing the connection unanswered (a kept-alive connection timing out). */
+  private hangUps = 0;
   private listening?: LocalServer;
   /** The tone for each length and format made so far: a benchmark asks for the same sentences thousands of times. */
   private readonly audioCache = new Map<string, Buffer>();
 
   failNext(...f: { status: number; retryAfterS?: number }[]): void {
     this.failures.push(...f);
+  }
+
+  /** The next `n` requests are read and then the connection is closed without an answer. */
+  hangUpNext(n = 1): void {
+    this.hangUps += n;
   }
 
   async start(): Promise<this> {
@@ -50,6 +57,10 @@ export class FakeElevenLabs {
     };
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
+    if (this.hangUps > 0) {
+      this.hangUps--;
+      return void req.socket.destroy();
+    }
     const url = new URL(req.url ?? '/', 'http://x');
     const match = /^\/v1\/text-to-speech\/([^/]+)\/stream$/.exec(url.pathname);
     if (req.method !== 'POST' || !match) return fail(404, 'Not Found');

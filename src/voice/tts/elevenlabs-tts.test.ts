@@ -50,6 +50,31 @@ describe('ElevenLabsTts (HTTP streaming, fake server)', () => {
     fake.dropAfterBytes = undefined;
   });
 
+  it('sends a request again when the kept-alive connection it went out on was closed, once', async () => {
+    // A first request leaves a connection open; the server then closes it as the next request arrives.
+    await collect(tts({ sampleRate: 8000 }), 'Hello.');
+    const before = fake.requests.length;
+    fake.hangUpNext();
+    const frames = await collect(tts({ sampleRate: 8000 }), 'Hello again.');
+    expect(concatPcm(frames.map((f) => f.pcm)).length).toBe(Math.round(12 * 0.07 * 8000));
+    expect(fake.requests.length).toBe(before + 1);
+    // Closed again on the new connection: that is an answer, and the error says so (retryable by the caller).
+    fake.hangUpNext(2);
+    await expect(collect(tts({ sampleRate: 8000 }), 'Hello.')).rejects.toMatchObject({
+      retryable: true,
+      message: expect.stringContaining('socket hang up'),
+    });
+  });
+
+  it('gives up at its deadline', async () => {
+    fake.firstByteMs = 2000;
+    await expect(collect(tts({ timeoutMs: 100 }), 'Too slow.')).rejects.toMatchObject({
+      retryable: true,
+      message: expect.stringContaining('timed out'),
+    });
+    fake.firstByteMs = 0;
+  });
+
   it('stops quietly when aborted', async () => {
     fake.firstByteMs = 300;
     const controller = new AbortController();

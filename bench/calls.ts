@@ -766,6 +766,8 @@ async function runStep(n: number, speech: Int16Array[]) {
       clears: results.reduce((s, r) => s + r.clears, 0),
       service_stage_p50_ms: Object.fromEntries([...stages].map(([k, xs]) => [k, Math.round(pct(xs, 50))])),
       service_stage_p95_ms: Object.fromEntries([...stages].map(([k, xs]) => [k, Math.round(pct(xs, 95))])),
+      // How many answers carried each metric (voice_to_voice: all of them; preemptive_discarded: those that dropped one).
+      service_stage_answers: Object.fromEntries([...stages].map(([k, xs]) => [k, xs.length])),
     };
     if (WEBHOOKS) {
       // Events still arriving when the calls are done (call.ended, call.analyzed) get a few seconds before the count.

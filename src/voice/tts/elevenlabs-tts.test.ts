@@ -44,10 +44,14 @@ describe('ElevenLabsTts (HTTP streaming, fake server)', () => {
     fake.failNext({ status: 429, retryAfterS: 2 });
     await expect(collect(tts(), 'Hi.')).rejects.toMatchObject({ status: 429, retryable: true, retryAfterMs: 2000 });
     fake.dropAfterBytes = 8000;
+    const before = fake.requests.length;
     await expect(collect(tts(), 'A long sentence that will be cut off in the middle of its audio stream.')).rejects.toMatchObject({
       retryable: true,
     });
     fake.dropAfterBytes = undefined;
+    // A connection lost after the answer began is not sent again here (the audio so far was already played): one request.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fake.requests.length).toBe(before + 1);
   });
 
   it('sends a request again when the kept-alive connection it went out on was closed, once', async () => {

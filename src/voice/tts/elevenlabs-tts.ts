@@ -87,6 +87,7 @@ export class ElevenLabsTts implements TTS {
    */
   private post(url: URL, body: string, call: Call, retried = false): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
+      let answered = false;
       const req = (url.protocol === 'https:' ? https : http).request(
         url,
         {
@@ -99,11 +100,15 @@ export class ElevenLabsTts implements TTS {
             accept: this.format.startsWith('ulaw') ? 'audio/basic' : 'audio/pcm',
           },
         },
-        resolve,
+        (res) => {
+          answered = true;
+          resolve(res);
+        },
       );
       call.attach(req);
       req.on('error', (err: NodeJS.ErrnoException) => {
-        if (!retried && req.reusedSocket && err.code === 'ECONNRESET' && !call.done) resolve(this.post(url, body, call, true));
+        // Once the answer has begun, a lost connection is the stream's failure (synthesize reports it), never a resend.
+        if (!answered && !retried && req.reusedSocket && err.code === 'ECONNRESET' && !call.done) resolve(this.post(url, body, call, true));
         else reject(err);
       });
       req.end(body);

@@ -45,9 +45,10 @@ export class ElevenLabsTts implements TTS {
       }
       const status = res.statusCode ?? 502;
       if (status < 200 || status > 299) {
+        // The first 300 characters: a longer body is not read to its end (the connection is then closed, not reused).
         let detail = '';
         try {
-          for await (const c of res) if (detail.length < 300) detail += String(c);
+          for await (const c of res) if ((detail += String(c)).length >= 300) break;
         } catch {
           // What the error said is a courtesy: the status is the answer.
         }

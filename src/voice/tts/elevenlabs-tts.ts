@@ -35,8 +35,8 @@ export class ElevenLabsTts implements TTS {
     );
     const body = JSON.stringify({ text, model_id: this.opts.model ?? 'eleven_flash_v2_5' });
     const call = new Call(opts.signal, this.opts.timeoutMs ?? 15_000);
+    let res: IncomingMessage | undefined;
     try {
-      let res: IncomingMessage;
       try {
         res = await this.post(url, body, call);
       } catch (err) {
@@ -45,7 +45,7 @@ export class ElevenLabsTts implements TTS {
       }
       const status = res.statusCode ?? 502;
       if (status < 200 || status > 299) {
-        // The first 300 characters: a longer body is not read to its end (the connection is then closed, not reused).
+        // The first 300 characters: a longer body is not read to its end (end() then closes the connection).
         let detail = '';
         try {
           for await (const c of res) if ((detail += String(c)).length >= 300) break;
@@ -77,7 +77,7 @@ export class ElevenLabsTts implements TTS {
         throw new ProviderError('elevenlabs', `stream broke: ${call.why(err)}`, true);
       }
     } finally {
-      call.end();
+      call.end(res?.complete === true);
     }
   }
 
@@ -158,11 +158,14 @@ class Call {
     this.req?.destroy();
   }
 
-  end(): void {
+  /**
+   * `complete`: the answer was read to its end, so its connection goes back to the agent for the next sentence. An
+   * answer left early (the caller stopped reading, an error's long body) would hold it: it is closed, not reused.
+   */
+  end(complete: boolean): void {
     clearTimeout(this.timer);
     this.signal?.removeEventListener('abort', this.onAbort);
-    // A stream left early (the caller stopped reading) must not hold the connection: it is closed, not reused.
-    if (!this.done) this.req?.destroy();
+    if (!complete && !this.done) this.req?.destroy();
     this.done = true;
   }
 }

@@ -36,6 +36,9 @@
 //   npm run bench:calls -- --calls 50 --webhooks 1 --background-thread 0  # delivery and analysis on the event loop
 //                                                     # (BACKGROUND_THREAD=false; the default is a thread of their own)
 //   taskset -c 1 npm run bench:calls -- --calls 50 --service-cpus 0  # the service alone on core 0, the rest on 1
+//   taskset -c 1 npm run bench:calls -- --calls 150,150,150 --service-cpus 0  # an N given more than once is run
+//                                                     # again on a fresh service: medians and ranges printed, and N
+//                                                     # counts as carried only if every run of it passes
 //   other options: --questions 2|3  --spread-ms 2000  --max-run-s 240  --out bench/results/calls.json  --keep 1
 //                  --stt-final-ms 250 --llm-first-token-ms 400 --llm-tokens-per-s 50 --tts-first-byte-ms 200
 //
@@ -842,8 +845,12 @@ for (const n of CALLS) {
   log(`${n} calls: late frames by ${LATE_BUCKET_S} s of the run (% of gaps): ${r.late_frames_pct_by_5s.join(' ')}`);
 }
 
+// An N run more than once (--calls 150,150,150: a fresh service each time) passes only if every run of it does: on a
+// shared VM one run can pass or fail by chance (the same code's gap p99 at 150 calls spread over 2.5x in a day).
 const largest = (ok: (r: (typeof results)[number]) => boolean) => {
-  const passing = results.filter((r) => r.dropped === 0 && ok(r)).map((r) => r.calls);
+  const passing = [...new Set(results.map((r) => r.calls))].filter((n) =>
+    results.filter((r) => r.calls === n).every((r) => r.dropped === 0 && ok(r)),
+  );
   return passing.length ? Math.max(...passing) : null;
 };
 const capacity = largest((r) => r.gap_p99_ms < LATE_GAP_MS);
@@ -873,7 +880,23 @@ console.log(
 );
 console.log(`| ${columns.map(([c]) => c).join(' | ')} |\n|${columns.map(() => '---').join('|')}|`);
 for (const r of results) console.log(`| ${columns.map(([, f]) => String(f(r))).join(' | ')} |`);
-console.log(`\nLargest N with no dropped call and frame gap p99 < ${LATE_GAP_MS} ms: ${capacity ?? 'none of those run'}`);
+console.log('');
+for (const n of new Set(CALLS)) {
+  const runs = results.filter((r) => r.calls === n);
+  if (runs.length < 2) continue;
+  const spread = (f: (r: (typeof results)[number]) => number) => {
+    const v = runs.map(f).sort((a, b) => a - b);
+    const median = round1((v[Math.floor((v.length - 1) / 2)]! + v[Math.ceil((v.length - 1) / 2)]!) / 2);
+    return `median ${median} (${v[0]} to ${v.at(-1)})`;
+  };
+  console.log(
+    `${n} calls, ${runs.length} runs: gap p99 ${spread((r) => r.gap_p99_ms)} ms, late frames ${spread((r) => r.late_frames)}, ` +
+      `v2v p95 ${spread((r) => r.v2v_p95_ms)} ms, dropped ${runs.reduce((a, r) => a + r.dropped, 0)}`,
+  );
+}
+console.log(
+  `Largest N with no dropped call and frame gap p99 < ${LATE_GAP_MS} ms (in every run of it): ${capacity ?? 'none of those run'}`,
+);
 console.log(`... and with the gap p99 as heard at the phone < ${LATE_GAP_MS} ms: ${capacityHeard ?? 'none of those run'}`);
 for (const r of results) if (r.dropped) console.log(`  ${r.calls} calls, dropped: ${JSON.stringify(r.drop_reasons)}`);
 for (const r of results) if (r.service_died) console.log(`  ${r.calls} calls: the service died: ${r.service_died}`);

@@ -20,6 +20,13 @@ describe('config', () => {
     expect(loadConfig({}).dataDir).toBe(path.resolve('./data'));
   });
 
+  it("the pool's default depends on the database: 100 sockets to the embedded thread, 10 PostgreSQL connections", () => {
+    expect(loadConfig({ DATA_DIR: tmp() }).databasePoolMax).toBe(100);
+    expect(loadConfig({ DATA_DIR: tmp(), DATABASE_URL: 'postgres://db/va' }).databasePoolMax).toBe(10);
+    expect(loadConfig({ DATA_DIR: tmp(), DATABASE_URL: 'postgres://db/va', DATABASE_POOL_MAX: '25' }).databasePoolMax).toBe(25);
+    expect(() => loadConfig({ DATA_DIR: tmp(), DATABASE_POOL_MAX: '0' })).toThrow(/DATABASE_POOL_MAX/);
+  });
+
   it('accepts every variable of the original design', () => {
     const c = loadConfig({
       DATA_DIR: tmp(),

@@ -403,8 +403,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     // default): 10 each. The embedded database thread's are sockets to our own server, which runs one statement at a
     // time whatever their number. A connection is held for its round trip's wait on the busy event loop (tens of ms
     // at 150 calls on one core), not only for the statement's 1 to 3 ms: with 10, at 150 calls two fifths to a half
-    // of the statements waited over 100 ms for a connection (the knowledge search too: retrieval p95 0.6 to 2.2 s,
-    // greeting p50 1.9 to 3.2 s); with 100, 1 to 2% (retrieval p95 0.11 to 0.25 s, greeting p50 0.5 to 0.6 s).
+    // of the statements waited over 100 ms for a connection, the knowledge search too; with 100, 1 to 2%. Five A/B
+    // pairs of bench:calls: retrieval p95 0.17-4.2 s -> 0.12-0.37 s, greeting p50 1.2-2.5 s -> 0.45-0.81 s.
     databasePoolMax: e.DATABASE_POOL_MAX ?? (e.DATABASE_URL ? 10 : 100),
     // In a thread by default: at 50 calls on one core it took late frames as sent from 655 to 181 (bench:calls).
     embeddedDbThread: e.EMBEDDED_DB_THREAD ?? true,

@@ -885,9 +885,8 @@ for (const n of new Set(CALLS)) {
   const runs = results.filter((r) => r.calls === n);
   if (runs.length < 2) continue;
   const spread = (f: (r: (typeof results)[number]) => number) => {
-    const v = runs.map(f).sort((a, b) => a - b);
-    const median = round1((v[Math.floor((v.length - 1) / 2)]! + v[Math.ceil((v.length - 1) / 2)]!) / 2);
-    return `median ${median} (${v[0]} to ${v.at(-1)})`;
+    const v = runs.map(f);
+    return `median ${round1(pct(v, 50))} (${Math.min(...v)} to ${Math.max(...v)})`;
   };
   console.log(
     `${n} calls, ${runs.length} runs: gap p99 ${spread((r) => r.gap_p99_ms)} ms, late frames ${spread((r) => r.late_frames)}, ` +

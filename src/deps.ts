@@ -331,6 +331,7 @@ export async function buildDeps(
       log.child({ component: 'telephony' }),
       admission,
       usage,
+      metrics,
     ),
     recordings,
     callDeletion,

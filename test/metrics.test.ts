@@ -175,6 +175,7 @@ describe('GET /metrics', () => {
       'calls_ended_total',
       'calls_refused_total',
       'voice_turn_stage_seconds',
+      'voice_media_frame_gap_seconds',
       'provider_errors_total',
       'provider_fallbacks_total',
       'ingestion_queue_depth',

@@ -119,6 +119,9 @@ describe('inbound phone call (simulated Twilio)', () => {
       expect(ended).toMatchObject({ direction: 'inbound', status: 'completed', from_number: CALLER, to_number: NUMBER });
       const evs = await events(s, callId);
       expect(evs.map((e) => e.type)).toEqual(expect.arrayContaining(['call.started', 'twilio.connected', 'twilio.status', 'call.ended']));
+      // The agent's audio as sent was timed for the operator's metrics (GET /metrics), each gap within a sentence.
+      const exposed = await t.deps.metrics.expose();
+      expect(Number(/^voice_media_frame_gap_seconds_count (\d+)$/m.exec(exposed)?.[1] ?? 0)).toBeGreaterThan(10);
 
       // The recording: stereo, the caller on the left and the agent on the right.
       const rec = await waitFor('recording', async () => {

@@ -12,6 +12,11 @@ import { PROVIDER_FAILURES } from './provider-error.js';
 /** The turn latencies (ms, as stored on each turn: see voice/turns.ts, agent.ts, call-session.ts) timed as stages. */
 export const TURN_STAGES = ['endpointing', 'stt_final', 'retrieval', 'llm_ttft', 'tts_ttfb', 'voice_to_voice'] as const;
 const STAGE_BUCKETS_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10];
+/**
+ * Frames are 20 ms apart (0 within the lead sent at an utterance's start); 0.04 is the line bench:calls draws: a
+ * gap over it is a late frame.
+ */
+const FRAME_GAP_BUCKETS_S = [0.005, 0.02, 0.025, 0.03, 0.04, 0.06, 0.1, 0.2, 0.5, 1];
 
 /** Why a call ended, as the `reason` label of calls_ended_total: a closed set, whatever the stored reason's words. */
 export const ENDED_REASONS = [
@@ -139,6 +144,7 @@ export class OperatorMetrics implements CallObserver {
   private readonly providerErrors: Counter;
   private readonly fallbacks: Counter;
   private readonly webhookDeliveries: Histogram;
+  private readonly frameGaps: Histogram;
 
   constructor(private readonly opts: OperatorMetricsOptions = {}) {
     this.tenantLabels = opts.tenantLabels ?? false;
@@ -171,6 +177,14 @@ export class OperatorMetrics implements CallObserver {
     );
     this.stages = r.register(
       new Histogram('voice_turn_stage_seconds', `Per-turn latency of each stage (${TURN_STAGES.join(', ')})`, ['stage'], STAGE_BUCKETS_S),
+    );
+    this.frameGaps = r.register(
+      new Histogram(
+        'voice_media_frame_gap_seconds',
+        'Time between two media messages of one utterance as this instance sends them to Twilio (20 ms when on time)',
+        [],
+        FRAME_GAP_BUCKETS_S,
+      ),
     );
     this.providerErrors = r.register(
       new Counter('provider_errors_total', 'Provider failures during calls, by stage, provider and short reason', [
@@ -278,6 +292,11 @@ export class OperatorMetrics implements CallObserver {
   /** One delivery attempt of a webhook (the delivery worker calls it): seconds since the event was stored. */
   webhookDelivery(outcome: 'delivered' | 'failed', seconds: number): void {
     this.webhookDeliveries.observe({ outcome }, seconds);
+  }
+
+  /** A Twilio call's agent audio as sent (ms between two media messages of one utterance): every frame, so cheap. */
+  frameGap(ms: number): void {
+    this.frameGaps.observe({}, ms / 1000);
   }
 
   refused(code: string, kind: string): void {

@@ -109,6 +109,8 @@ export class Telephony {
     private readonly admission: Admission,
     /** The monthly caps (services/usage.ts): at one, new calls are refused (402 budget_exceeded, or said on the line). */
     private readonly usage?: { assertWithinBudget(tenantId: string): Promise<void> },
+    /** The operator's metrics: how late each call's audio is sent (OperatorMetrics.frameGap). */
+    private readonly media?: { frameGap(ms: number): void },
   ) {
     const { accountSid, authToken, apiBaseUrl } = config.twilio;
     this.twilio = accountSid && authToken ? new TwilioRest({ accountSid, authToken, apiBaseUrl }) : undefined;
@@ -336,7 +338,9 @@ export class Telephony {
   /** A Twilio Media Streams websocket: its start message carries the call's token. */
   async acceptTwilioStream(socket: WebSocket): Promise<void> {
     let call: Call | undefined;
+    const media = this.media;
     const accepted = await TwilioMediaStreamTransport.accept(socket, {
+      ...(media && { onFrameGap: (ms: number) => media.frameGap(ms) }),
       authorize: async (start) => {
         const grant = await this.tokens.verify(start.customParameters.token ?? '', 'twilio');
         if (!grant) return false;

@@ -264,6 +264,36 @@ describe('TwilioMediaStreamTransport', () => {
     expect(Math.max(...onTime.v.heardGapsMs)).toBeGreaterThan(100);
   });
 
+  it('times the gaps between media messages of an utterance as sent: 20 ms on time, a stall as one long gap', async () => {
+    const gaps: number[] = [];
+    const v = await virtualTwilio(undefined, (ms) => gaps.push(ms));
+    // Two sentences queued back to back (30 and 20 frames), each followed by its mark.
+    v.transport.send({ pcm: tone(600), sampleRate: 8000, timestampMs: 0 });
+    const first = v.transport.mark('a');
+    v.transport.send({ pcm: tone(400), sampleRate: 8000, timestampMs: 0 });
+    const second = v.transport.mark('b');
+    v.clock.advance(300);
+    // The event loop stops for 100 ms: the frame due at 320 goes at 400, and those after it at once.
+    v.stall(100);
+    v.clock.advance(1500);
+    expect([await first, await second]).toEqual([true, true]);
+    expect(v.media).toHaveLength(50);
+    // Gaps within each sentence only (the mark ends one): 29 + 19, never the time across a mark.
+    expect(gaps).toHaveLength(48);
+    expect(gaps.filter((g) => g > 40)).toEqual([100]);
+    expect(gaps.every((g) => g === 0 || g === 20 || g === 100)).toBe(true);
+    // After a clear the next utterance starts afresh: its first frame is not timed against the cleared one.
+    gaps.length = 0;
+    v.transport.send({ pcm: tone(400), sampleRate: 8000, timestampMs: 0 });
+    v.clock.advance(300);
+    v.transport.clear();
+    v.clock.advance(1000);
+    v.transport.send({ pcm: tone(100), sampleRate: 8000, timestampMs: 0 });
+    v.clock.advance(200);
+    expect(gaps.length).toBeGreaterThan(0);
+    expect(gaps.every((g) => g <= 20)).toBe(true);
+  });
+
   it('clear() drops the rest, sends clear, fails pending marks and ignores their echoes', async () => {
     const v = await virtualTwilio();
     let playedFrames = 0;
@@ -458,7 +488,7 @@ describe('TwilioMediaStreamTransport', () => {
  * and echoes the marks it drops. `stall(ms)` stops the service for that long: its timers and the echoes it would
  * read wait, then run at once, while Twilio's clock goes on.
  */
-async function virtualTwilio(leadMs?: number) {
+async function virtualTwilio(leadMs?: number, onFrameGap?: (ms: number) => void) {
   const clock = new ManualClock();
   let stalled = false;
   const held: (() => void)[] = [];
@@ -473,6 +503,7 @@ async function virtualTwilio(leadMs?: number) {
     leadMs,
     clock: () => clock.now(),
     pacing,
+    ...(onFrameGap && { onFrameGap }),
   });
   const start = startMessage({});
   socket.emit('message', Buffer.from(JSON.stringify(start)), false);

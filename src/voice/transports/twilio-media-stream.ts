@@ -74,6 +74,11 @@ export interface TwilioAcceptOptions {
    */
   pacing?: Clock;
   limits?: AdmissionLimits;
+  /**
+   * Told the time between two media messages of one utterance as they are sent (ms, on `clock`): 20 when the
+   * pacing keeps time, more when the event loop ran late (the operator's metric of how busy an instance is).
+   */
+  onFrameGap?: (ms: number) => void;
 }
 
 type Json = Record<string, unknown>;
@@ -104,6 +109,9 @@ export class TwilioMediaStreamTransport implements Transport {
   private readonly scan = new MediaScan();
   private lastTimestampMs = -FRAME_MS;
   private framesSent = 0;
+  /** When the last media message went (clock ms); undefined after a mark or a clear, which end an utterance. */
+  private lastSentAt: number | undefined;
+  private readonly onFrameGap: ((ms: number) => void) | undefined;
   /**
    * Frames sent ahead whose play time has not come (timestamped on the stream clock): they reach onPlayed once it
    * has, and clear() drops the rest, since Twilio never plays them.
@@ -191,13 +199,14 @@ export class TwilioMediaStreamTransport implements Transport {
     private readonly socket: WebSocket,
     readonly start: TwilioStart,
     leadMs = 0,
-    opts: Pick<TwilioAcceptOptions, 'clock' | 'pacing' | 'limits'> = {},
+    opts: Pick<TwilioAcceptOptions, 'clock' | 'pacing' | 'limits' | 'onFrameGap'> = {},
   ) {
     this.streamSid = start.streamSid;
     // The bytes JSON.stringify({ event: 'media', streamSid, media: { payload } }) gives, up to the payload.
     this.mediaPrefix = Buffer.from(`{"event":"media","streamSid":${JSON.stringify(this.streamSid)},"media":{"payload":"`);
     this.clock = opts.clock ?? (() => performance.now());
     this.startedAt = this.clock();
+    this.onFrameGap = opts.onFrameGap;
     this.admission = new InboundAdmission(SAMPLE_RATE, this.clock, opts.limits);
     this.playout = new Playout(SAMPLE_RATE, (frame, playedAt) => this.sendFrame(frame, playedAt), leadMs, opts.pacing);
     this.socketClosed = new Promise((resolve) => socket.once('close', () => resolve()));
@@ -238,6 +247,7 @@ export class TwilioMediaStreamTransport implements Transport {
       m.resolve = null;
     }
     this.sendJson({ event: 'clear', streamSid: this.streamSid });
+    this.lastSentAt = undefined;
   }
 
   onDtmf(listener: (digit: string) => void): void {
@@ -382,6 +392,11 @@ export class TwilioMediaStreamTransport implements Transport {
     MEDIA_SUFFIX.copy(msg, muLawBase64Into(frame.pcm, msg, prefix.length));
     if (this.socket.readyState === OPEN) this.socket.send(msg, TEXT);
     this.framesSent++;
+    if (this.onFrameGap) {
+      const sentAt = this.clock();
+      if (this.lastSentAt !== undefined) this.onFrameGap(sentAt - this.lastSentAt);
+      this.lastSentAt = sentAt;
+    }
     // The playout made this frame object for this call alone: restamped on the stream clock rather than copied.
     frame.timestampMs = playedAt - this.startedAt;
     this.unheard.push(frame);
@@ -404,6 +419,8 @@ export class TwilioMediaStreamTransport implements Transport {
       if (this.inFlight.length >= MAX_MARKS_IN_FLIGHT) this.inFlight.shift()?.resolve?.(false);
       this.inFlight.push({ name: m.name, resolve: m.resolve });
       this.sendJson({ event: 'mark', streamSid: this.streamSid, mark: { name: m.name } });
+      // The gaps timed are those within an utterance, as the caller's side times them (a mark ends one).
+      this.lastSentAt = undefined;
     }
   }
 

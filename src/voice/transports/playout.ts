@@ -23,6 +23,8 @@ const TICK_MS = 5;
 class Pacer {
   private readonly playing = new Set<Playout>();
   private timer: Timer | undefined;
+  /** When the scheduled tick is due, on the clock. */
+  private dueAt = Infinity;
 
   constructor(private readonly clock: Clock) {}
 
@@ -31,9 +33,21 @@ class Pacer {
     this.timer ??= this.schedule();
   }
 
+  /**
+   * Ticks now if the tick is due. A busy event loop runs every I/O callback that is ready before it gets back to its
+   * timers (at 150 calls, hundreds of caller frames, model streams and database answers): the transports call this
+   * as each caller message arrives, so the agent audio goes out between them instead of after all of them.
+   */
+  poke(): void {
+    if (this.timer === undefined || this.clock.now() < this.dueAt) return;
+    this.clock.clearTimeout(this.timer);
+    this.tick();
+  }
+
   private schedule(): Timer {
     const now = this.clock.now();
-    return this.clock.setTimeout(() => this.tick(), Math.ceil((now + 0.5) / TICK_MS) * TICK_MS - now);
+    this.dueAt = Math.ceil((now + 0.5) / TICK_MS) * TICK_MS;
+    return this.clock.setTimeout(() => this.tick(), this.dueAt - now);
   }
 
   private tick(): void {
@@ -106,6 +120,11 @@ export class Playout {
   close(): void {
     this.clear();
     this.closed = true;
+  }
+
+  /** Runs the pacer's tick if it is due (see Pacer.poke): for a transport's hot path, such as each caller frame. */
+  poke(): void {
+    pacers.get(this.clock)?.poke();
   }
 
   /** Audio queued and not yet played, in ms. */

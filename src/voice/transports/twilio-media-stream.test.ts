@@ -294,6 +294,25 @@ describe('TwilioMediaStreamTransport', () => {
     expect(gaps.every((g) => g <= 20)).toBe(true);
   });
 
+  it('sends agent audio due while the loop is busy with I/O as caller messages arrive, not when it reaches its timers', async () => {
+    const gapsOf = async (callerEveryMs?: number) => {
+      const gaps: number[] = [];
+      const v = await virtualTwilio(undefined, (ms) => gaps.push(ms));
+      v.transport.send({ pcm: tone(1000), sampleRate: 8000, timestampMs: 0 });
+      const marked = v.transport.mark('s');
+      v.clock.advance(300);
+      // 200 ms in which no timer runs; with caller messages every 20 ms, or none at all (a stopped loop).
+      v.stall(200, callerEveryMs);
+      v.clock.advance(1000);
+      expect(await marked).toBe(true);
+      return gaps;
+    };
+    // Each caller message lets the frames due by then go: no gap over 20 ms.
+    expect(Math.max(...(await gapsOf(20)))).toBe(20);
+    // Without them the frames wait for the timer: one 200 ms gap.
+    expect(Math.max(...(await gapsOf()))).toBe(200);
+  });
+
   it('clear() drops the rest, sends clear, fails pending marks and ignores their echoes', async () => {
     const v = await virtualTwilio();
     let playedFrames = 0;
@@ -552,9 +571,23 @@ async function virtualTwilio(leadMs?: number, onFrameGap?: (ms: number) => void)
       lastMedia = false;
     }
   };
-  const stall = (ms: number) => {
+  /**
+   * With `callerEveryMs`, the caller's media messages still arrive during the stall (the loop is busy with I/O, not
+   * stopped: it reads sockets but does not reach its timers).
+   */
+  const stall = (ms: number, callerEveryMs?: number) => {
     stalled = true;
-    clock.advance(ms);
+    if (!callerEveryMs) clock.advance(ms);
+    else
+      for (let t = callerEveryMs; t <= ms; t += callerEveryMs) {
+        clock.advance(callerEveryMs);
+        const media = {
+          event: 'media',
+          streamSid: STREAM_SID,
+          media: { track: 'inbound', timestamp: String(clock.now()), payload: 'f/9/f38=' },
+        };
+        socket.emit('message', Buffer.from(JSON.stringify(media)), false);
+      }
     stalled = false;
     for (const fn of held.splice(0)) fn();
   };

@@ -286,6 +286,8 @@ export class TwilioMediaStreamTransport implements Transport {
 
   private onMessage(data: RawData, isBinary: boolean): void {
     if (this.ended) return;
+    // Agent audio due by now goes first, though the loop has not reached its timers (Playout.poke).
+    this.playout.poke();
     // Counted before parsing: a flood of anything costs the same to refuse.
     if (!this.admission.message()) return this.refuse(this.admission.violation!);
     // A caller's media message (50 a second) is read from its bytes; anything else, or anything unusual in one,

@@ -178,6 +178,8 @@ export class BrowserTransport implements Transport {
 
   private onMessage(data: RawData, isBinary: boolean): void {
     if (this.ended) return;
+    // Agent audio due by now goes first, though the loop has not reached its timers (Playout.poke).
+    this.playout.poke();
     if (!this.admission.message()) return this.refuse(this.admission.violation!);
     const bytes = toBuffer(data);
     if (isBinary) return this.onAudio(bytes);

@@ -113,6 +113,7 @@ const envSchema = z.object({
   DATABASE_POOL_MAX: optionalInt(1, 500),
   EMBEDDED_DB_THREAD: optionalBool,
   BACKGROUND_THREAD: optionalBool,
+  MEDIA_PROCESS: optionalBool,
   MIGRATE_ON_START: optionalBool,
   REDIS_URL: url(['redis:', 'rediss:']),
   REDIS_KEY_PREFIX: z.preprocess(emptyToUndefined, z.string().max(100).default('va:')),
@@ -261,6 +262,8 @@ export interface Config {
    * PostgreSQL, or the embedded database in its thread), off the event loop that carries live calls' audio.
    */
   backgroundThread: boolean;
+  /** Twilio media streams (their websockets and the pacing of their audio) in a process of its own (telephony/media-process.ts). */
+  mediaProcess: boolean;
   /** Apply pending migrations at start-up (default); false: only check none is pending (`npm run migrate` applies them). */
   migrateOnStart: boolean;
   redisUrl: string | undefined;
@@ -409,6 +412,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     // In a thread by default: at 50 calls on one core it took late frames as sent from 655 to 181 (bench:calls).
     embeddedDbThread: e.EMBEDDED_DB_THREAD ?? true,
     backgroundThread: e.BACKGROUND_THREAD ?? true,
+    mediaProcess: e.MEDIA_PROCESS ?? true,
     migrateOnStart: e.MIGRATE_ON_START ?? true,
     redisUrl: e.REDIS_URL,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,

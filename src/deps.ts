@@ -49,6 +49,7 @@ import { CallSweeper } from './voice/call-sweeper.js';
 import { CallControl } from './voice/call-control.js';
 import { CallTokenService } from './services/call-tokens.js';
 import { Telephony } from './telephony/telephony.js';
+import { MediaProcess } from './telephony/media-process.js';
 import { WebhookDeliveryWorker } from './services/webhook-delivery.js';
 import { WEBHOOK_CHANNEL } from './services/outbox.js';
 import { WebhookService } from './services/webhooks.js';
@@ -331,7 +332,12 @@ export async function buildDeps(
       log.child({ component: 'telephony' }),
       admission,
       usage,
-      metrics,
+      {
+        frameGap: (ms) => metrics.frameGap(ms),
+        ...(config.mediaProcess && {
+          process: new MediaProcess({ log: log.child({ component: 'media' }), onFrameGap: (ms) => metrics.frameGap(ms) }),
+        }),
+      },
     ),
     recordings,
     callDeletion,

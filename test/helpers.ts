@@ -78,6 +78,9 @@ export async function buildTestApp(env: Record<string, string> = {}, opts: { cac
     EMBEDDED_DB_THREAD: 'false',
     // The app's own workers run in its thread, where tests stop, wake and drain them.
     BACKGROUND_THREAD: 'false',
+    // Twilio media streams in the service's process, where tests can reach them (the media process is tested by the
+    // phone-call tests, which turn it on).
+    MEDIA_PROCESS: 'false',
     // No console unless a test gives one: the repository's web/dist comes and goes as other test files build it.
     CONSOLE_DIR: 'test/no-console-build',
     ...(database.url && { DATABASE_URL: database.url }),

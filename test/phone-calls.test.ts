@@ -78,6 +78,8 @@ beforeAll(async () => {
     TWILIO_AUTH_TOKEN: ACCOUNT.authToken,
     TWILIO_API_BASE_URL: twilio.baseUrl,
     INGEST_CONCURRENCY: '1',
+    // As the service runs by default: the media streams carried by the media process (telephony/media-process.ts).
+    MEDIA_PROCESS: 'true',
   });
   await t.app.listen({ port: 0, host: '127.0.0.1' });
   const addr = t.app.server.address();
@@ -119,7 +121,9 @@ describe('inbound phone call (simulated Twilio)', () => {
       expect(ended).toMatchObject({ direction: 'inbound', status: 'completed', from_number: CALLER, to_number: NUMBER });
       const evs = await events(s, callId);
       expect(evs.map((e) => e.type)).toEqual(expect.arrayContaining(['call.started', 'twilio.connected', 'twilio.status', 'call.ended']));
-      // The agent's audio as sent was timed for the operator's metrics (GET /metrics), each gap within a sentence.
+      // The media process carried the stream (its socket handed over at the upgrade), and timed the agent's audio as
+      // sent for the operator's metrics (GET /metrics), each gap within a sentence.
+      expect(t.deps.telephony.mediaProcess?.accepted).toBeGreaterThan(0);
       const exposed = await t.deps.metrics.expose();
       expect(Number(/^voice_media_frame_gap_seconds_count (\d+)$/m.exec(exposed)?.[1] ?? 0)).toBeGreaterThan(10);
 

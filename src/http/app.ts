@@ -5,6 +5,7 @@ import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import fastifyWebsocket from '@fastify/websocket';
+import { keepUpgrades } from './upgrades.js';
 import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
   jsonSchemaTransform,
@@ -158,6 +159,8 @@ export async function buildApp(domain: Deps): Promise<App> {
   // The API speaks JSON; routes that take forms or files register their own parser.
   app.removeContentTypeParser('text/plain');
 
+  // Before the plugin's listener: a route may hand its connection on before the handshake (http/upgrades.ts).
+  keepUpgrades(app.server);
   // Before our own onRequest hook: the plugin's hooks must see a refused upgrade too, to close its socket.
   await app.register(fastifyWebsocket, {
     options: {

@@ -1,6 +1,7 @@
 // Phone and browser calls around the voice pipeline: Twilio's voice and status webhooks (after the route checked
 // their signature), the media websockets (Twilio Media Streams, browser PCM) that become a call's Transport,
 // outbound calls through Twilio's REST API, and hang-up and transfer of live calls from any instance.
+import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import type { WebSocket } from 'ws';
@@ -15,7 +16,9 @@ import type { SettingsService } from '../services/settings.js';
 import type { CallControl, CallScope } from '../voice/call-control.js';
 import type { CallOutcome } from '../voice/call-session.js';
 import { BrowserTransport, holdEarlyMessages } from '../voice/transports/browser-ws.js';
-import { TwilioMediaStreamTransport } from '../voice/transports/twilio-media-stream.js';
+import { TwilioMediaStreamTransport, type TwilioStart } from '../voice/transports/twilio-media-stream.js';
+import type { Transport } from '../voice/transports/transport.js';
+import type { MediaProcess, UpgradeRequest } from './media-process.js';
 import { type Admission, isRefusal, type Lease } from '../voice/admission.js';
 import { ALL_LINES_BUSY, lostAfterMs, type VoiceCalls } from '../voice/voice-calls.js';
 import { TwilioError, TwilioNetworkError, TwilioRest } from './twilio-rest.js';
@@ -109,8 +112,11 @@ export class Telephony {
     private readonly admission: Admission,
     /** The monthly caps (services/usage.ts): at one, new calls are refused (402 budget_exceeded, or said on the line). */
     private readonly usage?: { assertWithinBudget(tenantId: string): Promise<void> },
-    /** The operator's metrics: how late each call's audio is sent (OperatorMetrics.frameGap). */
-    private readonly media?: { frameGap(ms: number): void },
+    /**
+     * The operator's metrics: how late each call's audio is sent (OperatorMetrics.frameGap); and the media process,
+     * when Twilio streams are carried by one (MEDIA_PROCESS).
+     */
+    private readonly media?: { frameGap(ms: number): void; process?: MediaProcess },
   ) {
     const { accountSid, authToken, apiBaseUrl } = config.twilio;
     this.twilio = accountSid && authToken ? new TwilioRest({ accountSid, authToken, apiBaseUrl }) : undefined;
@@ -236,6 +242,7 @@ export class Telephony {
   async stop(): Promise<void> {
     this.stopping.abort();
     await Promise.allSettled([...this.waitingForSessions]);
+    await this.media?.process?.stop();
   }
 
   /** A session is carrying the call's audio: its heartbeat is recent. */
@@ -341,19 +348,37 @@ export class Telephony {
     const media = this.media;
     const accepted = await TwilioMediaStreamTransport.accept(socket, {
       ...(media && { onFrameGap: (ms: number) => media.frameGap(ms) }),
-      authorize: async (start) => {
-        const grant = await this.tokens.verify(start.customParameters.token ?? '', 'twilio');
-        if (!grant) return false;
-        const row = await this.calls.get(grant.tenantId, grant.callId).catch(() => undefined);
-        // The token belongs to this Twilio call, and the call is not over.
-        if (!row || row.endedAt || (row.providerCallSid && row.providerCallSid !== start.callSid)) return false;
-        if (await this.refusal(row, grant)) return false;
-        call = row;
-        return true;
-      },
+      authorize: async (start) => Boolean((call = await this.authorizeStream(start))),
     });
     if (!accepted || !call) return;
     await this.run(call, accepted.transport);
+  }
+
+  /** Whether Twilio media streams are carried by the media process (MEDIA_PROCESS): then handOffTwilioStream takes them. */
+  get mediaProcess(): MediaProcess | undefined {
+    return this.media?.process;
+  }
+
+  /**
+   * A Twilio Media Streams upgrade, before its handshake: the socket goes to the media process, which does the
+   * handshake and the pacing; the call's session runs here on the transport it gives back.
+   */
+  async handOffTwilioStream(process: MediaProcess, req: UpgradeRequest, socket: Socket, head: Buffer): Promise<void> {
+    let call: Call | undefined;
+    const transport = await process.accept(req, socket, head, async (start) => Boolean((call = await this.authorizeStream(start))));
+    if (!transport || !call) return;
+    await this.run(call, transport);
+  }
+
+  /** The call a stream's `start` may run: its token is for this Twilio call, the call is live and may start. */
+  private async authorizeStream(start: TwilioStart): Promise<Call | undefined> {
+    const grant = await this.tokens.verify(start.customParameters.token ?? '', 'twilio');
+    if (!grant) return undefined;
+    const row = await this.calls.get(grant.tenantId, grant.callId).catch(() => undefined);
+    // The token belongs to this Twilio call, and the call is not over.
+    if (!row || row.endedAt || (row.providerCallSid && row.providerCallSid !== start.callSid)) return undefined;
+    if (await this.refusal(row, grant)) return undefined;
+    return row;
   }
 
   /** A browser's websocket for a web call. */
@@ -403,7 +428,7 @@ export class Telephony {
   }
 
   /** Runs the call's session here, reachable by the hang-up and transfer commands of any instance. */
-  private async run(call: Call, transport: TwilioMediaStreamTransport | BrowserTransport): Promise<void> {
+  private async run(call: Call, transport: Transport): Promise<void> {
     const log = this.log.child({ tenantId: call.tenantId, callId: call.id });
     try {
       await this.voice.run(call.tenantId, call.id, transport, { call, beforeClose: (outcome) => this.handOff(call, outcome, log) });

@@ -7,6 +7,7 @@ import { type TwilioParams, verifyTwilioBodySignature, verifyTwilioSignature } f
 import type { App, HttpDeps } from '../context.js';
 import { AppError } from '../../lib/errors.js';
 import { publicBaseUrl } from '../public-url.js';
+import { takeUpgradeSocket } from '../upgrades.js';
 import { errorResponses } from '../schemas.js';
 
 /** The request as Twilio sent it: the raw body (for bodySHA256), its form parameters, and whether it is JSON. */
@@ -107,6 +108,19 @@ export async function twilioRoutes(app: App, deps: HttpDeps): Promise<void> {
     {
       websocket: true,
       config: { auth: 'public' },
+      // With a media process (MEDIA_PROCESS), the connection goes there before the handshake (after the rate limits,
+      // which ran in the app's own onRequest hook); the handler below is then never reached.
+      onRequest: (request, reply, done) => {
+        const media = deps.telephony.mediaProcess;
+        const up = media && takeUpgradeSocket(request.raw);
+        if (up) {
+          reply.hijack();
+          void deps.telephony
+            .handOffTwilioStream(media, request.raw, up.socket, up.head)
+            .catch((err: unknown) => app.log.error({ err }, 'media stream failed'));
+        }
+        done();
+      },
       schema: {
         ...common,
         summary: 'Twilio Media Streams websocket (the `start` message carries the call token from our TwiML)',

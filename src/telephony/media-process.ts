@@ -1,0 +1,313 @@
+// The service's side of its media process (media-child.ts): Twilio media websockets are handed over at the upgrade
+// (the socket itself, Node's documented subprocess.send(message, socket)), and each stream comes back as a
+// RemoteTransport, a Transport like any other to the call's session. Why: pacing 150 calls' audio on the event loop
+// that also runs their turns (model streams, TTS, database round trips, a large heap's garbage collection) sent
+// frames late once the core was busy, while a loop that only paces keeps time on the same core (README, capacity).
+// Authorization stays here: the media process forwards each stream's `start` and waits for the answer.
+import { type ChildProcess, fork } from 'node:child_process';
+import type { Socket } from 'node:net';
+import type { FastifyBaseLogger } from 'fastify';
+import type { AudioFrame } from '../voice/audio.js';
+import type { Transport } from '../voice/transports/transport.js';
+import type { TwilioStart } from '../voice/transports/twilio-media-stream.js';
+import { EventQueue } from '../lib/event-queue.js';
+import { Listeners, OnceEvent } from '../lib/listeners.js';
+import { type Batch, Batcher, type FromMedia, type ToMedia, type Upgrade } from './media-link.js';
+
+const SAMPLE_RATE = 8000;
+/** Caller frames waiting for the session (10 s), as TwilioMediaStreamTransport keeps them. */
+const MAX_QUEUED_FRAMES = 500;
+/** How long close() waits for the media process to say the socket is closed (its own wait is 1 s). */
+const CLOSE_WAIT_MS = 3000;
+
+export interface MediaProcessOptions {
+  log: FastifyBaseLogger;
+  /** Each frame gap the media process measured (OperatorMetrics.frameGap). */
+  onFrameGap?: (ms: number) => void;
+}
+
+/** The request line and headers of an upgrade, as the media process's websocket server needs them. */
+export interface UpgradeRequest {
+  method?: string;
+  url?: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+interface Pending {
+  authorize(start: TwilioStart): Promise<boolean>;
+  resolve(transport: RemoteTransport | null): void;
+}
+
+export class MediaProcess {
+  private child: ChildProcess | undefined;
+  private ready = false;
+  /** Hand-overs waiting for the process to be ready (a message sent before its listener exists is lost). */
+  private queued: (() => void)[] = [];
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly transports = new Map<number, RemoteTransport>();
+  private readonly out = new Batcher<ToMedia>((batch) => {
+    if (this.child?.connected) this.child.send(batch);
+  });
+  private stopped = false;
+  /** Streams the media process has carried (accepted) since the service started. */
+  accepted = 0;
+
+  constructor(private readonly opts: MediaProcessOptions) {}
+
+  /**
+   * Hands an upgrade's socket to the media process. Resolves the stream's transport once its `start` was authorized
+   * and the stream runs; null when it never did (refused, timed out, gone). The socket is this process's no more.
+   */
+  accept(req: UpgradeRequest, socket: Socket, head: Buffer, authorize: (start: TwilioStart) => Promise<boolean>): Promise<RemoteTransport | null> {
+    if (this.stopped) {
+      socket.destroy();
+      return Promise.resolve(null);
+    }
+    const id = this.nextId++;
+    const message: Upgrade = { k: 'upgrade', id, method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, head };
+    return new Promise((resolve) => {
+      this.pending.set(id, { authorize, resolve });
+      const send = () => {
+        const child = this.child;
+        if (this.stopped || !child?.connected) return this.gone(id, socket);
+        child.send(message, socket, (err) => err && this.gone(id, socket));
+      };
+      this.start();
+      if (this.ready) send();
+      else this.queued.push(send);
+    });
+  }
+
+  /** Stops the media process (its streams end; the service is stopping). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const send of this.queued.splice(0)) send();
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill();
+    await exited;
+  }
+
+  /** @internal RemoteTransport's way out. */
+  post(item: ToMedia, pcm?: Int16Array): void {
+    if (pcm) this.out.audio(item as ToMedia & { at: number; n: number }, pcm);
+    else this.out.add(item);
+  }
+
+  /** @internal */
+  forget(id: number): void {
+    this.transports.delete(id);
+  }
+
+  private gone(id: number, socket: Socket): void {
+    socket.destroy();
+    const p = this.pending.get(id);
+    this.pending.delete(id);
+    p?.resolve(null);
+  }
+
+  private start(): void {
+    if (this.child || this.stopped) return;
+    const child = fork(new URL('./media-child.mjs', import.meta.url), [], {
+      serialization: 'advanced',
+      // Not the service's flags (a test runner's, an inspector's): the entry loads what it needs itself.
+      execArgv: [],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.child = child;
+    this.ready = false;
+    child.on('message', (message: unknown) => this.onMessage(message as Batch<FromMedia> | { k: 'ready' }));
+    child.on('error', (err) => this.opts.log.error({ err }, 'media process error'));
+    child.on('exit', (code, signal) => {
+      if (!this.stopped) this.opts.log.error({ code, signal }, 'media process exited: its calls are over; the next call starts it again');
+      this.child = undefined;
+      this.ready = false;
+      for (const send of this.queued.splice(0)) send();
+      for (const [, p] of this.pending) p.resolve(null);
+      this.pending.clear();
+      for (const t of [...this.transports.values()]) t.gone();
+      this.transports.clear();
+    });
+  }
+
+  private onMessage(message: Batch<FromMedia> | { k: 'ready' }): void {
+    if ('k' in message) {
+      this.ready = true;
+      for (const send of this.queued.splice(0)) send();
+      return;
+    }
+    const { pcm } = message;
+    for (const item of message.items) {
+      switch (item.k) {
+        case 'gap':
+          this.opts.onFrameGap?.(item.ms);
+          break;
+        case 'start': {
+          const p = this.pending.get(item.id);
+          if (!p) break;
+          const id = item.id;
+          p.authorize(item.start).then(
+            (ok) => this.out.add({ k: 'auth', id, ok }),
+            (err: unknown) => {
+              this.opts.log.error({ err }, 'media stream could not be authorized');
+              this.out.add({ k: 'auth', id, ok: false, error: true });
+            },
+          );
+          break;
+        }
+        case 'accepted': {
+          const p = this.pending.get(item.id);
+          this.pending.delete(item.id);
+          if (!p) break;
+          this.accepted++;
+          const transport = new RemoteTransport(item.id, item.startedAt, this);
+          this.transports.set(item.id, transport);
+          p.resolve(transport);
+          break;
+        }
+        case 'gone': {
+          const p = this.pending.get(item.id);
+          this.pending.delete(item.id);
+          p?.resolve(null);
+          break;
+        }
+        default:
+          this.transports.get(item.id)?.receive(item, pcm);
+      }
+    }
+  }
+}
+
+/** A Twilio media stream the media process carries, as this process's sessions see it. */
+export class RemoteTransport implements Transport {
+  readonly kind = 'twilio';
+  readonly sampleRate = SAMPLE_RATE;
+  private readonly frames = new EventQueue<AudioFrame>(MAX_QUEUED_FRAMES);
+  private readonly marks = new Map<number, (played: boolean) => void>();
+  private nextMark = 1;
+  private ended = false;
+  private playedOn = false;
+  private closing: Promise<void> | undefined;
+  /** Answers close() once the media process has closed the socket. */
+  private closed: (() => void) | undefined;
+  private processGone = false;
+  private readonly hangupListeners = new OnceEvent<[violation?: string]>();
+  private readonly dtmfListeners = new Listeners<[digit: string]>();
+  private readonly playedListeners = new Listeners<[frame: AudioFrame]>();
+
+  constructor(
+    private readonly id: number,
+    /** ms since the epoch when the stream started (the media process's clock of its frames). */
+    private readonly startedAt: number,
+    private readonly media: MediaProcess,
+  ) {}
+
+  audio(): AsyncIterable<AudioFrame> {
+    return this.frames;
+  }
+
+  send(frame: AudioFrame): void {
+    if (!this.ended) this.media.post({ k: 'send', id: this.id, at: 0, n: 0, ts: frame.timestampMs }, frame.pcm);
+  }
+
+  mark(name: string): Promise<boolean> {
+    if (this.ended) return Promise.resolve(false);
+    const mark = this.nextMark++;
+    return new Promise((resolve) => {
+      this.marks.set(mark, resolve);
+      this.media.post({ k: 'mark', id: this.id, mark, name });
+    });
+  }
+
+  clear(): void {
+    if (this.ended) return;
+    // Pending marks answer false now, as the transport's own clear() does; the media process's answers for them
+    // come later and find nothing.
+    this.answerMarks(false);
+    this.media.post({ k: 'clear', id: this.id });
+  }
+
+  onDtmf(listener: (digit: string) => void): void {
+    this.dtmfListeners.add(listener);
+  }
+
+  onHangup(listener: (violation?: string) => void): void {
+    this.hangupListeners.add(listener);
+  }
+
+  onPlayed(listener: (frame: AudioFrame) => void): void {
+    this.playedListeners.add(listener);
+    if (this.playedOn) return;
+    this.playedOn = true;
+    this.media.post({ k: 'played-on', id: this.id });
+  }
+
+  close(reason: string): Promise<void> {
+    this.closing ??= (async () => {
+      this.finish();
+      if (this.processGone) return;
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.closed = resolve;
+        timer = setTimeout(resolve, CLOSE_WAIT_MS);
+        this.media.post({ k: 'close', id: this.id, reason });
+      });
+      clearTimeout(timer);
+      this.media.forget(this.id);
+    })();
+    return this.closing;
+  }
+
+  now(): number {
+    return performance.timeOrigin + performance.now() - this.startedAt;
+  }
+
+  /** @internal What the media process said about this stream. */
+  receive(item: FromMedia, pcm: Int16Array): void {
+    switch (item.k) {
+      case 'audio':
+        if (!this.ended) this.frames.push({ pcm: pcm.subarray(item.at, item.at + item.n), sampleRate: SAMPLE_RATE, timestampMs: item.ts });
+        return;
+      case 'played':
+        return this.playedListeners.emit({ pcm: pcm.subarray(item.at, item.at + item.n), sampleRate: SAMPLE_RATE, timestampMs: item.ts });
+      case 'mark': {
+        const resolve = this.marks.get(item.mark);
+        this.marks.delete(item.mark);
+        return resolve?.(item.played);
+      }
+      case 'dtmf':
+        return this.dtmfListeners.emit(item.digit);
+      case 'hangup':
+        return this.hangUp(item.violation);
+      case 'closed':
+        return this.closed?.();
+    }
+  }
+
+  /** @internal The media process stopped: the call's audio is gone with it. */
+  gone(): void {
+    this.processGone = true;
+    this.hangUp();
+    this.closed?.();
+  }
+
+  private hangUp(violation?: string): void {
+    if (this.ended) return;
+    this.finish();
+    this.hangupListeners.emit(violation);
+  }
+
+  private finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.answerMarks(false);
+    this.frames.end();
+  }
+
+  private answerMarks(played: boolean): void {
+    for (const resolve of this.marks.values()) resolve(played);
+    this.marks.clear();
+  }
+}

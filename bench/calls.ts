@@ -49,7 +49,7 @@
 // voice_media_frame_gap_seconds, scraped before and after the calls: no simulator in that figure); the same gaps as heard at
 // the phone (TwilioCallerLeg.heardGapsMs: the service sends up to 200 ms ahead and Twilio buffers it, so only a
 // gap longer than that is a hole the caller hears), voice-to-voice p50/p95 at
-// the phone (end of the caller's speech to the first agent audio heard), the service process's CPU
+// the phone (end of the caller's speech to the first agent audio heard), the service's CPU, its media process's included
 // (/proc/<pid>/stat utime+stime over the run: % of one core and ms of CPU per call-second), its RSS per call
 // ((peak - idle) VmRSS / N); and, to tell where the time goes: the service's main (event-loop) thread CPU (% of a core, ms per call-second),
 // how long it waited runnable for the core and how often another thread took the core from it (its schedstat and
@@ -295,6 +295,18 @@ function runQueueWait(pid: number, tid: number): { waitMs: number; preempted: nu
   } catch {
     return { waitMs: NaN, preempted: NaN };
   }
+}
+
+/** The service's media process (telephony/media-process.ts), once a call has started it; undefined without one. */
+function mediaProcessPid(pid: number): number | undefined {
+  try {
+    for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) {
+      if (readFileSync(`/proc/${child}/cmdline`, 'utf8').includes('media-child')) return Number(child);
+    }
+  } catch {
+    // the service is gone
+  }
+  return undefined;
 }
 
 /** cpuMs, or `last` once the process is gone. */
@@ -668,6 +680,10 @@ async function runStep(n: number, speech: Int16Array[]) {
     const machine0 = machineTicks();
     const fakesCpu0 = cpuMs(fakesInfo.pid);
     const dbCpu0 = db ? cpuMs(db.child.pid!) : 0;
+    // The media process (started by the warm-up calls) is the service's too: its CPU counts as the service's.
+    const mediaPid = mediaProcessPid(pid);
+    const mediaCpu0 = mediaPid ? cpuMs(mediaPid) : 0;
+    const mediaWait0 = mediaPid ? runQueueWait(mediaPid, mediaPid) : undefined;
     const simCpu0 = process.cpuUsage();
     if (ALLOC_PROFILE_DIR) process.kill(pid, 'SIGUSR2');
     const sent0 = await sentGaps(service);
@@ -675,7 +691,9 @@ async function runStep(n: number, speech: Int16Array[]) {
     const sent1 = await sentGaps(service);
     if (ALLOC_PROFILE_DIR) process.kill(pid, 'SIGUSR2');
     const wallMs = performance.now() - t0;
-    const serviceCpuMs = cpuOr(pid, serviceCpuLast) - cpu0;
+    const mediaCpuMs = mediaPid ? cpuOr(mediaPid, mediaCpu0) - mediaCpu0 : 0;
+    const mediaWait1 = mediaPid ? runQueueWait(mediaPid, mediaPid) : undefined;
+    const serviceCpuMs = cpuOr(pid, serviceCpuLast) - cpu0 + mediaCpuMs;
     const mainCpuMs = cpuOr(pid, mainCpuLast, pid) - mainCpu0;
     const threadsPct = threadCpuPctByName(threads0, threadCpu(pid), wallMs);
     const wait1 = runQueueWait(pid, pid);
@@ -776,6 +794,10 @@ async function runStep(n: number, speech: Int16Array[]) {
       service_thread_cpu_pct_by_name: threadsPct,
       service_main_thread_runqueue_wait_pct: round1(((wait1.waitMs - wait0.waitMs) / wallMs) * 100),
       service_main_thread_preempted_per_s: Math.round(((wait1.preempted - wait0.preempted) / wallMs) * 1000),
+      ...(mediaPid && {
+        media_process_cpu_pct: Math.round((mediaCpuMs / wallMs) * 100),
+        media_process_runqueue_wait_pct: round1(((mediaWait1!.waitMs - mediaWait0!.waitMs) / wallMs) * 100),
+      }),
       service_idle_cpu_pct_of_core: round1(idleCpuPct),
       service_rss_idle_mb: Math.round(rssIdle / 2 ** 20),
       service_rss_peak_mb: Math.round(rssPeak / 2 ** 20),
@@ -899,6 +921,8 @@ const columns: [string, (r: (typeof results)[number]) => string | number][] = [
     'main thread waiting for the core % (preempted /s)',
     (r) => `${r.service_main_thread_runqueue_wait_pct} (${r.service_main_thread_preempted_per_s})`,
   ],
+  // Part of the service's CPU above: the media process (MEDIA_PROCESS) and how long it waited, runnable, for the core.
+  ['media process % of a core (waiting %)', (r) => ('media_process_cpu_pct' in r ? `${r.media_process_cpu_pct} (${r.media_process_runqueue_wait_pct})` : '-')],
   ['simulator CPU % / loop p99 ms', (r) => `${r.sim_cpu_pct_of_core} / ${r.sim_loop_delay_p99_ms}`],
   ['machine busy % (all cores)', (r) => r.machine_busy_pct_of_all_cores],
 ];

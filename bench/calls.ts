@@ -922,7 +922,10 @@ const columns: [string, (r: (typeof results)[number]) => string | number][] = [
     (r) => `${r.service_main_thread_runqueue_wait_pct} (${r.service_main_thread_preempted_per_s})`,
   ],
   // Part of the service's CPU above: the media process (MEDIA_PROCESS) and how long it waited, runnable, for the core.
-  ['media process % of a core (waiting %)', (r) => ('media_process_cpu_pct' in r ? `${r.media_process_cpu_pct} (${r.media_process_runqueue_wait_pct})` : '-')],
+  [
+    'media process % of a core (waiting %)',
+    (r) => ('media_process_cpu_pct' in r ? `${r.media_process_cpu_pct} (${r.media_process_runqueue_wait_pct})` : '-'),
+  ],
   ['simulator CPU % / loop p99 ms', (r) => `${r.sim_cpu_pct_of_core} / ${r.sim_loop_delay_p99_ms}`],
   ['machine busy % (all cores)', (r) => r.machine_busy_pct_of_all_cores],
 ];

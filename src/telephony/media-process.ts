@@ -59,7 +59,12 @@ export class MediaProcess {
    * Hands an upgrade's socket to the media process. Resolves the stream's transport once its `start` was authorized
    * and the stream runs; null when it never did (refused, timed out, gone). The socket is this process's no more.
    */
-  accept(req: UpgradeRequest, socket: Socket, head: Buffer, authorize: (start: TwilioStart) => Promise<boolean>): Promise<RemoteTransport | null> {
+  accept(
+    req: UpgradeRequest,
+    socket: Socket,
+    head: Buffer,
+    authorize: (start: TwilioStart) => Promise<boolean>,
+  ): Promise<RemoteTransport | null> {
     if (this.stopped) {
       socket.destroy();
       return Promise.resolve(null);
@@ -71,12 +76,21 @@ export class MediaProcess {
       const send = () => {
         const child = this.child;
         if (this.stopped || !child?.connected) return this.gone(id, socket);
-        child.send(message, socket, (err) => err && this.gone(id, socket));
+        // Not counted as one of the server's connections kept in the child: Node would then have server.close() ask
+        // the child about them, and wait forever once it has died. This process's part of the socket is closed once
+        // sent, which the server counts as the connection gone.
+        (socket as { server?: unknown }).server = null;
+        child.send(message, socket, (err) => (err ? this.gone(id, socket) : socket.destroy()));
       };
       this.start();
       if (this.ready) send();
       else this.queued.push(send);
     });
+  }
+
+  /** The media process's pid, while it runs. */
+  get pid(): number | undefined {
+    return this.child?.pid;
   }
 
   /** Stops the media process (its streams end; the service is stopping). */

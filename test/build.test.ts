@@ -2,7 +2,7 @@
 // runs it (NODE_ENV=production, PostgreSQL over the wire, migrations by `npm run migrate` and MIGRATE_ON_START=false)
 // through a short part of the README's walkthrough: sign up, upload a document, wait until it is ingested (by the
 // compiled document worker), search, chat, and a graceful SIGTERM; with any import of tsx made to fail.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -80,6 +80,23 @@ describe('the compiled build', () => {
     expect(stdout).toContain('PostgreSQL (DATABASE_URL) is current');
     expect(status).toBe(0);
   }, 120_000);
+
+  it('starts the compiled media process without tsx, and it exits when the service goes away', async () => {
+    // What MediaProcess forks (telephony/media-process.ts), with tsx made to fail as in startCompiled.
+    const noTsx = path.join(ROOT, 'test', 'fixtures', 'no-tsx.mjs');
+    const media = fork(path.join(ROOT, 'dist', 'telephony', 'media-child.mjs'), [], {
+      execArgv: ['--import', noTsx],
+      serialization: 'advanced',
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    });
+    let stderr = '';
+    media.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => media.once('exit', (code) => r(code)));
+    const ready = await Promise.race([new Promise((r) => media.once('message', r)), exited.then(() => stderr)]);
+    expect(ready).toEqual({ k: 'ready' });
+    media.disconnect();
+    expect(await exited).toBe(0);
+  }, 60_000);
 
   it('serves the README walkthrough: signup, a document ingested, search, chat; exits 0 on SIGTERM', async () => {
     const base = await startCompiled();

@@ -19,6 +19,8 @@ const SAMPLE_RATE = 8000;
 const MAX_QUEUED_FRAMES = 500;
 /** How long close() waits for the media process to say the socket is closed (its own wait is 1 s). */
 const CLOSE_WAIT_MS = 3000;
+/** How long stop() waits for the media process to exit on its own. */
+const STOP_WAIT_MS = 2000;
 
 export interface MediaProcessOptions {
   log: FastifyBaseLogger;
@@ -70,7 +72,15 @@ export class MediaProcess {
       return Promise.resolve(null);
     }
     const id = this.nextId++;
-    const message: Upgrade = { k: 'upgrade', id, method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, head };
+    // Node goes on reading a socket it is sending until the child has acknowledged it, and drops what it reads then
+    // (the handle's read callback is emptied at once): a peer that speaks as soon as the child's handshake answers
+    // lost its first messages (`connected`, `start`) whenever this loop was slow to take the acknowledgement. The
+    // server reads no more from it here; whatever it read already goes along with the upgrade's first bytes.
+    // (Read first: a read can start the handle reading again.)
+    const early = socket.readableLength ? (socket.read() as Buffer | null) : null;
+    (socket as unknown as { _handle?: { readStop?(): number } })._handle?.readStop?.();
+    const first = early ? Buffer.concat([head, early]) : head;
+    const message: Upgrade = { k: 'upgrade', id, method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, head: first };
     return new Promise((resolve) => {
       this.pending.set(id, { authorize, resolve });
       const send = () => {
@@ -100,8 +110,11 @@ export class MediaProcess {
     const child = this.child;
     if (!child || child.exitCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill();
+    // It exits once the channel closes (media-child.mjs); killed if that takes long.
+    child.disconnect();
+    const timer = setTimeout(() => child.kill(), STOP_WAIT_MS);
     await exited;
+    clearTimeout(timer);
   }
 
   /** @internal RemoteTransport's way out. */

@@ -18,6 +18,7 @@
 //   npm run bench:calls                               # 10, 50, 100, 200 calls, one fresh service per step
 //   npm run bench:calls -- --calls 5,20 --vad energy  # --vad silero (the tenant default) | energy
 //   npm run bench:calls -- --recording 0              # the calls not recorded (recorded by default, as tenants are)
+//   npm run bench:calls -- --media-process 0          # Twilio streams paced on the service's own event loop
 //   npm run bench:calls -- --service dist             # the compiled service, as the Docker image runs it (built
 //                                                     # first); by default the TypeScript through tsx (npm start)
 //   npm run bench:calls -- --warm-calls 50            # 50 short calls first (JIT-compiled hot code, as in a service
@@ -87,6 +88,8 @@ const CALLS = (args.get('calls') ?? '10,50,100,200').split(',').map(Number);
 const VAD = args.get('vad') ?? 'silero';
 /** Whether the calls are recorded (the tenant default: yes); --recording 0 to see what recording costs. */
 const RECORDING = args.get('recording') !== '0';
+/** Twilio media streams in the media process (the default); --media-process 0 keeps them in the service's own. */
+const MEDIA_PROCESS = args.get('media-process') !== '0';
 const DB = args.get('db') ?? 'embedded';
 const QUESTION_COUNT = Number(args.get('questions') ?? 3);
 const SPREAD_MS = Number(args.get('spread-ms') ?? 2000);
@@ -391,6 +394,7 @@ async function startService(dir: string, fakes: ProviderFakesInfo, databaseUrl: 
     // --db inline: the embedded database on the service's event loop, as before it had a thread of its own.
     ...(DB === 'inline' && { EMBEDDED_DB_THREAD: 'false' }),
     ...(!BACKGROUND_THREAD && { BACKGROUND_THREAD: 'false' }),
+    ...(!MEDIA_PROCESS && { MEDIA_PROCESS: 'false' }),
     OPENAI_BASE_URL: fakes.openai.baseURL,
     OPENAI_API_KEY: fakes.openai.apiKey,
     DEEPGRAM_BASE_URL: fakes.deepgram.url,
@@ -862,6 +866,7 @@ const environment = {
   load_average_at_start: os.loadavg().map(round1),
   vad: VAD,
   recording: RECORDING,
+  media_process: MEDIA_PROCESS,
   warm_calls: WARM_CALLS,
   service: SERVICE_BUILD,
   db: DB,

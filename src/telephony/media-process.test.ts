@@ -2,7 +2,11 @@
 // stream back as a RemoteTransport, driven by a hand-written "Twilio" on a raw websocket. The transport's own rules
 // (admission, pacing, marks in virtual time) are twilio-media-stream.test.ts's; here, that they cross the process
 // boundary intact: authorization here, audio both ways, marks, clear, dtmf, hang-up, close, and a process that dies.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { AddressInfo, Socket } from 'node:net';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -175,6 +179,30 @@ describe('MediaProcess', () => {
     expect(await tw.closed).toBe(1000);
   });
 
+  it('a media process that cannot start: the stream gets no transport, and streams stay in the service for a while', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'media-entry-'));
+    const entry = path.join(dir, 'broken.mjs');
+    writeFileSync(entry, 'process.exit(3);\n');
+    const broken = new MediaProcess({ log: pino({ level: 'silent' }), entry: pathToFileURL(entry) });
+    expect(broken.available).toBe(true);
+    const other = createServer();
+    const handedOver = new Promise<RemoteTransport | null>((resolve) =>
+      other.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
+        resolve(broken.accept(req, socket, head, async () => true)),
+      ),
+    );
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    const ws = new WebSocket(`ws://127.0.0.1:${(other.address() as AddressInfo).port}/`);
+    ws.on('error', () => {});
+    const closed = new Promise((r) => ws.once('close', r));
+    expect(await handedOver).toBeNull();
+    await closed;
+    expect(broken.available).toBe(false);
+    await broken.stop();
+    await new Promise((r) => other.close(r));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('a media process that dies hangs up its calls, and the next stream starts a new one', async () => {
     const tw = await twilio();
     const transport = (await accepted.at(-1))!;
@@ -189,6 +217,8 @@ describe('MediaProcess', () => {
     const next = (await accepted.at(-1))!;
     expect(next).not.toBeNull();
     expect(media.pid).not.toBe(pid);
+    // It had started before it died: streams still go to it.
+    expect(media.available).toBe(true);
     await next.close('done');
     expect(await again.closed).toBe(1000);
   });

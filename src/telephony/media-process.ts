@@ -19,11 +19,18 @@ const SAMPLE_RATE = 8000;
 const MAX_QUEUED_FRAMES = 500;
 /** How long close() waits for the media process to say the socket is closed (its own wait is 1 s). */
 const CLOSE_WAIT_MS = 3000;
+/**
+ * After the media process failed to start (it exited before it was ready: a broken install, no memory), streams stay
+ * in the service's own process this long before it is tried again, so that calls go on being answered meanwhile.
+ */
+const RETRY_START_AFTER_MS = 60_000;
 /** How long stop() waits for the media process to exit on its own. */
 const STOP_WAIT_MS = 2000;
 
 export interface MediaProcessOptions {
   log: FastifyBaseLogger;
+  /** The child's entry (media-child.mjs next to this file; tests give another). */
+  entry?: URL;
   /** Each frame gap the media process measured (OperatorMetrics.frameGap). */
   onFrameGap?: (ms: number) => void;
 }
@@ -54,6 +61,8 @@ export class MediaProcess {
   private stopped = false;
   /** Streams the media process has carried (accepted) since the service started. */
   accepted = 0;
+  /** When the media process last failed to start (performance.now()). */
+  private failedAt = -Infinity;
 
   constructor(private readonly opts: MediaProcessOptions) {}
 
@@ -98,6 +107,14 @@ export class MediaProcess {
     });
   }
 
+  /**
+   * Whether streams should be handed over: false once stopped, and for a while after the process failed to start
+   * (the service then carries them itself, as with MEDIA_PROCESS=false).
+   */
+  get available(): boolean {
+    return !this.stopped && performance.now() - this.failedAt >= RETRY_START_AFTER_MS;
+  }
+
   /** The media process's pid, while it runs. */
   get pid(): number | undefined {
     return this.child?.pid;
@@ -137,7 +154,7 @@ export class MediaProcess {
 
   private start(): void {
     if (this.child || this.stopped) return;
-    const child = fork(new URL('./media-child.mjs', import.meta.url), [], {
+    const child = fork(this.opts.entry ?? new URL('./media-child.mjs', import.meta.url), [], {
       serialization: 'advanced',
       // Not the service's flags (a test runner's, an inspector's): the entry loads what it needs itself.
       execArgv: [],
@@ -148,7 +165,15 @@ export class MediaProcess {
     child.on('message', (message: unknown) => this.onMessage(message as Batch<FromMedia> | { k: 'ready' }));
     child.on('error', (err) => this.opts.log.error({ err }, 'media process error'));
     child.on('exit', (code, signal) => {
-      if (!this.stopped) this.opts.log.error({ code, signal }, 'media process exited: its calls are over; the next call starts it again');
+      if (!this.ready && !this.stopped) {
+        this.failedAt = performance.now();
+        this.opts.log.error(
+          { code, signal },
+          `media process failed to start: Twilio streams run in the service's process for the next ${RETRY_START_AFTER_MS / 1000} s`,
+        );
+      } else if (!this.stopped) {
+        this.opts.log.error({ code, signal }, 'media process exited: its calls are over; the next call starts it again');
+      }
       this.child = undefined;
       this.ready = false;
       for (const send of this.queued.splice(0)) send();

@@ -354,9 +354,13 @@ export class Telephony {
     await this.run(call, accepted.transport);
   }
 
-  /** Whether Twilio media streams are carried by the media process (MEDIA_PROCESS): then handOffTwilioStream takes them. */
+  /**
+   * The media process, when Twilio media streams go to it (MEDIA_PROCESS, and it is not failing to start): then
+   * handOffTwilioStream takes them.
+   */
   get mediaProcess(): MediaProcess | undefined {
-    return this.media?.process;
+    const process = this.media?.process;
+    return process?.available ? process : undefined;
   }
 
   /**

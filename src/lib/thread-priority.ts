@@ -15,15 +15,20 @@ const debug = debuglog('thread-priority');
  * Measured with bench:calls at 150 calls on one core (pairs of runs; the runs drift a lot, so read these as
  * directions): the database's thread is the event loop's main rival (~15% of the core) and the one that helps the
  * frame gap, but a reply's knowledge search waits on it: at 10 retrieval p95 went from 300-640 ms to 1565 ms, at 3 it
- * held only with Node's own threads lowered too (which frees the core for it). Silero (~5%), the background thread
- * (~1%) and document ingestion are not waited on by a caller within a frame: lowered far. Not configurable: these
+ * held only with Node's own threads lowered too (which frees the core for it). The background thread (~1%) and
+ * document ingestion are not waited on by a caller within a frame: lowered far. Not configurable: these
  * are relations between our own threads, not a deployment's choice.
  */
 export const THREAD_NICE = {
   /** The embedded database (db/pglite-thread.mjs): every query, including the knowledge search a reply waits for. */
   pglite: 3,
-  /** The off-thread Silero VAD (voice/vad/silero-worker.mjs): its results are awaited within a few frames. */
-  'silero-vad': 10,
+  /**
+   * The off-thread Silero VAD (voice/vad/silero-worker.mjs): its results are awaited within a few frames, and its end
+   * of speech starts every answer. At 10 (when the event loop paced Twilio's audio itself) it was starved at 150 calls:
+   * with the media process pacing it, 3 answered sooner in three alternating pairs of runs (voice-to-voice p95 1616,
+   * 1484, 1746 ms against 1766, 1793, 1991; frames late as sent unchanged).
+   */
+  'silero-vad': 3,
   /** Webhook delivery and post-call analysis (background-thread.mjs). */
   background: 10,
   /** Document extraction, chunking and embedding (rag/document-worker.mjs). */

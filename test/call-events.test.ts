@@ -60,3 +60,27 @@ describe('GET /api/v1/calls/{id}/events', () => {
     }
   });
 });
+
+describe('CallService.eventOnce', () => {
+  it('writes an event redelivered at the same moment once (LiveKit retries its webhooks)', async () => {
+    const started = await call(t.app, 'POST', '/api/v1/chat', s.access_token, { message: 'hello again' });
+    const callId = started.json().session_id as string;
+    const data = { livekit_event_id: 'EV_same', room: 'r1', participant_identity: 'sip_+1', participant_kind: 'SIP' };
+    const wrote = await Promise.all(
+      Array.from({ length: 5 }, () => t.deps.calls.eventOnce(s.tenant.id, callId, 'livekit.participant_joined', data, 'livekit_event_id')),
+    );
+    expect(wrote.filter(Boolean)).toHaveLength(1);
+    // Another id is another event.
+    expect(
+      await t.deps.calls.eventOnce(
+        s.tenant.id,
+        callId,
+        'livekit.participant_joined',
+        { ...data, livekit_event_id: 'EV_other' },
+        'livekit_event_id',
+      ),
+    ).toBe(true);
+    const events = (await t.deps.calls.events(s.tenant.id, callId)).filter((e) => e.type === 'livekit.participant_joined');
+    expect(events.map((e) => e.extraData.livekit_event_id).sort()).toEqual(['EV_other', 'EV_same']);
+  });
+});

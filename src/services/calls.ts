@@ -310,6 +310,33 @@ export class CallService {
       });
   }
 
+  /**
+   * An entry of the audit trail written once for the call however often it comes: none is written when one of the
+   * call's entries already holds `data[field]` (a provider's event id: LiveKit retries its webhooks, at times two at
+   * once). Checked and written under a transaction lock on the call and id, so two deliveries on any instances write
+   * one entry. True when this one wrote it.
+   */
+  async eventOnce<T extends CallEventType>(
+    tenantId: string,
+    callId: string,
+    type: T,
+    data: CallEventData<T>,
+    field: keyof CallEventData<T> & string,
+  ): Promise<boolean> {
+    const value = String((data as Record<string, unknown>)[field]);
+    return this.db.transaction(async (tx) => {
+      await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`call-event:${callId}:${value}`}))`);
+      const [seen] = await tx
+        .select({ id: callEvents.id })
+        .from(callEvents)
+        .where(and(eq(callEvents.tenantId, tenantId), eq(callEvents.callId, callId), sql`${callEvents.extraData} ->> ${field} = ${value}`))
+        .limit(1);
+      if (seen) return false;
+      await this.insertEvent(tx, tenantId, callId, type, data);
+      return true;
+    });
+  }
+
   private async insertEvent(
     db: Executor,
     tenantId: string,

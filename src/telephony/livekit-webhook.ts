@@ -61,15 +61,15 @@ export class LiveKitWebhook {
       event.event === 'participant_joined' && event.participant?.kind === 'SIP' && roomName.startsWith(sipRoomPrefix(tenantId));
     if (!callId && dialledIn) callId = await this.deps.agent.answerSipCall(lk, tenantId, roomName, event.participant!.attributes);
     if (!callId) return false;
-    const events = await calls.events(tenantId, callId).catch((err: unknown) => {
+    // The call must be the tenant's (a room name can name any call id).
+    const call = await calls.get(tenantId, callId).catch((err: unknown) => {
       if (err instanceof AppError && err.code === 'not_found') return undefined;
       throw err;
     });
-    if (!events) return false;
-    if (event.id && events.some((e) => e.extraData.livekit_event_id === event.id)) return false;
+    if (!call) return false;
 
     const egress = event.egressInfo;
-    await calls.event(tenantId, callId, type, {
+    const data = {
       livekit_event_id: event.id,
       room: roomName,
       ...(event.room?.sid && { room_sid: event.room.sid }),
@@ -80,7 +80,10 @@ export class LiveKitWebhook {
         ...(egress.error && { egress_error: egress.error }),
         files: egress.fileResults.map((f) => ({ filename: f.filename, location: f.location })),
       }),
-    });
+    };
+    // A redelivered event (the same id, possibly at the same moment) is recorded and acted on once.
+    if (!event.id) await calls.event(tenantId, callId, type, data);
+    else if (!(await calls.eventOnce(tenantId, callId, type, data, 'livekit_event_id'))) return false;
     if (event.event === 'egress_ended' && egress) await this.recordEgressEnd(tenantId, callId, egress);
     if (event.event === 'room_finished') {
       this.deps.admission.cancel(callId);

@@ -40,7 +40,7 @@
 //   taskset -c 1 npm run bench:calls -- --calls 150,150,150 --service-cpus 0  # an N given more than once is run
 //                                                     # again on a fresh service: medians and ranges printed, and N
 //                                                     # counts as carried only if every run of it passes
-//   other options: --questions 2|3  --spread-ms 2000  --max-run-s 240  --out bench/results/calls.json  --keep 1
+//   other options: --questions 2|3  --spread-ms 2000  --seed 1 (0: random)  --max-run-s 240  --out bench/results/calls.json  --keep 1
 //                  --stt-final-ms 250 --llm-first-token-ms 400 --llm-tokens-per-s 50 --tts-first-byte-ms 200
 //
 // For each N: calls completed / dropped (the media websocket closed before the caller hung up, no greeting, or no
@@ -93,6 +93,12 @@ const MEDIA_PROCESS = args.get('media-process') !== '0';
 const DB = args.get('db') ?? 'embedded';
 const QUESTION_COUNT = Number(args.get('questions') ?? 3);
 const SPREAD_MS = Number(args.get('spread-ms') ?? 2000);
+/**
+ * The calls' schedule (when each starts, its pauses between questions) comes from a generator seeded with this and
+ * the call's number: every run of an N has the same schedule, so two runs differ by the service, not by how the
+ * calls happened to line up (the turns of calls that start together queue together). --seed 0: Math.random.
+ */
+const SEED = Number(args.get('seed') ?? 1);
 /** Calls made, and ended, before the measured ones (see the warm-up below). */
 const WARM_CALLS = Number(args.get('warm-calls') ?? 1);
 /** Each step is cut off after this long: its unfinished calls are hung up and counted as dropped. */
@@ -533,7 +539,27 @@ interface CallResult {
 
 class Dropped extends Error {}
 
-async function oneCall(service: Service, speech: Int16Array[], startInMs: number, cutOff: AbortSignal): Promise<CallResult> {
+/** The schedule of call `index` (see SEED): mulberry32, a small generator good enough for timings. */
+function scheduleRandom(index: number): () => number {
+  if (!SEED) return Math.random;
+  let state = (SEED * 0x9e3779b1 + index * 0x85ebca6b) >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+async function oneCall(
+  service: Service,
+  speech: Int16Array[],
+  random: () => number,
+  spreadMs: number,
+  cutOff: AbortSignal,
+): Promise<CallResult> {
+  const startInMs = random() * spreadMs;
   const result: CallResult = {
     ok: false,
     v2vMs: [],
@@ -584,7 +610,7 @@ async function oneCall(service: Service, speech: Int16Array[], startInMs: number
       result.v2vMs.push(await step('no answer', call.answer(turn, ANSWER_TIMEOUT_MS)));
       await step('answer did not end', call.agentDone({ sinceMs: turn.saidEndMs, quietMs: QUIET_MS, timeoutMs: ANSWER_TIMEOUT_MS }));
       // A person takes a moment before the next question.
-      await step('pause', sleep(200 + Math.random() * 400));
+      await step('pause', sleep(200 + random() * 400));
     }
     hangingUp = true;
     await call.hangup();
@@ -636,7 +662,7 @@ async function runStep(n: number, speech: Int16Array[]) {
     // that compiling, on threads of its own, runs through the measured calls).
     const warm = await Promise.all(
       Array.from({ length: WARM_CALLS }, () =>
-        oneCall(service!, speech.slice(0, 1), WARM_CALLS > 1 ? Math.random() * SPREAD_MS : 0, new AbortController().signal),
+        oneCall(service!, speech.slice(0, 1), Math.random, WARM_CALLS > 1 ? SPREAD_MS : 0, new AbortController().signal),
       ),
     );
     const failed = warm.find((w) => !w.ok);
@@ -691,7 +717,9 @@ async function runStep(n: number, speech: Int16Array[]) {
     const simCpu0 = process.cpuUsage();
     if (ALLOC_PROFILE_DIR) process.kill(pid, 'SIGUSR2');
     const sent0 = await sentGaps(service);
-    const results = await Promise.all(Array.from({ length: n }, () => oneCall(service!, speech, Math.random() * SPREAD_MS, cutOff.signal)));
+    const results = await Promise.all(
+      Array.from({ length: n }, (_, i) => oneCall(service!, speech, scheduleRandom(i), SPREAD_MS, cutOff.signal)),
+    );
     const sent1 = await sentGaps(service);
     if (ALLOC_PROFILE_DIR) process.kill(pid, 'SIGUSR2');
     const wallMs = performance.now() - t0;
@@ -873,6 +901,7 @@ const environment = {
   questions_per_call: QUESTION_COUNT,
   question_speech_ms: speech.map((s) => Math.round(s.length / 8)),
   spread_ms: SPREAD_MS,
+  seed: SEED,
   endpointing_ms: ENDPOINTING_MS,
   providers: {
     stt_final_ms: STT_FINAL_MS,

@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import { WebSocketServer } from 'ws';
 import { TwilioMediaStreamTransport } from '../voice/transports/twilio-media-stream.js';
-import { AUDIO, type Batch, Batcher, type FromMedia, readBatch, type ToMedia, type Upgrade } from './media-link.js';
+import { type Batch, Batcher, type FromMedia, type ToMedia, type Upgrade } from './media-link.js';
 
 /** The IPC channel to the service (the process object in the child; a stand-in in tests). */
 export interface MediaChannel {
@@ -42,7 +42,7 @@ export function runMediaChild(channel: MediaChannel): void {
       const stream: Stream = {};
       streams.set(id, stream);
       void TwilioMediaStreamTransport.accept(ws, {
-        onFrameGap: (ms) => out.gap(ms),
+        onFrameGap: (ms) => out.add({ k: 'gap', ms }),
         authorize: (start) =>
           new Promise<boolean>((resolve, reject) => {
             stream.authorize = (ok, error) => (error ? reject(new Error('authorization failed')) : resolve(ok));
@@ -61,19 +61,21 @@ export function runMediaChild(channel: MediaChannel): void {
         transport.onDtmf((digit) => out.add({ k: 'dtmf', id, digit }));
         transport.onHangup((violation) => out.add({ k: 'hangup', id, ...(violation !== undefined && { violation }) }));
         void (async () => {
-          for await (const frame of transport.audio()) out.audio(AUDIO.caller, id, frame.timestampMs, frame.pcm);
+          for await (const frame of transport.audio()) out.audio({ k: 'audio', id, at: 0, n: 0, ts: frame.timestampMs }, frame.pcm);
         })();
       });
     });
   };
 
-  const apply = (item: ToMedia) => {
+  const apply = (item: ToMedia, pcm: Int16Array) => {
     const stream = streams.get(item.id);
     if (!stream) return;
     if (item.k === 'auth') return stream.authorize?.(item.ok, item.error);
     const transport = stream.transport;
     if (!transport) return;
     switch (item.k) {
+      case 'send':
+        return transport.send({ pcm: pcm.subarray(item.at, item.at + item.n), sampleRate: transport.sampleRate, timestampMs: item.ts });
       case 'mark': {
         const mark = item.mark;
         void transport.mark(item.name).then((played) => out.add({ k: 'mark', id: item.id, mark, played }));
@@ -82,20 +84,12 @@ export function runMediaChild(channel: MediaChannel): void {
       case 'clear':
         return transport.clear();
       case 'played-on':
-        return transport.onPlayed((frame) => out.audio(AUDIO.played, item.id, frame.timestampMs, frame.pcm));
+        return transport.onPlayed((frame) => out.audio({ k: 'played', id: item.id, at: 0, n: 0, ts: frame.timestampMs }, frame.pcm));
       case 'close':
         streams.delete(item.id);
         void transport.close(item.reason).finally(() => out.add({ k: 'closed', id: item.id }));
         return;
     }
-  };
-
-  const reader = {
-    item: apply,
-    audio: (_code: number, id: number, timestampMs: number, pcm: Int16Array) => {
-      const transport = streams.get(id)?.transport;
-      transport?.send({ pcm, sampleRate: transport.sampleRate, timestampMs });
-    },
   };
 
   channel.on('message', (message, handle) => {
@@ -104,6 +98,6 @@ export function runMediaChild(channel: MediaChannel): void {
       if (m.k === 'upgrade' && handle) accept(m, handle as Socket);
       return;
     }
-    readBatch(m, reader);
+    for (const item of m.items) apply(item, m.pcm);
   });
 }

@@ -12,7 +12,7 @@ import type { Transport } from '../voice/transports/transport.js';
 import type { TwilioStart } from '../voice/transports/twilio-media-stream.js';
 import { EventQueue } from '../lib/event-queue.js';
 import { Listeners, OnceEvent } from '../lib/listeners.js';
-import { AUDIO, type AudioCode, type Batch, Batcher, type FromMedia, readBatch, type ToMedia, type Upgrade } from './media-link.js';
+import { type Batch, Batcher, type FromMedia, type ToMedia, type Upgrade } from './media-link.js';
 
 const SAMPLE_RATE = 8000;
 /** Caller frames waiting for the session (10 s), as TwilioMediaStreamTransport keeps them. */
@@ -135,13 +135,9 @@ export class MediaProcess {
   }
 
   /** @internal RemoteTransport's way out. */
-  post(item: ToMedia): void {
-    this.out.add(item);
-  }
-
-  /** @internal RemoteTransport's way out for agent audio. */
-  send(id: number, frame: AudioFrame): void {
-    this.out.audio(AUDIO.send, id, frame.timestampMs, frame.pcm);
+  post(item: ToMedia, pcm?: Int16Array): void {
+    if (pcm) this.out.audio(item as ToMedia & { at: number; n: number }, pcm);
+    else this.out.add(item);
   }
 
   /** @internal */
@@ -194,14 +190,12 @@ export class MediaProcess {
       for (const send of this.queued.splice(0)) send();
       return;
     }
-    readBatch(message, this.reader);
-  }
-
-  private readonly reader = {
-    gap: (ms: number) => this.opts.onFrameGap?.(ms),
-    audio: (code: AudioCode, id: number, timestampMs: number, pcm: Int16Array) => this.transports.get(id)?.audioIn(code, timestampMs, pcm),
-    item: (item: FromMedia) => {
+    const { pcm } = message;
+    for (const item of message.items) {
       switch (item.k) {
+        case 'gap':
+          this.opts.onFrameGap?.(item.ms);
+          break;
         case 'start': {
           const p = this.pending.get(item.id);
           if (!p) break;
@@ -232,10 +226,10 @@ export class MediaProcess {
           break;
         }
         default:
-          this.transports.get(item.id)?.receive(item);
+          this.transports.get(item.id)?.receive(item, pcm);
       }
-    },
-  };
+    }
+  }
 }
 
 /** A Twilio media stream the media process carries, as this process's sessions see it. */
@@ -267,7 +261,7 @@ export class RemoteTransport implements Transport {
   }
 
   send(frame: AudioFrame): void {
-    if (!this.ended) this.media.send(this.id, frame);
+    if (!this.ended) this.media.post({ k: 'send', id: this.id, at: 0, n: 0, ts: frame.timestampMs }, frame.pcm);
   }
 
   mark(name: string): Promise<boolean> {
@@ -322,16 +316,14 @@ export class RemoteTransport implements Transport {
     return performance.timeOrigin + performance.now() - this.startedAt;
   }
 
-  /** @internal The stream's audio from the media process: the caller's, or the agent's as it was played. */
-  audioIn(code: AudioCode, timestampMs: number, pcm: Int16Array): void {
-    const frame = { pcm, sampleRate: SAMPLE_RATE, timestampMs };
-    if (code === AUDIO.played) this.playedListeners.emit(frame);
-    else if (!this.ended) this.frames.push(frame);
-  }
-
-  /** @internal What else the media process said about this stream. */
-  receive(item: FromMedia): void {
+  /** @internal What the media process said about this stream. */
+  receive(item: FromMedia, pcm: Int16Array): void {
     switch (item.k) {
+      case 'audio':
+        if (!this.ended) this.frames.push({ pcm: pcm.subarray(item.at, item.at + item.n), sampleRate: SAMPLE_RATE, timestampMs: item.ts });
+        return;
+      case 'played':
+        return this.playedListeners.emit({ pcm: pcm.subarray(item.at, item.at + item.n), sampleRate: SAMPLE_RATE, timestampMs: item.ts });
       case 'mark': {
         const resolve = this.marks.get(item.mark);
         this.marks.delete(item.mark);

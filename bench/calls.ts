@@ -52,7 +52,7 @@
 // gap longer than that is a hole the caller hears), voice-to-voice p50/p95 at
 // the phone (end of the caller's speech to the first agent audio heard), the service's CPU, its media process's included
 // (/proc/<pid>/stat utime+stime over the run: % of one core and ms of CPU per call-second), its RSS per call
-// ((peak - idle) VmRSS / N); and, to tell where the time goes: the service's main (event-loop) thread CPU (% of a core, ms per call-second),
+// ((peak - idle) VmRSS / N, the media process's added); and, to tell where the time goes: the service's main (event-loop) thread CPU (% of a core, ms per call-second),
 // how long it waited runnable for the core and how often another thread took the core from it (its schedstat and
 // nonvoluntary switches), the CPU of each of the service's threads by name and nice value, how busy
 // the simulator was (its CPU and event-loop delay: gaps are timed in this process, so a saturated simulator shows
@@ -336,6 +336,15 @@ function machineTicks(): { busy: number; total: number } {
 }
 
 /** Resident memory of a process, bytes. */
+/** rssBytes, or 0 for a process that is gone (the media process, which the service ends when it stops). */
+function rssOr0(pid: number): number {
+  try {
+    return rssBytes(pid);
+  } catch {
+    return 0;
+  }
+}
+
 function rssBytes(pid: number): number {
   const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
@@ -668,11 +677,14 @@ async function runStep(n: number, speech: Int16Array[]) {
     const failed = warm.find((w) => !w.ok);
     if (failed) throw new Error(`a warm-up call failed: ${failed.reason}; the service's log: ${service.logFile}`);
     await sleep(2000);
+    // The media process (started by the warm-up calls) is the service's too: its CPU and memory count as the service's.
+    const mediaPid = mediaProcessPid(service.pid);
+    const serviceRss = (pid: number) => rssBytes(pid) + (mediaPid ? rssOr0(mediaPid) : 0);
     const idleSamples: number[] = [];
     const idleCpu0 = cpuMs(service.pid);
     const idleT0 = performance.now();
     for (let i = 0; i < 10; i++) {
-      idleSamples.push(rssBytes(service.pid));
+      idleSamples.push(serviceRss(service.pid));
       await sleep(200);
     }
     const idleCpuPct = ((cpuMs(service.pid) - idleCpu0) / (performance.now() - idleT0)) * 100;
@@ -687,7 +699,7 @@ async function runStep(n: number, speech: Int16Array[]) {
     let mainCpuLast = cpuMs(pid, pid);
     const memTimer = setInterval(() => {
       try {
-        rssPeak = Math.max(rssPeak, rssBytes(pid));
+        rssPeak = Math.max(rssPeak, serviceRss(pid));
         serviceCpuLast = cpuMs(pid);
         mainCpuLast = cpuMs(pid, pid);
       } catch {
@@ -710,8 +722,6 @@ async function runStep(n: number, speech: Int16Array[]) {
     const machine0 = machineTicks();
     const fakesCpu0 = cpuMs(fakesInfo.pid);
     const dbCpu0 = db ? cpuMs(db.child.pid!) : 0;
-    // The media process (started by the warm-up calls) is the service's too: its CPU counts as the service's.
-    const mediaPid = mediaProcessPid(pid);
     const mediaCpu0 = mediaPid ? cpuMs(mediaPid) : 0;
     const mediaWait0 = mediaPid ? runQueueWait(mediaPid, mediaPid) : undefined;
     const simCpu0 = process.cpuUsage();

@@ -9,12 +9,18 @@ import { isPrivateAddress, OutboundGuard, OutboundRefusedError, parseAllowEntry,
 let server: Server;
 let port = 0;
 let hits: string[] = [];
+/** Requests to read and then answer by closing the connection (a kept-alive one the server let go of). */
+let hangUps = 0;
 
 beforeAll(async () => {
   server = createServer(async (req, res) => {
     hits.push(`${req.method} ${req.url}`);
     let body = '';
     for await (const c of req) body += String(c);
+    if (req.url === '/hang-up' && hangUps > 0) {
+      hangUps--;
+      return req.socket.destroy();
+    }
     if (req.url === '/redirect') return res.writeHead(302, { location: `http://127.0.0.1:${port}/inner` }).end();
     if (req.url === '/stream') {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -32,6 +38,7 @@ afterAll(async () => {
 });
 beforeEach(() => {
   hits = [];
+  hangUps = 0;
 });
 
 const strict = (allowHosts: string[] = []) => new OutboundGuard({ allowPrivateNetworks: false, allowHosts });
@@ -74,6 +81,28 @@ describe('OutboundGuard', () => {
     // A range lets any name resolving into it through.
     expect((await post(strict(['127.0.0.0/8']), `http://localhost:${port}/range`)).status).toBe(200);
     expect(hits).toEqual(['POST /named', 'POST /range']);
+  });
+
+  it('sends a request once more when the kept-alive connection it went out on was closed, and only once', async () => {
+    const guard = new OutboundGuard({ allowPrivateNetworks: true, allowHosts: [] });
+    const post = () => guard.fetch(`http://127.0.0.1:${port}/hang-up`, { method: 'POST', body: 'event' });
+    // The first request leaves a connection open for the next (once its answer is read).
+    expect(await (await post()).json()).toEqual({ got: 'event' });
+    hangUps = 1;
+    const res = await post();
+    expect([res.status, await res.json()]).toEqual([200, { got: 'event' }]);
+    expect(hits).toEqual(['POST /hang-up', 'POST /hang-up', 'POST /hang-up']);
+    // Closed again on the new connection: that is the server's answer, and the error says so.
+    hangUps = 2;
+    await expect(post()).rejects.toMatchObject({ code: 'ECONNRESET' });
+    expect(hits).toHaveLength(5);
+    // A connection that is not a kept-alive one is not tried again.
+    hangUps = 1;
+    const fresh = new OutboundGuard({ allowPrivateNetworks: true, allowHosts: [] });
+    await expect(fresh.fetch(`http://127.0.0.1:${port}/hang-up`, { method: 'POST', body: 'x' })).rejects.toMatchObject({
+      code: 'ECONNRESET',
+    });
+    expect(hits).toHaveLength(6);
   });
 
   it('streams an answer as it comes', async () => {

@@ -120,34 +120,44 @@ export class OutboundGuard {
     if (body !== undefined) headers.set('content-length', String(Buffer.byteLength(body)));
     const signal = init.signal ?? undefined;
     const client = url.protocol === 'https:' ? https : http;
-    return new Promise<Response>((resolve, reject) => {
-      const req = client.request(
-        url,
-        {
-          method: init.method ?? 'GET',
-          headers: Object.fromEntries(headers),
-          signal,
-          lookup,
-          agent: this.agents[url.protocol as 'http:' | 'https:'],
-        },
-        (res) => {
-          const out = new Headers();
-          for (let i = 0; i < res.rawHeaders.length; i += 2) out.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
-          const status = res.statusCode ?? 502;
-          const empty = status === 204 || status === 205 || status === 304 || init.method === 'HEAD';
-          if (empty) res.resume();
-          resolve(
-            new Response(empty ? null : (Readable.toWeb(res) as ReadableStream), {
-              status: status < 200 || status > 599 ? 502 : status,
-              statusText: res.statusMessage,
-              headers: out,
-            }),
-          );
-        },
-      );
-      req.on('error', reject);
-      req.end(body);
-    });
+    // A kept-alive connection the server closed just as the request went out fails before any answer (ECONNRESET,
+    // "socket hang up"): the server closed it for being idle and never read the request, so it is sent once more on
+    // a new connection (the pattern Node documents for `request.reusedSocket`, as elevenlabs-tts.ts does).
+    const send = (retried: boolean) =>
+      new Promise<Response>((resolve, reject) => {
+        let answered = false;
+        const req = client.request(
+          url,
+          {
+            method: init.method ?? 'GET',
+            headers: Object.fromEntries(headers),
+            signal,
+            lookup,
+            agent: this.agents[url.protocol as 'http:' | 'https:'],
+          },
+          (res) => {
+            answered = true;
+            const out = new Headers();
+            for (let i = 0; i < res.rawHeaders.length; i += 2) out.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
+            const status = res.statusCode ?? 502;
+            const empty = status === 204 || status === 205 || status === 304 || init.method === 'HEAD';
+            if (empty) res.resume();
+            resolve(
+              new Response(empty ? null : (Readable.toWeb(res) as ReadableStream), {
+                status: status < 200 || status > 599 ? 502 : status,
+                statusText: res.statusMessage,
+                headers: out,
+              }),
+            );
+          },
+        );
+        req.on('error', (err: NodeJS.ErrnoException) => {
+          if (!answered && !retried && req.reusedSocket && err.code === 'ECONNRESET' && !signal?.aborted) resolve(send(true));
+          else reject(err);
+        });
+        req.end(body);
+      });
+    return send(false);
   };
 
   /** Named on the allow-list by host (and port, when the entry has one). */

@@ -95,8 +95,9 @@ const QUESTION_COUNT = Number(args.get('questions') ?? 3);
 const SPREAD_MS = Number(args.get('spread-ms') ?? 2000);
 /**
  * The calls' schedule (when each starts, its pauses between questions) comes from a generator seeded with this and
- * the call's number: every run of an N has the same schedule, so two runs differ by the service, not by how the
- * calls happened to line up (the turns of calls that start together queue together). --seed 0: Math.random.
+ * the call's number: every run of an N has the same schedule, so how the calls happened to line up (the turns of
+ * calls that start together queue together) is not one of the ways two runs differ. It did not narrow the spread of
+ * runs at 150 (2026-12-07): that comes from the service. --seed 0: Math.random.
  */
 const SEED = Number(args.get('seed') ?? 1);
 /** Calls made, and ended, before the measured ones (see the warm-up below). */
@@ -336,6 +337,11 @@ function machineTicks(): { busy: number; total: number } {
 }
 
 /** Resident memory of a process, bytes. */
+function rssBytes(pid: number): number {
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
 /** rssBytes, or 0 for a process that is gone (the media process, which the service ends when it stops). */
 function rssOr0(pid: number): number {
   try {
@@ -343,11 +349,6 @@ function rssOr0(pid: number): number {
   } catch {
     return 0;
   }
-}
-
-function rssBytes(pid: number): number {
-  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : NaN;
 }
 
 // ---- the caller's speech ----

@@ -4,7 +4,7 @@
 // allow-list. Names are checked as the connection is made, after DNS, so a name cannot pass a check and then
 // resolve elsewhere (DNS rebinding). Redirects are answers, never followed: a public URL cannot bounce inward.
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
-import http from 'node:http';
+import http, { type ClientRequest } from 'node:http';
 import https from 'node:https';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { Readable } from 'node:stream';
@@ -120,9 +120,7 @@ export class OutboundGuard {
     if (body !== undefined) headers.set('content-length', String(Buffer.byteLength(body)));
     const signal = init.signal ?? undefined;
     const client = url.protocol === 'https:' ? https : http;
-    // A kept-alive connection the server closed just as the request went out fails before any answer (ECONNRESET,
-    // "socket hang up"): the server closed it for being idle and never read the request, so it is sent once more on
-    // a new connection (the pattern Node documents for `request.reusedSocket`, as elevenlabs-tts.ts does).
+    // Sent once more on a new connection when the kept-alive one was closed under it (closedWhileReused).
     const send = (retried: boolean) =>
       new Promise<Response>((resolve, reject) => {
         let answered = false;
@@ -152,7 +150,7 @@ export class OutboundGuard {
           },
         );
         req.on('error', (err: NodeJS.ErrnoException) => {
-          if (!answered && !retried && req.reusedSocket && err.code === 'ECONNRESET' && !signal?.aborted) resolve(send(true));
+          if (!answered && !retried && closedWhileReused(req, err) && !signal?.aborted) resolve(send(true));
           else reject(err);
         });
         req.end(body);
@@ -181,6 +179,15 @@ export class OutboundGuard {
       callback(null, addresses[0]!.address, addresses[0]!.family);
     });
   };
+}
+
+/**
+ * Whether a request failed because the kept-alive connection it went out on was closed by the server just then
+ * (ECONNRESET, "socket hang up", before any answer): the server closed it for being idle and never read the request,
+ * which may then be sent once more on a new connection (the pattern Node documents for `request.reusedSocket`).
+ */
+export function closedWhileReused(req: ClientRequest, err: NodeJS.ErrnoException): boolean {
+  return req.reusedSocket && err.code === 'ECONNRESET';
 }
 
 /** Whether `err` (or what it wraps, as SDKs do) is a refusal by the guard. */

@@ -182,6 +182,7 @@ describe('MediaProcess', () => {
   it('a media process that cannot start: the stream gets no transport, and streams stay in the service for a while', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'media-entry-'));
     const entry = path.join(dir, 'broken.mjs');
+    // An entry that exits before it says it is ready, as a broken install would.
     writeFileSync(entry, 'process.exit(3);\n');
     const broken = new MediaProcess({ log: pino({ level: 'silent' }), entry: pathToFileURL(entry) });
     expect(broken.available).toBe(true);

@@ -3,6 +3,7 @@
 // ask for ulaw_8000 (decoded here to PCM), web calls for pcm_16000.
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
+import { closedWhileReused } from '../../lib/outbound.js';
 import { httpProviderError, ProviderError } from '../../lib/provider-error.js';
 import { type AudioFrame, durationMs, muLawDecode } from '../audio.js';
 import type { TTS } from './tts.js';
@@ -83,8 +84,8 @@ export class ElevenLabsTts implements TTS {
 
   /**
    * The request, on a kept-alive connection when one is free. A kept-alive connection the server closed just as
-   * this request went out fails before any answer (ECONNRESET, "socket hang up"); that request never reached the
-   * synthesis, so it is sent once more on a new connection (the pattern Node documents for `request.reusedSocket`).
+   * this request went out fails before any answer (closedWhileReused); that request never reached the synthesis, so
+   * it is sent once more on a new connection.
    */
   private post(url: URL, body: string, call: Call, retried = false): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
@@ -109,7 +110,7 @@ export class ElevenLabsTts implements TTS {
       call.attach(req);
       req.on('error', (err: NodeJS.ErrnoException) => {
         // Once the answer has begun, a lost connection is the stream's failure (synthesize reports it), never a resend.
-        if (!answered && !retried && req.reusedSocket && err.code === 'ECONNRESET' && !call.done) resolve(this.post(url, body, call, true));
+        if (!answered && !retried && closedWhileReused(req, err) && !call.done) resolve(this.post(url, body, call, true));
         else reject(err);
       });
       req.end(body);

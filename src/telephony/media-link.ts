@@ -2,6 +2,7 @@
 // batches. Everything either side has to say within one turn of its event loop goes as one IPC message, the audio of
 // all its frames in one buffer: at 150 calls that is one message each way per loop turn instead of 7,500 a second.
 // Node's advanced serialization carries typed arrays as their bytes.
+import type { Recording } from '../voice/recording.js';
 import type { TwilioStart } from '../voice/transports/twilio-media-stream.js';
 
 /** The service's side to the media process, about one stream (`id`, the media process's number for it). */
@@ -12,8 +13,12 @@ export type ToMedia =
   | { k: 'send'; id: number; at: number; n: number; ts: number }
   | { k: 'mark'; id: number; mark: number; name: string }
   | { k: 'clear'; id: number }
-  /** From now on, send the agent audio back as it is played (`played`): someone records it. */
+  /** From now on, send the agent audio back as it is played (`played`): someone listens to it. */
   | { k: 'played-on'; id: number }
+  /** Record the stream there, into `file` (a CallRecorder: `offsetMs` places the stream's time 0 on the call's clock). */
+  | { k: 'record'; id: number; file: string; offsetMs: number }
+  /** Finish that recording (the stream may be closed already): the answer is `recorded`. */
+  | { k: 'record-end'; id: number }
   | { k: 'close'; id: number; reason: string };
 
 /** The media process's side to the service. */
@@ -32,6 +37,8 @@ export type FromMedia =
   | { k: 'dtmf'; id: number; digit: string }
   | { k: 'hangup'; id: number; violation?: string }
   | { k: 'closed'; id: number }
+  /** The stream's recording, finished (or why it could not be written). */
+  | { k: 'recorded'; id: number; recording?: Recording; error?: string }
   /** Time between two media messages of an utterance as sent (the operator's frame-gap metric). */
   | { k: 'gap'; ms: number };
 

@@ -2,14 +2,14 @@
 // stream back as a RemoteTransport, driven by a hand-written "Twilio" on a raw websocket. The transport's own rules
 // (admission, pacing, marks in virtual time) are twilio-media-stream.test.ts's; here, that they cross the process
 // boundary intact: authorization here, audio both ways, marks, clear, dtmf, hang-up, close, and a process that dies.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { AddressInfo, Socket } from 'node:net';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { type AudioFrame, muLawBase64, muLawDecode, muLawEncode } from '../voice/audio.js';
 import type { TwilioStart } from '../voice/transports/twilio-media-stream.js';
@@ -177,6 +177,68 @@ describe('MediaProcess', () => {
     expect(sentBefore).toBeLessThan(100);
     await transport.close('done');
     expect(await tw.closed).toBe(1000);
+  });
+
+  it('records a stream where it is: the caller left, the agent as heard right, and the agent audio never comes back', async () => {
+    const tw = await twilio();
+    const transport = (await accepted.at(-1))!;
+    const dir = mkdtempSync(path.join(tmpdir(), 'media-recording-'));
+    const received = vi.spyOn(transport, 'receive');
+    const reading = (async () => {
+      for await (const f of transport.audio()) void f;
+    })();
+    // 100 ms of the caller (sent before the recording was asked for: kept for it), then 60 ms of the agent, heard as
+    // the caller's frames keep coming (one each 20 ms).
+    const callerPcm = tone(100);
+    const agentPcm = tone(60, 880);
+    const say = (i: number, pcm: Int16Array) =>
+      tw.send({ event: 'media', streamSid: STREAM_SID, media: { track: 'inbound', timestamp: String(i * 20), payload: muLawBase64(pcm) } });
+    for (let i = 0; i < 5; i++) say(i, callerPcm.subarray(i * 160, (i + 1) * 160));
+    await expect.poll(() => received.mock.calls.filter(([item]) => item.k === 'audio').length).toBe(5);
+    const recording = transport.recordAudio({ file: path.join(dir, 'call.wav'), offsetMs: 0 });
+    transport.send({ pcm: agentPcm, sampleRate: 8000, timestampMs: 0 });
+    const marked = transport.mark('s0');
+    await tw.until((m) => events(m, 'mark').length === 1);
+    tw.send({ event: 'mark', streamSid: STREAM_SID, mark: { name: 's0' } });
+    expect(await marked).toBe(true);
+    // Its play time passes (the transport reports audio as heard when caller frames arrive).
+    for (let i = 5; i < 15; i++) {
+      say(i, new Int16Array(160));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await expect.poll(() => received.mock.calls.filter(([item]) => item.k === 'audio').length).toBe(15);
+    await transport.close('done');
+    await reading;
+    const { file, bytes } = await recording.finish();
+    const wav = readFileSync(file);
+    expect(wav.length).toBe(bytes);
+    const pcm = new Int16Array(wav.buffer.slice(wav.byteOffset + 44, wav.byteOffset + wav.length));
+    const left = pcm.filter((_, i) => i % 2 === 0);
+    const right = pcm.filter((_, i) => i % 2 === 1);
+    // The caller's 100 ms from time 0, as decoded from Twilio's mu-law; the agent's 60 ms whole, from when it was heard.
+    expect(Array.from(left.subarray(0, 800))).toEqual(Array.from(roundTrip(callerPcm)));
+    const from = right.findIndex((x) => x !== 0) - agentPcm.findIndex((x) => x !== 0);
+    expect(from).toBeGreaterThan(0);
+    expect(Array.from(right.subarray(from, from + 480))).toEqual(Array.from(agentPcm));
+    // The caller's audio came here for the session; the agent's was not sent back for the recording.
+    expect(received.mock.calls.filter(([item]) => item.k === 'played')).toEqual([]);
+    // Asked again, the same answer.
+    expect((await recording.finish()).file).toBe(file);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a recording whose media process died before writing any of it fails with why', async () => {
+    const tw = await twilio();
+    const transport = (await accepted.at(-1))!;
+    const dir = mkdtempSync(path.join(tmpdir(), 'media-recording-'));
+    const recording = transport.recordAudio({ file: path.join(dir, 'call.wav'), offsetMs: 0 });
+    const hungUp = new Promise((r) => transport.onHangup(() => r(undefined)));
+    process.kill(media.pid!, 'SIGKILL');
+    await hungUp;
+    await tw.closed;
+    await expect(recording.finish()).rejects.toThrow('the media process stopped before it had written any of the recording');
+    await transport.close('gone');
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('a media process that cannot start: the stream gets no transport, and streams stay in the service for a while', async () => {

@@ -8,6 +8,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import type { Socket } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
 import type { AudioFrame } from '../voice/audio.js';
+import { type Recording, type RecordsItsAudio, recoverSpooledRecording } from '../voice/recording.js';
 import type { Transport } from '../voice/transports/transport.js';
 import type { TwilioStart } from '../voice/transports/twilio-media-stream.js';
 import { EventQueue } from '../lib/event-queue.js';
@@ -55,6 +56,8 @@ export class MediaProcess {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly transports = new Map<number, RemoteTransport>();
+  /** Recordings asked for (`record-end` sent) until the media process answers; undefined: it died first. */
+  private readonly recordings = new Map<number, (recording: Recording | Error | undefined) => void>();
   private readonly out = new Batcher<ToMedia>((batch) => {
     if (this.child?.connected) this.child.send(batch);
   });
@@ -140,6 +143,23 @@ export class MediaProcess {
     else this.out.add(item);
   }
 
+  /**
+   * @internal The recording of stream `id` (RemoteTransport.recordAudio), finished by the media process; if that
+   * process is gone, what it had written of `file` (recovered as a stopped service's spool file is).
+   */
+  async finishRecording(id: number, file: string): Promise<Recording> {
+    const answer = await new Promise<Recording | Error | undefined>((resolve) => {
+      if (!this.child?.connected) return resolve(undefined);
+      this.recordings.set(id, resolve);
+      this.post({ k: 'record-end', id });
+    });
+    if (answer instanceof Error) throw answer;
+    if (answer) return answer;
+    const recovered = await recoverSpooledRecording(file).catch(() => null);
+    if (!recovered) throw new Error('the media process stopped before it had written any of the recording');
+    return recovered;
+  }
+
   /** @internal */
   forget(id: number): void {
     this.transports.delete(id);
@@ -181,6 +201,8 @@ export class MediaProcess {
       this.pending.clear();
       for (const t of [...this.transports.values()]) t.gone();
       this.transports.clear();
+      for (const [, answer] of this.recordings) answer(undefined);
+      this.recordings.clear();
     });
   }
 
@@ -225,6 +247,12 @@ export class MediaProcess {
           p?.resolve(null);
           break;
         }
+        case 'recorded': {
+          const answer = this.recordings.get(item.id);
+          this.recordings.delete(item.id);
+          answer?.(item.recording ?? new Error(item.error ?? 'the recording could not be written'));
+          break;
+        }
         default:
           this.transports.get(item.id)?.receive(item, pcm);
       }
@@ -232,8 +260,11 @@ export class MediaProcess {
   }
 }
 
-/** A Twilio media stream the media process carries, as this process's sessions see it. */
-export class RemoteTransport implements Transport {
+/**
+ * A Twilio media stream the media process carries, as this process's sessions see it. Its recording is made there
+ * (RecordsItsAudio): the caller's audio and the agent's, as heard, are both in that process already.
+ */
+export class RemoteTransport implements Transport, RecordsItsAudio {
   readonly kind = 'twilio';
   readonly sampleRate = SAMPLE_RATE;
   private readonly frames = new EventQueue<AudioFrame>(MAX_QUEUED_FRAMES);
@@ -294,6 +325,12 @@ export class RemoteTransport implements Transport {
     if (this.playedOn) return;
     this.playedOn = true;
     this.media.post({ k: 'played-on', id: this.id });
+  }
+
+  recordAudio(opts: { file: string; offsetMs: number }): { finish(): Promise<Recording> } {
+    this.media.post({ k: 'record', id: this.id, file: opts.file, offsetMs: opts.offsetMs });
+    let finished: Promise<Recording> | undefined;
+    return { finish: () => (finished ??= this.media.finishRecording(this.id, opts.file)) };
   }
 
   close(reason: string): Promise<void> {

@@ -334,3 +334,54 @@ describe('recordTransport over the in-memory transport', () => {
     expect(durationMs).toBeGreaterThanOrEqual(Math.max(seen.at(-1)!.timestampMs + 20, line.heard.at(-1)!.atMs + 20) - 1);
   });
 });
+
+describe('recordTransport over a transport that records its own audio (a media process stream)', () => {
+  it('leaves the recording to it: nothing is recorded here, the audio passes through, and its file is the recording', async () => {
+    const line = new MemoryTransport(RATE, 0);
+    const asked: { file: string; offsetMs: number }[] = [];
+    const theirs = { file: spool(), bytes: 44, durationMs: 0 };
+    let finishes = 0;
+    let listened = false;
+    // The in-memory line, recording itself: recordAudio is all recordTransport should use of it for the recording.
+    const recording: Transport & { recordAudio(opts: { file: string; offsetMs: number }): { finish(): Promise<typeof theirs> } } = {
+      get kind() {
+        return line.kind;
+      },
+      sampleRate: line.sampleRate,
+      audio: () => line.audio(),
+      send: (f) => line.send(f),
+      mark: (n) => line.mark(n),
+      clear: () => line.clear(),
+      onDtmf: (l) => line.onDtmf(l),
+      onHangup: (l) => line.onHangup(l),
+      onPlayed: (l) => {
+        listened = true;
+        line.onPlayed(l);
+      },
+      now: () => line.now(),
+      close: (r) => line.close(r),
+      recordAudio: (opts) => {
+        asked.push(opts);
+        return { finish: async () => (finishes++, theirs) };
+      },
+    };
+    const order: string[] = [];
+    const rec = recordTransport(recording, { file: spool(), offsetMs: 1500, onClose: async () => void order.push('onClose') });
+    expect(asked).toEqual([{ file: path.join(dir, `call-${files}.wav`), offsetMs: 1500 }]);
+    // The agent's audio is not asked back for a recording here.
+    expect(listened).toBe(false);
+    const frames: number[] = [];
+    const reading = (async () => {
+      for await (const f of rec.transport.audio()) frames.push(f.pcm.length);
+    })();
+    await line.say(tone(800, 4000));
+    await rec.transport.close('done').then(() => order.push('closed'));
+    await reading;
+    expect(frames.reduce((a, b) => a + b, 0)).toBe(800);
+    expect(order).toEqual(['onClose', 'closed']);
+    expect(await rec.finish()).toBe(theirs);
+    expect(finishes).toBe(1);
+    // Nothing was written here.
+    expect(existsSync(asked[0]!.file)).toBe(false);
+  });
+});

@@ -407,12 +407,29 @@ export interface RecordOptions {
   onClose?: () => Promise<void>;
 }
 
-/** Records the call passing through `transport`: caller frames as they are read, agent audio as it is played. */
+/**
+ * A transport that records its call where its audio is, not in this process: a media process's stream
+ * (telephony/media-process.ts), whose process writes the same WAV with a CallRecorder of its own, so that the agent's
+ * audio, sent there, does not come back here to be recorded. recordTransport hands the recording to it.
+ */
+export interface RecordsItsAudio {
+  recordAudio(opts: { file: string; offsetMs: number }): { finish(): Promise<Recording> };
+}
+
+function recordsItsAudio(transport: Transport): transport is Transport & RecordsItsAudio {
+  return typeof (transport as Partial<RecordsItsAudio>).recordAudio === 'function';
+}
+
+/**
+ * Records the call passing through `transport`: caller frames as they are read, agent audio as it is played (or,
+ * for a transport that records its own audio, as it comes and is played there).
+ */
 export function recordTransport(transport: Transport, opts: RecordOptions): RecordedTransport {
-  const recorder = new CallRecorder(transport.sampleRate, opts.file, opts.offsetMs, () => transport.now());
+  const there = recordsItsAudio(transport) ? transport.recordAudio({ file: opts.file, offsetMs: opts.offsetMs ?? 0 }) : undefined;
+  const recorder = there ? undefined : new CallRecorder(transport.sampleRate, opts.file, opts.offsetMs, () => transport.now());
   let closing: Promise<void> | undefined;
   // onPlayed only reports what was heard, so audio dropped by clear() (barge-in) never reaches the recording.
-  transport.onPlayed((frame) => recorder.addAgent(frame));
+  if (recorder) transport.onPlayed((frame) => recorder.addAgent(frame));
   const recorded: Transport = {
     get kind() {
       return transport.kind;
@@ -424,6 +441,7 @@ export function recordTransport(transport: Transport, opts: RecordOptions): Reco
     // this runs for every 20 ms frame of every call, and a generator adds promises and a turn to each.
     audio: () => ({
       [Symbol.asyncIterator]() {
+        if (!recorder) return transport.audio()[Symbol.asyncIterator]();
         const frames = transport.audio()[Symbol.asyncIterator]();
         // One callback for the whole call, not a closure per frame.
         const record = (r: IteratorResult<AudioFrame>) => {
@@ -455,5 +473,5 @@ export function recordTransport(transport: Transport, opts: RecordOptions): Reco
       }
     },
   };
-  return { transport: recorded, finish: () => recorder.finish() };
+  return { transport: recorded, finish: () => (recorder ?? there!).finish() };
 }

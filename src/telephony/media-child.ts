@@ -34,7 +34,7 @@ interface Stream {
   authorize?: (ok: boolean, error?: boolean) => void;
   transport?: TwilioMediaStreamTransport;
   recorder?: CallRecorder;
-  /** Copies of the caller's first frames (EARLY_FRAMES), until the recording starts; undefined once past. */
+  /** The caller's first frames (EARLY_FRAMES), until the recording starts; undefined once past. */
   early?: AudioFrame[];
 }
 
@@ -79,9 +79,9 @@ export function runMediaChild(channel: MediaChannel): void {
         void (async () => {
           for await (const frame of transport.audio()) {
             if (stream.recorder) stream.recorder.addCaller(frame);
+            // Kept as they are: a frame's memory is never written again (PcmArena).
             else if (stream.early) {
-              // Copied: the transport reuses its frames' memory.
-              if (stream.early.length < EARLY_FRAMES) stream.early.push({ ...frame, pcm: frame.pcm.slice() });
+              if (stream.early.length < EARLY_FRAMES) stream.early.push(frame);
               else stream.early = undefined;
             }
             out.audio({ k: 'audio', id, at: 0, n: 0, ts: frame.timestampMs }, frame.pcm);

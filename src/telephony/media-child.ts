@@ -11,7 +11,7 @@ import { WebSocketServer } from 'ws';
 import type { AudioFrame } from '../voice/audio.js';
 import { CallRecorder } from '../voice/recording.js';
 import { TwilioMediaStreamTransport } from '../voice/transports/twilio-media-stream.js';
-import { type Batch, Batcher, type FromMedia, GAPS_EVERY_MS, type ToMedia, type Upgrade } from './media-link.js';
+import { type Batch, Batcher, type FromMedia, type ToMedia, type Upgrade } from './media-link.js';
 
 /** The IPC channel to the service (the process object in the child; a stand-in in tests). */
 export interface MediaChannel {
@@ -44,14 +44,6 @@ export function runMediaChild(channel: MediaChannel): void {
   const streams = new Map<number, Stream>();
   /** Recordings until the service asks for them (`record-end`), which may be after their stream closed. */
   const recorders = new Map<number, CallRecorder>();
-  /** Frame gaps measured since they were last sent (`gaps`). */
-  let gaps: number[] = [];
-  const sendGaps = () => {
-    if (!gaps.length) return;
-    out.add({ k: 'gaps', ms: gaps });
-    gaps = [];
-  };
-  setInterval(sendGaps, GAPS_EVERY_MS).unref();
 
   const accept = (up: Upgrade, socket: Socket) => {
     const { id } = up;
@@ -65,7 +57,7 @@ export function runMediaChild(channel: MediaChannel): void {
       const stream: Stream = {};
       streams.set(id, stream);
       void TwilioMediaStreamTransport.accept(ws, {
-        onFrameGap: (ms) => gaps.push(ms),
+        onFrameGap: (ms) => out.add({ k: 'gap', ms }),
         authorize: (start) =>
           new Promise<boolean>((resolve, reject) => {
             stream.authorize = (ok, error) => (error ? reject(new Error('authorization failed')) : resolve(ok));
@@ -140,11 +132,7 @@ export function runMediaChild(channel: MediaChannel): void {
       }
       case 'close':
         streams.delete(item.id);
-        void transport.close(item.reason).finally(() => {
-          // Its gaps are counted by the time the service hears it is closed.
-          sendGaps();
-          out.add({ k: 'closed', id: item.id });
-        });
+        void transport.close(item.reason).finally(() => out.add({ k: 'closed', id: item.id }));
         return;
     }
   };

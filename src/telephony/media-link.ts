@@ -39,15 +39,8 @@ export type FromMedia =
   | { k: 'closed'; id: number }
   /** The stream's recording, finished (or why it could not be written). */
   | { k: 'recorded'; id: number; recording?: Recording; error?: string }
-  /**
-   * Times between two media messages of an utterance as sent (the operator's frame-gap metric), of all streams since
-   * the last such item: a metric, sent every GAPS_EVERY_MS (and before a stream's `closed`) rather than an item per
-   * frame sent (thousands a second at 150 calls).
-   */
-  | { k: 'gaps'; ms: number[] };
-
-/** How often the media process sends the frame gaps it measured (`gaps`). */
-export const GAPS_EVERY_MS = 500;
+  /** Time between two media messages of an utterance as sent (the operator's frame-gap metric). */
+  | { k: 'gap'; ms: number };
 
 /** What goes over the IPC channel: the items and one buffer holding the samples they point into. */
 export interface Batch<T> {

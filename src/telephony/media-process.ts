@@ -215,8 +215,8 @@ export class MediaProcess {
     const { pcm } = message;
     for (const item of message.items) {
       switch (item.k) {
-        case 'gaps':
-          for (const ms of item.ms) this.opts.onFrameGap?.(ms);
+        case 'gap':
+          this.opts.onFrameGap?.(item.ms);
           break;
         case 'start': {
           const p = this.pending.get(item.id);

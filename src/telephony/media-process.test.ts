@@ -227,7 +227,7 @@ describe('MediaProcess', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('a recording whose media process died before writing any of it fails with why', async () => {
+  it('a recording whose media process died before writing any of it fails with why, a new media process running or not', async () => {
     const tw = await twilio();
     const transport = (await accepted.at(-1))!;
     const dir = mkdtempSync(path.join(tmpdir(), 'media-recording-'));
@@ -236,8 +236,13 @@ describe('MediaProcess', () => {
     process.kill(media.pid!, 'SIGKILL');
     await hungUp;
     await tw.closed;
+    // A new media process (for the next call) does not know the stream: the answer is still what the old one wrote.
+    const next = await twilio();
+    expect(await accepted.at(-1)).not.toBeNull();
     await expect(recording.finish()).rejects.toThrow('the media process stopped before it had written any of the recording');
     await transport.close('gone');
+    await (await accepted.at(-1))!.close('done');
+    await next.closed;
     rmSync(dir, { recursive: true, force: true });
   });
 

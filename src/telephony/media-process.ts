@@ -144,12 +144,13 @@ export class MediaProcess {
   }
 
   /**
-   * @internal The recording of stream `id` (RemoteTransport.recordAudio), finished by the media process; if that
-   * process is gone, what it had written of `file` (recovered as a stopped service's spool file is).
+   * @internal The recording of stream `id` (RemoteTransport.recordAudio), finished by the media process; if the
+   * process that carried it is gone (`gone`, or none runs now), what it had written of `file`, recovered as a stopped
+   * service's spool file is. (A media process started since does not know the stream.)
    */
-  async finishRecording(id: number, file: string): Promise<Recording> {
+  async finishRecording(id: number, file: string, gone: boolean): Promise<Recording> {
     const answer = await new Promise<Recording | Error | undefined>((resolve) => {
-      if (!this.child?.connected) return resolve(undefined);
+      if (gone || !this.child?.connected) return resolve(undefined);
       this.recordings.set(id, resolve);
       this.post({ k: 'record-end', id });
     });
@@ -330,7 +331,7 @@ export class RemoteTransport implements Transport, RecordsItsAudio {
   recordAudio(opts: { file: string; offsetMs: number }): { finish(): Promise<Recording> } {
     this.media.post({ k: 'record', id: this.id, file: opts.file, offsetMs: opts.offsetMs });
     let finished: Promise<Recording> | undefined;
-    return { finish: () => (finished ??= this.media.finishRecording(this.id, opts.file)) };
+    return { finish: () => (finished ??= this.media.finishRecording(this.id, opts.file, this.processGone)) };
   }
 
   close(reason: string): Promise<void> {

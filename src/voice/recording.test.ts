@@ -5,7 +5,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CallRecorder, mergeRecordings, RECORDING_SLACK_MS, recordTransport, recoverSpooledRecording } from './recording.js';
+import {
+  CallRecorder,
+  mergeRecordings,
+  RECORDING_SLACK_MS,
+  type RecordsItsAudio,
+  recordTransport,
+  recoverSpooledRecording,
+} from './recording.js';
 import { MemoryTransport } from './transports/memory.js';
 import type { Transport } from './transports/transport.js';
 
@@ -343,7 +350,7 @@ describe('recordTransport over a transport that records its own audio (a media p
     let finishes = 0;
     let listened = false;
     // The in-memory line, recording itself: recordAudio is all recordTransport should use of it for the recording.
-    const recording: Transport & { recordAudio(opts: { file: string; offsetMs: number }): { finish(): Promise<typeof theirs> } } = {
+    const recording: Transport & RecordsItsAudio = {
       get kind() {
         return line.kind;
       },

@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import type { Server } from 'node:net';
-import { servePglite } from './pglite-server.js';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { replyOf, servePglite } from './pglite-server.js';
 import { CUSTOM_PLAN } from './statement-cache.js';
 
 describe('servePglite: LISTEN/UNLISTEN over one shared PGlite session', () => {
@@ -153,5 +155,64 @@ describe('servePglite: query texts parsed once for every connection', () => {
     await p.query('select v, 7 as i from t where id = $1', [1]);
     const held = await pglite.query<{ n: number }>('select count(*)::int as n from pg_prepared_statements');
     expect(held.rows[0]!.n).toBeLessThanOrEqual(3);
+  });
+});
+
+describe('replyOf: a round trip through PGlite as bytes, nothing else', () => {
+  let pglite: PGlite;
+  beforeAll(async () => {
+    pglite = await PGlite.create('memory://');
+    await pglite.exec(`create table t (id int, s text); insert into t select g, repeat('x', 200) from generate_series(1, 2000) g`);
+  });
+  afterAll(async () => {
+    await pglite.close();
+  });
+
+  /** One extended-protocol round trip as `pg` sends it (Parse, Bind, Describe, Execute, Sync; unnamed, no parameters). */
+  const roundTrip = (text: string) => {
+    const message = (type: string, body: Buffer) => {
+      const head = Buffer.alloc(5);
+      head.write(type, 0, 'latin1');
+      head.writeInt32BE(4 + body.length, 1);
+      return Buffer.concat([head, body]);
+    };
+    const z = Buffer.from([0]);
+    return Buffer.concat([
+      message('P', Buffer.concat([z, Buffer.from(text), z, Buffer.alloc(2)])),
+      message('B', Buffer.concat([z, z, Buffer.alloc(6)])),
+      message('D', Buffer.concat([Buffer.from('P'), z])),
+      message('E', Buffer.concat([z, Buffer.alloc(4)])),
+      message('S', Buffer.alloc(0)),
+    ]);
+  };
+
+  it('gives the bytes execProtocolRaw gives: a reply PGlite writes in several pieces, and an error', async () => {
+    for (const text of ['select * from t', 'select * from nowhere', 'select 1']) {
+      const expected = await pglite.execProtocolRaw(roundTrip(text));
+      const reply = await replyOf(pglite, roundTrip(text));
+      expect(Buffer.from(reply).equals(Buffer.from(expected))).toBe(true);
+      // PGlite keeps replyOf's callback for its output until its own next exec or query (see replyOf).
+      await pglite.exec('select 1');
+    }
+    // The whole table came back (2,000 data rows of over 200 bytes: more than one piece of PGlite's output).
+    const all = Buffer.from(await replyOf(pglite, roundTrip('select * from t')));
+    expect(all.length).toBeGreaterThan(400_000);
+  });
+
+  it('keeps nothing of the replies (execProtocolRaw keeps every message it parsed until the next exec)', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const heapGrowth = async (run: (m: Buffer) => Promise<unknown>) => {
+      const message = roundTrip('select * from t where id <= 20');
+      await pglite.exec('select 1');
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      for (let i = 0; i < 2000; i++) await run(message);
+      gc();
+      return process.memoryUsage().heapUsed - before;
+    };
+    // The control: PGlite's own raw call holds on to ~20 parsed rows a round trip (about 9 MB here).
+    expect(await heapGrowth((m) => pglite.execProtocolRaw(m))).toBeGreaterThan(4_000_000);
+    expect(await heapGrowth((m) => replyOf(pglite, m))).toBeLessThan(1_000_000);
   });
 });

@@ -61,7 +61,7 @@ export function servePglite(pglite: PGlite, opts: { statementCacheSize?: number 
     const inTransaction = pglite.isInTransaction();
     if (!inTransaction) {
       const closes = statements.takeCloses();
-      if (closes) await pglite.execProtocolRaw(closes);
+      if (closes) await replyOf(pglite, closes);
       if (performance.now() - plansMadeAt > PLAN_REFRESH_MS) {
         await pglite.exec('discard plans');
         plansMadeAt = performance.now();
@@ -69,14 +69,14 @@ export function servePglite(pglite: PGlite, opts: { statementCacheSize?: number 
     }
     const rewritten = statements.rewrite(messages);
     if (!rewritten || (rewritten.customPlan && inTransaction))
-      return pglite.execProtocolRaw(messages.length === 1 ? messages[0]! : Buffer.concat(messages));
+      return replyOf(pglite, messages.length === 1 ? messages[0]! : Buffer.concat(messages));
     const mode = rewritten.customPlan ? 'force_custom_plan' : 'auto';
     if (!inTransaction && mode !== planMode) {
       await pglite.exec(`set plan_cache_mode = ${mode}`);
       planMode = mode;
     }
-    const { reply, retry } = rewritten.reply(await pglite.execProtocolRaw(rewritten.input), pglite.isInTransaction());
-    return retry ? pglite.execProtocolRaw(retry) : reply;
+    const { reply, retry } = rewritten.reply(await replyOf(pglite, rewritten.input), pglite.isInTransaction());
+    return retry ? replyOf(pglite, retry) : reply;
   }
 
   function takeTurn(conn: Connection): Promise<() => void> {
@@ -263,6 +263,36 @@ export interface PgliteServerOptions {
   socketPath: string;
   /** A database to start from (a `dumpDataDir` tarball: tests' migrated snapshot). */
   loadDataDir?: ArrayBuffer;
+}
+
+/**
+ * PGlite's reply to a round trip's messages, as the bytes it wrote. Not `execProtocolRaw`, which returns the same
+ * bytes but also parses every message of the reply into objects and keeps them in a list that only PGlite's own
+ * `exec`/`query` empty: the database thread's CPU went into parsing replies nobody reads, and what it kept survived
+ * to the old generation, where the garbage collector traced it. Measured alone (PGlite in memory, 5,000 round
+ * trips each): a select of one row 62.6 -> 33.3 us of CPU, of 20 rows 146 -> 26 us, an insert ... returning 73.7
+ * -> 46.7 us; and without an `exec` between them the heap grew 4.7 MB per thousand 20-row selects.
+ * PGlite keeps the callback given here for its output until its own next `exec` or `query`: an `execProtocolRaw`
+ * on the same instance in between would find its reply empty. The server makes its round trips only through here.
+ */
+export async function replyOf(pglite: PGlite, message: Uint8Array): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let length = 0;
+  await pglite.execProtocolRawStream(message, {
+    // A view of PGlite's memory, written over by its next output: copied.
+    onRawData: (data) => {
+      parts.push(data.slice());
+      length += data.length;
+    },
+  });
+  if (parts.length === 1) return parts[0]!;
+  const reply = new Uint8Array(length);
+  let at = 0;
+  for (const part of parts) {
+    reply.set(part, at);
+    at += part.length;
+  }
+  return reply;
 }
 
 /** The embedded database thread's work (pglite-thread.mjs): PGlite opened on `dataDir`, served on `socketPath`. */

@@ -212,6 +212,7 @@ export async function buildDeps(
   const providers = new ProviderRegistry(
     settings,
     retriever,
+    embedders,
     { credentials: config.credentials, localTtsConcurrency: config.localTtsConcurrency },
     log.child({ component: 'providers' }),
     { outbound, signingSecrets: (tenantId) => signingSecrets.forSigning(tenantId), log: log.child({ component: 'tools' }) },

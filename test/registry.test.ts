@@ -2,7 +2,7 @@
 // (providers/engines.ts): the table and what is derived from it, whose key an engine gets, the rate each engine
 // runs at, and the local STT's language model.
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { OutboundGuard } from '../src/lib/outbound.js';
 import { ProviderError } from '../src/lib/provider-error.js';
 import {
@@ -19,6 +19,7 @@ import { EmbedderRegistry } from '../src/rag/embedders/registry.js';
 import { LocalEmbedder } from '../src/rag/embedders/local-embedder.js';
 import { OpenAIEmbedder } from '../src/rag/embedders/openai-embedder.js';
 import { providersSchema } from '../src/services/settings.js';
+import type { TurnResult } from '../src/voice/agent.js';
 import { ProviderRegistry } from '../src/voice/registry.js';
 import { FallbackStt } from '../src/voice/stt/fallback-stt.js';
 import { PocketsphinxStt } from '../src/voice/stt/pocketsphinx-stt.js';
@@ -74,6 +75,28 @@ describe('local speech-to-text language model', () => {
     const put = await call(t.app, 'PUT', '/api/v1/settings/tenant', s.access_token, { providers: { stt: { local_model: 'general' } } });
     expect(put.statusCode, put.body).toBe(200);
     expect((await localStt(s.tenant.id)).mode).toBe('general');
+  });
+});
+
+describe("a call's agent", () => {
+  it('searches the knowledge with the embedder of the settings read as the call started: a turn reads no settings', async () => {
+    const s = await signup(t.app);
+    await upload(s.access_token, 'Parking', 'Free parking is behind the clinic on Elm Street. Therapy sessions last forty minutes.');
+    const reads = vi.spyOn(t.deps.settings, 'forProviders');
+    try {
+      const { agent } = await t.deps.providers.agentFor(s.tenant.id);
+      expect(reads).toHaveBeenCalledTimes(1);
+      for (const said of ['Where can I park?', 'How long is a therapy session?']) {
+        let turn: TurnResult | undefined;
+        for await (const event of agent.reply([], said)) if (event.type === 'done') turn = event.turn;
+        // The passage was found: the search ran, with the tenant's embedder.
+        expect(turn?.citations.map((c) => c.title)).toEqual(['Parking']);
+      }
+      // The first search used to look the embedder up in the tenant's settings: a round trip before the first answer.
+      expect(reads).toHaveBeenCalledTimes(1);
+    } finally {
+      reads.mockRestore();
+    }
   });
 });
 
@@ -160,7 +183,11 @@ describe("keys: the tenant's, else the platform's", () => {
   function registry(credentials: PlatformCredentials, logs: string[]): ProviderRegistry {
     const log = pino({ level: 'warn' }, { write: (line: string) => void logs.push(line) });
     const outbound = new OutboundGuard({ allowPrivateNetworks: true, allowHosts: [] });
-    return new ProviderRegistry(t.deps.settings, t.deps.retriever, { credentials }, log, { outbound, signingSecrets: async () => [], log });
+    return new ProviderRegistry(t.deps.settings, t.deps.retriever, t.deps.embedders, { credentials }, log, {
+      outbound,
+      signingSecrets: async () => [],
+      log,
+    });
   }
 
   it("voice: a cloud engine without any key is replaced by the local one; with the tenant's or the platform's key it leads a chain at its own rate", async () => {

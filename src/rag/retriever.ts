@@ -40,7 +40,7 @@ export interface SearchOptions {
    */
   minScore: number;
   mode?: SearchMode;
-  /** The tenant's embedder when the caller already has it (embedderFor); otherwise it is looked up. */
+  /** The tenant's embedder when the caller already has it (a call's agent, embedderFor); otherwise it is looked up. */
   embedder?: Embedder;
 }
 

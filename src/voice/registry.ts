@@ -15,6 +15,7 @@ import {
 } from '../providers/engines.js';
 import { credentialFor, keyOwner as billedTo, type PlatformCredentials, VENDORS } from '../providers/vendors.js';
 import type { Embedder } from '../rag/embedders/embedder.js';
+import type { EmbedderRegistry } from '../rag/embedders/registry.js';
 import type { Retriever } from '../rag/retriever.js';
 import { type CallVariables, fillVariables } from '../lib/call-input.js';
 import type { AgentOverrides, ProviderSettings, SettingsService, TenantSettingsView, TenantTool } from '../services/settings.js';
@@ -76,6 +77,8 @@ export class ProviderRegistry {
   constructor(
     private readonly settings: SettingsService,
     private readonly retriever: Retriever,
+    /** The knowledge search's embedder, made from the settings a call has read already. */
+    private readonly embedders: Pick<EmbedderRegistry, 'of'>,
     private readonly platform: PlatformProviders,
     private readonly log: FastifyBaseLogger,
     private readonly toolRuntime: HttpToolRuntime,
@@ -165,21 +168,19 @@ export class ProviderRegistry {
         : embeddingsEngine?.vendor
           ? meteredEmbedder(e, meter, embeddingsEngine.name, billedTo(embeddingsEngine.vendor, keys))
           : meteredEmbedder(e, meter, 'local', 'platform');
-    // Resolved at the first search and kept for the agent's life (a call): each search is then one query.
-    let embedder: Promise<Embedder> | undefined;
+    // Made at the first search from the settings the call read as it started, and kept for the agent's life (a
+    // call). It was looked up in the database then: one more round trip before the first answer, and at a burst of
+    // calls a queued one. A failure (a missing key, say) is not kept: the next search tries again.
+    let embedder: Embedder | undefined;
     const search: KnowledgeSearch = async (query, signal) => {
       // A reply prepared ahead and dropped before it searched (the caller went on speaking) does not search.
       if (!settings.rag.enabled || signal?.aborted) return [];
-      // A failure (a missing key, say) is not kept: the next search asks again.
-      embedder ??= this.retriever.embedderFor(tenantId).then(meterEmbedder, (err: unknown) => {
-        embedder = undefined;
-        throw err;
-      });
+      embedder ??= meterEmbedder(this.embedders.of(settings.providers.embeddings, keys));
       const hits = await this.retriever.search(tenantId, query, {
         topK: settings.rag.top_k,
         minScore: settings.rag.min_score,
         minRelevance: settings.rag.min_relevance,
-        embedder: await embedder,
+        embedder,
       });
       return hits.map((h) => ({
         chunkId: h.chunkId,

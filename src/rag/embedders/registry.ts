@@ -25,7 +25,11 @@ export class EmbedderRegistry {
 
   async forTenant(tenantId: string): Promise<Embedder> {
     const { settings, keys } = await this.settings.forProviders(tenantId);
-    const choice = settings.providers.embeddings;
+    return this.of(settings.providers.embeddings, keys);
+  }
+
+  /** The embedder of this choice with these keys: for a caller that has read the tenant's settings already. */
+  of(choice: Choices['embeddings'] & { provider: string }, keys: Partial<Record<string, string>>): Embedder {
     const engine = engineOf('embeddings', choice.provider);
     if (!engine?.vendor) return this.local;
     const credential = credentialFor(engine.vendor, keys, this.platform);

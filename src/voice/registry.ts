@@ -170,7 +170,7 @@ export class ProviderRegistry {
           : meteredEmbedder(e, meter, 'local', 'platform');
     // Made at the first search from the settings the call read as it started, and kept for the agent's life (a
     // call). It was looked up in the database then: one more round trip before the first answer, and at a burst of
-    // calls a queued one. A failure (a missing key, say) is not kept: the next search tries again.
+    // calls a queued one. A failure (a missing key, say) is not kept: each search of the call fails the same way.
     let embedder: Embedder | undefined;
     const search: KnowledgeSearch = async (query, signal) => {
       // A reply prepared ahead and dropped before it searched (the caller went on speaking) does not search.
